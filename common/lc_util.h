@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Small helpers shared by every module: clocks, hex, bounded string copy.
+ */
+#ifndef LC_UTIL_H
+#define LC_UTIL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Milliseconds since the Unix epoch, UTC (wall clock: for records). */
+uint64_t lc_now_ms(void);
+/* Milliseconds on a monotonic clock (for timeouts and rates). */
+uint64_t lc_mono_ms(void);
+/* Nanoseconds on a monotonic clock (for latency measurement). */
+uint64_t lc_mono_ns(void);
+
+/* Lower-case hex of `n` bytes into `out`, which has room for 2n+1. */
+void lc_hex(const uint8_t *in, size_t n, char *out);
+/* Parse exactly 2n hex digits into `out`. Returns false on bad input. */
+bool lc_unhex(const char *in, size_t inlen, uint8_t *out, size_t n);
+
+/* Copy `src` into `dst` of `cap` bytes, always terminated. Returns false
+ * when `src` did not fit (dst then holds a truncated copy). */
+bool lc_strlcpy(char *dst, const char *src, size_t cap);
+
+/* Fill `out` with a random 128-bit id as 32 hex chars + NUL. Uses the
+ * OpenSSL CSPRNG. Returns false if the RNG fails. */
+bool lc_random_id(char out[33]);
+
+#endif

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Per-device provisioning state machine, and the store that persists it.
+ *
+ * sm_step() is pure: (device, event, now) -> (changed device, actions).
+ * It does no I/O, takes no locks and reads no clock, so every transition
+ * is unit-tested without a broker or a CA. The caller (broker/) persists
+ * the device and the actions' audit records in one transaction, commits,
+ * and only then performs the outside effects (CA submit, publish).
+ *
+ *   (new) --REQUEST--> NEW -> VALIDATED -> ISSUING_BOOTSTRAP
+ *   (new) --INVALID--> REJECTED                     (terminal for that
+ *                                                    request, with reason)
+ *   ISSUING_BOOTSTRAP --CA_ISSUED(b)--> ISSUING_OPERATIONAL
+ *   ISSUING_OPERATIONAL --CA_ISSUED(o)--> DELIVERED
+ *   ISSUING_* --CA_RETRY--> same state, attempts+1, next_attempt_at
+ *   ISSUING_* --TIMER--> same state, CA submit again with the same key
+ *   ISSUING_* --CA_REJECTED | attempts spent--> FAILED
+ *   DELIVERED --INSTALLED (fingerprints match)--> PROVISIONED
+ *   DELIVERED --TIMER--> re-deliver, up to max_deliveries, then FAILED
+ *   FAILED --OPERATOR_RETRY--> ISSUING_* (the first role still missing)
+ *   DELIVERED|PROVISIONED --REQUEST same keys--> re-deliver, same certs
+ *   PROVISIONED|REJECTED|FAILED --REQUEST new keys--> by policy: refuse
+ *      (REJECTED:already_provisioned) or a new generation from VALIDATED
+ *
+ * Every state change yields one SM_ACT_AUDIT action. Results of an older
+ * generation (a CA answer that raced a re-provisioning) return
+ * LC_ESTATE and change nothing, as do events not allowed in the state:
+ * replayed or stale messages never move a device backwards.
+ */
+#ifndef LC_SM_H
+#define LC_SM_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "audit/aud.h"
+#include "ca_adapters/ca.h"
+#include "common/lc_err.h"
+
+#define SM_ID_MAX 64
+#define SM_REASON_MAX 96
+#define SM_FPR_HEX 65        /* SHA-256 hex + NUL */
+#define SM_SERIAL_HEX 41
+
+enum sm_state {
+  SM_NEW, SM_VALIDATED, SM_ISSUING_BOOTSTRAP, SM_ISSUING_OPERATIONAL,
+  SM_DELIVERED, SM_PROVISIONED, SM_REJECTED, SM_FAILED,
+  SM_RENEW_CHALLENGED, SM_RENEW_ISSUING, SM_RENEW_DELIVERED,
+  SM_STATE_COUNT
+};
+
+/* "NEW", "ISSUING_BOOTSTRAP", ...; static, never NULL. */
+const char *sm_state_name(enum sm_state s);
+/* Inverse of sm_state_name(); LC_EINVAL for unknown names. */
+lc_err sm_state_parse(const char *name, enum sm_state *out) LC_NODISCARD;
+/* True for states with nothing left to do without outside input. */
+bool sm_state_settled(enum sm_state s);
+
+/* One issued certificate. */
+struct sm_cert {
+  char *pem;                       /* owned; NULL until issued */
+  char fpr[SM_FPR_HEX];            /* SHA-256 of DER, hex */
+  char serial[SM_SERIAL_HEX];      /* hex */
+};
+
+/* A device's persisted record. Owned strings are freed by
+ * sm_device_free(); fixed buffers are always NUL-terminated. */
+struct sm_device {
+  int64_t id;                      /* store row id; 0 = not stored yet */
+  char group[SM_ID_MAX + 1];
+  char edge[SM_ID_MAX + 1];
+  char device[SM_ID_MAX + 1];      /* "" for a node-level device */
+  char serial[SM_ID_MAX + 1];
+  enum sm_state state;
+  char reason[SM_REASON_MAX];      /* why REJECTED / FAILED */
+  char request_id[33];             /* random hex, new per generation */
+  uint32_t generation;             /* 1 for the first provisioning */
+  uint32_t attempts;               /* CA attempts in this ISSUING_* */
+  uint32_t deliveries;             /* DCMDs sent in DELIVERED */
+  uint64_t next_attempt_at;        /* ms since epoch; 0 = none armed */
+  char *csr[CA_ROLE_COUNT];        /* owned PEM, per role */
+  char key_fpr[CA_ROLE_COUNT][SM_FPR_HEX]; /* SHA-256 of SPKI, hex */
+  struct sm_cert cert[CA_ROLE_COUNT];
+  char *chain;                     /* owned PEM: issuing CAs, no root */
+  char *meta;                      /* owned JSON: manufacturer, model, fw */
+  uint64_t created_at, updated_at; /* ms since epoch */
+};
+
+/* A zeroed device with id 0; caller fills identifiers. Free with
+ * sm_device_free(). NULL on out of memory. */
+struct sm_device *sm_device_new(void);
+void sm_device_free(struct sm_device *dev);
+/* "group/edge/device" (or "group/edge" for a node-level device). */
+void sm_device_key(const struct sm_device *dev, char *buf, size_t cap);
+/* The CA idempotency key for `role` of the current generation:
+ * "<request_id>-b" / "<request_id>-o" (34 chars + NUL). */
+void sm_request_key(const struct sm_device *dev, enum ca_role role,
+                    char out[40]);
+
+/* A validated provisioning request (from a DBIRTH). Borrowed. */
+struct sm_request {
+  const char *serial;
+  const char *csr[CA_ROLE_COUNT];            /* PEM */
+  const char *key_fpr[CA_ROLE_COUNT];        /* hex */
+  const char *meta;                          /* JSON or NULL */
+  const char *request_id;                    /* fresh random hex; used
+                                                when a generation starts */
+};
+
+enum sm_event_kind {
+  SM_EV_REQUEST,          /* valid DBIRTH: ev.req */
+  SM_EV_INVALID,          /* invalid DBIRTH: ev.reason */
+  SM_EV_CA_ISSUED,        /* ev.role, ev.cert_pem, ev.chain_pem, ev.fpr,
+                             ev.serial, ev.generation */
+  SM_EV_CA_RETRY,         /* ev.role, ev.retry_after_ms, ev.generation */
+  SM_EV_CA_REJECTED,      /* ev.role, ev.reason, ev.generation */
+  SM_EV_INSTALLED,        /* ev.text: the device's Provisioning/Installed */
+  SM_EV_TIMER,            /* next_attempt_at reached */
+  SM_EV_OPERATOR_RETRY,   /* `linecert retry` */
+  SM_EV_COUNT
+};
+const char *sm_event_name(enum sm_event_kind k);
+
+struct sm_event {
+  enum sm_event_kind kind;
+  uint64_t now_ms;               /* wall clock, supplied by the caller */
+  uint32_t jitter;               /* random 0..999, for backoff */
+  const struct sm_request *req;
+  enum ca_role role;
+  uint32_t generation;
+  uint32_t retry_after_ms;
+  const char *cert_pem, *chain_pem, *fpr, *serial;
+  const char *reason;
+  const char *text;
+};
+
+enum sm_reprovision { SM_REPROVISION_DENY, SM_REPROVISION_REISSUE };
+
+struct sm_policy {
+  uint32_t max_ca_attempts;      /* then FAILED; default 8 */
+  uint32_t retry_base_ms;        /* backoff base; default 500 */
+  uint32_t retry_max_ms;         /* backoff cap; default 60000 */
+  uint32_t delivery_timeout_ms;  /* default 30000 */
+  uint32_t max_deliveries;       /* default 5 */
+  enum sm_reprovision reprovision;
+};
+/* The defaults above. */
+void sm_policy_defaults(struct sm_policy *p);
+
+enum sm_action_kind {
+  SM_ACT_AUDIT,      /* write an audit record: event, from -> to, text */
+  SM_ACT_CA_SUBMIT,  /* submit (or poll) role with sm_request_key() */
+  SM_ACT_DELIVER,    /* DCMD: certificates, chain, Status=ISSUED */
+  SM_ACT_STATUS      /* DCMD: Status = text (REJECTED:<r> or RETRYING) */
+};
+
+struct sm_action {
+  enum sm_action_kind kind;
+  enum ca_role role;
+  const char *event;             /* audit event name (static string) */
+  enum sm_state from, to;        /* for SM_ACT_AUDIT */
+  char text[SM_REASON_MAX + 16]; /* status text, or audit reason */
+};
+
+#define SM_ACTIONS_MAX 8
+struct sm_actions {
+  unsigned n;
+  bool dirty;                    /* device changed: persist it */
+  struct sm_action a[SM_ACTIONS_MAX];
+};
+
+/* Apply one event. On LC_OK, act (reset by the call) lists the actions
+ * to run in order, and act->dirty says whether dev must be persisted.
+ * LC_ESTATE: event not allowed here, dev unchanged. LC_EINVAL: event
+ * malformed (e.g. INSTALLED fingerprints that do not match: dev
+ * unchanged, act->a may hold an audit action to record it). LC_ENOMEM. */
+lc_err sm_step(struct sm_device *dev, const struct sm_policy *pol,
+               const struct sm_event *ev, struct sm_actions *act)
+  LC_NODISCARD;
+
+/* ---- store -------------------------------------------------------------- */
+
+/* The store: SQLite now (WAL, synchronous=FULL, schema version in
+ * PRAGMA user_version, statements prepared once), PostgreSQL later,
+ * behind the same functions. One writer thread at a time per store
+ * handle; a read-only handle may live in another process. */
+struct sm_store;
+
+enum sm_store_mode { SM_STORE_RW, SM_STORE_RO };
+
+/* Open (creating and migrating in RW mode) the SQLite store at `path`. */
+lc_err sm_store_open_sqlite(const char *path, enum sm_store_mode mode,
+                            struct sm_store **out) LC_NODISCARD;
+void sm_store_close(struct sm_store *st);
+
+/* Transactions. Every put and append between begin and commit lands
+ * together or not at all. commit is durable when it returns LC_OK. */
+lc_err sm_store_begin(struct sm_store *st) LC_NODISCARD;
+lc_err sm_store_commit(struct sm_store *st) LC_NODISCARD;
+void sm_store_rollback(struct sm_store *st);
+
+/* Insert (dev->id == 0; sets dev->id) or update the device. Inside a
+ * transaction. LC_EEXIST when the (group, edge, device) is taken. */
+lc_err sm_store_put_device(struct sm_store *st, struct sm_device *dev)
+  LC_NODISCARD;
+/* Load one device; LC_ENOTFOUND when absent. *out freed with
+ * sm_device_free(). */
+lc_err sm_store_get_device(struct sm_store *st, const char *group,
+                           const char *edge, const char *device,
+                           struct sm_device **out) LC_NODISCARD;
+/* The device holding `serial` (any generation), or LC_ENOTFOUND. */
+lc_err sm_store_find_serial(struct sm_store *st, const char *serial,
+                            struct sm_device **out) LC_NODISCARD;
+
+/* Hands each device ownership to cb (cb frees it); stops at the first
+ * error cb returns and returns it. */
+typedef lc_err (*sm_device_cb)(void *ctx, struct sm_device *dev);
+/* Every device not in a settled state (resume after restart). */
+lc_err sm_store_foreach_unfinished(struct sm_store *st, sm_device_cb cb,
+                                   void *ctx) LC_NODISCARD;
+/* Every device, in id order (CLI, tests). */
+lc_err sm_store_foreach_device(struct sm_store *st, sm_device_cb cb,
+                               void *ctx) LC_NODISCARD;
+/* Device count per state. */
+lc_err sm_store_count_states(struct sm_store *st,
+                             uint64_t counts[SM_STATE_COUNT]) LC_NODISCARD;
+
+/* Append a sealed audit record. Inside a transaction. */
+lc_err sm_store_append_audit(struct sm_store *st,
+                             const struct aud_record *rec) LC_NODISCARD;
+/* The chain's tail (seq 0 and zero hash for an empty log). */
+lc_err sm_store_audit_tail(struct sm_store *st, struct aud_chain *out)
+  LC_NODISCARD;
+/* Records with seq >= from_seq, in order. rec and its strings are
+ * borrowed for the call. Stops at the first error cb returns. */
+typedef lc_err (*sm_audit_cb)(void *ctx, const struct aud_record *rec);
+lc_err sm_store_audit_foreach(struct sm_store *st, uint64_t from_seq,
+                              sm_audit_cb cb, void *ctx) LC_NODISCARD;
+
+/* Small key/value settings (e.g. "audit_pubkey"). get: *out freed with
+ * lc_free(); LC_ENOTFOUND when absent. set: inside or outside a
+ * transaction. */
+lc_err sm_store_meta_get(struct sm_store *st, const char *key, char **out)
+  LC_NODISCARD;
+lc_err sm_store_meta_set(struct sm_store *st, const char *key,
+                         const char *value) LC_NODISCARD;
+
+#endif

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "common/lc_err.h"
+#include "common/lc_mem.h"
+#include "common/lc_queue.h"
+#include "common/lc_util.h"
+#include "tests/support/lc_cunit.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+static void test_strerror_covers_every_code(void)
+{
+  for(int e = 0; e < LC_ERR_COUNT_; e++) {
+    CU_ASSERT_PTR_NOT_NULL(lc_strerror((lc_err)e));
+    CU_ASSERT_STRING_NOT_EQUAL(lc_strerror((lc_err)e), "unknown error");
+  }
+  CU_ASSERT_STRING_EQUAL(lc_errname(LC_EPROTO), "LC_EPROTO");
+  CU_ASSERT_STRING_EQUAL(lc_strerror((lc_err)9999), "unknown error");
+}
+
+static void test_hex_round_trip_and_rejects_bad_digits(void)
+{
+  uint8_t in[4] = {0x00, 0xab, 0x7f, 0xff}, out[4];
+  char hex[9];
+  lc_hex(in, 4, hex);
+  CU_ASSERT_STRING_EQUAL(hex, "00ab7fff");
+  CU_ASSERT_TRUE(lc_unhex(hex, 8, out, 4));
+  CU_ASSERT_EQUAL(memcmp(in, out, 4), 0);
+  CU_ASSERT_FALSE(lc_unhex("00ab7fxf", 8, out, 4));
+  CU_ASSERT_FALSE(lc_unhex("00ab7f", 6, out, 4));
+}
+
+static void test_strlcpy_truncates_and_reports(void)
+{
+  char b[4];
+  CU_ASSERT_TRUE(lc_strlcpy(b, "abc", sizeof(b)));
+  CU_ASSERT_STRING_EQUAL(b, "abc");
+  CU_ASSERT_FALSE(lc_strlcpy(b, "abcd", sizeof(b)));
+  CU_ASSERT_STRING_EQUAL(b, "abc");
+}
+
+static void test_alloc_failure_hook_fails_nth(void)
+{
+  lc_mem_fail_after(2);
+  void *a = lc_malloc(8);
+  void *b = lc_malloc(8);
+  void *c = lc_malloc(8);
+  lc_mem_fail_after(0);
+  CU_ASSERT_PTR_NOT_NULL(a);
+  CU_ASSERT_PTR_NULL(b);
+  CU_ASSERT_PTR_NOT_NULL(c);
+  lc_free(a);
+  lc_free(c);
+}
+
+static void test_queue_bounded_and_fifo(void)
+{
+  struct lc_queue *q;
+  CU_ASSERT_EQUAL_FATAL(lc_queue_new(2, &q), LC_OK);
+  int x = 1, y = 2, z = 3;
+  CU_ASSERT_EQUAL(lc_queue_push(q, &x), LC_OK);
+  CU_ASSERT_EQUAL(lc_queue_push(q, &y), LC_OK);
+  CU_ASSERT_EQUAL(lc_queue_push(q, &z), LC_EFULL);
+  CU_ASSERT_PTR_EQUAL(lc_queue_pop(q), &x);
+  CU_ASSERT_PTR_EQUAL(lc_queue_pop(q), &y);
+  CU_ASSERT_PTR_NULL(lc_queue_pop(q));
+  CU_ASSERT_PTR_NULL(lc_queue_pop_wait(q, 10));
+  lc_queue_close(q);
+  CU_ASSERT_EQUAL(lc_queue_push(q, &x), LC_ESHUTDOWN);
+  lc_queue_free(q);
+}
+
+#define PRODUCERS 4
+#define PER_PRODUCER 20000
+
+static void *produce(void *arg)
+{
+  struct lc_queue *q = arg;
+  for(uintptr_t i = 1; i <= PER_PRODUCER; i++)
+    if(lc_queue_push_wait(q, (void *)i) != LC_OK)
+      break;
+  return NULL;
+}
+
+static void test_queue_many_producers_lose_nothing(void)
+{
+  struct lc_queue *q;
+  CU_ASSERT_EQUAL_FATAL(lc_queue_new(64, &q), LC_OK);
+  pthread_t th[PRODUCERS];
+  for(int i = 0; i < PRODUCERS; i++)
+    pthread_create(&th[i], NULL, produce, q);
+  uint64_t sum = 0, n = 0;
+  while(n < (uint64_t)PRODUCERS * PER_PRODUCER) {
+    void *it = lc_queue_pop_wait(q, 1000);
+    if(!it)
+      break;
+    sum += (uintptr_t)it;
+    n++;
+  }
+  for(int i = 0; i < PRODUCERS; i++)
+    pthread_join(th[i], NULL);
+  CU_ASSERT_EQUAL(n, (uint64_t)PRODUCERS * PER_PRODUCER);
+  CU_ASSERT_EQUAL(sum, (uint64_t)PRODUCERS * PER_PRODUCER *
+                           (PER_PRODUCER + 1) / 2);
+  lc_queue_free(q);
+}
+
+static void test_random_ids_differ(void)
+{
+  char a[33], b[33];
+  CU_ASSERT_TRUE(lc_random_id(a));
+  CU_ASSERT_TRUE(lc_random_id(b));
+  CU_ASSERT_EQUAL(strlen(a), 32);
+  CU_ASSERT_STRING_NOT_EQUAL(a, b);
+}
+
+static const struct lc_test tests[] = {
+  {"every error code has a text", test_strerror_covers_every_code},
+  {"hex round trip; bad digits rejected",
+   test_hex_round_trip_and_rejects_bad_digits},
+  {"strlcpy truncates and says so", test_strlcpy_truncates_and_reports},
+  {"allocation hook fails exactly the n-th", test_alloc_failure_hook_fails_nth},
+  {"queue is bounded and FIFO", test_queue_bounded_and_fifo},
+  {"queue: 4 producers, 80k items, none lost",
+   test_queue_many_producers_lose_nothing},
+  {"random ids are 32 hex and differ", test_random_ids_differ},
+  {NULL, NULL}};
+
+int main(void)
+{
+  const struct lc_suite suites[] = {{"common", NULL, NULL, tests},
+                                    {NULL, NULL, NULL, NULL}};
+  return lc_cunit_run(suites);
+}
