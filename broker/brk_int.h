@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Declarations shared by the broker's files; not part of its interface.
+ */
+#ifndef LC_BRK_INT_H
+#define LC_BRK_INT_H
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "audit/aud.h"
+#include "broker/brk.h"
+#include "ca_adapters/ca.h"
+#include "common/lc_queue.h"
+#include "sparkplug/spb.h"
+#include "statemachine/sm.h"
+
+#define BRK_KEY_MAX (3 * (SM_ID_MAX + 1))
+
+/* ---- inbox: what the MQTT thread hands to the loop ----------------------- */
+
+enum brk_msg_kind {
+  BRK_MSG_PUBLISH,          /* a message arrived */
+  BRK_MSG_CONNECTED,        /* CONNACK */
+  BRK_MSG_CONNECT_FAILED,
+  BRK_MSG_LOST,             /* connection lost */
+  BRK_MSG_SUBSCRIBED,
+  BRK_MSG_SUBSCRIBE_FAILED
+};
+
+struct brk_msg {
+  enum brk_msg_kind kind;
+  char *topic;              /* NUL-terminated; same allocation as msg */
+  size_t topic_len;
+  uint8_t *payload;         /* same allocation as msg */
+  size_t len;
+};
+
+/* ---- worker jobs and their results ---------------------------------------- */
+
+enum brk_job_kind { BRK_JOB_VALIDATE, BRK_JOB_ISSUE };
+
+struct brk_job {
+  enum brk_job_kind kind;
+  char group[SM_ID_MAX + 1], edge[SM_ID_MAX + 1], device[SM_ID_MAX + 1];
+  char serial[SM_ID_MAX + 1];
+  uint32_t generation;
+  enum ca_role role;                  /* ISSUE */
+  char request_key[40];               /* ISSUE */
+  char *csr_pem[CA_ROLE_COUNT];       /* owned; VALIDATE both, ISSUE one */
+  struct ca_csr *csr[CA_ROLE_COUNT];  /* owned; parsed (VALIDATE output,
+                                         ISSUE input when cached) */
+  char *meta;                         /* owned JSON (VALIDATE) */
+  /* results */
+  lc_err rc;                          /* local failure of the job */
+  char reason[CA_REASON_MAX];         /* VALIDATE: why invalid ("" ok) */
+  char key_fpr[CA_ROLE_COUNT][SM_FPR_HEX];
+  struct ca_result res;               /* ISSUE */
+  char cert_fpr[SM_FPR_HEX];          /* ISSUE */
+  uint64_t started_ns, finished_ns;
+};
+
+void brk_job_free(struct brk_job *job);
+
+struct brk_workers;
+/* Start n threads taking jobs from `jobs` and pushing them, done, to
+ * `results`. results must hold every job that can be out at once. */
+lc_err brk_workers_start(unsigned n, struct lc_queue *jobs,
+                         struct lc_queue *results,
+                         const struct ca_csr_policy *pol,
+                         struct ca_adapter *const ca[CA_ROLE_COUNT],
+                         struct brk_workers **out) LC_NODISCARD;
+/* Close the job queue and join the threads. */
+void brk_workers_stop(struct brk_workers *w);
+
+/* ---- MQTT ------------------------------------------------------------------- */
+
+struct brk_mqtt;
+struct brk_stats;
+/* A session for cfg that posts to `inbox` and counts into `stats` (both
+ * borrowed; they outlive the session). */
+lc_err brk_mqtt_new(const struct brk_config *cfg, struct lc_queue *inbox,
+                    struct brk_stats *stats, struct brk_mqtt **out)
+  LC_NODISCARD;
+/* Start connecting (a new STATE timestamp each time); the outcome
+ * arrives in the inbox. */
+lc_err brk_mqtt_connect(struct brk_mqtt *m) LC_NODISCARD;
+lc_err brk_mqtt_subscribe(struct brk_mqtt *m) LC_NODISCARD;
+/* STATE birth with the timestamp of the current connection's Will. */
+lc_err brk_mqtt_publish_online(struct brk_mqtt *m) LC_NODISCARD;
+lc_err brk_mqtt_publish(struct brk_mqtt *m, const char *topic,
+                        const void *payload, size_t len, int qos,
+                        bool retained) LC_NODISCARD;
+bool brk_mqtt_is_own_state(const struct brk_mqtt *m, const char *host_id);
+/* STATE death (explicit), disconnect and destroy. */
+void brk_mqtt_free(struct brk_mqtt *m);
+
+/* ---- counters (read by the stats line, later /metrics) ---------------------- */
+
+struct brk_stats {
+  atomic_ullong msgs_in, inbox_full, dropped_topic, dropped_payload,
+    births, duplicate_births, rejected, provisioned, issued, ca_retries,
+    dcmd_sent, installed_mismatch, commits, commit_failures, audit_records,
+    publish_failures;
+};
+
+/* ---- provisioning messages (provision.c) ------------------------------------ */
+
+/* What a DBIRTH asks for, borrowed from the decoded payload. */
+struct brk_birth {
+  const char *serial;
+  const char *csr[CA_ROLE_COUNT];
+  size_t csr_len[CA_ROLE_COUNT];
+  char *meta;               /* owned JSON of Device/Manufacturer... */
+  const char *reason;       /* set when the request is invalid as sent */
+};
+
+/* Read and pre-check a DBIRTH (no crypto): fills *b; b->reason names the
+ * first problem (missing_csr, bad_identifier, serial_mismatch,
+ * csr_too_large, ...). LC_ENOMEM only. */
+lc_err brk_birth_read(const struct spb_payload *p, const struct spb_topic *t,
+                      size_t csr_max, struct brk_birth *b) LC_NODISCARD;
+void brk_birth_cleanup(struct brk_birth *b);
+
+/* Encode the DCMD that delivers dev's certificates (Status ISSUED). *out
+ * freed with lc_free(). */
+lc_err brk_dcmd_deliver(const struct sm_device *dev, const char *trust_bundle,
+                        uint64_t now_ms, uint8_t **out, size_t *len)
+  LC_NODISCARD;
+/* Encode a DCMD carrying only Provisioning/Status (and RequestId). */
+lc_err brk_dcmd_status(const char *request_id, const char *status,
+                       uint64_t now_ms, uint8_t **out, size_t *len)
+  LC_NODISCARD;
+/* The DCMD topic of a device. */
+lc_err brk_dcmd_topic(const char *group, const char *edge, const char *device,
+                      char *buf, size_t cap) LC_NODISCARD;
+
+/* ---- audit records (records.c) ------------------------------------------------ */
+
+/* JSON details of a state-machine audit action, compact, sorted keys.
+ * *out freed with lc_free(). */
+lc_err brk_audit_details(const struct sm_device *dev,
+                         const struct sm_action *a, char **out) LC_NODISCARD;
+/* JSON details of a dropped message: reason and a printable topic. */
+lc_err brk_audit_dropped(const char *reason, const char *topic, size_t len,
+                         char **out) LC_NODISCARD;
+
+#endif
+
+/* ---- devices the loop is working on (devtab.c) -------------------------------- */
+
+/* A device in memory: its persisted record plus what only this process
+ * knows (jobs out, cached parsed CSRs). Devices leave memory once
+ * settled; the store is the truth. */
+struct brk_dev {
+  struct sm_device *sm;                  /* owned */
+  struct ca_csr *csr[CA_ROLE_COUNT];     /* owned cache from validation */
+  bool validating;                       /* a VALIDATE job is out */
+  bool ca_inflight;                      /* an ISSUE job is out */
+  bool kick;                             /* fire TIMER now (resume) */
+  bool touched;                          /* changed in this batch */
+  char key[BRK_KEY_MAX];                 /* group/edge/device */
+  struct brk_dev *next;                  /* hash chain */
+};
+
+struct brk_devtab {
+  struct brk_dev **buckets;
+  size_t n_buckets, n;
+};
+
+lc_err brk_devtab_init(struct brk_devtab *t) LC_NODISCARD;
+/* Frees every device left. */
+void brk_devtab_cleanup(struct brk_devtab *t);
+struct brk_dev *brk_devtab_find(const struct brk_devtab *t, const char *key);
+/* Takes ownership of `sm` on LC_OK. */
+lc_err brk_devtab_add(struct brk_devtab *t, struct sm_device *sm,
+                      struct brk_dev **out) LC_NODISCARD;
+/* Unlinks and frees d. */
+void brk_devtab_remove(struct brk_devtab *t, struct brk_dev *d);
+/* Calls fn for every device; fn must not add or remove. */
+void brk_devtab_each(struct brk_devtab *t,
+                     void (*fn)(struct brk_dev *d, void *ctx), void *ctx);
+
+/* ---- the service (loop.c, dispatch.c) ------------------------------------------ */
+
+enum brk_fx_kind { BRK_FX_SUBMIT, BRK_FX_DELIVER, BRK_FX_STATUS };
+
+/* An outside effect, run only after the transaction that allowed it
+ * has committed. */
+struct brk_fx {
+  enum brk_fx_kind kind;
+  struct brk_dev *d;
+  enum ca_role role;
+  char status[SM_REASON_MAX + 16];
+};
+
+enum brk_session { BRK_OFFLINE, BRK_CONNECTING, BRK_SUBSCRIBING, BRK_ONLINE };
+
+struct brk {
+  const struct brk_config *cfg;
+  struct sm_store *store;
+  struct aud_signer *signer;
+  struct aud_chain chain;             /* tail, as it will be after commit */
+  struct aud_chain chain_at_begin;    /* restored on rollback */
+  struct ca_adapter *ca_local;
+  struct ca_adapter *ca[CA_ROLE_COUNT];
+  struct ca_csr_policy csr_pol;
+  char *trust_bundle;                 /* root CA PEM for devices */
+  struct lc_queue *inbox, *jobs, *results;
+  struct brk_workers *workers;
+  struct brk_mqtt *mqtt;
+  struct brk_devtab devs;
+  struct brk_stats stats;
+  /* the open batch */
+  bool in_txn, txn_failed;
+  struct brk_fx *fx;
+  size_t n_fx, cap_fx;
+  struct brk_dev **touched;
+  size_t n_touched, cap_touched;
+  /* MQTT session */
+  enum brk_session session;
+  uint64_t reconnect_at;
+  uint32_t reconnect_delay_ms;
+  bool resumed;                       /* unfinished devices kicked */
+  uint64_t next_timer_scan, next_stats;
+  unsigned long long stats_provisioned_last;
+};
+
+/* dispatch.c: events into the state machines. */
+void brk_on_publish(struct brk *b, const struct brk_msg *msg);
+void brk_on_job_done(struct brk *b, struct brk_job *job);
+/* Fire TIMER for devices whose time came (or that were kicked). */
+void brk_fire_timers(struct brk *b, uint64_t now_ms);
+
+/* loop.c: batches. */
+/* Step d with ev; persist, audit and queue effects in the open batch.
+ * Returns sm_step's result. */
+lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev);
+/* Append an audit record outside any device (dropped messages, service
+ * events) to the open batch. */
+void brk_audit_event(struct brk *b, const char *event, const char *device,
+                     const char *details);
+/* The device for a triple: from memory, else from the store, else a new
+ * one in SM_NEW (create == true). NULL when absent and !create, or on
+ * failure (logged). */
+struct brk_dev *brk_device(struct brk *b, const char *group, const char *edge,
+                           const char *device, bool create);
+/* Queue a worker job (blocks while the job queue is full). */
+void brk_push_job(struct brk *b, struct brk_job *job);

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Configuration: one table of {section, key, type, bounds, where} drives
+ * parsing, printing and checking (redis), so a setting cannot be parsed
+ * but forgotten by --print-config. Errors name file, line and key.
+ */
+#include "broker/brk.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/lc_log.h"
+#include "common/lc_util.h"
+#include "sparkplug/spb.h"
+
+enum opt_type { OPT_STR, OPT_UINT, OPT_BOOL, OPT_REPROVISION };
+
+struct opt {
+  const char *section;
+  const char *key;
+  enum opt_type type;
+  size_t offset;        /* into struct brk_config */
+  size_t size;          /* OPT_STR: buffer size; OPT_UINT: 4 */
+  unsigned long min, max;
+};
+
+#define STR(sec, key, field)                                            \
+  {sec, key, OPT_STR, offsetof(struct brk_config, field),               \
+   sizeof(((struct brk_config *)0)->field), 0, 0}
+#define UINT(sec, key, field, lo, hi)                                   \
+  {sec, key, OPT_UINT, offsetof(struct brk_config, field),              \
+   sizeof(unsigned), lo, hi}
+#define BOOL(sec, key, field)                                           \
+  {sec, key, OPT_BOOL, offsetof(struct brk_config, field), sizeof(bool), \
+   0, 1}
+
+static const struct opt options[] = {
+  STR("mqtt", "url", mqtt_url),
+  STR("mqtt", "client_id", client_id),
+  STR("mqtt", "host_id", host_id),
+  STR("mqtt", "groups", groups),
+  UINT("mqtt", "keepalive_s", keepalive_s, 5, 3600),
+  STR("service", "data_dir", data_dir),
+  UINT("service", "workers", workers, 0, 64),
+  STR("service", "log_level", log_level),
+  UINT("service", "batch_max", batch_max, 1, 65536),
+  UINT("service", "queue_max", queue_max, 16, 1u << 20),
+  STR("ca", "bootstrap", ca_adapter[CA_ROLE_BOOTSTRAP]),
+  STR("ca", "operational", ca_adapter[CA_ROLE_OPERATIONAL]),
+  UINT("profile.bootstrap", "validity_days",
+       profile[CA_ROLE_BOOTSTRAP].validity_days, 1, 36500),
+  BOOL("profile.bootstrap", "client_auth",
+       profile[CA_ROLE_BOOTSTRAP].client_auth),
+  UINT("profile.bootstrap", "backdate_s",
+       profile[CA_ROLE_BOOTSTRAP].backdate_s, 0, 86400),
+  UINT("profile.operational", "validity_days",
+       profile[CA_ROLE_OPERATIONAL].validity_days, 1, 36500),
+  BOOL("profile.operational", "client_auth",
+       profile[CA_ROLE_OPERATIONAL].client_auth),
+  UINT("profile.operational", "backdate_s",
+       profile[CA_ROLE_OPERATIONAL].backdate_s, 0, 86400),
+  UINT("policy", "max_ca_attempts", policy.max_ca_attempts, 1, 1000),
+  UINT("policy", "retry_base_ms", policy.retry_base_ms, 10, 600000),
+  UINT("policy", "retry_max_ms", policy.retry_max_ms, 10, 86400000),
+  UINT("policy", "delivery_timeout_ms", policy.delivery_timeout_ms, 100,
+       86400000),
+  UINT("policy", "max_deliveries", policy.max_deliveries, 1, 1000),
+  {"policy", "reprovision", OPT_REPROVISION,
+   offsetof(struct brk_config, policy.reprovision), 0, 0, 0},
+  UINT("policy", "csr_max_bytes", csr_max_bytes, 256, 65536),
+  BOOL("policy", "allow_p384", allow_p384),
+};
+
+void brk_config_defaults(struct brk_config *cfg)
+{
+  memset(cfg, 0, sizeof(*cfg));
+  lc_strlcpy(cfg->mqtt_url, "tcp://127.0.0.1:1883", sizeof(cfg->mqtt_url));
+  lc_strlcpy(cfg->client_id, "linecert", sizeof(cfg->client_id));
+  lc_strlcpy(cfg->host_id, "linecert", sizeof(cfg->host_id));
+  cfg->keepalive_s = 30;
+  lc_strlcpy(cfg->data_dir, "linecert-data", sizeof(cfg->data_dir));
+  lc_strlcpy(cfg->log_level, "info", sizeof(cfg->log_level));
+  cfg->batch_max = 512;
+  cfg->queue_max = 8192;
+  for(int r = 0; r < CA_ROLE_COUNT; r++)
+    lc_strlcpy(cfg->ca_adapter[r], "local", sizeof(cfg->ca_adapter[r]));
+  cfg->profile[CA_ROLE_BOOTSTRAP].validity_days = 5475;   /* 15 years */
+  cfg->profile[CA_ROLE_BOOTSTRAP].backdate_s = 300;
+  cfg->profile[CA_ROLE_OPERATIONAL].validity_days = 365;
+  cfg->profile[CA_ROLE_OPERATIONAL].client_auth = true;
+  cfg->profile[CA_ROLE_OPERATIONAL].backdate_s = 300;
+  sm_policy_defaults(&cfg->policy);
+  cfg->csr_max_bytes = 8192;
+}
+
+static const char *const reprovision_names[] = {"deny", "reissue"};
+
+static bool parse_bool(const char *v, bool *out)
+{
+  if(!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcmp(v, "1") ||
+     !strcasecmp(v, "on"))
+    *out = true;
+  else if(!strcasecmp(v, "false") || !strcasecmp(v, "no") ||
+          !strcmp(v, "0") || !strcasecmp(v, "off"))
+    *out = false;
+  else
+    return false;
+  return true;
+}
+
+/* Set one option from text. Returns NULL or a static reason. */
+static const char *set_option(struct brk_config *cfg, const struct opt *o,
+                              const char *value)
+{
+  char *field = (char *)cfg + o->offset;
+  switch(o->type) {
+  case OPT_STR:
+    if(!lc_strlcpy(field, value, o->size))
+      return "value too long";
+    return NULL;
+  case OPT_UINT: {
+    char *end;
+    errno = 0;
+    if(value[0] == '-' || value[0] == '\0')
+      return "not a non-negative integer";
+    unsigned long v = strtoul(value, &end, 10);
+    if(errno || *end)
+      return "not a non-negative integer";
+    if(v < o->min || v > o->max)
+      return "out of range";
+    memcpy(field, &(unsigned){(unsigned)v}, sizeof(unsigned));
+    return NULL;
+  }
+  case OPT_BOOL: {
+    bool b;
+    if(!parse_bool(value, &b))
+      return "not a boolean (true/false)";
+    memcpy(field, &b, sizeof(b));
+    return NULL;
+  }
+  case OPT_REPROVISION:
+    for(unsigned i = 0; i < 2; i++) {
+      if(!strcmp(value, reprovision_names[i])) {
+        enum sm_reprovision r = (enum sm_reprovision)i;
+        memcpy(field, &r, sizeof(r));
+        return NULL;
+      }
+    }
+    return "must be deny or reissue";
+  }
+  return "unknown type";
+}
+
+struct parse_ctx {
+  struct brk_config *cfg;
+  char key[96];
+  const char *reason;
+};
+
+static int on_ini_entry(void *user, const char *section, const char *name,
+                        const char *value)
+{
+  struct parse_ctx *ctx = user;
+  snprintf(ctx->key, sizeof(ctx->key), "%s.%s", section, name);
+  for(size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
+    const struct opt *o = &options[i];
+    if(strcmp(o->section, section) || strcmp(o->key, name))
+      continue;
+    ctx->reason = set_option(ctx->cfg, o, value);
+    return ctx->reason == NULL;
+  }
+  ctx->reason = "unknown setting";
+  return 0;
+}
+
+lc_err brk_config_load(struct brk_config *cfg, const char *path, char *err,
+                       size_t errcap)
+{
+  struct parse_ctx ctx = {.cfg = cfg};
+  int line = ini_parse(path, on_ini_entry, &ctx);
+  if(line < 0) {
+    snprintf(err, errcap, "%s: cannot open", path);
+    return LC_ECONFIG;
+  }
+  if(line > 0) {
+    if(ctx.reason)
+      snprintf(err, errcap, "%s:%d: %s: %s", path, line, ctx.key, ctx.reason);
+    else
+      snprintf(err, errcap, "%s:%d: syntax error", path, line);
+    return LC_ECONFIG;
+  }
+  return brk_config_check(cfg, err, errcap);
+}
+
+static bool groups_valid(const char *groups)
+{
+  const char *p = groups;
+  while(*p) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if(!spb_id_valid(p, len))
+      return false;
+    p += len;
+    if(*p == ',')
+      p++;
+  }
+  return true;
+}
+
+lc_err brk_config_check(const struct brk_config *cfg, char *err,
+                        size_t errcap)
+{
+  const char *key = NULL, *why = NULL;
+  if(strncmp(cfg->mqtt_url, "tcp://", 6) && strncmp(cfg->mqtt_url, "ssl://", 6)
+     && strncmp(cfg->mqtt_url, "mqtt://", 7) &&
+     strncmp(cfg->mqtt_url, "mqtts://", 8))
+    key = "mqtt.url", why = "must start with tcp://, ssl://, mqtt:// or mqtts://";
+  else if(!spb_id_valid(cfg->host_id, strlen(cfg->host_id)))
+    key = "mqtt.host_id", why = "not a valid Sparkplug identifier";
+  else if(!cfg->client_id[0])
+    key = "mqtt.client_id", why = "empty";
+  else if(!groups_valid(cfg->groups))
+    key = "mqtt.groups", why = "not a comma-separated list of group ids";
+  else if(!cfg->data_dir[0])
+    key = "service.data_dir", why = "empty";
+  else if(lc_log_set_level(cfg->log_level) != LC_OK)
+    key = "service.log_level", why = "must be debug, info, warn or error";
+  else if(strcmp(cfg->ca_adapter[0], "local") ||
+          strcmp(cfg->ca_adapter[1], "local"))
+    key = "ca", why = "only the \"local\" adapter is available in this build";
+  else if(cfg->policy.retry_base_ms > cfg->policy.retry_max_ms)
+    key = "policy.retry_base_ms", why = "greater than retry_max_ms";
+  else if(cfg->profile[CA_ROLE_OPERATIONAL].validity_days >
+          cfg->profile[CA_ROLE_BOOTSTRAP].validity_days)
+    key = "profile.operational.validity_days",
+    why = "longer than the bootstrap certificate's";
+  if(!key)
+    return LC_OK;
+  snprintf(err, errcap, "%s: %s", key, why);
+  return LC_ECONFIG;
+}
+
+void brk_config_print(const struct brk_config *cfg, void *out)
+{
+  FILE *f = out;
+  const char *section = "";
+  for(size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
+    const struct opt *o = &options[i];
+    const char *field = (const char *)cfg + o->offset;
+    if(strcmp(section, o->section)) {
+      fprintf(f, "%s[%s]\n", i ? "\n" : "", o->section);
+      section = o->section;
+    }
+    switch(o->type) {
+    case OPT_STR:
+      fprintf(f, "%s = %s\n", o->key, field);
+      break;
+    case OPT_UINT: {
+      unsigned v;
+      memcpy(&v, field, sizeof(v));
+      fprintf(f, "%s = %u\n", o->key, v);
+      break;
+    }
+    case OPT_BOOL: {
+      bool b;
+      memcpy(&b, field, sizeof(b));
+      fprintf(f, "%s = %s\n", o->key, b ? "true" : "false");
+      break;
+    }
+    case OPT_REPROVISION: {
+      enum sm_reprovision r;
+      memcpy(&r, field, sizeof(r));
+      fprintf(f, "%s = %s\n", o->key, reprovision_names[r ? 1 : 0]);
+      break;
+    }
+    }
+  }
+}
+
+static void data_path(const struct brk_config *cfg, const char *rel,
+                      char *buf, size_t cap)
+{
+  snprintf(buf, cap, "%s/%s", cfg->data_dir, rel);
+}
+
+void brk_path_db(const struct brk_config *cfg, char *buf, size_t cap)
+{
+  data_path(cfg, "linecert.db", buf, cap);
+}
+
+void brk_path_ca(const struct brk_config *cfg, char *buf, size_t cap)
+{
+  data_path(cfg, "ca", buf, cap);
+}
+
+void brk_path_audit_key(const struct brk_config *cfg, char *buf, size_t cap)
+{
+  data_path(cfg, "audit/audit-key.pem", buf, cap);
+}
+
+void brk_path_audit_pub(const struct brk_config *cfg, char *buf, size_t cap)
+{
+  data_path(cfg, "audit/audit-pub.pem", buf, cap);
+}

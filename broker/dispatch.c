@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * From what arrived to state-machine events: Sparkplug messages from the
+ * inbox, finished jobs from the workers, and timers. Runs on the loop
+ * thread only.
+ */
+#include "broker/brk_int.h"
+
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <string.h>
+
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+
+#define M_INSTALLED "Provisioning/Installed"
+
+static uint32_t jitter(void)
+{
+  uint8_t r[2] = {0, 0};
+  if(RAND_bytes(r, sizeof(r)) != 1)
+    return 0; /* jitter is a courtesy to the CA, not a need */
+  return (uint32_t)(r[0] << 8 | r[1]) % 1000;
+}
+
+static void drop(struct brk *b, const char *reason, const struct brk_msg *m)
+{
+  char *details = NULL;
+  lc_log(LC_WARN, "mqtt", "dropped=%s topic_len=%zu len=%zu", reason,
+         m->topic_len, m->len);
+  if(brk_audit_dropped(reason, m->topic, m->topic_len, &details) == LC_OK)
+    brk_audit_event(b, "dropped", "", details);
+  lc_free(details);
+}
+
+static struct sm_event event(enum sm_event_kind kind)
+{
+  struct sm_event ev = {.kind = kind, .now_ms = lc_now_ms(),
+                        .jitter = jitter()};
+  return ev;
+}
+
+static void reject(struct brk *b, struct brk_dev *d, const char *reason)
+{
+  struct sm_event ev = event(SM_EV_INVALID);
+  ev.reason = reason;
+  atomic_fetch_add(&b->stats.rejected, 1);
+  lc_log(LC_WARN, "provision", "dev=%s rejected=%s", d->key, reason);
+  lc_err rc = brk_apply(b, d, &ev);
+  if(rc != LC_OK)
+    lc_log(LC_ERROR, "provision", "dev=%s op=reject err=%s", d->key,
+           lc_errname(rc));
+}
+
+/* The same CSRs as the current generation: no need to check them again,
+ * the machine decides (re-deliver, keep working, or tell it why not). */
+static bool known_request(const struct brk_dev *d, const struct brk_birth *bi)
+{
+  const struct sm_device *s = d->sm;
+  if(s->generation == 0 || s->state == SM_REJECTED || s->state == SM_NEW)
+    return false;
+  for(int r = 0; r < CA_ROLE_COUNT; r++)
+    if(!s->csr[r] || strcmp(s->csr[r], bi->csr[r]) != 0)
+      return false;
+  return true;
+}
+
+static void replay_request(struct brk *b, struct brk_dev *d)
+{
+  const struct sm_device *s = d->sm;
+  struct sm_request req = {.serial = s->serial,
+                           .csr = {s->csr[0], s->csr[1]},
+                           .key_fpr = {s->key_fpr[0], s->key_fpr[1]},
+                           .meta = s->meta, .request_id = s->request_id};
+  struct sm_event ev = event(SM_EV_REQUEST);
+  ev.req = &req;
+  lc_err rc = brk_apply(b, d, &ev);
+  if(rc != LC_OK && rc != LC_ESTATE)
+    lc_log(LC_ERROR, "provision", "dev=%s op=replay err=%s", d->key,
+           lc_errname(rc));
+}
+
+/* The same serial may not be provisioned on two edge nodes (DESIGN §2). */
+static bool serial_taken_elsewhere(struct brk *b, const struct brk_dev *d,
+                                   const char *serial)
+{
+  struct sm_device *other = NULL;
+  if(sm_store_find_serial(b->store, serial, &other) != LC_OK)
+    return false;
+  bool taken = other->id != d->sm->id;
+  sm_device_free(other);
+  return taken;
+}
+
+static void start_validation(struct brk *b, struct brk_dev *d,
+                             struct brk_birth *bi)
+{
+  struct brk_job *job = lc_calloc(1, sizeof(*job));
+  if(!job)
+    return;
+  job->kind = BRK_JOB_VALIDATE;
+  memcpy(job->group, d->sm->group, sizeof(job->group));
+  memcpy(job->edge, d->sm->edge, sizeof(job->edge));
+  memcpy(job->device, d->sm->device, sizeof(job->device));
+  lc_strlcpy(job->serial, bi->serial, sizeof(job->serial));
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    job->csr_pem[r] = lc_strndup(bi->csr[r], bi->csr_len[r]);
+    if(!job->csr_pem[r]) {
+      brk_job_free(job);
+      return;
+    }
+  }
+  job->meta = bi->meta; /* moves into the job */
+  bi->meta = NULL;
+  d->validating = true;
+  brk_push_job(b, job);
+}
+
+static void on_dbirth(struct brk *b, const struct brk_msg *m,
+                      const struct spb_topic *t)
+{
+  struct spb_payload p;
+  if(spb_payload_decode(m->payload, m->len, &p) != LC_OK) {
+    atomic_fetch_add(&b->stats.dropped_payload, 1);
+    drop(b, "undecodable_payload", m);
+    return;
+  }
+  struct brk_birth bi;
+  if(brk_birth_read(&p, t, b->cfg->csr_max_bytes, &bi) != LC_OK)
+    goto out;
+  atomic_fetch_add(&b->stats.births, 1);
+  struct brk_dev *d = brk_device(b, t->group, t->edge, t->device, true);
+  if(!d)
+    goto out;
+  if(bi.reason)
+    reject(b, d, bi.reason);
+  else if(d->validating)
+    atomic_fetch_add(&b->stats.duplicate_births, 1);
+  else if(known_request(d, &bi))
+    replay_request(b, d);
+  else if(d->sm->id == 0 && serial_taken_elsewhere(b, d, bi.serial))
+    reject(b, d, "duplicate_serial");
+  else
+    start_validation(b, d, &bi);
+out:
+  brk_birth_cleanup(&bi);
+  spb_payload_free(&p);
+}
+
+static void on_ddata(struct brk *b, const struct brk_msg *m,
+                     const struct spb_topic *t)
+{
+  struct spb_payload p;
+  if(spb_payload_decode(m->payload, m->len, &p) != LC_OK) {
+    atomic_fetch_add(&b->stats.dropped_payload, 1);
+    drop(b, "undecodable_payload", m);
+    return;
+  }
+  const char *installed;
+  size_t len;
+  if(spb_payload_get_string(&p, M_INSTALLED, &installed, &len) == LC_OK) {
+    struct brk_dev *d = brk_device(b, t->group, t->edge, t->device, false);
+    struct sm_event ev = event(SM_EV_INSTALLED);
+    ev.text = installed;
+    enum sm_state before = d ? d->sm->state : SM_NEW;
+    lc_err rc = d ? brk_apply(b, d, &ev) : LC_ENOTFOUND;
+    if(rc == LC_OK && before != SM_PROVISIONED &&
+       d->sm->state == SM_PROVISIONED) {
+      atomic_fetch_add(&b->stats.provisioned, 1);
+      lc_log(LC_DEBUG, "provision", "dev=%s state=PROVISIONED", d->key);
+    }
+    else if(rc == LC_EINVAL) {
+      atomic_fetch_add(&b->stats.installed_mismatch, 1);
+      lc_log(LC_WARN, "provision", "dev=%s installed=mismatch", d->key);
+    }
+    else if(rc != LC_OK) {
+      lc_log(LC_INFO, "provision", "dev=%s/%s/%s installed=ignored err=%s",
+             t->group, t->edge, t->device, lc_errname(rc));
+    }
+  }
+  spb_payload_free(&p);
+}
+
+/* tck-id-message-flow-hid-sparkplug-state-message-delivered: an offline
+ * STATE for our own host id (an old Will, or someone else) is answered
+ * at once with our online STATE. */
+static void on_state(struct brk *b, const struct brk_msg *m,
+                     const struct spb_topic *t)
+{
+  if(b->session != BRK_ONLINE || !brk_mqtt_is_own_state(b->mqtt, t->host))
+    return;
+  json_t *j = json_loadb((const char *)m->payload, m->len, 0, NULL);
+  json_t *online = j ? json_object_get(j, "online") : NULL;
+  if(online && json_is_false(online)) {
+    lc_log(LC_WARN, "mqtt", "state=own_offline_seen action=republish");
+    if(brk_mqtt_publish_online(b->mqtt) != LC_OK)
+      lc_log(LC_ERROR, "mqtt", "op=state_birth err=publish");
+  }
+  json_decref(j);
+}
+
+void brk_on_publish(struct brk *b, const struct brk_msg *m)
+{
+  struct spb_topic t;
+  atomic_fetch_add(&b->stats.msgs_in, 1);
+  if(spb_topic_parse(m->topic, m->topic_len, &t) != LC_OK) {
+    atomic_fetch_add(&b->stats.dropped_topic, 1);
+    drop(b, "bad_topic", m);
+    return;
+  }
+  switch(t.type) {
+  case SPB_DBIRTH:
+    on_dbirth(b, m, &t);
+    break;
+  case SPB_DDATA:
+    on_ddata(b, m, &t);
+    break;
+  case SPB_STATE:
+    on_state(b, m, &t);
+    break;
+  default:
+    /* NBIRTH/NDEATH/NDATA/DDEATH tracking comes with full host
+     * conformance; commands are our own. */
+    break;
+  }
+}
+
+/* ---- finished jobs ------------------------------------------------------------ */
+
+static void validated(struct brk *b, struct brk_dev *d, struct brk_job *job)
+{
+  if(job->reason[0]) {
+    reject(b, d, job->reason);
+    return;
+  }
+  char request_id[33];
+  if(!lc_random_id(request_id)) {
+    lc_log(LC_ERROR, "provision", "dev=%s op=random_id", d->key);
+    return;
+  }
+  const char *fpr[CA_ROLE_COUNT] = {job->key_fpr[0], job->key_fpr[1]};
+  struct sm_request req = {.serial = job->serial,
+                           .csr = {job->csr_pem[0], job->csr_pem[1]},
+                           .key_fpr = {fpr[0], fpr[1]}, .meta = job->meta,
+                           .request_id = request_id};
+  struct sm_event ev = event(SM_EV_REQUEST);
+  ev.req = &req;
+  uint32_t gen = d->sm->generation;
+  lc_err rc = brk_apply(b, d, &ev);
+  if(rc != LC_OK) {
+    lc_log(LC_ERROR, "provision", "dev=%s op=request err=%s", d->key,
+           lc_errname(rc));
+    return;
+  }
+  if(d->sm->generation != gen) {
+    /* A new generation: keep the parsed CSRs for its CA calls. */
+    for(int r = 0; r < CA_ROLE_COUNT; r++) {
+      ca_csr_free(d->csr[r]);
+      d->csr[r] = job->csr[r];
+      job->csr[r] = NULL;
+    }
+  }
+}
+
+static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
+{
+  struct sm_event ev;
+  const struct ca_result *res = &job->res;
+  if(job->rc != LC_OK) {
+    ev = event(SM_EV_CA_RETRY); /* a local fault is not the CA's verdict */
+    ev.retry_after_ms = 1000;
+  }
+  else if(res->status == CA_ISSUED) {
+    ev = event(SM_EV_CA_ISSUED);
+    ev.cert_pem = res->cert_pem;
+    ev.chain_pem = res->chain_pem;
+    ev.fpr = job->cert_fpr;
+    ev.serial = res->serial_hex;
+    atomic_fetch_add(&b->stats.issued, 1);
+  }
+  else if(res->status == CA_REJECTED) {
+    ev = event(SM_EV_CA_REJECTED);
+    ev.reason = res->reason;
+  }
+  else {
+    ev = event(SM_EV_CA_RETRY);
+    ev.retry_after_ms = res->retry_after_ms;
+    atomic_fetch_add(&b->stats.ca_retries, 1);
+  }
+  ev.role = job->role;
+  ev.generation = job->generation;
+  lc_err rc = brk_apply(b, d, &ev);
+  if(rc == LC_ESTATE)
+    lc_log(LC_INFO, "provision", "dev=%s ca_answer=stale role=%s gen=%u",
+           d->key, ca_role_name(job->role), job->generation);
+  else if(rc != LC_OK)
+    lc_log(LC_ERROR, "provision", "dev=%s op=ca_answer err=%s", d->key,
+           lc_errname(rc));
+}
+
+void brk_on_job_done(struct brk *b, struct brk_job *job)
+{
+  struct brk_dev *d = brk_device(b, job->group, job->edge, job->device,
+                                 job->kind == BRK_JOB_VALIDATE);
+  if(!d) {
+    lc_log(LC_ERROR, "provision", "dev=%s/%s/%s op=job_done err=no_device",
+           job->group, job->edge, job->device);
+  }
+  else if(job->kind == BRK_JOB_VALIDATE) {
+    d->validating = false;
+    if(job->rc == LC_OK)
+      validated(b, d, job);
+    else
+      lc_log(LC_ERROR, "provision", "dev=%s op=validate err=%s", d->key,
+             lc_errname(job->rc));
+  }
+  else {
+    d->ca_inflight = false;
+    issued(b, d, job);
+  }
+  brk_job_free(job);
+}
+
+/* ---- timers -------------------------------------------------------------------- */
+
+struct timer_scan {
+  struct brk *b;
+  uint64_t now;
+  struct brk_dev **due;
+  size_t n, cap;
+};
+
+static void collect_due(struct brk_dev *d, void *ctx)
+{
+  struct timer_scan *s = ctx;
+  if(d->validating || d->ca_inflight)
+    return;
+  uint64_t at = d->sm->next_attempt_at;
+  if(!d->kick && !(at && at <= s->now))
+    return;
+  if(s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    struct brk_dev **n = lc_realloc(s->due, cap * sizeof(*n));
+    if(!n)
+      return; /* the next scan picks it up */
+    s->due = n;
+    s->cap = cap;
+  }
+  s->due[s->n++] = d;
+}
+
+void brk_fire_timers(struct brk *b, uint64_t now_ms)
+{
+  /* Collect first: applying may evict devices from the table. */
+  struct timer_scan s = {.b = b, .now = now_ms};
+  brk_devtab_each(&b->devs, collect_due, &s);
+  for(size_t i = 0; i < s.n; i++) {
+    struct brk_dev *d = s.due[i];
+    d->kick = false;
+    struct sm_event ev = event(SM_EV_TIMER);
+    lc_err rc = brk_apply(b, d, &ev);
+    if(rc != LC_OK && rc != LC_ESTATE)
+      lc_log(LC_ERROR, "provision", "dev=%s op=timer err=%s", d->key,
+             lc_errname(rc));
+  }
+  lc_free(s.due);
+}

@@ -1,0 +1,688 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The service loop: threads, batches, durability.
+ *
+ *   Paho thread --copy--> inbox (bounded) --eventfd--+
+ *                                                   v
+ *   loop thread: drain up to batch_max events -> sm_step each ->
+ *                persist devices + seal audit records in ONE transaction
+ *                -> COMMIT (synchronous=FULL) -> run the outside effects
+ *                (publish DCMD, queue CA jobs)
+ *                                                   |
+ *   workers <--jobs-- (CSR checks, CA calls) --results--> back to the loop
+ *
+ * Why this shape: the MQTT thread must never block, so it only copies;
+ * crypto and CA calls can take milliseconds, so they run on workers; the
+ * loop is the single writer of the store and the audit chain, so the
+ * chain needs no lock and every state change commits with its record.
+ * One transaction per batch (group commit) gives durability before any
+ * effect without an fsync per device (perf_limits.md §2).
+ *
+ * On a failed commit the batch is rolled back, the chain tail restored,
+ * and the devices it touched are dropped from memory: the store is the
+ * truth, and they are re-driven from it (restart or next message).
+ */
+#include "broker/brk_int.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+  (void)sig;
+  stop_requested = 1;
+}
+
+/* ---- batches --------------------------------------------------------------- */
+
+static bool txn_open(struct brk *b)
+{
+  if(b->in_txn)
+    return !b->txn_failed;
+  if(sm_store_begin(b->store) != LC_OK) {
+    b->txn_failed = true;
+    b->in_txn = true;
+    return false;
+  }
+  b->in_txn = true;
+  b->txn_failed = false;
+  b->chain_at_begin = b->chain;
+  return true;
+}
+
+static void touch(struct brk *b, struct brk_dev *d)
+{
+  if(d->touched)
+    return;
+  if(b->n_touched == b->cap_touched) {
+    size_t cap = b->cap_touched ? 2 * b->cap_touched : 256;
+    struct brk_dev **t = lc_realloc(b->touched, cap * sizeof(*t));
+    if(!t) {
+      b->txn_failed = true; /* cannot track it: give the batch up */
+      return;
+    }
+    b->touched = t;
+    b->cap_touched = cap;
+  }
+  d->touched = true;
+  b->touched[b->n_touched++] = d;
+}
+
+static void add_fx(struct brk *b, struct brk_dev *d, enum brk_fx_kind kind,
+                   enum ca_role role, const char *status)
+{
+  if(b->n_fx == b->cap_fx) {
+    size_t cap = b->cap_fx ? 2 * b->cap_fx : 256;
+    struct brk_fx *f = lc_realloc(b->fx, cap * sizeof(*f));
+    if(!f) {
+      b->txn_failed = true;
+      return;
+    }
+    b->fx = f;
+    b->cap_fx = cap;
+  }
+  struct brk_fx *f = &b->fx[b->n_fx++];
+  f->kind = kind;
+  f->d = d;
+  f->role = role;
+  lc_strlcpy(f->status, status ? status : "", sizeof(f->status));
+}
+
+static void seal_and_append(struct brk *b, const char *actor,
+                            const char *event, const char *device,
+                            const char *details)
+{
+  struct aud_record rec = {.ts_ms = lc_now_ms(), .actor = actor,
+                           .event = event, .device = device,
+                           .details = details};
+  lc_err rc = aud_seal(&b->chain, b->signer, &rec);
+  if(rc == LC_OK)
+    rc = sm_store_append_audit(b->store, &rec);
+  if(rc != LC_OK) {
+    lc_log(LC_ERROR, "audit", "op=append event=%s dev=%s err=%s", event,
+           device, lc_errname(rc));
+    b->txn_failed = true;
+    return;
+  }
+  atomic_fetch_add(&b->stats.audit_records, 1);
+}
+
+void brk_audit_event(struct brk *b, const char *event, const char *device,
+                     const char *details)
+{
+  if(txn_open(b))
+    seal_and_append(b, "linecert", event, device, details);
+}
+
+static void audit_action(struct brk *b, struct brk_dev *d,
+                         const struct sm_action *a)
+{
+  char *details = NULL;
+  lc_err rc = brk_audit_details(d->sm, a, &details);
+  if(rc != LC_OK) {
+    b->txn_failed = true;
+    return;
+  }
+  /* An operator retry names the operator; everything else is ours. */
+  char actor[SM_REASON_MAX + 16];
+  if(!strcmp(a->event, "retry") && a->text[0])
+    snprintf(actor, sizeof(actor), "%s", a->text);
+  else
+    snprintf(actor, sizeof(actor), "linecert");
+  seal_and_append(b, actor, a->event, d->key, details);
+  lc_free(details);
+}
+
+lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
+{
+  struct sm_actions act;
+  enum sm_state before = d->sm->state;
+  lc_err rc = sm_step(d->sm, &b->cfg->policy, ev, &act);
+  if(rc != LC_OK)
+    return rc;
+  if(act.dirty || act.n) {
+    bool writes = act.dirty;
+    for(unsigned i = 0; i < act.n; i++)
+      writes |= act.a[i].kind == SM_ACT_AUDIT;
+    if(writes && txn_open(b)) {
+      if(act.dirty) {
+        lc_err prc = sm_store_put_device(b->store, d->sm);
+        if(prc != LC_OK)
+          b->txn_failed = true;
+      }
+    }
+    touch(b, d);
+  }
+  for(unsigned i = 0; i < act.n; i++) {
+    const struct sm_action *a = &act.a[i];
+    switch(a->kind) {
+    case SM_ACT_AUDIT:
+      if(txn_open(b))
+        audit_action(b, d, a);
+      break;
+    case SM_ACT_CA_SUBMIT:
+      add_fx(b, d, BRK_FX_SUBMIT, a->role, NULL);
+      break;
+    case SM_ACT_DELIVER:
+      add_fx(b, d, BRK_FX_DELIVER, a->role, NULL);
+      break;
+    case SM_ACT_STATUS:
+      add_fx(b, d, BRK_FX_STATUS, a->role, a->text);
+      break;
+    }
+  }
+  if(before != d->sm->state)
+    lc_log(LC_DEBUG, "sm", "dev=%s event=%s from=%s to=%s", d->key,
+           sm_event_name(ev->kind), sm_state_name(before),
+           sm_state_name(d->sm->state));
+  return LC_OK;
+}
+
+void brk_push_job(struct brk *b, struct brk_job *job)
+{
+  if(lc_queue_push_wait(b->jobs, job) != LC_OK)
+    brk_job_free(job);
+}
+
+static void fx_submit(struct brk *b, struct brk_fx *f)
+{
+  struct brk_dev *d = f->d;
+  const struct sm_device *s = d->sm;
+  struct brk_job *job = lc_calloc(1, sizeof(*job));
+  if(!job || !s->csr[f->role] ||
+     !(job->csr_pem[f->role] = lc_strdup(s->csr[f->role]))) {
+    lc_log(LC_ERROR, "loop", "op=submit dev=%s err=LC_ENOMEM", d->key);
+    brk_job_free(job);
+    d->kick = true; /* the timer scan tries again */
+    return;
+  }
+  job->kind = BRK_JOB_ISSUE;
+  memcpy(job->group, s->group, sizeof(job->group));
+  memcpy(job->edge, s->edge, sizeof(job->edge));
+  memcpy(job->device, s->device, sizeof(job->device));
+  memcpy(job->serial, s->serial, sizeof(job->serial));
+  job->generation = s->generation;
+  job->role = f->role;
+  sm_request_key(s, f->role, job->request_key);
+  job->csr[f->role] = d->csr[f->role]; /* the cached parse moves along */
+  d->csr[f->role] = NULL;
+  d->ca_inflight = true;
+  brk_push_job(b, job);
+}
+
+static void publish_dcmd(struct brk *b, struct brk_dev *d, uint8_t *buf,
+                         size_t len)
+{
+  char topic[SPB_TOPIC_MAX];
+  const struct sm_device *s = d->sm;
+  if(brk_dcmd_topic(s->group, s->edge, s->device, topic, sizeof(topic)) !=
+     LC_OK)
+    return;
+  /* tck-id-payloads-dcmd-qos, -retain: QoS 0, not retained. A lost DCMD
+   * is sent again by the delivery timer or the device's next birth. */
+  if(brk_mqtt_publish(b->mqtt, topic, buf, len, 0, false) == LC_OK)
+    atomic_fetch_add(&b->stats.dcmd_sent, 1);
+}
+
+static void fx_publish(struct brk *b, struct brk_fx *f)
+{
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  uint64_t now = lc_now_ms();
+  lc_err rc = f->kind == BRK_FX_DELIVER
+                ? brk_dcmd_deliver(f->d->sm, b->trust_bundle, now, &buf, &len)
+                : brk_dcmd_status(f->d->sm->request_id, f->status, now, &buf,
+                                  &len);
+  if(rc != LC_OK) {
+    lc_log(LC_ERROR, "loop", "op=encode_dcmd dev=%s err=%s", f->d->key,
+           lc_errname(rc));
+    return;
+  }
+  if(b->session == BRK_ONLINE)
+    publish_dcmd(b, f->d, buf, len);
+  lc_free(buf);
+}
+
+static void run_effects(struct brk *b)
+{
+  for(size_t i = 0; i < b->n_fx; i++) {
+    struct brk_fx *f = &b->fx[i];
+    if(f->kind == BRK_FX_SUBMIT)
+      fx_submit(b, f);
+    else
+      fx_publish(b, f);
+  }
+}
+
+static bool evictable(const struct brk_dev *d)
+{
+  /* A device never stored (its request still being checked) or with
+   * work out stays; settled ones are only in the store from now on. */
+  return !d->validating && !d->ca_inflight && d->sm->id != 0 &&
+         sm_state_settled(d->sm->state);
+}
+
+/* End the batch: commit, then effects; or roll everything back. */
+static void batch_end(struct brk *b)
+{
+  bool ok = true;
+  if(b->in_txn) {
+    if(!b->txn_failed && sm_store_commit(b->store) == LC_OK) {
+      atomic_fetch_add(&b->stats.commits, 1);
+    }
+    else {
+      ok = false;
+      sm_store_rollback(b->store);
+      b->chain = b->chain_at_begin;
+      atomic_fetch_add(&b->stats.commit_failures, 1);
+      lc_log(LC_ERROR, "loop", "op=commit devices=%zu result=rolled_back",
+             b->n_touched);
+    }
+    b->in_txn = false;
+    b->txn_failed = false;
+  }
+  if(ok)
+    run_effects(b);
+  for(size_t i = 0; i < b->n_touched; i++) {
+    struct brk_dev *d = b->touched[i];
+    d->touched = false;
+    /* After a rollback memory is ahead of the store: forget it. */
+    if(!ok ? (!d->validating && !d->ca_inflight) : evictable(d))
+      brk_devtab_remove(&b->devs, d);
+  }
+  b->n_touched = 0;
+  b->n_fx = 0;
+}
+
+/* ---- devices ----------------------------------------------------------------- */
+
+struct brk_dev *brk_device(struct brk *b, const char *group, const char *edge,
+                           const char *device, bool create)
+{
+  char key[BRK_KEY_MAX];
+  if(device[0])
+    snprintf(key, sizeof(key), "%s/%s/%s", group, edge, device);
+  else
+    snprintf(key, sizeof(key), "%s/%s", group, edge);
+  struct brk_dev *d = brk_devtab_find(&b->devs, key);
+  if(d)
+    return d;
+  struct sm_device *sm = NULL;
+  lc_err rc = sm_store_get_device(b->store, group, edge, device, &sm);
+  if(rc == LC_ENOTFOUND && create) {
+    sm = sm_device_new();
+    if(!sm)
+      return NULL;
+    lc_strlcpy(sm->group, group, sizeof(sm->group));
+    lc_strlcpy(sm->edge, edge, sizeof(sm->edge));
+    lc_strlcpy(sm->device, device, sizeof(sm->device));
+  }
+  else if(rc != LC_OK) {
+    return NULL;
+  }
+  if(brk_devtab_add(&b->devs, sm, &d) != LC_OK) {
+    sm_device_free(sm);
+    return NULL;
+  }
+  return d;
+}
+
+static lc_err resume_one(void *ctx, struct sm_device *sm)
+{
+  struct brk *b = ctx;
+  struct brk_dev *d;
+  lc_err rc = brk_devtab_add(&b->devs, sm, &d);
+  if(rc != LC_OK) {
+    sm_device_free(sm);
+    return rc;
+  }
+  d->kick = true;
+  return LC_OK;
+}
+
+/* ---- MQTT session -------------------------------------------------------------- */
+
+static void schedule_reconnect(struct brk *b)
+{
+  b->session = BRK_OFFLINE;
+  b->reconnect_at = lc_mono_ms() + b->reconnect_delay_ms;
+  lc_log(LC_WARN, "mqtt", "state=offline retry_in_ms=%u",
+         b->reconnect_delay_ms);
+  b->reconnect_delay_ms = b->reconnect_delay_ms * 2 > 30000
+                            ? 30000
+                            : b->reconnect_delay_ms * 2;
+}
+
+static void on_session_event(struct brk *b, enum brk_msg_kind kind)
+{
+  switch(kind) {
+  case BRK_MSG_CONNECTED:
+    b->session = BRK_SUBSCRIBING;
+    if(brk_mqtt_subscribe(b->mqtt) != LC_OK)
+      schedule_reconnect(b);
+    break;
+  case BRK_MSG_SUBSCRIBED:
+    if(brk_mqtt_publish_online(b->mqtt) != LC_OK) {
+      schedule_reconnect(b);
+      break;
+    }
+    b->session = BRK_ONLINE;
+    b->reconnect_delay_ms = 500;
+    lc_log(LC_INFO, "mqtt", "state=online url=%s host_id=%s",
+           b->cfg->mqtt_url, b->cfg->host_id);
+    if(!b->resumed) {
+      b->resumed = true;
+      b->next_timer_scan = 0; /* kicked devices go now */
+    }
+    break;
+  case BRK_MSG_CONNECT_FAILED:
+  case BRK_MSG_LOST:
+  case BRK_MSG_SUBSCRIBE_FAILED:
+    schedule_reconnect(b);
+    break;
+  case BRK_MSG_PUBLISH:
+    break;
+  }
+}
+
+static void maybe_reconnect(struct brk *b)
+{
+  if(b->session != BRK_OFFLINE || lc_mono_ms() < b->reconnect_at)
+    return;
+  b->session = BRK_CONNECTING;
+  if(brk_mqtt_connect(b->mqtt) != LC_OK)
+    schedule_reconnect(b);
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+static void log_stats(struct brk *b, uint64_t now)
+{
+  if(now < b->next_stats)
+    return;
+  unsigned long long prov = atomic_load(&b->stats.provisioned);
+  double rate = (double)(prov - b->stats_provisioned_last) / 10.0;
+  if(b->next_stats)
+    lc_log(LC_INFO, "stats",
+           "births=%llu provisioned=%llu rate_per_s=%.1f rejected=%llu "
+           "dropped=%llu in_memory=%zu jobs=%zu commits=%llu audit=%llu",
+           (unsigned long long)atomic_load(&b->stats.births), prov, rate,
+           (unsigned long long)atomic_load(&b->stats.rejected),
+           (unsigned long long)(atomic_load(&b->stats.dropped_topic) +
+                                atomic_load(&b->stats.dropped_payload)),
+           b->devs.n, lc_queue_len(b->jobs),
+           (unsigned long long)atomic_load(&b->stats.commits),
+           (unsigned long long)atomic_load(&b->stats.audit_records));
+  b->stats_provisioned_last = prov;
+  b->next_stats = now + 10000;
+}
+
+static size_t drain(struct brk *b, size_t budget)
+{
+  size_t n = 0;
+  /* Results first: they finish work already started. */
+  struct brk_job *job;
+  while(n < budget && (job = lc_queue_pop(b->results))) {
+    brk_on_job_done(b, job);
+    n++;
+  }
+  struct brk_msg *msg;
+  while(n < budget && (msg = lc_queue_pop(b->inbox))) {
+    if(msg->kind == BRK_MSG_PUBLISH)
+      brk_on_publish(b, msg);
+    else
+      on_session_event(b, msg->kind);
+    lc_free(msg);
+    n++;
+  }
+  return n;
+}
+
+static void run_loop(struct brk *b)
+{
+  struct pollfd fds[2] = {{.fd = lc_queue_fd(b->inbox), .events = POLLIN},
+                          {.fd = lc_queue_fd(b->results), .events = POLLIN}};
+  while(!stop_requested) {
+    int pr = poll(fds, 2, 100);
+    if(pr < 0 && errno != EINTR) {
+      lc_log(LC_ERROR, "loop", "op=poll errno=%d", errno);
+      break;
+    }
+    lc_queue_ack(b->inbox);
+    lc_queue_ack(b->results);
+    /* Drain everything that is waiting, one batch per transaction. */
+    while(drain(b, b->cfg->batch_max) > 0)
+      batch_end(b);
+    batch_end(b);
+    uint64_t now = lc_now_ms();
+    if(b->session == BRK_ONLINE && now >= b->next_timer_scan) {
+      brk_fire_timers(b, now);
+      batch_end(b);
+      b->next_timer_scan = now + 100;
+    }
+    maybe_reconnect(b);
+    log_stats(b, lc_mono_ms());
+  }
+}
+
+/* ---- start and stop ---------------------------------------------------------------- */
+
+static lc_err make_dir(const char *path)
+{
+  if(mkdir(path, 0700) == 0 || errno == EEXIST)
+    return LC_OK;
+  lc_log(LC_ERROR, "serve", "op=mkdir path=%s errno=%d", path, errno);
+  return LC_EIO;
+}
+
+static lc_err read_file(const char *path, char **out)
+{
+  FILE *f = fopen(path, "rb");
+  if(!f)
+    return LC_EIO;
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  for(;;) {
+    if(len + 4096 + 1 > cap) {
+      cap = cap ? cap * 2 : 8192;
+      char *nb = lc_realloc(buf, cap);
+      if(!nb) {
+        lc_free(buf);
+        fclose(f);
+        return LC_ENOMEM;
+      }
+      buf = nb;
+    }
+    size_t r = fread(buf + len, 1, 4096, f);
+    len += r;
+    if(r < 4096)
+      break;
+  }
+  fclose(f);
+  buf[len] = '\0';
+  *out = buf;
+  return LC_OK;
+}
+
+/* The audit public key beside the key, and in the store, so `linecert
+ * audit verify` needs nothing but the data directory. */
+static lc_err publish_audit_pubkey(struct brk *b)
+{
+  char *pem = NULL, path[BRK_PATH_MAX];
+  lc_err rc = aud_signer_pubkey_pem(b->signer, &pem);
+  if(rc != LC_OK)
+    return rc;
+  char *stored = NULL;
+  rc = sm_store_meta_get(b->store, "audit_pubkey", &stored);
+  if(rc == LC_OK && strcmp(stored, pem) != 0) {
+    lc_log(LC_ERROR, "serve", "op=audit_key err=\"key file does not match "
+           "the key this store's audit log was signed with\"");
+    rc = LC_EVERIFY;
+  }
+  else if(rc == LC_ENOTFOUND) {
+    rc = sm_store_meta_set(b->store, "audit_pubkey", pem);
+  }
+  lc_free(stored);
+  if(rc == LC_OK) {
+    brk_path_audit_pub(b->cfg, path, sizeof(path));
+    FILE *f = fopen(path, "w");
+    if(!f || fputs(pem, f) < 0)
+      rc = LC_EIO;
+    if(f && fclose(f) != 0)
+      rc = LC_EIO;
+  }
+  lc_free(pem);
+  return rc;
+}
+
+static lc_err open_ca(struct brk *b)
+{
+  char dir[BRK_PATH_MAX];
+  brk_path_ca(b->cfg, dir, sizeof(dir));
+  struct ca_local_config lc = {.dir = dir, .org = NULL};
+  for(int r = 0; r < CA_ROLE_COUNT; r++)
+    lc.profile[r] = b->cfg->profile[r];
+  lc_err rc = ca_local_open(&lc, &b->ca_local);
+  if(rc != LC_OK)
+    return rc;
+  for(int r = 0; r < CA_ROLE_COUNT; r++)
+    b->ca[r] = b->ca_local;
+  return read_file(ca_local_root_path(b->ca_local), &b->trust_bundle);
+}
+
+static lc_err open_audit(struct brk *b)
+{
+  char path[BRK_PATH_MAX + 32];
+  snprintf(path, sizeof(path), "%s/audit", b->cfg->data_dir);
+  lc_err rc = make_dir(path);
+  if(rc != LC_OK)
+    return rc;
+  brk_path_audit_key(b->cfg, path, sizeof(path));
+  rc = aud_signer_open_file(path, true, &b->signer);
+  if(rc == LC_OK)
+    rc = publish_audit_pubkey(b);
+  if(rc == LC_OK)
+    rc = sm_store_audit_tail(b->store, &b->chain);
+  return rc;
+}
+
+static lc_err open_queues(struct brk *b)
+{
+  unsigned workers = b->cfg->workers;
+  if(!workers) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    workers = n > 0 ? (unsigned)n : 2;
+  }
+  size_t q = b->cfg->queue_max;
+  lc_err rc = lc_queue_new(q, &b->inbox);
+  if(rc == LC_OK)
+    rc = lc_queue_new(q, &b->jobs);
+  /* Room for every job that can be out: queued plus one per worker. */
+  if(rc == LC_OK)
+    rc = lc_queue_new(q + workers + 16, &b->results);
+  if(rc == LC_OK)
+    rc = brk_workers_start(workers, b->jobs, b->results, &b->csr_pol, b->ca,
+                           &b->workers);
+  return rc;
+}
+
+static lc_err start(struct brk *b)
+{
+  char path[BRK_PATH_MAX];
+  lc_err rc = make_dir(b->cfg->data_dir);
+  if(rc == LC_OK) {
+    brk_path_db(b->cfg, path, sizeof(path));
+    rc = sm_store_open_sqlite(path, SM_STORE_RW, &b->store);
+  }
+  if(rc == LC_OK)
+    rc = open_audit(b);
+  if(rc == LC_OK)
+    rc = open_ca(b);
+  if(rc == LC_OK)
+    rc = brk_devtab_init(&b->devs);
+  if(rc == LC_OK)
+    rc = sm_store_foreach_unfinished(b->store, resume_one, b);
+  if(rc == LC_OK)
+    rc = open_queues(b);
+  if(rc == LC_OK)
+    rc = brk_mqtt_new(b->cfg, b->inbox, &b->stats, &b->mqtt);
+  return rc;
+}
+
+/* What arrived before the disconnect (acknowledgements above all) and
+ * what the workers finished is committed, so none of it is redone. */
+static void drain_after_stop(struct brk *b)
+{
+  while(drain(b, b->cfg->batch_max) > 0)
+    batch_end(b);
+  batch_end(b);
+}
+
+static void stop(struct brk *b)
+{
+  brk_mqtt_free(b->mqtt); /* STATE death, disconnect */
+  b->mqtt = NULL;
+  b->session = BRK_OFFLINE;
+  brk_workers_stop(b->workers);
+  if(b->results)
+    drain_after_stop(b);
+  lc_queue_free(b->inbox);
+  lc_queue_free(b->jobs);
+  lc_queue_free(b->results);
+  brk_devtab_cleanup(&b->devs);
+  ca_free(b->ca_local);
+  aud_signer_free(b->signer);
+  sm_store_close(b->store);
+  lc_free(b->trust_bundle);
+  lc_free(b->fx);
+  lc_free(b->touched);
+}
+
+static void start_record(struct brk *b)
+{
+  char details[128];
+  snprintf(details, sizeof(details), "{\"pid\":%ld,\"resumed\":%zu}",
+           (long)getpid(), b->devs.n);
+  brk_audit_event(b, "service_started", "", details);
+  batch_end(b);
+}
+
+lc_err brk_serve(const struct brk_config *cfg)
+{
+  struct brk b = {.cfg = cfg, .reconnect_delay_ms = 500};
+  b.csr_pol.max_der = cfg->csr_max_bytes;
+  b.csr_pol.allow_p384 = cfg->allow_p384;
+
+  struct sigaction sa = {.sa_handler = on_stop_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  stop_requested = 0;
+
+  lc_err rc = start(&b);
+  if(rc == LC_OK) {
+    lc_log(LC_INFO, "serve", "state=started data_dir=%s resumed=%zu "
+           "audit_seq=%llu", cfg->data_dir, b.devs.n,
+           (unsigned long long)b.chain.last_seq);
+    start_record(&b);
+    run_loop(&b);
+    lc_log(LC_INFO, "serve", "state=stopping");
+  }
+  else {
+    lc_log(LC_ERROR, "serve", "state=failed err=%s", lc_errname(rc));
+  }
+  stop(&b);
+  return rc;
+}

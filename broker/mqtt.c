@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The Sparkplug host application's MQTT session (Paho MQTTAsync).
+ *
+ * Paho's callbacks run on Paho's threads. They only copy what arrived
+ * into the inbox and wake the loop: they never block, never wait on
+ * another MQTT operation (that deadlocks Paho) and never touch linecert
+ * state. The loop drives the session: connect -> (CONNECTED) subscribe
+ * -> (SUBSCRIBED) STATE birth, so the subscriptions are in place before
+ * the host announces itself (tck-id-host-topic-phid-birth-sub-required).
+ *
+ * Each connect takes a new timestamp T for the Will and the STATE birth
+ * (tck-id-host-topic-phid-death-payload-timestamp-connect); reconnects
+ * are the loop's, not Paho's, so T is fresh every time.
+ */
+#include "broker/brk_int.h"
+
+#include <MQTTAsync.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+
+struct brk_mqtt {
+  MQTTAsync client;
+  struct lc_queue *inbox;
+  struct brk_stats *stats;
+  const struct brk_config *cfg;
+  char state_topic[SPB_TOPIC_MAX];
+  char will_payload[96];
+  uint64_t state_ts;        /* T of the current connection */
+  char filters[16][SPB_TOPIC_MAX];
+  int n_filters;
+};
+
+static void post_event(struct brk_mqtt *m, enum brk_msg_kind kind)
+{
+  struct brk_msg *msg = lc_calloc(1, sizeof(*msg));
+  if(!msg) {
+    lc_log(LC_ERROR, "mqtt", "op=post_event err=LC_ENOMEM kind=%d", kind);
+    return;
+  }
+  msg->kind = kind;
+  /* Session events are rare and must not be lost: wait for room. */
+  if(lc_queue_push_wait(m->inbox, msg) != LC_OK)
+    lc_free(msg);
+}
+
+static int on_message(void *ctx, char *topic, int topic_len,
+                      MQTTAsync_message *message)
+{
+  struct brk_mqtt *m = ctx;
+  size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+  size_t plen = message->payloadlen > 0 ? (size_t)message->payloadlen : 0;
+  /* One allocation for the message, its topic and its payload. */
+  struct brk_msg *msg = lc_malloc(sizeof(*msg) + tlen + 1 + plen);
+  if(!msg)
+    return 0; /* Paho offers it again later */
+  msg->kind = BRK_MSG_PUBLISH;
+  msg->topic = (char *)(msg + 1);
+  memcpy(msg->topic, topic, tlen);
+  msg->topic[tlen] = '\0';
+  msg->topic_len = tlen;
+  msg->payload = (uint8_t *)msg->topic + tlen + 1;
+  if(plen)
+    memcpy(msg->payload, message->payload, plen);
+  msg->len = plen;
+  if(lc_queue_push(m->inbox, msg) != LC_OK) {
+    /* Full: refuse it for now, Paho keeps it and calls again. This is
+     * the backpressure that keeps the inbox bounded. */
+    lc_free(msg);
+    atomic_fetch_add(&m->stats->inbox_full, 1);
+    return 0;
+  }
+  MQTTAsync_freeMessage(&message);
+  MQTTAsync_free(topic);
+  return 1;
+}
+
+static void on_connection_lost(void *ctx, char *cause)
+{
+  struct brk_mqtt *m = ctx;
+  (void)cause;
+  post_event(m, BRK_MSG_LOST);
+}
+
+static void on_connect_ok(void *ctx, MQTTAsync_successData *r)
+{
+  (void)r;
+  post_event(ctx, BRK_MSG_CONNECTED);
+}
+
+static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
+{
+  struct brk_mqtt *m = ctx;
+  lc_log(LC_WARN, "mqtt", "op=connect url=%s code=%d msg=\"%s\"",
+         m->cfg->mqtt_url, r ? r->code : 0,
+         r && r->message ? r->message : "");
+  post_event(m, BRK_MSG_CONNECT_FAILED);
+}
+
+static void on_subscribe_ok(void *ctx, MQTTAsync_successData *r)
+{
+  (void)r;
+  post_event(ctx, BRK_MSG_SUBSCRIBED);
+}
+
+static void on_subscribe_fail(void *ctx, MQTTAsync_failureData *r)
+{
+  struct brk_mqtt *m = ctx;
+  lc_log(LC_ERROR, "mqtt", "op=subscribe code=%d", r ? r->code : 0);
+  post_event(m, BRK_MSG_SUBSCRIBE_FAILED);
+}
+
+/* Sparkplug filters for the configured groups (DESIGN §2): births,
+ * deaths and data; plus our own STATE topic. */
+static lc_err build_filters(struct brk_mqtt *m)
+{
+  static const char *const types[] = {"NBIRTH", "NDEATH", "DBIRTH",
+                                      "DDEATH", "NDATA", "DDATA"};
+  m->n_filters = 0;
+  snprintf(m->filters[m->n_filters++], SPB_TOPIC_MAX, "%s", m->state_topic);
+  const char *g = m->cfg->groups;
+  if(!*g) {
+    for(int i = 0; i < 6; i++)
+      snprintf(m->filters[m->n_filters++], SPB_TOPIC_MAX,
+               SPB_NAMESPACE "/+/%s/#", types[i]);
+    return LC_OK;
+  }
+  while(*g) {
+    const char *end = strchr(g, ',');
+    int len = end ? (int)(end - g) : (int)strlen(g);
+    if(m->n_filters + 1 > 16)
+      return LC_ETOOBIG;
+    /* One filter per group keeps the count small: spBv1.0/<g>/#, then
+     * types we do not want (our own commands) are ignored on arrival. */
+    snprintf(m->filters[m->n_filters++], SPB_TOPIC_MAX, SPB_NAMESPACE "/%.*s/#",
+             len, g);
+    g += len;
+    if(*g == ',')
+      g++;
+  }
+  return LC_OK;
+}
+
+lc_err brk_mqtt_new(const struct brk_config *cfg, struct lc_queue *inbox,
+                    struct brk_stats *stats, struct brk_mqtt **out)
+{
+  struct brk_mqtt *m = lc_calloc(1, sizeof(*m));
+  if(!m)
+    return LC_ENOMEM;
+  m->cfg = cfg;
+  m->inbox = inbox;
+  m->stats = stats;
+  struct spb_topic st = {.type = SPB_STATE};
+  lc_strlcpy(st.host, cfg->host_id, sizeof(st.host));
+  lc_err rc = spb_topic_build(&st, m->state_topic, sizeof(m->state_topic));
+  if(rc == LC_OK)
+    rc = build_filters(m);
+  if(rc != LC_OK) {
+    lc_free(m);
+    return rc;
+  }
+  MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+  co.sendWhileDisconnected = 0;
+  int prc = MQTTAsync_createWithOptions(&m->client, cfg->mqtt_url,
+                                        cfg->client_id,
+                                        MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+  if(prc != MQTTASYNC_SUCCESS) {
+    lc_log(LC_ERROR, "mqtt", "op=create url=%s code=%d", cfg->mqtt_url, prc);
+    lc_free(m);
+    return LC_EMQTT;
+  }
+  prc = MQTTAsync_setCallbacks(m->client, m, on_connection_lost, on_message,
+                               NULL);
+  if(prc != MQTTASYNC_SUCCESS) {
+    MQTTAsync_destroy(&m->client);
+    lc_free(m);
+    return LC_EMQTT;
+  }
+  *out = m;
+  return LC_OK;
+}
+
+lc_err brk_mqtt_connect(struct brk_mqtt *m)
+{
+  m->state_ts = lc_now_ms();
+  snprintf(m->will_payload, sizeof(m->will_payload),
+           "{\"online\":false,\"timestamp\":%llu}",
+           (unsigned long long)m->state_ts);
+  /* tck-id-host-topic-phid-death-qos / -retain: Will QoS 1, retained. */
+  MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+  will.topicName = m->state_topic;
+  will.message = NULL;
+  will.payload.data = m->will_payload;
+  will.payload.len = (int)strlen(m->will_payload);
+  will.qos = 1;
+  will.retained = 1;
+  MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer;
+  opts.keepAliveInterval = (int)m->cfg->keepalive_s;
+  opts.cleansession = 1; /* tck-id-message-flow-phid-sparkplug-clean-session-311 */
+  opts.will = &will;
+  opts.connectTimeout = 10;
+  opts.automaticReconnect = 0;
+  opts.onSuccess = on_connect_ok;
+  opts.onFailure = on_connect_fail;
+  opts.context = m;
+  int prc = MQTTAsync_connect(m->client, &opts);
+  if(prc != MQTTASYNC_SUCCESS) {
+    lc_log(LC_WARN, "mqtt", "op=connect url=%s code=%d", m->cfg->mqtt_url,
+           prc);
+    return LC_EMQTT;
+  }
+  return LC_OK;
+}
+
+lc_err brk_mqtt_subscribe(struct brk_mqtt *m)
+{
+  char *filters[16];
+  int qos[16];
+  for(int i = 0; i < m->n_filters; i++) {
+    filters[i] = m->filters[i];
+    qos[i] = 1; /* lets the QoS 1 NDEATH Wills arrive as QoS 1 */
+  }
+  MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+  ro.onSuccess = on_subscribe_ok;
+  ro.onFailure = on_subscribe_fail;
+  ro.context = m;
+  int prc = MQTTAsync_subscribeMany(m->client, m->n_filters, filters, qos,
+                                    &ro);
+  if(prc != MQTTASYNC_SUCCESS) {
+    lc_log(LC_ERROR, "mqtt", "op=subscribe code=%d", prc);
+    return LC_EMQTT;
+  }
+  return LC_OK;
+}
+
+static lc_err publish_state(struct brk_mqtt *m, bool online, uint64_t ts)
+{
+  char payload[96];
+  int n = snprintf(payload, sizeof(payload),
+                   "{\"online\":%s,\"timestamp\":%llu}",
+                   online ? "true" : "false", (unsigned long long)ts);
+  return brk_mqtt_publish(m, m->state_topic, payload, (size_t)n, 1, true);
+}
+
+lc_err brk_mqtt_publish_online(struct brk_mqtt *m)
+{
+  /* tck-id-host-topic-phid-birth-payload-timestamp: same T as the Will. */
+  return publish_state(m, true, m->state_ts);
+}
+
+lc_err brk_mqtt_publish(struct brk_mqtt *m, const char *topic,
+                        const void *payload, size_t len, int qos,
+                        bool retained)
+{
+  MQTTAsync_message msg = MQTTAsync_message_initializer;
+  msg.payload = (void *)payload;
+  msg.payloadlen = (int)len;
+  msg.qos = qos;
+  msg.retained = retained;
+  int prc = MQTTAsync_sendMessage(m->client, topic, &msg, NULL);
+  if(prc != MQTTASYNC_SUCCESS) {
+    atomic_fetch_add(&m->stats->publish_failures, 1);
+    return LC_EMQTT;
+  }
+  return LC_OK;
+}
+
+bool brk_mqtt_is_own_state(const struct brk_mqtt *m, const char *host_id)
+{
+  return strcmp(host_id, m->cfg->host_id) == 0;
+}
+
+void brk_mqtt_free(struct brk_mqtt *m)
+{
+  if(!m)
+    return;
+  if(MQTTAsync_isConnected(m->client)) {
+    /* tck-id-operational-behavior-host-application-termination: publish
+     * the death ourselves, since DISCONNECT discards the Will. */
+    if(publish_state(m, false, lc_now_ms()) != LC_OK)
+      lc_log(LC_WARN, "mqtt", "op=state_death err=publish");
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+    d.timeout = 2000; /* lets the death message leave first */
+    MQTTAsync_disconnect(m->client, &d);
+    for(int i = 0; i < 40 && MQTTAsync_isConnected(m->client); i++) {
+      struct timespec ts = {0, 50 * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+  }
+  MQTTAsync_destroy(&m->client);
+  lc_free(m);
+}

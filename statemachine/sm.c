@@ -1,0 +1,597 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The per-device provisioning machine (DESIGN.md §3).
+ *
+ * Invariants the functions below keep:
+ *  - sm_step() either applies an event completely or leaves the device
+ *    exactly as it was (allocations happen before anything is changed);
+ *  - every change of dev->state emits exactly one SM_ACT_AUDIT, emitted
+ *    before the effects it allows (CA submit, publish), so the caller
+ *    commits the record before performing them;
+ *  - CA answers carry the generation they were asked for; an answer of
+ *    another generation, or for a role the device is not waiting for,
+ *    is stale and changes nothing (LC_ESTATE);
+ *  - VALIDATED is never a resting state: a request moves on to
+ *    ISSUING_BOOTSTRAP in the same step, so both land in one commit.
+ *
+ * Transition table (event x state -> function):
+ *   REQUEST        any state               on_request()
+ *   INVALID        any state               on_invalid()
+ *   CA_ISSUED      ISSUING_*               on_ca_issued()
+ *   CA_RETRY       ISSUING_*               on_ca_retry()
+ *   CA_REJECTED    ISSUING_*               on_ca_rejected()
+ *   INSTALLED      DELIVERED, PROVISIONED  on_installed()
+ *   TIMER          VALIDATED, ISSUING_*, DELIVERED   on_timer()
+ *   OPERATOR_RETRY FAILED                  on_operator_retry()
+ */
+#include "statemachine/sm.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+
+static const char *const event_names[SM_EV_COUNT] = {
+  "REQUEST", "INVALID", "CA_ISSUED", "CA_RETRY", "CA_REJECTED",
+  "INSTALLED", "TIMER", "OPERATOR_RETRY"};
+
+const char *sm_event_name(enum sm_event_kind k)
+{
+  if((unsigned)k >= SM_EV_COUNT)
+    return "?";
+  return event_names[k];
+}
+
+void sm_policy_defaults(struct sm_policy *p)
+{
+  p->max_ca_attempts = 8;
+  p->retry_base_ms = 500;
+  p->retry_max_ms = 60000;
+  p->delivery_timeout_ms = 30000;
+  p->max_deliveries = 5;
+  p->reprovision = SM_REPROVISION_DENY;
+}
+
+/* ---- actions ------------------------------------------------------------ */
+
+static struct sm_action *push_action(struct sm_actions *act,
+                                     enum sm_action_kind kind)
+{
+  /* SM_ACTIONS_MAX bounds the longest path (a new generation: 2 audits
+   * and a submit); running out is a programming error. */
+  if(act->n >= SM_ACTIONS_MAX)
+    return NULL;
+  struct sm_action *a = &act->a[act->n++];
+  memset(a, 0, sizeof(*a));
+  a->kind = kind;
+  return a;
+}
+
+static void add_audit(struct sm_actions *act, const char *event,
+                      enum sm_state from, enum sm_state to, enum ca_role role,
+                      const char *text)
+{
+  struct sm_action *a = push_action(act, SM_ACT_AUDIT);
+  if(!a)
+    return;
+  a->event = event;
+  a->from = from;
+  a->to = to;
+  a->role = role;
+  lc_strlcpy(a->text, text ? text : "", sizeof(a->text));
+}
+
+static void add_submit(struct sm_actions *act, enum ca_role role)
+{
+  struct sm_action *a = push_action(act, SM_ACT_CA_SUBMIT);
+  if(a)
+    a->role = role;
+}
+
+static void add_deliver(struct sm_actions *act)
+{
+  (void)push_action(act, SM_ACT_DELIVER);
+}
+
+static void add_status(struct sm_actions *act, const char *status)
+{
+  struct sm_action *a = push_action(act, SM_ACT_STATUS);
+  if(a)
+    lc_strlcpy(a->text, status, sizeof(a->text));
+}
+
+static void add_rejected_status(struct sm_actions *act, const char *reason)
+{
+  char buf[SM_REASON_MAX + 16];
+  snprintf(buf, sizeof(buf), "REJECTED:%s", reason);
+  add_status(act, buf);
+}
+
+/* Move to `to`, recording why. Always paired with one audit record. */
+static void enter(struct sm_device *dev, const struct sm_event *ev,
+                  struct sm_actions *act, enum sm_state to, const char *event,
+                  enum ca_role role, const char *text)
+{
+  add_audit(act, event, dev->state, to, role, text);
+  dev->state = to;
+  dev->updated_at = ev->now_ms;
+  act->dirty = true;
+}
+
+static enum ca_role issuing_role(enum sm_state s)
+{
+  return s == SM_ISSUING_OPERATIONAL ? CA_ROLE_OPERATIONAL
+                                     : CA_ROLE_BOOTSTRAP;
+}
+
+static bool is_issuing(enum sm_state s)
+{
+  return s == SM_ISSUING_BOOTSTRAP || s == SM_ISSUING_OPERATIONAL;
+}
+
+static void arm_delivery(struct sm_device *dev, const struct sm_policy *pol,
+                         const struct sm_event *ev)
+{
+  dev->deliveries++;
+  dev->next_attempt_at = ev->now_ms + pol->delivery_timeout_ms;
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static bool same_keys(const struct sm_device *dev, const struct sm_request *r)
+{
+  for(int role = 0; role < CA_ROLE_COUNT; role++)
+    if(strcmp(dev->key_fpr[role], r->key_fpr[role]) != 0)
+      return false;
+  return true;
+}
+
+static bool request_complete(const struct sm_request *r)
+{
+  if(!r || !r->serial || !r->request_id || strlen(r->request_id) != 32)
+    return false;
+  for(int role = 0; role < CA_ROLE_COUNT; role++)
+    if(!r->csr[role] || !r->key_fpr[role] ||
+       strlen(r->key_fpr[role]) != SM_FPR_HEX - 1)
+      return false;
+  return true;
+}
+
+/* Copies of what a new generation keeps, made before the device is
+ * touched so that running out of memory changes nothing. */
+struct generation_copy {
+  char *csr[CA_ROLE_COUNT];
+  char *meta;
+};
+
+static void generation_copy_free(struct generation_copy *c)
+{
+  for(int role = 0; role < CA_ROLE_COUNT; role++)
+    LC_FREE(c->csr[role]);
+  LC_FREE(c->meta);
+}
+
+static lc_err generation_copy_make(const struct sm_request *r,
+                                   struct generation_copy *c)
+{
+  memset(c, 0, sizeof(*c));
+  for(int role = 0; role < CA_ROLE_COUNT; role++) {
+    c->csr[role] = lc_strdup(r->csr[role]);
+    if(!c->csr[role])
+      goto oom;
+  }
+  if(r->meta) {
+    c->meta = lc_strdup(r->meta);
+    if(!c->meta)
+      goto oom;
+  }
+  return LC_OK;
+oom:
+  generation_copy_free(c);
+  return LC_ENOMEM;
+}
+
+static void clear_issued(struct sm_device *dev)
+{
+  for(int role = 0; role < CA_ROLE_COUNT; role++) {
+    LC_FREE(dev->cert[role].pem);
+    dev->cert[role].fpr[0] = '\0';
+    dev->cert[role].serial[0] = '\0';
+  }
+  LC_FREE(dev->chain);
+}
+
+/* A new provisioning of this device: new request id, new CA keys. */
+static lc_err start_generation(struct sm_device *dev,
+                               const struct sm_event *ev,
+                               struct sm_actions *act, const char *why)
+{
+  const struct sm_request *r = ev->req;
+  struct generation_copy c;
+  lc_err rc = generation_copy_make(r, &c);
+  if(rc != LC_OK)
+    return rc;
+
+  clear_issued(dev);
+  for(int role = 0; role < CA_ROLE_COUNT; role++) {
+    lc_free(dev->csr[role]);
+    dev->csr[role] = c.csr[role];
+    lc_strlcpy(dev->key_fpr[role], r->key_fpr[role], SM_FPR_HEX);
+  }
+  lc_free(dev->meta);
+  dev->meta = c.meta;
+  lc_strlcpy(dev->serial, r->serial, sizeof(dev->serial));
+  lc_strlcpy(dev->request_id, r->request_id, sizeof(dev->request_id));
+  dev->generation++;
+  dev->attempts = 0;
+  dev->deliveries = 0;
+  dev->next_attempt_at = 0;
+  dev->reason[0] = '\0';
+  if(!dev->created_at)
+    dev->created_at = ev->now_ms;
+
+  enter(dev, ev, act, SM_VALIDATED, "validated", CA_ROLE_BOOTSTRAP, why);
+  enter(dev, ev, act, SM_ISSUING_BOOTSTRAP, "issuing", CA_ROLE_BOOTSTRAP,
+        NULL);
+  add_submit(act, CA_ROLE_BOOTSTRAP);
+  return LC_OK;
+}
+
+/* A request that does not match what the device holds: a new generation
+ * when the policy allows re-issue, otherwise refused and recorded. */
+static lc_err request_new_keys(struct sm_device *dev,
+                               const struct sm_policy *pol,
+                               const struct sm_event *ev,
+                               struct sm_actions *act, const char *refusal)
+{
+  if(pol->reprovision == SM_REPROVISION_REISSUE)
+    return start_generation(dev, ev, act, "reprovision");
+  add_audit(act, "rejected", dev->state, dev->state, CA_ROLE_BOOTSTRAP,
+            refusal);
+  add_rejected_status(act, refusal);
+  return LC_OK;
+}
+
+static lc_err on_request(struct sm_device *dev, const struct sm_policy *pol,
+                         const struct sm_event *ev, struct sm_actions *act)
+{
+  if(!request_complete(ev->req))
+    return LC_EINVAL;
+  bool same = dev->generation > 0 && same_keys(dev, ev->req);
+
+  switch(dev->state) {
+  case SM_NEW:
+  case SM_REJECTED:
+    /* A rejected request is over; a corrected one starts afresh. */
+    return start_generation(dev, ev, act, NULL);
+  case SM_FAILED:
+    if(same) {
+      /* Waiting for an operator: tell the device again why. */
+      add_rejected_status(act, dev->reason);
+      return LC_OK;
+    }
+    return start_generation(dev, ev, act, "new_keys_after_failure");
+  case SM_VALIDATED:
+  case SM_ISSUING_BOOTSTRAP:
+  case SM_ISSUING_OPERATIONAL:
+    if(same)
+      return LC_OK; /* a rebirth while we work on it: nothing new */
+    return request_new_keys(dev, pol, ev, act, "key_mismatch");
+  case SM_DELIVERED:
+    if(same) {
+      /* The DCMD was lost or the device rebooted: send it again. */
+      add_deliver(act);
+      arm_delivery(dev, pol, ev);
+      act->dirty = true;
+      return LC_OK;
+    }
+    return request_new_keys(dev, pol, ev, act, "key_mismatch");
+  case SM_PROVISIONED:
+    if(same) {
+      add_deliver(act); /* idempotent: the same certificates */
+      return LC_OK;
+    }
+    return request_new_keys(dev, pol, ev, act, "already_provisioned");
+  default:
+    return LC_ESTATE;
+  }
+}
+
+static lc_err on_invalid(struct sm_device *dev, const struct sm_event *ev,
+                         struct sm_actions *act)
+{
+  const char *reason = ev->reason ? ev->reason : "invalid";
+  if(dev->state == SM_NEW) {
+    lc_strlcpy(dev->reason, reason, sizeof(dev->reason));
+    if(!dev->created_at)
+      dev->created_at = ev->now_ms;
+    enter(dev, ev, act, SM_REJECTED, "rejected", CA_ROLE_BOOTSTRAP, reason);
+  }
+  else if(dev->state == SM_REJECTED && strcmp(dev->reason, reason) == 0) {
+    /* A replay of the same bad request: answer, do not re-record. */
+  }
+  else if(dev->state == SM_REJECTED) {
+    lc_strlcpy(dev->reason, reason, sizeof(dev->reason));
+    add_audit(act, "rejected", dev->state, dev->state, CA_ROLE_BOOTSTRAP,
+              reason);
+    act->dirty = true;
+  }
+  else {
+    /* A bad request against a device that has a good one: refused and
+     * recorded, the device's own progress is untouched. */
+    add_audit(act, "rejected", dev->state, dev->state, CA_ROLE_BOOTSTRAP,
+              reason);
+  }
+  add_rejected_status(act, reason);
+  return LC_OK;
+}
+
+/* ---- CA answers ------------------------------------------------------------ */
+
+static bool answer_is_current(const struct sm_device *dev,
+                              const struct sm_event *ev)
+{
+  return is_issuing(dev->state) && ev->generation == dev->generation &&
+         ev->role == issuing_role(dev->state);
+}
+
+/* The chain delivered to the device holds each distinct issuing CA. */
+static lc_err chain_with(const char *have, const char *add, char **out)
+{
+  if(!add || !*add)
+    return have ? ((*out = lc_strdup(have)) ? LC_OK : LC_ENOMEM) : LC_OK;
+  if(have && strstr(have, add))
+    return (*out = lc_strdup(have)) ? LC_OK : LC_ENOMEM;
+  size_t hl = have ? strlen(have) : 0, al = strlen(add);
+  bool sep = hl && have[hl - 1] != '\n';
+  char *c = lc_malloc(hl + sep + al + 1);
+  if(!c)
+    return LC_ENOMEM;
+  if(hl)
+    memcpy(c, have, hl);
+  if(sep)
+    c[hl] = '\n';
+  memcpy(c + hl + sep, add, al + 1);
+  *out = c;
+  return LC_OK;
+}
+
+static lc_err on_ca_issued(struct sm_device *dev, const struct sm_policy *pol,
+                           const struct sm_event *ev, struct sm_actions *act)
+{
+  if(!answer_is_current(dev, ev))
+    return LC_ESTATE;
+  if(!ev->cert_pem || !ev->fpr || strlen(ev->fpr) != SM_FPR_HEX - 1)
+    return LC_EINVAL;
+  char *pem = lc_strdup(ev->cert_pem);
+  char *chain = NULL;
+  lc_err rc = pem ? chain_with(dev->chain, ev->chain_pem, &chain)
+                  : LC_ENOMEM;
+  if(rc != LC_OK) {
+    lc_free(pem);
+    return rc;
+  }
+
+  struct sm_cert *c = &dev->cert[ev->role];
+  lc_free(c->pem);
+  c->pem = pem;
+  lc_strlcpy(c->fpr, ev->fpr, sizeof(c->fpr));
+  lc_strlcpy(c->serial, ev->serial ? ev->serial : "", sizeof(c->serial));
+  lc_free(dev->chain);
+  dev->chain = chain;
+  dev->attempts = 0;
+  dev->next_attempt_at = 0;
+
+  if(ev->role == CA_ROLE_BOOTSTRAP) {
+    enter(dev, ev, act, SM_ISSUING_OPERATIONAL, "issued", ev->role, NULL);
+    add_submit(act, CA_ROLE_OPERATIONAL);
+  }
+  else {
+    enter(dev, ev, act, SM_DELIVERED, "issued", ev->role, NULL);
+    dev->deliveries = 0;
+    arm_delivery(dev, pol, ev);
+    add_deliver(act);
+  }
+  return LC_OK;
+}
+
+static uint64_t backoff_ms(const struct sm_policy *pol, uint32_t attempts,
+                           uint32_t jitter)
+{
+  uint64_t d = pol->retry_base_ms;
+  for(uint32_t i = 1; i < attempts && d < pol->retry_max_ms; i++)
+    d *= 2;
+  if(d > pol->retry_max_ms)
+    d = pol->retry_max_ms;
+  /* Jitter spreads devices that failed together (a CA outage) so they
+   * do not come back in one burst. */
+  return d + (uint64_t)pol->retry_base_ms * (jitter % 1000) / 1000;
+}
+
+static void fail(struct sm_device *dev, const struct sm_event *ev,
+                 struct sm_actions *act, const char *reason)
+{
+  lc_strlcpy(dev->reason, reason, sizeof(dev->reason));
+  dev->next_attempt_at = 0;
+  enter(dev, ev, act, SM_FAILED, "failed", issuing_role(dev->state), reason);
+  add_rejected_status(act, reason);
+}
+
+static lc_err on_ca_retry(struct sm_device *dev, const struct sm_policy *pol,
+                          const struct sm_event *ev, struct sm_actions *act)
+{
+  if(!answer_is_current(dev, ev))
+    return LC_ESTATE;
+  dev->attempts++;
+  act->dirty = true;
+  if(dev->attempts >= pol->max_ca_attempts) {
+    fail(dev, ev, act, "ca_unavailable");
+    return LC_OK;
+  }
+  uint64_t wait = backoff_ms(pol, dev->attempts, ev->jitter);
+  if(ev->retry_after_ms > wait)
+    wait = ev->retry_after_ms; /* the CA's Retry-After wins when longer */
+  dev->next_attempt_at = ev->now_ms + wait;
+  dev->updated_at = ev->now_ms;
+  if(dev->attempts == 1)
+    add_status(act, "RETRYING");
+  return LC_OK;
+}
+
+static lc_err on_ca_rejected(struct sm_device *dev, const struct sm_event *ev,
+                             struct sm_actions *act)
+{
+  if(!answer_is_current(dev, ev))
+    return LC_ESTATE;
+  char reason[SM_REASON_MAX];
+  snprintf(reason, sizeof(reason), "ca_rejected:%s",
+           ev->reason && *ev->reason ? ev->reason : "unknown");
+  fail(dev, ev, act, reason);
+  return LC_OK;
+}
+
+/* ---- delivery ------------------------------------------------------------ */
+
+/* Does the comma-separated list hold `fpr` (case-insensitive)? */
+static bool list_has(const char *list, const char *fpr)
+{
+  size_t n = strlen(fpr);
+  const char *p = list;
+  while(*p) {
+    while(*p == ' ' || *p == ',')
+      p++;
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    while(len && p[len - 1] == ' ')
+      len--;
+    if(len == n && strncasecmp(p, fpr, n) == 0)
+      return true;
+    p += len;
+    while(*p && *p != ',')
+      p++;
+  }
+  return false;
+}
+
+static bool installed_matches(const struct sm_device *dev, const char *list)
+{
+  for(int role = 0; role < CA_ROLE_COUNT; role++)
+    if(!dev->cert[role].fpr[0] || !list_has(list, dev->cert[role].fpr))
+      return false;
+  return true;
+}
+
+static lc_err on_installed(struct sm_device *dev, const struct sm_event *ev,
+                           struct sm_actions *act)
+{
+  if(dev->state != SM_DELIVERED && dev->state != SM_PROVISIONED)
+    return LC_ESTATE;
+  if(!ev->text || !installed_matches(dev, ev->text))
+    return LC_EINVAL;
+  if(dev->state == SM_PROVISIONED)
+    return LC_OK; /* the same acknowledgement again */
+  dev->next_attempt_at = 0;
+  enter(dev, ev, act, SM_PROVISIONED, "provisioned", CA_ROLE_OPERATIONAL,
+        NULL);
+  return LC_OK;
+}
+
+/* ---- timers and operators ------------------------------------------------ */
+
+static lc_err on_timer(struct sm_device *dev, const struct sm_policy *pol,
+                       const struct sm_event *ev, struct sm_actions *act)
+{
+  switch(dev->state) {
+  case SM_VALIDATED:
+    /* Only reachable from a store written by an older version: move on
+     * as a new request would. */
+    enter(dev, ev, act, SM_ISSUING_BOOTSTRAP, "issuing", CA_ROLE_BOOTSTRAP,
+          NULL);
+    add_submit(act, CA_ROLE_BOOTSTRAP);
+    return LC_OK;
+  case SM_ISSUING_BOOTSTRAP:
+  case SM_ISSUING_OPERATIONAL:
+    /* Same request key as before: the CA (or our lookup) turns a repeat
+     * into the certificate it already issued. */
+    if(dev->next_attempt_at) {
+      dev->next_attempt_at = 0;
+      act->dirty = true;
+    }
+    add_submit(act, issuing_role(dev->state));
+    return LC_OK;
+  case SM_DELIVERED:
+    if(dev->deliveries >= pol->max_deliveries) {
+      lc_strlcpy(dev->reason, "delivery_timeout", sizeof(dev->reason));
+      dev->next_attempt_at = 0;
+      enter(dev, ev, act, SM_FAILED, "failed", CA_ROLE_OPERATIONAL,
+            "delivery_timeout");
+      return LC_OK;
+    }
+    arm_delivery(dev, pol, ev);
+    act->dirty = true;
+    add_deliver(act);
+    return LC_OK;
+  default:
+    return LC_ESTATE;
+  }
+}
+
+static lc_err on_operator_retry(struct sm_device *dev,
+                                const struct sm_policy *pol,
+                                const struct sm_event *ev,
+                                struct sm_actions *act)
+{
+  if(dev->state != SM_FAILED)
+    return LC_ESTATE;
+  dev->attempts = 0;
+  dev->deliveries = 0;
+  dev->next_attempt_at = 0;
+  dev->reason[0] = '\0';
+  const char *who = ev->text ? ev->text : "operator";
+  if(!dev->cert[CA_ROLE_BOOTSTRAP].pem) {
+    enter(dev, ev, act, SM_ISSUING_BOOTSTRAP, "retry", CA_ROLE_BOOTSTRAP,
+          who);
+    add_submit(act, CA_ROLE_BOOTSTRAP);
+  }
+  else if(!dev->cert[CA_ROLE_OPERATIONAL].pem) {
+    enter(dev, ev, act, SM_ISSUING_OPERATIONAL, "retry",
+          CA_ROLE_OPERATIONAL, who);
+    add_submit(act, CA_ROLE_OPERATIONAL);
+  }
+  else {
+    enter(dev, ev, act, SM_DELIVERED, "retry", CA_ROLE_OPERATIONAL, who);
+    arm_delivery(dev, pol, ev);
+    add_deliver(act);
+  }
+  return LC_OK;
+}
+
+lc_err sm_step(struct sm_device *dev, const struct sm_policy *pol,
+               const struct sm_event *ev, struct sm_actions *act)
+{
+  memset(act, 0, sizeof(*act));
+  if(!dev || !pol || !ev)
+    return LC_EINVAL;
+  switch(ev->kind) {
+  case SM_EV_REQUEST:
+    return on_request(dev, pol, ev, act);
+  case SM_EV_INVALID:
+    return on_invalid(dev, ev, act);
+  case SM_EV_CA_ISSUED:
+    return on_ca_issued(dev, pol, ev, act);
+  case SM_EV_CA_RETRY:
+    return on_ca_retry(dev, pol, ev, act);
+  case SM_EV_CA_REJECTED:
+    return on_ca_rejected(dev, ev, act);
+  case SM_EV_INSTALLED:
+    return on_installed(dev, ev, act);
+  case SM_EV_TIMER:
+    return on_timer(dev, pol, ev, act);
+  case SM_EV_OPERATOR_RETRY:
+    return on_operator_retry(dev, pol, ev, act);
+  default:
+    return LC_EINVAL;
+  }
+}

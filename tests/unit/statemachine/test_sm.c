@@ -1,0 +1,413 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The pure machine, one transition at a time (sm.c's table).
+ */
+#include "common/lc_mem.h"
+#include "statemachine/sm.h"
+#include "tests/support/lc_cunit.h"
+
+#include <string.h>
+
+#define FPR_B "b000000000000000000000000000000000000000000000000000000000000001"
+#define FPR_O "0000000000000000000000000000000000000000000000000000000000000002"
+#define FPR_X "ffff000000000000000000000000000000000000000000000000000000000003"
+#define CERT_FPR_B \
+  "c100000000000000000000000000000000000000000000000000000000000001"
+#define CERT_FPR_O \
+  "c200000000000000000000000000000000000000000000000000000000000002"
+#define REQ_ID "0123456789abcdef0123456789abcdef"
+
+static struct sm_policy pol;
+
+static struct sm_request request(const char *fpr_b, const char *fpr_o)
+{
+  struct sm_request r = {.serial = "SN-1",
+                         .csr = {"CSR-B", "CSR-O"},
+                         .key_fpr = {fpr_b, fpr_o},
+                         .meta = "{\"model\":\"M\"}",
+                         .request_id = REQ_ID};
+  return r;
+}
+
+static struct sm_device *new_device(void)
+{
+  struct sm_device *d = sm_device_new();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  strcpy(d->group, "L1");
+  strcpy(d->edge, "E1");
+  strcpy(d->device, "SN-1");
+  return d;
+}
+
+static lc_err step(struct sm_device *d, struct sm_event ev,
+                   struct sm_actions *act)
+{
+  if(!ev.now_ms)
+    ev.now_ms = 1000000;
+  return sm_step(d, &pol, &ev, act);
+}
+
+static int count_kind(const struct sm_actions *a, enum sm_action_kind k)
+{
+  int n = 0;
+  for(unsigned i = 0; i < a->n; i++)
+    n += a->a[i].kind == k;
+  return n;
+}
+
+static lc_err issue(struct sm_device *d, enum ca_role role, const char *fpr,
+                    struct sm_actions *act)
+{
+  struct sm_event ev = {.kind = SM_EV_CA_ISSUED, .role = role,
+                        .generation = d->generation, .cert_pem = "PEM",
+                        .chain_pem = role ? "CHAIN-O\n" : "CHAIN-B\n",
+                        .fpr = fpr, .serial = "0a"};
+  return step(d, ev, act);
+}
+
+/* A device driven to DELIVERED through the normal path. */
+static struct sm_device *delivered_device(void)
+{
+  struct sm_device *d = new_device();
+  struct sm_actions act;
+  struct sm_request r = request(FPR_B, FPR_O);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  CU_ASSERT_EQUAL(issue(d, CA_ROLE_BOOTSTRAP, CERT_FPR_B, &act), LC_OK);
+  CU_ASSERT_EQUAL(issue(d, CA_ROLE_OPERATIONAL, CERT_FPR_O, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_DELIVERED);
+  return d;
+}
+
+static void test_request_moves_new_to_issuing_bootstrap(void)
+{
+  struct sm_device *d = new_device();
+  struct sm_actions act;
+  struct sm_request r = request(FPR_B, FPR_O);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_ISSUING_BOOTSTRAP);
+  CU_ASSERT_TRUE(act.dirty);
+  CU_ASSERT_EQUAL(d->generation, 1);
+  CU_ASSERT_STRING_EQUAL(d->request_id, REQ_ID);
+  CU_ASSERT_STRING_EQUAL(d->csr[CA_ROLE_OPERATIONAL], "CSR-O");
+  /* Two state changes, two audit records, then the CA call. */
+  CU_ASSERT_EQUAL(act.n, 3);
+  CU_ASSERT_EQUAL(act.a[0].kind, SM_ACT_AUDIT);
+  CU_ASSERT_EQUAL(act.a[0].from, SM_NEW);
+  CU_ASSERT_EQUAL(act.a[0].to, SM_VALIDATED);
+  CU_ASSERT_EQUAL(act.a[1].to, SM_ISSUING_BOOTSTRAP);
+  CU_ASSERT_EQUAL(act.a[2].kind, SM_ACT_CA_SUBMIT);
+  CU_ASSERT_EQUAL(act.a[2].role, CA_ROLE_BOOTSTRAP);
+  char key[40];
+  sm_request_key(d, CA_ROLE_BOOTSTRAP, key);
+  CU_ASSERT_STRING_EQUAL(key, REQ_ID "-b");
+  sm_device_free(d);
+}
+
+static void test_full_path_reaches_provisioned(void)
+{
+  struct sm_device *d = delivered_device();
+  struct sm_actions act;
+  CU_ASSERT_PTR_NOT_NULL(strstr(d->chain, "CHAIN-B"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(d->chain, "CHAIN-O"));
+  CU_ASSERT_EQUAL(d->deliveries, 1);
+  CU_ASSERT_TRUE(d->next_attempt_at > 0);
+  struct sm_event ack = {.kind = SM_EV_INSTALLED,
+                         .text = CERT_FPR_O "," CERT_FPR_B};
+  CU_ASSERT_EQUAL(step(d, ack, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_PROVISIONED);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_AUDIT), 1);
+  CU_ASSERT_EQUAL(d->next_attempt_at, 0);
+  /* The same acknowledgement again changes nothing. */
+  CU_ASSERT_EQUAL(step(d, ack, &act), LC_OK);
+  CU_ASSERT_EQUAL(act.n, 0);
+  CU_ASSERT_FALSE(act.dirty);
+  sm_device_free(d);
+}
+
+static void test_installed_mismatch_keeps_delivered(void)
+{
+  struct sm_device *d = delivered_device();
+  struct sm_actions act;
+  struct sm_event ack = {.kind = SM_EV_INSTALLED, .text = CERT_FPR_B};
+  CU_ASSERT_EQUAL(step(d, ack, &act), LC_EINVAL);
+  CU_ASSERT_EQUAL(d->state, SM_DELIVERED);
+  sm_device_free(d);
+}
+
+static void test_stale_generation_answer_ignored(void)
+{
+  struct sm_device *d = new_device();
+  struct sm_actions act;
+  struct sm_request r = request(FPR_B, FPR_O);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  struct sm_event old = {.kind = SM_EV_CA_ISSUED, .role = CA_ROLE_BOOTSTRAP,
+                         .generation = d->generation + 1, .cert_pem = "P",
+                         .fpr = CERT_FPR_B};
+  CU_ASSERT_EQUAL(step(d, old, &act), LC_ESTATE);
+  struct sm_event wrong_role = old;
+  wrong_role.generation = d->generation;
+  wrong_role.role = CA_ROLE_OPERATIONAL;
+  CU_ASSERT_EQUAL(step(d, wrong_role, &act), LC_ESTATE);
+  CU_ASSERT_EQUAL(d->state, SM_ISSUING_BOOTSTRAP);
+  CU_ASSERT_PTR_NULL(d->cert[CA_ROLE_BOOTSTRAP].pem);
+  sm_device_free(d);
+}
+
+static void test_ca_retry_backs_off_then_fails(void)
+{
+  struct sm_device *d = new_device();
+  struct sm_actions act;
+  struct sm_request r = request(FPR_B, FPR_O);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  uint64_t last_wait = 0;
+  for(uint32_t i = 1; i < pol.max_ca_attempts; i++) {
+    struct sm_event ev = {.kind = SM_EV_CA_RETRY, .role = CA_ROLE_BOOTSTRAP,
+                          .generation = d->generation, .now_ms = 1000000};
+    CU_ASSERT_EQUAL(step(d, ev, &act), LC_OK);
+    CU_ASSERT_EQUAL(d->state, SM_ISSUING_BOOTSTRAP);
+    CU_ASSERT_EQUAL(d->attempts, i);
+    uint64_t wait = d->next_attempt_at - 1000000;
+    CU_ASSERT_TRUE(wait >= last_wait);
+    CU_ASSERT_TRUE(wait <= pol.retry_max_ms + pol.retry_base_ms);
+    last_wait = wait;
+    CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_STATUS), i == 1 ? 1 : 0);
+    /* The timer resubmits with the same request key. */
+    CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_TIMER}, &act),
+                    LC_OK);
+    CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_CA_SUBMIT), 1);
+  }
+  struct sm_event last = {.kind = SM_EV_CA_RETRY, .role = CA_ROLE_BOOTSTRAP,
+                          .generation = d->generation};
+  CU_ASSERT_EQUAL(step(d, last, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_FAILED);
+  CU_ASSERT_STRING_EQUAL(d->reason, "ca_unavailable");
+  CU_ASSERT_STRING_EQUAL(act.a[act.n - 1].text, "REJECTED:ca_unavailable");
+  sm_device_free(d);
+}
+
+static void test_retry_after_longer_than_backoff_wins(void)
+{
+  struct sm_device *d = new_device();
+  struct sm_actions act;
+  struct sm_request r = request(FPR_B, FPR_O);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  struct sm_event ev = {.kind = SM_EV_CA_RETRY, .role = CA_ROLE_BOOTSTRAP,
+                        .generation = 1, .retry_after_ms = 45000,
+                        .now_ms = 5000};
+  CU_ASSERT_EQUAL(step(d, ev, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->next_attempt_at, 50000);
+  sm_device_free(d);
+}
+
+static void test_ca_rejection_fails_and_operator_retry_resumes(void)
+{
+  struct sm_device *d = new_device();
+  struct sm_actions act;
+  struct sm_request r = request(FPR_B, FPR_O);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  CU_ASSERT_EQUAL(issue(d, CA_ROLE_BOOTSTRAP, CERT_FPR_B, &act), LC_OK);
+  struct sm_event rej = {.kind = SM_EV_CA_REJECTED,
+                         .role = CA_ROLE_OPERATIONAL, .generation = 1,
+                         .reason = "policy"};
+  CU_ASSERT_EQUAL(step(d, rej, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_FAILED);
+  CU_ASSERT_STRING_EQUAL(d->reason, "ca_rejected:policy");
+  /* Only the missing operational certificate is asked for again. */
+  struct sm_event retry = {.kind = SM_EV_OPERATOR_RETRY, .text = "op:alice"};
+  CU_ASSERT_EQUAL(step(d, retry, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_ISSUING_OPERATIONAL);
+  CU_ASSERT_EQUAL(act.a[0].kind, SM_ACT_AUDIT);
+  CU_ASSERT_STRING_EQUAL(act.a[0].event, "retry");
+  CU_ASSERT_EQUAL(act.a[1].role, CA_ROLE_OPERATIONAL);
+  CU_ASSERT_EQUAL(step(d, retry, &act), LC_ESTATE);
+  sm_device_free(d);
+}
+
+static void test_invalid_request_rejects_once(void)
+{
+  struct sm_device *d = new_device();
+  struct sm_actions act;
+  struct sm_event bad = {.kind = SM_EV_INVALID, .reason = "key_type"};
+  CU_ASSERT_EQUAL(step(d, bad, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_REJECTED);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_AUDIT), 1);
+  CU_ASSERT_STRING_EQUAL(act.a[act.n - 1].text, "REJECTED:key_type");
+  /* A replay is answered but not recorded again. */
+  CU_ASSERT_EQUAL(step(d, bad, &act), LC_OK);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_AUDIT), 0);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_STATUS), 1);
+  /* A corrected request starts a generation. */
+  struct sm_request r = request(FPR_B, FPR_O);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_ISSUING_BOOTSTRAP);
+  CU_ASSERT_STRING_EQUAL(d->reason, "");
+  sm_device_free(d);
+}
+
+static void test_rebirth_same_keys_redelivers(void)
+{
+  struct sm_device *d = delivered_device();
+  struct sm_actions act;
+  struct sm_request r = request(FPR_B, FPR_O);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_DELIVERED);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_DELIVER), 1);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_AUDIT), 0);
+  CU_ASSERT_EQUAL(d->generation, 1);
+  sm_device_free(d);
+}
+
+static void test_provisioned_new_keys_denied_by_default(void)
+{
+  struct sm_device *d = delivered_device();
+  struct sm_actions act;
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_INSTALLED,
+                                            .text = CERT_FPR_B "," CERT_FPR_O},
+                       &act), LC_OK);
+  struct sm_request r = request(FPR_X, FPR_O);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_PROVISIONED);
+  CU_ASSERT_EQUAL(d->generation, 1);
+  CU_ASSERT_STRING_EQUAL(act.a[act.n - 1].text,
+                         "REJECTED:already_provisioned");
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_AUDIT), 1);
+  /* Same keys: the same certificates again. */
+  struct sm_request same = request(FPR_B, FPR_O);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &same}, &act), LC_OK);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_DELIVER), 1);
+  sm_device_free(d);
+}
+
+static void test_provisioned_new_keys_reissued_when_allowed(void)
+{
+  struct sm_device *d = delivered_device();
+  struct sm_actions act;
+  pol.reprovision = SM_REPROVISION_REISSUE;
+  struct sm_request r = request(FPR_X, FPR_O);
+  r.request_id = "fedcba9876543210fedcba9876543210";
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  pol.reprovision = SM_REPROVISION_DENY;
+  CU_ASSERT_EQUAL(d->state, SM_ISSUING_BOOTSTRAP);
+  CU_ASSERT_EQUAL(d->generation, 2);
+  CU_ASSERT_PTR_NULL(d->cert[CA_ROLE_BOOTSTRAP].pem);
+  CU_ASSERT_PTR_NULL(d->chain);
+  CU_ASSERT_STRING_EQUAL(act.a[0].text, "reprovision");
+  sm_device_free(d);
+}
+
+static void test_delivery_timeouts_end_in_failed(void)
+{
+  struct sm_device *d = delivered_device();
+  struct sm_actions act;
+  for(uint32_t i = 1; i < pol.max_deliveries; i++) {
+    CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_TIMER}, &act),
+                    LC_OK);
+    CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_DELIVER), 1);
+    CU_ASSERT_EQUAL(d->state, SM_DELIVERED);
+  }
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_TIMER}, &act),
+                  LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_FAILED);
+  CU_ASSERT_STRING_EQUAL(d->reason, "delivery_timeout");
+  /* Operator retry with both certificates present re-delivers them. */
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_OPERATOR_RETRY},
+                       &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_DELIVERED);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_DELIVER), 1);
+  sm_device_free(d);
+}
+
+static void test_events_not_allowed_change_nothing(void)
+{
+  struct sm_device *d = new_device();
+  struct sm_actions act;
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_INSTALLED,
+                                            .text = CERT_FPR_B}, &act),
+                  LC_ESTATE);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_TIMER}, &act),
+                  LC_ESTATE);
+  CU_ASSERT_EQUAL(issue(d, CA_ROLE_BOOTSTRAP, CERT_FPR_B, &act), LC_ESTATE);
+  struct sm_request incomplete = request(FPR_B, NULL);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &incomplete}, &act),
+                  LC_EINVAL);
+  CU_ASSERT_EQUAL(d->state, SM_NEW);
+  CU_ASSERT_FALSE(act.dirty);
+  sm_device_free(d);
+}
+
+static void test_out_of_memory_leaves_device_unchanged(void)
+{
+  for(unsigned long n = 1; n < 20; n++) {
+    struct sm_device *d = new_device();
+    struct sm_actions act;
+    struct sm_request r = request(FPR_B, FPR_O);
+    lc_mem_fail_after(n);
+    lc_err rc = step(d, (struct sm_event){.kind = SM_EV_REQUEST, .req = &r},
+                     &act);
+    lc_mem_fail_after(0);
+    if(rc == LC_OK) {
+      CU_ASSERT_EQUAL(d->state, SM_ISSUING_BOOTSTRAP);
+      sm_device_free(d);
+      break;
+    }
+    CU_ASSERT_EQUAL(rc, LC_ENOMEM);
+    CU_ASSERT_EQUAL(d->state, SM_NEW);
+    CU_ASSERT_EQUAL(d->generation, 0);
+    CU_ASSERT_PTR_NULL(d->csr[0]);
+    sm_device_free(d);
+  }
+}
+
+static int reset_policy(void)
+{
+  sm_policy_defaults(&pol);
+  return 0;
+}
+
+const struct lc_test sm_tests[] = {
+  {"REQUEST moves NEW to ISSUING_BOOTSTRAP with two audits",
+   test_request_moves_new_to_issuing_bootstrap},
+  {"full path reaches PROVISIONED; repeated ack is a no-op",
+   test_full_path_reaches_provisioned},
+  {"INSTALLED with wrong fingerprints keeps DELIVERED",
+   test_installed_mismatch_keeps_delivered},
+  {"CA answer of another generation or role is stale",
+   test_stale_generation_answer_ignored},
+  {"CA_RETRY backs off, resubmits on TIMER, then FAILED",
+   test_ca_retry_backs_off_then_fails},
+  {"Retry-After longer than backoff wins",
+   test_retry_after_longer_than_backoff_wins},
+  {"CA rejection fails; operator retry resumes missing role",
+   test_ca_rejection_fails_and_operator_retry_resumes},
+  {"INVALID rejects once; replay answered, not re-audited",
+   test_invalid_request_rejects_once},
+  {"DBIRTH with same keys in DELIVERED re-delivers",
+   test_rebirth_same_keys_redelivers},
+  {"PROVISIONED + new keys denied by default policy",
+   test_provisioned_new_keys_denied_by_default},
+  {"PROVISIONED + new keys re-issued when policy allows",
+   test_provisioned_new_keys_reissued_when_allowed},
+  {"delivery timeouts end in FAILED; retry re-delivers",
+   test_delivery_timeouts_end_in_failed},
+  {"events not allowed in NEW change nothing",
+   test_events_not_allowed_change_nothing},
+  {"out of memory at any allocation leaves device unchanged",
+   test_out_of_memory_leaves_device_unchanged},
+  {NULL, NULL}};
+
+int sm_suite_init(void)
+{
+  return reset_policy();
+}

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Quick start (b): install what is missing, build, run the whole test
+# suite, then build again with AddressSanitizer + UBSan and run it again.
+# Idempotent; build trees are build/ and build-asan/.
+set -eu
+cd "$(dirname "$0")/.."
+
+./tools/setup-debian.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+
+run_suite() {
+  dir=$1
+  shift
+  echo "== configure $dir: $*"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLC_WERROR=ON "$@" >/dev/null
+  echo "== build $dir"
+  cmake --build "$dir" -j "$jobs"
+  echo "== test $dir"
+  (cd "$dir" && ctest --output-on-failure --timeout 900)
+}
+
+run_suite build
+# halt_on_error makes any sanitizer report fail the test that caused it.
+ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1 \
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  run_suite build-asan -DLC_ASAN=ON -DLC_UBSAN=ON
