@@ -44,7 +44,11 @@ struct ca_csr; /* opaque: a parsed CSR whose signature verified */
  * stable machine-readable reason, one of:
  *   csr_malformed, csr_too_large, csr_signature, key_type,
  *   subject_missing_cn, subject_attribute, subject_not_utf8
- * which the broker sends as REJECTED:<reason>. */
+ * which the broker sends as REJECTED:<reason>. A second CN counts as a
+ * subject_attribute; a CN holding NUL is subject_not_utf8. Rejections
+ * log nothing and leave the OpenSSL error queue empty; `reason` is
+ * written only on a rejection and may be NULL. The parsed CSR is
+ * immutable: many threads may issue from it at once. */
 lc_err ca_csr_parse(const char *pem, size_t len,
                     const struct ca_csr_policy *pol, struct ca_csr **out,
                     char *reason, size_t cap) LC_NODISCARD;
@@ -58,7 +62,8 @@ const uint8_t *ca_csr_der(const struct ca_csr *csr, size_t *len);
 void ca_csr_key_fpr(const struct ca_csr *csr, uint8_t out[32]);
 
 /* SHA-256 of a PEM certificate's DER, as 64 lower-case hex + NUL.
- * This is what devices report in Provisioning/Installed. */
+ * This is what devices report in Provisioning/Installed. Reads the
+ * first PEM block, which must be a CERTIFICATE (LC_EPROTO otherwise). */
 lc_err ca_cert_fingerprint(const char *pem, char out[65]) LC_NODISCARD;
 
 /* ---- adapters ---------------------------------------------------------- */
@@ -158,7 +163,17 @@ struct ca_local_config {
  * Leaves: subject CN = the CSR's CN only, random positive 128-bit
  * serial, validity and EKU from the role's profile, keyUsage
  * digitalSignature, SKI and AKI. chain_pem = the role's issuing CA.
- * LC_ETLS / LC_EIO with the cause logged. Free with ca_free(). */
+ * LC_ETLS / LC_EIO with the cause logged. Free with ca_free().
+ * LC_EINVAL if a profile's validity_days is 0 or above 36500, or its
+ * backdate_s above 86400 (the CA certificates start one day back, so no
+ * leaf starts before its issuer).
+ * root.pem is written last and marks a complete CA: a directory holding
+ * it is only ever loaded (each cert checked against its key, each
+ * issuing CA against the root), never rewritten; one without it is
+ * (re)created from scratch. Root and issuing CAs last 20 years.
+ * submit() answers CA_REJECTED "validity_exceeds_ca" when the leaf would
+ * outlive its issuing CA; poll() answers CA_REJECTED "not_pending";
+ * cancel() does nothing. There is no de-duplication by request_key. */
 lc_err ca_local_open(const struct ca_local_config *cfg,
                      struct ca_adapter **out) LC_NODISCARD;
 

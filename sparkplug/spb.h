@@ -3,8 +3,10 @@
  * Sparkplug B 3.0: topic parse and build, payload encode and decode.
  *
  * No I/O, no MQTT library, no clock. Decoding is bounded: an input over
- * SPB_PAYLOAD_MAX bytes is refused before nanopb sees it, and nanopb's
- * own limits come from proto/sparkplug_b.options.
+ * SPB_PAYLOAD_MAX bytes is refused before nanopb sees it, a pre-scan
+ * bounds nesting depth and metric count (see "Further decode limits"
+ * below), and nanopb allocates only what the input holds (FT_POINTER
+ * fields, proto/sparkplug_b.options).
  *
  * Identifiers (group, edge node, device, host id) are UTF-8 without '+',
  * '/', '#', NUL or control characters, 1..SPB_ID_MAX bytes
@@ -167,5 +169,124 @@ lc_err spb_array_get(const struct spb_value *v, size_t i, int64_t *iv,
 /* Element i of a StringArray: pointer into the value and its length. */
 lc_err spb_array_get_string(const struct spb_value *v, size_t i,
                             const char **s, size_t *len) LC_NODISCARD;
+
+/* ---- Additions: limits, typed DATA values, array packing, DataSet and
+ * Template accessors and builders. ---------------------------------- */
+
+/* Further decode limits (beyond SPB_PAYLOAD_MAX and SPB_METRICS_MAX):
+ * - SPB_METRICS_MAX counts every Metric message, including those inside
+ *   Templates;
+ * - messages nest at most SPB_NESTING_MAX deep (Payload = 1), so a
+ *   crafted Metric -> Template -> Metric chain cannot exhaust the stack
+ *   in the recursive nanopb decoder; deeper input is LC_EPROTO;
+ * - a string field holding a NUL byte is LC_EPROTO: nanopb stores
+ *   strings NUL-terminated, so an embedded NUL would silently cut the
+ *   value short (a CSR could carry a hidden tail);
+ * - Bytes/File/array values and repeated fields hold at most
+ *   SPB_FIELD_MAX bytes or elements: Debian's nanopb library uses a
+ *   16-bit pb_size_t. Longer input is LC_EPROTO, longer output
+ *   LC_ETOOBIG.
+ * A metric with neither a value nor is_null decodes as is_null. */
+#define SPB_NESTING_MAX 24
+#define SPB_FIELD_MAX 65535
+
+/* Value of top-level metric `i` of a decoded payload, read as
+ * `datatype`. NDATA/DDATA/NCMD/DCMD metrics normally carry no datatype
+ * (tck-id-payloads-metric-datatype-not-req); their spb_metric.value then
+ * has datatype 0 and an empty union, and the caller applies the
+ * datatype it recorded from the BIRTH (by name or alias) here. The
+ * same fit rules as in spb_payload_decode() apply. Pointers in *out
+ * live as long as `p`. LC_EINVAL: `p` was not decoded or `i` is out of
+ * range; LC_EPROTO: the wire value does not fit `datatype`, or the
+ * metric carries a different datatype of its own. */
+lc_err spb_payload_typed_value(const struct spb_payload *p, size_t i,
+                               uint32_t datatype, struct spb_value *out)
+  LC_NODISCARD;
+
+/* Pack `n` native elements into Sparkplug's array layout for `datatype`
+ * (22..34): int8_t[] .. int64_t[], uint8_t[] .. uint64_t[], float[],
+ * double[], bool[] (BooleanArray), const char *[] (StringArray, each
+ * NUL-terminated) and uint64_t[] (DateTimeArray, ms). With buf == NULL
+ * only computes *len. LC_EINVAL for a non-array datatype,
+ * LC_ETOOBIG if cap is too small. */
+lc_err spb_array_pack(uint32_t datatype, const void *elems, size_t n,
+                      uint8_t *buf, size_t cap, size_t *len) LC_NODISCARD;
+
+/* DataSet (datatype 16): a table of n_columns typed columns.
+ * Column types are the spec's Basic Data Types Int8 .. Text (1..14,
+ * tck-id-payloads-dataset-types-value); a cell without a value is
+ * is_null. On decode, num_of_columns, columns, types and every row's
+ * element count must agree (tck-id-payloads-dataset-column-size,
+ * -column-num-headers, -types-num) and every cell must fit its column
+ * type, else LC_EPROTO. */
+size_t spb_dataset_column_count(const struct spb_dataset *ds);
+size_t spb_dataset_row_count(const struct spb_dataset *ds);
+/* Name and datatype of column `col`. LC_ERANGE when out of range. */
+lc_err spb_dataset_column(const struct spb_dataset *ds, size_t col,
+                          const char **name, uint32_t *datatype)
+  LC_NODISCARD;
+/* Cell (row, col); pointers in *out are borrowed from `ds`.
+ * LC_ERANGE when out of range. */
+lc_err spb_dataset_cell(const struct spb_dataset *ds, size_t row,
+                        size_t col, struct spb_value *out) LC_NODISCARD;
+
+/* Build a DataSet to encode. spb_dataset_new() returns an empty table
+ * of `n_columns` (1..SPB_FIELD_MAX) columns; name and type every
+ * column, then add rows. Names are copied. A row is `n_columns` cells,
+ * each is_null or of its column's datatype; the cells are copied but,
+ * as everywhere in an spb_value, string buffers stay borrowed until
+ * encoding is done. Free with spb_dataset_free(). LC_EINVAL on a bad
+ * argument or a cell that does not fit, LC_ETOOBIG past SPB_FIELD_MAX
+ * rows, LC_ENOMEM. */
+lc_err spb_dataset_new(size_t n_columns, struct spb_dataset **out)
+  LC_NODISCARD;
+lc_err spb_dataset_set_column(struct spb_dataset *ds, size_t col,
+                              const char *name, uint32_t datatype)
+  LC_NODISCARD;
+lc_err spb_dataset_add_row(struct spb_dataset *ds,
+                           const struct spb_value *cells) LC_NODISCARD;
+/* Free a DataSet made by spb_dataset_new(). NULL is a no-op; a decoded
+ * DataSet belongs to its spb_payload and is left alone. */
+void spb_dataset_free(struct spb_dataset *ds);
+
+/* Template (datatype 19): a definition (is_definition, no ref; NBIRTH
+ * only) or an instance (template_ref names the definition)
+ * (tck-id-payloads-template-definition-ref,
+ * tck-id-payloads-template-instance-ref). Parameters are typed values
+ * of the Basic Data Types like DataSet cells
+ * (tck-id-payloads-template-parameter-type-value); member metrics are
+ * ordinary spb_metrics. */
+const char *spb_template_ref(const struct spb_template *t);     /* or NULL */
+const char *spb_template_version(const struct spb_template *t); /* or NULL */
+bool spb_template_is_definition(const struct spb_template *t);
+size_t spb_template_metric_count(const struct spb_template *t);
+/* Member metric `i`, or NULL when out of range. */
+const struct spb_metric *spb_template_metric(const struct spb_template *t,
+                                             size_t i);
+size_t spb_template_param_count(const struct spb_template *t);
+/* Parameter `i`: its name and value. LC_ERANGE when out of range. */
+lc_err spb_template_param(const struct spb_template *t, size_t i,
+                          const char **name, struct spb_value *value)
+  LC_NODISCARD;
+
+/* Build a Template to encode. A definition takes template_ref == NULL,
+ * an instance requires it (LC_EINVAL otherwise); `version` is optional.
+ * Strings are copied. spb_template_set_metrics() copies the array of
+ * spb_metric structs (what they point to stays borrowed, as in any
+ * caller-built spb_payload); spb_template_add_param() copies the name
+ * and the value struct (a string value's buffer stays borrowed). Free
+ * with spb_template_free(). LC_EINVAL, LC_ETOOBIG past SPB_FIELD_MAX
+ * entries, LC_ENOMEM. */
+lc_err spb_template_new(const char *template_ref, const char *version,
+                        bool is_definition, struct spb_template **out)
+  LC_NODISCARD;
+lc_err spb_template_set_metrics(struct spb_template *t,
+                                const struct spb_metric *metrics, size_t n)
+  LC_NODISCARD;
+lc_err spb_template_add_param(struct spb_template *t, const char *name,
+                              const struct spb_value *value) LC_NODISCARD;
+/* Free a Template made by spb_template_new(). NULL is a no-op; a
+ * decoded Template belongs to its spb_payload and is left alone. */
+void spb_template_free(struct spb_template *t);
 
 #endif

@@ -375,8 +375,9 @@ static struct aud_verifier *stored_verifier(struct sm_store *st)
 {
   char *pem = NULL;
   struct aud_verifier *v = NULL;
-  if(sm_store_meta_get(st, "audit_pubkey", &pem) == LC_OK)
-    (void)aud_verifier_new(pem, &v);
+  if(sm_store_meta_get(st, "audit_pubkey", &pem) == LC_OK &&
+     aud_verifier_new(pem, &v) != LC_OK)
+    v = NULL;
   lc_free(pem);
   return v;
 }

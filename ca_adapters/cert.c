@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * What every adapter shares: bounded PEM decoding, certificate
+ * fingerprints, result cleanup and role names.
+ */
+#include "ca_adapters/ca_int.h"
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <string.h>
+
+/* A certificate PEM longer than this is not one we issued or a device
+ * installed; refusing it bounds the work done on input. */
+#define CERT_MAX_DER (64u * 1024u)
+/* No caller bound may push the PEM bound near overflow. */
+#define PEM_MAX_DER (16u * 1024u * 1024u)
+
+/* The longest PEM text that can hold `max_der` bytes of DER: base64 is
+ * 4/3, lines of 64 characters may end in CRLF, plus the two armour lines
+ * and room for text before the block. Twice the DER size plus 1 KiB
+ * covers all of that, and is still a bound. */
+static size_t pem_text_bound(size_t max_der)
+{
+  if(max_der > PEM_MAX_DER)
+    max_der = PEM_MAX_DER;
+  return max_der * 2 + 1024;
+}
+
+static bool label_matches(const char *name, const char *label,
+                          const char *alt_label)
+{
+  return strcmp(name, label) == 0 ||
+         (alt_label && strcmp(name, alt_label) == 0);
+}
+
+lc_err ca__pem_decode(const char *pem, size_t len, const char *label,
+                      const char *alt_label, size_t max_der, uint8_t **der,
+                      size_t *der_len)
+{
+  if(len > pem_text_bound(max_der))
+    return LC_ETOOBIG;
+  BIO *bio = BIO_new_mem_buf(pem, (int)len);
+  if(!bio) {
+    lc_openssl_clear();
+    return LC_ENOMEM;
+  }
+  char *name = NULL, *header = NULL;
+  unsigned char *data = NULL;
+  long dlen = 0;
+  lc_err rc = LC_EPROTO;
+  /* ONLY_B64: the body must be base64, no stray characters. */
+  if(PEM_read_bio_ex(bio, &name, &header, &data, &dlen, PEM_FLAG_ONLY_B64) !=
+     1)
+    goto out;
+  if(!label_matches(name, label, alt_label) || header[0] != '\0' ||
+     dlen <= 0)
+    goto out;
+  if((size_t)dlen > max_der) {
+    rc = LC_ETOOBIG;
+    goto out;
+  }
+  *der = data;
+  *der_len = (size_t)dlen;
+  data = NULL;
+  rc = LC_OK;
+out:
+  if(rc != LC_OK)
+    lc_openssl_clear(); /* bad input is the caller's to report, not ours */
+  OPENSSL_free(name);
+  OPENSSL_free(header);
+  OPENSSL_free(data);
+  BIO_free(bio);
+  return rc;
+}
+
+lc_err ca_cert_fingerprint(const char *pem, char out[65])
+{
+  if(!pem || !out)
+    return LC_EINVAL;
+  size_t len = strnlen(pem, pem_text_bound(CERT_MAX_DER) + 1);
+  uint8_t *der = NULL;
+  size_t der_len = 0;
+  lc_err rc = ca__pem_decode(pem, len, PEM_STRING_X509, NULL, CERT_MAX_DER,
+                             &der, &der_len);
+  if(rc != LC_OK)
+    return rc;
+  /* The fingerprint is over the DER as sent; no need to decode it into an
+   * X509 (which would cost ~150 us in OpenSSL 3.0). */
+  uint8_t md[32];
+  unsigned int md_len = 0;
+  if(EVP_Digest(der, der_len, md, &md_len, EVP_sha256(), NULL) != 1 ||
+     md_len != sizeof(md)) {
+    lc_log_openssl(LC_ERROR, "ca", "fingerprint_sha256");
+    rc = LC_ETLS;
+  } else {
+    lc_hex(md, sizeof(md), out);
+  }
+  OPENSSL_free(der);
+  return rc;
+}
+
+lc_err ca__set_random_serial(X509 *x, char hex[41])
+{
+  uint8_t b[16];
+  size_t skip;
+  do {
+    if(RAND_bytes(b, (int)sizeof(b)) != 1) {
+      lc_log_openssl(LC_ERROR, "ca", "serial_rand");
+      return LC_ETLS;
+    }
+    b[0] &= 0x7f;                 /* positive without a pad octet */
+    for(skip = 0; skip < sizeof(b) && b[skip] == 0; skip++)
+      ;
+  } while(skip == sizeof(b));     /* zero is not a valid serial */
+  /* ASN1_INTEGER holds the magnitude without leading zeros (DER). */
+  if(ASN1_STRING_set(X509_get_serialNumber(x), b + skip,
+                     (int)(sizeof(b) - skip)) != 1) {
+    lc_log_openssl(LC_ERROR, "ca", "serial_set");
+    return LC_ETLS;
+  }
+  lc_hex(b + skip, sizeof(b) - skip, hex);
+  return LC_OK;
+}
+
+void ca_result_cleanup(struct ca_result *r)
+{
+  if(!r)
+    return;
+  lc_free(r->cert_pem);
+  lc_free(r->chain_pem);
+  memset(r, 0, sizeof(*r));
+}
+
+const char *ca_role_name(enum ca_role r)
+{
+  switch(r) {
+  case CA_ROLE_BOOTSTRAP:
+    return "bootstrap";
+  case CA_ROLE_OPERATIONAL:
+    return "operational";
+  }
+  return "unknown";
+}

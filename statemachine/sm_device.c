@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * struct sm_device: allocation, the names derived from it (device key,
+ * CA idempotency key) and the state names that the store persists.
+ *
+ * State names are the persisted form (devices.state is TEXT, readable
+ * with the sqlite3 CLI), so a name, once released, never changes.
+ */
+#include "statemachine/sm.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/lc_mem.h"
+
+static const char *const state_names[SM_STATE_COUNT] = {
+  [SM_NEW] = "NEW",
+  [SM_VALIDATED] = "VALIDATED",
+  [SM_ISSUING_BOOTSTRAP] = "ISSUING_BOOTSTRAP",
+  [SM_ISSUING_OPERATIONAL] = "ISSUING_OPERATIONAL",
+  [SM_DELIVERED] = "DELIVERED",
+  [SM_PROVISIONED] = "PROVISIONED",
+  [SM_REJECTED] = "REJECTED",
+  [SM_FAILED] = "FAILED",
+  [SM_RENEW_CHALLENGED] = "RENEW_CHALLENGED",
+  [SM_RENEW_ISSUING] = "RENEW_ISSUING",
+  [SM_RENEW_DELIVERED] = "RENEW_DELIVERED",
+};
+
+const char *sm_state_name(enum sm_state s)
+{
+  if((unsigned)s >= SM_STATE_COUNT || !state_names[s])
+    return "UNKNOWN";
+  return state_names[s];
+}
+
+lc_err sm_state_parse(const char *name, enum sm_state *out)
+{
+  if(!name || !out)
+    return LC_EINVAL;
+  for(int s = 0; s < SM_STATE_COUNT; s++) {
+    if(state_names[s] && strcmp(state_names[s], name) == 0) {
+      *out = (enum sm_state)s;
+      return LC_OK;
+    }
+  }
+  return LC_EINVAL;
+}
+
+/* Settled: nothing happens until the device or an operator acts, so a
+ * restart has nothing to resume. DELIVERED is not settled (its
+ * re-delivery timer runs), nor are the renewal states. */
+bool sm_state_settled(enum sm_state s)
+{
+  return s == SM_PROVISIONED || s == SM_REJECTED || s == SM_FAILED;
+}
+
+struct sm_device *sm_device_new(void)
+{
+  /* calloc: every fixed buffer is "" and every owned pointer NULL. */
+  return lc_calloc(1, sizeof(struct sm_device));
+}
+
+void sm_device_free(struct sm_device *dev)
+{
+  if(!dev)
+    return;
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    lc_free(dev->csr[r]);
+    lc_free(dev->cert[r].pem);
+  }
+  lc_free(dev->chain);
+  lc_free(dev->meta);
+  lc_free(dev);
+}
+
+void sm_device_key(const struct sm_device *dev, char *buf, size_t cap)
+{
+  if(!buf || cap == 0)
+    return;
+  if(dev->device[0])
+    snprintf(buf, cap, "%s/%s/%s", dev->group, dev->edge, dev->device);
+  else
+    snprintf(buf, cap, "%s/%s", dev->group, dev->edge);
+}
+
+void sm_request_key(const struct sm_device *dev, enum ca_role role,
+                    char out[40])
+{
+  /* The suffix keeps the two roles of one generation apart at the CA. */
+  snprintf(out, 40, "%s-%c", dev->request_id,
+           role == CA_ROLE_BOOTSTRAP ? 'b' : 'o');
+}

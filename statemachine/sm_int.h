@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Private declarations shared by the files of statemachine/.
+ *
+ * The store is a vtable (as ca_ops, redis ConnectionType) so a
+ * PostgreSQL backend (store_pg.c) can follow behind the same public
+ * sm_store_*() functions. store.c checks arguments and dispatches; a
+ * backend embeds struct sm_store as its first member and casts back.
+ * Backends may assume non-NULL st/pointers: store.c has checked them.
+ */
+#ifndef LC_SM_INT_H
+#define LC_SM_INT_H
+#include "statemachine/sm.h"
+
+struct sm_store_ops {
+  const char *name; /* "sqlite", for logs */
+  void (*close)(struct sm_store *st);
+  lc_err (*begin)(struct sm_store *st);
+  lc_err (*commit)(struct sm_store *st);
+  void (*rollback)(struct sm_store *st);
+  lc_err (*put_device)(struct sm_store *st, struct sm_device *dev);
+  lc_err (*get_device)(struct sm_store *st, const char *group,
+                       const char *edge, const char *device,
+                       struct sm_device **out);
+  lc_err (*find_serial)(struct sm_store *st, const char *serial,
+                        struct sm_device **out);
+  lc_err (*foreach_unfinished)(struct sm_store *st, sm_device_cb cb,
+                               void *ctx);
+  lc_err (*foreach_device)(struct sm_store *st, sm_device_cb cb, void *ctx);
+  lc_err (*count_states)(struct sm_store *st,
+                         uint64_t counts[SM_STATE_COUNT]);
+  lc_err (*append_audit)(struct sm_store *st, const struct aud_record *rec);
+  lc_err (*audit_tail)(struct sm_store *st, struct aud_chain *out);
+  lc_err (*audit_foreach)(struct sm_store *st, uint64_t from_seq,
+                          sm_audit_cb cb, void *ctx);
+  lc_err (*meta_get)(struct sm_store *st, const char *key, char **out);
+  lc_err (*meta_set)(struct sm_store *st, const char *key,
+                     const char *value);
+};
+
+/* The common head of every backend's handle. */
+struct sm_store {
+  const struct sm_store_ops *ops;
+};
+
+/* Newest schema version a store of this build writes and reads. */
+#define SM_STORE_SCHEMA_VERSION 1
+
+#endif

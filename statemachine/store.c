@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The public sm_store_*() functions: argument checks, then dispatch to
+ * the backend's vtable (sm_int.h). Checking here, once, keeps each
+ * backend free of NULL tests and makes every backend reject the same
+ * bad calls the same way.
+ */
+#include "statemachine/sm_int.h"
+
+void sm_store_close(struct sm_store *st)
+{
+  if(st)
+    st->ops->close(st);
+}
+
+lc_err sm_store_begin(struct sm_store *st)
+{
+  if(!st)
+    return LC_EINVAL;
+  return st->ops->begin(st);
+}
+
+lc_err sm_store_commit(struct sm_store *st)
+{
+  if(!st)
+    return LC_EINVAL;
+  return st->ops->commit(st);
+}
+
+void sm_store_rollback(struct sm_store *st)
+{
+  if(st)
+    st->ops->rollback(st);
+}
+
+lc_err sm_store_put_device(struct sm_store *st, struct sm_device *dev)
+{
+  if(!st || !dev)
+    return LC_EINVAL;
+  return st->ops->put_device(st, dev);
+}
+
+lc_err sm_store_get_device(struct sm_store *st, const char *group,
+                           const char *edge, const char *device,
+                           struct sm_device **out)
+{
+  if(!st || !group || !edge || !out)
+    return LC_EINVAL;
+  /* A node-level device is stored with device_id "" (see sm.h). */
+  return st->ops->get_device(st, group, edge, device ? device : "", out);
+}
+
+lc_err sm_store_find_serial(struct sm_store *st, const char *serial,
+                            struct sm_device **out)
+{
+  if(!st || !serial || !out)
+    return LC_EINVAL;
+  return st->ops->find_serial(st, serial, out);
+}
+
+lc_err sm_store_foreach_unfinished(struct sm_store *st, sm_device_cb cb,
+                                   void *ctx)
+{
+  if(!st || !cb)
+    return LC_EINVAL;
+  return st->ops->foreach_unfinished(st, cb, ctx);
+}
+
+lc_err sm_store_foreach_device(struct sm_store *st, sm_device_cb cb,
+                               void *ctx)
+{
+  if(!st || !cb)
+    return LC_EINVAL;
+  return st->ops->foreach_device(st, cb, ctx);
+}
+
+lc_err sm_store_count_states(struct sm_store *st,
+                             uint64_t counts[SM_STATE_COUNT])
+{
+  if(!st || !counts)
+    return LC_EINVAL;
+  return st->ops->count_states(st, counts);
+}
+
+lc_err sm_store_append_audit(struct sm_store *st,
+                             const struct aud_record *rec)
+{
+  if(!st || !rec || rec->sig_len > AUD_SIG_MAX)
+    return LC_EINVAL;
+  return st->ops->append_audit(st, rec);
+}
+
+lc_err sm_store_audit_tail(struct sm_store *st, struct aud_chain *out)
+{
+  if(!st || !out)
+    return LC_EINVAL;
+  return st->ops->audit_tail(st, out);
+}
+
+lc_err sm_store_audit_foreach(struct sm_store *st, uint64_t from_seq,
+                              sm_audit_cb cb, void *ctx)
+{
+  if(!st || !cb)
+    return LC_EINVAL;
+  return st->ops->audit_foreach(st, from_seq, cb, ctx);
+}
+
+lc_err sm_store_meta_get(struct sm_store *st, const char *key, char **out)
+{
+  if(!st || !key || !out)
+    return LC_EINVAL;
+  return st->ops->meta_get(st, key, out);
+}
+
+lc_err sm_store_meta_set(struct sm_store *st, const char *key,
+                         const char *value)
+{
+  if(!st || !key || !value)
+    return LC_EINVAL;
+  return st->ops->meta_set(st, key, value);
+}

@@ -1,0 +1,1240 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The SQLite store (DESIGN.md §3, §5).
+ *
+ * Durability. The database is the only durable record of a device; a
+ * commit precedes every outside effect (CA call, publish), so a commit
+ * must be on disk when sqlite_commit() returns: journal_mode=WAL with
+ * synchronous=FULL (NORMAL would let the last commits vanish on power
+ * loss while the CA has already issued). Throughput comes from group
+ * commit, many devices per transaction, never from weaker syncing.
+ *
+ * Schema. Versioned by PRAGMA user_version; migrations[v] takes the
+ * schema from v to v+1. All pending migrations and the version bump run
+ * in one BEGIN IMMEDIATE transaction, and the version is read inside it,
+ * so two processes opening a fresh file cannot both migrate, and a
+ * crash leaves either the old schema or the new one. A file newer than
+ * this build is refused rather than guessed at. devices.state is the
+ * state's name (sm_state_name()), so `sqlite3 linecert.db` is readable.
+ * Empty fixed-size strings are stored as NULL, except the identifiers
+ * (group_id, edge_id, device_id: '' is a node-level device and must take
+ * part in the UNIQUE constraint, which NULLs would not).
+ *
+ * Statements. Prepared once at open (SQLITE_PREPARE_PERSISTENT), and
+ * reset with cleared bindings after every use, so no call leaves a read
+ * transaction open or a stale pointer bound. No SQL is built from data.
+ *
+ * Invariants the store enforces itself:
+ *   - puts and audit appends happen inside a transaction (begin..commit),
+ *     so a state change and its audit record land together or not at
+ *     all; outside one they are refused instead of auto-committed;
+ *   - an audit record is stored only if it extends the stored chain:
+ *     seq == tail seq + 1 and prev_hash == tail hash (zeros first). A
+ *     writer with a stale aud_chain snapshot (say, the CLI appended an
+ *     operator record meanwhile) fails instead of writing a gap or a
+ *     fork that only the verifier would find later. The tail is read
+ *     once per transaction, at its first append: BEGIN IMMEDIATE holds
+ *     the write lock, so no other writer can move it until commit, and
+ *     later appends are checked against the copy (a SQL check per
+ *     insert cost ~7 us each, a fifth of a group-committed transition);
+ *   - a row read back is length-checked into the fixed buffers of
+ *     struct sm_device; a value that does not fit is a corrupt row
+ *     (LC_EDB), never a silent truncation.
+ *
+ * Device iteration reads pages of PAGE_DEVICES rows by id and finishes
+ * the statement before handing them to the callback, so the callback may
+ * do anything with the store (put, begin/commit, nested iteration).
+ * Audit iteration hands out strings borrowed from the live statement
+ * (no copy per record); it therefore refuses to nest.
+ *
+ * Errors: each SQLite failure is logged once here with sqlite3_errmsg()
+ * and returned as LC_EDB. LC_EEXIST (UNIQUE violation) and LC_ENOTFOUND
+ * are results for the caller to handle and are not logged.
+ */
+#include "statemachine/sm_int.h"
+
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+
+#define MOD "store"
+#define BUSY_TIMEOUT_MS 5000
+#define PAGE_DEVICES 64
+
+/* Columns of every device SELECT, in this order; bind index = col + 1
+ * in the insert and the update. */
+enum dev_col {
+  DC_ID, DC_GROUP, DC_EDGE, DC_DEVICE, DC_SERIAL, DC_STATE, DC_REASON,
+  DC_REQUEST_ID, DC_GENERATION, DC_ATTEMPTS, DC_DELIVERIES,
+  DC_NEXT_ATTEMPT_AT, DC_BOOTSTRAP_CSR, DC_OPERATIONAL_CSR,
+  DC_BOOTSTRAP_KEY_FPR, DC_OPERATIONAL_KEY_FPR, DC_BOOTSTRAP_CERT,
+  DC_BOOTSTRAP_FPR, DC_BOOTSTRAP_SERIAL, DC_OPERATIONAL_CERT,
+  DC_OPERATIONAL_FPR, DC_OPERATIONAL_SERIAL, DC_CHAIN, DC_META,
+  DC_CREATED_AT, DC_UPDATED_AT,
+  DC_COUNT
+};
+
+/* The per-role columns, indexed by enum ca_role. */
+static const struct role_cols {
+  int csr, key_fpr, cert, fpr, serial;
+} role_cols[CA_ROLE_COUNT] = {
+  [CA_ROLE_BOOTSTRAP] = {DC_BOOTSTRAP_CSR, DC_BOOTSTRAP_KEY_FPR,
+                         DC_BOOTSTRAP_CERT, DC_BOOTSTRAP_FPR,
+                         DC_BOOTSTRAP_SERIAL},
+  [CA_ROLE_OPERATIONAL] = {DC_OPERATIONAL_CSR, DC_OPERATIONAL_KEY_FPR,
+                           DC_OPERATIONAL_CERT, DC_OPERATIONAL_FPR,
+                           DC_OPERATIONAL_SERIAL},
+};
+
+/* Columns of every audit SELECT, in this order. */
+enum aud_col {
+  AC_SEQ, AC_TS, AC_ACTOR, AC_EVENT, AC_DEVICE, AC_DETAILS, AC_PREV_HASH,
+  AC_HASH, AC_SIG, AC_COUNT
+};
+
+/* ---- schema ------------------------------------------------------------ */
+
+static const char schema_v1[] =
+  "CREATE TABLE devices("
+  " id INTEGER PRIMARY KEY,"
+  " group_id TEXT NOT NULL,"
+  " edge_id TEXT NOT NULL,"
+  " device_id TEXT NOT NULL," /* '' for a node-level device */
+  " serial TEXT,"
+  " state TEXT NOT NULL," /* sm_state_name() */
+  " reason TEXT,"
+  " request_id TEXT,"
+  " generation INTEGER NOT NULL DEFAULT 0,"
+  " attempts INTEGER NOT NULL DEFAULT 0,"
+  " deliveries INTEGER NOT NULL DEFAULT 0,"
+  " next_attempt_at INTEGER NOT NULL DEFAULT 0,"
+  " bootstrap_csr TEXT,"
+  " operational_csr TEXT,"
+  " bootstrap_key_fpr TEXT,"
+  " operational_key_fpr TEXT,"
+  " bootstrap_cert TEXT,"
+  " bootstrap_fpr TEXT,"
+  " bootstrap_serial TEXT,"
+  " operational_cert TEXT,"
+  " operational_fpr TEXT,"
+  " operational_serial TEXT,"
+  " chain TEXT,"
+  " meta TEXT,"
+  " created_at INTEGER NOT NULL DEFAULT 0,"
+  " updated_at INTEGER NOT NULL DEFAULT 0,"
+  " UNIQUE(group_id, edge_id, device_id));"
+  "CREATE INDEX devices_serial ON devices(serial);"
+  "CREATE INDEX devices_state ON devices(state);"
+  "CREATE TABLE audit("
+  " seq INTEGER PRIMARY KEY,"
+  " ts_ms INTEGER NOT NULL,"
+  " actor TEXT NOT NULL,"
+  " event TEXT NOT NULL,"
+  " device TEXT NOT NULL,"
+  " details TEXT NOT NULL,"
+  " prev_hash BLOB NOT NULL CHECK(length(prev_hash) = 32),"
+  " hash BLOB NOT NULL CHECK(length(hash) = 32),"
+  " sig BLOB NOT NULL);"
+  "CREATE INDEX audit_device ON audit(device);"
+  "CREATE TABLE meta("
+  " key TEXT PRIMARY KEY,"
+  " value TEXT NOT NULL);";
+
+static lc_err exec_sql(sqlite3 *db, const char *sql, const char *op);
+
+static lc_err migrate_v1(sqlite3 *db)
+{
+  return exec_sql(db, schema_v1, "migrate_v1");
+}
+
+/* migrations[v] takes the schema from version v to v + 1. */
+static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
+  migrate_v1,
+};
+
+/* ---- statements -------------------------------------------------------- */
+
+#define DEVICE_COLUMNS                                                    \
+  "id, group_id, edge_id, device_id, serial, state, reason, request_id, " \
+  "generation, attempts, deliveries, next_attempt_at, bootstrap_csr, "    \
+  "operational_csr, bootstrap_key_fpr, operational_key_fpr, "             \
+  "bootstrap_cert, bootstrap_fpr, bootstrap_serial, operational_cert, "   \
+  "operational_fpr, operational_serial, chain, meta, created_at, "        \
+  "updated_at"
+
+#define AUDIT_COLUMNS \
+  "seq, ts_ms, actor, event, device, details, prev_hash, hash, sig"
+
+enum stmt_id {
+  ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+  ST_DEV_INSERT, ST_DEV_UPDATE, ST_DEV_GET, ST_DEV_BY_SERIAL,
+  ST_DEV_PAGE_ALL, ST_DEV_PAGE_UNFINISHED, ST_DEV_COUNT_STATES,
+  ST_AUD_APPEND, ST_AUD_TAIL, ST_AUD_FROM,
+  ST_META_GET, ST_META_SET,
+  ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+  [ST_BEGIN] = "BEGIN IMMEDIATE",
+  [ST_COMMIT] = "COMMIT",
+  [ST_ROLLBACK] = "ROLLBACK",
+  /* ?1 (id) stays unbound, i.e. NULL: SQLite assigns the rowid. */
+  [ST_DEV_INSERT] =
+    "INSERT INTO devices(" DEVICE_COLUMNS ") VALUES(?1, ?2, ?3, ?4, ?5, "
+    "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
+    "?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+  [ST_DEV_UPDATE] =
+    "UPDATE devices SET group_id = ?2, edge_id = ?3, device_id = ?4, "
+    "serial = ?5, state = ?6, reason = ?7, request_id = ?8, "
+    "generation = ?9, attempts = ?10, deliveries = ?11, "
+    "next_attempt_at = ?12, bootstrap_csr = ?13, operational_csr = ?14, "
+    "bootstrap_key_fpr = ?15, operational_key_fpr = ?16, "
+    "bootstrap_cert = ?17, bootstrap_fpr = ?18, bootstrap_serial = ?19, "
+    "operational_cert = ?20, operational_fpr = ?21, "
+    "operational_serial = ?22, chain = ?23, meta = ?24, created_at = ?25, "
+    "updated_at = ?26 WHERE id = ?1",
+  [ST_DEV_GET] = "SELECT " DEVICE_COLUMNS " FROM devices "
+                 "WHERE group_id = ?1 AND edge_id = ?2 AND device_id = ?3",
+  /* A serial may have moved between edges: the latest row wins. */
+  [ST_DEV_BY_SERIAL] = "SELECT " DEVICE_COLUMNS " FROM devices "
+                       "WHERE serial = ?1 "
+                       "ORDER BY updated_at DESC, id DESC LIMIT 1",
+  [ST_DEV_PAGE_ALL] = "SELECT " DEVICE_COLUMNS " FROM devices "
+                      "WHERE id > ?1 ORDER BY id LIMIT ?2",
+  /* The settled states of sm_state_settled(); the unit test
+   * "foreach_unfinished ..." walks every state to keep the two equal. */
+  [ST_DEV_PAGE_UNFINISHED] =
+    "SELECT " DEVICE_COLUMNS " FROM devices WHERE id > ?1 "
+    "AND state NOT IN ('PROVISIONED', 'REJECTED', 'FAILED') "
+    "ORDER BY id LIMIT ?2",
+  [ST_DEV_COUNT_STATES] =
+    "SELECT state, count(*) FROM devices GROUP BY state",
+  [ST_AUD_APPEND] = "INSERT INTO audit(" AUDIT_COLUMNS ") "
+                    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+  [ST_AUD_TAIL] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+  [ST_AUD_FROM] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE seq >= ?1 "
+                  "ORDER BY seq",
+  [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+  [ST_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+};
+
+struct sqlite_store {
+  struct sm_store base; /* first: (struct sm_store *) casts back */
+  sqlite3 *db;
+  sqlite3_stmt *stmt[ST_COUNT];
+  bool audit_walking;   /* ST_AUD_FROM is lent to an audit_foreach cb */
+  /* The stored chain's tail as of now, valid only inside the
+   * transaction that read it (see the invariants above). */
+  bool tail_known;
+  struct aud_chain tail;
+};
+
+static struct sqlite_store *from_base(struct sm_store *st)
+{
+  return (struct sqlite_store *)st;
+}
+
+/* ---- error and statement helpers -------------------------------------- */
+
+static lc_err db_error(sqlite3 *db, const char *op)
+{
+  lc_log(LC_ERROR, MOD, "op=%s err=\"%s\" code=%d", op, sqlite3_errmsg(db),
+         sqlite3_extended_errcode(db));
+  return LC_EDB;
+}
+
+/* Make the statement reusable and drop references to caller memory. */
+static void stmt_release(sqlite3_stmt *stmt)
+{
+  /* reset's code repeats the last step's, which was already handled. */
+  (void)sqlite3_reset(stmt);
+  (void)sqlite3_clear_bindings(stmt);
+}
+
+static lc_err exec_sql(sqlite3 *db, const char *sql, const char *op)
+{
+  char *msg = NULL;
+  if(sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+    return LC_OK;
+  lc_log(LC_ERROR, MOD, "op=%s err=\"%s\"", op, msg ? msg : "?");
+  sqlite3_free(msg);
+  return LC_EDB;
+}
+
+/* Step a statement that returns no row, then release it. */
+static lc_err step_done(struct sqlite_store *s, enum stmt_id id,
+                        const char *op)
+{
+  sqlite3_stmt *stmt = s->stmt[id];
+  lc_err err = LC_OK;
+  if(sqlite3_step(stmt) != SQLITE_DONE)
+    err = db_error(s->db, op);
+  stmt_release(stmt);
+  return err;
+}
+
+static bool is_unique_violation(sqlite3 *db)
+{
+  return sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE;
+}
+
+static lc_err require_transaction(struct sqlite_store *s, const char *op)
+{
+  if(!sqlite3_get_autocommit(s->db))
+    return LC_OK;
+  lc_log(LC_ERROR, MOD, "op=%s err=\"outside a transaction\"", op);
+  return LC_EINVAL;
+}
+
+/* Collects the first bind failure so a row's many binds read as a list
+ * and are checked once. */
+struct binder {
+  sqlite3_stmt *stmt;
+  int rc;
+};
+
+static void bind_i64(struct binder *b, int idx, int64_t v)
+{
+  if(b->rc == SQLITE_OK)
+    b->rc = sqlite3_bind_int64(b->stmt, idx, v);
+}
+
+/* NULL binds SQL NULL. The text is not copied: it must outlive the
+ * step, which every caller's arguments do. */
+static void bind_text(struct binder *b, int idx, const char *text)
+{
+  if(b->rc != SQLITE_OK)
+    return;
+  b->rc = text ? sqlite3_bind_text(b->stmt, idx, text, -1, SQLITE_STATIC)
+               : sqlite3_bind_null(b->stmt, idx);
+}
+
+/* A fixed buffer: "" means absent and is stored as NULL. */
+static void bind_opt_text(struct binder *b, int idx, const char *text)
+{
+  bind_text(b, idx, text[0] ? text : NULL);
+}
+
+static void bind_blob(struct binder *b, int idx, const void *p, size_t n)
+{
+  if(b->rc == SQLITE_OK)
+    b->rc = sqlite3_bind_blob(b->stmt, idx, p, (int)n, SQLITE_STATIC);
+}
+
+/* ---- reading columns --------------------------------------------------- */
+
+/* Log a row that cannot be what this build wrote. Column 0 of every
+ * SELECT here is the row's key (devices.id, audit.seq). */
+static lc_err corrupt(sqlite3_stmt *stmt, int col, const char *why)
+{
+  lc_log(LC_ERROR, MOD, "corrupt row %s=%" PRId64 " column=%s why=\"%s\"",
+         sqlite3_column_name(stmt, 0), (int64_t)sqlite3_column_int64(stmt, 0),
+         sqlite3_column_name(stmt, col), why);
+  return LC_EDB;
+}
+
+/* The column's text and length; *text NULL for SQL NULL. A value with
+ * an embedded NUL is corrupt: as a C string it would silently shrink. */
+static lc_err col_text(sqlite3_stmt *stmt, int col, const char **text,
+                       size_t *len)
+{
+  /* The type must be read before sqlite3_column_text() converts it. */
+  if(sqlite3_column_type(stmt, col) == SQLITE_NULL) {
+    *text = NULL;
+    *len = 0;
+    return LC_OK;
+  }
+  const char *t = (const char *)sqlite3_column_text(stmt, col);
+  if(!t)
+    return LC_ENOMEM;
+  size_t n = (size_t)sqlite3_column_bytes(stmt, col);
+  if(strlen(t) != n)
+    return corrupt(stmt, col, "embedded NUL");
+  *text = t;
+  *len = n;
+  return LC_OK;
+}
+
+/* Into a fixed buffer; NULL reads as "". */
+static lc_err col_fixed(sqlite3_stmt *stmt, int col, char *buf, size_t cap)
+{
+  const char *t;
+  size_t n;
+  lc_err err = col_text(stmt, col, &t, &n);
+  if(err != LC_OK)
+    return err;
+  if(n >= cap)
+    return corrupt(stmt, col, "too long");
+  if(n)
+    memcpy(buf, t, n);
+  buf[n] = '\0';
+  return LC_OK;
+}
+
+/* Into an owned copy (lc_free()); NULL reads as NULL. */
+static lc_err col_owned(sqlite3_stmt *stmt, int col, char **out)
+{
+  const char *t;
+  size_t n;
+  lc_err err = col_text(stmt, col, &t, &n);
+  if(err != LC_OK)
+    return err;
+  char *copy = NULL;
+  if(t) {
+    copy = lc_strndup(t, n);
+    if(!copy)
+      return LC_ENOMEM;
+  }
+  *out = copy;
+  return LC_OK;
+}
+
+static lc_err col_u64(sqlite3_stmt *stmt, int col, uint64_t *out)
+{
+  if(sqlite3_column_type(stmt, col) != SQLITE_INTEGER)
+    return corrupt(stmt, col, "not an integer");
+  sqlite3_int64 v = sqlite3_column_int64(stmt, col);
+  if(v < 0)
+    return corrupt(stmt, col, "negative");
+  *out = (uint64_t)v;
+  return LC_OK;
+}
+
+static lc_err col_u32(sqlite3_stmt *stmt, int col, uint32_t *out)
+{
+  uint64_t v;
+  lc_err err = col_u64(stmt, col, &v);
+  if(err != LC_OK)
+    return err;
+  if(v > UINT32_MAX)
+    return corrupt(stmt, col, "out of range");
+  *out = (uint32_t)v;
+  return LC_OK;
+}
+
+static lc_err col_state(sqlite3_stmt *stmt, int col, enum sm_state *out)
+{
+  char name[32];
+  lc_err err = col_fixed(stmt, col, name, sizeof(name));
+  if(err != LC_OK)
+    return err;
+  if(sm_state_parse(name, out) != LC_OK)
+    return corrupt(stmt, col, "unknown state");
+  return LC_OK;
+}
+
+static lc_err col_blob(sqlite3_stmt *stmt, int col, uint8_t *buf,
+                       size_t cap, size_t *len)
+{
+  const void *p = sqlite3_column_blob(stmt, col);
+  size_t n = (size_t)sqlite3_column_bytes(stmt, col);
+  if(n > cap)
+    return corrupt(stmt, col, "blob too long");
+  if(n)
+    memcpy(buf, p, n);
+  *len = n;
+  return LC_OK;
+}
+
+static lc_err col_hash(sqlite3_stmt *stmt, int col, uint8_t out[AUD_HASH_LEN])
+{
+  size_t n;
+  lc_err err = col_blob(stmt, col, out, AUD_HASH_LEN, &n);
+  if(err == LC_OK && n != AUD_HASH_LEN)
+    return corrupt(stmt, col, "hash is not 32 bytes");
+  return err;
+}
+
+/* ---- devices: row <-> struct ------------------------------------------ */
+
+static bool fixed_ok(const char *buf, size_t cap)
+{
+  return strnlen(buf, cap) < cap;
+}
+
+/* Refuse what could not be read back as written: an unterminated
+ * buffer, an unknown state, a time beyond SQLite's int64. */
+static lc_err device_check(const struct sm_device *dev)
+{
+  bool ok = fixed_ok(dev->group, sizeof(dev->group)) &&
+            fixed_ok(dev->edge, sizeof(dev->edge)) &&
+            fixed_ok(dev->device, sizeof(dev->device)) &&
+            fixed_ok(dev->serial, sizeof(dev->serial)) &&
+            fixed_ok(dev->reason, sizeof(dev->reason)) &&
+            fixed_ok(dev->request_id, sizeof(dev->request_id)) &&
+            (unsigned)dev->state < SM_STATE_COUNT &&
+            dev->next_attempt_at <= INT64_MAX &&
+            dev->created_at <= INT64_MAX && dev->updated_at <= INT64_MAX;
+  for(int r = 0; r < CA_ROLE_COUNT; r++)
+    ok = ok && fixed_ok(dev->key_fpr[r], SM_FPR_HEX) &&
+         fixed_ok(dev->cert[r].fpr, SM_FPR_HEX) &&
+         fixed_ok(dev->cert[r].serial, SM_SERIAL_HEX);
+  if(ok)
+    return LC_OK;
+  lc_log(LC_ERROR, MOD, "op=put_device id=%" PRId64 " err=\"malformed device\"",
+         dev->id);
+  return LC_EINVAL;
+}
+
+/* Bind ?2..?26 (everything but the id). */
+static int bind_device(sqlite3_stmt *stmt, const struct sm_device *dev)
+{
+  struct binder b = {stmt, SQLITE_OK};
+  bind_text(&b, DC_GROUP + 1, dev->group);
+  bind_text(&b, DC_EDGE + 1, dev->edge);
+  bind_text(&b, DC_DEVICE + 1, dev->device);
+  bind_opt_text(&b, DC_SERIAL + 1, dev->serial);
+  bind_text(&b, DC_STATE + 1, sm_state_name(dev->state));
+  bind_opt_text(&b, DC_REASON + 1, dev->reason);
+  bind_opt_text(&b, DC_REQUEST_ID + 1, dev->request_id);
+  bind_i64(&b, DC_GENERATION + 1, dev->generation);
+  bind_i64(&b, DC_ATTEMPTS + 1, dev->attempts);
+  bind_i64(&b, DC_DELIVERIES + 1, dev->deliveries);
+  bind_i64(&b, DC_NEXT_ATTEMPT_AT + 1, (int64_t)dev->next_attempt_at);
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    const struct role_cols *c = &role_cols[r];
+    bind_text(&b, c->csr + 1, dev->csr[r]);
+    bind_opt_text(&b, c->key_fpr + 1, dev->key_fpr[r]);
+    bind_text(&b, c->cert + 1, dev->cert[r].pem);
+    bind_opt_text(&b, c->fpr + 1, dev->cert[r].fpr);
+    bind_opt_text(&b, c->serial + 1, dev->cert[r].serial);
+  }
+  bind_text(&b, DC_CHAIN + 1, dev->chain);
+  bind_text(&b, DC_META + 1, dev->meta);
+  bind_i64(&b, DC_CREATED_AT + 1, (int64_t)dev->created_at);
+  bind_i64(&b, DC_UPDATED_AT + 1, (int64_t)dev->updated_at);
+  return b.rc;
+}
+
+static lc_err read_identity(sqlite3_stmt *stmt, struct sm_device *dev)
+{
+  dev->id = sqlite3_column_int64(stmt, DC_ID);
+  lc_err err = col_fixed(stmt, DC_GROUP, dev->group, sizeof(dev->group));
+  if(err == LC_OK)
+    err = col_fixed(stmt, DC_EDGE, dev->edge, sizeof(dev->edge));
+  if(err == LC_OK)
+    err = col_fixed(stmt, DC_DEVICE, dev->device, sizeof(dev->device));
+  if(err == LC_OK)
+    err = col_fixed(stmt, DC_SERIAL, dev->serial, sizeof(dev->serial));
+  if(err == LC_OK)
+    err = col_state(stmt, DC_STATE, &dev->state);
+  if(err == LC_OK)
+    err = col_fixed(stmt, DC_REASON, dev->reason, sizeof(dev->reason));
+  if(err == LC_OK)
+    err = col_fixed(stmt, DC_REQUEST_ID, dev->request_id,
+                    sizeof(dev->request_id));
+  return err;
+}
+
+static lc_err read_counters(sqlite3_stmt *stmt, struct sm_device *dev)
+{
+  lc_err err = col_u32(stmt, DC_GENERATION, &dev->generation);
+  if(err == LC_OK)
+    err = col_u32(stmt, DC_ATTEMPTS, &dev->attempts);
+  if(err == LC_OK)
+    err = col_u32(stmt, DC_DELIVERIES, &dev->deliveries);
+  if(err == LC_OK)
+    err = col_u64(stmt, DC_NEXT_ATTEMPT_AT, &dev->next_attempt_at);
+  if(err == LC_OK)
+    err = col_u64(stmt, DC_CREATED_AT, &dev->created_at);
+  if(err == LC_OK)
+    err = col_u64(stmt, DC_UPDATED_AT, &dev->updated_at);
+  return err;
+}
+
+static lc_err read_role(sqlite3_stmt *stmt, struct sm_device *dev,
+                        enum ca_role r)
+{
+  const struct role_cols *c = &role_cols[r];
+  lc_err err = col_owned(stmt, c->csr, &dev->csr[r]);
+  if(err == LC_OK)
+    err = col_fixed(stmt, c->key_fpr, dev->key_fpr[r], SM_FPR_HEX);
+  if(err == LC_OK)
+    err = col_owned(stmt, c->cert, &dev->cert[r].pem);
+  if(err == LC_OK)
+    err = col_fixed(stmt, c->fpr, dev->cert[r].fpr, SM_FPR_HEX);
+  if(err == LC_OK)
+    err = col_fixed(stmt, c->serial, dev->cert[r].serial, SM_SERIAL_HEX);
+  return err;
+}
+
+/* The current row as a new device; *out freed with sm_device_free(). */
+static lc_err device_from_row(sqlite3_stmt *stmt, struct sm_device **out)
+{
+  struct sm_device *dev = sm_device_new();
+  if(!dev)
+    return LC_ENOMEM;
+  lc_err err = read_identity(stmt, dev);
+  if(err == LC_OK)
+    err = read_counters(stmt, dev);
+  for(int r = 0; r < CA_ROLE_COUNT && err == LC_OK; r++)
+    err = read_role(stmt, dev, (enum ca_role)r);
+  if(err == LC_OK)
+    err = col_owned(stmt, DC_CHAIN, &dev->chain);
+  if(err == LC_OK)
+    err = col_owned(stmt, DC_META, &dev->meta);
+  if(err != LC_OK) {
+    sm_device_free(dev);
+    return err;
+  }
+  *out = dev;
+  return LC_OK;
+}
+
+/* Step a device SELECT expected to give at most one row, then release. */
+static lc_err load_one_device(struct sqlite_store *s, sqlite3_stmt *stmt,
+                              const char *op, struct sm_device **out)
+{
+  lc_err err;
+  int rc = sqlite3_step(stmt);
+  if(rc == SQLITE_ROW)
+    err = device_from_row(stmt, out);
+  else if(rc == SQLITE_DONE)
+    err = LC_ENOTFOUND;
+  else
+    err = db_error(s->db, op);
+  stmt_release(stmt);
+  return err;
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+static lc_err sqlite_begin(struct sm_store *st)
+{
+  struct sqlite_store *s = from_base(st);
+  s->tail_known = false;
+  return step_done(s, ST_BEGIN, "begin");
+}
+
+static void sqlite_rollback(struct sm_store *st)
+{
+  struct sqlite_store *s = from_base(st);
+  s->tail_known = false;
+  /* Nothing to undo (e.g. COMMIT failed and SQLite already rolled
+   * back): rollback stays safe to call on every error path. */
+  if(sqlite3_get_autocommit(s->db))
+    return;
+  /* A failed ROLLBACK is logged by step_done(); the caller has nothing
+   * better to do with it than what it is already doing. */
+  (void)step_done(s, ST_ROLLBACK, "rollback");
+}
+
+static lc_err sqlite_commit(struct sm_store *st)
+{
+  struct sqlite_store *s = from_base(st);
+  s->tail_known = false;
+  lc_err err = step_done(s, ST_COMMIT, "commit");
+  /* A COMMIT that failed (SQLITE_BUSY, I/O) may leave the transaction
+   * open; end it, so after an error nothing is committed and the handle
+   * is ready for the next begin. */
+  if(err != LC_OK)
+    sqlite_rollback(st);
+  return err;
+}
+
+/* ---- devices ----------------------------------------------------------- */
+
+static lc_err insert_device(struct sqlite_store *s, struct sm_device *dev)
+{
+  sqlite3_stmt *stmt = s->stmt[ST_DEV_INSERT];
+  lc_err err = LC_OK;
+  if(bind_device(stmt, dev) != SQLITE_OK)
+    err = db_error(s->db, "put_device.bind");
+  else if(sqlite3_step(stmt) == SQLITE_DONE)
+    dev->id = sqlite3_last_insert_rowid(s->db);
+  else if(is_unique_violation(s->db))
+    err = LC_EEXIST;
+  else
+    err = db_error(s->db, "put_device.insert");
+  stmt_release(stmt);
+  return err;
+}
+
+static lc_err update_device(struct sqlite_store *s, struct sm_device *dev)
+{
+  sqlite3_stmt *stmt = s->stmt[ST_DEV_UPDATE];
+  struct binder b = {stmt, bind_device(stmt, dev)};
+  bind_i64(&b, DC_ID + 1, dev->id);
+  lc_err err = LC_OK;
+  if(b.rc != SQLITE_OK)
+    err = db_error(s->db, "put_device.bind");
+  else if(sqlite3_step(stmt) == SQLITE_DONE)
+    err = sqlite3_changes(s->db) == 1 ? LC_OK : LC_ENOTFOUND;
+  else if(is_unique_violation(s->db))
+    err = LC_EEXIST;
+  else
+    err = db_error(s->db, "put_device.update");
+  stmt_release(stmt);
+  return err;
+}
+
+static lc_err sqlite_put_device(struct sm_store *st, struct sm_device *dev)
+{
+  struct sqlite_store *s = from_base(st);
+  lc_err err = require_transaction(s, "put_device");
+  if(err == LC_OK)
+    err = device_check(dev);
+  if(err != LC_OK)
+    return err;
+  return dev->id == 0 ? insert_device(s, dev) : update_device(s, dev);
+}
+
+static lc_err sqlite_get_device(struct sm_store *st, const char *group,
+                                const char *edge, const char *device,
+                                struct sm_device **out)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_DEV_GET];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_text(&b, 1, group);
+  bind_text(&b, 2, edge);
+  bind_text(&b, 3, device);
+  if(b.rc != SQLITE_OK) {
+    lc_err err = db_error(s->db, "get_device.bind");
+    stmt_release(stmt);
+    return err;
+  }
+  return load_one_device(s, stmt, "get_device", out);
+}
+
+static lc_err sqlite_find_serial(struct sm_store *st, const char *serial,
+                                 struct sm_device **out)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_DEV_BY_SERIAL];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_text(&b, 1, serial);
+  if(b.rc != SQLITE_OK) {
+    lc_err err = db_error(s->db, "find_serial.bind");
+    stmt_release(stmt);
+    return err;
+  }
+  return load_one_device(s, stmt, "find_serial", out);
+}
+
+static void free_devices(struct sm_device **devs, size_t n)
+{
+  for(size_t i = 0; i < n; i++)
+    sm_device_free(devs[i]);
+}
+
+/* Up to PAGE_DEVICES devices with id > after into page[]; the statement
+ * is finished on return, whatever happened. */
+static lc_err load_page(struct sqlite_store *s, enum stmt_id id,
+                        int64_t after, struct sm_device **page, size_t *n)
+{
+  sqlite3_stmt *stmt = s->stmt[id];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_i64(&b, 1, after);
+  bind_i64(&b, 2, PAGE_DEVICES);
+  lc_err err = b.rc == SQLITE_OK ? LC_OK : db_error(s->db, "foreach.bind");
+  size_t got = 0;
+  while(err == LC_OK) {
+    int rc = sqlite3_step(stmt);
+    if(rc == SQLITE_DONE)
+      break;
+    if(rc != SQLITE_ROW)
+      err = db_error(s->db, "foreach.step");
+    else if(got == PAGE_DEVICES) /* LIMIT ?2 makes this impossible */
+      err = LC_EDB;
+    else if((err = device_from_row(stmt, &page[got])) == LC_OK)
+      got++;
+  }
+  stmt_release(stmt);
+  if(err != LC_OK) {
+    free_devices(page, got);
+    return err;
+  }
+  *n = got;
+  return LC_OK;
+}
+
+/* Give each device to cb; after an error, free the ones not handed out. */
+static lc_err hand_over(struct sm_device **page, size_t n, sm_device_cb cb,
+                        void *ctx)
+{
+  for(size_t i = 0; i < n; i++) {
+    lc_err err = cb(ctx, page[i]);
+    if(err != LC_OK) {
+      free_devices(page + i + 1, n - i - 1);
+      return err;
+    }
+  }
+  return LC_OK;
+}
+
+/* Keyset paging by id: each device is visited once even when the
+ * callback changes rows, and memory stays bounded by one page. */
+static lc_err foreach_paged(struct sqlite_store *s, enum stmt_id id,
+                            sm_device_cb cb, void *ctx)
+{
+  int64_t after = 0;
+  for(;;) {
+    struct sm_device *page[PAGE_DEVICES];
+    size_t n = 0;
+    lc_err err = load_page(s, id, after, page, &n);
+    if(err != LC_OK || n == 0)
+      return err;
+    after = page[n - 1]->id;
+    err = hand_over(page, n, cb, ctx);
+    if(err != LC_OK || n < PAGE_DEVICES)
+      return err;
+  }
+}
+
+static lc_err sqlite_foreach_unfinished(struct sm_store *st, sm_device_cb cb,
+                                        void *ctx)
+{
+  return foreach_paged(from_base(st), ST_DEV_PAGE_UNFINISHED, cb, ctx);
+}
+
+static lc_err sqlite_foreach_device(struct sm_store *st, sm_device_cb cb,
+                                    void *ctx)
+{
+  return foreach_paged(from_base(st), ST_DEV_PAGE_ALL, cb, ctx);
+}
+
+static lc_err sqlite_count_states(struct sm_store *st,
+                                  uint64_t counts[SM_STATE_COUNT])
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_DEV_COUNT_STATES];
+  uint64_t tmp[SM_STATE_COUNT] = {0};
+  lc_err err = LC_OK;
+  while(err == LC_OK) {
+    int rc = sqlite3_step(stmt);
+    if(rc == SQLITE_DONE)
+      break;
+    enum sm_state state;
+    uint64_t n;
+    if(rc != SQLITE_ROW)
+      err = db_error(s->db, "count_states");
+    else if((err = col_state(stmt, 0, &state)) == LC_OK &&
+            (err = col_u64(stmt, 1, &n)) == LC_OK)
+      tmp[state] = n;
+  }
+  stmt_release(stmt);
+  if(err == LC_OK)
+    memcpy(counts, tmp, sizeof(tmp));
+  return err;
+}
+
+/* ---- audit ------------------------------------------------------------- */
+
+static int bind_audit(sqlite3_stmt *stmt, const struct aud_record *rec)
+{
+  struct binder b = {stmt, SQLITE_OK};
+  bind_i64(&b, AC_SEQ + 1, (int64_t)rec->seq);
+  bind_i64(&b, AC_TS + 1, (int64_t)rec->ts_ms);
+  /* NULL is "" as in aud_seal(), so the stored text hashes the same. */
+  bind_text(&b, AC_ACTOR + 1, rec->actor ? rec->actor : "");
+  bind_text(&b, AC_EVENT + 1, rec->event ? rec->event : "");
+  bind_text(&b, AC_DEVICE + 1, rec->device ? rec->device : "");
+  bind_text(&b, AC_DETAILS + 1, rec->details ? rec->details : "");
+  bind_blob(&b, AC_PREV_HASH + 1, rec->prev_hash, AUD_HASH_LEN);
+  bind_blob(&b, AC_HASH + 1, rec->hash, AUD_HASH_LEN);
+  bind_blob(&b, AC_SIG + 1, rec->sig, rec->sig_len);
+  return b.rc;
+}
+
+static lc_err read_tail(struct sqlite_store *s, struct aud_chain *out)
+{
+  sqlite3_stmt *stmt = s->stmt[ST_AUD_TAIL];
+  struct aud_chain tail = {0};
+  lc_err err = LC_OK;
+  int rc = sqlite3_step(stmt);
+  if(rc == SQLITE_ROW) {
+    err = col_u64(stmt, 0, &tail.last_seq);
+    if(err == LC_OK)
+      err = col_hash(stmt, 1, tail.last_hash);
+  } else if(rc != SQLITE_DONE) {
+    err = db_error(s->db, "audit_tail");
+  }
+  stmt_release(stmt);
+  if(err == LC_OK)
+    *out = tail;
+  return err;
+}
+
+static lc_err sqlite_audit_tail(struct sm_store *st, struct aud_chain *out)
+{
+  return read_tail(from_base(st), out);
+}
+
+static lc_err check_extends_tail(struct sqlite_store *s,
+                                 const struct aud_record *rec)
+{
+  if(!s->tail_known) {
+    lc_err err = read_tail(s, &s->tail);
+    if(err != LC_OK)
+      return err;
+    s->tail_known = true;
+  }
+  if(rec->seq == s->tail.last_seq + 1 &&
+     memcmp(rec->prev_hash, s->tail.last_hash, AUD_HASH_LEN) == 0)
+    return LC_OK;
+  lc_log(LC_ERROR, MOD, "op=append_audit seq=%" PRIu64 " tail=%" PRIu64
+         " err=\"record does not extend the stored chain\"", rec->seq,
+         s->tail.last_seq);
+  return LC_ESTATE;
+}
+
+static lc_err sqlite_append_audit(struct sm_store *st,
+                                  const struct aud_record *rec)
+{
+  struct sqlite_store *s = from_base(st);
+  lc_err err = require_transaction(s, "append_audit");
+  if(err != LC_OK)
+    return err;
+  if(rec->seq > INT64_MAX || rec->ts_ms > INT64_MAX) {
+    lc_log(LC_ERROR, MOD, "op=append_audit seq=%" PRIu64
+           " err=\"seq or ts_ms out of range\"", rec->seq);
+    return LC_EINVAL;
+  }
+  err = check_extends_tail(s, rec);
+  if(err != LC_OK)
+    return err;
+  sqlite3_stmt *stmt = s->stmt[ST_AUD_APPEND];
+  if(bind_audit(stmt, rec) != SQLITE_OK)
+    err = db_error(s->db, "append_audit.bind");
+  else if(sqlite3_step(stmt) != SQLITE_DONE)
+    err = db_error(s->db, "append_audit");
+  stmt_release(stmt);
+  if(err == LC_OK) {
+    s->tail.last_seq = rec->seq;
+    memcpy(s->tail.last_hash, rec->hash, AUD_HASH_LEN);
+  }
+  return err;
+}
+
+/* Audit text: NULL reads as "", and AUD_FIELD_MAX bounds it as it
+ * bounds what aud_canonical() accepts. */
+static lc_err col_aud_text(sqlite3_stmt *stmt, int col, const char **out)
+{
+  const char *t;
+  size_t n;
+  lc_err err = col_text(stmt, col, &t, &n);
+  if(err != LC_OK)
+    return err;
+  if(n > AUD_FIELD_MAX)
+    return corrupt(stmt, col, "text too long");
+  *out = t ? t : "";
+  return LC_OK;
+}
+
+/* The current row into rec; rec's strings point into the statement. */
+static lc_err record_from_row(sqlite3_stmt *stmt, struct aud_record *rec)
+{
+  lc_err err = col_u64(stmt, AC_SEQ, &rec->seq);
+  if(err == LC_OK)
+    err = col_u64(stmt, AC_TS, &rec->ts_ms);
+  if(err == LC_OK)
+    err = col_aud_text(stmt, AC_ACTOR, &rec->actor);
+  if(err == LC_OK)
+    err = col_aud_text(stmt, AC_EVENT, &rec->event);
+  if(err == LC_OK)
+    err = col_aud_text(stmt, AC_DEVICE, &rec->device);
+  if(err == LC_OK)
+    err = col_aud_text(stmt, AC_DETAILS, &rec->details);
+  if(err == LC_OK)
+    err = col_hash(stmt, AC_PREV_HASH, rec->prev_hash);
+  if(err == LC_OK)
+    err = col_hash(stmt, AC_HASH, rec->hash);
+  if(err == LC_OK)
+    err = col_blob(stmt, AC_SIG, rec->sig, AUD_SIG_MAX, &rec->sig_len);
+  return err;
+}
+
+static lc_err walk_audit(struct sqlite_store *s, sqlite3_stmt *stmt,
+                         sm_audit_cb cb, void *ctx)
+{
+  for(;;) {
+    int rc = sqlite3_step(stmt);
+    if(rc == SQLITE_DONE)
+      return LC_OK;
+    if(rc != SQLITE_ROW)
+      return db_error(s->db, "audit_foreach");
+    struct aud_record rec;
+    lc_err err = record_from_row(stmt, &rec);
+    if(err == LC_OK)
+      err = cb(ctx, &rec);
+    if(err != LC_OK)
+      return err;
+  }
+}
+
+static lc_err sqlite_audit_foreach(struct sm_store *st, uint64_t from_seq,
+                                   sm_audit_cb cb, void *ctx)
+{
+  struct sqlite_store *s = from_base(st);
+  if(s->audit_walking) {
+    lc_log(LC_ERROR, MOD, "op=audit_foreach err=\"nested call\"");
+    return LC_EINVAL;
+  }
+  if(from_seq > INT64_MAX) /* beyond any stored seq */
+    return LC_OK;
+  sqlite3_stmt *stmt = s->stmt[ST_AUD_FROM];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_i64(&b, 1, (int64_t)from_seq);
+  lc_err err;
+  if(b.rc != SQLITE_OK) {
+    err = db_error(s->db, "audit_foreach.bind");
+  } else {
+    s->audit_walking = true;
+    err = walk_audit(s, stmt, cb, ctx);
+    s->audit_walking = false;
+  }
+  stmt_release(stmt);
+  return err;
+}
+
+/* ---- meta -------------------------------------------------------------- */
+
+static lc_err sqlite_meta_get(struct sm_store *st, const char *key,
+                              char **out)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_META_GET];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_text(&b, 1, key);
+  lc_err err = LC_OK;
+  int rc = b.rc == SQLITE_OK ? sqlite3_step(stmt) : b.rc;
+  if(rc == SQLITE_ROW)
+    err = col_owned(stmt, 0, out);
+  else if(rc == SQLITE_DONE)
+    err = LC_ENOTFOUND;
+  else
+    err = db_error(s->db, "meta_get");
+  stmt_release(stmt);
+  return err;
+}
+
+static lc_err sqlite_meta_set(struct sm_store *st, const char *key,
+                              const char *value)
+{
+  struct sqlite_store *s = from_base(st);
+  struct binder b = {s->stmt[ST_META_SET], SQLITE_OK};
+  bind_text(&b, 1, key);
+  bind_text(&b, 2, value);
+  if(b.rc != SQLITE_OK) {
+    lc_err err = db_error(s->db, "meta_set.bind");
+    stmt_release(b.stmt);
+    return err;
+  }
+  return step_done(s, ST_META_SET, "meta_set");
+}
+
+/* ---- open and close ---------------------------------------------------- */
+
+static void sqlite_close(struct sm_store *st)
+{
+  struct sqlite_store *s = from_base(st);
+  for(int i = 0; i < ST_COUNT; i++)
+    sqlite3_finalize(s->stmt[i]);
+  /* Every statement is finalized, so close cannot be SQLITE_BUSY; the
+   * last connection checkpoints the WAL here. */
+  if(sqlite3_close(s->db) != SQLITE_OK)
+    (void)db_error(s->db, "close");
+  lc_free(s);
+}
+
+static const struct sm_store_ops sqlite_ops = {
+  .name = "sqlite",
+  .close = sqlite_close,
+  .begin = sqlite_begin,
+  .commit = sqlite_commit,
+  .rollback = sqlite_rollback,
+  .put_device = sqlite_put_device,
+  .get_device = sqlite_get_device,
+  .find_serial = sqlite_find_serial,
+  .foreach_unfinished = sqlite_foreach_unfinished,
+  .foreach_device = sqlite_foreach_device,
+  .count_states = sqlite_count_states,
+  .append_audit = sqlite_append_audit,
+  .audit_tail = sqlite_audit_tail,
+  .audit_foreach = sqlite_audit_foreach,
+  .meta_get = sqlite_meta_get,
+  .meta_set = sqlite_meta_set,
+};
+
+/* Run a one-off statement whose single result is text, e.g. a PRAGMA. */
+static lc_err query_text(sqlite3 *db, const char *sql, char *buf, size_t cap)
+{
+  sqlite3_stmt *stmt;
+  if(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
+    return db_error(db, sql);
+  lc_err err = LC_OK;
+  if(sqlite3_step(stmt) != SQLITE_ROW)
+    err = db_error(db, sql);
+  else if(col_fixed(stmt, 0, buf, cap) != LC_OK)
+    err = LC_EDB;
+  sqlite3_finalize(stmt);
+  return err;
+}
+
+static lc_err read_user_version(sqlite3 *db, int *out)
+{
+  char buf[16];
+  lc_err err = query_text(db, "PRAGMA user_version", buf, sizeof(buf));
+  if(err == LC_OK)
+    *out = (int)strtol(buf, NULL, 10);
+  return err;
+}
+
+static lc_err configure_rw(sqlite3 *db)
+{
+  char mode[16];
+  lc_err err = query_text(db, "PRAGMA journal_mode=WAL", mode, sizeof(mode));
+  if(err != LC_OK)
+    return err;
+  if(strcmp(mode, "wal") != 0) {
+    lc_log(LC_ERROR, MOD, "op=open err=\"WAL refused\" journal_mode=%s",
+           mode);
+    return LC_EDB;
+  }
+  /* FULL: a commit is on disk before any outside effect (DESIGN §3). */
+  return exec_sql(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+                  "open.pragmas");
+}
+
+static lc_err version_refused(int have, const char *why)
+{
+  lc_log(LC_ERROR, MOD, "op=open schema=%d supported=%d err=\"%s\"", have,
+         SM_STORE_SCHEMA_VERSION, why);
+  return LC_EDB;
+}
+
+static lc_err apply_migrations(sqlite3 *db, int from)
+{
+  for(int v = from; v < SM_STORE_SCHEMA_VERSION; v++) {
+    lc_err err = migrations[v](db);
+    if(err != LC_OK)
+      return err;
+  }
+  char sql[48];
+  /* An integer constant of this build, not data: PRAGMA takes no bind. */
+  snprintf(sql, sizeof(sql), "PRAGMA user_version=%d",
+           SM_STORE_SCHEMA_VERSION);
+  lc_err err = exec_sql(db, sql, "migrate.version");
+  if(err == LC_OK)
+    lc_log(LC_INFO, MOD, "op=migrate from=%d to=%d", from,
+           SM_STORE_SCHEMA_VERSION);
+  return err;
+}
+
+/* Bring the schema to SM_STORE_SCHEMA_VERSION in one transaction. */
+static lc_err migrate(sqlite3 *db)
+{
+  lc_err err = exec_sql(db, "BEGIN IMMEDIATE", "migrate.begin");
+  if(err != LC_OK)
+    return err;
+  int have = 0;
+  err = read_user_version(db, &have);
+  if(err == LC_OK && have > SM_STORE_SCHEMA_VERSION)
+    err = version_refused(have, "schema newer than this build");
+  if(err == LC_OK && have < SM_STORE_SCHEMA_VERSION)
+    err = apply_migrations(db, have);
+  if(err == LC_OK)
+    err = exec_sql(db, "COMMIT", "migrate.commit");
+  if(err != LC_OK && !sqlite3_get_autocommit(db))
+    (void)exec_sql(db, "ROLLBACK", "migrate.rollback");
+  return err;
+}
+
+/* A read-only handle cannot migrate: the schema must be current. */
+static lc_err check_version(sqlite3 *db)
+{
+  int have = 0;
+  lc_err err = read_user_version(db, &have);
+  if(err != LC_OK || have == SM_STORE_SCHEMA_VERSION)
+    return err;
+  if(have == 0)
+    return version_refused(have, "not a linecert store");
+  return version_refused(have, have > SM_STORE_SCHEMA_VERSION
+                                 ? "schema newer than this build"
+                                 : "schema older: open read-write once");
+}
+
+static lc_err prepare_all(struct sqlite_store *s)
+{
+  for(int i = 0; i < ST_COUNT; i++) {
+    if(sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                          &s->stmt[i], NULL) != SQLITE_OK)
+      return db_error(s->db, "open.prepare");
+  }
+  /* Guards the dev_col enum against drift from DEVICE_COLUMNS. */
+  if(sqlite3_column_count(s->stmt[ST_DEV_GET]) != DC_COUNT ||
+     sqlite3_bind_parameter_count(s->stmt[ST_DEV_INSERT]) != DC_COUNT) {
+    lc_log(LC_ERROR, MOD, "op=open err=\"device columns do not match\"");
+    return LC_EDB;
+  }
+  return LC_OK;
+}
+
+static lc_err open_db(const char *path, enum sm_store_mode mode,
+                      sqlite3 **out)
+{
+  int flags = mode == SM_STORE_RO
+                ? SQLITE_OPEN_READONLY
+                : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  sqlite3 *db = NULL;
+  if(sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+    if(db)
+      lc_log(LC_ERROR, MOD, "op=open path=%s err=\"%s\"", path,
+             sqlite3_errmsg(db));
+    else
+      lc_log(LC_ERROR, MOD, "op=open path=%s err=\"out of memory\"", path);
+    sqlite3_close(db);
+    return LC_EDB;
+  }
+  *out = db;
+  return LC_OK;
+}
+
+static lc_err setup(struct sqlite_store *s, enum sm_store_mode mode)
+{
+  /* Another process (the CLI, a second instance) may hold the lock for
+   * a moment; wait rather than fail. */
+  if(sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) != SQLITE_OK)
+    return db_error(s->db, "open.busy_timeout");
+  lc_err err;
+  if(mode == SM_STORE_RO) {
+    err = check_version(s->db);
+  } else {
+    err = configure_rw(s->db);
+    if(err == LC_OK)
+      err = migrate(s->db);
+  }
+  if(err == LC_OK)
+    err = prepare_all(s);
+  return err;
+}
+
+lc_err sm_store_open_sqlite(const char *path, enum sm_store_mode mode,
+                            struct sm_store **out)
+{
+  if(!path || !out || (mode != SM_STORE_RW && mode != SM_STORE_RO))
+    return LC_EINVAL;
+  struct sqlite_store *s = lc_calloc(1, sizeof(*s));
+  if(!s)
+    return LC_ENOMEM;
+  s->base.ops = &sqlite_ops;
+  lc_err err = open_db(path, mode, &s->db);
+  if(err != LC_OK) {
+    lc_free(s);
+    return err;
+  }
+  err = setup(s, mode);
+  if(err != LC_OK) {
+    sqlite_close(&s->base);
+    return err;
+  }
+  *out = &s->base;
+  return LC_OK;
+}

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "tests/support/lc_mosq.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/support/lc_proc.h"
+
+struct lc_mosq {
+  struct lc_proc *proc;
+  uint16_t port;
+  char dir[256];
+  char conf[300];
+  char log[300];
+  char url[40];
+};
+
+static lc_err write_conf(const struct lc_mosq *m,
+                         const char *const extra_conf[])
+{
+  FILE *f = fopen(m->conf, "w");
+  if(!f)
+    return LC_EIO;
+  fprintf(f, "# written by tests/support/lc_mosq.c\n"
+             "listener %u 127.0.0.1\n"
+             "allow_anonymous true\n"
+             "persistence false\n",
+          (unsigned)m->port);
+  /* As root, mosquitto would switch to the `mosquitto` user, which
+   * cannot read files in our 0700 temp dir (extra conf may point there). */
+  if(geteuid() == 0)
+    fprintf(f, "user root\n");
+  for(size_t i = 0; extra_conf && extra_conf[i]; i++)
+    fprintf(f, "%s\n", extra_conf[i]);
+  return fclose(f) == 0 ? LC_OK : LC_EIO;
+}
+
+static void dump_log(const struct lc_mosq *m, const char *why)
+{
+  fprintf(stderr, "lc_mosq: %s; log %s follows\n", why, m->log);
+  FILE *f = fopen(m->log, "r");
+  if(!f)
+    return;
+  char line[512];
+  while(fgets(line, sizeof(line), f))
+    fprintf(stderr, "  | %s", line);
+  fclose(f);
+}
+
+/* Remove the files of our (flat) temp dir, then the dir itself. */
+static void remove_dir(const char *dir)
+{
+  DIR *d = opendir(dir);
+  if(d) {
+    struct dirent *e;
+    while((e = readdir(d))) {
+      if(strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+        continue;
+      char path[600];
+      snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+      if(unlink(path) != 0)
+        fprintf(stderr, "lc_mosq: cannot remove %s\n", path);
+    }
+    closedir(d);
+  }
+  if(rmdir(dir) != 0)
+    fprintf(stderr, "lc_mosq: cannot remove %s\n", dir);
+}
+
+/* One start attempt on a freshly probed port. LC_EAGAIN: mosquitto
+ * exited before accepting (port taken): the caller retries. */
+static lc_err start_once(struct lc_mosq *m, const char *bin,
+                         const char *const extra_conf[])
+{
+  lc_err rc = lc_proc_free_port(&m->port);
+  if(rc != LC_OK)
+    return rc;
+  if((rc = write_conf(m, extra_conf)) != LC_OK)
+    return rc;
+  const char *argv[] = {bin, "-c", m->conf, NULL};
+  if((rc = lc_proc_spawn(argv, NULL, m->log, m->log, &m->proc)) != LC_OK)
+    return rc;
+  rc = lc_proc_wait_port(m->proc, "127.0.0.1", m->port,
+                         LC_MOSQ_START_TIMEOUT_MS);
+  if(rc == LC_OK) {
+    snprintf(m->url, sizeof(m->url), "tcp://127.0.0.1:%u", (unsigned)m->port);
+    return LC_OK;
+  }
+  dump_log(m, rc == LC_ESHUTDOWN ? "mosquitto exited during start"
+                                 : "mosquitto did not accept connections");
+  lc_proc_free(m->proc);
+  m->proc = NULL;
+  return rc == LC_ESHUTDOWN ? LC_EAGAIN : LC_EIO;
+}
+
+lc_err lc_mosq_start(const char *const extra_conf[], struct lc_mosq **out)
+{
+  const char *bin = getenv("LC_MOSQUITTO");
+  if(!bin || !*bin)
+    bin = "mosquitto";
+  struct lc_mosq *m = calloc(1, sizeof(*m));
+  if(!m)
+    return LC_ENOMEM;
+  const char *tmp = getenv("TMPDIR");
+  if(!tmp || !*tmp)
+    tmp = "/tmp";
+  int n = snprintf(m->dir, sizeof(m->dir), "%s/lc-mosq-XXXXXX", tmp);
+  if(n < 0 || (size_t)n >= sizeof(m->dir) || !mkdtemp(m->dir)) {
+    free(m);
+    return LC_EIO;
+  }
+  snprintf(m->conf, sizeof(m->conf), "%s/mosquitto.conf", m->dir);
+  snprintf(m->log, sizeof(m->log), "%s/mosquitto.log", m->dir);
+  lc_err rc = LC_EAGAIN;
+  for(int i = 0; i < LC_MOSQ_ATTEMPTS && rc == LC_EAGAIN; i++)
+    rc = start_once(m, bin, extra_conf);
+  if(rc != LC_OK) {
+    if(rc == LC_EAGAIN)
+      rc = LC_EIO;
+    remove_dir(m->dir);
+    free(m);
+    return rc;
+  }
+  *out = m;
+  return LC_OK;
+}
+
+uint16_t lc_mosq_port(const struct lc_mosq *m)
+{
+  return m->port;
+}
+
+const char *lc_mosq_url(const struct lc_mosq *m)
+{
+  return m->url;
+}
+
+const char *lc_mosq_dir(const struct lc_mosq *m)
+{
+  return m->dir;
+}
+
+int lc_mosq_pid(const struct lc_mosq *m)
+{
+  return (int)lc_proc_pid(m->proc);
+}
+
+lc_err lc_mosq_stop(struct lc_mosq *m)
+{
+  if(!m)
+    return LC_OK;
+  struct lc_proc_exit ex = {false, 0};
+  lc_err rc = lc_proc_stop(m->proc, LC_MOSQ_STOP_TIMEOUT_MS, &ex);
+  if(rc == LC_OK && (ex.signaled || ex.code != 0)) {
+    char what[64], buf[32];
+    snprintf(what, sizeof(what), "mosquitto ended with %s",
+             lc_proc_exit_str(&ex, buf, sizeof(buf)));
+    dump_log(m, what);
+    rc = LC_EIO;
+  } else if(rc != LC_OK) {
+    dump_log(m, "could not stop mosquitto");
+  }
+  lc_proc_free(m->proc);
+  remove_dir(m->dir);
+  free(m);
+  return rc;
+}

@@ -1,0 +1,1039 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The SQLite store against real files: every test opens a fresh
+ * database in its own mkdtemp() directory under /tmp and removes it.
+ * Where a test must see what the CLI would see, it reads the file with
+ * a separate sqlite3 connection or a read-only store, and once from
+ * another process.
+ */
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+#include "statemachine/sm.h"
+#include "tests/support/lc_cunit.h"
+
+#include <dirent.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- fixture ----------------------------------------------------------- */
+
+struct fx {
+  char dir[64];
+  char path[96];
+  struct sm_store *st;
+};
+
+/* A fresh directory; the store file in it does not exist yet. */
+static void fx_mkdir(struct fx *f)
+{
+  snprintf(f->dir, sizeof(f->dir), "/tmp/lc_store_XXXXXX");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(f->dir));
+  snprintf(f->path, sizeof(f->path), "%s/linecert.db", f->dir);
+  f->st = NULL;
+}
+
+static void fx_open(struct fx *f)
+{
+  fx_mkdir(f);
+  CU_ASSERT_EQUAL_FATAL(sm_store_open_sqlite(f->path, SM_STORE_RW, &f->st),
+                        LC_OK);
+}
+
+static void fx_reopen(struct fx *f, enum sm_store_mode mode)
+{
+  sm_store_close(f->st);
+  f->st = NULL;
+  CU_ASSERT_EQUAL_FATAL(sm_store_open_sqlite(f->path, mode, &f->st), LC_OK);
+}
+
+static void remove_tree(const char *dir)
+{
+  DIR *d = opendir(dir);
+  if(!d)
+    return;
+  struct dirent *e;
+  char p[64 + 1 + 256];
+  while((e = readdir(d)) != NULL) {
+    if(strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+    CU_ASSERT_EQUAL(unlink(p), 0);
+  }
+  closedir(d);
+  CU_ASSERT_EQUAL(rmdir(dir), 0);
+}
+
+static void fx_close(struct fx *f)
+{
+  sm_store_close(f->st);
+  f->st = NULL;
+  remove_tree(f->dir);
+}
+
+/* Run SQL on the file through a connection of its own, as the sqlite3
+ * CLI would. */
+static void raw_exec(const char *path, const char *sql)
+{
+  sqlite3 *db = NULL;
+  CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+  CU_ASSERT_EQUAL(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+/* The first column of the first row of `sql`, as text ("" if none). */
+static void raw_text(const char *path, const char *sql, char *out,
+                     size_t cap)
+{
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+  out[0] = '\0';
+  CU_ASSERT_EQUAL_FATAL(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY,
+                                        NULL), SQLITE_OK);
+  CU_ASSERT_EQUAL(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+  if(stmt && sqlite3_step(stmt) == SQLITE_ROW &&
+     sqlite3_column_text(stmt, 0))
+    lc_strlcpy(out, (const char *)sqlite3_column_text(stmt, 0), cap);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+/* ---- data -------------------------------------------------------------- */
+
+#define REQ_ID "0123456789abcdef0123456789abcdef"
+/* 64 hex digits starting with c */
+#define FPR(c) \
+  c "123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde"
+
+static char *owned(const char *s)
+{
+  char *d = lc_strdup(s);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  return d;
+}
+
+/* A device with only its identity set. */
+static struct sm_device *bare_device(const char *group, const char *edge,
+                                     const char *device, enum sm_state s)
+{
+  struct sm_device *d = sm_device_new();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  lc_strlcpy(d->group, group, sizeof(d->group));
+  lc_strlcpy(d->edge, edge, sizeof(d->edge));
+  lc_strlcpy(d->device, device, sizeof(d->device));
+  d->state = s;
+  return d;
+}
+
+/* A device with every field set, each to a value of its own. */
+static struct sm_device *full_device(const char *device)
+{
+  struct sm_device *d = bare_device("L1", "E1", device, SM_DELIVERED);
+  lc_strlcpy(d->serial, "SN-0042", sizeof(d->serial));
+  lc_strlcpy(d->reason, "previous: ca_timeout", sizeof(d->reason));
+  lc_strlcpy(d->request_id, REQ_ID, sizeof(d->request_id));
+  d->generation = 3;
+  d->attempts = 5;
+  d->deliveries = 2;
+  d->next_attempt_at = 1795000000123u;
+  d->csr[CA_ROLE_BOOTSTRAP] = owned("-----BEGIN CERTIFICATE REQUEST-----\nB");
+  d->csr[CA_ROLE_OPERATIONAL] = owned("-----BEGIN CERTIFICATE REQUEST-----\nO");
+  lc_strlcpy(d->key_fpr[0], FPR("a"), SM_FPR_HEX);
+  lc_strlcpy(d->key_fpr[1], FPR("b"), SM_FPR_HEX);
+  d->cert[0].pem = owned("-----BEGIN CERTIFICATE-----\nBOOT\n");
+  d->cert[1].pem = owned("-----BEGIN CERTIFICATE-----\nOPER\n");
+  lc_strlcpy(d->cert[0].fpr, FPR("c"), SM_FPR_HEX);
+  lc_strlcpy(d->cert[1].fpr, FPR("d"), SM_FPR_HEX);
+  lc_strlcpy(d->cert[0].serial, "0a0b0c", SM_SERIAL_HEX);
+  lc_strlcpy(d->cert[1].serial, "7f7e7d7c7b7a79787776757473727170",
+             SM_SERIAL_HEX);
+  d->chain = owned("-----BEGIN CERTIFICATE-----\nISSUING\n");
+  d->meta = owned("{\"manufacturer\":\"ACME\",\"model\":\"X1\"}");
+  d->created_at = 1790000000001u;
+  d->updated_at = 1790000000999u;
+  return d;
+}
+
+static bool same_opt(const char *a, const char *b)
+{
+  return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void assert_same_device(const struct sm_device *a,
+                               const struct sm_device *b)
+{
+  CU_ASSERT_EQUAL(a->id, b->id);
+  CU_ASSERT_STRING_EQUAL(a->group, b->group);
+  CU_ASSERT_STRING_EQUAL(a->edge, b->edge);
+  CU_ASSERT_STRING_EQUAL(a->device, b->device);
+  CU_ASSERT_STRING_EQUAL(a->serial, b->serial);
+  CU_ASSERT_EQUAL(a->state, b->state);
+  CU_ASSERT_STRING_EQUAL(a->reason, b->reason);
+  CU_ASSERT_STRING_EQUAL(a->request_id, b->request_id);
+  CU_ASSERT_EQUAL(a->generation, b->generation);
+  CU_ASSERT_EQUAL(a->attempts, b->attempts);
+  CU_ASSERT_EQUAL(a->deliveries, b->deliveries);
+  CU_ASSERT_EQUAL(a->next_attempt_at, b->next_attempt_at);
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    CU_ASSERT_TRUE(same_opt(a->csr[r], b->csr[r]));
+    CU_ASSERT_STRING_EQUAL(a->key_fpr[r], b->key_fpr[r]);
+    CU_ASSERT_TRUE(same_opt(a->cert[r].pem, b->cert[r].pem));
+    CU_ASSERT_STRING_EQUAL(a->cert[r].fpr, b->cert[r].fpr);
+    CU_ASSERT_STRING_EQUAL(a->cert[r].serial, b->cert[r].serial);
+  }
+  CU_ASSERT_TRUE(same_opt(a->chain, b->chain));
+  CU_ASSERT_TRUE(same_opt(a->meta, b->meta));
+  CU_ASSERT_EQUAL(a->created_at, b->created_at);
+  CU_ASSERT_EQUAL(a->updated_at, b->updated_at);
+}
+
+/* Store `d` in a transaction of its own. */
+static void put_committed(struct sm_store *st, struct sm_device *d)
+{
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_device(st, d), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(st), LC_OK);
+}
+
+static const char *const audit_events[] = {"state", "issued", "rejected"};
+
+/* Record `seq` of a test chain: hash bytes all `seq`, prev_hash all
+ * `seq - 1` (zeros for the first), as aud_seal() would link them. */
+static struct aud_record audit_record(uint64_t seq)
+{
+  struct aud_record r = {.seq = seq,
+                         .ts_ms = 1790000000000u + seq,
+                         .actor = "linecert",
+                         .event = audit_events[seq % 3],
+                         .device = "L1/E1/D1",
+                         .details = "{\"from\":\"NEW\",\"to\":\"VALIDATED\"}",
+                         .sig_len = 70 + (size_t)(seq % 3)};
+  memset(r.prev_hash, (int)(seq - 1), AUD_HASH_LEN);
+  memset(r.hash, (int)seq, AUD_HASH_LEN);
+  memset(r.sig, 0x30, r.sig_len);
+  return r;
+}
+
+static void append_committed(struct sm_store *st, uint64_t from, uint64_t to)
+{
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(st), LC_OK);
+  for(uint64_t seq = from; seq <= to; seq++) {
+    struct aud_record r = audit_record(seq);
+    CU_ASSERT_EQUAL(sm_store_append_audit(st, &r), LC_OK);
+  }
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(st), LC_OK);
+}
+
+static lc_err get(struct fx *f, const char *device, struct sm_device **out)
+{
+  return sm_store_get_device(f->st, "L1", "E1", device, out);
+}
+
+/* ---- sm_device helpers ------------------------------------------------- */
+
+static void test_state_names_round_trip(void)
+{
+  for(int s = 0; s < SM_STATE_COUNT; s++) {
+    enum sm_state back;
+    CU_ASSERT_STRING_NOT_EQUAL(sm_state_name((enum sm_state)s), "UNKNOWN");
+    CU_ASSERT_EQUAL(sm_state_parse(sm_state_name((enum sm_state)s), &back),
+                    LC_OK);
+    CU_ASSERT_EQUAL(back, s);
+  }
+  enum sm_state out = SM_NEW;
+  CU_ASSERT_EQUAL(sm_state_parse("provisioned", &out), LC_EINVAL);
+  CU_ASSERT_EQUAL(sm_state_parse("", &out), LC_EINVAL);
+  CU_ASSERT_STRING_EQUAL(sm_state_name(SM_STATE_COUNT), "UNKNOWN");
+  CU_ASSERT_STRING_EQUAL(sm_state_name(SM_ISSUING_BOOTSTRAP),
+                         "ISSUING_BOOTSTRAP");
+  for(int s = 0; s < SM_STATE_COUNT; s++)
+    CU_ASSERT_EQUAL(sm_state_settled((enum sm_state)s),
+                    s == SM_PROVISIONED || s == SM_REJECTED ||
+                      s == SM_FAILED);
+}
+
+static void test_device_and_request_keys(void)
+{
+  struct sm_device *d = bare_device("L1", "E1", "D1", SM_NEW);
+  char key[3 * (SM_ID_MAX + 1)];
+  sm_device_key(d, key, sizeof(key));
+  CU_ASSERT_STRING_EQUAL(key, "L1/E1/D1");
+  d->device[0] = '\0';
+  sm_device_key(d, key, sizeof(key));
+  CU_ASSERT_STRING_EQUAL(key, "L1/E1");
+  char small[4];
+  sm_device_key(d, small, sizeof(small));
+  CU_ASSERT_STRING_EQUAL(small, "L1/");
+
+  char rk[40];
+  lc_strlcpy(d->request_id, REQ_ID, sizeof(d->request_id));
+  sm_request_key(d, CA_ROLE_BOOTSTRAP, rk);
+  CU_ASSERT_STRING_EQUAL(rk, REQ_ID "-b");
+  sm_request_key(d, CA_ROLE_OPERATIONAL, rk);
+  CU_ASSERT_STRING_EQUAL(rk, REQ_ID "-o");
+  CU_ASSERT_EQUAL(strlen(rk), 34);
+  sm_device_free(d);
+  sm_device_free(NULL);
+}
+
+/* ---- devices ----------------------------------------------------------- */
+
+static void test_put_get_round_trips_every_field(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *d = full_device("D1"), *back = NULL;
+  put_committed(f.st, d);
+  CU_ASSERT_TRUE(d->id > 0);
+  CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
+  if(back)
+    assert_same_device(d, back);
+  /* Readable with the CLI: the state is its name. */
+  char state[32];
+  raw_text(f.path, "SELECT state FROM devices", state, sizeof(state));
+  CU_ASSERT_STRING_EQUAL(state, "DELIVERED");
+  sm_device_free(back);
+  sm_device_free(d);
+  fx_close(&f);
+}
+
+static void test_absent_strings_read_back_null_or_empty(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *d = bare_device("L1", "E1", "", SM_NEW), *back = NULL;
+  put_committed(f.st, d);
+  CU_ASSERT_EQUAL(get(&f, "", &back), LC_OK);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+  assert_same_device(d, back);
+  CU_ASSERT_PTR_NULL(back->csr[0]);
+  CU_ASSERT_PTR_NULL(back->cert[1].pem);
+  CU_ASSERT_PTR_NULL(back->chain);
+  CU_ASSERT_PTR_NULL(back->meta);
+  CU_ASSERT_STRING_EQUAL(back->serial, "");
+  /* NULL for the device name means the node-level device "". */
+  sm_device_free(back);
+  back = NULL;
+  CU_ASSERT_EQUAL(get(&f, NULL, &back), LC_OK);
+  sm_device_free(back);
+  back = NULL;
+  CU_ASSERT_EQUAL(get(&f, "D9", &back), LC_ENOTFOUND);
+  CU_ASSERT_PTR_NULL(back);
+  sm_device_free(d);
+  fx_close(&f);
+}
+
+static void test_put_with_id_updates(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *d = full_device("D1"), *back = NULL;
+  put_committed(f.st, d);
+  int64_t id = d->id;
+  d->state = SM_PROVISIONED;
+  d->deliveries = 3;
+  LC_FREE(d->chain);
+  d->reason[0] = '\0';
+  put_committed(f.st, d);
+  CU_ASSERT_EQUAL(d->id, id);
+  CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
+  if(back)
+    assert_same_device(d, back);
+  sm_device_free(back);
+
+  d->id = id + 100;
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_device(f.st, d), LC_ENOTFOUND);
+  sm_store_rollback(f.st);
+  sm_device_free(d);
+  fx_close(&f);
+}
+
+static void test_duplicate_identity_is_eexist(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *a = full_device("D1"), *b = full_device("D1");
+  struct sm_device *c = full_device("D2");
+  put_committed(f.st, a);
+  put_committed(f.st, c);
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_device(f.st, b), LC_EEXIST);
+  CU_ASSERT_EQUAL(b->id, 0);
+  /* Renaming D2 onto D1 collides as well. */
+  lc_strlcpy(c->device, "D1", sizeof(c->device));
+  CU_ASSERT_EQUAL(sm_store_put_device(f.st, c), LC_EEXIST);
+  /* The transaction survives a failed statement. */
+  lc_strlcpy(b->device, "D3", sizeof(b->device));
+  CU_ASSERT_EQUAL(sm_store_put_device(f.st, b), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_commit(f.st), LC_OK);
+  struct sm_device *back = NULL;
+  CU_ASSERT_EQUAL(get(&f, "D3", &back), LC_OK);
+  sm_device_free(back);
+  sm_device_free(a);
+  sm_device_free(b);
+  sm_device_free(c);
+  fx_close(&f);
+}
+
+static void test_writes_outside_transaction_refused(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *d = full_device("D1"), *back = NULL;
+  struct aud_record r = audit_record(1);
+  CU_ASSERT_EQUAL(sm_store_put_device(f.st, d), LC_EINVAL);
+  CU_ASSERT_EQUAL(sm_store_append_audit(f.st, &r), LC_EINVAL);
+  CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_ENOTFOUND);
+  sm_device_free(d);
+  fx_close(&f);
+}
+
+static void test_rollback_discards_device_and_audit(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *d = full_device("D1"), *back = NULL;
+  struct aud_record r = audit_record(1);
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_device(f.st, d), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_append_audit(f.st, &r), LC_OK);
+  /* Visible inside the transaction... */
+  CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
+  sm_device_free(back);
+  back = NULL;
+  sm_store_rollback(f.st);
+  /* ...and gone after it. */
+  CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_ENOTFOUND);
+  struct aud_chain tail = {.last_seq = 99};
+  CU_ASSERT_EQUAL(sm_store_audit_tail(f.st, &tail), LC_OK);
+  CU_ASSERT_EQUAL(tail.last_seq, 0);
+  /* A second rollback, with no transaction, is harmless. */
+  sm_store_rollback(f.st);
+  CU_ASSERT_EQUAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_commit(f.st), LC_OK);
+  sm_device_free(d);
+  fx_close(&f);
+}
+
+static void test_commit_survives_reopen(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *d = full_device("D1"), *back = NULL;
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_device(f.st, d), LC_OK);
+  struct aud_record r = audit_record(1);
+  CU_ASSERT_EQUAL(sm_store_append_audit(f.st, &r), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(f.st), LC_OK);
+  fx_reopen(&f, SM_STORE_RW);
+  CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
+  if(back)
+    assert_same_device(d, back);
+  struct aud_chain tail;
+  CU_ASSERT_EQUAL(sm_store_audit_tail(f.st, &tail), LC_OK);
+  CU_ASSERT_EQUAL(tail.last_seq, 1);
+  CU_ASSERT_EQUAL(memcmp(tail.last_hash, r.hash, AUD_HASH_LEN), 0);
+  sm_device_free(back);
+  sm_device_free(d);
+  fx_close(&f);
+}
+
+/* Child side: open read-only, expect D1 and one audit record. */
+static int child_reads(const char *path, int ready_fd)
+{
+  char go;
+  if(read(ready_fd, &go, 1) != 1 || go != 'c')
+    return 10;
+  struct sm_store *ro = NULL;
+  if(sm_store_open_sqlite(path, SM_STORE_RO, &ro) != LC_OK)
+    return 11;
+  struct sm_device *d = NULL;
+  struct aud_chain tail = {0};
+  int rc = 0;
+  if(sm_store_get_device(ro, "L1", "E1", "D1", &d) != LC_OK)
+    rc = 12;
+  else if(sm_store_audit_tail(ro, &tail) != LC_OK || tail.last_seq != 1)
+    rc = 13;
+  sm_device_free(d);
+  sm_store_close(ro);
+  return rc;
+}
+
+static void test_commit_visible_to_reader_in_other_process(void)
+{
+  struct fx f;
+  int pipefd[2];
+  CU_ASSERT_EQUAL_FATAL(pipe(pipefd), 0);
+  /* Fork before this process opens the file, so the child inherits no
+   * SQLite state for it (POSIX locks belong to a process). */
+  fx_mkdir(&f);
+  pid_t pid = fork();
+  CU_ASSERT_FATAL(pid >= 0);
+  if(pid == 0) {
+    close(pipefd[1]);
+    _exit(child_reads(f.path, pipefd[0]));
+  }
+  close(pipefd[0]);
+  CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RW, &f.st), LC_OK);
+  struct sm_store *ro = NULL;
+  CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RO, &ro), LC_OK);
+
+  struct sm_device *d = full_device("D1"), *back = NULL;
+  struct aud_record r = audit_record(1);
+  CU_ASSERT_EQUAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_device(f.st, d), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_append_audit(f.st, &r), LC_OK);
+  /* Not committed: a reader sees nothing yet. */
+  if(ro)
+    CU_ASSERT_EQUAL(sm_store_get_device(ro, "L1", "E1", "D1", &back),
+                    LC_ENOTFOUND);
+  CU_ASSERT_EQUAL(sm_store_commit(f.st), LC_OK);
+  if(ro) {
+    CU_ASSERT_EQUAL(sm_store_get_device(ro, "L1", "E1", "D1", &back), LC_OK);
+    sm_device_free(back);
+    /* A read-only handle cannot write. */
+    CU_ASSERT_EQUAL(sm_store_meta_set(ro, "k", "v"), LC_EDB);
+  }
+
+  /* The writer stays open while the other process reads. */
+  CU_ASSERT_EQUAL(write(pipefd[1], "c", 1), 1);
+  close(pipefd[1]);
+  int status = 0;
+  CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+  CU_ASSERT_TRUE(WIFEXITED(status));
+  CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
+  sm_store_close(ro);
+  sm_device_free(d);
+  fx_close(&f);
+}
+
+static void test_find_serial(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *d = full_device("D1"), *e = full_device("D2");
+  lc_strlcpy(e->serial, "SN-0043", sizeof(e->serial));
+  put_committed(f.st, d);
+  put_committed(f.st, e);
+  struct sm_device *back = NULL;
+  CU_ASSERT_EQUAL(sm_store_find_serial(f.st, "SN-0043", &back), LC_OK);
+  if(back)
+    CU_ASSERT_STRING_EQUAL(back->device, "D2");
+  sm_device_free(back);
+  back = NULL;
+  CU_ASSERT_EQUAL(sm_store_find_serial(f.st, "SN-9999", &back),
+                  LC_ENOTFOUND);
+  /* An empty serial means "none", never a match. */
+  CU_ASSERT_EQUAL(sm_store_find_serial(f.st, "", &back), LC_ENOTFOUND);
+  sm_device_free(d);
+  sm_device_free(e);
+  fx_close(&f);
+}
+
+/* ---- iteration and counts ---------------------------------------------- */
+
+struct collected {
+  int64_t ids[256];
+  enum sm_state states[256];
+  size_t n;
+  size_t fail_at; /* return LC_EIO for the n-th device (1-based); 0 never */
+};
+
+static lc_err collect(void *ctx, struct sm_device *dev)
+{
+  struct collected *c = ctx;
+  lc_err err = LC_OK;
+  if(c->n < 256) {
+    c->ids[c->n] = dev->id;
+    c->states[c->n] = dev->state;
+  }
+  c->n++;
+  if(c->fail_at && c->n == c->fail_at)
+    err = LC_EIO;
+  sm_device_free(dev);
+  return err;
+}
+
+/* `per_state` devices in every state, interleaved, in one transaction. */
+static void put_devices_in_every_state(struct sm_store *st, int per_state)
+{
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(st), LC_OK);
+  for(int i = 0; i < per_state; i++) {
+    for(int s = 0; s < SM_STATE_COUNT; s++) {
+      char name[16];
+      snprintf(name, sizeof(name), "D%d-%d", i, s);
+      struct sm_device *d = bare_device("L1", "E1", name, (enum sm_state)s);
+      CU_ASSERT_EQUAL(sm_store_put_device(st, d), LC_OK);
+      sm_device_free(d);
+    }
+  }
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(st), LC_OK);
+}
+
+static void test_foreach_unfinished_yields_unsettled(void)
+{
+  struct fx f;
+  fx_open(&f);
+  put_devices_in_every_state(f.st, 8); /* 88 rows: more than one page */
+  struct collected c = {0};
+  CU_ASSERT_EQUAL(sm_store_foreach_unfinished(f.st, collect, &c), LC_OK);
+  size_t unsettled = 0;
+  for(int s = 0; s < SM_STATE_COUNT; s++)
+    unsettled += !sm_state_settled((enum sm_state)s);
+  CU_ASSERT_EQUAL(c.n, 8 * unsettled);
+  for(size_t i = 0; i < c.n && i < 256; i++) {
+    CU_ASSERT_FALSE(sm_state_settled(c.states[i]));
+    if(i)
+      CU_ASSERT_TRUE(c.ids[i] > c.ids[i - 1]);
+  }
+  fx_close(&f);
+}
+
+static void test_foreach_device_all_in_id_order(void)
+{
+  struct fx f;
+  fx_open(&f);
+  put_devices_in_every_state(f.st, 15); /* 165 rows: three pages */
+  struct collected c = {0};
+  CU_ASSERT_EQUAL(sm_store_foreach_device(f.st, collect, &c), LC_OK);
+  CU_ASSERT_EQUAL(c.n, 15 * SM_STATE_COUNT);
+  for(size_t i = 0; i < c.n && i < 256; i++)
+    CU_ASSERT_EQUAL(c.ids[i], (int64_t)i + 1);
+  fx_close(&f);
+}
+
+static void test_foreach_stops_at_callback_error(void)
+{
+  struct fx f;
+  fx_open(&f);
+  put_devices_in_every_state(f.st, 10);
+  /* Fails mid-page: the devices not handed out must be freed (ASan). */
+  struct collected c = {.fail_at = 70};
+  CU_ASSERT_EQUAL(sm_store_foreach_device(f.st, collect, &c), LC_EIO);
+  CU_ASSERT_EQUAL(c.n, 70);
+  fx_close(&f);
+}
+
+/* Resume after restart: each unfinished device is stepped and written
+ * back from inside the iteration. */
+static lc_err settle(void *ctx, struct sm_device *dev)
+{
+  struct sm_store *st = ctx;
+  dev->state = SM_PROVISIONED;
+  lc_err err = sm_store_begin(st);
+  if(err == LC_OK)
+    err = sm_store_put_device(st, dev);
+  if(err == LC_OK)
+    err = sm_store_commit(st);
+  else
+    sm_store_rollback(st);
+  sm_device_free(dev);
+  return err;
+}
+
+static void test_callback_may_write_during_foreach(void)
+{
+  struct fx f;
+  fx_open(&f);
+  put_devices_in_every_state(f.st, 10);
+  CU_ASSERT_EQUAL(sm_store_foreach_unfinished(f.st, settle, f.st), LC_OK);
+  struct collected c = {0};
+  CU_ASSERT_EQUAL(sm_store_foreach_unfinished(f.st, collect, &c), LC_OK);
+  CU_ASSERT_EQUAL(c.n, 0);
+  fx_close(&f);
+}
+
+static void test_count_states(void)
+{
+  struct fx f;
+  fx_open(&f);
+  uint64_t counts[SM_STATE_COUNT];
+  memset(counts, 0xff, sizeof(counts));
+  CU_ASSERT_EQUAL(sm_store_count_states(f.st, counts), LC_OK);
+  for(int s = 0; s < SM_STATE_COUNT; s++)
+    CU_ASSERT_EQUAL(counts[s], 0);
+  put_devices_in_every_state(f.st, 2);
+  struct sm_device *d = full_device("extra"); /* DELIVERED */
+  put_committed(f.st, d);
+  CU_ASSERT_EQUAL(sm_store_count_states(f.st, counts), LC_OK);
+  for(int s = 0; s < SM_STATE_COUNT; s++)
+    CU_ASSERT_EQUAL(counts[s], s == SM_DELIVERED ? 3u : 2u);
+  sm_device_free(d);
+  fx_close(&f);
+}
+
+/* ---- audit ------------------------------------------------------------- */
+
+struct seen {
+  uint64_t seqs[16];
+  size_t n;
+  bool fields_ok;    /* every record equals audit_record(its seq) */
+  size_t stop_after; /* return LC_EIO after this many; 0 never */
+};
+
+static lc_err see(void *ctx, const struct aud_record *rec)
+{
+  struct seen *s = ctx;
+  struct aud_record want = audit_record(rec->seq);
+  s->fields_ok = s->fields_ok && rec->ts_ms == want.ts_ms &&
+                 strcmp(rec->actor, want.actor) == 0 &&
+                 strcmp(rec->event, want.event) == 0 &&
+                 strcmp(rec->device, want.device) == 0 &&
+                 strcmp(rec->details, want.details) == 0 &&
+                 memcmp(rec->prev_hash, want.prev_hash, AUD_HASH_LEN) == 0 &&
+                 memcmp(rec->hash, want.hash, AUD_HASH_LEN) == 0 &&
+                 rec->sig_len == want.sig_len &&
+                 memcmp(rec->sig, want.sig, want.sig_len) == 0;
+  if(s->n < 16)
+    s->seqs[s->n] = rec->seq;
+  s->n++;
+  return s->n == s->stop_after ? LC_EIO : LC_OK;
+}
+
+static void test_audit_append_tail_foreach(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct aud_chain tail;
+  memset(&tail, 0xee, sizeof(tail));
+  CU_ASSERT_EQUAL(sm_store_audit_tail(f.st, &tail), LC_OK);
+  CU_ASSERT_EQUAL(tail.last_seq, 0);
+  static const uint8_t zero[AUD_HASH_LEN];
+  CU_ASSERT_EQUAL(memcmp(tail.last_hash, zero, AUD_HASH_LEN), 0);
+
+  append_committed(f.st, 1, 4);
+  append_committed(f.st, 5, 6);
+  CU_ASSERT_EQUAL(sm_store_audit_tail(f.st, &tail), LC_OK);
+  CU_ASSERT_EQUAL(tail.last_seq, 6);
+  struct aud_record six = audit_record(6);
+  CU_ASSERT_EQUAL(memcmp(tail.last_hash, six.hash, AUD_HASH_LEN), 0);
+
+  struct seen s = {.fields_ok = true};
+  CU_ASSERT_EQUAL(sm_store_audit_foreach(f.st, 4, see, &s), LC_OK);
+  CU_ASSERT_EQUAL(s.n, 3);
+  CU_ASSERT_TRUE(s.fields_ok);
+  CU_ASSERT_EQUAL(s.seqs[0], 4);
+  CU_ASSERT_EQUAL(s.seqs[1], 5);
+  CU_ASSERT_EQUAL(s.seqs[2], 6);
+
+  /* From 0 starts at the first; the callback's error stops the walk. */
+  struct seen all = {.fields_ok = true, .stop_after = 3};
+  CU_ASSERT_EQUAL(sm_store_audit_foreach(f.st, 0, see, &all), LC_EIO);
+  CU_ASSERT_EQUAL(all.n, 3);
+  CU_ASSERT_TRUE(all.fields_ok);
+  struct seen none = {.fields_ok = true};
+  CU_ASSERT_EQUAL(sm_store_audit_foreach(f.st, 7, see, &none), LC_OK);
+  CU_ASSERT_EQUAL(none.n, 0);
+  CU_ASSERT_EQUAL(sm_store_audit_foreach(f.st, UINT64_MAX, see, &none),
+                  LC_OK);
+  CU_ASSERT_EQUAL(none.n, 0);
+  fx_close(&f);
+}
+
+static void test_audit_append_must_extend_chain(void)
+{
+  struct fx f;
+  fx_open(&f);
+  append_committed(f.st, 1, 2);
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  struct aud_record gap = audit_record(4);
+  memset(gap.prev_hash, 2, AUD_HASH_LEN);
+  CU_ASSERT_EQUAL(sm_store_append_audit(f.st, &gap), LC_ESTATE);
+  struct aud_record again = audit_record(2);
+  CU_ASSERT_EQUAL(sm_store_append_audit(f.st, &again), LC_ESTATE);
+  struct aud_record fork = audit_record(3);
+  fork.prev_hash[31] ^= 1;
+  CU_ASSERT_EQUAL(sm_store_append_audit(f.st, &fork), LC_ESTATE);
+  struct aud_record next = audit_record(3);
+  CU_ASSERT_EQUAL(sm_store_append_audit(f.st, &next), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_commit(f.st), LC_OK);
+  struct aud_chain tail;
+  CU_ASSERT_EQUAL(sm_store_audit_tail(f.st, &tail), LC_OK);
+  CU_ASSERT_EQUAL(tail.last_seq, 3);
+  fx_close(&f);
+}
+
+/* The CLI appending an operator record while the broker runs: the
+ * broker's aud_chain is then stale and its next append must fail. */
+static void test_audit_append_after_other_writer_refused(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_store *cli = NULL;
+  CU_ASSERT_EQUAL_FATAL(sm_store_open_sqlite(f.path, SM_STORE_RW, &cli),
+                        LC_OK);
+  append_committed(f.st, 1, 1);
+  append_committed(cli, 2, 2);
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  struct aud_record stale = audit_record(2);
+  CU_ASSERT_EQUAL(sm_store_append_audit(f.st, &stale), LC_ESTATE);
+  sm_store_rollback(f.st);
+  /* A rolled-back append does not move the tail either. */
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  struct aud_record three = audit_record(3);
+  CU_ASSERT_EQUAL(sm_store_append_audit(f.st, &three), LC_OK);
+  sm_store_rollback(f.st);
+  append_committed(f.st, 3, 3);
+  struct aud_chain tail;
+  CU_ASSERT_EQUAL(sm_store_audit_tail(cli, &tail), LC_OK);
+  CU_ASSERT_EQUAL(tail.last_seq, 3);
+  sm_store_close(cli);
+  fx_close(&f);
+}
+
+static lc_err nest(void *ctx, const struct aud_record *rec)
+{
+  (void)rec;
+  struct seen inner = {.fields_ok = true};
+  return sm_store_audit_foreach(ctx, 1, see, &inner);
+}
+
+static void test_nested_audit_foreach_refused(void)
+{
+  struct fx f;
+  fx_open(&f);
+  append_committed(f.st, 1, 1);
+  CU_ASSERT_EQUAL(sm_store_audit_foreach(f.st, 1, nest, f.st), LC_EINVAL);
+  /* The statement is usable again afterwards. */
+  struct seen s = {.fields_ok = true};
+  CU_ASSERT_EQUAL(sm_store_audit_foreach(f.st, 1, see, &s), LC_OK);
+  CU_ASSERT_EQUAL(s.n, 1);
+  fx_close(&f);
+}
+
+/* ---- meta and schema --------------------------------------------------- */
+
+static void test_meta_upsert(void)
+{
+  struct fx f;
+  fx_open(&f);
+  char *v = NULL;
+  CU_ASSERT_EQUAL(sm_store_meta_get(f.st, "audit_pubkey", &v), LC_ENOTFOUND);
+  CU_ASSERT_PTR_NULL(v);
+  CU_ASSERT_EQUAL(sm_store_meta_set(f.st, "audit_pubkey", "PEM-1"), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_meta_set(f.st, "audit_pubkey", "PEM-2"), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_meta_get(f.st, "audit_pubkey", &v), LC_OK);
+  if(v)
+    CU_ASSERT_STRING_EQUAL(v, "PEM-2");
+  LC_FREE(v);
+  /* Inside a transaction it rolls back with everything else. */
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_meta_set(f.st, "audit_pubkey", "PEM-3"), LC_OK);
+  sm_store_rollback(f.st);
+  fx_reopen(&f, SM_STORE_RO);
+  CU_ASSERT_EQUAL(sm_store_meta_get(f.st, "audit_pubkey", &v), LC_OK);
+  if(v)
+    CU_ASSERT_STRING_EQUAL(v, "PEM-2");
+  LC_FREE(v);
+  fx_close(&f);
+}
+
+static void test_schema_version_and_no_remigration(void)
+{
+  struct fx f;
+  fx_open(&f);
+  char v[16];
+  raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "1");
+  raw_text(f.path, "PRAGMA journal_mode", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "wal");
+  struct sm_device *d = full_device("D1"), *back = NULL;
+  put_committed(f.st, d);
+  /* v1 creates its tables without IF NOT EXISTS: running it again on
+   * reopen would fail, so a clean reopen proves it did not run. */
+  fx_reopen(&f, SM_STORE_RW);
+  fx_reopen(&f, SM_STORE_RW);
+  CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
+  sm_device_free(back);
+  raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "1");
+
+  /* A file that claims version 0 is migrated: the tables exist, so the
+   * migration fails and rolls back whole, leaving the rows alone. */
+  sm_store_close(f.st);
+  f.st = NULL;
+  raw_exec(f.path, "PRAGMA user_version=0");
+  struct sm_store *st = NULL;
+  CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RW, &st), LC_EDB);
+  CU_ASSERT_PTR_NULL(st);
+  raw_text(f.path, "SELECT count(*) FROM devices", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "1");
+  raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "0");
+  sm_device_free(d);
+  fx_close(&f);
+}
+
+static void test_newer_schema_refused(void)
+{
+  struct fx f;
+  fx_open(&f);
+  sm_store_close(f.st);
+  f.st = NULL;
+  raw_exec(f.path, "PRAGMA user_version=2");
+  struct sm_store *st = NULL;
+  CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RW, &st), LC_EDB);
+  CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RO, &st), LC_EDB);
+  CU_ASSERT_PTR_NULL(st);
+  char v[16];
+  raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "2");
+  fx_close(&f);
+}
+
+static void test_ro_open_of_missing_file_fails(void)
+{
+  struct fx f;
+  fx_open(&f);
+  char missing[128];
+  snprintf(missing, sizeof(missing), "%s/missing.db", f.dir);
+  struct sm_store *st = NULL;
+  CU_ASSERT_EQUAL(sm_store_open_sqlite(missing, SM_STORE_RO, &st), LC_EDB);
+  CU_ASSERT_PTR_NULL(st);
+  struct stat sb;
+  CU_ASSERT_NOT_EQUAL(stat(missing, &sb), 0);
+  /* An empty file is not a store either. */
+  FILE *fp = fopen(missing, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+  fclose(fp);
+  CU_ASSERT_EQUAL(sm_store_open_sqlite(missing, SM_STORE_RO, &st), LC_EDB);
+  CU_ASSERT_PTR_NULL(st);
+  CU_ASSERT_EQUAL(sm_store_open_sqlite(NULL, SM_STORE_RO, &st), LC_EINVAL);
+  fx_close(&f);
+}
+
+/* Corrupt D1 with `sql`, then expect get and foreach to report LC_EDB. */
+static void expect_corrupt(struct fx *f, const char *sql)
+{
+  struct sm_device *d = full_device("D1"), *back = NULL;
+  put_committed(f->st, d);
+  raw_exec(f->path, sql);
+  CU_ASSERT_EQUAL(get(f, "D1", &back), LC_EDB);
+  CU_ASSERT_PTR_NULL(back);
+  struct collected c = {0};
+  CU_ASSERT_EQUAL(sm_store_foreach_device(f->st, collect, &c), LC_EDB);
+  CU_ASSERT_EQUAL(c.n, 0);
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f->st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_device(f->st, d), LC_OK); /* repair */
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(f->st), LC_OK);
+  CU_ASSERT_EQUAL(get(f, "D1", &back), LC_OK);
+  sm_device_free(back);
+  sm_device_free(d);
+  raw_exec(f->path, "DELETE FROM devices");
+}
+
+static void test_oversize_or_bad_row_is_edb(void)
+{
+  struct fx f;
+  fx_open(&f);
+  /* 65 characters: one more than SM_ID_MAX. */
+  expect_corrupt(&f, "UPDATE devices SET serial = printf('%.*c', 65, 'S')");
+  expect_corrupt(&f, "UPDATE devices SET bootstrap_fpr = "
+                     "printf('%.*c', 65, 'f')");
+  expect_corrupt(&f, "UPDATE devices SET reason = printf('%.*c', 96, 'r')");
+  expect_corrupt(&f, "UPDATE devices SET state = 'BOGUS'");
+  expect_corrupt(&f, "UPDATE devices SET attempts = -1");
+  expect_corrupt(&f, "UPDATE devices SET generation = 4294967296");
+  expect_corrupt(&f, "UPDATE devices SET meta = CAST(x'7b00' AS TEXT)");
+  /* Exactly the maximum still fits. */
+  struct sm_device *d = full_device("D1"), *back = NULL;
+  put_committed(f.st, d);
+  raw_exec(f.path, "UPDATE devices SET serial = printf('%.*c', 64, 'S')");
+  CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
+  if(back)
+    CU_ASSERT_EQUAL(strlen(back->serial), SM_ID_MAX);
+  sm_device_free(back);
+  sm_device_free(d);
+  fx_close(&f);
+}
+
+static void test_bad_audit_row_is_edb(void)
+{
+  struct fx f;
+  fx_open(&f);
+  append_committed(f.st, 1, 1);
+  raw_exec(f.path, "UPDATE audit SET sig = zeroblob(81)");
+  struct seen s = {.fields_ok = true};
+  CU_ASSERT_EQUAL(sm_store_audit_foreach(f.st, 1, see, &s), LC_EDB);
+  CU_ASSERT_EQUAL(s.n, 0);
+  fx_close(&f);
+}
+
+static void test_get_device_out_of_memory(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *d = full_device("D1");
+  put_committed(f.st, d);
+  unsigned long n;
+  lc_err err = LC_ENOMEM;
+  for(n = 1; n < 100 && err == LC_ENOMEM; n++) {
+    struct sm_device *back = NULL;
+    lc_mem_fail_after(n);
+    err = get(&f, "D1", &back);
+    lc_mem_fail_after(0);
+    CU_ASSERT_TRUE(err == LC_OK || err == LC_ENOMEM);
+    CU_ASSERT_TRUE(err == LC_OK || back == NULL);
+    sm_device_free(back);
+  }
+  CU_ASSERT_EQUAL(err, LC_OK);
+  /* The device, six strings: every one of them was failed once. */
+  CU_ASSERT_TRUE(n > 7);
+  sm_device_free(d);
+  fx_close(&f);
+}
+
+const struct lc_test store_tests[] = {
+  {"state names round-trip; settled is PROVISIONED, REJECTED, FAILED",
+   test_state_names_round_trip},
+  {"device key and CA request key formats", test_device_and_request_keys},
+  {"put then get returns every field; state stored as its name",
+   test_put_get_round_trips_every_field},
+  {"absent strings read back as NULL or empty",
+   test_absent_strings_read_back_null_or_empty},
+  {"put with an id updates; unknown id is LC_ENOTFOUND",
+   test_put_with_id_updates},
+  {"duplicate (group, edge, device) is LC_EEXIST",
+   test_duplicate_identity_is_eexist},
+  {"put and append outside a transaction are refused",
+   test_writes_outside_transaction_refused},
+  {"rollback discards device and audit rows",
+   test_rollback_discards_device_and_audit},
+  {"commit survives close and reopen", test_commit_survives_reopen},
+  {"commit visible to a read-only reader in another process",
+   test_commit_visible_to_reader_in_other_process},
+  {"find_serial finds the device; unknown serial is LC_ENOTFOUND",
+   test_find_serial},
+  {"foreach_unfinished yields exactly the unsettled devices",
+   test_foreach_unfinished_yields_unsettled},
+  {"foreach_device yields every device in id order across pages",
+   test_foreach_device_all_in_id_order},
+  {"foreach stops at the callback's error, frees the rest",
+   test_foreach_stops_at_callback_error},
+  {"callback may commit writes during foreach",
+   test_callback_may_write_during_foreach},
+  {"count_states counts devices per state", test_count_states},
+  {"audit append, tail, and foreach in seq order from from_seq",
+   test_audit_append_tail_foreach},
+  {"audit record that does not extend the chain is refused",
+   test_audit_append_must_extend_chain},
+  {"audit append with a tail another writer moved is refused",
+   test_audit_append_after_other_writer_refused},
+  {"nested audit_foreach is refused", test_nested_audit_foreach_refused},
+  {"meta set upserts; missing key is LC_ENOTFOUND", test_meta_upsert},
+  {"new store is schema 1 in WAL; reopen does not migrate again",
+   test_schema_version_and_no_remigration},
+  {"schema newer than this build is refused", test_newer_schema_refused},
+  {"read-only open of a missing or empty file fails cleanly",
+   test_ro_open_of_missing_file_fails},
+  {"oversize string or bad value in a device row is LC_EDB",
+   test_oversize_or_bad_row_is_edb},
+  {"bad audit row is LC_EDB", test_bad_audit_row_is_edb},
+  {"get_device out of memory at each allocation: LC_ENOMEM, no leak",
+   test_get_device_out_of_memory},
+  {NULL, NULL}};

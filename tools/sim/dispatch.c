@@ -1,0 +1,386 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Worker threads: what an edge node does with what it hears.
+ *
+ *   DCMD  spBv1.0/<g>/DCMD/<edge>/<device>   linecert's answer
+ *     RETRYING          keep waiting (the retransmission timer restarts)
+ *     REJECTED:<r>      normal device: FAILED; bad kind: compare with
+ *                       what the kind expects
+ *     ISSUED            check the certificates (certcheck.c), then
+ *                       DDATA Provisioning/Installed; a re-delivery to a
+ *                       provisioned device must carry the same
+ *                       certificates and is acknowledged again
+ *     any DCMD for a kind that expects none, or on a deeper topic: FAILED
+ *   NCMD  Node Control/Rebirth = true        NBIRTH + unfinished DBIRTHs
+ *   STATE spBv1.0/STATE/<host> online        when the host (re)started
+ *                                            after our NBIRTH: the same
+ *
+ * The certificate checks run without any lock; the result is applied
+ * under the edge lock only if the device is still waiting, so two
+ * copies of one DCMD handled at once end up as one provisioning and
+ * one repeated acknowledgement.
+ */
+#include <jansson.h>
+#include <string.h>
+
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+#include "tools/sim/sim.h"
+
+#define MOD "sim"
+#define WHY_MAX 320
+
+void sim_msg_free(struct sim_msg *m)
+{
+  if(!m)
+    return;
+  lc_free(m->topic);
+  lc_free(m->payload);
+  lc_free(m);
+}
+
+/* Printable copy of untrusted text, for failure messages. */
+static void printable(const char *s, size_t len, char *out, size_t cap)
+{
+  size_t n = 0;
+  for(size_t i = 0; i < len && n + 1 < cap; i++)
+    out[n++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+  out[n] = '\0';
+}
+
+static bool equals(const char *s, size_t len, const char *lit)
+{
+  return strlen(lit) == len && memcmp(s, lit, len) == 0;
+}
+
+static void fail_locked(struct sim_device *d, const char *why)
+{
+  sim_edge_set_state_locked(d->edge, d, SIM_DEV_FAILED, why);
+}
+
+static void fail_device(struct sim_device *d, const char *why)
+{
+  pthread_mutex_lock(&d->edge->lock);
+  fail_locked(d, why);
+  pthread_mutex_unlock(&d->edge->lock);
+}
+
+/* A DCMD arrived: the host is alive and working on this device. */
+static void touch(struct sim_device *d)
+{
+  pthread_mutex_lock(&d->edge->lock);
+  sim_edge_touch_locked(d->edge, d);
+  pthread_mutex_unlock(&d->edge->lock);
+}
+
+static void on_rejected(struct sim_device *d, const char *status,
+                        size_t len)
+{
+  char why[WHY_MAX], got[128];
+  printable(status, len, got, sizeof(got));
+  const char *expect = sim_kind_expect(d->kind);
+  pthread_mutex_lock(&d->edge->lock);
+  if(d->state != SIM_DEV_WAITING) {
+    /* An answer to a retransmitted DBIRTH: the first one counted. */
+  } else if(d->kind == SIM_NORMAL) {
+    snprintf(why, sizeof(why), "check=status rejected: %s", got);
+    fail_locked(d, why);
+  } else if(equals(status, len, expect)) {
+    sim_edge_set_state_locked(d->edge, d, SIM_DEV_EXPECTED, NULL);
+  } else {
+    snprintf(why, sizeof(why), "check=status expected %s, got %s", expect,
+             got);
+    fail_locked(d, why);
+  }
+  pthread_mutex_unlock(&d->edge->lock);
+}
+
+/* Already provisioned: a re-delivery must bring the same certificates,
+ * and is acknowledged again. Edge lock held. */
+static void redelivered_locked(struct sim_device *d, const char *fps)
+{
+  if(strcmp(d->installed, fps) != 0) {
+    fail_locked(d, "check=redelivery different certificates for a "
+                   "provisioned device");
+    return;
+  }
+  lc_err rc = sim_edge_send_installed_locked(d->edge, d);
+  (void)rc; /* not online: linecert re-delivers again later */
+}
+
+static lc_err get_issued(const struct spb_payload *p, struct sim_issued *in,
+                         char *why, size_t cap)
+{
+  static const char *const names[3] = {"Provisioning/BootstrapCertificate",
+                                       "Provisioning/OperationalCertificate",
+                                       "Provisioning/CertificateChain"};
+  const char **ptr[3] = {&in->pem[SIM_BOOTSTRAP], &in->pem[SIM_OPERATIONAL],
+                         &in->chain};
+  size_t *len[3] = {&in->pem_len[SIM_BOOTSTRAP],
+                    &in->pem_len[SIM_OPERATIONAL], &in->chain_len};
+  for(int i = 0; i < 3; i++) {
+    lc_err rc = spb_payload_get_string(p, names[i], ptr[i], len[i]);
+    if(rc != LC_OK) {
+      snprintf(why, cap, "check=dcmd_fields %s %s", names[i],
+               rc == LC_ENOTFOUND ? "missing" : "not a string");
+      return LC_EPROTO;
+    }
+  }
+  return LC_OK;
+}
+
+static void on_issued(struct sim_checker *c, struct sim_device *d,
+                      const struct spb_payload *p)
+{
+  char why[WHY_MAX], fps[2 * SIM_FP_HEX + 2];
+  if(d->kind != SIM_NORMAL) {
+    snprintf(why, sizeof(why), "check=status issued certificates, expected "
+                               "%s", sim_kind_expect(d->kind));
+    fail_device(d, why);
+    return;
+  }
+  struct sim_issued in;
+  memset(&in, 0, sizeof(in));
+  if(get_issued(p, &in, why, sizeof(why)) != LC_OK ||
+     sim_fingerprints(&in, fps, why, sizeof(why)) != LC_OK) {
+    fail_device(d, why);
+    return;
+  }
+  struct sim_edge *e = d->edge;
+  pthread_mutex_lock(&e->lock);
+  enum sim_dev_state st = d->state;
+  if(st == SIM_DEV_PROVISIONED)
+    redelivered_locked(d, fps);
+  pthread_mutex_unlock(&e->lock);
+  if(st != SIM_DEV_WAITING)
+    return; /* provisioned (acked above), or already failed */
+
+  /* Sample by position so every run checks the same devices. */
+  size_t nth = (size_t)(d - e->devices) - e->n_bad;
+  lc_err rc;
+  if(nth % e->sim->opts->check_every == 0) {
+    rc = sim_check_issued(c, d, &in, why, sizeof(why));
+    atomic_fetch_add(&e->sim->n_checked_full, 1);
+  } else {
+    rc = sim_check_light(d, &in, why, sizeof(why));
+  }
+
+  pthread_mutex_lock(&e->lock);
+  if(d->state == SIM_DEV_WAITING) {
+    if(rc == LC_OK) {
+      memcpy(d->installed, fps, sizeof(d->installed));
+      lc_err arc = sim_edge_send_installed_locked(e, d);
+      (void)arc; /* not online: linecert re-delivers, we ack that */
+      sim_edge_set_state_locked(e, d, SIM_DEV_PROVISIONED, NULL);
+    } else {
+      fail_locked(d, why);
+    }
+  } else if(d->state == SIM_DEV_PROVISIONED) {
+    redelivered_locked(d, fps);
+  }
+  pthread_mutex_unlock(&e->lock);
+}
+
+static void handle_dcmd(struct sim_checker *c, struct sim_edge *e,
+                        const char *dev, size_t dev_len,
+                        const struct sim_msg *m)
+{
+  const char *slash = memchr(dev, '/', dev_len);
+  struct sim_device *d = sim_edge_find(e, dev, dev_len);
+  if(!d && slash)
+    d = sim_edge_find(e, dev, (size_t)(slash - dev));
+  if(!d) {
+    char id[96];
+    printable(dev, dev_len, id, sizeof(id));
+    lc_log(LC_WARN, MOD, "edge=%s event=dcmd_unknown_device dev=%s", e->id,
+           id);
+    return;
+  }
+  char why[WHY_MAX];
+  if(!sim_kind_expect(d->kind)) {
+    fail_device(d, "check=no_dcmd a DCMD arrived for a DBIRTH the host "
+                   "must drop");
+    return;
+  }
+  if(slash) {
+    fail_device(d, "check=dcmd_topic DCMD on a topic below the device");
+    return;
+  }
+  struct spb_payload p;
+  lc_err rc = spb_payload_decode(m->payload, m->len, &p);
+  if(rc != LC_OK) {
+    snprintf(why, sizeof(why), "check=dcmd_decode %s", lc_errname(rc));
+    fail_device(d, why);
+    spb_payload_free(&p);
+    return;
+  }
+  const char *status;
+  size_t len;
+  if(spb_payload_get_string(&p, "Provisioning/Status", &status, &len) !=
+     LC_OK) {
+    fail_device(d, "check=dcmd_status no Provisioning/Status string");
+  } else if(equals(status, len, "RETRYING")) {
+    touch(d);
+  } else if(len > 9 && memcmp(status, "REJECTED:", 9) == 0) {
+    on_rejected(d, status, len);
+  } else if(equals(status, len, "ISSUED")) {
+    touch(d);
+    on_issued(c, d, &p);
+  } else {
+    char got[64];
+    printable(status, len, got, sizeof(got));
+    snprintf(why, sizeof(why), "check=dcmd_status unknown status %s", got);
+    fail_device(d, why);
+  }
+  spb_payload_free(&p);
+}
+
+static void handle_ncmd(struct sim_edge *e, const struct sim_msg *m)
+{
+  struct spb_payload p;
+  if(spb_payload_decode(m->payload, m->len, &p) != LC_OK) {
+    lc_log(LC_WARN, MOD, "edge=%s event=ncmd_undecodable", e->id);
+    spb_payload_free(&p);
+    return;
+  }
+  const struct spb_metric *r = spb_payload_find(&p, "Node Control/Rebirth");
+  bool rebirth = r && !r->value.is_null &&
+                 r->value.datatype == SPB_DT_BOOLEAN && r->value.v.b;
+  spb_payload_free(&p);
+  if(!rebirth)
+    return;
+  pthread_mutex_lock(&e->lock);
+  sim_edge_rebirth_locked(e, "ncmd");
+  pthread_mutex_unlock(&e->lock);
+}
+
+static struct sim_host *host_slot(struct sim_edge *e, const char *id,
+                                  bool *is_new)
+{
+  for(size_t i = 0; i < e->n_hosts; i++)
+    if(strcmp(e->hosts[i].id, id) == 0) {
+      *is_new = false;
+      return &e->hosts[i];
+    }
+  if(e->n_hosts == SIM_HOSTS_MAX)
+    return NULL;
+  struct sim_host *h = &e->hosts[e->n_hosts++];
+  memset(h, 0, sizeof(*h));
+  lc_strlcpy(h->id, id, sizeof(h->id));
+  *is_new = true;
+  return h;
+}
+
+/* Sparkplug 3.0 STATE: {"online":bool,"timestamp":ms}. An online STATE
+ * from a host that was offline, or with a newer timestamp, means the
+ * host (re)started and lost what we sent before: birth again. A host
+ * seen for the first time only counts when its session began after our
+ * NBIRTH (its STATE arriving right after our SUBACK is not news). An
+ * offline STATE older than the last online one is stale and ignored. */
+static void handle_state(struct sim_edge *e, const char *host,
+                         const struct sim_msg *m)
+{
+  if(m->len == 0 || !spb_id_valid(host, strlen(host)))
+    return;
+  json_error_t jerr;
+  json_t *root = json_loadb((const char *)m->payload, m->len, 0, &jerr);
+  json_t *online = json_object_get(root, "online");
+  json_t *ts = json_object_get(root, "timestamp");
+  if(!json_is_boolean(online) || !json_is_integer(ts) ||
+     json_integer_value(ts) < 0) {
+    lc_log(LC_DEBUG, MOD, "edge=%s event=state_malformed host=%s", e->id,
+           host);
+    json_decref(root);
+    return;
+  }
+  bool on = json_is_true(online);
+  uint64_t t = (uint64_t)json_integer_value(ts);
+  json_decref(root);
+
+  pthread_mutex_lock(&e->lock);
+  bool is_new = false;
+  struct sim_host *h = host_slot(e, host, &is_new);
+  if(h && on) {
+    bool restarted = is_new ? t > e->nbirth_wall_ms
+                            : (!h->online || t > h->online_ts);
+    h->online = true;
+    h->online_ts = t;
+    if(restarted && e->phase == SIM_PH_ONLINE)
+      sim_edge_rebirth_locked(e, "host_online");
+  } else if(h && t >= h->online_ts) {
+    h->online = false;
+  }
+  pthread_mutex_unlock(&e->lock);
+}
+
+static void handle(struct sim_checker *c, struct sim_msg *m)
+{
+  struct sim_edge *e = m->edge;
+  static const char state_prefix[] = SPB_NAMESPACE "/STATE/";
+  size_t dlen = strlen(e->dcmd_prefix);
+  if(strncmp(m->topic, e->dcmd_prefix, dlen) == 0) {
+    handle_dcmd(c, e, m->topic + dlen, strlen(m->topic + dlen), m);
+    return;
+  }
+  if(strncmp(m->topic, state_prefix, sizeof(state_prefix) - 1) == 0) {
+    handle_state(e, m->topic + sizeof(state_prefix) - 1, m);
+    return;
+  }
+  struct spb_topic t;
+  if(spb_topic_parse(m->topic, strlen(m->topic), &t) == LC_OK &&
+     t.type == SPB_NCMD && strcmp(t.edge, e->id) == 0 &&
+     strcmp(t.group, e->sim->opts->group) == 0) {
+    handle_ncmd(e, m);
+    return;
+  }
+  lc_log(LC_DEBUG, MOD, "edge=%s event=ignored topic=%s", e->id, m->topic);
+}
+
+static void *worker_main(void *arg)
+{
+  struct sim *s = arg;
+  struct sim_checker *c = NULL;
+  if(sim_checker_new(s->trust, &c) != LC_OK) {
+    lc_log(LC_ERROR, MOD, "op=worker_start err=out_of_memory");
+    return NULL;
+  }
+  for(;;) {
+    struct sim_msg *m = lc_queue_pop_wait(s->inbox, 100);
+    if(!m) {
+      if(atomic_load(&s->stopping))
+        break;
+      continue;
+    }
+    handle(c, m);
+    sim_msg_free(m);
+  }
+  sim_checker_free(c);
+  return NULL;
+}
+
+lc_err sim_workers_start(struct sim *s)
+{
+  s->workers = lc_calloc(s->opts->threads, sizeof(*s->workers));
+  if(!s->workers)
+    return LC_ENOMEM;
+  for(size_t i = 0; i < s->opts->threads; i++) {
+    if(pthread_create(&s->workers[i], NULL, worker_main, s) != 0)
+      break;
+    s->n_workers++;
+  }
+  return s->n_workers > 0 ? LC_OK : LC_ENOMEM;
+}
+
+void sim_workers_stop(struct sim *s)
+{
+  atomic_store(&s->stopping, true);
+  lc_queue_close(s->inbox);
+  for(size_t i = 0; i < s->n_workers; i++)
+    pthread_join(s->workers[i], NULL);
+  s->n_workers = 0;
+  LC_FREE(s->workers);
+  struct sim_msg *m;
+  while((m = lc_queue_pop(s->inbox)))
+    sim_msg_free(m);
+}

@@ -1,0 +1,674 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * One Sparkplug edge node = one MQTT 3.1.1 clean session.
+ *
+ * Session, driven by the run loop through sim_edge_poll():
+ *
+ *   OFFLINE --connect (Will = NDEATH with bdSeq)--> CONNECTING
+ *   CONNECTING --CONNACK--> SUBSCRIBING (DCMD/<edge>/#, NCMD/<edge>, STATE/+)
+ *   SUBSCRIBING --SUBACK--> ONLINE: NBIRTH (seq 0), DBIRTHs of devices
+ *                still waiting (after a reconnect), then the window
+ *   any --connection lost--> OFFLINE, reconnect after a pause, bdSeq+1
+ *   ONLINE --sim_edge_close()--> CLOSING: NDEATH, DISCONNECT
+ *
+ * Subscriptions are in place before NBIRTH, so a Rebirth NCMD or the
+ * host's STATE cannot be missed
+ * (tck-id-message-flow-edge-node-ncmd-subscribe).
+ *
+ * seq: one counter per edge node, on NBIRTH (0), DBIRTH, DDATA
+ * (tck-id-payloads-sequence-num-*), wrapping 255 -> 0. It advances only
+ * when MQTTAsync_sendMessage() accepted the message, and the edge lock
+ * is held from taking a seq to handing the message to Paho, so the wire
+ * order is the seq order. The two bad kinds that a host must drop
+ * without decoding (garbage, topic-slash) do not take a seq: a host
+ * that never sees them sees no gap.
+ *
+ * The window: at most --window devices WAITING per edge. Devices enter
+ * in order (bad kinds first, so their answers are in long before the
+ * end), leave on their final answer, and the next one is sent at once
+ * by the thread that handled the answer. The waiting list is ordered by
+ * the last DBIRTH, so the retransmission timer only looks at its head.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+#include "tools/sim/sim.h"
+
+#define MOD "sim"
+#define RECONNECT_PAUSE_MS 500
+#define KEEPALIVE_S 30
+
+/* ---- setup ---------------------------------------------------------- */
+
+static uint64_t fnv1a(const char *s, size_t len)
+{
+  uint64_t h = 1469598103934665603ull;
+  for(size_t i = 0; i < len; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+static lc_err index_devices(struct sim_edge *e)
+{
+  size_t cap = 16;
+  while(cap < 2 * e->n_devices)
+    cap *= 2;
+  e->by_id = lc_calloc(cap, sizeof(*e->by_id));
+  if(!e->by_id)
+    return LC_ENOMEM;
+  e->by_id_cap = cap;
+  for(size_t i = 0; i < e->n_devices; i++) {
+    struct sim_device *d = &e->devices[i];
+    size_t len = strlen(d->device_id);
+    size_t h = (size_t)fnv1a(d->device_id, len) & (cap - 1);
+    while(e->by_id[h]) {
+      if(strcmp(e->by_id[h]->device_id, d->device_id) == 0)
+        return LC_EEXIST;
+      h = (h + 1) & (cap - 1);
+    }
+    e->by_id[h] = d;
+  }
+  return LC_OK;
+}
+
+struct sim_device *sim_edge_find(const struct sim_edge *e, const char *id,
+                                 size_t len)
+{
+  size_t h = (size_t)fnv1a(id, len) & (e->by_id_cap - 1);
+  for(struct sim_device *d; (d = e->by_id[h]);
+      h = (h + 1) & (e->by_id_cap - 1))
+    if(strlen(d->device_id) == len && memcmp(d->device_id, id, len) == 0)
+      return d;
+  return NULL;
+}
+
+/* Identity of one device: device_id is the topic level, serial what the
+ * DBIRTH and CSR claim; they differ only for the identifier kinds. */
+static lc_err name_device(struct sim_device *d, const char *prefix,
+                          unsigned edge, unsigned number)
+{
+  int n;
+  if(d->kind == SIM_NORMAL)
+    n = snprintf(d->device_id, sizeof(d->device_id), "%s-%u-%05u", prefix,
+                 edge, number);
+  else
+    n = snprintf(d->device_id, sizeof(d->device_id), "%s-%u-bad-%s", prefix,
+                 edge, sim_kind_name(d->kind));
+  if(n < 0 || (size_t)n >= sizeof(d->device_id))
+    return LC_EINVAL;
+  if(d->kind == SIM_BAD_SLASH_SERIAL)
+    n = snprintf(d->serial, sizeof(d->serial), "%s/x", d->device_id);
+  else if(d->kind == SIM_BAD_CTRL_SERIAL)
+    n = snprintf(d->serial, sizeof(d->serial), "%s-%u-bad-ctrl\001-serial",
+                 prefix, edge);
+  else
+    n = snprintf(d->serial, sizeof(d->serial), "%s", d->device_id);
+  if(n < 0 || (size_t)n >= sizeof(d->serial))
+    return LC_EINVAL;
+  if(!spb_id_valid(d->device_id, strlen(d->device_id)))
+    return LC_EINVAL;
+  return LC_OK;
+}
+
+lc_err sim_edge_init(struct sim *s, struct sim_edge *e, unsigned index)
+{
+  const struct sim_opts *o = s->opts;
+  e->sim = s;
+  e->index = index;
+  atomic_init(&e->events, 0);
+  atomic_init(&e->disconnected, false);
+  snprintf(e->id, sizeof(e->id), "edge-%u", index);
+  snprintf(e->client_id, sizeof(e->client_id), "sim-%s-%s-%ld", o->group,
+           e->id, (long)getpid());
+  int n = snprintf(e->dcmd_prefix, sizeof(e->dcmd_prefix),
+                   SPB_NAMESPACE "/%s/DCMD/%s/", o->group, e->id);
+  if(n < 0 || (size_t)n >= sizeof(e->dcmd_prefix))
+    return LC_EINVAL;
+  if(pthread_mutex_init(&e->lock, NULL) != 0)
+    return LC_ENOMEM;
+  e->phase = SIM_PH_OFFLINE;
+
+  for(int k = SIM_NORMAL + 1; k < SIM_KIND_COUNT; k++)
+    e->n_bad += o->bad[k];
+  e->n_devices = e->n_bad + o->devices;
+  e->devices = lc_calloc(e->n_devices ? e->n_devices : 1,
+                         sizeof(*e->devices));
+  if(!e->devices)
+    return LC_ENOMEM;
+  size_t i = 0;
+  for(int k = SIM_NORMAL + 1; k < SIM_KIND_COUNT; k++)
+    if(o->bad[k])
+      e->devices[i++].kind = (enum sim_kind)k;
+  for(size_t j = 0; j < e->n_devices; j++) {
+    struct sim_device *d = &e->devices[j];
+    d->edge = e;
+    d->state = SIM_DEV_PENDING;
+    lc_err rc = name_device(d, o->prefix, index,
+                            (unsigned)(j - e->n_bad + 1));
+    if(rc != LC_OK)
+      return rc;
+  }
+  return index_devices(e);
+}
+
+void sim_edge_cleanup(struct sim_edge *e)
+{
+  for(size_t i = 0; i < e->n_devices; i++)
+    sim_device_cleanup(&e->devices[i]);
+  LC_FREE(e->devices);
+  LC_FREE(e->by_id);
+  sim_buf_cleanup(&e->buf);
+  pthread_mutex_destroy(&e->lock);
+}
+
+/* ---- Paho callbacks: Paho's thread; never block, never call Paho ---- */
+
+static void edge_event(struct sim_edge *e, int bit)
+{
+  atomic_fetch_or(&e->events, bit);
+  sim_wake(e->sim);
+}
+
+static void on_connect_ok(void *ctx, MQTTAsync_successData *resp)
+{
+  (void)resp;
+  edge_event(ctx, SIM_EV_CONNECTED);
+}
+
+static void on_connect_fail(void *ctx, MQTTAsync_failureData *resp)
+{
+  struct sim_edge *e = ctx;
+  lc_log(LC_WARN, MOD, "edge=%s event=connect_failed code=%d msg=\"%s\"",
+         e->id, resp ? resp->code : 0,
+         resp && resp->message ? resp->message : "");
+  edge_event(e, SIM_EV_CONNECT_FAILED);
+}
+
+static void on_subscribe_ok(void *ctx, MQTTAsync_successData *resp)
+{
+  (void)resp;
+  edge_event(ctx, SIM_EV_SUBSCRIBED);
+}
+
+static void on_subscribe_fail(void *ctx, MQTTAsync_failureData *resp)
+{
+  (void)resp;
+  edge_event(ctx, SIM_EV_SUBSCRIBE_FAILED);
+}
+
+static void edge_disconnected(struct sim_edge *e)
+{
+  atomic_store(&e->disconnected, true);
+  sim_wake(e->sim);
+}
+
+static void on_disconnect_ok(void *ctx, MQTTAsync_successData *resp)
+{
+  (void)resp;
+  edge_disconnected(ctx);
+}
+
+static void on_disconnect_fail(void *ctx, MQTTAsync_failureData *resp)
+{
+  (void)resp;
+  edge_disconnected(ctx);
+}
+
+static void on_connection_lost(void *ctx, char *cause)
+{
+  struct sim_edge *e = ctx;
+  lc_log(LC_WARN, MOD, "edge=%s event=connection_lost cause=\"%s\"", e->id,
+         cause ? cause : "");
+  edge_event(e, SIM_EV_LOST);
+}
+
+/* Copy and queue (STYLE.md, main loop): the workers do the rest. On a
+ * full inbox return 0 and keep the message: Paho offers it again. */
+static int on_message(void *ctx, char *topic, int topic_len,
+                      MQTTAsync_message *msg)
+{
+  struct sim_edge *e = ctx;
+  size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+  struct sim_msg *m = lc_calloc(1, sizeof(*m));
+  if(m) {
+    m->edge = e;
+    m->len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    m->topic = lc_strndup(topic, tlen);
+    m->payload = lc_memdup(msg->payload, m->len);
+  }
+  if(!m || !m->topic || !m->payload) {
+    sim_msg_free(m);
+    return 0;
+  }
+  lc_err rc = lc_queue_push(e->sim->inbox, m);
+  if(rc != LC_OK) {
+    sim_msg_free(m);
+    if(rc == LC_EFULL)
+      return 0;
+    /* LC_ESHUTDOWN: the run is over, drop it. */
+  }
+  MQTTAsync_freeMessage(&msg);
+  MQTTAsync_free(topic);
+  return 1;
+}
+
+lc_err sim_edge_create_client(struct sim_edge *e)
+{
+  MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+  co.MQTTVersion = MQTTVERSION_3_1_1;
+  int rc = MQTTAsync_createWithOptions(&e->client, e->sim->opts->mqtt_url,
+                                       e->client_id,
+                                       MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+  if(rc != MQTTASYNC_SUCCESS) {
+    lc_log(LC_ERROR, MOD, "edge=%s op=create rc=%d url=%s", e->id, rc,
+           e->sim->opts->mqtt_url);
+    return LC_EMQTT;
+  }
+  rc = MQTTAsync_setCallbacks(e->client, e, on_connection_lost, on_message,
+                              NULL);
+  if(rc != MQTTASYNC_SUCCESS) {
+    lc_log(LC_ERROR, MOD, "edge=%s op=set_callbacks rc=%d", e->id, rc);
+    MQTTAsync_destroy(&e->client);
+    return LC_EMQTT;
+  }
+  return LC_OK;
+}
+
+void sim_edge_destroy_client(struct sim_edge *e)
+{
+  if(e->client)
+    MQTTAsync_destroy(&e->client);
+}
+
+/* ---- publishing (edge lock held) ------------------------------------ */
+
+static lc_err build_topic(const struct sim_edge *e, enum spb_msg_type type,
+                          const char *device, char *buf, size_t cap)
+{
+  struct spb_topic t;
+  memset(&t, 0, sizeof(t));
+  t.type = type;
+  if(!lc_strlcpy(t.group, e->sim->opts->group, sizeof(t.group)) ||
+     !lc_strlcpy(t.edge, e->id, sizeof(t.edge)) ||
+     (device && !lc_strlcpy(t.device, device, sizeof(t.device))))
+    return LC_EINVAL;
+  return spb_topic_build(&t, buf, cap);
+}
+
+static lc_err publish(struct sim_edge *e, const char *topic, const void *data,
+                      size_t len, int qos)
+{
+  MQTTAsync_message msg = MQTTAsync_message_initializer;
+  msg.payload = (void *)data;
+  msg.payloadlen = (int)len;
+  msg.qos = qos;
+  msg.retained = 0;
+  int rc = MQTTAsync_sendMessage(e->client, topic, &msg, NULL);
+  if(rc != MQTTASYNC_SUCCESS) {
+    lc_log(LC_DEBUG, MOD, "edge=%s op=publish topic=%s rc=%d", e->id, topic,
+           rc);
+    return LC_EMQTT;
+  }
+  return LC_OK;
+}
+
+static void wait_append(struct sim_edge *e, struct sim_device *d)
+{
+  d->next = NULL;
+  d->prev = e->wait_tail;
+  if(e->wait_tail)
+    e->wait_tail->next = d;
+  else
+    e->wait_head = d;
+  e->wait_tail = d;
+}
+
+static void wait_remove(struct sim_edge *e, struct sim_device *d)
+{
+  if(d->prev)
+    d->prev->next = d->next;
+  else
+    e->wait_head = d->next;
+  if(d->next)
+    d->next->prev = d->prev;
+  else
+    e->wait_tail = d->prev;
+  d->prev = d->next = NULL;
+}
+
+static void note_first_dbirth(struct sim *s, uint64_t now)
+{
+  uint_least64_t zero = 0;
+  atomic_compare_exchange_strong(&s->first_dbirth_ms, &zero, now);
+}
+
+/* Publish d's DBIRTH (or what its bad kind sends instead). */
+static lc_err send_dbirth(struct sim_edge *e, struct sim_device *d)
+{
+  char topic[SPB_TOPIC_MAX + 8];
+  lc_err rc = build_topic(e, SPB_DBIRTH, d->device_id, topic, SPB_TOPIC_MAX);
+  if(rc != LC_OK)
+    return rc;
+  uint64_t mono = lc_mono_ms();
+  d->sent_ms = mono;
+  if(d->kind == SIM_BAD_GARBAGE) {
+    atomic_store(&e->sim->last_nodcmd_send_ms, mono);
+    return publish(e, topic, d->garbage, sizeof(d->garbage), 0);
+  }
+  if(d->kind == SIM_BAD_TOPIC_SLASH) {
+    /* Built by hand: spb_topic_build() rightly refuses this. */
+    strcat(topic, "/x");
+    atomic_store(&e->sim->last_nodcmd_send_ms, mono);
+  }
+  rc = sim_payload_dbirth(d, e->seq, lc_now_ms(), &e->buf);
+  if(rc != LC_OK) {
+    lc_log(LC_ERROR, MOD, "dev=%s op=encode_dbirth err=%s", d->device_id,
+           lc_errname(rc));
+    return rc;
+  }
+  rc = publish(e, topic, e->buf.data, e->buf.len, 0);
+  if(rc == LC_OK && d->kind != SIM_BAD_TOPIC_SLASH)
+    e->seq++;
+  if(rc == LC_OK)
+    note_first_dbirth(e->sim, mono);
+  return rc;
+}
+
+/* Send a WAITING device's DBIRTH again; it moves to the list's tail. */
+static void resend(struct sim_edge *e, struct sim_device *d)
+{
+  lc_err rc = send_dbirth(e, d);
+  (void)rc; /* on failure the timer or the reconnect sends it again */
+  if(d->state == SIM_DEV_WAITING) {
+    wait_remove(e, d);
+    wait_append(e, d);
+  }
+  atomic_fetch_add(&e->sim->n_retransmits, 1);
+}
+
+/* Resend every unfinished device: after a rebirth request, a reconnect,
+ * or a host that came (back) online. */
+static void resend_unfinished(struct sim_edge *e)
+{
+  for(size_t i = 0; i < e->n_bad; i++)
+    if(e->devices[i].state == SIM_DEV_OBSERVING)
+      resend(e, &e->devices[i]);
+  for(size_t n = e->in_flight; n > 0 && e->wait_head; n--)
+    resend(e, e->wait_head);
+}
+
+static lc_err send_nbirth(struct sim_edge *e)
+{
+  char topic[SPB_TOPIC_MAX];
+  lc_err rc = build_topic(e, SPB_NBIRTH, NULL, topic, sizeof(topic));
+  if(rc == LC_OK)
+    rc = sim_payload_nbirth(e->bdseq, 0, lc_now_ms(), &e->buf);
+  if(rc == LC_OK)
+    rc = publish(e, topic, e->buf.data, e->buf.len, 0);
+  if(rc == LC_OK) {
+    e->seq = 1; /* tck-id-topics-nbirth-seq-num: NBIRTH is 0 */
+    e->nbirth_wall_ms = lc_now_ms();
+  }
+  return rc;
+}
+
+void sim_edge_fill_window_locked(struct sim_edge *e)
+{
+  const struct sim_opts *o = e->sim->opts;
+  while(e->phase == SIM_PH_ONLINE && e->next_send < e->n_devices &&
+        e->in_flight < o->window && !atomic_load(&e->sim->stopping)) {
+    struct sim_device *d = &e->devices[e->next_send++];
+    if(sim_kind_expect(d->kind)) {
+      d->state = SIM_DEV_WAITING;
+      e->in_flight++;
+      wait_append(e, d);
+    } else {
+      d->state = SIM_DEV_OBSERVING;
+      atomic_fetch_add(&e->sim->n_nodcmd_sent, 1);
+    }
+    lc_err rc = send_dbirth(e, d);
+    (void)rc; /* stays WAITING: the timer or the reconnect resends */
+  }
+}
+
+void sim_edge_rebirth_locked(struct sim_edge *e, const char *why)
+{
+  if(e->phase != SIM_PH_ONLINE)
+    return;
+  lc_log(LC_INFO, MOD, "edge=%s event=rebirth why=%s waiting=%zu", e->id,
+         why, e->in_flight);
+  if(send_nbirth(e) != LC_OK)
+    return;
+  atomic_fetch_add(&e->sim->n_rebirths, 1);
+  resend_unfinished(e);
+}
+
+static bool is_final(enum sim_dev_state st)
+{
+  return st == SIM_DEV_PROVISIONED || st == SIM_DEV_EXPECTED ||
+         st == SIM_DEV_FAILED;
+}
+
+void sim_edge_set_state_locked(struct sim_edge *e, struct sim_device *d,
+                               enum sim_dev_state st, const char *failure)
+{
+  struct sim *s = e->sim;
+  enum sim_dev_state old = d->state;
+  if(old == st)
+    return;
+  if(old == SIM_DEV_WAITING) {
+    wait_remove(e, d);
+    e->in_flight--;
+  }
+  if(!is_final(old) && is_final(st)) {
+    atomic_store(&s->last_final_ms, lc_mono_ms());
+    if(sim_kind_expect(d->kind))
+      atomic_fetch_add(&s->n_answered, 1);
+  }
+  if(old == SIM_DEV_PROVISIONED)
+    atomic_fetch_sub(&s->n_provisioned, 1);
+  if(old == SIM_DEV_FAILED)
+    atomic_fetch_sub(&s->n_failed, 1);
+  if(st == SIM_DEV_PROVISIONED)
+    atomic_fetch_add(&s->n_provisioned, 1);
+  if(st == SIM_DEV_FAILED) {
+    atomic_fetch_add(&s->n_failed, 1);
+    LC_FREE(d->failure);
+    d->failure = lc_strdup(failure ? failure : "failed");
+    lc_log(LC_INFO, MOD, "dev=%s event=failed why=\"%s\"", d->device_id,
+           failure ? failure : "");
+  }
+  d->state = st;
+  if(old == SIM_DEV_WAITING)
+    sim_edge_fill_window_locked(e);
+}
+
+void sim_edge_touch_locked(struct sim_edge *e, struct sim_device *d)
+{
+  if(d->state != SIM_DEV_WAITING)
+    return;
+  d->sent_ms = lc_mono_ms();
+  wait_remove(e, d);
+  wait_append(e, d);
+}
+
+lc_err sim_edge_send_installed_locked(struct sim_edge *e,
+                                      struct sim_device *d)
+{
+  if(e->phase != SIM_PH_ONLINE)
+    return LC_ESTATE; /* linecert re-delivers; we ack that one */
+  char topic[SPB_TOPIC_MAX];
+  lc_err rc = build_topic(e, SPB_DDATA, d->device_id, topic, sizeof(topic));
+  if(rc == LC_OK)
+    rc = sim_payload_installed(d->installed, e->seq, lc_now_ms(), &e->buf);
+  if(rc == LC_OK)
+    rc = publish(e, topic, e->buf.data, e->buf.len, 0);
+  if(rc == LC_OK) {
+    e->seq++;
+    atomic_store(&e->sim->last_ack_ms, lc_mono_ms());
+  }
+  return rc;
+}
+
+/* ---- connection (run loop) ------------------------------------------- */
+
+lc_err sim_edge_connect(struct sim_edge *e)
+{
+  char topic[SPB_TOPIC_MAX];
+  struct sim_buf will = {NULL, 0, 0};
+  lc_err rc = build_topic(e, SPB_NDEATH, NULL, topic, sizeof(topic));
+  pthread_mutex_lock(&e->lock);
+  /* tck-id-message-flow-edge-node-birth-publish-will-message-payload-bdSeq:
+   * one more per CONNECT, 0..255. */
+  if(e->n_connects++ > 0)
+    e->bdseq = (e->bdseq + 1) % 256;
+  if(rc == LC_OK)
+    rc = sim_payload_ndeath(e->bdseq, lc_now_ms(), &will);
+  if(rc == LC_OK) {
+    MQTTAsync_willOptions wo = MQTTAsync_willOptions_initializer;
+    wo.topicName = topic;
+    wo.message = NULL;
+    wo.payload.data = will.data;
+    wo.payload.len = (int)will.len;
+    wo.qos = 1; /* tck-id-message-flow-edge-node-birth-publish-will-message-qos */
+    wo.retained = 0;
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    co.keepAliveInterval = KEEPALIVE_S;
+    co.cleansession = 1;
+    co.connectTimeout = 10;
+    co.MQTTVersion = MQTTVERSION_3_1_1;
+    co.will = &wo;
+    co.onSuccess = on_connect_ok;
+    co.onFailure = on_connect_fail;
+    co.context = e;
+    int prc = MQTTAsync_connect(e->client, &co); /* copies the Will */
+    if(prc != MQTTASYNC_SUCCESS) {
+      lc_log(LC_WARN, MOD, "edge=%s op=connect rc=%d", e->id, prc);
+      rc = LC_EMQTT;
+    }
+  }
+  uint64_t now = lc_mono_ms();
+  if(rc == LC_OK) {
+    e->phase = SIM_PH_CONNECTING;
+  } else {
+    e->phase = SIM_PH_OFFLINE;
+  }
+  e->retry_at_ms = now + RECONNECT_PAUSE_MS;
+  pthread_mutex_unlock(&e->lock);
+  sim_buf_cleanup(&will);
+  return rc;
+}
+
+static void subscribe_locked(struct sim_edge *e)
+{
+  const char *g = e->sim->opts->group;
+  char dcmd[SPB_TOPIC_MAX], ncmd[SPB_TOPIC_MAX];
+  snprintf(dcmd, sizeof(dcmd), SPB_NAMESPACE "/%s/DCMD/%s/#", g, e->id);
+  snprintf(ncmd, sizeof(ncmd), SPB_NAMESPACE "/%s/NCMD/%s", g, e->id);
+  char *topics[3] = {dcmd, ncmd, SPB_NAMESPACE "/STATE/+"};
+  int qos[3] = {1, 1, 1};
+  MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+  ro.onSuccess = on_subscribe_ok;
+  ro.onFailure = on_subscribe_fail;
+  ro.context = e;
+  int rc = MQTTAsync_subscribeMany(e->client, 3, topics, qos, &ro);
+  if(rc != MQTTASYNC_SUCCESS) {
+    lc_log(LC_WARN, MOD, "edge=%s op=subscribe rc=%d", e->id, rc);
+    atomic_fetch_or(&e->events, SIM_EV_SUBSCRIBE_FAILED);
+  }
+  e->phase = SIM_PH_SUBSCRIBING;
+}
+
+static void go_online_locked(struct sim_edge *e)
+{
+  if(send_nbirth(e) != LC_OK) {
+    lc_log(LC_WARN, MOD, "edge=%s op=nbirth err=publish", e->id);
+    return; /* the connection is going away; LOST follows */
+  }
+  e->phase = SIM_PH_ONLINE;
+  lc_log(LC_INFO, MOD, "edge=%s event=online bdseq=%llu", e->id,
+         (unsigned long long)e->bdseq);
+  resend_unfinished(e);
+  sim_edge_fill_window_locked(e);
+}
+
+void sim_edge_poll(struct sim_edge *e, uint64_t now)
+{
+  int ev = atomic_exchange(&e->events, 0);
+  const struct sim_opts *o = e->sim->opts;
+  bool reconnect = false;
+  pthread_mutex_lock(&e->lock);
+  if((ev & SIM_EV_CONNECTED) && e->phase == SIM_PH_CONNECTING)
+    subscribe_locked(e);
+  if((ev & SIM_EV_SUBSCRIBED) && e->phase == SIM_PH_SUBSCRIBING)
+    go_online_locked(e);
+  if((ev & SIM_EV_SUBSCRIBE_FAILED) && e->phase == SIM_PH_SUBSCRIBING) {
+    /* Without the subscriptions we cannot hear linecert: start over. */
+    lc_log(LC_WARN, MOD, "edge=%s event=subscribe_failed", e->id);
+    MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
+    int rc = MQTTAsync_disconnect(e->client, &dopt);
+    (void)rc; /* a failed disconnect leaves it disconnected anyway */
+    e->phase = SIM_PH_OFFLINE;
+    e->retry_at_ms = now + RECONNECT_PAUSE_MS;
+  }
+  if((ev & SIM_EV_CONNECT_FAILED) && e->phase == SIM_PH_CONNECTING) {
+    e->phase = SIM_PH_OFFLINE;
+    e->retry_at_ms = now + RECONNECT_PAUSE_MS;
+  }
+  if((ev & SIM_EV_LOST) && e->phase != SIM_PH_CLOSING) {
+    e->phase = SIM_PH_OFFLINE;
+    e->retry_at_ms = now + RECONNECT_PAUSE_MS;
+  }
+  if(e->phase == SIM_PH_OFFLINE && now >= e->retry_at_ms &&
+     !atomic_load(&e->sim->stopping))
+    reconnect = true;
+  if(e->phase == SIM_PH_ONLINE) {
+    /* resend() stamps sent_ms with the current time, which may be
+     * later than `now`: compare by addition, never subtract. */
+    while(e->wait_head && e->wait_head->sent_ms + o->retry_ms <= now) {
+      lc_log(LC_DEBUG, MOD, "dev=%s event=retransmit",
+             e->wait_head->device_id);
+      resend(e, e->wait_head);
+    }
+  }
+  pthread_mutex_unlock(&e->lock);
+  if(reconnect) {
+    lc_err rc = sim_edge_connect(e);
+    (void)rc; /* logged; retried at retry_at_ms */
+  }
+}
+
+void sim_edge_close(struct sim_edge *e)
+{
+  pthread_mutex_lock(&e->lock);
+  enum sim_phase was = e->phase;
+  e->phase = SIM_PH_CLOSING;
+  bool disconnecting = false;
+  if(was == SIM_PH_ONLINE || was == SIM_PH_SUBSCRIBING) {
+    /* An intentional disconnect discards the Will: say NDEATH first. */
+    char topic[SPB_TOPIC_MAX];
+    if(build_topic(e, SPB_NDEATH, NULL, topic, sizeof(topic)) == LC_OK &&
+       sim_payload_ndeath(e->bdseq, lc_now_ms(), &e->buf) == LC_OK) {
+      lc_err rc = publish(e, topic, e->buf.data, e->buf.len, 0);
+      (void)rc; /* if it fails, the broker publishes the Will instead */
+    }
+  }
+  if(was != SIM_PH_OFFLINE) {
+    MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
+    dopt.timeout = 1000;
+    dopt.onSuccess = on_disconnect_ok;
+    dopt.onFailure = on_disconnect_fail;
+    dopt.context = e;
+    disconnecting = MQTTAsync_disconnect(e->client, &dopt) ==
+                    MQTTASYNC_SUCCESS;
+  }
+  pthread_mutex_unlock(&e->lock);
+  if(!disconnecting)
+    edge_disconnected(e);
+}

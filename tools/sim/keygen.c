@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Every device's keys and CSRs, generated before the first connect on
+ * --threads threads: about 250 us per key pair and CSR on this class of
+ * machine (bench notes, perf_limits.md §1), two pairs per device, so
+ * 10k devices take ~2.5 s on 2 cores. Generating ahead keeps the
+ * crypto out of the measured window and out of the broker's way.
+ *
+ * Threads take devices by an atomic index, edge-interleaved, so a
+ * failure stops everyone early. Each thread has its own OpenSSL
+ * keygen context.
+ */
+#include <stdatomic.h>
+
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+#include "tools/sim/sim.h"
+
+struct keygen_job {
+  struct sim *s;
+  atomic_size_t next;
+  atomic_int rc;      /* first error, LC_OK while none */
+};
+
+static struct sim_device *nth_device(struct sim *s, size_t i)
+{
+  /* Round-robin over edges so edge k's devices are not all last. */
+  size_t edges = s->opts->edges;
+  struct sim_edge *e = &s->edges[i % edges];
+  size_t j = i / edges;
+  return j < e->n_devices ? &e->devices[j] : NULL;
+}
+
+static void *keygen_thread(void *arg)
+{
+  struct keygen_job *job = arg;
+  struct sim *s = job->s;
+  struct sim_keyctx *kc = NULL;
+  lc_err rc = sim_keyctx_new(&kc);
+  size_t max_per_edge = 0;
+  for(size_t k = 0; k < s->opts->edges; k++)
+    if(s->edges[k].n_devices > max_per_edge)
+      max_per_edge = s->edges[k].n_devices;
+  size_t total = max_per_edge * s->opts->edges;
+  while(rc == LC_OK && atomic_load(&job->rc) == LC_OK &&
+        !atomic_load(&s->stopping)) {
+    size_t i = atomic_fetch_add(&job->next, 1);
+    if(i >= total)
+      break;
+    struct sim_device *d = nth_device(s, i);
+    if(d)
+      rc = sim_device_make_keys(d, kc);
+  }
+  if(rc != LC_OK) {
+    int expected = LC_OK;
+    atomic_compare_exchange_strong(&job->rc, &expected, (int)rc);
+  }
+  sim_keyctx_free(kc);
+  return NULL;
+}
+
+lc_err sim_keygen_all(struct sim *s, double *seconds)
+{
+  uint64_t t0 = lc_mono_ns();
+  struct keygen_job job = {.s = s};
+  atomic_init(&job.next, 0);
+  atomic_init(&job.rc, LC_OK);
+  size_t n = s->opts->threads;
+  pthread_t *th = lc_calloc(n, sizeof(*th));
+  if(!th)
+    return LC_ENOMEM;
+  size_t started = 0;
+  for(; started < n; started++)
+    if(pthread_create(&th[started], NULL, keygen_thread, &job) != 0)
+      break;
+  if(started == 0) {
+    lc_free(th);
+    return LC_ENOMEM;
+  }
+  for(size_t i = 0; i < started; i++)
+    pthread_join(th[i], NULL);
+  lc_free(th);
+  *seconds = (double)(lc_mono_ns() - t0) / 1e9;
+  if(atomic_load(&s->stopping))
+    return LC_ESHUTDOWN;
+  return (lc_err)atomic_load(&job.rc);
+}

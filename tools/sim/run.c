@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * One run of the simulator:
+ *
+ *   set up edges and devices -> generate every key and CSR -> start the
+ *   workers -> connect every edge -> loop until every device has its
+ *   final outcome (plus SIM_NODCMD_GRACE_MS when some device must see
+ *   no DCMD at all), --timeout, or SIGINT/SIGTERM -> NDEATH and
+ *   disconnect -> stop workers -> summary.
+ *
+ * The loop sleeps on sim->wake (Paho callbacks signal it) for at most
+ * TICK_MS, which bounds the retransmission timer's lateness.
+ */
+#include <jansson.h>
+#include <openssl/x509.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+#include "tools/sim/sim.h"
+
+#define MOD "sim"
+#define TICK_MS 20
+#define CLOSE_WAIT_MS 3000
+#define FAILURES_PRINTED 50
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+  (void)sig;
+  interrupted = 1;
+}
+
+void sim_wake(struct sim *s)
+{
+  pthread_mutex_lock(&s->wake_lock);
+  pthread_cond_signal(&s->wake);
+  pthread_mutex_unlock(&s->wake_lock);
+}
+
+static void wait_wake(struct sim *s, unsigned ms)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_nsec += (long)ms * 1000000L;
+  ts.tv_sec += ts.tv_nsec / 1000000000L;
+  ts.tv_nsec %= 1000000000L;
+  pthread_mutex_lock(&s->wake_lock);
+  pthread_cond_timedwait(&s->wake, &s->wake_lock, &ts);
+  pthread_mutex_unlock(&s->wake_lock);
+}
+
+static lc_err load_trust(const char *file, X509_STORE **out)
+{
+  X509_STORE *st = X509_STORE_new();
+  if(!st)
+    return LC_ENOMEM;
+  if(X509_STORE_load_file(st, file) != 1) {
+    lc_log_openssl(LC_ERROR, MOD, "load_trust");
+    X509_STORE_free(st);
+    return LC_EIO;
+  }
+  *out = st;
+  return LC_OK;
+}
+
+struct totals {
+  size_t devices, provisioned, expected, failed;
+};
+
+static struct totals count(const struct sim *s)
+{
+  struct totals t = {0, 0, 0, 0};
+  for(unsigned k = 0; k < s->opts->edges; k++) {
+    const struct sim_edge *e = &s->edges[k];
+    for(size_t i = 0; i < e->n_devices; i++) {
+      t.devices++;
+      if(e->devices[i].state == SIM_DEV_PROVISIONED)
+        t.provisioned++;
+      else if(e->devices[i].state == SIM_DEV_EXPECTED)
+        t.expected++;
+    }
+  }
+  t.failed = t.devices - t.provisioned - t.expected;
+  return t;
+}
+
+/* After the loop: give every device its final outcome. A device that
+ * must see no DCMD and saw none got what it expected. */
+static void settle(struct sim *s, const char *reason)
+{
+  for(unsigned k = 0; k < s->opts->edges; k++) {
+    struct sim_edge *e = &s->edges[k];
+    pthread_mutex_lock(&e->lock);
+    for(size_t i = 0; i < e->n_devices; i++) {
+      struct sim_device *d = &e->devices[i];
+      if(d->state == SIM_DEV_OBSERVING)
+        sim_edge_set_state_locked(e, d, SIM_DEV_EXPECTED, NULL);
+      else if(d->state == SIM_DEV_PENDING && !sim_kind_expect(d->kind))
+        sim_edge_set_state_locked(e, d, SIM_DEV_FAILED,
+                                  "check=sent DBIRTH never sent");
+      else if(d->state == SIM_DEV_WAITING || d->state == SIM_DEV_PENDING)
+        sim_edge_set_state_locked(e, d, SIM_DEV_FAILED, reason);
+    }
+    pthread_mutex_unlock(&e->lock);
+  }
+}
+
+static void print_failures(const struct sim *s)
+{
+  size_t shown = 0, total = 0;
+  for(unsigned k = 0; k < s->opts->edges; k++) {
+    const struct sim_edge *e = &s->edges[k];
+    for(size_t i = 0; i < e->n_devices; i++) {
+      const struct sim_device *d = &e->devices[i];
+      if(d->state != SIM_DEV_FAILED)
+        continue;
+      total++;
+      if(shown++ < FAILURES_PRINTED)
+        fprintf(stderr, "FAILED dev=%s kind=%s %s\n", d->device_id,
+                sim_kind_name(d->kind), d->failure ? d->failure : "");
+    }
+  }
+  if(total > FAILURES_PRINTED)
+    fprintf(stderr, "FAILED ... and %zu more\n", total - FAILURES_PRINTED);
+}
+
+struct summary {
+  struct totals t;
+  size_t retransmits, rebirths, checked_full;
+  double elapsed_s, keygen_s, devices_per_s;
+  const char *end;  /* "done", "timeout", "interrupted", "error" */
+};
+
+static lc_err write_json(const struct sim *s, const struct summary *sum,
+                         const char *path)
+{
+  json_t *fails = json_array();
+  json_t *root = json_pack(
+    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:s}",
+    "devices", (json_int_t)sum->t.devices,
+    "provisioned", (json_int_t)sum->t.provisioned,
+    "rejected_as_expected", (json_int_t)sum->t.expected,
+    "failed", (json_int_t)sum->t.failed,
+    "retransmits", (json_int_t)sum->retransmits,
+    "rebirths", (json_int_t)sum->rebirths,
+    "fully_checked", (json_int_t)sum->checked_full,
+    "elapsed_s", sum->elapsed_s, "keygen_s", sum->keygen_s,
+    "devices_per_s", sum->devices_per_s, "end", sum->end);
+  lc_err rc = LC_ENOMEM;
+  if(!root || !fails)
+    goto out;
+  for(unsigned k = 0; k < s->opts->edges; k++) {
+    const struct sim_edge *e = &s->edges[k];
+    for(size_t i = 0; i < e->n_devices; i++) {
+      const struct sim_device *d = &e->devices[i];
+      if(d->state != SIM_DEV_FAILED)
+        continue;
+      json_t *f = json_pack("{s:s, s:s, s:s, s:s}", "device", d->device_id,
+                            "edge", e->id, "kind", sim_kind_name(d->kind),
+                            "reason", d->failure ? d->failure : "");
+      if(!f || json_array_append_new(fails, f) != 0)
+        goto out;
+    }
+  }
+  if(json_object_set(root, "failures", fails) != 0)
+    goto out;
+  rc = json_dump_file(root, path, JSON_INDENT(2)) == 0 ? LC_OK : LC_EIO;
+  if(rc != LC_OK)
+    lc_log(LC_ERROR, MOD, "op=write_json file=%s", path);
+out:
+  json_decref(fails);
+  json_decref(root);
+  return rc;
+}
+
+static void print_summary(const struct summary *sum)
+{
+  printf("devices=%zu\n", sum->t.devices);
+  printf("provisioned=%zu\n", sum->t.provisioned);
+  printf("rejected_as_expected=%zu\n", sum->t.expected);
+  printf("failed=%zu\n", sum->t.failed);
+  printf("retransmits=%zu\n", sum->retransmits);
+  printf("elapsed_s=%.3f\n", sum->elapsed_s);
+  printf("devices_per_s=%.1f\n", sum->devices_per_s);
+  printf("rebirths=%zu\n", sum->rebirths);
+  printf("keygen_s=%.3f\n", sum->keygen_s);
+  printf("fully_checked=%zu\n", sum->checked_full);
+  printf("end=%s\n", sum->end);
+  fflush(stdout);
+}
+
+/* Done when every device that must be answered is, and the devices
+ * that must see no DCMD were sent and then left alone for the grace. */
+static bool finished(struct sim *s, uint64_t now)
+{
+  if(atomic_load(&s->n_answered) < s->n_expect_answer)
+    return false;
+  if(s->n_nodcmd == 0)
+    return true;
+  if(atomic_load(&s->n_nodcmd_sent) < s->n_nodcmd)
+    return false;
+  uint64_t t = atomic_load(&s->last_final_ms);
+  uint64_t sent = atomic_load(&s->last_nodcmd_send_ms);
+  if(sent > t)
+    t = sent;
+  return now >= t + SIM_NODCMD_GRACE_MS;
+}
+
+static void progress(struct sim *s, uint64_t now, uint64_t *last_ms,
+                     size_t *last_prov)
+{
+  size_t prov = atomic_load(&s->n_provisioned);
+  double dt = (double)(now - *last_ms) / 1000.0;
+  size_t normal = (size_t)s->opts->devices * s->opts->edges;
+  fprintf(stderr,
+          "progress provisioned=%zu/%zu rate=%.0f/s failed=%zu "
+          "retransmits=%zu\n",
+          prov, normal, dt > 0 ? (double)(prov - *last_prov) / dt : 0.0,
+          atomic_load(&s->n_failed), atomic_load(&s->n_retransmits));
+  *last_ms = now;
+  *last_prov = prov;
+}
+
+static const char *loop(struct sim *s, uint64_t deadline)
+{
+  uint64_t last_progress = lc_mono_ms();
+  size_t last_prov = 0;
+  for(;;) {
+    uint64_t now = lc_mono_ms();
+    if(interrupted)
+      return "interrupted";
+    if(now >= deadline)
+      return "timeout";
+    for(unsigned k = 0; k < s->opts->edges; k++)
+      sim_edge_poll(&s->edges[k], now);
+    if(s->opts->progress && now - last_progress >= 1000)
+      progress(s, now, &last_progress, &last_prov);
+    if(finished(s, now))
+      return "done";
+    wait_wake(s, TICK_MS);
+  }
+}
+
+static void close_edges(struct sim *s)
+{
+  for(unsigned k = 0; k < s->opts->edges; k++)
+    if(s->edges[k].client)
+      sim_edge_close(&s->edges[k]);
+  uint64_t until = lc_mono_ms() + CLOSE_WAIT_MS;
+  for(;;) {
+    bool all = true;
+    for(unsigned k = 0; k < s->opts->edges; k++)
+      all = all && (!s->edges[k].client ||
+                    atomic_load(&s->edges[k].disconnected));
+    if(all || lc_mono_ms() >= until)
+      break;
+    wait_wake(s, TICK_MS);
+  }
+}
+
+static lc_err setup(struct sim *s, const struct sim_opts *o)
+{
+  s->opts = o;
+  pthread_condattr_t ca;
+  if(pthread_condattr_init(&ca) != 0 ||
+     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+     pthread_cond_init(&s->wake, &ca) != 0 ||
+     pthread_mutex_init(&s->wake_lock, NULL) != 0)
+    return LC_ENOMEM;
+  pthread_condattr_destroy(&ca);
+  atomic_init(&s->stopping, false);
+  s->edges = lc_calloc(o->edges, sizeof(*s->edges));
+  if(!s->edges)
+    return LC_ENOMEM;
+  for(unsigned k = 0; k < o->edges; k++) {
+    lc_err rc = sim_edge_init(s, &s->edges[k], k + 1);
+    if(rc != LC_OK)
+      return rc;
+    for(size_t i = 0; i < s->edges[k].n_devices; i++) {
+      s->n_devices++;
+      if(sim_kind_expect(s->edges[k].devices[i].kind))
+        s->n_expect_answer++;
+      else
+        s->n_nodcmd++;
+    }
+  }
+  return lc_queue_new(SIM_INBOX_CAP, &s->inbox);
+}
+
+static void teardown(struct sim *s)
+{
+  for(unsigned k = 0; s->edges && k < s->opts->edges; k++) {
+    sim_edge_destroy_client(&s->edges[k]);
+    if(s->edges[k].devices || s->edges[k].by_id)
+      sim_edge_cleanup(&s->edges[k]);
+  }
+  LC_FREE(s->edges);
+  if(s->inbox)
+    lc_queue_free(s->inbox);
+  X509_STORE_free(s->trust);
+  pthread_cond_destroy(&s->wake);
+  pthread_mutex_destroy(&s->wake_lock);
+}
+
+int sim_run(const struct sim_opts *o)
+{
+  struct sim s;
+  memset(&s, 0, sizeof(s));
+  uint64_t t0 = lc_mono_ms();
+  uint64_t deadline = t0 + (uint64_t)o->timeout_s * 1000u;
+  struct summary sum;
+  memset(&sum, 0, sizeof(sum));
+  sum.end = "error";
+  int code = 1;
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+
+  lc_err rc = setup(&s, o);
+  if(rc != LC_OK) {
+    fprintf(stderr, "linecert-sim: setup failed: %s\n", lc_strerror(rc));
+    goto out;
+  }
+  if(o->trust_file && (rc = load_trust(o->trust_file, &s.trust)) != LC_OK) {
+    fprintf(stderr, "linecert-sim: cannot load --trust %s\n", o->trust_file);
+    code = 2;
+    goto out;
+  }
+  rc = sim_keygen_all(&s, &sum.keygen_s);
+  if(rc != LC_OK) {
+    fprintf(stderr, "linecert-sim: key generation failed: %s\n",
+            lc_strerror(rc));
+    goto out;
+  }
+  /* Two P-256 key pairs + CSRs per normal device; the few bad kinds
+   * (RSA, P-384) are not worth separating out. */
+  size_t n_keys = 2 * (size_t)o->devices * o->edges;
+  lc_log(LC_INFO, MOD, "event=keygen devices=%zu key_pairs=%zu seconds=%.3f "
+                       "key_pairs_per_s=%.0f threads=%u",
+         s.n_devices, n_keys, sum.keygen_s,
+         sum.keygen_s > 0 ? (double)n_keys / sum.keygen_s : 0.0,
+         o->threads);
+  if((rc = sim_workers_start(&s)) != LC_OK) {
+    fprintf(stderr, "linecert-sim: cannot start workers\n");
+    goto out;
+  }
+  for(unsigned k = 0; k < o->edges; k++) {
+    if((rc = sim_edge_create_client(&s.edges[k])) != LC_OK) {
+      fprintf(stderr, "linecert-sim: cannot create an MQTT client for %s\n",
+              o->mqtt_url);
+      code = 2;
+      goto stop;
+    }
+  }
+  for(unsigned k = 0; k < o->edges; k++) {
+    rc = sim_edge_connect(&s.edges[k]);
+    (void)rc; /* logged; the loop retries */
+  }
+  sum.end = loop(&s, deadline);
+
+stop:
+  atomic_store(&s.stopping, true);
+  close_edges(&s);
+  sim_workers_stop(&s);
+  settle(&s, strcmp(sum.end, "timeout") == 0
+               ? "check=timeout no final answer before --timeout"
+               : "check=interrupted run ended before a final answer");
+  sum.t = count(&s);
+  sum.retransmits = atomic_load(&s.n_retransmits);
+  sum.rebirths = atomic_load(&s.n_rebirths);
+  sum.checked_full = atomic_load(&s.n_checked_full);
+  sum.elapsed_s = (double)(lc_mono_ms() - t0) / 1000.0;
+  uint64_t first = atomic_load(&s.first_dbirth_ms);
+  uint64_t last = atomic_load(&s.last_ack_ms);
+  if(first && last > first)
+    sum.devices_per_s = (double)sum.t.provisioned * 1000.0 /
+                        (double)(last - first);
+  print_failures(&s);
+  print_summary(&sum);
+  if(o->json_file && write_json(&s, &sum, o->json_file) != LC_OK &&
+     strcmp(sum.end, "done") == 0)
+    sum.end = "error";
+  if(code != 2)
+    code = strcmp(sum.end, "done") == 0 && sum.t.failed == 0 ? 0 : 1;
+out:
+  teardown(&s);
+  return code;
+}
