@@ -407,23 +407,27 @@ static void maybe_reconnect(struct brk *b)
 
 /* ---- the loop ------------------------------------------------------------------ */
 
-static void log_stats(struct brk *b, uint64_t now)
+static void log_stats(struct brk *b, uint64_t now, bool final)
 {
-  if(now < b->next_stats)
+  if(now < b->next_stats && !final)
     return;
   unsigned long long prov = atomic_load(&b->stats.provisioned);
   double rate = (double)(prov - b->stats_provisioned_last) / 10.0;
-  if(b->next_stats)
+#define S(f) (unsigned long long)atomic_load(&b->stats.f)
+  if(b->next_stats || final)
     lc_log(LC_INFO, "stats",
-           "births=%llu provisioned=%llu rate_per_s=%.1f rejected=%llu "
-           "dropped=%llu in_memory=%zu jobs=%zu commits=%llu audit=%llu",
-           (unsigned long long)atomic_load(&b->stats.births), prov, rate,
-           (unsigned long long)atomic_load(&b->stats.rejected),
-           (unsigned long long)(atomic_load(&b->stats.dropped_topic) +
-                                atomic_load(&b->stats.dropped_payload)),
-           b->devs.n, lc_queue_len(b->jobs),
-           (unsigned long long)atomic_load(&b->stats.commits),
-           (unsigned long long)atomic_load(&b->stats.audit_records));
+           "final=%d msgs_in=%llu births=%llu duplicate_births=%llu "
+           "provisioned=%llu rate_per_s=%.1f rejected=%llu dropped=%llu "
+           "issued=%llu ca_retries=%llu dcmd_sent=%llu publish_failures=%llu "
+           "installed_mismatch=%llu inbox_full=%llu in_memory=%zu jobs=%zu "
+           "commits=%llu commit_failures=%llu audit=%llu",
+           final, S(msgs_in), S(births), S(duplicate_births), prov, rate,
+           S(rejected), S(dropped_topic) + S(dropped_payload), S(issued),
+           S(ca_retries), S(dcmd_sent), S(publish_failures),
+           S(installed_mismatch), S(inbox_full), b->devs.n,
+           lc_queue_len(b->jobs), S(commits), S(commit_failures),
+           S(audit_records));
+#undef S
   b->stats_provisioned_last = prov;
   b->next_stats = now + 10000;
 }
@@ -472,7 +476,7 @@ static void run_loop(struct brk *b)
       b->next_timer_scan = now + 100;
     }
     maybe_reconnect(b);
-    log_stats(b, lc_mono_ms());
+    log_stats(b, lc_mono_ms(), false);
   }
 }
 
@@ -679,6 +683,7 @@ lc_err brk_serve(const struct brk_config *cfg)
     start_record(&b);
     run_loop(&b);
     lc_log(LC_INFO, "serve", "state=stopping");
+    log_stats(&b, lc_mono_ms(), true);
   }
   else {
     lc_log(LC_ERROR, "serve", "state=failed err=%s", lc_errname(rc));

@@ -166,6 +166,10 @@ lc_err brk_mqtt_new(const struct brk_config *cfg, struct lc_queue *inbox,
   }
   MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
   co.sendWhileDisconnected = 0;
+  /* Paho counts queued publishes against this bound even while
+   * connected (default 100: a burst of DCMDs failed with
+   * MQTTASYNC_MAX_BUFFERED_MESSAGES). Bound it like our own queues. */
+  co.maxBufferedMessages = (int)cfg->queue_max;
   int prc = MQTTAsync_createWithOptions(&m->client, cfg->mqtt_url,
                                         cfg->client_id,
                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
@@ -265,6 +269,7 @@ lc_err brk_mqtt_publish(struct brk_mqtt *m, const char *topic,
   int prc = MQTTAsync_sendMessage(m->client, topic, &msg, NULL);
   if(prc != MQTTASYNC_SUCCESS) {
     atomic_fetch_add(&m->stats->publish_failures, 1);
+    lc_log(LC_WARN, "mqtt", "op=publish topic=%s code=%d", topic, prc);
     return LC_EMQTT;
   }
   return LC_OK;
