@@ -20,8 +20,8 @@
 /* The key types a CSR may carry, after policy. */
 enum ca__key_kind { CA__KEY_EC_P256, CA__KEY_EC_P384, CA__KEY_RSA };
 
-/* One allocation: the struct, then der[der_len], then cn[cn_len + 1].
- * Immutable after ca_csr_parse() returns, so any number of threads may
+/* One allocation: the struct, then der[der_len], key[key_len], then
+ * cn[cn_len + 1]. Immutable after ca_csr_parse() returns, so any number of threads may
  * issue from the same CSR at once. */
 struct ca_csr {
   enum ca__key_kind kind;
@@ -30,7 +30,7 @@ struct ca_csr {
   const uint8_t *der;       /* the whole CSR, as received */
   size_t der_len;
   const uint8_t *key;       /* subjectPublicKey BIT STRING contents,
-                               without the unused-bits octet; in der */
+                               without the unused-bits octet */
   size_t key_len;
   const char *cn;           /* UTF-8, no NUL inside, NUL-terminated */
   size_t cn_len;
@@ -38,39 +38,6 @@ struct ca_csr {
   uint8_t key_id[20];       /* SHA-1 of `key`: the leaf's SKI (RFC 5280
                                4.2.1.2 method 1) */
 };
-
-/* ---- DER reading (der.c) ------------------------------------------------
- * A strict reader of the few DER shapes a CSR has: single-octet tags,
- * definite minimal lengths, no element reaching past its parent. */
-
-struct ca__tlv {
-  uint8_t tag;              /* identifier octet, e.g. 0x30 SEQUENCE */
-  const uint8_t *tlv;       /* the whole element (for hashing/verify) */
-  size_t tlv_len;
-  const uint8_t *val;       /* the contents */
-  size_t len;
-};
-
-/* A cursor over [p, end). */
-struct ca__der {
-  const uint8_t *p;
-  const uint8_t *end;
-};
-
-/* Read the next element. false on malformed input or at the end. */
-bool ca__der_next(struct ca__der *d, struct ca__tlv *out) LC_NODISCARD;
-/* Read the next element and require tag `tag`. */
-bool ca__der_expect(struct ca__der *d, uint8_t tag, struct ca__tlv *out)
-  LC_NODISCARD;
-/* A cursor over the contents of `t`. */
-struct ca__der ca__der_enter(const struct ca__tlv *t);
-static inline bool ca__der_done(const struct ca__der *d)
-{
-  return d->p == d->end;
-}
-/* True when `t` is an OBJECT IDENTIFIER with DER contents `oid`. */
-bool ca__der_is_oid(const struct ca__tlv *t, const uint8_t *oid,
-                    size_t oid_len);
 
 /* ---- PEM (cert.c) ------------------------------------------------------- */
 

@@ -202,9 +202,9 @@ pid_t lc_proc_pid(const struct lc_proc *p)
   return p->pid;
 }
 
-bool lc_proc_exited(const struct lc_proc *p)
+bool lc_proc_exited(struct lc_proc *p)
 {
-  return p->reaped;
+  return lc_proc_poll(p, NULL) == LC_OK;
 }
 
 lc_err lc_proc_poll(struct lc_proc *p, struct lc_proc_exit *ex)

@@ -45,9 +45,10 @@ lc_err lc_proc_spawn(const char *const argv[], const char *const env_add[],
 
 pid_t lc_proc_pid(const struct lc_proc *p);
 
-/* True once the child has been reaped (by lc_proc_wait() or
- * lc_proc_poll()). */
-bool lc_proc_exited(const struct lc_proc *p);
+/* True when the child has ended. Non-blocking: polls (and reaps) it
+ * like lc_proc_poll(), so a loop that waits for something else can use
+ * it to notice a crash. */
+bool lc_proc_exited(struct lc_proc *p);
 
 /* Non-blocking: reap the child if it has ended. LC_OK and *ex when it
  * has (also on later calls), LC_EAGAIN while it runs. ex may be NULL. */

@@ -9,7 +9,9 @@
  * and the DER SubjectPublicKeyInfo of each key.
  *
  * The bad kinds bend exactly one thing each, so linecert's answer shows
- * which of its checks fired (see kinds.c for the expected answers).
+ * which of its checks fired (see kinds.c for the expected answers). The
+ * rsa and p384 kinds use one key for both CSRs: RSA key generation takes
+ * up to a second, and those keys only exist to be refused.
  */
 #include <openssl/evp.h>
 #include <openssl/pem.h>

@@ -44,7 +44,7 @@ static void *keygen_thread(void *arg)
       max_per_edge = s->edges[k].n_devices;
   size_t total = max_per_edge * s->opts->edges;
   while(rc == LC_OK && atomic_load(&job->rc) == LC_OK &&
-        !atomic_load(&s->stopping)) {
+        !sim_interrupted()) {
     size_t i = atomic_fetch_add(&job->next, 1);
     if(i >= total)
       break;
@@ -82,7 +82,7 @@ lc_err sim_keygen_all(struct sim *s, double *seconds)
     pthread_join(th[i], NULL);
   lc_free(th);
   *seconds = (double)(lc_mono_ns() - t0) / 1e9;
-  if(atomic_load(&s->stopping))
+  if(sim_interrupted())
     return LC_ESHUTDOWN;
   return (lc_err)atomic_load(&job.rc);
 }

@@ -41,7 +41,7 @@ static void usage(FILE *f)
 "                    (default 2)\n"
 "  --check-every K   check the certificates of every K-th device in\n"
 "                    full (default 1: all); the others only for their\n"
-"                    own key. A full check costs ~0.6 ms of CPU, so a\n"
+"                    own key. A full check costs 0.6-1 ms of CPU, so a\n"
 "                    load test on a small box may sample\n"
 "  --progress        one progress line per second on stderr\n"
 "  --json FILE       write the summary as JSON too\n"

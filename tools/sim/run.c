@@ -36,6 +36,11 @@ static void on_signal(int sig)
   interrupted = 1;
 }
 
+bool sim_interrupted(void)
+{
+  return interrupted != 0;
+}
+
 void sim_wake(struct sim *s)
 {
   pthread_mutex_lock(&s->wake_lock);

@@ -11,8 +11,8 @@
  *   payload.c   NBIRTH / NDEATH / DBIRTH / DDATA payloads
  *   certcheck.c checks of the certificates a DCMD delivers
  *   edge.c      one MQTT session per edge node: births, window,
- *               retransmission, rebirth, host STATE
- *   dispatch.c  worker threads: DCMD / NCMD / STATE handling
+ *               retransmission, rebirth
+ *   dispatch.c  worker threads: DCMD, NCMD (rebirth) and host STATE
  *   run.c       the run: connect, loop (timers, progress), shutdown
  *
  * Threads and locks:
@@ -118,11 +118,12 @@ struct sim_device {
   char *failure;                   /* why FAILED (owned) */
 };
 
-/* Generate the device's keys and CSRs (device.c). Fills csr, spki,
- * garbage. LC_ETLS on an OpenSSL failure (logged), LC_ENOMEM. */
+/* Per-thread key generation context (device.c). */
 struct sim_keyctx;
 lc_err sim_keyctx_new(struct sim_keyctx **out) LC_NODISCARD;
 void sim_keyctx_free(struct sim_keyctx *kc);
+/* Generate the device's keys and CSRs: fills csr, spki, garbage.
+ * LC_ETLS on an OpenSSL failure (logged), LC_ENOMEM. */
 lc_err sim_device_make_keys(struct sim_device *d, struct sim_keyctx *kc)
   LC_NODISCARD;
 void sim_device_cleanup(struct sim_device *d);
@@ -292,6 +293,9 @@ struct sim_msg {
   uint8_t *payload;
   size_t len;
 };
+
+/* True once SIGINT or SIGTERM arrived (any thread). */
+bool sim_interrupted(void);
 
 /* Wake the run loop (any thread). */
 void sim_wake(struct sim *s);

@@ -106,6 +106,23 @@ static void test_free_kills_a_running_child(void)
   CU_ASSERT_EQUAL(kill(pid, 0), -1); /* reaped: no such process */
 }
 
+static void test_exited_notices_a_child_that_ends_by_itself(void)
+{
+  const char *argv[] = {"sh", "-c", "exit 0", NULL};
+  struct lc_proc *p;
+  CU_ASSERT_EQUAL_FATAL(lc_proc_spawn(argv, NULL, NULL, NULL, &p), LC_OK);
+  uint64_t until = mono_ms() + 10000;
+  const struct timespec pause = {0, 5 * 1000000L};
+  bool ended;
+  while(!(ended = lc_proc_exited(p)) && mono_ms() < until)
+    nanosleep(&pause, NULL);
+  CU_ASSERT_TRUE(ended);
+  struct lc_proc_exit ex;
+  CU_ASSERT_EQUAL(lc_proc_poll(p, &ex), LC_OK);
+  CU_ASSERT_EQUAL(ex.code, 0);
+  lc_proc_free(p);
+}
+
 static void test_missing_program_is_not_found(void)
 {
   const char *argv[] = {"lc-no-such-program-here", NULL};
@@ -213,6 +230,8 @@ static const struct lc_test proc_tests[] = {
   {"wait times out, then SIGTERM ends the child",
    test_wait_times_out_then_signal_ends_it},
   {"free kills and reaps a running child", test_free_kills_a_running_child},
+  {"exited() notices a child that ends by itself",
+   test_exited_notices_a_child_that_ends_by_itself},
   {"missing program is LC_ENOTFOUND", test_missing_program_is_not_found},
   {"port poll without listener is bounded", test_port_poll_is_bounded},
   {NULL, NULL}};

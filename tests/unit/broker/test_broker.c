@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The broker's pure parts: configuration, DBIRTH pre-checks, the DCMDs
+ * it sends (decoded back with our Sparkplug decoder) and audit details.
+ */
+#include "broker/brk_int.h"
+#include "common/lc_mem.h"
+#include "tests/support/lc_cunit.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- configuration ------------------------------------------------------------ */
+
+static char *write_temp(const char *text)
+{
+  static char path[64];
+  snprintf(path, sizeof(path), "/tmp/lc-cfg-XXXXXX");
+  int fd = mkstemp(path);
+  CU_ASSERT_FATAL(fd >= 0);
+  ssize_t n = write(fd, text, strlen(text));
+  CU_ASSERT_EQUAL(n, (ssize_t)strlen(text));
+  close(fd);
+  return path;
+}
+
+static lc_err load(const char *text, struct brk_config *cfg, char *err)
+{
+  brk_config_defaults(cfg);
+  char *path = write_temp(text);
+  lc_err rc = brk_config_load(cfg, path, err, BRK_ERR_MAX);
+  unlink(path);
+  return rc;
+}
+
+static void test_config_defaults_pass_their_own_checks(void)
+{
+  struct brk_config cfg;
+  char err[BRK_ERR_MAX];
+  brk_config_defaults(&cfg);
+  CU_ASSERT_EQUAL(brk_config_check(&cfg, err, sizeof(err)), LC_OK);
+  CU_ASSERT_EQUAL(cfg.profile[CA_ROLE_BOOTSTRAP].validity_days, 5475);
+  CU_ASSERT_EQUAL(cfg.profile[CA_ROLE_OPERATIONAL].validity_days, 365);
+  CU_ASSERT_TRUE(cfg.profile[CA_ROLE_OPERATIONAL].client_auth);
+  CU_ASSERT_FALSE(cfg.profile[CA_ROLE_BOOTSTRAP].client_auth);
+}
+
+static void test_config_values_and_errors(void)
+{
+  struct brk_config cfg;
+  char err[BRK_ERR_MAX];
+  CU_ASSERT_EQUAL(load("[mqtt]\nurl = tcp://10.0.0.1:1884\ngroups = L1,L2\n"
+                       "[policy]\nreprovision = reissue\n"
+                       "[profile.operational]\nvalidity_days = 90\n",
+                       &cfg, err), LC_OK);
+  CU_ASSERT_STRING_EQUAL(cfg.mqtt_url, "tcp://10.0.0.1:1884");
+  CU_ASSERT_STRING_EQUAL(cfg.groups, "L1,L2");
+  CU_ASSERT_EQUAL(cfg.policy.reprovision, SM_REPROVISION_REISSUE);
+  CU_ASSERT_EQUAL(cfg.profile[CA_ROLE_OPERATIONAL].validity_days, 90);
+
+  CU_ASSERT_EQUAL(load("[service]\nworkers = -1\n", &cfg, err), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, ":2: service.workers: not a"));
+  CU_ASSERT_EQUAL(load("[service]\nworkers = 65\n", &cfg, err), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "out of range"));
+  CU_ASSERT_EQUAL(load("[profile.operational]\nclient_auth = maybe\n", &cfg,
+                       err), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a boolean"));
+  CU_ASSERT_EQUAL(load("[mqtt]\ngroups = L1,L+2\n", &cfg, err), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "mqtt.groups"));
+  CU_ASSERT_EQUAL(load("[mqtt]\nurl = http://x\n", &cfg, err), LC_ECONFIG);
+  CU_ASSERT_EQUAL(load("[ca]\nbootstrap = ejbca\n", &cfg, err), LC_ECONFIG);
+  /* Cross-field: the operational certificate may not outlive the
+   * bootstrap one. */
+  CU_ASSERT_EQUAL(load("[profile.bootstrap]\nvalidity_days = 100\n", &cfg,
+                       err), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "operational.validity_days"));
+  CU_ASSERT_EQUAL(load("no section line\n", &cfg, err), LC_ECONFIG);
+}
+
+/* ---- DBIRTH pre-checks ------------------------------------------------------- */
+
+#define CSR_TEXT "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n" \
+                 "-----END CERTIFICATE REQUEST-----\n"
+
+static struct spb_metric str_metric(const char *name, const char *v,
+                                    size_t len)
+{
+  struct spb_metric m = {.name = name, .has_datatype = true};
+  m.value.datatype = SPB_DT_STRING;
+  m.value.v.str.ptr = v;
+  m.value.v.str.len = len;
+  return m;
+}
+
+/* Encode then decode, as if it came off the wire. */
+static void birth_payload(const char *serial, size_t serial_len,
+                          const char *boot_csr, struct spb_payload *out)
+{
+  struct spb_metric m[3];
+  size_t n = 0;
+  m[n++] = str_metric("Device/SerialNumber", serial, serial_len);
+  if(boot_csr)
+    m[n++] = str_metric("Provisioning/BootstrapCSR", boot_csr,
+                        strlen(boot_csr));
+  m[n++] = str_metric("Provisioning/OperationalCSR", CSR_TEXT,
+                      strlen(CSR_TEXT));
+  struct spb_payload p = {.n_metrics = n, .metrics = m};
+  uint8_t buf[4096];
+  size_t len;
+  CU_ASSERT_EQUAL_FATAL(spb_payload_encode(&p, buf, sizeof(buf), &len),
+                        LC_OK);
+  CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, out), LC_OK);
+}
+
+static const char *birth_reason(const char *device, const char *serial,
+                                size_t serial_len, const char *boot_csr,
+                                size_t csr_max)
+{
+  static char reason[64];
+  struct spb_topic t = {.type = SPB_DBIRTH};
+  strcpy(t.group, "L1");
+  strcpy(t.edge, "E1");
+  strcpy(t.device, device);
+  struct spb_payload p;
+  birth_payload(serial, serial_len, boot_csr, &p);
+  struct brk_birth b;
+  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, csr_max, &b), LC_OK);
+  snprintf(reason, sizeof(reason), "%s", b.reason ? b.reason : "ok");
+  if(!b.reason)
+    CU_ASSERT_PTR_NOT_NULL(b.meta);
+  brk_birth_cleanup(&b);
+  spb_payload_free(&p);
+  return reason;
+}
+
+static void test_birth_prechecks_name_the_problem(void)
+{
+  CU_ASSERT_STRING_EQUAL(birth_reason("D1", "D1", 2, CSR_TEXT, 8192), "ok");
+  CU_ASSERT_STRING_EQUAL(birth_reason("D1", "D2", 2, CSR_TEXT, 8192),
+                         "serial_mismatch");
+  CU_ASSERT_STRING_EQUAL(birth_reason("D1", "D1", 2, NULL, 8192),
+                         "missing_csr");
+  CU_ASSERT_STRING_EQUAL(birth_reason("D1", "D1", 2, CSR_TEXT, 16),
+                         "csr_too_large");
+  /* Identifiers that would reach other devices' topics through a
+   * broker ACL (DESIGN §2) or are not text at all. */
+  static const char *const bad[] = {"D1/x", "D1+", "D#1", "D\x01", "D\x7f",
+                                    ""};
+  for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    CU_ASSERT_STRING_EQUAL(birth_reason("D1", bad[i], strlen(bad[i]),
+                                        CSR_TEXT, 8192), "bad_identifier");
+}
+
+static void test_birth_without_serial_is_rejected(void)
+{
+  struct spb_topic t = {.type = SPB_DBIRTH};
+  strcpy(t.device, "D1");
+  struct spb_payload p = {.n_metrics = 0};
+  struct brk_birth b;
+  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, 8192, &b), LC_OK);
+  CU_ASSERT_STRING_EQUAL(b.reason, "missing_serial");
+}
+
+/* ---- DCMDs ---------------------------------------------------------------------- */
+
+static void test_delivery_dcmd_carries_certificates_with_datatypes(void)
+{
+  struct sm_device *d = sm_device_new();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  strcpy(d->request_id, "0123456789abcdef0123456789abcdef");
+  d->cert[CA_ROLE_BOOTSTRAP].pem = lc_strdup("BOOT-PEM");
+  d->cert[CA_ROLE_OPERATIONAL].pem = lc_strdup("OP-PEM");
+  d->chain = lc_strdup("CHAIN-PEM");
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  CU_ASSERT_EQUAL_FATAL(brk_dcmd_deliver(d, "ROOT-PEM", 1234, &buf, &len),
+                        LC_OK);
+  struct spb_payload p;
+  CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
+  /* tck-id-payloads-dcmd-timestamp / -seq: timestamp, no seq. */
+  CU_ASSERT_TRUE(p.has_timestamp);
+  CU_ASSERT_EQUAL(p.timestamp, 1234);
+  CU_ASSERT_FALSE(p.has_seq);
+  static const char *const want[][2] = {
+    {"Provisioning/Status", "ISSUED"},
+    {"Provisioning/RequestId", "0123456789abcdef0123456789abcdef"},
+    {"Provisioning/BootstrapCertificate", "BOOT-PEM"},
+    {"Provisioning/OperationalCertificate", "OP-PEM"},
+    {"Provisioning/CertificateChain", "CHAIN-PEM"},
+    {"Provisioning/TrustBundle", "ROOT-PEM"}};
+  for(size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+    const struct spb_metric *m = spb_payload_find(&p, want[i][0]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_TRUE(m->has_datatype);
+    CU_ASSERT_EQUAL(m->value.datatype, SPB_DT_STRING);
+    CU_ASSERT_EQUAL(m->value.v.str.len, strlen(want[i][1]));
+    CU_ASSERT_EQUAL(memcmp(m->value.v.str.ptr, want[i][1],
+                           strlen(want[i][1])), 0);
+  }
+  spb_payload_free(&p);
+  lc_free(buf);
+  /* No certificates yet: nothing to deliver. */
+  LC_FREE(d->cert[CA_ROLE_OPERATIONAL].pem);
+  CU_ASSERT_EQUAL(brk_dcmd_deliver(d, NULL, 1, &buf, &len), LC_ESTATE);
+  sm_device_free(d);
+}
+
+static void test_status_dcmd_and_topic(void)
+{
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  CU_ASSERT_EQUAL_FATAL(brk_dcmd_status("", "REJECTED:key_type", 5, &buf,
+                                        &len), LC_OK);
+  struct spb_payload p;
+  CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
+  const char *s;
+  size_t slen;
+  CU_ASSERT_EQUAL(spb_payload_get_string(&p, "Provisioning/Status", &s,
+                                         &slen), LC_OK);
+  CU_ASSERT_EQUAL(slen, strlen("REJECTED:key_type"));
+  CU_ASSERT_PTR_NULL(spb_payload_find(&p, "Provisioning/RequestId"));
+  spb_payload_free(&p);
+  lc_free(buf);
+  char topic[SPB_TOPIC_MAX];
+  CU_ASSERT_EQUAL(brk_dcmd_topic("L1", "E1", "D1", topic, sizeof(topic)),
+                  LC_OK);
+  CU_ASSERT_STRING_EQUAL(topic, "spBv1.0/L1/DCMD/E1/D1");
+  CU_ASSERT_EQUAL(brk_dcmd_topic("L1", "E1", "D/1", topic, sizeof(topic)),
+                  LC_EINVAL);
+}
+
+/* ---- audit details ------------------------------------------------------------ */
+
+static void test_audit_details_are_sorted_compact_json(void)
+{
+  struct sm_device *d = sm_device_new();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  strcpy(d->serial, "SN1");
+  strcpy(d->request_id, "r1");
+  d->generation = 1;
+  strcpy(d->cert[CA_ROLE_OPERATIONAL].serial, "0a0b");
+  strcpy(d->cert[CA_ROLE_OPERATIONAL].fpr, "ff");
+  struct sm_action a = {.kind = SM_ACT_AUDIT, .event = "issued",
+                        .role = CA_ROLE_OPERATIONAL,
+                        .from = SM_ISSUING_OPERATIONAL, .to = SM_DELIVERED};
+  char *json = NULL;
+  CU_ASSERT_EQUAL_FATAL(brk_audit_details(d, &a, &json), LC_OK);
+  CU_ASSERT_STRING_EQUAL(json, "{\"cert_fpr\":\"ff\",\"cert_serial\":\"0a0b\","
+                               "\"from\":\"ISSUING_OPERATIONAL\","
+                               "\"generation\":1,\"request_id\":\"r1\","
+                               "\"role\":\"operational\","
+                               "\"to\":\"DELIVERED\"}");
+  lc_free(json);
+  sm_device_free(d);
+
+  CU_ASSERT_EQUAL_FATAL(brk_audit_dropped("bad_topic", "a/\x01\"b", 5, &json),
+                        LC_OK);
+  json_t *j = json_loads(json, 0, NULL);
+  CU_ASSERT_PTR_NOT_NULL(j);
+  CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "topic")),
+                         "a/??b");
+  json_decref(j);
+  lc_free(json);
+}
+
+static const struct lc_test tests[] = {
+  {"config defaults pass their own checks",
+   test_config_defaults_pass_their_own_checks},
+  {"config values parsed; errors name line, key and reason",
+   test_config_values_and_errors},
+  {"DBIRTH pre-checks name the problem ('/', '+', '#', controls)",
+   test_birth_prechecks_name_the_problem},
+  {"DBIRTH without a serial is rejected",
+   test_birth_without_serial_is_rejected},
+  {"delivery DCMD carries certificates, datatypes, timestamp, no seq",
+   test_delivery_dcmd_carries_certificates_with_datatypes},
+  {"status DCMD and DCMD topic", test_status_dcmd_and_topic},
+  {"audit details are sorted compact JSON; topics made printable",
+   test_audit_details_are_sorted_compact_json},
+  {NULL, NULL}};
+
+int main(void)
+{
+  const struct lc_suite suites[] = {{"broker", NULL, NULL, tests},
+                                    {NULL, NULL, NULL, NULL}};
+  return lc_cunit_run(suites);
+}
