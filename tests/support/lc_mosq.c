@@ -27,7 +27,10 @@ static lc_err write_conf(const struct lc_mosq *m,
   fprintf(f, "# written by tests/support/lc_mosq.c\n"
              "listener %u 127.0.0.1\n"
              "allow_anonymous true\n"
-             "persistence false\n",
+             "persistence false\n"
+             /* A line sends bursts of QoS 0 births; the default (1000)
+              * makes mosquitto drop them for a busy subscriber. */
+             "max_queued_messages 100000\n",
           (unsigned)m->port);
   /* As root, mosquitto would switch to the `mosquitto` user, which
    * cannot read files in our 0700 temp dir (extra conf may point there). */

@@ -262,6 +262,10 @@ lc_err sim_edge_create_client(struct sim_edge *e)
 {
   MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
   co.MQTTVersion = MQTTVERSION_3_1_1;
+  /* Paho refuses publishes beyond this many queued ones even while
+   * connected (default 100); a window of DBIRTHs plus their acks must
+   * fit, or births fail and wait for a retransmit. */
+  co.maxBufferedMessages = 65536;
   int rc = MQTTAsync_createWithOptions(&e->client, e->sim->opts->mqtt_url,
                                        e->client_id,
                                        MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);

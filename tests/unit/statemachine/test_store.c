@@ -842,6 +842,8 @@ static void test_schema_version_and_no_remigration(void)
   CU_ASSERT_STRING_EQUAL(v, "1");
   raw_text(f.path, "PRAGMA journal_mode", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "wal");
+  raw_text(f.path, "PRAGMA page_size", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "16384");
   struct sm_device *d = full_device("D1"), *back = NULL;
   put_committed(f.st, d);
   /* v1 creates its tables without IF NOT EXISTS: running it again on
@@ -1026,7 +1028,7 @@ const struct lc_test store_tests[] = {
    test_audit_append_after_other_writer_refused},
   {"nested audit_foreach is refused", test_nested_audit_foreach_refused},
   {"meta set upserts; missing key is LC_ENOTFOUND", test_meta_upsert},
-  {"new store is schema 1 in WAL; reopen does not migrate again",
+  {"new store is schema 1, WAL, 16 KiB pages; reopen does not migrate",
    test_schema_version_and_no_remigration},
   {"schema newer than this build is refused", test_newer_schema_refused},
   {"read-only open of a missing or empty file fails cleanly",
