@@ -21,8 +21,8 @@
 enum ca__key_kind { CA__KEY_EC_P256, CA__KEY_EC_P384, CA__KEY_RSA };
 
 /* One allocation: the struct, then der[der_len], key[key_len], then
- * cn[cn_len + 1]. Immutable after ca_csr_parse() returns, so any number of threads may
- * issue from the same CSR at once. */
+ * cn[cn_len + 1]. Immutable after ca_csr_parse() returns, so any number
+ * of threads may issue from the same CSR at once. */
 struct ca_csr {
   enum ca__key_kind kind;
   int alg_nid;              /* SPKI algorithm: EC public key or RSA */

@@ -610,8 +610,9 @@ static void text_of(const ASN1_TYPE *v, const uint8_t **p, size_t *n)
 /* The CN as UTF-8 bytes. A UTF8String must already be valid; the ASCII
  * types must be 7-bit; BMP and Universal strings are converted by
  * OpenSSL. Teletex has no defined character set and is refused, as is
- * any type that is not a string. *owned is set when the bytes were
- * converted (free with OPENSSL_free). */
+ * any type that is not a string. (A BMPString of odd length never gets
+ * here: d2i refuses it, so it is csr_malformed.) *owned is set when the
+ * bytes were converted (free with OPENSSL_free). */
 static lc_err cn_to_utf8(const ASN1_TYPE *cn, const uint8_t **bytes,
                          size_t *len, unsigned char **owned,
                          const char **why)

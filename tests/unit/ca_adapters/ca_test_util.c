@@ -64,7 +64,8 @@ X509_REQ *tu_req_raw_cn(EVP_PKEY *key, const uint8_t *cn, size_t cn_len)
   return req;
 }
 
-/* Read a DER length at der[*pos]; the test's own, independent of der.c. */
+/* Read a DER length at der[*pos]; the test's own, independent of the
+ * code under test. */
 static size_t der_len_at(const uint8_t *der, size_t *pos)
 {
   size_t n = der[(*pos)++];
@@ -76,7 +77,7 @@ static size_t der_len_at(const uint8_t *der, size_t *pos)
   return v;
 }
 
-static size_t put_len(uint8_t *out, size_t n)
+size_t tu_der_put_len(uint8_t *out, size_t n)
 {
   if(n < 0x80) {
     out[0] = (uint8_t)n;
@@ -91,6 +92,40 @@ static size_t put_len(uint8_t *out, size_t n)
   out[1] = (uint8_t)(n >> 8);
   out[2] = (uint8_t)n;
   return 3;
+}
+
+char *tu_pem_signed_cri(EVP_PKEY *key, const uint8_t *cri, size_t cri_len)
+{
+  uint8_t sig[128];
+  size_t sig_len = sizeof(sig);
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  CU_ASSERT_FATAL(ctx && EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL,
+                                               key, NULL) == 1);
+  CU_ASSERT_FATAL(EVP_DigestSign(ctx, sig, &sig_len, cri, cri_len) == 1);
+  EVP_MD_CTX_free(ctx);
+  static const uint8_t ecdsa_sha256[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86,
+                                         0x48, 0xce, 0x3d, 0x04, 0x03, 0x02};
+  uint8_t *out = malloc(cri_len + 256);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+  uint8_t bits[140];
+  size_t bl = 0;
+  bits[bl++] = 0x03;
+  bl += tu_der_put_len(bits + bl, sig_len + 1);
+  bits[bl++] = 0x00;
+  memcpy(bits + bl, sig, sig_len);
+  bl += sig_len;
+  size_t body = cri_len + sizeof(ecdsa_sha256) + bl, n = 0;
+  out[n++] = 0x30;
+  n += tu_der_put_len(out + n, body);
+  memcpy(out + n, cri, cri_len);
+  n += cri_len;
+  memcpy(out + n, ecdsa_sha256, sizeof(ecdsa_sha256));
+  n += sizeof(ecdsa_sha256);
+  memcpy(out + n, bits, bl);
+  n += bl;
+  char *pem = tu_pem(out, n, "CERTIFICATE REQUEST");
+  free(out);
+  return pem;
 }
 
 char *tu_pem_with_raw_cn(EVP_PKEY *key, const uint8_t *cn, size_t len)
@@ -115,36 +150,7 @@ char *tu_pem_with_raw_cn(EVP_PKEY *key, const uint8_t *cn, size_t len)
   size_t cri_start = pos++;
   size_t cri_len = der_len_at(der, &pos);
   cri_len += pos - cri_start;
-  uint8_t sig[128];
-  size_t sig_len = sizeof(sig);
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  CU_ASSERT_FATAL(ctx && EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL,
-                                               key, NULL) == 1);
-  CU_ASSERT_FATAL(EVP_DigestSign(ctx, sig, &sig_len, der + cri_start,
-                                 cri_len) == 1);
-  EVP_MD_CTX_free(ctx);
-  static const uint8_t ecdsa_sha256[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86,
-                                         0x48, 0xce, 0x3d, 0x04, 0x03, 0x02};
-  uint8_t *out = malloc(dlen + 256);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
-  uint8_t bits[140];
-  size_t bl = 0;
-  bits[bl++] = 0x03;
-  bl += put_len(bits + bl, sig_len + 1);
-  bits[bl++] = 0x00;
-  memcpy(bits + bl, sig, sig_len);
-  bl += sig_len;
-  size_t body = cri_len + sizeof(ecdsa_sha256) + bl, n = 0;
-  out[n++] = 0x30;
-  n += put_len(out + n, body);
-  memcpy(out + n, der + cri_start, cri_len);
-  n += cri_len;
-  memcpy(out + n, ecdsa_sha256, sizeof(ecdsa_sha256));
-  n += sizeof(ecdsa_sha256);
-  memcpy(out + n, bits, bl);
-  n += bl;
-  char *pem = tu_pem(out, n, "CERTIFICATE REQUEST");
-  free(out);
+  char *pem = tu_pem_signed_cri(key, der + cri_start, cri_len);
   free(der);
   return pem;
 }

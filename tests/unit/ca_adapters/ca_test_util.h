@@ -26,6 +26,12 @@ X509_REQ *tu_req_raw_cn(EVP_PKEY *key, const uint8_t *cn, size_t cn_len);
  * may be invalid UTF-8: OpenSSL will not encode such a name, so the DER
  * is patched and the CertificationRequestInfo signed again by hand. */
 char *tu_pem_with_raw_cn(EVP_PKEY *p256_key, const uint8_t *cn, size_t len);
+/* PEM of the CSR { cri, ecdsa-with-SHA256, signature by `p256_key` }:
+ * for CertificationRequestInfo bytes OpenSSL would not encode. */
+char *tu_pem_signed_cri(EVP_PKEY *p256_key, const uint8_t *cri,
+                        size_t cri_len);
+/* Write the DER length `n` (< 65536) at `out`; returns its size. */
+size_t tu_der_put_len(uint8_t *out, size_t n);
 /* Sign (again) after the caller changed the request. */
 void tu_req_sign(X509_REQ *req, EVP_PKEY *key, const EVP_MD *md);
 
@@ -56,6 +62,7 @@ void tu_rmtree(const char *dir);
 char *tu_path(const char *dir, const char *name);
 
 extern const struct lc_test csr_tests[];
+extern const struct lc_test csr_mutation_tests[];
 extern const struct lc_test local_tests[];
 extern const struct lc_test local_thread_tests[];
 

@@ -411,6 +411,80 @@ static void test_wrong_label_truncated_or_trailing_der_rejected(void)
   EVP_PKEY_free(key);
 }
 
+/* Rebuild `der` (a CSR) with its outer header written as `hdr`, and a
+ * trailer (for an indefinite length). The signature stays valid: the
+ * outer header is not part of what is signed. */
+static char *pem_with_outer_header(const uint8_t *der, size_t len,
+                                   const uint8_t *hdr, size_t hdr_len,
+                                   size_t trailer_zeros)
+{
+  size_t skip = der[1] < 0x80 ? 2 : 2 + (size_t)(der[1] & 0x7f);
+  size_t body = len - skip, n = 0;
+  uint8_t *ber = malloc(hdr_len + body + trailer_zeros);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ber);
+  memcpy(ber, hdr, hdr_len);
+  n += hdr_len;
+  memcpy(ber + n, der + skip, body);
+  n += body;
+  memset(ber + n, 0, trailer_zeros);
+  n += trailer_zeros;
+  char *pem = tu_pem(ber, n, "CERTIFICATE REQUEST");
+  free(ber);
+  return pem;
+}
+
+/* BER that is not DER. d2i alone accepts all of these, and each one's
+ * signature verifies, so only the DER check stands between them and a
+ * second fingerprint for the same key. */
+static void test_ber_that_is_not_der_rejected(void)
+{
+  EVP_PKEY *key = tu_key("P-256");
+  X509_REQ *req = tu_req(key, CN_ONLY, NULL);
+  size_t len = 0;
+  uint8_t *der = tu_req_der(req, &len);
+  size_t body = len - (der[1] < 0x80 ? 2 : 2 + (size_t)(der[1] & 0x7f));
+  CU_ASSERT_FATAL(body < 0x10000);
+  /* Outer length in long form with a leading zero octet. */
+  const uint8_t long_form[] = {0x30, 0x83, 0x00, (uint8_t)(body >> 8),
+                               (uint8_t)body};
+  char *pem = pem_with_outer_header(der, len, long_form, sizeof(long_form), 0);
+  tu_expect_reject(pem, NULL, LC_EPROTO, "csr_malformed");
+  free(pem);
+  /* Outer length indefinite, closed by end-of-contents octets. */
+  const uint8_t indefinite[] = {0x30, 0x80};
+  pem = pem_with_outer_header(der, len, indefinite, sizeof(indefinite), 2);
+  tu_expect_reject(pem, NULL, LC_EPROTO, "csr_malformed");
+  free(pem);
+  /* Inside what is signed: version 02 01 00 written 02 81 01 00, and the
+   * CertificationRequestInfo signed again. */
+  unsigned char *cri = NULL;
+  int cri_len = i2d_re_X509_REQ_tbs(req, &cri);
+  CU_ASSERT_FATAL(cri_len > 0 && cri[0] == 0x30);
+  size_t skip = cri[1] < 0x80 ? 2 : 2 + (size_t)(cri[1] & 0x7f);
+  CU_ASSERT_FATAL(memcmp(cri + skip, "\x02\x01\x00", 3) == 0);
+  size_t rest = (size_t)cri_len - skip - 3, n = 0;
+  uint8_t *odd = malloc(rest + 16);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(odd);
+  odd[n++] = 0x30;
+  n += tu_der_put_len(odd + n, rest + 4);
+  memcpy(odd + n, "\x02\x81\x01\x00", 4);
+  n += 4;
+  memcpy(odd + n, cri + skip + 3, rest);
+  n += rest;
+  pem = tu_pem_signed_cri(key, odd, n);
+  tu_expect_reject(pem, NULL, LC_EPROTO, "csr_malformed");
+  free(pem);
+  /* The same construction from the DER bytes passes. */
+  pem = tu_pem_signed_cri(key, cri, (size_t)cri_len);
+  expect_accept(pem, NULL);
+  free(pem);
+  free(odd);
+  OPENSSL_free(cri);
+  free(der);
+  X509_REQ_free(req);
+  EVP_PKEY_free(key);
+}
+
 /* An "encrypted" PEM must be refused, never reach a password prompt. */
 static void test_pem_with_encryption_headers_rejected(void)
 {
@@ -501,6 +575,9 @@ const struct lc_test csr_tests[] = {
    test_non_pem_garbage_rejected},
   {"wrong label, truncated or trailing DER rejected (csr_malformed)",
    test_wrong_label_truncated_or_trailing_der_rejected},
+  {"BER that is not DER rejected, outside or inside the signed part "
+   "(csr_malformed)",
+   test_ber_that_is_not_der_rejected},
   {"PEM with encryption headers rejected, no password prompt",
    test_pem_with_encryption_headers_rejected},
   {"reason buffer optional and truncated to cap",

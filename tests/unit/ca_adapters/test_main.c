@@ -8,6 +8,7 @@ int main(void)
   lc_log_threshold = LC_LOG_WARN;
   const struct lc_suite suites[] = {
     {"ca_csr", NULL, NULL, csr_tests},
+    {"ca_csr_mutations", NULL, NULL, csr_mutation_tests},
     {"ca_local", NULL, NULL, local_tests},
     {"ca_local_threads", NULL, NULL, local_thread_tests},
     {NULL, NULL, NULL, NULL}};
