@@ -34,6 +34,18 @@ static void drop(struct brk *b, const char *reason, const struct brk_msg *m)
   lc_free(details);
 }
 
+/* A payload that is not Sparkplug B cannot be answered: there is no
+ * request in it. Dropped, counted, logged and audited. */
+static bool decode_or_drop(struct brk *b, const struct brk_msg *m,
+                           struct spb_payload *p)
+{
+  if(spb_payload_decode(m->payload, m->len, p) == LC_OK)
+    return true;
+  atomic_fetch_add(&b->stats.dropped_payload, 1);
+  drop(b, "undecodable_payload", m);
+  return false;
+}
+
 static struct sm_event event(enum sm_event_kind kind)
 {
   struct sm_event ev = {.kind = kind, .now_ms = lc_now_ms(),
@@ -121,11 +133,8 @@ static void on_dbirth(struct brk *b, const struct brk_msg *m,
                       const struct spb_topic *t)
 {
   struct spb_payload p;
-  if(spb_payload_decode(m->payload, m->len, &p) != LC_OK) {
-    atomic_fetch_add(&b->stats.dropped_payload, 1);
-    drop(b, "undecodable_payload", m);
+  if(!decode_or_drop(b, m, &p))
     return;
-  }
   struct brk_birth bi;
   if(brk_birth_read(&p, t, b->cfg->csr_max_bytes, &bi) != LC_OK)
     goto out;
@@ -152,11 +161,8 @@ static void on_ddata(struct brk *b, const struct brk_msg *m,
                      const struct spb_topic *t)
 {
   struct spb_payload p;
-  if(spb_payload_decode(m->payload, m->len, &p) != LC_OK) {
-    atomic_fetch_add(&b->stats.dropped_payload, 1);
-    drop(b, "undecodable_payload", m);
+  if(!decode_or_drop(b, m, &p))
     return;
-  }
   const char *installed;
   size_t len;
   if(spb_payload_get_string(&p, M_INSTALLED, &installed, &len) == LC_OK) {
