@@ -13,7 +13,6 @@
 #include "statemachine/sm.h"
 
 struct sm_store_ops {
-  const char *name; /* "sqlite", for logs */
   void (*close)(struct sm_store *st);
   lc_err (*begin)(struct sm_store *st);
   lc_err (*commit)(struct sm_store *st);

@@ -1045,7 +1045,6 @@ static void sqlite_close(struct sm_store *st)
 }
 
 static const struct sm_store_ops sqlite_ops = {
-  .name = "sqlite",
   .close = sqlite_close,
   .begin = sqlite_begin,
   .commit = sqlite_commit,
