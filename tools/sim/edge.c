@@ -130,6 +130,27 @@ lc_err sim_edge_init(struct sim *s, struct sim_edge *e, unsigned index)
                    SPB_NAMESPACE "/%s/DCMD/%s/", o->group, e->id);
   if(n < 0 || (size_t)n >= sizeof(e->dcmd_prefix))
     return LC_EINVAL;
+  if(o->cert_dir) {
+    /* The edge node is the MQTT client: its certificate is named after
+     * the edge node id (CN = id), which is what a broker ACL keys on. */
+    n = snprintf(e->cert_file, sizeof(e->cert_file), "%s/%s.pem",
+                 o->cert_dir, e->id);
+    int nk = snprintf(e->key_file, sizeof(e->key_file), "%s/%s.key",
+                      o->cert_dir, e->id);
+    if(n < 0 || (size_t)n >= sizeof(e->cert_file) || nk < 0 ||
+       (size_t)nk >= sizeof(e->key_file))
+      return LC_EINVAL;
+    const char *files[2] = {e->cert_file, e->key_file};
+    for(int i = 0; i < 2; i++) {
+      FILE *f = fopen(files[i], "r");
+      if(!f) {
+        lc_log(LC_ERROR, MOD, "edge=%s op=tls_files file=%s err=unreadable",
+               e->id, files[i]);
+        return LC_EIO;
+      }
+      fclose(f);
+    }
+  }
   if(pthread_mutex_init(&e->lock, NULL) != 0)
     return LC_ENOMEM;
   e->phase = SIM_PH_OFFLINE;
@@ -190,6 +211,22 @@ static void on_connect_fail(void *ctx, MQTTAsync_failureData *resp)
   edge_event(e, SIM_EV_CONNECT_FAILED);
 }
 
+static void on_connect_ok5(void *ctx, MQTTAsync_successData5 *resp)
+{
+  (void)resp;
+  edge_event(ctx, SIM_EV_CONNECTED);
+}
+
+static void on_connect_fail5(void *ctx, MQTTAsync_failureData5 *resp)
+{
+  struct sim_edge *e = ctx;
+  lc_log(LC_WARN, MOD,
+         "edge=%s event=connect_failed code=%d reason=%d msg=\"%s\"", e->id,
+         resp ? resp->code : 0, resp ? (int)resp->reasonCode : 0,
+         resp && resp->message ? resp->message : "");
+  edge_event(e, SIM_EV_CONNECT_FAILED);
+}
+
 static void on_subscribe_ok(void *ctx, MQTTAsync_successData *resp)
 {
   (void)resp;
@@ -200,6 +237,29 @@ static void on_subscribe_fail(void *ctx, MQTTAsync_failureData *resp)
 {
   (void)resp;
   edge_event(ctx, SIM_EV_SUBSCRIBE_FAILED);
+}
+
+static void on_subscribe_ok5(void *ctx, MQTTAsync_successData5 *resp)
+{
+  (void)resp;
+  edge_event(ctx, SIM_EV_SUBSCRIBED);
+}
+
+static void on_subscribe_fail5(void *ctx, MQTTAsync_failureData5 *resp)
+{
+  (void)resp;
+  edge_event(ctx, SIM_EV_SUBSCRIBE_FAILED);
+}
+
+/* OpenSSL's reasons when a TLS handshake fails (Paho's ssl_error_cb). */
+static int on_tls_error(const char *str, size_t len, void *ctx)
+{
+  struct sim_edge *e = ctx;
+  while(len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
+    len--;
+  lc_log(LC_WARN, MOD, "edge=%s op=tls openssl=\"%.*s\"", e->id,
+         (int)(len > 512 ? 512 : len), str);
+  return 1;
 }
 
 static void edge_disconnected(struct sim_edge *e)
@@ -261,7 +321,7 @@ static int on_message(void *ctx, char *topic, int topic_len,
 lc_err sim_edge_create_client(struct sim_edge *e)
 {
   MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
-  co.MQTTVersion = MQTTVERSION_3_1_1;
+  co.MQTTVersion = e->sim->opts->mqtt_v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
   /* Paho refuses publishes beyond this many queued ones even while
    * connected (default 100); a window of DBIRTHs plus their acks must
    * fit, or births fail and wait for a retransmit. */
@@ -441,6 +501,18 @@ void sim_edge_fill_window_locked(struct sim_edge *e)
   }
 }
 
+/* What a device installed is part of its state: after a rebirth or a
+ * host restart it is reported again. An acknowledgement sent while the
+ * host was down is lost with it, and the host cannot finish the device
+ * without one. */
+static void reack_provisioned(struct sim_edge *e)
+{
+  for(size_t i = 0; i < e->n_devices; i++)
+    if(e->devices[i].state == SIM_DEV_PROVISIONED &&
+       sim_edge_send_installed_locked(e, &e->devices[i]) != LC_OK)
+      break; /* offline again: the next rebirth repeats this */
+}
+
 void sim_edge_rebirth_locked(struct sim_edge *e, const char *why)
 {
   if(e->phase != SIM_PH_ONLINE)
@@ -451,6 +523,7 @@ void sim_edge_rebirth_locked(struct sim_edge *e, const char *why)
     return;
   atomic_fetch_add(&e->sim->n_rebirths, 1);
   resend_unfinished(e);
+  reack_provisioned(e);
 }
 
 static bool is_final(enum sim_dev_state st)
@@ -542,16 +615,40 @@ lc_err sim_edge_connect(struct sim_edge *e)
     wo.payload.len = (int)will.len;
     wo.qos = 1; /* tck-id-message-flow-edge-node-birth-publish-will-message-qos */
     wo.retained = 0;
+    const struct sim_opts *o = e->sim->opts;
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
+    if(o->mqtt_v5) {
+      /* Clean start; no session expiry property: MQTT 5's default is 0. */
+      co = co5;
+      co.cleanstart = 1;
+      co.onSuccess5 = on_connect_ok5;
+      co.onFailure5 = on_connect_fail5;
+    } else {
+      co.cleansession = 1;
+      co.MQTTVersion = MQTTVERSION_3_1_1;
+      co.onSuccess = on_connect_ok;
+      co.onFailure = on_connect_fail;
+    }
     co.keepAliveInterval = KEEPALIVE_S;
-    co.cleansession = 1;
     co.connectTimeout = 10;
-    co.MQTTVersion = MQTTVERSION_3_1_1;
     co.will = &wo;
-    co.onSuccess = on_connect_ok;
-    co.onFailure = on_connect_fail;
     co.context = e;
-    int prc = MQTTAsync_connect(e->client, &co); /* copies the Will */
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    if(o->ca_file) {
+      ssl.trustStore = o->ca_file;
+      ssl.disableDefaultTrustStore = 1;
+      ssl.enableServerCertAuth = 1;
+      ssl.verify = 1; /* host name check */
+      if(e->cert_file[0]) {
+        ssl.keyStore = e->cert_file;
+        ssl.privateKey = e->key_file;
+      }
+      ssl.ssl_error_cb = on_tls_error;
+      ssl.ssl_error_context = e;
+      co.ssl = &ssl;
+    }
+    int prc = MQTTAsync_connect(e->client, &co); /* copies Will and TLS */
     if(prc != MQTTASYNC_SUCCESS) {
       lc_log(LC_WARN, MOD, "edge=%s op=connect rc=%d", e->id, prc);
       rc = LC_EMQTT;
@@ -578,8 +675,13 @@ static void subscribe_locked(struct sim_edge *e)
   char *topics[3] = {dcmd, ncmd, SPB_NAMESPACE "/STATE/+"};
   int qos[3] = {1, 1, 1};
   MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-  ro.onSuccess = on_subscribe_ok;
-  ro.onFailure = on_subscribe_fail;
+  if(e->sim->opts->mqtt_v5) {
+    ro.onSuccess5 = on_subscribe_ok5;
+    ro.onFailure5 = on_subscribe_fail5;
+  } else {
+    ro.onSuccess = on_subscribe_ok;
+    ro.onFailure = on_subscribe_fail;
+  }
   ro.context = e;
   int rc = MQTTAsync_subscribeMany(e->client, 3, topics, qos, &ro);
   if(rc != MQTTASYNC_SUCCESS) {

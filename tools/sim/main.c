@@ -23,7 +23,13 @@ static void usage(FILE *f)
 "keys and CSRs, asks for certificates in its DBIRTH, checks what\n"
 "linecert answers in DCMD and acknowledges it in DDATA.\n"
 "\n"
-"  --mqtt-url URL    broker, e.g. tcp://127.0.0.1:1883 (required)\n"
+"  --mqtt-url URL    broker, e.g. tcp://127.0.0.1:1883 (required), or\n"
+"                    ssl://127.0.0.1:8883 for TLS (needs --ca)\n"
+"  --ca FILE         CA certificate(s) the broker's TLS certificate must\n"
+"                    chain to (its name must match the url's host)\n"
+"  --cert-dir DIR    TLS client certificates: edge node ID presents\n"
+"                    DIR/ID.pem with key DIR/ID.key (PEM; CN = ID)\n"
+"  --mqtt-version V  3.1.1 (default) or 5\n"
 "  --trust FILE      root CA PEM the issued chains must lead to\n"
 "                    (required unless --devices 0)\n"
 "  --group ID        Sparkplug group id (default line1)\n"
@@ -100,12 +106,16 @@ static bool parse_bad(const char *list, bool bad[SIM_KIND_COUNT])
 enum {
   OPT_URL = 256, OPT_TRUST, OPT_GROUP, OPT_EDGES, OPT_DEVICES, OPT_PREFIX,
   OPT_WINDOW, OPT_TIMEOUT, OPT_RETRY, OPT_BAD, OPT_THREADS, OPT_PROGRESS,
-  OPT_JSON, OPT_LOG, OPT_CHECK_EVERY, OPT_HELP
+  OPT_JSON, OPT_LOG, OPT_CHECK_EVERY, OPT_HELP, OPT_CA, OPT_CERT_DIR,
+  OPT_MQTT_VERSION
 };
 
 static const struct option long_opts[] = {
   {"mqtt-url", required_argument, NULL, OPT_URL},
   {"trust", required_argument, NULL, OPT_TRUST},
+  {"ca", required_argument, NULL, OPT_CA},
+  {"cert-dir", required_argument, NULL, OPT_CERT_DIR},
+  {"mqtt-version", required_argument, NULL, OPT_MQTT_VERSION},
   {"group", required_argument, NULL, OPT_GROUP},
   {"edges", required_argument, NULL, OPT_EDGES},
   {"devices", required_argument, NULL, OPT_DEVICES},
@@ -145,6 +155,12 @@ int main(int argc, char **argv)
     switch(c) {
     case OPT_URL: o.mqtt_url = a; break;
     case OPT_TRUST: o.trust_file = a; break;
+    case OPT_CA: o.ca_file = a; break;
+    case OPT_CERT_DIR: o.cert_dir = a; break;
+    case OPT_MQTT_VERSION:
+      ok = !strcmp(a, "3.1.1") || !strcmp(a, "5");
+      o.mqtt_v5 = !strcmp(a, "5");
+      break;
     case OPT_GROUP: o.group = a; break;
     case OPT_PREFIX: o.prefix = a; break;
     case OPT_JSON: o.json_file = a; break;
@@ -172,6 +188,13 @@ int main(int argc, char **argv)
     return bad_usage("unexpected argument: %s", argv[optind]);
   if(!o.mqtt_url)
     return bad_usage("%s is required", "--mqtt-url");
+  bool tls = !strncmp(o.mqtt_url, "ssl://", 6) ||
+             !strncmp(o.mqtt_url, "mqtts://", 8);
+  if(tls && !o.ca_file)
+    return bad_usage("%s is required with ssl:// and mqtts://", "--ca");
+  if(!tls && (o.ca_file || o.cert_dir))
+    return bad_usage("%s", "--ca and --cert-dir need an ssl:// or "
+                           "mqtts:// url");
   if(!spb_id_valid(o.group, strlen(o.group)))
     return bad_usage("invalid --group %s", o.group);
   if(strlen(o.prefix) > SIM_PREFIX_MAX ||

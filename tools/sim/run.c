@@ -200,11 +200,30 @@ static void print_summary(const struct summary *sum)
   fflush(stdout);
 }
 
-/* Done when every device that must be answered is, and the devices
- * that must see no DCMD were sent and then left alone for the grace. */
+/* A host we saw go offline must come back before we leave: devices
+ * that acknowledged while it was down must tell it again (a rebirth on
+ * its online STATE does), or it waits for them forever. */
+static bool hosts_online(struct sim *s)
+{
+  bool online = true;
+  for(unsigned k = 0; k < s->opts->edges && online; k++) {
+    struct sim_edge *e = &s->edges[k];
+    pthread_mutex_lock(&e->lock);
+    for(size_t h = 0; h < e->n_hosts; h++)
+      online = online && e->hosts[h].online;
+    pthread_mutex_unlock(&e->lock);
+  }
+  return online;
+}
+
+/* Done when every device that must be answered is, the devices that
+ * must see no DCMD were sent and then left alone for the grace, and no
+ * host is offline. */
 static bool finished(struct sim *s, uint64_t now)
 {
   if(atomic_load(&s->n_answered) < s->n_expect_answer)
+    return false;
+  if(!hosts_online(s))
     return false;
   if(s->n_nodcmd == 0)
     return true;

@@ -186,6 +186,14 @@ lc_err sim_check_light(const struct sim_device *d,
 struct sim_opts {
   const char *mqtt_url;
   const char *trust_file;
+  /* MQTT over TLS (ssl:// or mqtts:// url): the broker's certificate must
+   * chain to ca_file and name the url's host. With cert_dir, edge node
+   * <id> presents <cert_dir>/<id>.pem and <cert_dir>/<id>.key: in
+   * Sparkplug the MQTT client is the edge node, so its certificate's CN
+   * is the edge node id a broker ACL keys on. */
+  const char *ca_file;
+  const char *cert_dir;
+  bool mqtt_v5;          /* MQTT 5 (clean start, session expiry 0) */
   const char *group;
   const char *prefix;
   const char *json_file;
@@ -230,6 +238,8 @@ struct sim_edge {
   unsigned index;                   /* 1-based */
   char id[SPB_ID_MAX + 1];          /* "edge-<index>" */
   char client_id[128];
+  char cert_file[512];              /* "" = no client certificate */
+  char key_file[512];
   char dcmd_prefix[SPB_TOPIC_MAX];  /* "spBv1.0/<g>/DCMD/<edge>/" */
   MQTTAsync client;
   atomic_int events;                /* SIM_EV_* */
