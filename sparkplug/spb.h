@@ -289,4 +289,239 @@ lc_err spb_template_add_param(struct spb_template *t, const char *name,
  * decoded Template belongs to its spb_payload and is left alone. */
 void spb_template_free(struct spb_template *t);
 
+/* ---- Edge-node session tracking (spb_session.c) ----------------------
+ *
+ * What a Sparkplug host must remember about every edge node to read its
+ * messages correctly: whether it is online and with which bdSeq, the seq
+ * stream shared by NBIRTH/DBIRTH/NDATA/DDATA/DDEATH, the metrics (name,
+ * alias, datatype) each BIRTH declared, and which devices are born. The
+ * tracker is pure: no I/O, no clock (the caller passes a monotonic
+ * now_ms), no MQTT. One struct spb_sess per broker connection, used from
+ * one thread (the broker loop).
+ *
+ * The caller feeds every Sparkplug message it receives and gets back a
+ * verdict for that message plus what to do:
+ *   - out->msgs: messages to process now, in seq order (the fed one
+ *     and any held ones it released), metrics resolved;
+ *   - out->events: node/device online/offline changes to record;
+ *   - out->rebirths: edge nodes to send a Rebirth NCMD to
+ *     (spb_rebirth_build()); rate-limited per edge node;
+ *   - out->n_discarded: held messages thrown away (gap never filled,
+ *     new session, death).
+ * It never guesses: data it cannot place (no NBIRTH, device without
+ * DBIRTH, metric or alias not in the BIRTH, broken seq stream) is not
+ * delivered and a rebirth is asked for instead. See spb_session.c for
+ * the state diagram and the tck-ids behind each rule, and
+ * docs/sparkplug.md for the host checklist. */
+
+struct spb_sess;   /* opaque: every edge node seen on one connection */
+
+struct spb_sess_config {
+  /* How long out-of-order messages wait for the missing seq before a
+   * rebirth is asked for (tck-id-operational-behavior-host-reordering-
+   * param). 0: act on a gap at once (right for a single Mosquitto,
+   * which keeps QoS 0 order). */
+  uint32_t reorder_timeout_ms;
+  /* At most one rebirth request per edge node per this interval; a
+   * request wanted earlier is deferred (see spb_sess_next_deadline()),
+   * not lost. 0: no limit. */
+  uint32_t rebirth_interval_ms;
+  size_t max_nodes;        /* edge nodes tracked, 1..SPB_SESS_NODES_MAX */
+  size_t max_devices;      /* devices per edge node, 1..SPB_SESS_DEVICES_MAX */
+  size_t max_held;         /* held out-of-order messages per edge node,
+                              0..SPB_SESS_HELD_MAX (0: never hold) */
+  size_t max_metrics;      /* declared metrics per edge node (node and all
+                              its devices), 1..SPB_SESS_METRICS_MAX */
+};
+#define SPB_SESS_NODES_MAX (1u << 20)
+#define SPB_SESS_DEVICES_MAX 65535u
+#define SPB_SESS_HELD_MAX 255u
+#define SPB_SESS_METRICS_MAX (1u << 24)
+
+/* Defaults: reorder 2000 ms, one rebirth per 5000 ms, 1024 nodes, 256
+ * devices per node, 32 held messages, 65536 metrics per node. */
+void spb_sess_config_default(struct spb_sess_config *cfg);
+
+/* Create a tracker with a copy of `cfg`. LC_EINVAL when a limit is out
+ * of range, LC_ENOMEM. *out is set only on LC_OK; free it with
+ * spb_sess_free(). */
+lc_err spb_sess_new(const struct spb_sess_config *cfg, struct spb_sess **out)
+  LC_NODISCARD;
+/* Free the tracker and everything it holds. NULL is a no-op. */
+void spb_sess_free(struct spb_sess *s);
+
+enum spb_sess_verdict {
+  SPB_SESS_NONE,      /* spb_sess_expire()/spb_sess_disconnect() */
+  SPB_SESS_DELIVER,   /* the message is in out->msgs, in order */
+  SPB_SESS_HELD,      /* kept until its seq gap fills or times out */
+  SPB_SESS_DROP,      /* ignored; out->reason says why */
+  SPB_SESS_REBIRTH    /* ignored; the edge node needs a rebirth: now
+                         (in out->rebirths) or when the rate limit
+                         allows (spb_sess_next_deadline()) */
+};
+
+/* A metric of a delivered BIRTH or DATA message, resolved against the
+ * BIRTH. For BIRTH messages it is the metric as sent. */
+struct spb_sess_metric {
+  const char *name;          /* never NULL: the wire name, or the name
+                                the BIRTH gave the alias */
+  bool has_alias;
+  uint64_t alias;
+  uint32_t datatype;         /* as declared in the BIRTH */
+  struct spb_value value;    /* typed by `datatype`
+                                (spb_payload_typed_value()) */
+  const struct spb_metric *wire;  /* the metric as received */
+};
+
+/* A message to process. All pointers stay valid until the spb_sess_out
+ * is reset (next call with it) or cleaned up. */
+struct spb_sess_msg {
+  struct spb_topic topic;
+  struct spb_payload payload;     /* owned by the spb_sess_out */
+  uint64_t bdseq;                 /* of the session it belongs to */
+  size_t n_metrics;               /* == payload.n_metrics for BIRTH and
+                                     DATA; 0 for NDEATH and DDEATH */
+  struct spb_sess_metric *metrics;
+};
+
+enum spb_sess_event_kind {
+  SPB_SESS_NODE_ONLINE, SPB_SESS_NODE_OFFLINE,
+  SPB_SESS_DEVICE_ONLINE, SPB_SESS_DEVICE_OFFLINE
+};
+
+enum spb_sess_cause {
+  SPB_SESS_BY_BIRTH,       /* NBIRTH / DBIRTH (also a repeated one) */
+  SPB_SESS_BY_NDEATH,      /* NDEATH with the session's bdSeq */
+  SPB_SESS_BY_DDEATH,      /* DDEATH */
+  SPB_SESS_BY_NEW_SESSION, /* an NBIRTH started a new session: the
+                              device is STALE until its next DBIRTH */
+  SPB_SESS_BY_BAD_BIRTH,   /* a BIRTH that could not be accepted
+                              replaced what was known */
+  SPB_SESS_BY_DISCONNECT   /* spb_sess_disconnect() */
+};
+
+/* OFFLINE means: mark the node/device offline and its metrics STALE.
+ * Use `timestamp` when has_timestamp (DDEATH: the payload's), else the
+ * host's current UTC time (NDEATH, disconnect, new session). */
+struct spb_sess_event {
+  enum spb_sess_event_kind kind;
+  enum spb_sess_cause cause;
+  char group[SPB_ID_MAX + 1];
+  char edge[SPB_ID_MAX + 1];
+  char device[SPB_ID_MAX + 1];    /* empty for node events */
+  uint64_t bdseq;                 /* session of the node */
+  bool has_timestamp;
+  uint64_t timestamp;             /* ms since epoch, UTC */
+};
+
+struct spb_sess_rebirth {
+  char group[SPB_ID_MAX + 1];
+  char edge[SPB_ID_MAX + 1];
+};
+
+/* Results of one call. Initialise once with spb_sess_out_init(); every
+ * feed/expire/disconnect call resets it first (freeing what the last
+ * call left in it), so reuse one per loop; release it with
+ * spb_sess_out_cleanup(). Whatever the return code, the lists are
+ * valid and must be acted on. */
+struct spb_sess_out {
+  enum spb_sess_verdict verdict;  /* for the fed message */
+  const char *reason;             /* static, snake_case; NULL when
+                                     delivered in order */
+  size_t n_msgs;
+  struct spb_sess_msg *msgs;
+  size_t n_events;
+  struct spb_sess_event *events;
+  size_t n_rebirths;
+  struct spb_sess_rebirth *rebirths;
+  size_t n_discarded;             /* held messages dropped in this call */
+  const char *discard_reason;     /* static; the last one */
+  size_t msgs_cap_, events_cap_, rebirths_cap_;  /* private */
+};
+
+void spb_sess_out_init(struct spb_sess_out *out);
+void spb_sess_out_cleanup(struct spb_sess_out *out);
+
+/* Feed one message received on topic `t` (parsed by spb_topic_parse())
+ * whose payload was decoded by spb_payload_decode(). `*payload` is
+ * taken in every case (also on error): on return it is empty, and the
+ * message lives in out->msgs, in the tracker (held) or is freed.
+ * NCMD, DCMD and STATE are not edge messages: SPB_SESS_DROP.
+ * Returns LC_OK; LC_EFULL when a configured cap refused it (verdict
+ * DROP, reason "too_many_nodes", "too_many_devices" or
+ * "too_many_metrics"); LC_ENOMEM (the message is lost, the edge node is
+ * marked as needing a rebirth, events of this call may be missing);
+ * LC_EINVAL on a NULL argument. */
+lc_err spb_sess_feed(struct spb_sess *s, const struct spb_topic *t,
+                     struct spb_payload *payload, uint64_t now_ms,
+                     struct spb_sess_out *out) LC_NODISCARD;
+
+/* Earliest time at which spb_sess_expire() has something to do (a
+ * reorder timeout or a deferred rebirth). False when nothing is
+ * pending. */
+bool spb_sess_next_deadline(const struct spb_sess *s, uint64_t *at_ms);
+
+/* Act on every deadline reached by now_ms: held messages whose gap did
+ * not fill are discarded and a rebirth is asked for
+ * (tck-id-operational-behavior-host-reordering-rebirth); deferred
+ * rebirths whose interval has passed go out. LC_OK or LC_ENOMEM
+ * (nothing done; call again). */
+lc_err spb_sess_expire(struct spb_sess *s, uint64_t now_ms,
+                       struct spb_sess_out *out) LC_NODISCARD;
+
+/* The connection to the broker is lost: every online node and device
+ * goes offline (events with cause SPB_SESS_BY_DISCONNECT: mark their
+ * metrics STALE), held messages and deferred rebirths are dropped. On
+ * reconnect, edge nodes are known again from their next NBIRTH (or a
+ * rebirth the tracker asks for). The state always changes; LC_ENOMEM
+ * means the events could not be listed (mark everything stale). */
+lc_err spb_sess_disconnect(struct spb_sess *s, struct spb_sess_out *out)
+  LC_NODISCARD;
+
+/* What the tracker knows about one edge node. */
+struct spb_sess_node_info {
+  bool online;             /* NBIRTH seen, no matching NDEATH since */
+  bool awaiting_rebirth;   /* seq stream broken: data dropped until the
+                              next NBIRTH */
+  uint64_t bdseq;          /* of the current (or last) NBIRTH */
+  uint8_t next_seq;        /* expected seq */
+  size_t n_held;
+  size_t n_devices_online;
+};
+/* LC_ENOTFOUND when the edge node is not tracked. */
+lc_err spb_sess_node_info(const struct spb_sess *s, const char *group,
+                          const char *edge, struct spb_sess_node_info *out)
+  LC_NODISCARD;
+/* True when `device` of (group, edge) has a DBIRTH in the current
+ * session and no DDEATH since. */
+bool spb_sess_device_online(const struct spb_sess *s, const char *group,
+                            const char *edge, const char *device);
+/* How the current BIRTH declared metric `name` of a device (`device`
+ * NULL or "" for the edge node itself): its datatype and alias, so a
+ * DCMD/NCMD can write it with the declared type, by alias when it has
+ * one (tck-id-payloads-alias-data-cmd-requirement,
+ * tck-id-operational-behavior-data-commands-dcmd-metric-name).
+ * LC_ENOTFOUND when not declared or not online. */
+lc_err spb_sess_metric_decl(const struct spb_sess *s, const char *group,
+                            const char *edge, const char *device,
+                            const char *name, uint32_t *datatype,
+                            bool *has_alias, uint64_t *alias) LC_NODISCARD;
+
+/* Build a Rebirth Request for edge node (group, edge): the NCMD topic
+ * into `topic` (NUL-terminated) and the payload into `buf`: payload
+ * timestamp = timestamp_ms (host UTC clock), no seq, one metric
+ * "Node Control/Rebirth", by name, Boolean true, with its datatype.
+ * Publish it QoS 0, retain false. With buf == NULL only computes *len.
+ * LC_EINVAL on a bad id, LC_ETOOBIG if a buffer is too small. */
+#define SPB_REBIRTH_PAYLOAD_MAX 64
+lc_err spb_rebirth_build(const char *group, const char *edge,
+                         uint64_t timestamp_ms, char *topic,
+                         size_t topic_cap, uint8_t *buf, size_t cap,
+                         size_t *len) LC_NODISCARD;
+
+/* "DELIVER", "HELD", ...; "?" for an out-of-range value. */
+const char *spb_sess_verdict_name(enum spb_sess_verdict v);
+/* "birth", "ndeath", ...; "?" for an out-of-range value. */
+const char *spb_sess_cause_name(enum spb_sess_cause c);
+
 #endif

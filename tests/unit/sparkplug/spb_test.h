@@ -19,6 +19,7 @@ extern const struct lc_test spb_array_tests[];
 extern const struct lc_test spb_complex_tests[];
 extern const struct lc_test spb_tahu_tests[];
 extern const struct lc_test spb_oom_tests[];
+extern const struct lc_test spb_session_tests[];
 
 /* Protobuf writer with a heap buffer (aborts the test run on OOM: test
  * code only). */
