@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "common/lc_err.h"
 
 #define AUD_HASH_LEN 32
@@ -113,5 +114,283 @@ lc_err aud_verifier_feed(struct aud_verifier *v, const struct aud_record *rec,
                          char *why, size_t cap) LC_NODISCARD;
 /* Records accepted so far. */
 uint64_t aud_verifier_count(const struct aud_verifier *v);
+
+/* ==== Beyond the chain: keys, Merkle tree, checkpoints, exports ==========
+ *
+ * docs/audit.md §11-§17 is the normative description of everything
+ * below; each block names its section.
+ */
+
+/* ---- keys (§11) --------------------------------------------------------- */
+
+#define AUD_FPR_HEX (2 * AUD_HASH_LEN + 1)  /* SHA-256 hex + NUL */
+
+/* ECDSA P-256 signature over SHA-256(msg), DER, like aud_sign_hash()
+ * (which is aud_sign_message() of the 32 hash bytes). Thread-safe as
+ * the signer is. `sig` has room for AUD_SIG_MAX; both outputs are
+ * written only on LC_OK. */
+lc_err aud_sign_message(struct aud_signer *s, const void *msg, size_t len,
+                        uint8_t *sig, size_t *sig_len) LC_NODISCARD;
+/* LC_OK when `sig` is a valid ECDSA P-256/SHA-256 signature of msg by
+ * the PEM public key; LC_EVERIFY when it is not; LC_EINVAL when the
+ * PEM is not an EC P-256 SubjectPublicKeyInfo. */
+lc_err aud_verify_message(const char *pubkey_pem, const void *msg,
+                          size_t len, const uint8_t *sig, size_t sig_len)
+  LC_NODISCARD;
+/* Key fingerprint: SHA-256 of the DER SubjectPublicKeyInfo, lower-case
+ * hex. LC_EINVAL for anything but a PEM EC P-256 public key. */
+lc_err aud_key_fpr(const char *pubkey_pem, char out[AUD_FPR_HEX])
+  LC_NODISCARD;
+
+/* A signer whose key lives in a PKCS#11 token (libp11). The private
+ * key never leaves the token; signatures are the same as the file
+ * signer's. Strings are borrowed for the call. */
+struct aud_pkcs11_config {
+  const char *module;     /* path of the PKCS#11 module, e.g. softhsm2 */
+  const char *token;      /* token label; NULL: the only initialised one */
+  const char *key_label;  /* CKA_LABEL of the private key, or NULL */
+  const char *key_id;     /* CKA_ID as hex, or NULL; one of the two set */
+  const char *pin;        /* user PIN; NULL: no login */
+};
+/* On LC_OK *out is freed with aud_signer_free(). LC_ENOTFOUND: no such
+ * token or key; LC_EINVAL: key not EC P-256 or bad config; LC_EVERIFY:
+ * login refused; LC_ETLS: module or token error; LC_ECONFIG: built
+ * without libp11. The PIN is never logged. */
+lc_err aud_signer_open_pkcs11(const struct aud_pkcs11_config *cfg,
+                              struct aud_signer **out) LC_NODISCARD;
+
+/* Key rotation (§11): a record with event AUD_EVENT_KEY_ROTATED, sealed
+ * by the old key, whose details name the new key. Every later record
+ * is signed by the new key. */
+#define AUD_EVENT_KEY_ROTATED "key_rotated"
+/* details = {"new_key_fpr":..,"new_pubkey":..,"old_key_fpr":..}, compact
+ * with sorted keys. *out freed with lc_free(). */
+lc_err aud_rotation_details(const char *old_pem, const char *new_pem,
+                            char **out) LC_NODISCARD;
+/* The new key named by a rotation record's details; *new_pem freed with
+ * lc_free(). LC_EPROTO when details are not a valid rotation (bad JSON,
+ * missing key, fingerprint that does not match the key). */
+lc_err aud_rotation_parse(const char *details, char **new_pem) LC_NODISCARD;
+
+/* ---- Merkle tree, RFC 6962 (§12) -------------------------------------- */
+
+/* Leaf i of the tree is the record with seq i + 1; its leaf data is the
+ * record's 32-byte hash:
+ *   leaf hash = SHA-256(0x00 || record hash)
+ *   node hash = SHA-256(0x01 || left || right)
+ *   empty tree = SHA-256("") */
+#define AUD_PROOF_MAX 72            /* hashes in any proof of a tree below
+                                       2^63 leaves (at most 64 are used) */
+#define AUD_MERKLE_LEAVES_MAX (1ull << 28)  /* in-memory tree bound */
+
+struct aud_proof {
+  size_t n;
+  uint8_t hash[AUD_PROOF_MAX][AUD_HASH_LEN];
+};
+
+/* leaf hash of a record hash. */
+lc_err aud_merkle_leaf(const uint8_t rec_hash[AUD_HASH_LEN],
+                       uint8_t out[AUD_HASH_LEN]) LC_NODISCARD;
+
+/* A whole tree in memory (64 bytes per leaf), for proofs. */
+struct aud_merkle;
+lc_err aud_merkle_new(struct aud_merkle **out) LC_NODISCARD;
+void aud_merkle_free(struct aud_merkle *t);
+/* Append the leaf for the next record. LC_ETOOBIG past
+ * AUD_MERKLE_LEAVES_MAX, LC_ENOMEM; on error the tree is unchanged. */
+lc_err aud_merkle_append(struct aud_merkle *t,
+                         const uint8_t rec_hash[AUD_HASH_LEN]) LC_NODISCARD;
+uint64_t aud_merkle_size(const struct aud_merkle *t);
+/* Root of the tree of the first `size` leaves (size <= aud_merkle_size;
+ * LC_ERANGE otherwise). */
+lc_err aud_merkle_root(struct aud_merkle *t, uint64_t size,
+                       uint8_t root[AUD_HASH_LEN]) LC_NODISCARD;
+/* RFC 6962 §2.1.1 audit path of leaf `index` in the tree of `size`. */
+lc_err aud_merkle_prove_inclusion(struct aud_merkle *t, uint64_t index,
+                                  uint64_t size, struct aud_proof *out)
+  LC_NODISCARD;
+/* RFC 6962 §2.1.2 consistency proof from old_size to size (old_size <=
+ * size <= aud_merkle_size). */
+lc_err aud_merkle_prove_consistency(struct aud_merkle *t, uint64_t old_size,
+                                    uint64_t size, struct aud_proof *out)
+  LC_NODISCARD;
+/* RFC 9162 §2.1.3.2: LC_OK when `proof` shows `leaf_hash` at `index` in
+ * the tree of `size` with `root`, LC_EVERIFY otherwise. */
+lc_err aud_merkle_verify_inclusion(uint64_t index, uint64_t size,
+                                   const uint8_t leaf_hash[AUD_HASH_LEN],
+                                   const struct aud_proof *proof,
+                                   const uint8_t root[AUD_HASH_LEN])
+  LC_NODISCARD;
+/* RFC 9162 §2.1.4.2: LC_OK when `proof` shows the tree (old_size,
+ * old_root) is a prefix of (size, root), LC_EVERIFY otherwise. */
+lc_err aud_merkle_verify_consistency(uint64_t old_size,
+                                     const uint8_t old_root[AUD_HASH_LEN],
+                                     uint64_t size,
+                                     const uint8_t root[AUD_HASH_LEN],
+                                     const struct aud_proof *proof)
+  LC_NODISCARD;
+
+/* The right edge of a tree: one complete-subtree root per set bit of
+ * size, largest first. Enough to append and to compute the root, so a
+ * daemon extends its last checkpoint without reading the whole log.
+ * Plain data (zero it for the empty tree). */
+#define AUD_FRONTIER_MAX 64
+struct aud_frontier {
+  uint64_t size;
+  unsigned n;
+  uint8_t hash[AUD_FRONTIER_MAX][AUD_HASH_LEN];
+};
+lc_err aud_frontier_append(struct aud_frontier *f,
+                           const uint8_t rec_hash[AUD_HASH_LEN]) LC_NODISCARD;
+lc_err aud_frontier_root(const struct aud_frontier *f,
+                         uint8_t root[AUD_HASH_LEN]) LC_NODISCARD;
+
+/* ---- signed notes and checkpoints, C2SP (§13) -------------------------- */
+
+#define AUD_ORIGIN_MAX 128
+#define AUD_NOTE_MAX 65536
+/* C2SP signed-note signature type of ECDSA (P-256, SHA-256, DER, key ID
+ * = SHA-256(DER SubjectPublicKeyInfo)[:4]). */
+#define AUD_NOTE_SIG_ECDSA 0x02
+
+/* Sign `text` (non-empty, ending in '\n', no control characters but
+ * '\n') as key `name`: text, blank line, "— name base64(keyid||sig)".
+ * *note freed with lc_free(). */
+lc_err aud_note_sign(struct aud_signer *s, const char *name,
+                     const char *text, char **note) LC_NODISCARD;
+/* Check `note` for a signature by (name, pubkey). LC_OK: one verifies
+ * (and *text, if not NULL, receives the note text, lc_free()); 
+ * LC_ENOTFOUND: no signature line of that key; LC_EVERIFY: malformed
+ * note or a signature of that key that does not verify. */
+lc_err aud_note_verify(const char *note, const char *name,
+                       const char *pubkey_pem, char **text) LC_NODISCARD;
+/* The verifier key in the Go note form: name+hex(keyid)+base64(0x02 ||
+ * DER SPKI). *out freed with lc_free(). */
+lc_err aud_note_vkey(const char *name, const char *pubkey_pem, char **out)
+  LC_NODISCARD;
+
+struct aud_checkpoint {
+  char origin[AUD_ORIGIN_MAX];
+  uint64_t size;
+  uint8_t root[AUD_HASH_LEN];
+};
+/* Checkpoint note: "origin\nsize\nbase64(root)\n", signed as key name =
+ * origin. *note freed with lc_free(). */
+lc_err aud_checkpoint_sign(struct aud_signer *s,
+                           const struct aud_checkpoint *cp, char **note)
+  LC_NODISCARD;
+/* Parse the note's text WITHOUT checking a signature (to learn the
+ * origin and size first). LC_EPROTO when it is not a checkpoint. */
+lc_err aud_checkpoint_parse(const char *note, struct aud_checkpoint *out)
+  LC_NODISCARD;
+/* Parse and check the signature by pubkey (key name = origin). Results
+ * as aud_note_verify(); *out written only on LC_OK. */
+lc_err aud_checkpoint_verify(const char *note, const char *pubkey_pem,
+                             struct aud_checkpoint *out) LC_NODISCARD;
+
+/* ---- exports and receipts (§14-§16) ----------------------------------- */
+
+#define AUD_EXPORT_FORMAT "linecert-audit-export/1"
+#define AUD_EXPORT_LINE_MAX (1u << 21)   /* bound on one line / CSV row */
+#define AUD_KEYS_MAX 256                 /* rotations in one log */
+
+enum aud_export_kind {
+  AUD_EXPORT_COMPLETE,   /* records 1..tree_size, no proofs */
+  AUD_EXPORT_FILTERED,   /* a selection, each record with its proof */
+  AUD_EXPORT_RECEIPT     /* one device's records, each with its proof */
+};
+enum aud_export_format { AUD_FORMAT_JSONL, AUD_FORMAT_CSV };
+
+const char *aud_export_kind_name(enum aud_export_kind k);
+
+/* What an export selects; zero = no bound. Records match when every
+ * given bound holds. */
+struct aud_filter {
+  uint64_t from_seq, to_seq;     /* inclusive */
+  uint64_t since_ms, until_ms;   /* since <= ts_ms < until */
+  const char *device;            /* exact "group/edge/device", or NULL */
+  const char *line;              /* group: device starts "group/" */
+};
+bool aud_filter_match(const struct aud_filter *f,
+                      const struct aud_record *rec);
+/* The filter as compact JSON with sorted keys ("{}" for none); this
+ * exact text is in the header and the manifest. *out: lc_free(). */
+lc_err aud_filter_json(const struct aud_filter *f, char **out) LC_NODISCARD;
+
+/* Everything before the records. Borrowed by the writer. */
+struct aud_export_header {
+  enum aud_export_kind kind;
+  uint64_t exported_at_ms;
+  const char *filter_json;         /* aud_filter_json() */
+  const char *checkpoint;          /* signed note; its size = tree size */
+  const char *const *keys;         /* PEM: keys[0] signs from seq 1, */
+  const uint64_t *key_from_seq;    /* keys[i] from key_from_seq[i] */
+  size_t n_keys;
+  const char *extends;             /* NULL, or an earlier checkpoint */
+  const struct aud_proof *extends_proof; /* consistency extends -> this */
+};
+
+struct aud_export_writer;
+/* Write the header to `out` (borrowed; the caller closes it). */
+lc_err aud_export_writer_new(FILE *out, enum aud_export_format fmt,
+                             const struct aud_export_header *h,
+                             struct aud_export_writer **w) LC_NODISCARD;
+/* One record; `proof` NULL in a complete export. LC_EINVAL when a text
+ * field is not UTF-8 (JSON cannot carry it), LC_EIO. */
+lc_err aud_export_write_record(struct aud_export_writer *w,
+                               const struct aud_record *rec,
+                               const struct aud_proof *proof) LC_NODISCARD;
+/* The manifest (§15): signs (kind, origin, tree, filter, count, digest
+ * of the record hashes) with `s` and writes it. Then frees w, also on
+ * error. */
+lc_err aud_export_writer_finish(struct aud_export_writer *w,
+                                struct aud_signer *s) LC_NODISCARD;
+void aud_export_writer_free(struct aud_export_writer *w);
+
+/* ---- verifying an export, a receipt, or the store (§16) --------------- */
+
+struct aud_trail_opts {
+  const char *const *trusted;    /* PEM keys the verifier trusts */
+  size_t n_trusted;
+  const char *previous;          /* NULL, or a checkpoint kept from an
+                                    earlier export: must be extended */
+  const char *device;            /* NULL, or: must be a receipt for it */
+  bool receipt;                  /* must be a receipt */
+};
+
+struct aud_trail_report {
+  enum aud_export_kind kind;
+  enum aud_export_format format;
+  uint64_t records;              /* records verified */
+  uint64_t tree_size;            /* the checkpoint's */
+  uint64_t first_seq, last_seq;
+  unsigned keys;                 /* keys seen (1 + rotations) */
+  char origin[AUD_ORIGIN_MAX];
+  char why[256];                 /* first failure: "record 17: hash
+                                    mismatch", "line 3: ...", ... */
+};
+
+/* Verify an export or receipt read from `in` (JSON Lines or CSV, told
+ * apart by its first byte) with only the trusted keys. LC_OK when
+ * everything verifies; LC_EVERIFY with rep->why at the first failure;
+ * LC_EINVAL (bad options), LC_ENOMEM, LC_EIO: could not check. */
+lc_err aud_trail_verify_file(FILE *in, const struct aud_trail_opts *o,
+                             struct aud_trail_report *rep) LC_NODISCARD;
+
+/* The same checks fed record by record (the store's own log): a complete
+ * log from seq 1 whose first key is keys0, with the latest checkpoint
+ * (or NULL) that records beyond may follow. */
+struct aud_trail;
+lc_err aud_trail_new_log(const struct aud_trail_opts *o, const char *key0,
+                         const char *checkpoint, struct aud_trail **out)
+  LC_NODISCARD;
+/* LC_OK, or LC_EVERIFY (sticky) with report.why. */
+lc_err aud_trail_feed(struct aud_trail *t, const struct aud_record *rec)
+  LC_NODISCARD;
+/* End-of-log checks (checkpoint reached and signed by a trusted key,
+ * every record signed by a trusted key or under a trusted checkpoint). */
+lc_err aud_trail_finish(struct aud_trail *t) LC_NODISCARD;
+const struct aud_trail_report *aud_trail_report(const struct aud_trail *t);
+void aud_trail_free(struct aud_trail *t);
 
 #endif

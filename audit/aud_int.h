@@ -31,6 +31,11 @@ struct aud_signer_ops {
   lc_err (*pubkey_pem)(const struct aud_signer *s, char **pem);
   /* Release everything the signer owns, including `s`. */
   void (*free)(struct aud_signer *s);
+  /* As sign, over a message of any length (checkpoints and manifests
+   * are signed notes, whose ECDSA signature covers SHA-256 of the note
+   * text). sign(h) must equal sign_msg(h, 32) up to ECDSA's randomness. */
+  lc_err (*sign_msg)(struct aud_signer *s, const uint8_t *msg, size_t len,
+                     uint8_t sig[AUD_SIG_MAX], size_t *sig_len);
 };
 
 struct aud_signer {
@@ -46,5 +51,35 @@ void aud__pkey_describe(const EVP_PKEY *pkey, char *out, size_t cap);
 /* PEM SubjectPublicKeyInfo of `pkey` into a new NUL-terminated string;
  * caller lc_free()s. LC_ENOMEM or LC_ETLS. */
 lc_err aud__pkey_pubkey_pem(const EVP_PKEY *pkey, char **pem) LC_NODISCARD;
+
+/* ---- shared by keys.c, note.c, trail.c, export.c ---------------------- */
+
+/* Parse a PEM SubjectPublicKeyInfo; LC_EINVAL unless EC P-256. The
+ * caller frees *out with EVP_PKEY_free(). */
+lc_err aud__pubkey_parse(const char *pem, EVP_PKEY **out) LC_NODISCARD;
+/* DER SubjectPublicKeyInfo of pkey into a new buffer (lc_free()). */
+lc_err aud__pubkey_der(EVP_PKEY *pkey, uint8_t **der, size_t *len)
+  LC_NODISCARD;
+/* SHA-256 of the DER SubjectPublicKeyInfo. */
+lc_err aud__pubkey_fpr(EVP_PKEY *pkey, uint8_t out[AUD_HASH_LEN])
+  LC_NODISCARD;
+/* *valid: sig is an ECDSA/SHA-256 signature of msg by pkey. An error
+ * return means the check could not run. */
+lc_err aud__verify_pkey(EVP_PKEY *pkey, const void *msg, size_t len,
+                        const uint8_t *sig, size_t sig_len, bool *valid)
+  LC_NODISCARD;
+/* One-shot SHA-256. */
+lc_err aud__sha256(const void *a, size_t alen, const void *b, size_t blen,
+                   uint8_t out[AUD_HASH_LEN]) LC_NODISCARD;
+/* Standard base64 (RFC 4648 §4, padded, no line breaks). encode: *out
+ * is lc_free()d. decode: strict (canonical encoding only), at most cap
+ * bytes; LC_EPROTO on bad input. */
+lc_err aud__b64_encode(const uint8_t *in, size_t len, char **out)
+  LC_NODISCARD;
+lc_err aud__b64_decode(const char *in, size_t inlen, uint8_t *out,
+                       size_t cap, size_t *len) LC_NODISCARD;
+/* Valid UTF-8 (no overlong forms, surrogates or values past U+10FFFF);
+ * with notes true, also no control character but '\n' (C2SP notes). */
+bool aud__utf8_ok(const uint8_t *s, size_t n, bool notes);
 
 #endif

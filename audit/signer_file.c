@@ -56,8 +56,9 @@ static const struct aud_signer_file *to_file_const(const struct aud_signer *s)
 
 /* ---- signing ------------------------------------------------------------ */
 
-static lc_err file_sign(struct aud_signer *s, const uint8_t hash[AUD_HASH_LEN],
-                        uint8_t sig[AUD_SIG_MAX], size_t *sig_len)
+static lc_err file_sign_msg(struct aud_signer *s, const uint8_t *msg,
+                            size_t len, uint8_t sig[AUD_SIG_MAX],
+                            size_t *sig_len)
 {
   struct aud_signer_file *fs = to_file(s);
   EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -69,7 +70,7 @@ static lc_err file_sign(struct aud_signer *s, const uint8_t hash[AUD_HASH_LEN],
    * once more with SHA-256, which is what `openssl dgst -sha256 -verify`
    * over a file holding those 32 bytes expects. */
   if(EVP_DigestSignInit(md, NULL, fs->sha256, NULL, fs->pkey) != 1 ||
-     EVP_DigestSign(md, sig, &n, hash, AUD_HASH_LEN) != 1) {
+     EVP_DigestSign(md, sig, &n, msg, len) != 1) {
     lc_log_openssl(LC_ERROR, "aud", "EVP_DigestSign");
     err = LC_ETLS;
   }
@@ -77,6 +78,12 @@ static lc_err file_sign(struct aud_signer *s, const uint8_t hash[AUD_HASH_LEN],
     *sig_len = n;
   EVP_MD_CTX_free(md);
   return err;
+}
+
+static lc_err file_sign(struct aud_signer *s, const uint8_t hash[AUD_HASH_LEN],
+                        uint8_t sig[AUD_SIG_MAX], size_t *sig_len)
+{
+  return file_sign_msg(s, hash, AUD_HASH_LEN, sig, sig_len);
 }
 
 static lc_err file_pubkey_pem(const struct aud_signer *s, char **pem)
@@ -96,6 +103,7 @@ static const struct aud_signer_ops file_ops = {
   .sign = file_sign,
   .pubkey_pem = file_pubkey_pem,
   .free = file_free,
+  .sign_msg = file_sign_msg,
 };
 
 /* ---- loading ------------------------------------------------------------ */

@@ -19,15 +19,31 @@
 #define BRK_PATH_MAX 512
 #define BRK_ERR_MAX 256
 
+/* [mqtt] mqtt_version: the protocol linecert speaks to the broker. */
+enum brk_mqtt_version { BRK_MQTT_311, BRK_MQTT_5 };
+/* [mqtt] tls_version: the lowest TLS version accepted. Only 1.2: Paho
+ * 1.3.12 ignores its own sslVersion with OpenSSL >= 1.1 and sets
+ * security level 1, under which OpenSSL 3 refuses TLS 1.0 and 1.1; a
+ * TLS 1.3 floor cannot be set from here (set it on the broker). */
+enum brk_tls_version { BRK_TLS_12 };
+
 struct brk_config {
   /* [mqtt] */
-  char mqtt_url[BRK_PATH_MAX];     /* tcp://host:port */
+  char mqtt_url[BRK_PATH_MAX];     /* tcp:// mqtt:// ssl:// mqtts:// */
   char client_id[SM_ID_MAX + 1];
   char host_id[SM_ID_MAX + 1];     /* Sparkplug host id (STATE topic) */
   char groups[BRK_PATH_MAX];       /* comma-separated; "" = all */
   unsigned keepalive_s;
+  enum brk_mqtt_version mqtt_version;
+  /* TLS (ssl:// and mqtts:// only). The broker's certificate is always
+   * verified against ca_file, and its name against the url's host. */
+  char mqtt_ca_file[BRK_PATH_MAX];   /* PEM: CA(s) of the broker's cert */
+  char mqtt_cert_file[BRK_PATH_MAX]; /* PEM: our client certificate */
+  char mqtt_key_file[BRK_PATH_MAX];  /* PEM: its private key */
+  enum brk_tls_version mqtt_tls_version;
   /* [service] */
   char data_dir[BRK_PATH_MAX];
+  char http_listen[64];            /* "127.0.0.1:9464"; "" = no HTTP */
   unsigned workers;                /* 0 = one per core */
   char log_level[16];
   unsigned batch_max;              /* events per transaction */
@@ -50,9 +66,13 @@ void brk_config_defaults(struct brk_config *cfg);
  * and *cfg may be partly updated: parse into a scratch copy. */
 lc_err brk_config_load(struct brk_config *cfg, const char *path, char *err,
                        size_t errcap) LC_NODISCARD;
-/* Cross-field checks alone (after command-line overrides). */
+/* Cross-field checks alone (after command-line overrides). They also
+ * open the [mqtt] TLS files, so an unreadable key is reported at start
+ * (and by check-config), not at the first connect. */
 lc_err brk_config_check(const struct brk_config *cfg, char *err,
                         size_t errcap) LC_NODISCARD;
+/* True when cfg->mqtt_url asks for TLS (ssl:// or mqtts://). */
+bool brk_config_mqtt_tls(const struct brk_config *cfg);
 /* Print every setting as INI to `out` (FILE *). */
 void brk_config_print(const struct brk_config *cfg, void *out);
 
@@ -68,5 +88,9 @@ void brk_path_audit_pub(const struct brk_config *cfg, char *buf, size_t cap);
 
 /* Operator commands; each returns a process exit status. */
 int brk_cli_main(int argc, char **argv);
+
+/* `linecert audit <sub> ...` (cli_audit.c); argv[0] is "audit". Returns
+ * the exit status: 0 verified/done, 1 failed, 2 usage. */
+int brk_cli_audit(int argc, char **argv);
 
 #endif

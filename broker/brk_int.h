@@ -4,6 +4,7 @@
  */
 #ifndef LC_BRK_INT_H
 #define LC_BRK_INT_H
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -101,7 +102,8 @@ struct brk_stats {
   atomic_ullong msgs_in, inbox_full, dropped_topic, dropped_payload,
     births, duplicate_births, rejected, provisioned, issued, ca_retries,
     dcmd_sent, installed_mismatch, commits, commit_failures, audit_records,
-    publish_failures;
+    publish_failures, session_dropped, session_held, rebirths_sent,
+    nodes_offline, devices_offline;
 };
 
 /* ---- provisioning messages (provision.c) ------------------------------------ */
@@ -196,6 +198,41 @@ struct brk_fx {
 
 enum brk_session { BRK_OFFLINE, BRK_CONNECTING, BRK_SUBSCRIBING, BRK_ONLINE };
 
+/* CA call latency, as a Prometheus histogram. */
+#define BRK_LAT_BUCKETS 12
+extern const double brk_latency_bounds[BRK_LAT_BUCKETS]; /* seconds */
+struct brk_latency {
+  uint64_t count;
+  double sum_s;
+  uint64_t bucket[BRK_LAT_BUCKETS];  /* not cumulative */
+};
+
+#define BRK_LINES_MAX 64
+/* What the HTTP thread shows: copied by the loop under snap_mu about once
+ * a second, so readers never touch the loop's own state. */
+struct brk_snapshot {
+  bool online;
+  uint64_t counts[SM_STATE_COUNT];
+  uint64_t audit_seq;
+  size_t in_memory, jobs;
+  struct {
+    char group[SPB_ID_MAX + 1];
+    uint64_t provisioned;
+  } lines[BRK_LINES_MAX];
+  size_t n_lines;
+  struct brk_latency ca[CA_ROLE_COUNT];
+  uint64_t started_ms;
+  uint64_t refreshed_mono_ms;
+};
+
+struct brk;
+struct brk_http;
+/* Serve /metrics, /healthz, /readyz, /api/stats and the live page on
+ * `listen` ("127.0.0.1:9464"; port 0 = any free port). */
+lc_err brk_http_start(struct brk *b, const char *listen,
+                      struct brk_http **out) LC_NODISCARD;
+void brk_http_stop(struct brk_http *h);
+
 struct brk {
   const struct brk_config *cfg;
   struct sm_store *store;
@@ -210,7 +247,14 @@ struct brk {
   struct brk_workers *workers;
   struct brk_mqtt *mqtt;
   struct brk_devtab devs;
+  struct spb_sess *sess;              /* edge-node sessions (Sparkplug) */
   struct brk_stats stats;
+  /* kept by the loop, copied into snap for the HTTP thread */
+  struct brk_snapshot live;
+  pthread_mutex_t snap_mu;
+  struct brk_snapshot snap;
+  uint64_t next_snapshot, next_state_count;
+  struct brk_http *http;
   /* the open batch */
   bool in_txn, txn_failed;
   struct brk_fx *fx;
@@ -228,6 +272,14 @@ struct brk {
 
 /* dispatch.c: events into the state machines. */
 void brk_on_publish(struct brk *b, const struct brk_msg *msg);
+/* One more device of line `group` provisioned (live page, /metrics). */
+void brk_count_line(struct brk *b, const char *group);
+/* Record one CA call's duration. */
+void brk_count_ca_latency(struct brk *b, enum ca_role role, uint64_t ns);
+/* Reorder timeouts and deferred rebirths of the Sparkplug sessions. */
+void brk_sessions_tick(struct brk *b, uint64_t mono_ms);
+/* The MQTT connection is gone: every edge node is offline. */
+void brk_sessions_lost(struct brk *b);
 void brk_on_job_done(struct brk *b, struct brk_job *job);
 /* Fire TIMER for devices whose time came (or that were kicked). */
 void brk_fire_timers(struct brk *b, uint64_t now_ms);
@@ -247,3 +299,41 @@ struct brk_dev *brk_device(struct brk *b, const char *group, const char *edge,
                            const char *device, bool create);
 /* Queue a worker job (blocks while the job queue is full). */
 void brk_push_job(struct brk *b, struct brk_job *job);
+
+/* ---- audit checkpoints (checkpoint.c) ------------------------------------------ */
+
+/* The log's checkpoint origin (C2SP "origin" and key name), made once
+ * from the first record's hash and kept in meta "audit_origin":
+ * "linecert/audit/<first 8 bytes of record 1's hash, hex>". LC_ENOTFOUND
+ * for an empty log. */
+lc_err brk_audit_origin(struct sm_store *st, char out[AUD_ORIGIN_MAX])
+  LC_NODISCARD;
+/* The key that signs from seq 1: meta "audit_pubkey_initial" (set by the
+ * first rotation), else "audit_pubkey". *pem freed with lc_free(). */
+lc_err brk_audit_key0(struct sm_store *st, char **pem) LC_NODISCARD;
+/* Sign the checkpoint of the tree `f` (the records 1..f->size) and store
+ * it. *out (may be NULL) freed with sm_checkpoint_free(). */
+lc_err brk_checkpoint_make(struct sm_store *st, struct aud_signer *signer,
+                           const char *origin, const struct aud_frontier *f,
+                           bool exported, uint64_t now_ms,
+                           struct sm_checkpoint **out) LC_NODISCARD;
+
+/* The daemon's periodic checkpoints. Zero-initialise; no cleanup. */
+struct brk_ckpt {
+  bool loaded;                  /* the last stored checkpoint was read */
+  struct aud_frontier frontier; /* the tree of the last checkpoint */
+  uint64_t made_ms;             /* wall time of the last one; 0: none */
+  uint64_t retry_at_ms;         /* after a failure, not before this */
+  char origin[AUD_ORIGIN_MAX];
+};
+/* Make a signed checkpoint of records 1..tail_seq when the log grew by
+ * at least every_records since the last one, or when every_ms passed
+ * and it grew at all. Reads only the records after the last checkpoint
+ * (its frontier is kept). Call on the loop thread between batches (no
+ * transaction open), e.g. after batch_end() in run_loop() with
+ * b->chain.last_seq, and once at shutdown with every_records 1. LC_OK
+ * also when nothing was due; errors are logged here. */
+lc_err brk_checkpoint_tick(struct brk_ckpt *ck, struct sm_store *st,
+                           struct aud_signer *signer, uint64_t tail_seq,
+                           uint64_t now_ms, uint64_t every_records,
+                           uint64_t every_ms) LC_NODISCARD;

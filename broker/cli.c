@@ -26,7 +26,8 @@ static const char usage_text[] =
   "  status                devices per state, audit log length\n"
   "  devices [--state S]   list devices (key state serial generation)\n"
   "  device GROUP/EDGE/ID  one device's record and certificates\n"
-  "  audit verify          check the audit chain and every signature\n"
+  "  audit <command>       verify, export, prove, checkpoint, consistency,\n"
+  "                        rotate-key (see linecert audit --help)\n"
   "  check-config          validate a configuration file and exit\n"
   "\n"
   "options (every command):\n"
@@ -35,14 +36,19 @@ static const char usage_text[] =
   "      --print-config    print the effective configuration and exit\n"
   "  -h, --help            this text\n"
   "options (serve):\n"
-  "  -u, --mqtt-url URL    MQTT broker, e.g. tcp://127.0.0.1:1883\n"
+  "  -u, --mqtt-url URL    MQTT broker, e.g. tcp://127.0.0.1:1883 or\n"
+  "                        ssl://broker:8883 (TLS)\n"
+  "      --mqtt-ca FILE    CA certificate(s) the broker's TLS certificate\n"
+  "                        must chain to (required with ssl://)\n"
+  "      --mqtt-cert FILE  our TLS client certificate (PEM)\n"
+  "      --mqtt-key FILE   its private key (PEM)\n"
+  "      --mqtt-version V  3.1.1 (default) or 5\n"
   "      --host-id ID      Sparkplug host id (STATE topic)\n"
   "      --client-id ID    MQTT client id\n"
   "  -w, --workers N       worker threads (0 = one per core)\n"
   "  -l, --log-level L     debug, info, warn, error\n"
-  "options (audit verify):\n"
-  "      --pubkey FILE     verify with this public key instead of the\n"
-  "                        one recorded in the store\n";
+  "      --http ADDR:PORT  serve /metrics, /healthz, /readyz and the live\n"
+  "                        page (e.g. 127.0.0.1:9464; port 0 = any)\n";
 
 struct cli {
   struct brk_config cfg;
@@ -53,8 +59,9 @@ struct cli {
   bool print_config;
 };
 
-enum { OPT_HOST_ID = 256, OPT_CLIENT_ID, OPT_PRINT_CONFIG, OPT_STATE,
-       OPT_PUBKEY };
+enum { OPT_HTTP = 250, OPT_HOST_ID = 256, OPT_CLIENT_ID, OPT_PRINT_CONFIG, OPT_STATE,
+       OPT_PUBKEY, OPT_MQTT_CA, OPT_MQTT_CERT, OPT_MQTT_KEY,
+       OPT_MQTT_VERSION };
 
 static const struct option long_opts[] = {
   {"config", required_argument, NULL, 'c'},
@@ -63,7 +70,12 @@ static const struct option long_opts[] = {
   {"workers", required_argument, NULL, 'w'},
   {"log-level", required_argument, NULL, 'l'},
   {"host-id", required_argument, NULL, OPT_HOST_ID},
+  {"http", required_argument, NULL, OPT_HTTP},
   {"client-id", required_argument, NULL, OPT_CLIENT_ID},
+  {"mqtt-ca", required_argument, NULL, OPT_MQTT_CA},
+  {"mqtt-cert", required_argument, NULL, OPT_MQTT_CERT},
+  {"mqtt-key", required_argument, NULL, OPT_MQTT_KEY},
+  {"mqtt-version", required_argument, NULL, OPT_MQTT_VERSION},
   {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
   {"state", required_argument, NULL, OPT_STATE},
   {"pubkey", required_argument, NULL, OPT_PUBKEY},
@@ -138,6 +150,10 @@ static int parse_args(struct cli *c, int argc, char **argv)
       ok = set_str(c->cfg.log_level, sizeof(c->cfg.log_level), optarg,
                    "--log-level");
       break;
+    case OPT_HTTP:
+      ok = set_str(c->cfg.http_listen, sizeof(c->cfg.http_listen), optarg,
+                   "--http");
+      break;
     case OPT_HOST_ID:
       ok = set_str(c->cfg.host_id, sizeof(c->cfg.host_id), optarg,
                    "--host-id");
@@ -145,6 +161,28 @@ static int parse_args(struct cli *c, int argc, char **argv)
     case OPT_CLIENT_ID:
       ok = set_str(c->cfg.client_id, sizeof(c->cfg.client_id), optarg,
                    "--client-id");
+      break;
+    case OPT_MQTT_CA:
+      ok = set_str(c->cfg.mqtt_ca_file, sizeof(c->cfg.mqtt_ca_file), optarg,
+                   "--mqtt-ca");
+      break;
+    case OPT_MQTT_CERT:
+      ok = set_str(c->cfg.mqtt_cert_file, sizeof(c->cfg.mqtt_cert_file),
+                   optarg, "--mqtt-cert");
+      break;
+    case OPT_MQTT_KEY:
+      ok = set_str(c->cfg.mqtt_key_file, sizeof(c->cfg.mqtt_key_file),
+                   optarg, "--mqtt-key");
+      break;
+    case OPT_MQTT_VERSION:
+      if(!strcmp(optarg, "3.1.1"))
+        c->cfg.mqtt_version = BRK_MQTT_311;
+      else if(!strcmp(optarg, "5"))
+        c->cfg.mqtt_version = BRK_MQTT_5;
+      else {
+        fprintf(stderr, "linecert: --mqtt-version: must be 3.1.1 or 5\n");
+        return EXIT_USAGE;
+      }
       break;
     case OPT_PRINT_CONFIG:
       c->print_config = true;
@@ -300,80 +338,6 @@ static int cmd_device(const struct cli *c)
   return 0;
 }
 
-/* ---- audit verify -------------------------------------------------------------- */
-
-struct verify_ctx {
-  struct aud_verifier *v;
-  char why[160];
-  uint64_t total;
-};
-
-static lc_err verify_one(void *ctx, const struct aud_record *rec)
-{
-  struct verify_ctx *vc = ctx;
-  vc->total++;
-  if(vc->total % 100000 == 0)
-    fprintf(stderr, "verified %llu records\n",
-            (unsigned long long)vc->total);
-  return aud_verifier_feed(vc->v, rec, vc->why, sizeof(vc->why));
-}
-
-static lc_err read_text_file(const char *path, char **out)
-{
-  FILE *f = fopen(path, "rb");
-  if(!f)
-    return LC_EIO;
-  char buf[8192];
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  *out = lc_strdup(buf);
-  return *out ? LC_OK : LC_ENOMEM;
-}
-
-static int cmd_audit_verify(const struct cli *c)
-{
-  struct sm_store *st;
-  if(open_store(c, &st))
-    return 1;
-  char *pem = NULL;
-  lc_err rc = c->pubkey ? read_text_file(c->pubkey, &pem)
-                        : sm_store_meta_get(st, "audit_pubkey", &pem);
-  struct verify_ctx vc = {.v = NULL};
-  if(rc == LC_OK)
-    rc = aud_verifier_new(pem, &vc.v);
-  if(rc != LC_OK) {
-    fprintf(stderr, "linecert: audit verify: no usable public key (%s)\n",
-            lc_strerror(rc));
-    lc_free(pem);
-    sm_store_close(st);
-    return 1;
-  }
-  rc = sm_store_audit_foreach(st, 1, verify_one, &vc);
-  struct aud_chain tail;
-  lc_err trc = sm_store_audit_tail(st, &tail);
-  int status = 0;
-  if(rc == LC_EVERIFY) {
-    printf("audit verify: FAILED: %s\n", vc.why);
-    status = 1;
-  }
-  else if(rc != LC_OK || trc != LC_OK) {
-    printf("audit verify: FAILED: cannot read the log (%s)\n",
-           lc_strerror(rc != LC_OK ? rc : trc));
-    status = 1;
-  }
-  else {
-    printf("audit verify: OK: %llu records, chain and signatures valid, "
-           "last seq %llu\n",
-           (unsigned long long)aud_verifier_count(vc.v),
-           (unsigned long long)tail.last_seq);
-  }
-  aud_verifier_free(vc.v);
-  lc_free(pem);
-  sm_store_close(st);
-  return status;
-}
-
 /* ---- dispatch ------------------------------------------------------------------ */
 
 int brk_cli_main(int argc, char **argv)
@@ -382,6 +346,9 @@ int brk_cli_main(int argc, char **argv)
     fputs(usage_text, argc < 2 ? stderr : stdout);
     return argc < 2 ? EXIT_USAGE : 0;
   }
+  /* `audit` has its own options (broker/cli_audit.c). */
+  if(!strcmp(argv[1], "audit"))
+    return brk_cli_audit(argc - 1, argv + 1);
   struct cli c = {.command = argv[1]};
   /* getopt sees the words after the command. */
   int rc = parse_args(&c, argc - 1, argv + 1);
@@ -406,8 +373,6 @@ int brk_cli_main(int argc, char **argv)
     return cmd_devices(&c);
   if(!strcmp(c.command, "device"))
     return cmd_device(&c);
-  if(!strcmp(c.command, "audit") && c.arg && !strcmp(c.arg, "verify"))
-    return cmd_audit_verify(&c);
   fprintf(stderr, "linecert: unknown command '%s'\n%s", c.command,
           usage_text);
   return EXIT_USAGE;

@@ -7,6 +7,7 @@
 #include "broker/brk.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
 #include <stddef.h>
@@ -14,12 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/lc_log.h"
 #include "common/lc_util.h"
 #include "sparkplug/spb.h"
 
-enum opt_type { OPT_STR, OPT_UINT, OPT_BOOL, OPT_REPROVISION };
+/* OPT_ENUM: the value is one of names[0..max], stored as that index in
+ * an enum field; `why` is the reason given for anything else. */
+enum opt_type { OPT_STR, OPT_UINT, OPT_BOOL, OPT_ENUM };
 
 struct opt {
   const char *section;
@@ -28,6 +33,8 @@ struct opt {
   size_t offset;        /* into struct brk_config */
   size_t size;          /* OPT_STR: buffer size; OPT_UINT: 4 */
   unsigned long min, max;
+  const char *const *names;  /* OPT_ENUM */
+  const char *why;           /* OPT_ENUM */
 };
 
 #define STR(sec, key, field)                                            \
@@ -39,6 +46,20 @@ struct opt {
 #define BOOL(sec, key, field)                                           \
   {sec, key, OPT_BOOL, offsetof(struct brk_config, field), sizeof(bool), \
    0, 1}
+#define ENUM(sec, key, field, names, why)                               \
+  {sec, key, OPT_ENUM, offsetof(struct brk_config, field),              \
+   sizeof(((struct brk_config *)0)->field), 0,                          \
+   sizeof(names) / sizeof(names[0]) - 1, names, why}
+
+/* OPT_ENUM stores an int. */
+_Static_assert(sizeof(enum brk_mqtt_version) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum brk_tls_version) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum sm_reprovision) == sizeof(int), "enum size");
+
+/* Indexed by the enums of brk.h. */
+static const char *const mqtt_version_names[] = {"3.1.1", "5"};
+static const char *const tls_version_names[] = {"1.2"};
+static const char *const reprovision_names[] = {"deny", "reissue"};
 
 static const struct opt options[] = {
   STR("mqtt", "url", mqtt_url),
@@ -46,7 +67,16 @@ static const struct opt options[] = {
   STR("mqtt", "host_id", host_id),
   STR("mqtt", "groups", groups),
   UINT("mqtt", "keepalive_s", keepalive_s, 5, 3600),
+  ENUM("mqtt", "mqtt_version", mqtt_version, mqtt_version_names,
+       "must be 3.1.1 or 5"),
+  STR("mqtt", "ca_file", mqtt_ca_file),
+  STR("mqtt", "cert_file", mqtt_cert_file),
+  STR("mqtt", "key_file", mqtt_key_file),
+  ENUM("mqtt", "tls_version", mqtt_tls_version, tls_version_names,
+       "must be 1.2 (the minimum; TLS 1.3 is used when the broker offers "
+       "it, and a 1.3 floor belongs on the broker)"),
   STR("service", "data_dir", data_dir),
+  STR("service", "http_listen", http_listen),
   UINT("service", "workers", workers, 0, 64),
   STR("service", "log_level", log_level),
   UINT("service", "batch_max", batch_max, 1, 65536),
@@ -71,8 +101,8 @@ static const struct opt options[] = {
   UINT("policy", "delivery_timeout_ms", policy.delivery_timeout_ms, 100,
        86400000),
   UINT("policy", "max_deliveries", policy.max_deliveries, 1, 1000),
-  {"policy", "reprovision", OPT_REPROVISION,
-   offsetof(struct brk_config, policy.reprovision), 0, 0, 0},
+  ENUM("policy", "reprovision", policy.reprovision, reprovision_names,
+       "must be deny or reissue"),
   UINT("policy", "csr_max_bytes", csr_max_bytes, 256, 65536),
   BOOL("policy", "allow_p384", allow_p384),
 };
@@ -98,8 +128,6 @@ void brk_config_defaults(struct brk_config *cfg)
   sm_policy_defaults(&cfg->policy);
   cfg->csr_max_bytes = 8192;
 }
-
-static const char *const reprovision_names[] = {"deny", "reissue"};
 
 static bool parse_bool(const char *v, bool *out)
 {
@@ -144,15 +172,16 @@ static const char *set_option(struct brk_config *cfg, const struct opt *o,
     memcpy(field, &b, sizeof(b));
     return NULL;
   }
-  case OPT_REPROVISION:
-    for(unsigned i = 0; i < 2; i++) {
-      if(!strcmp(value, reprovision_names[i])) {
-        enum sm_reprovision r = (enum sm_reprovision)i;
-        memcpy(field, &r, sizeof(r));
+  case OPT_ENUM:
+    for(unsigned i = 0; i <= o->max; i++) {
+      if(!strcmp(value, o->names[i])) {
+        /* Every enum here has int's size and representation. */
+        int v = (int)i;
+        memcpy(field, &v, sizeof(v));
         return NULL;
       }
     }
-    return "must be deny or reissue";
+    return o->why;
   }
   return "unknown type";
 }
@@ -213,10 +242,73 @@ static bool groups_valid(const char *groups)
   return true;
 }
 
+bool brk_config_mqtt_tls(const struct brk_config *cfg)
+{
+  return !strncmp(cfg->mqtt_url, "ssl://", 6) ||
+         !strncmp(cfg->mqtt_url, "mqtts://", 8);
+}
+
+/* A TLS file we will hand to Paho: it must open for reading now, so a
+ * typo or a permission problem is a configuration error, not a connect
+ * failure retried forever. Opened non-blocking and never read, so a FIFO
+ * or a device named by mistake (or by the config fuzzer) cannot hang us.
+ * NULL or a reason (in buf). */
+static const char *tls_file_unreadable(const char *path, char *buf,
+                                       size_t cap)
+{
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if(fd < 0) {
+    snprintf(buf, cap, "cannot read %s: %s", path, strerror(errno));
+    return buf;
+  }
+  struct stat st;
+  bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
+  close(fd);
+  if(!ok) {
+    snprintf(buf, cap, "%s is empty or not a regular file", path);
+    return buf;
+  }
+  return NULL;
+}
+
+/* The [mqtt] TLS settings: no insecure default, so ssl:// without a CA
+ * to verify the broker against is an error, and TLS files next to a
+ * plain-text url are too (the operator expects TLS and would not get
+ * it). */
+static const char *mqtt_tls_problem(const struct brk_config *cfg,
+                                    const char **why, char *buf, size_t cap)
+{
+  const char *key = NULL;
+  bool tls = brk_config_mqtt_tls(cfg);
+  bool ca = cfg->mqtt_ca_file[0], cert = cfg->mqtt_cert_file[0],
+       pkey = cfg->mqtt_key_file[0];
+  if(tls && !ca)
+    key = "mqtt.ca_file",
+    *why = "required with ssl:// and mqtts:// (the broker's certificate "
+           "is always verified)";
+  else if(!tls && (ca || cert || pkey))
+    key = "mqtt.url",
+    *why = "ca_file, cert_file or key_file set, but the url is not "
+           "ssl:// or mqtts://";
+  else if(cert && !pkey)
+    key = "mqtt.key_file", *why = "required with cert_file";
+  else if(pkey && !cert)
+    key = "mqtt.cert_file", *why = "required with key_file";
+  else if(ca && (*why = tls_file_unreadable(cfg->mqtt_ca_file, buf, cap)))
+    key = "mqtt.ca_file";
+  else if(cert &&
+          (*why = tls_file_unreadable(cfg->mqtt_cert_file, buf, cap)))
+    key = "mqtt.cert_file";
+  else if(pkey && (*why = tls_file_unreadable(cfg->mqtt_key_file, buf, cap)))
+    key = "mqtt.key_file";
+  return key;
+}
+
 lc_err brk_config_check(const struct brk_config *cfg, char *err,
                         size_t errcap)
 {
   const char *key = NULL, *why = NULL;
+  char buf[BRK_PATH_MAX + 64];
   if(strncmp(cfg->mqtt_url, "tcp://", 6) && strncmp(cfg->mqtt_url, "ssl://", 6)
      && strncmp(cfg->mqtt_url, "mqtt://", 7) &&
      strncmp(cfg->mqtt_url, "mqtts://", 8))
@@ -227,6 +319,8 @@ lc_err brk_config_check(const struct brk_config *cfg, char *err,
     key = "mqtt.client_id", why = "empty";
   else if(!groups_valid(cfg->groups))
     key = "mqtt.groups", why = "not a comma-separated list of group ids";
+  else if(cfg->http_listen[0] && !strchr(cfg->http_listen, ':'))
+    key = "service.http_listen", why = "must be address:port";
   else if(!cfg->data_dir[0])
     key = "service.data_dir", why = "empty";
   else if(lc_log_set_level(cfg->log_level) != LC_OK)
@@ -240,6 +334,8 @@ lc_err brk_config_check(const struct brk_config *cfg, char *err,
           cfg->profile[CA_ROLE_BOOTSTRAP].validity_days)
     key = "profile.operational.validity_days",
     why = "longer than the bootstrap certificate's";
+  if(!key)
+    key = mqtt_tls_problem(cfg, &why, buf, sizeof(buf));
   if(!key)
     return LC_OK;
   snprintf(err, errcap, "%s: %s", key, why);
@@ -273,10 +369,11 @@ void brk_config_print(const struct brk_config *cfg, void *out)
       fprintf(f, "%s = %s\n", o->key, b ? "true" : "false");
       break;
     }
-    case OPT_REPROVISION: {
-      enum sm_reprovision r;
-      memcpy(&r, field, sizeof(r));
-      fprintf(f, "%s = %s\n", o->key, reprovision_names[r ? 1 : 0]);
+    case OPT_ENUM: {
+      int v;
+      memcpy(&v, field, sizeof(v));
+      fprintf(f, "%s = %s\n", o->key,
+              o->names[v >= 0 && (unsigned long)v <= o->max ? v : 0]);
       break;
     }
     }

@@ -129,14 +129,11 @@ static void start_validation(struct brk *b, struct brk_dev *d,
   brk_push_job(b, job);
 }
 
-static void on_dbirth(struct brk *b, const struct brk_msg *m,
-                      const struct spb_topic *t)
+static void on_dbirth(struct brk *b, const struct spb_topic *t,
+                      const struct spb_payload *p)
 {
-  struct spb_payload p;
-  if(!decode_or_drop(b, m, &p))
-    return;
   struct brk_birth bi;
-  if(brk_birth_read(&p, t, b->cfg->csr_max_bytes, &bi) != LC_OK)
+  if(brk_birth_read(p, t, b->cfg->csr_max_bytes, &bi) != LC_OK)
     goto out;
   atomic_fetch_add(&b->stats.births, 1);
   struct brk_dev *d = brk_device(b, t->group, t->edge, t->device, true);
@@ -154,38 +151,47 @@ static void on_dbirth(struct brk *b, const struct brk_msg *m,
     start_validation(b, d, &bi);
 out:
   brk_birth_cleanup(&bi);
-  spb_payload_free(&p);
 }
 
-static void on_ddata(struct brk *b, const struct brk_msg *m,
-                     const struct spb_topic *t)
+/* The acknowledgement: Provisioning/Installed, by name or by the alias
+ * the DBIRTH gave it (resolved by the session tracker). */
+static const char *installed_metric(const struct spb_sess_msg *msg)
 {
-  struct spb_payload p;
-  if(!decode_or_drop(b, m, &p))
-    return;
-  const char *installed;
-  size_t len;
-  if(spb_payload_get_string(&p, M_INSTALLED, &installed, &len) == LC_OK) {
-    struct brk_dev *d = brk_device(b, t->group, t->edge, t->device, false);
-    struct sm_event ev = event(SM_EV_INSTALLED);
-    ev.text = installed;
-    enum sm_state before = d ? d->sm->state : SM_NEW;
-    lc_err rc = d ? brk_apply(b, d, &ev) : LC_ENOTFOUND;
-    if(rc == LC_OK && before != SM_PROVISIONED &&
-       d->sm->state == SM_PROVISIONED) {
-      atomic_fetch_add(&b->stats.provisioned, 1);
-      lc_log(LC_DEBUG, "provision", "dev=%s state=PROVISIONED", d->key);
-    }
-    else if(rc == LC_EINVAL) {
-      atomic_fetch_add(&b->stats.installed_mismatch, 1);
-      lc_log(LC_WARN, "provision", "dev=%s installed=mismatch", d->key);
-    }
-    else if(rc != LC_OK) {
-      lc_log(LC_INFO, "provision", "dev=%s/%s/%s installed=ignored err=%s",
-             t->group, t->edge, t->device, lc_errname(rc));
-    }
+  for(size_t i = 0; i < msg->n_metrics; i++) {
+    const struct spb_sess_metric *m = &msg->metrics[i];
+    if(strcmp(m->name, M_INSTALLED) != 0 || m->value.is_null)
+      continue;
+    uint32_t dt = m->value.datatype;
+    if(dt == SPB_DT_STRING || dt == SPB_DT_TEXT)
+      return m->value.v.str.ptr;
   }
-  spb_payload_free(&p);
+  return NULL;
+}
+
+static void on_ddata(struct brk *b, const struct spb_sess_msg *msg)
+{
+  const struct spb_topic *t = &msg->topic;
+  const char *installed = installed_metric(msg);
+  if(!installed)
+    return; /* other data: nothing for provisioning */
+  struct brk_dev *d = brk_device(b, t->group, t->edge, t->device, false);
+  struct sm_event ev = event(SM_EV_INSTALLED);
+  ev.text = installed;
+  enum sm_state before = d ? d->sm->state : SM_NEW;
+  lc_err rc = d ? brk_apply(b, d, &ev) : LC_ENOTFOUND;
+  if(rc == LC_OK && before != SM_PROVISIONED &&
+     d->sm->state == SM_PROVISIONED) {
+    atomic_fetch_add(&b->stats.provisioned, 1);
+    brk_count_line(b, t->group);
+  }
+  else if(rc == LC_EINVAL) {
+    atomic_fetch_add(&b->stats.installed_mismatch, 1);
+    lc_log(LC_WARN, "provision", "dev=%s installed=mismatch", d->key);
+  }
+  else if(rc != LC_OK) {
+    lc_log(LC_INFO, "provision", "dev=%s/%s/%s installed=ignored err=%s",
+           t->group, t->edge, t->device, lc_errname(rc));
+  }
 }
 
 /* tck-id-message-flow-hid-sparkplug-state-message-delivered: an offline
@@ -206,6 +212,103 @@ static void on_state(struct brk *b, const struct brk_msg *m,
   json_decref(j);
 }
 
+/* ---- Sparkplug sessions ------------------------------------------------------- */
+
+static void send_rebirth(struct brk *b, const struct spb_sess_rebirth *r)
+{
+  char topic[SPB_TOPIC_MAX];
+  uint8_t buf[256];
+  size_t len;
+  if(b->session != BRK_ONLINE)
+    return; /* the tracker forgets sessions on disconnect anyway */
+  lc_err rc = spb_rebirth_build(r->group, r->edge, lc_now_ms(), topic,
+                                sizeof(topic), buf, sizeof(buf), &len);
+  /* tck-id-operational-behavior-data-commands-ncmd-rebirth-verb: NCMD,
+   * QoS 0, not retained. */
+  if(rc == LC_OK && brk_mqtt_publish(b->mqtt, topic, buf, len, 0, false) ==
+                      LC_OK) {
+    atomic_fetch_add(&b->stats.rebirths_sent, 1);
+    lc_log(LC_INFO, "sparkplug", "node=%s/%s action=rebirth_request",
+           r->group, r->edge);
+  }
+}
+
+static void note_event(struct brk *b, const struct spb_sess_event *e)
+{
+  if(e->kind == SPB_SESS_NODE_OFFLINE)
+    atomic_fetch_add(&b->stats.nodes_offline, 1);
+  else if(e->kind == SPB_SESS_DEVICE_OFFLINE)
+    atomic_fetch_add(&b->stats.devices_offline, 1);
+  /* Offline devices need nothing from the machine: one in the middle of
+   * provisioning resumes at its next DBIRTH, which is idempotent. */
+  lc_log(LC_DEBUG, "sparkplug", "node=%s/%s device=%s event=%s cause=%s",
+         e->group, e->edge, e->device,
+         e->kind == SPB_SESS_NODE_ONLINE || e->kind == SPB_SESS_DEVICE_ONLINE
+           ? "online" : "offline",
+         spb_sess_cause_name(e->cause));
+}
+
+static void handle_session_out(struct brk *b, const struct spb_sess_out *out)
+{
+  for(size_t i = 0; i < out->n_events; i++)
+    note_event(b, &out->events[i]);
+  for(size_t i = 0; i < out->n_msgs; i++) {
+    const struct spb_sess_msg *msg = &out->msgs[i];
+    if(msg->topic.type == SPB_DBIRTH)
+      on_dbirth(b, &msg->topic, &msg->payload);
+    else if(msg->topic.type == SPB_DDATA)
+      on_ddata(b, msg);
+  }
+  for(size_t i = 0; i < out->n_rebirths; i++)
+    send_rebirth(b, &out->rebirths[i]);
+}
+
+static void feed_session(struct brk *b, const struct spb_topic *t,
+                         struct spb_payload *p)
+{
+  struct spb_sess_out out;
+  spb_sess_out_init(&out);
+  lc_err rc = spb_sess_feed(b->sess, t, p, lc_mono_ms(), &out);
+  if(rc != LC_OK && rc != LC_EFULL)
+    lc_log(LC_ERROR, "sparkplug", "node=%s/%s op=feed err=%s", t->group,
+           t->edge, lc_errname(rc));
+  if(out.verdict == SPB_SESS_HELD) {
+    atomic_fetch_add(&b->stats.session_held, 1);
+  }
+  else if(out.verdict == SPB_SESS_DROP || out.verdict == SPB_SESS_REBIRTH) {
+    atomic_fetch_add(&b->stats.session_dropped, 1);
+    lc_log(LC_INFO, "sparkplug", "node=%s/%s type=%s dropped=%s", t->group,
+           t->edge, spb_msg_type_name(t->type),
+           out.reason ? out.reason : "?");
+  }
+  handle_session_out(b, &out);
+  spb_sess_out_cleanup(&out);
+}
+
+void brk_sessions_tick(struct brk *b, uint64_t mono_ms)
+{
+  uint64_t at;
+  if(!spb_sess_next_deadline(b->sess, &at) || at > mono_ms)
+    return;
+  struct spb_sess_out out;
+  spb_sess_out_init(&out);
+  if(spb_sess_expire(b->sess, mono_ms, &out) == LC_OK)
+    handle_session_out(b, &out);
+  spb_sess_out_cleanup(&out);
+}
+
+void brk_sessions_lost(struct brk *b)
+{
+  struct spb_sess_out out;
+  spb_sess_out_init(&out);
+  /* The state changes either way; without the events there is only
+   * less to log. */
+  if(spb_sess_disconnect(b->sess, &out) != LC_OK)
+    lc_log(LC_WARN, "sparkplug", "op=disconnect events=incomplete");
+  handle_session_out(b, &out);
+  spb_sess_out_cleanup(&out);
+}
+
 void brk_on_publish(struct brk *b, const struct brk_msg *m)
 {
   struct spb_topic t;
@@ -215,21 +318,17 @@ void brk_on_publish(struct brk *b, const struct brk_msg *m)
     drop(b, "bad_topic", m);
     return;
   }
-  switch(t.type) {
-  case SPB_DBIRTH:
-    on_dbirth(b, m, &t);
-    break;
-  case SPB_DDATA:
-    on_ddata(b, m, &t);
-    break;
-  case SPB_STATE:
+  if(t.type == SPB_STATE) {
     on_state(b, m, &t);
-    break;
-  default:
-    /* NBIRTH/NDEATH/NDATA/DDEATH tracking comes with full host
-     * conformance; commands are our own. */
-    break;
+    return;
   }
+  if(t.type == SPB_NCMD || t.type == SPB_DCMD)
+    return; /* our own commands */
+  /* Everything else goes through the edge node's session: in seq order,
+   * from a born node, with metrics resolved; or a rebirth request. */
+  struct spb_payload p;
+  if(decode_or_drop(b, m, &p))
+    feed_session(b, &t, &p);
 }
 
 /* ---- finished jobs ------------------------------------------------------------ */
@@ -323,6 +422,7 @@ void brk_on_job_done(struct brk *b, struct brk_job *job)
   }
   else {
     d->ca_inflight = false;
+    brk_count_ca_latency(b, job->role, job->finished_ns - job->started_ns);
     issued(b, d, job);
   }
   brk_job_free(job);

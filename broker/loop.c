@@ -389,6 +389,10 @@ static void on_session_event(struct brk *b, enum brk_msg_kind kind)
   case BRK_MSG_CONNECT_FAILED:
   case BRK_MSG_LOST:
   case BRK_MSG_SUBSCRIBE_FAILED:
+    /* Everything learned through the connection is stale now
+     * (chapter 5, host application: connection loss). */
+    if(b->session == BRK_ONLINE || b->session == BRK_SUBSCRIBING)
+      brk_sessions_lost(b);
     schedule_reconnect(b);
     break;
   case BRK_MSG_PUBLISH:
@@ -403,6 +407,63 @@ static void maybe_reconnect(struct brk *b)
   b->session = BRK_CONNECTING;
   if(brk_mqtt_connect(b->mqtt) != LC_OK)
     schedule_reconnect(b);
+}
+
+/* ---- what the HTTP thread shows ------------------------------------------------ */
+
+const double brk_latency_bounds[BRK_LAT_BUCKETS] = {
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+
+void brk_count_ca_latency(struct brk *b, enum ca_role role, uint64_t ns)
+{
+  struct brk_latency *l = &b->live.ca[role];
+  double s = (double)ns / 1e9;
+  l->count++;
+  l->sum_s += s;
+  for(int i = 0; i < BRK_LAT_BUCKETS; i++) {
+    if(s <= brk_latency_bounds[i]) {
+      l->bucket[i]++;
+      break;
+    }
+  }
+}
+
+void brk_count_line(struct brk *b, const char *group)
+{
+  struct brk_snapshot *v = &b->live;
+  for(size_t i = 0; i < v->n_lines; i++) {
+    if(!strcmp(v->lines[i].group, group)) {
+      v->lines[i].provisioned++;
+      return;
+    }
+  }
+  if(v->n_lines == BRK_LINES_MAX)
+    return; /* more lines than a page can show: totals still count */
+  lc_strlcpy(v->lines[v->n_lines].group, group,
+             sizeof(v->lines[0].group));
+  v->lines[v->n_lines++].provisioned = 1;
+}
+
+static void refresh_snapshot(struct brk *b, uint64_t mono)
+{
+  if(mono < b->next_snapshot)
+    return;
+  b->next_snapshot = mono + 1000;
+  struct brk_snapshot *v = &b->live;
+  /* Counting states reads the devices table: every 5 s is plenty. */
+  if(mono >= b->next_state_count) {
+    b->next_state_count = mono + 5000;
+    if(sm_store_count_states(b->store, v->counts) != LC_OK)
+      lc_log(LC_WARN, "loop", "op=count_states");
+  }
+  v->online = b->session == BRK_ONLINE;
+  v->audit_seq = b->chain.last_seq;
+  v->in_memory = b->devs.n;
+  v->jobs = lc_queue_len(b->jobs);
+  v->refreshed_mono_ms = mono;
+  pthread_mutex_lock(&b->snap_mu);
+  b->snap = *v;
+  pthread_mutex_unlock(&b->snap_mu);
 }
 
 /* ---- the loop ------------------------------------------------------------------ */
@@ -420,13 +481,15 @@ static void log_stats(struct brk *b, uint64_t now, bool final)
            "provisioned=%llu rate_per_s=%.1f rejected=%llu dropped=%llu "
            "issued=%llu ca_retries=%llu dcmd_sent=%llu publish_failures=%llu "
            "installed_mismatch=%llu inbox_full=%llu in_memory=%zu jobs=%zu "
-           "commits=%llu commit_failures=%llu audit=%llu",
+           "commits=%llu commit_failures=%llu audit=%llu session_held=%llu "
+           "session_dropped=%llu rebirths_sent=%llu nodes_offline=%llu",
            final, S(msgs_in), S(births), S(duplicate_births), prov, rate,
            S(rejected), S(dropped_topic) + S(dropped_payload), S(issued),
            S(ca_retries), S(dcmd_sent), S(publish_failures),
            S(installed_mismatch), S(inbox_full), b->devs.n,
            lc_queue_len(b->jobs), S(commits), S(commit_failures),
-           S(audit_records));
+           S(audit_records), S(session_held), S(session_dropped),
+           S(rebirths_sent), S(nodes_offline));
 #undef S
   b->stats_provisioned_last = prov;
   b->next_stats = now + 10000;
@@ -475,8 +538,13 @@ static void run_loop(struct brk *b)
       batch_end(b);
       b->next_timer_scan = now + 100;
     }
+    if(b->session == BRK_ONLINE) {
+      brk_sessions_tick(b, lc_mono_ms());
+      batch_end(b);
+    }
     maybe_reconnect(b);
     log_stats(b, lc_mono_ms(), false);
+    refresh_snapshot(b, lc_mono_ms());
   }
 }
 
@@ -619,8 +687,15 @@ static lc_err start(struct brk *b)
     rc = sm_store_foreach_unfinished(b->store, resume_one, b);
   if(rc == LC_OK)
     rc = open_queues(b);
+  if(rc == LC_OK) {
+    struct spb_sess_config sc;
+    spb_sess_config_default(&sc);
+    rc = spb_sess_new(&sc, &b->sess);
+  }
   if(rc == LC_OK)
     rc = brk_mqtt_new(b->cfg, b->inbox, &b->stats, &b->mqtt);
+  if(rc == LC_OK && b->cfg->http_listen[0])
+    rc = brk_http_start(b, b->cfg->http_listen, &b->http);
   return rc;
 }
 
@@ -635,6 +710,8 @@ static void drain_after_stop(struct brk *b)
 
 static void stop(struct brk *b)
 {
+  brk_http_stop(b->http);
+  b->http = NULL;
   brk_mqtt_free(b->mqtt); /* STATE death, disconnect */
   b->mqtt = NULL;
   b->session = BRK_OFFLINE;
@@ -645,6 +722,7 @@ static void stop(struct brk *b)
   lc_queue_free(b->jobs);
   lc_queue_free(b->results);
   brk_devtab_cleanup(&b->devs);
+  spb_sess_free(b->sess);
   ca_free(b->ca_local);
   aud_signer_free(b->signer);
   sm_store_close(b->store);
@@ -665,6 +743,8 @@ static void start_record(struct brk *b)
 lc_err brk_serve(const struct brk_config *cfg)
 {
   struct brk b = {.cfg = cfg, .reconnect_delay_ms = 500};
+  pthread_mutex_init(&b.snap_mu, NULL);
+  b.live.started_ms = lc_now_ms();
   b.csr_pol.max_der = cfg->csr_max_bytes;
   b.csr_pol.allow_p384 = cfg->allow_p384;
 
@@ -689,5 +769,6 @@ lc_err brk_serve(const struct brk_config *cfg)
     lc_log(LC_ERROR, "serve", "state=failed err=%s", lc_errname(rc));
   }
   stop(&b);
+  pthread_mutex_destroy(&b.snap_mu);
   return rc;
 }

@@ -12,6 +12,18 @@
  * Each connect takes a new timestamp T for the Will and the STATE birth
  * (tck-id-host-topic-phid-death-payload-timestamp-connect); reconnects
  * are the loop's, not Paho's, so T is fresh every time.
+ *
+ * Protocol: MQTT 3.1.1 with clean session, or MQTT 5 with clean start
+ * and session expiry 0 ([mqtt] mqtt_version). Paho fixes the version at
+ * create time and its v5 connect refuses cleansession; the *5 callbacks
+ * bring the reason codes. Hence two connect paths.
+ *
+ * TLS (ssl:// or mqtts://): there is no insecure mode. The broker's
+ * certificate must chain to [mqtt] ca_file (the system store is not
+ * consulted) and name the url's host (Paho's post-handshake
+ * X509_check_host / X509_check_ip_asc), and we present cert_file/key_file
+ * when set. OpenSSL's error queue is drained into our log by
+ * log_tls_error(), on Paho's thread, where the handshake fails.
  */
 #include "broker/brk_int.h"
 
@@ -34,6 +46,9 @@ struct brk_mqtt {
   uint64_t state_ts;        /* T of the current connection */
   char filters[16][SPB_TOPIC_MAX];
   int n_filters;
+  bool v5;                  /* MQTT 5 (else 3.1.1) */
+  bool tls;
+  atomic_bool tls_error;    /* OpenSSL reported an error this attempt */
 };
 
 static void post_event(struct brk_mqtt *m, enum brk_msg_kind kind)
@@ -93,19 +108,82 @@ static void on_connect_ok(void *ctx, MQTTAsync_successData *r)
   post_event(ctx, BRK_MSG_CONNECTED);
 }
 
+static void on_connect_ok5(void *ctx, MQTTAsync_successData5 *r)
+{
+  (void)r;
+  post_event(ctx, BRK_MSG_CONNECTED);
+}
+
+/* Paho's code (negative: client side, e.g. -1 for a TCP or TLS failure,
+ * whose OpenSSL reasons log_tls_error() has logged just before) or the
+ * broker's CONNACK return code / MQTT 5 reason code. */
+static void connect_failed(struct brk_mqtt *m, int code, int reason,
+                           const char *msg)
+{
+  /* Paho checks the broker's name after the handshake and says nothing
+   * when it does not match: without an OpenSSL line, name the suspects. */
+  bool silent = m->tls && code == MQTTASYNC_FAILURE &&
+                !atomic_load(&m->tls_error);
+  lc_log(LC_WARN, "mqtt",
+         "op=connect url=%s tls=%d mqtt=%s code=%d reason=%d msg=\"%s\"%s",
+         m->cfg->mqtt_url, m->tls, m->v5 ? "5" : "3.1.1", code, reason,
+         msg ? msg : "",
+         silent ? " hint=\"no TLS error: broker unreachable, or its "
+                  "certificate does not name the url's host\""
+                : "");
+  post_event(m, BRK_MSG_CONNECT_FAILED);
+}
+
 static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
 {
-  struct brk_mqtt *m = ctx;
-  lc_log(LC_WARN, "mqtt", "op=connect url=%s code=%d msg=\"%s\"",
-         m->cfg->mqtt_url, r ? r->code : 0,
-         r && r->message ? r->message : "");
-  post_event(m, BRK_MSG_CONNECT_FAILED);
+  connect_failed(ctx, r ? r->code : 0, 0, r ? r->message : NULL);
+}
+
+static void on_connect_fail5(void *ctx, MQTTAsync_failureData5 *r)
+{
+  connect_failed(ctx, r ? r->code : 0, r ? (int)r->reasonCode : 0,
+                 r ? r->message : NULL);
+}
+
+/* A SUBACK may grant some filters and refuse others (an ACL that does
+ * not let us read a group): a host that cannot hear its namespace must
+ * not announce itself online, so any refusal fails the subscribe and
+ * the loop reconnects with backoff, logging the filter each time. */
+static void subscribed(struct brk_mqtt *m, const int *codes, int n)
+{
+  bool ok = true;
+  for(int i = 0; i < n && i < m->n_filters; i++) {
+    if(codes[i] >= 0x80) {
+      lc_log(LC_ERROR, "mqtt", "op=subscribe filter=%s refused=0x%02x",
+             m->filters[i], (unsigned)codes[i]);
+      ok = false;
+    }
+  }
+  post_event(m, ok ? BRK_MSG_SUBSCRIBED : BRK_MSG_SUBSCRIBE_FAILED);
 }
 
 static void on_subscribe_ok(void *ctx, MQTTAsync_successData *r)
 {
-  (void)r;
-  post_event(ctx, BRK_MSG_SUBSCRIBED);
+  struct brk_mqtt *m = ctx;
+  if(!r)
+    subscribed(m, NULL, 0);
+  else if(m->n_filters == 1)
+    subscribed(m, &r->alt.qos, 1);
+  else
+    subscribed(m, r->alt.qosList, r->alt.qosList ? m->n_filters : 0);
+}
+
+static void on_subscribe_ok5(void *ctx, MQTTAsync_successData5 *r)
+{
+  struct brk_mqtt *m = ctx;
+  int codes[16];
+  int n = 0;
+  if(r && r->alt.sub.reasonCodes)
+    for(; n < r->alt.sub.reasonCodeCount && n < 16; n++)
+      codes[n] = (int)r->alt.sub.reasonCodes[n];
+  else if(r)
+    codes[n++] = (int)r->reasonCode; /* one filter: the code is here */
+  subscribed(m, codes, n);
 }
 
 static void on_subscribe_fail(void *ctx, MQTTAsync_failureData *r)
@@ -113,6 +191,29 @@ static void on_subscribe_fail(void *ctx, MQTTAsync_failureData *r)
   struct brk_mqtt *m = ctx;
   lc_log(LC_ERROR, "mqtt", "op=subscribe code=%d", r ? r->code : 0);
   post_event(m, BRK_MSG_SUBSCRIBE_FAILED);
+}
+
+static void on_subscribe_fail5(void *ctx, MQTTAsync_failureData5 *r)
+{
+  struct brk_mqtt *m = ctx;
+  lc_log(LC_ERROR, "mqtt", "op=subscribe code=%d reason=%d",
+         r ? r->code : 0, r ? (int)r->reasonCode : 0);
+  post_event(m, BRK_MSG_SUBSCRIBE_FAILED);
+}
+
+/* Paho's ssl_error_cb: ERR_print_errors_cb() hands us OpenSSL's queue one
+ * line at a time when a TLS call fails (e.g. "certificate verify
+ * failed", "tlsv13 alert certificate required"). Paho's thread; logging
+ * is all it does. */
+static int log_tls_error(const char *str, size_t len, void *u)
+{
+  struct brk_mqtt *m = u;
+  atomic_store(&m->tls_error, true);
+  while(len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
+    len--;
+  lc_log(LC_WARN, "mqtt", "op=tls url=%s openssl=\"%.*s\"",
+         m->cfg->mqtt_url, (int)(len > 512 ? 512 : len), str);
+  return 1;
 }
 
 /* Sparkplug filters for the configured groups (DESIGN §2): births,
@@ -164,7 +265,11 @@ lc_err brk_mqtt_new(const struct brk_config *cfg, struct lc_queue *inbox,
     lc_free(m);
     return rc;
   }
+  m->v5 = cfg->mqtt_version == BRK_MQTT_5;
+  m->tls = brk_config_mqtt_tls(cfg);
   MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+  /* The version is fixed here: Paho sizes its persistence by it. */
+  co.MQTTVersion = m->v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
   co.sendWhileDisconnected = 0;
   /* Paho counts queued publishes against this bound even while
    * connected (default 100: a burst of DCMDs failed with
@@ -192,6 +297,7 @@ lc_err brk_mqtt_new(const struct brk_config *cfg, struct lc_queue *inbox,
 lc_err brk_mqtt_connect(struct brk_mqtt *m)
 {
   m->state_ts = lc_now_ms();
+  atomic_store(&m->tls_error, false);
   snprintf(m->will_payload, sizeof(m->will_payload),
            "{\"online\":false,\"timestamp\":%llu}",
            (unsigned long long)m->state_ts);
@@ -204,15 +310,53 @@ lc_err brk_mqtt_connect(struct brk_mqtt *m)
   will.qos = 1;
   will.retained = 1;
   MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer;
+  MQTTAsync_connectOptions opts5 = MQTTAsync_connectOptions_initializer5;
+  MQTTProperties props = MQTTProperties_initializer;
+  if(m->v5) {
+    opts = opts5;
+    /* tck-id-message-flow-phid-sparkplug-clean-session-50: clean start
+     * and a session expiry interval of 0. 0 is also MQTT 5's default
+     * when the property is absent; we send it so the intent is on the
+     * wire. Paho copies the properties, so `props` is freed below. */
+    opts.cleanstart = 1;
+    MQTTProperty expiry = {.identifier =
+                             MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
+                           .value.integer4 = 0};
+    if(MQTTProperties_add(&props, &expiry) != 0)
+      return LC_ENOMEM;
+    opts.connectProperties = &props;
+    opts.onSuccess5 = on_connect_ok5;
+    opts.onFailure5 = on_connect_fail5;
+  }
+  else {
+    opts.MQTTVersion = MQTTVERSION_3_1_1;
+    opts.cleansession = 1; /* tck-id-message-flow-phid-sparkplug-clean-session-311 */
+    opts.onSuccess = on_connect_ok;
+    opts.onFailure = on_connect_fail;
+  }
   opts.keepAliveInterval = (int)m->cfg->keepalive_s;
-  opts.cleansession = 1; /* tck-id-message-flow-phid-sparkplug-clean-session-311 */
   opts.will = &will;
   opts.connectTimeout = 10;
   opts.automaticReconnect = 0;
-  opts.onSuccess = on_connect_ok;
-  opts.onFailure = on_connect_fail;
   opts.context = m;
+  MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+  if(m->tls) {
+    ssl.trustStore = m->cfg->mqtt_ca_file;
+    ssl.disableDefaultTrustStore = 1; /* only the configured CA */
+    ssl.enableServerCertAuth = 1;     /* chain must verify ... */
+    ssl.verify = 1;                   /* ... and name the url's host */
+    if(m->cfg->mqtt_cert_file[0]) {
+      ssl.keyStore = m->cfg->mqtt_cert_file;
+      ssl.privateKey = m->cfg->mqtt_key_file;
+    }
+    /* Not sslVersion: with OpenSSL >= 1.1 Paho ignores it; the TLS 1.2
+     * floor is OpenSSL 3's at Paho's security level 1 (brk.h). */
+    ssl.ssl_error_cb = log_tls_error;
+    ssl.ssl_error_context = m;
+    opts.ssl = &ssl; /* Paho copies it */
+  }
   int prc = MQTTAsync_connect(m->client, &opts);
+  MQTTProperties_free(&props);
   if(prc != MQTTASYNC_SUCCESS) {
     lc_log(LC_WARN, "mqtt", "op=connect url=%s code=%d", m->cfg->mqtt_url,
            prc);
@@ -230,8 +374,14 @@ lc_err brk_mqtt_subscribe(struct brk_mqtt *m)
     qos[i] = 1; /* lets the QoS 1 NDEATH Wills arrive as QoS 1 */
   }
   MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-  ro.onSuccess = on_subscribe_ok;
-  ro.onFailure = on_subscribe_fail;
+  if(m->v5) {
+    ro.onSuccess5 = on_subscribe_ok5;
+    ro.onFailure5 = on_subscribe_fail5;
+  }
+  else {
+    ro.onSuccess = on_subscribe_ok;
+    ro.onFailure = on_subscribe_fail;
+  }
   ro.context = m;
   int prc = MQTTAsync_subscribeMany(m->client, m->n_filters, filters, qos,
                                     &ro);

@@ -181,4 +181,171 @@ lc_err ca_local_open(const struct ca_local_config *cfg,
  * NULL for other adapters. Devices and the simulator trust it. */
 const char *ca_local_root_path(const struct ca_adapter *ca);
 
+/* ---- remote CAs: EJBCA, AWS Private CA, Google Cloud CAS -------------- */
+
+/* Transport shared by the remote adapters (libcurl, HTTPS only, peer and
+ * host verification always on). Strings are copied at open. */
+struct ca_http_config {
+  const char *cainfo;          /* PEM bundle that verifies the CA's server;
+                                  NULL = the system store */
+  const char *client_cert;     /* PEM client certificate (EJBCA admin);
+                                  NULL = none */
+  const char *client_key;      /* its PEM key; NULL = inside client_cert */
+  const char *client_key_password; /* NULL = unencrypted key */
+  unsigned connect_timeout_ms; /* 0 = 5000 */
+  unsigned timeout_ms;         /* whole request; 0 = 30000 */
+  size_t max_response;         /* response body cap; 0 = 1 MiB */
+};
+
+/* A token bucket shared by every worker that calls the adapter. */
+struct ca_pace_config {
+  double rate_per_s;           /* sustained requests/s; 0 = the adapter's
+                                  default (the CA's published quota);
+                                  negative = unlimited */
+  unsigned burst;              /* requests allowed at once; 0 = 1 */
+  unsigned max_wait_ms;        /* longest submit() blocks for a token;
+                                  beyond that it answers CA_RETRY with the
+                                  wait as retry_after_ms; 0 = 2000 */
+};
+
+/* What an operator sees of one bucket (ca_pace_stats()). */
+struct ca_pace_stats {
+  const char *name;            /* static: "issue", "get", "create", ... */
+  double rate_per_s;           /* configured sustainable pace; 0 = none */
+  unsigned burst;
+  uint32_t wait_ms;            /* how long a request arriving now waits */
+  uint32_t paused_ms;          /* Retry-After pause still to run */
+  unsigned waiting;            /* callers blocked in the bucket now */
+  uint64_t granted;            /* requests let through since open */
+  uint64_t deferred;           /* answered CA_RETRY: wait > max_wait_ms */
+  uint64_t throttled;          /* 429 / throttling answers from the CA */
+};
+
+/* Bucket `idx` (0, 1, ...) of a remote adapter. LC_ENOTFOUND past the
+ * last bucket and for adapters without pacing (local). Thread-safe. */
+lc_err ca_pace_stats(const struct ca_adapter *ca, unsigned idx,
+                     struct ca_pace_stats *out) LC_NODISCARD;
+
+/* Optional durable memo of what a CA answered for a request key before
+ * the certificate was ready (AWS: the CertificateArn; EJBCA: the
+ * approval request id). With it, a restart polls the same request
+ * instead of asking again; without it the memo lives in memory and the
+ * CA's own de-duplication window is the only protection after a crash
+ * (docs/adapters.md). Called from worker threads: must be thread-safe. */
+struct ca_ticket_store {
+  /* Store `ticket` (a NUL-terminated string of at most 255 bytes) for
+   * `request_key`, durably, replacing any earlier one. */
+  lc_err (*put)(void *ctx, const char *request_key, const char *ticket);
+  /* Copy the ticket of `request_key` into buf (cap bytes, NUL-ended).
+   * LC_ENOTFOUND when there is none. */
+  lc_err (*get)(void *ctx, const char *request_key, char *buf, size_t cap);
+  void *ctx;
+};
+
+/* EJBCA REST (POST /v1/certificate/pkcs10enroll), authenticated by the
+ * admin TLS client certificate in http.client_cert. The end entity's
+ * username is username_prefix + request_key (request keys are
+ * [A-Za-z0-9._-], at most 64 bytes with the prefix), so one key is one
+ * end entity. Before enrolling, submit() searches the certificates
+ * already issued to that username (POST /v1/certificate/search) and
+ * returns the one whose key matches the CSR instead of issuing again.
+ * 202 (approval required) answers CA_PENDING and keeps the approval
+ * request id as the key's ticket; poll() or a later submit() finalizes
+ * it. */
+struct ca_ejbca_role {
+  const char *ca_name;             /* certificate_authority_name */
+  const char *certificate_profile; /* certificate_profile_name */
+  const char *end_entity_profile;  /* end_entity_profile_name */
+};
+
+struct ca_ejbca_config {
+  const char *base_url;        /* "https://host:8443/ejbca/ejbca-rest-api" */
+  const char *username_prefix; /* NULL = "" */
+  /* Secret the enrollment code of each end entity is derived from
+   * (HMAC-SHA256 with the username). NULL = a random one per process:
+   * then an approval that outlives a restart cannot be finalized. */
+  const char *enrollment_secret;
+  bool skip_lookup;            /* true: no search before enrolling */
+  unsigned approval_poll_ms;   /* CA_PENDING retry_after; 0 = 30000 */
+  struct ca_ejbca_role role[CA_ROLE_COUNT];
+  struct ca_http_config http;
+  struct ca_pace_config pace;  /* every call; default 20/s (EJBCA
+                                  publishes no quota) */
+  const struct ca_ticket_store *tickets; /* NULL = memory only */
+};
+
+/* Open an EJBCA adapter. LC_EINVAL on a missing field, LC_ETLS / LC_EIO
+ * when the client certificate cannot be loaded; nothing is sent to the
+ * CA. Free with ca_free(). */
+lc_err ca_ejbca_open(const struct ca_ejbca_config *cfg,
+                     struct ca_adapter **out) LC_NODISCARD;
+
+/* AWS Private CA (JSON 1.1, SigV4, service "acm-pca"). submit() calls
+ * IssueCertificate with IdempotencyToken = a UUID derived from
+ * request_key (the token is at most 36 characters), keeps the returned
+ * CertificateArn as the key's ticket, then GetCertificate; while the CA
+ * answers RequestInProgressException the result is CA_PENDING and
+ * poll() (or submit() again) asks GetCertificate only.
+ * Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+ * AWS_SESSION_TOKEN, else the shared credentials file
+ * (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile
+ * `profile`, else AWS_PROFILE, else "default"); read again after
+ * ExpiredTokenException. */
+struct ca_awspca_role {
+  const char *ca_arn;          /* CertificateAuthorityArn */
+  const char *template_arn;    /* NULL = the CA's default template */
+  const char *signing_algorithm; /* NULL = "SHA256WITHECDSA" */
+  unsigned validity_days;      /* Validity {Value, Type "DAYS"} */
+};
+
+struct ca_awspca_config {
+  const char *region;          /* "eu-central-1" */
+  /* NULL = https://acm-pca.<region>.amazonaws.com/ */
+  const char *endpoint;
+  const char *profile;         /* credentials file profile; NULL = above */
+  unsigned poll_ms;            /* CA_PENDING retry_after; 0 = 1000 */
+  struct ca_awspca_role role[CA_ROLE_COUNT];
+  struct ca_http_config http;
+  struct ca_pace_config issue_pace; /* IssueCertificate; default 25/s */
+  struct ca_pace_config get_pace;   /* GetCertificate; default 75/s */
+  const struct ca_ticket_store *tickets; /* NULL = memory only */
+};
+
+lc_err ca_awspca_open(const struct ca_awspca_config *cfg,
+                      struct ca_adapter **out) LC_NODISCARD;
+
+/* Google Cloud Certificate Authority Service v1 (CreateCertificate).
+ * Authentication: a service-account key file (RS256 JWT exchanged at its
+ * token_uri for an access token, cached and refreshed 5 minutes before
+ * it expires), or the metadata server when key_file is NULL. requestId
+ * is a UUID derived from request_key; on an Enterprise pool the
+ * certificateId is derived from it too, and ALREADY_EXISTS fetches the
+ * certificate issued under that id. */
+struct ca_gcpcas_role {
+  /* "projects/P/locations/L/caPools/POOL" */
+  const char *pool;
+  const char *certificate_template; /* full resource name; NULL = none */
+  uint64_t lifetime_s;         /* e.g. 31536000 (one year) */
+  bool enterprise;             /* Enterprise tier: certificateId sent,
+                                  default pace 7/s instead of 25/s */
+};
+
+struct ca_gcpcas_config {
+  const char *endpoint;        /* NULL = https://privateca.googleapis.com */
+  const char *key_file;        /* service account JSON; NULL = metadata */
+  /* NULL = http://metadata.google.internal/computeMetadata/v1/instance/
+   * service-accounts/default/token */
+  const char *metadata_url;
+  const char *scope;           /* NULL = .../auth/cloud-platform */
+  struct ca_gcpcas_role role[CA_ROLE_COUNT];
+  struct ca_http_config http;
+  /* CreateCertificate, one bucket per pool (roles on the same pool share
+   * it); rate 0 = the tier's per-CA quota. */
+  struct ca_pace_config create_pace;
+  struct ca_pace_config get_pace;   /* GetCertificate; default 40/s */
+};
+
+lc_err ca_gcpcas_open(const struct ca_gcpcas_config *cfg,
+                      struct ca_adapter **out) LC_NODISCARD;
+
 #endif

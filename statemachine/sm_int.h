@@ -35,6 +35,13 @@ struct sm_store_ops {
   lc_err (*meta_get)(struct sm_store *st, const char *key, char **out);
   lc_err (*meta_set)(struct sm_store *st, const char *key,
                      const char *value);
+  /* schema v2 */
+  lc_err (*audit_range)(struct sm_store *st, uint64_t from_seq,
+                        uint64_t to_seq, sm_audit_cb cb, void *ctx);
+  lc_err (*checkpoint_put)(struct sm_store *st,
+                           const struct sm_checkpoint *cp);
+  lc_err (*checkpoint_latest)(struct sm_store *st, bool exported_only,
+                              struct sm_checkpoint **out);
 };
 
 /* The common head of every backend's handle. */
@@ -43,6 +50,6 @@ struct sm_store {
 };
 
 /* Newest schema version a store of this build writes and reads. */
-#define SM_STORE_SCHEMA_VERSION 1
+#define SM_STORE_SCHEMA_VERSION 2
 
 #endif

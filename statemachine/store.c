@@ -7,6 +7,8 @@
  */
 #include "statemachine/sm_int.h"
 
+#include "common/lc_mem.h"
+
 void sm_store_close(struct sm_store *st)
 {
   if(st)
@@ -118,4 +120,37 @@ lc_err sm_store_meta_set(struct sm_store *st, const char *key,
   if(!st || !key || !value)
     return LC_EINVAL;
   return st->ops->meta_set(st, key, value);
+}
+
+lc_err sm_store_audit_range(struct sm_store *st, uint64_t from_seq,
+                            uint64_t to_seq, sm_audit_cb cb, void *ctx)
+{
+  if(!st || !cb)
+    return LC_EINVAL;
+  return st->ops->audit_range(st, from_seq, to_seq, cb, ctx);
+}
+
+void sm_checkpoint_free(struct sm_checkpoint *cp)
+{
+  if(!cp)
+    return;
+  lc_free(cp->note);
+  lc_free(cp);
+}
+
+lc_err sm_store_checkpoint_put(struct sm_store *st,
+                               const struct sm_checkpoint *cp)
+{
+  if(!st || !cp || !cp->note || cp->frontier.size != cp->tree_size ||
+     cp->frontier.n > AUD_FRONTIER_MAX)
+    return LC_EINVAL;
+  return st->ops->checkpoint_put(st, cp);
+}
+
+lc_err sm_store_checkpoint_latest(struct sm_store *st, bool exported_only,
+                                  struct sm_checkpoint **out)
+{
+  if(!st || !out)
+    return LC_EINVAL;
+  return st->ops->checkpoint_latest(st, exported_only, out);
 }

@@ -152,9 +152,27 @@ static lc_err migrate_v1(sqlite3 *db)
   return exec_sql(db, schema_v1, "migrate_v1");
 }
 
+/* v2: signed Merkle checkpoints of the audit log (docs/audit.md §13).
+ * frontier is the right edge of the tree, 32 bytes per set bit of
+ * tree_size, largest subtree first. */
+static const char schema_v2[] =
+  "CREATE TABLE audit_checkpoint("
+  " tree_size INTEGER PRIMARY KEY,"
+  " ts_ms INTEGER NOT NULL,"
+  " root BLOB NOT NULL CHECK(length(root) = 32),"
+  " frontier BLOB NOT NULL CHECK(length(frontier) % 32 = 0),"
+  " exported INTEGER NOT NULL DEFAULT 0,"
+  " note TEXT NOT NULL);";
+
+static lc_err migrate_v2(sqlite3 *db)
+{
+  return exec_sql(db, schema_v2, "migrate_v2");
+}
+
 /* migrations[v] takes the schema from version v to v + 1. */
 static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
   migrate_v1,
+  migrate_v2,
 };
 
 /* ---- statements -------------------------------------------------------- */
@@ -176,6 +194,7 @@ enum stmt_id {
   ST_DEV_PAGE_ALL, ST_DEV_PAGE_UNFINISHED, ST_DEV_COUNT_STATES,
   ST_AUD_APPEND, ST_AUD_TAIL, ST_AUD_FROM,
   ST_META_GET, ST_META_SET,
+  ST_AUD_RANGE, ST_CKPT_PUT, ST_CKPT_LATEST,
   ST_COUNT
 };
 
@@ -220,6 +239,18 @@ static const char *const stmt_sql[ST_COUNT] = {
   [ST_AUD_FROM] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE seq >= ?1 "
                   "ORDER BY seq",
   [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+  [ST_AUD_RANGE] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE seq >= ?1 "
+                   "AND seq <= ?2 ORDER BY seq",
+  /* One checkpoint per size: a second one only marks it exported. */
+  [ST_CKPT_PUT] =
+    "INSERT INTO audit_checkpoint(tree_size, ts_ms, root, frontier, "
+    "exported, note) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
+    "ON CONFLICT(tree_size) DO UPDATE SET "
+    "exported = max(exported, excluded.exported)",
+  [ST_CKPT_LATEST] =
+    "SELECT tree_size, ts_ms, root, frontier, exported, note "
+    "FROM audit_checkpoint WHERE exported >= ?1 "
+    "ORDER BY tree_size DESC LIMIT 1",
   [ST_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2) "
                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 };
@@ -228,7 +259,7 @@ struct sqlite_store {
   struct sm_store base; /* first: (struct sm_store *) casts back */
   sqlite3 *db;
   sqlite3_stmt *stmt[ST_COUNT];
-  bool audit_walking;   /* ST_AUD_FROM is lent to an audit_foreach cb */
+  bool audit_walking;   /* ST_AUD_FROM/RANGE lent to an audit cb */
   /* The stored chain's tail as of now, valid only inside the
    * transaction that read it (see the invariants above). */
   bool tail_known;
@@ -994,6 +1025,117 @@ static lc_err sqlite_audit_foreach(struct sm_store *st, uint64_t from_seq,
   return err;
 }
 
+static lc_err sqlite_audit_range(struct sm_store *st, uint64_t from_seq,
+                                 uint64_t to_seq, sm_audit_cb cb, void *ctx)
+{
+  struct sqlite_store *s = from_base(st);
+  if(s->audit_walking) {
+    lc_log(LC_ERROR, MOD, "op=audit_range err=\"nested call\"");
+    return LC_EINVAL;
+  }
+  if(to_seq == 0 || to_seq > INT64_MAX)
+    to_seq = INT64_MAX;
+  if(from_seq > to_seq)
+    return LC_OK;
+  sqlite3_stmt *stmt = s->stmt[ST_AUD_RANGE];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_i64(&b, 1, (int64_t)from_seq);
+  bind_i64(&b, 2, (int64_t)to_seq);
+  lc_err err;
+  if(b.rc != SQLITE_OK) {
+    err = db_error(s->db, "audit_range.bind");
+  } else {
+    s->audit_walking = true;
+    err = walk_audit(s, stmt, cb, ctx);
+    s->audit_walking = false;
+  }
+  stmt_release(stmt);
+  return err;
+}
+
+/* ---- audit checkpoints (v2) -------------------------------------------- */
+
+static lc_err sqlite_checkpoint_put(struct sm_store *st,
+                                    const struct sm_checkpoint *cp)
+{
+  struct sqlite_store *s = from_base(st);
+  if(cp->tree_size > INT64_MAX || cp->ts_ms > INT64_MAX)
+    return LC_EINVAL;
+  struct binder b = {s->stmt[ST_CKPT_PUT], SQLITE_OK};
+  bind_i64(&b, 1, (int64_t)cp->tree_size);
+  bind_i64(&b, 2, (int64_t)cp->ts_ms);
+  bind_blob(&b, 3, cp->root, AUD_HASH_LEN);
+  /* frontier.hash is never NULL, so the empty tree's frontier binds as
+   * an empty blob, not as NULL (the column is NOT NULL). */
+  bind_blob(&b, 4, cp->frontier.hash, (size_t)cp->frontier.n * AUD_HASH_LEN);
+  bind_i64(&b, 5, cp->exported ? 1 : 0);
+  bind_text(&b, 6, cp->note);
+  if(b.rc != SQLITE_OK) {
+    lc_err err = db_error(s->db, "checkpoint_put.bind");
+    stmt_release(b.stmt);
+    return err;
+  }
+  return step_done(s, ST_CKPT_PUT, "checkpoint_put");
+}
+
+static lc_err checkpoint_from_row(sqlite3_stmt *stmt, struct sm_checkpoint *cp)
+{
+  uint64_t exported = 0;
+  size_t flen = 0;
+  lc_err err = col_u64(stmt, 0, &cp->tree_size);
+  if(err == LC_OK)
+    err = col_u64(stmt, 1, &cp->ts_ms);
+  if(err == LC_OK)
+    err = col_hash(stmt, 2, cp->root);
+  if(err == LC_OK)
+    err = col_blob(stmt, 3, (uint8_t *)cp->frontier.hash,
+                   sizeof(cp->frontier.hash), &flen);
+  if(err == LC_OK)
+    err = col_u64(stmt, 4, &exported);
+  if(err == LC_OK)
+    err = col_owned(stmt, 5, &cp->note);
+  if(err != LC_OK)
+    return err;
+  cp->frontier.n = (unsigned)(flen / AUD_HASH_LEN);
+  cp->frontier.size = cp->tree_size;
+  cp->exported = exported != 0;
+  /* One subtree per set bit of the size, or it is not a frontier. */
+  if(!cp->note || flen % AUD_HASH_LEN ||
+     cp->frontier.n != (unsigned)__builtin_popcountll(cp->tree_size))
+    return corrupt(stmt, 3, "frontier does not match tree_size");
+  return LC_OK;
+}
+
+static lc_err sqlite_checkpoint_latest(struct sm_store *st,
+                                       bool exported_only,
+                                       struct sm_checkpoint **out)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_CKPT_LATEST];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_i64(&b, 1, exported_only ? 1 : 0);
+  struct sm_checkpoint *cp = lc_calloc(1, sizeof(*cp));
+  if(!cp) {
+    stmt_release(stmt);
+    return LC_ENOMEM;
+  }
+  lc_err err;
+  int rc = b.rc == SQLITE_OK ? sqlite3_step(stmt) : b.rc;
+  if(rc == SQLITE_ROW)
+    err = checkpoint_from_row(stmt, cp);
+  else if(rc == SQLITE_DONE)
+    err = LC_ENOTFOUND;
+  else
+    err = db_error(s->db, "checkpoint_latest");
+  stmt_release(stmt);
+  if(err != LC_OK) {
+    sm_checkpoint_free(cp);
+    return err;
+  }
+  *out = cp;
+  return LC_OK;
+}
+
 /* ---- meta -------------------------------------------------------------- */
 
 static lc_err sqlite_meta_get(struct sm_store *st, const char *key,
@@ -1060,6 +1202,9 @@ static const struct sm_store_ops sqlite_ops = {
   .audit_foreach = sqlite_audit_foreach,
   .meta_get = sqlite_meta_get,
   .meta_set = sqlite_meta_set,
+  .audit_range = sqlite_audit_range,
+  .checkpoint_put = sqlite_checkpoint_put,
+  .checkpoint_latest = sqlite_checkpoint_latest,
 };
 
 /* Run a one-off statement whose single result is text, e.g. a PRAGMA. */

@@ -8,7 +8,9 @@ PKGS="build-essential cmake pkg-config git
 libpaho-mqtt-dev nanopb libnanopb-dev python3-protobuf
 libssl-dev openssl libsqlite3-dev sqlite3 libcurl4-openssl-dev
 libcunit1-dev libjansson-dev libmicrohttpd-dev libinih-dev
-mosquitto mosquitto-clients"
+mosquitto mosquitto-clients
+libp11-dev softhsm2
+python3 python3-cryptography"
 
 missing=""
 for p in $PKGS; do

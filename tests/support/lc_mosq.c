@@ -18,12 +18,31 @@ struct lc_mosq {
   char url[40];
 };
 
+/* One caller line, with "@PORT@" replaced by the port. */
+static void put_line(FILE *f, const char *line, uint16_t port)
+{
+  const char *p = line, *at;
+  while((at = strstr(p, "@PORT@"))) {
+    fprintf(f, "%.*s%u", (int)(at - p), p, (unsigned)port);
+    p = at + 6;
+  }
+  fprintf(f, "%s\n", p);
+}
+
 static lc_err write_conf(const struct lc_mosq *m,
-                         const char *const extra_conf[])
+                         const char *const extra_conf[], bool raw)
 {
   FILE *f = fopen(m->conf, "w");
   if(!f)
     return LC_EIO;
+  if(raw) {
+    fprintf(f, "# written by tests/support/lc_mosq.c (caller's conf)\n");
+    if(geteuid() == 0)
+      fprintf(f, "user root\n");
+    for(size_t i = 0; extra_conf && extra_conf[i]; i++)
+      put_line(f, extra_conf[i], m->port);
+    return fclose(f) == 0 ? LC_OK : LC_EIO;
+  }
   fprintf(f, "# written by tests/support/lc_mosq.c\n"
              "listener %u 127.0.0.1\n"
              "allow_anonymous true\n"
@@ -76,12 +95,12 @@ static void remove_dir(const char *dir)
 /* One start attempt on a freshly probed port. LC_EAGAIN: mosquitto
  * exited before accepting (port taken): the caller retries. */
 static lc_err start_once(struct lc_mosq *m, const char *bin,
-                         const char *const extra_conf[])
+                         const char *const extra_conf[], bool raw)
 {
   lc_err rc = lc_proc_free_port(&m->port);
   if(rc != LC_OK)
     return rc;
-  if((rc = write_conf(m, extra_conf)) != LC_OK)
+  if((rc = write_conf(m, extra_conf, raw)) != LC_OK)
     return rc;
   const char *argv[] = {bin, "-c", m->conf, NULL};
   if((rc = lc_proc_spawn(argv, NULL, m->log, m->log, &m->proc)) != LC_OK)
@@ -99,7 +118,8 @@ static lc_err start_once(struct lc_mosq *m, const char *bin,
   return rc == LC_ESHUTDOWN ? LC_EAGAIN : LC_EIO;
 }
 
-lc_err lc_mosq_start(const char *const extra_conf[], struct lc_mosq **out)
+static lc_err start(const char *const extra_conf[], bool raw,
+                    struct lc_mosq **out)
 {
   const char *bin = getenv("LC_MOSQUITTO");
   if(!bin || !*bin)
@@ -119,7 +139,7 @@ lc_err lc_mosq_start(const char *const extra_conf[], struct lc_mosq **out)
   snprintf(m->log, sizeof(m->log), "%s/mosquitto.log", m->dir);
   lc_err rc = LC_EAGAIN;
   for(int i = 0; i < LC_MOSQ_ATTEMPTS && rc == LC_EAGAIN; i++)
-    rc = start_once(m, bin, extra_conf);
+    rc = start_once(m, bin, extra_conf, raw);
   if(rc != LC_OK) {
     if(rc == LC_EAGAIN)
       rc = LC_EIO;
@@ -129,6 +149,17 @@ lc_err lc_mosq_start(const char *const extra_conf[], struct lc_mosq **out)
   }
   *out = m;
   return LC_OK;
+}
+
+lc_err lc_mosq_start(const char *const extra_conf[], struct lc_mosq **out)
+{
+  return start(extra_conf, false, out);
+}
+
+lc_err lc_mosq_start_conf(const char *const conf_lines[],
+                          struct lc_mosq **out)
+{
+  return start(conf_lines, true, out);
 }
 
 uint16_t lc_mosq_port(const struct lc_mosq *m)

@@ -35,6 +35,15 @@ struct lc_mosq;  /* opaque */
 lc_err lc_mosq_start(const char *const extra_conf[], struct lc_mosq **out)
   LC_NODISCARD;
 
+/* Like lc_mosq_start(), but `conf_lines` are the whole configuration
+ * (e.g. a deployment file under test, with its own TLS listener):
+ * lc_mosq writes them as given, except that every "@PORT@" becomes the
+ * probed port, and adds only `user root` when run as root. Readiness is
+ * still a TCP connect to 127.0.0.1:<port>, so the listener must bind
+ * there. lc_mosq_url() reports tcp:// whatever the listener speaks. */
+lc_err lc_mosq_start_conf(const char *const conf_lines[],
+                          struct lc_mosq **out) LC_NODISCARD;
+
 uint16_t lc_mosq_port(const struct lc_mosq *m);
 /* "tcp://127.0.0.1:<port>", valid until lc_mosq_stop(). */
 const char *lc_mosq_url(const struct lc_mosq *m);

@@ -501,16 +501,21 @@ void sim_edge_fill_window_locked(struct sim_edge *e)
   }
 }
 
-/* What a device installed is part of its state: after a rebirth or a
- * host restart it is reported again. An acknowledgement sent while the
- * host was down is lost with it, and the host cannot finish the device
- * without one. */
-static void reack_provisioned(struct sim_edge *e)
+/* A rebirth republishes every device's DBIRTH (Sparkplug: the host
+ * learns the node's devices only from their births), provisioned ones
+ * included, and each provisioned device then reports what it installed
+ * again: an acknowledgement sent while the host was down was lost with
+ * it, and the host cannot finish the device without one. */
+static void rebirth_provisioned(struct sim_edge *e)
 {
-  for(size_t i = 0; i < e->n_devices; i++)
-    if(e->devices[i].state == SIM_DEV_PROVISIONED &&
-       sim_edge_send_installed_locked(e, &e->devices[i]) != LC_OK)
+  for(size_t i = 0; i < e->n_devices; i++) {
+    struct sim_device *d = &e->devices[i];
+    if(d->state != SIM_DEV_PROVISIONED)
+      continue;
+    if(send_dbirth(e, d) != LC_OK ||
+       sim_edge_send_installed_locked(e, d) != LC_OK)
       break; /* offline again: the next rebirth repeats this */
+  }
 }
 
 void sim_edge_rebirth_locked(struct sim_edge *e, const char *why)
@@ -522,8 +527,10 @@ void sim_edge_rebirth_locked(struct sim_edge *e, const char *why)
   if(send_nbirth(e) != LC_OK)
     return;
   atomic_fetch_add(&e->sim->n_rebirths, 1);
+  /* Linger again: the answers to this rebirth are still to come. */
+  atomic_store(&e->sim->last_final_ms, lc_mono_ms());
   resend_unfinished(e);
-  reack_provisioned(e);
+  rebirth_provisioned(e);
 }
 
 static bool is_final(enum sim_dev_state st)

@@ -110,7 +110,11 @@ lc_err sim_payload_dbirth(const struct sim_device *d, uint8_t seq,
   if(d->csr[SIM_OPERATIONAL])
     str_metric(&m[n++], "Provisioning/OperationalCSR",
                d->csr[SIM_OPERATIONAL], d->csr_len[SIM_OPERATIONAL], now_ms);
-  cstr_metric(&m[n++], "Provisioning/State", "UNPROVISIONED", now_ms);
+  /* The device's own view (DESIGN §2): after a rebirth a provisioned
+   * device says so. */
+  cstr_metric(&m[n++], "Provisioning/State",
+              d->state == SIM_DEV_PROVISIONED ? "PROVISIONED"
+                                              : "UNPROVISIONED", now_ms);
   /* Declared now, written by linecert's DCMD or our DDATA later: a
    * strictly conforming host only writes metrics the BIRTH declared. */
   static const char *const declared[] = {

@@ -223,7 +223,7 @@ static bool finished(struct sim *s, uint64_t now)
 {
   if(atomic_load(&s->n_answered) < s->n_expect_answer)
     return false;
-  if(!hosts_online(s))
+  if(!hosts_online(s) || now < atomic_load(&s->last_final_ms) + SIM_LINGER_MS)
     return false;
   if(s->n_nodcmd == 0)
     return true;

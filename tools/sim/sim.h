@@ -53,6 +53,10 @@
 #define SIM_OVERSIZED_LEN (200 * 1024)
 #define SIM_INBOX_CAP 8192
 #define SIM_NODCMD_GRACE_MS 2000  /* wait for stray DCMDs after the rest */
+/* Quiet time after the last final outcome or rebirth before the run
+ * ends: long enough to see a host's death (its Will) that follows our
+ * last acknowledgements, so those are repeated when it comes back. */
+#define SIM_LINGER_MS 1000
 #define SIM_HOSTS_MAX 8           /* host applications tracked per edge */
 #define SIM_FP_HEX 64             /* SHA-256 in hex */
 

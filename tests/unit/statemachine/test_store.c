@@ -839,7 +839,7 @@ static void test_schema_version_and_no_remigration(void)
   fx_open(&f);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "1");
+  CU_ASSERT_STRING_EQUAL(v, "2"); /* v2: audit checkpoints */
   raw_text(f.path, "PRAGMA journal_mode", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "wal");
   raw_text(f.path, "PRAGMA page_size", v, sizeof(v));
@@ -853,7 +853,7 @@ static void test_schema_version_and_no_remigration(void)
   CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
   sm_device_free(back);
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "1");
+  CU_ASSERT_STRING_EQUAL(v, "2");
 
   /* A file that claims version 0 is migrated: the tables exist, so the
    * migration fails and rolls back whole, leaving the rows alone. */
@@ -877,14 +877,14 @@ static void test_newer_schema_refused(void)
   fx_open(&f);
   sm_store_close(f.st);
   f.st = NULL;
-  raw_exec(f.path, "PRAGMA user_version=2");
+  raw_exec(f.path, "PRAGMA user_version=3");
   struct sm_store *st = NULL;
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RW, &st), LC_EDB);
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RO, &st), LC_EDB);
   CU_ASSERT_PTR_NULL(st);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "2");
+  CU_ASSERT_STRING_EQUAL(v, "3");
   fx_close(&f);
 }
 
@@ -1028,7 +1028,7 @@ const struct lc_test store_tests[] = {
    test_audit_append_after_other_writer_refused},
   {"nested audit_foreach is refused", test_nested_audit_foreach_refused},
   {"meta set upserts; missing key is LC_ENOTFOUND", test_meta_upsert},
-  {"new store is schema 1, WAL, 16 KiB pages; reopen does not migrate",
+  {"new store is schema 2, WAL, 16 KiB pages; reopen does not migrate",
    test_schema_version_and_no_remigration},
   {"schema newer than this build is refused", test_newer_schema_refused},
   {"read-only open of a missing or empty file fails cleanly",

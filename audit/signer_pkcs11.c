@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The audit signer whose private key lives in a PKCS#11 token, through
+ * libp11 (docs/audit.md §11).
+ *
+ * Opening: load the module, find the token (by label, or the only
+ * initialised one), log in with the user PIN, find the private key by
+ * CKA_LABEL or CKA_ID, and refuse anything but EC P-256. libp11 hands
+ * the key back as an EVP_PKEY whose EC method forwards ECDSA to the
+ * token (C_Sign with CKM_ECDSA), so signing is the same EVP_DigestSign
+ * call as the file signer's and the signatures are interchangeable:
+ * records, notes and verifiers do not know where the key lives. Before
+ * returning, the signer signs a test message and checks it with the
+ * public key, so a token whose public and private objects do not match
+ * fails at open, not in the middle of the log.
+ *
+ * libp11.h declares RSA_METHOD and EC_KEY_METHOD, which OpenSSL 3
+ * hides under OPENSSL_NO_DEPRECATED: this file alone is compiled
+ * without that macro (audit/CMakeLists.txt), and calls no deprecated
+ * function itself.
+ *
+ * One module, one context. PKCS11_CTX_unload() calls C_Finalize, which
+ * ends the module for the whole process, so two signers on one module
+ * (rotate-key holds the old and the new key at once) must not each load
+ * and unload it: the loaded modules are shared, counted, and unloaded
+ * with their last signer.
+ *
+ * Thread safety: the module list has a lock; libp11 serialises a slot's
+ * sessions itself; each signature uses its own EVP_MD_CTX.
+ *
+ * Built without libp11 (LC_HAVE_LIBP11 undefined), the open function
+ * reports LC_ECONFIG.
+ */
+#include "audit/aud_int.h"
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+
+#include <string.h>
+
+#ifndef LC_HAVE_LIBP11
+
+lc_err aud_signer_open_pkcs11(const struct aud_pkcs11_config *cfg,
+                              struct aud_signer **out)
+{
+  (void)cfg;
+  (void)out;
+  lc_log(LC_ERROR, "aud", "op=pkcs11 err=\"built without libp11\"");
+  return LC_ECONFIG;
+}
+
+#else
+
+#include <libp11.h>
+#include <pthread.h>
+
+#define KEY_ID_MAX 64
+
+/* A loaded module, shared by every signer that uses it. */
+struct p11_module {
+  char *path;
+  PKCS11_CTX *ctx;
+  PKCS11_SLOT *slots;
+  unsigned int nslots;
+  unsigned refs;
+  struct p11_module *next;
+};
+
+static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct p11_module *modules;     /* guarded by modules_lock */
+
+struct aud_signer_p11 {
+  struct aud_signer base;     /* first: the ops see a struct aud_signer */
+  struct p11_module *mod;     /* one reference */
+  EVP_PKEY *pkey;             /* private key handle on the token */
+};
+
+static void module_free(struct p11_module *m)
+{
+  if(m->slots)
+    PKCS11_release_all_slots(m->ctx, m->slots, m->nslots);
+  if(m->ctx) {
+    PKCS11_CTX_unload(m->ctx);
+    PKCS11_CTX_free(m->ctx);
+  }
+  lc_free(m->path);
+  lc_free(m);
+}
+
+/* Load `path` once and enumerate its slots; later calls share it. */
+static lc_err module_get(const char *path, struct p11_module **out)
+{
+  pthread_mutex_lock(&modules_lock);
+  lc_err err = LC_OK;
+  struct p11_module *m;
+  for(m = modules; m; m = m->next)
+    if(strcmp(m->path, path) == 0)
+      break;
+  if(m) {
+    m->refs++;
+    goto out;
+  }
+  m = lc_calloc(1, sizeof(*m));
+  if(!m || !(m->path = lc_strdup(path)) || !(m->ctx = PKCS11_CTX_new())) {
+    err = LC_ENOMEM;
+  } else if(PKCS11_CTX_load(m->ctx, path) != 0) {
+    lc_log_openssl(LC_ERROR, "aud", "pkcs11 load module");
+    PKCS11_CTX_free(m->ctx);
+    m->ctx = NULL;
+    err = LC_ETLS;
+  } else if(PKCS11_enumerate_slots(m->ctx, &m->slots, &m->nslots) != 0) {
+    lc_log_openssl(LC_ERROR, "aud", "pkcs11 enumerate_slots");
+    m->slots = NULL;
+    err = LC_ETLS;
+  }
+  if(err != LC_OK) {
+    if(m)
+      module_free(m);
+    m = NULL;
+    goto out;
+  }
+  m->refs = 1;
+  m->next = modules;
+  modules = m;
+out:
+  pthread_mutex_unlock(&modules_lock);
+  if(err == LC_OK)
+    *out = m;
+  return err;
+}
+
+static void module_put(struct p11_module *m)
+{
+  if(!m)
+    return;
+  pthread_mutex_lock(&modules_lock);
+  bool last = --m->refs == 0;
+  if(last) {
+    for(struct p11_module **pp = &modules; *pp; pp = &(*pp)->next) {
+      if(*pp == m) {
+        *pp = m->next;
+        break;
+      }
+    }
+    module_free(m);
+  }
+  pthread_mutex_unlock(&modules_lock);
+}
+
+static struct aud_signer_p11 *to_p11(struct aud_signer *s)
+{
+  return (struct aud_signer_p11 *)s;
+}
+
+static lc_err p11_sign_msg(struct aud_signer *s, const uint8_t *msg,
+                           size_t len, uint8_t sig[AUD_SIG_MAX],
+                           size_t *sig_len)
+{
+  struct aud_signer_p11 *ps = to_p11(s);
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  if(!md)
+    return LC_ENOMEM;
+  lc_err err = LC_OK;
+  size_t n = AUD_SIG_MAX;
+  /* The engine-less libp11 key is a "legacy" EVP_PKEY: OpenSSL signs
+   * through its EC method, i.e. on the token. */
+  if(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, ps->pkey) != 1 ||
+     EVP_DigestSign(md, sig, &n, msg, len) != 1 || n > AUD_SIG_MAX) {
+    lc_log_openssl(LC_ERROR, "aud", "pkcs11 sign");
+    err = LC_ETLS;
+  }
+  else
+    *sig_len = n;
+  EVP_MD_CTX_free(md);
+  return err;
+}
+
+static lc_err p11_sign(struct aud_signer *s, const uint8_t hash[AUD_HASH_LEN],
+                       uint8_t sig[AUD_SIG_MAX], size_t *sig_len)
+{
+  return p11_sign_msg(s, hash, AUD_HASH_LEN, sig, sig_len);
+}
+
+static lc_err p11_pubkey_pem(const struct aud_signer *s, char **pem)
+{
+  return aud__pkey_pubkey_pem(((const struct aud_signer_p11 *)s)->pkey, pem);
+}
+
+static void p11_free(struct aud_signer *s)
+{
+  struct aud_signer_p11 *ps = to_p11(s);
+  /* The key refers to the slot: free it before the slots and module. */
+  EVP_PKEY_free(ps->pkey);
+  module_put(ps->mod);
+  lc_free(ps);
+}
+
+static const struct aud_signer_ops p11_ops = {
+  .sign = p11_sign,
+  .pubkey_pem = p11_pubkey_pem,
+  .free = p11_free,
+  .sign_msg = p11_sign_msg,
+};
+
+static PKCS11_SLOT *find_token(struct p11_module *m, const char *label)
+{
+  PKCS11_SLOT *found = NULL;
+  unsigned matches = 0;
+  for(unsigned i = 0; i < m->nslots; i++) {
+    PKCS11_TOKEN *t = m->slots[i].token;
+    if(!t || !t->initialized)
+      continue;
+    if(label && (!t->label || strcmp(t->label, label) != 0))
+      continue;
+    found = &m->slots[i];
+    matches++;
+  }
+  if(matches > 1 && !label) {
+    lc_log(LC_ERROR, "aud", "op=pkcs11 err=\"several tokens: name one\"");
+    return NULL;
+  }
+  return found;
+}
+
+static bool key_matches(const PKCS11_KEY *k, const char *label,
+                        const uint8_t *id, size_t id_len)
+{
+  if(label && (!k->label || strcmp(k->label, label) != 0))
+    return false;
+  if(id && (k->id_len != id_len || memcmp(k->id, id, id_len) != 0))
+    return false;
+  return true;
+}
+
+static lc_err find_key(struct aud_signer_p11 *ps, PKCS11_SLOT *slot,
+                       const struct aud_pkcs11_config *cfg)
+{
+  uint8_t id[KEY_ID_MAX];
+  size_t id_len = 0;
+  if(cfg->key_id) {
+    id_len = strlen(cfg->key_id) / 2;
+    if(id_len == 0 || id_len > KEY_ID_MAX ||
+       !lc_unhex(cfg->key_id, strlen(cfg->key_id), id, id_len)) {
+      lc_log(LC_ERROR, "aud", "op=pkcs11 err=\"key id is not hex\"");
+      return LC_EINVAL;
+    }
+  }
+  PKCS11_KEY *keys = NULL;
+  unsigned int nkeys = 0;
+  if(PKCS11_enumerate_keys(slot->token, &keys, &nkeys) != 0) {
+    lc_log_openssl(LC_ERROR, "aud", "pkcs11 enumerate_keys");
+    return LC_ETLS;
+  }
+  PKCS11_KEY *key = NULL;
+  for(unsigned i = 0; i < nkeys && !key; i++)
+    if(key_matches(&keys[i], cfg->key_label, cfg->key_id ? id : NULL,
+                   id_len))
+      key = &keys[i];
+  if(!key) {
+    lc_log(LC_ERROR, "aud", "op=pkcs11 token=%s err=\"no such private key\"",
+           slot->token->label);
+    return LC_ENOTFOUND;
+  }
+  ps->pkey = PKCS11_get_private_key(key);
+  if(!ps->pkey) {
+    lc_log_openssl(LC_ERROR, "aud", "pkcs11 get_private_key");
+    return LC_ETLS;
+  }
+  if(!aud__pkey_is_p256(ps->pkey)) {
+    char kind[64];
+    aud__pkey_describe(ps->pkey, kind, sizeof(kind));
+    lc_log(LC_ERROR, "aud", "op=pkcs11 err=\"audit key is %s, must be EC "
+           "P-256\"", kind);
+    return LC_EINVAL;
+  }
+  return LC_OK;
+}
+
+/* Sign and verify one message: the token's key and its public half
+ * must belong together before we seal records with them. */
+static lc_err self_test(struct aud_signer_p11 *ps)
+{
+  static const char msg[] = "linecert pkcs11 self-test";
+  uint8_t sig[AUD_SIG_MAX];
+  size_t n = 0;
+  char *pem = NULL;
+  lc_err err = p11_sign_msg(&ps->base, (const uint8_t *)msg, sizeof(msg),
+                            sig, &n);
+  if(err == LC_OK)
+    err = p11_pubkey_pem(&ps->base, &pem);
+  if(err == LC_OK)
+    err = aud_verify_message(pem, msg, sizeof(msg), sig, n);
+  if(err == LC_EVERIFY)
+    lc_log(LC_ERROR, "aud", "op=pkcs11 err=\"key does not verify its own "
+           "signature\"");
+  lc_free(pem);
+  return err;
+}
+
+static lc_err open_token(struct aud_signer_p11 *ps,
+                         const struct aud_pkcs11_config *cfg)
+{
+  lc_err err = module_get(cfg->module, &ps->mod);
+  if(err != LC_OK)
+    return err;
+  pthread_mutex_lock(&modules_lock);
+  PKCS11_SLOT *slot = find_token(ps->mod, cfg->token);
+  pthread_mutex_unlock(&modules_lock);
+  if(!slot) {
+    lc_log(LC_ERROR, "aud", "op=pkcs11 token=%s err=\"no such token\"",
+           cfg->token ? cfg->token : "(any)");
+    return LC_ENOTFOUND;
+  }
+  /* A second signer on a token finds it logged in already. */
+  int logged_in = 0;
+  if(PKCS11_is_logged_in(slot, 0, &logged_in) != 0)
+    logged_in = 0;
+  if(cfg->pin && !logged_in && PKCS11_login(slot, 0, cfg->pin) != 0) {
+    lc_openssl_clear();
+    lc_log(LC_ERROR, "aud", "op=pkcs11 token=%s err=\"login refused\"",
+           slot->token->label);
+    return LC_EVERIFY;
+  }
+  return find_key(ps, slot, cfg);
+}
+
+lc_err aud_signer_open_pkcs11(const struct aud_pkcs11_config *cfg,
+                              struct aud_signer **out)
+{
+  if(!cfg || !cfg->module || !out || (!cfg->key_label && !cfg->key_id))
+    return LC_EINVAL;
+  struct aud_signer_p11 *ps = lc_calloc(1, sizeof(*ps));
+  if(!ps)
+    return LC_ENOMEM;
+  ps->base.ops = &p11_ops;
+  lc_err err = open_token(ps, cfg);
+  if(err == LC_OK)
+    err = self_test(ps);
+  if(err != LC_OK) {
+    p11_free(&ps->base);
+    return err;
+  }
+  lc_log(LC_INFO, "aud", "op=pkcs11 msg=\"audit key on token\"");
+  *out = &ps->base;
+  return LC_OK;
+}
+
+#endif

@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The operator's HTTP face (DESIGN §6), libmicrohttpd on its own thread:
+ *   /metrics   Prometheus text exposition
+ *   /healthz   200 while the loop is alive (it refreshed the snapshot in
+ *              the last 5 s), else 503
+ *   /readyz    200 when the MQTT session is online, else 503
+ *   /api/stats the same figures as JSON, for the live page
+ *   /          the live page: throughput per line, states, failures, CA
+ *              latency, plotted from /api/stats once a second
+ *
+ * The HTTP thread never touches the loop's state: it reads the atomic
+ * counters and a snapshot the loop copies under a mutex once a second.
+ */
+#include "broker/brk_int.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+
+struct brk_http {
+  struct MHD_Daemon *daemon;
+  struct brk *b;
+};
+
+/* ---- text building -------------------------------------------------------- */
+
+struct text {
+  char *buf;
+  size_t len, cap;
+  bool failed;
+};
+
+#define TEXT_MAX (4u << 20) /* a bound, far above any real exposition */
+
+static void text_add(struct text *t, const char *fmt, ...) LC_PRINTF(2, 3);
+static void text_add(struct text *t, const char *fmt, ...)
+{
+  if(t->failed)
+    return;
+  for(;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    if(n < 0) {
+      t->failed = true;
+      return;
+    }
+    if((size_t)n < t->cap - t->len) {
+      t->len += (size_t)n;
+      return;
+    }
+    size_t cap = t->cap ? t->cap * 2 : 16384;
+    while(cap - t->len <= (size_t)n)
+      cap *= 2;
+    char *nb = cap <= TEXT_MAX ? lc_realloc(t->buf, cap) : NULL;
+    if(!nb) {
+      t->failed = true;
+      return;
+    }
+    t->buf = nb;
+    t->cap = cap;
+  }
+}
+
+/* ---- /metrics -------------------------------------------------------------- */
+
+static void counter(struct text *t, const char *name, const char *help,
+                    unsigned long long v)
+{
+  text_add(t, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name,
+           name, v);
+}
+
+static void gauge(struct text *t, const char *name, const char *help,
+                  double v)
+{
+  text_add(t, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name,
+           name, v);
+}
+
+#define C(f) (unsigned long long)atomic_load(&b->stats.f)
+
+static void metrics_counters(struct text *t, struct brk *b)
+{
+  counter(t, "linecert_mqtt_messages_total", "MQTT messages received",
+          C(msgs_in));
+  counter(t, "linecert_births_total", "DBIRTHs read as provisioning requests",
+          C(births));
+  counter(t, "linecert_duplicate_births_total",
+          "DBIRTHs ignored while the same device's request was checked",
+          C(duplicate_births));
+  counter(t, "linecert_provisioned_total", "devices that reached PROVISIONED",
+          C(provisioned));
+  counter(t, "linecert_rejected_total", "requests answered REJECTED",
+          C(rejected));
+  text_add(t, "# HELP linecert_dropped_total messages dropped unanswered\n"
+              "# TYPE linecert_dropped_total counter\n"
+              "linecert_dropped_total{reason=\"bad_topic\"} %llu\n"
+              "linecert_dropped_total{reason=\"undecodable_payload\"} %llu\n",
+           C(dropped_topic), C(dropped_payload));
+  counter(t, "linecert_certificates_issued_total", "certificates issued",
+          C(issued));
+  counter(t, "linecert_ca_retries_total", "transient CA failures",
+          C(ca_retries));
+  counter(t, "linecert_dcmd_sent_total", "DCMDs published", C(dcmd_sent));
+  counter(t, "linecert_publish_failures_total", "publishes Paho refused",
+          C(publish_failures));
+  counter(t, "linecert_installed_mismatch_total",
+          "acknowledgements whose fingerprints did not match",
+          C(installed_mismatch));
+  counter(t, "linecert_inbox_full_total",
+          "messages Paho had to offer again (inbox full)", C(inbox_full));
+  counter(t, "linecert_commits_total", "store transactions committed",
+          C(commits));
+  counter(t, "linecert_commit_failures_total",
+          "store transactions rolled back", C(commit_failures));
+  counter(t, "linecert_audit_records_total", "audit records written",
+          C(audit_records));
+}
+
+static void metrics_snapshot(struct text *t, const struct brk_snapshot *s,
+                             uint64_t now_ms)
+{
+  gauge(t, "linecert_mqtt_online", "1 when the Sparkplug session is online",
+        s->online ? 1 : 0);
+  gauge(t, "linecert_devices_in_memory", "devices with work in progress",
+        (double)s->in_memory);
+  gauge(t, "linecert_jobs_queued", "worker jobs waiting", (double)s->jobs);
+  gauge(t, "linecert_audit_last_seq", "sequence number of the last record",
+        (double)s->audit_seq);
+  gauge(t, "linecert_uptime_seconds", "seconds since start",
+        (double)(now_ms - s->started_ms) / 1000.0);
+  text_add(t, "# HELP linecert_devices devices in the store per state\n"
+              "# TYPE linecert_devices gauge\n");
+  for(int i = 0; i < SM_STATE_COUNT; i++)
+    text_add(t, "linecert_devices{state=\"%s\"} %llu\n",
+             sm_state_name((enum sm_state)i),
+             (unsigned long long)s->counts[i]);
+  text_add(t, "# HELP linecert_line_provisioned_total devices provisioned "
+              "per line (group) since start\n"
+              "# TYPE linecert_line_provisioned_total counter\n");
+  for(size_t i = 0; i < s->n_lines; i++)
+    text_add(t, "linecert_line_provisioned_total{line=\"%s\"} %llu\n",
+             s->lines[i].group, (unsigned long long)s->lines[i].provisioned);
+  text_add(t, "# HELP linecert_ca_request_seconds CA call latency\n"
+              "# TYPE linecert_ca_request_seconds histogram\n");
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    const struct brk_latency *l = &s->ca[r];
+    const char *role = ca_role_name((enum ca_role)r);
+    unsigned long long cum = 0;
+    for(int i = 0; i < BRK_LAT_BUCKETS; i++) {
+      cum += l->bucket[i];
+      text_add(t, "linecert_ca_request_seconds_bucket{role=\"%s\",le=\"%g\"} "
+                  "%llu\n", role, brk_latency_bounds[i], cum);
+    }
+    text_add(t, "linecert_ca_request_seconds_bucket{role=\"%s\",le=\"+Inf\"} "
+                "%llu\nlinecert_ca_request_seconds_sum{role=\"%s\"} %.6f\n"
+                "linecert_ca_request_seconds_count{role=\"%s\"} %llu\n",
+             role, (unsigned long long)l->count, role, l->sum_s, role,
+             (unsigned long long)l->count);
+  }
+}
+
+static void snapshot_copy(struct brk *b, struct brk_snapshot *out)
+{
+  pthread_mutex_lock(&b->snap_mu);
+  *out = b->snap;
+  pthread_mutex_unlock(&b->snap_mu);
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status,
+                                 const char *type, const char *body,
+                                 size_t len)
+{
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+    len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if(!r)
+    return MHD_NO;
+  MHD_add_response_header(r, "Content-Type", type);
+  MHD_add_response_header(r, "Cache-Control", "no-store");
+  enum MHD_Result ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result serve_metrics(struct brk *b, struct MHD_Connection *c)
+{
+  struct brk_snapshot s;
+  snapshot_copy(b, &s);
+  struct text t = {0};
+  metrics_counters(&t, b);
+  metrics_snapshot(&t, &s, lc_now_ms());
+  enum MHD_Result r =
+    t.failed ? send_text(c, 500, "text/plain", "out of memory\n", 14)
+             : send_text(c, 200, "text/plain; version=0.0.4", t.buf, t.len);
+  lc_free(t.buf);
+  return r;
+}
+
+/* ---- /api/stats ---------------------------------------------------------------- */
+
+static json_t *stats_json(struct brk *b, const struct brk_snapshot *s)
+{
+  json_t *j = json_object(), *states = json_object(), *lines = json_object(),
+         *ca = json_object();
+  if(!j || !states || !lines || !ca) {
+    json_decref(j);
+    json_decref(states);
+    json_decref(lines);
+    json_decref(ca);
+    return NULL;
+  }
+  json_object_set_new(j, "ts_ms", json_integer((json_int_t)lc_now_ms()));
+  json_object_set_new(j, "online", json_boolean(s->online));
+  json_object_set_new(j, "births", json_integer((json_int_t)C(births)));
+  json_object_set_new(j, "provisioned",
+                      json_integer((json_int_t)C(provisioned)));
+  json_object_set_new(j, "rejected", json_integer((json_int_t)C(rejected)));
+  json_object_set_new(j, "dropped", json_integer((json_int_t)(
+                                      C(dropped_topic) + C(dropped_payload))));
+  json_object_set_new(j, "ca_retries",
+                      json_integer((json_int_t)C(ca_retries)));
+  json_object_set_new(j, "jobs", json_integer((json_int_t)s->jobs));
+  for(int i = 0; i < SM_STATE_COUNT; i++)
+    json_object_set_new(states, sm_state_name((enum sm_state)i),
+                        json_integer((json_int_t)s->counts[i]));
+  for(size_t i = 0; i < s->n_lines; i++)
+    json_object_set_new(lines, s->lines[i].group,
+                        json_integer((json_int_t)s->lines[i].provisioned));
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    json_t *one = json_object();
+    json_object_set_new(one, "count",
+                        json_integer((json_int_t)s->ca[r].count));
+    json_object_set_new(one, "sum_s", json_real(s->ca[r].sum_s));
+    json_object_set_new(ca, ca_role_name((enum ca_role)r), one);
+  }
+  json_object_set_new(j, "states", states);
+  json_object_set_new(j, "lines", lines);
+  json_object_set_new(j, "ca", ca);
+  return j;
+}
+
+#undef C
+
+static enum MHD_Result serve_stats(struct brk *b, struct MHD_Connection *c)
+{
+  struct brk_snapshot s;
+  snapshot_copy(b, &s);
+  json_t *j = stats_json(b, &s);
+  char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  enum MHD_Result r =
+    text ? send_text(c, 200, "application/json", text, strlen(text))
+         : send_text(c, 500, "text/plain", "out of memory\n", 14);
+  free(text);
+  return r;
+}
+
+/* ---- the live page ------------------------------------------------------------- */
+
+static const char live_page[] =
+  "<!doctype html><html><head><meta charset=utf-8><title>linecert</title>"
+  "<style>body{font:14px sans-serif;margin:20px;background:#fafafa}"
+  "h1{font-size:20px}canvas{background:#fff;border:1px solid #ccc;"
+  "margin:6px 12px 6px 0}table{border-collapse:collapse}"
+  "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+  ".box{display:inline-block;vertical-align:top;margin-right:24px}"
+  "#st{font-weight:bold}</style></head><body>"
+  "<h1>linecert <span id=st></span></h1>"
+  "<div class=box><div>Devices provisioned per minute, per line</div>"
+  "<canvas id=thr width=560 height=220></canvas></div>"
+  "<div class=box><div>Rejections and dropped messages per minute</div>"
+  "<canvas id=rej width=560 height=220></canvas></div>"
+  "<div class=box><div>Mean CA latency (ms), per role</div>"
+  "<canvas id=lat width=560 height=220></canvas></div>"
+  "<div class=box><div>Devices per state</div><table id=states></table>"
+  "</div>"
+  "<script>\n"
+  "const H=600,hist=[];let prev=null;\n"
+  "const colors=['#1f77b4','#ff7f0e','#2ca02c','#d62728','#9467bd',"
+  "'#8c564b','#e377c2','#7f7f7f'];\n"
+  "function plot(id,series){const c=document.getElementById(id),"
+  "g=c.getContext('2d');g.clearRect(0,0,c.width,c.height);"
+  "let max=1;for(const s of series)for(const v of s.v)max=Math.max(max,v);"
+  "g.fillStyle='#000';g.font='11px sans-serif';g.fillText(max.toFixed(0),"
+  "4,12);series.forEach((s,k)=>{g.strokeStyle=colors[k%8];g.beginPath();"
+  "s.v.forEach((v,i)=>{const x=c.width*i/(H-1),y=c.height-4-(c.height-20)*"
+  "v/max;i?g.lineTo(x,y):g.moveTo(x,y)});g.stroke();g.fillStyle="
+  "colors[k%8];g.fillText(s.name,60+k*110,12)})}\n"
+  "function rate(a,b,dt){return Math.max(0,(b-a)*60/dt)}\n"
+  "async function tick(){let j;try{j=await(await fetch('/api/stats'))"
+  ".json()}catch(e){document.getElementById('st').textContent="
+  "'(unreachable)';return}\n"
+  "document.getElementById('st').textContent=j.online?'online':'offline';"
+  "if(prev){const dt=(j.ts_ms-prev.ts_ms)/1000;if(dt>0){const p={lines:{},"
+  "rej:rate(prev.rejected,j.rejected,dt),drop:rate(prev.dropped,j.dropped,"
+  "dt),lat:{}};for(const l in j.lines)p.lines[l]=rate(prev.lines[l]||0,"
+  "j.lines[l],dt);for(const r in j.ca){const n=j.ca[r].count-"
+  "prev.ca[r].count;p.lat[r]=n>0?1000*(j.ca[r].sum_s-prev.ca[r].sum_s)/n:0}"
+  "hist.push(p);if(hist.length>H)hist.shift()}}prev=j;\n"
+  "const names=new Set();hist.forEach(p=>Object.keys(p.lines).forEach("
+  "n=>names.add(n)));plot('thr',[...names].map(n=>({name:n,v:hist.map("
+  "p=>p.lines[n]||0)})));plot('rej',[{name:'rejected',v:hist.map(p=>p.rej)"
+  "},{name:'dropped',v:hist.map(p=>p.drop)}]);plot('lat',Object.keys("
+  "j.ca).map(r=>({name:r,v:hist.map(p=>p.lat[r]||0)})));\n"
+  "let rows='<tr><th>state</th><th>devices</th></tr>';for(const s in "
+  "j.states)if(j.states[s])rows+='<tr><td>'+s+'</td><td>'+j.states[s]+"
+  "'</td></tr>';document.getElementById('states').innerHTML=rows}\n"
+  "tick();setInterval(tick,1000);\n"
+  "</script></body></html>\n";
+
+/* ---- dispatch ----------------------------------------------------------------------- */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+  struct brk_http *h = cls;
+  (void)version;
+  (void)upload;
+  (void)con_cls;
+  if(strcmp(method, "GET") != 0 || *upload_size)
+    return send_text(c, 405, "text/plain", "GET only\n", 9);
+  if(!strcmp(url, "/metrics"))
+    return serve_metrics(h->b, c);
+  if(!strcmp(url, "/api/stats"))
+    return serve_stats(h->b, c);
+  if(!strcmp(url, "/")) {
+    return send_text(c, 200, "text/html; charset=utf-8", live_page,
+                     sizeof(live_page) - 1);
+  }
+  struct brk_snapshot s;
+  snapshot_copy(h->b, &s);
+  if(!strcmp(url, "/healthz")) {
+    bool alive = lc_mono_ms() - s.refreshed_mono_ms < 5000;
+    return alive ? send_text(c, 200, "text/plain", "ok\n", 3)
+                 : send_text(c, 503, "text/plain", "loop stalled\n", 13);
+  }
+  if(!strcmp(url, "/readyz")) {
+    return s.online ? send_text(c, 200, "text/plain", "ready\n", 6)
+                    : send_text(c, 503, "text/plain", "mqtt offline\n", 13);
+  }
+  return send_text(c, 404, "text/plain", "not found\n", 10);
+}
+
+/* "host:port" with a numeric IPv4 host; port 0 picks a free one. */
+static lc_err parse_listen(const char *listen, struct sockaddr_in *sa)
+{
+  char host[64];
+  const char *colon = strrchr(listen, ':');
+  if(!colon || (size_t)(colon - listen) >= sizeof(host))
+    return LC_EINVAL;
+  memcpy(host, listen, (size_t)(colon - listen));
+  host[colon - listen] = '\0';
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if(*end || port < 0 || port > 65535)
+    return LC_EINVAL;
+  memset(sa, 0, sizeof(*sa));
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons((uint16_t)port);
+  if(inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+    return LC_EINVAL;
+  return LC_OK;
+}
+
+lc_err brk_http_start(struct brk *b, const char *listen,
+                      struct brk_http **out)
+{
+  struct sockaddr_in sa;
+  if(parse_listen(listen, &sa) != LC_OK)
+    return LC_ECONFIG;
+  struct brk_http *h = lc_calloc(1, sizeof(*h));
+  if(!h)
+    return LC_ENOMEM;
+  h->b = b;
+  h->daemon = MHD_start_daemon(
+    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+    on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+    MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+    MHD_OPTION_END);
+  if(!h->daemon) {
+    lc_log(LC_ERROR, "http", "op=listen addr=%s", listen);
+    lc_free(h);
+    return LC_EIO;
+  }
+  const union MHD_DaemonInfo *info =
+    MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  lc_log(LC_INFO, "http", "state=listening addr=%s port=%u", listen,
+         info ? (unsigned)info->port : 0u);
+  *out = h;
+  return LC_OK;
+}
+
+void brk_http_stop(struct brk_http *h)
+{
+  if(!h)
+    return;
+  MHD_stop_daemon(h->daemon);
+  lc_free(h);
+}

@@ -1,0 +1,641 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * AWS Private CA (service acm-pca, API 2017-08-22), AWS JSON 1.1:
+ * POST / with X-Amz-Target ACMPrivateCA.<Operation>, Content-Type
+ * application/x-amz-json-1.1, a PascalCase JSON body and a SigV4
+ * signature (sigv4.c).
+ *
+ * One issuance, as a sequence of calls:
+ *
+ *   submit(key) --ticket for key?--yes--> GetCertificate(arn) ...
+ *        |no
+ *        v
+ *   IssueCertificate(IdempotencyToken = token(key)) -> CertificateArn
+ *        | ticket(key) = arn (memory, and the durable store if given)
+ *        v
+ *   GetCertificate(arn) -> 200: CA_ISSUED, ticket dropped from memory
+ *                       -> RequestInProgressException: CA_PENDING
+ *                          (poll_ms); poll() or submit() asks again
+ *
+ * token(key) is the request key itself when it satisfies the API's rule
+ * for IdempotencyToken (1-36 characters, TAB/LF/CR/0x20-0xFF), else a
+ * UUID derived from it: the same key always gives the same token, so a
+ * retry after a lost answer within AWS's 5-minute window returns the
+ * same certificate ARN instead of a second certificate. Beyond that
+ * window only the ticket protects us (docs/adapters.md).
+ *
+ * Answers and what they become:
+ *   ThrottlingException, HTTP 429     CA_RETRY, bucket paused (throttled)
+ *   5xx, InternalFailure,
+ *     ServiceUnavailable, transport   CA_RETRY with jitter
+ *   ExpiredTokenException,
+ *     RequestExpired                  credentials read again, CA_RETRY
+ *   RequestInProgressException        CA_PENDING
+ *   LimitExceededException            CA_REJECTED (a quota such as
+ *                                     certificates per CA: not a rate)
+ *   any other 4xx                     CA_REJECTED "aws:<code>"
+ *
+ * Pacing: IssueCertificate and GetCertificate have separate quotas (25/s
+ * and 75/s by default), hence two buckets.
+ */
+#include "ca_adapters/ca_remote.h"
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define DEF_ISSUE_RATE 25.0
+#define DEF_GET_RATE 75.0
+#define DEF_POLL_MS 1000u
+#define TRANSIENT_MS 1000u
+#define TICKET_MAX 256
+#define ARN_MAX 2048
+
+enum { PACE_ISSUE, PACE_GET };
+
+struct aws_role {
+  char *ca_arn;
+  char *template_arn;
+  char *alg;
+  unsigned days;
+};
+
+struct awspca {
+  struct ca__remote r;         /* first */
+  struct ca__http *http;
+  struct ca__tickets *tickets;
+  char *url;                   /* endpoint as given */
+  char *host;                  /* Host header value (signed) */
+  char *path;                  /* request path, "/" */
+  char *region;
+  char *profile;
+  unsigned poll_ms;
+  struct aws_role role[CA_ROLE_COUNT];
+  pthread_mutex_t cred_lock;
+  struct ca__aws_creds creds;
+};
+
+/* An answer of the service, reduced to what the mapping needs. */
+struct aws_answer {
+  lc_err transport;            /* LC_OK: an HTTP answer arrived */
+  long status;
+  json_t *json;                /* body, or NULL */
+  char code[96];               /* normalized error code, "" on 2xx */
+  char msg[160];
+  bool has_retry_after;
+  uint32_t retry_after_ms;
+};
+
+static void answer_cleanup(struct aws_answer *a)
+{
+  json_decref(a->json);
+  memset(a, 0, sizeof(*a));
+}
+
+/* As the SDKs do: header x-amzn-ErrorType, else "code", else "__type";
+ * cut at ':'; keep what follows '#'. */
+static void normalize_code(const char *raw, char *out, size_t cap)
+{
+  const char *hash = strrchr(raw, '#');
+  if(hash)
+    raw = hash + 1;
+  size_t n = strcspn(raw, ":");
+  if(n >= cap)
+    n = cap - 1;
+  memcpy(out, raw, n);
+  out[n] = '\0';
+}
+
+static void read_error(struct aws_answer *a, const char *hdr_type)
+{
+  const char *code = NULL, *msg = NULL;
+  if(a->json) {
+    json_t *c = json_object_get(a->json, "code");
+    if(!json_is_string(c))
+      c = json_object_get(a->json, "__type");
+    if(json_is_string(c))
+      code = json_string_value(c);
+    json_t *m = json_object_get(a->json, "message");
+    if(!json_is_string(m))
+      m = json_object_get(a->json, "Message");
+    if(json_is_string(m))
+      msg = json_string_value(m);
+  }
+  if(hdr_type && hdr_type[0])
+    code = hdr_type;
+  if(code)
+    normalize_code(code, a->code, sizeof(a->code));
+  else
+    snprintf(a->code, sizeof(a->code), "http_%ld", a->status);
+  lc_strlcpy(a->msg, msg ? msg : "", sizeof(a->msg));
+}
+
+/* ---- one signed call ---------------------------------------------------- */
+
+static lc_err sign(struct awspca *a, const char *target, const char *body,
+                   struct ca__sigv4_out *sig, char **token_hdr)
+{
+  const struct ca__sigv4_header hdrs[] = {
+    {"Host", a->host},
+    {"Content-Type", "application/x-amz-json-1.1"},
+    {"X-Amz-Target", target},
+  };
+  *token_hdr = NULL;
+  pthread_mutex_lock(&a->cred_lock);
+  struct ca__sigv4_in in = {
+    .method = "POST", .path = a->path, .query = NULL, .headers = hdrs,
+    .n_headers = 3, .body = body, .body_len = strlen(body),
+    .region = a->region, .service = "acm-pca", .when = time(NULL),
+    .normalize_path = true, .creds = &a->creds};
+  lc_err rc = ca__sigv4_sign(&in, sig);
+  if(rc == LC_OK && a->creds.token) {
+    size_t n = strlen(a->creds.token) + 32;
+    *token_hdr = lc_malloc(n);
+    if(*token_hdr)
+      snprintf(*token_hdr, n, "X-Amz-Security-Token: %s", a->creds.token);
+    else
+      rc = LC_ENOMEM;
+  }
+  pthread_mutex_unlock(&a->cred_lock);
+  return rc;
+}
+
+static lc_err call(struct awspca *a, const char *op, json_t *req_json,
+                   struct aws_answer *ans)
+{
+  memset(ans, 0, sizeof(*ans));
+  char target[64];
+  snprintf(target, sizeof(target), "ACMPrivateCA.%s", op);
+  char *body = json_dumps(req_json, JSON_COMPACT);
+  if(!body)
+    return LC_ENOMEM;
+  struct ca__sigv4_out sig;
+  char *token_hdr = NULL;
+  lc_err rc = sign(a, target, body, &sig, &token_hdr);
+  if(rc != LC_OK) {
+    free(body);
+    return rc;
+  }
+  char h_host[300], h_target[96], h_date[40];
+  snprintf(h_host, sizeof(h_host), "Host: %s", a->host);
+  snprintf(h_target, sizeof(h_target), "X-Amz-Target: %s", target);
+  snprintf(h_date, sizeof(h_date), "X-Amz-Date: %s", sig.amz_date);
+  size_t an = strlen(sig.authorization) + 32;
+  char *h_auth = lc_malloc(an);
+  if(!h_auth) {
+    rc = LC_ENOMEM;
+    goto out;
+  }
+  snprintf(h_auth, an, "Authorization: %s", sig.authorization);
+  const char *hdrs[] = {h_host, "Content-Type: application/x-amz-json-1.1",
+                        h_target, h_date, h_auth, token_hdr, NULL};
+  struct ca__http_req req = {.op = op, .method = "POST", .url = a->url,
+                             .headers = hdrs, .body = body,
+                             .body_len = strlen(body)};
+  struct ca__http_resp resp;
+  lc_err trc = ca__http_do(a->http, &req, &resp);
+  if(trc == LC_ENOMEM) {
+    rc = LC_ENOMEM;
+    goto out;
+  }
+  ans->transport = trc;
+  if(trc == LC_OK) {
+    ans->status = resp.status;
+    ans->has_retry_after = resp.has_retry_after;
+    ans->retry_after_ms = resp.retry_after_ms;
+    json_error_t jerr;
+    ans->json = resp.len ? json_loadb(resp.body, resp.len, 0, &jerr) : NULL;
+    if(resp.status < 200 || resp.status > 299)
+      read_error(ans, resp.error_type);
+  }
+  ca__http_resp_cleanup(&resp);
+out:
+  lc_free(h_auth);
+  lc_free(token_hdr);
+  ca__sigv4_out_cleanup(&sig);
+  free(body);
+  return rc;
+}
+
+static void reload_creds(struct awspca *a)
+{
+  struct ca__aws_creds fresh = {0};
+  if(ca__aws_creds_load(a->profile, &fresh) != LC_OK)
+    return; /* logged; keep the old ones */
+  pthread_mutex_lock(&a->cred_lock);
+  ca__aws_creds_cleanup(&a->creds);
+  a->creds = fresh;
+  pthread_mutex_unlock(&a->cred_lock);
+  lc_log(LC_INFO, "ca", "ca=awspca op=credentials msg=\"reloaded\"");
+}
+
+/* Map a failed call onto *res. `pace` is the bucket the call used. */
+static void map_failure(struct awspca *a, const char *op, const char *key,
+                        struct ca__pace *pace, const struct aws_answer *ans,
+                        struct ca_result *res)
+{
+  char reason[CA_REASON_MAX];
+  if(ans->transport != LC_OK) {
+    /* Logged by http.c. */
+    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS),
+                  ans->transport == LC_ETLS ? "tls_error" : "transport");
+    return;
+  }
+  snprintf(reason, sizeof(reason), "aws:%.80s", ans->code);
+  const char *c = ans->code;
+  if(strcmp(c, "ThrottlingException") == 0 || ans->status == 429) {
+    ca__pace_throttled(pace, ans->has_retry_after ? ans->retry_after_ms : 0);
+    ca__res_retry(res, ans->has_retry_after ? ans->retry_after_ms
+                                            : ca__jitter_ms(TRANSIENT_MS),
+                  reason);
+    lc_log(LC_DEBUG, "ca", "ca=awspca op=%s key=%s throttled", op, key);
+    return;
+  }
+  if(ans->status >= 500 || strcmp(c, "InternalFailure") == 0 ||
+     strcmp(c, "ServiceUnavailable") == 0) {
+    if(ans->has_retry_after)
+      ca__pace_pause(pace, ans->retry_after_ms);
+    ca__res_retry(res, ans->has_retry_after ? ans->retry_after_ms
+                                            : ca__jitter_ms(TRANSIENT_MS),
+                  reason);
+    lc_log(LC_INFO, "ca", "ca=awspca op=%s key=%s status=%ld code=%s",
+           op, key, ans->status, c);
+    return;
+  }
+  if(strcmp(c, "ExpiredTokenException") == 0 ||
+     strcmp(c, "RequestExpired") == 0) {
+    lc_log(LC_WARN, "ca", "ca=awspca op=%s key=%s code=%s msg=\"%s\"", op,
+           key, c, ans->msg);
+    reload_creds(a);
+    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), reason);
+    return;
+  }
+  lc_log(LC_WARN, "ca", "ca=awspca op=%s key=%s status=%ld code=%s "
+         "msg=\"%s\"", op, key, ans->status, c, ans->msg);
+  ca__res_reject(res, reason);
+}
+
+static uint32_t pace_or_defer(struct ca__pace *p, struct ca_result *res)
+{
+  uint32_t wait = 0;
+  if(ca__pace_take(p, &wait) == LC_OK)
+    return 0;
+  ca__res_retry(res, wait, "paced");
+  return wait;
+}
+
+/* ---- the operations ---------------------------------------------------- */
+
+static bool token_ok(const char *key)
+{
+  size_t n = strlen(key);
+  if(n < 1 || n > 36)
+    return false;
+  for(const unsigned char *p = (const unsigned char *)key; *p; p++)
+    if(!(*p == '\t' || *p == '\n' || *p == '\r' || *p >= 0x20))
+      return false;
+  return true;
+}
+
+static const uint8_t TOKEN_NS[16] = {0x6c, 0x69, 0x6e, 0x65, 0x63, 0x65,
+                                     0x72, 0x74, 0x2d, 0x61, 0x77, 0x73,
+                                     0x2d, 0x70, 0x63, 0x61};
+
+static void idempotency_token(const char *key, char out[37])
+{
+  if(token_ok(key))
+    lc_strlcpy(out, key, 37);
+  else
+    ca__uuid5(TOKEN_NS, key, out);
+}
+
+/* GetCertificate for `arn`. */
+static lc_err get_cert(struct awspca *a, const struct ca_request *req,
+                       const char *arn, struct ca_result *res)
+{
+  const struct aws_role *ro = &a->role[req->role];
+  if(pace_or_defer(a->r.pace[PACE_GET], res))
+    return LC_OK;
+  json_t *j = json_pack("{s:s, s:s}", "CertificateAuthorityArn", ro->ca_arn,
+                        "CertificateArn", arn);
+  if(!j)
+    return LC_ENOMEM;
+  struct aws_answer ans;
+  lc_err rc = call(a, "GetCertificate", j, &ans);
+  json_decref(j);
+  if(rc != LC_OK)
+    return rc;
+  const char *cert = NULL, *chain = NULL;
+  if(ans.transport == LC_OK && ans.status == 200 && ans.json &&
+     json_unpack(ans.json, "{s:s, s?s}", "Certificate", &cert,
+                 "CertificateChain", &chain) == 0) {
+    rc = ca__res_issued_pem(res, req->csr, cert, chain);
+    if(rc == LC_EPROTO) {
+      lc_log(LC_WARN, "ca", "ca=awspca op=GetCertificate key=%s "
+             "err=\"certificate does not parse\"", req->request_key);
+      ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "bad_certificate");
+      rc = LC_OK;
+    }
+    if(rc == LC_OK && res->status == CA_ISSUED) {
+      ca__tickets_del(a->tickets, req->request_key);
+      lc_log(LC_DEBUG, "ca", "ca=awspca op=issued role=%s key=%s serial=%s",
+             ca_role_name(req->role), req->request_key, res->serial_hex);
+    }
+  } else if(ans.transport == LC_OK && ans.status == 200) {
+    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "aws:malformed_response");
+  } else if(ans.transport == LC_OK &&
+            strcmp(ans.code, "RequestInProgressException") == 0) {
+    ca__res_pending(res, a->poll_ms, "aws:RequestInProgressException");
+  } else if(ans.transport == LC_OK &&
+            strcmp(ans.code, "ResourceNotFoundException") == 0) {
+    /* No certificate under this ARN: the ticket is stale (a different
+     * CA, a wiped emulator). Ask again with the same token. */
+    lc_log(LC_WARN, "ca", "ca=awspca op=GetCertificate key=%s msg=\"ARN "
+           "unknown to the CA; issuing again with the same token\"",
+           req->request_key);
+    ca__tickets_del(a->tickets, req->request_key);
+    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "aws:stale_ticket");
+  } else if(ans.transport == LC_OK &&
+            strcmp(ans.code, "RequestFailedException") == 0) {
+    ca__tickets_del(a->tickets, req->request_key);
+    map_failure(a, "GetCertificate", req->request_key, a->r.pace[PACE_GET],
+                &ans, res);
+  } else {
+    map_failure(a, "GetCertificate", req->request_key, a->r.pace[PACE_GET],
+                &ans, res);
+  }
+  answer_cleanup(&ans);
+  return rc;
+}
+
+static json_t *issue_body(const struct aws_role *ro, const char *csr_b64,
+                          const char *token)
+{
+  json_t *j = json_pack("{s:s, s:s, s:s, s:{s:I, s:s}, s:s}",
+                        "CertificateAuthorityArn", ro->ca_arn, "Csr", csr_b64,
+                        "SigningAlgorithm", ro->alg, "Validity", "Value",
+                        (json_int_t)ro->days, "Type", "DAYS",
+                        "IdempotencyToken", token);
+  if(j && ro->template_arn &&
+     json_object_set_new(j, "TemplateArn", json_string(ro->template_arn))) {
+    json_decref(j);
+    j = NULL;
+  }
+  return j;
+}
+
+static lc_err issue(struct awspca *a, const struct ca_request *req,
+                    char arn[ARN_MAX], bool *have_arn, struct ca_result *res)
+{
+  *have_arn = false;
+  if(pace_or_defer(a->r.pace[PACE_ISSUE], res))
+    return LC_OK;
+  char token[37];
+  idempotency_token(req->request_key, token);
+  char *pem = ca__csr_pem(req->csr);
+  char *b64 = pem ? ca__b64((const uint8_t *)pem, strlen(pem)) : NULL;
+  json_t *j = b64 ? issue_body(&a->role[req->role], b64, token) : NULL;
+  lc_free(pem);
+  lc_free(b64);
+  if(!j)
+    return LC_ENOMEM;
+  struct aws_answer ans;
+  lc_err rc = call(a, "IssueCertificate", j, &ans);
+  json_decref(j);
+  if(rc != LC_OK)
+    return rc;
+  const char *got = NULL;
+  if(ans.transport == LC_OK && ans.status == 200 && ans.json &&
+     json_unpack(ans.json, "{s:s}", "CertificateArn", &got) == 0 &&
+     strlen(got) < ARN_MAX) {
+    lc_strlcpy(arn, got, ARN_MAX);
+    *have_arn = true;
+  } else if(ans.transport == LC_OK && ans.status == 200) {
+    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "aws:malformed_response");
+  } else {
+    map_failure(a, "IssueCertificate", req->request_key,
+                a->r.pace[PACE_ISSUE], &ans, res);
+  }
+  answer_cleanup(&ans);
+  return LC_OK;
+}
+
+static bool request_ok(const struct ca_adapter *ca,
+                       const struct ca_request *req,
+                       const struct ca_result *res)
+{
+  return ca && req && res && req->csr && req->request_key &&
+         req->request_key[0] &&
+         (unsigned)req->role < (unsigned)CA_ROLE_COUNT;
+}
+
+static lc_err aws_submit(struct ca_adapter *ca, const struct ca_request *req,
+                         struct ca_result *res)
+{
+  if(!request_ok(ca, req, res))
+    return LC_EINVAL;
+  struct awspca *a = (struct awspca *)ca;
+  struct ca_result r;
+  /* Every path below overwrites this; it only guards against one that
+   * forgets, which must never look like CA_ISSUED. */
+  ca__res_retry(&r, TRANSIENT_MS, "internal");
+  char *arn = lc_malloc(ARN_MAX);
+  if(!arn)
+    return LC_ENOMEM;
+  lc_err rc = ca__tickets_get(a->tickets, req->request_key, arn, ARN_MAX);
+  bool have = rc == LC_OK;
+  if(rc == LC_ENOTFOUND || rc == LC_ETOOBIG) {
+    rc = LC_OK;
+  } else if(rc != LC_OK) {
+    /* The durable store failed: without knowing whether an ARN exists,
+     * asking again could issue twice beyond AWS's window. */
+    ca__res_retry(&r, ca__jitter_ms(TRANSIENT_MS), "ticket_store");
+    lc_free(arn);
+    *res = r;
+    return LC_OK;
+  }
+  if(!have) {
+    rc = issue(a, req, arn, &have, &r);
+    if(rc == LC_OK && have) {
+      lc_err trc = ca__tickets_put(a->tickets, req->request_key, arn);
+      if(trc == LC_ENOMEM)
+        rc = trc;
+      /* A durable store failure is logged; the token still protects a
+       * retry within AWS's window. */
+    }
+  }
+  if(rc == LC_OK && have)
+    rc = get_cert(a, req, arn, &r);
+  lc_free(arn);
+  if(rc != LC_OK) {
+    ca_result_cleanup(&r);
+    return rc;
+  }
+  *res = r;
+  return LC_OK;
+}
+
+/* poll(): the same walk; with a ticket it is GetCertificate only. */
+static lc_err aws_poll(struct ca_adapter *ca, const struct ca_request *req,
+                       struct ca_result *res)
+{
+  return aws_submit(ca, req, res);
+}
+
+static lc_err aws_cancel(struct ca_adapter *ca, const struct ca_request *req)
+{
+  if(!ca || !req || !req->request_key)
+    return LC_EINVAL;
+  /* Private CA cannot withdraw an IssueCertificate; forget the ARN. */
+  ca__tickets_del(((struct awspca *)ca)->tickets, req->request_key);
+  return LC_OK;
+}
+
+static void aws_free(struct ca_adapter *ca)
+{
+  struct awspca *a = (struct awspca *)ca;
+  if(!a)
+    return;
+  for(unsigned i = 0; i < a->r.n_pace; i++)
+    ca__pace_free(a->r.pace[i]);
+  ca__tickets_free(a->tickets);
+  ca__http_free(a->http);
+  for(int i = 0; i < CA_ROLE_COUNT; i++) {
+    lc_free(a->role[i].ca_arn);
+    lc_free(a->role[i].template_arn);
+    lc_free(a->role[i].alg);
+  }
+  ca__aws_creds_cleanup(&a->creds);
+  pthread_mutex_destroy(&a->cred_lock);
+  lc_free(a->url);
+  lc_free(a->host);
+  lc_free(a->path);
+  lc_free(a->region);
+  lc_free(a->profile);
+  lc_free(a);
+}
+
+const struct ca_ops ca__awspca_ops = {
+  .name = "awspca",
+  .submit = aws_submit,
+  .poll = aws_poll,
+  .cancel = aws_cancel,
+  .free = aws_free,
+};
+
+/* ---- open ---------------------------------------------------------------- */
+
+/* Host header and path of the endpoint, by libcurl's URL parser. */
+static lc_err split_url(const char *url, char **host, char **path)
+{
+  CURLU *u = curl_url();
+  char *h = NULL, *port = NULL, *p = NULL;
+  lc_err rc = LC_OK;
+  if(!u)
+    return LC_ENOMEM;
+  if(curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+     curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK ||
+     curl_url_get(u, CURLUPART_PATH, &p, 0) != CURLUE_OK) {
+    rc = LC_EINVAL;
+  } else {
+    CURLUcode pc = curl_url_get(u, CURLUPART_PORT, &port, 0);
+    size_t n = strlen(h) + (pc == CURLUE_OK ? strlen(port) + 1 : 0) + 1;
+    *host = lc_malloc(n);
+    *path = lc_strdup(p && p[0] ? p : "/");
+    if(*host)
+      snprintf(*host, n, pc == CURLUE_OK ? "%s:%s" : "%s", h,
+               pc == CURLUE_OK ? port : "");
+    if(!*host || !*path)
+      rc = LC_ENOMEM;
+  }
+  curl_free(h);
+  curl_free(port);
+  curl_free(p);
+  curl_url_cleanup(u);
+  return rc;
+}
+
+static bool config_ok(const struct ca_awspca_config *c)
+{
+  if(!c || !c->region || !c->region[0])
+    return false;
+  for(int i = 0; i < CA_ROLE_COUNT; i++)
+    if(!c->role[i].ca_arn || !c->role[i].ca_arn[0] ||
+       c->role[i].validity_days == 0 || c->role[i].validity_days > 36500)
+      return false;
+  return true;
+}
+
+static bool dup_or_null(const char *in, char **out)
+{
+  *out = in ? lc_strdup(in) : NULL;
+  return !in || *out;
+}
+
+lc_err ca_awspca_open(const struct ca_awspca_config *cfg,
+                      struct ca_adapter **out)
+{
+  if(!out || !config_ok(cfg))
+    return LC_EINVAL;
+  struct awspca *a = lc_calloc(1, sizeof(*a));
+  if(!a)
+    return LC_ENOMEM;
+  a->r.base.ops = &ca__awspca_ops;
+  pthread_mutex_init(&a->cred_lock, NULL);
+  a->poll_ms = cfg->poll_ms ? cfg->poll_ms : DEF_POLL_MS;
+  lc_err rc = LC_OK;
+  char url[512];
+  if(cfg->endpoint)
+    lc_strlcpy(url, cfg->endpoint, sizeof(url));
+  else
+    snprintf(url, sizeof(url), "https://acm-pca.%s.amazonaws.com/",
+             cfg->region);
+  if(!(a->url = lc_strdup(url)) || !(a->region = lc_strdup(cfg->region)) ||
+     !dup_or_null(cfg->profile, &a->profile))
+    rc = LC_ENOMEM;
+  for(int i = 0; i < CA_ROLE_COUNT && rc == LC_OK; i++) {
+    const struct ca_awspca_role *src = &cfg->role[i];
+    struct aws_role *dst = &a->role[i];
+    dst->days = src->validity_days;
+    if(!(dst->ca_arn = lc_strdup(src->ca_arn)) ||
+       !dup_or_null(src->template_arn, &dst->template_arn) ||
+       !(dst->alg = lc_strdup(src->signing_algorithm ? src->signing_algorithm
+                                                     : "SHA256WITHECDSA")))
+      rc = LC_ENOMEM;
+  }
+  if(rc == LC_OK)
+    rc = split_url(a->url, &a->host, &a->path);
+  if(rc == LC_OK) {
+    struct ca__http_opts ho = {.name = "awspca", .cfg = &cfg->http};
+    rc = ca__http_new(&ho, &a->http);
+  }
+  if(rc == LC_OK)
+    rc = ca__pace_new("issue", &cfg->issue_pace, DEF_ISSUE_RATE,
+                      &a->r.pace[PACE_ISSUE]);
+  if(rc == LC_OK)
+    rc = ca__pace_new("get", &cfg->get_pace, DEF_GET_RATE,
+                      &a->r.pace[PACE_GET]);
+  if(rc == LC_OK)
+    a->r.n_pace = 2;
+  if(rc == LC_OK)
+    rc = ca__tickets_new(0, cfg->tickets, &a->tickets);
+  if(rc == LC_OK)
+    rc = ca__aws_creds_load(a->profile, &a->creds);
+  if(rc != LC_OK) {
+    aws_free(&a->r.base);
+    return rc == LC_ENOTFOUND ? LC_ECONFIG : rc;
+  }
+  lc_log(LC_INFO, "ca", "ca=awspca op=open endpoint=%s region=%s "
+         "issue_rate=%.1f get_rate=%.1f", a->url, a->region,
+         cfg->issue_pace.rate_per_s ? cfg->issue_pace.rate_per_s
+                                    : DEF_ISSUE_RATE,
+         cfg->get_pace.rate_per_s ? cfg->get_pace.rate_per_s : DEF_GET_RATE);
+  *out = &a->r.base;
+  return LC_OK;
+}

@@ -1,0 +1,548 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Google Cloud Certificate Authority Service v1, REST:
+ *
+ *   POST {endpoint}/v1/{pool}/certificates?requestId=R[&certificateId=C]
+ *   Authorization: Bearer <token from oauth.c>
+ *   {"pemCsr": "...", "lifetime": "31536000s"[, "certificateTemplate": T]}
+ *
+ * CreateCertificate is synchronous: 200 carries pemCertificate and
+ * pemCertificateChain (issuer first, up to the root; the root is
+ * dropped). There is no CA_PENDING here.
+ *
+ * Never twice. R is a UUID derived from the request key (RFC 4122
+ * version 5), so every retry of one issuance carries the same requestId
+ * and CAS answers a repeat within its window (at least 60 minutes) with
+ * the certificate it already made. On an Enterprise pool, C is derived
+ * from the key as well (the key itself when it fits [A-Za-z0-9_-]{1,63},
+ * else "lc-" and 60 hex digits of its SHA-256): certificate ids are
+ * unique in the location for good, so after the requestId window a
+ * repeat answers 409 ALREADY_EXISTS and we GET {pool}/certificates/C,
+ * the certificate issued for that key. DevOps pools keep nothing: there
+ * the window is all there is (docs/adapters.md).
+ *
+ * Answers:
+ *   200                       CA_ISSUED (leaf must carry the CSR's key)
+ *   401 UNAUTHENTICATED       token dropped, one more try with a fresh one
+ *   409 ALREADY_EXISTS        GET by certificateId (Enterprise)
+ *   429 RESOURCE_EXHAUSTED    CA_RETRY, bucket paused (Retry-After)
+ *   5xx, transport            CA_RETRY with jitter
+ *   other 4xx                 CA_REJECTED "gcp:<status>"
+ */
+#include "ca_adapters/ca_remote.h"
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DEF_ENDPOINT "https://privateca.googleapis.com"
+#define RATE_ENTERPRISE 7.0
+#define RATE_DEVOPS 25.0
+#define DEF_GET_RATE 40.0
+#define TRANSIENT_MS 1000u
+#define TOKEN_CAP 4096
+#define URL_MAX 2048
+
+struct gcp_role {
+  char *pool;
+  char *tmpl;
+  uint64_t lifetime_s;
+  bool enterprise;
+  unsigned pace;               /* index of its create bucket */
+};
+
+struct gcpcas {
+  struct ca__remote r;         /* first */
+  struct ca__http *http;
+  struct ca__http *meta_http;  /* NULL with a key file */
+  struct ca__oauth *oauth;
+  char *endpoint;              /* without a trailing '/' */
+  unsigned get_pace;
+  struct gcp_role role[CA_ROLE_COUNT];
+};
+
+struct gcp_answer {
+  lc_err transport;
+  long status;
+  json_t *json;
+  char code[48];               /* google.rpc status name, or http_NNN */
+  char msg[160];
+  bool has_retry_after;
+  uint32_t retry_after_ms;
+};
+
+static void answer_cleanup(struct gcp_answer *a)
+{
+  json_decref(a->json);
+  memset(a, 0, sizeof(*a));
+}
+
+static void read_error(struct gcp_answer *a)
+{
+  const char *st = NULL, *msg = NULL;
+  json_t *e = a->json ? json_object_get(a->json, "error") : NULL;
+  if(e)
+    json_unpack(e, "{s?s, s?s}", "status", &st, "message", &msg);
+  if(st)
+    lc_strlcpy(a->code, st, sizeof(a->code));
+  else
+    snprintf(a->code, sizeof(a->code), "http_%ld", a->status);
+  lc_strlcpy(a->msg, msg ? msg : "", sizeof(a->msg));
+}
+
+static lc_err call(struct gcpcas *g, const char *op, const char *method,
+                   const char *url, const char *token, const char *body,
+                   struct gcp_answer *ans)
+{
+  memset(ans, 0, sizeof(*ans));
+  size_t an = strlen(token) + 32;
+  char *auth = lc_malloc(an);
+  if(!auth)
+    return LC_ENOMEM;
+  snprintf(auth, an, "Authorization: Bearer %s", token);
+  const char *hdrs[] = {auth, "Content-Type: application/json",
+                        "Accept: application/json", NULL};
+  struct ca__http_req req = {.op = op, .method = method, .url = url,
+                             .headers = hdrs, .body = body,
+                             .body_len = body ? strlen(body) : 0};
+  struct ca__http_resp resp;
+  lc_err rc = ca__http_do(g->http, &req, &resp);
+  OPENSSL_cleanse(auth, an);
+  lc_free(auth);
+  if(rc == LC_ENOMEM)
+    return rc;
+  ans->transport = rc;
+  if(rc == LC_OK) {
+    ans->status = resp.status;
+    ans->has_retry_after = resp.has_retry_after;
+    ans->retry_after_ms = resp.retry_after_ms;
+    json_error_t jerr;
+    ans->json = resp.len ? json_loadb(resp.body, resp.len, 0, &jerr) : NULL;
+    if(resp.status != 200)
+      read_error(ans);
+  }
+  ca__http_resp_cleanup(&resp);
+  return LC_OK;
+}
+
+static void map_failure(struct gcpcas *g, const char *op, const char *key,
+                        struct ca__pace *pace, const struct gcp_answer *ans,
+                        struct ca_result *res)
+{
+  (void)g;
+  if(ans->transport != LC_OK) {
+    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS),
+                  ans->transport == LC_ETLS ? "tls_error" : "transport");
+    return;
+  }
+  char reason[CA_REASON_MAX];
+  snprintf(reason, sizeof(reason), "gcp:%.40s", ans->code);
+  uint32_t ra = ans->has_retry_after ? ans->retry_after_ms : 0;
+  if(ans->status == 429) {
+    ca__pace_throttled(pace, ra);
+    ca__res_retry(res, ra ? ra : ca__jitter_ms(TRANSIENT_MS), reason);
+    lc_log(LC_DEBUG, "ca", "ca=gcpcas op=%s key=%s throttled", op, key);
+    return;
+  }
+  if(ans->status >= 500) {
+    ca__pace_pause(pace, ra);
+    ca__res_retry(res, ra ? ra : ca__jitter_ms(TRANSIENT_MS), reason);
+    lc_log(LC_INFO, "ca", "ca=gcpcas op=%s key=%s status=%ld code=%s", op,
+           key, ans->status, ans->code);
+    return;
+  }
+  lc_log(LC_WARN, "ca", "ca=gcpcas op=%s key=%s status=%ld code=%s "
+         "msg=\"%s\"", op, key, ans->status, ans->code, ans->msg);
+  ca__res_reject(res, reason);
+}
+
+static bool take(struct ca__pace *p, struct ca_result *res)
+{
+  uint32_t wait = 0;
+  if(ca__pace_take(p, &wait) == LC_OK)
+    return true;
+  ca__res_retry(res, wait, "paced");
+  return false;
+}
+
+/* A token, or *res says why not. */
+static bool bearer(struct gcpcas *g, char *tok, struct ca_result *res)
+{
+  uint32_t retry = 0;
+  lc_err rc = ca__oauth_token(g->oauth, tok, TOKEN_CAP, &retry);
+  if(rc == LC_OK)
+    return true;
+  if(rc == LC_EVERIFY)
+    ca__res_reject(res, "gcp:token_refused");
+  else
+    ca__res_retry(res, retry ? retry : ca__jitter_ms(TRANSIENT_MS),
+                  "gcp:token_unavailable");
+  return false;
+}
+
+static lc_err issued_from(struct gcpcas *g, const struct ca_request *req,
+                          const json_t *cert, struct ca_result *res)
+{
+  (void)g;
+  const char *pem = NULL;
+  json_t *chain_arr = NULL;
+  if(json_unpack((json_t *)cert, "{s:s, s?o}", "pemCertificate", &pem,
+                 "pemCertificateChain", &chain_arr) != 0) {
+    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "gcp:malformed_response");
+    return LC_OK;
+  }
+  STACK_OF(X509) *leaf = sk_X509_new_null();
+  STACK_OF(X509) *chain = sk_X509_new_null();
+  lc_err rc = leaf && chain ? ca__pem_certs(pem, strlen(pem), leaf)
+                            : LC_ENOMEM;
+  size_t i;
+  json_t *v;
+  if(json_is_array(chain_arr))
+    json_array_foreach(chain_arr, i, v) {
+      if(rc == LC_OK && json_is_string(v))
+        rc = ca__pem_certs(json_string_value(v), json_string_length(v),
+                           chain);
+    }
+  if(rc == LC_OK)
+    rc = sk_X509_num(leaf) == 1
+           ? ca__res_issued(res, req->csr, sk_X509_value(leaf, 0), chain)
+           : LC_EPROTO;
+  if(rc == LC_EPROTO) {
+    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "bad_certificate");
+    rc = LC_OK;
+  }
+  sk_X509_pop_free(leaf, X509_free);
+  sk_X509_pop_free(chain, X509_free);
+  if(rc == LC_OK && res->status == CA_ISSUED)
+    lc_log(LC_DEBUG, "ca", "ca=gcpcas op=issued role=%s key=%s serial=%s",
+           ca_role_name(req->role), req->request_key, res->serial_hex);
+  return rc;
+}
+
+/* ---- ids ---------------------------------------------------------------- */
+
+static const uint8_t REQUEST_NS[16] = {0x6c, 0x69, 0x6e, 0x65, 0x63, 0x65,
+                                       0x72, 0x74, 0x2d, 0x67, 0x63, 0x70,
+                                       0x2d, 0x63, 0x61, 0x73};
+
+static bool cert_id_ok(const char *k)
+{
+  size_t n = strlen(k);
+  if(n < 1 || n > 63)
+    return false;
+  for(; *k; k++)
+    if(!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
+         (*k >= '0' && *k <= '9') || *k == '-' || *k == '_'))
+      return false;
+  return true;
+}
+
+static void certificate_id(const char *key, char out[64])
+{
+  if(cert_id_ok(key)) {
+    lc_strlcpy(out, key, 64);
+    return;
+  }
+  char hex[65];
+  ca__sha256_hex(key, strlen(key), hex);
+  snprintf(out, 64, "lc-%.60s", hex);
+}
+
+/* ---- the operations ------------------------------------------------------ */
+
+static lc_err get_existing(struct gcpcas *g, const struct ca_request *req,
+                           const char *cert_id, const char *tok,
+                           struct ca_result *res)
+{
+  const struct gcp_role *ro = &g->role[req->role];
+  if(!take(g->r.pace[g->get_pace], res))
+    return LC_OK;
+  char url[URL_MAX];
+  snprintf(url, sizeof(url), "%s/v1/%s/certificates/%s", g->endpoint,
+           ro->pool, cert_id);
+  struct gcp_answer ans;
+  lc_err rc = call(g, "GetCertificate", "GET", url, tok, NULL, &ans);
+  if(rc != LC_OK)
+    return rc;
+  if(ans.transport == LC_OK && ans.status == 200 && ans.json) {
+    rc = issued_from(g, req, ans.json, res);
+    lc_log(LC_INFO, "ca", "ca=gcpcas op=recovered key=%s id=%s",
+           req->request_key, cert_id);
+  } else {
+    map_failure(g, "GetCertificate", req->request_key, g->r.pace[g->get_pace],
+                &ans, res);
+  }
+  answer_cleanup(&ans);
+  return rc;
+}
+
+static char *create_body(const struct gcp_role *ro, const struct ca_csr *csr)
+{
+  char *pem = ca__csr_pem(csr);
+  if(!pem)
+    return NULL;
+  char life[32];
+  snprintf(life, sizeof(life), "%llus", (unsigned long long)ro->lifetime_s);
+  json_t *j = json_pack("{s:s, s:s}", "pemCsr", pem, "lifetime", life);
+  lc_free(pem);
+  if(j && ro->tmpl &&
+     json_object_set_new(j, "certificateTemplate", json_string(ro->tmpl))) {
+    json_decref(j);
+    return NULL;
+  }
+  char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  char *out = txt ? lc_strdup(txt) : NULL;
+  free(txt);
+  return out;
+}
+
+static lc_err create(struct gcpcas *g, const struct ca_request *req,
+                     char *tok, struct ca_result *res)
+{
+  const struct gcp_role *ro = &g->role[req->role];
+  struct ca__pace *pace = g->r.pace[ro->pace];
+  char rid[37], cid[64], url[URL_MAX];
+  ca__uuid5(REQUEST_NS, req->request_key, rid);
+  certificate_id(req->request_key, cid);
+  int un = snprintf(url, sizeof(url), "%s/v1/%s/certificates?requestId=%s",
+                    g->endpoint, ro->pool, rid);
+  if(ro->enterprise && un > 0 && (size_t)un < sizeof(url))
+    un += snprintf(url + un, sizeof(url) - (size_t)un, "&certificateId=%s",
+                   cid);
+  if(un < 0 || (size_t)un >= sizeof(url))
+    return LC_EINVAL;
+  char *body = create_body(ro, req->csr);
+  if(!body)
+    return LC_ENOMEM;
+  lc_err rc = LC_OK;
+  for(int attempt = 0; attempt < 2; attempt++) {
+    if(!take(pace, res))
+      break;
+    struct gcp_answer ans;
+    rc = call(g, "CreateCertificate", "POST", url, tok, body, &ans);
+    if(rc != LC_OK)
+      break;
+    if(ans.transport == LC_OK && ans.status == 200 && ans.json) {
+      rc = issued_from(g, req, ans.json, res);
+    } else if(ans.transport == LC_OK && ans.status == 401 && attempt == 0) {
+      /* Expired or revoked token: fetch a fresh one, once. */
+      ca__oauth_invalidate(g->oauth, tok);
+      answer_cleanup(&ans);
+      if(!bearer(g, tok, res))
+        break;
+      continue;
+    } else if(ans.transport == LC_OK && ans.status == 409 && ro->enterprise) {
+      rc = get_existing(g, req, cid, tok, res);
+    } else {
+      map_failure(g, "CreateCertificate", req->request_key, pace, &ans, res);
+    }
+    answer_cleanup(&ans);
+    break;
+  }
+  lc_free(body);
+  return rc;
+}
+
+static bool request_ok(const struct ca_adapter *ca,
+                       const struct ca_request *req,
+                       const struct ca_result *res)
+{
+  return ca && req && res && req->csr && req->request_key &&
+         req->request_key[0] &&
+         (unsigned)req->role < (unsigned)CA_ROLE_COUNT;
+}
+
+static lc_err gcp_submit(struct ca_adapter *ca, const struct ca_request *req,
+                         struct ca_result *res)
+{
+  if(!request_ok(ca, req, res))
+    return LC_EINVAL;
+  struct gcpcas *g = (struct gcpcas *)ca;
+  struct ca_result r;
+  ca__res_retry(&r, TRANSIENT_MS, "internal");
+  char *tok = lc_malloc(TOKEN_CAP);
+  if(!tok)
+    return LC_ENOMEM;
+  lc_err rc = LC_OK;
+  if(bearer(g, tok, &r))
+    rc = create(g, req, tok, &r);
+  OPENSSL_cleanse(tok, TOKEN_CAP);
+  lc_free(tok);
+  if(rc != LC_OK) {
+    ca_result_cleanup(&r);
+    return rc;
+  }
+  *res = r;
+  return LC_OK;
+}
+
+/* Nothing is ever pending at CAS; asking again is safe (requestId). */
+static lc_err gcp_poll(struct ca_adapter *ca, const struct ca_request *req,
+                       struct ca_result *res)
+{
+  return gcp_submit(ca, req, res);
+}
+
+static lc_err gcp_cancel(struct ca_adapter *ca, const struct ca_request *req)
+{
+  (void)ca;
+  (void)req;
+  return LC_OK;
+}
+
+static void gcp_free(struct ca_adapter *ca)
+{
+  struct gcpcas *g = (struct gcpcas *)ca;
+  if(!g)
+    return;
+  ca__oauth_free(g->oauth);
+  for(unsigned i = 0; i < g->r.n_pace; i++)
+    ca__pace_free(g->r.pace[i]);
+  ca__http_free(g->http);
+  ca__http_free(g->meta_http);
+  for(int i = 0; i < CA_ROLE_COUNT; i++) {
+    lc_free(g->role[i].pool);
+    lc_free(g->role[i].tmpl);
+  }
+  lc_free(g->endpoint);
+  lc_free(g);
+}
+
+const struct ca_ops ca__gcpcas_ops = {
+  .name = "gcpcas",
+  .submit = gcp_submit,
+  .poll = gcp_poll,
+  .cancel = gcp_cancel,
+  .free = gcp_free,
+};
+
+/* ---- open ---------------------------------------------------------------- */
+
+/* "projects/P/locations/L/caPools/POOL", each part non-empty and free
+ * of characters that would change the URL. */
+static bool pool_ok(const char *p)
+{
+  static const char *const parts[] = {"projects", NULL, "locations", NULL,
+                                      "caPools", NULL};
+  if(!p)
+    return false;
+  for(size_t i = 0; i < 6; i++) {
+    size_t n = strcspn(p, "/");
+    if(n == 0 || (parts[i] && (strlen(parts[i]) != n ||
+                               strncmp(p, parts[i], n) != 0)))
+      return false;
+    for(size_t k = 0; k < n; k++)
+      if(!((p[k] >= 'a' && p[k] <= 'z') || (p[k] >= 'A' && p[k] <= 'Z') ||
+           (p[k] >= '0' && p[k] <= '9') || p[k] == '-' || p[k] == '_' ||
+           p[k] == '.'))
+        return false;
+    p += n;
+    if(i < 5) {
+      if(*p != '/')
+        return false;
+      p++;
+    }
+  }
+  return *p == '\0';
+}
+
+static bool config_ok(const struct ca_gcpcas_config *c)
+{
+  if(!c)
+    return false;
+  for(int i = 0; i < CA_ROLE_COUNT; i++)
+    if(!pool_ok(c->role[i].pool) || c->role[i].lifetime_s == 0 ||
+       c->role[i].lifetime_s > 100ull * 366 * 86400)
+      return false;
+  return true;
+}
+
+static lc_err open_paces(struct gcpcas *g, const struct ca_gcpcas_config *c)
+{
+  lc_err rc = LC_OK;
+  for(int i = 0; i < CA_ROLE_COUNT && rc == LC_OK; i++) {
+    struct gcp_role *ro = &g->role[i];
+    if(i == 1 && strcmp(ro->pool, g->role[0].pool) == 0) {
+      ro->pace = g->role[0].pace; /* same pool, same quota */
+      continue;
+    }
+    double def = ro->enterprise ? RATE_ENTERPRISE : RATE_DEVOPS;
+    ro->pace = g->r.n_pace;
+    bool shared = strcmp(g->role[0].pool, g->role[1].pool) == 0;
+    const char *name = shared ? "create"
+                       : i == 0 ? "create_bootstrap" : "create_operational";
+    rc = ca__pace_new(name, &c->create_pace, def, &g->r.pace[g->r.n_pace]);
+    if(rc == LC_OK)
+      g->r.n_pace++;
+  }
+  if(rc == LC_OK) {
+    g->get_pace = g->r.n_pace;
+    rc = ca__pace_new("get", &c->get_pace, DEF_GET_RATE,
+                      &g->r.pace[g->r.n_pace]);
+    if(rc == LC_OK)
+      g->r.n_pace++;
+  }
+  return rc;
+}
+
+lc_err ca_gcpcas_open(const struct ca_gcpcas_config *cfg,
+                      struct ca_adapter **out)
+{
+  if(!out || !config_ok(cfg))
+    return LC_EINVAL;
+  struct gcpcas *g = lc_calloc(1, sizeof(*g));
+  if(!g)
+    return LC_ENOMEM;
+  g->r.base.ops = &ca__gcpcas_ops;
+  lc_err rc = LC_OK;
+  const char *ep = cfg->endpoint ? cfg->endpoint : DEF_ENDPOINT;
+  size_t n = strlen(ep);
+  while(n && ep[n - 1] == '/')
+    n--;
+  if(!(g->endpoint = lc_strndup(ep, n)))
+    rc = LC_ENOMEM;
+  for(int i = 0; i < CA_ROLE_COUNT && rc == LC_OK; i++) {
+    const struct ca_gcpcas_role *s = &cfg->role[i];
+    g->role[i].lifetime_s = s->lifetime_s;
+    g->role[i].enterprise = s->enterprise;
+    if(!(g->role[i].pool = lc_strdup(s->pool)) ||
+       (s->certificate_template &&
+        !(g->role[i].tmpl = lc_strdup(s->certificate_template))))
+      rc = LC_ENOMEM;
+  }
+  if(rc == LC_OK) {
+    struct ca__http_opts ho = {.name = "gcpcas", .cfg = &cfg->http};
+    rc = ca__http_new(&ho, &g->http);
+  }
+  if(rc == LC_OK && !cfg->key_file) {
+    /* The metadata server speaks plain HTTP on a link-local address. */
+    struct ca_http_config mc = {.connect_timeout_ms = 2000,
+                                .timeout_ms = 5000,
+                                .max_response = 64 * 1024};
+    struct ca__http_opts ho = {.name = "gcpcas_metadata", .cfg = &mc,
+                               .allow_http = true};
+    rc = ca__http_new(&ho, &g->meta_http);
+  }
+  if(rc == LC_OK) {
+    struct ca__oauth_opts oo = {.key_file = cfg->key_file,
+                                .metadata_url = cfg->metadata_url,
+                                .scope = cfg->scope, .http = g->http,
+                                .metadata_http = g->meta_http};
+    rc = ca__oauth_new(&oo, &g->oauth);
+  }
+  if(rc == LC_OK)
+    rc = open_paces(g, cfg);
+  if(rc != LC_OK) {
+    gcp_free(&g->r.base);
+    return rc;
+  }
+  lc_log(LC_INFO, "ca", "ca=gcpcas op=open endpoint=%s auth=%s", g->endpoint,
+         cfg->key_file ? "key_file" : "metadata");
+  *out = &g->r.base;
+  return LC_OK;
+}

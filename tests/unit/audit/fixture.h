@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * A data directory with a real store and audit key, filled directly with
+ * the audit library and the store (no MQTT, no daemon), so the `linecert
+ * audit` commands can run on it in-process, fast.
+ *
+ * Records look like the service's: a few device paths, the event names
+ * of docs/audit.md §10, details JSON written compact with sorted keys.
+ */
+#ifndef LC_TEST_AUD_FIXTURE_H
+#define LC_TEST_AUD_FIXTURE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit/aud.h"
+#include "statemachine/sm.h"
+
+struct fx {
+  char dir[64];           /* mkdtemp; removed by fx_cleanup() */
+  char data_dir[96];
+  char key_path[160];     /* <data_dir>/audit/audit-key.pem */
+  char pub_path[160];     /* the public key, for --pubkey */
+  struct aud_signer *signer;
+  char *pubkey_pem;
+  struct aud_chain chain; /* tail of the stored log */
+};
+
+/* Temp dir, data dir, audit key, empty store naming the key. */
+bool fx_init(struct fx *f);
+/* Sign from now on with the key file `path` (copied to the data dir's
+ * key file), which the store then names as the key in force. */
+bool fx_use_key(struct fx *f, const char *path);
+/* Append n records (devices D-<seed>-<i/5>, five events each) in
+ * transactions of 1000. */
+bool fx_append(struct fx *f, uint64_t n, unsigned seed);
+/* Append one record with the given fields (sealed by f->signer). */
+bool fx_append_one(struct fx *f, const char *event, const char *device,
+                   const char *details);
+/* Run `linecert audit <args...> -d <data_dir>` in-process; stdout goes
+ * to <dir>/<out_name> (NULL: "cli.out"). Returns the exit status. */
+int fx_cli(struct fx *f, const char *out_name, const char *const args[]);
+/* "<dir>/<name>" into buf. */
+const char *fx_path(const struct fx *f, const char *name, char *buf,
+                    size_t cap);
+/* Does <dir>/<name> contain `needle`? */
+bool fx_file_contains(const struct fx *f, const char *name,
+                      const char *needle);
+/* The whole file <dir>/<name>, NUL-terminated (free()). */
+char *fx_slurp(const struct fx *f, const char *name, size_t *len);
+/* Write a file <dir>/<name>. */
+bool fx_write(const struct fx *f, const char *name, const char *data,
+              size_t len);
+/* Remove the temp dir and everything in it; frees the signer. */
+void fx_cleanup(struct fx *f);
+
+/* Verify an export held in memory with the trusted key(s). Returns the
+ * lc_err; `why` (may be NULL) receives the failure. */
+int fx_verify_buf(const char *data, size_t len, const char *const *keys,
+                  size_t nkeys, bool receipt, const char *device,
+                  const char *previous, char *why, size_t cap);
+
+#endif

@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The audit key on a real PKCS#11 token: SoftHSM2 in a temp directory
+ * (SOFTHSM2_CONF points at a config written here; the token is made
+ * with softhsm2-util --init-token, the keys imported with --import).
+ * The signer seals records and checkpoints on the token; `linecert
+ * audit rotate-key` hands a file-key log to a token key and then to a
+ * second token key, and exports made with the token verify from the
+ * first key forward and from the last key backward.
+ */
+#include "audit/aud.h"
+#include "common/lc_mem.h"
+#include "tests/support/lc_cunit.h"
+#include "tests/support/lc_proc.h"
+#include "tests/unit/audit/fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define TOKEN "lc-audit"
+#define PIN "1234"
+
+static struct fx f;
+static char conf_env[300];
+static char *key_pem[2];   /* public keys of token keys audit-1, audit-2 */
+
+static bool run_util(const char *const args[])
+{
+  const char *argv[16] = {LC_SOFTHSM2_UTIL};
+  int n = 1;
+  for(int i = 0; args[i] && n < 15; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  const char *env[] = {conf_env, NULL};
+  char log[256];
+  struct lc_proc *p = NULL;
+  if(lc_proc_spawn(argv, env, fx_path(&f, "softhsm.log", log, sizeof(log)),
+                   log, &p) != LC_OK)
+    return false;
+  struct lc_proc_exit ex;
+  bool ok = lc_proc_wait(p, 30000, &ex) == LC_OK && !ex.signaled &&
+            ex.code == 0;
+  lc_proc_free(p);
+  return ok;
+}
+
+static int suite_init(void)
+{
+  if(!fx_init(&f) || !fx_append(&f, 50, 7))
+    return 1;
+  char conf[256], tokens[256];
+  fx_path(&f, "softhsm2.conf", conf, sizeof(conf));
+  fx_path(&f, "tokens", tokens, sizeof(tokens));
+  char text[512];
+  snprintf(text, sizeof(text), "directories.tokendir = %s\n"
+           "objectstore.backend = file\nlog.level = ERROR\n", tokens);
+  if(mkdir(tokens, 0700) != 0 || !fx_write(&f, "softhsm2.conf", text,
+                                           strlen(text)))
+    return 1;
+  snprintf(conf_env, sizeof(conf_env), "SOFTHSM2_CONF=%s", conf);
+  /* for the module loaded in this process, and the CLI's PIN */
+  setenv("SOFTHSM2_CONF", conf, 1);
+  setenv("LINECERT_PKCS11_PIN", PIN, 1);
+  if(!run_util((const char *[]){"--init-token", "--free", "--label", TOKEN,
+                                "--pin", PIN, "--so-pin", "5678", NULL}))
+    return 1;
+  for(int i = 0; i < 2; i++) {
+    char path[256], name[16], label[16], id[8];
+    snprintf(name, sizeof(name), "k%d.pem", i + 1);
+    snprintf(label, sizeof(label), "audit-%d", i + 1);
+    snprintf(id, sizeof(id), "0%d", i + 1);
+    struct aud_signer *s = NULL;
+    if(aud_signer_open_file(fx_path(&f, name, path, sizeof(path)), true,
+                            &s) != LC_OK ||
+       aud_signer_pubkey_pem(s, &key_pem[i]) != LC_OK)
+      return 1;
+    aud_signer_free(s);
+    if(!run_util((const char *[]){"--import", path, "--token", TOKEN,
+                                  "--label", label, "--id", id, "--pin", PIN,
+                                  NULL}))
+      return 1;
+    /* the private key exists only on the token now */
+    remove(path);
+  }
+  return 0;
+}
+
+static int suite_cleanup(void)
+{
+  lc_free(key_pem[0]);
+  lc_free(key_pem[1]);
+  fx_cleanup(&f);
+  return 0;
+}
+
+static struct aud_pkcs11_config cfg(const char *label, const char *id,
+                                    const char *pin)
+{
+  struct aud_pkcs11_config c = {.module = LC_SOFTHSM2_MODULE, .token = TOKEN,
+                                .key_label = label, .key_id = id,
+                                .pin = pin};
+  return c;
+}
+
+static void test_token_signs_records_and_checkpoints(void)
+{
+  struct aud_pkcs11_config c = cfg("audit-1", NULL, PIN);
+  struct aud_signer *s = NULL;
+  CU_ASSERT_EQUAL_FATAL(aud_signer_open_pkcs11(&c, &s), LC_OK);
+  char *pem = NULL, fa[AUD_FPR_HEX], fb[AUD_FPR_HEX];
+  CU_ASSERT_EQUAL(aud_signer_pubkey_pem(s, &pem), LC_OK);
+  CU_ASSERT(aud_key_fpr(pem, fa) == LC_OK &&
+            aud_key_fpr(key_pem[0], fb) == LC_OK && !strcmp(fa, fb));
+  struct aud_verifier *v = NULL;
+  CU_ASSERT_EQUAL_FATAL(aud_verifier_new(key_pem[0], &v), LC_OK);
+  struct aud_chain chain = {0};
+  struct aud_merkle *t = NULL;
+  CU_ASSERT_FATAL(aud_merkle_new(&t) == LC_OK);
+  for(int i = 0; i < 200; i++) {
+    struct aud_record r = {.ts_ms = 1767225600000u + (uint64_t)i,
+                           .actor = "linecert", .event = "issued",
+                           .device = "L1/E1/D1", .details = "{}"};
+    CU_ASSERT_EQUAL_FATAL(aud_seal(&chain, s, &r), LC_OK);
+    CU_ASSERT_EQUAL(aud_verifier_feed(v, &r, NULL, 0), LC_OK);
+    CU_ASSERT(aud_merkle_append(t, r.hash) == LC_OK);
+  }
+  struct aud_checkpoint cp = {.origin = "linecert/audit/p11", .size = 200};
+  CU_ASSERT(aud_merkle_root(t, 200, cp.root) == LC_OK);
+  char *note = NULL;
+  struct aud_checkpoint back;
+  CU_ASSERT_EQUAL(aud_checkpoint_sign(s, &cp, &note), LC_OK);
+  CU_ASSERT_EQUAL(aud_checkpoint_verify(note, key_pem[0], &back), LC_OK);
+  CU_ASSERT_EQUAL(aud_checkpoint_verify(note, key_pem[1], &back),
+                  LC_ENOTFOUND);
+  lc_free(note);
+  lc_free(pem);
+  aud_merkle_free(t);
+  aud_verifier_free(v);
+  aud_signer_free(s);
+  /* the second key, by CKA_ID */
+  c = cfg(NULL, "02", PIN);
+  CU_ASSERT_EQUAL_FATAL(aud_signer_open_pkcs11(&c, &s), LC_OK);
+  CU_ASSERT_EQUAL(aud_signer_pubkey_pem(s, &pem), LC_OK);
+  CU_ASSERT(aud_key_fpr(pem, fa) == LC_OK &&
+            aud_key_fpr(key_pem[1], fb) == LC_OK && !strcmp(fa, fb));
+  lc_free(pem);
+  aud_signer_free(s);
+}
+
+static void test_token_errors(void)
+{
+  struct aud_signer *s = NULL;
+  struct aud_pkcs11_config c = cfg("audit-1", NULL, "0000");
+  CU_ASSERT_EQUAL(aud_signer_open_pkcs11(&c, &s), LC_EVERIFY);
+  c = cfg("no-such-key", NULL, PIN);
+  CU_ASSERT_EQUAL(aud_signer_open_pkcs11(&c, &s), LC_ENOTFOUND);
+  c = cfg("audit-1", NULL, PIN);
+  c.token = "no-such-token";
+  CU_ASSERT_EQUAL(aud_signer_open_pkcs11(&c, &s), LC_ENOTFOUND);
+  c = cfg(NULL, "zz", PIN);
+  CU_ASSERT_EQUAL(aud_signer_open_pkcs11(&c, &s), LC_EINVAL);
+  char missing[256];
+  c = cfg("audit-1", NULL, PIN);
+  c.module = fx_path(&f, "no-such-module.so", missing, sizeof(missing));
+  CU_ASSERT_EQUAL(aud_signer_open_pkcs11(&c, &s), LC_ETLS);
+  CU_ASSERT_PTR_NULL(s);
+}
+
+static int cli(const char *out, const char *const args[])
+{
+  const char *argv[24];
+  int n = 0;
+  for(int i = 0; args[i]; i++)
+    argv[n++] = args[i];
+  argv[n++] = "--pkcs11-module";
+  argv[n++] = LC_SOFTHSM2_MODULE;
+  argv[n++] = "--pkcs11-token";
+  argv[n++] = TOKEN;
+  argv[n] = NULL;
+  return fx_cli(&f, out, argv);
+}
+
+static void use_token_key(const char *label, int idx)
+{
+  struct aud_pkcs11_config c = cfg(label, NULL, PIN);
+  struct aud_signer *s = NULL;
+  CU_ASSERT_EQUAL_FATAL(aud_signer_open_pkcs11(&c, &s), LC_OK);
+  aud_signer_free(f.signer);
+  f.signer = s;
+  lc_free(f.pubkey_pem);
+  f.pubkey_pem = lc_strdup(key_pem[idx]);
+}
+
+static void test_rotate_file_key_to_token_and_on(void)
+{
+  char e[256], k0[256], k2[256];
+  fx_path(&f, "e.jsonl", e, sizeof(e));
+  fx_path(&f, "pub.pem", k0, sizeof(k0)); /* the first (file) key */
+  fx_path(&f, "k2pub.pem", k2, sizeof(k2));
+  CU_ASSERT(fx_write(&f, "k2pub.pem", key_pem[1], strlen(key_pem[1])));
+  /* file key -> token key 1 */
+  CU_ASSERT_EQUAL(cli("r.out", (const char *[]){"rotate-key",
+                                                "--new-pkcs11-key",
+                                                "audit-1", NULL}), 0);
+  CU_ASSERT(fx_file_contains(&f, "r.out", "record 51 hands the log"));
+  use_token_key("audit-1", 0);
+  CU_ASSERT(fx_append(&f, 30, 8));
+  /* the file key is no longer in force */
+  CU_ASSERT_EQUAL(fx_cli(&f, NULL, (const char *[]){"export", "-o", e,
+                                                    NULL}), 1);
+  CU_ASSERT_EQUAL(cli(NULL, (const char *[]){"export", "-o", e,
+                                             "--pkcs11-key", "audit-1",
+                                             NULL}), 0);
+  CU_ASSERT_EQUAL(fx_cli(&f, "v.out", (const char *[]){"verify", e,
+                                                       "--pubkey", k0,
+                                                       NULL}), 0);
+  CU_ASSERT(fx_file_contains(&f, "v.out", "81 records"));
+  /* token key 1 -> token key 2 */
+  CU_ASSERT_EQUAL(cli("r.out", (const char *[]){"rotate-key", "--pkcs11-key",
+                                                "audit-1", "--new-pkcs11-key",
+                                                "audit-2", NULL}), 0);
+  use_token_key("audit-2", 1);
+  CU_ASSERT(fx_append(&f, 19, 9));
+  CU_ASSERT_EQUAL(cli(NULL, (const char *[]){"export", "-o", e,
+                                             "--pkcs11-key", "audit-2",
+                                             NULL}), 0);
+  CU_ASSERT_EQUAL(fx_cli(&f, "v.out", (const char *[]){"verify", e,
+                                                       "--pubkey", k0,
+                                                       NULL}), 0);
+  CU_ASSERT(fx_file_contains(&f, "v.out", "101 records (seq 1..101), tree "
+                             "size 101, 3 keys"));
+  CU_ASSERT_EQUAL(fx_cli(&f, "v.out", (const char *[]){"verify", e,
+                                                       "--pubkey", k2,
+                                                       NULL}), 0);
+  CU_ASSERT_EQUAL(fx_cli(&f, "v.out", (const char *[]){"verify", NULL}), 0);
+  CU_ASSERT(fx_file_contains(&f, "v.out", "3 keys"));
+}
+
+static const struct lc_test tests[] = {
+  {"a token key seals 200 records and a checkpoint that verify with its "
+   "public key", test_token_signs_records_and_checkpoints},
+  {"wrong PIN, unknown key, token or module, bad id: clean errors",
+   test_token_errors},
+  {"rotate a file key to a token key and on to a second: exports verify "
+   "from the first and the last key", test_rotate_file_key_to_token_and_on},
+  {NULL, NULL}};
+
+int main(void)
+{
+  const struct lc_suite suites[] = {
+    {"audit.pkcs11", suite_init, suite_cleanup, tests},
+    {NULL, NULL, NULL, NULL}};
+  return lc_cunit_run(suites);
+}

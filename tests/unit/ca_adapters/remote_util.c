@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "tests/unit/ca_adapters/remote_util.h"
+
+#include <CUnit/CUnit.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+void ru_sleep_ms(uint32_t ms)
+{
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+double ru_now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void ru_device_init(struct ru_device *d, const char *cn, const char *rkey)
+{
+  memset(d, 0, sizeof(*d));
+  d->csr = tu_device_csr(cn, &d->key);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d->csr);
+  snprintf(d->request_key, sizeof(d->request_key), "%s", rkey);
+}
+
+void ru_device_cleanup(struct ru_device *d)
+{
+  ca_csr_free(d->csr);
+  EVP_PKEY_free(d->key);
+  memset(d, 0, sizeof(*d));
+}
+
+enum ca_status ru_drive(struct ca_adapter *ca, const struct ru_device *d,
+                        enum ca_role role, struct ca_result *res,
+                        int attempts, uint32_t cap_ms, int *retries,
+                        int *pendings)
+{
+  struct ca_request req = {d->request_key, role, d->csr};
+  bool pending = false;
+  memset(res, 0, sizeof(*res));
+  for(int i = 0; i < attempts; i++) {
+    ca_result_cleanup(res);
+    lc_err rc = pending ? ca_poll(ca, &req, res) : ca_submit(ca, &req, res);
+    CU_ASSERT_EQUAL_FATAL(rc, LC_OK);
+    if(res->status == CA_ISSUED || res->status == CA_REJECTED)
+      return res->status;
+    pending = res->status == CA_PENDING;
+    if(pending && pendings)
+      (*pendings)++;
+    if(!pending && retries)
+      (*retries)++;
+    CU_ASSERT(res->retry_after_ms > 0);
+    ru_sleep_ms(res->retry_after_ms < cap_ms ? res->retry_after_ms : cap_ms);
+  }
+  return res->status;
+}
+
+static X509 *load_root(const char *path)
+{
+  BIO *b = BIO_new_file(path, "r");
+  X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+  BIO_free(b);
+  return x;
+}
+
+void ru_expect_valid(const struct ca_result *res, const char *root_pem_file,
+                     EVP_PKEY *key)
+{
+  CU_ASSERT_EQUAL_FATAL(res->status, CA_ISSUED);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(res->cert_pem);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(res->chain_pem);
+  X509 *root = load_root(root_pem_file);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+  X509 *leaf = tu_pem_to_x509(res->cert_pem);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(leaf);
+  STACK_OF(X509) *chain = sk_X509_new_null();
+  BIO *b = BIO_new_mem_buf(res->chain_pem, -1);
+  X509 *x;
+  while((x = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+    /* The root never travels in the chain. */
+    CU_ASSERT(X509_check_issued(x, x) != X509_V_OK);
+    sk_X509_push(chain, x);
+  }
+  ERR_clear_error();
+  BIO_free(b);
+  CU_ASSERT(sk_X509_num(chain) >= 1);
+  X509_STORE *store = X509_STORE_new();
+  X509_STORE_add_cert(store, root);
+  X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+  CU_ASSERT_FATAL(X509_STORE_CTX_init(ctx, store, leaf, chain) == 1);
+  int ok = X509_verify_cert(ctx);
+  if(ok != 1)
+    fprintf(stderr, "verify: %s\n",
+            X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+  CU_ASSERT_EQUAL(ok, 1);
+  CU_ASSERT_EQUAL(EVP_PKEY_eq(X509_get0_pubkey(leaf), key), 1);
+  BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
+  char *hex = BN_bn2hex(bn);
+  CU_ASSERT(strcasecmp(hex, res->serial_hex) == 0);
+  OPENSSL_free(hex);
+  BN_free(bn);
+  X509_STORE_CTX_free(ctx);
+  X509_STORE_free(store);
+  sk_X509_pop_free(chain, X509_free);
+  X509_free(leaf);
+  X509_free(root);
+}
+
+bool ru_same_cert(const struct ca_result *a, const struct ca_result *b)
+{
+  return a->cert_pem && b->cert_pem && strcmp(a->cert_pem, b->cert_pem) == 0;
+}
+
+static lc_err t_put(void *ctx, const char *key, const char *ticket)
+{
+  struct ru_tickets *t = ctx;
+  t->puts++;
+  for(int i = 0; i < t->n; i++)
+    if(strcmp(t->key[i], key) == 0) {
+      snprintf(t->val[i], sizeof(t->val[i]), "%s", ticket);
+      return LC_OK;
+    }
+  if(t->n == 8)
+    return LC_EFULL;
+  snprintf(t->key[t->n], sizeof(t->key[0]), "%s", key);
+  snprintf(t->val[t->n], sizeof(t->val[0]), "%s", ticket);
+  t->n++;
+  return LC_OK;
+}
+
+static lc_err t_get(void *ctx, const char *key, char *buf, size_t cap)
+{
+  struct ru_tickets *t = ctx;
+  for(int i = 0; i < t->n; i++)
+    if(strcmp(t->key[i], key) == 0) {
+      if(strlen(t->val[i]) >= cap)
+        return LC_ETOOBIG;
+      memcpy(buf, t->val[i], strlen(t->val[i]) + 1);
+      return LC_OK;
+    }
+  return LC_ENOTFOUND;
+}
+
+void ru_tickets_init(struct ru_tickets *t)
+{
+  memset(t, 0, sizeof(*t));
+  t->store.put = t_put;
+  t->store.get = t_get;
+  t->store.ctx = t;
+}
+
+/* ---- environment ------------------------------------------------------- */
+
+struct saved_env {
+  char *name;
+  char *value;          /* NULL: was unset */
+};
+static struct saved_env saved[16];
+static int n_saved;
+
+void ru_env_set(const char *name, const char *value)
+{
+  bool known = false;
+  for(int i = 0; i < n_saved; i++)
+    if(strcmp(saved[i].name, name) == 0)
+      known = true;
+  if(!known && n_saved < 16) {
+    const char *old = getenv(name);
+    saved[n_saved].name = strdup(name);
+    saved[n_saved].value = old ? strdup(old) : NULL;
+    n_saved++;
+  }
+  if(value)
+    setenv(name, value, 1);
+  else
+    unsetenv(name);
+}
+
+void ru_env_restore(void)
+{
+  for(int i = n_saved - 1; i >= 0; i--) {
+    if(saved[i].value)
+      setenv(saved[i].name, saved[i].value, 1);
+    else
+      unsetenv(saved[i].name);
+    free(saved[i].name);
+    free(saved[i].value);
+  }
+  n_saved = 0;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Helpers for the remote-adapter tests (test_awspca.c, test_gcpcas.c,
+ * test_ejbca.c, test_pacing.c): driving a request the way the state
+ * machine does, verifying what came back with plain OpenSSL, and a
+ * ticket store standing in for the broker's database.
+ */
+#ifndef LC_REMOTE_UTIL_H
+#define LC_REMOTE_UTIL_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "ca_adapters/ca.h"
+#include "tests/emulators/emu_client.h"
+#include "tests/support/lc_cunit.h"
+#include "tests/unit/ca_adapters/ca_test_util.h"
+
+/* A device: key, parsed CSR, request key. */
+struct ru_device {
+  EVP_PKEY *key;
+  struct ca_csr *csr;
+  char request_key[40];
+};
+void ru_device_init(struct ru_device *d, const char *cn, const char *rkey);
+void ru_device_cleanup(struct ru_device *d);
+
+/* Submit, then poll or resubmit after each CA_PENDING / CA_RETRY (its
+ * retry_after_ms, capped at cap_ms), as the state machine would, until
+ * CA_ISSUED or CA_REJECTED or `attempts` calls. Returns the last status;
+ * *res holds the last result. Counts retries/pendings if not NULL. */
+enum ca_status ru_drive(struct ca_adapter *ca, const struct ru_device *d,
+                        enum ca_role role, struct ca_result *res,
+                        int attempts, uint32_t cap_ms, int *retries,
+                        int *pendings);
+
+/* The leaf verifies against root_pem_file with chain_pem as the
+ * intermediates, carries the device's key, has res->serial_hex as its
+ * serial, and the chain holds no self-signed certificate. */
+void ru_expect_valid(const struct ca_result *res, const char *root_pem_file,
+                     EVP_PKEY *key);
+
+/* Leaf serial as the adapter reports it, for comparisons. */
+bool ru_same_cert(const struct ca_result *a, const struct ca_result *b);
+
+/* An in-memory ca_ticket_store, as the broker's store would be. */
+struct ru_tickets {
+  struct ca_ticket_store store;
+  char key[8][40];
+  char val[8][256];
+  int n;
+  int puts;
+};
+void ru_tickets_init(struct ru_tickets *t);
+
+void ru_sleep_ms(uint32_t ms);
+double ru_now_s(void);
+
+/* Setenv helpers for credentials; restored by ru_env_restore(). */
+void ru_env_set(const char *name, const char *value);
+void ru_env_restore(void);
+
+extern const struct lc_test awspca_tests[];
+extern const struct lc_test gcpcas_tests[];
+extern const struct lc_test ejbca_tests[];
+extern const struct lc_test pacing_tests[];
+extern const struct lc_test sigv4_tests[];
+extern const struct lc_test pace_tests[];
+extern const struct lc_test remote_unit_tests[];
+
+#endif

@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The AWS Private CA adapter against tests/emulators/aws_pca.py, which
+ * checks the SigV4 signature of every request with its own secret and
+ * issues real certificates from its test CA.
+ */
+#include "ca_adapters/ca_remote.h"
+#include "tests/unit/ca_adapters/remote_util.h"
+
+#include <CUnit/CUnit.h>
+#include <jansson.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AKID "AKIDEMULATOR"
+#define SECRET "emulator/secret/key"
+
+struct rig {
+  struct emu *emu;
+  struct ca_adapter *ca;
+  char ca_arn[256];
+  struct ca_awspca_config cfg;
+};
+
+static void rig_open_adapter(struct rig *r)
+{
+  r->ca = NULL;
+  CU_ASSERT_EQUAL_FATAL(ca_awspca_open(&r->cfg, &r->ca), LC_OK);
+}
+
+/* Start the emulator with `args`, credentials in the environment,
+ * and open an adapter on it. */
+static void rig_start(struct rig *r, const char *const *args)
+{
+  memset(r, 0, sizeof(*r));
+  CU_ASSERT_EQUAL_FATAL(emu_start("aws_pca.py", args, &r->emu), LC_OK);
+  json_error_t e;
+  json_t *info = json_load_file(emu_path(r->emu, "info.json"), 0, &e);
+  const char *arn = NULL;
+  CU_ASSERT_FATAL(info && json_unpack(info, "{s:s}", "ca_arn", &arn) == 0);
+  snprintf(r->ca_arn, sizeof(r->ca_arn), "%s", arn);
+  json_decref(info);
+  ru_env_set("AWS_ACCESS_KEY_ID", AKID);
+  ru_env_set("AWS_SECRET_ACCESS_KEY", SECRET);
+  ru_env_set("AWS_SESSION_TOKEN", NULL);
+  struct ca_awspca_config *c = &r->cfg;
+  c->region = "us-east-1";
+  c->endpoint = emu_url(r->emu, "/");
+  c->poll_ms = 100;
+  c->http.cainfo = emu_path(r->emu, "tls-ca.pem");
+  c->http.connect_timeout_ms = 2000;
+  c->http.timeout_ms = 1500;
+  c->role[CA_ROLE_BOOTSTRAP] = (struct ca_awspca_role){
+    r->ca_arn, "arn:aws:acm-pca:::template/EndEntityCertificate/V1", NULL,
+    5475};
+  c->role[CA_ROLE_OPERATIONAL] = (struct ca_awspca_role){
+    r->ca_arn, "arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1",
+    "SHA256WITHECDSA", 365};
+  rig_open_adapter(r);
+}
+
+static void rig_stop(struct rig *r)
+{
+  ca_free(r->ca);
+  emu_stop(r->emu, false);
+  ru_env_restore();
+}
+
+static void test_issues_real_certificates_for_both_roles(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  struct ru_device d;
+  ru_device_init(&d, "SN-AWS-0001", "0123456789abcdef0123456789abcdef-b");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 5, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
+  ca_result_cleanup(&res);
+  snprintf(d.request_key, sizeof(d.request_key),
+           "0123456789abcdef0123456789abcdef-o");
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 5, 500,
+                           NULL, NULL),
+                  CA_ISSUED);
+  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
+  X509 *x = tu_pem_to_x509(res.cert_pem);
+  CU_ASSERT(X509_get_extended_key_usage(x) & XKU_SSL_CLIENT);
+  CU_ASSERT(!(X509_get_extended_key_usage(x) & XKU_SSL_SERVER));
+  X509_free(x);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 2);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "bad_signature"), 0);
+  struct ca_pace_stats st;
+  CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 0, &st), LC_OK);
+  CU_ASSERT_STRING_EQUAL(st.name, "issue");
+  CU_ASSERT_EQUAL(st.rate_per_s, 25);
+  CU_ASSERT_EQUAL(st.granted, 2);
+  CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 1, &st), LC_OK);
+  CU_ASSERT_STRING_EQUAL(st.name, "get");
+  CU_ASSERT_EQUAL(st.rate_per_s, 75);
+  CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 2, &st), LC_ENOTFOUND);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_same_key_twice_same_certificate_across_restart(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  struct ru_device d;
+  ru_device_init(&d, "SN-AWS-0002", "k-aws-idem-b");
+  struct ca_result a, b;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &a, 5, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  /* linecert restarts: the adapter's memory is gone, the key is not. */
+  ca_free(r.ca);
+  rig_open_adapter(&r);
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &b, 5, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  CU_ASSERT(ru_same_cert(&a, &b));
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "idempotent_hits"), 1);
+  ca_result_cleanup(&a);
+  ca_result_cleanup(&b);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+/* One fault, then drive to the end: ISSUED after at least one retry, and
+ * exactly one certificate at the CA. */
+static void fault_then_issued(const char *fault, const char *want_reason,
+                              int min_retries)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults", fault), LC_OK);
+  struct ru_device d;
+  ru_device_init(&d, "SN-AWS-F", "k-aws-fault-o");
+  struct ca_request req = {d.request_key, CA_ROLE_OPERATIONAL, d.csr};
+  struct ca_result res;
+  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
+  if(want_reason) {
+    CU_ASSERT_EQUAL(res.status, CA_RETRY);
+    CU_ASSERT_STRING_EQUAL(res.reason, want_reason);
+  }
+  ca_result_cleanup(&res);
+  int retries = 0;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 8, 1500,
+                           &retries, NULL),
+                  CA_ISSUED);
+  CU_ASSERT(retries + 1 >= min_retries);
+  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_throttling_exception_with_retry_after(void)
+{
+  fault_then_issued("{\"kind\":\"throttle\",\"count\":2,"
+                    "\"op\":\"IssueCertificate\",\"retry_after\":1}",
+                    "aws:ThrottlingException", 2);
+}
+
+static void test_throttling_pauses_the_bucket(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
+                                 "{\"kind\":\"throttle\",\"count\":1,"
+                                 "\"retry_after\":2}"),
+                        LC_OK);
+  struct ru_device d;
+  ru_device_init(&d, "SN-AWS-T", "k-aws-throttle-b");
+  struct ca_request req = {d.request_key, CA_ROLE_BOOTSTRAP, d.csr};
+  struct ca_result res;
+  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_RETRY);
+  CU_ASSERT_EQUAL(res.retry_after_ms, 2000);
+  struct ca_pace_stats st;
+  CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 0, &st), LC_OK);
+  CU_ASSERT_EQUAL(st.throttled, 1);
+  CU_ASSERT(st.paused_ms > 1500);
+  CU_ASSERT(st.wait_ms > 1500);
+  ca_result_cleanup(&res);
+  /* Within the pause, with max_wait 2 s: the next submit waits for the
+   * bucket instead of hitting the CA early. */
+  double t0 = ru_now_s();
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 10, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  CU_ASSERT(ru_now_s() - t0 > 1.5);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "throttled"), 1);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_http_500_is_retried(void)
+{
+  fault_then_issued("{\"kind\":\"error500\",\"count\":2}",
+                    "aws:InternalFailure", 2);
+}
+
+static void test_no_answer_is_retried(void)
+{
+  fault_then_issued("{\"kind\":\"timeout\",\"count\":1,\"hang_s\":3,"
+                    "\"op\":\"IssueCertificate\"}",
+                    "transport", 1);
+}
+
+static void test_answer_lost_after_issuing_is_not_a_second_certificate(void)
+{
+  /* The CA issued, the answer never came: the retry carries the same
+   * IdempotencyToken and gets the same ARN (issued stays 1). */
+  fault_then_issued("{\"kind\":\"lose_answer\",\"count\":1,\"hang_s\":3,"
+                    "\"op\":\"IssueCertificate\"}",
+                    "transport", 1);
+}
+
+static void test_slow_answer_within_the_timeout(void)
+{
+  fault_then_issued("{\"kind\":\"slow\",\"count\":2,\"delay_ms\":600}", NULL,
+                    0);
+}
+
+static void test_request_in_progress_is_pending_then_issued(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
+                                 "{\"kind\":\"in_progress\",\"count\":3}"),
+                        LC_OK);
+  struct ru_device d;
+  ru_device_init(&d, "SN-AWS-P", "k-aws-pending-b");
+  struct ca_result res;
+  int pendings = 0;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 8, 500, NULL,
+                           &pendings),
+                  CA_ISSUED);
+  CU_ASSERT_EQUAL(pendings, 3);
+  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:IssueCertificate"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:GetCertificate"), 4);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_limit_exceeded_is_rejected_not_retried(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
+                                 "{\"kind\":\"limit_exceeded\"}"),
+                        LC_OK);
+  struct ru_device d;
+  ru_device_init(&d, "SN-AWS-L", "k-aws-limit-b");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 3, 100, NULL,
+                           NULL),
+                  CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(res.reason, "aws:LimitExceededException");
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:IssueCertificate"), 1);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_wrong_secret_fails_the_signature_check(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  ca_free(r.ca);
+  ru_env_set("AWS_SECRET_ACCESS_KEY", "not/the/secret");
+  rig_open_adapter(&r);
+  struct ru_device d;
+  ru_device_init(&d, "SN-AWS-S", "k-aws-sig-b");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 2, 100, NULL,
+                           NULL),
+                  CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(res.reason, "aws:InvalidSignatureException");
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "bad_signature"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 0);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_session_token_signed_and_expiry_reloads(void)
+{
+  const char *args[] = {"--session-token", "FwoGZXIvYXdzEXAMPLETOKEN", NULL};
+  struct rig r;
+  rig_start(&r, args);
+  ca_free(r.ca);
+  ru_env_set("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLETOKEN");
+  rig_open_adapter(&r);
+  struct ru_device d;
+  ru_device_init(&d, "SN-AWS-TOK", "k-aws-token-b");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 3, 100, NULL,
+                           NULL),
+                  CA_ISSUED);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/expire-token", NULL), LC_OK);
+  snprintf(d.request_key, sizeof(d.request_key), "k-aws-token-o");
+  struct ca_request req = {d.request_key, CA_ROLE_OPERATIONAL, d.csr};
+  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_RETRY);
+  CU_ASSERT_STRING_EQUAL(res.reason, "aws:ExpiredTokenException");
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_credentials_file_profile_with_long_session_token(void)
+{
+  char token[1201];
+  for(int i = 0; i < 1200; i++)
+    token[i] = "abcdefghijklmnopqrstuvwxyz0123456789+/"[i % 38];
+  token[1200] = '\0';
+  const char *args[] = {"--access-key", "AKIDFROMFILE", "--secret-key",
+                        "file/secret", "--session-token", token, NULL};
+  struct rig r;
+  rig_start(&r, args);
+  ca_free(r.ca);
+  ru_env_set("AWS_ACCESS_KEY_ID", NULL);
+  ru_env_set("AWS_SECRET_ACCESS_KEY", NULL);
+  char path[256];
+  snprintf(path, sizeof(path), "%s/credentials", emu_dir(r.emu));
+  FILE *f = fopen(path, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fprintf(f, "[default]\naws_access_key_id = AKIDOTHER\n"
+             "aws_secret_access_key = other\n[linecert]\n"
+             "aws_access_key_id = AKIDFROMFILE\n"
+             "aws_secret_access_key = file/secret\n"
+             "aws_session_token = %s\n", token);
+  fclose(f);
+  ru_env_set("AWS_SHARED_CREDENTIALS_FILE", path);
+  r.cfg.profile = "linecert";
+  rig_open_adapter(&r);
+  struct ru_device d;
+  ru_device_init(&d, "SN-AWS-FILE", "k-aws-file-b");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 3, 100, NULL,
+                           NULL),
+                  CA_ISSUED);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "bad_signature"), 0);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_reused_key_with_another_csr_is_refused(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  struct ru_device a, b;
+  ru_device_init(&a, "SN-AWS-A", "k-aws-reuse-b");
+  ru_device_init(&b, "SN-AWS-B", "k-aws-reuse-b");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &a, CA_ROLE_BOOTSTRAP, &res, 3, 100, NULL,
+                           NULL),
+                  CA_ISSUED);
+  ca_result_cleanup(&res);
+  ca_free(r.ca);
+  rig_open_adapter(&r);
+  /* Same token within the window: AWS returns A's certificate. */
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &b, CA_ROLE_BOOTSTRAP, &res, 3, 100, NULL,
+                           NULL),
+                  CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(res.reason, "cert_key_mismatch");
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&a);
+  ru_device_cleanup(&b);
+  rig_stop(&r);
+}
+
+static void test_ticket_store_bridges_the_end_of_the_window(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  struct ru_tickets t;
+  ru_tickets_init(&t);
+  ca_free(r.ca);
+  r.cfg.tickets = &t.store;
+  rig_open_adapter(&r);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
+                                 "{\"kind\":\"in_progress\",\"count\":1}"),
+                        LC_OK);
+  struct ru_device d;
+  ru_device_init(&d, "SN-AWS-W", "k-aws-window-o");
+  struct ca_request req = {d.request_key, CA_ROLE_OPERATIONAL, d.csr};
+  struct ca_result res;
+  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_PENDING);
+  CU_ASSERT_EQUAL(t.puts, 1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(t.val[0], "/certificate/"));
+  ca_result_cleanup(&res);
+  /* linecert dies; comes back after AWS's 5 minutes. */
+  ca_free(r.ca);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/forget-idempotency", NULL), LC_OK);
+  rig_open_adapter(&r);
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 3, 100, NULL,
+                           NULL),
+                  CA_ISSUED);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:IssueCertificate"), 1);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_wrong_server_ca_is_a_tls_error(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  ca_free(r.ca);
+  r.cfg.http.cainfo = emu_path(r.emu, "ca-root.pem"); /* not the TLS CA */
+  rig_open_adapter(&r);
+  struct ru_device d;
+  ru_device_init(&d, "SN-AWS-TLS", "k-aws-tls-b");
+  struct ca_request req = {d.request_key, CA_ROLE_BOOTSTRAP, d.csr};
+  struct ca_result res;
+  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_RETRY);
+  CU_ASSERT_STRING_EQUAL(res.reason, "tls_error");
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "requests"), 0);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+const struct lc_test awspca_tests[] = {
+  {"IssueCertificate + GetCertificate: real certificates, both roles, "
+   "verified", test_issues_real_certificates_for_both_roles},
+  {"same request key twice (restart between): one certificate",
+   test_same_key_twice_same_certificate_across_restart},
+  {"ThrottlingException with Retry-After: RETRY, then ISSUED",
+   test_throttling_exception_with_retry_after},
+  {"throttling pauses the bucket for Retry-After",
+   test_throttling_pauses_the_bucket},
+  {"HTTP 500 InternalFailure: RETRY, then ISSUED", test_http_500_is_retried},
+  {"no answer (timeout): RETRY, then ISSUED", test_no_answer_is_retried},
+  {"answer lost after issuing: same token, still one certificate",
+   test_answer_lost_after_issuing_is_not_a_second_certificate},
+  {"slow answers within the timeout: ISSUED",
+   test_slow_answer_within_the_timeout},
+  {"RequestInProgressException: PENDING, poll, ISSUED",
+   test_request_in_progress_is_pending_then_issued},
+  {"LimitExceededException: REJECTED, not retried",
+   test_limit_exceeded_is_rejected_not_retried},
+  {"wrong secret: the emulator's SigV4 check refuses it",
+   test_wrong_secret_fails_the_signature_check},
+  {"session token signed; ExpiredTokenException answers RETRY",
+   test_session_token_signed_and_expiry_reloads},
+  {"credentials file profile with a 1200-byte session token",
+   test_credentials_file_profile_with_long_session_token},
+  {"key reused with another CSR: cert_key_mismatch, never delivered",
+   test_reused_key_with_another_csr_is_refused},
+  {"ticket store: after the 5-minute window, GetCertificate, no reissue",
+   test_ticket_store_bridges_the_end_of_the_window},
+  {"server certificate from an untrusted CA: tls_error",
+   test_wrong_server_ca_is_a_tls_error},
+  {NULL, NULL}};

@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The EJBCA adapter against tests/emulators/ejbca.py, which demands a
+ * TLS client certificate from its admin CA, maps it to a role, and (as
+ * EJBCA does) issues a new certificate every time a username enrolls.
+ */
+#include "ca_adapters/ca_remote.h"
+#include "tests/unit/ca_adapters/remote_util.h"
+
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <string.h>
+
+struct rig {
+  struct emu *emu;
+  struct ca_adapter *ca;
+  struct ca_ejbca_config cfg;
+};
+
+static void rig_open_adapter(struct rig *r)
+{
+  r->ca = NULL;
+  CU_ASSERT_EQUAL_FATAL(ca_ejbca_open(&r->cfg, &r->ca), LC_OK);
+}
+
+static void rig_start(struct rig *r, const char *const *args)
+{
+  memset(r, 0, sizeof(*r));
+  CU_ASSERT_EQUAL_FATAL(emu_start("ejbca.py", args, &r->emu), LC_OK);
+  struct ca_ejbca_config *c = &r->cfg;
+  c->base_url = emu_url(r->emu, "/ejbca/ejbca-rest-api/");
+  c->username_prefix = "lc-";
+  c->enrollment_secret = "factory-secret";
+  c->approval_poll_ms = 200;
+  c->http.cainfo = emu_path(r->emu, "tls-ca.pem");
+  c->http.client_cert = emu_path(r->emu, "admin.pem");
+  c->http.client_key = emu_path(r->emu, "admin.key");
+  c->http.timeout_ms = 1500;
+  c->role[CA_ROLE_BOOTSTRAP] =
+    (struct ca_ejbca_role){"BootCA", "BootProfile", "DeviceEEP"};
+  c->role[CA_ROLE_OPERATIONAL] =
+    (struct ca_ejbca_role){"OpCA", "OpProfile", "DeviceEEP"};
+  rig_open_adapter(r);
+}
+
+static void rig_stop(struct rig *r)
+{
+  ca_free(r->ca);
+  emu_stop(r->emu, false);
+}
+
+static void test_enrolls_real_certificates_for_both_roles(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  struct ru_device d;
+  ru_device_init(&d, "SN-EJ-0001", "0123456789abcdef0123456789abcdef-b");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 3, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
+  ca_result_cleanup(&res);
+  snprintf(d.request_key, sizeof(d.request_key),
+           "0123456789abcdef0123456789abcdef-o");
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 3, 500,
+                           NULL, NULL),
+                  CA_ISSUED);
+  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 2);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "searches"), 2); /* looked first */
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_same_key_twice_found_by_search_not_reissued(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  struct ru_device d;
+  ru_device_init(&d, "SN-EJ-2", "k-ej-idem-b");
+  struct ca_result a, b;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &a, 3, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  /* A fresh adapter (restart): no chain cached, found by the search,
+   * chain fetched from the CA's download endpoint. */
+  ca_free(r.ca);
+  rig_open_adapter(&r);
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &b, 3, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  CU_ASSERT(ru_same_cert(&a, &b));
+  CU_ASSERT_STRING_EQUAL(a.chain_pem, b.chain_pem);
+  ru_expect_valid(&b, emu_path(r.emu, "ca-root.pem"), d.key);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:enroll"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:download"), 1);
+  ca_result_cleanup(&a);
+  ca_result_cleanup(&b);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void fault_then_issued(const char *fault, const char *want_reason)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults", fault), LC_OK);
+  struct ru_device d;
+  ru_device_init(&d, "SN-EJ-F", "k-ej-fault-o");
+  struct ca_request req = {d.request_key, CA_ROLE_OPERATIONAL, d.csr};
+  struct ca_result res;
+  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
+  if(want_reason) {
+    CU_ASSERT_EQUAL(res.status, CA_RETRY);
+    CU_ASSERT_STRING_EQUAL(res.reason, want_reason);
+  }
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 8, 1500,
+                           NULL, NULL),
+                  CA_ISSUED);
+  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_429_500_503_are_retried(void)
+{
+  fault_then_issued("{\"kind\":\"throttle\",\"count\":1,\"retry_after\":1,"
+                    "\"op\":\"enroll\"}",
+                    "ejbca:http_429");
+  fault_then_issued("{\"kind\":\"error500\",\"count\":1,\"op\":\"enroll\"}",
+                    "ejbca:http_500");
+  fault_then_issued("{\"kind\":\"error503\",\"count\":1,\"op\":\"search\"}",
+                    "ejbca:http_503");
+}
+
+static void test_no_answer_and_slow_answer(void)
+{
+  fault_then_issued("{\"kind\":\"timeout\",\"count\":1,\"hang_s\":3,"
+                    "\"op\":\"enroll\"}",
+                    "transport");
+  fault_then_issued("{\"kind\":\"slow\",\"count\":2,\"delay_ms\":500}", NULL);
+}
+
+static void test_lost_enroll_answer_is_found_not_reissued(void)
+{
+  /* EJBCA issued, the 201 never arrived: enrolling again would make a
+   * second certificate; the search before it finds the first. */
+  fault_then_issued("{\"kind\":\"lose_answer\",\"count\":1,\"hang_s\":3,"
+                    "\"op\":\"enroll\"}",
+                    "transport");
+}
+
+static void test_approval_pending_then_approved(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
+                                 "{\"kind\":\"approval\",\"count\":1}"),
+                        LC_OK);
+  struct ru_device d;
+  ru_device_init(&d, "SN-EJ-A", "k-ej-approve-b");
+  struct ca_request req = {d.request_key, CA_ROLE_BOOTSTRAP, d.csr};
+  struct ca_result res;
+  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_PENDING);
+  CU_ASSERT_STRING_EQUAL(res.reason, "ejbca:approval_pending");
+  CU_ASSERT_EQUAL(res.retry_after_ms, 200);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL_FATAL(ca_poll(r.ca, &req, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_PENDING); /* nobody approved yet */
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/approve", "{}"), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(ca_poll(r.ca, &req, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_ISSUED);
+  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:enroll"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:finalize"), 2);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_approval_survives_a_restart_with_the_ticket_store(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  struct ru_tickets t;
+  ru_tickets_init(&t);
+  ca_free(r.ca);
+  r.cfg.tickets = &t.store;
+  rig_open_adapter(&r);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
+                                 "{\"kind\":\"approval\",\"count\":1}"),
+                        LC_OK);
+  struct ru_device d;
+  ru_device_init(&d, "SN-EJ-AR", "k-ej-approve-restart-o");
+  struct ca_request req = {d.request_key, CA_ROLE_OPERATIONAL, d.csr};
+  struct ca_result res;
+  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_PENDING);
+  CU_ASSERT_EQUAL(t.puts, 1);
+  ca_result_cleanup(&res);
+  ca_free(r.ca);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/approve", "{}"), LC_OK);
+  rig_open_adapter(&r); /* same enrollment_secret: the password matches */
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 3, 200, NULL,
+                           NULL),
+                  CA_ISSUED);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:enroll"), 1);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_approval_rejected_is_rejected(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
+                                 "{\"kind\":\"approval\",\"count\":1}"),
+                        LC_OK);
+  struct ru_device d;
+  ru_device_init(&d, "SN-EJ-R", "k-ej-reject-b");
+  struct ca_request req = {d.request_key, CA_ROLE_BOOTSTRAP, d.csr};
+  struct ca_result res;
+  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_PENDING);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/approve", "{\"reject\":true}"),
+                        LC_OK);
+  CU_ASSERT_EQUAL_FATAL(ca_poll(r.ca, &req, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(res.reason, "ejbca:approval_rejected");
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 0);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void client_cert_refused(const char *name, enum ca_status want,
+                                const char *want_reason)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  ca_free(r.ca);
+  char cert[32], key[32];
+  snprintf(cert, sizeof(cert), "%s.pem", name);
+  snprintf(key, sizeof(key), "%s.key", name);
+  r.cfg.http.client_cert = emu_path(r.emu, cert);
+  r.cfg.http.client_key = emu_path(r.emu, key);
+  rig_open_adapter(&r);
+  struct ru_device d;
+  ru_device_init(&d, "SN-EJ-C", "k-ej-cert-b");
+  struct ca_request req = {d.request_key, CA_ROLE_BOOTSTRAP, d.csr};
+  struct ca_result res;
+  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, want);
+  if(want_reason)
+    CU_ASSERT_STRING_EQUAL(res.reason, want_reason);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 0);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_client_certificate_from_another_ca_fails_tls(void)
+{
+  /* TLS 1.3 reports the refused client certificate after the handshake,
+   * on the first read: a transport or TLS failure either way. */
+  client_cert_refused("rogue", CA_RETRY, NULL);
+}
+
+static void test_admin_ca_but_no_role_is_403(void)
+{
+  client_cert_refused("stranger", CA_REJECTED, "ejbca:http_403");
+}
+
+static void test_unknown_profile_is_rejected(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  ca_free(r.ca);
+  r.cfg.role[CA_ROLE_OPERATIONAL].certificate_profile = "NoSuchProfile";
+  rig_open_adapter(&r);
+  struct ru_device d;
+  ru_device_init(&d, "SN-EJ-P", "k-ej-prof-o");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 2, 100, NULL,
+                           NULL),
+                  CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(res.reason, "ejbca:http_400");
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_skip_lookup_enrolls_directly(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  ca_free(r.ca);
+  r.cfg.skip_lookup = true;
+  rig_open_adapter(&r);
+  struct ru_device d;
+  ru_device_init(&d, "SN-EJ-S", "k-ej-skip-b");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 2, 100, NULL,
+                           NULL),
+                  CA_ISSUED);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "searches"), 0);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_request_key_outside_the_username_charset(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  struct ru_device d;
+  ru_device_init(&d, "SN-EJ-U", "bad key/with slash");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 1, 100, NULL,
+                           NULL),
+                  CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(res.reason, "bad_request_key");
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "requests"), 0);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+const struct lc_test ejbca_tests[] = {
+  {"pkcs10enroll over mTLS: real certificates, both roles, verified",
+   test_enrolls_real_certificates_for_both_roles},
+  {"same request key twice (restart between): found by search, one "
+   "certificate", test_same_key_twice_found_by_search_not_reissued},
+  {"429, 500, 503: RETRY, then ISSUED", test_429_500_503_are_retried},
+  {"no answer, slow answer: RETRY/ISSUED", test_no_answer_and_slow_answer},
+  {"enroll answer lost: the search finds it, no second certificate",
+   test_lost_enroll_answer_is_found_not_reissued},
+  {"202 approval: PENDING, finalize while waiting, approved: ISSUED",
+   test_approval_pending_then_approved},
+  {"approval across a restart: ticket store + derived password",
+   test_approval_survives_a_restart_with_the_ticket_store},
+  {"approval rejected: REJECTED", test_approval_rejected_is_rejected},
+  {"client certificate of another CA: TLS refused, nothing issued",
+   test_client_certificate_from_another_ca_fails_tls},
+  {"admin CA certificate without a role: 403 REJECTED",
+   test_admin_ca_but_no_role_is_403},
+  {"unknown certificate profile: 400 REJECTED",
+   test_unknown_profile_is_rejected},
+  {"skip_lookup: enroll without searching", test_skip_lookup_enrolls_directly},
+  {"request key not a valid username: REJECTED, nothing sent",
+   test_request_key_outside_the_username_charset},
+  {NULL, NULL}};

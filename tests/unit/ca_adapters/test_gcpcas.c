@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The Google CAS adapter against tests/emulators/gcp_cas.py, which
+ * verifies the service account's JWT at its token endpoint and the
+ * bearer token on every API call, and issues real certificates.
+ * Pools: "boot" (Enterprise: certificateId, stored) and "op" (DevOps).
+ */
+#include "ca_adapters/ca_remote.h"
+#include "tests/unit/ca_adapters/remote_util.h"
+
+#include <CUnit/CUnit.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <string.h>
+
+#define BOOT_POOL "projects/emu-project/locations/europe-west1/caPools/boot"
+#define OP_POOL "projects/emu-project/locations/europe-west1/caPools/op"
+#define TEMPLATE                                                           \
+  "projects/emu-project/locations/europe-west1/certificateTemplates/"      \
+  "client-auth"
+
+struct rig {
+  struct emu *emu;
+  struct ca_adapter *ca;
+  struct ca_gcpcas_config cfg;
+};
+
+static void rig_open_adapter(struct rig *r)
+{
+  r->ca = NULL;
+  CU_ASSERT_EQUAL_FATAL(ca_gcpcas_open(&r->cfg, &r->ca), LC_OK);
+}
+
+static void rig_start(struct rig *r, const char *const *args)
+{
+  memset(r, 0, sizeof(*r));
+  CU_ASSERT_EQUAL_FATAL(emu_start("gcp_cas.py", args, &r->emu), LC_OK);
+  struct ca_gcpcas_config *c = &r->cfg;
+  c->endpoint = emu_url(r->emu, "");
+  c->key_file = emu_path(r->emu, "sa.json");
+  c->http.cainfo = emu_path(r->emu, "tls-ca.pem");
+  c->http.timeout_ms = 1500;
+  c->role[CA_ROLE_BOOTSTRAP] =
+    (struct ca_gcpcas_role){BOOT_POOL, NULL, 473040000, true};
+  c->role[CA_ROLE_OPERATIONAL] =
+    (struct ca_gcpcas_role){OP_POOL, TEMPLATE, 31536000, false};
+  rig_open_adapter(r);
+}
+
+static void rig_stop(struct rig *r)
+{
+  ca_free(r->ca);
+  emu_stop(r->emu, false);
+}
+
+static void test_issues_real_certificates_for_both_roles(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  struct ru_device d;
+  ru_device_init(&d, "SN-GCP-0001", "0123456789abcdef0123456789abcdef-b");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 3, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
+  ca_result_cleanup(&res);
+  snprintf(d.request_key, sizeof(d.request_key),
+           "0123456789abcdef0123456789abcdef-o");
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 3, 500,
+                           NULL, NULL),
+                  CA_ISSUED);
+  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
+  X509 *x = tu_pem_to_x509(res.cert_pem);
+  CU_ASSERT(X509_get_extended_key_usage(x) == XKU_SSL_CLIENT);
+  X509_free(x);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 2);
+  /* One access token served both calls. */
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "tokens_issued"), 1);
+  struct ca_pace_stats st;
+  CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 0, &st), LC_OK);
+  CU_ASSERT_STRING_EQUAL(st.name, "create_bootstrap");
+  CU_ASSERT_EQUAL(st.rate_per_s, 7);  /* Enterprise per-CA quota */
+  CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 1, &st), LC_OK);
+  CU_ASSERT_STRING_EQUAL(st.name, "create_operational");
+  CU_ASSERT_EQUAL(st.rate_per_s, 25); /* DevOps */
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_same_key_twice_one_certificate_by_request_id(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  struct ru_device d;
+  ru_device_init(&d, "SN-GCP-2", "k-gcp-idem-o");
+  struct ca_result a, b;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &a, 3, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  ca_free(r.ca);
+  rig_open_adapter(&r);
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &b, 3, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  CU_ASSERT(ru_same_cert(&a, &b));
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "idempotent_hits"), 1);
+  ca_result_cleanup(&a);
+  ca_result_cleanup(&b);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_enterprise_after_the_window_already_exists_is_fetched(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  struct ru_device d;
+  ru_device_init(&d, "SN-GCP-3", "k-gcp-window-b");
+  struct ca_result a, b;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &a, 3, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/forget-requests", NULL), LC_OK);
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &b, 3, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  CU_ASSERT(ru_same_cert(&a, &b));
+  ru_expect_valid(&b, emu_path(r.emu, "ca-root.pem"), d.key);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "already_exists"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "fetched"), 1);
+  ca_result_cleanup(&a);
+  ca_result_cleanup(&b);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void fault_then_issued(const char *fault, const char *want_reason,
+                              uint32_t want_retry_ms)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults", fault), LC_OK);
+  struct ru_device d;
+  ru_device_init(&d, "SN-GCP-F", "k-gcp-fault-b");
+  struct ca_request req = {d.request_key, CA_ROLE_BOOTSTRAP, d.csr};
+  struct ca_result res;
+  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
+  if(want_reason) {
+    CU_ASSERT_EQUAL(res.status, CA_RETRY);
+    CU_ASSERT_STRING_EQUAL(res.reason, want_reason);
+    if(want_retry_ms)
+      CU_ASSERT(res.retry_after_ms + 1000 >= want_retry_ms &&
+                res.retry_after_ms <= want_retry_ms);
+  }
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 8, 1500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_resource_exhausted_with_retry_after_date(void)
+{
+  fault_then_issued("{\"kind\":\"throttle\",\"count\":2,\"retry_after\":2,"
+                    "\"http_date\":true,\"op\":\"CreateCertificate\"}",
+                    "gcp:RESOURCE_EXHAUSTED", 2000);
+}
+
+static void test_internal_and_unavailable_are_retried(void)
+{
+  fault_then_issued("{\"kind\":\"error500\",\"count\":1,"
+                    "\"op\":\"CreateCertificate\"}",
+                    "gcp:INTERNAL", 0);
+  fault_then_issued("{\"kind\":\"error503\",\"count\":1,\"retry_after\":1,"
+                    "\"op\":\"CreateCertificate\"}",
+                    "gcp:UNAVAILABLE", 1000);
+}
+
+static void test_no_answer_and_lost_answer(void)
+{
+  fault_then_issued("{\"kind\":\"timeout\",\"count\":1,\"hang_s\":3,"
+                    "\"op\":\"CreateCertificate\"}",
+                    "transport", 0);
+  fault_then_issued("{\"kind\":\"lose_answer\",\"count\":1,\"hang_s\":3,"
+                    "\"op\":\"CreateCertificate\"}",
+                    "transport", 0);
+}
+
+static void test_slow_answers(void)
+{
+  fault_then_issued("{\"kind\":\"slow\",\"count\":1,\"delay_ms\":800}", NULL,
+                    0);
+}
+
+static void test_token_endpoint_down_then_up(void)
+{
+  fault_then_issued("{\"kind\":\"error503\",\"count\":1,\"op\":\"token\"}",
+                    "gcp:token_unavailable", 0);
+}
+
+static void test_expired_token_is_refreshed_inline(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  struct ru_device d;
+  ru_device_init(&d, "SN-GCP-T", "k-gcp-tok-b");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 3, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/expire-tokens", NULL), LC_OK);
+  snprintf(d.request_key, sizeof(d.request_key), "k-gcp-tok-o");
+  struct ca_request req = {d.request_key, CA_ROLE_OPERATIONAL, d.csr};
+  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_ISSUED); /* one call, no RETRY */
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "tokens_issued"), 2);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "unauthenticated"), 1);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_short_lived_tokens_are_renewed_before_expiry(void)
+{
+  const char *args[] = {"--token-ttl", "2", NULL};
+  struct rig r;
+  rig_start(&r, args);
+  struct ru_device d;
+  ru_device_init(&d, "SN-GCP-R", "k-gcp-renew-1");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 3, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  ca_result_cleanup(&res);
+  /* Refresh at half the lifetime: after 1.2 s a new token is fetched
+   * before the old one runs out, so the API never sees it expired. */
+  ru_sleep_ms(1200);
+  snprintf(d.request_key, sizeof(d.request_key), "k-gcp-renew-2");
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 3, 500, NULL,
+                           NULL),
+                  CA_ISSUED);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "tokens_issued"), 2);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "unauthenticated"), 0);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_unknown_service_account_key_is_refused(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  ca_free(r.ca);
+  r.cfg.key_file = emu_path(r.emu, "other-sa.json");
+  rig_open_adapter(&r);
+  struct ru_device d;
+  ru_device_init(&d, "SN-GCP-K", "k-gcp-key-b");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 2, 100, NULL,
+                           NULL),
+                  CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(res.reason, "gcp:token_refused");
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "token_refused"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "requests"), 0);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_invalid_argument_is_rejected(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  ca_free(r.ca);
+  /* A template from another location: INVALID_ARGUMENT. */
+  r.cfg.role[CA_ROLE_OPERATIONAL].certificate_template =
+    "projects/emu-project/locations/us-east1/certificateTemplates/x";
+  rig_open_adapter(&r);
+  struct ru_device d;
+  ru_device_init(&d, "SN-GCP-I", "k-gcp-inv-o");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 2, 100, NULL,
+                           NULL),
+                  CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(res.reason, "gcp:INVALID_ARGUMENT");
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 0);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+static void test_unknown_pool_is_not_found(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  ca_free(r.ca);
+  r.cfg.role[CA_ROLE_OPERATIONAL].pool =
+    "projects/emu-project/locations/europe-west1/caPools/nope";
+  rig_open_adapter(&r);
+  struct ru_device d;
+  ru_device_init(&d, "SN-GCP-N", "k-gcp-nf-o");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 2, 100, NULL,
+                           NULL),
+                  CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(res.reason, "gcp:NOT_FOUND");
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
+const struct lc_test gcpcas_tests[] = {
+  {"CreateCertificate: real certificates, both pools, one token",
+   test_issues_real_certificates_for_both_roles},
+  {"same request key twice (restart between): requestId, one certificate",
+   test_same_key_twice_one_certificate_by_request_id},
+  {"Enterprise, past the requestId window: ALREADY_EXISTS -> GET by id",
+   test_enterprise_after_the_window_already_exists_is_fetched},
+  {"429 RESOURCE_EXHAUSTED, Retry-After as HTTP-date: RETRY, ISSUED",
+   test_resource_exhausted_with_retry_after_date},
+  {"500 INTERNAL and 503 UNAVAILABLE: RETRY, ISSUED",
+   test_internal_and_unavailable_are_retried},
+  {"no answer, and answer lost after issuing: RETRY, one certificate",
+   test_no_answer_and_lost_answer},
+  {"slow answer within the timeout: ISSUED", test_slow_answers},
+  {"token endpoint 503: RETRY, then ISSUED", test_token_endpoint_down_then_up},
+  {"401 with an expired token: refreshed inline, ISSUED",
+   test_expired_token_is_refreshed_inline},
+  {"short-lived tokens renewed before they expire",
+   test_short_lived_tokens_are_renewed_before_expiry},
+  {"a key the token endpoint does not know: REJECTED token_refused",
+   test_unknown_service_account_key_is_refused},
+  {"template in another location: REJECTED INVALID_ARGUMENT",
+   test_invalid_argument_is_rejected},
+  {"unknown pool: REJECTED NOT_FOUND", test_unknown_pool_is_not_found},
+  {NULL, NULL}};
