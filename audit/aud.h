@@ -378,7 +378,7 @@ lc_err aud_trail_verify_file(FILE *in, const struct aud_trail_opts *o,
                              struct aud_trail_report *rep) LC_NODISCARD;
 
 /* The same checks fed record by record (the store's own log): a complete
- * log from seq 1 whose first key is keys0, with the latest checkpoint
+ * log from seq 1 whose first key is key0, with the latest checkpoint
  * (or NULL) that records beyond may follow. */
 struct aud_trail;
 lc_err aud_trail_new_log(const struct aud_trail_opts *o, const char *key0,

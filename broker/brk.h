@@ -51,6 +51,13 @@ struct brk_config {
   /* [ca] and [profile.*] */
   char ca_adapter[CA_ROLE_COUNT][16]; /* "local" */
   struct ca_profile profile[CA_ROLE_COUNT];
+  /* [sparkplug] edge-node sessions (sparkplug/spb_session.c) */
+  unsigned reorder_timeout_ms;     /* wait for a seq gap to fill */
+  unsigned rebirth_interval_ms;    /* at most one rebirth per node per */
+  unsigned max_nodes, max_devices_per_node;
+  /* [audit] signed Merkle checkpoints (docs/audit.md) */
+  unsigned checkpoint_every_records; /* when the log grew this much */
+  unsigned checkpoint_every_s;       /* or this long passed (and it grew) */
   /* [policy] */
   struct sm_policy policy;
   unsigned csr_max_bytes;          /* PEM, per CSR */
@@ -73,6 +80,11 @@ lc_err brk_config_check(const struct brk_config *cfg, char *err,
                         size_t errcap) LC_NODISCARD;
 /* True when cfg->mqtt_url asks for TLS (ssl:// or mqtts://). */
 bool brk_config_mqtt_tls(const struct brk_config *cfg);
+/* The files the settings name can be opened (TLS CA, certificate, key).
+ * Only for the commands that use them (serve, check-config): an
+ * operator reading the store needs no access to the service's key. */
+lc_err brk_config_check_files(const struct brk_config *cfg, char *err,
+                              size_t errcap) LC_NODISCARD;
 /* Print every setting as INI to `out` (FILE *). */
 void brk_config_print(const struct brk_config *cfg, void *out);
 

@@ -147,8 +147,6 @@ lc_err brk_audit_details(const struct sm_device *dev,
 lc_err brk_audit_dropped(const char *reason, const char *topic, size_t len,
                          char **out) LC_NODISCARD;
 
-#endif
-
 /* ---- devices the loop is working on (devtab.c) -------------------------------- */
 
 /* A device in memory: its persisted record plus what only this process
@@ -184,6 +182,14 @@ void brk_devtab_each(struct brk_devtab *t,
                      void (*fn)(struct brk_dev *d, void *ctx), void *ctx);
 
 /* ---- the service (loop.c, dispatch.c) ------------------------------------------ */
+
+struct brk_ckpt {
+  bool loaded;                  /* the last stored checkpoint was read */
+  struct aud_frontier frontier; /* the tree of the last checkpoint */
+  uint64_t made_ms;             /* wall time of the last one; 0: none */
+  uint64_t retry_at_ms;         /* after a failure, not before this */
+  char origin[AUD_ORIGIN_MAX];
+};
 
 enum brk_fx_kind { BRK_FX_SUBMIT, BRK_FX_DELIVER, BRK_FX_STATUS };
 
@@ -225,6 +231,17 @@ struct brk_snapshot {
   uint64_t refreshed_mono_ms;
 };
 
+/* One second of the line, for the live page's plots. */
+#define BRK_HIST_LINES 8
+#define BRK_HIST_LEN 600              /* ten minutes */
+struct brk_sample {
+  uint64_t ts_ms;
+  uint64_t provisioned, rejected, dropped;
+  uint64_t line[BRK_HIST_LINES];      /* per line, in snapshot order */
+  uint64_t ca_count[CA_ROLE_COUNT];
+  double ca_sum_s[CA_ROLE_COUNT];
+};
+
 struct brk;
 struct brk_http;
 /* Serve /metrics, /healthz, /readyz, /api/stats and the live page on
@@ -253,8 +270,11 @@ struct brk {
   struct brk_snapshot live;
   pthread_mutex_t snap_mu;
   struct brk_snapshot snap;
+  struct brk_sample hist[BRK_HIST_LEN]; /* ring, under snap_mu */
+  size_t hist_head, hist_len;
   uint64_t next_snapshot, next_state_count;
   struct brk_http *http;
+  struct brk_ckpt ckpt;               /* signed Merkle checkpoints */
   /* the open batch */
   bool in_txn, txn_failed;
   struct brk_fx *fx;
@@ -267,6 +287,7 @@ struct brk {
   uint32_t reconnect_delay_ms;
   bool resumed;                       /* unfinished devices kicked */
   uint64_t next_timer_scan, next_stats;
+  uint64_t next_cap_warning;          /* rate limit of cap warnings */
   unsigned long long stats_provisioned_last;
 };
 
@@ -319,13 +340,7 @@ lc_err brk_checkpoint_make(struct sm_store *st, struct aud_signer *signer,
                            struct sm_checkpoint **out) LC_NODISCARD;
 
 /* The daemon's periodic checkpoints. Zero-initialise; no cleanup. */
-struct brk_ckpt {
-  bool loaded;                  /* the last stored checkpoint was read */
-  struct aud_frontier frontier; /* the tree of the last checkpoint */
-  uint64_t made_ms;             /* wall time of the last one; 0: none */
-  uint64_t retry_at_ms;         /* after a failure, not before this */
-  char origin[AUD_ORIGIN_MAX];
-};
+
 /* Make a signed checkpoint of records 1..tail_seq when the log grew by
  * at least every_records since the last one, or when every_ms passed
  * and it grew at all. Reads only the records after the last checkpoint
@@ -337,3 +352,5 @@ lc_err brk_checkpoint_tick(struct brk_ckpt *ck, struct sm_store *st,
                            struct aud_signer *signer, uint64_t tail_seq,
                            uint64_t now_ms, uint64_t every_records,
                            uint64_t every_ms) LC_NODISCARD;
+
+#endif

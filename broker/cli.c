@@ -358,6 +358,13 @@ int brk_cli_main(int argc, char **argv)
     brk_config_print(&c.cfg, stdout);
     return 0;
   }
+  if(!strcmp(c.command, "serve") || !strcmp(c.command, "check-config")) {
+    char err[BRK_ERR_MAX];
+    if(brk_config_check_files(&c.cfg, err, sizeof(err)) != LC_OK) {
+      fprintf(stderr, "linecert: %s\n", err);
+      return EXIT_USAGE;
+    }
+  }
   if(!strcmp(c.command, "serve")) {
     if(lc_log_set_level(c.cfg.log_level) != LC_OK)
       return EXIT_USAGE;

@@ -95,6 +95,13 @@ static const struct opt options[] = {
        profile[CA_ROLE_OPERATIONAL].client_auth),
   UINT("profile.operational", "backdate_s",
        profile[CA_ROLE_OPERATIONAL].backdate_s, 0, 86400),
+  UINT("sparkplug", "reorder_timeout_ms", reorder_timeout_ms, 0, 60000),
+  UINT("sparkplug", "rebirth_interval_ms", rebirth_interval_ms, 0, 3600000),
+  UINT("sparkplug", "max_nodes", max_nodes, 1, 1u << 20),
+  UINT("sparkplug", "max_devices_per_node", max_devices_per_node, 1, 65535),
+  UINT("audit", "checkpoint_every_records", checkpoint_every_records, 1,
+       100000000),
+  UINT("audit", "checkpoint_every_s", checkpoint_every_s, 1, 86400),
   UINT("policy", "max_ca_attempts", policy.max_ca_attempts, 1, 1000),
   UINT("policy", "retry_base_ms", policy.retry_base_ms, 10, 600000),
   UINT("policy", "retry_max_ms", policy.retry_max_ms, 10, 86400000),
@@ -125,6 +132,14 @@ void brk_config_defaults(struct brk_config *cfg)
   cfg->profile[CA_ROLE_OPERATIONAL].validity_days = 365;
   cfg->profile[CA_ROLE_OPERATIONAL].client_auth = true;
   cfg->profile[CA_ROLE_OPERATIONAL].backdate_s = 300;
+  struct spb_sess_config sc;
+  spb_sess_config_default(&sc);
+  cfg->reorder_timeout_ms = sc.reorder_timeout_ms;
+  cfg->rebirth_interval_ms = sc.rebirth_interval_ms;
+  cfg->max_nodes = (unsigned)sc.max_nodes;
+  cfg->max_devices_per_node = (unsigned)sc.max_devices;
+  cfg->checkpoint_every_records = 10000;
+  cfg->checkpoint_every_s = 60;
   sm_policy_defaults(&cfg->policy);
   cfg->csr_max_bytes = 8192;
 }
@@ -294,14 +309,29 @@ static const char *mqtt_tls_problem(const struct brk_config *cfg,
     key = "mqtt.key_file", *why = "required with cert_file";
   else if(pkey && !cert)
     key = "mqtt.cert_file", *why = "required with key_file";
-  else if(ca && (*why = tls_file_unreadable(cfg->mqtt_ca_file, buf, cap)))
-    key = "mqtt.ca_file";
-  else if(cert &&
-          (*why = tls_file_unreadable(cfg->mqtt_cert_file, buf, cap)))
-    key = "mqtt.cert_file";
-  else if(pkey && (*why = tls_file_unreadable(cfg->mqtt_key_file, buf, cap)))
-    key = "mqtt.key_file";
+  (void)buf;
+  (void)cap;
   return key;
+}
+
+lc_err brk_config_check_files(const struct brk_config *cfg, char *err,
+                              size_t errcap)
+{
+  char buf[BRK_PATH_MAX + 64];
+  const char *key = NULL, *why = NULL;
+  if(cfg->mqtt_ca_file[0] &&
+     (why = tls_file_unreadable(cfg->mqtt_ca_file, buf, sizeof(buf))))
+    key = "mqtt.ca_file";
+  else if(cfg->mqtt_cert_file[0] &&
+          (why = tls_file_unreadable(cfg->mqtt_cert_file, buf, sizeof(buf))))
+    key = "mqtt.cert_file";
+  else if(cfg->mqtt_key_file[0] &&
+          (why = tls_file_unreadable(cfg->mqtt_key_file, buf, sizeof(buf))))
+    key = "mqtt.key_file";
+  if(!key)
+    return LC_OK;
+  snprintf(err, errcap, "%s: %s", key, why);
+  return LC_ECONFIG;
 }
 
 lc_err brk_config_check(const struct brk_config *cfg, char *err,

@@ -277,9 +277,21 @@ static void feed_session(struct brk *b, const struct spb_topic *t,
   }
   else if(out.verdict == SPB_SESS_DROP || out.verdict == SPB_SESS_REBIRTH) {
     atomic_fetch_add(&b->stats.session_dropped, 1);
-    lc_log(LC_INFO, "sparkplug", "node=%s/%s type=%s dropped=%s", t->group,
-           t->edge, spb_msg_type_name(t->type),
-           out.reason ? out.reason : "?");
+    /* A misbehaving node can send thousands of these: warn about a cap
+     * at most every 10 s, the rest is debug and counted. */
+    uint64_t now = lc_mono_ms();
+    bool cap = rc == LC_EFULL;
+    if(cap && now >= b->next_cap_warning) {
+      b->next_cap_warning = now + 10000;
+      lc_log(LC_WARN, "sparkplug", "node=%s/%s type=%s dropped=%s "
+             "hint=\"raise [sparkplug] limits\"", t->group, t->edge,
+             spb_msg_type_name(t->type), out.reason ? out.reason : "?");
+    }
+    else {
+      lc_log(LC_DEBUG, "sparkplug", "node=%s/%s type=%s dropped=%s",
+             t->group, t->edge, spb_msg_type_name(t->type),
+             out.reason ? out.reason : "?");
+    }
   }
   handle_session_out(b, &out);
   spb_sess_out_cleanup(&out);

@@ -207,6 +207,8 @@ static enum MHD_Result serve_metrics(struct brk *b, struct MHD_Connection *c)
   return r;
 }
 
+static enum MHD_Result serve_json(struct MHD_Connection *c, json_t *j);
+
 /* ---- /api/stats ---------------------------------------------------------------- */
 
 static json_t *stats_json(struct brk *b, const struct brk_snapshot *s)
@@ -254,9 +256,73 @@ static json_t *stats_json(struct brk *b, const struct brk_snapshot *s)
 
 static enum MHD_Result serve_stats(struct brk *b, struct MHD_Connection *c)
 {
-  struct brk_snapshot s;
-  snapshot_copy(b, &s);
-  json_t *j = stats_json(b, &s);
+  struct brk_snapshot snap;
+  snapshot_copy(b, &snap);
+  return serve_json(c, stats_json(b, &snap));
+}
+
+/* ---- /api/history: the last ten minutes, one sample a second ------------- */
+
+static json_t *sample_json(const struct brk_sample *smp, size_t n_lines)
+{
+  json_t *o = json_object(), *l = json_array(), *cc = json_array(),
+         *cs = json_array();
+  if(!o || !l || !cc || !cs) {
+    json_decref(o);
+    json_decref(l);
+    json_decref(cc);
+    json_decref(cs);
+    return NULL;
+  }
+  json_object_set_new(o, "t", json_integer((json_int_t)smp->ts_ms));
+  json_object_set_new(o, "p", json_integer((json_int_t)smp->provisioned));
+  json_object_set_new(o, "r", json_integer((json_int_t)smp->rejected));
+  json_object_set_new(o, "d", json_integer((json_int_t)smp->dropped));
+  for(size_t i = 0; i < n_lines; i++)
+    json_array_append_new(l, json_integer((json_int_t)smp->line[i]));
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    json_array_append_new(cc, json_integer((json_int_t)smp->ca_count[r]));
+    json_array_append_new(cs, json_real(smp->ca_sum_s[r]));
+  }
+  json_object_set_new(o, "l", l);
+  json_object_set_new(o, "cc", cc);
+  json_object_set_new(o, "cs", cs);
+  return o;
+}
+
+static json_t *history_json(struct brk *b)
+{
+  json_t *j = json_object(), *lines = json_array(), *roles = json_array(),
+         *samples = json_array();
+  if(!j || !lines || !roles || !samples) {
+    json_decref(j);
+    json_decref(lines);
+    json_decref(roles);
+    json_decref(samples);
+    return NULL;
+  }
+  pthread_mutex_lock(&b->snap_mu);
+  size_t n_lines = b->snap.n_lines < BRK_HIST_LINES ? b->snap.n_lines
+                                                      : BRK_HIST_LINES;
+  for(size_t i = 0; i < n_lines; i++)
+    json_array_append_new(lines, json_string(b->snap.lines[i].group));
+  for(size_t i = 0; i < b->hist_len; i++) {
+    const struct brk_sample *smp = &b->hist[(b->hist_head + i) % BRK_HIST_LEN];
+    json_t *o = sample_json(smp, n_lines);
+    if(o)
+      json_array_append_new(samples, o);
+  }
+  pthread_mutex_unlock(&b->snap_mu);
+  for(int r = 0; r < CA_ROLE_COUNT; r++)
+    json_array_append_new(roles, json_string(ca_role_name((enum ca_role)r)));
+  json_object_set_new(j, "lines", lines);
+  json_object_set_new(j, "roles", roles);
+  json_object_set_new(j, "samples", samples);
+  return j;
+}
+
+static enum MHD_Result serve_json(struct MHD_Connection *c, json_t *j)
+{
   char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
   enum MHD_Result r =
@@ -268,6 +334,9 @@ static enum MHD_Result serve_stats(struct brk *b, struct MHD_Connection *c)
 
 /* ---- the live page ------------------------------------------------------------- */
 
+/* Plots are drawn from /api/history, so a page opened mid-shift shows the
+ * last ten minutes at once; rates are differences of counters between
+ * samples, per minute. */
 static const char live_page[] =
   "<!doctype html><html><head><meta charset=utf-8><title>linecert</title>"
   "<style>body{font:14px sans-serif;margin:20px;background:#fafafa}"
@@ -275,47 +344,47 @@ static const char live_page[] =
   "margin:6px 12px 6px 0}table{border-collapse:collapse}"
   "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
   ".box{display:inline-block;vertical-align:top;margin-right:24px}"
-  "#st{font-weight:bold}</style></head><body>"
+  "small{color:#666}</style></head><body>"
   "<h1>linecert <span id=st></span></h1>"
-  "<div class=box><div>Devices provisioned per minute, per line</div>"
+  "<div class=box><div>Devices provisioned per minute, per line "
+  "<small>(last 10 min)</small></div>"
   "<canvas id=thr width=560 height=220></canvas></div>"
   "<div class=box><div>Rejections and dropped messages per minute</div>"
   "<canvas id=rej width=560 height=220></canvas></div>"
   "<div class=box><div>Mean CA latency (ms), per role</div>"
   "<canvas id=lat width=560 height=220></canvas></div>"
   "<div class=box><div>Devices per state</div><table id=states></table>"
-  "</div>"
+  "<div id=tot></div></div>"
   "<script>\n"
-  "const H=600,hist=[];let prev=null;\n"
-  "const colors=['#1f77b4','#ff7f0e','#2ca02c','#d62728','#9467bd',"
-  "'#8c564b','#e377c2','#7f7f7f'];\n"
+  "const H=600;const colors=['#1f77b4','#ff7f0e','#2ca02c','#d62728',"
+  "'#9467bd','#8c564b','#e377c2','#7f7f7f'];\n"
   "function plot(id,series){const c=document.getElementById(id),"
   "g=c.getContext('2d');g.clearRect(0,0,c.width,c.height);"
   "let max=1;for(const s of series)for(const v of s.v)max=Math.max(max,v);"
   "g.fillStyle='#000';g.font='11px sans-serif';g.fillText(max.toFixed(0),"
-  "4,12);series.forEach((s,k)=>{g.strokeStyle=colors[k%8];g.beginPath();"
-  "s.v.forEach((v,i)=>{const x=c.width*i/(H-1),y=c.height-4-(c.height-20)*"
-  "v/max;i?g.lineTo(x,y):g.moveTo(x,y)});g.stroke();g.fillStyle="
-  "colors[k%8];g.fillText(s.name,60+k*110,12)})}\n"
-  "function rate(a,b,dt){return Math.max(0,(b-a)*60/dt)}\n"
-  "async function tick(){let j;try{j=await(await fetch('/api/stats'))"
-  ".json()}catch(e){document.getElementById('st').textContent="
+  "4,12);series.forEach((s,k)=>{g.strokeStyle=colors[k%8];g.lineWidth=2;"
+  "g.beginPath();const off=H-s.v.length;s.v.forEach((v,i)=>{const x="
+  "c.width*(off+i)/(H-1),y=c.height-4-(c.height-20)*v/max;i?g.lineTo(x,y)"
+  ":g.moveTo(x,y)});g.stroke();g.fillStyle=colors[k%8];"
+  "g.fillText(s.name,60+k*110,12)})}\n"
+  "function per(s,f){const v=[];for(let i=1;i<s.length;i++){const dt="
+  "(s[i].t-s[i-1].t)/60000;v.push(dt>0?Math.max(0,f(s[i])-f(s[i-1]))/dt"
+  ":0)}return v}\n"
+  "async function tick(){let h,j;try{[h,j]=await Promise.all(["
+  "fetch('/api/history').then(r=>r.json()),fetch('/api/stats').then("
+  "r=>r.json())])}catch(e){document.getElementById('st').textContent="
   "'(unreachable)';return}\n"
   "document.getElementById('st').textContent=j.online?'online':'offline';"
-  "if(prev){const dt=(j.ts_ms-prev.ts_ms)/1000;if(dt>0){const p={lines:{},"
-  "rej:rate(prev.rejected,j.rejected,dt),drop:rate(prev.dropped,j.dropped,"
-  "dt),lat:{}};for(const l in j.lines)p.lines[l]=rate(prev.lines[l]||0,"
-  "j.lines[l],dt);for(const r in j.ca){const n=j.ca[r].count-"
-  "prev.ca[r].count;p.lat[r]=n>0?1000*(j.ca[r].sum_s-prev.ca[r].sum_s)/n:0}"
-  "hist.push(p);if(hist.length>H)hist.shift()}}prev=j;\n"
-  "const names=new Set();hist.forEach(p=>Object.keys(p.lines).forEach("
-  "n=>names.add(n)));plot('thr',[...names].map(n=>({name:n,v:hist.map("
-  "p=>p.lines[n]||0)})));plot('rej',[{name:'rejected',v:hist.map(p=>p.rej)"
-  "},{name:'dropped',v:hist.map(p=>p.drop)}]);plot('lat',Object.keys("
-  "j.ca).map(r=>({name:r,v:hist.map(p=>p.lat[r]||0)})));\n"
-  "let rows='<tr><th>state</th><th>devices</th></tr>';for(const s in "
-  "j.states)if(j.states[s])rows+='<tr><td>'+s+'</td><td>'+j.states[s]+"
-  "'</td></tr>';document.getElementById('states').innerHTML=rows}\n"
+  "const s=h.samples;plot('thr',h.lines.map((n,k)=>({name:n,v:per(s,"
+  "x=>x.l[k]||0)})));plot('rej',[{name:'rejected',v:per(s,x=>x.r)},"
+  "{name:'dropped',v:per(s,x=>x.d)}]);plot('lat',h.roles.map((n,r)=>{"
+  "const v=[];for(let i=1;i<s.length;i++){const c=s[i].cc[r]-s[i-1].cc[r];"
+  "v.push(c>0?1000*(s[i].cs[r]-s[i-1].cs[r])/c:0)}return{name:n,v:v}}));\n"
+  "let rows='<tr><th>state</th><th>devices</th></tr>';for(const k in "
+  "j.states)if(j.states[k])rows+='<tr><td>'+k+'</td><td>'+j.states[k]+"
+  "'</td></tr>';document.getElementById('states').innerHTML=rows;"
+  "document.getElementById('tot').textContent='provisioned since start: '"
+  "+j.provisioned+', rejected: '+j.rejected+', CA jobs queued: '+j.jobs}\n"
   "tick();setInterval(tick,1000);\n"
   "</script></body></html>\n";
 
@@ -336,6 +405,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     return serve_metrics(h->b, c);
   if(!strcmp(url, "/api/stats"))
     return serve_stats(h->b, c);
+  if(!strcmp(url, "/api/history"))
+    return serve_json(c, history_json(h->b));
   if(!strcmp(url, "/")) {
     return send_text(c, 200, "text/html; charset=utf-8", live_page,
                      sizeof(live_page) - 1);

@@ -461,8 +461,25 @@ static void refresh_snapshot(struct brk *b, uint64_t mono)
   v->in_memory = b->devs.n;
   v->jobs = lc_queue_len(b->jobs);
   v->refreshed_mono_ms = mono;
+  struct brk_sample smp = {
+    .ts_ms = lc_now_ms(),
+    .provisioned = atomic_load(&b->stats.provisioned),
+    .rejected = atomic_load(&b->stats.rejected),
+    .dropped = atomic_load(&b->stats.dropped_topic) +
+               atomic_load(&b->stats.dropped_payload)};
+  for(size_t i = 0; i < v->n_lines && i < BRK_HIST_LINES; i++)
+    smp.line[i] = v->lines[i].provisioned;
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    smp.ca_count[r] = v->ca[r].count;
+    smp.ca_sum_s[r] = v->ca[r].sum_s;
+  }
   pthread_mutex_lock(&b->snap_mu);
   b->snap = *v;
+  b->hist[(b->hist_head + b->hist_len) % BRK_HIST_LEN] = smp;
+  if(b->hist_len < BRK_HIST_LEN)
+    b->hist_len++;
+  else
+    b->hist_head = (b->hist_head + 1) % BRK_HIST_LEN;
   pthread_mutex_unlock(&b->snap_mu);
 }
 
@@ -493,6 +510,19 @@ static void log_stats(struct brk *b, uint64_t now, bool final)
 #undef S
   b->stats_provisioned_last = prov;
   b->next_stats = now + 10000;
+}
+
+/* A signed Merkle checkpoint now and then, and a last one at shutdown,
+ * so an export's receipts have a recent tree to prove against. A failure
+ * is logged by the checkpoint code and retried later; provisioning goes
+ * on. */
+static void checkpoint(struct brk *b, bool final)
+{
+  uint64_t every = final ? 1 : b->cfg->checkpoint_every_records;
+  uint64_t every_ms = final ? 0 : (uint64_t)b->cfg->checkpoint_every_s * 1000;
+  if(brk_checkpoint_tick(&b->ckpt, b->store, b->signer, b->chain.last_seq,
+                         lc_now_ms(), every, every_ms) != LC_OK)
+    lc_log(LC_WARN, "audit", "op=checkpoint final=%d", final);
 }
 
 static size_t drain(struct brk *b, size_t budget)
@@ -542,6 +572,7 @@ static void run_loop(struct brk *b)
       brk_sessions_tick(b, lc_mono_ms());
       batch_end(b);
     }
+    checkpoint(b, false);
     maybe_reconnect(b);
     log_stats(b, lc_mono_ms(), false);
     refresh_snapshot(b, lc_mono_ms());
@@ -690,6 +721,10 @@ static lc_err start(struct brk *b)
   if(rc == LC_OK) {
     struct spb_sess_config sc;
     spb_sess_config_default(&sc);
+    sc.reorder_timeout_ms = b->cfg->reorder_timeout_ms;
+    sc.rebirth_interval_ms = b->cfg->rebirth_interval_ms;
+    sc.max_nodes = b->cfg->max_nodes;
+    sc.max_devices = b->cfg->max_devices_per_node;
     rc = spb_sess_new(&sc, &b->sess);
   }
   if(rc == LC_OK)
@@ -718,6 +753,8 @@ static void stop(struct brk *b)
   brk_workers_stop(b->workers);
   if(b->results)
     drain_after_stop(b);
+  if(b->store && b->signer)
+    checkpoint(b, true);
   lc_queue_free(b->inbox);
   lc_queue_free(b->jobs);
   lc_queue_free(b->results);

@@ -188,7 +188,8 @@ const char *ca_local_root_path(const struct ca_adapter *ca);
 struct ca_http_config {
   const char *cainfo;          /* PEM bundle that verifies the CA's server;
                                   NULL = the system store */
-  const char *client_cert;     /* PEM client certificate (EJBCA admin);
+  const char *client_cert;     /* client certificate (EJBCA admin): PEM,
+                                  or PKCS#12 when named *.p12 / *.pfx;
                                   NULL = none */
   const char *client_key;      /* its PEM key; NULL = inside client_cert */
   const char *client_key_password; /* NULL = unencrypted key */

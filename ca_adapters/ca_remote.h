@@ -74,6 +74,11 @@ lc_err ca__http_do(struct ca__http *h, const struct ca__http_req *req,
                    struct ca__http_resp *resp) LC_NODISCARD;
 void ca__http_resp_cleanup(struct ca__http_resp *r);
 
+/* true when a client certificate path names a PKCS#12 bundle (.p12,
+ * .pfx): sent to curl as P12 (key inside, client_key_password its
+ * password); anything else is PEM. */
+bool ca__http_is_p12(const char *path);
+
 /* Parse a Retry-After value: delta-seconds or an HTTP-date (parsed by
  * curl_getdate()), relative to `now`. Capped at 3600 s; a date in the
  * past gives 0. false when the value is neither. */

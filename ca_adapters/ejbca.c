@@ -718,6 +718,18 @@ const struct ca_ops ca__ejbca_ops = {
  * enrollment hours later. curl loads it for each new connection. */
 static lc_err check_client_cert(const struct ca_http_config *h)
 {
+  if(ca__http_is_p12(h->client_cert)) {
+    /* Parsed by curl with its password; here only: is it readable. */
+    BIO *p12 = BIO_new_file(h->client_cert, "rb");
+    if(!p12) {
+      lc_openssl_clear();
+      lc_log(LC_ERROR, "ca", "ca=ejbca op=open path=%s err=\"admin PKCS#12 "
+             "unreadable\"", h->client_cert);
+      return LC_EIO;
+    }
+    BIO_free(p12);
+    return LC_OK;
+  }
   BIO *bio = BIO_new_file(h->client_cert, "r");
   X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
   BIO_free(bio);

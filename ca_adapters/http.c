@@ -334,6 +334,18 @@ static void url_for_log(const char *url, char *buf, size_t cap)
   buf[n] = '\0';
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* A PKCS#12 bundle (certificate and key in one file) by its name. */
+bool ca__http_is_p12(const char *path)
+{
+  return path && (ends_with(path, ".p12") || ends_with(path, ".pfx"));
+}
+
 static lc_err setup(struct ca__http *h, struct http_handle *hh,
                     const struct ca__http_req *req, struct curl_slist *hdrs,
                     struct body_buf *body)
@@ -363,7 +375,7 @@ static lc_err setup(struct ca__http *h, struct http_handle *hh,
     SET(CURLOPT_CAINFO, h->cainfo);
   if(h->cert) {
     SET(CURLOPT_SSLCERT, h->cert);
-    SET(CURLOPT_SSLCERTTYPE, "PEM");
+    SET(CURLOPT_SSLCERTTYPE, ca__http_is_p12(h->cert) ? "P12" : "PEM");
     if(h->key)
       SET(CURLOPT_SSLKEY, h->key);
     if(h->keypass)

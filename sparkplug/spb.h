@@ -338,8 +338,8 @@ struct spb_sess_config {
 #define SPB_SESS_HELD_MAX 255u
 #define SPB_SESS_METRICS_MAX (1u << 24)
 
-/* Defaults: reorder 2000 ms, one rebirth per 5000 ms, 1024 nodes, 256
- * devices per node, 32 held messages, 65536 metrics per node. */
+/* Defaults: reorder 2000 ms, one rebirth per 5000 ms, 1024 nodes, 4096
+ * devices per node, 32 held messages, 262144 metrics per node. */
 void spb_sess_config_default(struct spb_sess_config *cfg);
 
 /* Create a tracker with a copy of `cfg`. LC_EINVAL when a limit is out

@@ -1316,9 +1316,11 @@ void spb_sess_config_default(struct spb_sess_config *cfg)
   cfg->reorder_timeout_ms = 2000;
   cfg->rebirth_interval_ms = 5000;
   cfg->max_nodes = 1024;
-  cfg->max_devices = 256;
+  /* A line's gateway can front thousands of devices, each declaring a
+   * dozen or so metrics. */
+  cfg->max_devices = 4096;
   cfg->max_held = 32;
-  cfg->max_metrics = 65536;
+  cfg->max_metrics = 1u << 18;
 }
 
 lc_err spb_sess_new(const struct spb_sess_config *cfg, struct spb_sess **out)

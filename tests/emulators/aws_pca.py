@@ -136,7 +136,7 @@ class AwsPca(ec_.Emulator):
         ec_.write_file(os.path.join(d, "info.json"), json.dumps(
             {"ca_arn": self.ca_arn, "region": self.region}).encode())
 
-    def control(self, path, body):
+    def control(self, path, body, headers=None):
         if path == "/forget-idempotency":
             with self.lock:
                 self.tokens.clear()

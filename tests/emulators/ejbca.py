@@ -105,7 +105,7 @@ class Ejbca(ec_.Emulator):
                        ec_.cert_pem(self.root.cert))
         self.admin_ca_path = os.path.join(d, "admin-ca.pem")
 
-    def control(self, path, body):
+    def control(self, path, body, headers=None):
         if path == "/approve":
             with self.lock:
                 n = 0

@@ -122,7 +122,9 @@ lc_err emu_start(const char *script, const char *const *args,
     argv[n++] = args[i];
   argv[n] = NULL;
   /* Deprecation chatter of newer python3-cryptography is not a fault. */
-  const char *env[] = {"PYTHONWARNINGS=ignore", NULL};
+  /* No __pycache__ in the source tree. */
+  const char *env[] = {"PYTHONWARNINGS=ignore", "PYTHONDONTWRITEBYTECODE=1",
+                       NULL};
   lc_err rc = lc_proc_spawn(argv, env, log, log, &e->proc);
   if(rc != LC_OK) {
     rmtree(e->dir);
@@ -203,6 +205,15 @@ const char *emu_url(struct emu *e, const char *suffix)
   char key[300], val[512];
   snprintf(key, sizeof(key), "u:%s", suffix);
   snprintf(val, sizeof(val), "https://127.0.0.1:%u%s", (unsigned)e->port,
+           suffix);
+  return slot(e, key, val);
+}
+
+const char *emu_control_url(struct emu *e, const char *suffix)
+{
+  char key[300], val[512];
+  snprintf(key, sizeof(key), "c:%s", suffix);
+  snprintf(val, sizeof(val), "http://127.0.0.1:%u%s", (unsigned)e->ctl_port,
            suffix);
   return slot(e, key, val);
 }

@@ -43,6 +43,9 @@ const char *emu_path(struct emu *e, const char *name);
 /* "https://127.0.0.1:<port><suffix>", same lifetime rules. */
 const char *emu_url(struct emu *e, const char *suffix);
 
+/* "http://127.0.0.1:<control port><suffix>", same lifetime rules. */
+const char *emu_control_url(struct emu *e, const char *suffix);
+
 /* POST `json` (NULL = "{}") to the control path ("/faults"). */
 lc_err emu_post(struct emu *e, const char *path, const char *json)
   LC_NODISCARD;

@@ -17,6 +17,8 @@ Control API (plain HTTP on 127.0.0.1, port in --control-port-file):
   POST /pace                  {"op": OP or "*", "rate": R, "burst": B}
                               (rate 0 turns pacing off)
   POST /reset                 counters to zero, faults and pacing cleared
+Counters every emulator keeps: requests, connections (TLS handshakes that
+completed: connection reuse shows as few), throttled, paced_429, issued.
   POST /<emulator specific>   see each emulator
 """
 
@@ -312,7 +314,7 @@ class Emulator:
             sys.stderr.write(f"{self.name}: {msg}\n")
             sys.stderr.flush()
 
-    def control(self, path, body):
+    def control(self, path, body, headers=None):
         """Emulator-specific control endpoints: return a dict or None."""
         return None
 
@@ -354,6 +356,7 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self):
         self.request.settimeout(self.timeout)
         self.request.do_handshake()
+        self.emu.stats.inc("connections")
         super().setup()
 
     @property
@@ -437,7 +440,7 @@ class ControlHandler(BaseHTTPRequestHandler):
         emu = self.server.emu
         if self.path == "/stats":
             return self.reply(200, emu.stats.snapshot())
-        out = emu.control(self.path, None)
+        out = emu.control(self.path, None, self.headers)
         if out is None:
             return self.reply(404, {"error": "unknown"})
         return self.reply(200, out)
@@ -462,7 +465,7 @@ class ControlHandler(BaseHTTPRequestHandler):
             emu.faults.clear()
             emu.pacer.clear()
             return self.reply(200, {"ok": True})
-        out = emu.control(self.path, body)
+        out = emu.control(self.path, body, self.headers)
         if out is None:
             return self.reply(404, {"error": "unknown"})
         return self.reply(200, out)

@@ -27,7 +27,9 @@ key id, another key: refused by the signature check).
 
 Control: faults throttle (429 RESOURCE_EXHAUSTED + Retry-After), error500,
 error503, timeout, slow, lose_answer (done, then no answer);
-POST /expire-tokens; POST /forget-requests (the requestId window passed).
+POST /expire-tokens; POST /forget-requests (the requestId window passed);
+GET /computeMetadata/v1/instance/service-accounts/default/token with
+Metadata-Flavor: Google, as the GCE metadata server (plain HTTP).
 """
 
 import base64
@@ -55,6 +57,8 @@ CERT_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,63}$")
 LIFETIME_RE = re.compile(r"^([0-9]+)(\.[0-9]{1,9})?s$")
 PATH_RE = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/caPools/"
                      r"([^/]+)/certificates(?:/([^/]+))?$")
+METADATA_PATH = ("/computeMetadata/v1/instance/service-accounts/default/"
+                 "token")
 BODY_MEMBERS = {"name", "pemCsr", "config", "lifetime", "certificateTemplate",
                 "subjectMode", "labels"}
 
@@ -118,12 +122,23 @@ class GcpCas(ec_.Emulator):
         make_sa(os.path.join(self.args.dir, "other-sa.json"), self.email,
                 self.token_uri, self.project, self.kid)
 
-    def control(self, path, body):
+    def control(self, path, body, headers=None):
         if path == "/expire-tokens":
             with self.lock:
                 for t in self.tokens:
                     self.tokens[t] = 0
             return {"ok": True}
+        if path == METADATA_PATH:
+            # The GCE metadata server, on the control port (plain HTTP).
+            if headers is None or headers.get("Metadata-Flavor") != "Google":
+                return None  # refused
+
+            tok = ec_.new_token("ya29.emu-md-")
+            with self.lock:
+                self.tokens[tok] = time.monotonic() + self.token_ttl
+            self.stats.inc("metadata_tokens")
+            return {"access_token": tok, "expires_in": self.token_ttl,
+                    "token_type": "Bearer"}
         if path == "/forget-requests":
             with self.lock:
                 self.requests.clear()

@@ -93,6 +93,9 @@ static void test_issues_real_certificates_for_both_roles(void)
   ca_result_cleanup(&res);
   CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 2);
   CU_ASSERT_EQUAL(emu_stat(r.emu, "bad_signature"), 0);
+  /* Four requests from one thread, one kept-alive TLS connection. */
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "requests"), 4);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "connections"), 1);
   struct ca_pace_stats st;
   CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 0, &st), LC_OK);
   CU_ASSERT_STRING_EQUAL(st.name, "issue");
@@ -439,6 +442,26 @@ static void test_wrong_server_ca_is_a_tls_error(void)
   rig_stop(&r);
 }
 
+static void test_response_over_the_cap_is_refused(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  ca_free(r.ca);
+  r.cfg.http.max_response = 256; /* a certificate answer is larger */
+  rig_open_adapter(&r);
+  struct ru_device d;
+  ru_device_init(&d, "SN-AWS-BIG", "k-aws-cap-b");
+  struct ca_request req = {d.request_key, CA_ROLE_BOOTSTRAP, d.csr};
+  struct ca_result res;
+  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_RETRY);
+  CU_ASSERT_STRING_EQUAL(res.reason, "transport");
+  CU_ASSERT_PTR_NULL(res.cert_pem);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
 const struct lc_test awspca_tests[] = {
   {"IssueCertificate + GetCertificate: real certificates, both roles, "
    "verified", test_issues_real_certificates_for_both_roles},
@@ -470,4 +493,6 @@ const struct lc_test awspca_tests[] = {
    test_ticket_store_bridges_the_end_of_the_window},
   {"server certificate from an untrusted CA: tls_error",
    test_wrong_server_ca_is_a_tls_error},
+  {"a response over max_response is cut off: RETRY, nothing delivered",
+   test_response_over_the_cap_is_refused},
   {NULL, NULL}};

@@ -8,6 +8,8 @@
 #include "tests/unit/ca_adapters/remote_util.h"
 
 #include <CUnit/CUnit.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -338,6 +340,50 @@ static void test_request_key_outside_the_username_charset(void)
   rig_stop(&r);
 }
 
+/* The admin certificate and key as one PKCS#12 bundle, made here with
+ * OpenSSL from the emulator's PEM files. */
+static void write_p12(struct emu *e, const char *out, const char *pass)
+{
+  BIO *cb = BIO_new_file(emu_path(e, "admin.pem"), "r");
+  BIO *kb = BIO_new_file(emu_path(e, "admin.key"), "r");
+  X509 *x = PEM_read_bio_X509(cb, NULL, NULL, NULL);
+  EVP_PKEY *k = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
+  PKCS12 *p12 = PKCS12_create(pass, "linecert admin", k, x, NULL, 0, 0, 0,
+                              0, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p12);
+  BIO *ob = BIO_new_file(out, "wb");
+  CU_ASSERT_FATAL(ob && i2d_PKCS12_bio(ob, p12) == 1);
+  BIO_free(ob);
+  PKCS12_free(p12);
+  EVP_PKEY_free(k);
+  X509_free(x);
+  BIO_free(kb);
+  BIO_free(cb);
+}
+
+static void test_admin_certificate_as_pkcs12(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  ca_free(r.ca);
+  char p12[256];
+  snprintf(p12, sizeof(p12), "%s/admin.p12", emu_dir(r.emu));
+  write_p12(r.emu, p12, "p12-pass");
+  r.cfg.http.client_cert = p12;
+  r.cfg.http.client_key = NULL;
+  r.cfg.http.client_key_password = "p12-pass";
+  rig_open_adapter(&r);
+  struct ru_device d;
+  ru_device_init(&d, "SN-EJ-P12", "k-ej-p12-b");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 2, 100, NULL,
+                           NULL),
+                  CA_ISSUED);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
 const struct lc_test ejbca_tests[] = {
   {"pkcs10enroll over mTLS: real certificates, both roles, verified",
    test_enrolls_real_certificates_for_both_roles},
@@ -361,4 +407,6 @@ const struct lc_test ejbca_tests[] = {
   {"skip_lookup: enroll without searching", test_skip_lookup_enrolls_directly},
   {"request key not a valid username: REJECTED, nothing sent",
    test_request_key_outside_the_username_charset},
+  {"admin certificate and key as a PKCS#12 bundle with a password",
+   test_admin_certificate_as_pkcs12},
   {NULL, NULL}};

@@ -318,6 +318,29 @@ static void test_unknown_pool_is_not_found(void)
   rig_stop(&r);
 }
 
+static void test_metadata_server_token(void)
+{
+  struct rig r;
+  rig_start(&r, NULL);
+  ca_free(r.ca);
+  r.cfg.key_file = NULL;
+  r.cfg.metadata_url = emu_control_url(
+    r.emu, "/computeMetadata/v1/instance/service-accounts/default/token");
+  rig_open_adapter(&r);
+  struct ru_device d;
+  ru_device_init(&d, "SN-GCP-M", "k-gcp-meta-o");
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 2, 100, NULL,
+                           NULL),
+                  CA_ISSUED);
+  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "metadata_tokens"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "tokens_issued"), 0);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  rig_stop(&r);
+}
+
 const struct lc_test gcpcas_tests[] = {
   {"CreateCertificate: real certificates, both pools, one token",
    test_issues_real_certificates_for_both_roles},
@@ -342,4 +365,6 @@ const struct lc_test gcpcas_tests[] = {
   {"template in another location: REJECTED INVALID_ARGUMENT",
    test_invalid_argument_is_rejected},
   {"unknown pool: REJECTED NOT_FOUND", test_unknown_pool_is_not_found},
+  {"no key file: the metadata server's token (Metadata-Flavor: Google)",
+   test_metadata_server_token},
   {NULL, NULL}};

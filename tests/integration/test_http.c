@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The operator's HTTP face: /metrics counts what the line did, per line;
+ * /healthz and /readyz follow the service and its MQTT session; the
+ * live page and its JSON are served.
+ */
+#include "tests/integration/rig.h"
+#include "tests/support/lc_cunit.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+struct body {
+  char buf[65536];
+  size_t len;
+};
+
+static size_t collect(char *p, size_t sz, size_t n, void *u)
+{
+  struct body *b = u;
+  size_t take = sz * n;
+  if(take > sizeof(b->buf) - 1 - b->len)
+    take = sizeof(b->buf) - 1 - b->len;
+  memcpy(b->buf + b->len, p, take);
+  b->len += take;
+  b->buf[b->len] = '\0';
+  return sz * n;
+}
+
+/* GET (or POST when post) `path`; returns the HTTP status, 0 on failure. */
+static long http(uint16_t port, const char *path, bool post, struct body *b)
+{
+  char url[128];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", (unsigned)port, path);
+  CURL *c = curl_easy_init();
+  if(!c)
+    return 0;
+  b->len = 0;
+  b->buf[0] = '\0';
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+  if(post)
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "x=1");
+  long status = 0;
+  if(curl_easy_perform(c) == CURLE_OK)
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(c);
+  return status;
+}
+
+static bool metric_is(const char *text, const char *line)
+{
+  char want[256];
+  snprintf(want, sizeof(want), "\n%s\n", line);
+  return strstr(text, want) != NULL;
+}
+
+/* Poll until `path` answers `status` (bounded). */
+static bool wait_status(uint16_t port, const char *path, long status,
+                        int timeout_ms)
+{
+  static struct body b;
+  for(int waited = 0; waited <= timeout_ms; waited += 100) {
+    if(http(port, path, false, &b) == status)
+      return true;
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  return false;
+}
+
+static void test_metrics_health_and_live_page(void)
+{
+  static struct body b;
+  struct rig r;
+  rig_init(&r);
+  uint16_t port = 0;
+  CU_ASSERT_EQUAL_FATAL(lc_proc_free_port(&port), LC_OK);
+  char listen[32];
+  snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)port);
+  const char *args[] = {"--http", listen, NULL};
+  rig_start_linecert(&r, args);
+  CU_ASSERT_TRUE(wait_status(port, "/readyz", 200, 10000));
+  CU_ASSERT_EQUAL(http(port, "/healthz", false, &b), 200);
+
+  const char *line_a[] = {"--group", "lineA", "--edges", "2", "--devices",
+                          "10", "--prefix", "HA", NULL};
+  const char *line_b[] = {"--group", "lineB", "--devices", "5", "--prefix",
+                          "HB", "--bad", "rsa", NULL};
+  CU_ASSERT_EQUAL(rig_run_sim(&r, line_a, 120), 0);
+  CU_ASSERT_EQUAL(rig_run_sim(&r, line_b, 120), 0);
+  CU_ASSERT_TRUE(rig_wait_count(&r, "HB-", SM_PROVISIONED, 5, 15000));
+
+  /* Counters move with each event; the per-state gauges are refreshed
+   * every few seconds, so wait for them. */
+  bool counted = false;
+  for(int i = 0; i < 100 && !counted; i++) {
+    CU_ASSERT_EQUAL(http(port, "/metrics", false, &b), 200);
+    counted = metric_is(b.buf, "linecert_devices{state=\"PROVISIONED\"} 25");
+    if(!counted) {
+      struct timespec ts = {0, 100 * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+  }
+  CU_ASSERT_TRUE(counted);
+  CU_ASSERT_TRUE(metric_is(b.buf, "linecert_provisioned_total 25"));
+  CU_ASSERT_TRUE(metric_is(b.buf, "linecert_rejected_total 1"));
+  CU_ASSERT_TRUE(metric_is(
+    b.buf, "linecert_line_provisioned_total{line=\"lineA\"} 20"));
+  CU_ASSERT_TRUE(metric_is(
+    b.buf, "linecert_line_provisioned_total{line=\"lineB\"} 5"));
+  CU_ASSERT_TRUE(metric_is(
+    b.buf, "linecert_ca_request_seconds_count{role=\"operational\"} 25"));
+  CU_ASSERT_TRUE(metric_is(b.buf, "linecert_devices{state=\"REJECTED\"} 1"));
+  CU_ASSERT_TRUE(metric_is(b.buf, "linecert_mqtt_online 1"));
+
+  CU_ASSERT_EQUAL(http(port, "/api/stats", false, &b), 200);
+  json_t *j = json_loads(b.buf, 0, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "provisioned")), 25);
+  CU_ASSERT_EQUAL(json_integer_value(
+                    json_object_get(json_object_get(j, "lines"), "lineA")),
+                  20);
+  CU_ASSERT_TRUE(json_is_true(json_object_get(j, "online")));
+  json_decref(j);
+
+  /* The plots' data: one sample a second, counters that only grow. */
+  CU_ASSERT_EQUAL(http(port, "/api/history", false, &b), 200);
+  j = json_loads(b.buf, 0, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+  json_t *samples = json_object_get(j, "samples");
+  CU_ASSERT_TRUE(json_array_size(samples) >= 2);
+  CU_ASSERT_STRING_EQUAL(json_string_value(json_array_get(
+                           json_object_get(j, "lines"), 0)), "lineA");
+  json_int_t last = -1;
+  for(size_t i = 0; i < json_array_size(samples); i++) {
+    json_int_t p = json_integer_value(
+      json_object_get(json_array_get(samples, i), "p"));
+    CU_ASSERT_TRUE(p >= last);
+    last = p;
+  }
+  CU_ASSERT_EQUAL(last, 25);
+  json_decref(j);
+
+  CU_ASSERT_EQUAL(http(port, "/", false, &b), 200);
+  CU_ASSERT_PTR_NOT_NULL(strstr(b.buf, "<canvas id=thr"));
+  CU_ASSERT_EQUAL(http(port, "/nope", false, &b), 404);
+  CU_ASSERT_EQUAL(http(port, "/metrics", true, &b), 405);
+
+  /* Without its broker the service is alive but not ready. */
+  CU_ASSERT_EQUAL(lc_mosq_stop(r.mosq), LC_OK);
+  r.mosq = NULL;
+  CU_ASSERT_TRUE(wait_status(port, "/readyz", 503, 10000));
+  CU_ASSERT_EQUAL(http(port, "/healthz", false, &b), 200);
+  rig_stop_linecert(&r);
+  rig_cleanup(&r);
+}
+
+static const struct lc_test tests[] = {
+  {"/metrics per line, /healthz, /readyz follow the session; live page",
+   test_metrics_health_and_live_page},
+  {NULL, NULL}};
+
+int main(void)
+{
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  const struct lc_suite suites[] = {{"http", NULL, NULL, tests},
+                                    {NULL, NULL, NULL, NULL}};
+  int rc = lc_cunit_run(suites);
+  curl_global_cleanup();
+  return rc;
+}
