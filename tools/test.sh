@@ -17,7 +17,7 @@ run_suite() {
   echo "== build $dir"
   cmake --build "$dir" -j "$jobs"
   echo "== test $dir"
-  (cd "$dir" && ctest --output-on-failure --timeout 900)
+  (cd "$dir" && ctest --output-on-failure --timeout 900 -j "$jobs")
 }
 
 run_suite build
