@@ -23,8 +23,12 @@ mkdir -p "$demo"
 run=$(date +%s)
 log="$demo/linecert-$run.log"
 
-# A free loopback port, chosen by the kernel.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# Free loopback ports, chosen by the kernel: MQTT and the live page.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+port=$(free_port)
+http_port=$(free_port)
 cat > "$demo/mosquitto.conf" <<CONF
 listener $port 127.0.0.1
 allow_anonymous true
@@ -42,7 +46,7 @@ trap cleanup EXIT INT TERM
 mosquitto -c "$demo/mosquitto.conf" >"$demo/mosquitto.log" 2>&1 &
 mosq_pid=$!
 ./build/bin/linecert serve --mqtt-url "tcp://127.0.0.1:$port" \
-  --data-dir "$data" 2>"$log" &
+  --data-dir "$data" --http "127.0.0.1:$http_port" 2>"$log" &
 lc_pid=$!
 
 # Ready when linecert's Sparkplug session is online.
@@ -58,6 +62,7 @@ done
 
 total=$((EDGES * DEVICES))
 echo "== provisioning $total devices ($EDGES edge nodes x $DEVICES)"
+echo "   live page while it runs: http://127.0.0.1:$http_port/ (metrics: /metrics)"
 ./build/bin/linecert-sim --mqtt-url "tcp://127.0.0.1:$port" \
   --trust "$data/ca/root.pem" --edges "$EDGES" --devices "$DEVICES" \
   --prefix "SN$run" --progress --json "$demo/sim-$run.json" \
