@@ -58,6 +58,11 @@ struct brk_config {
   /* [audit] signed Merkle checkpoints (docs/audit.md) */
   unsigned checkpoint_every_records; /* when the log grew this much */
   unsigned checkpoint_every_s;       /* or this long passed (and it grew) */
+  /* The audit key on a PKCS#11 token instead of audit/audit-key.pem;
+   * the PIN comes from LINECERT_PKCS11_PIN, never from the file. */
+  char pkcs11_module[BRK_PATH_MAX];  /* "" = the key file */
+  char pkcs11_token[SM_ID_MAX + 1];  /* token label; "" = the only one */
+  char pkcs11_key_label[SM_ID_MAX + 1];
   /* [policy] */
   struct sm_policy policy;
   unsigned csr_max_bytes;          /* PEM, per CSR */

@@ -102,6 +102,9 @@ static const struct opt options[] = {
   UINT("audit", "checkpoint_every_records", checkpoint_every_records, 1,
        100000000),
   UINT("audit", "checkpoint_every_s", checkpoint_every_s, 1, 86400),
+  STR("audit", "pkcs11_module", pkcs11_module),
+  STR("audit", "pkcs11_token", pkcs11_token),
+  STR("audit", "pkcs11_key_label", pkcs11_key_label),
   UINT("policy", "max_ca_attempts", policy.max_ca_attempts, 1, 1000),
   UINT("policy", "retry_base_ms", policy.retry_base_ms, 10, 600000),
   UINT("policy", "retry_max_ms", policy.retry_max_ms, 10, 86400000),
@@ -351,6 +354,8 @@ lc_err brk_config_check(const struct brk_config *cfg, char *err,
     key = "mqtt.groups", why = "not a comma-separated list of group ids";
   else if(cfg->http_listen[0] && !strchr(cfg->http_listen, ':'))
     key = "service.http_listen", why = "must be address:port";
+  else if(cfg->pkcs11_module[0] && !cfg->pkcs11_key_label[0])
+    key = "audit.pkcs11_key_label", why = "required with pkcs11_module";
   else if(!cfg->data_dir[0])
     key = "service.data_dir", why = "empty";
   else if(lc_log_set_level(cfg->log_level) != LC_OK)

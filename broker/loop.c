@@ -28,6 +28,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -664,6 +665,31 @@ static lc_err open_ca(struct brk *b)
   return read_file(ca_local_root_path(b->ca_local), &b->trust_bundle);
 }
 
+/* The audit key: on a PKCS#11 token when configured (it never leaves
+ * the token), else the key file, created on first start. */
+static lc_err open_audit_signer(struct brk *b, char *path, size_t cap)
+{
+  const struct brk_config *c = b->cfg;
+  if(!c->pkcs11_module[0]) {
+    brk_path_audit_key(c, path, cap);
+    return aud_signer_open_file(path, true, &b->signer);
+  }
+  struct aud_pkcs11_config pc = {
+    .module = c->pkcs11_module,
+    .token = c->pkcs11_token[0] ? c->pkcs11_token : NULL,
+    .key_label = c->pkcs11_key_label,
+    .pin = getenv("LINECERT_PKCS11_PIN")};
+  lc_err rc = aud_signer_open_pkcs11(&pc, &b->signer);
+  if(rc != LC_OK)
+    lc_log(LC_ERROR, "audit", "op=open_pkcs11 module=%s token=%s key=%s "
+           "err=%s", c->pkcs11_module, c->pkcs11_token, c->pkcs11_key_label,
+           lc_errname(rc));
+  else
+    lc_log(LC_INFO, "audit", "key=pkcs11 token=%s label=%s",
+           c->pkcs11_token, c->pkcs11_key_label);
+  return rc;
+}
+
 static lc_err open_audit(struct brk *b)
 {
   char path[BRK_PATH_MAX + 32];
@@ -671,8 +697,7 @@ static lc_err open_audit(struct brk *b)
   lc_err rc = make_dir(path);
   if(rc != LC_OK)
     return rc;
-  brk_path_audit_key(b->cfg, path, sizeof(path));
-  rc = aud_signer_open_file(path, true, &b->signer);
+  rc = open_audit_signer(b, path, sizeof(path));
   if(rc == LC_OK)
     rc = publish_audit_pubkey(b);
   if(rc == LC_OK)
