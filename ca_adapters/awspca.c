@@ -426,19 +426,10 @@ static lc_err issue(struct awspca *a, const struct ca_request *req,
   return LC_OK;
 }
 
-static bool request_ok(const struct ca_adapter *ca,
-                       const struct ca_request *req,
-                       const struct ca_result *res)
-{
-  return ca && req && res && req->csr && req->request_key &&
-         req->request_key[0] &&
-         (unsigned)req->role < (unsigned)CA_ROLE_COUNT;
-}
-
 static lc_err aws_submit(struct ca_adapter *ca, const struct ca_request *req,
                          struct ca_result *res)
 {
-  if(!request_ok(ca, req, res))
+  if(!ca__remote_request_ok(ca, req, res))
     return LC_EINVAL;
   struct awspca *a = (struct awspca *)ca;
   struct ca_result r;

@@ -226,6 +226,11 @@ void ca__uuid5(const uint8_t ns[16], const char *name, char out[37]);
 /* Fill *res for the outcomes that carry no certificate. `reason` is
  * copied (truncated to CA_REASON_MAX - 1). */
 void ca__res_retry(struct ca_result *res, uint32_t ms, const char *reason);
+/* A request a remote CA can take: a parsed CSR, a known role and a
+ * non-empty idempotency key (every remote call is keyed by it). */
+bool ca__remote_request_ok(const struct ca_adapter *ca,
+                           const struct ca_request *req,
+                           const struct ca_result *res);
 void ca__res_pending(struct ca_result *res, uint32_t ms, const char *reason);
 void ca__res_reject(struct ca_result *res, const char *reason);
 

@@ -624,18 +624,10 @@ static lc_err finalize(struct ejbca *e, const struct ca_request *req,
   return rc;
 }
 
-static bool request_ok(const struct ca_adapter *ca,
-                       const struct ca_request *req,
-                       const struct ca_result *res)
-{
-  return ca && req && res && req->csr && req->request_key &&
-         (unsigned)req->role < (unsigned)CA_ROLE_COUNT;
-}
-
 static lc_err ej_submit(struct ca_adapter *ca, const struct ca_request *req,
                         struct ca_result *res)
 {
-  if(!request_ok(ca, req, res))
+  if(!ca__remote_request_ok(ca, req, res))
     return LC_EINVAL;
   struct ejbca *e = (struct ejbca *)ca;
   struct ca_result r;

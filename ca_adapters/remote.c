@@ -134,6 +134,15 @@ static void res_set(struct ca_result *res, enum ca_status st, uint32_t ms,
     lc_strlcpy(res->reason, reason, sizeof(res->reason));
 }
 
+bool ca__remote_request_ok(const struct ca_adapter *ca,
+                           const struct ca_request *req,
+                           const struct ca_result *res)
+{
+  return ca && req && res && req->csr && req->request_key &&
+         req->request_key[0] &&
+         (unsigned)req->role < (unsigned)CA_ROLE_COUNT;
+}
+
 void ca__res_retry(struct ca_result *res, uint32_t ms, const char *reason)
 {
   res_set(res, CA_RETRY, ms ? ms : 1, reason);
