@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what linecert needs to build, run and test on Debian 12.
 # Idempotent: packages already present are not reinstalled, and apt's
-# lists are refreshed only when something is missing.
+# lists are refreshed only when something is missing; the interop test's
+# npm packages are installed once into tests/interop/node_modules.
 set -eu
 
 PKGS="build-essential cmake pkg-config git
@@ -19,19 +20,38 @@ for p in $PKGS; do
   fi
 done
 
-if [ -z "$missing" ]; then
-  echo "setup: all packages present"
-  exit 0
+# Node.js and npm run Eclipse Tahu's JavaScript edge node client for the
+# interop test (tests/interop/). Checked by command rather than by package:
+# a machine may already have Node.js from another source (NodeSource's
+# nodejs package, which bundles npm and conflicts with Debian's npm).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing="$missing nodejs npm"
 fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "setup: installing$missing"
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
-# shellcheck disable=SC2086
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
-# The Debian mosquitto package starts a system broker on 1883; linecert
-# starts its own on a free port and does not need it.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
-  $SUDO systemctl stop mosquitto || true
+if [ -z "$missing" ]; then
+  echo "setup: all packages present"
+else
+  echo "setup: installing$missing"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  # shellcheck disable=SC2086
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+  # The Debian mosquitto package starts a system broker on 1883; linecert
+  # starts its own on a free port and does not need it.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+    $SUDO systemctl stop mosquitto || true
+  fi
+fi
+
+# Eclipse Tahu's npm packages (sparkplug-client, sparkplug-payload), pinned
+# by tests/interop/package.json and package-lock.json, into
+# tests/interop/node_modules (ignored by git). Skipped when already there.
+interop="$(cd "$(dirname "$0")/.." && pwd)/tests/interop"
+if [ -f "$interop/node_modules/sparkplug-client/package.json" ] &&
+   [ -f "$interop/node_modules/sparkplug-payload/package.json" ]; then
+  echo "setup: Tahu npm packages present"
+else
+  echo "setup: installing Tahu npm packages into tests/interop/node_modules"
+  (cd "$interop" && npm ci --ignore-scripts --no-audit --no-fund)
 fi
