@@ -67,6 +67,13 @@ struct brk_config {
   struct sm_policy policy;
   unsigned csr_max_bytes;          /* PEM, per CSR */
   bool allow_p384;
+  /* [ca] the local CA's issuing keys on a PKCS#11 token instead of
+   * <role>-ca.key (docs/adapters.md); the PIN comes from
+   * LINECERT_CA_PKCS11_PIN, never from the file. A role whose key label
+   * is "" keeps its key file. */
+  char ca_pkcs11_module[BRK_PATH_MAX];  /* "" = key files */
+  char ca_pkcs11_token[SM_ID_MAX + 1];  /* token label; "" = the only one */
+  char ca_pkcs11_key_label[CA_ROLE_COUNT][SM_ID_MAX + 1];
 };
 
 /* The built-in defaults (embedded local CA, data in ./linecert-data). */

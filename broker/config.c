@@ -115,6 +115,12 @@ static const struct opt options[] = {
        "must be deny or reissue"),
   UINT("policy", "csr_max_bytes", csr_max_bytes, 256, 65536),
   BOOL("policy", "allow_p384", allow_p384),
+  STR("ca", "local_pkcs11_module", ca_pkcs11_module),
+  STR("ca", "local_pkcs11_token", ca_pkcs11_token),
+  STR("ca", "local_bootstrap_key_label",
+      ca_pkcs11_key_label[CA_ROLE_BOOTSTRAP]),
+  STR("ca", "local_operational_key_label",
+      ca_pkcs11_key_label[CA_ROLE_OPERATIONAL]),
 };
 
 void brk_config_defaults(struct brk_config *cfg)
@@ -356,6 +362,15 @@ lc_err brk_config_check(const struct brk_config *cfg, char *err,
     key = "service.http_listen", why = "must be address:port";
   else if(cfg->pkcs11_module[0] && !cfg->pkcs11_key_label[0])
     key = "audit.pkcs11_key_label", why = "required with pkcs11_module";
+  else if(cfg->ca_pkcs11_module[0] &&
+          !cfg->ca_pkcs11_key_label[CA_ROLE_BOOTSTRAP][0] &&
+          !cfg->ca_pkcs11_key_label[CA_ROLE_OPERATIONAL][0])
+    key = "ca.local_pkcs11_module",
+    why = "set local_bootstrap_key_label and/or local_operational_key_label";
+  else if(!cfg->ca_pkcs11_module[0] &&
+          (cfg->ca_pkcs11_key_label[CA_ROLE_BOOTSTRAP][0] ||
+           cfg->ca_pkcs11_key_label[CA_ROLE_OPERATIONAL][0]))
+    key = "ca.local_pkcs11_module", why = "required with a key label";
   else if(!cfg->data_dir[0])
     key = "service.data_dir", why = "empty";
   else if(lc_log_set_level(cfg->log_level) != LC_OK)

@@ -655,8 +655,16 @@ static lc_err open_ca(struct brk *b)
   char dir[BRK_PATH_MAX];
   brk_path_ca(b->cfg, dir, sizeof(dir));
   struct ca_local_config lc = {.dir = dir, .org = NULL};
-  for(int r = 0; r < CA_ROLE_COUNT; r++)
-    lc.profile[r] = b->cfg->profile[r];
+  const struct brk_config *c = b->cfg;
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    lc.profile[r] = c->profile[r];
+    if(c->ca_pkcs11_module[0] && c->ca_pkcs11_key_label[r][0])
+      lc.pkcs11[r] = (struct ca_local_pkcs11){
+        .module = c->ca_pkcs11_module,
+        .token = c->ca_pkcs11_token[0] ? c->ca_pkcs11_token : NULL,
+        .key_label = c->ca_pkcs11_key_label[r],
+        .pin = getenv("LINECERT_CA_PKCS11_PIN")};
+  }
   lc_err rc = ca_local_open(&lc, &b->ca_local);
   if(rc != LC_OK)
     return rc;

@@ -150,10 +150,23 @@ struct ca_profile {
   unsigned backdate_s;        /* notBefore = now - backdate_s (clock skew) */
 };
 
+/* An issuing key on a PKCS#11 token instead of <role>-ca.key (libp11).
+ * module NULL = the key file. Strings are used only during open. */
+struct ca_local_pkcs11 {
+  const char *module;         /* PKCS#11 module (.so) path */
+  const char *token;          /* token label; NULL = the only initialised one */
+  const char *key_label;      /* CKA_LABEL of the private key (required) */
+  const char *pin;            /* user PIN; NULL = no login */
+};
+
 struct ca_local_config {
   const char *dir;            /* e.g. <data-dir>/ca; created 0700 */
   const char *org;            /* O= of the CA subjects; NULL = "linecert" */
   struct ca_profile profile[CA_ROLE_COUNT];
+  /* Optional: the issuing key of a role on a token. Its certificate is
+   * still <role>-ca.pem in dir; the root stays a file (roots are kept
+   * offline in production: docs/adapters.md). */
+  struct ca_local_pkcs11 pkcs11[CA_ROLE_COUNT];
 };
 
 /* Open the local CA in cfg->dir, creating on first start a root and two
@@ -173,7 +186,16 @@ struct ca_local_config {
  * (re)created from scratch. Root and issuing CAs last 20 years.
  * submit() answers CA_REJECTED "validity_exceeds_ca" when the leaf would
  * outlive its issuing CA; poll() answers CA_REJECTED "not_pending";
- * cancel() does nothing. There is no de-duplication by request_key. */
+ * cancel() does nothing. There is no de-duplication by request_key.
+ * With cfg->pkcs11[role].module set, that role's key is the token's and
+ * <role>-ca.key is not read (it need not exist); at open the token key
+ * signs a test message that must verify with <role>-ca.pem's public key,
+ * else LC_EVERIFY (logged). A refused PIN is LC_ECONFIG, a missing
+ * token or key LC_ENOTFOUND, an unloadable module LC_ETLS; a build
+ * without libp11 answers LC_ECONFIG. A CA directory is never created
+ * while a token is configured (LC_ENOTFOUND: create it with file keys
+ * first, then import them; docs/adapters.md). Token signatures are
+ * serialised per module. */
 lc_err ca_local_open(const struct ca_local_config *cfg,
                      struct ca_adapter **out) LC_NODISCARD;
 

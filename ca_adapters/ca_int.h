@@ -100,4 +100,19 @@ const char *ca__issuer_key_file(enum ca_role role);
  * of the CA subjects. LC_ETLS / LC_EIO / LC_ENOMEM, logged. */
 lc_err ca__local_create(const char *dir, const char *org) LC_NODISCARD;
 
+/* ---- issuing keys on a PKCS#11 token (local_pkcs11.c) ------------------ */
+
+struct ca_local_pkcs11;
+struct ca__p11_key;
+
+/* Log in to the token of `cfg` and find its private key `key_label`;
+ * check that it signs what `cert`'s public key verifies (LC_EVERIFY,
+ * logged, when not). Errors as ca.h's ca_local_open(). */
+lc_err ca__p11_open(const struct ca_local_pkcs11 *cfg, enum ca_role role,
+                    X509 *cert, struct ca__p11_key **out) LC_NODISCARD;
+/* X509_sign(x, key, md) on the token, serialised per module. Returns
+ * what X509_sign returns. */
+int ca__p11_sign(struct ca__p11_key *k, X509 *x, const EVP_MD *md);
+void ca__p11_free(struct ca__p11_key *k);
+
 #endif

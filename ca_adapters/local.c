@@ -21,7 +21,9 @@
  * prebuilt extensions, and everything it changes is its own. OpenSSL 3
  * allows one const EVP_PKEY to sign from many threads; the issuer name
  * and extensions are copied with i2d-based dups, which only read (their
- * encodings were cached when they were decoded at open). No lock.
+ * encodings were cached when they were decoded at open). No lock, except
+ * for issuing keys on a PKCS#11 token: their signatures are serialised
+ * per module (local_pkcs11.c).
  *
  * There is no "pending" here: poll() answers CA_REJECTED "not_pending"
  * and cancel() does nothing. Nor is there de-duplication: the caller
@@ -47,7 +49,8 @@
 enum leaf_ext { EXT_BC, EXT_KU, EXT_EKU, EXT_AKI, EXT_COUNT };
 
 struct local_issuer {
-  EVP_PKEY *key;
+  EVP_PKEY *key;                    /* NULL when the key is on a token */
+  struct ca__p11_key *p11;          /* the token's key (local_pkcs11.c) */
   X509 *cert;
   char *pem;                        /* the cert as PEM: the chain_pem */
   X509_EXTENSION *ext[EXT_COUNT];   /* EXT_EKU NULL when the profile has
@@ -194,7 +197,8 @@ static lc_err issue_leaf(const struct ca_local *lc, enum ca_role role,
     rc = set_leaf_key(x, csr);
   if(rc == LC_OK)
     rc = add_leaf_exts(x, is, csr);
-  if(rc == LC_OK && X509_sign(x, is->key, lc->sha256) <= 0)
+  if(rc == LC_OK && (is->p11 ? ca__p11_sign(is->p11, x, lc->sha256)
+                             : X509_sign(x, is->key, lc->sha256)) <= 0)
     rc = ossl_fail("leaf_sign");
   if(rc == LC_OK)
     rc = cert_to_pem(x, &res->cert_pem);
@@ -260,6 +264,7 @@ static void issuer_cleanup(struct local_issuer *is)
   lc_free(is->pem);
   X509_free(is->cert);
   EVP_PKEY_free(is->key);
+  ca__p11_free(is->p11);
   memset(is, 0, sizeof(*is));
 }
 
@@ -457,14 +462,19 @@ static lc_err build_leaf_exts(struct local_issuer *is,
 }
 
 static lc_err load_issuer(const char *dir, enum ca_role role, const X509 *root,
-                          const struct ca_profile *p, struct local_issuer *is)
+                          const struct ca_profile *p,
+                          const struct ca_local_pkcs11 *p11,
+                          struct local_issuer *is)
 {
   const char *cert_file = ca__issuer_cert_file(role);
   lc_err rc = load_cert(dir, cert_file, &is->cert);
-  if(rc == LC_OK)
+  if(rc == LC_OK && p11->module) {
+    rc = ca__p11_open(p11, role, is->cert, &is->p11);
+  } else if(rc == LC_OK) {
     rc = load_key(dir, ca__issuer_key_file(role), &is->key);
-  if(rc == LC_OK)
-    rc = check_pair(cert_file, is->cert, is->key);
+    if(rc == LC_OK)
+      rc = check_pair(cert_file, is->cert, is->key);
+  }
   if(rc == LC_OK)
     rc = check_ca_cert(cert_file, is->cert, root);
   if(rc == LC_OK)
@@ -485,28 +495,47 @@ static bool config_ok(const struct ca_local_config *cfg)
     if(p->validity_days == 0 || p->validity_days > PROFILE_MAX_DAYS ||
        p->backdate_s > CA__CA_BACKDATE_S)
       return false;
+    if(cfg->pkcs11[r].module && !cfg->pkcs11[r].key_label)
+      return false;
   }
   return true;
 }
 
-/* Create the CA unless root.pem (the commit point) is already there. */
+static bool any_token(const struct ca_local_config *cfg)
+{
+  for(int r = 0; r < CA_ROLE_COUNT; r++)
+    if(cfg->pkcs11[r].module)
+      return true;
+  return false;
+}
+
+/* Create the CA unless root.pem (the commit point) is already there.
+ * Never with token keys configured: creation makes file keys, which the
+ * operator imports into the token (docs/adapters.md). */
 static lc_err create_if_missing(const char *dir, const char *root_path,
-                                const char *org)
+                                const struct ca_local_config *cfg)
 {
   bool exists = false;
   lc_err rc = ca__file_exists(root_path, &exists);
+  if(rc == LC_OK && !exists && any_token(cfg)) {
+    lc_log(LC_ERROR, "ca", "ca=local op=ca_create path=%s msg=\"no CA yet "
+           "and issuing keys are configured on a PKCS#11 token: start once "
+           "with file keys, import them into the token, then configure it "
+           "(docs/adapters.md)\"", root_path);
+    return LC_ENOTFOUND;
+  }
   if(rc == LC_OK && !exists)
-    rc = ca__local_create(dir, org ? org : "linecert");
+    rc = ca__local_create(dir, cfg->org ? cfg->org : "linecert");
   return rc;
 }
 
-static lc_err load_all(struct ca_local *lc)
+static lc_err load_all(struct ca_local *lc, const struct ca_local_config *cfg)
 {
   X509 *root = NULL;
   lc_err rc = load_root(lc->dir, &root);
   for(int r = 0; r < CA_ROLE_COUNT && rc == LC_OK; r++)
     rc = load_issuer(lc->dir, (enum ca_role)r, root, &lc->profile[r],
-                     &lc->issuer[r]);
+                     &cfg->pkcs11[r], &lc->issuer[r]);
   X509_free(root);
   return rc;
 }
@@ -529,9 +558,9 @@ lc_err ca_local_open(const struct ca_local_config *cfg,
   if(rc == LC_OK)
     rc = ca__ensure_dir(lc->dir);
   if(rc == LC_OK)
-    rc = create_if_missing(lc->dir, lc->root_path, cfg->org);
+    rc = create_if_missing(lc->dir, lc->root_path, cfg);
   if(rc == LC_OK)
-    rc = load_all(lc);
+    rc = load_all(lc, cfg);
   if(rc != LC_OK) {
     local_free(&lc->base);
     return rc;

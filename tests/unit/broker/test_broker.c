@@ -80,6 +80,33 @@ static void test_config_values_and_errors(void)
   CU_ASSERT_EQUAL(load("no section line\n", &cfg, err), LC_ECONFIG);
 }
 
+/* The local CA's issuing keys on a PKCS#11 token: the keys, and that a
+ * module needs a key label and a key label a module. */
+static void test_config_local_ca_pkcs11(void)
+{
+  struct brk_config cfg;
+  char err[BRK_ERR_MAX];
+  CU_ASSERT_EQUAL(load("[ca]\nlocal_pkcs11_module = p11.so\n"
+                       "local_pkcs11_token = ca\n"
+                       "local_bootstrap_key_label = kb\n"
+                       "local_operational_key_label = ko\n", &cfg, err),
+                  LC_OK);
+  CU_ASSERT_STRING_EQUAL(cfg.ca_pkcs11_module, "p11.so");
+  CU_ASSERT_STRING_EQUAL(cfg.ca_pkcs11_token, "ca");
+  CU_ASSERT_STRING_EQUAL(cfg.ca_pkcs11_key_label[CA_ROLE_BOOTSTRAP], "kb");
+  CU_ASSERT_STRING_EQUAL(cfg.ca_pkcs11_key_label[CA_ROLE_OPERATIONAL], "ko");
+  CU_ASSERT_EQUAL(load("[ca]\nlocal_pkcs11_module = p11.so\n"
+                       "local_operational_key_label = ko\n", &cfg, err),
+                  LC_OK);
+  CU_ASSERT_STRING_EQUAL(cfg.ca_pkcs11_key_label[CA_ROLE_BOOTSTRAP], "");
+  CU_ASSERT_EQUAL(load("[ca]\nlocal_pkcs11_module = p11.so\n", &cfg, err),
+                  LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "ca.local_pkcs11_module"));
+  CU_ASSERT_EQUAL(load("[ca]\nlocal_bootstrap_key_label = kb\n", &cfg, err),
+                  LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "ca.local_pkcs11_module"));
+}
+
 /* ---- DBIRTH pre-checks ------------------------------------------------------- */
 
 #define CSR_TEXT "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n" \
@@ -271,6 +298,8 @@ static const struct lc_test tests[] = {
    test_config_defaults_pass_their_own_checks},
   {"config values parsed; errors name line, key and reason",
    test_config_values_and_errors},
+  {"config: the local CA's issuing keys on a PKCS#11 token",
+   test_config_local_ca_pkcs11},
   {"DBIRTH pre-checks name the problem ('/', '+', '#', controls)",
    test_birth_prechecks_name_the_problem},
   {"DBIRTH without a serial is rejected",

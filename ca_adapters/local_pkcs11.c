@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The local CA's issuing keys on a PKCS#11 token, through libp11 (issue
+ * 5 point 2; docs/adapters.md, local CA).
+ *
+ * Opening: load the module, find the token (by label, or the only
+ * initialised one), log in with the user PIN, find the private key by
+ * CKA_LABEL. libp11 hands it back as an EVP_PKEY whose EC method
+ * forwards ECDSA to the token (C_Sign), so X509_sign() signs leaves on
+ * the token exactly as it does with the key file. Before the key is
+ * accepted it signs a test message that must verify with the issuing
+ * certificate's public key: a token key that does not belong to
+ * <role>-ca.pem is refused at open (LC_EVERIFY), not found out by
+ * devices later.
+ *
+ * One module, one context: PKCS11_CTX_unload() calls C_Finalize for the
+ * whole process, so the two roles (usually on one token) share a
+ * counted context, as the audit signer does (audit/signer_pkcs11.c).
+ * The audit signer keeps its own list: a broker with the audit key and
+ * the CA keys on the same module holds two libp11 contexts on it, both
+ * for the life of the process.
+ *
+ * Threads: leaves are issued from several workers at once, and libp11
+ * does not promise that one key's operations are safe from concurrent
+ * threads, so every token signature on a module is made under that
+ * module's mutex. A token signs one request at a time anyway.
+ *
+ * libp11.h names RSA_METHOD and EC_KEY_METHOD, hidden by
+ * OPENSSL_NO_DEPRECATED: this file alone is compiled without it
+ * (ca_adapters/CMakeLists.txt) and calls no deprecated function.
+ * Built without libp11 (LC_HAVE_LIBP11 undefined), ca__p11_open()
+ * reports LC_ECONFIG.
+ */
+#include "ca_adapters/ca_int.h"
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+
+#include <openssl/evp.h>
+#include <string.h>
+
+#ifndef LC_HAVE_LIBP11
+
+lc_err ca__p11_open(const struct ca_local_pkcs11 *cfg, enum ca_role role,
+                    X509 *cert, struct ca__p11_key **out)
+{
+  (void)cfg;
+  (void)cert;
+  (void)out;
+  lc_log(LC_ERROR, "ca", "ca=local op=pkcs11 role=%s err=\"built without "
+         "libp11\"", ca_role_name(role));
+  return LC_ECONFIG;
+}
+
+int ca__p11_sign(struct ca__p11_key *k, X509 *x, const EVP_MD *md)
+{
+  (void)k;
+  (void)x;
+  (void)md;
+  return 0;
+}
+
+void ca__p11_free(struct ca__p11_key *k)
+{
+  (void)k;
+}
+
+#else
+
+#include <libp11.h>
+#include <pthread.h>
+
+struct p11_module {
+  char *path;
+  PKCS11_CTX *ctx;
+  PKCS11_SLOT *slots;
+  unsigned int nslots;
+  unsigned refs;
+  pthread_mutex_t sign_lock;  /* every signature made through this module */
+  struct p11_module *next;
+};
+
+static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct p11_module *modules;   /* guarded by modules_lock */
+
+struct ca__p11_key {
+  struct p11_module *mod;     /* one reference */
+  EVP_PKEY *pkey;             /* private key handle on the token */
+};
+
+static void module_free(struct p11_module *m)
+{
+  if(m->slots)
+    PKCS11_release_all_slots(m->ctx, m->slots, m->nslots);
+  if(m->ctx) {
+    PKCS11_CTX_unload(m->ctx);
+    PKCS11_CTX_free(m->ctx);
+  }
+  pthread_mutex_destroy(&m->sign_lock);
+  lc_free(m->path);
+  lc_free(m);
+}
+
+static lc_err module_get(const char *path, struct p11_module **out)
+{
+  pthread_mutex_lock(&modules_lock);
+  lc_err err = LC_OK;
+  struct p11_module *m;
+  for(m = modules; m; m = m->next)
+    if(strcmp(m->path, path) == 0)
+      break;
+  if(m) {
+    m->refs++;
+    goto out;
+  }
+  m = lc_calloc(1, sizeof(*m));
+  if(!m) {
+    err = LC_ENOMEM;
+    goto out;
+  }
+  pthread_mutex_init(&m->sign_lock, NULL);
+  if(!(m->path = lc_strdup(path)) || !(m->ctx = PKCS11_CTX_new())) {
+    err = LC_ENOMEM;
+  } else if(PKCS11_CTX_load(m->ctx, path) != 0) {
+    lc_log_openssl(LC_ERROR, "ca", "pkcs11 load module");
+    PKCS11_CTX_free(m->ctx);
+    m->ctx = NULL;
+    err = LC_ETLS;
+  } else if(PKCS11_enumerate_slots(m->ctx, &m->slots, &m->nslots) != 0) {
+    lc_log_openssl(LC_ERROR, "ca", "pkcs11 enumerate_slots");
+    m->slots = NULL;
+    err = LC_ETLS;
+  }
+  if(err != LC_OK) {
+    module_free(m);
+    m = NULL;
+    goto out;
+  }
+  m->refs = 1;
+  m->next = modules;
+  modules = m;
+out:
+  pthread_mutex_unlock(&modules_lock);
+  if(err == LC_OK)
+    *out = m;
+  return err;
+}
+
+static void module_put(struct p11_module *m)
+{
+  if(!m)
+    return;
+  pthread_mutex_lock(&modules_lock);
+  if(--m->refs == 0) {
+    for(struct p11_module **pp = &modules; *pp; pp = &(*pp)->next) {
+      if(*pp == m) {
+        *pp = m->next;
+        break;
+      }
+    }
+    module_free(m);
+  }
+  pthread_mutex_unlock(&modules_lock);
+}
+
+void ca__p11_free(struct ca__p11_key *k)
+{
+  if(!k)
+    return;
+  /* The key refers to the slot: free it before the slots and module. */
+  EVP_PKEY_free(k->pkey);
+  module_put(k->mod);
+  lc_free(k);
+}
+
+int ca__p11_sign(struct ca__p11_key *k, X509 *x, const EVP_MD *md)
+{
+  pthread_mutex_lock(&k->mod->sign_lock);
+  int n = X509_sign(x, k->pkey, md);
+  pthread_mutex_unlock(&k->mod->sign_lock);
+  return n;
+}
+
+static PKCS11_SLOT *find_token(struct p11_module *m, const char *label,
+                               const char *role)
+{
+  PKCS11_SLOT *found = NULL;
+  unsigned matches = 0;
+  for(unsigned i = 0; i < m->nslots; i++) {
+    PKCS11_TOKEN *t = m->slots[i].token;
+    if(!t || !t->initialized)
+      continue;
+    if(label && (!t->label || strcmp(t->label, label) != 0))
+      continue;
+    if(!found)
+      found = &m->slots[i];
+    matches++;
+  }
+  if(matches > 1 && !label) {
+    lc_log(LC_ERROR, "ca", "ca=local op=pkcs11 role=%s err=\"several "
+           "tokens: name one\"", role);
+    return NULL;
+  }
+  if(!found)
+    lc_log(LC_ERROR, "ca", "ca=local op=pkcs11 role=%s token=%s err=\"no "
+           "such token\"", role, label ? label : "(any)");
+  return found;
+}
+
+static lc_err login(PKCS11_SLOT *slot, const char *pin, const char *role)
+{
+  /* The second role on a token finds it logged in already. */
+  int logged_in = 0;
+  if(PKCS11_is_logged_in(slot, 0, &logged_in) != 0)
+    logged_in = 0;
+  if(pin && !logged_in && PKCS11_login(slot, 0, pin) != 0) {
+    lc_openssl_clear();
+    lc_log(LC_ERROR, "ca", "ca=local op=pkcs11 role=%s token=%s err=\"login "
+           "refused: check the PIN\"", role, slot->token->label);
+    return LC_ECONFIG;
+  }
+  return LC_OK;
+}
+
+static lc_err find_key(PKCS11_SLOT *slot, const char *label,
+                       const char *role, EVP_PKEY **out)
+{
+  PKCS11_KEY *keys = NULL;
+  unsigned int nkeys = 0;
+  if(PKCS11_enumerate_keys(slot->token, &keys, &nkeys) != 0) {
+    lc_log_openssl(LC_ERROR, "ca", "pkcs11 enumerate_keys");
+    return LC_ETLS;
+  }
+  PKCS11_KEY *key = NULL;
+  for(unsigned i = 0; i < nkeys && !key; i++)
+    if(keys[i].label && strcmp(keys[i].label, label) == 0)
+      key = &keys[i];
+  if(!key) {
+    lc_log(LC_ERROR, "ca", "ca=local op=pkcs11 role=%s token=%s key=%s "
+           "err=\"no such private key\"", role, slot->token->label, label);
+    return LC_ENOTFOUND;
+  }
+  if(!(*out = PKCS11_get_private_key(key))) {
+    lc_log_openssl(LC_ERROR, "ca", "pkcs11 get_private_key");
+    return LC_ETLS;
+  }
+  return LC_OK;
+}
+
+/* The token key must sign what the issuing certificate's key verifies. */
+static lc_err check_matches(struct ca__p11_key *k, X509 *cert,
+                            enum ca_role role, const char *label)
+{
+  static const unsigned char msg[] = "linecert local CA pkcs11 self-test";
+  unsigned char sig[512];
+  size_t n = sizeof(sig);
+  EVP_PKEY *pub = X509_get0_pubkey(cert);
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  if(!md || !pub) {
+    EVP_MD_CTX_free(md);
+    return LC_ENOMEM;
+  }
+  pthread_mutex_lock(&k->mod->sign_lock);
+  int ok = EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k->pkey) == 1 &&
+           EVP_DigestSign(md, sig, &n, msg, sizeof(msg)) == 1;
+  pthread_mutex_unlock(&k->mod->sign_lock);
+  lc_err rc = LC_OK;
+  if(!ok) {
+    lc_log_openssl(LC_ERROR, "ca", "pkcs11 sign");
+    rc = LC_ETLS;
+  } else {
+    EVP_MD_CTX_reset(md);
+    if(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) != 1 ||
+       EVP_DigestVerify(md, sig, n, msg, sizeof(msg)) != 1) {
+      lc_openssl_clear();
+      lc_log(LC_ERROR, "ca", "ca=local op=pkcs11 role=%s key=%s err=\"token "
+             "key does not match %s\"", ca_role_name(role), label,
+             ca__issuer_cert_file(role));
+      rc = LC_EVERIFY;
+    }
+  }
+  EVP_MD_CTX_free(md);
+  return rc;
+}
+
+lc_err ca__p11_open(const struct ca_local_pkcs11 *cfg, enum ca_role role,
+                    X509 *cert, struct ca__p11_key **out)
+{
+  const char *name = ca_role_name(role);
+  if(!cfg || !cfg->module || !cfg->key_label || !cert || !out)
+    return LC_EINVAL;
+  struct ca__p11_key *k = lc_calloc(1, sizeof(*k));
+  if(!k)
+    return LC_ENOMEM;
+  lc_err rc = module_get(cfg->module, &k->mod);
+  PKCS11_SLOT *slot = NULL;
+  if(rc == LC_OK) {
+    pthread_mutex_lock(&modules_lock);
+    slot = find_token(k->mod, cfg->token, name);
+    pthread_mutex_unlock(&modules_lock);
+    if(!slot)
+      rc = LC_ENOTFOUND;
+  }
+  if(rc == LC_OK)
+    rc = login(slot, cfg->pin, name);
+  if(rc == LC_OK)
+    rc = find_key(slot, cfg->key_label, name, &k->pkey);
+  if(rc == LC_OK)
+    rc = check_matches(k, cert, role, cfg->key_label);
+  if(rc != LC_OK) {
+    ca__p11_free(k);
+    return rc;
+  }
+  lc_log(LC_INFO, "ca", "ca=local op=pkcs11 role=%s token=%s key=%s "
+         "msg=\"issuing key on token\"", name, slot->token->label,
+         cfg->key_label);
+  *out = k;
+  return LC_OK;
+}
+
+#endif
