@@ -22,11 +22,13 @@
  * One module, one context. PKCS11_CTX_unload() calls C_Finalize, which
  * ends the module for the whole process, so two signers on one module
  * (rotate-key holds the old and the new key at once) must not each load
- * and unload it: the loaded modules are shared, counted, and unloaded
- * with their last signer.
+ * and unload it: modules come from the process-wide registry of
+ * common/lc_p11.h (shared with the local CA's token keys), counted and
+ * unloaded with their last user.
  *
- * Thread safety: the module list has a lock; libp11 serialises a slot's
- * sessions itself; each signature uses its own EVP_MD_CTX.
+ * Thread safety: every token signature holds its module's sign_lock, so
+ * the audit key and CA keys on one module never sign at once; each
+ * signature uses its own EVP_MD_CTX.
  *
  * Built without libp11 (LC_HAVE_LIBP11 undefined), the open function
  * reports LC_ECONFIG.
@@ -51,101 +53,16 @@ lc_err aud_signer_open_pkcs11(const struct aud_pkcs11_config *cfg,
 
 #else
 
-#include <libp11.h>
-#include <pthread.h>
+#include "common/lc_p11.h"
 
 #define KEY_ID_MAX 64
 
 /* A loaded module, shared by every signer that uses it. */
-struct p11_module {
-  char *path;
-  PKCS11_CTX *ctx;
-  PKCS11_SLOT *slots;
-  unsigned int nslots;
-  unsigned refs;
-  struct p11_module *next;
-};
-
-static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct p11_module *modules;     /* guarded by modules_lock */
-
 struct aud_signer_p11 {
   struct aud_signer base;     /* first: the ops see a struct aud_signer */
-  struct p11_module *mod;     /* one reference */
+  struct lc_p11_module *mod;  /* one reference */
   EVP_PKEY *pkey;             /* private key handle on the token */
 };
-
-static void module_free(struct p11_module *m)
-{
-  if(m->slots)
-    PKCS11_release_all_slots(m->ctx, m->slots, m->nslots);
-  if(m->ctx) {
-    PKCS11_CTX_unload(m->ctx);
-    PKCS11_CTX_free(m->ctx);
-  }
-  lc_free(m->path);
-  lc_free(m);
-}
-
-/* Load `path` once and enumerate its slots; later calls share it. */
-static lc_err module_get(const char *path, struct p11_module **out)
-{
-  pthread_mutex_lock(&modules_lock);
-  lc_err err = LC_OK;
-  struct p11_module *m;
-  for(m = modules; m; m = m->next)
-    if(strcmp(m->path, path) == 0)
-      break;
-  if(m) {
-    m->refs++;
-    goto out;
-  }
-  m = lc_calloc(1, sizeof(*m));
-  if(!m || !(m->path = lc_strdup(path)) || !(m->ctx = PKCS11_CTX_new())) {
-    err = LC_ENOMEM;
-  } else if(PKCS11_CTX_load(m->ctx, path) != 0) {
-    lc_log_openssl(LC_ERROR, "aud", "pkcs11 load module");
-    PKCS11_CTX_free(m->ctx);
-    m->ctx = NULL;
-    err = LC_ETLS;
-  } else if(PKCS11_enumerate_slots(m->ctx, &m->slots, &m->nslots) != 0) {
-    lc_log_openssl(LC_ERROR, "aud", "pkcs11 enumerate_slots");
-    m->slots = NULL;
-    err = LC_ETLS;
-  }
-  if(err != LC_OK) {
-    if(m)
-      module_free(m);
-    m = NULL;
-    goto out;
-  }
-  m->refs = 1;
-  m->next = modules;
-  modules = m;
-out:
-  pthread_mutex_unlock(&modules_lock);
-  if(err == LC_OK)
-    *out = m;
-  return err;
-}
-
-static void module_put(struct p11_module *m)
-{
-  if(!m)
-    return;
-  pthread_mutex_lock(&modules_lock);
-  bool last = --m->refs == 0;
-  if(last) {
-    for(struct p11_module **pp = &modules; *pp; pp = &(*pp)->next) {
-      if(*pp == m) {
-        *pp = m->next;
-        break;
-      }
-    }
-    module_free(m);
-  }
-  pthread_mutex_unlock(&modules_lock);
-}
 
 static struct aud_signer_p11 *to_p11(struct aud_signer *s)
 {
@@ -164,8 +81,11 @@ static lc_err p11_sign_msg(struct aud_signer *s, const uint8_t *msg,
   size_t n = AUD_SIG_MAX;
   /* The engine-less libp11 key is a "legacy" EVP_PKEY: OpenSSL signs
    * through its EC method, i.e. on the token. */
-  if(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, ps->pkey) != 1 ||
-     EVP_DigestSign(md, sig, &n, msg, len) != 1 || n > AUD_SIG_MAX) {
+  pthread_mutex_lock(&ps->mod->sign_lock); /* one signer per module */
+  bool ok = EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, ps->pkey) == 1 &&
+            EVP_DigestSign(md, sig, &n, msg, len) == 1 && n <= AUD_SIG_MAX;
+  pthread_mutex_unlock(&ps->mod->sign_lock);
+  if(!ok) {
     lc_log_openssl(LC_ERROR, "aud", "pkcs11 sign");
     err = LC_ETLS;
   }
@@ -191,7 +111,7 @@ static void p11_free(struct aud_signer *s)
   struct aud_signer_p11 *ps = to_p11(s);
   /* The key refers to the slot: free it before the slots and module. */
   EVP_PKEY_free(ps->pkey);
-  module_put(ps->mod);
+  lc_p11_module_put(ps->mod);
   lc_free(ps);
 }
 
@@ -201,26 +121,6 @@ static const struct aud_signer_ops p11_ops = {
   .free = p11_free,
   .sign_msg = p11_sign_msg,
 };
-
-static PKCS11_SLOT *find_token(struct p11_module *m, const char *label)
-{
-  PKCS11_SLOT *found = NULL;
-  unsigned matches = 0;
-  for(unsigned i = 0; i < m->nslots; i++) {
-    PKCS11_TOKEN *t = m->slots[i].token;
-    if(!t || !t->initialized)
-      continue;
-    if(label && (!t->label || strcmp(t->label, label) != 0))
-      continue;
-    found = &m->slots[i];
-    matches++;
-  }
-  if(matches > 1 && !label) {
-    lc_log(LC_ERROR, "aud", "op=pkcs11 err=\"several tokens: name one\"");
-    return NULL;
-  }
-  return found;
-}
 
 static bool key_matches(const PKCS11_KEY *k, const char *label,
                         const uint8_t *id, size_t id_len)
@@ -300,23 +200,16 @@ static lc_err self_test(struct aud_signer_p11 *ps)
 static lc_err open_token(struct aud_signer_p11 *ps,
                          const struct aud_pkcs11_config *cfg)
 {
-  lc_err err = module_get(cfg->module, &ps->mod);
+  lc_err err = lc_p11_module_get(cfg->module, "aud", &ps->mod);
   if(err != LC_OK)
     return err;
-  pthread_mutex_lock(&modules_lock);
-  PKCS11_SLOT *slot = find_token(ps->mod, cfg->token);
-  pthread_mutex_unlock(&modules_lock);
+  PKCS11_SLOT *slot = lc_p11_find_token(ps->mod, cfg->token, "aud");
   if(!slot) {
     lc_log(LC_ERROR, "aud", "op=pkcs11 token=%s err=\"no such token\"",
            cfg->token ? cfg->token : "(any)");
     return LC_ENOTFOUND;
   }
-  /* A second signer on a token finds it logged in already. */
-  int logged_in = 0;
-  if(PKCS11_is_logged_in(slot, 0, &logged_in) != 0)
-    logged_in = 0;
-  if(cfg->pin && !logged_in && PKCS11_login(slot, 0, cfg->pin) != 0) {
-    lc_openssl_clear();
+  if(!lc_p11_login(slot, cfg->pin)) {
     lc_log(LC_ERROR, "aud", "op=pkcs11 token=%s err=\"login refused\"",
            slot->token->label);
     return LC_EVERIFY;

@@ -13,12 +13,9 @@
  * <role>-ca.pem is refused at open (LC_EVERIFY), not found out by
  * devices later.
  *
- * One module, one context: PKCS11_CTX_unload() calls C_Finalize for the
- * whole process, so the two roles (usually on one token) share a
- * counted context, as the audit signer does (audit/signer_pkcs11.c).
- * The audit signer keeps its own list: a broker with the audit key and
- * the CA keys on the same module holds two libp11 contexts on it, both
- * for the life of the process.
+ * One module, one context, for the whole process: the module registry
+ * of common/lc_p11.h, shared with the audit signer, so the audit key and
+ * the CA keys may live on the same token.
  *
  * Threads: leaves are issued from several workers at once, and libp11
  * does not promise that one key's operations are safe from concurrent
@@ -67,101 +64,13 @@ void ca__p11_free(struct ca__p11_key *k)
 
 #else
 
-#include <libp11.h>
-#include <pthread.h>
-
-struct p11_module {
-  char *path;
-  PKCS11_CTX *ctx;
-  PKCS11_SLOT *slots;
-  unsigned int nslots;
-  unsigned refs;
-  pthread_mutex_t sign_lock;  /* every signature made through this module */
-  struct p11_module *next;
-};
-
-static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct p11_module *modules;   /* guarded by modules_lock */
+#include "common/lc_p11.h"
 
 struct ca__p11_key {
-  struct p11_module *mod;     /* one reference */
+  struct lc_p11_module *mod;  /* one reference */
   EVP_PKEY *pkey;             /* private key handle on the token */
 };
 
-static void module_free(struct p11_module *m)
-{
-  if(m->slots)
-    PKCS11_release_all_slots(m->ctx, m->slots, m->nslots);
-  if(m->ctx) {
-    PKCS11_CTX_unload(m->ctx);
-    PKCS11_CTX_free(m->ctx);
-  }
-  pthread_mutex_destroy(&m->sign_lock);
-  lc_free(m->path);
-  lc_free(m);
-}
-
-static lc_err module_get(const char *path, struct p11_module **out)
-{
-  pthread_mutex_lock(&modules_lock);
-  lc_err err = LC_OK;
-  struct p11_module *m;
-  for(m = modules; m; m = m->next)
-    if(strcmp(m->path, path) == 0)
-      break;
-  if(m) {
-    m->refs++;
-    goto out;
-  }
-  m = lc_calloc(1, sizeof(*m));
-  if(!m) {
-    err = LC_ENOMEM;
-    goto out;
-  }
-  pthread_mutex_init(&m->sign_lock, NULL);
-  if(!(m->path = lc_strdup(path)) || !(m->ctx = PKCS11_CTX_new())) {
-    err = LC_ENOMEM;
-  } else if(PKCS11_CTX_load(m->ctx, path) != 0) {
-    lc_log_openssl(LC_ERROR, "ca", "pkcs11 load module");
-    PKCS11_CTX_free(m->ctx);
-    m->ctx = NULL;
-    err = LC_ETLS;
-  } else if(PKCS11_enumerate_slots(m->ctx, &m->slots, &m->nslots) != 0) {
-    lc_log_openssl(LC_ERROR, "ca", "pkcs11 enumerate_slots");
-    m->slots = NULL;
-    err = LC_ETLS;
-  }
-  if(err != LC_OK) {
-    module_free(m);
-    m = NULL;
-    goto out;
-  }
-  m->refs = 1;
-  m->next = modules;
-  modules = m;
-out:
-  pthread_mutex_unlock(&modules_lock);
-  if(err == LC_OK)
-    *out = m;
-  return err;
-}
-
-static void module_put(struct p11_module *m)
-{
-  if(!m)
-    return;
-  pthread_mutex_lock(&modules_lock);
-  if(--m->refs == 0) {
-    for(struct p11_module **pp = &modules; *pp; pp = &(*pp)->next) {
-      if(*pp == m) {
-        *pp = m->next;
-        break;
-      }
-    }
-    module_free(m);
-  }
-  pthread_mutex_unlock(&modules_lock);
-}
 
 void ca__p11_free(struct ca__p11_key *k)
 {
@@ -169,7 +78,7 @@ void ca__p11_free(struct ca__p11_key *k)
     return;
   /* The key refers to the slot: free it before the slots and module. */
   EVP_PKEY_free(k->pkey);
-  module_put(k->mod);
+  lc_p11_module_put(k->mod);
   lc_free(k);
 }
 
@@ -181,26 +90,10 @@ int ca__p11_sign(struct ca__p11_key *k, X509 *x, const EVP_MD *md)
   return n;
 }
 
-static PKCS11_SLOT *find_token(struct p11_module *m, const char *label,
+static PKCS11_SLOT *find_token(struct lc_p11_module *m, const char *label,
                                const char *role)
 {
-  PKCS11_SLOT *found = NULL;
-  unsigned matches = 0;
-  for(unsigned i = 0; i < m->nslots; i++) {
-    PKCS11_TOKEN *t = m->slots[i].token;
-    if(!t || !t->initialized)
-      continue;
-    if(label && (!t->label || strcmp(t->label, label) != 0))
-      continue;
-    if(!found)
-      found = &m->slots[i];
-    matches++;
-  }
-  if(matches > 1 && !label) {
-    lc_log(LC_ERROR, "ca", "ca=local op=pkcs11 role=%s err=\"several "
-           "tokens: name one\"", role);
-    return NULL;
-  }
+  PKCS11_SLOT *found = lc_p11_find_token(m, label, "ca");
   if(!found)
     lc_log(LC_ERROR, "ca", "ca=local op=pkcs11 role=%s token=%s err=\"no "
            "such token\"", role, label ? label : "(any)");
@@ -210,16 +103,11 @@ static PKCS11_SLOT *find_token(struct p11_module *m, const char *label,
 static lc_err login(PKCS11_SLOT *slot, const char *pin, const char *role)
 {
   /* The second role on a token finds it logged in already. */
-  int logged_in = 0;
-  if(PKCS11_is_logged_in(slot, 0, &logged_in) != 0)
-    logged_in = 0;
-  if(pin && !logged_in && PKCS11_login(slot, 0, pin) != 0) {
-    lc_openssl_clear();
-    lc_log(LC_ERROR, "ca", "ca=local op=pkcs11 role=%s token=%s err=\"login "
-           "refused: check the PIN\"", role, slot->token->label);
-    return LC_ECONFIG;
-  }
-  return LC_OK;
+  if(lc_p11_login(slot, pin))
+    return LC_OK;
+  lc_log(LC_ERROR, "ca", "ca=local op=pkcs11 role=%s token=%s err=\"login "
+         "refused: check the PIN\"", role, slot->token->label);
+  return LC_ECONFIG;
 }
 
 static lc_err find_key(PKCS11_SLOT *slot, const char *label,
@@ -292,15 +180,10 @@ lc_err ca__p11_open(const struct ca_local_pkcs11 *cfg, enum ca_role role,
   struct ca__p11_key *k = lc_calloc(1, sizeof(*k));
   if(!k)
     return LC_ENOMEM;
-  lc_err rc = module_get(cfg->module, &k->mod);
+  lc_err rc = lc_p11_module_get(cfg->module, "ca", &k->mod);
   PKCS11_SLOT *slot = NULL;
-  if(rc == LC_OK) {
-    pthread_mutex_lock(&modules_lock);
-    slot = find_token(k->mod, cfg->token, name);
-    pthread_mutex_unlock(&modules_lock);
-    if(!slot)
-      rc = LC_ENOTFOUND;
-  }
+  if(rc == LC_OK && !(slot = find_token(k->mod, cfg->token, name)))
+    rc = LC_ENOTFOUND;
   if(rc == LC_OK)
     rc = login(slot, cfg->pin, name);
   if(rc == LC_OK)
