@@ -101,6 +101,7 @@ void brk_mqtt_free(struct brk_mqtt *m);
 struct brk_stats {
   atomic_ullong msgs_in, inbox_full, dropped_topic, dropped_payload,
     births, duplicate_births, rejected, provisioned, issued, ca_retries,
+    ca_paced, ca_pending,
     dcmd_sent, installed_mismatch, commits, commit_failures, audit_records,
     publish_failures, session_dropped, session_held, rebirths_sent,
     nodes_offline, devices_offline;

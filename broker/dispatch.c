@@ -400,6 +400,13 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
     ev = event(SM_EV_CA_REJECTED);
     ev.reason = res->reason;
   }
+  else if(res->status == CA_PACED || res->status == CA_PENDING) {
+    /* The CA's quota or work in progress: wait, durably, uncounted. */
+    ev = event(SM_EV_CA_WAIT);
+    ev.retry_after_ms = res->retry_after_ms;
+    atomic_fetch_add(res->status == CA_PACED ? &b->stats.ca_paced
+                                             : &b->stats.ca_pending, 1);
+  }
   else {
     ev = event(SM_EV_CA_RETRY);
     ev.retry_after_ms = res->retry_after_ms;

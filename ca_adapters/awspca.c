@@ -25,7 +25,7 @@
  * window only the ticket protects us (docs/adapters.md).
  *
  * Answers and what they become:
- *   ThrottlingException, HTTP 429     CA_RETRY, bucket paused (throttled)
+ *   ThrottlingException, HTTP 429     CA_PACED, bucket paused (throttled)
  *   5xx, InternalFailure,
  *     ServiceUnavailable, transport   CA_RETRY with jitter
  *   ExpiredTokenException,
@@ -251,7 +251,7 @@ static void map_failure(struct awspca *a, const char *op, const char *key,
   const char *c = ans->code;
   if(strcmp(c, "ThrottlingException") == 0 || ans->status == 429) {
     ca__pace_throttled(pace, ans->has_retry_after ? ans->retry_after_ms : 0);
-    ca__res_retry(res, ans->has_retry_after ? ans->retry_after_ms
+    ca__res_paced(res, ans->has_retry_after ? ans->retry_after_ms
                                             : ca__jitter_ms(TRANSIENT_MS),
                   reason);
     lc_log(LC_DEBUG, "ca", "ca=awspca op=%s key=%s throttled", op, key);
@@ -286,7 +286,7 @@ static uint32_t pace_or_defer(struct ca__pace *p, struct ca_result *res)
   uint32_t wait = 0;
   if(ca__pace_take(p, &wait) == LC_OK)
     return 0;
-  ca__res_retry(res, wait, "paced");
+  ca__res_paced(res, wait, "paced");
   return wait;
 }
 

@@ -81,8 +81,13 @@ struct ca_request {
 enum ca_status {
   CA_ISSUED,    /* cert_pem and chain_pem set */
   CA_PENDING,   /* accepted, not ready: poll() after retry_after_ms */
-  CA_RETRY,     /* transient failure (timeout, 5xx, 429): submit again
+  CA_RETRY,     /* transient failure (timeout, 5xx): submit again
                    with the same key after retry_after_ms */
+  CA_PACED,     /* the quota, not a failure: the adapter's bucket had no
+                   slot within max_wait_ms (nothing sent), or the CA said
+                   "slow down" (429, throttling). Submit again with the
+                   same key after retry_after_ms; callers do not count it
+                   as a failed attempt */
   CA_REJECTED   /* permanent: reason set; do not retry */
 };
 

@@ -232,6 +232,7 @@ bool ca__remote_request_ok(const struct ca_adapter *ca,
                            const struct ca_request *req,
                            const struct ca_result *res);
 void ca__res_pending(struct ca_result *res, uint32_t ms, const char *reason);
+void ca__res_paced(struct ca_result *res, uint32_t ms, const char *reason);
 void ca__res_reject(struct ca_result *res, const char *reason);
 
 /* Fill *res with CA_ISSUED from a leaf and its chain as the CA sent

@@ -151,7 +151,7 @@ static void map_failure(const char *op, const char *key,
   uint32_t ra = ans->has_retry_after ? ans->retry_after_ms : 0;
   if(ans->status == 429) {
     ca__pace_throttled(pace, ra);
-    ca__res_retry(res, ra ? ra : ca__jitter_ms(TRANSIENT_MS), reason);
+    ca__res_paced(res, ra ? ra : ca__jitter_ms(TRANSIENT_MS), reason);
     return;
   }
   if(ans->status >= 500) {
@@ -171,7 +171,7 @@ static bool take(struct ejbca *e, struct ca_result *res)
   uint32_t wait = 0;
   if(ca__pace_take(e->r.pace[0], &wait) == LC_OK)
     return true;
-  ca__res_retry(res, wait, "paced");
+  ca__res_paced(res, wait, "paced");
   return false;
 }
 

@@ -25,7 +25,7 @@
  *   200                       CA_ISSUED (leaf must carry the CSR's key)
  *   401 UNAUTHENTICATED       token dropped, one more try with a fresh one
  *   409 ALREADY_EXISTS        GET by certificateId (Enterprise)
- *   429 RESOURCE_EXHAUSTED    CA_RETRY, bucket paused (Retry-After)
+ *   429 RESOURCE_EXHAUSTED    CA_PACED, bucket paused (Retry-After)
  *   5xx, transport            CA_RETRY with jitter
  *   other 4xx                 CA_REJECTED "gcp:<status>"
  */
@@ -144,7 +144,7 @@ static void map_failure(struct gcpcas *g, const char *op, const char *key,
   uint32_t ra = ans->has_retry_after ? ans->retry_after_ms : 0;
   if(ans->status == 429) {
     ca__pace_throttled(pace, ra);
-    ca__res_retry(res, ra ? ra : ca__jitter_ms(TRANSIENT_MS), reason);
+    ca__res_paced(res, ra ? ra : ca__jitter_ms(TRANSIENT_MS), reason);
     lc_log(LC_DEBUG, "ca", "ca=gcpcas op=%s key=%s throttled", op, key);
     return;
   }
@@ -165,7 +165,7 @@ static bool take(struct ca__pace *p, struct ca_result *res)
   uint32_t wait = 0;
   if(ca__pace_take(p, &wait) == LC_OK)
     return true;
-  ca__res_retry(res, wait, "paced");
+  ca__res_paced(res, wait, "paced");
   return false;
 }
 

@@ -153,6 +153,11 @@ void ca__res_pending(struct ca_result *res, uint32_t ms, const char *reason)
   res_set(res, CA_PENDING, ms ? ms : 1, reason);
 }
 
+void ca__res_paced(struct ca_result *res, uint32_t ms, const char *reason)
+{
+  res_set(res, CA_PACED, ms ? ms : 1, reason);
+}
+
 void ca__res_reject(struct ca_result *res, const char *reason)
 {
   res_set(res, CA_REJECTED, 0, reason);

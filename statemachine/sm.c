@@ -19,6 +19,7 @@
  *   INVALID        any state               on_invalid()
  *   CA_ISSUED      ISSUING_*               on_ca_issued()
  *   CA_RETRY       ISSUING_*               on_ca_retry()
+ *   CA_WAIT        ISSUING_*               on_ca_wait()
  *   CA_REJECTED    ISSUING_*               on_ca_rejected()
  *   INSTALLED      DELIVERED, PROVISIONED  on_installed()
  *   TIMER          VALIDATED, ISSUING_*, DELIVERED   on_timer()
@@ -35,7 +36,7 @@
 
 static const char *const event_names[SM_EV_COUNT] = {
   "REQUEST", "INVALID", "CA_ISSUED", "CA_RETRY", "CA_REJECTED",
-  "INSTALLED", "TIMER", "OPERATOR_RETRY"};
+  "INSTALLED", "TIMER", "OPERATOR_RETRY", "CA_WAIT"};
 
 const char *sm_event_name(enum sm_event_kind k)
 {
@@ -440,6 +441,25 @@ static lc_err on_ca_retry(struct sm_device *dev, const struct sm_policy *pol,
   return LC_OK;
 }
 
+/* The CA's quota or a request still in progress (AWS RequestInProgress,
+ * EJBCA approval): the device waits durably in its state, for as long as
+ * it takes. Not an attempt: a line paced at the CA's quota, or an
+ * approval that takes a day, must not fail devices. No audit record
+ * either: nothing changed but the time of the next call, and a paced
+ * line would write one per deferral. */
+#define SM_WAIT_MIN_MS 50
+static lc_err on_ca_wait(struct sm_device *dev, const struct sm_event *ev)
+{
+  if(!answer_is_current(dev, ev))
+    return LC_ESTATE;
+  uint32_t wait = ev->retry_after_ms;
+  if(wait < SM_WAIT_MIN_MS)
+    wait = SM_WAIT_MIN_MS; /* never a busy loop on a zero answer */
+  dev->next_attempt_at = ev->now_ms + wait;
+  dev->updated_at = ev->now_ms;
+  return LC_OK;
+}
+
 static lc_err on_ca_rejected(struct sm_device *dev, const struct sm_event *ev,
                              struct sm_actions *act)
 {
@@ -585,6 +605,11 @@ lc_err sm_step(struct sm_device *dev, const struct sm_policy *pol,
     return on_ca_retry(dev, pol, ev, act);
   case SM_EV_CA_REJECTED:
     return on_ca_rejected(dev, ev, act);
+  case SM_EV_CA_WAIT: {
+    lc_err rc = on_ca_wait(dev, ev);
+    act->dirty = rc == LC_OK;
+    return rc;
+  }
   case SM_EV_INSTALLED:
     return on_installed(dev, ev, act);
   case SM_EV_TIMER:

@@ -14,6 +14,8 @@
  *   ISSUING_BOOTSTRAP --CA_ISSUED(b)--> ISSUING_OPERATIONAL
  *   ISSUING_OPERATIONAL --CA_ISSUED(o)--> DELIVERED
  *   ISSUING_* --CA_RETRY--> same state, attempts+1, next_attempt_at
+ *   ISSUING_* --CA_WAIT--> same state, next_attempt_at (the CA's quota or
+ *      a request it is still working on: not a failed attempt)
  *   ISSUING_* --TIMER--> same state, CA submit again with the same key
  *   ISSUING_* --CA_REJECTED | attempts spent--> FAILED
  *   DELIVERED --INSTALLED (fingerprints match)--> PROVISIONED
@@ -117,6 +119,9 @@ enum sm_event_kind {
   SM_EV_INSTALLED,        /* ev.text: the device's Provisioning/Installed */
   SM_EV_TIMER,            /* next_attempt_at reached */
   SM_EV_OPERATOR_RETRY,   /* `linecert retry` */
+  SM_EV_CA_WAIT,          /* ev.role, ev.retry_after_ms, ev.generation:
+                             the CA paced us or is still working
+                             (CA_PACED, CA_PENDING) */
   SM_EV_COUNT
 };
 const char *sm_event_name(enum sm_event_kind k);
@@ -274,5 +279,27 @@ lc_err sm_store_checkpoint_put(struct sm_store *st,
  * sm_checkpoint_free(). */
 lc_err sm_store_checkpoint_latest(struct sm_store *st, bool exported_only,
                                   struct sm_checkpoint **out) LC_NODISCARD;
+
+/* ---- CA tickets ---------------------------------------------------------- */
+
+/* The durable memo behind ca_adapters' struct ca_ticket_store: request
+ * key -> what the CA answered before the certificate existed (AWS
+ * CertificateArn, EJBCA approval request id). The CA workers write it,
+ * many threads at once and outside the loop's transactions, so it has
+ * its own connection to the store's file (opened RW by
+ * sm_store_open_sqlite() first, which creates the table) and a lock;
+ * every put is durable (synchronous=FULL) when it returns. */
+struct sm_tickets;
+
+lc_err sm_tickets_open_sqlite(const char *path, struct sm_tickets **out)
+  LC_NODISCARD;
+void sm_tickets_close(struct sm_tickets *t);
+/* Insert or replace. LC_EINVAL for an empty key or a ticket over 255
+ * bytes; LC_EDB. */
+lc_err sm_tickets_put(struct sm_tickets *t, const char *request_key,
+                      const char *ticket) LC_NODISCARD;
+/* LC_ENOTFOUND when there is none; LC_ETOOBIG when cap is too small. */
+lc_err sm_tickets_get(struct sm_tickets *t, const char *request_key,
+                      char *buf, size_t cap) LC_NODISCARD;
 
 #endif

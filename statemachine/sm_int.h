@@ -50,6 +50,6 @@ struct sm_store {
 };
 
 /* Newest schema version a store of this build writes and reads. */
-#define SM_STORE_SCHEMA_VERSION 2
+#define SM_STORE_SCHEMA_VERSION 3
 
 #endif

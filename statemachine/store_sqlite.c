@@ -169,10 +169,25 @@ static lc_err migrate_v2(sqlite3 *db)
   return exec_sql(db, schema_v2, "migrate_v2");
 }
 
+/* v3: what a CA answered for a request key before the certificate was
+ * ready (AWS CertificateArn, EJBCA approval id), kept by the adapters
+ * through sm_tickets (tickets_sqlite.c) on their own connection. */
+static const char schema_v3[] =
+  "CREATE TABLE ca_ticket("
+  " request_key TEXT PRIMARY KEY,"
+  " ticket TEXT NOT NULL,"
+  " updated_at INTEGER NOT NULL);";
+
+static lc_err migrate_v3(sqlite3 *db)
+{
+  return exec_sql(db, schema_v3, "migrate_v3");
+}
+
 /* migrations[v] takes the schema from version v to v + 1. */
 static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
   migrate_v1,
   migrate_v2,
+  migrate_v3,
 };
 
 /* ---- statements -------------------------------------------------------- */

@@ -204,6 +204,47 @@ static void test_retry_after_longer_than_backoff_wins(void)
   sm_device_free(d);
 }
 
+/* A paced line or an approval that takes days waits without failing:
+ * many more CA_WAITs than max_ca_attempts, none counted, no audit, and
+ * a real failure afterwards still gets its full budget. */
+static void test_ca_wait_is_not_an_attempt(void)
+{
+  struct sm_device *d = new_device();
+  struct sm_actions act;
+  struct sm_request r = request(FPR_B, FPR_O);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  for(uint32_t i = 0; i < pol.max_ca_attempts * 3; i++) {
+    struct sm_event ev = {.kind = SM_EV_CA_WAIT, .role = CA_ROLE_BOOTSTRAP,
+                          .generation = d->generation,
+                          .retry_after_ms = 1500, .now_ms = 2000000 + i};
+    CU_ASSERT_EQUAL(step(d, ev, &act), LC_OK);
+    CU_ASSERT_TRUE(act.dirty); /* next_attempt_at must be persisted */
+    CU_ASSERT_EQUAL(act.n, 0);
+    CU_ASSERT_EQUAL(d->next_attempt_at, 2000000 + i + 1500);
+    CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_TIMER}, &act),
+                    LC_OK);
+    CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_CA_SUBMIT), 1);
+  }
+  CU_ASSERT_EQUAL(d->state, SM_ISSUING_BOOTSTRAP);
+  CU_ASSERT_EQUAL(d->attempts, 0);
+  /* A zero wait is not a busy loop. */
+  struct sm_event zero = {.kind = SM_EV_CA_WAIT, .role = CA_ROLE_BOOTSTRAP,
+                          .generation = d->generation, .now_ms = 7000};
+  CU_ASSERT_EQUAL(step(d, zero, &act), LC_OK);
+  CU_ASSERT_TRUE(d->next_attempt_at >= 7000 + 50);
+  /* Stale: another generation or role changes nothing. */
+  struct sm_event stale = zero;
+  stale.generation = d->generation + 1;
+  stale.now_ms = 9000;
+  CU_ASSERT_EQUAL(step(d, stale, &act), LC_ESTATE);
+  stale.generation = d->generation;
+  stale.role = CA_ROLE_OPERATIONAL;
+  CU_ASSERT_EQUAL(step(d, stale, &act), LC_ESTATE);
+  CU_ASSERT_TRUE(d->next_attempt_at < 9000);
+  sm_device_free(d);
+}
+
 static void test_ca_rejection_fails_and_operator_retry_resumes(void)
 {
   struct sm_device *d = new_device();
@@ -389,6 +430,8 @@ const struct lc_test sm_tests[] = {
    test_ca_retry_backs_off_then_fails},
   {"Retry-After longer than backoff wins",
    test_retry_after_longer_than_backoff_wins},
+  {"CA_WAIT (paced, pending) is not a failed attempt",
+   test_ca_wait_is_not_an_attempt},
   {"CA rejection fails; operator retry resumes missing role",
    test_ca_rejection_fails_and_operator_retry_resumes},
   {"INVALID rejects once; replay answered, not re-audited",

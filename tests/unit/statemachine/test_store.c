@@ -12,12 +12,14 @@
 #include "tests/support/lc_cunit.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- fixture ----------------------------------------------------------- */
@@ -839,7 +841,7 @@ static void test_schema_version_and_no_remigration(void)
   fx_open(&f);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "2"); /* v2: audit checkpoints */
+  CU_ASSERT_STRING_EQUAL(v, "3"); /* v3: CA tickets */
   raw_text(f.path, "PRAGMA journal_mode", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "wal");
   raw_text(f.path, "PRAGMA page_size", v, sizeof(v));
@@ -853,7 +855,7 @@ static void test_schema_version_and_no_remigration(void)
   CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
   sm_device_free(back);
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "2");
+  CU_ASSERT_STRING_EQUAL(v, "3");
 
   /* A file that claims version 0 is migrated: the tables exist, so the
    * migration fails and rolls back whole, leaving the rows alone. */
@@ -877,14 +879,137 @@ static void test_newer_schema_refused(void)
   fx_open(&f);
   sm_store_close(f.st);
   f.st = NULL;
-  raw_exec(f.path, "PRAGMA user_version=3");
+  raw_exec(f.path, "PRAGMA user_version=4");
   struct sm_store *st = NULL;
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RW, &st), LC_EDB);
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RO, &st), LC_EDB);
   CU_ASSERT_PTR_NULL(st);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "4");
+  fx_close(&f);
+}
+
+/* ---- CA tickets ------------------------------------------------------------ */
+
+struct late_put {
+  struct sm_tickets *t;
+  lc_err rc;
+};
+
+static void *put_late(void *arg)
+{
+  struct late_put *lp = arg;
+  lp->rc = sm_tickets_put(lp->t, "k-3", "approval-7");
+  return NULL;
+}
+
+static void test_tickets_put_get_replace_persist(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_tickets *t = NULL;
+  CU_ASSERT_EQUAL_FATAL(sm_tickets_open_sqlite(f.path, &t), LC_OK);
+  char buf[256];
+  CU_ASSERT_EQUAL(sm_tickets_get(t, "k-1", buf, sizeof(buf)), LC_ENOTFOUND);
+  CU_ASSERT_EQUAL(sm_tickets_put(t, "k-1", "arn:one"), LC_OK);
+  CU_ASSERT_EQUAL(sm_tickets_put(t, "k-1", "arn:two"), LC_OK);
+  CU_ASSERT_EQUAL(sm_tickets_get(t, "k-1", buf, sizeof(buf)), LC_OK);
+  CU_ASSERT_STRING_EQUAL(buf, "arn:two");
+  CU_ASSERT_EQUAL(sm_tickets_get(t, "k-1", buf, 4), LC_ETOOBIG);
+  char big[300];
+  memset(big, 'x', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  CU_ASSERT_EQUAL(sm_tickets_put(t, "k-2", big), LC_EINVAL);
+  CU_ASSERT_EQUAL(sm_tickets_put(t, "", "arn"), LC_EINVAL);
+  /* A worker writing while the loop's batch holds the write lock waits
+   * for it (busy timeout), and is not part of that batch: the rollback
+   * does not take the ticket with it. */
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  struct late_put lp = {.t = t, .rc = LC_EIO};
+  pthread_t th;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, put_late, &lp), 0);
+  nanosleep(&(struct timespec){.tv_nsec = 200 * 1000 * 1000}, NULL);
+  sm_store_rollback(f.st);
+  pthread_join(th, NULL);
+  CU_ASSERT_EQUAL(lp.rc, LC_OK);
+  sm_tickets_close(t);
+  t = NULL;
+  /* Durable: a new process reads what the old one wrote. */
+  fx_reopen(&f, SM_STORE_RW);
+  CU_ASSERT_EQUAL_FATAL(sm_tickets_open_sqlite(f.path, &t), LC_OK);
+  CU_ASSERT_EQUAL(sm_tickets_get(t, "k-1", buf, sizeof(buf)), LC_OK);
+  CU_ASSERT_STRING_EQUAL(buf, "arn:two");
+  CU_ASSERT_EQUAL(sm_tickets_get(t, "k-3", buf, sizeof(buf)), LC_OK);
+  CU_ASSERT_STRING_EQUAL(buf, "approval-7");
+  sm_tickets_close(t);
+  fx_close(&f);
+}
+
+static void test_tickets_migrate_from_v2(void)
+{
+  struct fx f;
+  fx_open(&f);
+  sm_store_close(f.st);
+  f.st = NULL;
+  /* A store written by the previous version. */
+  raw_exec(f.path, "DROP TABLE ca_ticket");
+  raw_exec(f.path, "PRAGMA user_version=2");
+  struct sm_tickets *t = NULL;
+  CU_ASSERT_EQUAL(sm_tickets_open_sqlite(f.path, &t), LC_EDB); /* no table */
+  CU_ASSERT_PTR_NULL(t);
+  fx_reopen(&f, SM_STORE_RW);
+  char v[16];
+  raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "3");
+  CU_ASSERT_EQUAL_FATAL(sm_tickets_open_sqlite(f.path, &t), LC_OK);
+  CU_ASSERT_EQUAL(sm_tickets_put(t, "k", "v"), LC_OK);
+  sm_tickets_close(t);
+  fx_close(&f);
+}
+
+struct ticket_writer {
+  struct sm_tickets *t;
+  int id;
+  int failures;
+};
+
+static void *write_tickets(void *arg)
+{
+  struct ticket_writer *w = arg;
+  for(int i = 0; i < 50; i++) {
+    char key[32], val[32];
+    snprintf(key, sizeof(key), "w%d-%d", w->id, i);
+    snprintf(val, sizeof(val), "ticket-%d-%d", w->id, i);
+    w->failures += sm_tickets_put(w->t, key, val) != LC_OK;
+  }
+  return NULL;
+}
+
+static void test_tickets_many_threads(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_tickets *t = NULL;
+  CU_ASSERT_EQUAL_FATAL(sm_tickets_open_sqlite(f.path, &t), LC_OK);
+  pthread_t th[4];
+  struct ticket_writer w[4];
+  for(int i = 0; i < 4; i++) {
+    w[i] = (struct ticket_writer){.t = t, .id = i};
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, write_tickets, &w[i]),
+                          0);
+  }
+  for(int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    CU_ASSERT_EQUAL(w[i].failures, 0);
+  }
+  char v[16];
+  raw_text(f.path, "SELECT count(*) FROM ca_ticket", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "200");
+  char buf[64];
+  CU_ASSERT_EQUAL(sm_tickets_get(t, "w3-49", buf, sizeof(buf)), LC_OK);
+  CU_ASSERT_STRING_EQUAL(buf, "ticket-3-49");
+  sm_tickets_close(t);
   fx_close(&f);
 }
 
@@ -1028,7 +1153,13 @@ const struct lc_test store_tests[] = {
    test_audit_append_after_other_writer_refused},
   {"nested audit_foreach is refused", test_nested_audit_foreach_refused},
   {"meta set upserts; missing key is LC_ENOTFOUND", test_meta_upsert},
-  {"new store is schema 2, WAL, 16 KiB pages; reopen does not migrate",
+  {"CA tickets: put, replace, get, durable across reopen",
+   test_tickets_put_get_replace_persist},
+  {"CA tickets: a v2 store gains the table on RW open",
+   test_tickets_migrate_from_v2},
+  {"CA tickets: four threads write through one handle",
+   test_tickets_many_threads},
+  {"new store is schema 3, WAL, 16 KiB pages; reopen does not migrate",
    test_schema_version_and_no_remigration},
   {"schema newer than this build is refused", test_newer_schema_refused},
   {"read-only open of a missing or empty file fails cleanly",
