@@ -27,6 +27,52 @@ enum brk_mqtt_version { BRK_MQTT_311, BRK_MQTT_5 };
  * TLS 1.3 floor cannot be set from here (set it on the broker). */
 enum brk_tls_version { BRK_TLS_12 };
 
+/* A remote CA: one [ca.<name>] section (docs/adapters.md). Each key maps
+ * onto a field of the adapter's config struct in ca_adapters/ca.h. */
+#define BRK_CA_MAX 8
+#define BRK_CA_NAME_MAX 32
+enum brk_ca_type { BRK_CA_NONE, BRK_CA_EJBCA, BRK_CA_AWSPCA, BRK_CA_GCPCAS };
+enum brk_gcp_tier { BRK_GCP_ENTERPRISE, BRK_GCP_DEVOPS };
+
+struct brk_ca_role {
+  /* ejbca */
+  char ca_name[128], certificate_profile[128], end_entity_profile[128];
+  /* awspca */
+  char ca_arn[256], template_arn[256], signing_algorithm[32];
+  unsigned validity_days;          /* 0 = [profile.<role>] validity_days */
+  /* gcpcas */
+  char pool[256], certificate_template[256];
+  enum brk_gcp_tier tier;
+  unsigned lifetime_s;             /* 0 = [profile.<role>] validity_days */
+};
+
+struct brk_ca_remote {
+  char name[BRK_CA_NAME_MAX];      /* [ca.<name>] */
+  enum brk_ca_type type;
+  unsigned workers;                /* 0 = [ca] workers */
+  /* transport */
+  char ca_file[BRK_PATH_MAX], client_cert[BRK_PATH_MAX],
+    client_key[BRK_PATH_MAX], client_key_password_file[BRK_PATH_MAX];
+  unsigned connect_timeout_ms, timeout_ms, max_response;
+  /* pacing: rate is the primary bucket (enroll, issue, create) */
+  double rate, get_rate;           /* 0 = the published quota, < 0 = none */
+  unsigned burst, max_wait_ms;
+  /* ejbca */
+  char base_url[BRK_PATH_MAX], username_prefix[32],
+    enrollment_secret_file[BRK_PATH_MAX];
+  bool lookup;
+  unsigned approval_poll_ms;
+  /* awspca */
+  char region[64], endpoint[BRK_PATH_MAX], profile[64];
+  unsigned poll_ms;
+  /* gcpcas (endpoint above) */
+  char key_file[BRK_PATH_MAX], metadata_url[BRK_PATH_MAX], scope[256];
+  struct brk_ca_role role[CA_ROLE_COUNT];
+};
+
+/* "ejbca", "awspca", "gcpcas" ("" for none). */
+const char *brk_ca_type_name(enum brk_ca_type t);
+
 struct brk_config {
   /* [mqtt] */
   char mqtt_url[BRK_PATH_MAX];     /* tcp:// mqtt:// ssl:// mqtts:// */
@@ -49,7 +95,14 @@ struct brk_config {
   unsigned batch_max;              /* events per transaction */
   unsigned queue_max;              /* inbox and job queue bound */
   /* [ca] and [profile.*] */
-  char ca_adapter[CA_ROLE_COUNT][16]; /* "local" */
+  char ca_adapter[CA_ROLE_COUNT][BRK_CA_NAME_MAX]; /* "local" or a
+                                                     [ca.<name>] */
+  unsigned ca_workers;             /* CA threads per adapter; 0 = 32 for a
+                                      remote CA, one per core for local */
+  char ca_trust_bundle[BRK_PATH_MAX]; /* PEM sent as TrustBundle; "" =
+                                         the local root when local is used */
+  struct brk_ca_remote ca_remote[BRK_CA_MAX];
+  unsigned n_ca_remote;
   struct ca_profile profile[CA_ROLE_COUNT];
   /* [sparkplug] edge-node sessions (sparkplug/spb_session.c) */
   unsigned reorder_timeout_ms;     /* wait for a seq gap to fill */
@@ -76,11 +129,17 @@ struct brk_config {
   char ca_pkcs11_key_label[CA_ROLE_COUNT][SM_ID_MAX + 1];
 };
 
+/* The [ca.<name>] section called `name`, or NULL. */
+const struct brk_ca_remote *brk_config_ca(const struct brk_config *cfg,
+                                          const char *name);
+
 /* The built-in defaults (embedded local CA, data in ./linecert-data). */
 void brk_config_defaults(struct brk_config *cfg);
 
 /* Read `path` over the values in *cfg (INI: sections [mqtt], [service],
- * [ca], [profile.bootstrap], [profile.operational], [policy]). Then run
+ * [ca], [ca.<name>], [profile.bootstrap], [profile.operational],
+ * [policy], [sparkplug], [audit]). In a [ca.<name>] section `type`
+ * comes first: it decides which keys exist. Then run
  * the cross-field checks. On error, `err` holds "path:line: key: reason"
  * and *cfg may be partly updated: parse into a scratch copy. */
 lc_err brk_config_load(struct brk_config *cfg, const char *path, char *err,

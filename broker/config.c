@@ -23,18 +23,20 @@
 #include "sparkplug/spb.h"
 
 /* OPT_ENUM: the value is one of names[0..max], stored as that index in
- * an enum field; `why` is the reason given for anything else. */
-enum opt_type { OPT_STR, OPT_UINT, OPT_BOOL, OPT_ENUM };
+ * an enum field; `why` is the reason given for anything else. OPT_RATE:
+ * requests per second as a double, negative meaning "no limit". */
+enum opt_type { OPT_STR, OPT_UINT, OPT_BOOL, OPT_ENUM, OPT_RATE };
 
 struct opt {
   const char *section;
   const char *key;
   enum opt_type type;
-  size_t offset;        /* into struct brk_config */
+  size_t offset;        /* into struct brk_config (or brk_ca_remote) */
   size_t size;          /* OPT_STR: buffer size; OPT_UINT: 4 */
   unsigned long min, max;
   const char *const *names;  /* OPT_ENUM */
   const char *why;           /* OPT_ENUM */
+  unsigned types;            /* [ca.<name>] keys: bit per brk_ca_type */
 };
 
 #define STR(sec, key, field)                                            \
@@ -51,7 +53,26 @@ struct opt {
    sizeof(((struct brk_config *)0)->field), 0,                          \
    sizeof(names) / sizeof(names[0]) - 1, names, why}
 
+/* [ca.<name>] keys: offsets into struct brk_ca_remote, and the adapter
+ * types that have the key. */
+#define T_EJ (1u << BRK_CA_EJBCA)
+#define T_AWS (1u << BRK_CA_AWSPCA)
+#define T_GCP (1u << BRK_CA_GCPCAS)
+#define T_ALL (T_EJ | T_AWS | T_GCP)
+#define RFIELD(f) offsetof(struct brk_ca_remote, f), \
+    sizeof(((struct brk_ca_remote *)0)->f)
+#define R_STR(key, f, t) {"ca.*", key, OPT_STR, RFIELD(f), 0, 0, NULL, NULL, t}
+#define R_UINT(key, f, lo, hi, t) \
+  {"ca.*", key, OPT_UINT, RFIELD(f), lo, hi, NULL, NULL, t}
+#define R_BOOL(key, f, t) {"ca.*", key, OPT_BOOL, RFIELD(f), 0, 1, NULL, NULL, t}
+#define R_RATE(key, f, t) {"ca.*", key, OPT_RATE, RFIELD(f), 0, 0, NULL, NULL, t}
+#define R_ENUM(key, f, names, why, t)                                     \
+  {"ca.*", key, OPT_ENUM, RFIELD(f), 0,                                   \
+   sizeof(names) / sizeof(names[0]) - 1, names, why, t}
+
 /* OPT_ENUM stores an int. */
+_Static_assert(sizeof(enum brk_ca_type) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum brk_gcp_tier) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum brk_mqtt_version) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum brk_tls_version) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum sm_reprovision) == sizeof(int), "enum size");
@@ -60,6 +81,14 @@ _Static_assert(sizeof(enum sm_reprovision) == sizeof(int), "enum size");
 static const char *const mqtt_version_names[] = {"3.1.1", "5"};
 static const char *const tls_version_names[] = {"1.2"};
 static const char *const reprovision_names[] = {"deny", "reissue"};
+static const char *const ca_type_names[] = {"", "ejbca", "awspca", "gcpcas"};
+static const char *const tier_names[] = {"enterprise", "devops"};
+
+const char *brk_ca_type_name(enum brk_ca_type t)
+{
+  return (unsigned)t < sizeof(ca_type_names) / sizeof(ca_type_names[0])
+           ? ca_type_names[t] : "";
+}
 
 static const struct opt options[] = {
   STR("mqtt", "url", mqtt_url),
@@ -83,6 +112,14 @@ static const struct opt options[] = {
   UINT("service", "queue_max", queue_max, 16, 1u << 20),
   STR("ca", "bootstrap", ca_adapter[CA_ROLE_BOOTSTRAP]),
   STR("ca", "operational", ca_adapter[CA_ROLE_OPERATIONAL]),
+  UINT("ca", "workers", ca_workers, 0, 1024),
+  STR("ca", "trust_bundle", ca_trust_bundle),
+  STR("ca", "local_pkcs11_module", ca_pkcs11_module),
+  STR("ca", "local_pkcs11_token", ca_pkcs11_token),
+  STR("ca", "local_bootstrap_key_label",
+      ca_pkcs11_key_label[CA_ROLE_BOOTSTRAP]),
+  STR("ca", "local_operational_key_label",
+      ca_pkcs11_key_label[CA_ROLE_OPERATIONAL]),
   UINT("profile.bootstrap", "validity_days",
        profile[CA_ROLE_BOOTSTRAP].validity_days, 1, 36500),
   BOOL("profile.bootstrap", "client_auth",
@@ -115,13 +152,79 @@ static const struct opt options[] = {
        "must be deny or reissue"),
   UINT("policy", "csr_max_bytes", csr_max_bytes, 256, 65536),
   BOOL("policy", "allow_p384", allow_p384),
-  STR("ca", "local_pkcs11_module", ca_pkcs11_module),
-  STR("ca", "local_pkcs11_token", ca_pkcs11_token),
-  STR("ca", "local_bootstrap_key_label",
-      ca_pkcs11_key_label[CA_ROLE_BOOTSTRAP]),
-  STR("ca", "local_operational_key_label",
-      ca_pkcs11_key_label[CA_ROLE_OPERATIONAL]),
 };
+
+#define R_ROLE(rn, idx)                                                \
+  R_STR(rn ".ca_name", role[idx].ca_name, T_EJ),                       \
+  R_STR(rn ".certificate_profile", role[idx].certificate_profile, T_EJ), \
+  R_STR(rn ".end_entity_profile", role[idx].end_entity_profile, T_EJ), \
+  R_STR(rn ".ca_arn", role[idx].ca_arn, T_AWS),                        \
+  R_STR(rn ".template_arn", role[idx].template_arn, T_AWS),            \
+  R_STR(rn ".signing_algorithm", role[idx].signing_algorithm, T_AWS),  \
+  R_UINT(rn ".validity_days", role[idx].validity_days, 0, 36500, T_AWS), \
+  R_STR(rn ".pool", role[idx].pool, T_GCP),                            \
+  R_STR(rn ".certificate_template", role[idx].certificate_template,    \
+        T_GCP),                                                          \
+  R_ENUM(rn ".tier", role[idx].tier, tier_names,                       \
+         "must be enterprise or devops", T_GCP),                         \
+  R_UINT(rn ".lifetime_s", role[idx].lifetime_s, 0, 3153600000u, T_GCP)
+
+/* `type` is first: it must be set before any other key of the section. */
+static const struct opt ca_options[] = {
+  R_ENUM("type", type, ca_type_names, "must be ejbca, awspca or gcpcas",
+         T_ALL),
+  R_UINT("workers", workers, 0, 1024, T_ALL),
+  R_STR("ca_file", ca_file, T_ALL),
+  R_STR("client_cert", client_cert, T_EJ),
+  R_STR("client_key", client_key, T_EJ),
+  R_STR("client_key_password_file", client_key_password_file, T_EJ),
+  R_UINT("connect_timeout_ms", connect_timeout_ms, 100, 600000, T_ALL),
+  R_UINT("timeout_ms", timeout_ms, 100, 600000, T_ALL),
+  R_UINT("max_response", max_response, 4096, 64u << 20, T_ALL),
+  R_RATE("rate", rate, T_ALL),
+  R_RATE("issue_rate", rate, T_AWS),
+  R_RATE("create_rate", rate, T_GCP),
+  R_RATE("get_rate", get_rate, T_AWS | T_GCP),
+  R_UINT("burst", burst, 1, 10000, T_ALL),
+  R_UINT("max_wait_ms", max_wait_ms, 0, 600000, T_ALL),
+  R_STR("base_url", base_url, T_EJ),
+  R_STR("username_prefix", username_prefix, T_EJ),
+  R_STR("enrollment_secret_file", enrollment_secret_file, T_EJ),
+  R_BOOL("lookup", lookup, T_EJ),
+  R_UINT("approval_poll_ms", approval_poll_ms, 100, 86400000, T_EJ),
+  R_STR("region", region, T_AWS),
+  R_STR("endpoint", endpoint, T_AWS | T_GCP),
+  R_STR("profile", profile, T_AWS),
+  R_UINT("poll_ms", poll_ms, 50, 600000, T_AWS),
+  R_STR("key_file", key_file, T_GCP),
+  R_STR("metadata_url", metadata_url, T_GCP),
+  R_STR("scope", scope, T_GCP),
+  R_ROLE("bootstrap", CA_ROLE_BOOTSTRAP),
+  R_ROLE("operational", CA_ROLE_OPERATIONAL),
+};
+
+static void ca_remote_defaults(struct brk_ca_remote *r, const char *name)
+{
+  memset(r, 0, sizeof(*r));
+  lc_strlcpy(r->name, name, sizeof(r->name));
+  r->connect_timeout_ms = 5000;
+  r->timeout_ms = 30000;
+  r->max_response = 1u << 20;
+  r->burst = 1;
+  r->max_wait_ms = 2000;
+  r->lookup = true;
+  r->approval_poll_ms = 30000;
+  r->poll_ms = 1000;
+}
+
+const struct brk_ca_remote *brk_config_ca(const struct brk_config *cfg,
+                                          const char *name)
+{
+  for(unsigned i = 0; i < cfg->n_ca_remote; i++)
+    if(!strcmp(cfg->ca_remote[i].name, name))
+      return &cfg->ca_remote[i];
+  return NULL;
+}
 
 void brk_config_defaults(struct brk_config *cfg)
 {
@@ -167,10 +270,10 @@ static bool parse_bool(const char *v, bool *out)
 }
 
 /* Set one option from text. Returns NULL or a static reason. */
-static const char *set_option(struct brk_config *cfg, const struct opt *o,
+static const char *set_option(void *base, const struct opt *o,
                               const char *value)
 {
-  char *field = (char *)cfg + o->offset;
+  char *field = (char *)base + o->offset;
   switch(o->type) {
   case OPT_STR:
     if(!lc_strlcpy(field, value, o->size))
@@ -206,6 +309,15 @@ static const char *set_option(struct brk_config *cfg, const struct opt *o,
       }
     }
     return o->why;
+  case OPT_RATE: {
+    char *end;
+    errno = 0;
+    double v = strtod(value, &end);
+    if(errno || end == value || *end || !(v > -1e9 && v < 1e6))
+      return "not a rate (requests per second; negative = unlimited)";
+    memcpy(field, &v, sizeof(v));
+    return NULL;
+  }
   }
   return "unknown type";
 }
@@ -216,11 +328,70 @@ struct parse_ctx {
   const char *reason;
 };
 
+/* A section name: letters, digits, '-' and '_' (it shows in logs and
+ * metric labels). */
+static bool ca_name_valid(const char *n)
+{
+  size_t len = strlen(n);
+  if(!len || len >= BRK_CA_NAME_MAX || !strcmp(n, "local"))
+    return false;
+  return strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                   "0123456789-_") == len;
+}
+
+static struct brk_ca_remote *ca_section(struct brk_config *cfg,
+                                        const char *name, const char **why)
+{
+  for(unsigned i = 0; i < cfg->n_ca_remote; i++)
+    if(!strcmp(cfg->ca_remote[i].name, name))
+      return &cfg->ca_remote[i];
+  if(!ca_name_valid(name)) {
+    *why = "bad section name: [ca.<name>] with letters, digits, - and _, "
+           "at most 31, not \"local\"";
+    return NULL;
+  }
+  if(cfg->n_ca_remote == BRK_CA_MAX) {
+    *why = "too many [ca.<name>] sections";
+    return NULL;
+  }
+  struct brk_ca_remote *r = &cfg->ca_remote[cfg->n_ca_remote++];
+  ca_remote_defaults(r, name);
+  return r;
+}
+
+static const char *set_ca_option(struct brk_config *cfg, const char *name,
+                                 const char *key, const char *value)
+{
+  const char *why = NULL;
+  struct brk_ca_remote *r = ca_section(cfg, name, &why);
+  if(!r)
+    return why;
+  for(size_t i = 0; i < sizeof(ca_options) / sizeof(ca_options[0]); i++) {
+    const struct opt *o = &ca_options[i];
+    if(strcmp(o->key, key))
+      continue;
+    if(i > 0 && r->type == BRK_CA_NONE)
+      return "set type first (ejbca, awspca or gcpcas)";
+    if(i == 0 && r->type != BRK_CA_NONE)
+      return "type set twice";
+    if(i > 0 && !(o->types & (1u << r->type)))
+      return "not a setting of this adapter type";
+    return set_option(r, o, value);
+  }
+  return "unknown setting";
+}
+
 static int on_ini_entry(void *user, const char *section, const char *name,
                         const char *value)
 {
   struct parse_ctx *ctx = user;
+  if(ctx->reason)
+    return 0; /* inih goes on after an error; the first one is reported */
   snprintf(ctx->key, sizeof(ctx->key), "%s.%s", section, name);
+  if(!strncmp(section, "ca.", 3)) {
+    ctx->reason = set_ca_option(ctx->cfg, section + 3, name, value);
+    return ctx->reason == NULL;
+  }
   for(size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
     const struct opt *o = &options[i];
     if(strcmp(o->section, section) || strcmp(o->key, name))
@@ -323,10 +494,39 @@ static const char *mqtt_tls_problem(const struct brk_config *cfg,
   return key;
 }
 
+/* The files of a [ca.<name>] section open now. The key's name goes to
+ * the start of buf, the reason after it. */
+static const char *ca_files_problem(const struct brk_ca_remote *r,
+                                    const char **why, char *buf, size_t cap)
+{
+  const struct {
+    const char *key, *path;
+  } files[] = {{"ca_file", r->ca_file},
+               {"client_cert", r->client_cert},
+               {"client_key", r->client_key},
+               {"client_key_password_file", r->client_key_password_file},
+               {"enrollment_secret_file", r->enrollment_secret_file},
+               {"key_file", r->key_file}};
+  for(size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+    if(!files[i].path[0])
+      continue;
+    int n = snprintf(buf, cap, "ca.%s.%s", r->name, files[i].key);
+    if(n < 0 || (size_t)n + 1 >= cap)
+      return "ca";
+    const char *w = tls_file_unreadable(files[i].path, buf + n + 1,
+                                        cap - (size_t)n - 1);
+    if(w) {
+      *why = w;
+      return buf;
+    }
+  }
+  return NULL;
+}
+
 lc_err brk_config_check_files(const struct brk_config *cfg, char *err,
                               size_t errcap)
 {
-  char buf[BRK_PATH_MAX + 64];
+  char buf[2 * BRK_PATH_MAX + 64];
   const char *key = NULL, *why = NULL;
   if(cfg->mqtt_ca_file[0] &&
      (why = tls_file_unreadable(cfg->mqtt_ca_file, buf, sizeof(buf))))
@@ -337,10 +537,97 @@ lc_err brk_config_check_files(const struct brk_config *cfg, char *err,
   else if(cfg->mqtt_key_file[0] &&
           (why = tls_file_unreadable(cfg->mqtt_key_file, buf, sizeof(buf))))
     key = "mqtt.key_file";
+  if(!key && cfg->ca_trust_bundle[0] &&
+     (why = tls_file_unreadable(cfg->ca_trust_bundle, buf, sizeof(buf))))
+    key = "ca.trust_bundle";
+  for(unsigned i = 0; !key && i < cfg->n_ca_remote; i++)
+    key = ca_files_problem(&cfg->ca_remote[i], &why, buf, sizeof(buf));
   if(!key)
     return LC_OK;
   snprintf(err, errcap, "%s: %s", key, why);
   return LC_ECONFIG;
+}
+
+/* What a remote CA needs to serve `role`; NULL or the missing key (its
+ * name in buf) with a reason. */
+static const char *ca_role_problem(const struct brk_ca_remote *r, int role,
+                                   const char **why, char *buf, size_t cap)
+{
+  const struct brk_ca_role *c = &r->role[role];
+  const char *missing = NULL;
+  switch(r->type) {
+  case BRK_CA_EJBCA:
+    missing = !c->ca_name[0] ? "ca_name"
+              : !c->certificate_profile[0] ? "certificate_profile"
+              : !c->end_entity_profile[0] ? "end_entity_profile" : NULL;
+    break;
+  case BRK_CA_AWSPCA:
+    missing = !c->ca_arn[0] ? "ca_arn" : NULL;
+    break;
+  case BRK_CA_GCPCAS:
+    missing = !c->pool[0] ? "pool" : NULL;
+    break;
+  case BRK_CA_NONE:
+    break;
+  }
+  if(!missing)
+    return NULL;
+  snprintf(buf, cap, "ca.%s.%s.%s", r->name,
+           ca_role_name((enum ca_role)role), missing);
+  *why = "required: this adapter serves that role";
+  return buf;
+}
+
+static const char *ca_section_problem(const struct brk_ca_remote *r,
+                                      const char **why, char *buf, size_t cap)
+{
+  const char *missing = NULL;
+  if(r->type == BRK_CA_NONE)
+    missing = "type";
+  else if(r->type == BRK_CA_EJBCA)
+    missing = !r->base_url[0] ? "base_url"
+              : !r->client_cert[0] ? "client_cert" : NULL;
+  else if(r->type == BRK_CA_AWSPCA)
+    missing = !r->region[0] ? "region" : NULL;
+  if(missing) {
+    snprintf(buf, cap, "ca.%s.%s", r->name, missing);
+    *why = "required";
+    return buf;
+  }
+  if(r->client_key[0] && !r->client_cert[0]) {
+    snprintf(buf, cap, "ca.%s.client_cert", r->name);
+    *why = "required with client_key";
+    return buf;
+  }
+  return NULL;
+}
+
+/* [ca] bootstrap/operational name "local" or a [ca.<name>] section that
+ * has what the role needs. Sections no role uses are checked too: a
+ * typo there is found now, not when an operator switches to it. */
+static const char *ca_problem(const struct brk_config *cfg, const char **why,
+                              char *buf, size_t cap)
+{
+  for(unsigned i = 0; i < cfg->n_ca_remote; i++) {
+    const char *key = ca_section_problem(&cfg->ca_remote[i], why, buf, cap);
+    if(key)
+      return key;
+  }
+  for(int role = 0; role < CA_ROLE_COUNT; role++) {
+    const char *name = cfg->ca_adapter[role];
+    if(!strcmp(name, "local"))
+      continue;
+    const struct brk_ca_remote *r = brk_config_ca(cfg, name);
+    if(!r) {
+      snprintf(buf, cap, "ca.%s", ca_role_name((enum ca_role)role));
+      *why = "names neither \"local\" nor a [ca.<name>] section";
+      return buf;
+    }
+    const char *key = ca_role_problem(r, role, why, buf, cap);
+    if(key)
+      return key;
+  }
+  return NULL;
 }
 
 lc_err brk_config_check(const struct brk_config *cfg, char *err,
@@ -375,9 +662,6 @@ lc_err brk_config_check(const struct brk_config *cfg, char *err,
     key = "service.data_dir", why = "empty";
   else if(lc_log_set_level(cfg->log_level) != LC_OK)
     key = "service.log_level", why = "must be debug, info, warn or error";
-  else if(strcmp(cfg->ca_adapter[0], "local") ||
-          strcmp(cfg->ca_adapter[1], "local"))
-    key = "ca", why = "only the \"local\" adapter is available in this build";
   else if(cfg->policy.retry_base_ms > cfg->policy.retry_max_ms)
     key = "policy.retry_base_ms", why = "greater than retry_max_ms";
   else if(cfg->profile[CA_ROLE_OPERATIONAL].validity_days >
@@ -387,22 +671,16 @@ lc_err brk_config_check(const struct brk_config *cfg, char *err,
   if(!key)
     key = mqtt_tls_problem(cfg, &why, buf, sizeof(buf));
   if(!key)
+    key = ca_problem(cfg, &why, buf, sizeof(buf));
+  if(!key)
     return LC_OK;
   snprintf(err, errcap, "%s: %s", key, why);
   return LC_ECONFIG;
 }
 
-void brk_config_print(const struct brk_config *cfg, void *out)
+static void print_option(FILE *f, const void *base, const struct opt *o)
 {
-  FILE *f = out;
-  const char *section = "";
-  for(size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
-    const struct opt *o = &options[i];
-    const char *field = (const char *)cfg + o->offset;
-    if(strcmp(section, o->section)) {
-      fprintf(f, "%s[%s]\n", i ? "\n" : "", o->section);
-      section = o->section;
-    }
+    const char *field = (const char *)base + o->offset;
     switch(o->type) {
     case OPT_STR:
       fprintf(f, "%s = %s\n", o->key, field);
@@ -426,6 +704,37 @@ void brk_config_print(const struct brk_config *cfg, void *out)
               o->names[v >= 0 && (unsigned long)v <= o->max ? v : 0]);
       break;
     }
+    case OPT_RATE: {
+      double v;
+      memcpy(&v, field, sizeof(v));
+      fprintf(f, "%s = %g\n", o->key, v);
+      break;
+    }
+    }
+}
+
+void brk_config_print(const struct brk_config *cfg, void *out)
+{
+  FILE *f = out;
+  const char *section = "";
+  for(size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
+    const struct opt *o = &options[i];
+    if(strcmp(section, o->section)) {
+      fprintf(f, "%s[%s]\n", i ? "\n" : "", o->section);
+      section = o->section;
+    }
+    print_option(f, cfg, o);
+  }
+  for(unsigned n = 0; n < cfg->n_ca_remote; n++) {
+    const struct brk_ca_remote *r = &cfg->ca_remote[n];
+    fprintf(f, "\n[ca.%s]\n", r->name);
+    for(size_t i = 0; i < sizeof(ca_options) / sizeof(ca_options[0]); i++) {
+      const struct opt *o = &ca_options[i];
+      /* One line per field: the aliases of `rate` are not repeated. */
+      bool alias = !strcmp(o->key, "issue_rate") ||
+                   !strcmp(o->key, "create_rate");
+      if((o->types & (1u << r->type)) && !alias)
+        print_option(f, r, o);
     }
   }
 }

@@ -72,6 +72,7 @@ static void test_config_values_and_errors(void)
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "mqtt.groups"));
   CU_ASSERT_EQUAL(load("[mqtt]\nurl = http://x\n", &cfg, err), LC_ECONFIG);
   CU_ASSERT_EQUAL(load("[ca]\nbootstrap = ejbca\n", &cfg, err), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "ca.bootstrap: names neither"));
   /* Cross-field: the operational certificate may not outlive the
    * bootstrap one. */
   CU_ASSERT_EQUAL(load("[profile.bootstrap]\nvalidity_days = 100\n", &cfg,
@@ -105,6 +106,94 @@ static void test_config_local_ca_pkcs11(void)
   CU_ASSERT_EQUAL(load("[ca]\nlocal_bootstrap_key_label = kb\n", &cfg, err),
                   LC_ECONFIG);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "ca.local_pkcs11_module"));
+}
+
+/* [ca.<name>] sections: parsed onto the adapter fields, one instance
+ * per name, and every mistake named with its line and key. */
+#define AWS_SECTION                                                       \
+  "[ca.aws-line1]\ntype = awspca\nregion = eu-central-1\n"                \
+  "issue_rate = 12.5\nget_rate = 50\nburst = 3\n"                         \
+  "bootstrap.ca_arn = arn:b\noperational.ca_arn = arn:o\n"                \
+  "operational.validity_days = 90\n"
+
+static void test_config_remote_ca_sections(void)
+{
+  struct brk_config cfg;
+  char err[BRK_ERR_MAX];
+  CU_ASSERT_EQUAL_FATAL(load("[ca]\nbootstrap = gcp\noperational = aws-line1\n"
+                             "workers = 48\n" AWS_SECTION
+                             "[ca.gcp]\ntype = gcpcas\n"
+                             "bootstrap.pool = projects/p/locations/l/caPools/b\n"
+                             "bootstrap.tier = devops\n"
+                             "bootstrap.lifetime_s = 86400\nrate = -1\n",
+                             &cfg, err), LC_OK);
+  CU_ASSERT_EQUAL(cfg.n_ca_remote, 2);
+  CU_ASSERT_EQUAL(cfg.ca_workers, 48);
+  const struct brk_ca_remote *aws = brk_config_ca(&cfg, "aws-line1");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(aws);
+  CU_ASSERT_EQUAL(aws->type, BRK_CA_AWSPCA);
+  CU_ASSERT_STRING_EQUAL(aws->region, "eu-central-1");
+  CU_ASSERT_DOUBLE_EQUAL(aws->rate, 12.5, 1e-9);
+  CU_ASSERT_DOUBLE_EQUAL(aws->get_rate, 50, 1e-9);
+  CU_ASSERT_EQUAL(aws->burst, 3);
+  CU_ASSERT_EQUAL(aws->timeout_ms, 30000); /* default kept */
+  CU_ASSERT_STRING_EQUAL(aws->role[CA_ROLE_OPERATIONAL].ca_arn, "arn:o");
+  CU_ASSERT_EQUAL(aws->role[CA_ROLE_OPERATIONAL].validity_days, 90);
+  const struct brk_ca_remote *gcp = brk_config_ca(&cfg, "gcp");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(gcp);
+  CU_ASSERT_EQUAL(gcp->role[CA_ROLE_BOOTSTRAP].tier, BRK_GCP_DEVOPS);
+  CU_ASSERT_TRUE(gcp->rate < 0);
+  CU_ASSERT_PTR_NULL(brk_config_ca(&cfg, "local"));
+
+  /* The printed configuration reads back to the same values. */
+  char *path = write_temp("");
+  FILE *f = fopen(path, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  brk_config_print(&cfg, f);
+  fclose(f);
+  struct brk_config again;
+  brk_config_defaults(&again);
+  CU_ASSERT_EQUAL(brk_config_load(&again, path, err, sizeof(err)), LC_OK);
+  unlink(path);
+  const struct brk_ca_remote *aws2 = brk_config_ca(&again, "aws-line1");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(aws2);
+  CU_ASSERT_DOUBLE_EQUAL(aws2->rate, 12.5, 1e-9);
+  CU_ASSERT_STRING_EQUAL(aws2->role[CA_ROLE_BOOTSTRAP].ca_arn, "arn:b");
+
+  static const struct {
+    const char *text, *want;
+  } bad[] = {
+    {"[ca.x]\nregion = r\ntype = awspca\n", ":2: ca.x.region: set type"},
+    {"[ca.x]\ntype = vault\n", ":2: ca.x.type: must be ejbca"},
+    {"[ca.x]\ntype = awspca\ntype = gcpcas\n", ":3: ca.x.type: type set"},
+    {"[ca.x]\ntype = awspca\nbase_url = https://e\n",
+     ":3: ca.x.base_url: not a setting of this adapter type"},
+    {"[ca.x]\ntype = gcpcas\nbootstrap.tier = gold\n", "must be enterprise"},
+    {"[ca.x]\ntype = gcpcas\nrate = fast\n", "not a rate"},
+    {"[ca.a/b]\ntype = gcpcas\n", "bad section name"},
+    {"[ca.local]\ntype = gcpcas\n", "bad section name"},
+    {"[ca]\nbootstrap = nowhere\n", "ca.bootstrap: names neither"},
+    {"[ca]\noperational = aws-line1\n[ca.aws-line1]\ntype = awspca\n"
+     "region = r\n", "ca.aws-line1.operational.ca_arn: required"},
+    {"[ca.e]\ntype = ejbca\nclient_cert = c.pem\n", "ca.e.base_url: required"},
+    {"[ca]\nbootstrap = e\n[ca.e]\ntype = ejbca\nbase_url = https://e\n"
+     "client_cert = c.pem\nbootstrap.ca_name = C\n"
+     "bootstrap.certificate_profile = P\n",
+     "ca.e.bootstrap.end_entity_profile: required"},
+  };
+  for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    CU_ASSERT_EQUAL(load(bad[i].text, &cfg, err), LC_ECONFIG);
+    if(!strstr(err, bad[i].want))
+      fprintf(stderr, "case %zu: got \"%s\", want \"%s\"\n", i, err,
+              bad[i].want);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].want));
+  }
+  /* Files named by a section must open (check-config and serve). */
+  CU_ASSERT_EQUAL_FATAL(load("[ca.x]\ntype = gcpcas\n"
+                             "key_file = /nonexistent/sa.json\n", &cfg, err),
+                        LC_OK);
+  CU_ASSERT_EQUAL(brk_config_check_files(&cfg, err, sizeof(err)), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "ca.x.key_file: cannot read"));
 }
 
 /* ---- DBIRTH pre-checks ------------------------------------------------------- */
@@ -300,6 +389,8 @@ static const struct lc_test tests[] = {
    test_config_values_and_errors},
   {"config: the local CA's issuing keys on a PKCS#11 token",
    test_config_local_ca_pkcs11},
+  {"config: [ca.<name>] remote CA sections, errors with line and key",
+   test_config_remote_ca_sections},
   {"DBIRTH pre-checks name the problem ('/', '+', '#', controls)",
    test_birth_prechecks_name_the_problem},
   {"DBIRTH without a serial is rejected",
