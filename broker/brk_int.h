@@ -47,6 +47,7 @@ struct brk_job {
   char serial[SM_ID_MAX + 1];
   uint32_t generation;
   enum ca_role role;                  /* ISSUE */
+  unsigned slot;                      /* ISSUE: index in brk.ca_slots */
   char request_key[40];               /* ISSUE */
   char *csr_pem[CA_ROLE_COUNT];       /* owned; VALIDATE both, ISSUE one */
   struct ca_csr *csr[CA_ROLE_COUNT];  /* owned; parsed (VALIDATE output,
@@ -157,7 +158,10 @@ struct brk_dev {
   struct sm_device *sm;                  /* owned */
   struct ca_csr *csr[CA_ROLE_COUNT];     /* owned cache from validation */
   bool validating;                       /* a VALIDATE job is out */
-  bool ca_inflight;                      /* an ISSUE job is out */
+  bool ca_inflight;                      /* queued for a CA worker, or an
+                                            ISSUE job is out */
+  bool ca_queued;                        /* in its adapter's FIFO */
+  struct brk_dev *ca_next;               /* that FIFO */
   bool kick;                             /* fire TIMER now (resume) */
   bool touched;                          /* changed in this batch */
   char key[BRK_KEY_MAX];                 /* group/edge/device */
@@ -214,6 +218,21 @@ struct brk_latency {
   uint64_t bucket[BRK_LAT_BUCKETS];  /* not cumulative */
 };
 
+/* An adapter as the operator sees it (adapters.c). */
+#define BRK_CA_SLOTS CA_ROLE_COUNT      /* at most one adapter per role */
+#define BRK_CA_BUCKETS 4
+struct brk_ca_snap {
+  char name[BRK_CA_NAME_MAX];
+  const char *type;                     /* static */
+  unsigned threads;
+  size_t waiting;                       /* devices in the FIFO */
+  size_t inflight;                      /* jobs handed to the pool */
+  size_t parked;                        /* devices waiting for their next
+                                           attempt (paced, pending, retry) */
+  unsigned n_buckets;
+  struct ca_pace_stats bucket[BRK_CA_BUCKETS];
+};
+
 #define BRK_LINES_MAX 64
 /* What the HTTP thread shows: copied by the loop under snap_mu about once
  * a second, so readers never touch the loop's own state. */
@@ -228,6 +247,8 @@ struct brk_snapshot {
   } lines[BRK_LINES_MAX];
   size_t n_lines;
   struct brk_latency ca[CA_ROLE_COUNT];
+  struct brk_ca_snap ca_slots[BRK_CA_SLOTS];
+  size_t n_ca_slots;
   uint64_t started_ms;
   uint64_t refreshed_mono_ms;
 };
@@ -241,6 +262,8 @@ struct brk_sample {
   uint64_t line[BRK_HIST_LINES];      /* per line, in snapshot order */
   uint64_t ca_count[CA_ROLE_COUNT];
   double ca_sum_s[CA_ROLE_COUNT];
+  uint32_t ca_queue[BRK_CA_SLOTS];    /* waiting + inflight, per adapter */
+  uint32_t ca_parked[BRK_CA_SLOTS];
 };
 
 struct brk;
@@ -251,14 +274,34 @@ lc_err brk_http_start(struct brk *b, const char *listen,
                       struct brk_http **out) LC_NODISCARD;
 void brk_http_stop(struct brk_http *h);
 
+/* A CA adapter in use, its worker pool and the devices waiting for it. */
+struct brk_ca_slot {
+  char name[BRK_CA_NAME_MAX];       /* "local" or a [ca.<name>] */
+  const char *type;                 /* static: "local", "awspca", ... */
+  bool roles[CA_ROLE_COUNT];
+  struct ca_adapter *ca;            /* owned */
+  struct lc_queue *jobs;            /* owned: this pool's ISSUE jobs */
+  struct brk_workers *workers;      /* owned */
+  unsigned threads;
+  char *secret[2];                  /* owned, cleansed: key password,
+                                       EJBCA enrollment secret */
+  /* loop thread only */
+  unsigned inflight;                /* jobs handed out, not back yet */
+  struct brk_dev *wait_head, *wait_tail;
+  size_t n_waiting;
+};
+
 struct brk {
   const struct brk_config *cfg;
   struct sm_store *store;
   struct aud_signer *signer;
   struct aud_chain chain;             /* tail, as it will be after commit */
   struct aud_chain chain_at_begin;    /* restored on rollback */
-  struct ca_adapter *ca_local;
-  struct ca_adapter *ca[CA_ROLE_COUNT];
+  struct brk_ca_slot ca_slots[BRK_CA_SLOTS]; /* adapters.c */
+  unsigned n_ca_slots;
+  struct brk_ca_slot *ca_for[CA_ROLE_COUNT];
+  struct sm_tickets *tickets;         /* remote CAs' durable tickets */
+  struct ca_ticket_store ticket_store;
   struct ca_csr_policy csr_pol;
   char *trust_bundle;                 /* root CA PEM for devices */
   struct lc_queue *inbox, *jobs, *results;
@@ -321,6 +364,30 @@ struct brk_dev *brk_device(struct brk *b, const char *group, const char *edge,
                            const char *device, bool create);
 /* Queue a worker job (blocks while the job queue is full). */
 void brk_push_job(struct brk *b, struct brk_job *job);
+
+/* A whole file, NUL-terminated; *out freed with lc_free(). LC_EIO. */
+lc_err brk_read_file(const char *path, char **out) LC_NODISCARD;
+
+/* ---- CA adapters and their pools (adapters.c) --------------------------------- */
+
+/* Open the adapter of each role (one instance per name), the ticket
+ * store when a remote CA is used, and the trust bundle. */
+lc_err brk_ca_open(struct brk *b) LC_NODISCARD;
+/* Start each adapter's worker pool (after b->results exists). */
+lc_err brk_ca_start(struct brk *b) LC_NODISCARD;
+/* CA worker threads of all adapters (to size the results queue). */
+unsigned brk_ca_threads(const struct brk *b);
+/* Join the pools (their queues closed). */
+void brk_ca_stop(struct brk *b);
+/* Free adapters, queues, secrets and the ticket store. */
+void brk_ca_close(struct brk *b);
+/* d needs a CA call for `role`: to a worker now, or into the adapter's
+ * FIFO. Loop thread. */
+void brk_ca_submit(struct brk *b, struct brk_dev *d, enum ca_role role);
+/* An ISSUE job came back: its worker is free for the next device. */
+void brk_ca_job_done(struct brk *b, const struct brk_job *job);
+/* Copy each adapter's queue, pace and parked devices into v. */
+void brk_ca_snapshot(struct brk *b, struct brk_snapshot *v, uint64_t now_ms);
 
 /* ---- audit checkpoints (checkpoint.c) ------------------------------------------ */
 

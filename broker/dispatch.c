@@ -415,9 +415,17 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
   ev.role = job->role;
   ev.generation = job->generation;
   lc_err rc = brk_apply(b, d, &ev);
-  if(rc == LC_ESTATE)
+  if(rc == LC_ESTATE) {
     lc_log(LC_INFO, "provision", "dev=%s ca_answer=stale role=%s gen=%u",
            d->key, ca_role_name(job->role), job->generation);
+    /* The device moved on (a new generation) while this job was out,
+     * and brk_ca_submit() let the job's answer drive it: now the timer
+     * submits what it waits for. */
+    enum sm_state st = d->sm->state;
+    if(!d->ca_inflight &&
+       (st == SM_ISSUING_BOOTSTRAP || st == SM_ISSUING_OPERATIONAL))
+      d->kick = true;
+  }
   else if(rc != LC_OK)
     lc_log(LC_ERROR, "provision", "dev=%s op=ca_answer err=%s", d->key,
            lc_errname(rc));
@@ -444,6 +452,8 @@ void brk_on_job_done(struct brk *b, struct brk_job *job)
     brk_count_ca_latency(b, job->role, job->finished_ns - job->started_ns);
     issued(b, d, job);
   }
+  if(job->kind == BRK_JOB_ISSUE)
+    brk_ca_job_done(b, job);
   brk_job_free(job);
 }
 

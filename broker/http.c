@@ -112,6 +112,12 @@ static void metrics_counters(struct text *t, struct brk *b)
           C(issued));
   counter(t, "linecert_ca_retries_total", "transient CA failures",
           C(ca_retries));
+  counter(t, "linecert_ca_paced_total",
+          "CA calls deferred by the quota (own bucket or the CA's 429)",
+          C(ca_paced));
+  counter(t, "linecert_ca_pending_total",
+          "CA answers 'not ready yet' (in progress, approval pending)",
+          C(ca_pending));
   counter(t, "linecert_dcmd_sent_total", "DCMDs published", C(dcmd_sent));
   counter(t, "linecert_publish_failures_total", "publishes Paho refused",
           C(publish_failures));
@@ -171,6 +177,77 @@ static void metrics_snapshot(struct text *t, const struct brk_snapshot *s,
   }
 }
 
+/* One family of per-adapter gauges: HELP and TYPE once, a line each. */
+static void adapter_family(struct text *t, const struct brk_snapshot *s,
+                           const char *name, const char *help, int which)
+{
+  text_add(t, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+  for(size_t i = 0; i < s->n_ca_slots; i++) {
+    const struct brk_ca_snap *a = &s->ca_slots[i];
+    size_t v = which == 0 ? a->waiting + a->inflight
+               : which == 1 ? a->inflight
+               : which == 2 ? a->parked : a->threads;
+    text_add(t, "%s{adapter=\"%s\",type=\"%s\"} %zu\n", name, a->name,
+             a->type, v);
+  }
+}
+
+enum bucket_field { BF_RATE, BF_WAIT, BF_PAUSED, BF_BLOCKED, BF_GRANTED,
+                    BF_DEFERRED, BF_THROTTLED };
+
+static void bucket_family(struct text *t, const struct brk_snapshot *s,
+                          const char *name, const char *type,
+                          const char *help, enum bucket_field f)
+{
+  text_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+  for(size_t i = 0; i < s->n_ca_slots; i++) {
+    const struct brk_ca_snap *a = &s->ca_slots[i];
+    for(unsigned k = 0; k < a->n_buckets; k++) {
+      const struct ca_pace_stats *p = &a->bucket[k];
+      double v = f == BF_RATE ? p->rate_per_s
+                 : f == BF_WAIT ? p->wait_ms / 1000.0
+                 : f == BF_PAUSED ? p->paused_ms / 1000.0
+                 : f == BF_BLOCKED ? (double)p->waiting
+                 : f == BF_GRANTED ? (double)p->granted
+                 : f == BF_DEFERRED ? (double)p->deferred
+                 : (double)p->throttled;
+      text_add(t, "%s{adapter=\"%s\",bucket=\"%s\"} %.17g\n", name,
+               a->name, p->name, v);
+    }
+  }
+}
+
+/* Per adapter: how much waits for it and how fast its quota lets work
+ * through (docs/adapters.md, Operations). */
+static void metrics_adapters(struct text *t, const struct brk_snapshot *s)
+{
+  adapter_family(t, s, "linecert_ca_queue_depth",
+                 "devices queued for or in a CA call, per adapter", 0);
+  adapter_family(t, s, "linecert_ca_inflight",
+                 "CA jobs handed to the adapter's workers", 1);
+  adapter_family(t, s, "linecert_ca_waiting_devices",
+                 "devices waiting for their next CA attempt (paced, "
+                 "pending or after a failure)", 2);
+  adapter_family(t, s, "linecert_ca_workers",
+                 "worker threads of the adapter", 3);
+  bucket_family(t, s, "linecert_ca_pace_rate", "gauge",
+                "configured sustainable pace, requests/s (0: none)",
+                BF_RATE);
+  bucket_family(t, s, "linecert_ca_pace_wait_seconds", "gauge",
+                "wait a request arriving now would have", BF_WAIT);
+  bucket_family(t, s, "linecert_ca_pace_paused_seconds", "gauge",
+                "Retry-After pause still to run", BF_PAUSED);
+  bucket_family(t, s, "linecert_ca_pace_blocked", "gauge",
+                "workers waiting in the bucket now", BF_BLOCKED);
+  bucket_family(t, s, "linecert_ca_pace_granted_total", "counter",
+                "requests let through", BF_GRANTED);
+  bucket_family(t, s, "linecert_ca_pace_deferred_total", "counter",
+                "requests deferred: the wait exceeded max_wait_ms",
+                BF_DEFERRED);
+  bucket_family(t, s, "linecert_ca_pace_throttled_total", "counter",
+                "throttling answers (429) from the CA", BF_THROTTLED);
+}
+
 static void snapshot_copy(struct brk *b, struct brk_snapshot *out)
 {
   pthread_mutex_lock(&b->snap_mu);
@@ -200,6 +277,7 @@ static enum MHD_Result serve_metrics(struct brk *b, struct MHD_Connection *c)
   struct text t = {0};
   metrics_counters(&t, b);
   metrics_snapshot(&t, &s, lc_now_ms());
+  metrics_adapters(&t, &s);
   enum MHD_Result r =
     t.failed ? send_text(c, 500, "text/plain", "out of memory\n", 14)
              : send_text(c, 200, "text/plain; version=0.0.4", t.buf, t.len);
@@ -210,6 +288,34 @@ static enum MHD_Result serve_metrics(struct brk *b, struct MHD_Connection *c)
 static enum MHD_Result serve_json(struct MHD_Connection *c, json_t *j);
 
 /* ---- /api/stats ---------------------------------------------------------------- */
+
+static json_t *bucket_json(const struct ca_pace_stats *p)
+{
+  return json_pack("{s:s,s:f,s:I,s:I,s:I,s:I,s:I,s:I}", "name", p->name,
+                   "rate", p->rate_per_s, "wait_ms", (json_int_t)p->wait_ms,
+                   "paused_ms", (json_int_t)p->paused_ms, "blocked",
+                   (json_int_t)p->waiting, "granted", (json_int_t)p->granted,
+                   "deferred", (json_int_t)p->deferred, "throttled",
+                   (json_int_t)p->throttled);
+}
+
+static json_t *adapters_json(const struct brk_snapshot *s)
+{
+  json_t *arr = json_array();
+  for(size_t i = 0; arr && i < s->n_ca_slots; i++) {
+    const struct brk_ca_snap *a = &s->ca_slots[i];
+    json_t *buckets = json_array();
+    for(unsigned k = 0; buckets && k < a->n_buckets; k++)
+      json_array_append_new(buckets, bucket_json(&a->bucket[k]));
+    json_array_append_new(
+      arr, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o*}", "name", a->name,
+                     "type", a->type, "workers", (json_int_t)a->threads,
+                     "queue", (json_int_t)(a->waiting + a->inflight),
+                     "inflight", (json_int_t)a->inflight, "parked",
+                     (json_int_t)a->parked, "buckets", buckets));
+  }
+  return arr;
+}
 
 static json_t *stats_json(struct brk *b, const struct brk_snapshot *s)
 {
@@ -249,6 +355,7 @@ static json_t *stats_json(struct brk *b, const struct brk_snapshot *s)
   json_object_set_new(j, "states", states);
   json_object_set_new(j, "lines", lines);
   json_object_set_new(j, "ca", ca);
+  json_object_set_new(j, "adapters", adapters_json(s));
   return j;
 }
 
@@ -263,17 +370,26 @@ static enum MHD_Result serve_stats(struct brk *b, struct MHD_Connection *c)
 
 /* ---- /api/history: the last ten minutes, one sample a second ------------- */
 
-static json_t *sample_json(const struct brk_sample *smp, size_t n_lines)
+static json_t *sample_json(const struct brk_sample *smp, size_t n_lines,
+                           size_t n_adapters)
 {
   json_t *o = json_object(), *l = json_array(), *cc = json_array(),
-         *cs = json_array();
-  if(!o || !l || !cc || !cs) {
+         *cs = json_array(), *aq = json_array(), *ap = json_array();
+  if(!o || !l || !cc || !cs || !aq || !ap) {
     json_decref(o);
     json_decref(l);
     json_decref(cc);
     json_decref(cs);
+    json_decref(aq);
+    json_decref(ap);
     return NULL;
   }
+  for(size_t i = 0; i < n_adapters; i++) {
+    json_array_append_new(aq, json_integer((json_int_t)smp->ca_queue[i]));
+    json_array_append_new(ap, json_integer((json_int_t)smp->ca_parked[i]));
+  }
+  json_object_set_new(o, "aq", aq);
+  json_object_set_new(o, "ap", ap);
   json_object_set_new(o, "t", json_integer((json_int_t)smp->ts_ms));
   json_object_set_new(o, "p", json_integer((json_int_t)smp->provisioned));
   json_object_set_new(o, "r", json_integer((json_int_t)smp->rejected));
@@ -306,9 +422,12 @@ static json_t *history_json(struct brk *b)
                                                       : BRK_HIST_LINES;
   for(size_t i = 0; i < n_lines; i++)
     json_array_append_new(lines, json_string(b->snap.lines[i].group));
+  json_t *adapters = json_array();
+  for(size_t i = 0; adapters && i < b->snap.n_ca_slots; i++)
+    json_array_append_new(adapters, json_string(b->snap.ca_slots[i].name));
   for(size_t i = 0; i < b->hist_len; i++) {
     const struct brk_sample *smp = &b->hist[(b->hist_head + i) % BRK_HIST_LEN];
-    json_t *o = sample_json(smp, n_lines);
+    json_t *o = sample_json(smp, n_lines, b->snap.n_ca_slots);
     if(o)
       json_array_append_new(samples, o);
   }
@@ -317,6 +436,7 @@ static json_t *history_json(struct brk *b)
     json_array_append_new(roles, json_string(ca_role_name((enum ca_role)r)));
   json_object_set_new(j, "lines", lines);
   json_object_set_new(j, "roles", roles);
+  json_object_set_new(j, "adapters", adapters ? adapters : json_array());
   json_object_set_new(j, "samples", samples);
   return j;
 }
@@ -353,6 +473,11 @@ static const char live_page[] =
   "<canvas id=rej width=560 height=220></canvas></div>"
   "<div class=box><div>Mean CA latency (ms), per role</div>"
   "<canvas id=lat width=560 height=220></canvas></div>"
+  "<div class=box><div>CA queue per adapter: queued or in a call "
+  "(solid), waiting for the next attempt (thin)</div>"
+  "<canvas id=caq width=560 height=220></canvas></div>"
+  "<div class=box><div>CA adapters and their quota buckets</div>"
+  "<table id=adapters></table></div>"
   "<div class=box><div>Devices per state</div><table id=states></table>"
   "<div id=tot></div></div>"
   "<script>\n"
@@ -363,7 +488,8 @@ static const char live_page[] =
   "let max=1;for(const s of series)for(const v of s.v)max=Math.max(max,v);"
   "g.fillStyle='#000';g.font='11px sans-serif';g.fillText(max.toFixed(0),"
   "4,12);series.forEach((s,k)=>{g.strokeStyle=colors[k%8];g.lineWidth=2;"
-  "g.beginPath();const off=H-s.v.length;s.v.forEach((v,i)=>{const x="
+  "g.lineWidth=s.thin?1:2;g.beginPath();const off=H-s.v.length;"
+  "s.v.forEach((v,i)=>{const x="
   "c.width*(off+i)/(H-1),y=c.height-4-(c.height-20)*v/max;i?g.lineTo(x,y)"
   ":g.moveTo(x,y)});g.stroke();g.fillStyle=colors[k%8];"
   "g.fillText(s.name,60+k*110,12)})}\n"
@@ -380,6 +506,18 @@ static const char live_page[] =
   "{name:'dropped',v:per(s,x=>x.d)}]);plot('lat',h.roles.map((n,r)=>{"
   "const v=[];for(let i=1;i<s.length;i++){const c=s[i].cc[r]-s[i-1].cc[r];"
   "v.push(c>0?1000*(s[i].cs[r]-s[i-1].cs[r])/c:0)}return{name:n,v:v}}));\n"
+  "plot('caq',h.adapters.flatMap((n,a)=>[{name:n,v:s.slice(1).map("
+  "x=>x.aq[a]||0)},{name:n+' waiting',thin:1,v:s.slice(1).map("
+  "x=>x.ap[a]||0)}]));\n"
+  "let ar='<tr><th>adapter</th><th>bucket</th><th>rate/s</th>"
+  "<th>wait ms</th><th>granted</th><th>deferred</th><th>429s</th>"
+  "<th>queue</th><th>waiting</th></tr>';for(const a of j.adapters){"
+  "const bs=a.buckets.length?a.buckets:[{name:'-',rate:0,wait_ms:0,"
+  "granted:0,deferred:0,throttled:0}];for(const b of bs)ar+='<tr><td>'+"
+  "a.name+' ('+a.type+')</td><td>'+b.name+'</td><td>'+b.rate.toFixed(1)"
+  "+'</td><td>'+b.wait_ms+'</td><td>'+b.granted+'</td><td>'+b.deferred+"
+  "'</td><td>'+b.throttled+'</td><td>'+a.queue+'</td><td>'+a.parked+"
+  "'</td></tr>'}document.getElementById('adapters').innerHTML=ar;\n"
   "let rows='<tr><th>state</th><th>devices</th></tr>';for(const k in "
   "j.states)if(j.states[k])rows+='<tr><td>'+k+'</td><td>'+j.states[k]+"
   "'</td></tr>';document.getElementById('states').innerHTML=rows;"

@@ -196,32 +196,6 @@ void brk_push_job(struct brk *b, struct brk_job *job)
     brk_job_free(job);
 }
 
-static void fx_submit(struct brk *b, struct brk_fx *f)
-{
-  struct brk_dev *d = f->d;
-  const struct sm_device *s = d->sm;
-  struct brk_job *job = lc_calloc(1, sizeof(*job));
-  if(!job || !s->csr[f->role] ||
-     !(job->csr_pem[f->role] = lc_strdup(s->csr[f->role]))) {
-    lc_log(LC_ERROR, "loop", "op=submit dev=%s err=LC_ENOMEM", d->key);
-    brk_job_free(job);
-    d->kick = true; /* the timer scan tries again */
-    return;
-  }
-  job->kind = BRK_JOB_ISSUE;
-  memcpy(job->group, s->group, sizeof(job->group));
-  memcpy(job->edge, s->edge, sizeof(job->edge));
-  memcpy(job->device, s->device, sizeof(job->device));
-  memcpy(job->serial, s->serial, sizeof(job->serial));
-  job->generation = s->generation;
-  job->role = f->role;
-  sm_request_key(s, f->role, job->request_key);
-  job->csr[f->role] = d->csr[f->role]; /* the cached parse moves along */
-  d->csr[f->role] = NULL;
-  d->ca_inflight = true;
-  brk_push_job(b, job);
-}
-
 static void publish_dcmd(struct brk *b, struct brk_dev *d, uint8_t *buf,
                          size_t len)
 {
@@ -260,7 +234,7 @@ static void run_effects(struct brk *b)
   for(size_t i = 0; i < b->n_fx; i++) {
     struct brk_fx *f = &b->fx[i];
     if(f->kind == BRK_FX_SUBMIT)
-      fx_submit(b, f);
+      brk_ca_submit(b, f->d, f->role);
     else
       fx_publish(b, f);
   }
@@ -462,6 +436,7 @@ static void refresh_snapshot(struct brk *b, uint64_t mono)
   v->in_memory = b->devs.n;
   v->jobs = lc_queue_len(b->jobs);
   v->refreshed_mono_ms = mono;
+  brk_ca_snapshot(b, v, lc_now_ms());
   struct brk_sample smp = {
     .ts_ms = lc_now_ms(),
     .provisioned = atomic_load(&b->stats.provisioned),
@@ -473,6 +448,11 @@ static void refresh_snapshot(struct brk *b, uint64_t mono)
   for(int r = 0; r < CA_ROLE_COUNT; r++) {
     smp.ca_count[r] = v->ca[r].count;
     smp.ca_sum_s[r] = v->ca[r].sum_s;
+  }
+  for(size_t i = 0; i < v->n_ca_slots; i++) {
+    smp.ca_queue[i] = (uint32_t)(v->ca_slots[i].waiting +
+                                 v->ca_slots[i].inflight);
+    smp.ca_parked[i] = (uint32_t)v->ca_slots[i].parked;
   }
   pthread_mutex_lock(&b->snap_mu);
   b->snap = *v;
@@ -590,7 +570,7 @@ static lc_err make_dir(const char *path)
   return LC_EIO;
 }
 
-static lc_err read_file(const char *path, char **out)
+lc_err brk_read_file(const char *path, char **out)
 {
   FILE *f = fopen(path, "rb");
   if(!f)
@@ -650,29 +630,6 @@ static lc_err publish_audit_pubkey(struct brk *b)
   return rc;
 }
 
-static lc_err open_ca(struct brk *b)
-{
-  char dir[BRK_PATH_MAX];
-  brk_path_ca(b->cfg, dir, sizeof(dir));
-  struct ca_local_config lc = {.dir = dir, .org = NULL};
-  const struct brk_config *c = b->cfg;
-  for(int r = 0; r < CA_ROLE_COUNT; r++) {
-    lc.profile[r] = c->profile[r];
-    if(c->ca_pkcs11_module[0] && c->ca_pkcs11_key_label[r][0])
-      lc.pkcs11[r] = (struct ca_local_pkcs11){
-        .module = c->ca_pkcs11_module,
-        .token = c->ca_pkcs11_token[0] ? c->ca_pkcs11_token : NULL,
-        .key_label = c->ca_pkcs11_key_label[r],
-        .pin = getenv("LINECERT_CA_PKCS11_PIN")};
-  }
-  lc_err rc = ca_local_open(&lc, &b->ca_local);
-  if(rc != LC_OK)
-    return rc;
-  for(int r = 0; r < CA_ROLE_COUNT; r++)
-    b->ca[r] = b->ca_local;
-  return read_file(ca_local_root_path(b->ca_local), &b->trust_bundle);
-}
-
 /* The audit key: on a PKCS#11 token when configured (it never leaves
  * the token), else the key file, created on first start. */
 static lc_err open_audit_signer(struct brk *b, char *path, size_t cap)
@@ -724,12 +681,18 @@ static lc_err open_queues(struct brk *b)
   lc_err rc = lc_queue_new(q, &b->inbox);
   if(rc == LC_OK)
     rc = lc_queue_new(q, &b->jobs);
-  /* Room for every job that can be out: queued plus one per worker. */
+  /* Room for every job that can be out: validations queued plus one per
+   * worker, and at most one per CA worker (adapters.c hands out no
+   * more), so a worker never blocks handing a job back. */
   if(rc == LC_OK)
-    rc = lc_queue_new(q + workers + 16, &b->results);
+    rc = lc_queue_new(q + workers + brk_ca_threads(b) + 16, &b->results);
+  /* The validation pool calls no CA. */
+  struct ca_adapter *const none[CA_ROLE_COUNT] = {NULL, NULL};
   if(rc == LC_OK)
-    rc = brk_workers_start(workers, b->jobs, b->results, &b->csr_pol, b->ca,
+    rc = brk_workers_start(workers, b->jobs, b->results, &b->csr_pol, none,
                            &b->workers);
+  if(rc == LC_OK)
+    rc = brk_ca_start(b);
   return rc;
 }
 
@@ -744,7 +707,7 @@ static lc_err start(struct brk *b)
   if(rc == LC_OK)
     rc = open_audit(b);
   if(rc == LC_OK)
-    rc = open_ca(b);
+    rc = brk_ca_open(b);
   if(rc == LC_OK)
     rc = brk_devtab_init(&b->devs);
   if(rc == LC_OK)
@@ -784,6 +747,7 @@ static void stop(struct brk *b)
   b->mqtt = NULL;
   b->session = BRK_OFFLINE;
   brk_workers_stop(b->workers);
+  brk_ca_stop(b);
   if(b->results)
     drain_after_stop(b);
   if(b->store && b->signer)
@@ -793,7 +757,7 @@ static void stop(struct brk *b)
   lc_queue_free(b->results);
   brk_devtab_cleanup(&b->devs);
   spb_sess_free(b->sess);
-  ca_free(b->ca_local);
+  brk_ca_close(b);
   aud_signer_free(b->signer);
   sm_store_close(b->store);
   lc_free(b->trust_bundle);
