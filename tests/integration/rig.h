@@ -50,9 +50,9 @@ uint64_t rig_count(struct rig *r, const char *prefix, enum sm_state state);
 bool rig_wait_count(struct rig *r, const char *prefix, enum sm_state state,
                     uint64_t n, int timeout_ms);
 
-/* Every device with `prefix` (as for rig_count()) is PROVISIONED and both of its certificates
- * verify against the local root: key, subject, validity, EKU. Returns the
- * number of devices checked. */
+/* Every device with `prefix` (as for rig_count()) is PROVISIONED and
+ * both of its certificates verify against the local root: key, subject,
+ * validity, EKU. Returns the number of devices checked. */
 uint64_t rig_check_certificates(struct rig *r, const char *prefix);
 /* The audit chain verifies with the stored public key; returns records. */
 uint64_t rig_check_audit(struct rig *r);
