@@ -46,7 +46,7 @@ static void usage(FILE *f)
 "  --window W        devices in flight per edge (default 128)\n"
 "  --timeout S       whole run, key generation included (default 120)\n"
 "  --retry-ms MS     resend a DBIRTH unanswered this long (default 5000)\n"
-"  --bad KIND[,...]  one extra device per edge and kind:\n"
+"  --bad KIND[,...]  one extra device per edge (not node-level) and kind:\n"
 "                    garbage missing-csr bad-signature rsa p384\n"
 "                    cn-mismatch extra-subject malformed-csr oversized\n"
 "                    slash-serial ctrl-serial topic-slash, or all\n"
