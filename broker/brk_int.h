@@ -119,9 +119,17 @@ struct brk_birth {
   const char *reason;       /* set when the request is invalid as sent */
 };
 
-/* Read and pre-check a DBIRTH (no crypto): fills *b; b->reason names the
- * first problem (missing_csr, bad_identifier, serial_mismatch,
- * csr_too_large, ...). LC_ENOMEM only. */
+/* The id a device is known by on topic t: device_id for D* messages,
+ * edge_node_id for N* messages (a node-level device, DESIGN §2). */
+const char *brk_topic_device_id(const struct spb_topic *t);
+/* True when an NBIRTH asks for provisioning: it carries
+ * Provisioning/BootstrapCSR or Provisioning/OperationalCSR. Any other
+ * NBIRTH is an ordinary edge node and no business of provisioning. */
+bool brk_birth_is_request(const struct spb_payload *p);
+/* Read and pre-check a DBIRTH, or the NBIRTH of a node-level device (no
+ * crypto): fills *b; b->reason names the first problem (missing_csr,
+ * bad_identifier, serial_mismatch: the serial is not
+ * brk_topic_device_id(t), csr_too_large, ...). LC_ENOMEM only. */
 lc_err brk_birth_read(const struct spb_payload *p, const struct spb_topic *t,
                       size_t csr_max, struct brk_birth *b) LC_NODISCARD;
 void brk_birth_cleanup(struct brk_birth *b);
@@ -135,9 +143,21 @@ lc_err brk_dcmd_deliver(const struct sm_device *dev, const char *trust_bundle,
 lc_err brk_dcmd_status(const char *request_id, const char *status,
                        uint64_t now_ms, uint8_t **out, size_t *len)
   LC_NODISCARD;
-/* The DCMD topic of a device. */
+/* The command topic of a device: DCMD, or NCMD for a node-level device
+ * (device ""). */
 lc_err brk_dcmd_topic(const char *group, const char *edge, const char *device,
                       char *buf, size_t cap) LC_NODISCARD;
+/* As brk_dcmd_deliver() and brk_dcmd_status() (RequestId from dev), with
+ * every metric named as dev's current BIRTH declared it in `sess`: by
+ * alias only when it has one, else by name; typed with the declared
+ * String or Text (docs/sparkplug.md, "Commands by alias"). sess NULL,
+ * or a device the tracker does not know online: by name, String. */
+lc_err brk_cmd_deliver(const struct sm_device *dev, const char *trust_bundle,
+                       const struct spb_sess *sess, uint64_t now_ms,
+                       uint8_t **out, size_t *len) LC_NODISCARD;
+lc_err brk_cmd_status(const struct sm_device *dev, const char *status,
+                      const struct spb_sess *sess, uint64_t now_ms,
+                      uint8_t **out, size_t *len) LC_NODISCARD;
 
 /* ---- audit records (records.c) ------------------------------------------------ */
 

@@ -26,6 +26,7 @@ static const char usage_text[] =
   "  status                devices per state, audit log length\n"
   "  devices [--state S]   list devices (key state serial generation)\n"
   "  device GROUP/EDGE/ID  one device's record and certificates\n"
+  "                        (GROUP/EDGE: a node-level device)\n"
   "  audit <command>       verify, export, prove, checkpoint, consistency,\n"
   "                        rotate-key (see linecert audit --help)\n"
   "  check-config          validate a configuration file and exit\n"
@@ -311,7 +312,8 @@ static int cmd_device(const struct cli *c)
 {
   char ids[3][SM_ID_MAX + 1];
   if(!c->arg || split_key(c->arg, ids)) {
-    fprintf(stderr, "linecert: device: expected GROUP/EDGE/DEVICE\n");
+    fprintf(stderr, "linecert: device: expected GROUP/EDGE/DEVICE (or "
+                    "GROUP/EDGE for a node-level device)\n");
     return EXIT_USAGE;
   }
   struct sm_store *st;

@@ -153,6 +153,17 @@ out:
   brk_birth_cleanup(&bi);
 }
 
+/* DESIGN §2: an edge node that is itself the device asks in its NBIRTH
+ * with the same metrics, and is the device (group, edge, ""). An NBIRTH
+ * without a CSR metric is an ordinary edge node: nothing to provision,
+ * no record, no answer. */
+static void on_nbirth(struct brk *b, const struct spb_topic *t,
+                      const struct spb_payload *p)
+{
+  if(brk_birth_is_request(p))
+    on_dbirth(b, t, p); /* t->device is "": the node-level device */
+}
+
 /* The acknowledgement: Provisioning/Installed, by name or by the alias
  * the DBIRTH gave it (resolved by the session tracker). */
 static const char *installed_metric(const struct spb_sess_msg *msg)
@@ -168,6 +179,7 @@ static const char *installed_metric(const struct spb_sess_msg *msg)
   return NULL;
 }
 
+/* DDATA, or NDATA of a node-level device (t->device ""). */
 static void on_ddata(struct brk *b, const struct spb_sess_msg *msg)
 {
   const struct spb_topic *t = &msg->topic;
@@ -189,8 +201,9 @@ static void on_ddata(struct brk *b, const struct spb_sess_msg *msg)
     lc_log(LC_WARN, "provision", "dev=%s installed=mismatch", d->key);
   }
   else if(rc != LC_OK) {
-    lc_log(LC_INFO, "provision", "dev=%s/%s/%s installed=ignored err=%s",
-           t->group, t->edge, t->device, lc_errname(rc));
+    lc_log(LC_INFO, "provision", "dev=%s/%s%s%s installed=ignored err=%s",
+           t->group, t->edge, t->device[0] ? "/" : "", t->device,
+           lc_errname(rc));
   }
 }
 
@@ -256,7 +269,9 @@ static void handle_session_out(struct brk *b, const struct spb_sess_out *out)
     const struct spb_sess_msg *msg = &out->msgs[i];
     if(msg->topic.type == SPB_DBIRTH)
       on_dbirth(b, &msg->topic, &msg->payload);
-    else if(msg->topic.type == SPB_DDATA)
+    else if(msg->topic.type == SPB_NBIRTH)
+      on_nbirth(b, &msg->topic, &msg->payload);
+    else if(msg->topic.type == SPB_DDATA || msg->topic.type == SPB_NDATA)
       on_ddata(b, msg);
   }
   for(size_t i = 0; i < out->n_rebirths; i++)

@@ -204,8 +204,10 @@ static void publish_dcmd(struct brk *b, struct brk_dev *d, uint8_t *buf,
   if(brk_dcmd_topic(s->group, s->edge, s->device, topic, sizeof(topic)) !=
      LC_OK)
     return;
-  /* tck-id-payloads-dcmd-qos, -retain: QoS 0, not retained. A lost DCMD
-   * is sent again by the delivery timer or the device's next birth. */
+  /* tck-id-payloads-dcmd-qos, -retain (NCMD for a node-level device:
+   * tck-id-payloads-ncmd-qos, -retain): QoS 0, not retained. A lost
+   * command is sent again by the delivery timer or the device's next
+   * birth. */
   if(brk_mqtt_publish(b->mqtt, topic, buf, len, 0, false) == LC_OK)
     atomic_fetch_add(&b->stats.dcmd_sent, 1);
 }
@@ -215,10 +217,13 @@ static void fx_publish(struct brk *b, struct brk_fx *f)
   uint8_t *buf = NULL;
   size_t len = 0;
   uint64_t now = lc_now_ms();
+  /* Named as the device's BIRTH declared them (alias or name), read
+   * from the session tracker at publish time. */
   lc_err rc = f->kind == BRK_FX_DELIVER
-                ? brk_dcmd_deliver(f->d->sm, b->trust_bundle, now, &buf, &len)
-                : brk_dcmd_status(f->d->sm->request_id, f->status, now, &buf,
-                                  &len);
+                ? brk_cmd_deliver(f->d->sm, b->trust_bundle, b->sess, now,
+                                  &buf, &len)
+                : brk_cmd_status(f->d->sm, f->status, b->sess, now, &buf,
+                                 &len);
   if(rc != LC_OK) {
     lc_log(LC_ERROR, "loop", "op=encode_dcmd dev=%s err=%s", f->d->key,
            lc_errname(rc));

@@ -186,6 +186,13 @@ static struct sm_store *open_ro(struct rig *r)
   return st;
 }
 
+/* What a device is looked up by: its device id, or for a node-level
+ * device (device "") its edge node id, which is also its serial. */
+static const char *device_id(const struct sm_device *d)
+{
+  return d->device[0] ? d->device : d->edge;
+}
+
 struct count_ctx {
   const char *prefix;
   enum sm_state state;
@@ -195,7 +202,7 @@ struct count_ctx {
 static lc_err count_one(void *ctx, struct sm_device *d)
 {
   struct count_ctx *c = ctx;
-  if(!strncmp(d->device, c->prefix, strlen(c->prefix)) &&
+  if(!strncmp(device_id(d), c->prefix, strlen(c->prefix)) &&
      d->state == c->state)
     c->n++;
   sm_device_free(d);
@@ -318,7 +325,7 @@ static bool check_role(struct cert_ctx *c, const struct sm_device *d,
 static lc_err check_device(void *ctx, struct sm_device *d)
 {
   struct cert_ctx *c = ctx;
-  if(strncmp(d->device, c->prefix, strlen(c->prefix)) != 0) {
+  if(strncmp(device_id(d), c->prefix, strlen(c->prefix)) != 0) {
     sm_device_free(d);
     return LC_OK;
   }

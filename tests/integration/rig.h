@@ -43,15 +43,16 @@ struct lc_proc *rig_spawn_sim(struct rig *r, const char *const args[]);
 /* Run `linecert <args>` with --data-dir; returns exit status. */
 int rig_run_cli(struct rig *r, const char *const args[], const char *out);
 
-/* Device count in `state` whose serial starts with `prefix`. */
+/* Device count in `state` whose device id (for a node-level device: its
+ * edge node id) starts with `prefix`. */
 uint64_t rig_count(struct rig *r, const char *prefix, enum sm_state state);
 /* Wait up to timeout_ms until rig_count(...) >= n. */
 bool rig_wait_count(struct rig *r, const char *prefix, enum sm_state state,
                     uint64_t n, int timeout_ms);
 
-/* Every device with `prefix` is PROVISIONED and both of its certificates
- * verify against the local root: key, subject, validity, EKU. Returns the
- * number of devices checked. */
+/* Every device with `prefix` (as for rig_count()) is PROVISIONED and
+ * both of its certificates verify against the local root: key, subject,
+ * validity, EKU. Returns the number of devices checked. */
 uint64_t rig_check_certificates(struct rig *r, const char *prefix);
 /* The audit chain verifies with the stored public key; returns records. */
 uint64_t rig_check_audit(struct rig *r);

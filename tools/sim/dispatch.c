@@ -12,6 +12,10 @@
  *                       certificates and is acknowledged again
  *     any DCMD for a kind that expects none, or on a deeper topic: FAILED
  *   NCMD  Node Control/Rebirth = true        NBIRTH + unfinished DBIRTHs
+ *   NCMD  spBv1.0/<g>/NCMD/<edge>, node-level device: linecert's answer,
+ *         handled as a DCMD is (a DCMD to such an edge fails it)
+ *   with --aliases, a command naming an aliased metric fails the device
+ *   (tck-id-payloads-alias-data-cmd-requirement)
  *   STATE spBv1.0/STATE/<host> online        when the host (re)started
  *                                            after our NBIRTH: the same
  *
@@ -109,7 +113,52 @@ static void redelivered_locked(struct sim_device *d, const char *fps)
   (void)rc; /* not online: linecert re-delivers again later */
 }
 
-static lc_err get_issued(const struct spb_payload *p, struct sim_issued *in,
+/* String metric `name` of linecert's command to d, found the way d's
+ * BIRTH declared it: by its alias when it has one (--aliases), else by
+ * name. LC_ENOTFOUND, or LC_EINVAL when null or not String/Text. */
+static lc_err cmd_string(const struct spb_payload *p,
+                         const struct sim_device *d, const char *name,
+                         const char **s, size_t *len)
+{
+  uint64_t a = sim_alias(d, d->edge->sim->opts->aliases, name);
+  if(!a)
+    return spb_payload_get_string(p, name, s, len);
+  for(size_t i = 0; i < p->n_metrics; i++) {
+    const struct spb_metric *m = &p->metrics[i];
+    if(!m->has_alias || m->alias != a)
+      continue;
+    uint32_t dt = m->value.datatype;
+    if(m->value.is_null || (dt != SPB_DT_STRING && dt != SPB_DT_TEXT))
+      return LC_EINVAL;
+    *s = m->value.v.str.ptr;
+    *len = m->value.v.str.len;
+    return LC_OK;
+  }
+  return LC_ENOTFOUND;
+}
+
+/* tck-id-payloads-alias-data-cmd-requirement: where the BIRTH declared
+ * aliases, NCMD and DCMD "MUST only include an alias and the metric
+ * name MUST be excluded". */
+static bool aliases_kept(const struct spb_payload *p,
+                         const struct sim_device *d, char *why, size_t cap)
+{
+  if(!d->edge->sim->opts->aliases)
+    return true;
+  for(size_t i = 0; i < p->n_metrics; i++) {
+    const struct spb_metric *m = &p->metrics[i];
+    if(m->name && sim_alias(d, true, m->name)) {
+      snprintf(why, cap, "check=alias %.80s sent by name, declared with "
+               "alias %llu", m->name,
+               (unsigned long long)sim_alias(d, true, m->name));
+      return false;
+    }
+  }
+  return true;
+}
+
+static lc_err get_issued(const struct spb_payload *p,
+                         const struct sim_device *d, struct sim_issued *in,
                          char *why, size_t cap)
 {
   static const char *const names[3] = {"Provisioning/BootstrapCertificate",
@@ -120,7 +169,7 @@ static lc_err get_issued(const struct spb_payload *p, struct sim_issued *in,
   size_t *len[3] = {&in->pem_len[SIM_BOOTSTRAP],
                     &in->pem_len[SIM_OPERATIONAL], &in->chain_len};
   for(int i = 0; i < 3; i++) {
-    lc_err rc = spb_payload_get_string(p, names[i], ptr[i], len[i]);
+    lc_err rc = cmd_string(p, d, names[i], ptr[i], len[i]);
     if(rc != LC_OK) {
       snprintf(why, cap, "check=dcmd_fields %s %s", names[i],
                rc == LC_ENOTFOUND ? "missing" : "not a string");
@@ -142,7 +191,7 @@ static void on_issued(struct sim_checker *c, struct sim_device *d,
   }
   struct sim_issued in;
   memset(&in, 0, sizeof(in));
-  if(get_issued(p, &in, why, sizeof(why)) != LC_OK ||
+  if(get_issued(p, d, &in, why, sizeof(why)) != LC_OK ||
      sim_fingerprints(&in, fps, why, sizeof(why)) != LC_OK) {
     fail_device(d, why);
     return;
@@ -182,6 +231,9 @@ static void on_issued(struct sim_checker *c, struct sim_device *d,
   pthread_mutex_unlock(&e->lock);
 }
 
+static void handle_answer(struct sim_checker *c, struct sim_device *d,
+                          const struct spb_payload *p);
+
 static void handle_dcmd(struct sim_checker *c, struct sim_edge *e,
                         const char *dev, size_t dev_len,
                         const struct sim_msg *m)
@@ -207,6 +259,11 @@ static void handle_dcmd(struct sim_checker *c, struct sim_edge *e,
     fail_device(d, "check=dcmd_topic DCMD on a topic below the device");
     return;
   }
+  if(e->node_device) {
+    /* DESIGN §2: an edge node that is itself the device gets NCMD. */
+    fail_device(d, "check=ncmd a node-level device was answered by DCMD");
+    return;
+  }
   struct spb_payload p;
   lc_err rc = spb_payload_decode(m->payload, m->len, &p);
   if(rc != LC_OK) {
@@ -215,10 +272,22 @@ static void handle_dcmd(struct sim_checker *c, struct sim_edge *e,
     spb_payload_free(&p);
     return;
   }
+  handle_answer(c, d, &p);
+  spb_payload_free(&p);
+}
+
+/* linecert's answer to d, in a DCMD or (node-level device) an NCMD. */
+static void handle_answer(struct sim_checker *c, struct sim_device *d,
+                          const struct spb_payload *p)
+{
+  char why[WHY_MAX];
+  if(!aliases_kept(p, d, why, sizeof(why))) {
+    fail_device(d, why);
+    return;
+  }
   const char *status;
   size_t len;
-  if(spb_payload_get_string(&p, "Provisioning/Status", &status, &len) !=
-     LC_OK) {
+  if(cmd_string(p, d, "Provisioning/Status", &status, &len) != LC_OK) {
     fail_device(d, "check=dcmd_status no Provisioning/Status string");
   } else if(equals(status, len, "RETRYING")) {
     touch(d);
@@ -226,20 +295,22 @@ static void handle_dcmd(struct sim_checker *c, struct sim_edge *e,
     on_rejected(d, status, len);
   } else if(equals(status, len, "ISSUED")) {
     touch(d);
-    on_issued(c, d, &p);
+    on_issued(c, d, p);
   } else {
     char got[64];
     printable(status, len, got, sizeof(got));
     snprintf(why, sizeof(why), "check=dcmd_status unknown status %s", got);
     fail_device(d, why);
   }
-  spb_payload_free(&p);
 }
 
-static void handle_ncmd(struct sim_edge *e, const struct sim_msg *m)
+static void handle_ncmd(struct sim_checker *c, struct sim_edge *e,
+                        const struct sim_msg *m)
 {
   struct spb_payload p;
   if(spb_payload_decode(m->payload, m->len, &p) != LC_OK) {
+    if(e->node_device)
+      fail_device(&e->devices[0], "check=ncmd_decode undecodable NCMD");
     lc_log(LC_WARN, MOD, "edge=%s event=ncmd_undecodable", e->id);
     spb_payload_free(&p);
     return;
@@ -247,6 +318,9 @@ static void handle_ncmd(struct sim_edge *e, const struct sim_msg *m)
   const struct spb_metric *r = spb_payload_find(&p, "Node Control/Rebirth");
   bool rebirth = r && !r->value.is_null &&
                  r->value.datatype == SPB_DT_BOOLEAN && r->value.v.b;
+  /* Anything else linecert sends a node-level device is its answer. */
+  if(!rebirth && e->node_device)
+    handle_answer(c, &e->devices[0], &p);
   spb_payload_free(&p);
   if(!rebirth)
     return;
@@ -331,7 +405,7 @@ static void handle(struct sim_checker *c, struct sim_msg *m)
   if(spb_topic_parse(m->topic, strlen(m->topic), &t) == LC_OK &&
      t.type == SPB_NCMD && strcmp(t.edge, e->id) == 0 &&
      strcmp(t.group, e->sim->opts->group) == 0) {
-    handle_ncmd(e, m);
+    handle_ncmd(c, e, m);
     return;
   }
   lc_log(LC_DEBUG, MOD, "edge=%s event=ignored topic=%s", e->id, m->topic);

@@ -28,6 +28,12 @@
  * end), leave on their final answer, and the next one is sent at once
  * by the thread that handled the answer. The waiting list is ordered by
  * the last DBIRTH, so the retransmission timer only looks at its head.
+ *
+ * A node-level device edge (node_device) has one device, devices[0],
+ * and no DBIRTH: its request is the NBIRTH itself. It enters WAITING
+ * when its first NBIRTH goes out (node_birth_sent()); a retransmission
+ * is a new NBIRTH (a rebirth of its own, same bdSeq), and its
+ * acknowledgement is NDATA. The window does not apply.
  */
 #include <stdio.h>
 #include <string.h>
@@ -123,7 +129,14 @@ lc_err sim_edge_init(struct sim *s, struct sim_edge *e, unsigned index)
   e->index = index;
   atomic_init(&e->events, 0);
   atomic_init(&e->disconnected, false);
-  snprintf(e->id, sizeof(e->id), "edge-%u", index);
+  e->node_device = index > o->edges;
+  if(e->node_device)
+    /* Its serial (and CN) is the edge node id, so it carries the
+     * prefix the operator and the tests look devices up by. */
+    snprintf(e->id, sizeof(e->id), "%s-node-%05u", o->prefix,
+             index - o->edges);
+  else
+    snprintf(e->id, sizeof(e->id), "edge-%u", index);
   snprintf(e->client_id, sizeof(e->client_id), "sim-%s-%s-%ld", o->group,
            e->id, (long)getpid());
   int n = snprintf(e->dcmd_prefix, sizeof(e->dcmd_prefix),
@@ -155,9 +168,9 @@ lc_err sim_edge_init(struct sim *s, struct sim_edge *e, unsigned index)
     return LC_ENOMEM;
   e->phase = SIM_PH_OFFLINE;
 
-  for(int k = SIM_NORMAL + 1; k < SIM_KIND_COUNT; k++)
+  for(int k = SIM_NORMAL + 1; k < SIM_KIND_COUNT && !e->node_device; k++)
     e->n_bad += o->bad[k];
-  e->n_devices = e->n_bad + o->devices;
+  e->n_devices = e->node_device ? 1 : e->n_bad + o->devices;
   e->devices = lc_calloc(e->n_devices ? e->n_devices : 1,
                          sizeof(*e->devices));
   if(!e->devices)
@@ -170,8 +183,17 @@ lc_err sim_edge_init(struct sim *s, struct sim_edge *e, unsigned index)
     struct sim_device *d = &e->devices[j];
     d->edge = e;
     d->state = SIM_DEV_PENDING;
-    lc_err rc = name_device(d, o->prefix, index,
-                            (unsigned)(j - e->n_bad + 1));
+    /* Room for every provisioning metric per device; the node's own
+     * metrics (bdSeq, rebirth) have no alias. */
+    d->alias_base = 32 * (uint64_t)(j + 1);
+    lc_err rc;
+    if(e->node_device) {
+      lc_strlcpy(d->device_id, e->id, sizeof(d->device_id));
+      lc_strlcpy(d->serial, e->id, sizeof(d->serial));
+      rc = spb_id_valid(e->id, strlen(e->id)) ? LC_OK : LC_EINVAL;
+    } else {
+      rc = name_device(d, o->prefix, index, (unsigned)(j - e->n_bad + 1));
+    }
     if(rc != LC_OK)
       return rc;
   }
@@ -430,7 +452,8 @@ static lc_err send_dbirth(struct sim_edge *e, struct sim_device *d)
     strcat(topic, "/x");
     atomic_store(&e->sim->last_nodcmd_send_ms, mono);
   }
-  rc = sim_payload_dbirth(d, e->seq, lc_now_ms(), &e->buf);
+  rc = sim_payload_dbirth(d, e->seq, lc_now_ms(), e->sim->opts->aliases,
+                          &e->buf);
   if(rc != LC_OK) {
     lc_log(LC_ERROR, MOD, "dev=%s op=encode_dbirth err=%s", d->device_id,
            lc_errname(rc));
@@ -444,9 +467,21 @@ static lc_err send_dbirth(struct sim_edge *e, struct sim_device *d)
   return rc;
 }
 
-/* Send a WAITING device's DBIRTH again; it moves to the list's tail. */
+static lc_err send_nbirth(struct sim_edge *e);
+
+/* Send a WAITING device's DBIRTH again; it moves to the list's tail. A
+ * node-level device asks again with a new NBIRTH, which moves it too. */
 static void resend(struct sim_edge *e, struct sim_device *d)
 {
+  if(e->node_device) {
+    /* Stamped first, as send_dbirth() does: a failed publish must not
+     * keep the device at the head of the timer's list. */
+    d->sent_ms = lc_mono_ms();
+    lc_err rc = send_nbirth(e);
+    (void)rc; /* on failure the timer or the reconnect sends it again */
+    atomic_fetch_add(&e->sim->n_retransmits, 1);
+    return;
+  }
   lc_err rc = send_dbirth(e, d);
   (void)rc; /* on failure the timer or the reconnect sends it again */
   if(d->state == SIM_DEV_WAITING) {
@@ -460,6 +495,8 @@ static void resend(struct sim_edge *e, struct sim_device *d)
  * or a host that came (back) online. */
 static void resend_unfinished(struct sim_edge *e)
 {
+  if(e->node_device)
+    return; /* its NBIRTH, just sent, asked again */
   for(size_t i = 0; i < e->n_bad; i++)
     if(e->devices[i].state == SIM_DEV_OBSERVING)
       resend(e, &e->devices[i]);
@@ -467,17 +504,38 @@ static void resend_unfinished(struct sim_edge *e)
     resend(e, e->wait_head);
 }
 
+/* A node-level device's NBIRTH went out: that was its request. */
+static void node_birth_sent(struct sim_edge *e)
+{
+  struct sim_device *d = &e->devices[0];
+  uint64_t mono = lc_mono_ms();
+  d->sent_ms = mono;
+  note_first_dbirth(e->sim, mono);
+  if(d->state == SIM_DEV_PENDING) {
+    d->state = SIM_DEV_WAITING;
+    e->in_flight++;
+    wait_append(e, d);
+  } else if(d->state == SIM_DEV_WAITING) {
+    wait_remove(e, d);
+    wait_append(e, d);
+  }
+}
+
 static lc_err send_nbirth(struct sim_edge *e)
 {
   char topic[SPB_TOPIC_MAX];
+  const struct sim_device *self = e->node_device ? &e->devices[0] : NULL;
   lc_err rc = build_topic(e, SPB_NBIRTH, NULL, topic, sizeof(topic));
   if(rc == LC_OK)
-    rc = sim_payload_nbirth(e->bdseq, 0, lc_now_ms(), &e->buf);
+    rc = sim_payload_nbirth(e->bdseq, 0, lc_now_ms(), self,
+                            e->sim->opts->aliases, &e->buf);
   if(rc == LC_OK)
     rc = publish(e, topic, e->buf.data, e->buf.len, 0);
   if(rc == LC_OK) {
     e->seq = 1; /* tck-id-topics-nbirth-seq-num: NBIRTH is 0 */
     e->nbirth_wall_ms = lc_now_ms();
+    if(e->node_device)
+      node_birth_sent(e);
   }
   return rc;
 }
@@ -485,7 +543,8 @@ static lc_err send_nbirth(struct sim_edge *e)
 void sim_edge_fill_window_locked(struct sim_edge *e)
 {
   const struct sim_opts *o = e->sim->opts;
-  while(e->phase == SIM_PH_ONLINE && e->next_send < e->n_devices &&
+  while(!e->node_device && e->phase == SIM_PH_ONLINE &&
+        e->next_send < e->n_devices &&
         e->in_flight < o->window && !atomic_load(&e->sim->stopping)) {
     struct sim_device *d = &e->devices[e->next_send++];
     if(sim_kind_expect(d->kind)) {
@@ -512,7 +571,8 @@ static void rebirth_provisioned(struct sim_edge *e)
     struct sim_device *d = &e->devices[i];
     if(d->state != SIM_DEV_PROVISIONED)
       continue;
-    if(send_dbirth(e, d) != LC_OK ||
+    /* A node-level device's NBIRTH, just sent, was its birth. */
+    if((!e->node_device && send_dbirth(e, d) != LC_OK) ||
        sim_edge_send_installed_locked(e, d) != LC_OK)
       break; /* offline again: the next rebirth repeats this */
   }
@@ -588,9 +648,14 @@ lc_err sim_edge_send_installed_locked(struct sim_edge *e,
   if(e->phase != SIM_PH_ONLINE)
     return LC_ESTATE; /* linecert re-delivers; we ack that one */
   char topic[SPB_TOPIC_MAX];
-  lc_err rc = build_topic(e, SPB_DDATA, d->device_id, topic, sizeof(topic));
+  /* DESIGN §2: a node-level device acknowledges in NDATA. */
+  lc_err rc = e->node_device
+                ? build_topic(e, SPB_NDATA, NULL, topic, sizeof(topic))
+                : build_topic(e, SPB_DDATA, d->device_id, topic,
+                              sizeof(topic));
   if(rc == LC_OK)
-    rc = sim_payload_installed(d->installed, e->seq, lc_now_ms(), &e->buf);
+    rc = sim_payload_installed(d, e->sim->opts->aliases, e->seq, lc_now_ms(),
+                               &e->buf);
   if(rc == LC_OK)
     rc = publish(e, topic, e->buf.data, e->buf.len, 0);
   if(rc == LC_OK) {

@@ -26,7 +26,7 @@ struct keygen_job {
 static struct sim_device *nth_device(struct sim *s, size_t i)
 {
   /* Round-robin over edges so edge k's devices are not all last. */
-  size_t edges = s->opts->edges;
+  size_t edges = s->n_edges;
   struct sim_edge *e = &s->edges[i % edges];
   size_t j = i / edges;
   return j < e->n_devices ? &e->devices[j] : NULL;
@@ -39,10 +39,10 @@ static void *keygen_thread(void *arg)
   struct sim_keyctx *kc = NULL;
   lc_err rc = sim_keyctx_new(&kc);
   size_t max_per_edge = 0;
-  for(size_t k = 0; k < s->opts->edges; k++)
+  for(size_t k = 0; k < s->n_edges; k++)
     if(s->edges[k].n_devices > max_per_edge)
       max_per_edge = s->edges[k].n_devices;
-  size_t total = max_per_edge * s->opts->edges;
+  size_t total = max_per_edge * s->n_edges;
   while(rc == LC_OK && atomic_load(&job->rc) == LC_OK &&
         !sim_interrupted()) {
     size_t i = atomic_fetch_add(&job->next, 1);

@@ -36,10 +36,17 @@ static void usage(FILE *f)
 "  --edges E         edge nodes \"edge-1\"..\"edge-E\" (default 1)\n"
 "  --devices N       normal devices per edge (default 10)\n"
 "  --prefix P        serial prefix: P-<edge>-<nnnnn> (default SN)\n"
+"  --node-devices N  N more edge nodes \"P-node-<nnnnn>\" that are\n"
+"                    themselves devices: they ask in their NBIRTH, are\n"
+"                    answered by NCMD and acknowledge in NDATA\n"
+"                    (default 0; --edges may then be 0)\n"
+"  --aliases         every BIRTH gives its provisioning metrics aliases;\n"
+"                    DATA uses them, and a command that names an aliased\n"
+"                    metric instead of using its alias fails the device\n"
 "  --window W        devices in flight per edge (default 128)\n"
 "  --timeout S       whole run, key generation included (default 120)\n"
 "  --retry-ms MS     resend a DBIRTH unanswered this long (default 5000)\n"
-"  --bad KIND[,...]  one extra device per edge and kind:\n"
+"  --bad KIND[,...]  one extra device per edge (not node-level) and kind:\n"
 "                    garbage missing-csr bad-signature rsa p384\n"
 "                    cn-mismatch extra-subject malformed-csr oversized\n"
 "                    slash-serial ctrl-serial topic-slash, or all\n"
@@ -107,7 +114,7 @@ enum {
   OPT_URL = 256, OPT_TRUST, OPT_GROUP, OPT_EDGES, OPT_DEVICES, OPT_PREFIX,
   OPT_WINDOW, OPT_TIMEOUT, OPT_RETRY, OPT_BAD, OPT_THREADS, OPT_PROGRESS,
   OPT_JSON, OPT_LOG, OPT_CHECK_EVERY, OPT_HELP, OPT_CA, OPT_CERT_DIR,
-  OPT_MQTT_VERSION
+  OPT_MQTT_VERSION, OPT_NODE_DEVICES, OPT_ALIASES
 };
 
 static const struct option long_opts[] = {
@@ -119,6 +126,8 @@ static const struct option long_opts[] = {
   {"group", required_argument, NULL, OPT_GROUP},
   {"edges", required_argument, NULL, OPT_EDGES},
   {"devices", required_argument, NULL, OPT_DEVICES},
+  {"node-devices", required_argument, NULL, OPT_NODE_DEVICES},
+  {"aliases", no_argument, NULL, OPT_ALIASES},
   {"prefix", required_argument, NULL, OPT_PREFIX},
   {"window", required_argument, NULL, OPT_WINDOW},
   {"timeout", required_argument, NULL, OPT_TIMEOUT},
@@ -166,7 +175,11 @@ int main(int argc, char **argv)
     case OPT_JSON: o.json_file = a; break;
     case OPT_LOG: log_level = a; break;
     case OPT_PROGRESS: o.progress = true; break;
-    case OPT_EDGES: ok = parse_uint(a, 1, 1000, &o.edges); break;
+    case OPT_EDGES: ok = parse_uint(a, 0, 1000, &o.edges); break;
+    case OPT_NODE_DEVICES:
+      ok = parse_uint(a, 0, 10000, &o.node_devices);
+      break;
+    case OPT_ALIASES: o.aliases = true; break;
     case OPT_DEVICES: ok = parse_uint(a, 0, 10000000, &o.devices); break;
     case OPT_WINDOW: ok = parse_uint(a, 1, 1000000, &o.window); break;
     case OPT_TIMEOUT: ok = parse_uint(a, 1, 7 * 86400, &o.timeout_s); break;
@@ -204,9 +217,14 @@ int main(int argc, char **argv)
   bool any_bad = false;
   for(int k = SIM_NORMAL + 1; k < SIM_KIND_COUNT; k++)
     any_bad = any_bad || o.bad[k];
-  if(o.devices == 0 && !any_bad)
+  if(o.edges == 0 && o.node_devices == 0)
+    return bad_usage("%s", "nothing to simulate: --edges 0 and no "
+                           "--node-devices");
+  if(o.edges + o.node_devices > 10000)
+    return bad_usage("%s", "--edges plus --node-devices: at most 10000");
+  if((o.devices == 0 || o.edges == 0) && !any_bad && o.node_devices == 0)
     return bad_usage("%s", "nothing to simulate: --devices 0 and no --bad");
-  if(o.devices > 0 && !o.trust_file)
+  if((o.devices > 0 || o.node_devices > 0) && !o.trust_file)
     return bad_usage("%s is required to check issued certificates",
                      "--trust");
   if(lc_log_set_level(log_level) != LC_OK)

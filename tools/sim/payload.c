@@ -70,18 +70,87 @@ static void cstr_metric(struct spb_metric *m, const char *name,
   str_metric(m, name, s, s ? strlen(s) : 0, ts);
 }
 
+/* The metrics of a provisioning request, in alias order (sim_alias()).
+ * The first seven carry the request; the rest are declared null now and
+ * written later by linecert's command or our DATA: a strictly
+ * conforming host only writes metrics the BIRTH declared
+ * (tck-id-operational-behavior-data-commands-dcmd-metric-name). */
+static const char *const prov_names[] = {
+  "Device/SerialNumber", "Device/Manufacturer", "Device/Model",
+  "Device/FirmwareVersion", "Provisioning/BootstrapCSR",
+  "Provisioning/OperationalCSR", "Provisioning/State",
+  "Provisioning/RequestId", "Provisioning/Status",
+  "Provisioning/BootstrapCertificate", "Provisioning/OperationalCertificate",
+  "Provisioning/CertificateChain", "Provisioning/TrustBundle",
+  "Provisioning/Installed"};
+#define N_PROV (sizeof(prov_names) / sizeof(prov_names[0]))
+#define N_REQUEST 7
+
+uint64_t sim_alias(const struct sim_device *d, bool aliases,
+                   const char *name)
+{
+  if(!aliases)
+    return 0;
+  for(size_t k = 0; k < N_PROV; k++)
+    if(strcmp(prov_names[k], name) == 0)
+      return d->alias_base + k;
+  return 0;
+}
+
+/* Append d's provisioning metrics to m (room for N_PROV); returns how
+ * many. tck-id-payloads-alias-birth-requirement: with an alias, a BIRTH
+ * metric still carries its name. */
+static size_t request_metrics(const struct sim_device *d, bool aliases,
+                              uint64_t now_ms, struct spb_metric *m)
+{
+  size_t n = 0;
+  const char *value[N_REQUEST] = {
+    d->serial, "linecert-sim", "SIM-1", "1.0.0", d->csr[SIM_BOOTSTRAP],
+    d->csr[SIM_OPERATIONAL],
+    /* The device's own view (DESIGN §2): after a rebirth a provisioned
+     * device says so. */
+    d->state == SIM_DEV_PROVISIONED ? "PROVISIONED" : "UNPROVISIONED"};
+  size_t len[N_REQUEST];
+  for(size_t k = 0; k < N_REQUEST; k++)
+    len[k] = value[k] ? strlen(value[k]) : 0;
+  len[4] = d->csr_len[SIM_BOOTSTRAP];
+  len[5] = d->csr_len[SIM_OPERATIONAL];
+  for(size_t k = 0; k < N_PROV; k++) {
+    if(k < N_REQUEST) {
+      /* A kind without a CSR leaves the metric out altogether. */
+      if((k == 4 || k == 5) && !value[k])
+        continue;
+      str_metric(&m[n], prov_names[k], value[k], len[k], now_ms);
+    } else {
+      cstr_metric(&m[n], prov_names[k], NULL, now_ms);
+    }
+    uint64_t a = sim_alias(d, aliases, prov_names[k]);
+    if(a) {
+      m[n].has_alias = true;
+      m[n].alias = a;
+    }
+    n++;
+  }
+  return n;
+}
+
 lc_err sim_payload_nbirth(uint64_t bdseq, uint8_t seq, uint64_t now_ms,
+                          const struct sim_device *self, bool aliases,
                           struct sim_buf *out)
 {
-  struct spb_metric m[2];
+  struct spb_metric m[2 + N_PROV];
   /* tck-id-payloads-nbirth-bdseq: bdSeq is Int64. */
   metric(&m[0], "bdSeq", SPB_DT_INT64, now_ms)->value.v.i = (int64_t)bdseq;
   /* tck-id-payloads-nbirth-rebirth-req: by name, Boolean false. */
   metric(&m[1], "Node Control/Rebirth", SPB_DT_BOOLEAN, now_ms)->value.v.b =
     false;
+  size_t n = 2;
+  /* DESIGN §2: an edge node that is itself the device asks here. */
+  if(self)
+    n += request_metrics(self, aliases, now_ms, &m[2]);
   struct spb_payload p = {.has_timestamp = true, .timestamp = now_ms,
                           .has_seq = true, .seq = seq,
-                          .n_metrics = 2, .metrics = m};
+                          .n_metrics = n, .metrics = m};
   return encode(&p, out);
 }
 
@@ -96,45 +165,29 @@ lc_err sim_payload_ndeath(uint64_t bdseq, uint64_t now_ms,
 }
 
 lc_err sim_payload_dbirth(const struct sim_device *d, uint8_t seq,
-                          uint64_t now_ms, struct sim_buf *out)
+                          uint64_t now_ms, bool aliases, struct sim_buf *out)
 {
-  struct spb_metric m[16];
-  size_t n = 0;
-  cstr_metric(&m[n++], "Device/SerialNumber", d->serial, now_ms);
-  cstr_metric(&m[n++], "Device/Manufacturer", "linecert-sim", now_ms);
-  cstr_metric(&m[n++], "Device/Model", "SIM-1", now_ms);
-  cstr_metric(&m[n++], "Device/FirmwareVersion", "1.0.0", now_ms);
-  if(d->csr[SIM_BOOTSTRAP])
-    str_metric(&m[n++], "Provisioning/BootstrapCSR", d->csr[SIM_BOOTSTRAP],
-               d->csr_len[SIM_BOOTSTRAP], now_ms);
-  if(d->csr[SIM_OPERATIONAL])
-    str_metric(&m[n++], "Provisioning/OperationalCSR",
-               d->csr[SIM_OPERATIONAL], d->csr_len[SIM_OPERATIONAL], now_ms);
-  /* The device's own view (DESIGN §2): after a rebirth a provisioned
-   * device says so. */
-  cstr_metric(&m[n++], "Provisioning/State",
-              d->state == SIM_DEV_PROVISIONED ? "PROVISIONED"
-                                              : "UNPROVISIONED", now_ms);
-  /* Declared now, written by linecert's DCMD or our DDATA later: a
-   * strictly conforming host only writes metrics the BIRTH declared. */
-  static const char *const declared[] = {
-    "Provisioning/RequestId", "Provisioning/Status",
-    "Provisioning/BootstrapCertificate", "Provisioning/OperationalCertificate",
-    "Provisioning/CertificateChain", "Provisioning/TrustBundle",
-    "Provisioning/Installed"};
-  for(size_t i = 0; i < sizeof(declared) / sizeof(declared[0]); i++)
-    cstr_metric(&m[n++], declared[i], NULL, now_ms);
+  struct spb_metric m[N_PROV];
+  size_t n = request_metrics(d, aliases, now_ms, m);
   struct spb_payload p = {.has_timestamp = true, .timestamp = now_ms,
                           .has_seq = true, .seq = seq,
                           .n_metrics = n, .metrics = m};
   return encode(&p, out);
 }
 
-lc_err sim_payload_installed(const char *installed, uint8_t seq,
-                             uint64_t now_ms, struct sim_buf *out)
+lc_err sim_payload_installed(const struct sim_device *d, bool aliases,
+                             uint8_t seq, uint64_t now_ms,
+                             struct sim_buf *out)
 {
   struct spb_metric m;
-  cstr_metric(&m, "Provisioning/Installed", installed, now_ms);
+  cstr_metric(&m, "Provisioning/Installed", d->installed, now_ms);
+  uint64_t a = sim_alias(d, aliases, m.name);
+  if(a) {
+    /* tck-id-payloads-alias-data-cmd-requirement: DATA by alias only. */
+    m.name = NULL;
+    m.has_alias = true;
+    m.alias = a;
+  }
   struct spb_payload p = {.has_timestamp = true, .timestamp = now_ms,
                           .has_seq = true, .seq = seq,
                           .n_metrics = 1, .metrics = &m};

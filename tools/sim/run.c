@@ -81,7 +81,7 @@ struct totals {
 static struct totals count(const struct sim *s)
 {
   struct totals t = {0, 0, 0, 0};
-  for(unsigned k = 0; k < s->opts->edges; k++) {
+  for(unsigned k = 0; k < s->n_edges; k++) {
     const struct sim_edge *e = &s->edges[k];
     for(size_t i = 0; i < e->n_devices; i++) {
       t.devices++;
@@ -99,7 +99,7 @@ static struct totals count(const struct sim *s)
  * must see no DCMD and saw none got what it expected. */
 static void settle(struct sim *s, const char *reason)
 {
-  for(unsigned k = 0; k < s->opts->edges; k++) {
+  for(unsigned k = 0; k < s->n_edges; k++) {
     struct sim_edge *e = &s->edges[k];
     pthread_mutex_lock(&e->lock);
     for(size_t i = 0; i < e->n_devices; i++) {
@@ -119,7 +119,7 @@ static void settle(struct sim *s, const char *reason)
 static void print_failures(const struct sim *s)
 {
   size_t shown = 0, total = 0;
-  for(unsigned k = 0; k < s->opts->edges; k++) {
+  for(unsigned k = 0; k < s->n_edges; k++) {
     const struct sim_edge *e = &s->edges[k];
     for(size_t i = 0; i < e->n_devices; i++) {
       const struct sim_device *d = &e->devices[i];
@@ -160,7 +160,7 @@ static lc_err write_json(const struct sim *s, const struct summary *sum,
   lc_err rc = LC_ENOMEM;
   if(!root || !fails)
     goto out;
-  for(unsigned k = 0; k < s->opts->edges; k++) {
+  for(unsigned k = 0; k < s->n_edges; k++) {
     const struct sim_edge *e = &s->edges[k];
     for(size_t i = 0; i < e->n_devices; i++) {
       const struct sim_device *d = &e->devices[i];
@@ -206,7 +206,7 @@ static void print_summary(const struct summary *sum)
 static bool hosts_online(struct sim *s)
 {
   bool online = true;
-  for(unsigned k = 0; k < s->opts->edges && online; k++) {
+  for(unsigned k = 0; k < s->n_edges && online; k++) {
     struct sim_edge *e = &s->edges[k];
     pthread_mutex_lock(&e->lock);
     for(size_t h = 0; h < e->n_hosts; h++)
@@ -241,7 +241,8 @@ static void progress(struct sim *s, uint64_t now, uint64_t *last_ms,
 {
   size_t prov = atomic_load(&s->n_provisioned);
   double dt = (double)(now - *last_ms) / 1000.0;
-  size_t normal = (size_t)s->opts->devices * s->opts->edges;
+  size_t normal = (size_t)s->opts->devices * s->opts->edges +
+                  s->opts->node_devices;
   fprintf(stderr,
           "progress provisioned=%zu/%zu rate=%.0f/s failed=%zu "
           "retransmits=%zu\n",
@@ -261,7 +262,7 @@ static const char *loop(struct sim *s, uint64_t deadline)
       return "interrupted";
     if(now >= deadline)
       return "timeout";
-    for(unsigned k = 0; k < s->opts->edges; k++)
+    for(unsigned k = 0; k < s->n_edges; k++)
       sim_edge_poll(&s->edges[k], now);
     if(s->opts->progress && now - last_progress >= 1000)
       progress(s, now, &last_progress, &last_prov);
@@ -273,13 +274,13 @@ static const char *loop(struct sim *s, uint64_t deadline)
 
 static void close_edges(struct sim *s)
 {
-  for(unsigned k = 0; k < s->opts->edges; k++)
+  for(unsigned k = 0; k < s->n_edges; k++)
     if(s->edges[k].client)
       sim_edge_close(&s->edges[k]);
   uint64_t until = lc_mono_ms() + CLOSE_WAIT_MS;
   for(;;) {
     bool all = true;
-    for(unsigned k = 0; k < s->opts->edges; k++)
+    for(unsigned k = 0; k < s->n_edges; k++)
       all = all && (!s->edges[k].client ||
                     atomic_load(&s->edges[k].disconnected));
     if(all || lc_mono_ms() >= until)
@@ -299,10 +300,11 @@ static lc_err setup(struct sim *s, const struct sim_opts *o)
     return LC_ENOMEM;
   pthread_condattr_destroy(&ca);
   atomic_init(&s->stopping, false);
-  s->edges = lc_calloc(o->edges, sizeof(*s->edges));
+  s->n_edges = o->edges + o->node_devices;
+  s->edges = lc_calloc(s->n_edges, sizeof(*s->edges));
   if(!s->edges)
     return LC_ENOMEM;
-  for(unsigned k = 0; k < o->edges; k++) {
+  for(unsigned k = 0; k < s->n_edges; k++) {
     lc_err rc = sim_edge_init(s, &s->edges[k], k + 1);
     if(rc != LC_OK)
       return rc;
@@ -319,7 +321,7 @@ static lc_err setup(struct sim *s, const struct sim_opts *o)
 
 static void teardown(struct sim *s)
 {
-  for(unsigned k = 0; s->edges && k < s->opts->edges; k++) {
+  for(unsigned k = 0; s->edges && k < s->n_edges; k++) {
     sim_edge_destroy_client(&s->edges[k]);
     if(s->edges[k].devices || s->edges[k].by_id)
       sim_edge_cleanup(&s->edges[k]);
@@ -368,7 +370,7 @@ int sim_run(const struct sim_opts *o)
   }
   /* Two P-256 key pairs + CSRs per normal device; the few bad kinds
    * (RSA, P-384) are not worth separating out. */
-  size_t n_keys = 2 * (size_t)o->devices * o->edges;
+  size_t n_keys = 2 * ((size_t)o->devices * o->edges + o->node_devices);
   lc_log(LC_INFO, MOD, "event=keygen devices=%zu key_pairs=%zu seconds=%.3f "
                        "key_pairs_per_s=%.0f threads=%u",
          s.n_devices, n_keys, sum.keygen_s,
@@ -378,7 +380,7 @@ int sim_run(const struct sim_opts *o)
     fprintf(stderr, "linecert-sim: cannot start workers\n");
     goto out;
   }
-  for(unsigned k = 0; k < o->edges; k++) {
+  for(unsigned k = 0; k < s.n_edges; k++) {
     if((rc = sim_edge_create_client(&s.edges[k])) != LC_OK) {
       fprintf(stderr, "linecert-sim: cannot create an MQTT client for %s\n",
               o->mqtt_url);
@@ -386,7 +388,7 @@ int sim_run(const struct sim_opts *o)
       goto stop;
     }
   }
-  for(unsigned k = 0; k < o->edges; k++) {
+  for(unsigned k = 0; k < s.n_edges; k++) {
     rc = sim_edge_connect(&s.edges[k]);
     (void)rc; /* logged; the loop retries */
   }

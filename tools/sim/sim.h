@@ -3,6 +3,17 @@
  * linecert-sim: a production line of Sparkplug B edge nodes whose
  * devices ask linecert for certificates.
  *
+ * Node-level devices (--node-devices N): N more edge nodes, each of
+ * which is itself the device (DESIGN §2): its NBIRTH carries the
+ * provisioning metrics, linecert answers by NCMD, the acknowledgement
+ * goes in NDATA. Such an edge has exactly one sim_device, devices[0],
+ * whose device_id and serial are the edge node id.
+ *
+ * Aliases (--aliases): every BIRTH gives its provisioning metrics an
+ * alias (sim_alias()), DATA sends them by alias only, and linecert's
+ * commands must address them by alias only
+ * (tck-id-payloads-alias-data-cmd-requirement).
+ *
  * Files:
  *   main.c      options, run, summary (text and JSON)
  *   kinds.c     the bad device kinds and the outcome each expects
@@ -113,6 +124,7 @@ struct sim_device {
   uint8_t *spki[SIM_ROLES];        /* DER SubjectPublicKeyInfo */
   size_t spki_len[SIM_ROLES];
   uint8_t garbage[SIM_GARBAGE_LEN];
+  uint64_t alias_base;             /* --aliases: see sim_alias() */
 
   /* Guarded by edge->lock. */
   enum sim_dev_state state;
@@ -141,15 +153,28 @@ struct sim_buf {
 };
 void sim_buf_cleanup(struct sim_buf *b);
 
+/* The alias device d's BIRTH gives metric `name` with --aliases
+ * (`aliases` true): alias_base + its place in the provisioning metric
+ * list, unique across the edge node. 0 (no alias) otherwise, or for a
+ * metric not in the list. */
+uint64_t sim_alias(const struct sim_device *d, bool aliases,
+                   const char *name);
+
+/* NBIRTH: bdSeq and Node Control/Rebirth; with `self` (a node-level
+ * device) also every provisioning metric of sim_payload_dbirth(). */
 lc_err sim_payload_nbirth(uint64_t bdseq, uint8_t seq, uint64_t now_ms,
+                          const struct sim_device *self, bool aliases,
                           struct sim_buf *out) LC_NODISCARD;
 lc_err sim_payload_ndeath(uint64_t bdseq, uint64_t now_ms,
                           struct sim_buf *out) LC_NODISCARD;
 lc_err sim_payload_dbirth(const struct sim_device *d, uint8_t seq,
-                          uint64_t now_ms, struct sim_buf *out) LC_NODISCARD;
-lc_err sim_payload_installed(const char *installed, uint8_t seq,
-                             uint64_t now_ms, struct sim_buf *out)
+                          uint64_t now_ms, bool aliases, struct sim_buf *out)
   LC_NODISCARD;
+/* DDATA / NDATA Provisioning/Installed: by alias only when d's BIRTH
+ * gave it one, else by name. */
+lc_err sim_payload_installed(const struct sim_device *d, bool aliases,
+                             uint8_t seq, uint64_t now_ms,
+                             struct sim_buf *out) LC_NODISCARD;
 
 /* ---- certificate checks (certcheck.c) ---------------------------------- */
 
@@ -203,6 +228,8 @@ struct sim_opts {
   const char *json_file;
   unsigned edges;
   unsigned devices;      /* normal devices per edge */
+  unsigned node_devices; /* extra edge nodes that are themselves devices */
+  bool aliases;          /* BIRTHs declare aliases; commands must use them */
   unsigned window;
   unsigned timeout_s;
   unsigned retry_ms;
@@ -240,7 +267,10 @@ struct sim;
 struct sim_edge {
   struct sim *sim;
   unsigned index;                   /* 1-based */
-  char id[SPB_ID_MAX + 1];          /* "edge-<index>" */
+  char id[SPB_ID_MAX + 1];          /* "edge-<index>", or for a node-level
+                                       device "<prefix>-node-<nnnnn>" */
+  bool node_device;                 /* the edge node is the device:
+                                       devices[0], asks in NBIRTH */
   char client_id[128];
   char cert_file[512];              /* "" = no client certificate */
   char key_file[512];
@@ -274,6 +304,7 @@ struct sim_edge {
 struct sim {
   const struct sim_opts *opts;
   struct sim_edge *edges;
+  unsigned n_edges;                 /* --edges + --node-devices */
   X509_STORE *trust;                /* NULL when no --trust */
   struct lc_queue *inbox;           /* struct sim_msg * */
   pthread_t *workers;
@@ -315,6 +346,7 @@ bool sim_interrupted(void);
 void sim_wake(struct sim *s);
 
 /* edge.c */
+/* Edge `index` (1-based); indexes past --edges are node-level devices. */
 lc_err sim_edge_init(struct sim *s, struct sim_edge *e, unsigned index)
   LC_NODISCARD;
 void sim_edge_cleanup(struct sim_edge *e);

@@ -348,6 +348,268 @@ static void test_status_dcmd_and_topic(void)
                   LC_EINVAL);
 }
 
+/* ---- node-level devices (DESIGN §2) ------------------------------------------- */
+
+static const char *nbirth_reason(const char *edge, const char *serial)
+{
+  static char reason[64];
+  struct spb_topic t = {.type = SPB_NBIRTH};
+  strcpy(t.group, "L1");
+  strcpy(t.edge, edge);
+  struct spb_payload p;
+  birth_payload(serial, strlen(serial), CSR_TEXT, &p);
+  CU_ASSERT_TRUE(brk_birth_is_request(&p));
+  struct brk_birth b;
+  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, 8192, &b), LC_OK);
+  snprintf(reason, sizeof(reason), "%s", b.reason ? b.reason : "ok");
+  brk_birth_cleanup(&b);
+  spb_payload_free(&p);
+  return reason;
+}
+
+/* An edge node that is itself the device: its serial must be the edge
+ * node id, as a device's must be its device id. */
+static void test_nbirth_request_serial_is_the_edge_node_id(void)
+{
+  CU_ASSERT_STRING_EQUAL(nbirth_reason("N1", "N1"), "ok");
+  CU_ASSERT_STRING_EQUAL(nbirth_reason("N1", "N2"), "serial_mismatch");
+  /* The empty device level is no wildcard: "" never matches. */
+  CU_ASSERT_STRING_EQUAL(nbirth_reason("N1", ""), "bad_identifier");
+  struct spb_topic t = {.type = SPB_NDATA};
+  strcpy(t.edge, "N1");
+  CU_ASSERT_STRING_EQUAL(brk_topic_device_id(&t), "N1");
+  t.type = SPB_DDATA;
+  strcpy(t.device, "D1");
+  CU_ASSERT_STRING_EQUAL(brk_topic_device_id(&t), "D1");
+}
+
+/* Encode metrics as an edge node would, then decode them. */
+static struct spb_payload wire(const struct spb_metric *m, size_t n,
+                               bool has_seq, uint64_t seq)
+{
+  struct spb_payload in = {.has_timestamp = true, .timestamp = 1000,
+                           .has_seq = has_seq, .seq = seq, .n_metrics = n,
+                           .metrics = (struct spb_metric *)m};
+  uint8_t buf[8192];
+  size_t len;
+  struct spb_payload out;
+  CU_ASSERT_EQUAL_FATAL(spb_payload_encode(&in, buf, sizeof(buf), &len),
+                        LC_OK);
+  CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &out), LC_OK);
+  return out;
+}
+
+static struct spb_metric typed(const char *name, uint32_t dt, bool has_alias,
+                               uint64_t alias)
+{
+  struct spb_metric m;
+  memset(&m, 0, sizeof(m));
+  m.name = name;
+  m.has_alias = has_alias;
+  m.alias = alias;
+  m.has_datatype = true;
+  m.value.datatype = dt;
+  m.value.is_null = true;
+  return m;
+}
+
+/* An ordinary gateway's NBIRTH (bdSeq, rebirth control, even a serial
+ * of its own) is not a provisioning request; a CSR metric, even null,
+ * makes it one (answered missing_csr when null). */
+static void test_nbirth_without_csr_is_not_a_request(void)
+{
+  struct spb_metric m[4];
+  m[0] = typed("bdSeq", SPB_DT_INT64, false, 0);
+  m[0].value.is_null = false;
+  m[1] = typed("Node Control/Rebirth", SPB_DT_BOOLEAN, false, 0);
+  m[1].value.is_null = false;
+  m[2] = str_metric("Device/SerialNumber", "GW1", 3);
+  struct spb_payload p = wire(m, 3, true, 0);
+  CU_ASSERT_FALSE(brk_birth_is_request(&p));
+  spb_payload_free(&p);
+  m[3] = typed("Provisioning/OperationalCSR", SPB_DT_STRING, false, 0);
+  p = wire(m, 4, true, 0);
+  CU_ASSERT_TRUE(brk_birth_is_request(&p));
+  struct spb_topic t = {.type = SPB_NBIRTH};
+  strcpy(t.edge, "GW1");
+  struct brk_birth b;
+  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, 8192, &b), LC_OK);
+  CU_ASSERT_STRING_EQUAL(b.reason, "missing_csr");
+  brk_birth_cleanup(&b);
+  spb_payload_free(&p);
+}
+
+/* tck-id-operational-behavior-data-commands-ncmd-verb, topics-ncmd-topic:
+ * a node-level device (device "") is answered on NCMD, with the same
+ * command rules as DCMD: timestamp, no seq (tck-id-payloads-ncmd-
+ * timestamp, -ncmd-seq). */
+static void test_node_level_device_answered_by_ncmd(void)
+{
+  char topic[SPB_TOPIC_MAX];
+  CU_ASSERT_EQUAL(brk_dcmd_topic("L1", "N1", "", topic, sizeof(topic)),
+                  LC_OK);
+  CU_ASSERT_STRING_EQUAL(topic, "spBv1.0/L1/NCMD/N1");
+  struct sm_device *d = sm_device_new();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  strcpy(d->group, "L1");
+  strcpy(d->edge, "N1");
+  strcpy(d->request_id, "00112233445566778899aabbccddeeff");
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  CU_ASSERT_EQUAL_FATAL(brk_cmd_status(d, "REJECTED:serial_mismatch", NULL,
+                                       77, &buf, &len), LC_OK);
+  struct spb_payload p;
+  CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
+  CU_ASSERT_TRUE(p.has_timestamp);
+  CU_ASSERT_EQUAL(p.timestamp, 77);
+  CU_ASSERT_FALSE(p.has_seq);
+  const char *s;
+  size_t slen;
+  CU_ASSERT_EQUAL(spb_payload_get_string(&p, "Provisioning/RequestId", &s,
+                                         &slen), LC_OK);
+  CU_ASSERT_EQUAL(spb_payload_get_string(&p, "Provisioning/Status", &s,
+                                         &slen), LC_OK);
+  CU_ASSERT_EQUAL(slen, strlen("REJECTED:serial_mismatch"));
+  spb_payload_free(&p);
+  lc_free(buf);
+  sm_device_free(d);
+}
+
+static void feed_birth(struct spb_sess *s, enum spb_msg_type type,
+                       const char *device, const struct spb_metric *m,
+                       size_t n, uint64_t seq)
+{
+  struct spb_topic t = {.type = type};
+  strcpy(t.group, "L1");
+  strcpy(t.edge, "N1");
+  strcpy(t.device, device);
+  struct spb_payload p = wire(m, n, true, seq);
+  struct spb_sess_out o;
+  spb_sess_out_init(&o);
+  CU_ASSERT_EQUAL(spb_sess_feed(s, &t, &p, 1, &o), LC_OK);
+  CU_ASSERT_EQUAL(o.verdict, SPB_SESS_DELIVER);
+  spb_sess_out_cleanup(&o);
+}
+
+static const struct spb_metric *by_alias(const struct spb_payload *p,
+                                         uint64_t alias)
+{
+  for(size_t i = 0; i < p->n_metrics; i++)
+    if(p->metrics[i].has_alias && p->metrics[i].alias == alias)
+      return &p->metrics[i];
+  return NULL;
+}
+
+/* tck-id-payloads-alias-data-cmd-requirement: a metric the BIRTH gave an
+ * alias is written by alias only, without its name; the others by name.
+ * tck-id-operational-behavior-data-commands-dcmd-metric-value /
+ * -ncmd-metric-value: with the declared datatype when it can hold text
+ * (Text here), String otherwise. Checked for a device (DCMD) and for a
+ * node-level device (NCMD) of one edge node, whose aliases are unique
+ * across the node (tck-id-payloads-alias-uniqueness). */
+static void test_commands_use_declared_alias_and_datatype(void)
+{
+  struct spb_sess_config cfg;
+  spb_sess_config_default(&cfg);
+  struct spb_sess *s = NULL;
+  CU_ASSERT_EQUAL_FATAL(spb_sess_new(&cfg, &s), LC_OK);
+  struct spb_metric nm[5];
+  nm[0] = typed("bdSeq", SPB_DT_INT64, false, 0);
+  nm[0].value.is_null = false;
+  nm[1] = typed("Node Control/Rebirth", SPB_DT_BOOLEAN, false, 0);
+  nm[1].value.is_null = false;
+  nm[2] = typed("Provisioning/Status", SPB_DT_TEXT, true, 7);
+  nm[3] = typed("Provisioning/RequestId", SPB_DT_STRING, false, 0);
+  nm[4] = typed("Provisioning/BootstrapCertificate", SPB_DT_INT32, true, 9);
+  feed_birth(s, SPB_NBIRTH, "", nm, 5, 0);
+  struct spb_metric dm[3];
+  dm[0] = typed("Provisioning/Status", SPB_DT_STRING, true, 21);
+  dm[1] = typed("Provisioning/OperationalCertificate", SPB_DT_STRING, true,
+                22);
+  dm[2] = typed("Provisioning/CertificateChain", SPB_DT_TEXT, false, 0);
+  feed_birth(s, SPB_DBIRTH, "D1", dm, 3, 1);
+
+  struct sm_device *d = sm_device_new();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  strcpy(d->group, "L1");
+  strcpy(d->edge, "N1");
+  strcpy(d->device, "D1");
+  strcpy(d->request_id, "00112233445566778899aabbccddeeff");
+  d->cert[CA_ROLE_BOOTSTRAP].pem = lc_strdup("BOOT-PEM");
+  d->cert[CA_ROLE_OPERATIONAL].pem = lc_strdup("OP-PEM");
+  d->chain = lc_strdup("CHAIN-PEM");
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  struct spb_payload p;
+
+  /* The device D1: DCMD. */
+  CU_ASSERT_EQUAL_FATAL(brk_cmd_deliver(d, "ROOT", s, 5, &buf, &len), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
+  CU_ASSERT_FALSE(p.has_seq);
+  const struct spb_metric *m = by_alias(&p, 21);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT_PTR_NULL(m->name);
+  CU_ASSERT_EQUAL(m->value.datatype, SPB_DT_STRING);
+  CU_ASSERT_EQUAL(m->value.v.str.len, 6); /* ISSUED */
+  m = by_alias(&p, 22);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT_PTR_NULL(m->name);
+  CU_ASSERT_EQUAL(m->value.v.str.len, 6); /* OP-PEM */
+  /* Declared without an alias: by name, with the declared Text. */
+  m = spb_payload_find(&p, "Provisioning/CertificateChain");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT_FALSE(m->has_alias);
+  CU_ASSERT_EQUAL(m->value.datatype, SPB_DT_TEXT);
+  /* Not declared by D1 (the node's aliases are the node's): by name. */
+  m = spb_payload_find(&p, "Provisioning/BootstrapCertificate");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT_FALSE(m->has_alias);
+  CU_ASSERT_EQUAL(m->value.datatype, SPB_DT_STRING);
+  CU_ASSERT_PTR_NULL(spb_payload_find(&p, "Provisioning/Status"));
+  CU_ASSERT_EQUAL(p.n_metrics, 6);
+  spb_payload_free(&p);
+  LC_FREE(buf);
+
+  /* The edge node itself as the device: NCMD metrics by its aliases. */
+  d->device[0] = '\0';
+  CU_ASSERT_EQUAL_FATAL(brk_cmd_deliver(d, "ROOT", s, 5, &buf, &len), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
+  m = by_alias(&p, 7);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT_PTR_NULL(m->name);
+  CU_ASSERT_EQUAL(m->value.datatype, SPB_DT_TEXT);
+  /* Declared Int32 cannot hold a PEM: alias kept, String sent. */
+  m = by_alias(&p, 9);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT_PTR_NULL(m->name);
+  CU_ASSERT_EQUAL(m->value.datatype, SPB_DT_STRING);
+  m = spb_payload_find(&p, "Provisioning/RequestId");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT_FALSE(m->has_alias);
+  CU_ASSERT_PTR_NULL(by_alias(&p, 21));
+  spb_payload_free(&p);
+  LC_FREE(buf);
+
+  /* Status answers too; and without a session (restart, node offline)
+   * everything goes by name. */
+  CU_ASSERT_EQUAL_FATAL(brk_cmd_status(d, "RETRYING", s, 5, &buf, &len),
+                        LC_OK);
+  CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
+  CU_ASSERT_PTR_NOT_NULL(by_alias(&p, 7));
+  CU_ASSERT_PTR_NULL(spb_payload_find(&p, "Provisioning/Status"));
+  spb_payload_free(&p);
+  LC_FREE(buf);
+  CU_ASSERT_EQUAL_FATAL(brk_cmd_status(d, "RETRYING", NULL, 5, &buf, &len),
+                        LC_OK);
+  CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
+  CU_ASSERT_PTR_NULL(by_alias(&p, 7));
+  CU_ASSERT_PTR_NOT_NULL(spb_payload_find(&p, "Provisioning/Status"));
+  spb_payload_free(&p);
+  LC_FREE(buf);
+  sm_device_free(d);
+  spb_sess_free(s);
+}
+
 /* ---- audit details ------------------------------------------------------------ */
 
 static void test_audit_details_are_sorted_compact_json(void)
@@ -398,6 +660,14 @@ static const struct lc_test tests[] = {
   {"delivery DCMD carries certificates, datatypes, timestamp, no seq",
    test_delivery_dcmd_carries_certificates_with_datatypes},
   {"status DCMD and DCMD topic", test_status_dcmd_and_topic},
+  {"NBIRTH request: the serial must be the edge node id",
+   test_nbirth_request_serial_is_the_edge_node_id},
+  {"NBIRTH without a CSR metric is no request (ordinary edge node)",
+   test_nbirth_without_csr_is_not_a_request},
+  {"node-level device answered by NCMD: timestamp, no seq",
+   test_node_level_device_answered_by_ncmd},
+  {"commands by the declared alias (no name) and datatype, else by name",
+   test_commands_use_declared_alias_and_datatype},
   {"audit details are sorted compact JSON; topics made printable",
    test_audit_details_are_sorted_compact_json},
   {NULL, NULL}};
