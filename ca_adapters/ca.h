@@ -188,7 +188,8 @@ struct ca_local_config {
  * root.pem is written last and marks a complete CA: a directory holding
  * it is only ever loaded (each cert checked against its key, each
  * issuing CA against the root), never rewritten; one without it is
- * (re)created from scratch. Root and issuing CAs last 20 years.
+ * (re)created from scratch. root.key may be moved offline after
+ * creation: without it the issuing CAs are checked against root.pem.  Root and issuing CAs last 20 years.
  * submit() answers CA_REJECTED "validity_exceeds_ca" when the leaf would
  * outlive its issuing CA; poll() answers CA_REJECTED "not_pending";
  * cancel() does nothing. There is no de-duplication by request_key.

@@ -41,6 +41,7 @@
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #define CA_FILE_MAX (64u * 1024u)
@@ -390,15 +391,28 @@ static lc_err check_ca_cert(const char *name, X509 *cert, const X509 *signer)
   return LC_OK;
 }
 
+/* Is root.key there? Roots belong offline (docs/adapters.md): once an
+ * operator has moved it away, the chain is checked with root.pem alone. */
+static bool root_key_present(const char *dir)
+{
+  char path[4096];
+  int n = snprintf(path, sizeof(path), "%s/%s", dir, CA__ROOT_KEY);
+  return n > 0 && (size_t)n < sizeof(path) && access(path, F_OK) == 0;
+}
+
 /* The root is loaded to check the chain, then dropped with its key. */
 static lc_err load_root(const char *dir, X509 **root)
 {
   EVP_PKEY *key = NULL;
   lc_err rc = load_cert(dir, CA__ROOT_CERT, root);
-  if(rc == LC_OK)
+  bool with_key = root_key_present(dir);
+  if(rc == LC_OK && with_key)
     rc = load_key(dir, CA__ROOT_KEY, &key);
-  if(rc == LC_OK)
+  if(rc == LC_OK && with_key)
     rc = check_pair(CA__ROOT_CERT, *root, key);
+  if(rc == LC_OK && !with_key)
+    lc_log(LC_INFO, "ca", "ca=local root_key=offline msg=\"root.key not "
+           "present; issuing CAs checked against root.pem\"");
   if(rc == LC_OK)
     rc = check_ca_cert(CA__ROOT_CERT, *root, *root);
   EVP_PKEY_free(key);

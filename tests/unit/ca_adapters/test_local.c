@@ -304,6 +304,45 @@ static void test_cert_not_matching_its_key_refused_at_open(void)
   fixture_done(&f);
 }
 
+/* Roots belong offline: with root.key moved away the CA loads, checks
+ * its issuing CAs against root.pem, and issues; a wrong root.pem is
+ * still refused. */
+static void test_root_key_offline_still_loads_and_issues(void)
+{
+  struct fixture f, other;
+  fixture_init(&f);
+  fixture_open(&f);
+  ca_free(f.ca);
+  f.ca = NULL;
+  char *path = tu_path(f.dir, "root.key");
+  CU_ASSERT_EQUAL_FATAL(unlink(path), 0);
+  CU_ASSERT_EQUAL_FATAL(ca_local_open(&f.cfg, &f.ca), LC_OK);
+  CU_ASSERT_FALSE(file_exists(f.dir, "root.key")); /* not recreated */
+  struct ca_csr *csr = tu_device_csr("SN-OFFLINE", NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csr);
+  struct ca_result res = issue(f.ca, CA_ROLE_BOOTSTRAP, csr);
+  ca_result_cleanup(&res);
+  ca_csr_free(csr);
+  ca_free(f.ca);
+  f.ca = NULL;
+  /* Another CA's root in root.pem: the issuing CAs do not chain to it. */
+  fixture_init(&other);
+  fixture_open(&other);
+  char *foreign = read_text(other.dir, "root.pem");
+  char *root_path = tu_path(f.dir, "root.pem");
+  FILE *fp = fopen(root_path, "w");
+  CU_ASSERT_FATAL(fp && fputs(foreign, fp) >= 0);
+  fclose(fp);
+  CU_ASSERT_NOT_EQUAL(ca_local_open(&f.cfg, &f.ca), LC_OK);
+  CU_ASSERT_PTR_NULL(f.ca);
+  ERR_clear_error();
+  free(root_path);
+  free(foreign);
+  free(path);
+  fixture_done(&other);
+  fixture_done(&f);
+}
+
 static void test_incomplete_ca_dir_refused_not_recreated(void)
 {
   struct fixture f;
@@ -719,4 +758,6 @@ const struct lc_test local_tests[] = {
    test_submit_and_open_survive_each_allocation_failing},
   {"root path NULL for other adapters; role names; result cleanup",
    test_root_path_null_for_other_adapters_and_role_names},
+  {"root.key offline: loads with root.pem alone, issues; foreign root refused",
+   test_root_key_offline_still_loads_and_issues},
   {NULL, NULL}};
