@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit/aud.h"
 #include "common/lc_log.h"
@@ -336,6 +337,16 @@ static int cmd_device(const struct cli *c)
     printf("%-12s key_fpr=%s cert_serial=%s cert_fpr=%s\n",
            ca_role_name((enum ca_role)r), d->key_fpr[r], d->cert[r].serial,
            d->cert[r].fpr);
+  /* A device waiting for its CA (paced, pending, or after a failure)
+   * says when it is asked again, and how many failures it has had. */
+  char when[32] = "-";
+  if(d->next_attempt_at) {
+    time_t t = (time_t)(d->next_attempt_at / 1000);
+    struct tm tm;
+    if(gmtime_r(&t, &tm))
+      strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  }
+  printf("attempts     %u\nnext_attempt %s\n", d->attempts, when);
   sm_device_free(d);
   return 0;
 }
