@@ -8,10 +8,18 @@
  * every certificate verifying and the audit chain intact. The simulator
  * reconnects its edge nodes on its own (new bdSeq, NBIRTH, the DBIRTHs
  * of devices still waiting).
+ *
+ * A reconnect is a new host session: linecert announces itself again
+ * with a STATE birth carrying a new timestamp T, later than the one of
+ * the session the crash ended (tck-id-host-topic-phid-death-payload-
+ * timestamp-connect, tck-id-message-flow-phid-sparkplug-state-publish).
+ * A small Paho client reads it.
  */
 #include "tests/integration/rig.h"
 #include "tests/support/lc_cunit.h"
 
+#include <MQTTClient.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -31,11 +39,52 @@ static int count_lines(const char *path, const char *needle)
   return n;
 }
 
+/* The timestamp of the first online STATE of linecert (host id
+ * "linecert") newer than `after`, from the retained store or live,
+ * within 20 s; 0 if none came. A client of its own, since the broker
+ * under it may just have restarted. */
+static uint64_t online_state_after(struct rig *r, uint64_t after)
+{
+  MQTTClient c = NULL;
+  uint64_t found = 0;
+  if(MQTTClient_create(&c, lc_mosq_url(r->mosq), "lc-it-state",
+                       MQTTCLIENT_PERSISTENCE_NONE, NULL) != 0)
+    return 0;
+  MQTTClient_connectOptions co = MQTTClient_connectOptions_initializer;
+  co.cleansession = 1;
+  if(MQTTClient_connect(c, &co) == 0 &&
+     MQTTClient_subscribe(c, "spBv1.0/STATE/linecert", 1) == 0) {
+    for(int i = 0; i < 200 && !found; i++) {
+      char *topic = NULL;
+      int tlen = 0;
+      MQTTClient_message *msg = NULL;
+      int rc = MQTTClient_receive(c, &topic, &tlen, &msg, 100);
+      if(rc != MQTTCLIENT_SUCCESS && rc != MQTTCLIENT_TOPICNAME_TRUNCATED)
+        break;
+      if(!msg)
+        continue;
+      json_t *j = json_loadb(msg->payload, (size_t)msg->payloadlen, 0, NULL);
+      json_int_t ts = json_integer_value(json_object_get(j, "timestamp"));
+      if(json_is_true(json_object_get(j, "online")) && ts > 0 &&
+         (uint64_t)ts > after)
+        found = (uint64_t)ts;
+      json_decref(j);
+      MQTTClient_freeMessage(&msg);
+      MQTTClient_free(topic);
+    }
+    MQTTClient_disconnect(c, 1000);
+  }
+  MQTTClient_destroy(&c);
+  return found;
+}
+
 static void test_broker_killed_mid_line_all_provisioned_once(void)
 {
   struct rig r;
   rig_init(&r);
   rig_start_linecert(&r, NULL);
+  uint64_t t1 = online_state_after(&r, 0);
+  CU_ASSERT_TRUE_FATAL(t1 > 0);
   const char *sim[] = {"--edges", "2", "--devices", "100", "--prefix", "M",
                        "--timeout", "90", "--retry-ms", "2000", NULL};
   struct lc_proc *p = rig_spawn_sim(&r, sim);
@@ -56,6 +105,9 @@ static void test_broker_killed_mid_line_all_provisioned_once(void)
   struct timespec down = {2, 0};
   nanosleep(&down, NULL);
   CU_ASSERT_EQUAL_FATAL(lc_mosq_restart(r.mosq), LC_OK);
+  /* The restarted broker has no retained STATE (no persistence): what
+   * comes is linecert's birth of its new session, with a new T. */
+  CU_ASSERT_TRUE(online_state_after(&r, t1) > t1);
 
   struct lc_proc_exit ex = {0};
   CU_ASSERT_EQUAL(lc_proc_wait(p, 120000, &ex), LC_OK);
