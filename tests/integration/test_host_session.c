@@ -54,7 +54,7 @@ static uint64_t wall_ms(void)
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* ---- the observer ----------------------------------------------------------- */
+/* ---- the observer -------------------------------------------------------- */
 
 struct obs_msg {
   char topic[SPB_TOPIC_MAX];
@@ -184,7 +184,7 @@ static int retained_count(struct rig *r, const char *filter)
   return n;
 }
 
-/* ---- STATE payloads ---------------------------------------------------------- */
+/* ---- STATE payloads ------------------------------------------------------ */
 
 struct state {
   bool online;
@@ -245,7 +245,7 @@ static bool retained_state(MQTTClient c, struct obs_msg *m, struct state *st)
   }
 }
 
-/* ---- Mosquitto's log ---------------------------------------------------------- */
+/* ---- Mosquitto's log ----------------------------------------------------- */
 
 struct blog {
   char **lines;
@@ -314,7 +314,7 @@ static void blog_publishes(const struct blog *bl, const char *topic_part,
   }
 }
 
-/* ---- tests ---------------------------------------------------------------------- */
+/* ---- tests --------------------------------------------------------------- */
 
 /* What linecert sends when it connects, read from the broker's log. */
 static void test_connect_will_subscribe_then_state_birth_on_the_wire(void)
@@ -350,7 +350,8 @@ static void test_connect_will_subscribe_then_state_birth_on_the_wire(void)
    * tck-id-payloads-state-subscribe: its own STATE topic and the
    * namespace are subscribed, and the SUBACK is sent, before the first
    * PUBLISH. */
-  size_t sub = blog_find(&bl, conn, "Received SUBSCRIBE from " CLIENT_ID, NULL);
+  size_t sub =
+    blog_find(&bl, conn, "Received SUBSCRIBE from " CLIENT_ID, NULL);
   size_t own = blog_find(&bl, sub, "\t" STATE_TOPIC " (QoS 1)", NULL);
   size_t ns = blog_find(&bl, sub, "\tspBv1.0/+/DBIRTH/#", NULL);
   size_t suback = blog_find(&bl, sub, "Sending SUBACK to " CLIENT_ID, NULL);
