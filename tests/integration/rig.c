@@ -28,13 +28,18 @@ static void nap_ms(int ms)
   nanosleep(&ts, NULL);
 }
 
-void rig_init(struct rig *r)
+void rig_init_conf(struct rig *r, const char *const extra_conf[])
 {
   memset(r, 0, sizeof(*r));
   snprintf(r->dir, sizeof(r->dir), "/tmp/lc-it-XXXXXX");
   CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(r->dir));
   snprintf(r->data_dir, sizeof(r->data_dir), "%s/data", r->dir);
-  CU_ASSERT_EQUAL_FATAL(lc_mosq_start(NULL, &r->mosq), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(lc_mosq_start(extra_conf, &r->mosq), LC_OK);
+}
+
+void rig_init(struct rig *r)
+{
+  rig_init_conf(r, NULL);
 }
 
 bool rig_file_contains(const char *path, const char *needle)

@@ -26,6 +26,9 @@ struct rig {
 
 /* Make the temp dir and start Mosquitto. CUnit-fatal on failure. */
 void rig_init(struct rig *r);
+/* The same, with lines added to Mosquitto's conf (lc_mosq_start()),
+ * e.g. "log_type all" to read what clients sent in its log. */
+void rig_init_conf(struct rig *r, const char *const extra_conf[]);
 /* Start `linecert serve` and wait until its MQTT session is online. */
 void rig_start_linecert(struct rig *r, const char *const extra_args[]);
 /* SIGTERM and wait; asserts a clean exit. */

@@ -2,9 +2,11 @@
 #include "tests/support/lc_mosq.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/support/lc_proc.h"
@@ -16,7 +18,17 @@ struct lc_mosq {
   char conf[300];
   char log[300];
   char url[40];
+  char bin[256];   /* the binary that was started, for lc_mosq_restart() */
+  int starts;      /* successful starts, names the kept logs */
+  bool killed;     /* by lc_mosq_kill(), not restarted since */
 };
+
+static uint64_t mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* One caller line, with "@PORT@" replaced by the port. */
 static void put_line(FILE *f, const char *line, uint16_t port)
@@ -109,6 +121,8 @@ static lc_err start_once(struct lc_mosq *m, const char *bin,
                          LC_MOSQ_START_TIMEOUT_MS);
   if(rc == LC_OK) {
     snprintf(m->url, sizeof(m->url), "tcp://127.0.0.1:%u", (unsigned)m->port);
+    snprintf(m->bin, sizeof(m->bin), "%s", bin);
+    m->starts++;
     return LC_OK;
   }
   dump_log(m, rc == LC_ESHUTDOWN ? "mosquitto exited during start"
@@ -182,12 +196,71 @@ int lc_mosq_pid(const struct lc_mosq *m)
   return (int)lc_proc_pid(m->proc);
 }
 
+lc_err lc_mosq_kill(struct lc_mosq *m)
+{
+  if(m->killed)
+    return LC_ESTATE;
+  lc_err rc = lc_proc_signal(m->proc, SIGKILL);
+  if(rc != LC_OK)
+    return rc;
+  struct lc_proc_exit ex = {false, 0};
+  if(lc_proc_wait(m->proc, LC_MOSQ_STOP_TIMEOUT_MS, &ex) != LC_OK)
+    return LC_EIO;
+  m->killed = true;
+  return ex.signaled && ex.code == SIGKILL ? LC_OK : LC_EIO;
+}
+
+lc_err lc_mosq_restart(struct lc_mosq *m)
+{
+  if(!m->killed)
+    return LC_ESTATE;
+  /* Keep the log of the run that was killed: it is what a failing test
+   * needs to be read with. */
+  char kept[320];
+  snprintf(kept, sizeof(kept), "%s/mosquitto-%d.log", m->dir, m->starts);
+  if(rename(m->log, kept) != 0)
+    fprintf(stderr, "lc_mosq: could not keep %s as %s\n", m->log, kept);
+  const char *argv[] = {m->bin, "-c", m->conf, NULL};
+  uint64_t deadline = mono_ms() + LC_MOSQ_START_TIMEOUT_MS;
+  for(;;) {
+    lc_proc_free(m->proc);
+    m->proc = NULL;
+    lc_err rc = lc_proc_spawn(argv, NULL, m->log, m->log, &m->proc);
+    if(rc != LC_OK)
+      return rc;
+    uint64_t now = mono_ms();
+    int left = now < deadline ? (int)(deadline - now) : 0;
+    rc = lc_proc_wait_port(m->proc, "127.0.0.1", m->port, left);
+    if(rc == LC_OK) {
+      m->killed = false;
+      m->starts++;
+      return LC_OK;
+    }
+    /* LC_ESHUTDOWN: it exited, most likely because the port was taken
+     * while it was down. Unlike a first start we cannot move to another
+     * port, so wait for it to be released, within the start timeout. */
+    if(rc != LC_ESHUTDOWN || mono_ms() + 50 >= deadline) {
+      dump_log(m, "mosquitto did not come back on its port");
+      return LC_EIO;
+    }
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+}
+
 lc_err lc_mosq_stop(struct lc_mosq *m)
 {
   if(!m)
     return LC_OK;
   struct lc_proc_exit ex = {false, 0};
-  lc_err rc = lc_proc_stop(m->proc, LC_MOSQ_STOP_TIMEOUT_MS, &ex);
+  /* proc is NULL only after a restart whose spawn failed. */
+  lc_err rc = m->proc ? lc_proc_stop(m->proc, LC_MOSQ_STOP_TIMEOUT_MS, &ex)
+                      : LC_OK;
+  if(m->killed) {
+    /* Killed on purpose and left down: its end was already checked. */
+    ex.signaled = false;
+    ex.code = 0;
+  }
   if(rc == LC_OK && (ex.signaled || ex.code != 0)) {
     char what[64], buf[32];
     snprintf(what, sizeof(what), "mosquitto ended with %s",

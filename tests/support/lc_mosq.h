@@ -52,6 +52,22 @@ const char *lc_mosq_dir(const struct lc_mosq *m);
 /* The broker's pid (e.g. to SIGSTOP it in a fault test). */
 int lc_mosq_pid(const struct lc_mosq *m);
 
+/* SIGKILL the broker and reap it (a crash, as far as its clients can
+ * tell: no DISCONNECT, sockets reset). `m` stays valid for
+ * lc_mosq_restart() or lc_mosq_stop(). LC_ESTATE when it is not
+ * running, LC_EIO when it could not be reaped. */
+lc_err lc_mosq_kill(struct lc_mosq *m) LC_NODISCARD;
+
+/* Start the broker again after lc_mosq_kill(), with the same
+ * mosquitto.conf and so on the same port and url, since the clients
+ * under test reconnect to the address they were given. The previous
+ * log is kept as mosquitto-<n>.log next to it. The port was ours a
+ * moment ago but another process may take it in between: mosquitto
+ * then exits during start, and we try again (up to
+ * LC_MOSQ_START_TIMEOUT_MS in all) before giving up with LC_EIO.
+ * LC_ESTATE when it is still running. */
+lc_err lc_mosq_restart(struct lc_mosq *m) LC_NODISCARD;
+
 /* SIGTERM the broker, wait for it, remove the temp dir, free `m`.
  * LC_OK only when it exited with status 0; otherwise (non-zero exit,
  * killed by a signal, or SIGKILLed after LC_MOSQ_STOP_TIMEOUT_MS)

@@ -773,6 +773,16 @@ static void go_online_locked(struct sim_edge *e)
   lc_log(LC_INFO, MOD, "edge=%s event=online bdseq=%llu", e->id,
          (unsigned long long)e->bdseq);
   resend_unfinished(e);
+  if(e->n_connects > 1) {
+    /* A new session after a lost one: the host knows our devices only
+     * from births in this session, and acknowledgements we sent just
+     * before the connection broke may have died with it (a broker that
+     * crashes forwards nothing it still held). Birth the provisioned
+     * devices again with their acknowledgement, and linger for the
+     * answers. */
+    rebirth_provisioned(e);
+    atomic_store(&e->sim->last_final_ms, lc_mono_ms());
+  }
   sim_edge_fill_window_locked(e);
 }
 
@@ -802,6 +812,15 @@ void sim_edge_poll(struct sim_edge *e, uint64_t now)
   if((ev & SIM_EV_LOST) && e->phase != SIM_PH_CLOSING) {
     e->phase = SIM_PH_OFFLINE;
     e->retry_at_ms = now + RECONNECT_PAUSE_MS;
+    /* What we knew about hosts came through the lost connection. If the
+     * broker itself died, so did the hosts' sessions, and we will see
+     * no Will for them (a dead broker publishes none, and without
+     * persistence it forgets their retained STATE): count them offline
+     * until their STATE says otherwise on the new connection, so the
+     * run does not end before they are back to hear our
+     * acknowledgements again (run.c, hosts_online()). */
+    for(size_t h = 0; h < e->n_hosts; h++)
+      e->hosts[h].online = false;
   }
   if(e->phase == SIM_PH_OFFLINE && now >= e->retry_at_ms &&
      !atomic_load(&e->sim->stopping))
