@@ -246,14 +246,50 @@ static void send_rebirth(struct brk *b, const struct spb_sess_rebirth *r)
   }
 }
 
+/* Is the device (or the node-level device) born in the current session
+ * of its edge node? Unknown after a restart until its node births. */
+static bool device_online(struct brk *b, const struct sm_device *s)
+{
+  if(s->device[0])
+    return spb_sess_device_online(b->sess, s->group, s->edge, s->device);
+  struct spb_sess_node_info ni;
+  return spb_sess_node_info(b->sess, s->group, s->edge, &ni) == LC_OK &&
+         ni.online;
+}
+
+/* tck-id-operational-behavior-edge-node-termination-host-action-ndeath-
+ * devices-offline (and DDEATH): a device waiting in DELIVERED for its
+ * acknowledgement stops its delivery timer until it is born again; the
+ * other states need nothing (issuing goes on; a request resumes at the
+ * next birth, which is idempotent). Only devices with work in progress
+ * are in memory, and DELIVERED is one of those states. */
+static void device_went_offline(struct brk *b, const struct spb_sess_event *e)
+{
+  char key[BRK_KEY_MAX];
+  if(e->device[0])
+    snprintf(key, sizeof(key), "%s/%s/%s", e->group, e->edge, e->device);
+  else
+    snprintf(key, sizeof(key), "%s/%s", e->group, e->edge);
+  struct brk_dev *d = brk_devtab_find(&b->devs, key);
+  if(!d || d->sm->state != SM_DELIVERED)
+    return;
+  struct sm_event ev = event(SM_EV_OFFLINE);
+  lc_err rc = brk_apply(b, d, &ev);
+  if(rc != LC_OK)
+    lc_log(LC_ERROR, "provision", "dev=%s op=offline err=%s", d->key,
+           lc_errname(rc));
+  else
+    lc_log(LC_INFO, "provision", "dev=%s offline=delivery_suspended", d->key);
+}
+
 static void note_event(struct brk *b, const struct spb_sess_event *e)
 {
   if(e->kind == SPB_SESS_NODE_OFFLINE)
     atomic_fetch_add(&b->stats.nodes_offline, 1);
   else if(e->kind == SPB_SESS_DEVICE_OFFLINE)
     atomic_fetch_add(&b->stats.devices_offline, 1);
-  /* Offline devices need nothing from the machine: one in the middle of
-   * provisioning resumes at its next DBIRTH, which is idempotent. */
+  if(e->kind == SPB_SESS_NODE_OFFLINE || e->kind == SPB_SESS_DEVICE_OFFLINE)
+    device_went_offline(b, e);
   lc_log(LC_DEBUG, "sparkplug", "node=%s/%s device=%s event=%s cause=%s",
          e->group, e->edge, e->device,
          e->kind == SPB_SESS_NODE_ONLINE || e->kind == SPB_SESS_DEVICE_ONLINE
@@ -508,7 +544,10 @@ void brk_fire_timers(struct brk *b, uint64_t now_ms)
   for(size_t i = 0; i < s.n; i++) {
     struct brk_dev *d = s.due[i];
     d->kick = false;
-    struct sm_event ev = event(SM_EV_TIMER);
+    /* A delivery to a device nobody can hear would only use up its
+     * count: wait for its birth instead. */
+    bool deaf = d->sm->state == SM_DELIVERED && !device_online(b, d->sm);
+    struct sm_event ev = event(deaf ? SM_EV_OFFLINE : SM_EV_TIMER);
     lc_err rc = brk_apply(b, d, &ev);
     if(rc != LC_OK && rc != LC_ESTATE)
       lc_log(LC_ERROR, "provision", "dev=%s op=timer err=%s", d->key,

@@ -119,6 +119,14 @@ static void metrics_counters(struct text *t, struct brk *b)
           "CA answers 'not ready yet' (in progress, approval pending)",
           C(ca_pending));
   counter(t, "linecert_dcmd_sent_total", "DCMDs published", C(dcmd_sent));
+  counter(t, "linecert_nodes_offline_total",
+          "edge node sessions ended (NDEATH, connection loss)",
+          C(nodes_offline));
+  counter(t, "linecert_devices_offline_total",
+          "device sessions ended (DDEATH, NDEATH, connection loss)",
+          C(devices_offline));
+  counter(t, "linecert_rebirths_sent_total", "rebirth requests (NCMD)",
+          C(rebirths_sent));
   counter(t, "linecert_publish_failures_total", "publishes Paho refused",
           C(publish_failures));
   counter(t, "linecert_installed_mismatch_total",

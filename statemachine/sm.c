@@ -20,6 +20,7 @@
  *   CA_ISSUED      ISSUING_*               on_ca_issued()
  *   CA_RETRY       ISSUING_*               on_ca_retry()
  *   CA_WAIT        ISSUING_*               on_ca_wait()
+ *   OFFLINE        DELIVERED               on_offline()
  *   CA_REJECTED    ISSUING_*               on_ca_rejected()
  *   INSTALLED      DELIVERED, PROVISIONED  on_installed()
  *   TIMER          VALIDATED, ISSUING_*, DELIVERED   on_timer()
@@ -36,7 +37,7 @@
 
 static const char *const event_names[SM_EV_COUNT] = {
   "REQUEST", "INVALID", "CA_ISSUED", "CA_RETRY", "CA_REJECTED",
-  "INSTALLED", "TIMER", "OPERATOR_RETRY", "CA_WAIT"};
+  "INSTALLED", "TIMER", "OPERATOR_RETRY", "CA_WAIT", "OFFLINE"};
 
 const char *sm_event_name(enum sm_event_kind k)
 {
@@ -518,6 +519,24 @@ static lc_err on_installed(struct sm_device *dev, const struct sm_event *ev,
   return LC_OK;
 }
 
+/* A device switched off between stations must not use up its deliveries
+ * and end FAILED while nobody can hear it: the timer stops, and its next
+ * birth (same keys) re-delivers with a fresh count. No audit record:
+ * the state does not change. */
+static lc_err on_offline(struct sm_device *dev, const struct sm_event *ev,
+                         struct sm_actions *act)
+{
+  if(dev->state != SM_DELIVERED)
+    return LC_ESTATE;
+  if(!dev->next_attempt_at && !dev->deliveries)
+    return LC_OK; /* suspended already */
+  dev->next_attempt_at = 0;
+  dev->deliveries = 0;
+  dev->updated_at = ev->now_ms;
+  act->dirty = true;
+  return LC_OK;
+}
+
 /* ---- timers and operators ------------------------------------------------ */
 
 static lc_err on_timer(struct sm_device *dev, const struct sm_policy *pol,
@@ -605,6 +624,8 @@ lc_err sm_step(struct sm_device *dev, const struct sm_policy *pol,
     return on_ca_retry(dev, pol, ev, act);
   case SM_EV_CA_REJECTED:
     return on_ca_rejected(dev, ev, act);
+  case SM_EV_OFFLINE:
+    return on_offline(dev, ev, act);
   case SM_EV_CA_WAIT: {
     lc_err rc = on_ca_wait(dev, ev);
     act->dirty = rc == LC_OK;

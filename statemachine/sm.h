@@ -20,6 +20,8 @@
  *   ISSUING_* --CA_REJECTED | attempts spent--> FAILED
  *   DELIVERED --INSTALLED (fingerprints match)--> PROVISIONED
  *   DELIVERED --TIMER--> re-deliver, up to max_deliveries, then FAILED
+ *   DELIVERED --OFFLINE--> same state, delivery timer disarmed and its
+ *      count reset: the device's next birth re-delivers
  *   FAILED --OPERATOR_RETRY--> ISSUING_* (the first role still missing)
  *   DELIVERED|PROVISIONED --REQUEST same keys--> re-deliver, same certs
  *   PROVISIONED|REJECTED|FAILED --REQUEST new keys--> by policy: refuse
@@ -122,6 +124,8 @@ enum sm_event_kind {
   SM_EV_CA_WAIT,          /* ev.role, ev.retry_after_ms, ev.generation:
                              the CA paced us or is still working
                              (CA_PACED, CA_PENDING) */
+  SM_EV_OFFLINE,          /* the device is offline (DDEATH, NDEATH, or
+                             not online when its delivery timer fires) */
   SM_EV_COUNT
 };
 const char *sm_event_name(enum sm_event_kind k);

@@ -245,6 +245,49 @@ static void test_ca_wait_is_not_an_attempt(void)
   sm_device_free(d);
 }
 
+/* Offline in DELIVERED: the timer stops and the count resets, so a
+ * device switched off for an hour does not end FAILED; its next birth
+ * re-delivers. */
+static void test_offline_suspends_delivery_until_next_birth(void)
+{
+  struct sm_device *d = new_device();
+  struct sm_actions act;
+  struct sm_request r = request(FPR_B, FPR_O);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  CU_ASSERT_EQUAL(issue(d, CA_ROLE_BOOTSTRAP, CERT_FPR_B, &act), LC_OK);
+  CU_ASSERT_EQUAL(issue(d, CA_ROLE_OPERATIONAL, CERT_FPR_O, &act), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(d->state, SM_DELIVERED);
+  /* Not in DELIVERED yet or any more: nothing to suspend. */
+  struct sm_device *n = new_device();
+  CU_ASSERT_EQUAL(step(n, (struct sm_event){.kind = SM_EV_OFFLINE}, &act),
+                  LC_ESTATE);
+  sm_device_free(n);
+  for(uint32_t i = 1; i < pol.max_deliveries; i++)
+    CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_TIMER}, &act),
+                    LC_OK);
+  CU_ASSERT_EQUAL(d->deliveries, pol.max_deliveries);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_OFFLINE}, &act),
+                  LC_OK);
+  CU_ASSERT_TRUE(act.dirty);
+  CU_ASSERT_EQUAL(act.n, 0);
+  CU_ASSERT_EQUAL(d->state, SM_DELIVERED);
+  CU_ASSERT_EQUAL(d->next_attempt_at, 0);
+  CU_ASSERT_EQUAL(d->deliveries, 0);
+  /* Again: nothing to persist. */
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_OFFLINE}, &act),
+                  LC_OK);
+  CU_ASSERT_FALSE(act.dirty);
+  /* Back with the same keys: delivered again, the timer armed afresh. */
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_DELIVER), 1);
+  CU_ASSERT_EQUAL(d->deliveries, 1);
+  CU_ASSERT_TRUE(d->next_attempt_at > 0);
+  CU_ASSERT_EQUAL(d->state, SM_DELIVERED);
+  sm_device_free(d);
+}
+
 static void test_ca_rejection_fails_and_operator_retry_resumes(void)
 {
   struct sm_device *d = new_device();
@@ -432,6 +475,8 @@ const struct lc_test sm_tests[] = {
    test_retry_after_longer_than_backoff_wins},
   {"CA_WAIT (paced, pending) is not a failed attempt",
    test_ca_wait_is_not_an_attempt},
+  {"OFFLINE in DELIVERED suspends delivery until the next birth",
+   test_offline_suspends_delivery_until_next_birth},
   {"CA rejection fails; operator retry resumes missing role",
    test_ca_rejection_fails_and_operator_retry_resumes},
   {"INVALID rejects once; replay answered, not re-audited",
