@@ -149,7 +149,8 @@ static void metrics_snapshot(struct text *t, const struct brk_snapshot *s,
         s->online ? 1 : 0);
   gauge(t, "linecert_devices_in_memory", "devices with work in progress",
         (double)s->in_memory);
-  gauge(t, "linecert_jobs_queued", "worker jobs waiting", (double)s->jobs);
+  gauge(t, "linecert_jobs_queued", "CSR checks waiting for a worker",
+        (double)s->jobs);
   gauge(t, "linecert_audit_last_seq", "sequence number of the last record",
         (double)s->audit_seq);
   gauge(t, "linecert_uptime_seconds", "seconds since start",
@@ -530,7 +531,7 @@ static const char live_page[] =
   "j.states)if(j.states[k])rows+='<tr><td>'+k+'</td><td>'+j.states[k]+"
   "'</td></tr>';document.getElementById('states').innerHTML=rows;"
   "document.getElementById('tot').textContent='provisioned since start: '"
-  "+j.provisioned+', rejected: '+j.rejected+', CA jobs queued: '+j.jobs}\n"
+  "+j.provisioned+', rejected: '+j.rejected+', CSR checks queued: '+j.jobs}\n"
   "tick();setInterval(tick,1000);\n"
   "</script></body></html>\n";
 
