@@ -358,8 +358,13 @@ static void dispatch(struct brk *b, struct brk_ca_slot *s, struct brk_dev *d)
 {
   const struct sm_device *sm = d->sm;
   enum ca_role role;
-  if(!issuing(sm->state, &role) || b->ca_for[role] != s) {
+  if(!issuing(sm->state, &role)) {
+    d->ca_inflight = false; /* settled or delivered meanwhile */
+    return;
+  }
+  if(b->ca_for[role] != s) {
     d->ca_inflight = false;
+    d->kick = true; /* now waiting for the other role's adapter */
     return;
   }
   struct brk_job *job = lc_calloc(1, sizeof(*job));
