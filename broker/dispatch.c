@@ -536,10 +536,46 @@ static void collect_due(struct brk_dev *d, void *ctx)
   s->due[s->n++] = d;
 }
 
+/* The edge nodes asked to rebirth in one timer scan (each once). */
+struct asked {
+  struct spb_sess_rebirth *nodes;
+  size_t n, cap;
+};
+
+/* A DELIVERED device of an edge node the tracker has never seen (after
+ * a restart, before the node's birth): ask the node for its birth, as
+ * for data from an unknown node (never a guess), once per node. The
+ * device's DBIRTH then re-delivers (or its acknowledgement arrives). */
+static void ask_unknown_node(struct brk *b, const struct sm_device *s,
+                             struct asked *a)
+{
+  struct spb_sess_node_info ni;
+  if(spb_sess_node_info(b->sess, s->group, s->edge, &ni) != LC_ENOTFOUND)
+    return; /* known: born (and then the device is not) or dead */
+  for(size_t i = 0; i < a->n; i++)
+    if(!strcmp(a->nodes[i].group, s->group) &&
+       !strcmp(a->nodes[i].edge, s->edge))
+      return;
+  if(a->n == a->cap) {
+    size_t cap = a->cap ? a->cap * 2 : 16;
+    struct spb_sess_rebirth *n = lc_realloc(a->nodes, cap * sizeof(*n));
+    if(!n)
+      return; /* its devices wait for the node's own next birth */
+    a->nodes = n;
+    a->cap = cap;
+  }
+  struct spb_sess_rebirth *r = &a->nodes[a->n++];
+  memset(r, 0, sizeof(*r));
+  lc_strlcpy(r->group, s->group, sizeof(r->group));
+  lc_strlcpy(r->edge, s->edge, sizeof(r->edge));
+  send_rebirth(b, r);
+}
+
 void brk_fire_timers(struct brk *b, uint64_t now_ms)
 {
   /* Collect first: applying may evict devices from the table. */
   struct timer_scan s = {.b = b, .now = now_ms};
+  struct asked asked = {0};
   brk_devtab_each(&b->devs, collect_due, &s);
   for(size_t i = 0; i < s.n; i++) {
     struct brk_dev *d = s.due[i];
@@ -547,11 +583,14 @@ void brk_fire_timers(struct brk *b, uint64_t now_ms)
     /* A delivery to a device nobody can hear would only use up its
      * count: wait for its birth instead. */
     bool deaf = d->sm->state == SM_DELIVERED && !device_online(b, d->sm);
+    if(deaf)
+      ask_unknown_node(b, d->sm, &asked);
     struct sm_event ev = event(deaf ? SM_EV_OFFLINE : SM_EV_TIMER);
     lc_err rc = brk_apply(b, d, &ev);
     if(rc != LC_OK && rc != LC_ESTATE)
       lc_log(LC_ERROR, "provision", "dev=%s op=timer err=%s", d->key,
              lc_errname(rc));
   }
+  lc_free(asked.nodes);
   lc_free(s.due);
 }

@@ -123,7 +123,8 @@ static void metrics_counters(struct text *t, struct brk *b)
           "edge node sessions ended (NDEATH, connection loss)",
           C(nodes_offline));
   counter(t, "linecert_devices_offline_total",
-          "device sessions ended (DDEATH, NDEATH, connection loss)",
+          "device sessions ended (DDEATH, NDEATH, a new NBIRTH, "
+          "connection loss)",
           C(devices_offline));
   counter(t, "linecert_rebirths_sent_total", "rebirth requests (NCMD)",
           C(rebirths_sent));

@@ -148,6 +148,10 @@ static void edge_open(struct rig *r, struct edge *e)
                         MQTTCLIENT_SUCCESS);
   CU_ASSERT_EQUAL_FATAL(MQTTClient_subscribe(e->c, CANARY, 1),
                         MQTTCLIENT_SUCCESS);
+  /* Rebirth requests (the other readers skip what is not a DCMD). */
+  CU_ASSERT_EQUAL_FATAL(MQTTClient_subscribe(e->c, "spBv1.0/" GROUP
+                                             "/NCMD/" EDGE, 1),
+                        MQTTCLIENT_SUCCESS);
 }
 
 static void edge_close(struct edge *e)
@@ -567,18 +571,12 @@ static void check_cli_suspended(struct rig *r, const char *device)
 
 /* linecert with a short delivery timeout and few deliveries (file
  * comment), and /metrics on a free loopback port. */
-static uint16_t start(struct rig *r)
+/* linecert with the test's settings and HTTP on `port`, once /metrics
+ * answers. Started again the same way after a kill. */
+static void start_linecert(struct rig *r, uint16_t port)
 {
-  rig_init(r);
   char cfg[320];
   snprintf(cfg, sizeof(cfg), "%s/linecert.ini", r->dir);
-  FILE *f = fopen(cfg, "w");
-  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-  fprintf(f, "[policy]\ndelivery_timeout_ms = %d\nmax_deliveries = %d\n",
-          TIMEOUT_MS, MAX_DELIVERIES);
-  fclose(f);
-  uint16_t port = 0;
-  CU_ASSERT_EQUAL_FATAL(lc_proc_free_port(&port), LC_OK);
   char listen[32];
   snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)port);
   const char *args[] = {"-c", cfg, "--http", listen, NULL};
@@ -591,6 +589,21 @@ static uint16_t start(struct rig *r)
       nap_ms(50);
   }
   CU_ASSERT_TRUE_FATAL(up);
+}
+
+static uint16_t start(struct rig *r)
+{
+  rig_init(r);
+  char cfg[320];
+  snprintf(cfg, sizeof(cfg), "%s/linecert.ini", r->dir);
+  FILE *f = fopen(cfg, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fprintf(f, "[policy]\ndelivery_timeout_ms = %d\nmax_deliveries = %d\n",
+          TIMEOUT_MS, MAX_DELIVERIES);
+  fclose(f);
+  uint16_t port = 0;
+  CU_ASSERT_EQUAL_FATAL(lc_proc_free_port(&port), LC_OK);
+  start_linecert(r, port);
   return port;
 }
 
@@ -789,6 +802,105 @@ static void test_ddeath_suspends_that_device_only(void)
   rig_cleanup(&r);
 }
 
+/* Waits for linecert's NCMD `Node Control/Rebirth` = true to our node;
+ * counts the DCMDs that came first in *dcmds. */
+static bool wait_rebirth(struct edge *e, uint64_t deadline, int *dcmds)
+{
+  while(wall_ms() < deadline) {
+    char *topic = NULL;
+    int tlen = 0;
+    MQTTClient_message *msg = NULL;
+    int rc = MQTTClient_receive(e->c, &topic, &tlen, &msg, 100);
+    if(rc != MQTTCLIENT_SUCCESS && rc != MQTTCLIENT_TOPICNAME_TRUNCATED)
+      return false;
+    if(!msg)
+      continue;
+    struct spb_topic t;
+    struct spb_payload p;
+    bool rebirth = false;
+    if(spb_topic_parse(topic, strlen(topic), &t) == LC_OK &&
+       spb_payload_decode(msg->payload, (size_t)msg->payloadlen, &p) ==
+         LC_OK) {
+      *dcmds += t.type == SPB_DCMD;
+      for(size_t i = 0; t.type == SPB_NCMD && i < p.n_metrics; i++) {
+        const struct spb_metric *m = &p.metrics[i];
+        rebirth |= m->name && !strcmp(m->name, "Node Control/Rebirth") &&
+                   m->value.datatype == SPB_DT_BOOLEAN && m->value.v.b;
+      }
+      spb_payload_free(&p);
+    }
+    MQTTClient_freeMessage(&msg);
+    MQTTClient_free(topic);
+    if(rebirth)
+      return true;
+  }
+  return false;
+}
+
+/* After kill -9 linecert knows no edge node. A DELIVERED device is not
+ * re-delivered blind (its timer fires, but the device is not online):
+ * its edge node, which missed linecert's STATE or ignores it, is asked
+ * for a rebirth once (tck-id-operational-behavior-data-commands-ncmd-
+ * rebirth-verb, -name, -value), and the DBIRTH that answers gets the
+ * same certificates. */
+static void test_restart_asks_unknown_node_to_rebirth(void)
+{
+  struct rig r;
+  uint16_t port = start(&r);
+  struct edge e;
+  edge_open(&r, &e);
+  struct device s1, s2;
+  device_init(&s1, "R1");
+  device_init(&s2, "R2");
+  nbirth(&e, 0);
+  dbirth(&e, &s1);
+  dbirth(&e, &s2);
+  struct dcmd first1, first2, c;
+  bool got1 = false, got2 = false;
+  uint64_t deadline = wall_ms() + WAIT_MS;
+  while(!(got1 && got2) && next_dcmd(&e, deadline, &c)) {
+    if(!got1 && strcmp(c.device, s1.id) == 0) {
+      first1 = c;
+      got1 = true;
+    }
+    else if(!got2 && strcmp(c.device, s2.id) == 0) {
+      first2 = c;
+      got2 = true;
+    }
+  }
+  CU_ASSERT_TRUE_FATAL(got1 && got2);
+  check_issued(&first1);
+  check_issued(&first2);
+  rig_kill_linecert(&r);
+  drain(&e);
+  start_linecert(&r, port);
+  /* Two DELIVERED devices of one unknown node: one request, no DCMD. */
+  int dcmds = 0;
+  CU_ASSERT_TRUE_FATAL(wait_rebirth(&e, wall_ms() + WAIT_MS, &dcmds));
+  CU_ASSERT_EQUAL(dcmds, 0);
+  CU_ASSERT_TRUE(wait_metric(port, "linecert_rebirths_sent_total", 1));
+  check_suspended(&r, s1.id);
+  check_suspended(&r, s2.id);
+  /* The node answers with its births: the same certificates. */
+  nbirth(&e, 1);
+  dbirth(&e, &s1);
+  dbirth(&e, &s2);
+  CU_ASSERT_TRUE_FATAL(wait_dcmd(&e, s1.id, &c, NULL));
+  check_same(&c, &first1);
+  acknowledge(&e, &s1, &c);
+  CU_ASSERT_TRUE_FATAL(wait_dcmd(&e, s2.id, &c, NULL));
+  check_same(&c, &first2);
+  acknowledge(&e, &s2, &c);
+  CU_ASSERT_TRUE(rig_wait_count(&r, "R", SM_PROVISIONED, 2, WAIT_MS));
+  CU_ASSERT_EQUAL(metric_now(port, "linecert_rebirths_sent_total"), 1);
+  edge_close(&e);
+  rig_stop_linecert(&r);
+  check_end(&r, "R", 2);
+  device_cleanup(&s1);
+  device_cleanup(&s2);
+  rig_cleanup(&r);
+}
+
 static const struct lc_test tests[] = {
   {"NDEATH with another bdSeq ends nothing (re-delivered on time); with "
    "the session's bdSeq: node and device offline, DELIVERED suspended "
@@ -802,6 +914,11 @@ static const struct lc_test tests[] = {
    "(tck-id-operational-behavior-edge-node-termination-host-action-"
    "ddeath-devices-offline)",
    test_ddeath_suspends_that_device_only},
+  {"after kill -9 a DELIVERED device's unknown edge node is asked to "
+   "rebirth once, not re-delivered blind; its DBIRTH gets the same "
+   "certificates (tck-id-operational-behavior-data-commands-ncmd-rebirth-"
+   "verb)",
+   test_restart_asks_unknown_node_to_rebirth},
   {NULL, NULL}};
 
 int main(void)
