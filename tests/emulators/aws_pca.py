@@ -24,7 +24,8 @@ ca-root.pem (root of the issuing CA), info.json (ca_arn, region).
 
 Control (see emu_common): faults throttle, error500, error503, timeout,
 slow, lose_answer (done, then no answer), hold (done, answer held back),
-in_progress, limit_exceeded;
+in_progress (with "cn": only for that subject's certificate),
+limit_exceeded;
 POST /forget-idempotency (the 5-minute window passed); POST /expire-token
 (the session token is now expired); GET /certs (ARNs issued).
 """
@@ -351,12 +352,16 @@ class AwsPca(ec_.Emulator):
         if req["CertificateAuthorityArn"] != self.ca_arn:
             raise AwsError(400, "ResourceNotFoundException",
                            "Could not find certificate authority")
-        f = self.faults.take("GetCertificate", ("in_progress",))
         with self.lock:
             ent = self.certs.get(req["CertificateArn"])
-            if ent is None:
-                raise AwsError(400, "ResourceNotFoundException",
-                               "Could not find certificate")
+        if ent is None:
+            raise AwsError(400, "ResourceNotFoundException",
+                           "Could not find certificate")
+        cns = ent[0].subject.get_attributes_for_oid(
+            x509.oid.NameOID.COMMON_NAME)
+        f = self.faults.take("GetCertificate", ("in_progress",),
+                             cns[0].value if cns else None)
+        with self.lock:
             if f:
                 self.stats.inc("fault_in_progress")
                 raise AwsError(400, "RequestInProgressException",

@@ -224,12 +224,17 @@ class Faults:
         with self.lock:
             self.q.append(spec)
 
-    def take(self, op, kinds=None):
+    def take(self, op, kinds=None, cn=None):
+        """A fault with a "cn" member applies only to a request about the
+        certificate subject with that CN (where the emulator knows it: a
+        test aims at one device)."""
         with self.lock:
             for f in self.q:
                 if f.get("op") not in (None, "*", op):
                     continue
                 if kinds is not None and f["kind"] not in kinds:
+                    continue
+                if "cn" in f and f["cn"] != cn:
                     continue
                 f["count"] -= 1
                 if f["count"] <= 0:

@@ -46,6 +46,8 @@ struct adapter {
   const char *issue_op;       /* the emulator's op that makes certificates */
   const char *primary_bucket; /* its pace bucket, as ca_pace_stats names it */
   void (*write_section)(FILE *f);
+  /* Faults aimed at one device, in place before the line starts. */
+  const char *const *pre;
   /* Faults injected while the main line flows, in waves (JSON). */
   const char *const *waves[3];
   void (*after_wave)(int wave); /* e.g. EJBCA approves; may be NULL */
@@ -201,6 +203,13 @@ static const char *const aws_w3[] = {
   "\"op\":\"GetCertificate\"}",
   "{\"kind\":\"in_progress\",\"count\":6,\"op\":\"GetCertificate\"}", NULL};
 
+/* One device's certificate stays "in progress" for 15 GetCertificate
+ * calls (3 s at poll_ms = 200): more than max_ca_attempts, so a PENDING
+ * counted as a failed attempt would turn it FAILED. */
+static const char *const aws_pre[] = {
+  "{\"kind\":\"in_progress\",\"op\":\"GetCertificate\",\"count\":15,"
+  "\"cn\":\"M-2-00050\"}", NULL};
+
 static const char *const gcp_w1[] = {
   "{\"kind\":\"throttle\",\"count\":4,\"retry_after\":1}",
   "{\"kind\":\"throttle\",\"count\":2,\"retry_after\":1,\"http_date\":true}",
@@ -236,12 +245,12 @@ static const char *const aws_env[] = {
 
 static const struct adapter adapters[] = {
   {"awspca", "aws_pca.py", aws_emu_args, "IssueCertificate", "issue",
-   write_awspca, {aws_w1, aws_w2, aws_w3}, NULL},
+   write_awspca, aws_pre, {aws_w1, aws_w2, aws_w3}, NULL},
   {"gcpcas", "gcp_cas.py", NULL, "CreateCertificate", "create_bootstrap",
-   write_gcpcas, {gcp_w1, gcp_w2, gcp_w3}, NULL},
-  {"ejbca", "ejbca.py", NULL, "enroll", "enroll", write_ejbca,
+   write_gcpcas, NULL, {gcp_w1, gcp_w2, gcp_w3}, NULL},
+  {"ejbca", "ejbca.py", NULL, "enroll", "enroll", write_ejbca, NULL,
    {ej_w1, ej_w2, ej_w3}, ejbca_after_wave},
-  {NULL, NULL, NULL, NULL, NULL, NULL, {NULL, NULL, NULL}, NULL}};
+  {NULL, NULL, NULL, NULL, NULL, NULL, NULL, {NULL, NULL, NULL}, NULL}};
 
 static void write_config(void)
 {
@@ -496,6 +505,8 @@ static void test_line_of_200_with_faults(void)
                        "--prefix", "M", "--timeout", "240", "--retry-ms",
                        "3000", NULL};
   const uint64_t n = MAIN_EDGES * MAIN_PER_EDGE;
+  for(int i = 0; T.ad->pre && T.ad->pre[i]; i++)
+    CU_ASSERT_EQUAL(emu_post(T.emu, "/faults", T.ad->pre[i]), LC_OK);
   double t0 = now_s();
   struct lc_proc *p = rig_spawn_sim(&T.rig, sim);
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
@@ -525,6 +536,10 @@ static void test_line_of_200_with_faults(void)
   CU_ASSERT(emu_stat(T.emu, "fault_error503") >= 3);
   CU_ASSERT(emu_stat(T.emu, "fault_timeout") >= 3);
   CU_ASSERT(emu_stat(T.emu, "fault_slow") >= 4);
+  if(T.ad->pre)
+    CU_ASSERT(emu_stat(T.emu, "fault_in_progress") >= 15);
+  if(T.ad->after_wave)
+    CU_ASSERT(emu_stat(T.emu, "approvals_created") >= 3);
   CU_ASSERT_EQUAL(emu_post(T.emu, "/clear-faults", NULL), LC_OK);
 
   /* What an operator sees of the adapter on /metrics. */
