@@ -547,10 +547,10 @@ static void test_line_of_200_with_faults(void)
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
   char series[160];
   snprintf(series, sizeof(series),
-           "linecert_ca_queue_depth{adapter=\"" ADAPTER "\"}");
+           "linecert_ca_queue_depth{adapter=\"" ADAPTER "\",");
   CU_ASSERT(metric(m, series) >= 0);
   snprintf(series, sizeof(series),
-           "linecert_ca_waiting_devices{adapter=\"" ADAPTER "\"}");
+           "linecert_ca_waiting_devices{adapter=\"" ADAPTER "\",");
   CU_ASSERT(metric(m, series) >= 0);
   snprintf(series, sizeof(series),
            "linecert_ca_pace_granted_total{adapter=\"" ADAPTER
