@@ -189,8 +189,10 @@ static void ejbca_after_wave(int wave)
  * pending answer). Counts are small enough that no device sees
  * max_ca_attempts (8) transient failures. */
 static const char *const aws_w1[] = {
-  "{\"kind\":\"throttle\",\"count\":4,\"retry_after\":1}",
-  "{\"kind\":\"throttle\",\"count\":2,\"retry_after\":1,\"http_date\":true}",
+  "{\"kind\":\"throttle\",\"count\":4,\"retry_after\":1,"
+  "\"op\":\"IssueCertificate\"}",
+  "{\"kind\":\"throttle\",\"count\":2,\"retry_after\":1,\"http_date\":true,"
+  "\"op\":\"IssueCertificate\"}",
   "{\"kind\":\"error500\",\"count\":3}",
   "{\"kind\":\"error503\",\"count\":3,\"retry_after\":1}", NULL};
 static const char *const aws_w2[] = {
@@ -211,8 +213,10 @@ static const char *const aws_pre[] = {
   "\"cn\":\"M-2-00050\"}", NULL};
 
 static const char *const gcp_w1[] = {
-  "{\"kind\":\"throttle\",\"count\":4,\"retry_after\":1}",
-  "{\"kind\":\"throttle\",\"count\":2,\"retry_after\":1,\"http_date\":true}",
+  "{\"kind\":\"throttle\",\"count\":4,\"retry_after\":1,"
+  "\"op\":\"CreateCertificate\"}",
+  "{\"kind\":\"throttle\",\"count\":2,\"retry_after\":1,\"http_date\":true,"
+  "\"op\":\"CreateCertificate\"}",
   "{\"kind\":\"error500\",\"count\":3}",
   "{\"kind\":\"error503\",\"count\":3,\"retry_after\":1}", NULL};
 static const char *const gcp_w2[] = {
@@ -223,8 +227,10 @@ static const char *const gcp_w3[] = {
   "\"op\":\"CreateCertificate\"}", NULL};
 
 static const char *const ej_w1[] = {
-  "{\"kind\":\"throttle\",\"count\":4,\"retry_after\":1}",
-  "{\"kind\":\"throttle\",\"count\":2,\"retry_after\":1,\"http_date\":true}",
+  "{\"kind\":\"throttle\",\"count\":4,\"retry_after\":1,"
+  "\"op\":\"enroll\"}",
+  "{\"kind\":\"throttle\",\"count\":2,\"retry_after\":1,\"http_date\":true,"
+  "\"op\":\"enroll\"}",
   "{\"kind\":\"error500\",\"count\":3}",
   "{\"kind\":\"error503\",\"count\":3,\"retry_after\":1}", NULL};
 static const char *const ej_w2[] = {
@@ -285,7 +291,7 @@ static void write_config(void)
   CU_ASSERT_EQUAL(fclose(f), 0);
 }
 
-/* ---- checks ---------------------------------------------------------------- */
+/* ---- checks --- */
 
 struct ca_keys_ctx {
   const char *prefix;
@@ -412,7 +418,7 @@ static bool finish_line(const char *prefix, uint64_t n, struct lc_proc *p,
   return done;
 }
 
-/* ---- /metrics --------------------------------------------------------------- */
+/* ---- /metrics --- */
 
 struct body {
   char *p;
@@ -477,7 +483,24 @@ static double metric(const char *text, const char *series)
   return -1;
 }
 
-/* ---- tests ------------------------------------------------------------------ */
+/* The sum of every sample whose name and labels start with `series`;
+ * -1 when there is none. */
+static double metric_sum(const char *text, const char *series)
+{
+  double sum = -1;
+  for(const char *p = text; p && *p;) {
+    const char *eol = strchr(p, '\n');
+    if(p[0] != '#' && strncmp(p, series, strlen(series)) == 0) {
+      const char *sp = strchr(p, ' ');
+      if(sp && (!eol || sp < eol))
+        sum = (sum < 0 ? 0 : sum) + strtod(sp + 1, NULL);
+    }
+    p = eol ? eol + 1 : NULL;
+  }
+  return sum;
+}
+
+/* ---- tests --- */
 
 static void test_setup(void)
 {
@@ -560,12 +583,10 @@ static void test_line_of_200_with_faults(void)
            "linecert_ca_pace_rate{adapter=\"" ADAPTER "\",bucket=\"%s\"}",
            T.ad->primary_bucket);
   CU_ASSERT(metric(m, series) > 0);
-  snprintf(series, sizeof(series),
-           "linecert_ca_pace_throttled_total{adapter=\"" ADAPTER
-           "\",bucket=\"%s\"}", T.ad->primary_bucket);
-  /* The injected 429s reached the issuing bucket (unless every one of
-   * them hit a lookup or a GetCertificate). */
-  CU_ASSERT(metric(m, series) >= 0);
+  /* The six injected 429s (all on the issuing call) paused the
+   * adapter's buckets and are counted there (GCP: one bucket per pool). */
+  CU_ASSERT(metric_sum(m, "linecert_ca_pace_throttled_total{adapter=\""
+                          ADAPTER "\",") >= 6);
   free(m);
 }
 
