@@ -3,7 +3,9 @@
  * `linecert serve` against a remote CA: the strict emulators of
  * tests/emulators/ (aws_pca.py, gcp_cas.py, ejbca.py) behind a real
  * Mosquitto and linecert-sim, both roles on one [ca.<name>] adapter.
- * argv[1] picks the adapter (awspca | gcpcas | ejbca): one ctest each.
+ * argv[1] picks the adapter (awspca | gcpcas | ejbca): one ctest each;
+ * "mixed" puts the bootstrap role on Google CAS and the operational role
+ * on AWS Private CA (two adapters, two emulators, two roots).
  *
  * What a CA-side check can see that the store cannot: the emulator
  * records every certificate it makes per public key (GET /keys), and
@@ -17,7 +19,9 @@
  * prefix):
  *   M-  200 devices while faults are injected through the control port
  *   K*- SIGKILL while the CA holds back the answer of work it did
+ *   KA- (EJBCA) SIGKILL while approvals are pending
  *   P-  (AWS) the pace through the daemon against a pacing emulator
+ *   X-, KM- (mixed) a line with faults at both CAs; SIGKILL
  */
 #include "tests/emulators/emu_client.h"
 #include "tests/integration/rig.h"
@@ -36,6 +40,7 @@
 #define MAIN_PER_EDGE 100     /* 200 devices */
 #define KILL_DEVICES 20
 #define PACE_DEVICES 100      /* 200 IssueCertificate at 25/s: 8 s */
+#define MIXED_DEVICES 100
 
 /* One adapter under test: how its emulator starts and what linecert's
  * configuration says about it. */
@@ -45,7 +50,7 @@ struct adapter {
   const char *const *emu_args;
   const char *issue_op;       /* the emulator's op that makes certificates */
   const char *primary_bucket; /* its pace bucket, as ca_pace_stats names it */
-  void (*write_section)(FILE *f);
+  void (*write_section)(FILE *f, struct emu *emu);
   /* Faults aimed at one device, in place before the line starts. */
   const char *const *pre;
   /* Faults injected while the main line flows, in waves (JSON). */
@@ -60,6 +65,11 @@ static struct {
   bool up;                    /* setup succeeded */
   uint16_t http_port;
   char aws_arn[256];
+  /* The CA of each role: both T.emu, except in the mixed run. */
+  struct emu *role_emu[CA_ROLE_COUNT];
+  struct emu *other;          /* mixed run: the bootstrap role's CA */
+  bool mixed;                 /* bootstrap on GCP, operational on AWS */
+  char roots[300];            /* the CA roots devices and checks trust */
 } T;
 
 static void nap_ms(int ms)
@@ -78,19 +88,19 @@ static double now_s(void)
 /* ---- adapters' configuration --------------------------------------------- */
 
 /* Read the CA's ARN the AWS emulator chose (info.json). */
-static void aws_read_arn(void)
+static void aws_read_arn(struct emu *emu)
 {
   json_error_t e;
-  json_t *info = json_load_file(emu_path(T.emu, "info.json"), 0, &e);
+  json_t *info = json_load_file(emu_path(emu, "info.json"), 0, &e);
   const char *arn = NULL;
   CU_ASSERT_FATAL(info && json_unpack(info, "{s:s}", "ca_arn", &arn) == 0);
   snprintf(T.aws_arn, sizeof(T.aws_arn), "%s", arn);
   json_decref(info);
 }
 
-static void write_awspca(FILE *f)
+static void write_awspca(FILE *f, struct emu *emu)
 {
-  aws_read_arn();
+  aws_read_arn(emu);
   fprintf(f,
           "region = eu-central-1\n"
           "endpoint = %s\n"
@@ -109,12 +119,12 @@ static void write_awspca(FILE *f)
           "arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1\n"
           "operational.signing_algorithm = SHA256WITHECDSA\n"
           "operational.validity_days = 365\n",
-          emu_url(T.emu, "/"), T.aws_arn, T.aws_arn);
+          emu_url(emu, "/"), T.aws_arn, T.aws_arn);
 }
 
 #define GCP_LOC "projects/emu-project/locations/europe-west1"
 
-static void write_gcpcas(FILE *f)
+static void write_gcpcas(FILE *f, struct emu *emu)
 {
   fprintf(f,
           "endpoint = %s\n"
@@ -131,10 +141,10 @@ static void write_gcpcas(FILE *f)
           "operational.lifetime_s = 31536000\n"
           "operational.certificate_template = " GCP_LOC
           "/certificateTemplates/client-auth\n",
-          emu_url(T.emu, ""), emu_path(T.emu, "sa.json"));
+          emu_url(emu, ""), emu_path(emu, "sa.json"));
 }
 
-static void write_ejbca(FILE *f)
+static void write_ejbca(FILE *f, struct emu *emu)
 {
   char secret[400];
   snprintf(secret, sizeof(secret), "%s/ejbca-enrollment.secret", T.rig.dir);
@@ -160,8 +170,8 @@ static void write_ejbca(FILE *f)
           "operational.ca_name = OpCA\n"
           "operational.certificate_profile = OpProfile\n"
           "operational.end_entity_profile = DeviceEEP\n",
-          emu_url(T.emu, "/ejbca/ejbca-rest-api"), emu_path(T.emu, "admin.pem"),
-          emu_path(T.emu, "admin.key"), secret);
+          emu_url(emu, "/ejbca/ejbca-rest-api"), emu_path(emu, "admin.pem"),
+          emu_path(emu, "admin.key"), secret);
 }
 
 /* EJBCA: the approvals the third wave asked for stay pending for 3 s
@@ -258,7 +268,27 @@ static const struct adapter adapters[] = {
    {ej_w1, ej_w2, ej_w3}, ejbca_after_wave},
   {NULL, NULL, NULL, NULL, NULL, NULL, NULL, {NULL, NULL, NULL}, NULL}};
 
-static void write_config(void)
+/* One [ca.<name>] section for the adapter `ad` on `emu`. */
+static void write_section(FILE *f, const char *name, const struct adapter *ad,
+                          struct emu *emu)
+{
+  fprintf(f,
+          "\n[ca.%s]\n"
+          "type = %s\n" /* first: it decides which keys are valid */
+          "ca_file = %s\n"
+          "connect_timeout_ms = 2000\n"
+          /* The emulator's 'timeout' fault hangs 3 s: give up after 2. */
+          "timeout_ms = 2000\n"
+          "max_response = 1048576\n"
+          "burst = 1\n"
+          "max_wait_ms = 2000\n",
+          name, ad->name, emu_path(emu, "tls-ca.pem"));
+  ad->write_section(f, emu);
+}
+
+/* `boot` (NULL: the same adapter as the operational role) names the
+ * bootstrap role's adapter in the mixed run. */
+static void write_config(const struct adapter *boot)
 {
   snprintf(T.rig.config_path, sizeof(T.rig.config_path), "%s/linecert.ini",
            T.rig.dir);
@@ -272,22 +302,14 @@ static void write_config(void)
           "retry_base_ms = 200\n"
           "retry_max_ms = 2000\n"
           "[ca]\n"
-          "bootstrap = " ADAPTER "\n"
+          "bootstrap = %s\n"
           "operational = " ADAPTER "\n"
           "workers = 0\n"
-          "trust_bundle = %s\n"
-          "\n[ca." ADAPTER "]\n"
-          "type = %s\n" /* first: it decides which keys are valid */
-          "ca_file = %s\n"
-          "connect_timeout_ms = 2000\n"
-          /* The emulator's 'timeout' fault hangs 3 s: give up after 2. */
-          "timeout_ms = 2000\n"
-          "max_response = 1048576\n"
-          "burst = 1\n"
-          "max_wait_ms = 2000\n",
-          (unsigned)T.http_port, emu_path(T.emu, "ca-root.pem"), T.ad->name,
-          emu_path(T.emu, "tls-ca.pem"));
-  T.ad->write_section(f);
+          "trust_bundle = %s\n",
+          (unsigned)T.http_port, boot ? "boot-ca" : ADAPTER, T.roots);
+  write_section(f, ADAPTER, T.ad, T.emu);
+  if(boot)
+    write_section(f, "boot-ca", boot, T.other);
   CU_ASSERT_EQUAL(fclose(f), 0);
 }
 
@@ -295,7 +317,7 @@ static void write_config(void)
 
 struct ca_keys_ctx {
   const char *prefix;
-  json_t *keys;               /* GET /keys "keys" */
+  json_t *keys[CA_ROLE_COUNT]; /* GET /keys "keys" of each role's CA */
   uint64_t devices, bad;
 };
 
@@ -315,7 +337,7 @@ static lc_err check_ca_key(void *ctx, struct sm_device *d)
   if(strncmp(d->device, c->prefix, strlen(c->prefix)) == 0) {
     c->devices++;
     for(int role = 0; role < CA_ROLE_COUNT; role++) {
-      json_t *k = json_object_get(c->keys, d->key_fpr[role]);
+      json_t *k = json_object_get(c->keys[role], d->key_fpr[role]);
       json_int_t n = json_integer_value(json_object_get(k, "n"));
       const char *serial =
         json_string_value(json_array_get(json_object_get(k, "serials"), 0));
@@ -331,33 +353,55 @@ static lc_err check_ca_key(void *ctx, struct sm_device *d)
   return LC_OK;
 }
 
-/* Exactly one certificate per (device, role) at the CA, the one the
- * store delivered, and no certificate at the CA for any other key of
- * the line. Returns the number of devices checked. */
-static uint64_t check_ca_once(const char *prefix, uint64_t devices)
+static json_t *ca_keys(struct emu *emu)
 {
   char *body = NULL;
-  CU_ASSERT_EQUAL_FATAL(emu_get(T.emu, "/keys", &body), LC_OK);
+  if(emu_get(emu, "/keys", &body) != LC_OK)
+    return NULL;
   json_error_t e;
   json_t *all = json_loads(body, 0, &e);
   free(body);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(all);
-  struct ca_keys_ctx c = {.prefix = prefix,
-                          .keys = json_object_get(all, "keys")};
-  CU_ASSERT_EQUAL(rig_foreach_device(&T.rig, check_ca_key, &c), LC_OK);
-  uint64_t at_ca = 0;
+  return all;
+}
+
+/* Keys certified at `keys` whose subject starts with `prefix`. */
+static uint64_t count_at_ca(json_t *keys, const char *prefix)
+{
+  uint64_t n = 0;
   const char *fpr;
   json_t *k;
-  json_object_foreach(c.keys, fpr, k) {
+  json_object_foreach(keys, fpr, k) {
     const char *cn = json_string_value(json_object_get(k, "cn"));
     if(cn && strncmp(cn, prefix, strlen(prefix)) == 0)
-      at_ca++;
+      n++;
   }
-  json_decref(all);
+  return n;
+}
+
+/* Exactly one certificate per (device, role) at the role's CA, the one
+ * the store delivered, and no certificate at the CA for any other key
+ * of the line. Returns the number of devices checked. */
+static uint64_t check_ca_once(const char *prefix, uint64_t devices)
+{
+  json_t *all[CA_ROLE_COUNT];
+  struct ca_keys_ctx c = {.prefix = prefix};
+  for(int role = 0; role < CA_ROLE_COUNT; role++) {
+    all[role] = ca_keys(T.role_emu[role]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(all[role]);
+    c.keys[role] = json_object_get(all[role], "keys");
+  }
+  CU_ASSERT_EQUAL(rig_foreach_device(&T.rig, check_ca_key, &c), LC_OK);
+  /* Two keys per device, nothing certified for a key the store lacks. */
+  if(T.role_emu[0] == T.role_emu[1]) {
+    CU_ASSERT_EQUAL(count_at_ca(c.keys[0], prefix), 2 * devices);
+  } else {
+    CU_ASSERT_EQUAL(count_at_ca(c.keys[0], prefix), devices);
+    CU_ASSERT_EQUAL(count_at_ca(c.keys[1], prefix), devices);
+  }
+  for(int role = 0; role < CA_ROLE_COUNT; role++)
+    json_decref(all[role]);
   CU_ASSERT_EQUAL(c.bad, 0);
   CU_ASSERT_EQUAL(c.devices, devices);
-  /* Two keys per device, nothing certified for a key the store lacks. */
-  CU_ASSERT_EQUAL(at_ca, 2 * devices);
   return c.bad ? 0 : c.devices;
 }
 
@@ -365,9 +409,7 @@ static uint64_t check_ca_once(const char *prefix, uint64_t devices)
 static void check_line(const char *prefix, uint64_t n)
 {
   CU_ASSERT_EQUAL(rig_count(&T.rig, prefix, SM_PROVISIONED), n);
-  CU_ASSERT_EQUAL(rig_check_certificates_root(&T.rig, prefix,
-                                              emu_path(T.emu, "ca-root.pem")),
-                  n);
+  CU_ASSERT_EQUAL(rig_check_certificates_root(&T.rig, prefix, T.roots), n);
   CU_ASSERT_EQUAL(rig_check_issued_once(&T.rig, prefix), n);
   CU_ASSERT_EQUAL(check_ca_once(prefix, n), n);
 }
@@ -508,12 +550,13 @@ static void test_setup(void)
   rig_init(&T.rig);
   CU_ASSERT_EQUAL_FATAL(emu_start(T.ad->script, T.ad->emu_args, &T.emu),
                         LC_OK);
+  T.role_emu[CA_ROLE_BOOTSTRAP] = T.role_emu[CA_ROLE_OPERATIONAL] = T.emu;
+  snprintf(T.roots, sizeof(T.roots), "%s", emu_path(T.emu, "ca-root.pem"));
   CU_ASSERT_EQUAL_FATAL(lc_proc_free_port(&T.http_port), LC_OK);
-  write_config();
+  write_config(NULL);
   if(strcmp(T.ad->name, "awspca") == 0)
     T.rig.linecert_env = aws_env;
-  snprintf(T.rig.sim_trust, sizeof(T.rig.sim_trust), "%s",
-           emu_path(T.emu, "ca-root.pem"));
+  snprintf(T.rig.sim_trust, sizeof(T.rig.sim_trust), "%s", T.roots);
   rig_start_linecert(&T.rig, NULL);
   T.up = true;
 }
@@ -795,7 +838,9 @@ static void test_audit_and_teardown(void)
     rig_stop_linecert(&T.rig);
   if(T.up) {
     uint64_t devices = MAIN_EDGES * MAIN_PER_EDGE + KILL_DEVICES;
-    if(strcmp(T.ad->name, "awspca") == 0)
+    if(T.mixed)
+      devices = MIXED_DEVICES + KILL_DEVICES;
+    else if(strcmp(T.ad->name, "awspca") == 0)
       devices += KILL_DEVICES + PACE_DEVICES;
     if(strcmp(T.ad->name, "ejbca") == 0)
       devices += APPROVAL_DEVICES;
@@ -811,10 +856,111 @@ static void test_audit_and_teardown(void)
   }
   emu_stop(T.emu, CU_get_number_of_failures() != 0);
   T.emu = NULL;
+  emu_stop(T.other, CU_get_number_of_failures() != 0);
+  T.other = NULL;
   if(T.rig.dir[0])
     rig_cleanup(&T.rig);
   T.up = false;
 }
+
+/* ---- mixed: bootstrap on Google CAS, operational on AWS Private CA ---- */
+
+static void test_mixed_setup(void)
+{
+  memset(&T.rig, 0, sizeof(T.rig));
+  rig_init(&T.rig);
+  CU_ASSERT_EQUAL_FATAL(emu_start("aws_pca.py", aws_emu_args, &T.emu),
+                        LC_OK);
+  CU_ASSERT_EQUAL_FATAL(emu_start("gcp_cas.py", NULL, &T.other), LC_OK);
+  T.role_emu[CA_ROLE_BOOTSTRAP] = T.other;
+  T.role_emu[CA_ROLE_OPERATIONAL] = T.emu;
+  /* Devices trust both roots: one bundle of the two. */
+  snprintf(T.roots, sizeof(T.roots), "%s/roots.pem", T.rig.dir);
+  FILE *out = fopen(T.roots, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+  for(int role = 0; role < CA_ROLE_COUNT; role++) {
+    FILE *in = fopen(emu_path(T.role_emu[role], "ca-root.pem"), "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    char buf[4096];
+    size_t n;
+    while((n = fread(buf, 1, sizeof(buf), in)) > 0)
+      fwrite(buf, 1, n, out);
+    fclose(in);
+  }
+  CU_ASSERT_EQUAL_FATAL(fclose(out), 0);
+  CU_ASSERT_EQUAL_FATAL(lc_proc_free_port(&T.http_port), LC_OK);
+  write_config(&adapters[1]);
+  T.rig.linecert_env = aws_env;
+  snprintf(T.rig.sim_trust, sizeof(T.rig.sim_trust), "%s", T.roots);
+  rig_start_linecert(&T.rig, NULL);
+  T.up = true;
+}
+
+/* Faults at both CAs while the line flows: each role's adapter meets its
+ * own CA's 429s, 503s and silences. */
+static void test_mixed_line(void)
+{
+  CU_ASSERT_TRUE_FATAL(T.up);
+  const char *sim[] = {"--edges", "2", "--devices", "50", "--prefix", "X",
+                       "--timeout", "180", "--retry-ms", "3000", NULL};
+  struct lc_proc *p = rig_spawn_sim(&T.rig, sim);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  bool flowing = wait_provisioned("X-", 10, 60000, p);
+  CU_ASSERT_TRUE(flowing);
+  if(!flowing) {
+    lc_proc_free(p);
+    return;
+  }
+  static const char *const aws[] = {
+    "{\"kind\":\"throttle\",\"count\":3,\"retry_after\":1,"
+    "\"op\":\"IssueCertificate\"}",
+    "{\"kind\":\"error503\",\"count\":2}",
+    "{\"kind\":\"timeout\",\"count\":2,\"hang_s\":3}",
+    "{\"kind\":\"in_progress\",\"count\":4,\"op\":\"GetCertificate\"}",
+    NULL};
+  static const char *const gcp[] = {
+    "{\"kind\":\"throttle\",\"count\":3,\"retry_after\":1,"
+    "\"op\":\"CreateCertificate\"}",
+    "{\"kind\":\"error503\",\"count\":2}",
+    "{\"kind\":\"timeout\",\"count\":2,\"hang_s\":3}",
+    "{\"kind\":\"lose_answer\",\"count\":2,\"hang_s\":3,"
+    "\"op\":\"CreateCertificate\"}", NULL};
+  for(int i = 0; aws[i]; i++)
+    CU_ASSERT_EQUAL(emu_post(T.emu, "/faults", aws[i]), LC_OK);
+  for(int i = 0; gcp[i]; i++)
+    CU_ASSERT_EQUAL(emu_post(T.other, "/faults", gcp[i]), LC_OK);
+  if(!finish_line("X-", MIXED_DEVICES, p, 150000))
+    return;
+  check_line("X-", MIXED_DEVICES);
+  CU_ASSERT(emu_stat(T.emu, "fault_throttle") >= 3);
+  CU_ASSERT(emu_stat(T.other, "fault_throttle") >= 3);
+  CU_ASSERT(emu_stat(T.other, "fault_timeout") >= 2);
+  CU_ASSERT_EQUAL(emu_post(T.emu, "/clear-faults", NULL), LC_OK);
+  CU_ASSERT_EQUAL(emu_post(T.other, "/clear-faults", NULL), LC_OK);
+}
+
+/* The bootstrap certificates came from GCP; the operational ones' answers
+ * are held at AWS, linecert dies, the idempotency window passes: the
+ * durable ARN tickets keep AWS from issuing twice, and nothing is asked
+ * of GCP again (its certificates are committed). */
+static void test_mixed_sigkill(void)
+{
+  CU_ASSERT_TRUE_FATAL(T.up);
+  long gcp_issued0 = emu_stat(T.other, "issued");
+  kill_while_held("KM", "GetCertificate", 3, "/forget-idempotency");
+  CU_ASSERT_EQUAL(emu_stat(T.other, "issued"), gcp_issued0 + KILL_DEVICES);
+}
+
+static const struct lc_test tests_mixed[] = {
+  {"setup: two emulators, bootstrap on [ca.boot-ca] (gcpcas), operational "
+   "on [ca.line1-ca] (awspca)", test_mixed_setup},
+  {"100 devices with faults at both CAs: all PROVISIONED, each role's "
+   "certificate from its own CA, once", test_mixed_line},
+  {"SIGKILL while AWS holds the operational answers, window gone: one "
+   "certificate per (device, role) at each CA", test_mixed_sigkill},
+  {"audit verifies; linecert stops cleanly; no sanitizer report",
+   test_audit_and_teardown},
+  {NULL, NULL}};
 
 static const struct lc_test tests_common[] = {
   {"setup: emulator, Mosquitto, linecert serve --config with both roles "
@@ -869,24 +1015,29 @@ static const struct lc_test tests_aws[] = {
 int main(int argc, char **argv)
 {
   if(argc != 2) {
-    fprintf(stderr, "usage: %s awspca|gcpcas|ejbca\n", argv[0]);
+    fprintf(stderr, "usage: %s awspca|gcpcas|ejbca|mixed\n", argv[0]);
     return 2;
   }
+  /* mixed: the AWS adapter for the operational role, GCP for bootstrap */
+  T.mixed = strcmp(argv[1], "mixed") == 0;
   for(const struct adapter *a = adapters; a->name; a++)
-    if(strcmp(a->name, argv[1]) == 0)
+    if(strcmp(a->name, T.mixed ? "awspca" : argv[1]) == 0)
       T.ad = a;
   if(!T.ad) {
     fprintf(stderr, "unknown adapter %s\n", argv[1]);
     return 2;
   }
   const struct lc_suite suites[] = {
-    {T.ad->name, NULL, NULL,
-     strcmp(T.ad->name, "awspca") == 0   ? tests_aws
+    {argv[1], NULL, NULL,
+     T.mixed                              ? tests_mixed
+     : strcmp(T.ad->name, "awspca") == 0 ? tests_aws
      : strcmp(T.ad->name, "ejbca") == 0 ? tests_ejbca
                                          : tests_common},
     {NULL, NULL, NULL, NULL}};
   int failures = lc_cunit_run(suites);
   if(T.emu)
     emu_stop(T.emu, true);
+  if(T.other)
+    emu_stop(T.other, true);
   return failures;
 }
