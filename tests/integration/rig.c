@@ -112,7 +112,9 @@ void rig_cleanup(struct rig *r)
   if(r->mosq)
     CU_ASSERT_EQUAL(lc_mosq_stop(r->mosq), LC_OK);
   r->mosq = NULL;
-  if(CU_get_number_of_failures() == 0) {
+  /* LC_IT_KEEP=1 keeps a passing run's files too (logs, store). */
+  const char *keep = getenv("LC_IT_KEEP");
+  if(CU_get_number_of_failures() == 0 && !(keep && strcmp(keep, "1") == 0)) {
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", r->dir);
     if(system(cmd) != 0)

@@ -43,7 +43,8 @@ void rig_start_linecert(struct rig *r, const char *const extra_args[]);
 void rig_stop_linecert(struct rig *r);
 /* SIGKILL, no questions asked. */
 void rig_kill_linecert(struct rig *r);
-/* Stop everything and remove the temp dir (kept when a test failed). */
+/* Stop everything and remove the temp dir (kept when a test failed, or
+ * when the environment has LC_IT_KEEP=1). */
 void rig_cleanup(struct rig *r);
 
 /* Run linecert-sim with `args` (plus --mqtt-url and --trust: r->sim_trust,
