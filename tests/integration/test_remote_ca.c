@@ -41,6 +41,10 @@
 #define KILL_DEVICES 20
 #define PACE_DEVICES 100      /* 200 IssueCertificate at 25/s: 8 s */
 #define MIXED_DEVICES 100
+/* AWS: linecert's issue_rate, and the quota the pacing emulator holds it
+ * to (the published IssueCertificate quota). */
+#define AWS_ISSUE_RATE "25"
+#define AWS_QUOTA "25"
 
 /* One adapter under test: how its emulator starts and what linecert's
  * configuration says about it. */
@@ -107,7 +111,7 @@ static void write_awspca(FILE *f, struct emu *emu)
           /* Answers the emulator holds back come 2 s late at most, then
            * the adapter retries with the same IdempotencyToken. */
           "poll_ms = 200\n"
-          "issue_rate = 25\n"
+          "issue_rate = " AWS_ISSUE_RATE "\n"
           "get_rate = 75\n"
           "bootstrap.ca_arn = %s\n"
           "bootstrap.template_arn = "
@@ -776,7 +780,8 @@ static void test_pace_through_daemon(void)
   CU_ASSERT_TRUE_FATAL(T.up);
   CU_ASSERT_EQUAL_FATAL(
     emu_post(T.emu, "/pace",
-             "{\"op\":\"IssueCertificate\",\"rate\":25,\"burst\":5}"),
+             "{\"op\":\"IssueCertificate\",\"rate\":" AWS_QUOTA
+             ",\"burst\":5}"),
     LC_OK);
   long paced0 = emu_stat(T.emu, "paced_429");
   long thr0 = emu_stat(T.emu, "throttled");
@@ -810,10 +815,10 @@ static void test_pace_through_daemon(void)
   long thr = emu_stat(T.emu, "throttled") - thr0;
   double span = last - first;
   fprintf(stderr,
-          "pacing through linecert: adapter=awspca quota=25.0/s "
-          "issue_rate=25 requests=%ld achieved=%.2f/s throttled=%ld "
-          "elapsed=%.2fs\n",
-          seen, span > 0 ? (double)(seen - 1) / span : 0.0, thr, span);
+          "pacing through linecert: adapter=awspca quota=" AWS_QUOTA "/s "
+          "issue_rate=" AWS_ISSUE_RATE " requests=%ld achieved=%.2f/s "
+          "throttled=%ld elapsed=%.2fs\n",
+          total, span > 0 ? (double)(seen - 1) / span : 0.0, thr, span);
   CU_ASSERT_EQUAL(total, want);
   CU_ASSERT_EQUAL(paced, 0);
   CU_ASSERT_EQUAL(thr, 0);
