@@ -23,7 +23,9 @@ Files written to --dir: tls-ca.pem (trust for the HTTPS server),
 ca-root.pem (root of the issuing CA), info.json (ca_arn, region).
 
 Control (see emu_common): faults throttle, error500, error503, timeout,
-slow, lose_answer (done, then no answer), in_progress, limit_exceeded;
+slow, lose_answer (done, then no answer), hold (done, answer held back),
+in_progress (with "cn": only for that subject's certificate),
+limit_exceeded;
 POST /forget-idempotency (the 5-minute window passed); POST /expire-token
 (the session token is now expired); GET /certs (ARNs issued).
 """
@@ -333,6 +335,7 @@ class AwsPca(ec_.Emulator):
             self.certs[carn] = [cert, time.monotonic() + self.issue_delay, 0]
             if tok is not None:
                 self.tokens[tok] = (carn, time.monotonic())
+        self.record_issue(cert)
         self.stats.inc("issued")
         return {"CertificateArn": carn}
 
@@ -349,12 +352,16 @@ class AwsPca(ec_.Emulator):
         if req["CertificateAuthorityArn"] != self.ca_arn:
             raise AwsError(400, "ResourceNotFoundException",
                            "Could not find certificate authority")
-        f = self.faults.take("GetCertificate", ("in_progress",))
         with self.lock:
             ent = self.certs.get(req["CertificateArn"])
-            if ent is None:
-                raise AwsError(400, "ResourceNotFoundException",
-                               "Could not find certificate")
+        if ent is None:
+            raise AwsError(400, "ResourceNotFoundException",
+                           "Could not find certificate")
+        cns = ent[0].subject.get_attributes_for_oid(
+            x509.oid.NameOID.COMMON_NAME)
+        f = self.faults.take("GetCertificate", ("in_progress",),
+                             cns[0].value if cns else None)
+        with self.lock:
             if f:
                 self.stats.inc("fault_in_progress")
                 raise AwsError(400, "RequestInProgressException",
@@ -448,10 +455,9 @@ class H(ec_.Handler):
                                "The certificate authority has reached its "
                                "limit of certificates")
             out = emu.issue(req) if op == "IssueCertificate" else emu.get(req)
-            lost = emu.faults.take(op, ("lose_answer",))
-            if lost:
+            if self.answer_faults(op):
                 # Done at the CA, but the answer never arrives.
-                return self.hang(lost)
+                return
             self.send_json(200, out, {"x-amzn-RequestId": str(uuid.uuid4())},
                            "application/x-amz-json-1.1")
         except AwsError as e:

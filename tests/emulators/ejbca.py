@@ -34,7 +34,7 @@ Files written to --dir: tls-ca.pem, ca-root.pem, admin-ca.pem, admin.pem,
 admin.key, rogue.pem/rogue.key (signed by another CA), stranger.pem/.key
 (the admin CA, but not an administrator).
 Control: faults throttle (429), error500, error503, timeout, slow,
-lose_answer (done, then no answer), approval;
+lose_answer (done, then no answer), hold (done, answer held back), approval;
 POST /approve {"reject": bool} decides every waiting approval.
 """
 
@@ -131,6 +131,7 @@ class Ejbca(ec_.Emulator):
                                "ca": ca_name, "cp": cp, "eep": eep,
                                "status": "CERT_ACTIVE"})
             self.users[username]["status"] = "GENERATED"
+        self.record_issue(cert)
         self.stats.inc("issued")
         return cert
 
@@ -401,9 +402,9 @@ class H(ec_.Handler):
                 st, out = emu.finalize(aid, req)
             else:
                 st, out = emu.search(req)
-            lost = emu.faults.take(op, ("lose_answer",))
-            if lost:
-                return self.hang(lost)
+            if self.answer_faults(op):
+                # Done at the CA, but the answer never arrives.
+                return
             self.send_json(st, out)
         except EjError as e:
             if e.status < 500 and e.status != 429:

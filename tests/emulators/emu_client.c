@@ -274,6 +274,20 @@ lc_err emu_post(struct emu *e, const char *path, const char *json)
   return rc;
 }
 
+lc_err emu_get(struct emu *e, const char *path, char **body)
+{
+  struct buf b = {0};
+  lc_err rc = control(e, "GET", path, NULL, &b);
+  if(rc == LC_OK && !b.p)
+    rc = LC_EIO;
+  if(rc != LC_OK) {
+    free(b.p);
+    return rc;
+  }
+  *body = b.p;
+  return LC_OK;
+}
+
 long emu_stat(struct emu *e, const char *name)
 {
   struct buf b = {0};

@@ -49,6 +49,9 @@ const char *emu_control_url(struct emu *e, const char *suffix);
 /* POST `json` (NULL = "{}") to the control path ("/faults"). */
 lc_err emu_post(struct emu *e, const char *path, const char *json)
   LC_NODISCARD;
+/* GET the control path ("/keys"); on LC_OK *body is the answer,
+ * NUL-terminated, for the caller to free(). LC_EIO otherwise. */
+lc_err emu_get(struct emu *e, const char *path, char **body) LC_NODISCARD;
 /* Counter `name` of GET /stats; 0 when absent, -1 on error. */
 long emu_stat(struct emu *e, const char *name);
 

@@ -17,13 +17,27 @@ Control API (plain HTTP on 127.0.0.1, port in --control-port-file):
   POST /pace                  {"op": OP or "*", "rate": R, "burst": B}
                               (rate 0 turns pacing off)
   POST /reset                 counters to zero, faults and pacing cleared
+  POST /clear-faults          faults still queued dropped (counters kept)
+  GET  /keys                  every certificate issued, per public key:
+                              {"keys": {SPKI_SHA256_HEX: {"cn", "n",
+                              "serials": [HEX...]}}} (kept across /reset:
+                              it is what the CA holds, not a counter)
 Counters every emulator keeps: requests, connections (TLS handshakes that
 completed: connection reuse shows as few), throttled, paced_429, issued.
   POST /<emulator specific>   see each emulator
+
+Faults that act after the CA did its work (Handler.answer_faults):
+  lose_answer  issued, then no answer at all (hang_s, then close)
+  hold         issued, then the answer is held back hold_s seconds; the
+               counter "held" is bumped (and the file "marker" created,
+               when given) the moment the work is done, so a test can
+               SIGKILL the client between the CA's answer and the
+               client's commit of it
 """
 
 import argparse
 import datetime
+import hashlib
 import email.utils
 import json
 import os
@@ -210,12 +224,17 @@ class Faults:
         with self.lock:
             self.q.append(spec)
 
-    def take(self, op, kinds=None):
+    def take(self, op, kinds=None, cn=None):
+        """A fault with a "cn" member applies only to a request about the
+        certificate subject with that CN (where the emulator knows it: a
+        test aims at one device)."""
         with self.lock:
             for f in self.q:
                 if f.get("op") not in (None, "*", op):
                     continue
                 if kinds is not None and f["kind"] not in kinds:
+                    continue
+                if "cn" in f and f["cn"] != cn:
                     continue
                 f["count"] -= 1
                 if f["count"] <= 0:
@@ -306,6 +325,8 @@ class Emulator:
         self.faults = Faults()
         self.pacer = Pacer()
         self.verbose = args.verbose
+        self.keys_lock = threading.Lock()
+        self.keys = {}  # SPKI SHA-256 hex -> {"cn", "n", "serials"}
         parse_pace(args.pace, self.pacer)
         parse_fault(args.fault, self.faults)
 
@@ -317,6 +338,28 @@ class Emulator:
     def control(self, path, body, headers=None):
         """Emulator-specific control endpoints: return a dict or None."""
         return None
+
+    def record_issue(self, cert):
+        """Every certificate the CA makes, per public key: how a test
+        checks "exactly one certificate per (device, role) at the CA" (the
+        simulator's devices use one key per role). The fingerprint is the
+        SHA-256 of the DER SubjectPublicKeyInfo, as linecert's store keeps
+        it."""
+        spki = cert.public_key().public_bytes(
+            serialization.Encoding.DER,
+            serialization.PublicFormat.SubjectPublicKeyInfo)
+        fpr = hashlib.sha256(spki).hexdigest()
+        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        with self.keys_lock:
+            e = self.keys.setdefault(fpr, {"cn": cns[0].value if cns else "",
+                                           "n": 0, "serials": []})
+            e["n"] += 1
+            e["serials"].append(format(cert.serial_number, "x"))
+
+    def keys_snapshot(self):
+        with self.keys_lock:
+            return {k: dict(v, serials=list(v["serials"]))
+                    for k, v in self.keys.items()}
 
 
 class TLSServer(ThreadingHTTPServer):
@@ -398,6 +441,24 @@ class Handler(BaseHTTPRequestHandler):
         time.sleep(float(fault.get("hang_s", 5)))
         self.close_connection = True
 
+    def answer_faults(self, op):
+        """After the CA did the work of `op`: 'lose_answer' hangs and
+        never answers, 'hold' holds the answer back (see the module
+        docstring). True when the caller must not answer."""
+        f = self.emu.faults.take(op, ("lose_answer", "hold"))
+        if not f:
+            return False
+        if f["kind"] == "lose_answer":
+            self.hang(f)
+            return True
+        marker = f.get("marker")
+        if marker:
+            write_file(marker, b"held\n")
+        self.emu.stats.inc("held")
+        time.sleep(float(f.get("hold_s", 5)))
+        self.emu.stats.inc("held_answered")
+        return False
+
     def pre_faults(self, op):
         """Faults every emulator applies before its own logic. Returns
         the fault the subclass must answer (throttle/error), or None.
@@ -440,6 +501,8 @@ class ControlHandler(BaseHTTPRequestHandler):
         emu = self.server.emu
         if self.path == "/stats":
             return self.reply(200, emu.stats.snapshot())
+        if self.path == "/keys":
+            return self.reply(200, {"keys": emu.keys_snapshot()})
         out = emu.control(self.path, None, self.headers)
         if out is None:
             return self.reply(404, {"error": "unknown"})
@@ -459,6 +522,9 @@ class ControlHandler(BaseHTTPRequestHandler):
         if self.path == "/pace":
             emu.pacer.set(body.get("op", "*"), body.get("rate", 0),
                           body.get("burst"))
+            return self.reply(200, {"ok": True})
+        if self.path == "/clear-faults":
+            emu.faults.clear()
             return self.reply(200, {"ok": True})
         if self.path == "/reset":
             emu.stats.reset()

@@ -26,7 +26,8 @@ account key, token_uri pointing here), other-sa.json (same account and
 key id, another key: refused by the signature check).
 
 Control: faults throttle (429 RESOURCE_EXHAUSTED + Retry-After), error500,
-error503, timeout, slow, lose_answer (done, then no answer);
+error503, timeout, slow, lose_answer (done, then no answer), hold (done,
+answer held back);
 POST /expire-tokens; POST /forget-requests (the requestId window passed);
 GET /computeMetadata/v1/instance/service-accounts/default/token with
 Metadata-Flavor: Google, as the GCE metadata server (plain HTTP).
@@ -321,6 +322,7 @@ class GcpCas(ec_.Emulator):
                 self.requests[(pool, rid)] = (res, time.monotonic())
             if tier == "enterprise":
                 self.by_id[(pool, cid)] = res
+        self.record_issue(cert)
         self.stats.inc("issued")
         return res
 
@@ -386,9 +388,9 @@ class H(ec_.Handler):
                 out = emu.create(pool, query, body)
             else:
                 out = emu.get(pool, cid)
-            lost = emu.faults.take(op, ("lose_answer",))
-            if lost:
-                return self.hang(lost)
+            if self.answer_faults(op):
+                # Done at the CA, but the answer never arrives.
+                return
             self.send_json(200, out)
         except GError as e:
             if e.status not in (401, 429) and e.status < 500:

@@ -60,14 +60,18 @@ void rig_start_linecert(struct rig *r, const char *const extra[])
   const char *argv[32] = {LC_BIN_DIR "/linecert", "serve", "--mqtt-url",
                           lc_mosq_url(r->mosq), "--data-dir", r->data_dir};
   int n = 6;
+  if(r->config_path[0]) {
+    argv[n++] = "--config";
+    argv[n++] = r->config_path;
+  }
   for(int i = 0; extra && extra[i] && n < 31; i++)
     argv[n++] = extra[i];
   argv[n] = NULL;
   r->linecert_starts++;
   snprintf(r->log_path, sizeof(r->log_path), "%s/linecert-%d.log", r->dir,
            r->linecert_starts);
-  CU_ASSERT_EQUAL_FATAL(lc_proc_spawn(argv, NULL, r->log_path, r->log_path,
-                                      &r->linecert), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(lc_proc_spawn(argv, r->linecert_env, r->log_path,
+                                      r->log_path, &r->linecert), LC_OK);
   /* Ready when its Sparkplug session is up: it logs state=online after
    * subscribing and publishing its STATE birth. */
   bool online = false;
@@ -108,7 +112,9 @@ void rig_cleanup(struct rig *r)
   if(r->mosq)
     CU_ASSERT_EQUAL(lc_mosq_stop(r->mosq), LC_OK);
   r->mosq = NULL;
-  if(CU_get_number_of_failures() == 0) {
+  /* LC_IT_KEEP=1 keeps a passing run's files too (logs, store). */
+  const char *keep = getenv("LC_IT_KEEP");
+  if(CU_get_number_of_failures() == 0 && !(keep && strcmp(keep, "1") == 0)) {
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", r->dir);
     if(system(cmd) != 0)
@@ -122,7 +128,10 @@ void rig_cleanup(struct rig *r)
 static int sim_argv(struct rig *r, const char *const args[],
                     const char *argv[], char *trust, size_t cap)
 {
-  snprintf(trust, cap, "%s/ca/root.pem", r->data_dir);
+  if(r->sim_trust[0])
+    snprintf(trust, cap, "%s", r->sim_trust);
+  else
+    snprintf(trust, cap, "%s/ca/root.pem", r->data_dir);
   int n = 0;
   argv[n++] = LC_BIN_DIR "/linecert-sim";
   argv[n++] = "--mqtt-url";
@@ -196,6 +205,16 @@ static struct sm_store *open_ro(struct rig *r)
 static const char *device_id(const struct sm_device *d)
 {
   return d->device[0] ? d->device : d->edge;
+}
+
+lc_err rig_foreach_device(struct rig *r, sm_device_cb cb, void *ctx)
+{
+  struct sm_store *st = open_ro(r);
+  if(!st)
+    return LC_EDB;
+  lc_err rc = sm_store_foreach_device(st, cb, ctx);
+  sm_store_close(st);
+  return rc;
 }
 
 struct count_ctx {
@@ -353,6 +372,12 @@ uint64_t rig_check_certificates(struct rig *r, const char *prefix)
 {
   char root_path[400];
   snprintf(root_path, sizeof(root_path), "%s/ca/root.pem", r->data_dir);
+  return rig_check_certificates_root(r, prefix, root_path);
+}
+
+uint64_t rig_check_certificates_root(struct rig *r, const char *prefix,
+                                     const char *root_path)
+{
   struct cert_ctx c = {.prefix = prefix, .roots = X509_STORE_new()};
   CU_ASSERT_PTR_NOT_NULL_FATAL(c.roots);
   CU_ASSERT_EQUAL_FATAL(X509_STORE_load_file(c.roots, root_path), 1);

@@ -22,6 +22,13 @@ struct rig {
   struct lc_mosq *mosq;
   struct lc_proc *linecert;
   int linecert_starts;
+  /* Set by the test after rig_init(), all optional (zero = default): */
+  char config_path[300];  /* passed as --config; "" = none */
+  /* NULL-terminated "NAME=value" list added to linecert's environment
+   * (e.g. AWS credentials); borrowed, must outlive the rig. */
+  const char *const *linecert_env;
+  char sim_trust[300];    /* root PEM for linecert-sim --trust; "" = the
+                             local CA's <data-dir>/ca/root.pem */
 };
 
 /* Make the temp dir and start Mosquitto. CUnit-fatal on failure. */
@@ -29,16 +36,19 @@ void rig_init(struct rig *r);
 /* The same, with lines added to Mosquitto's conf (lc_mosq_start()),
  * e.g. "log_type all" to read what clients sent in its log. */
 void rig_init_conf(struct rig *r, const char *const extra_conf[]);
-/* Start `linecert serve` and wait until its MQTT session is online. */
+/* Start `linecert serve` (with --config r->config_path when set, and
+ * r->linecert_env) and wait until its MQTT session is online. */
 void rig_start_linecert(struct rig *r, const char *const extra_args[]);
 /* SIGTERM and wait; asserts a clean exit. */
 void rig_stop_linecert(struct rig *r);
 /* SIGKILL, no questions asked. */
 void rig_kill_linecert(struct rig *r);
-/* Stop everything and remove the temp dir (kept when a test failed). */
+/* Stop everything and remove the temp dir (kept when a test failed, or
+ * when the environment has LC_IT_KEEP=1). */
 void rig_cleanup(struct rig *r);
 
-/* Run linecert-sim with `args` (plus --mqtt-url and --trust); returns its
+/* Run linecert-sim with `args` (plus --mqtt-url and --trust: r->sim_trust,
+ * or the local CA's root); returns its
  * exit status (or -1). Output goes to <dir>/sim-<n>.out. */
 int rig_run_sim(struct rig *r, const char *const args[], int timeout_s);
 /* Start the simulator without waiting. */
@@ -46,6 +56,9 @@ struct lc_proc *rig_spawn_sim(struct rig *r, const char *const args[]);
 /* Run `linecert <args>` with --data-dir; returns exit status. */
 int rig_run_cli(struct rig *r, const char *const args[], const char *out);
 
+/* Every stored device, read-only (as an operator's tools read it): `cb`
+ * owns each device and frees it with sm_device_free(). */
+lc_err rig_foreach_device(struct rig *r, sm_device_cb cb, void *ctx);
 /* Device count in `state` whose device id (for a node-level device: its
  * edge node id) starts with `prefix`. */
 uint64_t rig_count(struct rig *r, const char *prefix, enum sm_state state);
@@ -57,6 +70,9 @@ bool rig_wait_count(struct rig *r, const char *prefix, enum sm_state state,
  * both of its certificates verify against the local root: key, subject,
  * validity, EKU. Returns the number of devices checked. */
 uint64_t rig_check_certificates(struct rig *r, const char *prefix);
+/* The same against the root in `root_pem_path` (a remote CA's root). */
+uint64_t rig_check_certificates_root(struct rig *r, const char *prefix,
+                                     const char *root_pem_path);
 /* The audit chain verifies with the stored public key; returns records. */
 uint64_t rig_check_audit(struct rig *r);
 /* For each device with `prefix`: number of "issued" audit records of

@@ -2,6 +2,7 @@
 #include "tests/unit/ca_adapters/remote_util.h"
 
 #include <CUnit/CUnit.h>
+#include <jansson.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -158,6 +159,104 @@ void ru_tickets_init(struct ru_tickets *t)
   t->store.put = t_put;
   t->store.get = t_get;
   t->store.ctx = t;
+}
+
+/* ---- one emulator, one adapter ------------------------------------------- */
+
+static void aws_defaults(struct ru_rig *r)
+{
+  json_error_t e;
+  json_t *info = json_load_file(emu_path(r->emu, "info.json"), 0, &e);
+  const char *arn = NULL;
+  CU_ASSERT_FATAL(info && json_unpack(info, "{s:s}", "ca_arn", &arn) == 0);
+  snprintf(r->aws_ca_arn, sizeof(r->aws_ca_arn), "%s", arn);
+  json_decref(info);
+  ru_env_set("AWS_ACCESS_KEY_ID", RU_AWS_AKID);
+  ru_env_set("AWS_SECRET_ACCESS_KEY", RU_AWS_SECRET);
+  ru_env_set("AWS_SESSION_TOKEN", NULL);
+  struct ca_awspca_config *c = &r->cfg.aws;
+  c->region = "us-east-1";
+  c->endpoint = emu_url(r->emu, "/");
+  c->poll_ms = 100;
+  c->http.cainfo = emu_path(r->emu, "tls-ca.pem");
+  c->http.connect_timeout_ms = 2000;
+  c->http.timeout_ms = 1500;
+  c->role[CA_ROLE_BOOTSTRAP] = (struct ca_awspca_role){
+    r->aws_ca_arn, "arn:aws:acm-pca:::template/EndEntityCertificate/V1",
+    NULL, 5475};
+  c->role[CA_ROLE_OPERATIONAL] = (struct ca_awspca_role){
+    r->aws_ca_arn,
+    "arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1",
+    "SHA256WITHECDSA", 365};
+}
+
+static void gcp_defaults(struct ru_rig *r)
+{
+  struct ca_gcpcas_config *c = &r->cfg.gcp;
+  c->endpoint = emu_url(r->emu, "");
+  c->key_file = emu_path(r->emu, "sa.json");
+  c->http.cainfo = emu_path(r->emu, "tls-ca.pem");
+  c->http.timeout_ms = 1500;
+  c->role[CA_ROLE_BOOTSTRAP] =
+    (struct ca_gcpcas_role){RU_GCP_BOOT_POOL, NULL, 473040000, true};
+  c->role[CA_ROLE_OPERATIONAL] =
+    (struct ca_gcpcas_role){RU_GCP_OP_POOL, RU_GCP_TEMPLATE, 31536000, false};
+}
+
+static void ejbca_defaults(struct ru_rig *r)
+{
+  struct ca_ejbca_config *c = &r->cfg.ejbca;
+  c->base_url = emu_url(r->emu, "/ejbca/ejbca-rest-api/");
+  c->username_prefix = "lc-";
+  c->enrollment_secret = "factory-secret";
+  c->approval_poll_ms = 200;
+  c->http.cainfo = emu_path(r->emu, "tls-ca.pem");
+  c->http.client_cert = emu_path(r->emu, "admin.pem");
+  c->http.client_key = emu_path(r->emu, "admin.key");
+  c->http.timeout_ms = 1500;
+  c->role[CA_ROLE_BOOTSTRAP] =
+    (struct ca_ejbca_role){"BootCA", "BootProfile", "DeviceEEP"};
+  c->role[CA_ROLE_OPERATIONAL] =
+    (struct ca_ejbca_role){"OpCA", "OpProfile", "DeviceEEP"};
+}
+
+void ru_rig_start(struct ru_rig *r, enum ru_kind kind,
+                  const char *const *args)
+{
+  static const char *const scripts[] = {"aws_pca.py", "gcp_cas.py",
+                                        "ejbca.py"};
+  memset(r, 0, sizeof(*r));
+  r->kind = kind;
+  CU_ASSERT_EQUAL_FATAL(emu_start(scripts[kind], args, &r->emu), LC_OK);
+  if(kind == RU_AWSPCA)
+    aws_defaults(r);
+  else if(kind == RU_GCPCAS)
+    gcp_defaults(r);
+  else
+    ejbca_defaults(r);
+  ru_rig_open(r);
+}
+
+void ru_rig_open(struct ru_rig *r)
+{
+  lc_err rc;
+  r->ca = NULL;
+  if(r->kind == RU_AWSPCA)
+    rc = ca_awspca_open(&r->cfg.aws, &r->ca);
+  else if(r->kind == RU_GCPCAS)
+    rc = ca_gcpcas_open(&r->cfg.gcp, &r->ca);
+  else
+    rc = ca_ejbca_open(&r->cfg.ejbca, &r->ca);
+  CU_ASSERT_EQUAL_FATAL(rc, LC_OK);
+}
+
+void ru_rig_stop(struct ru_rig *r)
+{
+  ca_free(r->ca);
+  r->ca = NULL;
+  emu_stop(r->emu, false);
+  r->emu = NULL;
+  ru_env_restore();
 }
 
 /* ---- environment ------------------------------------------------------- */

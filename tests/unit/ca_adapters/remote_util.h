@@ -51,6 +51,45 @@ struct ru_tickets {
 };
 void ru_tickets_init(struct ru_tickets *t);
 
+/* One emulator and one adapter on it, opened with the configuration
+ * every test of that adapter starts from (see ru_rig_start). A test that
+ * needs another configuration changes r->cfg.<kind>, calls ca_free(r->ca)
+ * and ru_rig_open(r). */
+enum ru_kind { RU_AWSPCA, RU_GCPCAS, RU_EJBCA };
+
+struct ru_rig {
+  enum ru_kind kind;
+  struct emu *emu;
+  struct ca_adapter *ca;
+  char aws_ca_arn[256];       /* AWS: the CA the emulator made (info.json) */
+  union {
+    struct ca_awspca_config aws;
+    struct ca_gcpcas_config gcp;
+    struct ca_ejbca_config ejbca;
+  } cfg;
+};
+
+/* AWS credentials the emulator accepts by default. */
+#define RU_AWS_AKID "AKIDEMULATOR"
+#define RU_AWS_SECRET "emulator/secret/key"
+/* GCP pools the emulator creates by default: "boot" Enterprise (stores
+ * certificates, certificateId), "op" DevOps; and a template there. */
+#define RU_GCP_LOC "projects/emu-project/locations/europe-west1"
+#define RU_GCP_BOOT_POOL RU_GCP_LOC "/caPools/boot"
+#define RU_GCP_OP_POOL RU_GCP_LOC "/caPools/op"
+#define RU_GCP_TEMPLATE RU_GCP_LOC "/certificateTemplates/client-auth"
+
+/* Start the emulator of `kind` with `args` (NULL-terminated, may be
+ * NULL), fill r->cfg for it and open the adapter. AWS: credentials go
+ * into the environment (ru_env_set; ru_rig_stop restores it). Timeouts
+ * are short (1.5 s) so fault tests stay quick. CUnit-fatal on failure. */
+void ru_rig_start(struct ru_rig *r, enum ru_kind kind,
+                  const char *const *args);
+/* Open the adapter with r->cfg as it is now (r->ca must be free). */
+void ru_rig_open(struct ru_rig *r);
+/* Free the adapter, stop the emulator, restore the environment. */
+void ru_rig_stop(struct ru_rig *r);
+
 void ru_sleep_ms(uint32_t ms);
 double ru_now_s(void);
 

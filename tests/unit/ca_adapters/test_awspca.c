@@ -8,70 +8,15 @@
 #include "tests/unit/ca_adapters/remote_util.h"
 
 #include <CUnit/CUnit.h>
-#include <jansson.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define AKID "AKIDEMULATOR"
-#define SECRET "emulator/secret/key"
-
-struct rig {
-  struct emu *emu;
-  struct ca_adapter *ca;
-  char ca_arn[256];
-  struct ca_awspca_config cfg;
-};
-
-static void rig_open_adapter(struct rig *r)
-{
-  r->ca = NULL;
-  CU_ASSERT_EQUAL_FATAL(ca_awspca_open(&r->cfg, &r->ca), LC_OK);
-}
-
-/* Start the emulator with `args`, credentials in the environment,
- * and open an adapter on it. */
-static void rig_start(struct rig *r, const char *const *args)
-{
-  memset(r, 0, sizeof(*r));
-  CU_ASSERT_EQUAL_FATAL(emu_start("aws_pca.py", args, &r->emu), LC_OK);
-  json_error_t e;
-  json_t *info = json_load_file(emu_path(r->emu, "info.json"), 0, &e);
-  const char *arn = NULL;
-  CU_ASSERT_FATAL(info && json_unpack(info, "{s:s}", "ca_arn", &arn) == 0);
-  snprintf(r->ca_arn, sizeof(r->ca_arn), "%s", arn);
-  json_decref(info);
-  ru_env_set("AWS_ACCESS_KEY_ID", AKID);
-  ru_env_set("AWS_SECRET_ACCESS_KEY", SECRET);
-  ru_env_set("AWS_SESSION_TOKEN", NULL);
-  struct ca_awspca_config *c = &r->cfg;
-  c->region = "us-east-1";
-  c->endpoint = emu_url(r->emu, "/");
-  c->poll_ms = 100;
-  c->http.cainfo = emu_path(r->emu, "tls-ca.pem");
-  c->http.connect_timeout_ms = 2000;
-  c->http.timeout_ms = 1500;
-  c->role[CA_ROLE_BOOTSTRAP] = (struct ca_awspca_role){
-    r->ca_arn, "arn:aws:acm-pca:::template/EndEntityCertificate/V1", NULL,
-    5475};
-  c->role[CA_ROLE_OPERATIONAL] = (struct ca_awspca_role){
-    r->ca_arn, "arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1",
-    "SHA256WITHECDSA", 365};
-  rig_open_adapter(r);
-}
-
-static void rig_stop(struct rig *r)
-{
-  ca_free(r->ca);
-  emu_stop(r->emu, false);
-  ru_env_restore();
-}
-
 static void test_issues_real_certificates_for_both_roles(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, NULL);
   struct ru_device d;
   ru_device_init(&d, "SN-AWS-0001", "0123456789abcdef0123456789abcdef-b");
   struct ca_result res;
@@ -106,13 +51,13 @@ static void test_issues_real_certificates_for_both_roles(void)
   CU_ASSERT_EQUAL(st.rate_per_s, 75);
   CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 2, &st), LC_ENOTFOUND);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_same_key_twice_same_certificate_across_restart(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, NULL);
   struct ru_device d;
   ru_device_init(&d, "SN-AWS-0002", "k-aws-idem-b");
   struct ca_result a, b;
@@ -121,7 +66,7 @@ static void test_same_key_twice_same_certificate_across_restart(void)
                   CA_ISSUED);
   /* linecert restarts: the adapter's memory is gone, the key is not. */
   ca_free(r.ca);
-  rig_open_adapter(&r);
+  ru_rig_open(&r);
   CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &b, 5, 500, NULL,
                            NULL),
                   CA_ISSUED);
@@ -131,7 +76,7 @@ static void test_same_key_twice_same_certificate_across_restart(void)
   ca_result_cleanup(&a);
   ca_result_cleanup(&b);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 /* One fault, then drive to the end: ISSUED after at least one retry, and
@@ -139,8 +84,8 @@ static void test_same_key_twice_same_certificate_across_restart(void)
 static void fault_then_issued(const char *fault, const char *want_reason,
                               int min_retries)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, NULL);
   CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults", fault), LC_OK);
   struct ru_device d;
   ru_device_init(&d, "SN-AWS-F", "k-aws-fault-o");
@@ -163,7 +108,7 @@ static void fault_then_issued(const char *fault, const char *want_reason,
   CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_throttling_exception_with_retry_after(void)
@@ -175,8 +120,8 @@ static void test_throttling_exception_with_retry_after(void)
 
 static void test_throttling_pauses_the_bucket(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, NULL);
   CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
                                  "{\"kind\":\"throttle\",\"count\":1,"
                                  "\"retry_after\":2}"),
@@ -204,7 +149,7 @@ static void test_throttling_pauses_the_bucket(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "throttled"), 1);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_http_500_is_retried(void)
@@ -237,8 +182,8 @@ static void test_slow_answer_within_the_timeout(void)
 
 static void test_request_in_progress_is_pending_then_issued(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, NULL);
   CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
                                  "{\"kind\":\"in_progress\",\"count\":3}"),
                         LC_OK);
@@ -256,13 +201,13 @@ static void test_request_in_progress_is_pending_then_issued(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_limit_exceeded_is_rejected_not_retried(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, NULL);
   CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
                                  "{\"kind\":\"limit_exceeded\"}"),
                         LC_OK);
@@ -276,16 +221,16 @@ static void test_limit_exceeded_is_rejected_not_retried(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "op:IssueCertificate"), 1);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_wrong_secret_fails_the_signature_check(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, NULL);
   ca_free(r.ca);
   ru_env_set("AWS_SECRET_ACCESS_KEY", "not/the/secret");
-  rig_open_adapter(&r);
+  ru_rig_open(&r);
   struct ru_device d;
   ru_device_init(&d, "SN-AWS-S", "k-aws-sig-b");
   struct ca_result res;
@@ -297,17 +242,17 @@ static void test_wrong_secret_fails_the_signature_check(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 0);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_session_token_signed_and_expiry_reloads(void)
 {
   const char *args[] = {"--session-token", "FwoGZXIvYXdzEXAMPLETOKEN", NULL};
-  struct rig r;
-  rig_start(&r, args);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, args);
   ca_free(r.ca);
   ru_env_set("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLETOKEN");
-  rig_open_adapter(&r);
+  ru_rig_open(&r);
   struct ru_device d;
   ru_device_init(&d, "SN-AWS-TOK", "k-aws-token-b");
   struct ca_result res;
@@ -323,7 +268,7 @@ static void test_session_token_signed_and_expiry_reloads(void)
   CU_ASSERT_STRING_EQUAL(res.reason, "aws:ExpiredTokenException");
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_credentials_file_profile_with_long_session_token(void)
@@ -334,8 +279,8 @@ static void test_credentials_file_profile_with_long_session_token(void)
   token[1200] = '\0';
   const char *args[] = {"--access-key", "AKIDFROMFILE", "--secret-key",
                         "file/secret", "--session-token", token, NULL};
-  struct rig r;
-  rig_start(&r, args);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, args);
   ca_free(r.ca);
   ru_env_set("AWS_ACCESS_KEY_ID", NULL);
   ru_env_set("AWS_SECRET_ACCESS_KEY", NULL);
@@ -350,8 +295,8 @@ static void test_credentials_file_profile_with_long_session_token(void)
              "aws_session_token = %s\n", token);
   fclose(f);
   ru_env_set("AWS_SHARED_CREDENTIALS_FILE", path);
-  r.cfg.profile = "linecert";
-  rig_open_adapter(&r);
+  r.cfg.aws.profile = "linecert";
+  ru_rig_open(&r);
   struct ru_device d;
   ru_device_init(&d, "SN-AWS-FILE", "k-aws-file-b");
   struct ca_result res;
@@ -361,13 +306,13 @@ static void test_credentials_file_profile_with_long_session_token(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "bad_signature"), 0);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_reused_key_with_another_csr_is_refused(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, NULL);
   struct ru_device a, b;
   ru_device_init(&a, "SN-AWS-A", "k-aws-reuse-b");
   ru_device_init(&b, "SN-AWS-B", "k-aws-reuse-b");
@@ -377,7 +322,7 @@ static void test_reused_key_with_another_csr_is_refused(void)
                   CA_ISSUED);
   ca_result_cleanup(&res);
   ca_free(r.ca);
-  rig_open_adapter(&r);
+  ru_rig_open(&r);
   /* Same token within the window: AWS returns A's certificate. */
   CU_ASSERT_EQUAL(ru_drive(r.ca, &b, CA_ROLE_BOOTSTRAP, &res, 3, 100, NULL,
                            NULL),
@@ -386,18 +331,18 @@ static void test_reused_key_with_another_csr_is_refused(void)
   ca_result_cleanup(&res);
   ru_device_cleanup(&a);
   ru_device_cleanup(&b);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_ticket_store_bridges_the_end_of_the_window(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, NULL);
   struct ru_tickets t;
   ru_tickets_init(&t);
   ca_free(r.ca);
-  r.cfg.tickets = &t.store;
-  rig_open_adapter(&r);
+  r.cfg.aws.tickets = &t.store;
+  ru_rig_open(&r);
   CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
                                  "{\"kind\":\"in_progress\",\"count\":1}"),
                         LC_OK);
@@ -413,7 +358,7 @@ static void test_ticket_store_bridges_the_end_of_the_window(void)
   /* linecert dies; comes back after AWS's 5 minutes. */
   ca_free(r.ca);
   CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/forget-idempotency", NULL), LC_OK);
-  rig_open_adapter(&r);
+  ru_rig_open(&r);
   CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 3, 100, NULL,
                            NULL),
                   CA_ISSUED);
@@ -421,16 +366,16 @@ static void test_ticket_store_bridges_the_end_of_the_window(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "op:IssueCertificate"), 1);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_wrong_server_ca_is_a_tls_error(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, NULL);
   ca_free(r.ca);
-  r.cfg.http.cainfo = emu_path(r.emu, "ca-root.pem"); /* not the TLS CA */
-  rig_open_adapter(&r);
+  r.cfg.aws.http.cainfo = emu_path(r.emu, "ca-root.pem"); /* not the TLS CA */
+  ru_rig_open(&r);
   struct ru_device d;
   ru_device_init(&d, "SN-AWS-TLS", "k-aws-tls-b");
   struct ca_request req = {d.request_key, CA_ROLE_BOOTSTRAP, d.csr};
@@ -441,16 +386,16 @@ static void test_wrong_server_ca_is_a_tls_error(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "requests"), 0);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_response_over_the_cap_is_refused(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, NULL);
   ca_free(r.ca);
-  r.cfg.http.max_response = 256; /* a certificate answer is larger */
-  rig_open_adapter(&r);
+  r.cfg.aws.http.max_response = 256; /* a certificate answer is larger */
+  ru_rig_open(&r);
   struct ru_device d;
   ru_device_init(&d, "SN-AWS-BIG", "k-aws-cap-b");
   struct ca_request req = {d.request_key, CA_ROLE_BOOTSTRAP, d.csr};
@@ -461,7 +406,7 @@ static void test_response_over_the_cap_is_refused(void)
   CU_ASSERT_PTR_NULL(res.cert_pem);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 const struct lc_test awspca_tests[] = {

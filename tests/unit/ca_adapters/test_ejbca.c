@@ -13,48 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 
-struct rig {
-  struct emu *emu;
-  struct ca_adapter *ca;
-  struct ca_ejbca_config cfg;
-};
-
-static void rig_open_adapter(struct rig *r)
-{
-  r->ca = NULL;
-  CU_ASSERT_EQUAL_FATAL(ca_ejbca_open(&r->cfg, &r->ca), LC_OK);
-}
-
-static void rig_start(struct rig *r, const char *const *args)
-{
-  memset(r, 0, sizeof(*r));
-  CU_ASSERT_EQUAL_FATAL(emu_start("ejbca.py", args, &r->emu), LC_OK);
-  struct ca_ejbca_config *c = &r->cfg;
-  c->base_url = emu_url(r->emu, "/ejbca/ejbca-rest-api/");
-  c->username_prefix = "lc-";
-  c->enrollment_secret = "factory-secret";
-  c->approval_poll_ms = 200;
-  c->http.cainfo = emu_path(r->emu, "tls-ca.pem");
-  c->http.client_cert = emu_path(r->emu, "admin.pem");
-  c->http.client_key = emu_path(r->emu, "admin.key");
-  c->http.timeout_ms = 1500;
-  c->role[CA_ROLE_BOOTSTRAP] =
-    (struct ca_ejbca_role){"BootCA", "BootProfile", "DeviceEEP"};
-  c->role[CA_ROLE_OPERATIONAL] =
-    (struct ca_ejbca_role){"OpCA", "OpProfile", "DeviceEEP"};
-  rig_open_adapter(r);
-}
-
-static void rig_stop(struct rig *r)
-{
-  ca_free(r->ca);
-  emu_stop(r->emu, false);
-}
-
 static void test_enrolls_real_certificates_for_both_roles(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_EJBCA, NULL);
   struct ru_device d;
   ru_device_init(&d, "SN-EJ-0001", "0123456789abcdef0123456789abcdef-b");
   struct ca_result res;
@@ -73,13 +35,13 @@ static void test_enrolls_real_certificates_for_both_roles(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 2);
   CU_ASSERT_EQUAL(emu_stat(r.emu, "searches"), 2); /* looked first */
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_same_key_twice_found_by_search_not_reissued(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_EJBCA, NULL);
   struct ru_device d;
   ru_device_init(&d, "SN-EJ-2", "k-ej-idem-b");
   struct ca_result a, b;
@@ -89,7 +51,7 @@ static void test_same_key_twice_found_by_search_not_reissued(void)
   /* A fresh adapter (restart): no chain cached, found by the search,
    * chain fetched from the CA's download endpoint. */
   ca_free(r.ca);
-  rig_open_adapter(&r);
+  ru_rig_open(&r);
   CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &b, 3, 500, NULL,
                            NULL),
                   CA_ISSUED);
@@ -102,13 +64,13 @@ static void test_same_key_twice_found_by_search_not_reissued(void)
   ca_result_cleanup(&a);
   ca_result_cleanup(&b);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void fault_then_issued(const char *fault, const char *want_reason)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_EJBCA, NULL);
   CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults", fault), LC_OK);
   struct ru_device d;
   ru_device_init(&d, "SN-EJ-F", "k-ej-fault-o");
@@ -129,7 +91,7 @@ static void fault_then_issued(const char *fault, const char *want_reason)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_429_500_503_are_retried(void)
@@ -162,8 +124,8 @@ static void test_lost_enroll_answer_is_found_not_reissued(void)
 
 static void test_approval_pending_then_approved(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_EJBCA, NULL);
   CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
                                  "{\"kind\":\"approval\",\"count\":1}"),
                         LC_OK);
@@ -188,18 +150,18 @@ static void test_approval_pending_then_approved(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "op:enroll"), 1);
   CU_ASSERT_EQUAL(emu_stat(r.emu, "op:finalize"), 2);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_approval_survives_a_restart_with_the_ticket_store(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_EJBCA, NULL);
   struct ru_tickets t;
   ru_tickets_init(&t);
   ca_free(r.ca);
-  r.cfg.tickets = &t.store;
-  rig_open_adapter(&r);
+  r.cfg.ejbca.tickets = &t.store;
+  ru_rig_open(&r);
   CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
                                  "{\"kind\":\"approval\",\"count\":1}"),
                         LC_OK);
@@ -213,7 +175,7 @@ static void test_approval_survives_a_restart_with_the_ticket_store(void)
   ca_result_cleanup(&res);
   ca_free(r.ca);
   CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/approve", "{}"), LC_OK);
-  rig_open_adapter(&r); /* same enrollment_secret: the password matches */
+  ru_rig_open(&r); /* same enrollment_secret: the password matches */
   CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 3, 200, NULL,
                            NULL),
                   CA_ISSUED);
@@ -221,13 +183,13 @@ static void test_approval_survives_a_restart_with_the_ticket_store(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "op:enroll"), 1);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_approval_rejected_is_rejected(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_EJBCA, NULL);
   CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
                                  "{\"kind\":\"approval\",\"count\":1}"),
                         LC_OK);
@@ -246,21 +208,21 @@ static void test_approval_rejected_is_rejected(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 0);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void client_cert_refused(const char *name, enum ca_status want,
                                 const char *want_reason)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_EJBCA, NULL);
   ca_free(r.ca);
   char cert[32], key[32];
   snprintf(cert, sizeof(cert), "%s.pem", name);
   snprintf(key, sizeof(key), "%s.key", name);
-  r.cfg.http.client_cert = emu_path(r.emu, cert);
-  r.cfg.http.client_key = emu_path(r.emu, key);
-  rig_open_adapter(&r);
+  r.cfg.ejbca.http.client_cert = emu_path(r.emu, cert);
+  r.cfg.ejbca.http.client_key = emu_path(r.emu, key);
+  ru_rig_open(&r);
   struct ru_device d;
   ru_device_init(&d, "SN-EJ-C", "k-ej-cert-b");
   struct ca_request req = {d.request_key, CA_ROLE_BOOTSTRAP, d.csr};
@@ -272,7 +234,7 @@ static void client_cert_refused(const char *name, enum ca_status want,
   CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 0);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_client_certificate_from_another_ca_fails_tls(void)
@@ -289,11 +251,11 @@ static void test_admin_ca_but_no_role_is_403(void)
 
 static void test_unknown_profile_is_rejected(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_EJBCA, NULL);
   ca_free(r.ca);
-  r.cfg.role[CA_ROLE_OPERATIONAL].certificate_profile = "NoSuchProfile";
-  rig_open_adapter(&r);
+  r.cfg.ejbca.role[CA_ROLE_OPERATIONAL].certificate_profile = "NoSuchProfile";
+  ru_rig_open(&r);
   struct ru_device d;
   ru_device_init(&d, "SN-EJ-P", "k-ej-prof-o");
   struct ca_result res;
@@ -303,16 +265,16 @@ static void test_unknown_profile_is_rejected(void)
   CU_ASSERT_STRING_EQUAL(res.reason, "ejbca:http_400");
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_skip_lookup_enrolls_directly(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_EJBCA, NULL);
   ca_free(r.ca);
-  r.cfg.skip_lookup = true;
-  rig_open_adapter(&r);
+  r.cfg.ejbca.skip_lookup = true;
+  ru_rig_open(&r);
   struct ru_device d;
   ru_device_init(&d, "SN-EJ-S", "k-ej-skip-b");
   struct ca_result res;
@@ -322,13 +284,13 @@ static void test_skip_lookup_enrolls_directly(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "searches"), 0);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_request_key_outside_the_username_charset(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_EJBCA, NULL);
   struct ru_device d;
   ru_device_init(&d, "SN-EJ-U", "bad key/with slash");
   struct ca_result res;
@@ -339,7 +301,7 @@ static void test_request_key_outside_the_username_charset(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "requests"), 0);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 /* The admin certificate and key as one PKCS#12 bundle, made here with
@@ -365,16 +327,16 @@ static void write_p12(struct emu *e, const char *out, const char *pass)
 
 static void test_admin_certificate_as_pkcs12(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_EJBCA, NULL);
   ca_free(r.ca);
   char p12[256];
   snprintf(p12, sizeof(p12), "%s/admin.p12", emu_dir(r.emu));
   write_p12(r.emu, p12, "p12-pass");
-  r.cfg.http.client_cert = p12;
-  r.cfg.http.client_key = NULL;
-  r.cfg.http.client_key_password = "p12-pass";
-  rig_open_adapter(&r);
+  r.cfg.ejbca.http.client_cert = p12;
+  r.cfg.ejbca.http.client_key = NULL;
+  r.cfg.ejbca.http.client_key_password = "p12-pass";
+  ru_rig_open(&r);
   struct ru_device d;
   ru_device_init(&d, "SN-EJ-P12", "k-ej-p12-b");
   struct ca_result res;
@@ -383,7 +345,7 @@ static void test_admin_certificate_as_pkcs12(void)
                   CA_ISSUED);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 const struct lc_test ejbca_tests[] = {

@@ -13,50 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#define BOOT_POOL "projects/emu-project/locations/europe-west1/caPools/boot"
-#define OP_POOL "projects/emu-project/locations/europe-west1/caPools/op"
-#define TEMPLATE                                                           \
-  "projects/emu-project/locations/europe-west1/certificateTemplates/"      \
-  "client-auth"
-
-struct rig {
-  struct emu *emu;
-  struct ca_adapter *ca;
-  struct ca_gcpcas_config cfg;
-};
-
-static void rig_open_adapter(struct rig *r)
-{
-  r->ca = NULL;
-  CU_ASSERT_EQUAL_FATAL(ca_gcpcas_open(&r->cfg, &r->ca), LC_OK);
-}
-
-static void rig_start(struct rig *r, const char *const *args)
-{
-  memset(r, 0, sizeof(*r));
-  CU_ASSERT_EQUAL_FATAL(emu_start("gcp_cas.py", args, &r->emu), LC_OK);
-  struct ca_gcpcas_config *c = &r->cfg;
-  c->endpoint = emu_url(r->emu, "");
-  c->key_file = emu_path(r->emu, "sa.json");
-  c->http.cainfo = emu_path(r->emu, "tls-ca.pem");
-  c->http.timeout_ms = 1500;
-  c->role[CA_ROLE_BOOTSTRAP] =
-    (struct ca_gcpcas_role){BOOT_POOL, NULL, 473040000, true};
-  c->role[CA_ROLE_OPERATIONAL] =
-    (struct ca_gcpcas_role){OP_POOL, TEMPLATE, 31536000, false};
-  rig_open_adapter(r);
-}
-
-static void rig_stop(struct rig *r)
-{
-  ca_free(r->ca);
-  emu_stop(r->emu, false);
-}
-
 static void test_issues_real_certificates_for_both_roles(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_GCPCAS, NULL);
   struct ru_device d;
   ru_device_init(&d, "SN-GCP-0001", "0123456789abcdef0123456789abcdef-b");
   struct ca_result res;
@@ -86,13 +46,13 @@ static void test_issues_real_certificates_for_both_roles(void)
   CU_ASSERT_STRING_EQUAL(st.name, "create_operational");
   CU_ASSERT_EQUAL(st.rate_per_s, 25); /* DevOps */
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_same_key_twice_one_certificate_by_request_id(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_GCPCAS, NULL);
   struct ru_device d;
   ru_device_init(&d, "SN-GCP-2", "k-gcp-idem-o");
   struct ca_result a, b;
@@ -100,7 +60,7 @@ static void test_same_key_twice_one_certificate_by_request_id(void)
                            NULL),
                   CA_ISSUED);
   ca_free(r.ca);
-  rig_open_adapter(&r);
+  ru_rig_open(&r);
   CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &b, 3, 500, NULL,
                            NULL),
                   CA_ISSUED);
@@ -110,13 +70,13 @@ static void test_same_key_twice_one_certificate_by_request_id(void)
   ca_result_cleanup(&a);
   ca_result_cleanup(&b);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_enterprise_after_the_window_already_exists_is_fetched(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_GCPCAS, NULL);
   struct ru_device d;
   ru_device_init(&d, "SN-GCP-3", "k-gcp-window-b");
   struct ca_result a, b;
@@ -135,14 +95,14 @@ static void test_enterprise_after_the_window_already_exists_is_fetched(void)
   ca_result_cleanup(&a);
   ca_result_cleanup(&b);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void fault_then_issued(const char *fault, const char *want_reason,
                               uint32_t want_retry_ms)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_GCPCAS, NULL);
   CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults", fault), LC_OK);
   struct ru_device d;
   ru_device_init(&d, "SN-GCP-F", "k-gcp-fault-b");
@@ -166,7 +126,7 @@ static void fault_then_issued(const char *fault, const char *want_reason,
   CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_resource_exhausted_with_retry_after_date(void)
@@ -210,8 +170,8 @@ static void test_token_endpoint_down_then_up(void)
 
 static void test_expired_token_is_refreshed_inline(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_GCPCAS, NULL);
   struct ru_device d;
   ru_device_init(&d, "SN-GCP-T", "k-gcp-tok-b");
   struct ca_result res;
@@ -228,14 +188,14 @@ static void test_expired_token_is_refreshed_inline(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "unauthenticated"), 1);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_short_lived_tokens_are_renewed_before_expiry(void)
 {
   const char *args[] = {"--token-ttl", "2", NULL};
-  struct rig r;
-  rig_start(&r, args);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_GCPCAS, args);
   struct ru_device d;
   ru_device_init(&d, "SN-GCP-R", "k-gcp-renew-1");
   struct ca_result res;
@@ -254,16 +214,16 @@ static void test_short_lived_tokens_are_renewed_before_expiry(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "unauthenticated"), 0);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_unknown_service_account_key_is_refused(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_GCPCAS, NULL);
   ca_free(r.ca);
-  r.cfg.key_file = emu_path(r.emu, "other-sa.json");
-  rig_open_adapter(&r);
+  r.cfg.gcp.key_file = emu_path(r.emu, "other-sa.json");
+  ru_rig_open(&r);
   struct ru_device d;
   ru_device_init(&d, "SN-GCP-K", "k-gcp-key-b");
   struct ca_result res;
@@ -275,18 +235,18 @@ static void test_unknown_service_account_key_is_refused(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "requests"), 0);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_invalid_argument_is_rejected(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_GCPCAS, NULL);
   ca_free(r.ca);
   /* A template from another location: INVALID_ARGUMENT. */
-  r.cfg.role[CA_ROLE_OPERATIONAL].certificate_template =
+  r.cfg.gcp.role[CA_ROLE_OPERATIONAL].certificate_template =
     "projects/emu-project/locations/us-east1/certificateTemplates/x";
-  rig_open_adapter(&r);
+  ru_rig_open(&r);
   struct ru_device d;
   ru_device_init(&d, "SN-GCP-I", "k-gcp-inv-o");
   struct ca_result res;
@@ -297,17 +257,17 @@ static void test_invalid_argument_is_rejected(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 0);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_unknown_pool_is_not_found(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_GCPCAS, NULL);
   ca_free(r.ca);
-  r.cfg.role[CA_ROLE_OPERATIONAL].pool =
+  r.cfg.gcp.role[CA_ROLE_OPERATIONAL].pool =
     "projects/emu-project/locations/europe-west1/caPools/nope";
-  rig_open_adapter(&r);
+  ru_rig_open(&r);
   struct ru_device d;
   ru_device_init(&d, "SN-GCP-N", "k-gcp-nf-o");
   struct ca_result res;
@@ -317,18 +277,18 @@ static void test_unknown_pool_is_not_found(void)
   CU_ASSERT_STRING_EQUAL(res.reason, "gcp:NOT_FOUND");
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 static void test_metadata_server_token(void)
 {
-  struct rig r;
-  rig_start(&r, NULL);
+  struct ru_rig r;
+  ru_rig_start(&r, RU_GCPCAS, NULL);
   ca_free(r.ca);
-  r.cfg.key_file = NULL;
-  r.cfg.metadata_url = emu_control_url(
+  r.cfg.gcp.key_file = NULL;
+  r.cfg.gcp.metadata_url = emu_control_url(
     r.emu, "/computeMetadata/v1/instance/service-accounts/default/token");
-  rig_open_adapter(&r);
+  ru_rig_open(&r);
   struct ru_device d;
   ru_device_init(&d, "SN-GCP-M", "k-gcp-meta-o");
   struct ca_result res;
@@ -340,7 +300,7 @@ static void test_metadata_server_token(void)
   CU_ASSERT_EQUAL(emu_stat(r.emu, "tokens_issued"), 0);
   ca_result_cleanup(&res);
   ru_device_cleanup(&d);
-  rig_stop(&r);
+  ru_rig_stop(&r);
 }
 
 const struct lc_test gcpcas_tests[] = {
