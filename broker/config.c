@@ -419,7 +419,12 @@ lc_err brk_config_load(struct brk_config *cfg, const char *path, char *err,
       snprintf(err, errcap, "%s:%d: syntax error", path, line);
     return LC_ECONFIG;
   }
-  return brk_config_check(cfg, err, errcap);
+  /* The cross-field checks know keys, not lines: name the file. */
+  char why[BRK_ERR_MAX];
+  lc_err rc = brk_config_check(cfg, why, sizeof(why));
+  if(rc != LC_OK)
+    snprintf(err, errcap, "%s: %s", path, why);
+  return rc;
 }
 
 static bool groups_valid(const char *groups)
