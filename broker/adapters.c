@@ -11,7 +11,9 @@
  * blocks for its round trip, its pace slot, or a timeout. On the shared
  * pool a slow CA would hold every thread and stall validation and the
  * other CA. Here each adapter has its threads (`workers`), and the loop
- * hands it at most that many jobs; devices beyond that wait in a FIFO
+ * hands it a few jobs per thread (AHEAD_PER_THREAD: a thread that
+ * finishes finds its next job queued instead of idling until the loop
+ * has read the answer); devices beyond that wait in a FIFO
  * in memory, first come first served. Nothing is lost by keeping them
  * there: each is durably in ISSUING_* and is re-driven from the store
  * after a restart. The FIFO's length and the jobs out are the adapter's
@@ -28,6 +30,7 @@
 #include "common/lc_util.h"
 
 #define REMOTE_WORKERS_DEFAULT 32
+#define AHEAD_PER_THREAD 4
 
 /* ---- the durable ticket memo ------------------------------------------------ */
 
@@ -295,8 +298,9 @@ lc_err brk_ca_start(struct brk *b)
   lc_err rc = LC_OK;
   for(unsigned i = 0; i < b->n_ca_slots && rc == LC_OK; i++) {
     struct brk_ca_slot *s = &b->ca_slots[i];
-    /* The loop hands out at most `threads` jobs: the queue never fills. */
-    rc = lc_queue_new(s->threads, &s->jobs);
+    /* The loop hands out at most `limit` jobs: the queue never fills. */
+    s->limit = s->threads * AHEAD_PER_THREAD;
+    rc = lc_queue_new(s->limit, &s->jobs);
     struct ca_adapter *const ca[CA_ROLE_COUNT] = {s->ca, s->ca};
     if(rc == LC_OK)
       rc = brk_workers_start(s->threads, s->jobs, b->results, &b->csr_pol, ca,
@@ -305,11 +309,19 @@ lc_err brk_ca_start(struct brk *b)
   return rc;
 }
 
-unsigned brk_ca_threads(const struct brk *b)
+bool brk_ca_local_used(const struct brk *b)
+{
+  for(unsigned i = 0; i < b->n_ca_slots; i++)
+    if(!strcmp(b->ca_slots[i].name, "local"))
+      return true;
+  return false;
+}
+
+unsigned brk_ca_jobs_max(const struct brk *b)
 {
   unsigned n = 0;
   for(unsigned i = 0; i < b->n_ca_slots; i++)
-    n += b->ca_slots[i].threads;
+    n += b->ca_slots[i].threads * AHEAD_PER_THREAD;
   return n;
 }
 
@@ -397,7 +409,7 @@ static void dispatch(struct brk *b, struct brk_ca_slot *s, struct brk_dev *d)
 
 static void pump(struct brk *b, struct brk_ca_slot *s)
 {
-  while(s->inflight < s->threads && s->wait_head) {
+  while(s->inflight < s->limit && s->wait_head) {
     struct brk_dev *d = s->wait_head;
     s->wait_head = d->ca_next;
     if(!s->wait_head)

@@ -303,6 +303,7 @@ struct brk_ca_slot {
   struct lc_queue *jobs;            /* owned: this pool's ISSUE jobs */
   struct brk_workers *workers;      /* owned */
   unsigned threads;
+  unsigned limit;                   /* jobs handed out at most */
   char *secret[2];                  /* owned, cleansed: key password,
                                        EJBCA enrollment secret */
   /* loop thread only */
@@ -395,8 +396,11 @@ lc_err brk_read_file(const char *path, char **out) LC_NODISCARD;
 lc_err brk_ca_open(struct brk *b) LC_NODISCARD;
 /* Start each adapter's worker pool (after b->results exists). */
 lc_err brk_ca_start(struct brk *b) LC_NODISCARD;
-/* CA worker threads of all adapters (to size the results queue). */
-unsigned brk_ca_threads(const struct brk *b);
+/* CA jobs all adapters can have out at once (to size the results
+ * queue). Valid after brk_ca_open(). */
+unsigned brk_ca_jobs_max(const struct brk *b);
+/* Does a role use the local CA? Valid after brk_ca_open(). */
+bool brk_ca_local_used(const struct brk *b);
 /* Join the pools (their queues closed). */
 void brk_ca_stop(struct brk *b);
 /* Free adapters, queues, secrets and the ticket store. */
