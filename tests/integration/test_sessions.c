@@ -616,6 +616,30 @@ static void check_end(struct rig *r, const char *prefix, uint64_t devices)
   CU_ASSERT_TRUE(rig_check_audit(r) > 0);
 }
 
+/* The first certificate DCMD of each of two devices, in whichever order
+ * the CA finished them; both must carry ISSUED and certificates. */
+static void first_two_answers(struct edge *e, const struct device *a,
+                              const struct device *b, struct dcmd *fa,
+                              struct dcmd *fb)
+{
+  struct dcmd c;
+  bool got_a = false, got_b = false;
+  uint64_t deadline = wall_ms() + WAIT_MS;
+  while(!(got_a && got_b) && next_dcmd(e, deadline, &c)) {
+    if(!got_a && strcmp(c.device, a->id) == 0) {
+      *fa = c;
+      got_a = true;
+    }
+    else if(!got_b && strcmp(c.device, b->id) == 0) {
+      *fb = c;
+      got_b = true;
+    }
+  }
+  CU_ASSERT_TRUE_FATAL(got_a && got_b);
+  check_issued(fa);
+  check_issued(fb);
+}
+
 /* ---- tests --------------------------------------------------------------- */
 
 /* tck-id-operational-behavior-edge-node-termination-host-action-ndeath-
@@ -728,23 +752,8 @@ static void test_ddeath_suspends_that_device_only(void)
   nbirth(&e, 0);
   dbirth(&e, &d1);
   dbirth(&e, &d2);
-  /* Both answered, in whichever order the CA finished them. */
   struct dcmd first1, first2, c;
-  bool got1 = false, got2 = false;
-  uint64_t deadline = wall_ms() + WAIT_MS;
-  while(!(got1 && got2) && next_dcmd(&e, deadline, &c)) {
-    if(!got1 && strcmp(c.device, d1.id) == 0) {
-      first1 = c;
-      got1 = true;
-    }
-    else if(!got2 && strcmp(c.device, d2.id) == 0) {
-      first2 = c;
-      got2 = true;
-    }
-  }
-  CU_ASSERT_TRUE_FATAL(got1 && got2);
-  check_issued(&first1);
-  check_issued(&first2);
+  first_two_answers(&e, &d1, &d2, &first1, &first2);
 
   /* D2 switched off: device offline, node not. */
   ddeath(&e, &d2);
@@ -763,7 +772,7 @@ static void test_ddeath_suspends_that_device_only(void)
    * deliveries): the neighbour's provisioning is not disturbed. */
   drain(&e);
   int to_d1 = 0, to_d2 = 0;
-  deadline = wall_ms() + QUIET_MS;
+  uint64_t deadline = wall_ms() + QUIET_MS;
   while(next_dcmd(&e, deadline, &c)) {
     if(strcmp(c.device, d2.id) == 0) {
       to_d2++;
@@ -856,21 +865,7 @@ static void test_restart_asks_unknown_node_to_rebirth(void)
   dbirth(&e, &s1);
   dbirth(&e, &s2);
   struct dcmd first1, first2, c;
-  bool got1 = false, got2 = false;
-  uint64_t deadline = wall_ms() + WAIT_MS;
-  while(!(got1 && got2) && next_dcmd(&e, deadline, &c)) {
-    if(!got1 && strcmp(c.device, s1.id) == 0) {
-      first1 = c;
-      got1 = true;
-    }
-    else if(!got2 && strcmp(c.device, s2.id) == 0) {
-      first2 = c;
-      got2 = true;
-    }
-  }
-  CU_ASSERT_TRUE_FATAL(got1 && got2);
-  check_issued(&first1);
-  check_issued(&first2);
+  first_two_answers(&e, &s1, &s2, &first1, &first2);
   rig_kill_linecert(&r);
   drain(&e);
   start_linecert(&r, port);
