@@ -6,10 +6,12 @@
  */
 #include "tests/integration/rig.h"
 #include "tests/support/lc_cunit.h"
+#include "tests/support/lc_httpget.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -18,38 +20,17 @@ struct body {
   size_t len;
 };
 
-static size_t collect(char *p, size_t sz, size_t n, void *u)
-{
-  struct body *b = u;
-  size_t take = sz * n;
-  if(take > sizeof(b->buf) - 1 - b->len)
-    take = sizeof(b->buf) - 1 - b->len;
-  memcpy(b->buf + b->len, p, take);
-  b->len += take;
-  b->buf[b->len] = '\0';
-  return sz * n;
-}
-
-/* GET (or POST when post) `path`; returns the HTTP status, 0 on failure. */
+/* GET (or POST when post) `path`; returns the HTTP status, 0 on failure.
+ * The answer lands in b (truncated to its buffer). */
 static long http(uint16_t port, const char *path, bool post, struct body *b)
 {
   char url[128];
   snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", (unsigned)port, path);
-  CURL *c = curl_easy_init();
-  if(!c)
-    return 0;
-  b->len = 0;
-  b->buf[0] = '\0';
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-  if(post)
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "x=1");
-  long status = 0;
-  if(curl_easy_perform(c) == CURLE_OK)
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(c);
+  char *text = NULL;
+  long status = lc_http_request(url, post ? "x=1" : NULL, &text);
+  snprintf(b->buf, sizeof(b->buf), "%s", text ? text : "");
+  b->len = strlen(b->buf);
+  free(text);
   return status;
 }
 

@@ -26,6 +26,7 @@
 #include "tests/emulators/emu_client.h"
 #include "tests/integration/rig.h"
 #include "tests/support/lc_cunit.h"
+#include "tests/support/lc_httpget.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -467,50 +468,17 @@ static bool finish_line(const char *prefix, uint64_t n, struct lc_proc *p,
 
 /* ---- /metrics --- */
 
-struct body {
-  char *p;
-  size_t n;
-};
-
-static size_t on_body(char *d, size_t sz, size_t nm, void *u)
-{
-  struct body *b = u;
-  size_t add = sz * nm;
-  if(b->n + add > (4u << 20))
-    return 0;
-  char *q = realloc(b->p, b->n + add + 1);
-  if(!q)
-    return 0;
-  memcpy(q + b->n, d, add);
-  b->p = q;
-  b->n += add;
-  b->p[b->n] = '\0';
-  return add;
-}
-
 static char *get_metrics(void)
 {
   char url[64];
   snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics",
            (unsigned)T.http_port);
-  struct body b = {0};
-  CURL *c = curl_easy_init();
-  if(!c)
-    return NULL;
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-  CURLcode cc = curl_easy_perform(c);
-  long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(c);
-  if(cc != CURLE_OK || status != 200) {
-    free(b.p);
+  char *text = NULL;
+  if(lc_http_request(url, NULL, &text) != 200) {
+    free(text);
     return NULL;
   }
-  return b.p;
+  return text;
 }
 
 /* The value of the sample whose name and labels start with `series`

@@ -32,6 +32,7 @@
  */
 #include "tests/integration/rig.h"
 #include "tests/support/lc_cunit.h"
+#include "tests/support/lc_httpget.h"
 
 #include <MQTTClient.h>
 #include <curl/curl.h>
@@ -426,56 +427,27 @@ static void acknowledge(struct edge *e, const struct device *d,
 
 /* ---- /metrics ------------------------------------------------------------ */
 
-struct body {
-  char buf[65536];
-  size_t len;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *u)
-{
-  struct body *b = u;
-  size_t take = sz * n;
-  if(take > sizeof(b->buf) - 1 - b->len)
-    take = sizeof(b->buf) - 1 - b->len;
-  memcpy(b->buf + b->len, p, take);
-  b->len += take;
-  b->buf[b->len] = '\0';
-  return sz * n;
-}
-
 /* The value of the unlabelled counter `name`; false when /metrics does
  * not answer 200 or has no such line. */
 static bool metric(uint16_t port, const char *name, uint64_t *v)
 {
-  static struct body b;
   char url[128];
   snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", (unsigned)port);
-  CURL *c = curl_easy_init();
-  if(!c)
+  char *text = NULL;
+  if(lc_http_request(url, NULL, &text) != 200) {
+    free(text);
     return false;
-  b.len = 0;
-  b.buf[0] = '\0';
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-  long status = 0;
-  if(curl_easy_perform(c) == CURLE_OK)
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(c);
-  if(status != 200)
-    return false;
+  }
   char want[128];
   snprintf(want, sizeof(want), "\n%s ", name);
-  const char *at = strstr(b.buf, want);
-  if(!at)
-    return false;
+  const char *at = strstr(text, want);
   char *end = NULL;
-  unsigned long long n = strtoull(at + strlen(want), &end, 10);
-  if(end == at + strlen(want) || *end != '\n')
-    return false;
-  *v = (uint64_t)n;
-  return true;
+  unsigned long long n = at ? strtoull(at + strlen(want), &end, 10) : 0;
+  bool ok = at && end != at + strlen(want) && *end == '\n';
+  free(text);
+  if(ok)
+    *v = (uint64_t)n;
+  return ok;
 }
 
 /* `name` now, asserted readable; UINT64_MAX when it is not, so a
