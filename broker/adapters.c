@@ -353,24 +353,13 @@ void brk_ca_close(struct brk *b)
 
 /* ---- handing out work ----------------------------------------------------------- */
 
-static bool issuing(enum sm_state st, enum ca_role *role)
-{
-  if(st == SM_ISSUING_BOOTSTRAP)
-    *role = CA_ROLE_BOOTSTRAP;
-  else if(st == SM_ISSUING_OPERATIONAL)
-    *role = CA_ROLE_OPERATIONAL;
-  else
-    return false;
-  return true;
-}
-
 /* An ISSUE job for what the device waits for now (its state may have
  * moved on while it queued). */
 static void dispatch(struct brk *b, struct brk_ca_slot *s, struct brk_dev *d)
 {
   const struct sm_device *sm = d->sm;
   enum ca_role role;
-  if(!issuing(sm->state, &role)) {
+  if(!sm_state_issuing(sm->state, &role)) {
     d->ca_inflight = false; /* settled or delivered meanwhile */
     return;
   }
@@ -462,7 +451,7 @@ static void count_parked(struct brk_dev *d, void *ctx)
 {
   struct parked_count *pc = ctx;
   enum ca_role role;
-  if(d->ca_inflight || !issuing(d->sm->state, &role) ||
+  if(d->ca_inflight || !sm_state_issuing(d->sm->state, &role) ||
      d->sm->next_attempt_at <= pc->now)
     return;
   pc->parked[pc->b->ca_for[role] - pc->b->ca_slots]++;

@@ -266,10 +266,7 @@ static bool device_online(struct brk *b, const struct sm_device *s)
 static void device_went_offline(struct brk *b, const struct spb_sess_event *e)
 {
   char key[BRK_KEY_MAX];
-  if(e->device[0])
-    snprintf(key, sizeof(key), "%s/%s/%s", e->group, e->edge, e->device);
-  else
-    snprintf(key, sizeof(key), "%s/%s", e->group, e->edge);
+  sm_key(e->group, e->edge, e->device, key, sizeof(key));
   struct brk_dev *d = brk_devtab_find(&b->devs, key);
   if(!d || d->sm->state != SM_DELIVERED)
     return;
@@ -472,9 +469,7 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
     /* The device moved on (a new generation) while this job was out,
      * and brk_ca_submit() let the job's answer drive it: now the timer
      * submits what it waits for. */
-    enum sm_state st = d->sm->state;
-    if(!d->ca_inflight &&
-       (st == SM_ISSUING_BOOTSTRAP || st == SM_ISSUING_OPERATIONAL))
+    if(!d->ca_inflight && sm_state_issuing(d->sm->state, NULL))
       d->kick = true;
   }
   else if(rc != LC_OK)

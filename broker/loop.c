@@ -291,10 +291,7 @@ struct brk_dev *brk_device(struct brk *b, const char *group, const char *edge,
                            const char *device, bool create)
 {
   char key[BRK_KEY_MAX];
-  if(device[0])
-    snprintf(key, sizeof(key), "%s/%s/%s", group, edge, device);
-  else
-    snprintf(key, sizeof(key), "%s/%s", group, edge);
+  sm_key(group, edge, device, key, sizeof(key));
   struct brk_dev *d = brk_devtab_find(&b->devs, key);
   if(d)
     return d;

@@ -130,7 +130,7 @@ static enum ca_role issuing_role(enum sm_state s)
 
 static bool is_issuing(enum sm_state s)
 {
-  return s == SM_ISSUING_BOOTSTRAP || s == SM_ISSUING_OPERATIONAL;
+  return sm_state_issuing(s, NULL);
 }
 
 static void arm_delivery(struct sm_device *dev, const struct sm_policy *pol,

@@ -59,6 +59,9 @@ const char *sm_state_name(enum sm_state s);
 lc_err sm_state_parse(const char *name, enum sm_state *out) LC_NODISCARD;
 /* True for states with nothing left to do without outside input. */
 bool sm_state_settled(enum sm_state s);
+/* True for ISSUING_BOOTSTRAP and ISSUING_OPERATIONAL, with the role
+ * whose certificate the state waits for in *role (may be NULL). */
+bool sm_state_issuing(enum sm_state s, enum ca_role *role);
 
 /* One issued certificate. */
 struct sm_cert {
@@ -96,6 +99,9 @@ struct sm_device *sm_device_new(void);
 void sm_device_free(struct sm_device *dev);
 /* "group/edge/device" (or "group/edge" for a node-level device). */
 void sm_device_key(const struct sm_device *dev, char *buf, size_t cap);
+/* The same key from the three identifiers (device "" for a node). */
+void sm_key(const char *group, const char *edge, const char *device,
+            char *buf, size_t cap);
 /* The CA idempotency key for `role` of the current generation:
  * "<request_id>-b" / "<request_id>-o" (34 chars + NUL). */
 void sm_request_key(const struct sm_device *dev, enum ca_role role,

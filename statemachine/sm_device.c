@@ -55,6 +55,16 @@ bool sm_state_settled(enum sm_state s)
   return s == SM_PROVISIONED || s == SM_REJECTED || s == SM_FAILED;
 }
 
+bool sm_state_issuing(enum sm_state s, enum ca_role *role)
+{
+  if(s != SM_ISSUING_BOOTSTRAP && s != SM_ISSUING_OPERATIONAL)
+    return false;
+  if(role)
+    *role = s == SM_ISSUING_OPERATIONAL ? CA_ROLE_OPERATIONAL
+                                        : CA_ROLE_BOOTSTRAP;
+  return true;
+}
+
 struct sm_device *sm_device_new(void)
 {
   /* calloc: every fixed buffer is "" and every owned pointer NULL. */
@@ -74,14 +84,20 @@ void sm_device_free(struct sm_device *dev)
   lc_free(dev);
 }
 
-void sm_device_key(const struct sm_device *dev, char *buf, size_t cap)
+void sm_key(const char *group, const char *edge, const char *device,
+            char *buf, size_t cap)
 {
   if(!buf || cap == 0)
     return;
-  if(dev->device[0])
-    snprintf(buf, cap, "%s/%s/%s", dev->group, dev->edge, dev->device);
+  if(device[0])
+    snprintf(buf, cap, "%s/%s/%s", group, edge, device);
   else
-    snprintf(buf, cap, "%s/%s", dev->group, dev->edge);
+    snprintf(buf, cap, "%s/%s", group, edge);
+}
+
+void sm_device_key(const struct sm_device *dev, char *buf, size_t cap)
+{
+  sm_key(dev->group, dev->edge, dev->device, buf, cap);
 }
 
 void sm_request_key(const struct sm_device *dev, enum ca_role role,

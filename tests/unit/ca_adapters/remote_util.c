@@ -298,3 +298,35 @@ void ru_env_restore(void)
   }
   n_saved = 0;
 }
+
+void ru_fault_then_issued(const struct ru_fault_case *c)
+{
+  struct ru_rig r;
+  ru_rig_start(&r, c->kind, NULL);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults", c->fault), LC_OK);
+  struct ru_device d;
+  ru_device_init(&d, c->serial, c->request_key);
+  struct ca_request req = {d.request_key, c->role, d.csr};
+  struct ca_result res;
+  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
+  if(c->want_reason) {
+    /* Throttling is the quota speaking, not a failure (CA_PACED). */
+    CU_ASSERT_EQUAL(res.status,
+                    strstr(c->fault, "throttle") ? CA_PACED : CA_RETRY);
+    CU_ASSERT_STRING_EQUAL(res.reason, c->want_reason);
+    if(c->want_retry_ms)
+      CU_ASSERT(res.retry_after_ms + 1000 >= c->want_retry_ms &&
+                res.retry_after_ms <= c->want_retry_ms);
+  }
+  ca_result_cleanup(&res);
+  int retries = 0;
+  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, c->role, &res, 8, 1500, &retries, NULL),
+                  CA_ISSUED);
+  if(c->min_retries)
+    CU_ASSERT(retries + 1 >= c->min_retries);
+  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
+  ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  ru_rig_stop(&r);
+}

@@ -90,6 +90,23 @@ void ru_rig_open(struct ru_rig *r);
 /* Free the adapter, stop the emulator, restore the environment. */
 void ru_rig_stop(struct ru_rig *r);
 
+/* One fault injected at the emulator of `kind`, then a request driven to
+ * the end. The first answer is CA_PACED for a throttle fault, else
+ * CA_RETRY, with `want_reason` (when not NULL) and a retry_after_ms in
+ * (want_retry_ms - 1 s, want_retry_ms] (when not 0); the end is ISSUED
+ * after at least `min_retries` answers that were not, with exactly one
+ * certificate at the CA. */
+struct ru_fault_case {
+  enum ru_kind kind;
+  const char *serial, *request_key;
+  enum ca_role role;
+  const char *fault;            /* JSON for POST /faults */
+  const char *want_reason;
+  uint32_t want_retry_ms;
+  int min_retries;
+};
+void ru_fault_then_issued(const struct ru_fault_case *c);
+
 void ru_sleep_ms(uint32_t ms);
 double ru_now_s(void);
 

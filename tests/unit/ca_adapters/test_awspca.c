@@ -84,31 +84,10 @@ static void test_same_key_twice_same_certificate_across_restart(void)
 static void fault_then_issued(const char *fault, const char *want_reason,
                               int min_retries)
 {
-  struct ru_rig r;
-  ru_rig_start(&r, RU_AWSPCA, NULL);
-  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults", fault), LC_OK);
-  struct ru_device d;
-  ru_device_init(&d, "SN-AWS-F", "k-aws-fault-o");
-  struct ca_request req = {d.request_key, CA_ROLE_OPERATIONAL, d.csr};
-  struct ca_result res;
-  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
-  if(want_reason) {
-    /* Throttling is the quota speaking, not a failure (CA_PACED). */
-    CU_ASSERT_EQUAL(res.status,
-                    strstr(fault, "throttle") ? CA_PACED : CA_RETRY);
-    CU_ASSERT_STRING_EQUAL(res.reason, want_reason);
-  }
-  ca_result_cleanup(&res);
-  int retries = 0;
-  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 8, 1500,
-                           &retries, NULL),
-                  CA_ISSUED);
-  CU_ASSERT(retries + 1 >= min_retries);
-  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
-  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
-  ca_result_cleanup(&res);
-  ru_device_cleanup(&d);
-  ru_rig_stop(&r);
+  struct ru_fault_case c = {RU_AWSPCA, "SN-AWS-F", "k-aws-fault-o",
+                            CA_ROLE_OPERATIONAL, fault, want_reason, 0,
+                            min_retries};
+  ru_fault_then_issued(&c);
 }
 
 static void test_throttling_exception_with_retry_after(void)

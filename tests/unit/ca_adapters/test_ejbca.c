@@ -69,29 +69,9 @@ static void test_same_key_twice_found_by_search_not_reissued(void)
 
 static void fault_then_issued(const char *fault, const char *want_reason)
 {
-  struct ru_rig r;
-  ru_rig_start(&r, RU_EJBCA, NULL);
-  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults", fault), LC_OK);
-  struct ru_device d;
-  ru_device_init(&d, "SN-EJ-F", "k-ej-fault-o");
-  struct ca_request req = {d.request_key, CA_ROLE_OPERATIONAL, d.csr};
-  struct ca_result res;
-  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
-  if(want_reason) {
-    /* Throttling is the quota speaking, not a failure (CA_PACED). */
-    CU_ASSERT_EQUAL(res.status,
-                    strstr(fault, "throttle") ? CA_PACED : CA_RETRY);
-    CU_ASSERT_STRING_EQUAL(res.reason, want_reason);
-  }
-  ca_result_cleanup(&res);
-  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_OPERATIONAL, &res, 8, 1500,
-                           NULL, NULL),
-                  CA_ISSUED);
-  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
-  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
-  ca_result_cleanup(&res);
-  ru_device_cleanup(&d);
-  ru_rig_stop(&r);
+  struct ru_fault_case c = {RU_EJBCA, "SN-EJ-F", "k-ej-fault-o",
+                            CA_ROLE_OPERATIONAL, fault, want_reason, 0, 0};
+  ru_fault_then_issued(&c);
 }
 
 static void test_429_500_503_are_retried(void)

@@ -101,32 +101,10 @@ static void test_enterprise_after_the_window_already_exists_is_fetched(void)
 static void fault_then_issued(const char *fault, const char *want_reason,
                               uint32_t want_retry_ms)
 {
-  struct ru_rig r;
-  ru_rig_start(&r, RU_GCPCAS, NULL);
-  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults", fault), LC_OK);
-  struct ru_device d;
-  ru_device_init(&d, "SN-GCP-F", "k-gcp-fault-b");
-  struct ca_request req = {d.request_key, CA_ROLE_BOOTSTRAP, d.csr};
-  struct ca_result res;
-  CU_ASSERT_EQUAL_FATAL(ca_submit(r.ca, &req, &res), LC_OK);
-  if(want_reason) {
-    /* Throttling is the quota speaking, not a failure (CA_PACED). */
-    CU_ASSERT_EQUAL(res.status,
-                    strstr(fault, "throttle") ? CA_PACED : CA_RETRY);
-    CU_ASSERT_STRING_EQUAL(res.reason, want_reason);
-    if(want_retry_ms)
-      CU_ASSERT(res.retry_after_ms + 1000 >= want_retry_ms &&
-                res.retry_after_ms <= want_retry_ms);
-  }
-  ca_result_cleanup(&res);
-  CU_ASSERT_EQUAL(ru_drive(r.ca, &d, CA_ROLE_BOOTSTRAP, &res, 8, 1500, NULL,
-                           NULL),
-                  CA_ISSUED);
-  ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
-  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
-  ca_result_cleanup(&res);
-  ru_device_cleanup(&d);
-  ru_rig_stop(&r);
+  struct ru_fault_case c = {RU_GCPCAS, "SN-GCP-F", "k-gcp-fault-b",
+                            CA_ROLE_BOOTSTRAP, fault, want_reason,
+                            want_retry_ms, 0};
+  ru_fault_then_issued(&c);
 }
 
 static void test_resource_exhausted_with_retry_after_date(void)
