@@ -53,7 +53,6 @@
 #define DEF_ISSUE_RATE 25.0
 #define DEF_GET_RATE 75.0
 #define DEF_POLL_MS 1000u
-#define TRANSIENT_MS 1000u
 #define TICKET_MAX 256
 #define ARN_MAX 2048
 
@@ -241,31 +240,20 @@ static void map_failure(struct awspca *a, const char *op, const char *key,
                         struct ca_result *res)
 {
   char reason[CA_REASON_MAX];
-  if(ans->transport != LC_OK) {
-    /* Logged by http.c. */
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS),
-                  ans->transport == LC_ETLS ? "tls_error" : "transport");
-    return;
-  }
   snprintf(reason, sizeof(reason), "aws:%.80s", ans->code);
   const char *c = ans->code;
-  if(strcmp(c, "ThrottlingException") == 0 || ans->status == 429) {
-    ca__pace_throttled(pace, ans->has_retry_after ? ans->retry_after_ms : 0);
-    ca__res_paced(res, ans->has_retry_after ? ans->retry_after_ms
-                                            : ca__jitter_ms(TRANSIENT_MS),
-                  reason);
-    lc_log(LC_DEBUG, "ca", "ca=awspca op=%s key=%s throttled", op, key);
-    return;
-  }
-  if(ans->status >= 500 || strcmp(c, "InternalFailure") == 0 ||
-     strcmp(c, "ServiceUnavailable") == 0) {
-    if(ans->has_retry_after)
-      ca__pace_pause(pace, ans->retry_after_ms);
-    ca__res_retry(res, ans->has_retry_after ? ans->retry_after_ms
-                                            : ca__jitter_ms(TRANSIENT_MS),
-                  reason);
-    lc_log(LC_INFO, "ca", "ca=awspca op=%s key=%s status=%ld code=%s",
-           op, key, ans->status, c);
+  struct ca__failure f = {
+    .transport = ans->transport,
+    .throttled = strcmp(c, "ThrottlingException") == 0 || ans->status == 429,
+    .server_error = ans->status >= 500 || strcmp(c, "InternalFailure") == 0 ||
+                    strcmp(c, "ServiceUnavailable") == 0,
+    .has_retry_after = ans->has_retry_after,
+    .retry_after_ms = ans->retry_after_ms,
+    .reason = reason};
+  if(ca__res_transient(pace, &f, res)) {
+    if(f.transport == LC_OK)
+      lc_log(f.throttled ? LC_DEBUG : LC_INFO, "ca", "ca=awspca op=%s key=%s "
+             "status=%ld code=%s", op, key, ans->status, c);
     return;
   }
   if(strcmp(c, "ExpiredTokenException") == 0 ||
@@ -273,7 +261,7 @@ static void map_failure(struct awspca *a, const char *op, const char *key,
     lc_log(LC_WARN, "ca", "ca=awspca op=%s key=%s code=%s msg=\"%s\"", op,
            key, c, ans->msg);
     reload_creds(a);
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), reason);
+    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), reason);
     return;
   }
   lc_log(LC_WARN, "ca", "ca=awspca op=%s key=%s status=%ld code=%s "
@@ -339,7 +327,7 @@ static lc_err get_cert(struct awspca *a, const struct ca_request *req,
     if(rc == LC_EPROTO) {
       lc_log(LC_WARN, "ca", "ca=awspca op=GetCertificate key=%s "
              "err=\"certificate does not parse\"", req->request_key);
-      ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "bad_certificate");
+      ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "bad_certificate");
       rc = LC_OK;
     }
     if(rc == LC_OK && res->status == CA_ISSUED) {
@@ -348,7 +336,7 @@ static lc_err get_cert(struct awspca *a, const struct ca_request *req,
              ca_role_name(req->role), req->request_key, res->serial_hex);
     }
   } else if(ans.transport == LC_OK && ans.status == 200) {
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "aws:malformed_response");
+    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "aws:malformed_response");
   } else if(ans.transport == LC_OK &&
             strcmp(ans.code, "RequestInProgressException") == 0) {
     ca__res_pending(res, a->poll_ms, "aws:RequestInProgressException");
@@ -360,7 +348,7 @@ static lc_err get_cert(struct awspca *a, const struct ca_request *req,
            "unknown to the CA; issuing again with the same token\"",
            req->request_key);
     ca__tickets_del(a->tickets, req->request_key);
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "aws:stale_ticket");
+    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "aws:stale_ticket");
   } else if(ans.transport == LC_OK &&
             strcmp(ans.code, "RequestFailedException") == 0) {
     ca__tickets_del(a->tickets, req->request_key);
@@ -417,7 +405,7 @@ static lc_err issue(struct awspca *a, const struct ca_request *req,
     lc_strlcpy(arn, got, ARN_MAX);
     *have_arn = true;
   } else if(ans.transport == LC_OK && ans.status == 200) {
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "aws:malformed_response");
+    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "aws:malformed_response");
   } else {
     map_failure(a, "IssueCertificate", req->request_key,
                 a->r.pace[PACE_ISSUE], &ans, res);
@@ -435,7 +423,7 @@ static lc_err aws_submit(struct ca_adapter *ca, const struct ca_request *req,
   struct ca_result r;
   /* Every path below overwrites this; it only guards against one that
    * forgets, which must never look like CA_ISSUED. */
-  ca__res_retry(&r, TRANSIENT_MS, "internal");
+  ca__res_retry(&r, CA__TRANSIENT_MS, "internal");
   char *arn = lc_malloc(ARN_MAX);
   if(!arn)
     return LC_ENOMEM;
@@ -446,7 +434,7 @@ static lc_err aws_submit(struct ca_adapter *ca, const struct ca_request *req,
   } else if(rc != LC_OK) {
     /* The durable store failed: without knowing whether an ARN exists,
      * asking again could issue twice beyond AWS's window. */
-    ca__res_retry(&r, ca__jitter_ms(TRANSIENT_MS), "ticket_store");
+    ca__res_retry(&r, ca__jitter_ms(CA__TRANSIENT_MS), "ticket_store");
     lc_free(arn);
     *res = r;
     return LC_OK;

@@ -254,6 +254,30 @@ lc_err ca__pem_certs(const char *pem, size_t len, STACK_OF(X509) *stack)
 /* true when `x` carries the CSR's public key. */
 bool ca__cert_matches_csr(X509 *x, const struct ca_csr *csr);
 
+/* About a second: the retry of a transient failure with no Retry-After
+ * (jittered by ca__jitter_ms()). */
+#define CA__TRANSIENT_MS 1000u
+
+/* A failed call, as the adapter classified it. */
+struct ca__failure {
+  lc_err transport;            /* LC_OK: an HTTP answer came */
+  bool throttled;              /* 429 or the API's throttling error */
+  bool server_error;           /* 5xx or the API's internal error */
+  bool has_retry_after;
+  uint32_t retry_after_ms;
+  const char *reason;          /* "aws:...", "gcp:...", "ejbca:http_..." */
+};
+
+/* The failures every remote CA answers alike; true when `f` was one of
+ * them, and then *res is set:
+ *   no HTTP answer   CA_RETRY "transport" or "tls_error" (http.c logged it)
+ *   throttled        CA_PACED, `pace` paused for the Retry-After
+ *   server error     CA_RETRY, `pace` paused for the Retry-After
+ * Without a Retry-After the wait is about a second, jittered. false: a
+ * refusal the adapter maps itself (usually CA_REJECTED). */
+bool ca__res_transient(struct ca__pace *pace, const struct ca__failure *f,
+                       struct ca_result *res);
+
 /* Jittered delay: base..1.5*base ms, at least 1. */
 uint32_t ca__jitter_ms(uint32_t base);
 

@@ -55,7 +55,6 @@
 
 #define DEF_RATE 20.0
 #define DEF_APPROVAL_POLL_MS 30000u
-#define TRANSIENT_MS 1000u
 #define USERNAME_MAX 64
 #define URL_MAX 2048
 #define SEARCH_MAX 10
@@ -141,29 +140,21 @@ static void map_failure(const char *op, const char *key,
                         struct ca__pace *pace, const struct ej_answer *ans,
                         struct ca_result *res)
 {
-  if(ans->transport != LC_OK) {
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS),
-                  ans->transport == LC_ETLS ? "tls_error" : "transport");
-    return;
-  }
   char reason[CA_REASON_MAX];
   snprintf(reason, sizeof(reason), "ejbca:http_%ld", ans->status);
-  uint32_t ra = ans->has_retry_after ? ans->retry_after_ms : 0;
-  if(ans->status == 429) {
-    ca__pace_throttled(pace, ra);
-    ca__res_paced(res, ra ? ra : ca__jitter_ms(TRANSIENT_MS), reason);
-    return;
-  }
-  if(ans->status >= 500) {
-    ca__pace_pause(pace, ra);
-    ca__res_retry(res, ra ? ra : ca__jitter_ms(TRANSIENT_MS), reason);
-    lc_log(LC_INFO, "ca", "ca=ejbca op=%s key=%s status=%ld msg=\"%s\"", op,
-           key, ans->status, ans->msg);
-    return;
-  }
-  lc_log(LC_WARN, "ca", "ca=ejbca op=%s key=%s status=%ld msg=\"%s\"", op,
-         key, ans->status, ans->msg);
-  ca__res_reject(res, reason);
+  struct ca__failure f = {.transport = ans->transport,
+                          .throttled = ans->status == 429,
+                          .server_error = ans->status >= 500,
+                          .has_retry_after = ans->has_retry_after,
+                          .retry_after_ms = ans->retry_after_ms,
+                          .reason = reason};
+  bool transient = ca__res_transient(pace, &f, res);
+  if(transient && !f.server_error)
+    return; /* http.c logged a transport failure; 429s are counted */
+  lc_log(transient ? LC_INFO : LC_WARN, "ca", "ca=ejbca op=%s key=%s "
+         "status=%ld msg=\"%s\"", op, key, ans->status, ans->msg);
+  if(!transient)
+    ca__res_reject(res, reason);
 }
 
 static bool take(struct ejbca *e, struct ca_result *res)
@@ -311,12 +302,12 @@ static lc_err chain_for(struct ejbca *e, const struct ca_request *req,
       *ok = true;
       rc = remember_chain(e, req->role, chain);
     } else if(rc == LC_OK) {
-      ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "ejbca:no_chain");
+      ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "ejbca:no_chain");
     }
   } else {
     if(rc == LC_OK)
       lc_log(LC_WARN, "ca", "ca=ejbca op=ca_chain status=%ld", resp.status);
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "ejbca:no_chain");
+    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "ejbca:no_chain");
     rc = LC_OK;
   }
   ca__http_resp_cleanup(&resp);
@@ -332,14 +323,14 @@ static lc_err issued_from(struct ejbca *e, const struct ca_request *req,
   json_t *chain_arr = NULL;
   if(!j || json_unpack(j, "{s:s, s?o}", "certificate", &b64,
                        "certificate_chain", &chain_arr) != 0) {
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "ejbca:malformed_response");
+    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "ejbca:malformed_response");
     return LC_OK;
   }
   X509 *leaf = x509_from_b64(b64);
   STACK_OF(X509) *chain = sk_X509_new_null();
   lc_err rc = chain ? LC_OK : LC_ENOMEM;
   if(rc == LC_OK && !leaf) {
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "bad_certificate");
+    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "bad_certificate");
     goto out;
   }
   if(rc == LC_OK)
@@ -361,7 +352,7 @@ static lc_err issued_from(struct ejbca *e, const struct ca_request *req,
   if(rc == LC_OK)
     rc = ca__res_issued(res, req->csr, leaf, chain);
   if(rc == LC_EPROTO) {
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "bad_certificate");
+    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "bad_certificate");
     rc = LC_OK;
   }
 out:
@@ -431,7 +422,7 @@ static lc_err lookup(struct ejbca *e, const struct ca_request *req,
   json_t *certs = ans.json ? json_object_get(ans.json, "certificates") : NULL;
   if(ans.transport != LC_OK || ans.status != 200 || !json_is_array(certs)) {
     if(ans.transport == LC_OK && ans.status == 200)
-      ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS),
+      ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS),
                     "ejbca:malformed_response");
     else
       map_failure("search", req->request_key, e->r.pace[0], &ans, res);
@@ -502,7 +493,7 @@ static lc_err pending_approval(struct ejbca *e, const struct ca_request *req,
 {
   long long id = approval_id(j);
   if(id <= 0) {
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "ejbca:malformed_response");
+    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "ejbca:malformed_response");
     return LC_OK;
   }
   char t[32];
@@ -570,7 +561,7 @@ static lc_err finalize(struct ejbca *e, const struct ca_request *req,
   long long id = strtoll(ticket, &end, 10);
   if(id <= 0 || !end || *end) {
     ca__tickets_del(e->tickets, req->request_key);
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "ejbca:stale_ticket");
+    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "ejbca:stale_ticket");
     return LC_OK;
   }
   if(!take(e, res))
@@ -606,7 +597,7 @@ static lc_err finalize(struct ejbca *e, const struct ca_request *req,
     bool found = false, failed = false;
     rc = lookup(e, req, user, &found, &failed, res);
     if(rc == LC_OK && !found && !failed)
-      ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "ejbca:not_found");
+      ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "ejbca:not_found");
   } else if(ans.transport == LC_OK &&
             (ans.status == 400 || ans.status == 404)) {
     ca__tickets_del(e->tickets, req->request_key);
@@ -631,7 +622,7 @@ static lc_err ej_submit(struct ca_adapter *ca, const struct ca_request *req,
     return LC_EINVAL;
   struct ejbca *e = (struct ejbca *)ca;
   struct ca_result r;
-  ca__res_retry(&r, TRANSIENT_MS, "internal");
+  ca__res_retry(&r, CA__TRANSIENT_MS, "internal");
   char user[USERNAME_MAX + 1];
   if(!username(e, req->request_key, user)) {
     ca__res_reject(res, "bad_request_key");
@@ -650,7 +641,7 @@ static lc_err ej_submit(struct ca_adapter *ca, const struct ca_request *req,
     if(rc == LC_OK && !found && !failed)
       rc = enroll(e, req, user, &r);
   } else {
-    ca__res_retry(&r, ca__jitter_ms(TRANSIENT_MS), "ticket_store");
+    ca__res_retry(&r, ca__jitter_ms(CA__TRANSIENT_MS), "ticket_store");
     rc = LC_OK;
   }
   if(rc != LC_OK) {

@@ -43,7 +43,6 @@
 #define RATE_ENTERPRISE 7.0
 #define RATE_DEVOPS 25.0
 #define DEF_GET_RATE 40.0
-#define TRANSIENT_MS 1000u
 #define TOKEN_CAP 4096
 #define URL_MAX 2048
 
@@ -134,25 +133,18 @@ static void map_failure(struct gcpcas *g, const char *op, const char *key,
                         struct ca_result *res)
 {
   (void)g;
-  if(ans->transport != LC_OK) {
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS),
-                  ans->transport == LC_ETLS ? "tls_error" : "transport");
-    return;
-  }
   char reason[CA_REASON_MAX];
   snprintf(reason, sizeof(reason), "gcp:%.40s", ans->code);
-  uint32_t ra = ans->has_retry_after ? ans->retry_after_ms : 0;
-  if(ans->status == 429) {
-    ca__pace_throttled(pace, ra);
-    ca__res_paced(res, ra ? ra : ca__jitter_ms(TRANSIENT_MS), reason);
-    lc_log(LC_DEBUG, "ca", "ca=gcpcas op=%s key=%s throttled", op, key);
-    return;
-  }
-  if(ans->status >= 500) {
-    ca__pace_pause(pace, ra);
-    ca__res_retry(res, ra ? ra : ca__jitter_ms(TRANSIENT_MS), reason);
-    lc_log(LC_INFO, "ca", "ca=gcpcas op=%s key=%s status=%ld code=%s", op,
-           key, ans->status, ans->code);
+  struct ca__failure f = {.transport = ans->transport,
+                          .throttled = ans->status == 429,
+                          .server_error = ans->status >= 500,
+                          .has_retry_after = ans->has_retry_after,
+                          .retry_after_ms = ans->retry_after_ms,
+                          .reason = reason};
+  if(ca__res_transient(pace, &f, res)) {
+    if(f.transport == LC_OK)
+      lc_log(f.throttled ? LC_DEBUG : LC_INFO, "ca", "ca=gcpcas op=%s key=%s "
+             "status=%ld code=%s", op, key, ans->status, ans->code);
     return;
   }
   lc_log(LC_WARN, "ca", "ca=gcpcas op=%s key=%s status=%ld code=%s "
@@ -179,7 +171,7 @@ static bool bearer(struct gcpcas *g, char *tok, struct ca_result *res)
   if(rc == LC_EVERIFY)
     ca__res_reject(res, "gcp:token_refused");
   else
-    ca__res_retry(res, retry ? retry : ca__jitter_ms(TRANSIENT_MS),
+    ca__res_retry(res, retry ? retry : ca__jitter_ms(CA__TRANSIENT_MS),
                   "gcp:token_unavailable");
   return false;
 }
@@ -192,7 +184,7 @@ static lc_err issued_from(struct gcpcas *g, const struct ca_request *req,
   json_t *chain_arr = NULL;
   if(json_unpack((json_t *)cert, "{s:s, s?o}", "pemCertificate", &pem,
                  "pemCertificateChain", &chain_arr) != 0) {
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "gcp:malformed_response");
+    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "gcp:malformed_response");
     return LC_OK;
   }
   STACK_OF(X509) *leaf = sk_X509_new_null();
@@ -212,7 +204,7 @@ static lc_err issued_from(struct gcpcas *g, const struct ca_request *req,
            ? ca__res_issued(res, req->csr, sk_X509_value(leaf, 0), chain)
            : LC_EPROTO;
   if(rc == LC_EPROTO) {
-    ca__res_retry(res, ca__jitter_ms(TRANSIENT_MS), "bad_certificate");
+    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "bad_certificate");
     rc = LC_OK;
   }
   sk_X509_pop_free(leaf, X509_free);
@@ -355,7 +347,7 @@ static lc_err gcp_submit(struct ca_adapter *ca, const struct ca_request *req,
     return LC_EINVAL;
   struct gcpcas *g = (struct gcpcas *)ca;
   struct ca_result r;
-  ca__res_retry(&r, TRANSIENT_MS, "internal");
+  ca__res_retry(&r, CA__TRANSIENT_MS, "internal");
   char *tok = lc_malloc(TOKEN_CAP);
   if(!tok)
     return LC_ENOMEM;

@@ -158,6 +158,31 @@ void ca__res_paced(struct ca_result *res, uint32_t ms, const char *reason)
   res_set(res, CA_PACED, ms ? ms : 1, reason);
 }
 
+bool ca__res_transient(struct ca__pace *pace, const struct ca__failure *f,
+                       struct ca_result *res)
+{
+  uint32_t wait = f->has_retry_after && f->retry_after_ms
+                    ? f->retry_after_ms
+                    : ca__jitter_ms(CA__TRANSIENT_MS);
+  if(f->transport != LC_OK) {
+    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS),
+                  f->transport == LC_ETLS ? "tls_error" : "transport");
+    return true;
+  }
+  if(f->throttled) {
+    ca__pace_throttled(pace, f->has_retry_after ? f->retry_after_ms : 0);
+    ca__res_paced(res, wait, f->reason);
+    return true;
+  }
+  if(f->server_error) {
+    if(f->has_retry_after)
+      ca__pace_pause(pace, f->retry_after_ms);
+    ca__res_retry(res, wait, f->reason);
+    return true;
+  }
+  return false;
+}
+
 void ca__res_reject(struct ca_result *res, const char *reason)
 {
   res_set(res, CA_REJECTED, 0, reason);
