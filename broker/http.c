@@ -187,16 +187,19 @@ static void metrics_snapshot(struct text *t, const struct brk_snapshot *s,
   }
 }
 
+enum adapter_field { AF_QUEUE, AF_INFLIGHT, AF_PARKED, AF_WORKERS };
+
 /* One family of per-adapter gauges: HELP and TYPE once, a line each. */
 static void adapter_family(struct text *t, const struct brk_snapshot *s,
-                           const char *name, const char *help, int which)
+                           const char *name, const char *help,
+                           enum adapter_field f)
 {
   text_add(t, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
   for(size_t i = 0; i < s->n_ca_slots; i++) {
     const struct brk_ca_snap *a = &s->ca_slots[i];
-    size_t v = which == 0 ? a->waiting + a->inflight
-               : which == 1 ? a->inflight
-               : which == 2 ? a->parked : a->threads;
+    size_t v = f == AF_QUEUE ? a->waiting + a->inflight
+               : f == AF_INFLIGHT ? a->inflight
+               : f == AF_PARKED ? a->parked : a->threads;
     text_add(t, "%s{adapter=\"%s\",type=\"%s\"} %zu\n", name, a->name,
              a->type, v);
   }
@@ -232,14 +235,14 @@ static void bucket_family(struct text *t, const struct brk_snapshot *s,
 static void metrics_adapters(struct text *t, const struct brk_snapshot *s)
 {
   adapter_family(t, s, "linecert_ca_queue_depth",
-                 "devices queued for or in a CA call, per adapter", 0);
+                 "devices queued for or in a CA call, per adapter", AF_QUEUE);
   adapter_family(t, s, "linecert_ca_inflight",
-                 "CA jobs handed to the adapter's workers", 1);
+                 "CA jobs handed to the adapter's workers", AF_INFLIGHT);
   adapter_family(t, s, "linecert_ca_waiting_devices",
                  "devices waiting for their next CA attempt (paced, "
-                 "pending or after a failure)", 2);
+                 "pending or after a failure)", AF_PARKED);
   adapter_family(t, s, "linecert_ca_workers",
-                 "worker threads of the adapter", 3);
+                 "worker threads of the adapter", AF_WORKERS);
   bucket_family(t, s, "linecert_ca_pace_rate", "gauge",
                 "configured sustainable pace, requests/s (0: none)",
                 BF_RATE);
