@@ -8,7 +8,7 @@
  * against the quota and the 429s the CA sent.
  *
  *   bench_pacing [--adapter awspca|gcpcas|both] [--rate 25] [--bucket R]
- *                [--requests 250] [--threads 8] [--emu-burst 5]
+ *                [--requests 250] [--threads 8] [--emu-burst 10]
  */
 #include "tests/emulators/pacing_run.h"
 
@@ -27,7 +27,7 @@ static int usage(void)
 int main(int argc, char **argv)
 {
   const char *adapter = "both";
-  struct pacing_opts o = {NULL, 25.0, 0, 5, 250, 8};
+  struct pacing_opts o = {NULL, 25.0, 0, PACING_EMU_BURST, 250, 8};
   for(int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;

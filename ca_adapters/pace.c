@@ -23,6 +23,17 @@
  * slots; `epoch` is bumped by every pause and a sleeper whose epoch is
  * stale queues again.
  *
+ * Departure gate. A reservation fixes when a thread may wake, not when
+ * its request leaves: if the whole process is descheduled (a VM steal,
+ * a loaded two-core line server), every thread whose slot fell inside
+ * the stall wakes at once and the CA would see them as one burst, which
+ * a CA holding its quota to the second answers with throttling. So a
+ * woken thread also passes a second GCRA kept on actual departures,
+ * with the same T and a tolerance of tau + T/2: on a healthy machine it
+ * never adds a wait (a late wake only shifts it by the lateness), and
+ * after a stall the threads leave T apart again. The stall's time is
+ * lost, never made up for by a burst.
+ *
  * Blocking is bounded: a caller whose slot is more than max_wait away
  * takes nothing and gets the wait back, which the adapter returns as
  * CA_RETRY with that retry_after_ms. The device then waits durably in
@@ -35,6 +46,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
@@ -49,8 +61,10 @@ struct ca__pace {
   unsigned burst;
   uint64_t interval_ns;        /* T */
   uint64_t tau_ns;             /* (burst - 1) * T */
+  uint64_t dep_tau_ns;         /* tau + T/2: the departure gate's */
   uint64_t max_wait_ns;
   uint64_t tat;                /* ns, monotonic */
+  uint64_t dep_tat;            /* the departure gate's tat */
   uint64_t paused_until;       /* ns, monotonic */
   uint64_t epoch;
   unsigned waiting;
@@ -82,6 +96,7 @@ lc_err ca__pace_new(const char *name, const struct ca_pace_config *cfg,
     if(!p->interval_ns)
       p->interval_ns = 1;
     p->tau_ns = (uint64_t)(p->burst - 1) * p->interval_ns;
+    p->dep_tau_ns = p->tau_ns + p->interval_ns / 2;
   }
   p->max_wait_ns =
     (uint64_t)(c.max_wait_ms ? c.max_wait_ms : DEF_MAX_WAIT_MS) * NS_PER_MS;
@@ -121,40 +136,75 @@ static uint64_t slot(const struct ca__pace *p, uint64_t now, uint64_t *start)
   return max_u64(t > p->tau_ns ? t - p->tau_ns : 0, *start);
 }
 
+/* Under the lock, once awake: when this request may actually leave. */
+static uint64_t departure(struct ca__pace *p, uint64_t now)
+{
+  if(p->rate <= 0)
+    return now;
+  uint64_t t = p->dep_tat > p->dep_tau_ns ? p->dep_tat - p->dep_tau_ns : 0;
+  uint64_t go = max_u64(t, now);
+  p->dep_tat = max_u64(p->dep_tat, go) + p->interval_ns;
+  return go;
+}
+
+/* Reserves a slot; false with *wait_ms when it is beyond max_wait. */
+static bool reserve(struct ca__pace *p, uint64_t *allowed, uint64_t *now,
+                    uint64_t *epoch, uint32_t *wait_ms)
+{
+  pthread_mutex_lock(&p->lock);
+  *now = lc_mono_ns();
+  uint64_t start = 0;
+  *allowed = slot(p, *now, &start);
+  if(*allowed - *now > p->max_wait_ns) {
+    p->deferred++;
+    pthread_mutex_unlock(&p->lock);
+    if(wait_ms) {
+      uint64_t ms = (*allowed - *now + NS_PER_MS - 1) / NS_PER_MS;
+      *wait_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+    }
+    return false;
+  }
+  if(p->rate > 0)
+    p->tat = max_u64(p->tat, start) + p->interval_ns;
+  *epoch = p->epoch;
+  p->waiting++;
+  pthread_mutex_unlock(&p->lock);
+  return true;
+}
+
+/* After the reserved slot: passes the departure gate. False when a pause
+ * arrived meanwhile, and the slot no longer counts. */
+static bool depart(struct ca__pace *p, uint64_t epoch)
+{
+  pthread_mutex_lock(&p->lock);
+  uint64_t go = 0, now = lc_mono_ns();
+  bool ok = p->epoch == epoch;
+  if(ok)
+    go = departure(p, now);
+  pthread_mutex_unlock(&p->lock);
+  if(ok && go > now)
+    sleep_until(go);
+
+  pthread_mutex_lock(&p->lock);
+  p->waiting--;
+  ok = ok && p->epoch == epoch;
+  if(ok)
+    p->granted++;
+  pthread_mutex_unlock(&p->lock);
+  return ok;
+}
+
 lc_err ca__pace_take(struct ca__pace *p, uint32_t *wait_ms)
 {
   for(;;) {
-    pthread_mutex_lock(&p->lock);
-    uint64_t now = lc_mono_ns();
-    uint64_t start = 0;
-    uint64_t allowed = slot(p, now, &start);
-    if(allowed - now > p->max_wait_ns) {
-      p->deferred++;
-      pthread_mutex_unlock(&p->lock);
-      if(wait_ms) {
-        uint64_t ms = (allowed - now + NS_PER_MS - 1) / NS_PER_MS;
-        *wait_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
-      }
+    uint64_t allowed = 0, now = 0, epoch = 0;
+    if(!reserve(p, &allowed, &now, &epoch, wait_ms))
       return LC_EAGAIN;
-    }
-    if(p->rate > 0)
-      p->tat = max_u64(p->tat, start) + p->interval_ns;
-    uint64_t epoch = p->epoch;
-    p->waiting++;
-    pthread_mutex_unlock(&p->lock);
-
     if(allowed > now)
       sleep_until(allowed);
-
-    pthread_mutex_lock(&p->lock);
-    p->waiting--;
-    bool ok = p->epoch == epoch;
-    if(ok)
-      p->granted++;
-    pthread_mutex_unlock(&p->lock);
-    if(ok)
+    if(depart(p, epoch))
       return LC_OK;
-    /* A pause arrived while we slept: our slot no longer counts. */
+    /* A pause arrived while we slept: queue again for a new slot. */
   }
 }
 

@@ -24,6 +24,7 @@
  *   X-, KM- (mixed) a line with faults at both CAs; SIGKILL
  */
 #include "tests/emulators/emu_client.h"
+#include "tests/emulators/pacing_run.h"
 #include "tests/integration/rig.h"
 #include "tests/support/lc_cunit.h"
 #include "tests/support/lc_httpget.h"
@@ -741,17 +742,18 @@ static void test_approval_pending_across_restart(void)
 }
 
 /* AWS: the emulator answers ThrottlingException above 25 issue/s
- * (bucket 5 deep, so scheduling jitter is not counted as excess);
- * linecert's issue_rate is 25. No throttled answer may come back. The
- * achieved rate is printed: bench_pacing owns the timed assertion. */
+ * (bucket PACING_EMU_BURST deep, so scheduling jitter is not counted as
+ * excess); linecert's issue_rate is 25. No throttled answer may come
+ * back. The achieved rate is printed: bench_pacing owns the timed
+ * assertion. */
 static void test_pace_through_daemon(void)
 {
   CU_ASSERT_TRUE_FATAL(T.up);
-  CU_ASSERT_EQUAL_FATAL(
-    emu_post(T.emu, "/pace",
-             "{\"op\":\"IssueCertificate\",\"rate\":" AWS_QUOTA
-             ",\"burst\":5}"),
-    LC_OK);
+  char pace[96];
+  snprintf(pace, sizeof(pace),
+           "{\"op\":\"IssueCertificate\",\"rate\":" AWS_QUOTA
+           ",\"burst\":%d}", PACING_EMU_BURST);
+  CU_ASSERT_EQUAL_FATAL(emu_post(T.emu, "/pace", pace), LC_OK);
   long paced0 = emu_stat(T.emu, "paced_429");
   long thr0 = emu_stat(T.emu, "throttled");
   long issue0 = emu_stat(T.emu, "op:IssueCertificate");

@@ -6,9 +6,15 @@
 #include "ca_adapters/ca_remote.h"
 #include "tests/unit/ca_adapters/remote_util.h"
 
+#include "common/lc_util.h"
+
 #include <CUnit/CUnit.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 struct taker {
   struct ca__pace *p;
@@ -164,6 +170,128 @@ static void test_defaults_come_from_the_adapter(void)
   ca__pace_free(p);
 }
 
+
+/* ---- a stalled process does not burst ---------------------------------- */
+
+#define STALL_RATE 50.0      /* T = 20 ms */
+#define STALL_THREADS 8
+#define STALL_TOKENS 80      /* 1.6 s of pace, plus the stall */
+#define STALL_MS 300
+
+struct departures {
+  struct ca__pace *p;
+  pthread_mutex_t lock;
+  int n;
+  uint64_t at[STALL_TOKENS];
+};
+
+static void *depart_until_done(void *arg)
+{
+  struct departures *d = arg;
+  for(;;) {
+    uint32_t w = 0;
+    if(ca__pace_take(d->p, &w) != LC_OK)
+      continue;
+    uint64_t now = lc_mono_ns();
+    pthread_mutex_lock(&d->lock);
+    bool more = d->n < STALL_TOKENS;
+    if(more)
+      d->at[d->n++] = now;
+    pthread_mutex_unlock(&d->lock);
+    if(!more)
+      return NULL;
+  }
+}
+
+/* The child: eight workers on one bucket, departure times to `fd`. */
+_Noreturn static void run_departures(int fd)
+{
+  static struct departures d;
+  struct ca_pace_config cfg = {.rate_per_s = STALL_RATE, .burst = 1,
+                               .max_wait_ms = 5000};
+  if(ca__pace_new("stall", &cfg, 0, &d.p) != LC_OK)
+    _exit(2);
+  pthread_mutex_init(&d.lock, NULL);
+  pthread_t th[STALL_THREADS];
+  for(int i = 0; i < STALL_THREADS; i++)
+    pthread_create(&th[i], NULL, depart_until_done, &d);
+  for(int i = 0; i < STALL_THREADS; i++)
+    pthread_join(th[i], NULL);
+  ssize_t want = (ssize_t)sizeof(d.at);
+  _exit(write(fd, d.at, sizeof(d.at)) == want ? 0 : 3);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* What a CA holding the quota with a bucket `depth` deep would refuse. */
+static int refused_by_bucket(const uint64_t *at, int n, double rate,
+                             double depth)
+{
+  double tokens = depth, last = (double)at[0] / 1e9;
+  int refused = 0;
+  for(int i = 0; i < n; i++) {
+    double t = (double)at[i] / 1e9;
+    tokens = tokens + (t - last) * rate;
+    if(tokens > depth)
+      tokens = depth;
+    last = t;
+    if(tokens >= 1.0)
+      tokens -= 1.0;
+    else
+      refused++;
+  }
+  return refused;
+}
+
+static void test_a_stalled_process_does_not_burst_after_it(void)
+{
+  int fds[2];
+  CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+  pid_t pid = fork();
+  CU_ASSERT_FATAL(pid >= 0);
+  if(pid == 0) {
+    close(fds[0]);
+    run_departures(fds[1]);
+  }
+  close(fds[1]);
+  /* Stop the whole process while every worker sleeps on a reserved slot:
+   * all eight slots pass during the stall. */
+  ru_sleep_ms(400);
+  CU_ASSERT_EQUAL(kill(pid, SIGSTOP), 0);
+  ru_sleep_ms(STALL_MS);
+  CU_ASSERT_EQUAL(kill(pid, SIGCONT), 0);
+  uint64_t at[STALL_TOKENS];
+  size_t got = 0;
+  while(got < sizeof(at)) {
+    ssize_t r = read(fds[0], (char *)at + got, sizeof(at) - got);
+    if(r <= 0)
+      break;
+    got += (size_t)r;
+  }
+  close(fds[0]);
+  int status = 0;
+  CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+  CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CU_ASSERT_EQUAL_FATAL(got, sizeof(at));
+  qsort(at, STALL_TOKENS, sizeof(at[0]), cmp_u64);
+  uint64_t longest = 0;
+  for(int i = 1; i < STALL_TOKENS; i++)
+    if(at[i] - at[i - 1] > longest)
+      longest = at[i] - at[i - 1];
+  /* The stall really fell inside the run... */
+  CU_ASSERT(longest >= (uint64_t)(STALL_MS - 50) * 1000000u);
+  /* ...and a CA at the same rate, with three requests of slack for
+   * scheduling jitter, refuses none of what came after it. */
+  int refused = refused_by_bucket(at, STALL_TOKENS, STALL_RATE, 3.0);
+  if(refused)
+    fprintf(stderr, "stall: %d departures over the pace\n", refused);
+  CU_ASSERT_EQUAL(refused, 0);
+}
+
 const struct lc_test pace_tests[] = {
   {"4 threads x 50 tokens at 200/s take ~1 s, in order",
    test_four_threads_leave_at_the_configured_rate},
@@ -175,6 +303,9 @@ const struct lc_test pace_tests[] = {
    test_retry_after_pauses_everyone_then_no_burst},
   {"a pause re-queues threads already asleep on a slot",
    test_pause_wakes_sleepers_onto_new_slots},
+  {"a process stalled 300 ms does not burst when it resumes: requests "
+   "leave T apart (departure gate)",
+   test_a_stalled_process_does_not_burst_after_it},
   {"negative rate: unlimited", test_unlimited_rate_never_waits},
   {"rate 0 takes the adapter's default (published quota)",
    test_defaults_come_from_the_adapter},

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
  * The pacing figure: an emulator that answers "throttled" above 25
- * requests/s (a token bucket 5 deep: scheduling jitter on a loaded
- * machine is not excess), the adapter's bucket at 25/s, 8 threads
- * submitting 150 issuances as fast as they can. Linecert must reach at least 95% of the rate and never
- * see a throttling answer. bench_pacing prints the same figure.
+ * requests/s (a token bucket PACING_EMU_BURST deep: scheduling jitter
+ * on a loaded machine is not excess), the adapter's bucket at 25/s, 8
+ * threads submitting 150 issuances as fast as they can. Linecert must
+ * reach at least 95% of the rate and never see a throttling answer.
+ * bench_pacing prints the same figure.
  */
 #include "tests/emulators/pacing_run.h"
 #include "tests/unit/ca_adapters/remote_util.h"
@@ -14,7 +15,7 @@
 
 static void run(const char *adapter)
 {
-  struct pacing_opts o = {adapter, 25.0, 0, 5, 150, 8};
+  struct pacing_opts o = {adapter, 25.0, 0, PACING_EMU_BURST, 150, 8};
   struct pacing_result r;
   CU_ASSERT_EQUAL_FATAL(pacing_run(&o, &r), LC_OK);
   printf("\n    ");
@@ -42,7 +43,7 @@ static void test_gcp_devops_25_per_s_sustained_without_throttling(void)
  * emulator, so a clean run above means something. */
 static void test_a_bucket_above_the_quota_is_throttled(void)
 {
-  struct pacing_opts o = {"awspca", 25.0, 35.0, 5, 80, 8};
+  struct pacing_opts o = {"awspca", 25.0, 35.0, PACING_EMU_BURST, 80, 8};
   struct pacing_result r;
   CU_ASSERT_EQUAL_FATAL(pacing_run(&o, &r), LC_OK);
   printf("\n    ");
