@@ -325,6 +325,15 @@ unsigned brk_ca_jobs_max(const struct brk *b)
   return n;
 }
 
+void brk_ca_shutdown(struct brk *b)
+{
+  /* A CA that hangs must not hold the stop for its timeout_ms: calls in
+   * flight give up (CA_PACED "shutdown", committed by the last drain as
+   * a wait, not a failure) and the devices resume at the next start. */
+  for(unsigned i = 0; i < b->n_ca_slots; i++)
+    ca_shutdown(b->ca_slots[i].ca);
+}
+
 void brk_ca_stop(struct brk *b)
 {
   for(unsigned i = 0; i < b->n_ca_slots; i++) {

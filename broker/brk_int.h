@@ -401,6 +401,9 @@ lc_err brk_ca_start(struct brk *b) LC_NODISCARD;
 unsigned brk_ca_jobs_max(const struct brk *b);
 /* Does a role use the local CA? Valid after brk_ca_open(). */
 bool brk_ca_local_used(const struct brk *b);
+/* Tell every adapter to stop waiting on its CA (ca_shutdown()): first
+ * thing on the way out, so the calls give up while the rest stops. */
+void brk_ca_shutdown(struct brk *b);
 /* Join the pools (their queues closed). */
 void brk_ca_stop(struct brk *b);
 /* Free adapters, queues, secrets and the ticket store. */

@@ -749,6 +749,7 @@ static void drain_after_stop(struct brk *b)
 
 static void stop(struct brk *b)
 {
+  brk_ca_shutdown(b);
   brk_http_stop(b->http);
   b->http = NULL;
   brk_mqtt_free(b->mqtt); /* STATE death, disconnect */

@@ -269,15 +269,6 @@ static void map_failure(struct awspca *a, const char *op, const char *key,
   ca__res_reject(res, reason);
 }
 
-static uint32_t pace_or_defer(struct ca__pace *p, struct ca_result *res)
-{
-  uint32_t wait = 0;
-  if(ca__pace_take(p, &wait) == LC_OK)
-    return 0;
-  ca__res_paced(res, wait, "paced");
-  return wait;
-}
-
 /* ---- the operations ---------------------------------------------------- */
 
 static bool token_ok(const char *key)
@@ -308,7 +299,7 @@ static lc_err get_cert(struct awspca *a, const struct ca_request *req,
                        const char *arn, struct ca_result *res)
 {
   const struct aws_role *ro = &a->role[req->role];
-  if(pace_or_defer(a->r.pace[PACE_GET], res))
+  if(!ca__take(a->r.pace[PACE_GET], res))
     return LC_OK;
   json_t *j = json_pack("{s:s, s:s}", "CertificateAuthorityArn", ro->ca_arn,
                         "CertificateArn", arn);
@@ -382,7 +373,7 @@ static lc_err issue(struct awspca *a, const struct ca_request *req,
                     char arn[ARN_MAX], bool *have_arn, struct ca_result *res)
 {
   *have_arn = false;
-  if(pace_or_defer(a->r.pace[PACE_ISSUE], res))
+  if(!ca__take(a->r.pace[PACE_ISSUE], res))
     return LC_OK;
   char token[37];
   idempotency_token(req->request_key, token);
@@ -476,6 +467,13 @@ static lc_err aws_cancel(struct ca_adapter *ca, const struct ca_request *req)
   return LC_OK;
 }
 
+static void aws_shutdown(struct ca_adapter *ca)
+{
+  struct awspca *a = (struct awspca *)ca;
+  ca__remote_shutdown(&a->r);
+  ca__http_abort(a->http);
+}
+
 static void aws_free(struct ca_adapter *ca)
 {
   struct awspca *a = (struct awspca *)ca;
@@ -505,6 +503,7 @@ const struct ca_ops ca__awspca_ops = {
   .submit = aws_submit,
   .poll = aws_poll,
   .cancel = aws_cancel,
+  .shutdown = aws_shutdown,
   .free = aws_free,
 };
 

@@ -91,6 +91,8 @@ enum ca_status {
   CA_REJECTED   /* permanent: reason set; do not retry */
 };
 
+#define CA_REASON_SHUTDOWN "shutdown"
+
 struct ca_result {
   enum ca_status status;
   uint32_t retry_after_ms;
@@ -115,6 +117,8 @@ struct ca_ops {
                  struct ca_result *res);
   /* Give up on a request (best effort). */
   lc_err (*cancel)(struct ca_adapter *ca, const struct ca_request *req);
+  /* Stop waiting on the CA (may be NULL: nothing to wait on). */
+  void (*shutdown)(struct ca_adapter *ca);
   void (*free)(struct ca_adapter *ca);
 };
 
@@ -138,6 +142,16 @@ static inline lc_err ca_cancel(struct ca_adapter *ca,
                                const struct ca_request *req)
 {
   return ca->ops->cancel(ca, req);
+}
+/* The service stops: calls waiting on the CA (a bucket's slot, an HTTP
+ * answer) give up within about a second, and later calls at once, each
+ * with CA_PACED reason CA_REASON_SHUTDOWN: not a failure, and the request
+ * key stays valid, so the next start resumes the request where it was.
+ * Thread-safe, irreversible; call it before joining the workers. */
+static inline void ca_shutdown(struct ca_adapter *ca)
+{
+  if(ca && ca->ops->shutdown)
+    ca->ops->shutdown(ca);
 }
 static inline void ca_free(struct ca_adapter *ca)
 {

@@ -69,10 +69,15 @@ struct ca__http_resp {
  *               transient, the request may or may not have reached the CA
  *   LC_ETLS     TLS handshake or verification failed
  *   LC_ETOOBIG  the body exceeded max_response
+ *   LC_ESHUTDOWN ca__http_abort() was called
  *   LC_EIO      any other libcurl failure; LC_ENOMEM. */
 lc_err ca__http_do(struct ca__http *h, const struct ca__http_req *req,
                    struct ca__http_resp *resp) LC_NODISCARD;
 void ca__http_resp_cleanup(struct ca__http_resp *r);
+
+/* The service stops: transfers in progress fail within about a second
+ * and later calls at once, both with LC_ESHUTDOWN. Irreversible. */
+void ca__http_abort(struct ca__http *h);
 
 /* true when a client certificate path names a PKCS#12 bundle (.p12,
  * .pfx): sent to curl as P12 (key inside, client_key_password its
@@ -97,8 +102,12 @@ void ca__pace_free(struct ca__pace *p);
 
 /* Take a token, sleeping until it is due. LC_OK: go. LC_EAGAIN: the
  * wait would exceed max_wait_ms; nothing was taken and *wait_ms says
- * how long the caller should come back after. */
+ * how long the caller should come back after. LC_ESHUTDOWN: aborted. */
 lc_err ca__pace_take(struct ca__pace *p, uint32_t *wait_ms) LC_NODISCARD;
+
+/* The service stops: callers asleep on a slot return LC_ESHUTDOWN at
+ * once, and so does every later call. Irreversible. */
+void ca__pace_abort(struct ca__pace *p);
 
 /* The CA said "slow down" (429 / throttling), with Retry-After `ms` (0 =
  * none given: a default pause of one interval, at least 250 ms). Nobody
@@ -190,7 +199,8 @@ void ca__oauth_free(struct ca__oauth *o);
  * it expires within 5 minutes; one thread fetches while the others wait
  * for it. LC_EAGAIN (transient: transport, 5xx, 429; *retry_ms set),
  * LC_EVERIFY (the token endpoint refused us: invalid_grant etc.),
- * LC_ETOOBIG (token longer than cap), LC_ENOMEM. */
+ * LC_ETOOBIG (token longer than cap), LC_ENOMEM, LC_ESHUTDOWN (the
+ * adapter's HTTP clients were aborted). */
 lc_err ca__oauth_token(struct ca__oauth *o, char *buf, size_t cap,
                        uint32_t *retry_ms) LC_NODISCARD;
 
@@ -233,6 +243,11 @@ bool ca__remote_request_ok(const struct ca_adapter *ca,
                            const struct ca_result *res);
 void ca__res_pending(struct ca_result *res, uint32_t ms, const char *reason);
 void ca__res_paced(struct ca_result *res, uint32_t ms, const char *reason);
+/* The service stops (ca_shutdown()): CA_PACED "shutdown", not a failure. */
+void ca__res_shutdown(struct ca_result *res);
+/* A token from `p`, or *res says why not (CA_PACED: "paced" with the
+ * wait, or "shutdown") and false. */
+bool ca__take(struct ca__pace *p, struct ca_result *res);
 void ca__res_reject(struct ca_result *res, const char *reason);
 
 /* Fill *res with CA_ISSUED from a leaf and its chain as the CA sent
@@ -309,6 +324,9 @@ struct ca__remote {
 };
 /* true when `ca` is one of the remote adapters (checked by ops). */
 bool ca__is_remote(const struct ca_adapter *ca);
+/* ca_shutdown()'s share every remote adapter has: aborts its buckets.
+ * Each adapter aborts its own HTTP clients. */
+void ca__remote_shutdown(struct ca__remote *r);
 extern const struct ca_ops ca__ejbca_ops, ca__awspca_ops, ca__gcpcas_ops;
 
 #endif

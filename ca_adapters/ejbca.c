@@ -157,15 +157,6 @@ static void map_failure(const char *op, const char *key,
     ca__res_reject(res, reason);
 }
 
-static bool take(struct ejbca *e, struct ca_result *res)
-{
-  uint32_t wait = 0;
-  if(ca__pace_take(e->r.pace[0], &wait) == LC_OK)
-    return true;
-  ca__res_paced(res, wait, "paced");
-  return false;
-}
-
 /* ---- certificates as EJBCA sends them ------------------------------------ */
 
 static X509 *der_to_x509(const uint8_t *der, size_t len)
@@ -285,7 +276,7 @@ static lc_err chain_for(struct ejbca *e, const struct ca_request *req,
   char path[URL_MAX];
   snprintf(path, sizeof(path), "/v1/ca/%s/certificate/download", esc);
   curl_free(esc);
-  if(!take(e, res))
+  if(!ca__take(e->r.pace[0], res))
     return LC_OK;
   struct ca__http_resp resp;
   char url[URL_MAX];
@@ -304,6 +295,9 @@ static lc_err chain_for(struct ejbca *e, const struct ca_request *req,
     } else if(rc == LC_OK) {
       ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "ejbca:no_chain");
     }
+  } else if(rc == LC_ESHUTDOWN) {
+    ca__res_shutdown(res);
+    rc = LC_OK;
   } else {
     if(rc == LC_OK)
       lc_log(LC_WARN, "ca", "ca=ejbca op=ca_chain status=%ld", resp.status);
@@ -401,7 +395,7 @@ static lc_err lookup(struct ejbca *e, const struct ca_request *req,
                      struct ca_result *res)
 {
   *found = *failed = false;
-  if(!take(e, res)) {
+  if(!ca__take(e->r.pace[0], res)) {
     *failed = true;
     return LC_OK;
   }
@@ -510,7 +504,7 @@ static lc_err pending_approval(struct ejbca *e, const struct ca_request *req,
 static lc_err enroll(struct ejbca *e, const struct ca_request *req,
                      const char *user, struct ca_result *res)
 {
-  if(!take(e, res))
+  if(!ca__take(e->r.pace[0], res))
     return LC_OK;
   const struct ej_role *ro = &e->role[req->role];
   char pw[33];
@@ -564,7 +558,7 @@ static lc_err finalize(struct ejbca *e, const struct ca_request *req,
     ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "ejbca:stale_ticket");
     return LC_OK;
   }
-  if(!take(e, res))
+  if(!ca__take(e->r.pace[0], res))
     return LC_OK;
   char pw[33], path[96];
   if(!password(e, user, pw))
@@ -667,6 +661,13 @@ static lc_err ej_cancel(struct ca_adapter *ca, const struct ca_request *req)
   return LC_OK;
 }
 
+static void ej_shutdown(struct ca_adapter *ca)
+{
+  struct ejbca *e = (struct ejbca *)ca;
+  ca__remote_shutdown(&e->r);
+  ca__http_abort(e->http);
+}
+
 static void ej_free(struct ca_adapter *ca)
 {
   struct ejbca *e = (struct ejbca *)ca;
@@ -694,6 +695,7 @@ const struct ca_ops ca__ejbca_ops = {
   .submit = ej_submit,
   .poll = ej_poll,
   .cancel = ej_cancel,
+  .shutdown = ej_shutdown,
   .free = ej_free,
 };
 

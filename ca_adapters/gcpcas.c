@@ -152,15 +152,6 @@ static void map_failure(struct gcpcas *g, const char *op, const char *key,
   ca__res_reject(res, reason);
 }
 
-static bool take(struct ca__pace *p, struct ca_result *res)
-{
-  uint32_t wait = 0;
-  if(ca__pace_take(p, &wait) == LC_OK)
-    return true;
-  ca__res_paced(res, wait, "paced");
-  return false;
-}
-
 /* A token, or *res says why not. */
 static bool bearer(struct gcpcas *g, char *tok, struct ca_result *res)
 {
@@ -168,7 +159,9 @@ static bool bearer(struct gcpcas *g, char *tok, struct ca_result *res)
   lc_err rc = ca__oauth_token(g->oauth, tok, TOKEN_CAP, &retry);
   if(rc == LC_OK)
     return true;
-  if(rc == LC_EVERIFY)
+  if(rc == LC_ESHUTDOWN)
+    ca__res_shutdown(res);
+  else if(rc == LC_EVERIFY)
     ca__res_reject(res, "gcp:token_refused");
   else
     ca__res_retry(res, retry ? retry : ca__jitter_ms(CA__TRANSIENT_MS),
@@ -251,7 +244,7 @@ static lc_err get_existing(struct gcpcas *g, const struct ca_request *req,
                            struct ca_result *res)
 {
   const struct gcp_role *ro = &g->role[req->role];
-  if(!take(g->r.pace[g->get_pace], res))
+  if(!ca__take(g->r.pace[g->get_pace], res))
     return LC_OK;
   char url[URL_MAX];
   snprintf(url, sizeof(url), "%s/v1/%s/certificates/%s", g->endpoint,
@@ -313,7 +306,7 @@ static lc_err create(struct gcpcas *g, const struct ca_request *req,
     return LC_ENOMEM;
   lc_err rc = LC_OK;
   for(int attempt = 0; attempt < 2; attempt++) {
-    if(!take(pace, res))
+    if(!ca__take(pace, res))
       break;
     struct gcp_answer ans;
     rc = call(g, "CreateCertificate", "POST", url, tok, body, &ans);
@@ -378,6 +371,14 @@ static lc_err gcp_cancel(struct ca_adapter *ca, const struct ca_request *req)
   return LC_OK;
 }
 
+static void gcp_shutdown(struct ca_adapter *ca)
+{
+  struct gcpcas *g = (struct gcpcas *)ca;
+  ca__remote_shutdown(&g->r);
+  ca__http_abort(g->http);
+  ca__http_abort(g->meta_http); /* the OAuth client uses these two */
+}
+
 static void gcp_free(struct ca_adapter *ca)
 {
   struct gcpcas *g = (struct gcpcas *)ca;
@@ -401,6 +402,7 @@ const struct ca_ops ca__gcpcas_ops = {
   .submit = gcp_submit,
   .poll = gcp_poll,
   .cancel = gcp_cancel,
+  .shutdown = gcp_shutdown,
   .free = gcp_free,
 };
 

@@ -22,6 +22,12 @@
  * capped at max_response: the write callback refuses more (curl's
  * "every growable buffer has a cap").
  *
+ * Shutdown. ca__http_abort() makes transfers in progress fail within
+ * about a second (curl's progress callback, which curl calls at least
+ * once a second even on a silent connection, says "abort") and refuses
+ * new ones, so a stopping service does not wait out timeout_ms on a
+ * CA that hangs. Both come back as LC_ESHUTDOWN.
+ *
  * Errors. A transport failure is logged once, here, with the curl code
  * and CURLOPT_ERRORBUFFER, and returned as an lc_err; callers do not log
  * it again. HTTP statuses are not errors at this layer.
@@ -33,6 +39,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +66,7 @@ struct ca__http {
   long timeout_ms;
   size_t max_body;
   bool allow_http;
+  atomic_bool aborted;               /* ca__http_abort() */
   pthread_mutex_t lock;              /* guards idle, n_idle */
   struct http_handle *idle;
   unsigned n_idle;
@@ -346,6 +354,15 @@ bool ca__http_is_p12(const char *path)
   return path && (ends_with(path, ".p12") || ends_with(path, ".pfx"));
 }
 
+/* curl's progress callback: non-zero aborts the transfer. */
+static int on_progress(void *u, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow)
+{
+  (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+  const struct ca__http *h = u;
+  return atomic_load(&h->aborted) ? 1 : 0;
+}
+
 static lc_err setup(struct ca__http *h, struct http_handle *hh,
                     const struct ca__http_req *req, struct curl_slist *hdrs,
                     struct body_buf *body)
@@ -370,6 +387,9 @@ static lc_err setup(struct ca__http *h, struct http_handle *hh,
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
   SET(CURLOPT_WRITEFUNCTION, on_body);
   SET(CURLOPT_WRITEDATA, body);
+  SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+  SET(CURLOPT_XFERINFODATA, h);
+  SET(CURLOPT_NOPROGRESS, 0L);
   SET(CURLOPT_HTTPHEADER, hdrs);
   if(h->cainfo)
     SET(CURLOPT_CAINFO, h->cainfo);
@@ -439,6 +459,8 @@ lc_err ca__http_do(struct ca__http *h, const struct ca__http_req *req,
   if(!h || !req || !req->url || !req->method || !resp)
     return LC_EINVAL;
   memset(resp, 0, sizeof(*resp));
+  if(atomic_load(&h->aborted))
+    return LC_ESHUTDOWN;
   struct curl_slist *hdrs = NULL;
   lc_err rc = build_headers(req, &hdrs);
   if(rc != LC_OK)
@@ -466,7 +488,11 @@ lc_err ca__http_do(struct ca__http *h, const struct ca__http_req *req,
   } else if(rc == LC_OK) {
     char where[256];
     url_for_log(req->url, where, sizeof(where));
-    if(body.too_big) {
+    if(cc == CURLE_ABORTED_BY_CALLBACK) {
+      rc = LC_ESHUTDOWN;
+      lc_log(LC_INFO, "ca", "ca=%s op=%s url=%s err=\"abandoned: shutting "
+             "down\"", h->name, req->op, where);
+    } else if(body.too_big) {
       rc = LC_ETOOBIG;
       lc_log(LC_WARN, "ca", "ca=%s op=%s url=%s err=\"response body over "
              "%zu bytes\"", h->name, req->op, where, h->max_body);
@@ -491,6 +517,12 @@ lc_err ca__http_do(struct ca__http *h, const struct ca__http_req *req,
     release(h, hh);
   }
   return rc;
+}
+
+void ca__http_abort(struct ca__http *h)
+{
+  if(h)
+    atomic_store(&h->aborted, true);
 }
 
 void ca__http_resp_cleanup(struct ca__http_resp *r)

@@ -364,7 +364,7 @@ static lc_err fetch_metadata(struct ca__oauth *o, uint32_t *retry_ms)
   lc_err rc = ca__http_do(o->metadata_http, &req, &resp);
   if(rc == LC_OK) {
     rc = take_token(o, &resp, retry_ms);
-  } else if(rc != LC_ENOMEM) {
+  } else if(rc != LC_ENOMEM && rc != LC_ESHUTDOWN) {
     *retry_ms = ca__jitter_ms(1000);
     rc = LC_EAGAIN;
   }

@@ -34,6 +34,11 @@
  * after a stall the threads leave T apart again. The stall's time is
  * lost, never made up for by a burst.
  *
+ * Shutdown. ca__pace_abort() wakes every sleeper and refuses every later
+ * caller with LC_ESHUTDOWN, so a stopping service does not wait out the
+ * slots it had handed out. Sleeps are timed waits on a condition
+ * variable (CLOCK_MONOTONIC) for that reason, not plain sleeps.
+ *
  * Blocking is bounded: a caller whose slot is more than max_wait away
  * takes nothing and gets the wait back, which the adapter returns as
  * CA_RETRY with that retry_after_ms. The device then waits durably in
@@ -56,6 +61,8 @@
 
 struct ca__pace {
   pthread_mutex_t lock;
+  pthread_cond_t wake;         /* broadcast by ca__pace_abort() */
+  bool aborted;
   const char *name;
   double rate;                 /* <= 0: unlimited */
   unsigned burst;
@@ -88,6 +95,11 @@ lc_err ca__pace_new(const char *name, const struct ca_pace_config *cfg,
   if(!p)
     return LC_ENOMEM;
   pthread_mutex_init(&p->lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->wake, &ca);
+  pthread_condattr_destroy(&ca);
   p->name = name;
   p->rate = rate > 0 ? rate : 0;
   p->burst = c.burst ? c.burst : 1;
@@ -108,6 +120,7 @@ void ca__pace_free(struct ca__pace *p)
 {
   if(!p)
     return;
+  pthread_cond_destroy(&p->wake);
   pthread_mutex_destroy(&p->lock);
   lc_free(p);
 }
@@ -117,13 +130,16 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
   return a > b ? a : b;
 }
 
-static void sleep_until(uint64_t when_ns)
+/* Under the lock: sleeps until `when_ns` (lc_mono_ns() reads
+ * CLOCK_MONOTONIC too) or ca__pace_abort(). false when aborted. */
+static bool sleep_until_locked(struct ca__pace *p, uint64_t when_ns)
 {
   struct timespec ts = {.tv_sec = (time_t)(when_ns / 1000000000ull),
                         .tv_nsec = (long)(when_ns % 1000000000ull)};
-  /* lc_mono_ns() reads CLOCK_MONOTONIC too. */
-  while(clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-    ;
+  while(!p->aborted && lc_mono_ns() < when_ns)
+    if(pthread_cond_timedwait(&p->wake, &p->lock, &ts) == ETIMEDOUT)
+      break;
+  return !p->aborted;
 }
 
 /* Under the lock: when a request arriving at `now` may go. */
@@ -147,65 +163,62 @@ static uint64_t departure(struct ca__pace *p, uint64_t now)
   return go;
 }
 
-/* Reserves a slot; false with *wait_ms when it is beyond max_wait. */
-static bool reserve(struct ca__pace *p, uint64_t *allowed, uint64_t *now,
-                    uint64_t *epoch, uint32_t *wait_ms)
+/* Under the lock, after the reserved slot: passes the departure gate.
+ * false when aborted, or when a pause arrived meanwhile and the slot no
+ * longer counts. */
+static bool depart_locked(struct ca__pace *p, uint64_t epoch)
 {
-  pthread_mutex_lock(&p->lock);
-  *now = lc_mono_ns();
-  uint64_t start = 0;
-  *allowed = slot(p, *now, &start);
-  if(*allowed - *now > p->max_wait_ns) {
-    p->deferred++;
-    pthread_mutex_unlock(&p->lock);
-    if(wait_ms) {
-      uint64_t ms = (*allowed - *now + NS_PER_MS - 1) / NS_PER_MS;
-      *wait_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
-    }
+  if(p->epoch != epoch)
     return false;
-  }
-  if(p->rate > 0)
-    p->tat = max_u64(p->tat, start) + p->interval_ns;
-  *epoch = p->epoch;
-  p->waiting++;
-  pthread_mutex_unlock(&p->lock);
-  return true;
-}
-
-/* After the reserved slot: passes the departure gate. False when a pause
- * arrived meanwhile, and the slot no longer counts. */
-static bool depart(struct ca__pace *p, uint64_t epoch)
-{
-  pthread_mutex_lock(&p->lock);
-  uint64_t go = 0, now = lc_mono_ns();
-  bool ok = p->epoch == epoch;
-  if(ok)
-    go = departure(p, now);
-  pthread_mutex_unlock(&p->lock);
-  if(ok && go > now)
-    sleep_until(go);
-
-  pthread_mutex_lock(&p->lock);
-  p->waiting--;
-  ok = ok && p->epoch == epoch;
-  if(ok)
-    p->granted++;
-  pthread_mutex_unlock(&p->lock);
-  return ok;
+  uint64_t go = departure(p, lc_mono_ns());
+  return sleep_until_locked(p, go) && p->epoch == epoch;
 }
 
 lc_err ca__pace_take(struct ca__pace *p, uint32_t *wait_ms)
 {
+  lc_err rc = LC_OK;
+  pthread_mutex_lock(&p->lock);
   for(;;) {
-    uint64_t allowed = 0, now = 0, epoch = 0;
-    if(!reserve(p, &allowed, &now, &epoch, wait_ms))
-      return LC_EAGAIN;
-    if(allowed > now)
-      sleep_until(allowed);
-    if(depart(p, epoch))
-      return LC_OK;
-    /* A pause arrived while we slept: queue again for a new slot. */
+    if(p->aborted) {
+      rc = LC_ESHUTDOWN;
+      break;
+    }
+    uint64_t now = lc_mono_ns(), start = 0;
+    uint64_t allowed = slot(p, now, &start);
+    if(allowed - now > p->max_wait_ns) {
+      p->deferred++;
+      if(wait_ms) {
+        uint64_t ms = (allowed - now + NS_PER_MS - 1) / NS_PER_MS;
+        *wait_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+      }
+      rc = LC_EAGAIN;
+      break;
+    }
+    if(p->rate > 0)
+      p->tat = max_u64(p->tat, start) + p->interval_ns;
+    uint64_t epoch = p->epoch;
+    p->waiting++;
+    bool go = sleep_until_locked(p, allowed) && depart_locked(p, epoch);
+    p->waiting--;
+    if(go) {
+      p->granted++;
+      break;
+    }
+    /* Aborted (seen above), or a pause arrived while we slept: queue
+     * again for a new slot. */
   }
+  pthread_mutex_unlock(&p->lock);
+  return rc;
+}
+
+void ca__pace_abort(struct ca__pace *p)
+{
+  if(!p)
+    return;
+  pthread_mutex_lock(&p->lock);
+  p->aborted = true;
+  pthread_cond_broadcast(&p->wake);
+  pthread_mutex_unlock(&p->lock);
 }
 
 static void pause_locked(struct ca__pace *p, uint32_t ms)

@@ -158,12 +158,40 @@ void ca__res_paced(struct ca_result *res, uint32_t ms, const char *reason)
   res_set(res, CA_PACED, ms ? ms : 1, reason);
 }
 
+void ca__res_shutdown(struct ca_result *res)
+{
+  res_set(res, CA_PACED, 1, CA_REASON_SHUTDOWN);
+}
+
+bool ca__take(struct ca__pace *p, struct ca_result *res)
+{
+  uint32_t wait = 0;
+  lc_err rc = ca__pace_take(p, &wait);
+  if(rc == LC_OK)
+    return true;
+  if(rc == LC_ESHUTDOWN)
+    ca__res_shutdown(res);
+  else
+    ca__res_paced(res, wait, "paced");
+  return false;
+}
+
+void ca__remote_shutdown(struct ca__remote *r)
+{
+  for(unsigned i = 0; i < r->n_pace; i++)
+    ca__pace_abort(r->pace[i]);
+}
+
 bool ca__res_transient(struct ca__pace *pace, const struct ca__failure *f,
                        struct ca_result *res)
 {
   uint32_t wait = f->has_retry_after && f->retry_after_ms
                     ? f->retry_after_ms
                     : ca__jitter_ms(CA__TRANSIENT_MS);
+  if(f->transport == LC_ESHUTDOWN) {
+    ca__res_shutdown(res);
+    return true;
+  }
   if(f->transport != LC_OK) {
     ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS),
                   f->transport == LC_ETLS ? "tls_error" : "transport");

@@ -43,6 +43,7 @@
 #define KILL_DEVICES 20
 #define PACE_DEVICES 100      /* 200 IssueCertificate at 25/s: 8 s */
 #define MIXED_DEVICES 100
+#define STOP_DEVICES 4        /* hanging at the CA when SIGTERM comes */
 /* AWS: linecert's issue_rate, and the quota the pacing emulator holds it
  * to (the published IssueCertificate quota). */
 #define AWS_ISSUE_RATE "25"
@@ -76,6 +77,7 @@ static struct {
   struct emu *other;          /* mixed run: the bootstrap role's CA */
   bool mixed;                 /* bootstrap on GCP, operational on AWS */
   char roots[300];            /* the CA roots devices and checks trust */
+  unsigned timeout_ms;        /* the sections' timeout_ms; 0: 2000 */
 } T;
 
 static void nap_ms(int ms)
@@ -285,11 +287,12 @@ static void write_section(FILE *f, const char *name, const struct adapter *ad,
           "ca_file = %s\n"
           "connect_timeout_ms = 2000\n"
           /* The emulator's 'timeout' fault hangs 3 s: give up after 2. */
-          "timeout_ms = 2000\n"
+          "timeout_ms = %u\n"
           "max_response = 1048576\n"
           "burst = 1\n"
           "max_wait_ms = 2000\n",
-          name, ad->name, emu_path(emu, "tls-ca.pem"));
+          name, ad->name, emu_path(emu, "tls-ca.pem"),
+          T.timeout_ms ? T.timeout_ms : 2000);
   ad->write_section(f, emu);
 }
 
@@ -927,6 +930,52 @@ static void test_mixed_sigkill(void)
   CU_ASSERT_EQUAL(emu_stat(T.other, "issued"), gcp_issued0 + KILL_DEVICES);
 }
 
+/* A CA that hangs must not hold linecert's stop for its timeout_ms: with
+ * timeout_ms 30 s and the CA hanging 25 s on every issuing call, SIGTERM
+ * ends linecert within a few seconds; the devices wait in ISSUING (no
+ * attempt counted) and finish after the restart, once each at the CA. */
+static void test_sigterm_while_the_ca_hangs(void)
+{
+  CU_ASSERT_TRUE_FATAL(T.up);
+  rig_stop_linecert(&T.rig);
+  T.timeout_ms = 30000;
+  write_config(NULL);
+  rig_start_linecert(&T.rig, NULL);
+  char fault[128];
+  snprintf(fault, sizeof(fault),
+           "{\"kind\":\"timeout\",\"op\":\"%s\",\"count\":%d,"
+           "\"hang_s\":25}", T.ad->issue_op, STOP_DEVICES);
+  long hung0 = emu_stat(T.emu, "fault_timeout");
+  CU_ASSERT_EQUAL_FATAL(emu_post(T.emu, "/faults", fault), LC_OK);
+  char devices[16];
+  snprintf(devices, sizeof(devices), "%d", STOP_DEVICES);
+  const char *sim[] = {"--edges", "1", "--devices", devices, "--prefix",
+                       "ST", "--timeout", "120", "--retry-ms", "2000", NULL};
+  struct lc_proc *p = rig_spawn_sim(&T.rig, sim);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  bool hanging = false;
+  for(int i = 0; i < 1500 && !hanging; i++) {
+    hanging = emu_stat(T.emu, "fault_timeout") >= hung0 + STOP_DEVICES;
+    if(!hanging)
+      nap_ms(20);
+  }
+  CU_ASSERT_TRUE(hanging);
+  double t0 = now_s();
+  rig_stop_linecert(&T.rig);
+  double took = now_s() - t0;
+  fprintf(stderr, "stop with %d calls hanging at the CA (timeout_ms "
+          "30000): %.2f s\n", STOP_DEVICES, took);
+  CU_ASSERT(took < 5.0);
+  CU_ASSERT_EQUAL(rig_count(&T.rig, "ST-", SM_FAILED), 0);
+  CU_ASSERT_EQUAL(rig_count(&T.rig, "ST-", SM_PROVISIONED), 0);
+  CU_ASSERT_EQUAL(emu_post(T.emu, "/clear-faults", NULL), LC_OK);
+  T.timeout_ms = 0;
+  write_config(NULL);
+  rig_start_linecert(&T.rig, NULL);
+  if(finish_line("ST-", STOP_DEVICES, p, 60000))
+    check_line("ST-", STOP_DEVICES);
+}
+
 static const struct lc_test tests_mixed[] = {
   {"setup: two emulators, bootstrap on [ca.boot-ca] (gcpcas), operational "
    "on [ca.line1-ca] (awspca)", test_mixed_setup},
@@ -948,6 +997,9 @@ static const struct lc_test tests_common[] = {
   {"SIGKILL between the CA's work and linecert's commit: after restart "
    "every device PROVISIONED, one certificate per (device, role) at the CA",
    test_sigkill_between_ca_answer_and_commit},
+  {"SIGTERM while the CA hangs (timeout_ms 30 s): linecert stops within "
+   "5 s, the devices wait in ISSUING and finish after the restart",
+   test_sigterm_while_the_ca_hangs},
   {"audit verifies; linecert stops cleanly; no sanitizer report",
    test_audit_and_teardown},
   {NULL, NULL}};

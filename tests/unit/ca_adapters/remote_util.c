@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,6 +328,82 @@ void ru_fault_then_issued(const struct ru_fault_case *c)
   ru_expect_valid(&res, emu_path(r.emu, "ca-root.pem"), d.key);
   CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 1);
   ca_result_cleanup(&res);
+  ru_device_cleanup(&d);
+  ru_rig_stop(&r);
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+static struct ca_http_config *rig_http(struct ru_rig *r)
+{
+  if(r->kind == RU_AWSPCA)
+    return &r->cfg.aws.http;
+  if(r->kind == RU_GCPCAS)
+    return &r->cfg.gcp.http;
+  return &r->cfg.ejbca.http;
+}
+
+struct submitter {
+  struct ca_adapter *ca;
+  struct ca_request req;
+  struct ca_result res;
+  lc_err rc;
+};
+
+static void *submit_once(void *arg)
+{
+  struct submitter *s = arg;
+  s->rc = ca_submit(s->ca, &s->req, &s->res);
+  return NULL;
+}
+
+void ru_shutdown_case(enum ru_kind kind, const char *serial,
+                      const char *request_key)
+{
+  struct ru_rig r;
+  ru_rig_start(&r, kind, NULL);
+  /* A CA that hangs for 10 s, and a timeout longer than that: without
+   * ca_shutdown() the call would hold its worker for the whole hang. */
+  ca_free(r.ca);
+  rig_http(&r)->timeout_ms = 20000;
+  ru_rig_open(&r);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults",
+                                 "{\"kind\":\"timeout\",\"count\":1,"
+                                 "\"hang_s\":10}"),
+                        LC_OK);
+  struct ru_device d;
+  ru_device_init(&d, serial, request_key);
+  struct submitter s = {.ca = r.ca,
+                        .req = {d.request_key, CA_ROLE_OPERATIONAL, d.csr}};
+  pthread_t th;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, submit_once, &s), 0);
+  bool hanging = false;
+  for(int i = 0; i < 250 && !hanging; i++) {
+    hanging = emu_stat(r.emu, "fault_timeout") >= 1;
+    if(!hanging)
+      ru_sleep_ms(20);
+  }
+  CU_ASSERT_TRUE(hanging);
+  long requests = emu_stat(r.emu, "requests");
+  double t0 = ru_now_s();
+  ca_shutdown(r.ca);
+  pthread_join(th, NULL);
+  double took = ru_now_s() - t0;
+  /* curl asks its progress callback at least once a second. */
+  CU_ASSERT(took < 2.5);
+  CU_ASSERT_EQUAL(s.rc, LC_OK);
+  CU_ASSERT_EQUAL(s.res.status, CA_PACED);
+  CU_ASSERT_STRING_EQUAL(s.res.reason, CA_REASON_SHUTDOWN);
+  ca_result_cleanup(&s.res);
+  /* Later calls give up at once, without a request. */
+  t0 = ru_now_s();
+  CU_ASSERT_EQUAL(ca_submit(r.ca, &s.req, &s.res), LC_OK);
+  CU_ASSERT(ru_now_s() - t0 < 0.5);
+  CU_ASSERT_EQUAL(s.res.status, CA_PACED);
+  CU_ASSERT_STRING_EQUAL(s.res.reason, CA_REASON_SHUTDOWN);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "requests"), requests);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "issued"), 0);
+  ca_result_cleanup(&s.res);
   ru_device_cleanup(&d);
   ru_rig_stop(&r);
 }

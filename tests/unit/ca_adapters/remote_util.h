@@ -107,6 +107,12 @@ struct ru_fault_case {
 };
 void ru_fault_then_issued(const struct ru_fault_case *c);
 
+/* ca_shutdown() while the adapter waits on a CA that hangs (timeout
+ * longer than the hang): the call gives up within about a second as
+ * CA_PACED "shutdown", and a later call at once, without a request. */
+void ru_shutdown_case(enum ru_kind kind, const char *serial,
+                      const char *request_key);
+
 void ru_sleep_ms(uint32_t ms);
 double ru_now_s(void);
 

@@ -388,7 +388,15 @@ static void test_response_over_the_cap_is_refused(void)
   ru_rig_stop(&r);
 }
 
+static void test_shutdown_gives_up_a_hanging_call(void)
+{
+  ru_shutdown_case(RU_AWSPCA, "SN-AWS-STOP", "k-awspca-stop");
+}
+
 const struct lc_test awspca_tests[] = {
+  {"shutdown while the CA hangs: the call gives up within a second "
+   "(CA_PACED shutdown), later calls at once",
+   test_shutdown_gives_up_a_hanging_call},
   {"IssueCertificate + GetCertificate: real certificates, both roles, "
    "verified", test_issues_real_certificates_for_both_roles},
   {"same request key twice (restart between): one certificate",

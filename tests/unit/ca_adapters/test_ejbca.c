@@ -328,7 +328,15 @@ static void test_admin_certificate_as_pkcs12(void)
   ru_rig_stop(&r);
 }
 
+static void test_shutdown_gives_up_a_hanging_call(void)
+{
+  ru_shutdown_case(RU_EJBCA, "SN-EJ-STOP", "k-ejbca-stop");
+}
+
 const struct lc_test ejbca_tests[] = {
+  {"shutdown while the CA hangs: the call gives up within a second "
+   "(CA_PACED shutdown), later calls at once",
+   test_shutdown_gives_up_a_hanging_call},
   {"pkcs10enroll over mTLS: real certificates, both roles, verified",
    test_enrolls_real_certificates_for_both_roles},
   {"same request key twice (restart between): found by search, one "

@@ -281,7 +281,15 @@ static void test_metadata_server_token(void)
   ru_rig_stop(&r);
 }
 
+static void test_shutdown_gives_up_a_hanging_call(void)
+{
+  ru_shutdown_case(RU_GCPCAS, "SN-GCP-STOP", "k-gcpcas-stop");
+}
+
 const struct lc_test gcpcas_tests[] = {
+  {"shutdown while the CA hangs: the call gives up within a second "
+   "(CA_PACED shutdown), later calls at once",
+   test_shutdown_gives_up_a_hanging_call},
   {"CreateCertificate: real certificates, both pools, one token",
    test_issues_real_certificates_for_both_roles},
   {"same request key twice (restart between): requestId, one certificate",

@@ -171,6 +171,38 @@ static void test_defaults_come_from_the_adapter(void)
 }
 
 
+static void test_abort_wakes_sleepers_and_refuses_later_calls(void)
+{
+  struct ca_pace_config cfg = {.rate_per_s = 1, .burst = 1,
+                               .max_wait_ms = 5000};
+  struct ca__pace *p = NULL;
+  CU_ASSERT_EQUAL_FATAL(ca__pace_new("stop", &cfg, 0, &p), LC_OK);
+  uint32_t w = 0;
+  CU_ASSERT_EQUAL(ca__pace_take(p, &w), LC_OK);
+  /* Two threads asleep on the next slots, one and two seconds away. */
+  pthread_t th[2];
+  struct taker t[2];
+  for(int i = 0; i < 2; i++) {
+    t[i] = (struct taker){p, 1, 0};
+    pthread_create(&th[i], NULL, take_n, &t[i]);
+  }
+  ru_sleep_ms(100);
+  struct ca_pace_stats st;
+  ca__pace_stats(p, &st);
+  CU_ASSERT_EQUAL(st.waiting, 2);
+  double t0 = ru_now_s();
+  ca__pace_abort(p);
+  for(int i = 0; i < 2; i++)
+    pthread_join(th[i], NULL);
+  CU_ASSERT(ru_now_s() - t0 < 0.3);
+  CU_ASSERT_EQUAL(t[0].ok + t[1].ok, 0);
+  CU_ASSERT_EQUAL(ca__pace_take(p, &w), LC_ESHUTDOWN);
+  ca__pace_stats(p, &st);
+  CU_ASSERT_EQUAL(st.waiting, 0);
+  CU_ASSERT_EQUAL(st.granted, 1);
+  ca__pace_free(p);
+}
+
 /* ---- a stalled process does not burst ---------------------------------- */
 
 #define STALL_RATE 50.0      /* T = 20 ms */
@@ -306,6 +338,8 @@ const struct lc_test pace_tests[] = {
   {"a process stalled 300 ms does not burst when it resumes: requests "
    "leave T apart (departure gate)",
    test_a_stalled_process_does_not_burst_after_it},
+  {"abort (shutdown) wakes threads asleep on a slot; later takes refused",
+   test_abort_wakes_sleepers_and_refuses_later_calls},
   {"negative rate: unlimited", test_unlimited_rate_never_waits},
   {"rate 0 takes the adapter's default (published quota)",
    test_defaults_come_from_the_adapter},
