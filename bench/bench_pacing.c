@@ -4,8 +4,9 @@
  * crossing it. A loopback emulator (tests/emulators) answers
  * "throttled" above `--rate` requests/s; the adapter's token bucket is
  * set to the same rate (or --bucket); `--threads` workers submit
- * `--requests` issuances as fast as they can. Prints requests/s achieved
- * against the quota and the 429s the CA sent.
+ * `--requests` issuances as fast as they can. Prints the requests/s the
+ * CA saw and the wall clock rate against the quota, and the 429s the CA
+ * sent.
  *
  *   bench_pacing [--adapter awspca|gcpcas|both] [--rate 25] [--bucket R]
  *                [--requests 250] [--threads 8] [--emu-burst 10]

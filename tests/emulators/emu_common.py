@@ -249,7 +249,9 @@ class Faults:
 
 class Pacer:
     """Token bucket per operation: `rate` per second, `burst` at once.
-    A request finding the bucket empty is answered "throttled"."""
+    A request finding the bucket empty is answered "throttled". What the
+    CA let through is in /stats: paced_ok:OP (count) and
+    paced_span_ms:OP (first to last), the rate the CA saw."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -261,20 +263,25 @@ class Pacer:
                 self.b.pop(op, None)
             else:
                 burst = max(1, int(burst or rate))
+                # rate, burst, tokens, last; let through: n, first, last
                 self.b[op] = [float(rate), burst, float(burst),
-                              time.monotonic()]
+                              time.monotonic(), 0, 0.0, 0.0]
 
     def allow(self, op):
         with self.lock:
             b = self.b.get(op) or self.b.get("*")
             if not b:
                 return True
-            rate, burst, tokens, last = b
+            rate, burst, tokens, last = b[:4]
             now = time.monotonic()
             tokens = min(burst, tokens + (now - last) * rate)
             b[3] = now
             if tokens >= 1.0:
                 b[2] = tokens - 1.0
+                b[4] += 1
+                if b[4] == 1:
+                    b[5] = now
+                b[6] = now
                 return True
             b[2] = tokens
             return False
@@ -282,6 +289,14 @@ class Pacer:
     def clear(self):
         with self.lock:
             self.b = {}
+
+    def snapshot(self):
+        with self.lock:
+            out = {}
+            for op, b in self.b.items():
+                out["paced_ok:" + op] = b[4]
+                out["paced_span_ms:" + op] = int((b[6] - b[5]) * 1000)
+            return out
 
 
 def parse_pace(specs, pacer):
@@ -500,7 +515,8 @@ class ControlHandler(BaseHTTPRequestHandler):
     def do_GET(self):
         emu = self.server.emu
         if self.path == "/stats":
-            return self.reply(200, emu.stats.snapshot())
+            return self.reply(200, dict(emu.stats.snapshot(),
+                                        **emu.pacer.snapshot()))
         if self.path == "/keys":
             return self.reply(200, {"keys": emu.keys_snapshot()})
         out = emu.control(self.path, None, self.headers)

@@ -30,6 +30,8 @@ struct pacing_opts {
 struct pacing_result {
   double elapsed_s;            /* first submit to last answer */
   double achieved;             /* issued / elapsed_s */
+  double ca_rate;              /* what the CA saw: the calls it let
+                                  through, first to last, per second */
   unsigned issued;             /* CA_ISSUED results */
   unsigned failed;             /* anything else at the end */
   unsigned retries;            /* CA_RETRY answers seen by the threads */

@@ -25,8 +25,12 @@ static void run(const char *adapter)
   CU_ASSERT_EQUAL(r.ca_issued, (long)o.requests);
   CU_ASSERT_EQUAL(r.ca_throttled, 0);
   CU_ASSERT_EQUAL(r.adapter_throttled, 0);
-  CU_ASSERT(r.achieved >= 0.95 * o.rate);
-  CU_ASSERT(r.achieved <= 1.02 * o.rate);
+  /* What the CA saw, first to last call it let through; "not above the
+   * quota" is the zero 429s. The wall clock figure (printed too) also
+   * holds the first TLS handshakes and the last answer's latency, a few
+   * hundred ms of a 6 s run on a cold sanitizer build: a looser bound. */
+  CU_ASSERT(r.ca_rate >= 0.95 * o.rate);
+  CU_ASSERT(r.achieved >= 0.85 * o.rate);
 }
 
 static void test_aws_25_per_s_sustained_without_throttling(void)
