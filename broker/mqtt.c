@@ -51,6 +51,13 @@ struct brk_mqtt {
   atomic_bool tls_error;    /* OpenSSL reported an error this attempt */
 };
 
+/* The STATE payload (Sparkplug 3.0 host application state). */
+static int state_payload(bool online, uint64_t ts, char buf[96])
+{
+  return snprintf(buf, 96, "{\"online\":%s,\"timestamp\":%llu}",
+                  online ? "true" : "false", (unsigned long long)ts);
+}
+
 static void post_event(struct brk_mqtt *m, enum brk_msg_kind kind)
 {
   struct brk_msg *msg = lc_calloc(1, sizeof(*msg));
@@ -298,9 +305,7 @@ lc_err brk_mqtt_connect(struct brk_mqtt *m)
 {
   m->state_ts = lc_now_ms();
   atomic_store(&m->tls_error, false);
-  snprintf(m->will_payload, sizeof(m->will_payload),
-           "{\"online\":false,\"timestamp\":%llu}",
-           (unsigned long long)m->state_ts);
+  state_payload(false, m->state_ts, m->will_payload);
   /* tck-id-host-topic-phid-death-qos / -retain: Will QoS 1, retained. */
   MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
   will.topicName = m->state_topic;
@@ -392,19 +397,12 @@ lc_err brk_mqtt_subscribe(struct brk_mqtt *m)
   return LC_OK;
 }
 
-static lc_err publish_state(struct brk_mqtt *m, bool online, uint64_t ts)
-{
-  char payload[96];
-  int n = snprintf(payload, sizeof(payload),
-                   "{\"online\":%s,\"timestamp\":%llu}",
-                   online ? "true" : "false", (unsigned long long)ts);
-  return brk_mqtt_publish(m, m->state_topic, payload, (size_t)n, 1, true);
-}
-
 lc_err brk_mqtt_publish_online(struct brk_mqtt *m)
 {
   /* tck-id-host-topic-phid-birth-payload-timestamp: same T as the Will. */
-  return publish_state(m, true, m->state_ts);
+  char payload[96];
+  int n = state_payload(true, m->state_ts, payload);
+  return brk_mqtt_publish(m, m->state_topic, payload, (size_t)n, 1, true);
 }
 
 lc_err brk_mqtt_publish(struct brk_mqtt *m, const char *topic,
@@ -430,23 +428,103 @@ bool brk_mqtt_is_own_state(const struct brk_mqtt *m, const char *host_id)
   return strcmp(host_id, m->cfg->host_id) == 0;
 }
 
+/* brk_mqtt_free() waits for two answers: the death's PUBACK, then the
+ * end of the DISCONNECT. Paho reports both through callbacks only: its
+ * isConnected() stays true until the disconnect's own timeout runs out,
+ * so polling it made every stop take that long. */
+struct stop_step {
+  atomic_bool done;
+};
+
+static void stop_step_ok(void *ctx, MQTTAsync_successData *r)
+{
+  (void)r;
+  atomic_store(&((struct stop_step *)ctx)->done, true);
+}
+
+static void stop_step_fail(void *ctx, MQTTAsync_failureData *r)
+{
+  (void)r;
+  atomic_store(&((struct stop_step *)ctx)->done, true);
+}
+
+static void stop_step_ok5(void *ctx, MQTTAsync_successData5 *r)
+{
+  (void)r;
+  atomic_store(&((struct stop_step *)ctx)->done, true);
+}
+
+static void stop_step_fail5(void *ctx, MQTTAsync_failureData5 *r)
+{
+  (void)r;
+  atomic_store(&((struct stop_step *)ctx)->done, true);
+}
+
+/* Paho's response and disconnect options name their callbacks alike. */
+#define SET_STOP_CALLBACKS(m, o, step) \
+  do {                                 \
+    if((m)->v5) {                      \
+      (o).onSuccess5 = stop_step_ok5;  \
+      (o).onFailure5 = stop_step_fail5; \
+    }                                  \
+    else {                             \
+      (o).onSuccess = stop_step_ok;    \
+      (o).onFailure = stop_step_fail;  \
+    }                                  \
+    (o).context = (step);              \
+  } while(0)
+
+static void wait_step(const struct stop_step *step, int max_ms)
+{
+  for(int i = 0; i < max_ms / 5 && !atomic_load(&step->done); i++) {
+    struct timespec ts = {0, 5 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* tck-id-operational-behavior-host-application-termination: publish the
+ * death ourselves, since DISCONNECT discards the Will; QoS 1, so its
+ * PUBACK tells that the broker has it. */
+static void publish_death(struct brk_mqtt *m)
+{
+  char payload[96];
+  int n = state_payload(false, lc_now_ms(), payload);
+  MQTTAsync_message msg = MQTTAsync_message_initializer;
+  msg.payload = payload;
+  msg.payloadlen = n;
+  msg.qos = 1;
+  msg.retained = 1;
+  struct stop_step acked = {false};
+  MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+  SET_STOP_CALLBACKS(m, ro, &acked);
+  int prc = MQTTAsync_sendMessage(m->client, m->state_topic, &msg, &ro);
+  if(prc != MQTTASYNC_SUCCESS) {
+    atomic_fetch_add(&m->stats->publish_failures, 1);
+    lc_log(LC_WARN, "mqtt", "op=state_death code=%d", prc);
+    return;
+  }
+  wait_step(&acked, 2000);
+  if(!atomic_load(&acked.done))
+    lc_log(LC_WARN, "mqtt", "op=state_death err=\"no PUBACK within 2 s\"");
+}
+
 void brk_mqtt_free(struct brk_mqtt *m)
 {
   if(!m)
     return;
   if(MQTTAsync_isConnected(m->client)) {
-    /* tck-id-operational-behavior-host-application-termination: publish
-     * the death ourselves, since DISCONNECT discards the Will. */
-    if(publish_state(m, false, lc_now_ms()) != LC_OK)
-      lc_log(LC_WARN, "mqtt", "op=state_death err=publish");
+    publish_death(m);
+    struct stop_step gone = {false};
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-    d.timeout = 2000; /* lets the death message leave first */
-    MQTTAsync_disconnect(m->client, &d);
-    for(int i = 0; i < 40 && MQTTAsync_isConnected(m->client); i++) {
-      struct timespec ts = {0, 50 * 1000000L};
-      nanosleep(&ts, NULL);
-    }
+    if(m->v5)
+      d = (MQTTAsync_disconnectOptions)MQTTAsync_disconnectOptions_initializer5;
+    SET_STOP_CALLBACKS(m, d, &gone);
+    d.timeout = 1000; /* anything still in flight after the death */
+    if(MQTTAsync_disconnect(m->client, &d) == MQTTASYNC_SUCCESS)
+      wait_step(&gone, 1500);
   }
+  /* After destroy no callback runs: the steps above may live on the
+   * stack. */
   MQTTAsync_destroy(&m->client);
   lc_free(m);
 }

@@ -466,10 +466,70 @@ static void test_provisions_over_tls_with_client_certificates(void)
   rig_cleanup(&t.r);
 }
 
+/* The retained STATE of linecert, as a client with E2's certificate
+ * reads it (payload NUL-terminated, "" when none came). */
+static void retained_state(struct trig *t, char *payload, size_t cap)
+{
+  payload[0] = '\0';
+  struct peer_opts o;
+  char cert[400], key[400];
+  edge_opts(t, "E2", &o, cert, key, sizeof(cert));
+  MQTTClient s = NULL;
+  CU_ASSERT_EQUAL_FATAL(peer_open(&s, t->url, "E2-state", &o), 0);
+  CU_ASSERT_EQUAL(MQTTClient_subscribe(s, "spBv1.0/STATE/+", 1), 0);
+  char *topic = NULL;
+  int tlen = 0;
+  MQTTClient_message *msg = NULL;
+  uint64_t end = mono_ms() + WAIT_MS;
+  while(!msg && mono_ms() < end)
+    if(MQTTClient_receive(s, &topic, &tlen, &msg, 200) != 0)
+      break;
+  CU_ASSERT_PTR_NOT_NULL(msg);
+  if(msg) {
+    CU_ASSERT_STRING_EQUAL(topic, "spBv1.0/STATE/linecert");
+    CU_ASSERT_TRUE(msg->retained);
+    if(msg->payloadlen > 0 && (size_t)msg->payloadlen < cap) {
+      memcpy(payload, msg->payload, (size_t)msg->payloadlen);
+      payload[msg->payloadlen] = '\0';
+    }
+    MQTTClient_freeMessage(&msg);
+    MQTTClient_free(topic);
+  }
+  peer_close(&s);
+}
+
+/* In the broker's log (log_type all), `client`'s last STATE publish is a
+ * QoS 1 retained one, acknowledged, and followed by its DISCONNECT. */
+static bool death_acked_before_disconnect(const char *path,
+                                          const char *client)
+{
+  char pub[96], ack[96], disc[96], topic[96];
+  snprintf(pub, sizeof(pub), "Received PUBLISH from %s (", client);
+  snprintf(ack, sizeof(ack), "Sending PUBACK to %s ", client);
+  snprintf(disc, sizeof(disc), "Received DISCONNECT from %s", client);
+  snprintf(topic, sizeof(topic), "'spBv1.0/STATE/%s'", client);
+  FILE *f = fopen(path, "r");
+  if(!f)
+    return false;
+  char line[4096];
+  long n = 0, last_pub = -1, acked = -1, gone = -1;
+  while(fgets(line, sizeof(line), f)) {
+    n++;
+    if(strstr(line, pub) && strstr(line, topic))
+      last_pub = strstr(line, "(d0, q1, r1, ") ? n : -1;
+    else if(strstr(line, ack) && last_pub > 0 && acked < last_pub)
+      acked = n;
+    else if(strstr(line, disc))
+      gone = n;
+  }
+  fclose(f);
+  return last_pub > 0 && acked > last_pub && gone > acked;
+}
+
 static void test_mqtt5_provisions_with_clean_start(void)
 {
   struct trig t;
-  trig_init(&t, false);
+  trig_init(&t, true); /* the broker's debug lines: the death's PUBACK */
   /* The TLS settings from a configuration file this time. */
   char ini[400];
   snprintf(ini, sizeof(ini), "%s/linecert.ini", t.r.dir);
@@ -489,6 +549,14 @@ static void test_mqtt5_provisions_with_clean_start(void)
   broker_log(t.r.mosq, log, sizeof(log));
   CU_ASSERT_TRUE(rig_file_contains(log, "(p5, c1, k30, u'linecert')"));
   CU_ASSERT_TRUE(rig_file_contains(log, "(p5, c1, k30, u'edge-1')"));
+  /* tck-id-operational-behavior-host-application-termination under MQTT
+   * 5 too: SIGTERM publishes the death (QoS 1, retained), waits for its
+   * PUBACK, then disconnects. */
+  rig_stop_linecert(&t.r);
+  CU_ASSERT_TRUE(death_acked_before_disconnect(log, "linecert"));
+  char payload[128];
+  retained_state(&t, payload, sizeof(payload));
+  CU_ASSERT_PTR_NOT_NULL(strstr(payload, "\"online\":false"));
   rig_cleanup(&t.r);
 }
 
@@ -696,27 +764,9 @@ static void test_only_linecert_publishes_commands_and_its_state(void)
   peer_close(&obs);
 
   /* linecert's retained STATE is still its own online birth. */
-  MQTTClient s = NULL;
-  edge_opts(&t, "E2", &o, cert, key, sizeof(cert));
-  CU_ASSERT_EQUAL_FATAL(peer_open(&s, t.url, "E2-state", &o), 0);
-  CU_ASSERT_EQUAL(MQTTClient_subscribe(s, "spBv1.0/STATE/+", 1), 0);
-  char *topic = NULL;
-  int tlen = 0;
-  MQTTClient_message *msg = NULL;
-  uint64_t end = mono_ms() + WAIT_MS;
-  while(!msg && mono_ms() < end)
-    if(MQTTClient_receive(s, &topic, &tlen, &msg, 200) != 0)
-      break;
-  CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
-  CU_ASSERT_STRING_EQUAL(topic, "spBv1.0/STATE/linecert");
-  CU_ASSERT_TRUE(msg->retained);
-  char payload[128] = "";
-  if(msg->payloadlen > 0 && (size_t)msg->payloadlen < sizeof(payload))
-    memcpy(payload, msg->payload, (size_t)msg->payloadlen);
+  char payload[128];
+  retained_state(&t, payload, sizeof(payload));
   CU_ASSERT_PTR_NOT_NULL(strstr(payload, "\"online\":true"));
-  MQTTClient_freeMessage(&msg);
-  MQTTClient_free(topic);
-  peer_close(&s);
   for(int i = 0; forged[i]; i++)
     CU_ASSERT_TRUE(broker_denied(t.r.mosq, "E1", forged[i]));
   rig_cleanup(&t.r);
@@ -860,7 +910,8 @@ static void test_tls_settings_are_checked(void)
 static const struct lc_test tests[] = {
   {"(a) over TLS with client certificates, linecert provisions a line",
    test_provisions_over_tls_with_client_certificates},
-  {"(a) MQTT 5: clean start, TLS, the line is provisioned",
+  {"(a) MQTT 5: clean start, TLS, the line is provisioned; on SIGTERM the "
+   "death is acknowledged before the DISCONNECT",
    test_mqtt5_provisions_with_clean_start},
   {"(b) an E1 certificate cannot publish as E2 nor read E2's DCMD",
    test_e1_certificate_cannot_publish_as_e2},
