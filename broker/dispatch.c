@@ -129,6 +129,31 @@ static void start_validation(struct brk *b, struct brk_dev *d,
   brk_push_job(b, job);
 }
 
+/* tck-id-operational-behavior-edge-node-termination-host-action-ndeath-
+ * devices-offline (and DDEATH): a device waiting in DELIVERED for its
+ * acknowledgement stops its delivery timer until it is born again; the
+ * other states need nothing (issuing goes on; a request resumes at the
+ * next birth, which is idempotent). Only devices with work in progress
+ * are in memory, and DELIVERED is one of those states. */
+static void suspend_delivery(struct brk *b, const char *group,
+                             const char *edge, const char *device,
+                             const char *why)
+{
+  char key[BRK_KEY_MAX];
+  sm_key(group, edge, device, key, sizeof(key));
+  struct brk_dev *d = brk_devtab_find(&b->devs, key);
+  if(!d || d->sm->state != SM_DELIVERED)
+    return;
+  struct sm_event ev = event(SM_EV_OFFLINE);
+  lc_err rc = brk_apply(b, d, &ev);
+  if(rc != LC_OK)
+    lc_log(LC_ERROR, "provision", "dev=%s op=offline err=%s", d->key,
+           lc_errname(rc));
+  else
+    lc_log(LC_INFO, "provision", "dev=%s %s=delivery_suspended", d->key,
+           why);
+}
+
 static void on_dbirth(struct brk *b, const struct spb_topic *t,
                       const struct spb_payload *p)
 {
@@ -160,8 +185,16 @@ out:
 static void on_nbirth(struct brk *b, const struct spb_topic *t,
                       const struct spb_payload *p)
 {
-  if(brk_birth_is_request(p))
-    on_dbirth(b, t, p); /* t->device is "": the node-level device */
+  if(!brk_birth_is_request(p))
+    return;
+  /* Every NBIRTH starts a new session of the node, and so of the device
+   * that is the node. An ordinary device whose node rebirths has its
+   * session ended (DEVICE_OFFLINE) before its DBIRTH; so too here: a
+   * DELIVERED node-level device is re-delivered with a fresh count,
+   * rather than spending one of max_deliveries per rebirth (rebirths
+   * that linecert itself may have asked for). */
+  suspend_delivery(b, t->group, t->edge, "", "new_session");
+  on_dbirth(b, t, p); /* t->device is "": the node-level device */
 }
 
 /* The acknowledgement: Provisioning/Installed, by name or by the alias
@@ -257,28 +290,6 @@ static bool device_online(struct brk *b, const struct sm_device *s)
          ni.online;
 }
 
-/* tck-id-operational-behavior-edge-node-termination-host-action-ndeath-
- * devices-offline (and DDEATH): a device waiting in DELIVERED for its
- * acknowledgement stops its delivery timer until it is born again; the
- * other states need nothing (issuing goes on; a request resumes at the
- * next birth, which is idempotent). Only devices with work in progress
- * are in memory, and DELIVERED is one of those states. */
-static void device_went_offline(struct brk *b, const struct spb_sess_event *e)
-{
-  char key[BRK_KEY_MAX];
-  sm_key(e->group, e->edge, e->device, key, sizeof(key));
-  struct brk_dev *d = brk_devtab_find(&b->devs, key);
-  if(!d || d->sm->state != SM_DELIVERED)
-    return;
-  struct sm_event ev = event(SM_EV_OFFLINE);
-  lc_err rc = brk_apply(b, d, &ev);
-  if(rc != LC_OK)
-    lc_log(LC_ERROR, "provision", "dev=%s op=offline err=%s", d->key,
-           lc_errname(rc));
-  else
-    lc_log(LC_INFO, "provision", "dev=%s offline=delivery_suspended", d->key);
-}
-
 static void note_event(struct brk *b, const struct spb_sess_event *e)
 {
   if(e->kind == SPB_SESS_NODE_OFFLINE)
@@ -286,7 +297,7 @@ static void note_event(struct brk *b, const struct spb_sess_event *e)
   else if(e->kind == SPB_SESS_DEVICE_OFFLINE)
     atomic_fetch_add(&b->stats.devices_offline, 1);
   if(e->kind == SPB_SESS_NODE_OFFLINE || e->kind == SPB_SESS_DEVICE_OFFLINE)
-    device_went_offline(b, e);
+    suspend_delivery(b, e->group, e->edge, e->device, "offline");
   lc_log(LC_DEBUG, "sparkplug", "node=%s/%s device=%s event=%s cause=%s",
          e->group, e->edge, e->device,
          e->kind == SPB_SESS_NODE_ONLINE || e->kind == SPB_SESS_DEVICE_ONLINE

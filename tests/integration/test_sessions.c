@@ -13,7 +13,7 @@
  *   tck-id-operational-behavior-edge-node-termination-host-action-ddeath-
  *   devices-offline: a DDEATH takes that device, and only it, offline.
  *
- * What linecert does with them (broker/dispatch.c, device_went_offline):
+ * What linecert does with them (broker/dispatch.c, suspend_delivery):
  * a DELIVERED device that goes offline stops its delivery timer and its
  * delivery count restarts, so it is not re-delivered to nobody and does
  * not end FAILED "delivery_timeout" while switched off; its next DBIRTH
@@ -244,9 +244,11 @@ static void ndeath(struct edge *e, uint64_t bdseq)
  * writes or reads, so commands and the acknowledgement are metrics of
  * the BIRTH (tck-id-operational-behavior-data-commands-dcmd-metric-name;
  * an undeclared DDATA metric would be answered with a rebirth). */
-static void dbirth(struct edge *e, const struct device *d)
+#define N_PROVISIONING 11
+static void provisioning_metrics(const struct device *d,
+                                 struct spb_metric m[N_PROVISIONING])
 {
-  struct spb_metric m[] = {
+  const struct spb_metric all[N_PROVISIONING] = {
     str_metric("Device/SerialNumber", d->id),
     str_metric("Provisioning/BootstrapCSR", d->csr[0]),
     str_metric("Provisioning/OperationalCSR", d->csr[1]),
@@ -258,14 +260,40 @@ static void dbirth(struct edge *e, const struct device *d)
     str_metric("Provisioning/CertificateChain", NULL),
     str_metric("Provisioning/TrustBundle", NULL),
     str_metric("Provisioning/Installed", NULL)};
-  edge_publish(e, "DBIRTH", d->id, m, sizeof(m) / sizeof(m[0]), true);
+  memcpy(m, all, sizeof(all));
 }
 
+static void dbirth(struct edge *e, const struct device *d)
+{
+  struct spb_metric m[N_PROVISIONING];
+  provisioning_metrics(d, m);
+  edge_publish(e, "DBIRTH", d->id, m, N_PROVISIONING, true);
+}
+
+/* An edge node that is itself the device (DESIGN §2): its NBIRTH, a new
+ * session, carries the request; d->id must be the edge node id. */
+static void nbirth_request(struct edge *e, uint64_t bdseq,
+                           const struct device *d)
+{
+  struct spb_metric m[2 + N_PROVISIONING];
+  m[0] = bdseq_metric(bdseq);
+  memset(&m[1], 0, sizeof(m[1]));
+  m[1].name = "Node Control/Rebirth";
+  m[1].has_datatype = true;
+  m[1].value.datatype = SPB_DT_BOOLEAN;
+  provisioning_metrics(d, m + 2);
+  e->seq = 0;
+  edge_publish(e, "NBIRTH", NULL, m, 2 + N_PROVISIONING, true);
+}
+
+/* DDATA, or NDATA for the node-level device (id EDGE). */
 static void ddata_installed(struct edge *e, const struct device *d,
                             const char *installed)
 {
   struct spb_metric m = str_metric("Provisioning/Installed", installed);
-  edge_publish(e, "DDATA", d->id, &m, 1, true);
+  bool node = strcmp(d->id, EDGE) == 0;
+  edge_publish(e, node ? "NDATA" : "DDATA", node ? NULL : d->id, &m, 1,
+               true);
 }
 
 /* tck-id-payloads-ddeath-seq: in the node's seq stream; no metrics. */
@@ -316,8 +344,9 @@ static void cert_fpr(const struct spb_payload *p, const char *name,
   BIO_free(bio);
 }
 
-/* The next DCMD (any device of our node) before `deadline` (wall ms);
- * the canary and anything else are skipped. */
+/* The next DCMD (any device of our node), or NCMD answer to the node
+ * itself as a device (out->device ""), before `deadline` (wall ms); the
+ * canary and anything else are skipped. */
 static bool next_dcmd(struct edge *e, uint64_t deadline, struct dcmd *out)
 {
   while(wall_ms() < deadline) {
@@ -332,11 +361,18 @@ static bool next_dcmd(struct edge *e, uint64_t deadline, struct dcmd *out)
     struct spb_topic t;
     struct spb_payload p;
     bool got = spb_topic_parse(topic, strlen(topic), &t) == LC_OK &&
-               t.type == SPB_DCMD &&
+               (t.type == SPB_DCMD || t.type == SPB_NCMD) &&
                spb_payload_decode(msg->payload, (size_t)msg->payloadlen,
                                   &p) == LC_OK;
     MQTTClient_freeMessage(&msg);
     MQTTClient_free(topic);
+    /* An NCMD is an answer only for the node-level device: a rebirth
+     * request carries no Provisioning/Status. */
+    if(got && t.type == SPB_NCMD &&
+       !spb_payload_find(&p, "Provisioning/Status")) {
+      spb_payload_free(&p);
+      continue;
+    }
     if(!got)
       continue;
     memset(out, 0, sizeof(*out));
@@ -868,6 +904,42 @@ static void test_restart_asks_unknown_node_to_rebirth(void)
   rig_cleanup(&r);
 }
 
+/* An edge node that is itself the device, waiting in DELIVERED, rebirths
+ * again and again without an NDEATH (a node asked to rebirth does just
+ * that). Each NBIRTH starts a new session, as for an ordinary device whose
+ * node rebirths: re-delivered with a fresh count, never FAILED
+ * "delivery_timeout" by rebirths alone (broker/dispatch.c, on_nbirth). */
+static void test_node_level_rebirths_do_not_spend_deliveries(void)
+{
+  struct rig r;
+  uint16_t port = start(&r);
+  struct edge e;
+  edge_open(&r, &e);
+  struct device node;
+  device_init(&node, EDGE); /* the serial is the edge node id */
+  nbirth_request(&e, 0, &node);
+  struct dcmd first, c;
+  CU_ASSERT_TRUE_FATAL(wait_dcmd(&e, "", &first, NULL));
+  check_issued(&first);
+  check_armed(&r, "", 1, &first);
+  /* More rebirths than max_deliveries, each answered at once. */
+  for(uint64_t k = 1; k <= MAX_DELIVERIES + 1; k++) {
+    nbirth_request(&e, k, &node);
+    CU_ASSERT_TRUE_FATAL(wait_dcmd(&e, "", &c, NULL));
+    check_same(&c, &first);
+    check_armed(&r, "", 1, &first);
+  }
+  acknowledge(&e, &node, &c);
+  CU_ASSERT_TRUE(rig_wait_count(&r, EDGE, SM_PROVISIONED, 1, WAIT_MS));
+  CU_ASSERT_EQUAL(rig_count(&r, EDGE, SM_FAILED), 0);
+  CU_ASSERT_EQUAL(metric_now(port, "linecert_provisioned_total"), 1);
+  edge_close(&e);
+  rig_stop_linecert(&r);
+  check_end(&r, EDGE, 1);
+  device_cleanup(&node);
+  rig_cleanup(&r);
+}
+
 static const struct lc_test tests[] = {
   {"NDEATH with another bdSeq ends nothing (re-delivered on time); with "
    "the session's bdSeq: node and device offline, DELIVERED suspended "
@@ -886,6 +958,10 @@ static const struct lc_test tests[] = {
    "certificates (tck-id-operational-behavior-data-commands-ncmd-rebirth-"
    "verb)",
    test_restart_asks_unknown_node_to_rebirth},
+  {"an edge node that is itself the device rebirths more often than "
+   "max_deliveries while DELIVERED: each NBIRTH re-delivers with a fresh "
+   "count, the same certificates; acknowledged by NDATA, issued once",
+   test_node_level_rebirths_do_not_spend_deliveries},
   {NULL, NULL}};
 
 int main(void)
