@@ -242,14 +242,12 @@ static void map_failure(struct awspca *a, const char *op, const char *key,
   char reason[CA_REASON_MAX];
   snprintf(reason, sizeof(reason), "aws:%.80s", ans->code);
   const char *c = ans->code;
-  struct ca__failure f = {
-    .transport = ans->transport,
-    .throttled = strcmp(c, "ThrottlingException") == 0 || ans->status == 429,
-    .server_error = ans->status >= 500 || strcmp(c, "InternalFailure") == 0 ||
-                    strcmp(c, "ServiceUnavailable") == 0,
-    .has_retry_after = ans->has_retry_after,
-    .retry_after_ms = ans->retry_after_ms,
-    .reason = reason};
+  struct ca__failure f =
+    ca__failure_http(ans->transport, ans->status, ans->has_retry_after,
+                     ans->retry_after_ms, reason);
+  f.throttled |= strcmp(c, "ThrottlingException") == 0;
+  f.server_error |= strcmp(c, "InternalFailure") == 0 ||
+                    strcmp(c, "ServiceUnavailable") == 0;
   if(ca__res_transient(pace, &f, res)) {
     if(f.transport == LC_OK)
       lc_log(f.throttled ? LC_DEBUG : LC_INFO, "ca", "ca=awspca op=%s key=%s "
@@ -261,7 +259,7 @@ static void map_failure(struct awspca *a, const char *op, const char *key,
     lc_log(LC_WARN, "ca", "ca=awspca op=%s key=%s code=%s msg=\"%s\"", op,
            key, c, ans->msg);
     reload_creds(a);
-    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), reason);
+    ca__res_retry_soon(res, reason);
     return;
   }
   lc_log(LC_WARN, "ca", "ca=awspca op=%s key=%s status=%ld code=%s "
@@ -318,7 +316,7 @@ static lc_err get_cert(struct awspca *a, const struct ca_request *req,
     if(rc == LC_EPROTO) {
       lc_log(LC_WARN, "ca", "ca=awspca op=GetCertificate key=%s "
              "err=\"certificate does not parse\"", req->request_key);
-      ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "bad_certificate");
+      ca__res_retry_soon(res, "bad_certificate");
       rc = LC_OK;
     }
     if(rc == LC_OK && res->status == CA_ISSUED) {
@@ -327,7 +325,7 @@ static lc_err get_cert(struct awspca *a, const struct ca_request *req,
              ca_role_name(req->role), req->request_key, res->serial_hex);
     }
   } else if(ans.transport == LC_OK && ans.status == 200) {
-    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "aws:malformed_response");
+    ca__res_retry_soon(res, "aws:malformed_response");
   } else if(ans.transport == LC_OK &&
             strcmp(ans.code, "RequestInProgressException") == 0) {
     ca__res_pending(res, a->poll_ms, "aws:RequestInProgressException");
@@ -339,7 +337,7 @@ static lc_err get_cert(struct awspca *a, const struct ca_request *req,
            "unknown to the CA; issuing again with the same token\"",
            req->request_key);
     ca__tickets_del(a->tickets, req->request_key);
-    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "aws:stale_ticket");
+    ca__res_retry_soon(res, "aws:stale_ticket");
   } else if(ans.transport == LC_OK &&
             strcmp(ans.code, "RequestFailedException") == 0) {
     ca__tickets_del(a->tickets, req->request_key);
@@ -396,7 +394,7 @@ static lc_err issue(struct awspca *a, const struct ca_request *req,
     lc_strlcpy(arn, got, ARN_MAX);
     *have_arn = true;
   } else if(ans.transport == LC_OK && ans.status == 200) {
-    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "aws:malformed_response");
+    ca__res_retry_soon(res, "aws:malformed_response");
   } else {
     map_failure(a, "IssueCertificate", req->request_key,
                 a->r.pace[PACE_ISSUE], &ans, res);
@@ -425,7 +423,7 @@ static lc_err aws_submit(struct ca_adapter *ca, const struct ca_request *req,
   } else if(rc != LC_OK) {
     /* The durable store failed: without knowing whether an ARN exists,
      * asking again could issue twice beyond AWS's window. */
-    ca__res_retry(&r, ca__jitter_ms(CA__TRANSIENT_MS), "ticket_store");
+    ca__res_retry_soon(&r, "ticket_store");
     lc_free(arn);
     *res = r;
     return LC_OK;

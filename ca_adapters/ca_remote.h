@@ -236,6 +236,9 @@ void ca__uuid5(const uint8_t ns[16], const char *name, char out[37]);
 /* Fill *res for the outcomes that carry no certificate. `reason` is
  * copied (truncated to CA_REASON_MAX - 1). */
 void ca__res_retry(struct ca_result *res, uint32_t ms, const char *reason);
+/* CA_RETRY after about a second, jittered (CA__TRANSIENT_MS): a
+ * transient failure that came with no Retry-After. */
+void ca__res_retry_soon(struct ca_result *res, const char *reason);
 /* A request a remote CA can take: a parsed CSR, a known role and a
  * non-empty idempotency key (every remote call is keyed by it). */
 bool ca__remote_request_ok(const struct ca_adapter *ca,
@@ -282,6 +285,13 @@ struct ca__failure {
   uint32_t retry_after_ms;
   const char *reason;          /* "aws:...", "gcp:...", "ejbca:http_..." */
 };
+
+/* What the HTTP status alone says: 429 throttled, 5xx a server error.
+ * An adapter adds what its API says in the body (AWS's error codes). */
+struct ca__failure ca__failure_http(lc_err transport, long status,
+                                    bool has_retry_after,
+                                    uint32_t retry_after_ms,
+                                    const char *reason);
 
 /* The failures every remote CA answers alike; true when `f` was one of
  * them, and then *res is set:

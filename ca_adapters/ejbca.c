@@ -142,12 +142,9 @@ static void map_failure(const char *op, const char *key,
 {
   char reason[CA_REASON_MAX];
   snprintf(reason, sizeof(reason), "ejbca:http_%ld", ans->status);
-  struct ca__failure f = {.transport = ans->transport,
-                          .throttled = ans->status == 429,
-                          .server_error = ans->status >= 500,
-                          .has_retry_after = ans->has_retry_after,
-                          .retry_after_ms = ans->retry_after_ms,
-                          .reason = reason};
+  struct ca__failure f =
+    ca__failure_http(ans->transport, ans->status, ans->has_retry_after,
+                     ans->retry_after_ms, reason);
   bool transient = ca__res_transient(pace, &f, res);
   if(transient && !f.server_error)
     return; /* http.c logged a transport failure; 429s are counted */
@@ -293,7 +290,7 @@ static lc_err chain_for(struct ejbca *e, const struct ca_request *req,
       *ok = true;
       rc = remember_chain(e, req->role, chain);
     } else if(rc == LC_OK) {
-      ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "ejbca:no_chain");
+      ca__res_retry_soon(res, "ejbca:no_chain");
     }
   } else if(rc == LC_ESHUTDOWN) {
     ca__res_shutdown(res);
@@ -301,7 +298,7 @@ static lc_err chain_for(struct ejbca *e, const struct ca_request *req,
   } else {
     if(rc == LC_OK)
       lc_log(LC_WARN, "ca", "ca=ejbca op=ca_chain status=%ld", resp.status);
-    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "ejbca:no_chain");
+    ca__res_retry_soon(res, "ejbca:no_chain");
     rc = LC_OK;
   }
   ca__http_resp_cleanup(&resp);
@@ -317,14 +314,14 @@ static lc_err issued_from(struct ejbca *e, const struct ca_request *req,
   json_t *chain_arr = NULL;
   if(!j || json_unpack(j, "{s:s, s?o}", "certificate", &b64,
                        "certificate_chain", &chain_arr) != 0) {
-    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "ejbca:malformed_response");
+    ca__res_retry_soon(res, "ejbca:malformed_response");
     return LC_OK;
   }
   X509 *leaf = x509_from_b64(b64);
   STACK_OF(X509) *chain = sk_X509_new_null();
   lc_err rc = chain ? LC_OK : LC_ENOMEM;
   if(rc == LC_OK && !leaf) {
-    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "bad_certificate");
+    ca__res_retry_soon(res, "bad_certificate");
     goto out;
   }
   if(rc == LC_OK)
@@ -346,7 +343,7 @@ static lc_err issued_from(struct ejbca *e, const struct ca_request *req,
   if(rc == LC_OK)
     rc = ca__res_issued(res, req->csr, leaf, chain);
   if(rc == LC_EPROTO) {
-    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "bad_certificate");
+    ca__res_retry_soon(res, "bad_certificate");
     rc = LC_OK;
   }
 out:
@@ -416,8 +413,7 @@ static lc_err lookup(struct ejbca *e, const struct ca_request *req,
   json_t *certs = ans.json ? json_object_get(ans.json, "certificates") : NULL;
   if(ans.transport != LC_OK || ans.status != 200 || !json_is_array(certs)) {
     if(ans.transport == LC_OK && ans.status == 200)
-      ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS),
-                    "ejbca:malformed_response");
+      ca__res_retry_soon(res, "ejbca:malformed_response");
     else
       map_failure("search", req->request_key, e->r.pace[0], &ans, res);
     if(ans.transport == LC_OK && (ans.status == 404 || ans.status == 405)) {
@@ -487,7 +483,7 @@ static lc_err pending_approval(struct ejbca *e, const struct ca_request *req,
 {
   long long id = approval_id(j);
   if(id <= 0) {
-    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "ejbca:malformed_response");
+    ca__res_retry_soon(res, "ejbca:malformed_response");
     return LC_OK;
   }
   char t[32];
@@ -555,7 +551,7 @@ static lc_err finalize(struct ejbca *e, const struct ca_request *req,
   long long id = strtoll(ticket, &end, 10);
   if(id <= 0 || !end || *end) {
     ca__tickets_del(e->tickets, req->request_key);
-    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "ejbca:stale_ticket");
+    ca__res_retry_soon(res, "ejbca:stale_ticket");
     return LC_OK;
   }
   if(!ca__take(e->r.pace[0], res))
@@ -591,7 +587,7 @@ static lc_err finalize(struct ejbca *e, const struct ca_request *req,
     bool found = false, failed = false;
     rc = lookup(e, req, user, &found, &failed, res);
     if(rc == LC_OK && !found && !failed)
-      ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "ejbca:not_found");
+      ca__res_retry_soon(res, "ejbca:not_found");
   } else if(ans.transport == LC_OK &&
             (ans.status == 400 || ans.status == 404)) {
     ca__tickets_del(e->tickets, req->request_key);
@@ -635,7 +631,7 @@ static lc_err ej_submit(struct ca_adapter *ca, const struct ca_request *req,
     if(rc == LC_OK && !found && !failed)
       rc = enroll(e, req, user, &r);
   } else {
-    ca__res_retry(&r, ca__jitter_ms(CA__TRANSIENT_MS), "ticket_store");
+    ca__res_retry_soon(&r, "ticket_store");
     rc = LC_OK;
   }
   if(rc != LC_OK) {

@@ -135,12 +135,9 @@ static void map_failure(struct gcpcas *g, const char *op, const char *key,
   (void)g;
   char reason[CA_REASON_MAX];
   snprintf(reason, sizeof(reason), "gcp:%.40s", ans->code);
-  struct ca__failure f = {.transport = ans->transport,
-                          .throttled = ans->status == 429,
-                          .server_error = ans->status >= 500,
-                          .has_retry_after = ans->has_retry_after,
-                          .retry_after_ms = ans->retry_after_ms,
-                          .reason = reason};
+  struct ca__failure f =
+    ca__failure_http(ans->transport, ans->status, ans->has_retry_after,
+                     ans->retry_after_ms, reason);
   if(ca__res_transient(pace, &f, res)) {
     if(f.transport == LC_OK)
       lc_log(f.throttled ? LC_DEBUG : LC_INFO, "ca", "ca=gcpcas op=%s key=%s "
@@ -177,7 +174,7 @@ static lc_err issued_from(struct gcpcas *g, const struct ca_request *req,
   json_t *chain_arr = NULL;
   if(json_unpack((json_t *)cert, "{s:s, s?o}", "pemCertificate", &pem,
                  "pemCertificateChain", &chain_arr) != 0) {
-    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "gcp:malformed_response");
+    ca__res_retry_soon(res, "gcp:malformed_response");
     return LC_OK;
   }
   STACK_OF(X509) *leaf = sk_X509_new_null();
@@ -197,7 +194,7 @@ static lc_err issued_from(struct gcpcas *g, const struct ca_request *req,
            ? ca__res_issued(res, req->csr, sk_X509_value(leaf, 0), chain)
            : LC_EPROTO;
   if(rc == LC_EPROTO) {
-    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), "bad_certificate");
+    ca__res_retry_soon(res, "bad_certificate");
     rc = LC_OK;
   }
   sk_X509_pop_free(leaf, X509_free);

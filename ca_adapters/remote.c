@@ -148,6 +148,11 @@ void ca__res_retry(struct ca_result *res, uint32_t ms, const char *reason)
   res_set(res, CA_RETRY, ms ? ms : 1, reason);
 }
 
+void ca__res_retry_soon(struct ca_result *res, const char *reason)
+{
+  ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS), reason);
+}
+
 void ca__res_pending(struct ca_result *res, uint32_t ms, const char *reason)
 {
   res_set(res, CA_PENDING, ms ? ms : 1, reason);
@@ -182,6 +187,19 @@ void ca__remote_shutdown(struct ca__remote *r)
     ca__pace_abort(r->pace[i]);
 }
 
+struct ca__failure ca__failure_http(lc_err transport, long status,
+                                    bool has_retry_after,
+                                    uint32_t retry_after_ms,
+                                    const char *reason)
+{
+  return (struct ca__failure){.transport = transport,
+                              .throttled = status == 429,
+                              .server_error = status >= 500,
+                              .has_retry_after = has_retry_after,
+                              .retry_after_ms = retry_after_ms,
+                              .reason = reason};
+}
+
 bool ca__res_transient(struct ca__pace *pace, const struct ca__failure *f,
                        struct ca_result *res)
 {
@@ -193,8 +211,8 @@ bool ca__res_transient(struct ca__pace *pace, const struct ca__failure *f,
     return true;
   }
   if(f->transport != LC_OK) {
-    ca__res_retry(res, ca__jitter_ms(CA__TRANSIENT_MS),
-                  f->transport == LC_ETLS ? "tls_error" : "transport");
+    ca__res_retry_soon(res,
+                       f->transport == LC_ETLS ? "tls_error" : "transport");
     return true;
   }
   if(f->throttled) {

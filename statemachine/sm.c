@@ -122,15 +122,12 @@ static void enter(struct sm_device *dev, const struct sm_event *ev,
   act->dirty = true;
 }
 
+/* The role an ISSUING_* state waits for (bootstrap for any other). */
 static enum ca_role issuing_role(enum sm_state s)
 {
-  return s == SM_ISSUING_OPERATIONAL ? CA_ROLE_OPERATIONAL
-                                     : CA_ROLE_BOOTSTRAP;
-}
-
-static bool is_issuing(enum sm_state s)
-{
-  return sm_state_issuing(s, NULL);
+  enum ca_role role = CA_ROLE_BOOTSTRAP;
+  sm_state_issuing(s, &role);
+  return role;
 }
 
 static void arm_delivery(struct sm_device *dev, const struct sm_policy *pol,
@@ -335,8 +332,9 @@ static lc_err on_invalid(struct sm_device *dev, const struct sm_event *ev,
 static bool answer_is_current(const struct sm_device *dev,
                               const struct sm_event *ev)
 {
-  return is_issuing(dev->state) && ev->generation == dev->generation &&
-         ev->role == issuing_role(dev->state);
+  enum ca_role role;
+  return sm_state_issuing(dev->state, &role) &&
+         ev->generation == dev->generation && ev->role == role;
 }
 
 /* The chain delivered to the device holds each distinct issuing CA. */
