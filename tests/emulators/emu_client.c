@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "tests/emulators/emu_client.h"
+#include "tests/support/lc_httpget.h"
 #include "tests/support/lc_proc.h"
 
 #include <curl/curl.h>
@@ -218,87 +219,44 @@ const char *emu_control_url(struct emu *e, const char *suffix)
   return slot(e, key, val);
 }
 
-struct buf {
-  char *p;
-  size_t n;
-};
-
-static size_t on_data(char *d, size_t sz, size_t nm, void *u)
+/* The emulator's control port: plain HTTP on loopback, JSON bodies. */
+static lc_err control(struct emu *e, const char *path, const char *post_json,
+                      char **body)
 {
-  struct buf *b = u;
-  size_t add = sz * nm;
-  if(b->n + add > (1u << 20))
-    return 0;
-  char *q = realloc(b->p, b->n + add + 1);
-  if(!q)
-    return 0;
-  memcpy(q + b->n, d, add);
-  b->p = q;
-  b->n += add;
-  b->p[b->n] = '\0';
-  return add;
-}
-
-static lc_err control(struct emu *e, const char *method, const char *path,
-                      const char *body, struct buf *out)
-{
-  CURL *c = curl_easy_init();
-  if(!c)
-    return LC_ENOMEM;
   char url[256];
   snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", (unsigned)e->ctl_port,
            path);
-  struct curl_slist *h =
-    curl_slist_append(NULL, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-  if(strcmp(method, "POST") == 0)
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "{}");
-  CURLcode cc = curl_easy_perform(c);
-  long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(h);
-  curl_easy_cleanup(c);
-  return cc == CURLE_OK && status == 200 ? LC_OK : LC_EIO;
+  long status = lc_http_request(url, post_json, body);
+  if(status == 200)
+    return LC_OK;
+  if(body) {
+    free(*body);
+    *body = NULL;
+  }
+  return LC_EIO;
 }
 
 lc_err emu_post(struct emu *e, const char *path, const char *json)
 {
-  struct buf b = {0};
-  lc_err rc = control(e, "POST", path, json, &b);
-  free(b.p);
-  return rc;
+  return control(e, path, json ? json : "{}", NULL);
 }
 
 lc_err emu_get(struct emu *e, const char *path, char **body)
 {
-  struct buf b = {0};
-  lc_err rc = control(e, "GET", path, NULL, &b);
-  if(rc == LC_OK && !b.p)
-    rc = LC_EIO;
-  if(rc != LC_OK) {
-    free(b.p);
-    return rc;
-  }
-  *body = b.p;
-  return LC_OK;
+  return control(e, path, NULL, body);
 }
 
 long emu_stat(struct emu *e, const char *name)
 {
-  struct buf b = {0};
+  char *text = NULL;
   long v = -1;
-  if(control(e, "GET", "/stats", NULL, &b) == LC_OK && b.p) {
+  if(control(e, "/stats", NULL, &text) == LC_OK) {
     json_error_t err;
-    json_t *j = json_loads(b.p, 0, &err);
+    json_t *j = json_loads(text, 0, &err);
     json_t *x = j ? json_object_get(j, name) : NULL;
     v = json_is_integer(x) ? (long)json_integer_value(x) : j ? 0 : -1;
     json_decref(j);
   }
-  free(b.p);
+  free(text);
   return v;
 }

@@ -42,17 +42,22 @@ void rig_init(struct rig *r)
   rig_init_conf(r, NULL);
 }
 
-bool rig_file_contains(const char *path, const char *needle)
+long rig_count_lines(const char *path, const char *needle)
 {
   FILE *f = fopen(path, "r");
   if(!f)
-    return false;
+    return 0;
   char line[4096];
-  bool found = false;
-  while(!found && fgets(line, sizeof(line), f))
-    found = strstr(line, needle) != NULL;
+  long n = 0;
+  while(fgets(line, sizeof(line), f))
+    n += strstr(line, needle) != NULL;
   fclose(f);
-  return found;
+  return n;
+}
+
+bool rig_file_contains(const char *path, const char *needle)
+{
+  return rig_count_lines(path, needle) > 0;
 }
 
 void rig_start_linecert(struct rig *r, const char *const extra[])

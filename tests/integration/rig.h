@@ -80,5 +80,7 @@ uint64_t rig_check_audit(struct rig *r);
 uint64_t rig_check_issued_once(struct rig *r, const char *prefix);
 /* Does the file contain `needle`? */
 bool rig_file_contains(const char *path, const char *needle);
+/* Lines of the file that contain `needle` (0 when it cannot be read). */
+long rig_count_lines(const char *path, const char *needle);
 
 #endif

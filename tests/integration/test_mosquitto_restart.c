@@ -26,19 +26,6 @@
 
 #define DEVICES 200 /* 2 edge nodes x 100 */
 
-static int count_lines(const char *path, const char *needle)
-{
-  FILE *f = fopen(path, "r");
-  if(!f)
-    return -1;
-  char line[4096];
-  int n = 0;
-  while(fgets(line, sizeof(line), f))
-    n += strstr(line, needle) != NULL;
-  fclose(f);
-  return n;
-}
-
 /* The timestamp of the first online STATE of linecert (host id
  * "linecert") newer than `after`, from the retained store or live,
  * within 20 s; 0 if none came. A client of its own, since the broker
@@ -128,7 +115,7 @@ static void test_broker_killed_mid_line_all_provisioned_once(void)
     rig_file_contains(r.log_path, "state=offline retry_in_ms=500"));
   CU_ASSERT_TRUE(
     rig_file_contains(r.log_path, "state=offline retry_in_ms=1000"));
-  CU_ASSERT_TRUE(count_lines(r.log_path, "mod=mqtt state=online") >= 2);
+  CU_ASSERT_TRUE(rig_count_lines(r.log_path, "mod=mqtt state=online") >= 2);
   rig_stop_linecert(&r);
 
   CU_ASSERT_EQUAL(rig_count(&r, "M-", SM_PROVISIONED), DEVICES);

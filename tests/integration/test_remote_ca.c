@@ -668,20 +668,6 @@ static void test_sigkill_between_ca_answer_and_commit(void)
 
 #define APPROVAL_DEVICES 3
 
-/* Lines of `path` that contain `needle`. */
-static long count_lines(const char *path, const char *needle)
-{
-  FILE *f = fopen(path, "r");
-  if(!f)
-    return 0;
-  char line[4096];
-  long n = 0;
-  while(fgets(line, sizeof(line), f))
-    n += strstr(line, needle) != NULL;
-  fclose(f);
-  return n;
-}
-
 /* EJBCA: every enrollment of this line needs an approval. Once all of
  * the line's bootstrap enrollments wait for theirs, SIGKILL linecert and
  * restart it. The restarted linecert must finalize the same approval
@@ -692,7 +678,7 @@ static void test_approval_pending_across_restart(void)
 {
   CU_ASSERT_TRUE_FATAL(T.up);
   long appr0 = emu_stat(T.emu, "approvals_created");
-  long pending0 = count_lines(T.rig.log_path, "op=approval_pending");
+  long pending0 = rig_count_lines(T.rig.log_path, "op=approval_pending");
   long fin0 = emu_stat(T.emu, "op:finalize");
   CU_ASSERT_EQUAL_FATAL(
     emu_post(T.emu, "/faults",
@@ -712,7 +698,7 @@ static void test_approval_pending_across_restart(void)
   for(int i = 0; i < 1500 && !waiting; i++) {
     waiting = emu_stat(T.emu, "approvals_created") >= appr0 +
                                                       APPROVAL_DEVICES &&
-              count_lines(T.rig.log_path, "op=approval_pending") >=
+              rig_count_lines(T.rig.log_path, "op=approval_pending") >=
                 pending0 + APPROVAL_DEVICES;
     if(!waiting)
       nap_ms(20);

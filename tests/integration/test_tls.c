@@ -256,19 +256,6 @@ static bool broker_denied(const struct lc_mosq *m, const char *client,
   return found;
 }
 
-static int count_lines(const char *path, const char *needle)
-{
-  FILE *f = fopen(path, "r");
-  if(!f)
-    return 0;
-  char line[4096];
-  int n = 0;
-  while(fgets(line, sizeof(line), f))
-    n += strstr(line, needle) != NULL;
-  fclose(f);
-  return n;
-}
-
 /* ---- a small Paho client ------------------------------------------------- */
 
 struct peer_opts {
@@ -793,13 +780,13 @@ static void refuses_broker(struct trig *t, const char *server,
   CU_ASSERT_EQUAL_FATAL(lc_proc_spawn(argv, NULL, log, log, &p), LC_OK);
   /* Three attempts: the first and two retries after backoff. */
   uint64_t end = mono_ms() + 3 * WAIT_MS;
-  while(count_lines(log, "state=offline retry_in_ms") < 3 &&
+  while(rig_count_lines(log, "state=offline retry_in_ms") < 3 &&
         mono_ms() < end && !lc_proc_exited(p))
     nap_ms(50);
   CU_ASSERT_FALSE(lc_proc_exited(p));
-  CU_ASSERT_TRUE(count_lines(log, "state=offline retry_in_ms") >= 3);
-  CU_ASSERT_TRUE(count_lines(log, "op=connect url=ssl://") >= 3);
-  CU_ASSERT_EQUAL(count_lines(log, "state=online"), 0);
+  CU_ASSERT_TRUE(rig_count_lines(log, "state=offline retry_in_ms") >= 3);
+  CU_ASSERT_TRUE(rig_count_lines(log, "op=connect url=ssl://") >= 3);
+  CU_ASSERT_EQUAL(rig_count_lines(log, "state=online"), 0);
   if(expect_in_log)
     CU_ASSERT_TRUE(rig_file_contains(log, expect_in_log));
   struct lc_proc_exit ex = {0};
