@@ -165,6 +165,10 @@ lc_err brk_cmd_status(const struct sm_device *dev, const char *status,
  * *out freed with lc_free(). */
 lc_err brk_audit_details(const struct sm_device *dev,
                          const struct sm_action *a, char **out) LC_NODISCARD;
+/* JSON details of a "superseded" record: role, the generation the
+ * certificate belonged to, its fingerprint and serial. */
+lc_err brk_audit_superseded(const struct sm_action *a, char **out)
+  LC_NODISCARD;
 /* JSON details of a dropped message: reason and a printable topic. */
 lc_err brk_audit_dropped(const char *reason, const char *topic, size_t len,
                          char **out) LC_NODISCARD;
@@ -383,6 +387,10 @@ void brk_audit_event(struct brk *b, const char *event, const char *device,
  * failure (logged). */
 struct brk_dev *brk_device(struct brk *b, const char *group, const char *edge,
                            const char *device, bool create);
+/* The device `value` is bound to (sm_store_claim_owner()), read in the
+ * open batch so that it sees the batch's own admissions. */
+lc_err brk_claim_owner(struct brk *b, enum sm_claim_kind kind,
+                       const char *value, int64_t *owner) LC_NODISCARD;
 /* Queue a worker job (blocks while the job queue is full). */
 void brk_push_job(struct brk *b, struct brk_job *job);
 

@@ -152,6 +152,7 @@ static const struct opt options[] = {
        "must be deny or reissue"),
   UINT("policy", "csr_max_bytes", csr_max_bytes, 256, 65536),
   BOOL("policy", "allow_p384", allow_p384),
+  BOOL("policy", "allow_shared_key", allow_shared_key),
 };
 
 #define R_ROLE(rn, idx)                                                \

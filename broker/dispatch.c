@@ -93,16 +93,43 @@ static void replay_request(struct brk *b, struct brk_dev *d)
            lc_errname(rc));
 }
 
-/* The same serial may not be provisioned on two edge nodes (DESIGN §2). */
-static bool serial_taken_elsewhere(struct brk *b, const struct brk_dev *d,
-                                   const char *serial)
+/* One identity per device (DESIGN §2): is `value` bound to a device
+ * other than d? Asked in the open batch, which sees the batch's own
+ * admissions; the store's claims make the answer binding (sm.h,
+ * sm_store_claim_owner()). A store that cannot answer admits nothing:
+ * LC_EDB, and the device's next birth asks again. */
+static lc_err claimed_elsewhere(struct brk *b, const struct brk_dev *d,
+                                enum sm_claim_kind kind, const char *value,
+                                bool *taken)
 {
-  struct sm_device *other = NULL;
-  if(sm_store_find_serial(b->store, serial, &other) != LC_OK)
-    return false;
-  bool taken = other->id != d->sm->id;
-  sm_device_free(other);
-  return taken;
+  int64_t owner = 0;
+  lc_err rc = brk_claim_owner(b, kind, value, &owner);
+  *taken = rc == LC_OK && owner != d->sm->id;
+  return rc == LC_ENOTFOUND ? LC_OK : rc;
+}
+
+/* Why a request may not have the identity it asks for, or NULL. Checked
+ * before any CA call, in the transaction that admits the request. */
+static lc_err identity_refusal(struct brk *b, const struct brk_dev *d,
+                               const char *serial,
+                               const char *const fpr[CA_ROLE_COUNT],
+                               const char **why)
+{
+  bool taken = false;
+  *why = NULL;
+  if(!b->cfg->allow_shared_key && fpr && !strcmp(fpr[0], fpr[1])) {
+    *why = "shared_key";
+    return LC_OK;
+  }
+  lc_err rc = claimed_elsewhere(b, d, SM_CLAIM_SERIAL, serial, &taken);
+  if(rc == LC_OK && taken)
+    *why = "duplicate_serial";
+  for(int r = 0; fpr && rc == LC_OK && !*why && r < CA_ROLE_COUNT; r++) {
+    rc = claimed_elsewhere(b, d, SM_CLAIM_KEY, fpr[r], &taken);
+    if(rc == LC_OK && taken)
+      *why = "key_reused";
+  }
+  return rc;
 }
 
 static void start_validation(struct brk *b, struct brk_dev *d,
@@ -158,6 +185,7 @@ static void on_dbirth(struct brk *b, const struct spb_topic *t,
                       const struct spb_payload *p)
 {
   struct brk_birth bi;
+  const char *why = NULL;
   if(brk_birth_read(p, t, b->cfg->csr_max_bytes, &bi) != LC_OK)
     goto out;
   atomic_fetch_add(&b->stats.births, 1);
@@ -170,8 +198,10 @@ static void on_dbirth(struct brk *b, const struct spb_topic *t,
     atomic_fetch_add(&b->stats.duplicate_births, 1);
   else if(known_request(d, &bi))
     replay_request(b, d);
-  else if(d->sm->id == 0 && serial_taken_elsewhere(b, d, bi.serial))
-    reject(b, d, "duplicate_serial");
+  else if(identity_refusal(b, d, bi.serial, NULL, &why) != LC_OK)
+    lc_log(LC_ERROR, "provision", "dev=%s op=identity err=store", d->key);
+  else if(why)
+    reject(b, d, why); /* a clone: not worth checking its CSRs */
   else
     start_validation(b, d, &bi);
 out:
@@ -416,6 +446,15 @@ static void validated(struct brk *b, struct brk_dev *d, struct brk_job *job)
     return;
   }
   const char *fpr[CA_ROLE_COUNT] = {job->key_fpr[0], job->key_fpr[1]};
+  const char *why = NULL;
+  if(identity_refusal(b, d, job->serial, fpr, &why) != LC_OK) {
+    lc_log(LC_ERROR, "provision", "dev=%s op=identity err=store", d->key);
+    return;
+  }
+  if(why) {
+    reject(b, d, why);
+    return;
+  }
   struct sm_request req = {.serial = job->serial,
                            .csr = {job->csr_pem[0], job->csr_pem[1]},
                            .key_fpr = {fpr[0], fpr[1]}, .meta = job->meta,

@@ -145,6 +145,26 @@ static void audit_action(struct brk *b, struct brk_dev *d,
   lc_free(details);
 }
 
+/* A certificate the device's new generation replaced: kept findable
+ * (superseded_cert) and recorded in the audit log, in the batch that
+ * starts the new generation. */
+static void supersede(struct brk *b, struct brk_dev *d,
+                      const struct sm_action *a)
+{
+  struct sm_superseded sc = {.device_id = d->sm->id, .role = a->role,
+                             .generation = a->generation, .fpr = a->fpr,
+                             .cert_serial = a->serial,
+                             .at_ms = lc_now_ms()};
+  char *details = NULL;
+  if(sm_store_put_superseded(b->store, &sc) != LC_OK ||
+     brk_audit_superseded(a, &details) != LC_OK) {
+    b->txn_failed = true;
+    return;
+  }
+  seal_and_append(b, "linecert", a->event, d->key, details);
+  lc_free(details);
+}
+
 lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
 {
   struct sm_actions act;
@@ -155,7 +175,8 @@ lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
   if(act.dirty || act.n) {
     bool writes = act.dirty;
     for(unsigned i = 0; i < act.n; i++)
-      writes |= act.a[i].kind == SM_ACT_AUDIT;
+      writes |= act.a[i].kind == SM_ACT_AUDIT ||
+                act.a[i].kind == SM_ACT_SUPERSEDE;
     if(writes && txn_open(b)) {
       if(act.dirty) {
         lc_err prc = sm_store_put_device(b->store, d->sm);
@@ -181,6 +202,10 @@ lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
     case SM_ACT_STATUS:
       add_fx(b, d, BRK_FX_STATUS, a->role, a->text);
       break;
+    case SM_ACT_SUPERSEDE:
+      if(txn_open(b))
+        supersede(b, d, a);
+      break;
     }
   }
   if(before != d->sm->state)
@@ -188,6 +213,14 @@ lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
            sm_event_name(ev->kind), sm_state_name(before),
            sm_state_name(d->sm->state));
   return LC_OK;
+}
+
+lc_err brk_claim_owner(struct brk *b, enum sm_claim_kind kind,
+                       const char *value, int64_t *owner)
+{
+  if(!txn_open(b))
+    return LC_EDB;
+  return sm_store_claim_owner(b->store, kind, value, owner);
 }
 
 void brk_push_job(struct brk *b, struct brk_job *job)

@@ -76,6 +76,19 @@ lc_err brk_audit_details(const struct sm_device *dev,
   return dump(obj, err, out);
 }
 
+lc_err brk_audit_superseded(const struct sm_action *a, char **out)
+{
+  json_t *obj = json_object();
+  if(!obj)
+    return LC_ENOMEM;
+  int err = put_str(obj, "role", ca_role_name(a->role));
+  err |= json_object_set_new(obj, "generation",
+                             json_integer((json_int_t)a->generation));
+  err |= put_str(obj, "cert_fpr", a->fpr);
+  err |= put_str(obj, "cert_serial", a->serial);
+  return dump(obj, err, out);
+}
+
 /* Bytes of a topic that cannot be shown as text become '?', so the
  * record stays valid UTF-8 JSON whatever arrived. */
 static void printable(const char *in, size_t len, char *out, size_t cap)

@@ -61,8 +61,9 @@ void sm_policy_defaults(struct sm_policy *p)
 static struct sm_action *push_action(struct sm_actions *act,
                                      enum sm_action_kind kind)
 {
-  /* SM_ACTIONS_MAX bounds the longest path (a new generation: 2 audits
-   * and a submit); running out is a programming error. */
+  /* SM_ACTIONS_MAX bounds the longest path (a new generation replacing
+   * two certificates: 2 audits, 2 supersedes and a submit); running out
+   * is a programming error. */
   if(act->n >= SM_ACTIONS_MAX)
     return NULL;
   struct sm_action *a = &act->a[act->n++];
@@ -202,6 +203,52 @@ static void clear_issued(struct sm_device *dev)
   LC_FREE(dev->chain);
 }
 
+/* The certificates a new generation replaces are recorded, never just
+ * forgotten: they were issued and may be in use (revoked once
+ * revocation exists). Filled before they are cleared, pushed after the
+ * generation's own records. */
+struct superseded {
+  unsigned n;
+  struct sm_action a[CA_ROLE_COUNT];
+};
+
+static void superseded_collect(const struct sm_device *dev,
+                               struct superseded *sup)
+{
+  sup->n = 0;
+  for(int role = 0; role < CA_ROLE_COUNT; role++) {
+    const struct sm_cert *c = &dev->cert[role];
+    if(!c->pem)
+      continue;
+    struct sm_action *a = &sup->a[sup->n++];
+    memset(a, 0, sizeof(*a));
+    a->kind = SM_ACT_SUPERSEDE;
+    a->role = (enum ca_role)role;
+    a->event = "superseded";
+    a->generation = dev->generation;
+    lc_strlcpy(a->fpr, c->fpr, sizeof(a->fpr));
+    lc_strlcpy(a->serial, c->serial, sizeof(a->serial));
+  }
+}
+
+static void superseded_push(const struct superseded *sup,
+                            struct sm_actions *act)
+{
+  for(unsigned i = 0; i < sup->n; i++) {
+    struct sm_action *a = push_action(act, SM_ACT_SUPERSEDE);
+    if(a)
+      *a = sup->a[i];
+  }
+}
+
+static bool holds_certificate(const struct sm_device *dev)
+{
+  for(int role = 0; role < CA_ROLE_COUNT; role++)
+    if(dev->cert[role].pem)
+      return true;
+  return false;
+}
+
 /* A new provisioning of this device: new request id, new CA keys. */
 static lc_err start_generation(struct sm_device *dev,
                                const struct sm_event *ev,
@@ -213,6 +260,8 @@ static lc_err start_generation(struct sm_device *dev,
   if(rc != LC_OK)
     return rc;
 
+  struct superseded sup;
+  superseded_collect(dev, &sup);
   clear_issued(dev);
   for(int role = 0; role < CA_ROLE_COUNT; role++) {
     lc_free(dev->csr[role]);
@@ -234,6 +283,7 @@ static lc_err start_generation(struct sm_device *dev,
   enter(dev, ev, act, SM_VALIDATED, "validated", CA_ROLE_BOOTSTRAP, why);
   enter(dev, ev, act, SM_ISSUING_BOOTSTRAP, "issuing", CA_ROLE_BOOTSTRAP,
         NULL);
+  superseded_push(&sup, act);
   add_submit(act, CA_ROLE_BOOTSTRAP);
   return LC_OK;
 }
@@ -271,6 +321,10 @@ static lc_err on_request(struct sm_device *dev, const struct sm_policy *pol,
       add_rejected_status(act, dev->reason);
       return LC_OK;
     }
+    /* FAILED after a certificate was issued (say, never acknowledged)
+     * is no way around the re-provisioning policy. */
+    if(holds_certificate(dev))
+      return request_new_keys(dev, pol, ev, act, "already_issued");
     return start_generation(dev, ev, act, "new_keys_after_failure");
   case SM_VALIDATED:
   case SM_ISSUING_BOOTSTRAP:

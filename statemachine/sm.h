@@ -26,6 +26,10 @@
  *   DELIVERED|PROVISIONED --REQUEST same keys--> re-deliver, same certs
  *   PROVISIONED|REJECTED|FAILED --REQUEST new keys--> by policy: refuse
  *      (REJECTED:already_provisioned) or a new generation from VALIDATED
+ *      (a FAILED device holding a certificate of its generation is
+ *      refused as REJECTED:already_issued under `deny`: that certificate
+ *      may be in use; under `reissue` every certificate the new
+ *      generation replaces is recorded by SM_ACT_SUPERSEDE)
  *
  * Every state change yields one SM_ACT_AUDIT action. Results of an older
  * generation (a CA answer that raced a re-provisioning) return
@@ -166,7 +170,10 @@ enum sm_action_kind {
   SM_ACT_AUDIT,      /* write an audit record: event, from -> to, text */
   SM_ACT_CA_SUBMIT,  /* submit (or poll) role with sm_request_key() */
   SM_ACT_DELIVER,    /* DCMD: certificates, chain, Status=ISSUED */
-  SM_ACT_STATUS      /* DCMD: Status = text (REJECTED:<r> or RETRYING) */
+  SM_ACT_STATUS,     /* DCMD: Status = text (REJECTED:<r> or RETRYING) */
+  SM_ACT_SUPERSEDE   /* record the certificate (role, fpr, serial,
+                        generation) a new generation replaces: a
+                        superseded_cert row and an audit record */
 };
 
 struct sm_action {
@@ -175,6 +182,10 @@ struct sm_action {
   const char *event;             /* audit event name (static string) */
   enum sm_state from, to;        /* for SM_ACT_AUDIT */
   char text[SM_REASON_MAX + 16]; /* status text, or audit reason */
+  /* SM_ACT_SUPERSEDE: the replaced certificate */
+  char fpr[SM_FPR_HEX];
+  char serial[SM_SERIAL_HEX];
+  uint32_t generation;
 };
 
 #define SM_ACTIONS_MAX 8
@@ -226,6 +237,32 @@ lc_err sm_store_get_device(struct sm_store *st, const char *group,
 /* The device holding `serial` (any generation), or LC_ENOTFOUND. */
 lc_err sm_store_find_serial(struct sm_store *st, const char *serial,
                             struct sm_device **out) LC_NODISCARD;
+
+/* One identity per device. The store binds each serial and each public
+ * key (key_fpr) to the first device that holds it, in the transaction
+ * that writes that device, and refuses any later write that would give
+ * one to another device: sm_store_put_device() then fails with
+ * LC_ECLAIMED, whatever the path. Claims are never released. */
+enum sm_claim_kind { SM_CLAIM_SERIAL, SM_CLAIM_KEY };
+/* The id of the device `value` is bound to; LC_ENOTFOUND when none.
+ * Inside a transaction it sees that transaction's own writes, so two
+ * requests admitted in one batch cannot both pass. */
+lc_err sm_store_claim_owner(struct sm_store *st, enum sm_claim_kind kind,
+                            const char *value, int64_t *device_id)
+  LC_NODISCARD;
+
+/* A certificate a new generation replaced (reprovision = reissue). */
+struct sm_superseded {
+  int64_t device_id;
+  enum ca_role role;
+  uint32_t generation;             /* the generation it belonged to */
+  const char *fpr;                 /* SHA-256 of its DER, hex */
+  const char *cert_serial;         /* hex; may be "" */
+  uint64_t at_ms;
+};
+/* Record it (once per fingerprint). Inside a transaction. */
+lc_err sm_store_put_superseded(struct sm_store *st,
+                               const struct sm_superseded *sc) LC_NODISCARD;
 
 /* Hands each device ownership to cb (cb frees it); stops at the first
  * error cb returns and returns it. */

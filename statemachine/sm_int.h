@@ -42,6 +42,11 @@ struct sm_store_ops {
                            const struct sm_checkpoint *cp);
   lc_err (*checkpoint_latest)(struct sm_store *st, bool exported_only,
                               struct sm_checkpoint **out);
+  /* schema v4 */
+  lc_err (*claim_owner)(struct sm_store *st, enum sm_claim_kind kind,
+                        const char *value, int64_t *device_id);
+  lc_err (*put_superseded)(struct sm_store *st,
+                           const struct sm_superseded *sc);
 };
 
 /* The common head of every backend's handle. */
@@ -50,6 +55,6 @@ struct sm_store {
 };
 
 /* Newest schema version a store of this build writes and reads. */
-#define SM_STORE_SCHEMA_VERSION 3
+#define SM_STORE_SCHEMA_VERSION 4
 
 #endif

@@ -60,6 +60,24 @@ lc_err sm_store_find_serial(struct sm_store *st, const char *serial,
   return st->ops->find_serial(st, serial, out);
 }
 
+lc_err sm_store_claim_owner(struct sm_store *st, enum sm_claim_kind kind,
+                            const char *value, int64_t *device_id)
+{
+  if(!st || !value || !value[0] || !device_id ||
+     (kind != SM_CLAIM_SERIAL && kind != SM_CLAIM_KEY))
+    return LC_EINVAL;
+  return st->ops->claim_owner(st, kind, value, device_id);
+}
+
+lc_err sm_store_put_superseded(struct sm_store *st,
+                               const struct sm_superseded *sc)
+{
+  if(!st || !sc || !sc->fpr || !sc->fpr[0] ||
+     (unsigned)sc->role >= CA_ROLE_COUNT)
+    return LC_EINVAL;
+  return st->ops->put_superseded(st, sc);
+}
+
 lc_err sm_store_foreach_unfinished(struct sm_store *st, sm_device_cb cb,
                                    void *ctx)
 {

@@ -183,11 +183,93 @@ static lc_err migrate_v3(sqlite3 *db)
   return exec_sql(db, schema_v3, "migrate_v3");
 }
 
+/* v4: one identity per device, enforced by the database itself.
+ *
+ * identity_claim binds a serial, and each public key (SHA-256 of its
+ * SubjectPublicKeyInfo), to the first device that holds it. The triggers
+ * claim on every insert of a device row and on every update that changes
+ * its serial or keys, in the same statement: whatever path writes a
+ * device (a DBIRTH, an NBIRTH, a replay, a restart, an operator command,
+ * a second linecert on the same file), a serial or key that belongs to
+ * another device aborts the write (SQLITE_CONSTRAINT_TRIGGER, LC_ECLAIMED)
+ * before anything could be issued for it. The broker asks first
+ * (sm_store_claim_owner()) so that a clone gets a clear answer instead of
+ * a failed batch; the triggers are what makes that answer a guarantee.
+ * Claims are never released: an old key of a re-provisioned device stays
+ * its own. A file that already holds a serial twice (written before v4)
+ * gives the claim to the oldest row and logs the others at open.
+ *
+ * superseded_cert records the certificates a new generation replaced
+ * (reprovision = reissue), so they can be found and revoked later. */
+#define CLAIM_SQL(kind, col)                                               \
+  "INSERT INTO identity_claim(kind, value, device_id) "                    \
+  "SELECT '" kind "', NEW." col ", NEW.id WHERE NEW." col " IS NOT NULL "   \
+  "AND NOT EXISTS(SELECT 1 FROM identity_claim WHERE kind = '" kind "' "   \
+  "AND value = NEW." col ");"                                               \
+  "SELECT RAISE(ABORT, 'identity_claimed') WHERE NEW." col " IS NOT NULL " \
+  "AND (SELECT device_id FROM identity_claim WHERE kind = '" kind "' "     \
+  "AND value = NEW." col ") <> NEW.id;"
+#define CLAIM_ALL_SQL                                                      \
+  CLAIM_SQL("serial", "serial") CLAIM_SQL("key", "bootstrap_key_fpr")       \
+  CLAIM_SQL("key", "operational_key_fpr")
+#define FILL_SQL(kind, col)                                                \
+  "INSERT OR IGNORE INTO identity_claim(kind, value, device_id) "          \
+  "SELECT '" kind "', " col ", id FROM devices WHERE " col " IS NOT NULL " \
+  "ORDER BY id;"
+
+static const char schema_v4[] =
+  "CREATE TABLE identity_claim("
+  " kind TEXT NOT NULL CHECK(kind IN ('serial', 'key')),"
+  " value TEXT NOT NULL,"
+  " device_id INTEGER NOT NULL,"
+  " PRIMARY KEY(kind, value)) WITHOUT ROWID;"
+  FILL_SQL("serial", "serial")
+  FILL_SQL("key", "bootstrap_key_fpr")
+  FILL_SQL("key", "operational_key_fpr")
+  "CREATE TRIGGER devices_claim_insert AFTER INSERT ON devices BEGIN "
+  CLAIM_ALL_SQL " END;"
+  "CREATE TRIGGER devices_claim_update AFTER UPDATE ON devices "
+  "WHEN NEW.serial IS NOT OLD.serial "
+  "OR NEW.bootstrap_key_fpr IS NOT OLD.bootstrap_key_fpr "
+  "OR NEW.operational_key_fpr IS NOT OLD.operational_key_fpr BEGIN "
+  CLAIM_ALL_SQL " END;"
+  "CREATE TABLE superseded_cert("
+  " fpr TEXT PRIMARY KEY,"
+  " device_id INTEGER NOT NULL,"
+  " role TEXT NOT NULL,"
+  " generation INTEGER NOT NULL,"
+  " cert_serial TEXT,"
+  " superseded_at INTEGER NOT NULL);";
+
+/* Rows that broke the rule before v4 are not silently forgotten. */
+static void log_old_duplicates(sqlite3 *db)
+{
+  sqlite3_stmt *stmt = NULL;
+  if(sqlite3_prepare_v2(db,
+                        "SELECT serial, count(*) FROM devices WHERE serial "
+                        "IS NOT NULL GROUP BY serial HAVING count(*) > 1",
+                        -1, &stmt, NULL) != SQLITE_OK)
+    return;
+  while(sqlite3_step(stmt) == SQLITE_ROW)
+    lc_log(LC_WARN, MOD, "op=migrate_v4 serial=%s devices=%d "
+           "err=\"serial held by several devices before v4; the oldest "
+           "keeps it\"", (const char *)sqlite3_column_text(stmt, 0),
+           sqlite3_column_int(stmt, 1));
+  sqlite3_finalize(stmt);
+}
+
+static lc_err migrate_v4(sqlite3 *db)
+{
+  log_old_duplicates(db);
+  return exec_sql(db, schema_v4, "migrate_v4");
+}
+
 /* migrations[v] takes the schema from version v to v + 1. */
 static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
   migrate_v1,
   migrate_v2,
   migrate_v3,
+  migrate_v4,
 };
 
 /* ---- statements -------------------------------------------------------- */
@@ -210,6 +292,7 @@ enum stmt_id {
   ST_AUD_APPEND, ST_AUD_TAIL, ST_AUD_FROM,
   ST_META_GET, ST_META_SET,
   ST_AUD_RANGE, ST_CKPT_PUT, ST_CKPT_LATEST,
+  ST_CLAIM_OWNER, ST_SUPERSEDED_PUT,
   ST_COUNT
 };
 
@@ -234,10 +317,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     "updated_at = ?26 WHERE id = ?1",
   [ST_DEV_GET] = "SELECT " DEVICE_COLUMNS " FROM devices "
                  "WHERE group_id = ?1 AND edge_id = ?2 AND device_id = ?3",
-  /* A serial may have moved between edges: the latest row wins. */
-  [ST_DEV_BY_SERIAL] = "SELECT " DEVICE_COLUMNS " FROM devices "
-                       "WHERE serial = ?1 "
-                       "ORDER BY updated_at DESC, id DESC LIMIT 1",
+  /* The serial's owner (schema v4): one device at most. */
+  [ST_DEV_BY_SERIAL] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = "
+                       "(SELECT device_id FROM identity_claim "
+                       "WHERE kind = 'serial' AND value = ?1)",
   [ST_DEV_PAGE_ALL] = "SELECT " DEVICE_COLUMNS " FROM devices "
                       "WHERE id > ?1 ORDER BY id LIMIT ?2",
   /* The settled states of sm_state_settled(); the unit test
@@ -268,6 +351,14 @@ static const char *const stmt_sql[ST_COUNT] = {
     "ORDER BY tree_size DESC LIMIT 1",
   [ST_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2) "
                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+  [ST_CLAIM_OWNER] = "SELECT device_id FROM identity_claim "
+                     "WHERE kind = ?1 AND value = ?2",
+  /* A certificate is superseded once; a replayed record changes
+   * nothing. */
+  [ST_SUPERSEDED_PUT] =
+    "INSERT OR IGNORE INTO superseded_cert(fpr, device_id, role, "
+    "generation, cert_serial, superseded_at) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
 struct sqlite_store {
@@ -328,6 +419,25 @@ static lc_err step_done(struct sqlite_store *s, enum stmt_id id,
 static bool is_unique_violation(sqlite3 *db)
 {
   return sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE;
+}
+
+/* The identity_claim triggers refused the write (schema v4). */
+static bool is_claim_violation(sqlite3 *db)
+{
+  return sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_TRIGGER;
+}
+
+/* What a failed device write means to the caller. */
+static lc_err device_write_error(struct sqlite_store *s, const char *op)
+{
+  if(is_unique_violation(s->db))
+    return LC_EEXIST;
+  if(is_claim_violation(s->db)) {
+    lc_log(LC_ERROR, MOD, "op=%s err=\"serial or key bound to another "
+           "device\"", op);
+    return LC_ECLAIMED;
+  }
+  return db_error(s->db, op);
 }
 
 static lc_err require_transaction(struct sqlite_store *s, const char *op)
@@ -694,10 +804,8 @@ static lc_err insert_device(struct sqlite_store *s, struct sm_device *dev)
     err = db_error(s->db, "put_device.bind");
   else if(sqlite3_step(stmt) == SQLITE_DONE)
     dev->id = sqlite3_last_insert_rowid(s->db);
-  else if(is_unique_violation(s->db))
-    err = LC_EEXIST;
   else
-    err = db_error(s->db, "put_device.insert");
+    err = device_write_error(s, "put_device.insert");
   stmt_release(stmt);
   return err;
 }
@@ -712,10 +820,8 @@ static lc_err update_device(struct sqlite_store *s, struct sm_device *dev)
     err = db_error(s->db, "put_device.bind");
   else if(sqlite3_step(stmt) == SQLITE_DONE)
     err = sqlite3_changes(s->db) == 1 ? LC_OK : LC_ENOTFOUND;
-  else if(is_unique_violation(s->db))
-    err = LC_EEXIST;
   else
-    err = db_error(s->db, "put_device.update");
+    err = device_write_error(s, "put_device.update");
   stmt_release(stmt);
   return err;
 }
@@ -762,6 +868,52 @@ static lc_err sqlite_find_serial(struct sm_store *st, const char *serial,
     return err;
   }
   return load_one_device(s, stmt, "find_serial", out);
+}
+
+static const char *const claim_kind_names[] = {
+  [SM_CLAIM_SERIAL] = "serial", [SM_CLAIM_KEY] = "key"};
+
+static lc_err sqlite_claim_owner(struct sm_store *st, enum sm_claim_kind kind,
+                                 const char *value, int64_t *device_id)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_CLAIM_OWNER];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_text(&b, 1, claim_kind_names[kind]);
+  bind_text(&b, 2, value);
+  lc_err err;
+  int rc = b.rc == SQLITE_OK ? sqlite3_step(stmt) : b.rc;
+  if(rc == SQLITE_ROW) {
+    *device_id = sqlite3_column_int64(stmt, 0);
+    err = LC_OK;
+  }
+  else {
+    err = rc == SQLITE_DONE ? LC_ENOTFOUND : db_error(s->db, "claim_owner");
+  }
+  stmt_release(stmt);
+  return err;
+}
+
+static lc_err sqlite_put_superseded(struct sm_store *st,
+                                    const struct sm_superseded *sc)
+{
+  struct sqlite_store *s = from_base(st);
+  lc_err err = require_transaction(s, "put_superseded");
+  if(err != LC_OK)
+    return err;
+  sqlite3_stmt *stmt = s->stmt[ST_SUPERSEDED_PUT];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_text(&b, 1, sc->fpr);
+  bind_i64(&b, 2, sc->device_id);
+  bind_text(&b, 3, sc->role == CA_ROLE_BOOTSTRAP ? "bootstrap"
+                                                 : "operational");
+  bind_i64(&b, 4, sc->generation);
+  bind_opt_text(&b, 5, sc->cert_serial);
+  bind_i64(&b, 6, (int64_t)sc->at_ms);
+  if(b.rc != SQLITE_OK || sqlite3_step(stmt) != SQLITE_DONE)
+    err = db_error(s->db, "put_superseded");
+  stmt_release(stmt);
+  return err;
 }
 
 static void free_devices(struct sm_device **devs, size_t n)
@@ -1220,6 +1372,8 @@ static const struct sm_store_ops sqlite_ops = {
   .audit_range = sqlite_audit_range,
   .checkpoint_put = sqlite_checkpoint_put,
   .checkpoint_latest = sqlite_checkpoint_latest,
+  .claim_owner = sqlite_claim_owner,
+  .put_superseded = sqlite_put_superseded,
 };
 
 /* Run a one-off statement whose single result is text, e.g. a PRAGMA. */

@@ -412,6 +412,71 @@ static void test_delivery_timeouts_end_in_failed(void)
   sm_device_free(d);
 }
 
+/* issue 9, item 2: a device FAILED after its certificates were issued
+ * (never acknowledged) asks with new keys. Under deny it is refused:
+ * those certificates may be in use. */
+static void test_failed_after_issue_new_keys_denied(void)
+{
+  struct sm_device *d = delivered_device();
+  struct sm_actions act;
+  pol.max_deliveries = 1;
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_TIMER}, &act),
+                  LC_OK);
+  pol.max_deliveries = 5;
+  CU_ASSERT_EQUAL_FATAL(d->state, SM_FAILED);
+  struct sm_request r = request(FPR_X, "1111000000000000000000000000000000"
+                                       "000000000000000000000000000004");
+  r.request_id = "fedcba9876543210fedcba9876543210";
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_FAILED);
+  CU_ASSERT_EQUAL(d->generation, 1);
+  CU_ASSERT_PTR_NOT_NULL(d->cert[CA_ROLE_BOOTSTRAP].pem);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_CA_SUBMIT), 0);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_STATUS), 1);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_SUPERSEDE), 0);
+  for(unsigned i = 0; i < act.n; i++)
+    if(act.a[i].kind == SM_ACT_STATUS)
+      CU_ASSERT_STRING_EQUAL(act.a[i].text, "REJECTED:already_issued");
+  sm_device_free(d);
+}
+
+/* The same under reissue: a new generation, and both certificates of the
+ * old one recorded as superseded (after the generation's own records). */
+static void test_reissue_supersedes_old_certificates(void)
+{
+  struct sm_device *d = delivered_device();
+  struct sm_actions act;
+  char old_fpr[CA_ROLE_COUNT][SM_FPR_HEX];
+  for(int r = 0; r < CA_ROLE_COUNT; r++)
+    memcpy(old_fpr[r], d->cert[r].fpr, SM_FPR_HEX);
+  pol.max_deliveries = 1;
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_TIMER}, &act),
+                  LC_OK);
+  pol.max_deliveries = 5;
+  CU_ASSERT_EQUAL_FATAL(d->state, SM_FAILED);
+  pol.reprovision = SM_REPROVISION_REISSUE;
+  struct sm_request r = request(FPR_X, "1111000000000000000000000000000000"
+                                       "000000000000000000000000000004");
+  r.request_id = "fedcba9876543210fedcba9876543210";
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &r}, &act), LC_OK);
+  pol.reprovision = SM_REPROVISION_DENY;
+  CU_ASSERT_EQUAL(d->state, SM_ISSUING_BOOTSTRAP);
+  CU_ASSERT_EQUAL(d->generation, 2);
+  CU_ASSERT_STRING_EQUAL(act.a[0].text, "reprovision");
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_SUPERSEDE), 2);
+  for(unsigned i = 0; i < act.n; i++) {
+    const struct sm_action *a = &act.a[i];
+    if(a->kind != SM_ACT_SUPERSEDE)
+      continue;
+    CU_ASSERT_STRING_EQUAL(a->fpr, old_fpr[a->role]);
+    CU_ASSERT_EQUAL(a->generation, 1);
+    CU_ASSERT_STRING_EQUAL(a->event, "superseded");
+  }
+  sm_device_free(d);
+}
+
 static void test_events_not_allowed_change_nothing(void)
 {
   struct sm_device *d = new_device();
@@ -489,6 +554,10 @@ const struct lc_test sm_tests[] = {
    test_provisioned_new_keys_reissued_when_allowed},
   {"delivery timeouts end in FAILED; retry re-delivers",
    test_delivery_timeouts_end_in_failed},
+  {"FAILED after issue + new keys: REJECTED:already_issued under deny",
+   test_failed_after_issue_new_keys_denied},
+  {"FAILED after issue + new keys under reissue: new generation, old "
+   "certificates superseded", test_reissue_supersedes_old_certificates},
   {"events not allowed in NEW change nothing",
    test_events_not_allowed_change_nothing},
   {"out of memory at any allocation leaves device unchanged",

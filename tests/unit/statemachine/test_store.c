@@ -87,6 +87,15 @@ static void raw_exec(const char *path, const char *sql)
   sqlite3_close(db);
 }
 
+/* What schema v4 added, gone: the file as v3 wrote it. */
+static void drop_v4(const char *path)
+{
+  raw_exec(path, "DROP TRIGGER devices_claim_insert;"
+                 "DROP TRIGGER devices_claim_update;"
+                 "DROP TABLE identity_claim; DROP TABLE superseded_cert;"
+                 "PRAGMA user_version=3");
+}
+
 /* The first column of the first row of `sql`, as text ("" if none). */
 static void raw_text(const char *path, const char *sql, char *out,
                      size_t cap)
@@ -131,11 +140,29 @@ static struct sm_device *bare_device(const char *group, const char *edge,
   return d;
 }
 
-/* A device with every field set, each to a value of its own. */
+/* A key fingerprint of its own for (device, role): the store binds each
+ * key to one device (schema v4). */
+static void own_fpr(char out[SM_FPR_HEX], const char *device, char role)
+{
+  char hex[3];
+  memset(out, '0', SM_FPR_HEX - 1);
+  out[SM_FPR_HEX - 1] = '\0';
+  out[0] = role;
+  for(size_t i = 0; device[i] && 2 + 2 * i + 1 < SM_FPR_HEX - 1; i++) {
+    lc_hex((const uint8_t *)&device[i], 1, hex);
+    memcpy(out + 2 + 2 * i, hex, 2);
+  }
+}
+
+/* A device with every field set, each to a value of its own. Its serial
+ * and keys are its own too: SN-0042 for D1, SN-<device> otherwise. */
 static struct sm_device *full_device(const char *device)
 {
   struct sm_device *d = bare_device("L1", "E1", device, SM_DELIVERED);
-  lc_strlcpy(d->serial, "SN-0042", sizeof(d->serial));
+  if(!strcmp(device, "D1"))
+    lc_strlcpy(d->serial, "SN-0042", sizeof(d->serial));
+  else
+    snprintf(d->serial, sizeof(d->serial), "SN-%s", device);
   lc_strlcpy(d->reason, "previous: ca_timeout", sizeof(d->reason));
   lc_strlcpy(d->request_id, REQ_ID, sizeof(d->request_id));
   d->generation = 3;
@@ -144,8 +171,8 @@ static struct sm_device *full_device(const char *device)
   d->next_attempt_at = 1795000000123u;
   d->csr[CA_ROLE_BOOTSTRAP] = owned("-----BEGIN CERTIFICATE REQUEST-----\nB");
   d->csr[CA_ROLE_OPERATIONAL] = owned("-----BEGIN CERTIFICATE REQUEST-----\nO");
-  lc_strlcpy(d->key_fpr[0], FPR("a"), SM_FPR_HEX);
-  lc_strlcpy(d->key_fpr[1], FPR("b"), SM_FPR_HEX);
+  own_fpr(d->key_fpr[0], device, 'a');
+  own_fpr(d->key_fpr[1], device, 'b');
   d->cert[0].pem = owned("-----BEGIN CERTIFICATE-----\nBOOT\n");
   d->cert[1].pem = owned("-----BEGIN CERTIFICATE-----\nOPER\n");
   lc_strlcpy(d->cert[0].fpr, FPR("c"), SM_FPR_HEX);
@@ -369,8 +396,12 @@ static void test_duplicate_identity_is_eexist(void)
   /* Renaming D2 onto D1 collides as well. */
   lc_strlcpy(c->device, "D1", sizeof(c->device));
   CU_ASSERT_EQUAL(sm_store_put_device(f.st, c), LC_EEXIST);
-  /* The transaction survives a failed statement. */
+  /* The transaction survives a failed statement. (D3 with an identity
+   * of its own: D1's serial and keys are D1's.) */
   lc_strlcpy(b->device, "D3", sizeof(b->device));
+  lc_strlcpy(b->serial, "SN-D3", sizeof(b->serial));
+  own_fpr(b->key_fpr[0], "D3", 'a');
+  own_fpr(b->key_fpr[1], "D3", 'b');
   CU_ASSERT_EQUAL(sm_store_put_device(f.st, b), LC_OK);
   CU_ASSERT_EQUAL(sm_store_commit(f.st), LC_OK);
   struct sm_device *back = NULL;
@@ -534,6 +565,166 @@ static void test_find_serial(void)
   CU_ASSERT_EQUAL(sm_store_find_serial(f.st, "", &back), LC_ENOTFOUND);
   sm_device_free(d);
   sm_device_free(e);
+  fx_close(&f);
+}
+
+/* ---- one identity per device (schema v4) ------------------------------- */
+
+/* Put d in a transaction of its own; the put's result. */
+static lc_err put_alone(struct sm_store *st, struct sm_device *d)
+{
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(st), LC_OK);
+  lc_err rc = sm_store_put_device(st, d);
+  if(rc == LC_OK) {
+    CU_ASSERT_EQUAL(sm_store_commit(st), LC_OK);
+  }
+  else {
+    sm_store_rollback(st);
+  }
+  return rc;
+}
+
+/* A serial belongs to one device whatever writes the second one: an
+ * insert, an update that changes the serial, in its own transaction or
+ * in the one that claimed it. */
+static void test_serial_bound_to_one_device(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *a = full_device("D1"), *b = full_device("D2");
+  put_committed(f.st, a);
+  int64_t owner = 0;
+  CU_ASSERT_EQUAL(sm_store_claim_owner(f.st, SM_CLAIM_SERIAL, "SN-0042",
+                                       &owner), LC_OK);
+  CU_ASSERT_EQUAL(owner, a->id);
+  /* Another (group, edge, device) with the same serial: refused. */
+  lc_strlcpy(b->serial, "SN-0042", sizeof(b->serial));
+  CU_ASSERT_EQUAL(put_alone(f.st, b), LC_ECLAIMED);
+  CU_ASSERT_EQUAL(b->id, 0);
+  /* Stored under its own serial, then moved onto a's: refused. */
+  lc_strlcpy(b->serial, "SN-D2", sizeof(b->serial));
+  CU_ASSERT_EQUAL(put_alone(f.st, b), LC_OK);
+  lc_strlcpy(b->serial, "SN-0042", sizeof(b->serial));
+  CU_ASSERT_EQUAL(put_alone(f.st, b), LC_ECLAIMED);
+  /* The owner itself may be written again and again. */
+  a->attempts++;
+  CU_ASSERT_EQUAL(put_alone(f.st, a), LC_OK);
+  /* Two newcomers in one transaction: the second sees the first's
+   * claim before commit. */
+  struct sm_device *c = full_device("D3"), *d = full_device("D4");
+  lc_strlcpy(d->serial, "SN-D3", sizeof(d->serial));
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_device(f.st, c), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_claim_owner(f.st, SM_CLAIM_SERIAL, "SN-D3",
+                                       &owner), LC_OK);
+  CU_ASSERT_EQUAL(owner, c->id);
+  CU_ASSERT_EQUAL(sm_store_put_device(f.st, d), LC_ECLAIMED);
+  CU_ASSERT_EQUAL(sm_store_commit(f.st), LC_OK);
+  /* A rollback takes its claims with it. */
+  struct sm_device *e = full_device("D5");
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_device(f.st, e), LC_OK);
+  sm_store_rollback(f.st);
+  CU_ASSERT_EQUAL(sm_store_claim_owner(f.st, SM_CLAIM_SERIAL, "SN-D5",
+                                       &owner), LC_ENOTFOUND);
+  sm_device_free(a);
+  sm_device_free(b);
+  sm_device_free(c);
+  sm_device_free(d);
+  sm_device_free(e);
+  fx_close(&f);
+}
+
+/* A public key belongs to one device, for good: a re-provisioned
+ * device's old key stays its own. */
+static void test_key_bound_to_one_device(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *a = full_device("D1"), *b = full_device("D2");
+  put_committed(f.st, a);
+  char old_key[SM_FPR_HEX];
+  lc_strlcpy(old_key, a->key_fpr[CA_ROLE_OPERATIONAL], sizeof(old_key));
+  /* b asks with a's operational key as its bootstrap key. */
+  lc_strlcpy(b->key_fpr[CA_ROLE_BOOTSTRAP], old_key, SM_FPR_HEX);
+  CU_ASSERT_EQUAL(put_alone(f.st, b), LC_ECLAIMED);
+  /* a moves to new keys (reprovision = reissue); its old key is still
+   * not b's to take. */
+  own_fpr(a->key_fpr[CA_ROLE_OPERATIONAL], "D1-gen2", 'b');
+  CU_ASSERT_EQUAL(put_alone(f.st, a), LC_OK);
+  CU_ASSERT_EQUAL(put_alone(f.st, b), LC_ECLAIMED);
+  int64_t owner = 0;
+  CU_ASSERT_EQUAL(sm_store_claim_owner(f.st, SM_CLAIM_KEY, old_key, &owner),
+                  LC_OK);
+  CU_ASSERT_EQUAL(owner, a->id);
+  /* One device may use one key for both roles (policy decides): the
+   * store binds it once. */
+  struct sm_device *c = full_device("D3");
+  lc_strlcpy(c->key_fpr[CA_ROLE_OPERATIONAL], c->key_fpr[CA_ROLE_BOOTSTRAP],
+             SM_FPR_HEX);
+  CU_ASSERT_EQUAL(put_alone(f.st, c), LC_OK);
+  sm_device_free(a);
+  sm_device_free(b);
+  sm_device_free(c);
+  fx_close(&f);
+}
+
+/* A v3 file that already holds a serial twice: the oldest row keeps it,
+ * and from then on no write gives it to another device. */
+static void test_migration_gives_serial_to_oldest(void)
+{
+  struct fx f;
+  fx_open(&f);
+  sm_store_close(f.st);
+  f.st = NULL;
+  drop_v4(f.path);
+  /* The duplicate rows, as v3 let them be written. */
+  raw_exec(f.path, "INSERT INTO devices(group_id, edge_id, device_id, "
+                   "serial, state) VALUES('L1', 'E1', 'D1', 'SN-X', 'NEW'),"
+                   "('L1', 'E2', 'D1', 'SN-X', 'NEW')");
+  fx_reopen(&f, SM_STORE_RW);
+  char v[16];
+  raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "4");
+  raw_text(f.path, "SELECT device_id FROM identity_claim WHERE value = "
+                   "'SN-X'", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "1");
+  struct sm_device *late = NULL;
+  CU_ASSERT_EQUAL(sm_store_get_device(f.st, "L1", "E2", "D1", &late), LC_OK);
+  if(late) {
+    late->attempts = 1;
+    lc_strlcpy(late->serial, "SN-Y", sizeof(late->serial));
+    CU_ASSERT_EQUAL(put_alone(f.st, late), LC_OK);
+    lc_strlcpy(late->serial, "SN-X", sizeof(late->serial));
+    CU_ASSERT_EQUAL(put_alone(f.st, late), LC_ECLAIMED);
+  }
+  sm_device_free(late);
+  fx_close(&f);
+}
+
+static void test_superseded_recorded_once(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *a = full_device("D1");
+  put_committed(f.st, a);
+  struct sm_superseded sc = {.device_id = a->id, .role = CA_ROLE_OPERATIONAL,
+                             .generation = 3, .fpr = a->cert[1].fpr,
+                             .cert_serial = a->cert[1].serial,
+                             .at_ms = 1790000000000u};
+  /* Outside a transaction: refused, as every write is. */
+  CU_ASSERT_EQUAL(sm_store_put_superseded(f.st, &sc), LC_EINVAL);
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_superseded(f.st, &sc), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_superseded(f.st, &sc), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_commit(f.st), LC_OK);
+  char v[80];
+  raw_text(f.path, "SELECT count(*) FROM superseded_cert", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "1");
+  raw_text(f.path, "SELECT role || ' ' || generation || ' ' || cert_serial "
+                   "FROM superseded_cert", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "operational 3 7f7e7d7c7b7a79787776757473727170");
+  sm_device_free(a);
   fx_close(&f);
 }
 
@@ -841,7 +1032,7 @@ static void test_schema_version_and_no_remigration(void)
   fx_open(&f);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "3"); /* v3: CA tickets */
+  CU_ASSERT_STRING_EQUAL(v, "4"); /* v4: identity claims */
   raw_text(f.path, "PRAGMA journal_mode", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "wal");
   raw_text(f.path, "PRAGMA page_size", v, sizeof(v));
@@ -855,7 +1046,7 @@ static void test_schema_version_and_no_remigration(void)
   CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
   sm_device_free(back);
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "3");
+  CU_ASSERT_STRING_EQUAL(v, "4");
 
   /* A file that claims version 0 is migrated: the tables exist, so the
    * migration fails and rolls back whole, leaving the rows alone. */
@@ -879,14 +1070,14 @@ static void test_newer_schema_refused(void)
   fx_open(&f);
   sm_store_close(f.st);
   f.st = NULL;
-  raw_exec(f.path, "PRAGMA user_version=4");
+  raw_exec(f.path, "PRAGMA user_version=5");
   struct sm_store *st = NULL;
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RW, &st), LC_EDB);
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RO, &st), LC_EDB);
   CU_ASSERT_PTR_NULL(st);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "4");
+  CU_ASSERT_STRING_EQUAL(v, "5");
   fx_close(&f);
 }
 
@@ -952,7 +1143,8 @@ static void test_tickets_migrate_from_v2(void)
   fx_open(&f);
   sm_store_close(f.st);
   f.st = NULL;
-  /* A store written by the previous version. */
+  /* A store written by the version before the tickets. */
+  drop_v4(f.path);
   raw_exec(f.path, "DROP TABLE ca_ticket");
   raw_exec(f.path, "PRAGMA user_version=2");
   struct sm_tickets *t = NULL;
@@ -961,7 +1153,7 @@ static void test_tickets_migrate_from_v2(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "3");
+  CU_ASSERT_STRING_EQUAL(v, "4");
   CU_ASSERT_EQUAL_FATAL(sm_tickets_open_sqlite(f.path, &t), LC_OK);
   CU_ASSERT_EQUAL(sm_tickets_put(t, "k", "v"), LC_OK);
   sm_tickets_close(t);
@@ -1153,6 +1345,14 @@ const struct lc_test store_tests[] = {
    test_audit_append_after_other_writer_refused},
   {"nested audit_foreach is refused", test_nested_audit_foreach_refused},
   {"meta set upserts; missing key is LC_ENOTFOUND", test_meta_upsert},
+  {"a serial is bound to one device: insert, update, same transaction; "
+   "rollback releases", test_serial_bound_to_one_device},
+  {"a key is bound to one device for good, also after re-provisioning",
+   test_key_bound_to_one_device},
+  {"v3 file with a serial twice: the oldest keeps it",
+   test_migration_gives_serial_to_oldest},
+  {"superseded certificate recorded once, inside a transaction",
+   test_superseded_recorded_once},
   {"CA tickets: put, replace, get, durable across reopen",
    test_tickets_put_get_replace_persist},
   {"CA tickets: a v2 store gains the table on RW open",
