@@ -150,6 +150,9 @@ lc_err brk_config_load(struct brk_config *cfg, const char *path, char *err,
  * (and by check-config), not at the first connect. */
 lc_err brk_config_check(const struct brk_config *cfg, char *err,
                         size_t errcap) LC_NODISCARD;
+/* Is `group` one of this instance's groups ([mqtt] groups; "" = all)?
+ * An instance acts only on its own groups. */
+bool brk_config_has_group(const struct brk_config *cfg, const char *group);
 /* True when cfg->mqtt_url asks for TLS (ssl:// or mqtts://). */
 bool brk_config_mqtt_tls(const struct brk_config *cfg);
 /* The files the settings name can be opened (TLS CA, certificate, key).

@@ -443,6 +443,24 @@ static bool groups_valid(const char *groups)
   return true;
 }
 
+bool brk_config_has_group(const struct brk_config *cfg, const char *group)
+{
+  const char *p = cfg->groups;
+  size_t want = strlen(group);
+  if(!*p)
+    return true; /* "" = every group */
+  while(*p) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if(len == want && !memcmp(p, group, len))
+      return true;
+    p += len;
+    if(*p == ',')
+      p++;
+  }
+  return false;
+}
+
 bool brk_config_mqtt_tls(const struct brk_config *cfg)
 {
   return !strncmp(cfg->mqtt_url, "ssl://", 6) ||

@@ -425,6 +425,8 @@ void brk_on_publish(struct brk *b, const struct brk_msg *m)
   }
   if(t.type == SPB_NCMD || t.type == SPB_DCMD)
     return; /* our own commands */
+  if(!brk_config_has_group(b->cfg, t.group))
+    return; /* another instance's line (a broker ACL may let it through) */
   /* Everything else goes through the edge node's session: in seq order,
    * from a born node, with metrics resolved; or a rebirth request. */
   struct spb_payload p;

@@ -352,6 +352,12 @@ static lc_err resume_one(void *ctx, struct sm_device *sm)
 {
   struct brk *b = ctx;
   struct brk_dev *d;
+  /* Another instance's line (several share one store, each with its
+   * [mqtt] groups): not ours to re-drive, nor its edge nodes to ask. */
+  if(!brk_config_has_group(b->cfg, sm->group)) {
+    sm_device_free(sm);
+    return LC_OK;
+  }
   lc_err rc = brk_devtab_add(&b->devs, sm, &d);
   if(rc != LC_OK) {
     sm_device_free(sm);

@@ -465,6 +465,57 @@ static void test_restart_asks_unknown_node_to_rebirth(void)
   rig_cleanup(&r);
 }
 
+/* issue 9, item 10: an instance limited to some groups acts only on
+ * them. Devices of two lines wait DELIVERED when linecert is killed; the
+ * instance that comes back for lineS only asks lineS's node to rebirth
+ * and sends nothing to the other line's node. */
+static void test_restart_acts_only_on_own_groups(void)
+{
+  struct rig r;
+  uint16_t port = start(&r);
+  struct ep_edge e, other;
+  ep_edge_open(&r, &e, GROUP, EDGE, "lc-it-sessions-edge");
+  ep_edge_open(&r, &other, "lineT", "edge-T", "lc-it-sessions-other");
+  struct ep_device s1, t1;
+  ep_device_init(&s1, "G1");
+  ep_device_init(&t1, "G2");
+  ep_nbirth(&e, 0);
+  ep_nbirth(&other, 0);
+  ep_dbirth(&e, &s1);
+  ep_dbirth(&other, &t1);
+  struct ep_dcmd c;
+  CU_ASSERT_TRUE_FATAL(ep_wait_dcmd(&e, s1.id, &c, NULL));
+  CU_ASSERT_TRUE_FATAL(ep_wait_dcmd(&other, t1.id, &c, NULL));
+  rig_kill_linecert(&r);
+  ep_drain(&e);
+  ep_drain(&other);
+  /* The same data directory, now for lineS alone. */
+  char cfg[320];
+  snprintf(cfg, sizeof(cfg), "%s/linecert.ini", r.dir);
+  FILE *f = fopen(cfg, "a");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fprintf(f, "[mqtt]\ngroups = " GROUP "\n");
+  fclose(f);
+  start_linecert(&r, port);
+  int dcmds = 0;
+  CU_ASSERT_TRUE_FATAL(ep_wait_rebirth(&e, ep_wall_ms() + EP_WAIT_MS,
+                                       &dcmds));
+  /* The scan that asked lineS's node would have asked lineT's too; a
+   * bounded look for anything sent to lineT's node, then its canary. */
+  int to_other = 0;
+  CU_ASSERT_FALSE(ep_wait_rebirth(&other, ep_wall_ms() + 2 * TIMEOUT_MS,
+                                  &to_other));
+  CU_ASSERT_EQUAL(to_other, 0);
+  CU_ASSERT_EQUAL(ep_drain(&other), 0);
+  CU_ASSERT_EQUAL(metric_now(port, "linecert_rebirths_sent_total"), 1);
+  ep_edge_close(&e);
+  ep_edge_close(&other);
+  rig_stop_linecert(&r);
+  ep_device_cleanup(&s1);
+  ep_device_cleanup(&t1);
+  rig_cleanup(&r);
+}
+
 /* An edge node that is itself the device, waiting in DELIVERED, rebirths
  * again and again without an NDEATH (a node asked to rebirth does just
  * that). Each NBIRTH starts a new session, as for an ordinary device whose
@@ -519,6 +570,8 @@ static const struct lc_test tests[] = {
    "certificates (tck-id-operational-behavior-data-commands-ncmd-rebirth-"
    "verb)",
    test_restart_asks_unknown_node_to_rebirth},
+  {"restarted for one group of two, linecert asks only its own group's "
+   "edge node to rebirth", test_restart_acts_only_on_own_groups},
   {"an edge node that is itself the device rebirths more often than "
    "max_deliveries while DELIVERED: each NBIRTH re-delivers with a fresh "
    "count, the same certificates; acknowledged by NDATA, issued once",
