@@ -112,8 +112,15 @@ void aud_verifier_free(struct aud_verifier *v);
  * record may be fed again. */
 lc_err aud_verifier_feed(struct aud_verifier *v, const struct aud_record *rec,
                          char *why, size_t cap) LC_NODISCARD;
-/* Records accepted so far. */
+/* Records accepted so far (after aud_verifier_resume(): the seq of the
+ * last record accepted). */
 uint64_t aud_verifier_count(const struct aud_verifier *v);
+/* Continue a chain whose records 1..seq are vouched for otherwise (a
+ * signed checkpoint, a verifier of the previous key): the next record
+ * fed must be seq + 1 with prev_hash == hash. Before the first feed
+ * only (LC_ESTATE after). */
+lc_err aud_verifier_resume(struct aud_verifier *v, uint64_t seq,
+                           const uint8_t hash[AUD_HASH_LEN]) LC_NODISCARD;
 
 /* ==== Beyond the chain: keys, Merkle tree, checkpoints, exports ==========
  *

@@ -100,6 +100,18 @@ uint64_t aud_verifier_count(const struct aud_verifier *v)
   return v ? v->count : 0;
 }
 
+lc_err aud_verifier_resume(struct aud_verifier *v, uint64_t seq,
+                           const uint8_t hash[AUD_HASH_LEN])
+{
+  if(!v || !hash)
+    return LC_EINVAL;
+  if(v->count || v->failed)
+    return LC_ESTATE;
+  v->count = seq;
+  memcpy(v->last_hash, hash, AUD_HASH_LEN);
+  return LC_OK;
+}
+
 static void copy_why(const struct aud_verifier *v, char *why, size_t cap)
 {
   if(why && cap)

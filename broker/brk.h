@@ -121,6 +121,7 @@ struct brk_config {
   unsigned csr_max_bytes;          /* PEM, per CSR */
   bool allow_p384;
   bool allow_shared_key;        /* one key in both CSRs of a device */
+  bool new_log;                 /* serve --new-log (not in the file) */
   /* [ca] the local CA's issuing keys on a PKCS#11 token instead of
    * <role>-ca.key (docs/adapters.md); the PIN comes from
    * LINECERT_CA_PKCS11_PIN, never from the file. A role whose key label

@@ -344,6 +344,7 @@ struct brk {
   uint64_t next_snapshot, next_state_count;
   struct brk_http *http;
   struct brk_ckpt ckpt;               /* signed Merkle checkpoints */
+  uint64_t ckpt_kept;                 /* tree size in audit/checkpoint */
   /* the open batch */
   bool in_txn, txn_failed;
   struct brk_fx *fx;
@@ -396,6 +397,26 @@ void brk_push_job(struct brk *b, struct brk_job *job);
 
 /* A whole file, NUL-terminated; *out freed with lc_free(). LC_EIO. */
 lc_err brk_read_file(const char *path, char **out) LC_NODISCARD;
+
+/* ---- start-up integrity (integrity.c) ------------------------------------------ */
+
+/* LC_EVERIFY (logged) when linecert.db is missing or empty while the
+ * data directory holds an audit key or a local CA, unless new_log. */
+lc_err brk_integrity_store_present(const struct brk_config *cfg)
+  LC_NODISCARD;
+/* Verify the audit chain after the last stored checkpoint (and that
+ * checkpoint), ending with current_key. LC_EVERIFY with `why` naming the
+ * first bad record or checkpoint; other errors: could not check. */
+lc_err brk_integrity_tail(struct sm_store *st, const char *current_key,
+                          char *why, size_t cap) LC_NODISCARD;
+/* Keep the latest checkpoint note in <data_dir>/audit/checkpoint, for a
+ * new log's first record should the store ever be lost. */
+lc_err brk_integrity_keep_checkpoint(const struct brk_config *cfg,
+                                     const char *note) LC_NODISCARD;
+/* Details of a new log's first record `log_started`:
+ * {"previous_checkpoint": note or null}. *out freed with free(). */
+lc_err brk_integrity_new_log_details(const struct brk_config *cfg,
+                                     char **out) LC_NODISCARD;
 
 /* ---- CA adapters and their pools (adapters.c) --------------------------------- */
 

@@ -50,7 +50,11 @@ static const char usage_text[] =
   "  -w, --workers N       worker threads (0 = one per core)\n"
   "  -l, --log-level L     debug, info, warn, error\n"
   "      --http ADDR:PORT  serve /metrics, /healthz, /readyz and the live\n"
-  "                        page (e.g. 127.0.0.1:9464; port 0 = any)\n";
+  "                        page (e.g. 127.0.0.1:9464; port 0 = any)\n"
+  "      --new-log         start a new store and audit log although this\n"
+  "                        data directory has keys but no store (its\n"
+  "                        first record names the old log's last\n"
+  "                        checkpoint)\n";
 
 struct cli {
   struct brk_config cfg;
@@ -61,7 +65,8 @@ struct cli {
   bool print_config;
 };
 
-enum { OPT_HTTP = 250, OPT_HOST_ID = 256, OPT_CLIENT_ID, OPT_PRINT_CONFIG, OPT_STATE,
+enum { OPT_HTTP = 250, OPT_HOST_ID = 256, OPT_CLIENT_ID, OPT_PRINT_CONFIG,
+       OPT_NEW_LOG, OPT_STATE,
        OPT_PUBKEY, OPT_MQTT_CA, OPT_MQTT_CERT, OPT_MQTT_KEY,
        OPT_MQTT_VERSION };
 
@@ -79,6 +84,7 @@ static const struct option long_opts[] = {
   {"mqtt-key", required_argument, NULL, OPT_MQTT_KEY},
   {"mqtt-version", required_argument, NULL, OPT_MQTT_VERSION},
   {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
+  {"new-log", no_argument, NULL, OPT_NEW_LOG},
   {"state", required_argument, NULL, OPT_STATE},
   {"pubkey", required_argument, NULL, OPT_PUBKEY},
   {"help", no_argument, NULL, 'h'},
@@ -188,6 +194,9 @@ static int parse_args(struct cli *c, int argc, char **argv)
       break;
     case OPT_PRINT_CONFIG:
       c->print_config = true;
+      break;
+    case OPT_NEW_LOG:
+      c->cfg.new_log = true;
       break;
     case OPT_STATE:
       c->state_filter = optarg;

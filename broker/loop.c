@@ -534,6 +534,19 @@ static void log_stats(struct brk *b, uint64_t now, bool final)
   b->next_stats = now + 10000;
 }
 
+/* The newest checkpoint also beside the key (integrity.c): should the
+ * store be lost, a new log can name where the old one ended. */
+static void keep_checkpoint(struct brk *b)
+{
+  struct sm_checkpoint *cp = NULL;
+  if(sm_store_checkpoint_latest(b->store, false, &cp) == LC_OK &&
+     brk_integrity_keep_checkpoint(b->cfg, cp->note) == LC_OK)
+    b->ckpt_kept = cp->tree_size;
+  else
+    lc_log(LC_WARN, "audit", "op=keep_checkpoint");
+  sm_checkpoint_free(cp);
+}
+
 /* A signed Merkle checkpoint now and then, and a last one at shutdown,
  * so an export's receipts have a recent tree to prove against. A failure
  * is logged by the checkpoint code and retried later; provisioning goes
@@ -545,6 +558,8 @@ static void checkpoint(struct brk *b, bool final)
   if(brk_checkpoint_tick(&b->ckpt, b->store, b->signer, b->chain.last_seq,
                          lc_now_ms(), every, every_ms) != LC_OK)
     lc_log(LC_WARN, "audit", "op=checkpoint final=%d", final);
+  else if(b->ckpt.frontier.size > b->ckpt_kept)
+    keep_checkpoint(b);
 }
 
 static size_t drain(struct brk *b, size_t budget)
@@ -696,6 +711,23 @@ static lc_err open_audit_signer(struct brk *b, char *path, size_t cap)
   return rc;
 }
 
+/* Never append to a chain that does not verify (integrity.c). */
+static lc_err verify_tail(struct brk *b)
+{
+  char *pem = NULL, why[AUD_WHY_MAX + 64];
+  lc_err rc = aud_signer_pubkey_pem(b->signer, &pem);
+  if(rc == LC_OK)
+    rc = brk_integrity_tail(b->store, pem, why, sizeof(why));
+  lc_free(pem);
+  if(rc == LC_EVERIFY)
+    lc_log(LC_ERROR, "serve", "op=integrity err=\"audit log does not "
+           "verify: %s; nothing is appended to it (linecert audit verify "
+           "tells more)\"", why);
+  else if(rc != LC_OK)
+    lc_log(LC_ERROR, "serve", "op=integrity err=%s", lc_errname(rc));
+  return rc;
+}
+
 static lc_err open_audit(struct brk *b)
 {
   char path[BRK_PATH_MAX + 32];
@@ -706,6 +738,8 @@ static lc_err open_audit(struct brk *b)
   rc = open_audit_signer(b, path, sizeof(path));
   if(rc == LC_OK)
     rc = publish_audit_pubkey(b);
+  if(rc == LC_OK)
+    rc = verify_tail(b);
   if(rc == LC_OK)
     rc = sm_store_audit_tail(b->store, &b->chain);
   return rc;
@@ -747,6 +781,8 @@ static lc_err start(struct brk *b)
 {
   char path[BRK_PATH_MAX];
   lc_err rc = make_dir(b->cfg->data_dir);
+  if(rc == LC_OK)
+    rc = brk_integrity_store_present(b->cfg);
   if(rc == LC_OK) {
     brk_path_db(b->cfg, path, sizeof(path));
     rc = sm_store_open_sqlite(path, SM_STORE_RW, &b->store);
@@ -815,6 +851,12 @@ static void stop(struct brk *b)
 
 static void start_record(struct brk *b)
 {
+  char *log_details = NULL;
+  /* A new log asked for by --new-log says where the lost one ended. */
+  if(b->cfg->new_log && b->chain.last_seq == 0 &&
+     brk_integrity_new_log_details(b->cfg, &log_details) == LC_OK)
+    brk_audit_event(b, "log_started", "", log_details);
+  free(log_details);
   char details[128];
   snprintf(details, sizeof(details), "{\"pid\":%ld,\"resumed\":%zu}",
            (long)getpid(), b->devs.n);
