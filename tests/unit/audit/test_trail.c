@@ -455,11 +455,14 @@ static void test_daemon_checkpoint_ticks(void)
 }
 
 /* A store written by a build before checkpoints (schema v1) opens,
- * migrates in place (v2 checkpoints, v3 CA tickets) and keeps its log. */
+ * migrates in place (v2 checkpoints, v3 CA tickets, v4 identity claims)
+ * and keeps its log. */
 static void test_v1_store_migrates(void)
 {
   setup(40);
   sql("DROP TABLE audit_checkpoint; DROP TABLE ca_ticket; "
+      "DROP TRIGGER devices_claim_insert; DROP TRIGGER devices_claim_update; "
+      "DROP TABLE identity_claim; DROP TABLE superseded_cert; "
       "PRAGMA user_version=1", -1);
   CU_ASSERT_EQUAL(cli(NULL, (const char *[]){"checkpoint", NULL}), 0);
   CU_ASSERT_EQUAL(cli("v.out", (const char *[]){"verify", NULL}), 0);
