@@ -120,6 +120,7 @@ struct brk_config {
   struct sm_policy policy;
   unsigned csr_max_bytes;          /* PEM, per CSR */
   bool allow_p384;
+  enum lc_ident_policy identifiers; /* ids, serials, CNs (lc_ident.h) */
   /* [ca] the local CA's issuing keys on a PKCS#11 token instead of
    * <role>-ca.key (docs/adapters.md); the PIN comes from
    * LINECERT_CA_PKCS11_PIN, never from the file. A role whose key label

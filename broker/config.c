@@ -76,11 +76,13 @@ _Static_assert(sizeof(enum brk_gcp_tier) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum brk_mqtt_version) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum brk_tls_version) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum sm_reprovision) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum lc_ident_policy) == sizeof(int), "enum size");
 
 /* Indexed by the enums of brk.h. */
 static const char *const mqtt_version_names[] = {"3.1.1", "5"};
 static const char *const tls_version_names[] = {"1.2"};
 static const char *const reprovision_names[] = {"deny", "reissue"};
+static const char *const ident_names[] = {"ascii", "utf8"};
 static const char *const ca_type_names[] = {"", "ejbca", "awspca", "gcpcas"};
 static const char *const tier_names[] = {"enterprise", "devops"};
 
@@ -152,6 +154,8 @@ static const struct opt options[] = {
        "must be deny or reissue"),
   UINT("policy", "csr_max_bytes", csr_max_bytes, 256, 65536),
   BOOL("policy", "allow_p384", allow_p384),
+  ENUM("policy", "identifiers", identifiers, ident_names,
+       "must be ascii or utf8"),
 };
 
 #define R_ROLE(rn, idx)                                                \
@@ -427,13 +431,13 @@ lc_err brk_config_load(struct brk_config *cfg, const char *path, char *err,
   return rc;
 }
 
-static bool groups_valid(const char *groups)
+static bool groups_valid(const char *groups, enum lc_ident_policy pol)
 {
   const char *p = groups;
   while(*p) {
     const char *end = strchr(p, ',');
     size_t len = end ? (size_t)(end - p) : strlen(p);
-    if(!spb_id_valid(p, len))
+    if(!spb_id_valid_policy(p, len, pol))
       return false;
     p += len;
     if(*p == ',')
@@ -644,11 +648,13 @@ lc_err brk_config_check(const struct brk_config *cfg, char *err,
      && strncmp(cfg->mqtt_url, "mqtt://", 7) &&
      strncmp(cfg->mqtt_url, "mqtts://", 8))
     key = "mqtt.url", why = "must start with tcp://, ssl://, mqtt:// or mqtts://";
-  else if(!spb_id_valid(cfg->host_id, strlen(cfg->host_id)))
-    key = "mqtt.host_id", why = "not a valid Sparkplug identifier";
+  else if(!spb_id_valid_policy(cfg->host_id, strlen(cfg->host_id),
+                               cfg->identifiers))
+    key = "mqtt.host_id",
+    why = "not a valid identifier under policy.identifiers";
   else if(!cfg->client_id[0])
     key = "mqtt.client_id", why = "empty";
-  else if(!groups_valid(cfg->groups))
+  else if(!groups_valid(cfg->groups, cfg->identifiers))
     key = "mqtt.groups", why = "not a comma-separated list of group ids";
   else if(cfg->http_listen[0] && !strchr(cfg->http_listen, ':'))
     key = "service.http_listen", why = "must be address:port";
