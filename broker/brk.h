@@ -90,6 +90,9 @@ struct brk_config {
   /* [service] */
   char data_dir[BRK_PATH_MAX];
   char http_listen[64];            /* "127.0.0.1:9464"; "" = no HTTP */
+  unsigned http_max_connections;   /* open HTTP connections, all clients */
+  unsigned http_per_ip_connections; /* of them from one address */
+  unsigned http_idle_timeout_s;    /* close a connection idle this long */
   unsigned workers;                /* 0 = one per core */
   char log_level[16];
   unsigned batch_max;              /* events per transaction */

@@ -108,6 +108,10 @@ static const struct opt options[] = {
        "it, and a 1.3 floor belongs on the broker)"),
   STR("service", "data_dir", data_dir),
   STR("service", "http_listen", http_listen),
+  UINT("service", "http_max_connections", http_max_connections, 2, 4096),
+  UINT("service", "http_per_ip_connections", http_per_ip_connections, 1,
+       4095),
+  UINT("service", "http_idle_timeout_s", http_idle_timeout_s, 1, 3600),
   UINT("service", "workers", workers, 0, 64),
   STR("service", "log_level", log_level),
   UINT("service", "batch_max", batch_max, 1, 65536),
@@ -254,6 +258,12 @@ void brk_config_defaults(struct brk_config *cfg)
   cfg->rebirth_interval_ms = sc.rebirth_interval_ms;
   cfg->max_nodes = (unsigned)sc.max_nodes;
   cfg->max_devices_per_node = (unsigned)sc.max_devices;
+  /* A Prometheus or two and a few live pages need a handful; a slow or
+   * stuck client from one address holds at most 16, so a health check
+   * from another always finds a slot (docs: README, [service]). */
+  cfg->http_max_connections = 256;
+  cfg->http_per_ip_connections = 16;
+  cfg->http_idle_timeout_s = 10;
   cfg->checkpoint_every_records = 10000;
   cfg->checkpoint_every_s = 60;
   sm_policy_defaults(&cfg->policy);
@@ -658,6 +668,10 @@ lc_err brk_config_check(const struct brk_config *cfg, char *err,
     key = "mqtt.groups", why = "not a comma-separated list of group ids";
   else if(cfg->http_listen[0] && !strchr(cfg->http_listen, ':'))
     key = "service.http_listen", why = "must be address:port";
+  else if(cfg->http_per_ip_connections >= cfg->http_max_connections)
+    key = "service.http_per_ip_connections",
+    why = "must be less than http_max_connections (one address must not "
+          "take every slot)";
   else if(cfg->pkcs11_module[0] && !cfg->pkcs11_key_label[0])
     key = "audit.pkcs11_key_label", why = "required with pkcs11_module";
   else if(cfg->ca_pkcs11_module[0] &&

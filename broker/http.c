@@ -33,6 +33,8 @@
 struct brk_http {
   struct MHD_Daemon *daemon;
   struct brk *b;
+  _Atomic uint64_t log_last_ms;      /* mhd_log()'s rate limit */
+  _Atomic uint64_t log_suppressed;
 };
 
 /* ---- text building -------------------------------------------------------- */
@@ -656,6 +658,25 @@ static lc_err parse_listen(const char *listen, struct sockaddr_in *sa)
   return LC_OK;
 }
 
+/* libmicrohttpd's own messages, as key=value lines. A flood of refused
+ * connections makes one message each: log the first of every second and
+ * count the rest. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+  struct brk_http *h = cls;
+  uint64_t now = lc_mono_ms(), last = atomic_load(&h->log_last_ms);
+  if(last && now - last < 1000) {
+    atomic_fetch_add(&h->log_suppressed, 1);
+    return;
+  }
+  atomic_store(&h->log_last_ms, now);
+  char msg[256];
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  msg[strcspn(msg, "\r\n\"")] = '\0';
+  lc_log(LC_WARN, "http", "mhd=\"%s\" suppressed=%llu", msg,
+         (unsigned long long)atomic_exchange(&h->log_suppressed, 0));
+}
+
 lc_err brk_http_start(struct brk *b, const char *listen,
                       struct brk_http **out)
 {
@@ -666,10 +687,20 @@ lc_err brk_http_start(struct brk *b, const char *listen,
   if(!h)
     return LC_ENOMEM;
   h->b = b;
+  const struct brk_config *cfg = b->cfg;
+  /* Slow clients (issue 9): every connection costs a slot until it is
+   * done or idle for http_idle_timeout_s, so one address gets at most
+   * http_per_ip_connections of http_max_connections, and a health check
+   * from anywhere else still finds one. MHD_USE_AUTO picks epoll on
+   * Linux: select() would stop at FD_SETSIZE descriptors. The handlers
+   * only copy a snapshot, so one polling thread keeps up. */
   h->daemon = MHD_start_daemon(
-    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-    on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-    MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0,
+    NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+    MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections,
+    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->http_per_ip_connections,
+    MHD_OPTION_CONNECTION_TIMEOUT, cfg->http_idle_timeout_s,
     MHD_OPTION_END);
   if(!h->daemon) {
     lc_log(LC_ERROR, "http", "op=listen addr=%s", listen);
@@ -689,5 +720,8 @@ void brk_http_stop(struct brk_http *h)
   if(!h)
     return;
   MHD_stop_daemon(h->daemon);
+  unsigned long long quiet = atomic_load(&h->log_suppressed);
+  if(quiet)
+    lc_log(LC_WARN, "http", "mhd_messages_suppressed=%llu", quiet);
   lc_free(h);
 }

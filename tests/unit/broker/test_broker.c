@@ -89,6 +89,15 @@ static void test_config_values_and_errors(void)
   CU_ASSERT_EQUAL(load("[mqtt]\ngroups = Stra\xc3\x9f" "e\n"
                        "[policy]\nidentifiers = utf8\n", &cfg, err), LC_OK);
   CU_ASSERT_EQUAL(cfg.identifiers, LC_IDENT_UTF8);
+  CU_ASSERT_EQUAL(load("[service]\nhttp_max_connections = 100\n"
+                       "http_per_ip_connections = 10\n"
+                       "http_idle_timeout_s = 3\n", &cfg, err), LC_OK);
+  CU_ASSERT_EQUAL(cfg.http_max_connections, 100);
+  CU_ASSERT_EQUAL(cfg.http_per_ip_connections, 10);
+  CU_ASSERT_EQUAL(cfg.http_idle_timeout_s, 3);
+  CU_ASSERT_EQUAL(load("[service]\nhttp_max_connections = 16\n", &cfg, err),
+                  LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "service.http_per_ip_connections"));
   CU_ASSERT_EQUAL(load("[policy]\nidentifiers = latin1\n", &cfg, err),
                   LC_ECONFIG);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "must be ascii or utf8"));
