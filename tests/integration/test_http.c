@@ -356,7 +356,17 @@ static void test_slow_clients_do_not_starve_healthz(void)
    * 64 slots freed every 10 s would have taken over two minutes.) */
   if(opened == SLOW_CLIENTS)
     CU_ASSERT_EQUAL(wait_closed(fds, SLOW_CLIENTS, 15000), SLOW_CLIENTS);
-  CU_ASSERT_EQUAL(healthz_from(port, "127.0.0.1"), 200);
+  /* And the flooding address is served again. libmicrohttpd closes a
+   * socket a moment before it frees the address's slot: poll, bounded. */
+  bool again = false;
+  for(int k = 0; k < 50 && !again; k++) {
+    again = healthz_from(port, "127.0.0.1") == 200;
+    if(!again) {
+      struct timespec ts = {0, 100 * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+  }
+  CU_ASSERT_TRUE(again);
 
   for(size_t i = 0; i < SLOW_CLIENTS; i++)
     if(fds[i] >= 0)
