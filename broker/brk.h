@@ -90,6 +90,9 @@ struct brk_config {
   /* [service] */
   char data_dir[BRK_PATH_MAX];
   char http_listen[64];            /* "127.0.0.1:9464"; "" = no HTTP */
+  unsigned http_max_connections;   /* open HTTP connections, all clients */
+  unsigned http_per_ip_connections; /* of them from one address */
+  unsigned http_idle_timeout_s;    /* close a connection idle this long */
   unsigned workers;                /* 0 = one per core */
   char log_level[16];
   unsigned batch_max;              /* events per transaction */
@@ -122,6 +125,7 @@ struct brk_config {
   bool allow_p384;
   bool allow_shared_key;        /* one key in both CSRs of a device */
   bool new_log;                 /* serve --new-log (not in the file) */
+  enum lc_ident_policy identifiers; /* ids, serials, CNs (lc_ident.h) */
   /* [ca] the local CA's issuing keys on a PKCS#11 token instead of
    * <role>-ca.key (docs/adapters.md); the PIN comes from
    * LINECERT_CA_PKCS11_PIN, never from the file. A role whose key label

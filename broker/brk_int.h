@@ -126,12 +126,18 @@ const char *brk_topic_device_id(const struct spb_topic *t);
  * Provisioning/BootstrapCSR or Provisioning/OperationalCSR. Any other
  * NBIRTH is an ordinary edge node and no business of provisioning. */
 bool brk_birth_is_request(const struct spb_payload *p);
+/* True when the group, edge node and device ids of a parsed topic are
+ * identifiers under `pol` ([policy] identifiers); a message whose are not
+ * is dropped as bad_topic. */
+bool brk_topic_ids_valid(const struct spb_topic *t, enum lc_ident_policy pol);
 /* Read and pre-check a DBIRTH, or the NBIRTH of a node-level device (no
  * crypto): fills *b; b->reason names the first problem (missing_csr,
- * bad_identifier, serial_mismatch: the serial is not
- * brk_topic_device_id(t), csr_too_large, ...). LC_ENOMEM only. */
+ * bad_identifier: the serial is not an identifier under `ids`,
+ * serial_mismatch: the serial is not brk_topic_device_id(t),
+ * csr_too_large, ...). LC_ENOMEM only. */
 lc_err brk_birth_read(const struct spb_payload *p, const struct spb_topic *t,
-                      size_t csr_max, struct brk_birth *b) LC_NODISCARD;
+                      size_t csr_max, enum lc_ident_policy ids,
+                      struct brk_birth *b) LC_NODISCARD;
 void brk_birth_cleanup(struct brk_birth *b);
 
 /* Encode the DCMD that delivers dev's certificates (Status ISSUED). *out

@@ -76,11 +76,13 @@ _Static_assert(sizeof(enum brk_gcp_tier) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum brk_mqtt_version) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum brk_tls_version) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum sm_reprovision) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum lc_ident_policy) == sizeof(int), "enum size");
 
 /* Indexed by the enums of brk.h. */
 static const char *const mqtt_version_names[] = {"3.1.1", "5"};
 static const char *const tls_version_names[] = {"1.2"};
 static const char *const reprovision_names[] = {"deny", "reissue"};
+static const char *const ident_names[] = {"ascii", "utf8"};
 static const char *const ca_type_names[] = {"", "ejbca", "awspca", "gcpcas"};
 static const char *const tier_names[] = {"enterprise", "devops"};
 
@@ -106,6 +108,10 @@ static const struct opt options[] = {
        "it, and a 1.3 floor belongs on the broker)"),
   STR("service", "data_dir", data_dir),
   STR("service", "http_listen", http_listen),
+  UINT("service", "http_max_connections", http_max_connections, 2, 4096),
+  UINT("service", "http_per_ip_connections", http_per_ip_connections, 1,
+       4095),
+  UINT("service", "http_idle_timeout_s", http_idle_timeout_s, 1, 3600),
   UINT("service", "workers", workers, 0, 64),
   STR("service", "log_level", log_level),
   UINT("service", "batch_max", batch_max, 1, 65536),
@@ -153,6 +159,8 @@ static const struct opt options[] = {
   UINT("policy", "csr_max_bytes", csr_max_bytes, 256, 65536),
   BOOL("policy", "allow_p384", allow_p384),
   BOOL("policy", "allow_shared_key", allow_shared_key),
+  ENUM("policy", "identifiers", identifiers, ident_names,
+       "must be ascii or utf8"),
 };
 
 #define R_ROLE(rn, idx)                                                \
@@ -251,6 +259,12 @@ void brk_config_defaults(struct brk_config *cfg)
   cfg->rebirth_interval_ms = sc.rebirth_interval_ms;
   cfg->max_nodes = (unsigned)sc.max_nodes;
   cfg->max_devices_per_node = (unsigned)sc.max_devices;
+  /* A Prometheus or two and a few live pages need a handful; a slow or
+   * stuck client from one address holds at most 16, so a health check
+   * from another always finds a slot (docs: README, [service]). */
+  cfg->http_max_connections = 256;
+  cfg->http_per_ip_connections = 16;
+  cfg->http_idle_timeout_s = 10;
   cfg->checkpoint_every_records = 10000;
   cfg->checkpoint_every_s = 60;
   sm_policy_defaults(&cfg->policy);
@@ -428,13 +442,13 @@ lc_err brk_config_load(struct brk_config *cfg, const char *path, char *err,
   return rc;
 }
 
-static bool groups_valid(const char *groups)
+static bool groups_valid(const char *groups, enum lc_ident_policy pol)
 {
   const char *p = groups;
   while(*p) {
     const char *end = strchr(p, ',');
     size_t len = end ? (size_t)(end - p) : strlen(p);
-    if(!spb_id_valid(p, len))
+    if(!spb_id_valid_policy(p, len, pol))
       return false;
     p += len;
     if(*p == ',')
@@ -663,14 +677,20 @@ lc_err brk_config_check(const struct brk_config *cfg, char *err,
      && strncmp(cfg->mqtt_url, "mqtt://", 7) &&
      strncmp(cfg->mqtt_url, "mqtts://", 8))
     key = "mqtt.url", why = "must start with tcp://, ssl://, mqtt:// or mqtts://";
-  else if(!spb_id_valid(cfg->host_id, strlen(cfg->host_id)))
-    key = "mqtt.host_id", why = "not a valid Sparkplug identifier";
+  else if(!spb_id_valid_policy(cfg->host_id, strlen(cfg->host_id),
+                               cfg->identifiers))
+    key = "mqtt.host_id",
+    why = "not a valid identifier under policy.identifiers";
   else if(!cfg->client_id[0])
     key = "mqtt.client_id", why = "empty";
-  else if(!groups_valid(cfg->groups))
+  else if(!groups_valid(cfg->groups, cfg->identifiers))
     key = "mqtt.groups", why = "not a comma-separated list of group ids";
   else if(cfg->http_listen[0] && !strchr(cfg->http_listen, ':'))
     key = "service.http_listen", why = "must be address:port";
+  else if(cfg->http_per_ip_connections >= cfg->http_max_connections)
+    key = "service.http_per_ip_connections",
+    why = "must be less than http_max_connections (one address must not "
+          "take every slot)";
   else if(cfg->pkcs11_module[0] && !cfg->pkcs11_key_label[0])
     key = "audit.pkcs11_key_label", why = "required with pkcs11_module";
   else if(cfg->ca_pkcs11_module[0] &&

@@ -186,7 +186,8 @@ static void on_dbirth(struct brk *b, const struct spb_topic *t,
 {
   struct brk_birth bi;
   const char *why = NULL;
-  if(brk_birth_read(p, t, b->cfg->csr_max_bytes, &bi) != LC_OK)
+  if(brk_birth_read(p, t, b->cfg->csr_max_bytes, b->cfg->identifiers,
+                    &bi) != LC_OK)
     goto out;
   atomic_fetch_add(&b->stats.births, 1);
   struct brk_dev *d = brk_device(b, t->group, t->edge, t->device, true);
@@ -414,7 +415,8 @@ void brk_on_publish(struct brk *b, const struct brk_msg *m)
 {
   struct spb_topic t;
   atomic_fetch_add(&b->stats.msgs_in, 1);
-  if(spb_topic_parse(m->topic, m->topic_len, &t) != LC_OK) {
+  if(spb_topic_parse(m->topic, m->topic_len, &t) != LC_OK ||
+     !brk_topic_ids_valid(&t, b->cfg->identifiers)) {
     atomic_fetch_add(&b->stats.dropped_topic, 1);
     drop(b, "bad_topic", m);
     return;

@@ -9,6 +9,10 @@
  *   /          the live page: throughput per line, states, failures, CA
  *              latency, plotted from /api/stats once a second
  *
+ * Names that come from outside (group ids, CA adapter names) are escaped
+ * for where they land: Prometheus label values by text_label(), JSON by
+ * jansson, the live page's HTML by its esc() (plots draw text, not HTML).
+ *
  * The HTTP thread never touches the loop's state: it reads the atomic
  * counters and a snapshot the loop copies under a mutex once a second.
  */
@@ -29,6 +33,8 @@
 struct brk_http {
   struct MHD_Daemon *daemon;
   struct brk *b;
+  _Atomic uint64_t log_last_ms;      /* mhd_log()'s rate limit */
+  _Atomic uint64_t log_suppressed;
 };
 
 /* ---- text building -------------------------------------------------------- */
@@ -72,6 +78,46 @@ static void text_add(struct text *t, const char *fmt, ...)
   }
 }
 
+/* Append `v` as a Prometheus label value: the text exposition format
+ * escapes backslash, double quote and line feed (\\, \", \n) and
+ * nothing else. Every label value of /metrics goes through here: a
+ * group id may hold '"' or '\' (both are valid Sparkplug and ASCII
+ * identifier characters), and one unescaped quote invalidates the
+ * whole exposition, not just its line. */
+static void text_label(struct text *t, const char *v)
+{
+  const char *run = v;
+  for(const char *p = v;; p++) {
+    const char *esc = *p == '\\' ? "\\\\"
+                      : *p == '"' ? "\\\""
+                      : *p == '\n' ? "\\n" : NULL;
+    if(!esc && *p)
+      continue;
+    if(p > run)
+      text_add(t, "%.*s", (int)(p - run), run);
+    if(!*p)
+      return;
+    text_add(t, "%s", esc);
+    run = p + 1;
+  }
+}
+
+/* `name{key="value"} ` or `name{key="value",key2="value2"} `, each value
+ * escaped; the caller adds the sample's value and '\n'. key2 may be
+ * NULL. */
+static void sample_start(struct text *t, const char *name, const char *key,
+                         const char *value, const char *key2,
+                         const char *value2)
+{
+  text_add(t, "%s{%s=\"", name, key);
+  text_label(t, value);
+  if(key2) {
+    text_add(t, "\",%s=\"", key2);
+    text_label(t, value2);
+  }
+  text_add(t, "\"} ");
+}
+
 /* ---- /metrics -------------------------------------------------------------- */
 
 static void counter(struct text *t, const char *name, const char *help,
@@ -104,10 +150,12 @@ static void metrics_counters(struct text *t, struct brk *b)
   counter(t, "linecert_rejected_total", "requests answered REJECTED",
           C(rejected));
   text_add(t, "# HELP linecert_dropped_total messages dropped unanswered\n"
-              "# TYPE linecert_dropped_total counter\n"
-              "linecert_dropped_total{reason=\"bad_topic\"} %llu\n"
-              "linecert_dropped_total{reason=\"undecodable_payload\"} %llu\n",
-           C(dropped_topic), C(dropped_payload));
+              "# TYPE linecert_dropped_total counter\n");
+  sample_start(t, "linecert_dropped_total", "reason", "bad_topic", NULL, NULL);
+  text_add(t, "%llu\n", C(dropped_topic));
+  sample_start(t, "linecert_dropped_total", "reason", "undecodable_payload",
+               NULL, NULL);
+  text_add(t, "%llu\n", C(dropped_payload));
   counter(t, "linecert_certificates_issued_total", "certificates issued",
           C(issued));
   counter(t, "linecert_ca_retries_total", "transient CA failures",
@@ -158,16 +206,19 @@ static void metrics_snapshot(struct text *t, const struct brk_snapshot *s,
         (double)(now_ms - s->started_ms) / 1000.0);
   text_add(t, "# HELP linecert_devices devices in the store per state\n"
               "# TYPE linecert_devices gauge\n");
-  for(int i = 0; i < SM_STATE_COUNT; i++)
-    text_add(t, "linecert_devices{state=\"%s\"} %llu\n",
-             sm_state_name((enum sm_state)i),
-             (unsigned long long)s->counts[i]);
+  for(int i = 0; i < SM_STATE_COUNT; i++) {
+    sample_start(t, "linecert_devices", "state",
+                 sm_state_name((enum sm_state)i), NULL, NULL);
+    text_add(t, "%llu\n", (unsigned long long)s->counts[i]);
+  }
   text_add(t, "# HELP linecert_line_provisioned_total devices provisioned "
               "per line (group) since start\n"
               "# TYPE linecert_line_provisioned_total counter\n");
-  for(size_t i = 0; i < s->n_lines; i++)
-    text_add(t, "linecert_line_provisioned_total{line=\"%s\"} %llu\n",
-             s->lines[i].group, (unsigned long long)s->lines[i].provisioned);
+  for(size_t i = 0; i < s->n_lines; i++) {
+    sample_start(t, "linecert_line_provisioned_total", "line",
+                 s->lines[i].group, NULL, NULL);
+    text_add(t, "%llu\n", (unsigned long long)s->lines[i].provisioned);
+  }
   text_add(t, "# HELP linecert_ca_request_seconds CA call latency\n"
               "# TYPE linecert_ca_request_seconds histogram\n");
   for(int r = 0; r < CA_ROLE_COUNT; r++) {
@@ -175,15 +226,22 @@ static void metrics_snapshot(struct text *t, const struct brk_snapshot *s,
     const char *role = ca_role_name((enum ca_role)r);
     unsigned long long cum = 0;
     for(int i = 0; i < BRK_LAT_BUCKETS; i++) {
+      char le[32];
+      snprintf(le, sizeof(le), "%g", brk_latency_bounds[i]);
       cum += l->bucket[i];
-      text_add(t, "linecert_ca_request_seconds_bucket{role=\"%s\",le=\"%g\"} "
-                  "%llu\n", role, brk_latency_bounds[i], cum);
+      sample_start(t, "linecert_ca_request_seconds_bucket", "role", role,
+                   "le", le);
+      text_add(t, "%llu\n", cum);
     }
-    text_add(t, "linecert_ca_request_seconds_bucket{role=\"%s\",le=\"+Inf\"} "
-                "%llu\nlinecert_ca_request_seconds_sum{role=\"%s\"} %.6f\n"
-                "linecert_ca_request_seconds_count{role=\"%s\"} %llu\n",
-             role, (unsigned long long)l->count, role, l->sum_s, role,
-             (unsigned long long)l->count);
+    sample_start(t, "linecert_ca_request_seconds_bucket", "role", role, "le",
+                 "+Inf");
+    text_add(t, "%llu\n", (unsigned long long)l->count);
+    sample_start(t, "linecert_ca_request_seconds_sum", "role", role, NULL,
+                 NULL);
+    text_add(t, "%.6f\n", l->sum_s);
+    sample_start(t, "linecert_ca_request_seconds_count", "role", role, NULL,
+                 NULL);
+    text_add(t, "%llu\n", (unsigned long long)l->count);
   }
 }
 
@@ -200,8 +258,8 @@ static void adapter_family(struct text *t, const struct brk_snapshot *s,
     size_t v = f == AF_QUEUE ? a->waiting + a->inflight
                : f == AF_INFLIGHT ? a->inflight
                : f == AF_PARKED ? a->parked : a->threads;
-    text_add(t, "%s{adapter=\"%s\",type=\"%s\"} %zu\n", name, a->name,
-             a->type, v);
+    sample_start(t, name, "adapter", a->name, "type", a->type);
+    text_add(t, "%zu\n", v);
   }
 }
 
@@ -224,8 +282,8 @@ static void bucket_family(struct text *t, const struct brk_snapshot *s,
                  : f == BF_GRANTED ? (double)p->granted
                  : f == BF_DEFERRED ? (double)p->deferred
                  : (double)p->throttled;
-      text_add(t, "%s{adapter=\"%s\",bucket=\"%s\"} %.17g\n", name,
-               a->name, p->name, v);
+      sample_start(t, name, "adapter", a->name, "bucket", p->name);
+      text_add(t, "%.17g\n", v);
     }
   }
 }
@@ -506,6 +564,8 @@ static const char live_page[] =
   "c.width*(off+i)/(H-1),y=c.height-4-(c.height-20)*v/max;i?g.lineTo(x,y)"
   ":g.moveTo(x,y)});g.stroke();g.fillStyle=colors[k%8];"
   "g.fillText(s.name,60+k*110,12)})}\n"
+  "function esc(v){return String(v).replace(/[&<>\"']/g,"
+  "c=>'&#'+c.charCodeAt(0)+';')}\n"
   "function per(s,f){const v=[];for(let i=1;i<s.length;i++){const dt="
   "(s[i].t-s[i-1].t)/60000;v.push(dt>0?Math.max(0,f(s[i])-f(s[i-1]))/dt"
   ":0)}return v}\n"
@@ -527,12 +587,13 @@ static const char live_page[] =
   "<th>queue</th><th>waiting</th></tr>';for(const a of j.adapters){"
   "const bs=a.buckets.length?a.buckets:[{name:'-',rate:0,wait_ms:0,"
   "granted:0,deferred:0,throttled:0}];for(const b of bs)ar+='<tr><td>'+"
-  "a.name+' ('+a.type+')</td><td>'+b.name+'</td><td>'+b.rate.toFixed(1)"
+  "esc(a.name)+' ('+esc(a.type)+')</td><td>'+esc(b.name)+'</td><td>'+"
+  "b.rate.toFixed(1)"
   "+'</td><td>'+b.wait_ms+'</td><td>'+b.granted+'</td><td>'+b.deferred+"
   "'</td><td>'+b.throttled+'</td><td>'+a.queue+'</td><td>'+a.parked+"
   "'</td></tr>'}document.getElementById('adapters').innerHTML=ar;\n"
   "let rows='<tr><th>state</th><th>devices</th></tr>';for(const k in "
-  "j.states)if(j.states[k])rows+='<tr><td>'+k+'</td><td>'+j.states[k]+"
+  "j.states)if(j.states[k])rows+='<tr><td>'+esc(k)+'</td><td>'+j.states[k]+"
   "'</td></tr>';document.getElementById('states').innerHTML=rows;"
   "document.getElementById('tot').textContent='provisioned since start: '"
   "+j.provisioned+', rejected: '+j.rejected+', CSR checks queued: '+j.jobs}\n"
@@ -597,6 +658,25 @@ static lc_err parse_listen(const char *listen, struct sockaddr_in *sa)
   return LC_OK;
 }
 
+/* libmicrohttpd's own messages, as key=value lines. A flood of refused
+ * connections makes one message each: log the first of every second and
+ * count the rest. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+  struct brk_http *h = cls;
+  uint64_t now = lc_mono_ms(), last = atomic_load(&h->log_last_ms);
+  if(last && now - last < 1000) {
+    atomic_fetch_add(&h->log_suppressed, 1);
+    return;
+  }
+  atomic_store(&h->log_last_ms, now);
+  char msg[256];
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  msg[strcspn(msg, "\r\n\"")] = '\0';
+  lc_log(LC_WARN, "http", "mhd=\"%s\" suppressed=%llu", msg,
+         (unsigned long long)atomic_exchange(&h->log_suppressed, 0));
+}
+
 lc_err brk_http_start(struct brk *b, const char *listen,
                       struct brk_http **out)
 {
@@ -607,10 +687,20 @@ lc_err brk_http_start(struct brk *b, const char *listen,
   if(!h)
     return LC_ENOMEM;
   h->b = b;
+  const struct brk_config *cfg = b->cfg;
+  /* Slow clients (issue 9): every connection costs a slot until it is
+   * done or idle for http_idle_timeout_s, so one address gets at most
+   * http_per_ip_connections of http_max_connections, and a health check
+   * from anywhere else still finds one. MHD_USE_AUTO picks epoll on
+   * Linux: select() would stop at FD_SETSIZE descriptors. The handlers
+   * only copy a snapshot, so one polling thread keeps up. */
   h->daemon = MHD_start_daemon(
-    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-    on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-    MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0,
+    NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+    MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections,
+    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->http_per_ip_connections,
+    MHD_OPTION_CONNECTION_TIMEOUT, cfg->http_idle_timeout_s,
     MHD_OPTION_END);
   if(!h->daemon) {
     lc_log(LC_ERROR, "http", "op=listen addr=%s", listen);
@@ -630,5 +720,8 @@ void brk_http_stop(struct brk_http *h)
   if(!h)
     return;
   MHD_stop_daemon(h->daemon);
+  unsigned long long quiet = atomic_load(&h->log_suppressed);
+  if(quiet)
+    lc_log(LC_WARN, "http", "mhd_messages_suppressed=%llu", quiet);
   lc_free(h);
 }

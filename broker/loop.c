@@ -871,6 +871,7 @@ lc_err brk_serve(const struct brk_config *cfg)
   b.live.started_ms = lc_now_ms();
   b.csr_pol.max_der = cfg->csr_max_bytes;
   b.csr_pol.allow_p384 = cfg->allow_p384;
+  b.csr_pol.identifiers = cfg->identifiers;
 
   struct sigaction sa = {.sa_handler = on_stop_signal};
   sigemptyset(&sa.sa_mask);

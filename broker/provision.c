@@ -77,8 +77,22 @@ bool brk_birth_is_request(const struct spb_payload *p)
   return spb_payload_find(p, M_BOOT_CSR) || spb_payload_find(p, M_OP_CSR);
 }
 
+bool brk_topic_ids_valid(const struct spb_topic *t, enum lc_ident_policy pol)
+{
+  /* The parser applied the rules every policy shares; the policy may be
+   * narrower. A host id is another host application's business. */
+  if(t->type == SPB_STATE)
+    return true;
+  if(!spb_id_valid_policy(t->group, strlen(t->group), pol) ||
+     !spb_id_valid_policy(t->edge, strlen(t->edge), pol))
+    return false;
+  return !t->device[0] ||
+         spb_id_valid_policy(t->device, strlen(t->device), pol);
+}
+
 lc_err brk_birth_read(const struct spb_payload *p, const struct spb_topic *t,
-                      size_t csr_max, struct brk_birth *b)
+                      size_t csr_max, enum lc_ident_policy ids,
+                      struct brk_birth *b)
 {
   memset(b, 0, sizeof(*b));
   size_t slen = 0;
@@ -92,8 +106,9 @@ lc_err brk_birth_read(const struct spb_payload *p, const struct spb_topic *t,
    * identity first, then the CSRs' presence and size. */
   if(!b->serial)
     b->reason = "missing_serial";
-  else if(!spb_id_valid(b->serial, slen) || strlen(b->serial) != slen)
-    b->reason = "bad_identifier"; /* '/', '+', '#', NUL, control chars */
+  else if(!spb_id_valid_policy(b->serial, slen, ids) ||
+          strlen(b->serial) != slen)
+    b->reason = "bad_identifier"; /* lc_ident.h: '/', NUL, U+202E, ... */
   else if(strcmp(b->serial, brk_topic_device_id(t)) != 0)
     b->reason = "serial_mismatch";
   else if(!b->csr[CA_ROLE_BOOTSTRAP] || !b->csr[CA_ROLE_OPERATIONAL])

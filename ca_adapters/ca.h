@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "common/lc_err.h"
+#include "common/lc_ident.h"
 
 /* ---- CSR checks -------------------------------------------------------- */
 
@@ -34,6 +35,9 @@ struct ca_csr_policy {
   /* Subject attributes allowed besides CN, as OpenSSL short names
    * ("O", "OU", "C"); NULL = CN only. NULL-terminated. */
   const char *const *subject_allow;
+  /* Characters the CN may hold (common/lc_ident.h); the default, 0, is
+   * LC_IDENT_ASCII. */
+  enum lc_ident_policy identifiers;
 };
 
 struct ca_csr; /* opaque: a parsed CSR whose signature verified */
@@ -43,9 +47,13 @@ struct ca_csr; /* opaque: a parsed CSR whose signature verified */
  * On LC_EVERIFY / LC_EPROTO / LC_ETOOBIG `reason` (cap bytes) holds a
  * stable machine-readable reason, one of:
  *   csr_malformed, csr_too_large, csr_signature, key_type,
- *   subject_missing_cn, subject_attribute, subject_not_utf8
+ *   subject_missing_cn, subject_attribute, subject_not_utf8,
+ *   subject_bad_identifier
  * which the broker sends as REJECTED:<reason>. A second CN counts as a
- * subject_attribute; a CN holding NUL is subject_not_utf8. Rejections
+ * subject_attribute; a CN holding NUL is subject_not_utf8; a CN in
+ * valid UTF-8 that is not an identifier under pol->identifiers (a
+ * space, U+202E, U+200B, U+FEFF, '/', ...: lc_ident.h) is
+ * subject_bad_identifier. Rejections
  * log nothing and leave the OpenSSL error queue empty; `reason` is
  * written only on a rejection and may be NULL. The parsed CSR is
  * immutable: many threads may issue from it at once. */

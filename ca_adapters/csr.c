@@ -12,6 +12,9 @@
  *   no CN (or an empty one)       subject_missing_cn LC_EVERIFY
  *   other attribute, second CN    subject_attribute  LC_EVERIFY
  *   CN not valid UTF-8, or NUL    subject_not_utf8   LC_EVERIFY
+ *   CN not an identifier          subject_bad_identifier LC_EVERIFY
+ *     (pol->identifiers, lc_ident.h: spaces, invisible and bidi
+ *     characters, '/', '+', '#', non-ASCII under the default policy)
  *
  * The key type is decided before the signature is verified, so a key the
  * policy refuses costs no verification; the subject is judged only once
@@ -54,6 +57,7 @@
  * it is not the factory default and its size must be checked anyway.
  */
 #include "ca_adapters/ca_int.h"
+#include "common/lc_ident.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -484,43 +488,11 @@ static lc_err verify_signature(const struct csr_parts *c,
 
 /* ---- subject ------------------------------------------------------------ */
 
-/* RFC 3629 UTF-8: no overlong forms, no surrogates, nothing above
- * U+10FFFF. NUL is refused too: ca_csr_cn() hands out a C string, and
- * "D1\0x" must not silently become "D1". */
+/* RFC 3629 UTF-8 (lc_utf8_valid()). NUL is refused too: ca_csr_cn()
+ * hands out a C string, and "D1\0x" must not silently become "D1". */
 static bool utf8_valid(const uint8_t *s, size_t n)
 {
-  size_t i = 0;
-  while(i < n) {
-    uint8_t c = s[i];
-    if(c == 0)
-      return false;
-    if(c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t more;
-    uint32_t cp, min;
-    if((c & 0xe0) == 0xc0) {
-      more = 1, cp = c & 0x1fu, min = 0x80;
-    } else if((c & 0xf0) == 0xe0) {
-      more = 2, cp = c & 0x0fu, min = 0x800;
-    } else if((c & 0xf8) == 0xf0) {
-      more = 3, cp = c & 0x07u, min = 0x10000;
-    } else {
-      return false;
-    }
-    if(n - i - 1 < more)
-      return false;
-    for(size_t k = 1; k <= more; k++) {
-      if((s[i + k] & 0xc0) != 0x80)
-        return false;
-      cp = (cp << 6) | (s[i + k] & 0x3fu);
-    }
-    if(cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += more + 1;
-  }
-  return true;
+  return lc_utf8_valid((const char *)s, n);
 }
 
 static bool ascii_only(const uint8_t *s, size_t n)
@@ -656,6 +628,17 @@ static lc_err cn_to_utf8(const ASN1_TYPE *cn, const uint8_t **bytes,
   return LC_OK;
 }
 
+/* The CN names the device in certificates, in Mosquitto's ACL patterns
+ * and on screens: the same characters as a serial or a topic id. */
+static lc_err judge_cn(const uint8_t *cn, size_t len,
+                       const struct ca_csr_policy *pol, const char **why)
+{
+  if(lc_ident_valid((const char *)cn, len, pol->identifiers))
+    return LC_OK;
+  *why = "subject_bad_identifier";
+  return LC_EVERIFY;
+}
+
 /* ---- the result --------------------------------------------------------- */
 
 static lc_err hash(const EVP_MD *md, const uint8_t *in, size_t n,
@@ -746,6 +729,8 @@ static lc_err judge(const uint8_t *der, size_t der_len,
     rc = judge_subject(&subject, why);
   if(rc == LC_OK)
     rc = cn_to_utf8(subject.cn, &cn, &cn_len, &cn_owned, why);
+  if(rc == LC_OK)
+    rc = judge_cn(cn, cn_len, pol, why);
   if(rc == LC_OK)
     rc = build_csr(der, der_len, c, kind, cn, cn_len, out);
   OPENSSL_free(cn_owned);

@@ -9,10 +9,12 @@
  * fields, proto/sparkplug_b.options).
  *
  * Identifiers (group, edge node, device, host id) are UTF-8 without '+',
- * '/', '#', NUL or control characters, 1..SPB_ID_MAX bytes
- * (tck-id-topic-structure-namespace-valid-group-id and siblings). The
- * parser enforces that; builders refuse invalid ids too, so linecert can
- * never publish on a topic that reaches another device.
+ * '/', '#', controls, spaces, format or other invisible characters,
+ * 1..SPB_ID_MAX bytes (tck-id-topic-structure-namespace-valid-group-id
+ * and siblings, narrowed by common/lc_ident.h LC_IDENT_UTF8). The parser
+ * enforces that; builders refuse invalid ids too, so linecert can never
+ * publish on a topic that reaches another device. A stricter policy
+ * (LC_IDENT_ASCII) is the caller's to apply: spb_id_valid_policy().
  */
 #ifndef LC_SPB_H
 #define LC_SPB_H
@@ -20,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "common/lc_err.h"
+#include "common/lc_ident.h"
 
 #define SPB_NAMESPACE "spBv1.0"
 #define SPB_ID_MAX 64             /* bytes, per identifier */
@@ -53,6 +56,9 @@ lc_err spb_topic_build(const struct spb_topic *t, char *buf, size_t cap)
 
 /* True when `id` (`len` bytes) is a valid identifier (see above). */
 bool spb_id_valid(const char *id, size_t len);
+/* The same, and also valid under `pol` (lc_ident.h). */
+bool spb_id_valid_policy(const char *id, size_t len,
+                         enum lc_ident_policy pol);
 
 /* "NBIRTH" ... "STATE"; NULL for an out-of-range value. */
 const char *spb_msg_type_name(enum spb_msg_type t);

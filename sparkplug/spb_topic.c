@@ -15,6 +15,8 @@
  */
 #include "sparkplug/spb_int.h"
 
+#include "common/lc_ident.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -40,76 +42,25 @@ static bool type_has_device(enum spb_msg_type t)
          t == SPB_DCMD;
 }
 
-/* Length of the UTF-8 sequence starting at s[0] (at most `left` bytes
- * available) and its code point, or 0 when the sequence is invalid:
- * truncated, a bad continuation byte, overlong, a UTF-16 surrogate or
- * above U+10FFFF (RFC 3629). */
-static size_t utf8_decode(const unsigned char *s, size_t left, uint32_t *cp)
-{
-  unsigned char c = s[0];
-  size_t n;
-  uint32_t min;
-  if(c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  if(c >= 0xc2 && c <= 0xdf) {
-    n = 2;
-    min = 0x80;
-    *cp = c & 0x1fu;
-  }
-  else if(c >= 0xe0 && c <= 0xef) {
-    n = 3;
-    min = 0x800;
-    *cp = c & 0x0fu;
-  }
-  else if(c >= 0xf0 && c <= 0xf4) {
-    n = 4;
-    min = 0x10000;
-    *cp = c & 0x07u;
-  }
-  else
-    return 0;  /* continuation byte, 0xc0/0xc1 or 0xf5.. */
-  if(left < n)
-    return 0;
-  for(size_t i = 1; i < n; i++) {
-    if((s[i] & 0xc0) != 0x80)
-      return 0;
-    *cp = (*cp << 6) | (s[i] & 0x3fu);
-  }
-  if(*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
-    return 0;
-  return n;
-}
-
 /* '+' and '#' are MQTT wildcards and '/' the level separator
  * (tck-id-topic-structure-namespace-valid-group-id,
- * -valid-edge-node-id, -valid-device-id). NUL is illegal in MQTT topic
- * names; other C0/C1 controls and DEL are discouraged by MQTT and have
- * no business in an identifier we print in logs. */
-static bool code_point_allowed(uint32_t cp)
-{
-  if(cp == '+' || cp == '/' || cp == '#')
-    return false;
-  if(cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f))
-    return false;
-  return true;
-}
-
+ * -valid-edge-node-id, -valid-device-id); the identifier must be UTF-8
+ * (-valid-utf8). linecert refuses more than the specification does:
+ * controls, spaces, format and other invisible characters, which would
+ * let two devices look alike in a log, a certificate or on the live
+ * page. lc_ident.h has the whole rule; the broker narrows it further to
+ * its [policy] identifiers (printable ASCII by default). */
 bool spb_id_valid(const char *id, size_t len)
 {
   if(!id || len == 0 || len > SPB_ID_MAX)
     return false;
-  const unsigned char *s = (const unsigned char *)id;
-  size_t i = 0;
-  while(i < len) {
-    uint32_t cp;
-    size_t n = utf8_decode(s + i, len - i, &cp);
-    if(n == 0 || !code_point_allowed(cp))
-      return false;
-    i += n;
-  }
-  return true;
+  return lc_ident_valid(id, len, LC_IDENT_UTF8);
+}
+
+bool spb_id_valid_policy(const char *id, size_t len,
+                         enum lc_ident_policy pol)
+{
+  return spb_id_valid(id, len) && lc_ident_valid(id, len, pol);
 }
 
 static bool token_is(const char *tok, size_t len, const char *word)

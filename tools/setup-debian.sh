@@ -8,8 +8,8 @@ set -eu
 PKGS="build-essential cmake pkg-config git
 libpaho-mqtt-dev nanopb libnanopb-dev python3-protobuf
 libssl-dev openssl libsqlite3-dev sqlite3 libcurl4-openssl-dev
-libcunit1-dev libjansson-dev libmicrohttpd-dev libinih-dev
-mosquitto mosquitto-clients
+libcunit1-dev libjansson-dev libmicrohttpd-dev libinih-dev libunistring-dev
+mosquitto mosquitto-clients prometheus
 libp11-dev softhsm2
 python3 python3-cryptography"
 
@@ -41,6 +41,11 @@ else
   # starts its own on a free port and does not need it.
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
     $SUDO systemctl stop mosquitto || true
+  fi
+  # The prometheus package is here for its promtool, which the HTTP test
+  # uses to parse /metrics; its server is not needed either.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    $SUDO systemctl stop prometheus || true
   fi
 fi
 

@@ -49,6 +49,7 @@ static const struct expect rejected[] = {
   {"cn-mismatch", "cn_mismatch"},      {"extra-subject", "subject_attribute"},
   {"malformed-csr", "csr_malformed"},  {"oversized", "csr_too_large"},
   {"slash-serial", "bad_identifier"},  {"ctrl-serial", "bad_identifier"},
+  {"bidi-serial", "bad_identifier"},
 };
 
 static void test_bad_input_rejected_while_line_keeps_running(void)
@@ -60,7 +61,8 @@ static void test_bad_input_rejected_while_line_keeps_running(void)
     "--edges", "1", "--devices", "20", "--prefix", "B", "--timeout", "120",
     "--bad",
     "garbage,missing-csr,bad-signature,rsa,p384,cn-mismatch,extra-subject,"
-    "malformed-csr,oversized,slash-serial,ctrl-serial,topic-slash",
+    "malformed-csr,oversized,slash-serial,ctrl-serial,topic-slash,"
+    "bidi-serial,bidi-id",
     NULL};
   /* The simulator itself checks each REJECTED:<reason> it receives and
    * that the undecodable ones get no answer at all. */
@@ -97,6 +99,13 @@ static void test_bad_input_rejected_while_line_keeps_running(void)
     CU_ASSERT_STRING_EQUAL(d->reason, rejected[i].reason);
     sm_device_free(d);
   }
+  /* bidi-id: its topic was dropped, so linecert knows no such device
+   * (it was ISSUED before U+202E was refused). */
+  struct sm_device *bidi = NULL;
+  CU_ASSERT_EQUAL(sm_store_get_device(st, "line1", "edge-1",
+                                      "B-1-bad-bidi\xe2\x80\xae-id", &bidi),
+                  LC_ENOTFOUND);
+  sm_device_free(bidi);
   sm_store_close(st);
   CU_ASSERT_EQUAL(rig_check_certificates(&r, "B-1-0"), 20);
   CU_ASSERT_TRUE(rig_check_audit(&r) > 0);

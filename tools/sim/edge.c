@@ -103,6 +103,9 @@ static lc_err name_device(struct sim_device *d, const char *prefix,
   if(d->kind == SIM_NORMAL)
     n = snprintf(d->device_id, sizeof(d->device_id), "%s-%u-%05u", prefix,
                  edge, number);
+  else if(d->kind == SIM_BAD_BIDI_ID)  /* U+202E RIGHT-TO-LEFT OVERRIDE */
+    n = snprintf(d->device_id, sizeof(d->device_id),
+                 "%s-%u-bad-bidi\xe2\x80\xae-id", prefix, edge);
   else
     n = snprintf(d->device_id, sizeof(d->device_id), "%s-%u-bad-%s", prefix,
                  edge, sim_kind_name(d->kind));
@@ -113,11 +116,15 @@ static lc_err name_device(struct sim_device *d, const char *prefix,
   else if(d->kind == SIM_BAD_CTRL_SERIAL)
     n = snprintf(d->serial, sizeof(d->serial), "%s-%u-bad-ctrl\001-serial",
                  prefix, edge);
+  else if(d->kind == SIM_BAD_BIDI_SERIAL)
+    n = snprintf(d->serial, sizeof(d->serial),
+                 "%s-%u-bad-bidi\xe2\x80\xae-serial", prefix, edge);
   else
     n = snprintf(d->serial, sizeof(d->serial), "%s", d->device_id);
   if(n < 0 || (size_t)n >= sizeof(d->serial))
     return LC_EINVAL;
-  if(!spb_id_valid(d->device_id, strlen(d->device_id)))
+  if(d->kind != SIM_BAD_BIDI_ID &&
+     !spb_id_valid(d->device_id, strlen(d->device_id)))
     return LC_EINVAL;
   return LC_OK;
 }
@@ -434,11 +441,23 @@ static void note_first_dbirth(struct sim *s, uint64_t now)
   atomic_compare_exchange_strong(&s->first_dbirth_ms, &zero, now);
 }
 
+/* The DBIRTH topic; for bidi-id built by hand, as spb_topic_build()
+ * rightly refuses its device id. */
+static lc_err dbirth_topic(const struct sim_edge *e,
+                           const struct sim_device *d, char *buf, size_t cap)
+{
+  if(d->kind != SIM_BAD_BIDI_ID)
+    return build_topic(e, SPB_DBIRTH, d->device_id, buf, cap);
+  int n = snprintf(buf, cap, "%s/%s/DBIRTH/%s/%s", SPB_NAMESPACE,
+                   e->sim->opts->group, e->id, d->device_id);
+  return n < 0 || (size_t)n >= cap ? LC_ETOOBIG : LC_OK;
+}
+
 /* Publish d's DBIRTH (or what its bad kind sends instead). */
 static lc_err send_dbirth(struct sim_edge *e, struct sim_device *d)
 {
   char topic[SPB_TOPIC_MAX + 8];
-  lc_err rc = build_topic(e, SPB_DBIRTH, d->device_id, topic, SPB_TOPIC_MAX);
+  lc_err rc = dbirth_topic(e, d, topic, SPB_TOPIC_MAX);
   if(rc != LC_OK)
     return rc;
   uint64_t mono = lc_mono_ms();
@@ -452,6 +471,8 @@ static lc_err send_dbirth(struct sim_edge *e, struct sim_device *d)
     strcat(topic, "/x");
     atomic_store(&e->sim->last_nodcmd_send_ms, mono);
   }
+  if(d->kind == SIM_BAD_BIDI_ID)
+    atomic_store(&e->sim->last_nodcmd_send_ms, mono);
   rc = sim_payload_dbirth(d, e->seq, lc_now_ms(), e->sim->opts->aliases,
                           &e->buf);
   if(rc != LC_OK) {
@@ -460,7 +481,9 @@ static lc_err send_dbirth(struct sim_edge *e, struct sim_device *d)
     return rc;
   }
   rc = publish(e, topic, e->buf.data, e->buf.len, 0);
-  if(rc == LC_OK && d->kind != SIM_BAD_TOPIC_SLASH)
+  /* linecert drops the two bad topics unread: they use no seq. */
+  if(rc == LC_OK && d->kind != SIM_BAD_TOPIC_SLASH &&
+     d->kind != SIM_BAD_BIDI_ID)
     e->seq++;
   if(rc == LC_OK)
     note_first_dbirth(e->sim, mono);

@@ -25,6 +25,11 @@ static const struct {
   [SIM_BAD_SLASH_SERIAL] = {"slash-serial", "REJECTED:bad_identifier"},
   [SIM_BAD_CTRL_SERIAL] = {"ctrl-serial", "REJECTED:bad_identifier"},
   [SIM_BAD_TOPIC_SLASH] = {"topic-slash", NULL},
+  /* U+202E in the serial (and CN) only, and in the device id, serial and
+   * CN alike: the second is not an identifier, so its topic is dropped
+   * (bad_topic) and it gets no answer (docs/protocol.md, Identifiers). */
+  [SIM_BAD_BIDI_SERIAL] = {"bidi-serial", "REJECTED:bad_identifier"},
+  [SIM_BAD_BIDI_ID] = {"bidi-id", NULL},
 };
 
 const char *sim_kind_name(enum sim_kind k)

@@ -79,6 +79,28 @@ static void test_config_values_and_errors(void)
                        err), LC_ECONFIG);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "operational.validity_days"));
   CU_ASSERT_EQUAL(load("no section line\n", &cfg, err), LC_ECONFIG);
+  /* [policy] identifiers: ascii by default; the groups and host id are
+   * identifiers too. */
+  CU_ASSERT_EQUAL(load("[mqtt]\ngroups = L1\n", &cfg, err), LC_OK);
+  CU_ASSERT_EQUAL(cfg.identifiers, LC_IDENT_ASCII);
+  CU_ASSERT_EQUAL(load("[mqtt]\ngroups = Stra\xc3\x9f" "e\n", &cfg, err),
+                  LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "mqtt.groups"));
+  CU_ASSERT_EQUAL(load("[mqtt]\ngroups = Stra\xc3\x9f" "e\n"
+                       "[policy]\nidentifiers = utf8\n", &cfg, err), LC_OK);
+  CU_ASSERT_EQUAL(cfg.identifiers, LC_IDENT_UTF8);
+  CU_ASSERT_EQUAL(load("[service]\nhttp_max_connections = 100\n"
+                       "http_per_ip_connections = 10\n"
+                       "http_idle_timeout_s = 3\n", &cfg, err), LC_OK);
+  CU_ASSERT_EQUAL(cfg.http_max_connections, 100);
+  CU_ASSERT_EQUAL(cfg.http_per_ip_connections, 10);
+  CU_ASSERT_EQUAL(cfg.http_idle_timeout_s, 3);
+  CU_ASSERT_EQUAL(load("[service]\nhttp_max_connections = 16\n", &cfg, err),
+                  LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "service.http_per_ip_connections"));
+  CU_ASSERT_EQUAL(load("[policy]\nidentifiers = latin1\n", &cfg, err),
+                  LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "must be ascii or utf8"));
 }
 
 /* The local CA's issuing keys on a PKCS#11 token: the keys, and that a
@@ -231,9 +253,9 @@ static void birth_payload(const char *serial, size_t serial_len,
   CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, out), LC_OK);
 }
 
-static const char *birth_reason(const char *device, const char *serial,
-                                size_t serial_len, const char *boot_csr,
-                                size_t csr_max)
+static const char *birth_reason_ids(const char *device, const char *serial,
+                                    size_t serial_len, const char *boot_csr,
+                                    size_t csr_max, enum lc_ident_policy ids)
 {
   static char reason[64];
   struct spb_topic t = {.type = SPB_DBIRTH};
@@ -243,13 +265,21 @@ static const char *birth_reason(const char *device, const char *serial,
   struct spb_payload p;
   birth_payload(serial, serial_len, boot_csr, &p);
   struct brk_birth b;
-  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, csr_max, &b), LC_OK);
+  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, csr_max, ids, &b), LC_OK);
   snprintf(reason, sizeof(reason), "%s", b.reason ? b.reason : "ok");
   if(!b.reason)
     CU_ASSERT_PTR_NOT_NULL(b.meta);
   brk_birth_cleanup(&b);
   spb_payload_free(&p);
   return reason;
+}
+
+static const char *birth_reason(const char *device, const char *serial,
+                                size_t serial_len, const char *boot_csr,
+                                size_t csr_max)
+{
+  return birth_reason_ids(device, serial, serial_len, boot_csr, csr_max,
+                          LC_IDENT_ASCII);
 }
 
 static void test_birth_prechecks_name_the_problem(void)
@@ -270,13 +300,61 @@ static void test_birth_prechecks_name_the_problem(void)
                                         CSR_TEXT, 8192), "bad_identifier");
 }
 
+/* Issue 9, item 6: serials that display like another device's were
+ * ISSUED. The topic's device id is the same string (a topic holding one
+ * is dropped before this: test_topic_ids_follow_the_policy). */
+static void test_birth_lookalike_serial_is_bad_identifier(void)
+{
+  static const char *const bad[] = {
+    "D\xe2\x80\xae" "1-A", /* U+202E RIGHT-TO-LEFT OVERRIDE */
+    "D\xe2\x80\x8b" "1",   /* U+200B ZERO WIDTH SPACE */
+    "\xef\xbb\xbf" "D1",   /* U+FEFF BYTE ORDER MARK */
+    "D\xc2\xa0" "1",        /* U+00A0 NO-BREAK SPACE */
+    "D 1",                  /* space */
+  };
+  for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    size_t n = strlen(bad[i]);
+    CU_ASSERT_STRING_EQUAL(birth_reason_ids(bad[i], bad[i], n, CSR_TEXT, 8192,
+                                            LC_IDENT_ASCII),
+                           "bad_identifier");
+    CU_ASSERT_STRING_EQUAL(birth_reason_ids(bad[i], bad[i], n, CSR_TEXT, 8192,
+                                            LC_IDENT_UTF8),
+                           "bad_identifier");
+  }
+  static const char gear[] = "Ger\xc3\xa4t-1"; /* "Gerät-1" */
+  CU_ASSERT_STRING_EQUAL(birth_reason_ids(gear, gear, strlen(gear), CSR_TEXT,
+                                          8192, LC_IDENT_ASCII),
+                         "bad_identifier");
+  CU_ASSERT_STRING_EQUAL(birth_reason_ids(gear, gear, strlen(gear), CSR_TEXT,
+                                          8192, LC_IDENT_UTF8),
+                         "ok");
+}
+
+static void test_topic_ids_follow_the_policy(void)
+{
+  struct spb_topic t = {.type = SPB_DBIRTH};
+  strcpy(t.group, "L1");
+  strcpy(t.edge, "E1");
+  strcpy(t.device, "Ger\xc3\xa4t-1");
+  CU_ASSERT_FALSE(brk_topic_ids_valid(&t, LC_IDENT_ASCII));
+  CU_ASSERT_TRUE(brk_topic_ids_valid(&t, LC_IDENT_UTF8));
+  strcpy(t.device, "D1");
+  CU_ASSERT_TRUE(brk_topic_ids_valid(&t, LC_IDENT_ASCII));
+  strcpy(t.group, "Stra\xc3\x9f" "e");
+  CU_ASSERT_FALSE(brk_topic_ids_valid(&t, LC_IDENT_ASCII));
+  strcpy(t.group, "L1");
+  strcpy(t.edge, "\xc3\x89" "1");
+  CU_ASSERT_FALSE(brk_topic_ids_valid(&t, LC_IDENT_ASCII));
+  CU_ASSERT_TRUE(brk_topic_ids_valid(&t, LC_IDENT_UTF8));
+}
+
 static void test_birth_without_serial_is_rejected(void)
 {
   struct spb_topic t = {.type = SPB_DBIRTH};
   strcpy(t.device, "D1");
   struct spb_payload p = {.n_metrics = 0};
   struct brk_birth b;
-  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, 8192, &b), LC_OK);
+  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, 8192, LC_IDENT_ASCII, &b), LC_OK);
   CU_ASSERT_STRING_EQUAL(b.reason, "missing_serial");
 }
 
@@ -360,7 +438,7 @@ static const char *nbirth_reason(const char *edge, const char *serial)
   birth_payload(serial, strlen(serial), CSR_TEXT, &p);
   CU_ASSERT_TRUE(brk_birth_is_request(&p));
   struct brk_birth b;
-  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, 8192, &b), LC_OK);
+  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, 8192, LC_IDENT_ASCII, &b), LC_OK);
   snprintf(reason, sizeof(reason), "%s", b.reason ? b.reason : "ok");
   brk_birth_cleanup(&b);
   spb_payload_free(&p);
@@ -433,7 +511,7 @@ static void test_nbirth_without_csr_is_not_a_request(void)
   struct spb_topic t = {.type = SPB_NBIRTH};
   strcpy(t.edge, "GW1");
   struct brk_birth b;
-  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, 8192, &b), LC_OK);
+  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, 8192, LC_IDENT_ASCII, &b), LC_OK);
   CU_ASSERT_STRING_EQUAL(b.reason, "missing_csr");
   brk_birth_cleanup(&b);
   spb_payload_free(&p);
@@ -655,6 +733,11 @@ static const struct lc_test tests[] = {
    test_config_remote_ca_sections},
   {"DBIRTH pre-checks name the problem ('/', '+', '#', controls)",
    test_birth_prechecks_name_the_problem},
+  {"DBIRTH serial with U+202E, U+200B, U+FEFF, U+00A0: bad_identifier; "
+   "\"Gerät-1\" only under identifiers = utf8",
+   test_birth_lookalike_serial_is_bad_identifier},
+  {"topic ids: [policy] identifiers decides ASCII or UTF-8",
+   test_topic_ids_follow_the_policy},
   {"DBIRTH without a serial is rejected",
    test_birth_without_serial_is_rejected},
   {"delivery DCMD carries certificates, datatypes, timestamp, no seq",

@@ -88,14 +88,17 @@ static void test_old_new_certificate_request_label_accepted(void)
   EVP_PKEY_free(key);
 }
 
+static const struct ca_csr_policy UTF8_IDS = {.identifiers = LC_IDENT_UTF8};
+
 static void test_utf8_cn_accepted_byte_for_byte(void)
 {
-  static const uint8_t cn[] = "Ger\xc3\xa4t-42 \xe2\x9c\x93 \xf0\x9f\x94\x91";
+  static const uint8_t cn[] = "Ger\xc3\xa4t-42\xe2\x9c\x93\xf0\x9f\x94\x91";
   EVP_PKEY *key = tu_key("P-256");
   X509_REQ *req = tu_req_raw_cn(key, cn, sizeof(cn) - 1);
   char *pem = tu_req_pem(req);
   struct ca_csr *csr = NULL;
-  CU_ASSERT_EQUAL_FATAL(ca_csr_parse(pem, strlen(pem), NULL, &csr, NULL, 0),
+  CU_ASSERT_EQUAL_FATAL(ca_csr_parse(pem, strlen(pem), &UTF8_IDS, &csr, NULL,
+                                     0),
                         LC_OK);
   CU_ASSERT_STRING_EQUAL(ca_csr_cn(csr), (const char *)cn);
   ca_csr_free(csr);
@@ -116,7 +119,8 @@ static void test_bmpstring_cn_converted_to_utf8(void)
   tu_req_sign(req, key, NULL);
   char *pem = tu_req_pem(req);
   struct ca_csr *csr = NULL;
-  CU_ASSERT_EQUAL_FATAL(ca_csr_parse(pem, strlen(pem), NULL, &csr, NULL, 0),
+  CU_ASSERT_EQUAL_FATAL(ca_csr_parse(pem, strlen(pem), &UTF8_IDS, &csr, NULL,
+                                     0),
                         LC_OK);
   CU_ASSERT_STRING_EQUAL(ca_csr_cn(csr), "D1\xc3\xa4");
   ca_csr_free(csr);
@@ -307,6 +311,51 @@ static void test_invalid_utf8_cn_rejected(void)
   }
   /* The hand-made CSR itself is sound: a valid CN the same way passes. */
   char *pem = tu_pem_with_raw_cn(key, (const uint8_t *)"D\xc3\xa4", 3);
+  expect_accept(pem, &UTF8_IDS);
+  free(pem);
+  EVP_PKEY_free(key);
+}
+
+/* ---- subject_bad_identifier (issue 9, item 6) -------------------------- */
+
+/* Each was issued before: a CN that displays like another device's. */
+static void test_invisible_and_bidi_cn_refused_under_both_policies(void)
+{
+  static const struct {
+    const char *bytes;
+    size_t len;
+  } bad[] = {
+    {"SN\xe2\x80\xae" "1-A", 8},  /* U+202E RIGHT-TO-LEFT OVERRIDE */
+    {"SN\xe2\x80\x8b" "1", 6},    /* U+200B ZERO WIDTH SPACE */
+    {"\xef\xbb\xbf" "SN1", 6},    /* U+FEFF BYTE ORDER MARK */
+    {"SN\xc2\xa0" "1", 5},         /* U+00A0 NO-BREAK SPACE */
+    {"SN 1", 4},                   /* U+0020 SPACE */
+    {"SN/1", 4},                   /* MQTT level separator */
+    {"SN\x01" "1", 4},             /* control */
+  };
+  const struct ca_csr_policy ascii = {.identifiers = LC_IDENT_ASCII};
+  EVP_PKEY *key = tu_key("P-256");
+  for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    char *pem =
+      tu_pem_with_raw_cn(key, (const uint8_t *)bad[i].bytes, bad[i].len);
+    tu_expect_reject(pem, NULL, LC_EVERIFY, "subject_bad_identifier");
+    tu_expect_reject(pem, &ascii, LC_EVERIFY, "subject_bad_identifier");
+    tu_expect_reject(pem, &UTF8_IDS, LC_EVERIFY, "subject_bad_identifier");
+    free(pem);
+  }
+  EVP_PKEY_free(key);
+}
+
+static void test_utf8_letter_cn_needs_the_utf8_policy(void)
+{
+  static const char gear[] = "Ger\xc3\xa4t-1"; /* "Gerät-1" */
+  EVP_PKEY *key = tu_key("P-256");
+  char *pem =
+    tu_pem_with_raw_cn(key, (const uint8_t *)gear, sizeof(gear) - 1);
+  tu_expect_reject(pem, NULL, LC_EVERIFY, "subject_bad_identifier");
+  expect_accept(pem, &UTF8_IDS);
+  free(pem);
+  pem = tu_pem_with_raw_cn(key, (const uint8_t *)"Geraet-1", 8);
   expect_accept(pem, NULL);
   free(pem);
   EVP_PKEY_free(key);
@@ -543,6 +592,11 @@ const struct lc_test csr_tests[] = {
   {"non-ASCII UTF-8 CN accepted byte for byte",
    test_utf8_cn_accepted_byte_for_byte},
   {"BMPString CN converted to UTF-8", test_bmpstring_cn_converted_to_utf8},
+  {"CN with U+202E, U+200B, U+FEFF, U+00A0, space, '/' or a control: "
+   "subject_bad_identifier under both policies",
+   test_invisible_and_bidi_cn_refused_under_both_policies},
+  {"CN \"Gerät-1\" refused under identifiers = ascii, accepted under utf8",
+   test_utf8_letter_cn_needs_the_utf8_policy},
   {"P-384 refused by default (key_type), accepted when allowed",
    test_p384_refused_by_default_accepted_when_allowed},
   {"RSA-2048 refused by default (key_type), accepted when allowed",

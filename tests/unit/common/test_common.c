@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "common/lc_err.h"
+#include "common/lc_ident.h"
 #include "common/lc_mem.h"
 #include "common/lc_queue.h"
 #include "common/lc_util.h"
@@ -115,6 +116,48 @@ static void test_random_ids_differ(void)
   CU_ASSERT_STRING_NOT_EQUAL(a, b);
 }
 
+/* One check for topic ids, serials and CNs (issue 9, item 6). */
+static void test_ident_refuses_invisible_under_both_policies(void)
+{
+  static const char *const bad[] = {
+    "D\xe2\x80\xae" "1", "D\xe2\x80\x8b" "1", "\xef\xbb\xbf" "D1",
+    "D\xc2\xa0" "1",      "D 1",                "D\t1",
+    "D/1",                "D+1",                "D#1",
+    "D\xc0\xaf",          "D\xed\xa0\x80",       "D\xf4\x90\x80\x80",
+    "D\xc2\x85",          "D\x7f",               "D\xe2\x81\xa9",
+  };
+  static const enum lc_ident_policy pols[] = {LC_IDENT_ASCII, LC_IDENT_UTF8};
+  for(size_t p = 0; p < 2; p++)
+    for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+      CU_ASSERT_FALSE(lc_ident_valid(bad[i], strlen(bad[i]), pols[p]));
+  CU_ASSERT_FALSE(lc_ident_valid("D1\0x", 4, LC_IDENT_UTF8));
+  CU_ASSERT_FALSE(lc_ident_valid("", 0, LC_IDENT_UTF8));
+  CU_ASSERT_FALSE(lc_ident_valid(NULL, 0, LC_IDENT_ASCII));
+}
+
+static void test_ident_ascii_and_utf8_sets(void)
+{
+  /* Every printable ASCII character but space, '/', '+' and '#'. */
+  char all[128];
+  size_t n = 0;
+  for(int c = 0x21; c < 0x7f; c++)
+    if(c != '/' && c != '+' && c != '#')
+      all[n++] = (char)c;
+  CU_ASSERT_TRUE(lc_ident_valid(all, n, LC_IDENT_ASCII));
+  CU_ASSERT_TRUE(lc_ident_valid(all, n, LC_IDENT_UTF8));
+  static const char gear[] = "Ger\xc3\xa4t-1";
+  CU_ASSERT_FALSE(lc_ident_valid(gear, strlen(gear), LC_IDENT_ASCII));
+  CU_ASSERT_TRUE(lc_ident_valid(gear, strlen(gear), LC_IDENT_UTF8));
+  /* Scripts, combining marks and symbols are letters enough. */
+  static const char *const good[] = {"\xe6\xa9\x9f\xe6\xa2\xb0-01",
+                                     "e\xcc\x81", "\xf0\x9f\x94\x92"};
+  for(size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+    CU_ASSERT_TRUE(lc_ident_valid(good[i], strlen(good[i]), LC_IDENT_UTF8));
+  CU_ASSERT_TRUE(lc_utf8_valid(gear, strlen(gear)));
+  CU_ASSERT_FALSE(lc_utf8_valid("D\xc0\xaf", 3));
+  CU_ASSERT_STRING_EQUAL(lc_ident_policy_name(LC_IDENT_UTF8), "utf8");
+}
+
 static const struct lc_test tests[] = {
   {"every error code has a text", test_strerror_covers_every_code},
   {"hex round trip; bad digits rejected",
@@ -125,6 +168,10 @@ static const struct lc_test tests[] = {
   {"queue: 4 producers, 80k items, none lost",
    test_queue_many_producers_lose_nothing},
   {"random ids are 32 hex and differ", test_random_ids_differ},
+  {"identifiers: bidi, invisible, spaces, '/', bad UTF-8 refused always",
+   test_ident_refuses_invisible_under_both_policies},
+  {"identifiers: printable ASCII under ascii; letters of any script under "
+   "utf8", test_ident_ascii_and_utf8_sets},
   {NULL, NULL}};
 
 int main(void)

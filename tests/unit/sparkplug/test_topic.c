@@ -17,14 +17,14 @@ static void test_every_type_round_trips(void)
     enum spb_msg_type type;
     const char *topic;
   } cases[] = {
-    {SPB_NBIRTH, "spBv1.0/Line 1/NBIRTH/cell-7"},
-    {SPB_NDEATH, "spBv1.0/Line 1/NDEATH/cell-7"},
-    {SPB_NDATA, "spBv1.0/Line 1/NDATA/cell-7"},
-    {SPB_NCMD, "spBv1.0/Line 1/NCMD/cell-7"},
-    {SPB_DBIRTH, "spBv1.0/Line 1/DBIRTH/cell-7/sensor.01"},
-    {SPB_DDEATH, "spBv1.0/Line 1/DDEATH/cell-7/sensor.01"},
-    {SPB_DDATA, "spBv1.0/Line 1/DDATA/cell-7/sensor.01"},
-    {SPB_DCMD, "spBv1.0/Line 1/DCMD/cell-7/sensor.01"},
+    {SPB_NBIRTH, "spBv1.0/Line-1/NBIRTH/cell-7"},
+    {SPB_NDEATH, "spBv1.0/Line-1/NDEATH/cell-7"},
+    {SPB_NDATA, "spBv1.0/Line-1/NDATA/cell-7"},
+    {SPB_NCMD, "spBv1.0/Line-1/NCMD/cell-7"},
+    {SPB_DBIRTH, "spBv1.0/Line-1/DBIRTH/cell-7/sensor.01"},
+    {SPB_DDEATH, "spBv1.0/Line-1/DDEATH/cell-7/sensor.01"},
+    {SPB_DDATA, "spBv1.0/Line-1/DDATA/cell-7/sensor.01"},
+    {SPB_DCMD, "spBv1.0/Line-1/DCMD/cell-7/sensor.01"},
     {SPB_STATE, "spBv1.0/STATE/linecert-host"},
   };
   for(size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -149,13 +149,68 @@ static void test_id_length_limit(void)
 
 static void test_id_valid_accepts_utf8_and_punctuation(void)
 {
-  CU_ASSERT_TRUE(spb_id_valid("Zürich Halle 3", strlen("Zürich Halle 3")));
+  CU_ASSERT_TRUE(spb_id_valid("Zürich-Halle-3", strlen("Zürich-Halle-3")));
   CU_ASSERT_TRUE(spb_id_valid("機械-01", strlen("機械-01")));
   CU_ASSERT_TRUE(spb_id_valid("a.b_c:d@e", 9));
   CU_ASSERT_TRUE(spb_id_valid("\xf0\x9f\x94\x92", 4));  /* U+1F512 */
   CU_ASSERT_FALSE(spb_id_valid(NULL, 0));
   CU_ASSERT_FALSE(spb_id_valid("", 0));
   CU_ASSERT_FALSE(spb_id_valid("a/b", 3));
+}
+
+/* Issue 9, item 6: ids that look like others. Each of these was a valid
+ * id; a device named with one was issued a certificate whose CN reads
+ * like another device's. */
+static const char *const lookalikes[] = {
+  "D\xe2\x80\xae" "1-A",   /* U+202E RIGHT-TO-LEFT OVERRIDE */
+  "D\xe2\x80\x8b" "1",     /* U+200B ZERO WIDTH SPACE */
+  "\xef\xbb\xbf" "D1",     /* U+FEFF BYTE ORDER MARK */
+  "D\xc2\xa0" "1",          /* U+00A0 NO-BREAK SPACE */
+  "D 1",                    /* U+0020 SPACE */
+  "D\xe2\x81\xa6" "1",     /* U+2066 LEFT-TO-RIGHT ISOLATE */
+  "D\xe2\x80\x8d" "1",     /* U+200D ZERO WIDTH JOINER */
+  "D\xe3\x85\xa4" "1",     /* U+3164 HANGUL FILLER (Lo, invisible) */
+  "D\xe2\x80\xa8" "1",     /* U+2028 LINE SEPARATOR */
+  "D\xee\x80\x80" "1",     /* U+E000 private use */
+  "D\xcd\xb8" "1",          /* U+0378 unassigned */
+};
+
+static void test_invisible_and_bidi_ids_refused(void)
+{
+  for(size_t i = 0; i < sizeof(lookalikes) / sizeof(lookalikes[0]); i++) {
+    const char *id = lookalikes[i];
+    char topic[SPB_TOPIC_MAX];
+    snprintf(topic, sizeof(topic), "spBv1.0/G/DBIRTH/E/%s", id);
+    struct spb_topic t;
+    CU_ASSERT_FALSE(spb_id_valid(id, strlen(id)));
+    CU_ASSERT_EQUAL(parse(topic, &t), LC_EINVAL);
+    snprintf(topic, sizeof(topic), "spBv1.0/%s/NBIRTH/E", id);
+    CU_ASSERT_EQUAL(parse(topic, &t), LC_EINVAL);
+    snprintf(topic, sizeof(topic), "spBv1.0/G/NBIRTH/%s", id);
+    CU_ASSERT_EQUAL(parse(topic, &t), LC_EINVAL);
+    /* Nor can one be built. */
+    memset(&t, 0, sizeof(t));
+    t.type = SPB_DCMD;
+    SET_ID(t.group, "G");
+    SET_ID(t.edge, "E");
+    SET_ID(t.device, id);
+    CU_ASSERT_EQUAL(spb_topic_build(&t, topic, sizeof(topic)), LC_EINVAL);
+  }
+}
+
+static void test_id_policy_ascii_narrows_utf8(void)
+{
+  static const char gear[] = "Ger\xc3\xa4t-1"; /* "Gerät-1" */
+  CU_ASSERT_TRUE(spb_id_valid(gear, strlen(gear)));
+  CU_ASSERT_TRUE(spb_id_valid_policy(gear, strlen(gear), LC_IDENT_UTF8));
+  CU_ASSERT_FALSE(spb_id_valid_policy(gear, strlen(gear), LC_IDENT_ASCII));
+  CU_ASSERT_TRUE(spb_id_valid_policy("SN-0001_a.b:c@d", 15, LC_IDENT_ASCII));
+  CU_ASSERT_FALSE(spb_id_valid_policy("a/b", 3, LC_IDENT_UTF8));
+  /* The length bound holds under either policy. */
+  char id[SPB_ID_MAX + 2];
+  memset(id, 'a', sizeof(id));
+  CU_ASSERT_TRUE(spb_id_valid_policy(id, SPB_ID_MAX, LC_IDENT_ASCII));
+  CU_ASSERT_FALSE(spb_id_valid_policy(id, SPB_ID_MAX + 1, LC_IDENT_UTF8));
 }
 
 static void test_build_refuses_bad_ids_and_mixed_types(void)
@@ -226,6 +281,10 @@ const struct lc_test spb_topic_tests[] = {
    test_id_length_limit},
   {"UTF-8 and punctuation are valid id characters",
    test_id_valid_accepts_utf8_and_punctuation},
+  {"bidi, zero-width, BOM, no-break space and other invisible ids refused",
+   test_invisible_and_bidi_ids_refused},
+  {"[policy] identifiers = ascii refuses a UTF-8 letter utf8 accepts",
+   test_id_policy_ascii_narrows_utf8},
   {"build refuses bad ids and device on N-types / none on D-types",
    test_build_refuses_bad_ids_and_mixed_types},
   {"build into a short buffer -> LC_ETOOBIG and empty string",
