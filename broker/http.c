@@ -576,32 +576,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
   return send_text(c, 404, "text/plain", "not found\n", 10);
 }
 
-/* "host:port" with a numeric IPv4 host; port 0 picks a free one. */
-static lc_err parse_listen(const char *listen, struct sockaddr_in *sa)
-{
-  char host[64];
-  const char *colon = strrchr(listen, ':');
-  if(!colon || (size_t)(colon - listen) >= sizeof(host))
-    return LC_EINVAL;
-  memcpy(host, listen, (size_t)(colon - listen));
-  host[colon - listen] = '\0';
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if(*end || port < 0 || port > 65535)
-    return LC_EINVAL;
-  memset(sa, 0, sizeof(*sa));
-  sa->sin_family = AF_INET;
-  sa->sin_port = htons((uint16_t)port);
-  if(inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-    return LC_EINVAL;
-  return LC_OK;
-}
-
 lc_err brk_http_start(struct brk *b, const char *listen,
                       struct brk_http **out)
 {
   struct sockaddr_in sa;
-  if(parse_listen(listen, &sa) != LC_OK)
+  if(brk_listen_parse(listen, &sa) != LC_OK)
     return LC_ECONFIG;
   struct brk_http *h = lc_calloc(1, sizeof(*h));
   if(!h)

@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void write_file(const char *path, const char *text)
 {
@@ -52,6 +53,38 @@ static void test_config_errors_name_file_line_and_key(void)
   CU_ASSERT_EQUAL(rig_run_cli(&r, print, out), 0);
   CU_ASSERT_TRUE(rig_file_contains(out, "reprovision = reissue"));
   CU_ASSERT_TRUE(rig_file_contains(out, "max_ca_attempts = 3"));
+
+  /* A comment longer than inih's line buffer whose tail reads as a
+   * setting: refused with file:line, by check-config and --print-config
+   * alike, never parsed in two pieces. */
+  char comment[260];
+  memset(comment, '#', 199);
+  snprintf(comment + 199, sizeof(comment) - 199, "reprovision = reissue");
+  char text[400];
+  snprintf(text, sizeof(text), "[mqtt]\nurl = tcp://127.0.0.1:1\n[policy]\n"
+           "%s\n", comment);
+  write_file(cfg, text);
+  CU_ASSERT_EQUAL(rig_run_cli(&r, check, out), 2);
+  CU_ASSERT_TRUE(rig_file_contains(out, "bad.ini:4: line too long (max 199"));
+  CU_ASSERT_EQUAL(rig_run_cli(&r, print, out), 2);
+  CU_ASSERT_FALSE(rig_file_contains(out, "reprovision = reissue"));
+
+  /* What serve refuses, check-config refuses. */
+  write_file(cfg, "[mqtt]\nurl = tcp://127.0.0.1:1883junk\n");
+  CU_ASSERT_EQUAL(rig_run_cli(&r, check, out), 2);
+  CU_ASSERT_TRUE(rig_file_contains(out, "bad.ini: mqtt.url"));
+  write_file(cfg, "[policy]\nreprovision = reissue\nreprovision = deny\n");
+  CU_ASSERT_EQUAL(rig_run_cli(&r, check, out), 2);
+  CU_ASSERT_TRUE(rig_file_contains(out, "bad.ini:3: policy.reprovision: set "
+                                        "twice"));
+
+  /* -c on a FIFO: refused at once, not read forever. */
+  char fifo[400];
+  snprintf(fifo, sizeof(fifo), "%s/fifo.ini", r.dir);
+  CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+  const char *check_fifo[] = {"check-config", "-c", fifo, NULL};
+  CU_ASSERT_EQUAL(rig_run_cli(&r, check_fifo, out), 2);
+  CU_ASSERT_TRUE(rig_file_contains(out, "fifo.ini: not a regular file"));
   rig_cleanup(&r);
 }
 
