@@ -18,6 +18,10 @@
 
 #define BRK_PATH_MAX 512
 #define BRK_ERR_MAX 256
+/* Warn (log, `linecert status`) when a local issuing CA can cover a full
+ * certificate of its profile for fewer days than this: two years to make
+ * new issuing CAs under the root (docs/adapters.md). */
+#define BRK_CA_COVER_WARN_DAYS 730
 /* [mqtt] groups: one subscription each, plus our STATE topic. */
 #define BRK_GROUPS_MAX 15
 

@@ -740,6 +740,38 @@ static const char *ca_files_problem(const struct brk_ca_remote *r,
   return NULL;
 }
 
+/* The local CA already in data_dir may be older and shorter-lived than
+ * a new one (issuing CAs lasted 20 years before): a profile longer than
+ * its whole life could never be issued. A CA not made yet, or one that
+ * cannot be read (serve reports it when it opens the CA), is not judged
+ * here. The leaf must fit between the CA's creation (a day after its
+ * notBefore) less backdate_s, and its notAfter. */
+static lc_err local_ca_problem(const struct brk_config *cfg, char *err,
+                               size_t errcap)
+{
+  char dir[BRK_PATH_MAX + sizeof("/ca")];
+  brk_path_ca(cfg, dir, sizeof(dir));
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    time_t nb, na;
+    const struct ca_profile *p = &cfg->profile[r];
+    if(strcmp(cfg->ca_adapter[r], "local") ||
+       ca_local_issuer_dates(dir, (enum ca_role)r, &nb, &na) != LC_OK)
+      continue;
+    long long span = (long long)na - nb - 86400;
+    if((long long)p->validity_days * 86400 - p->backdate_s <= span)
+      continue;
+    const char *role = ca_role_name((enum ca_role)r);
+    snprintf(err, errcap, "profile.%s.validity_days: %u days, but the local "
+             "%s issuing CA lasts %lld days (%s/%s-ca.pem, starting the day "
+             "before its creation): no certificate could ever be issued; "
+             "shorten the profile or rotate the issuing CA "
+             "(docs/adapters.md)", role, p->validity_days, role,
+             ((long long)na - nb) / 86400, dir, role);
+    return LC_ECONFIG;
+  }
+  return LC_OK;
+}
+
 lc_err brk_config_check_files(const struct brk_config *cfg, char *err,
                               size_t errcap)
 {
@@ -760,7 +792,7 @@ lc_err brk_config_check_files(const struct brk_config *cfg, char *err,
   for(unsigned i = 0; !key && i < cfg->n_ca_remote; i++)
     key = ca_files_problem(&cfg->ca_remote[i], &why, buf, sizeof(buf));
   if(!key)
-    return LC_OK;
+    return local_ca_problem(cfg, err, errcap);
   snprintf(err, errcap, "%s: %s", key, why);
   return LC_ECONFIG;
 }
@@ -847,6 +879,30 @@ static const char *ca_problem(const struct brk_config *cfg, const char **why,
   return NULL;
 }
 
+#define STR_(x) #x
+#define XSTR(x) STR_(x)
+
+/* A role the local CA serves: its profile must fit in the lifetime a new
+ * issuing CA gets (it starts a day back, so one day less), else no
+ * certificate could ever be issued (validity_exceeds_ca). */
+static const char *local_profile_problem(const struct brk_config *cfg,
+                                         const char **why, char *buf,
+                                         size_t cap)
+{
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    if(strcmp(cfg->ca_adapter[r], "local") ||
+       cfg->profile[r].validity_days < CA_LOCAL_ISSUING_DAYS)
+      continue;
+    snprintf(buf, cap, "profile.%s.validity_days",
+             ca_role_name((enum ca_role)r));
+    *why = "longer than the local issuing CA's own lifetime ("
+           XSTR(CA_LOCAL_ISSUING_DAYS) " days, starting the day before its "
+           "creation): no certificate could ever be issued";
+    return buf;
+  }
+  return NULL;
+}
+
 lc_err brk_config_check(const struct brk_config *cfg, char *err,
                         size_t errcap)
 {
@@ -889,6 +945,8 @@ lc_err brk_config_check(const struct brk_config *cfg, char *err,
     key = mqtt_tls_problem(cfg, &why, buf, sizeof(buf));
   if(!key)
     key = ca_problem(cfg, &why, buf, sizeof(buf));
+  if(!key)
+    key = local_profile_problem(cfg, &why, buf, sizeof(buf));
   if(!key)
     return LC_OK;
   snprintf(err, errcap, "%s: %s", key, why);

@@ -261,6 +261,33 @@ static void metrics_adapters(struct text *t, const struct brk_snapshot *s)
                 "throttling answers (429) from the CA", BF_THROTTLED);
 }
 
+/* The local issuing CAs only: a remote CA's lifetime is not ours. */
+static void metrics_ca_life(struct text *t, const struct brk_snapshot *s)
+{
+  static const struct {
+    const char *name, *help;
+  } fam[] = {
+    {"linecert_ca_issuing_days_left",
+     "days until the local issuing CA of the role expires"},
+    {"linecert_ca_cover_days_left",
+     "days during which the local issuing CA can still issue a certificate "
+     "of the role's full profile validity (below 0: refused, "
+     "validity_exceeds_ca)"}};
+  bool any = false;
+  for(int r = 0; r < CA_ROLE_COUNT; r++)
+    any |= s->ca_life[r].local;
+  for(size_t f = 0; any && f < 2; f++) {
+    text_add(t, "# HELP %s %s\n# TYPE %s gauge\n", fam[f].name, fam[f].help,
+             fam[f].name);
+    for(int r = 0; r < CA_ROLE_COUNT; r++)
+      if(s->ca_life[r].local)
+        text_add(t, "%s{role=\"%s\"} %ld\n", fam[f].name,
+                 ca_role_name((enum ca_role)r),
+                 f ? s->ca_life[r].cover_days_left
+                   : s->ca_life[r].days_left);
+  }
+}
+
 static void snapshot_copy(struct brk *b, struct brk_snapshot *out)
 {
   pthread_mutex_lock(&b->snap_mu);
@@ -291,6 +318,7 @@ static enum MHD_Result serve_metrics(struct brk *b, struct MHD_Connection *c)
   metrics_counters(&t, b);
   metrics_snapshot(&t, &s, lc_now_ms());
   metrics_adapters(&t, &s);
+  metrics_ca_life(&t, &s);
   enum MHD_Result r =
     t.failed ? send_text(c, 500, "text/plain", "out of memory\n", 14)
              : send_text(c, 200, "text/plain; version=0.0.4", t.buf, t.len);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void write_file(const char *path, const char *text)
 {
@@ -112,6 +113,17 @@ static void test_status_and_audit_verify_catch_an_edited_record(void)
   snprintf(db, sizeof(db), "%s/linecert.db", r.data_dir);
   const char *status[] = {"status", NULL};
   CU_ASSERT_EQUAL(rig_run_cli(&r, status, out), 0);
+  CU_ASSERT_TRUE(rig_file_contains(out, "PROVISIONED"));
+  /* The local CA: how long it covers full certificates, and a warning
+   * while the root key is still on the server, gone once it is moved. */
+  CU_ASSERT_TRUE(rig_file_contains(out, "ca_bootstrap_cover_days"));
+  CU_ASSERT_TRUE(rig_file_contains(out, "warning: root key"));
+  char root_key[400];
+  snprintf(root_key, sizeof(root_key), "%s/ca/root.key", r.data_dir);
+  CU_ASSERT_TRUE(rig_file_contains(out, root_key));
+  CU_ASSERT_EQUAL(unlink(root_key), 0);
+  CU_ASSERT_EQUAL(rig_run_cli(&r, status, out), 0);
+  CU_ASSERT_FALSE(rig_file_contains(out, "warning: root key"));
   CU_ASSERT_TRUE(rig_file_contains(out, "PROVISIONED"));
   const char *device[] = {"device", "line1/edge-1/V-1-00001", NULL};
   CU_ASSERT_EQUAL(rig_run_cli(&r, device, out), 0);

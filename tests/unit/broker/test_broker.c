@@ -8,10 +8,14 @@
 #include "tests/support/lc_cunit.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -372,6 +376,78 @@ static void test_config_file_must_be_a_regular_file(void)
   CU_ASSERT_EQUAL(brk_config_load(&cfg, path, err, sizeof(err)), LC_ECONFIG);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, ":2: NUL byte"));
   unlink(path);
+}
+
+/* <dir>/<name>: a self-signed certificate that started a day ago and
+ * lasts `days` (the shape of a local CA certificate's dates). */
+static void write_ca_cert(const char *dir, const char *name, int days)
+{
+  char path[300];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+  X509 *x = X509_new();
+  CU_ASSERT_FATAL(k && x);
+  time_t nb = time(NULL) - 86400;
+  CU_ASSERT_FATAL(X509_set_version(x, X509_VERSION_3) == 1 &&
+                  ASN1_INTEGER_set(X509_get_serialNumber(x), 1) == 1 &&
+                  ASN1_TIME_adj(X509_getm_notBefore(x), nb, 0, 0) &&
+                  ASN1_TIME_adj(X509_getm_notAfter(x), nb, days, 0) &&
+                  X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
+                                             MBSTRING_ASC,
+                                             (const unsigned char *)"old CA",
+                                             -1, -1, 0) == 1 &&
+                  X509_set_issuer_name(x, X509_get_subject_name(x)) == 1 &&
+                  X509_set_pubkey(x, k) == 1 &&
+                  X509_sign(x, k, EVP_sha256()) > 0);
+  FILE *f = fopen(path, "w");
+  CU_ASSERT_FATAL(f && PEM_write_X509(f, x) == 1);
+  fclose(f);
+  X509_free(x);
+  EVP_PKEY_free(k);
+}
+
+/* A profile the local issuing CA could never cover is refused: against
+ * the lifetime a new CA gets, and against the CA already in data_dir (an
+ * installation made when issuing CAs lasted 20 years). */
+static void test_config_refuses_profile_the_local_ca_never_covers(void)
+{
+  struct brk_config cfg;
+  char err[BRK_ERR_MAX];
+  CU_ASSERT_EQUAL(load("[profile.bootstrap]\nvalidity_days = 11000\n", &cfg,
+                       err), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "profile.bootstrap.validity_days: "
+                                     "longer than the local issuing CA"));
+  /* A remote CA sets its own limits. */
+  CU_ASSERT_EQUAL(load("[ca]\nbootstrap = g\n[ca.g]\ntype = gcpcas\n"
+                       "bootstrap.pool = p\n[profile.bootstrap]\n"
+                       "validity_days = 11000\n", &cfg, err), LC_OK);
+
+  char dir[] = "/tmp/lc-cadata-XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  char ca[64];
+  snprintf(ca, sizeof(ca), "%s/ca", dir);
+  CU_ASSERT_EQUAL_FATAL(mkdir(ca, 0700), 0);
+  write_ca_cert(ca, "root.pem", 7305);
+  write_ca_cert(ca, "bootstrap-ca.pem", 7305);
+  write_ca_cert(ca, "operational-ca.pem", 7305);
+  char text[200];
+  snprintf(text, sizeof(text), "[service]\ndata_dir = %s\n"
+           "[profile.bootstrap]\nvalidity_days = 7400\n", dir);
+  CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err), LC_OK);
+  CU_ASSERT_EQUAL(brk_config_check_files(&cfg, err, sizeof(err)), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "profile.bootstrap.validity_days: 7400 "
+                                     "days, but the local bootstrap issuing "
+                                     "CA lasts 7305"));
+  cfg.profile[CA_ROLE_BOOTSTRAP].validity_days = 5475;
+  CU_ASSERT_EQUAL(brk_config_check_files(&cfg, err, sizeof(err)), LC_OK);
+  const char *files[] = {"root.pem", "bootstrap-ca.pem", "operational-ca.pem"};
+  for(size_t i = 0; i < 3; i++) {
+    char p[128];
+    snprintf(p, sizeof(p), "%s/%s", ca, files[i]);
+    unlink(p);
+  }
+  rmdir(ca);
+  rmdir(dir);
 }
 
 /* ---- DBIRTH pre-checks ------------------------------------------------------- */
@@ -837,6 +913,8 @@ static const struct lc_test tests[] = {
    test_config_duplicate_key_is_an_error},
   {"config: check refuses what serve would (groups, http port, url)",
    test_config_refuses_what_serve_would},
+  {"config: a profile the local issuing CA never covers is refused",
+   test_config_refuses_profile_the_local_ca_never_covers},
   {"config: -c on a FIFO, device or directory refused; NUL byte refused",
    test_config_file_must_be_a_regular_file},
   {"DBIRTH pre-checks name the problem ('/', '+', '#', controls)",
