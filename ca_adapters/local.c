@@ -447,7 +447,7 @@ static lc_err asn1_to_time(const ASN1_TIME *t, time_t *out)
   int ok = epoch && ASN1_TIME_diff(&days, &secs, epoch, t) == 1;
   ASN1_TIME_free(epoch);
   if(!ok)
-    return ossl_fail("ca_not_after");
+    return ossl_fail("ca_cert_time");
   *out = (time_t)days * 86400 + secs;
   return LC_OK;
 }
