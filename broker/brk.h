@@ -18,6 +18,12 @@
 
 #define BRK_PATH_MAX 512
 #define BRK_ERR_MAX 256
+/* Warn (log, `linecert status`) when a local issuing CA can cover a full
+ * certificate of its profile for fewer days than this: two years to make
+ * new issuing CAs under the root (docs/adapters.md). */
+#define BRK_CA_COVER_WARN_DAYS 730
+/* [mqtt] groups: one subscription each, plus our STATE topic. */
+#define BRK_GROUPS_MAX 15
 
 /* [mqtt] mqtt_version: the protocol linecert speaks to the broker. */
 enum brk_mqtt_version { BRK_MQTT_311, BRK_MQTT_5 };
@@ -165,6 +171,13 @@ bool brk_config_mqtt_tls(const struct brk_config *cfg);
  * operator reading the store needs no access to the service's key. */
 lc_err brk_config_check_files(const struct brk_config *cfg, char *err,
                               size_t errcap) LC_NODISCARD;
+/* [service] http_listen: "a.b.c.d:port", a numeric IPv4 address and a
+ * port 0..65535 (0 = any free port). Into *sa when it is not NULL.
+ * LC_EINVAL for anything else. The config check and the HTTP server use
+ * this one parser, so check-config refuses what serve would. */
+struct sockaddr_in;
+lc_err brk_listen_parse(const char *listen, struct sockaddr_in *sa)
+  LC_NODISCARD;
 /* Print every setting as INI to `out` (FILE *). */
 void brk_config_print(const struct brk_config *cfg, void *out);
 

@@ -266,6 +266,12 @@ struct brk_ca_snap {
 #define BRK_LINES_MAX 64
 /* What the HTTP thread shows: copied by the loop under snap_mu about once
  * a second, so readers never touch the loop's own state. */
+/* The local issuing CA of a role: how long it can go on (ca_local_life;
+ * broker/adapters.c). */
+struct brk_ca_life {
+  bool local;                           /* the role is the local CA's */
+  long days_left, cover_days_left;
+};
 struct brk_snapshot {
   bool online;
   uint64_t counts[SM_STATE_COUNT];
@@ -279,6 +285,7 @@ struct brk_snapshot {
   struct brk_latency ca[CA_ROLE_COUNT];
   struct brk_ca_snap ca_slots[BRK_CA_SLOTS];
   size_t n_ca_slots;
+  struct brk_ca_life ca_life[CA_ROLE_COUNT];
   uint64_t started_ms;
   uint64_t refreshed_mono_ms;
 };
@@ -363,6 +370,7 @@ struct brk {
   uint32_t reconnect_delay_ms;
   bool resumed;                       /* unfinished devices kicked */
   uint64_t next_timer_scan, next_stats;
+  uint64_t next_ca_life_ms;           /* wall clock: the daily CA check */
   uint64_t next_cap_warning;          /* rate limit of cap warnings */
   unsigned long long stats_provisioned_last;
 };
@@ -448,8 +456,16 @@ void brk_ca_close(struct brk *b);
 void brk_ca_submit(struct brk *b, struct brk_dev *d, enum ca_role role);
 /* An ISSUE job came back: its worker is free for the next device. */
 void brk_ca_job_done(struct brk *b, const struct brk_job *job);
-/* Copy each adapter's queue, pace and parked devices into v. */
+/* Copy each adapter's queue, pace and parked devices into v, and the
+ * local issuing CAs' remaining life at now_ms (wall clock). */
 void brk_ca_snapshot(struct brk *b, struct brk_snapshot *v, uint64_t now_ms);
+/* The local issuing CAs' remaining life at now_ms (wall clock, ms). */
+void brk_ca_life(const struct brk *b, uint64_t now_ms,
+                 struct brk_ca_life out[CA_ROLE_COUNT]);
+/* At start and then once a day: log each local issuing CA's remaining
+ * life; a warning when it covers a full certificate for fewer than
+ * BRK_CA_COVER_WARN_DAYS, an error once it covers none. */
+void brk_ca_life_watch(struct brk *b, uint64_t now_ms);
 
 /* ---- audit checkpoints (checkpoint.c) ------------------------------------------ */
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "audit/aud.h"
 #include "common/lc_log.h"
@@ -236,6 +237,45 @@ static int open_store(const struct cli *c, struct sm_store **st)
 
 /* ---- status, devices, device ------------------------------------------------ */
 
+/* The local CA, read from its certificates alone (no key is opened):
+ * how long each issuing CA covers a full certificate of its profile, and
+ * a warning while the root key is still on this server. */
+static void status_local_ca(const struct cli *c)
+{
+  char dir[BRK_PATH_MAX + sizeof("/ca")];
+  brk_path_ca(&c->cfg, dir, sizeof(dir));
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    time_t nb, na;
+    if(strcmp(c->cfg.ca_adapter[r], "local") ||
+       ca_local_issuer_dates(dir, (enum ca_role)r, &nb, &na) != LC_OK)
+      continue;
+    struct ca_local_life l;
+    const char *role = ca_role_name((enum ca_role)r);
+    ca_local_life_at(na, &c->cfg.profile[r], time(NULL), &l);
+    char name[64];
+    snprintf(name, sizeof(name), "ca_%s_days_left", role);
+    printf("%-22s %ld\n", name, l.days_left);
+    snprintf(name, sizeof(name), "ca_%s_cover_days", role);
+    printf("%-22s %ld\n", name, l.cover_days_left);
+    if(l.cover_days_left < 0)
+      printf("warning: the %s issuing CA can no longer cover a full "
+             "%u-day certificate: requests are refused validity_exceeds_ca; "
+             "make new issuing CAs under the root (docs/adapters.md)\n",
+             role, c->cfg.profile[r].validity_days);
+    else if(l.cover_days_left < BRK_CA_COVER_WARN_DAYS)
+      printf("warning: the %s issuing CA covers a full %u-day certificate "
+             "for %ld more days: make new issuing CAs under the root before "
+             "then (docs/adapters.md)\n", role,
+             c->cfg.profile[r].validity_days, l.cover_days_left);
+  }
+  char key[sizeof(dir) + sizeof(CA_LOCAL_ROOT_KEY)];
+  snprintf(key, sizeof(key), "%s/%s", dir, CA_LOCAL_ROOT_KEY);
+  if(access(key, F_OK) == 0)
+    printf("warning: root key %s is still on this server: linecert never "
+           "needs it; copy it to offline storage and delete it here "
+           "(docs/adapters.md)\n", key);
+}
+
 static int cmd_status(const struct cli *c)
 {
   struct sm_store *st;
@@ -256,6 +296,7 @@ static int cmd_status(const struct cli *c)
     printf("%-22s %llu\n", "devices", (unsigned long long)total);
     printf("%-22s %llu\n", "audit_records",
            (unsigned long long)tail.last_seq);
+    status_local_ca(c);
     rc = 0;
   }
   sm_store_close(st);

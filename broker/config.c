@@ -6,10 +6,12 @@
  */
 #include "broker/brk.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/lc_log.h"
+#include "common/lc_mem.h"
 #include "common/lc_util.h"
 #include "sparkplug/spb.h"
 
@@ -337,11 +340,33 @@ static const char *set_option(void *base, const struct opt *o,
   return "unknown type";
 }
 
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+#define N_CA_OPTIONS (sizeof(ca_options) / sizeof(ca_options[0]))
+
+/* seen[]: which settings this file has set, so a second one is an error
+ * (whichever value was meant, one is silently lost). */
 struct parse_ctx {
   struct brk_config *cfg;
   char key[96];
   const char *reason;
+  bool seen[N_OPTIONS];
+  bool ca_seen[BRK_CA_MAX][N_CA_OPTIONS];
 };
+
+/* Mark option i of `table` set; false if it (or an alias: the same
+ * field) was set before. */
+static bool mark_seen(const struct opt *table, size_t n, bool *seen, size_t i)
+{
+  for(size_t j = 0; j < n; j++)
+    if(seen[j] && table[j].offset == table[i].offset)
+      return false;
+  seen[i] = true;
+  return true;
+}
+
+/* An indented line continues the value above: inih hands it over as a
+ * second value of the same key. */
+#define SET_TWICE "set twice in this file (or continued by an indented line)"
 
 /* A section name: letters, digits, '-' and '_' (it shows in logs and
  * metric labels). */
@@ -374,14 +399,15 @@ static struct brk_ca_remote *ca_section(struct brk_config *cfg,
   return r;
 }
 
-static const char *set_ca_option(struct brk_config *cfg, const char *name,
+static const char *set_ca_option(struct parse_ctx *ctx, const char *name,
                                  const char *key, const char *value)
 {
   const char *why = NULL;
-  struct brk_ca_remote *r = ca_section(cfg, name, &why);
+  struct brk_ca_remote *r = ca_section(ctx->cfg, name, &why);
   if(!r)
     return why;
-  for(size_t i = 0; i < sizeof(ca_options) / sizeof(ca_options[0]); i++) {
+  bool *seen = ctx->ca_seen[r - ctx->cfg->ca_remote];
+  for(size_t i = 0; i < N_CA_OPTIONS; i++) {
     const struct opt *o = &ca_options[i];
     if(strcmp(o->key, key))
       continue;
@@ -391,6 +417,8 @@ static const char *set_ca_option(struct brk_config *cfg, const char *name,
       return "type set twice";
     if(i > 0 && !(o->types & (1u << r->type)))
       return "not a setting of this adapter type";
+    if(!mark_seen(ca_options, N_CA_OPTIONS, seen, i))
+      return SET_TWICE;
     return set_option(r, o, value);
   }
   return "unknown setting";
@@ -404,57 +432,242 @@ static int on_ini_entry(void *user, const char *section, const char *name,
     return 0; /* inih goes on after an error; the first one is reported */
   snprintf(ctx->key, sizeof(ctx->key), "%s.%s", section, name);
   if(!strncmp(section, "ca.", 3)) {
-    ctx->reason = set_ca_option(ctx->cfg, section + 3, name, value);
+    ctx->reason = set_ca_option(ctx, section + 3, name, value);
     return ctx->reason == NULL;
   }
-  for(size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
+  for(size_t i = 0; i < N_OPTIONS; i++) {
     const struct opt *o = &options[i];
     if(strcmp(o->section, section) || strcmp(o->key, name))
       continue;
-    ctx->reason = set_option(ctx->cfg, o, value);
+    ctx->reason = mark_seen(options, N_OPTIONS, ctx->seen, i)
+                    ? set_option(ctx->cfg, o, value) : SET_TWICE;
     return ctx->reason == NULL;
   }
   ctx->reason = "unknown setting";
   return 0;
 }
 
+/* inih reads a line into a buffer of INI_MAX_LINE bytes and parses what
+ * does not fit as a line of its own, so the tail of a long comment could
+ * become a setting. The file is therefore read here, whole, and every
+ * line checked before inih sees it: a line longer than inih reads in one
+ * piece is an error naming it. A configuration is small; anything
+ * bigger than this is not one. */
+#define CONFIG_FILE_MAX (1u << 20)
+#define CONFIG_LINE_MAX (INI_MAX_LINE - 1)
+
+static lc_err read_fd(int fd, char *buf, size_t cap, size_t *len)
+{
+  size_t got = 0;
+  while(got < cap) {
+    ssize_t n = read(fd, buf + got, cap - got);
+    if(n < 0 && errno == EINTR)
+      continue;
+    if(n < 0)
+      return LC_EIO;
+    if(n == 0)
+      break;
+    got += (size_t)n;
+  }
+  *len = got;
+  return LC_OK;
+}
+
+/* Opened non-blocking and checked with fstat before any read: a FIFO
+ * (no writer: blocks forever), a device (/dev/zero never ends) or a
+ * directory is refused, not read. */
+static lc_err read_config_text(const char *path, char **out, size_t *outlen,
+                               char *err, size_t errcap)
+{
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if(fd < 0) {
+    snprintf(err, errcap, "%s: cannot open: %s", path, strerror(errno));
+    return LC_ECONFIG;
+  }
+  struct stat st;
+  lc_err rc = LC_OK;
+  char *buf = NULL;
+  size_t len = 0;
+  if(fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(err, errcap, "%s: not a regular file", path);
+    rc = LC_ECONFIG;
+  } else if(!(buf = lc_malloc(CONFIG_FILE_MAX + 1))) {
+    snprintf(err, errcap, "%s: out of memory", path);
+    rc = LC_ENOMEM;
+  } else if(read_fd(fd, buf, CONFIG_FILE_MAX + 1, &len) != LC_OK) {
+    snprintf(err, errcap, "%s: cannot read: %s", path, strerror(errno));
+    rc = LC_ECONFIG;
+  } else if(len > CONFIG_FILE_MAX) {
+    snprintf(err, errcap, "%s: larger than %u bytes", path,
+             CONFIG_FILE_MAX);
+    rc = LC_ECONFIG;
+  }
+  close(fd);
+  if(rc != LC_OK) {
+    lc_free(buf);
+    return rc;
+  }
+  buf[len] = '\0';
+  *out = buf;
+  *outlen = len;
+  return LC_OK;
+}
+
+/* Every line at most CONFIG_LINE_MAX bytes (the newline not counted) and
+ * free of NUL bytes (inih would stop reading the line there). `len` is
+ * the text's length: text[len] is its terminating NUL. */
+static lc_err check_lines(const char *path, const char *text, size_t len,
+                          char *err, size_t errcap)
+{
+  size_t line = 1, start = 0;
+  for(size_t i = 0; i <= len; i++) {
+    if(i < len && text[i] == '\0') {
+      snprintf(err, errcap, "%s:%zu: NUL byte", path, line);
+      return LC_ECONFIG;
+    }
+    if(i < len && text[i] != '\n')
+      continue;
+    if(i - start > CONFIG_LINE_MAX) {
+      snprintf(err, errcap, "%s:%zu: line too long (max %d characters)",
+               path, line, CONFIG_LINE_MAX);
+      return LC_ECONFIG;
+    }
+    line++;
+    start = i + 1;
+  }
+  return LC_OK;
+}
+
+/* inih over a checked text; on error `err` names the line. The context
+ * is big (a flag per setting and section): on the heap. */
+static lc_err parse_text(struct brk_config *cfg, const char *path,
+                         const char *text, char *err, size_t errcap)
+{
+  struct parse_ctx *ctx = lc_calloc(1, sizeof(*ctx));
+  int line = -2;
+  if(ctx) {
+    ctx->cfg = cfg;
+    line = ini_parse_string(text, on_ini_entry, ctx);
+  }
+  if(line < 0)
+    snprintf(err, errcap, "%s: out of memory", path);
+  else if(line > 0 && ctx->reason)
+    snprintf(err, errcap, "%s:%d: %s: %s", path, line, ctx->key,
+             ctx->reason);
+  else if(line > 0)
+    snprintf(err, errcap, "%s:%d: syntax error", path, line);
+  lc_free(ctx);
+  return line == 0 ? LC_OK : LC_ECONFIG;
+}
+
 lc_err brk_config_load(struct brk_config *cfg, const char *path, char *err,
                        size_t errcap)
 {
-  struct parse_ctx ctx = {.cfg = cfg};
-  int line = ini_parse(path, on_ini_entry, &ctx);
-  if(line < 0) {
-    snprintf(err, errcap, "%s: cannot open", path);
+  char *text = NULL;
+  size_t len = 0;
+  lc_err rc = read_config_text(path, &text, &len, err, errcap);
+  if(rc == LC_OK)
+    rc = check_lines(path, text, len, err, errcap);
+  if(rc == LC_OK)
+    rc = parse_text(cfg, path, text, err, errcap);
+  lc_free(text);
+  if(rc != LC_OK)
     return LC_ECONFIG;
-  }
-  if(line > 0) {
-    if(ctx.reason)
-      snprintf(err, errcap, "%s:%d: %s: %s", path, line, ctx.key, ctx.reason);
-    else
-      snprintf(err, errcap, "%s:%d: syntax error", path, line);
-    return LC_ECONFIG;
-  }
   /* The cross-field checks know keys, not lines: name the file. */
   char why[BRK_ERR_MAX];
-  lc_err rc = brk_config_check(cfg, why, sizeof(why));
+  rc = brk_config_check(cfg, why, sizeof(why));
   if(rc != LC_OK)
     snprintf(err, errcap, "%s: %s", path, why);
   return rc;
 }
 
-static bool groups_valid(const char *groups, enum lc_ident_policy pol)
+/* NULL or why not: a comma-separated list of at most BRK_GROUPS_MAX
+ * group ids valid under `pol` (mqtt.c subscribes once per group). */
+static const char *groups_problem(const char *groups,
+                                  enum lc_ident_policy pol)
 {
   const char *p = groups;
+  unsigned n = 0;
   while(*p) {
     const char *end = strchr(p, ',');
     size_t len = end ? (size_t)(end - p) : strlen(p);
     if(!spb_id_valid_policy(p, len, pol))
-      return false;
+      return "not a comma-separated list of group ids";
+    if(++n > BRK_GROUPS_MAX)
+      return "more than 15 groups (one subscription each; leave it empty "
+             "for all)";
     p += len;
     if(*p == ',')
       p++;
   }
-  return true;
+  return NULL;
+}
+
+/* 1..5 decimal digits, nothing else; [min, 65535]. */
+static bool port_valid(const char *p, size_t len, unsigned long min)
+{
+  if(len == 0 || len > 5 || strspn(p, "0123456789") < len)
+    return false;
+  unsigned long v = 0;
+  for(size_t i = 0; i < len; i++)
+    v = v * 10 + (unsigned long)(p[i] - '0');
+  return v >= min && v <= 65535;
+}
+
+lc_err brk_listen_parse(const char *listen, struct sockaddr_in *sa)
+{
+  char host[INET_ADDRSTRLEN];
+  const char *colon = strrchr(listen, ':');
+  if(!colon || (size_t)(colon - listen) >= sizeof(host) ||
+     !port_valid(colon + 1, strlen(colon + 1), 0))
+    return LC_EINVAL;
+  memcpy(host, listen, (size_t)(colon - listen));
+  host[colon - listen] = '\0';
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)strtoul(colon + 1, NULL, 10));
+  if(inet_pton(AF_INET, host, &a.sin_addr) != 1)
+    return LC_EINVAL;
+  if(sa)
+    *sa = a;
+  return LC_OK;
+}
+
+/* scheme://host[:port] and nothing more. Paho takes the port with atoi
+ * and drops what follows it, so "tcp://h:1883junk" would connect to
+ * 1883 and "tcp://h:99999" retry forever: both are refused here. The
+ * host is a name (letters, digits, '.', '-', '_'), an IPv4 address or
+ * an IPv6 address in brackets. */
+static const char *url_problem(const char *url)
+{
+  static const char *const schemes[] = {"tcp://", "ssl://", "mqtt://",
+                                        "mqtts://"};
+  const char *p = NULL;
+  for(size_t i = 0; !p && i < sizeof(schemes) / sizeof(schemes[0]); i++)
+    if(!strncmp(url, schemes[i], strlen(schemes[i])))
+      p = url + strlen(schemes[i]);
+  if(!p)
+    return "must start with tcp://, ssl://, mqtt:// or mqtts://";
+  size_t host;
+  if(*p == '[') {
+    host = strspn(p + 1, "0123456789abcdefABCDEF:.");
+    if(host == 0 || p[1 + host] != ']')
+      return "an IPv6 host is [address]";
+    host += 2;
+  } else {
+    host = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789.-_");
+    if(host == 0 || host > 253)
+      return "no host name (scheme://host[:port])";
+  }
+  p += host;
+  if(*p == '\0')
+    return NULL;
+  if(*p != ':' || !port_valid(p + 1, strlen(p + 1), 1))
+    return "must be scheme://host[:port] with a port 1..65535 and nothing "
+           "after it";
+  return NULL;
 }
 
 bool brk_config_has_group(const struct brk_config *cfg, const char *group)
@@ -561,6 +774,38 @@ static const char *ca_files_problem(const struct brk_ca_remote *r,
   return NULL;
 }
 
+/* The local CA already in data_dir may be older and shorter-lived than
+ * a new one (issuing CAs lasted 20 years before): a profile longer than
+ * its whole life could never be issued. A CA not made yet, or one that
+ * cannot be read (serve reports it when it opens the CA), is not judged
+ * here. The leaf must fit between the CA's creation (a day after its
+ * notBefore) less backdate_s, and its notAfter. */
+static lc_err local_ca_problem(const struct brk_config *cfg, char *err,
+                               size_t errcap)
+{
+  char dir[BRK_PATH_MAX + sizeof("/ca")];
+  brk_path_ca(cfg, dir, sizeof(dir));
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    time_t nb, na;
+    const struct ca_profile *p = &cfg->profile[r];
+    if(strcmp(cfg->ca_adapter[r], "local") ||
+       ca_local_issuer_dates(dir, (enum ca_role)r, &nb, &na) != LC_OK)
+      continue;
+    long long span = (long long)na - nb - 86400;
+    if((long long)p->validity_days * 86400 - p->backdate_s <= span)
+      continue;
+    const char *role = ca_role_name((enum ca_role)r);
+    snprintf(err, errcap, "profile.%s.validity_days: %u days, but the local "
+             "%s issuing CA lasts %lld days (%s/%s-ca.pem, starting the day "
+             "before its creation): no certificate could ever be issued; "
+             "shorten the profile or rotate the issuing CA "
+             "(docs/adapters.md)", role, p->validity_days, role,
+             ((long long)na - nb) / 86400, dir, role);
+    return LC_ECONFIG;
+  }
+  return LC_OK;
+}
+
 lc_err brk_config_check_files(const struct brk_config *cfg, char *err,
                               size_t errcap)
 {
@@ -581,7 +826,7 @@ lc_err brk_config_check_files(const struct brk_config *cfg, char *err,
   for(unsigned i = 0; !key && i < cfg->n_ca_remote; i++)
     key = ca_files_problem(&cfg->ca_remote[i], &why, buf, sizeof(buf));
   if(!key)
-    return LC_OK;
+    return local_ca_problem(cfg, err, errcap);
   snprintf(err, errcap, "%s: %s", key, why);
   return LC_ECONFIG;
 }
@@ -668,25 +913,49 @@ static const char *ca_problem(const struct brk_config *cfg, const char **why,
   return NULL;
 }
 
+#define STR_(x) #x
+#define XSTR(x) STR_(x)
+
+/* A role the local CA serves: its profile must fit in the lifetime a new
+ * issuing CA gets (it starts a day back, so one day less), else no
+ * certificate could ever be issued (validity_exceeds_ca). */
+static const char *local_profile_problem(const struct brk_config *cfg,
+                                         const char **why, char *buf,
+                                         size_t cap)
+{
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    if(strcmp(cfg->ca_adapter[r], "local") ||
+       cfg->profile[r].validity_days < CA_LOCAL_ISSUING_DAYS)
+      continue;
+    snprintf(buf, cap, "profile.%s.validity_days",
+             ca_role_name((enum ca_role)r));
+    *why = "longer than the local issuing CA's own lifetime ("
+           XSTR(CA_LOCAL_ISSUING_DAYS) " days, starting the day before its "
+           "creation): no certificate could ever be issued";
+    return buf;
+  }
+  return NULL;
+}
+
 lc_err brk_config_check(const struct brk_config *cfg, char *err,
                         size_t errcap)
 {
   const char *key = NULL, *why = NULL;
   char buf[BRK_PATH_MAX + 64];
-  if(strncmp(cfg->mqtt_url, "tcp://", 6) && strncmp(cfg->mqtt_url, "ssl://", 6)
-     && strncmp(cfg->mqtt_url, "mqtt://", 7) &&
-     strncmp(cfg->mqtt_url, "mqtts://", 8))
-    key = "mqtt.url", why = "must start with tcp://, ssl://, mqtt:// or mqtts://";
+  if((why = url_problem(cfg->mqtt_url)))
+    key = "mqtt.url";
   else if(!spb_id_valid_policy(cfg->host_id, strlen(cfg->host_id),
                                cfg->identifiers))
     key = "mqtt.host_id",
     why = "not a valid identifier under policy.identifiers";
   else if(!cfg->client_id[0])
     key = "mqtt.client_id", why = "empty";
-  else if(!groups_valid(cfg->groups, cfg->identifiers))
-    key = "mqtt.groups", why = "not a comma-separated list of group ids";
-  else if(cfg->http_listen[0] && !strchr(cfg->http_listen, ':'))
-    key = "service.http_listen", why = "must be address:port";
+  else if((why = groups_problem(cfg->groups, cfg->identifiers)))
+    key = "mqtt.groups";
+  else if(cfg->http_listen[0] &&
+          brk_listen_parse(cfg->http_listen, NULL) != LC_OK)
+    key = "service.http_listen",
+    why = "must be IPv4-address:port with a port 0..65535 (0 = any)";
   else if(cfg->http_per_ip_connections >= cfg->http_max_connections)
     key = "service.http_per_ip_connections",
     why = "must be less than http_max_connections (one address must not "
@@ -716,6 +985,8 @@ lc_err brk_config_check(const struct brk_config *cfg, char *err,
     key = mqtt_tls_problem(cfg, &why, buf, sizeof(buf));
   if(!key)
     key = ca_problem(cfg, &why, buf, sizeof(buf));
+  if(!key)
+    key = local_profile_problem(cfg, &why, buf, sizeof(buf));
   if(!key)
     return LC_OK;
   snprintf(err, errcap, "%s: %s", key, why);

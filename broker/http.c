@@ -319,6 +319,34 @@ static void metrics_adapters(struct text *t, const struct brk_snapshot *s)
                 "throttling answers (429) from the CA", BF_THROTTLED);
 }
 
+/* The local issuing CAs only: a remote CA's lifetime is not ours. */
+static void metrics_ca_life(struct text *t, const struct brk_snapshot *s)
+{
+  static const struct {
+    const char *name, *help;
+  } fam[] = {
+    {"linecert_ca_issuing_remaining_seconds",
+     "time until the local issuing CA of the role expires (whole days)"},
+    {"linecert_ca_cover_remaining_seconds",
+     "time during which the local issuing CA can still issue a certificate "
+     "of the role's full profile validity, whole days (below 0: refused, "
+     "validity_exceeds_ca)"}};
+  bool any = false;
+  for(int r = 0; r < CA_ROLE_COUNT; r++)
+    any |= s->ca_life[r].local;
+  for(size_t f = 0; any && f < 2; f++) {
+    text_add(t, "# HELP %s %s\n# TYPE %s gauge\n", fam[f].name, fam[f].help,
+             fam[f].name);
+    for(int r = 0; r < CA_ROLE_COUNT; r++)
+      if(s->ca_life[r].local)
+        /* Seconds, Prometheus' base unit (promtool's lint). */
+        text_add(t, "%s{role=\"%s\"} %lld\n", fam[f].name,
+                 ca_role_name((enum ca_role)r),
+                 86400LL * (f ? s->ca_life[r].cover_days_left
+                              : s->ca_life[r].days_left));
+  }
+}
+
 static void snapshot_copy(struct brk *b, struct brk_snapshot *out)
 {
   pthread_mutex_lock(&b->snap_mu);
@@ -349,6 +377,7 @@ static enum MHD_Result serve_metrics(struct brk *b, struct MHD_Connection *c)
   metrics_counters(&t, b);
   metrics_snapshot(&t, &s, lc_now_ms());
   metrics_adapters(&t, &s);
+  metrics_ca_life(&t, &s);
   enum MHD_Result r =
     t.failed ? send_text(c, 500, "text/plain", "out of memory\n", 14)
              : send_text(c, 200, "text/plain; version=0.0.4", t.buf, t.len);
@@ -637,27 +666,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
   return send_text(c, 404, "text/plain", "not found\n", 10);
 }
 
-/* "host:port" with a numeric IPv4 host; port 0 picks a free one. */
-static lc_err parse_listen(const char *listen, struct sockaddr_in *sa)
-{
-  char host[64];
-  const char *colon = strrchr(listen, ':');
-  if(!colon || (size_t)(colon - listen) >= sizeof(host))
-    return LC_EINVAL;
-  memcpy(host, listen, (size_t)(colon - listen));
-  host[colon - listen] = '\0';
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if(*end || port < 0 || port > 65535)
-    return LC_EINVAL;
-  memset(sa, 0, sizeof(*sa));
-  sa->sin_family = AF_INET;
-  sa->sin_port = htons((uint16_t)port);
-  if(inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-    return LC_EINVAL;
-  return LC_OK;
-}
-
 /* libmicrohttpd's own messages, as key=value lines. A flood of refused
  * connections makes one message each: log the first of every second and
  * count the rest. */
@@ -681,7 +689,7 @@ lc_err brk_http_start(struct brk *b, const char *listen,
                       struct brk_http **out)
 {
   struct sockaddr_in sa;
-  if(parse_listen(listen, &sa) != LC_OK)
+  if(brk_listen_parse(listen, &sa) != LC_OK)
     return LC_ECONFIG;
   struct brk_http *h = lc_calloc(1, sizeof(*h));
   if(!h)

@@ -610,6 +610,7 @@ static void run_loop(struct brk *b)
       batch_end(b);
     }
     checkpoint(b, false);
+    brk_ca_life_watch(b, now);
     maybe_reconnect(b);
     log_stats(b, lc_mono_ms(), false);
     refresh_snapshot(b, lc_mono_ms());

@@ -44,7 +44,7 @@ struct brk_mqtt {
   char state_topic[SPB_TOPIC_MAX];
   char will_payload[96];
   uint64_t state_ts;        /* T of the current connection */
-  char filters[16][SPB_TOPIC_MAX];
+  char filters[1 + BRK_GROUPS_MAX][SPB_TOPIC_MAX];
   int n_filters;
   bool v5;                  /* MQTT 5 (else 3.1.1) */
   bool tls;
@@ -241,7 +241,8 @@ static lc_err build_filters(struct brk_mqtt *m)
   while(*g) {
     const char *end = strchr(g, ',');
     int len = end ? (int)(end - g) : (int)strlen(g);
-    if(m->n_filters + 1 > 16)
+    /* brk_config_check() allows no more groups than this. */
+    if(m->n_filters == 1 + BRK_GROUPS_MAX)
       return LC_ETOOBIG;
     /* One filter per group keeps the count small: spBv1.0/<g>/#, then
      * types we do not want (our own commands) are ignored on arrival. */

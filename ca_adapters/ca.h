@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include "common/lc_err.h"
 #include "common/lc_ident.h"
 
@@ -169,6 +170,18 @@ static inline void ca_free(struct ca_adapter *ca)
 
 /* ---- the local CA (embedded default) ---------------------------------- */
 
+/* The local CA's lifetimes, set when it is created (local_create.c).
+ * The issuing CAs last 30 years, so a fresh installation issues full
+ * 15-year bootstrap certificates (the default profile) for 15 years; the
+ * root lasts 40, so new issuing CAs made under it at that point still
+ * have room (docs/adapters.md, "Rotating the local issuing CAs"). A
+ * profile longer than CA_LOCAL_ISSUING_DAYS - 1 could never be issued:
+ * the configuration check refuses it. */
+#define CA_LOCAL_ISSUING_DAYS 10957   /* 30 years, leap days included */
+#define CA_LOCAL_ROOT_DAYS 14610      /* 40 years */
+/* The root's private key: linecert never reads it after creation. */
+#define CA_LOCAL_ROOT_KEY "root.key"
+
 /* A certificate profile. Profiles are configuration. */
 struct ca_profile {
   unsigned validity_days;     /* bootstrap: 5475 (15 y); operational: 365 */
@@ -194,6 +207,8 @@ struct ca_local_config {
    * still <role>-ca.pem in dir; the root stays a file (roots are kept
    * offline in production: docs/adapters.md). */
   struct ca_local_pkcs11 pkcs11[CA_ROLE_COUNT];
+  /* The clock certificates are dated by; NULL = time(). Tests move it. */
+  time_t (*now)(void);
 };
 
 /* Open the local CA in cfg->dir, creating on first start a root and two
@@ -208,13 +223,16 @@ struct ca_local_config {
  * backdate_s above 86400 (the CA certificates start one day back, so no
  * leaf starts before its issuer).
  * root.pem is written last and marks a complete CA: a directory holding
- * it is only ever loaded (each cert checked against its key, each
- * issuing CA against the root), never rewritten; one without it is
- * (re)created from scratch. root.key may be moved offline after
- * creation: without it the issuing CAs are checked against root.pem.  Root and issuing CAs last 20 years.
+ * it is only ever loaded (each issuing cert checked against its key and
+ * against the root), never rewritten; one without it is
+ * (re)created from scratch. root.key is never read after creation:
+ * the issuing CAs are checked against root.pem, and while root.key is
+ * still in the directory each open logs a warning to move it offline.
+ * Lifetimes: CA_LOCAL_ISSUING_DAYS, CA_LOCAL_ROOT_DAYS.
  * submit() answers CA_REJECTED "validity_exceeds_ca" when the leaf would
- * outlive its issuing CA; poll() answers CA_REJECTED "not_pending";
- * cancel() does nothing. There is no de-duplication by request_key.
+ * outlive its issuing CA (ca_local_life() says how long until then);
+ * poll() answers CA_REJECTED "not_pending"; cancel() does nothing.
+ * There is no de-duplication by request_key.
  * With cfg->pkcs11[role].module set, that role's key is the token's and
  * <role>-ca.key is not read (it need not exist); at open the token key
  * signs a test message that must verify with <role>-ca.pem's public key,
@@ -230,6 +248,31 @@ lc_err ca_local_open(const struct ca_local_config *cfg,
 /* Path of the local CA's root certificate (borrowed from the adapter);
  * NULL for other adapters. Devices and the simulator trust it. */
 const char *ca_local_root_path(const struct ca_adapter *ca);
+
+/* How long the local issuing CA of a role can go on, at `now` (as
+ * time()): the days until its notAfter, and the days during which a
+ * leaf of the role's full profile (validity_days, backdate_s) still fits
+ * inside it. cover_days_left < 0: submit() answers validity_exceeds_ca
+ * now. Days are rounded down (-0.5 days is -1). */
+struct ca_local_life {
+  time_t not_after;           /* the issuing CA's */
+  long days_left;
+  long cover_days_left;
+};
+/* LC_EINVAL for another adapter or a bad role. */
+lc_err ca_local_life(const struct ca_adapter *ca, enum ca_role role,
+                     time_t now, struct ca_local_life *out) LC_NODISCARD;
+/* The same arithmetic for any issuing CA's notAfter and profile (the
+ * CLI reads the certificate without opening the CA). */
+void ca_local_life_at(time_t not_after, const struct ca_profile *p,
+                      time_t now, struct ca_local_life *out);
+/* The notBefore and notAfter of the local issuing CA of `role` in `dir`,
+ * from <role>-ca.pem alone: no key is read and nothing is created.
+ * LC_ENOTFOUND when `dir` holds no CA yet (no root.pem); LC_EIO, LC_ETLS
+ * (logged) when the certificate cannot be read. */
+lc_err ca_local_issuer_dates(const char *dir, enum ca_role role,
+                             time_t *not_before, time_t *not_after)
+  LC_NODISCARD;
 
 /* ---- remote CAs: EJBCA, AWS Private CA, Google Cloud CAS -------------- */
 

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include "ca_adapters/ca.h"
 
 #include <openssl/x509.h>
@@ -66,7 +67,7 @@ lc_err ca__set_random_serial(X509 *x, char hex[41]) LC_NODISCARD;
 #define CA__CA_BACKDATE_S 86400
 
 #define CA__ROOT_CERT "root.pem"
-#define CA__ROOT_KEY "root.key"
+#define CA__ROOT_KEY CA_LOCAL_ROOT_KEY
 
 /* "<dir>/<name>", lc_malloc'd; NULL on OOM. */
 char *ca__path(const char *dir, const char *name);
@@ -97,8 +98,10 @@ const char *ca__issuer_key_file(enum ca_role role);
 
 /* First start: generate the root and both issuing CAs and write the six
  * files into `dir`, root.pem last (see local_create.c). `org` is the O=
- * of the CA subjects. LC_ETLS / LC_EIO / LC_ENOMEM, logged. */
-lc_err ca__local_create(const char *dir, const char *org) LC_NODISCARD;
+ * of the CA subjects; `now` dates them. LC_ETLS / LC_EIO / LC_ENOMEM,
+ * logged. */
+lc_err ca__local_create(const char *dir, const char *org, time_t now)
+  LC_NODISCARD;
 
 /* ---- issuing keys on a PKCS#11 token (local_pkcs11.c) ------------------ */
 

@@ -3,9 +3,17 @@
  * The local CA: an embedded issuing CA per role, backed by files in a
  * private directory (created by local_create.c on first start).
  *
- * Opening loads the root and both issuing CAs, checks every certificate
- * against its key and each issuing CA against the root, then drops the
- * root key: issuing never needs it.
+ * Opening loads the root certificate and both issuing CAs, checks each
+ * issuing certificate against its key and against the root, then drops
+ * the root. The root key is never read: issuing never needs it, and
+ * while it is still in the directory each open says to move it offline.
+ *
+ * Lifetimes. A leaf must end before its issuing CA; when the CA's
+ * remaining life is shorter than a profile's full validity, submit()
+ * refuses with "validity_exceeds_ca" (the device ends FAILED with that
+ * reason, audited) rather than issue a shorter certificate than the
+ * profile promises. ca_local_life() tells the broker how long until
+ * then, so it can warn long before (broker/adapters.c).
  *
  * Issuing a leaf (issue_leaf) builds the certificate directly:
  *  - the key goes in with X509_PUBKEY_set0_param() from the raw key bytes
@@ -56,6 +64,7 @@ struct local_issuer {
   char *pem;                        /* the cert as PEM: the chain_pem */
   X509_EXTENSION *ext[EXT_COUNT];   /* EXT_EKU NULL when the profile has
                                        no extended key usage */
+  time_t not_after;                 /* the cert's, as time() counts */
 };
 
 struct ca_local {
@@ -65,6 +74,7 @@ struct ca_local {
   EVP_MD *sha256;
   struct ca_profile profile[CA_ROLE_COUNT];
   struct local_issuer issuer[CA_ROLE_COUNT];
+  time_t (*now)(void);
 };
 
 static lc_err ossl_fail(const char *what)
@@ -75,9 +85,15 @@ static lc_err ossl_fail(const char *what)
 
 /* ---- issuing a leaf ----------------------------------------------------- */
 
-static lc_err set_leaf_validity(X509 *x, const struct ca_profile *p)
+static time_t system_now(void)
 {
-  time_t not_before = time(NULL) - (time_t)p->backdate_s;
+  return time(NULL);
+}
+
+static lc_err set_leaf_validity(X509 *x, const struct ca_profile *p,
+                                time_t now)
+{
+  time_t not_before = now - (time_t)p->backdate_s;
   if(!ASN1_TIME_adj(X509_getm_notBefore(x), not_before, 0, 0) ||
      !ASN1_TIME_adj(X509_getm_notAfter(x), not_before,
                     (int)p->validity_days, 0))
@@ -182,7 +198,7 @@ static lc_err issue_leaf(const struct ca_local *lc, enum ca_role role,
   if(X509_set_version(x, X509_VERSION_3) != 1)
     rc = ossl_fail("leaf_version");
   if(rc == LC_OK)
-    rc = set_leaf_validity(x, &lc->profile[role]);
+    rc = set_leaf_validity(x, &lc->profile[role], lc->now());
   if(rc == LC_OK)
     rc = check_within_issuer(x, is->cert, &inside);
   if(rc == LC_OK && !inside) {
@@ -391,36 +407,49 @@ static lc_err check_ca_cert(const char *name, X509 *cert, const X509 *signer)
   return LC_OK;
 }
 
-/* Is root.key there? Roots belong offline (docs/adapters.md): once an
- * operator has moved it away, the chain is checked with root.pem alone. */
+/* Is root.key still there? Roots belong offline (docs/adapters.md). */
 static bool root_key_present(const char *dir)
 {
-  char path[4096];
-  int n = snprintf(path, sizeof(path), "%s/%s", dir, CA__ROOT_KEY);
-  return n > 0 && (size_t)n < sizeof(path) && access(path, F_OK) == 0;
+  char *path = ca__path(dir, CA__ROOT_KEY);
+  bool exists = false;
+  if(path && ca__file_exists(path, &exists) != LC_OK)
+    exists = false;                   /* logged by ca__file_exists */
+  lc_free(path);
+  return exists;
 }
 
-/* The root is loaded to check the chain, then dropped with its key. */
-static lc_err load_root(const char *dir, X509 **root)
+/* The root certificate is loaded to check the chain, then dropped. Its
+ * key is not read: nothing here needs it. */
+static lc_err load_root(const char *dir, bool created, X509 **root)
 {
-  EVP_PKEY *key = NULL;
   lc_err rc = load_cert(dir, CA__ROOT_CERT, root);
-  bool with_key = root_key_present(dir);
-  if(rc == LC_OK && with_key)
-    rc = load_key(dir, CA__ROOT_KEY, &key);
-  if(rc == LC_OK && with_key)
-    rc = check_pair(CA__ROOT_CERT, *root, key);
-  if(rc == LC_OK && !with_key)
-    lc_log(LC_INFO, "ca", "ca=local root_key=offline msg=\"root.key not "
-           "present; issuing CAs checked against root.pem\"");
   if(rc == LC_OK)
     rc = check_ca_cert(CA__ROOT_CERT, *root, *root);
-  EVP_PKEY_free(key);
   if(rc != LC_OK) {
     X509_free(*root);
     *root = NULL;
+    return rc;
   }
-  return rc;
+  /* Just created: local_create.c has said it. */
+  if(!created && root_key_present(dir))
+    lc_log(LC_WARN, "ca", "ca=local root_key=%s/%s msg=\"the root key is "
+           "still on this server; linecert never uses it: copy it to "
+           "offline storage and delete it here (docs/adapters.md)\"", dir,
+           CA__ROOT_KEY);
+  return LC_OK;
+}
+
+/* An ASN1_TIME as time() counts, through OpenSSL's own arithmetic. */
+static lc_err asn1_to_time(const ASN1_TIME *t, time_t *out)
+{
+  ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+  int days = 0, secs = 0;
+  int ok = epoch && ASN1_TIME_diff(&days, &secs, epoch, t) == 1;
+  ASN1_TIME_free(epoch);
+  if(!ok)
+    return ossl_fail("ca_cert_time");
+  *out = (time_t)days * 86400 + secs;
+  return LC_OK;
 }
 
 /* ---- extensions every leaf of a role carries ---------------------------- */
@@ -492,6 +521,8 @@ static lc_err load_issuer(const char *dir, enum ca_role role, const X509 *root,
   if(rc == LC_OK)
     rc = check_ca_cert(cert_file, is->cert, root);
   if(rc == LC_OK)
+    rc = asn1_to_time(X509_get0_notAfter(is->cert), &is->not_after);
+  if(rc == LC_OK)
     rc = cert_to_pem(is->cert, &is->pem);
   if(rc == LC_OK)
     rc = build_leaf_exts(is, p);
@@ -527,7 +558,8 @@ static bool any_token(const struct ca_local_config *cfg)
  * Never with token keys configured: creation makes file keys, which the
  * operator imports into the token (docs/adapters.md). */
 static lc_err create_if_missing(const char *dir, const char *root_path,
-                                const struct ca_local_config *cfg)
+                                const struct ca_local_config *cfg,
+                                bool *created)
 {
   bool exists = false;
   lc_err rc = ca__file_exists(root_path, &exists);
@@ -538,15 +570,19 @@ static lc_err create_if_missing(const char *dir, const char *root_path,
            "(docs/adapters.md)\"", root_path);
     return LC_ENOTFOUND;
   }
-  if(rc == LC_OK && !exists)
-    rc = ca__local_create(dir, cfg->org ? cfg->org : "linecert");
+  if(rc == LC_OK && !exists) {
+    rc = ca__local_create(dir, cfg->org ? cfg->org : "linecert",
+                          cfg->now ? cfg->now() : time(NULL));
+    *created = rc == LC_OK;
+  }
   return rc;
 }
 
-static lc_err load_all(struct ca_local *lc, const struct ca_local_config *cfg)
+static lc_err load_all(struct ca_local *lc, const struct ca_local_config *cfg,
+                       bool created)
 {
   X509 *root = NULL;
-  lc_err rc = load_root(lc->dir, &root);
+  lc_err rc = load_root(lc->dir, created, &root);
   for(int r = 0; r < CA_ROLE_COUNT && rc == LC_OK; r++)
     rc = load_issuer(lc->dir, (enum ca_role)r, root, &lc->profile[r],
                      &cfg->pkcs11[r], &lc->issuer[r]);
@@ -564,6 +600,7 @@ lc_err ca_local_open(const struct ca_local_config *cfg,
     return LC_ENOMEM;
   lc->base.ops = &LOCAL_OPS;
   memcpy(lc->profile, cfg->profile, sizeof(lc->profile));
+  lc->now = cfg->now ? cfg->now : system_now;
   lc->dir = lc_strdup(cfg->dir);
   lc->root_path = ca__path(cfg->dir, CA__ROOT_CERT);
   lc_err rc = lc->dir && lc->root_path ? LC_OK : LC_ENOMEM;
@@ -571,10 +608,11 @@ lc_err ca_local_open(const struct ca_local_config *cfg,
     rc = ossl_fail("ca_fetch_sha256");
   if(rc == LC_OK)
     rc = ca__ensure_dir(lc->dir);
+  bool created = false;
   if(rc == LC_OK)
-    rc = create_if_missing(lc->dir, lc->root_path, cfg);
+    rc = create_if_missing(lc->dir, lc->root_path, cfg, &created);
   if(rc == LC_OK)
-    rc = load_all(lc, cfg);
+    rc = load_all(lc, cfg, created);
   if(rc != LC_OK) {
     local_free(&lc->base);
     return rc;
@@ -589,4 +627,55 @@ const char *ca_local_root_path(const struct ca_adapter *ca)
   if(!ca || ca->ops != &LOCAL_OPS)
     return NULL;
   return ((const struct ca_local *)ca)->root_path;
+}
+
+/* Seconds to whole days, rounded down also below zero. */
+static long floor_days(long long s)
+{
+  return (long)(s >= 0 ? s / 86400 : -((-s + 86399) / 86400));
+}
+
+void ca_local_life_at(time_t not_after, const struct ca_profile *p,
+                      time_t now, struct ca_local_life *out)
+{
+  /* A leaf issued at t ends at t - backdate_s + validity_days: it fits
+   * while that is at most the CA's notAfter (check_within_issuer). */
+  long long last = (long long)not_after + p->backdate_s -
+                   (long long)p->validity_days * 86400;
+  out->not_after = not_after;
+  out->days_left = floor_days((long long)not_after - now);
+  out->cover_days_left = floor_days(last - now);
+}
+
+lc_err ca_local_life(const struct ca_adapter *ca, enum ca_role role,
+                     time_t now, struct ca_local_life *out)
+{
+  if(!ca || ca->ops != &LOCAL_OPS || !out ||
+     (unsigned)role >= (unsigned)CA_ROLE_COUNT)
+    return LC_EINVAL;
+  const struct ca_local *lc = (const struct ca_local *)ca;
+  ca_local_life_at(lc->issuer[role].not_after, &lc->profile[role], now, out);
+  return LC_OK;
+}
+
+lc_err ca_local_issuer_dates(const char *dir, enum ca_role role,
+                             time_t *not_before, time_t *not_after)
+{
+  if(!dir || (unsigned)role >= (unsigned)CA_ROLE_COUNT)
+    return LC_EINVAL;
+  char *root = ca__path(dir, CA__ROOT_CERT);
+  bool exists = false;
+  lc_err rc = root ? ca__file_exists(root, &exists) : LC_ENOMEM;
+  lc_free(root);
+  if(rc == LC_OK && !exists)
+    return LC_ENOTFOUND;              /* no CA yet: root.pem commits one */
+  X509 *x = NULL;
+  if(rc == LC_OK)
+    rc = load_cert(dir, ca__issuer_cert_file(role), &x);
+  if(rc == LC_OK)
+    rc = asn1_to_time(X509_get0_notBefore(x), not_before);
+  if(rc == LC_OK)
+    rc = asn1_to_time(X509_get0_notAfter(x), not_after);
+  X509_free(x);
+  return rc;
 }

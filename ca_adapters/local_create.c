@@ -2,11 +2,18 @@
  *
  * First start of the local CA: a root and two issuing CAs.
  *
- *   root.pem/root.key      "linecert local root CA", self-signed, 20 y,
- *                          CA:TRUE, keyCertSign+cRLSign, SKI
+ *   root.pem/root.key      "linecert local root CA", self-signed, 40 y
+ *                          (CA_LOCAL_ROOT_DAYS), CA:TRUE,
+ *                          keyCertSign+cRLSign, SKI
  *   <role>-ca.pem/.key     "linecert <role> issuing CA", signed by the
- *                          root, same 20 y window, CA:TRUE pathlen:0,
+ *                          root, 30 y (CA_LOCAL_ISSUING_DAYS): a fresh
+ *                          CA issues full 15-year bootstrap leaves for
+ *                          15 years. CA:TRUE pathlen:0,
  *                          keyCertSign+cRLSign, SKI, AKI
+ *
+ * The root key signs the two issuing CAs and is never used again: the
+ * creation says so and where it is, for the operator to move it offline
+ * (docs/adapters.md).
  *
  * All keys are ECDSA P-256, PKCS#8 PEM, mode 0600. Every certificate
  * starts one day in the past (CA__CA_BACKDATE_S) so a device whose clock
@@ -30,7 +37,8 @@
 #include <openssl/x509v3.h>
 #include <time.h>
 
-#define CA_VALIDITY_DAYS 7305   /* 20 years, leap days included */
+_Static_assert(CA_LOCAL_ROOT_DAYS >= CA_LOCAL_ISSUING_DAYS,
+               "the root outlives its issuing CAs");
 
 static const char *const ISSUER_CERT_FILE[CA_ROLE_COUNT] = {
   "bootstrap-ca.pem", "operational-ca.pem"};
@@ -109,10 +117,10 @@ static lc_err add_ca_exts(X509 *x, X509 *issuer_cert, bool is_root)
   return rc;
 }
 
-static lc_err set_ca_validity(X509 *x, time_t not_before)
+static lc_err set_ca_validity(X509 *x, time_t not_before, int days)
 {
   if(!ASN1_TIME_adj(X509_getm_notBefore(x), not_before, 0, 0) ||
-     !ASN1_TIME_adj(X509_getm_notAfter(x), not_before, CA_VALIDITY_DAYS, 0))
+     !ASN1_TIME_adj(X509_getm_notAfter(x), not_before, days, 0))
     return ossl_fail("ca_validity");
   return LC_OK;
 }
@@ -134,7 +142,8 @@ static lc_err build_ca_cert(const char *org, const char *cn, EVP_PKEY *key,
   if(rc == LC_OK)
     rc = ca__set_random_serial(x, serial);
   if(rc == LC_OK)
-    rc = set_ca_validity(x, not_before);
+    rc = set_ca_validity(x, not_before, issuer ? CA_LOCAL_ISSUING_DAYS
+                                               : CA_LOCAL_ROOT_DAYS);
   if(rc == LC_OK)
     rc = set_ca_name(X509_get_subject_name(x), org, cn);
   if(rc == LC_OK &&
@@ -204,10 +213,10 @@ static void warn_if_leftovers(const char *dir)
   }
 }
 
-static lc_err make_all(const char *org, struct made_ca *root,
+static lc_err make_all(const char *org, time_t now, struct made_ca *root,
                        struct made_ca issuing[CA_ROLE_COUNT])
 {
-  time_t not_before = time(NULL) - CA__CA_BACKDATE_S;
+  time_t not_before = now - CA__CA_BACKDATE_S;
   lc_err rc = new_p256_key(&root->key);
   if(rc == LC_OK)
     rc = build_ca_cert(org, ROOT_CN, root->key, NULL, not_before,
@@ -242,12 +251,12 @@ static lc_err write_all(const char *dir, const struct made_ca *root,
   return rc;
 }
 
-lc_err ca__local_create(const char *dir, const char *org)
+lc_err ca__local_create(const char *dir, const char *org, time_t now)
 {
   struct made_ca root = {NULL, NULL};
   struct made_ca issuing[CA_ROLE_COUNT] = {{NULL, NULL}, {NULL, NULL}};
   warn_if_leftovers(dir);
-  lc_err rc = make_all(org, &root, issuing);
+  lc_err rc = make_all(org, now, &root, issuing);
   if(rc == LC_OK)
     rc = write_all(dir, &root, issuing);
   X509_free(root.cert);
@@ -256,8 +265,14 @@ lc_err ca__local_create(const char *dir, const char *org)
     X509_free(issuing[r].cert);
     EVP_PKEY_free(issuing[r].key);
   }
-  if(rc == LC_OK)
-    lc_log(LC_INFO, "ca", "op=ca_create dir=%s msg=\"created the local root "
-           "and issuing CAs\"", dir);
+  if(rc == LC_OK) {
+    lc_log(LC_INFO, "ca", "op=ca_create dir=%s issuing_days=%d root_days=%d "
+           "msg=\"created the local root and issuing CAs\"", dir,
+           CA_LOCAL_ISSUING_DAYS, CA_LOCAL_ROOT_DAYS);
+    lc_log(LC_WARN, "ca", "op=ca_create root_key=%s/%s msg=\"linecert never "
+           "needs the root key again: copy it to offline storage and delete "
+           "it here; it signs the next issuing CAs (docs/adapters.md)\"",
+           dir, CA__ROOT_KEY);
+  }
   return rc;
 }

@@ -10,7 +10,7 @@ libpaho-mqtt-dev nanopb libnanopb-dev python3-protobuf
 libssl-dev openssl libsqlite3-dev sqlite3 libcurl4-openssl-dev
 libcunit1-dev libjansson-dev libmicrohttpd-dev libinih-dev libunistring-dev
 mosquitto mosquitto-clients prometheus
-libp11-dev softhsm2
+libp11-dev softhsm2 libfaketime
 python3 python3-cryptography"
 
 missing=""

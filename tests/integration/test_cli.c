@@ -9,6 +9,8 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void write_file(const char *path, const char *text)
 {
@@ -52,6 +54,38 @@ static void test_config_errors_name_file_line_and_key(void)
   CU_ASSERT_EQUAL(rig_run_cli(&r, print, out), 0);
   CU_ASSERT_TRUE(rig_file_contains(out, "reprovision = reissue"));
   CU_ASSERT_TRUE(rig_file_contains(out, "max_ca_attempts = 3"));
+
+  /* A comment longer than inih's line buffer whose tail reads as a
+   * setting: refused with file:line, by check-config and --print-config
+   * alike, never parsed in two pieces. */
+  char comment[260];
+  memset(comment, '#', 199);
+  snprintf(comment + 199, sizeof(comment) - 199, "reprovision = reissue");
+  char text[400];
+  snprintf(text, sizeof(text), "[mqtt]\nurl = tcp://127.0.0.1:1\n[policy]\n"
+           "%s\n", comment);
+  write_file(cfg, text);
+  CU_ASSERT_EQUAL(rig_run_cli(&r, check, out), 2);
+  CU_ASSERT_TRUE(rig_file_contains(out, "bad.ini:4: line too long (max 199"));
+  CU_ASSERT_EQUAL(rig_run_cli(&r, print, out), 2);
+  CU_ASSERT_FALSE(rig_file_contains(out, "reprovision = reissue"));
+
+  /* What serve refuses, check-config refuses. */
+  write_file(cfg, "[mqtt]\nurl = tcp://127.0.0.1:1883junk\n");
+  CU_ASSERT_EQUAL(rig_run_cli(&r, check, out), 2);
+  CU_ASSERT_TRUE(rig_file_contains(out, "bad.ini: mqtt.url"));
+  write_file(cfg, "[policy]\nreprovision = reissue\nreprovision = deny\n");
+  CU_ASSERT_EQUAL(rig_run_cli(&r, check, out), 2);
+  CU_ASSERT_TRUE(rig_file_contains(out, "bad.ini:3: policy.reprovision: set "
+                                        "twice"));
+
+  /* -c on a FIFO: refused at once, not read forever. */
+  char fifo[400];
+  snprintf(fifo, sizeof(fifo), "%s/fifo.ini", r.dir);
+  CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+  const char *check_fifo[] = {"check-config", "-c", fifo, NULL};
+  CU_ASSERT_EQUAL(rig_run_cli(&r, check_fifo, out), 2);
+  CU_ASSERT_TRUE(rig_file_contains(out, "fifo.ini: not a regular file"));
   rig_cleanup(&r);
 }
 
@@ -79,6 +113,17 @@ static void test_status_and_audit_verify_catch_an_edited_record(void)
   snprintf(db, sizeof(db), "%s/linecert.db", r.data_dir);
   const char *status[] = {"status", NULL};
   CU_ASSERT_EQUAL(rig_run_cli(&r, status, out), 0);
+  CU_ASSERT_TRUE(rig_file_contains(out, "PROVISIONED"));
+  /* The local CA: how long it covers full certificates, and a warning
+   * while the root key is still on the server, gone once it is moved. */
+  CU_ASSERT_TRUE(rig_file_contains(out, "ca_bootstrap_cover_days"));
+  CU_ASSERT_TRUE(rig_file_contains(out, "warning: root key"));
+  char root_key[400];
+  snprintf(root_key, sizeof(root_key), "%s/ca/root.key", r.data_dir);
+  CU_ASSERT_TRUE(rig_file_contains(out, root_key));
+  CU_ASSERT_EQUAL(unlink(root_key), 0);
+  CU_ASSERT_EQUAL(rig_run_cli(&r, status, out), 0);
+  CU_ASSERT_FALSE(rig_file_contains(out, "warning: root key"));
   CU_ASSERT_TRUE(rig_file_contains(out, "PROVISIONED"));
   const char *device[] = {"device", "line1/edge-1/V-1-00001", NULL};
   CU_ASSERT_EQUAL(rig_run_cli(&r, device, out), 0);

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -375,6 +376,123 @@ static void test_slow_clients_do_not_starve_healthz(void)
   rig_cleanup(&r);
 }
 
+/* The value of a gauge line `name` (with its labels) in seconds, as
+ * whole days; LONG_MIN when absent. */
+static long gauge_value(const char *text, const char *name)
+{
+  char want[160];
+  snprintf(want, sizeof(want), "\n%s ", name);
+  const char *p = strstr(text, want);
+  return p ? (long)(strtoll(p + strlen(want), NULL, 10) / 86400) : LONG_MIN;
+}
+
+/* libfaketime, as tools/setup-debian.sh installs it (Debian's path for
+ * this architecture, found through the dynamic loader's own list). */
+static const char *faketime_lib(void)
+{
+  static const char *const paths[] = {
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/faketime/libfaketimeMT.so.1"};
+  for(size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+    if(access(paths[i], R_OK) == 0)
+      return paths[i];
+  return NULL;
+}
+
+/* Start linecert `days` days in the future (libfaketime), serving HTTP
+ * on `listen`, and read /metrics once the gauges are there. */
+static void start_at(struct rig *r, const char *listen, uint16_t port,
+                     int days, struct body *b)
+{
+  static char preload[200], faketime[32];
+  static const char *env[5];
+  const char *lib = faketime_lib();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(lib);
+  snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", lib);
+  snprintf(faketime, sizeof(faketime), "FAKETIME=+%dd", days);
+  env[0] = preload;
+  env[1] = faketime;
+  env[2] = "FAKETIME_DONT_FAKE_MONOTONIC=1";
+  env[3] = "ASAN_OPTIONS=verify_asan_link_order=0";
+  env[4] = NULL;
+  r->linecert_env = days ? env : NULL;
+  const char *args[] = {"--http", listen, NULL};
+  rig_start_linecert(r, args);
+  CU_ASSERT_TRUE(wait_status(port, "/readyz", 200, 10000));
+  /* The gauges come with the first snapshot the loop takes. */
+  for(int i = 0; i < 100; i++) {
+    CU_ASSERT_EQUAL(http(port, "/metrics", false, b), 200);
+    if(strstr(b->buf, "linecert_ca_cover_remaining_seconds{"))
+      break;
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* The local issuing CAs' remaining life, on /metrics and in the log: a
+ * fresh installation covers full 15-year bootstrap certificates for more
+ * than ten years; years later (libfaketime moves linecert's clock) it
+ * warns while there is time to rotate, and once a full certificate no
+ * longer fits, every request ends FAILED validity_exceeds_ca, logged as
+ * an error. The first start says to take root.key offline. */
+static void test_local_ca_life_metrics_and_warnings(void)
+{
+  static struct body b;
+  struct rig r;
+  rig_init(&r);
+  uint16_t port = 0;
+  CU_ASSERT_EQUAL_FATAL(lc_proc_free_port(&port), LC_OK);
+  char listen[32];
+  snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)port);
+
+  start_at(&r, listen, port, 0, &b);
+  long cover = gauge_value(b.buf,
+                           "linecert_ca_cover_remaining_seconds{role=\"bootstrap\"}");
+  long left = gauge_value(b.buf,
+                          "linecert_ca_issuing_remaining_seconds{role=\"bootstrap\"}");
+  CU_ASSERT_TRUE(cover >= 10 * 365);
+  CU_ASSERT_TRUE(left >= 30 * 365 - 2);
+  CU_ASSERT_TRUE(gauge_value(b.buf, "linecert_ca_cover_remaining_seconds{role=\""
+                                    "operational\"}") >= 29 * 365);
+  CU_ASSERT_TRUE(rig_file_contains(r.log_path, "op=ca_create root_key="));
+  CU_ASSERT_TRUE(rig_file_contains(r.log_path, "level=info mod=ca "
+                                               "op=ca_life role=bootstrap"));
+  rig_stop_linecert(&r);
+  if(cover < 400)
+    goto out;
+
+  /* A year before the end of full coverage: a warning, not a refusal. */
+  start_at(&r, listen, port, (int)cover - 365, &b);
+  long later = gauge_value(b.buf,
+                           "linecert_ca_cover_remaining_seconds{role=\"bootstrap\"}");
+  CU_ASSERT_TRUE(later >= 364 && later <= 366);
+  CU_ASSERT_TRUE(rig_file_contains(r.log_path, "level=warn mod=ca "
+                                               "op=ca_life role=bootstrap"));
+  /* root.key is still in the CA directory: said at every start. */
+  CU_ASSERT_TRUE(rig_file_contains(r.log_path, "ca=local root_key="));
+  rig_stop_linecert(&r);
+
+  /* A day past it: refused, with the reason, and said so. */
+  start_at(&r, listen, port, (int)cover + 1, &b);
+  CU_ASSERT_TRUE(gauge_value(b.buf, "linecert_ca_cover_remaining_seconds{role=\""
+                                    "bootstrap\"}") < 0);
+  CU_ASSERT_TRUE(rig_file_contains(r.log_path, "level=error mod=ca "
+                                               "op=ca_life role=bootstrap"));
+  const char *sim[] = {"--devices", "1", "--prefix", "LATE", NULL};
+  (void)rig_run_sim(&r, sim, 60);
+  CU_ASSERT_TRUE(rig_wait_count(&r, "LATE-", SM_FAILED, 1, 15000));
+  char out[400];
+  snprintf(out, sizeof(out), "%s/devices.out", r.dir);
+  const char *devices[] = {"devices", "--state", "FAILED", NULL};
+  CU_ASSERT_EQUAL(rig_run_cli(&r, devices, out), 0);
+  CU_ASSERT_TRUE(rig_file_contains(out, "validity_exceeds_ca"));
+  rig_stop_linecert(&r);
+out:
+  r.linecert_env = NULL;
+  rig_cleanup(&r);
+}
+
 static const struct lc_test tests[] = {
   {"/metrics per line, /healthz, /readyz follow the session; live page",
    test_metrics_health_and_live_page},
@@ -382,6 +500,8 @@ static const struct lc_test tests[] = {
    test_odd_group_id_keeps_metrics_and_json_valid},
   {"900 slow clients: /healthz from another address answers at once",
    test_slow_clients_do_not_starve_healthz},
+  {"local CA life on /metrics and in the log; years later: warn, refuse",
+   test_local_ca_life_metrics_and_warnings},
   {NULL, NULL}};
 
 int main(void)

@@ -8,9 +8,15 @@
 #include "tests/support/lc_cunit.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- configuration ------------------------------------------------------------ */
@@ -216,6 +222,254 @@ static void test_config_remote_ca_sections(void)
                         LC_OK);
   CU_ASSERT_EQUAL(brk_config_check_files(&cfg, err, sizeof(err)), LC_ECONFIG);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "ca.x.key_file: cannot read"));
+}
+
+/* A line of `len` characters and its newline: `head`, `fill` repeated,
+ * then `tail`. */
+static void long_line(char *buf, size_t cap, const char *head, char fill,
+                      size_t len, const char *tail)
+{
+  size_t h = strlen(head), t = strlen(tail);
+  CU_ASSERT_FATAL(len >= h + t && len + 2 <= cap);
+  memcpy(buf, head, h);
+  memset(buf + h, fill, len - h - t);
+  memcpy(buf + len - t, tail, t);
+  buf[len] = '\n';
+  buf[len + 1] = '\0';
+}
+
+/* inih reads a line into a 200-byte buffer and parses what does not fit
+ * as a line of its own: the tail of a long comment became a setting. A
+ * line too long is an error with file:line, never split. */
+static void test_config_long_line_is_an_error_never_split(void)
+{
+  struct brk_config cfg;
+  char err[BRK_ERR_MAX], text[1024], line[400];
+  /* The tail inih would have parsed as "reprovision = reissue". */
+  long_line(line, sizeof(line), "# ", 'x', 220, "reprovision = reissue");
+  snprintf(text, sizeof(text), "[policy]\n%s", line);
+  CU_ASSERT_EQUAL(load(text, &cfg, err), LC_ECONFIG);
+  CU_ASSERT_EQUAL(cfg.policy.reprovision, SM_REPROVISION_DENY);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, ":2: line too long (max 199 "));
+  /* The longest line inih reads whole is fine, comment or setting. */
+  long_line(line, sizeof(line), "# ", 'x', 199, "");
+  snprintf(text, sizeof(text), "[policy]\n%sreprovision = reissue\n", line);
+  CU_ASSERT_EQUAL(load(text, &cfg, err), LC_OK);
+  CU_ASSERT_EQUAL(cfg.policy.reprovision, SM_REPROVISION_REISSUE);
+  long_line(line, sizeof(line), "data_dir = ", 'd', 199, "");
+  snprintf(text, sizeof(text), "[service]\n%s", line);
+  CU_ASSERT_EQUAL(load(text, &cfg, err), LC_OK);
+  CU_ASSERT_EQUAL(strlen(cfg.data_dir), 199 - strlen("data_dir = "));
+  long_line(line, sizeof(line), "# ", 'x', 200, "");
+  snprintf(text, sizeof(text), "[policy]\n\n%s", line);
+  CU_ASSERT_EQUAL(load(text, &cfg, err), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, ":3: line too long"));
+}
+
+/* A setting given twice is a mistake whichever value was meant: also
+ * when its section is opened again further down, and through an alias. */
+static void test_config_duplicate_key_is_an_error(void)
+{
+  struct brk_config cfg;
+  char err[BRK_ERR_MAX];
+  static const struct {
+    const char *text, *want;
+  } bad[] = {
+    {"[policy]\nreprovision = reissue\nreprovision = deny\n",
+     ":3: policy.reprovision: set twice"},
+    {"[policy]\nmax_ca_attempts = 3\n[mqtt]\nclient_id = a\n[policy]\n"
+     "max_ca_attempts = 4\n", ":6: policy.max_ca_attempts: set twice"},
+    {"[ca.x]\ntype = awspca\nregion = r\nrate = 1\nissue_rate = 2\n",
+     ":5: ca.x.issue_rate: set twice"},
+    {"[ca.x]\ntype = gcpcas\n[ca.y]\ntype = gcpcas\n[ca.x]\nscope = a\n"
+     "scope = b\n", ":7: ca.x.scope: set twice"},
+  };
+  for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    CU_ASSERT_EQUAL(load(bad[i].text, &cfg, err), LC_ECONFIG);
+    if(!strstr(err, bad[i].want))
+      fprintf(stderr, "case %zu: got \"%s\", want \"%s\"\n", i, err,
+              bad[i].want);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].want));
+  }
+  /* The same key in two [ca.<name>] sections is two settings. */
+  CU_ASSERT_EQUAL(load("[ca.x]\ntype = gcpcas\nscope = a\n[ca.y]\n"
+                       "type = gcpcas\nscope = b\n", &cfg, err), LC_OK);
+}
+
+/* What `serve` would refuse (or retry forever), check-config refuses. */
+static void test_config_refuses_what_serve_would(void)
+{
+  struct brk_config cfg;
+  char err[BRK_ERR_MAX];
+  static const struct {
+    const char *text, *want;
+  } bad[] = {
+    {"[mqtt]\ngroups = g1,g2,g3,g4,g5,g6,g7,g8,g9,g10,g11,g12,g13,g14,g15,"
+     "g16\n", "mqtt.groups: more than 15"},
+    {"[service]\nhttp_listen = 127.0.0.1:65536\n", "service.http_listen"},
+    {"[service]\nhttp_listen = 127.0.0.1:94x\n", "service.http_listen"},
+    {"[service]\nhttp_listen = localhost:9464\n", "service.http_listen"},
+    {"[service]\nhttp_listen = 127.0.0.1:\n", "service.http_listen"},
+    {"[mqtt]\nurl = tcp://127.0.0.1:1883junk\n", "mqtt.url"},
+    {"[mqtt]\nurl = tcp://127.0.0.1:1883/x\n", "mqtt.url"},
+    {"[mqtt]\nurl = tcp://127.0.0.1:99999\n", "mqtt.url"},
+    {"[mqtt]\nurl = tcp://127.0.0.1:0\n", "mqtt.url"},
+    {"[mqtt]\nurl = tcp://\n", "mqtt.url"},
+    {"[mqtt]\nurl = tcp://a b:1883\n", "mqtt.url"},
+    {"[mqtt]\nurl = tcp://user@host:1883\n", "mqtt.url"},
+    {"[mqtt]\nurl = tcp://[::1:1883\n", "mqtt.url"},
+  };
+  for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    CU_ASSERT_EQUAL(load(bad[i].text, &cfg, err), LC_ECONFIG);
+    if(!strstr(err, bad[i].want))
+      fprintf(stderr, "case %zu: got \"%s\", want \"%s\"\n", i, err,
+              bad[i].want);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].want));
+  }
+  static const char *const good[] = {
+    "[mqtt]\ngroups = g1,g2,g3,g4,g5,g6,g7,g8,g9,g10,g11,g12,g13,g14,g15\n",
+    "[service]\nhttp_listen = 127.0.0.1:0\n",
+    "[service]\nhttp_listen = 0.0.0.0:65535\n",
+    "[mqtt]\nurl = tcp://broker.example-1.net:1883\n",
+    "[mqtt]\nurl = mqtt://broker\n",
+    "[mqtt]\nurl = tcp://[::1]:1883\n",
+    "[mqtt]\nurl = tcp://10.0.0.1:65535\n",
+  };
+  for(size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+    lc_err rc = load(good[i], &cfg, err);
+    if(rc != LC_OK)
+      fprintf(stderr, "good %zu: %s\n", i, err);
+    CU_ASSERT_EQUAL(rc, LC_OK);
+  }
+  /* The same checks after command-line overrides. */
+  brk_config_defaults(&cfg);
+  snprintf(cfg.mqtt_url, sizeof(cfg.mqtt_url), "tcp://127.0.0.1:1883 ");
+  CU_ASSERT_EQUAL(brk_config_check(&cfg, err, sizeof(err)), LC_ECONFIG);
+  brk_config_defaults(&cfg);
+  snprintf(cfg.http_listen, sizeof(cfg.http_listen), "127.0.0.1:70000");
+  CU_ASSERT_EQUAL(brk_config_check(&cfg, err, sizeof(err)), LC_ECONFIG);
+}
+
+static void on_alarm(int sig)
+{
+  (void)sig;
+  static const char msg[] = "config load hung on a FIFO\n";
+  ssize_t n = write(2, msg, sizeof(msg) - 1);
+  (void)n;
+  _exit(3);
+}
+
+/* -c names a FIFO, a device or a directory: refused at once, never read
+ * (a FIFO without a writer would block forever, /dev/zero never ends).
+ * A NUL byte would hide the rest of its line from inih. */
+static void test_config_file_must_be_a_regular_file(void)
+{
+  struct brk_config cfg;
+  char err[BRK_ERR_MAX];
+  char dir[] = "/tmp/lc-cfgdir-XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  char fifo[64];
+  snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+  CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+  signal(SIGALRM, on_alarm);
+  alarm(10);
+  brk_config_defaults(&cfg);
+  CU_ASSERT_EQUAL(brk_config_load(&cfg, fifo, err, sizeof(err)), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
+  alarm(0);
+  brk_config_defaults(&cfg);
+  CU_ASSERT_EQUAL(brk_config_load(&cfg, "/dev/null", err, sizeof(err)),
+                  LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "/dev/null: not a regular file"));
+  brk_config_defaults(&cfg);
+  CU_ASSERT_EQUAL(brk_config_load(&cfg, dir, err, sizeof(err)), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
+  unlink(fifo);
+  rmdir(dir);
+
+  static const char nul[] = "[policy]\nreprovision = deny\0\nmax_deliveries"
+                            " = 0\n";
+  char *path = write_temp("");
+  FILE *f = fopen(path, "wb");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  CU_ASSERT_EQUAL(fwrite(nul, 1, sizeof(nul) - 1, f), sizeof(nul) - 1);
+  fclose(f);
+  brk_config_defaults(&cfg);
+  CU_ASSERT_EQUAL(brk_config_load(&cfg, path, err, sizeof(err)), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, ":2: NUL byte"));
+  unlink(path);
+}
+
+/* <dir>/<name>: a self-signed certificate that started a day ago and
+ * lasts `days` (the shape of a local CA certificate's dates). */
+static void write_ca_cert(const char *dir, const char *name, int days)
+{
+  char path[300];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+  X509 *x = X509_new();
+  CU_ASSERT_FATAL(k && x);
+  time_t nb = time(NULL) - 86400;
+  CU_ASSERT_FATAL(X509_set_version(x, X509_VERSION_3) == 1 &&
+                  ASN1_INTEGER_set(X509_get_serialNumber(x), 1) == 1 &&
+                  ASN1_TIME_adj(X509_getm_notBefore(x), nb, 0, 0) &&
+                  ASN1_TIME_adj(X509_getm_notAfter(x), nb, days, 0) &&
+                  X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
+                                             MBSTRING_ASC,
+                                             (const unsigned char *)"old CA",
+                                             -1, -1, 0) == 1 &&
+                  X509_set_issuer_name(x, X509_get_subject_name(x)) == 1 &&
+                  X509_set_pubkey(x, k) == 1 &&
+                  X509_sign(x, k, EVP_sha256()) > 0);
+  FILE *f = fopen(path, "w");
+  CU_ASSERT_FATAL(f && PEM_write_X509(f, x) == 1);
+  fclose(f);
+  X509_free(x);
+  EVP_PKEY_free(k);
+}
+
+/* A profile the local issuing CA could never cover is refused: against
+ * the lifetime a new CA gets, and against the CA already in data_dir (an
+ * installation made when issuing CAs lasted 20 years). */
+static void test_config_refuses_profile_the_local_ca_never_covers(void)
+{
+  struct brk_config cfg;
+  char err[BRK_ERR_MAX];
+  CU_ASSERT_EQUAL(load("[profile.bootstrap]\nvalidity_days = 11000\n", &cfg,
+                       err), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "profile.bootstrap.validity_days: "
+                                     "longer than the local issuing CA"));
+  /* A remote CA sets its own limits. */
+  CU_ASSERT_EQUAL(load("[ca]\nbootstrap = g\n[ca.g]\ntype = gcpcas\n"
+                       "bootstrap.pool = p\n[profile.bootstrap]\n"
+                       "validity_days = 11000\n", &cfg, err), LC_OK);
+
+  char dir[] = "/tmp/lc-cadata-XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  char ca[64];
+  snprintf(ca, sizeof(ca), "%s/ca", dir);
+  CU_ASSERT_EQUAL_FATAL(mkdir(ca, 0700), 0);
+  write_ca_cert(ca, "root.pem", 7305);
+  write_ca_cert(ca, "bootstrap-ca.pem", 7305);
+  write_ca_cert(ca, "operational-ca.pem", 7305);
+  char text[200];
+  snprintf(text, sizeof(text), "[service]\ndata_dir = %s\n"
+           "[profile.bootstrap]\nvalidity_days = 7400\n", dir);
+  CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err), LC_OK);
+  CU_ASSERT_EQUAL(brk_config_check_files(&cfg, err, sizeof(err)), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "profile.bootstrap.validity_days: 7400 "
+                                     "days, but the local bootstrap issuing "
+                                     "CA lasts 7305"));
+  cfg.profile[CA_ROLE_BOOTSTRAP].validity_days = 5475;
+  CU_ASSERT_EQUAL(brk_config_check_files(&cfg, err, sizeof(err)), LC_OK);
+  const char *files[] = {"root.pem", "bootstrap-ca.pem", "operational-ca.pem"};
+  for(size_t i = 0; i < 3; i++) {
+    char p[128];
+    snprintf(p, sizeof(p), "%s/%s", ca, files[i]);
+    unlink(p);
+  }
+  rmdir(ca);
+  rmdir(dir);
 }
 
 /* ---- DBIRTH pre-checks ------------------------------------------------------- */
@@ -731,6 +985,16 @@ static const struct lc_test tests[] = {
    test_config_local_ca_pkcs11},
   {"config: [ca.<name>] remote CA sections, errors with line and key",
    test_config_remote_ca_sections},
+  {"config: a line too long is an error with file:line, never split",
+   test_config_long_line_is_an_error_never_split},
+  {"config: a duplicate key is an error (section reopened, alias)",
+   test_config_duplicate_key_is_an_error},
+  {"config: check refuses what serve would (groups, http port, url)",
+   test_config_refuses_what_serve_would},
+  {"config: a profile the local issuing CA never covers is refused",
+   test_config_refuses_profile_the_local_ca_never_covers},
+  {"config: -c on a FIFO, device or directory refused; NUL byte refused",
+   test_config_file_must_be_a_regular_file},
   {"DBIRTH pre-checks name the problem ('/', '+', '#', controls)",
    test_birth_prechecks_name_the_problem},
   {"DBIRTH serial with U+202E, U+200B, U+FEFF, U+00A0: bad_identifier; "

@@ -240,14 +240,17 @@ static void test_ca_certificates_have_the_documented_shape(void)
   CU_ASSERT_EQUAL(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(boot),
                                         X509_get0_subject_key_id(root)),
                   0);
-  /* 20 years, and the issuing CA outlives any 15-year bootstrap leaf. */
+  /* Root 40 years, issuing CAs 30: 15 years of full 15-year bootstrap
+   * leaves. */
   int d = 0, s = 0;
   CU_ASSERT(ASN1_TIME_diff(&d, &s, X509_get0_notBefore(root),
                            X509_get0_notAfter(root)) == 1);
-  CU_ASSERT(d >= 20 * 365);
+  CU_ASSERT_EQUAL(d, CA_LOCAL_ROOT_DAYS);
+  CU_ASSERT(d >= 40 * 365);
   CU_ASSERT(ASN1_TIME_diff(&d, &s, X509_get0_notBefore(boot),
                            X509_get0_notAfter(boot)) == 1);
-  CU_ASSERT(d >= BOOTSTRAP_DAYS + 365);
+  CU_ASSERT_EQUAL(d, CA_LOCAL_ISSUING_DAYS);
+  CU_ASSERT(d >= BOOTSTRAP_DAYS + 15 * 365);
   CU_ASSERT(ASN1_TIME_compare(X509_get0_notAfter(boot),
                               X509_get0_notAfter(root)) <= 0);
   X509_free(root);
@@ -626,7 +629,8 @@ static void test_validity_beyond_issuing_ca_rejected(void)
 {
   struct fixture f;
   fixture_init(&f);
-  f.cfg.profile[CA_ROLE_BOOTSTRAP].validity_days = 30 * 365;
+  /* The CA started a day back: a leaf as long as the CA cannot fit. */
+  f.cfg.profile[CA_ROLE_BOOTSTRAP].validity_days = CA_LOCAL_ISSUING_DAYS;
   fixture_open(&f);
   struct ca_csr *csr = tu_device_csr("SN-0008", NULL);
   struct ca_request req = {"req-8", CA_ROLE_BOOTSTRAP, csr};
@@ -639,6 +643,114 @@ static void test_validity_beyond_issuing_ca_rejected(void)
   CU_ASSERT_PTR_NULL(res.chain_pem);
   ca_result_cleanup(&res);
   ca_csr_free(csr);
+  fixture_done(&f);
+}
+
+/* The clock the CA dates leaves by: real time plus an offset the tests
+ * move, so "ten years from now" needs no sleeping. */
+static time_t clock_offset_s;
+static time_t moved_now(void)
+{
+  return time(NULL) + clock_offset_s;
+}
+
+#define YEAR_S (365L * 86400L)
+
+static enum ca_status issue_at(struct ca_adapter *ca, enum ca_role role,
+                               time_t offset, char *reason, size_t cap)
+{
+  clock_offset_s = offset;
+  struct ca_csr *csr = tu_device_csr("SN-LATER", NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csr);
+  struct ca_request req = {"req-later", role, csr};
+  struct ca_result res;
+  CU_ASSERT_EQUAL_FATAL(ca_submit(ca, &req, &res), LC_OK);
+  enum ca_status st = res.status;
+  snprintf(reason, cap, "%s", res.reason);
+  ca_result_cleanup(&res);
+  ca_csr_free(csr);
+  clock_offset_s = 0;
+  return st;
+}
+
+/* A fresh installation with the default profiles (bootstrap 15 years)
+ * issues full bootstrap and operational certificates for at least ten
+ * years; only then does the issuing CA's own end come too close. */
+static void test_fresh_ca_issues_full_lifetimes_for_ten_years(void)
+{
+  struct fixture f;
+  fixture_init(&f);
+  f.cfg.now = moved_now;
+  fixture_open(&f);
+  char reason[CA_REASON_MAX];
+  for(int years = 0; years <= 10; years += 5) {
+    CU_ASSERT_EQUAL(issue_at(f.ca, CA_ROLE_BOOTSTRAP, years * YEAR_S + 86400,
+                             reason, sizeof(reason)), CA_ISSUED);
+    if(reason[0])
+      fprintf(stderr, "  year %d: %s\n", years, reason);
+    CU_ASSERT_EQUAL(issue_at(f.ca, CA_ROLE_OPERATIONAL,
+                             years * YEAR_S + 86400, reason, sizeof(reason)),
+                    CA_ISSUED);
+  }
+  fixture_done(&f);
+}
+
+/* ca_local_life() counts down to the day issuing stops, and submit()
+ * agrees with it to the day: at cover_days_left days from now a full
+ * leaf is still issued, a day later it is refused validity_exceeds_ca. */
+static void test_life_counts_down_to_validity_exceeds_ca(void)
+{
+  struct fixture f;
+  fixture_init(&f);
+  f.cfg.now = moved_now;
+  fixture_open(&f);
+  struct ca_local_life life;
+  time_t now = time(NULL);
+  CU_ASSERT_EQUAL_FATAL(ca_local_life(f.ca, CA_ROLE_BOOTSTRAP, now, &life),
+                        LC_OK);
+  CU_ASSERT(life.days_left >= CA_LOCAL_ISSUING_DAYS - 2);
+  /* The last moment a full leaf fits: notAfter + backdate - validity. */
+  CU_ASSERT_EQUAL(life.cover_days_left,
+                  (long)((life.not_after + BACKDATE_S -
+                          (time_t)BOOTSTRAP_DAYS * 86400 - now) / 86400));
+  CU_ASSERT(life.cover_days_left >= 10 * 365);
+  long cover = life.cover_days_left;
+  char reason[CA_REASON_MAX];
+  CU_ASSERT_EQUAL(issue_at(f.ca, CA_ROLE_BOOTSTRAP, cover * 86400L, reason,
+                           sizeof(reason)), CA_ISSUED);
+  CU_ASSERT_EQUAL(issue_at(f.ca, CA_ROLE_BOOTSTRAP, (cover + 1) * 86400L,
+                           reason, sizeof(reason)), CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(reason, "validity_exceeds_ca");
+  CU_ASSERT_EQUAL(ca_local_life(f.ca, CA_ROLE_BOOTSTRAP,
+                                now + (cover + 1) * 86400L, &life), LC_OK);
+  CU_ASSERT_EQUAL(life.cover_days_left, -1);
+  /* The operational CA, with its 1-year profile, goes on much longer. */
+  CU_ASSERT_EQUAL(ca_local_life(f.ca, CA_ROLE_OPERATIONAL, now, &life),
+                  LC_OK);
+  CU_ASSERT(life.cover_days_left >= 29 * 365);
+  CU_ASSERT_EQUAL(ca_local_life(f.ca, CA_ROLE_COUNT, now, &life), LC_EINVAL);
+  CU_ASSERT_EQUAL(ca_local_life(NULL, CA_ROLE_BOOTSTRAP, now, &life),
+                  LC_EINVAL);
+  fixture_done(&f);
+}
+
+/* linecert never needs the root key after creation: an open does not
+ * read it (a root.key that is not even a key does not matter). */
+static void test_root_key_never_read_after_creation(void)
+{
+  struct fixture f;
+  fixture_init(&f);
+  fixture_open(&f);
+  ca_free(f.ca);
+  f.ca = NULL;
+  char *path = tu_path(f.dir, "root.key");
+  FILE *fp = fopen(path, "w");
+  CU_ASSERT_FATAL(fp && fputs("not a key\n", fp) >= 0);
+  fclose(fp);
+  CU_ASSERT_EQUAL(ca_local_open(&f.cfg, &f.ca), LC_OK);
+  CU_ASSERT_PTR_NOT_NULL(f.ca);
+  ERR_clear_error();
+  free(path);
   fixture_done(&f);
 }
 
@@ -752,6 +864,12 @@ const struct lc_test local_tests[] = {
    test_fingerprint_is_sha256_of_der},
   {"validity beyond the issuing CA rejected (validity_exceeds_ca)",
    test_validity_beyond_issuing_ca_rejected},
+  {"a fresh CA issues full 15-year bootstrap leaves for 10 years",
+   test_fresh_ca_issues_full_lifetimes_for_ten_years},
+  {"life counts down to validity_exceeds_ca, to the day",
+   test_life_counts_down_to_validity_exceeds_ca},
+  {"root.key is never read after creation",
+   test_root_key_never_read_after_creation},
   {"poll answers not_pending; cancel no-op; bad request LC_EINVAL",
    test_poll_not_pending_cancel_no_op_bad_request},
   {"submit and open return LC_ENOMEM cleanly at each allocation failure",
