@@ -42,6 +42,8 @@ struct sm_store_ops {
                            const struct sm_checkpoint *cp);
   lc_err (*checkpoint_latest)(struct sm_store *st, bool exported_only,
                               struct sm_checkpoint **out);
+  /* optional (NULL: the backend cannot tell) */
+  bool (*last_fault)(struct sm_store *st, struct sm_store_fault *out);
 };
 
 /* The common head of every backend's handle. */
