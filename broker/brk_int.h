@@ -108,7 +108,7 @@ struct brk_stats {
     ca_paced, ca_pending,
     dcmd_sent, installed_mismatch, commits, commit_failures, audit_records,
     publish_failures, session_dropped, session_held, rebirths_sent,
-    nodes_offline, devices_offline;
+    nodes_offline, devices_offline, retrying_sent;
 };
 
 /* ---- provisioning messages (provision.c) ------------------------------------ */

@@ -123,6 +123,9 @@ static void metrics_counters(struct text *t, struct brk *b)
           "CA answers 'not ready yet' (in progress, approval pending)",
           C(ca_pending));
   counter(t, "linecert_dcmd_sent_total", "DCMDs published", C(dcmd_sent));
+  counter(t, "linecert_retrying_sent_total",
+          "Provisioning/Status RETRYING answers published (a CA failing, "
+          "or a request the store could not commit)", C(retrying_sent));
   counter(t, "linecert_nodes_offline_total",
           "edge node sessions ended (NDEATH, connection loss)",
           C(nodes_offline));

@@ -205,24 +205,26 @@ void brk_push_job(struct brk *b, struct brk_job *job)
     brk_job_free(job);
 }
 
-static void publish_dcmd(struct brk *b, struct brk_dev *d, uint8_t *buf,
+static bool publish_dcmd(struct brk *b, struct brk_dev *d, uint8_t *buf,
                          size_t len)
 {
   char topic[SPB_TOPIC_MAX];
   const struct sm_device *s = d->sm;
   if(brk_dcmd_topic(s->group, s->edge, s->device, topic, sizeof(topic)) !=
      LC_OK)
-    return;
+    return false;
   /* tck-id-payloads-dcmd-qos, -retain (NCMD for a node-level device:
    * tck-id-payloads-ncmd-qos, -retain): QoS 0, not retained. A lost
    * command is sent again by the delivery timer or the device's next
    * birth. */
-  if(brk_mqtt_publish(b->mqtt, topic, buf, len, 0, false) == LC_OK)
-    atomic_fetch_add(&b->stats.dcmd_sent, 1);
+  if(brk_mqtt_publish(b->mqtt, topic, buf, len, 0, false) != LC_OK)
+    return false;
+  atomic_fetch_add(&b->stats.dcmd_sent, 1);
+  return true;
 }
 
-/* status NULL: the delivery of d's certificates. */
-static void publish_answer(struct brk *b, struct brk_dev *d,
+/* status NULL: the delivery of d's certificates. True when published. */
+static bool publish_answer(struct brk *b, struct brk_dev *d,
                            const char *status)
 {
   uint8_t *buf = NULL;
@@ -237,21 +239,25 @@ static void publish_answer(struct brk *b, struct brk_dev *d,
   if(rc != LC_OK) {
     lc_log(LC_ERROR, "loop", "op=encode_dcmd dev=%s err=%s", d->key,
            lc_errname(rc));
-    return;
+    return false;
   }
-  if(b->session == BRK_ONLINE)
-    publish_dcmd(b, d, buf, len);
+  bool sent = b->session == BRK_ONLINE && publish_dcmd(b, d, buf, len);
   lc_free(buf);
+  return sent;
 }
 
 void brk_publish_status(struct brk *b, struct brk_dev *d, const char *status)
 {
-  publish_answer(b, d, status);
+  if(publish_answer(b, d, status) && !strcmp(status, "RETRYING"))
+    atomic_fetch_add(&b->stats.retrying_sent, 1);
 }
 
 static void fx_publish(struct brk *b, struct brk_fx *f)
 {
-  publish_answer(b, f->d, f->kind == BRK_FX_DELIVER ? NULL : f->status);
+  bool sent = publish_answer(b, f->d, f->kind == BRK_FX_DELIVER ? NULL
+                                                                : f->status);
+  if(sent && f->kind == BRK_FX_STATUS && !strcmp(f->status, "RETRYING"))
+    atomic_fetch_add(&b->stats.retrying_sent, 1);
 }
 
 static void run_effects(struct brk *b)

@@ -175,6 +175,12 @@ static void test_store_fills_and_recovers_without_restart(void)
                              5000));
   CU_ASSERT_TRUE(wait_metric(port, "linecert_store_commit_failing", 1,
                              5000));
+  /* Devices asking while nothing can be committed hear RETRYING (they
+   * ask again every --retry-ms). */
+  CU_ASSERT_TRUE(wait_metric(port, "linecert_retrying_sent_total", 1,
+                             30000));
+  CU_ASSERT_TRUE(wait_answer(port, "/readyz", 503, "store_commit_failing",
+                             1000));
   /* Liveness is another question: the loop runs. */
   char *body = NULL;
   CU_ASSERT_EQUAL(get(port, "/healthz", &body), 200);
