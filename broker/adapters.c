@@ -398,6 +398,18 @@ static void dispatch(struct brk *b, struct brk_ca_slot *s, struct brk_dev *d)
   sm_request_key(sm, role, job->request_key);
   job->csr[role] = d->csr[role]; /* the cached parse moves along */
   d->csr[role] = NULL;
+  if(brk_unrecorded_take(b, job)) {
+    /* Issued already, in a batch that was rolled back: the same
+     * certificate comes back as the CA's answer, no second one. */
+    job->slot = BRK_CA_SLOTS;
+    if(lc_queue_push(b->results, job) != LC_OK) {
+      brk_unrecorded_return(b, job); /* for the next try */
+      brk_job_free(job);
+      d->ca_inflight = false;
+      d->kick = true;
+    }
+    return;
+  }
   if(lc_queue_push(s->jobs, job) != LC_OK) {
     brk_job_free(job); /* closed: shutting down, the store re-drives it */
     d->ca_inflight = false;

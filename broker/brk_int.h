@@ -60,6 +60,9 @@ struct brk_job {
   struct ca_result res;               /* ISSUE */
   char cert_fpr[SM_FPR_HEX];          /* ISSUE */
   uint64_t started_ns, finished_ns;
+  bool replayed;                      /* ISSUE: the result of an earlier
+                                         call whose commit was rolled
+                                         back, not a new CA call */
 };
 
 void brk_job_free(struct brk_job *job);
@@ -105,7 +108,7 @@ struct brk_stats {
     ca_paced, ca_pending,
     dcmd_sent, installed_mismatch, commits, commit_failures, audit_records,
     publish_failures, session_dropped, session_held, rebirths_sent,
-    nodes_offline, devices_offline;
+    nodes_offline, devices_offline, retrying_sent;
 };
 
 /* ---- provisioning messages (provision.c) ------------------------------------ */
@@ -194,6 +197,12 @@ struct brk_dev {
   struct brk_dev *ca_next;               /* that FIFO */
   bool kick;                             /* fire TIMER now (resume) */
   bool touched;                          /* changed in this batch */
+  bool asked;                            /* its request (REQUEST or
+                                            INVALID) is in this batch */
+  bool provisioned;                      /* became PROVISIONED in this
+                                            batch (counted at commit) */
+  uint64_t hold_until;                   /* wall ms: no TIMER before
+                                            (re-drive backoff) */
   char key[BRK_KEY_MAX];                 /* group/edge/device */
   struct brk_dev *next;                  /* hash chain */
 };
@@ -288,6 +297,10 @@ struct brk_snapshot {
   struct brk_ca_life ca_life[CA_ROLE_COUNT];
   uint64_t started_ms;
   uint64_t refreshed_mono_ms;
+  /* the store (redrive.c): the latest commit failed, and why */
+  bool commit_failing;
+  char commit_cause[32];
+  char commit_detail[128];
 };
 
 /* One second of the line, for the live page's plots. */
@@ -310,6 +323,74 @@ struct brk_http;
 lc_err brk_http_start(struct brk *b, const char *listen,
                       struct brk_http **out) LC_NODISCARD;
 void brk_http_stop(struct brk_http *h);
+
+/* ---- after a rolled-back batch (redrive.c) ------------------------------------- */
+
+/* Backoff of the re-drive after consecutive failed commits: 100 ms,
+ * doubling, at most 5 s, with jitter. */
+#define BRK_REDRIVE_BASE_MS 100
+#define BRK_REDRIVE_MAX_MS 5000
+/* Devices remembered for the re-drive; beyond, every unfinished device
+ * in the store is re-driven instead. */
+#define BRK_REDRIVE_KEYS_MAX 8192
+/* Certificates kept whose commit failed (oldest dropped beyond). */
+#define BRK_UNRECORDED_MAX 4096
+
+struct brk_redrive_key {
+  char group[SM_ID_MAX + 1], edge[SM_ID_MAX + 1], device[SM_ID_MAX + 1];
+};
+
+/* A certificate the CA issued in a batch: kept until the batch commits;
+ * when it rolls back, handed out again for the same request key rather
+ * than asking the CA a second time (the local CA does not de-duplicate,
+ * ca.h). */
+struct brk_unrecorded {
+  struct brk_unrecorded *next;
+  char request_key[40];
+  char fpr[SM_FPR_HEX];
+  struct ca_result res;           /* owned */
+};
+
+struct brk_redrive {
+  struct brk_redrive_key *keys;   /* devices of rolled-back batches */
+  size_t n, cap;
+  bool all;                       /* keys overflowed */
+  uint64_t at;                    /* wall ms of the next round; 0 none */
+  uint32_t streak;                /* consecutive failed commits */
+  struct brk_unrecorded *batch;   /* issued in the open batch */
+  struct brk_unrecorded *kept, *kept_tail; /* of rolled-back batches */
+  size_t n_kept;
+  /* health, as /readyz shows it */
+  bool failing;
+  uint64_t failed_batches;        /* since the first failure */
+  uint64_t failing_since_ms;
+  char cause[32];
+};
+
+/* The batch ended (ok: committed or nothing to commit; !ok: rolled
+ * back): health, the log line once per cause, the kept certificates. */
+void brk_redrive_batch_done(struct brk *b, bool attempted, bool ok);
+/* After a rollback: each device the batch touched is read back from the
+ * store (or forgotten when it was never stored), hears RETRYING when
+ * its request was in the batch, and is remembered for the re-drive,
+ * which is scheduled with backoff. Clears the touched list. */
+void brk_redrive_rolled_back(struct brk *b);
+/* When the re-drive is due: the remembered devices are loaded from the
+ * store and kicked (their TIMER fires at the next scan), as at start; a
+ * probe commit when there is nothing to drive. Loop thread, no batch
+ * open. */
+void brk_redrive_tick(struct brk *b, uint64_t now_ms);
+/* A CA_ISSUED answer was applied in the open batch: keep its result
+ * (moved out of job) until the batch ends. */
+void brk_unrecorded_note(struct brk *b, struct brk_job *job);
+/* An ISSUE job about to go to the CA: when a rolled-back batch held a
+ * certificate for its request key, move it into job (job->replayed) and
+ * return true. */
+bool brk_unrecorded_take(struct brk *b, struct brk_job *job);
+/* Give a taken certificate back (its job could not be queued). */
+void brk_unrecorded_return(struct brk *b, struct brk_job *job);
+/* Free what is kept. */
+void brk_redrive_cleanup(struct brk *b);
 
 /* A CA adapter in use, its worker pool and the devices waiting for it. */
 struct brk_ca_slot {
@@ -364,6 +445,7 @@ struct brk {
   size_t n_fx, cap_fx;
   struct brk_dev **touched;
   size_t n_touched, cap_touched;
+  struct brk_redrive redrive;         /* after rolled-back batches */
   /* MQTT session */
   enum brk_session session;
   uint64_t reconnect_at;
@@ -406,6 +488,13 @@ struct brk_dev *brk_device(struct brk *b, const char *group, const char *edge,
  * open batch so that it sees the batch's own admissions. */
 lc_err brk_claim_owner(struct brk *b, enum sm_claim_kind kind,
                        const char *value, int64_t *owner) LC_NODISCARD;
+/* Open the batch's transaction unless open; false when it failed. */
+bool brk_txn_open(struct brk *b);
+/* End the batch: commit then run its effects, or roll it back. */
+void brk_batch_end(struct brk *b);
+/* A status-only DCMD (NCMD) to d now, without a commit: it promises
+ * nothing (RETRYING). Sent only while the session is online. */
+void brk_publish_status(struct brk *b, struct brk_dev *d, const char *status);
 /* Queue a worker job (blocks while the job queue is full). */
 void brk_push_job(struct brk *b, struct brk_job *job);
 

@@ -91,6 +91,14 @@ static void replay_request(struct brk *b, struct brk_dev *d)
   if(rc != LC_OK && rc != LC_ESTATE)
     lc_log(LC_ERROR, "provision", "dev=%s op=replay err=%s", d->key,
            lc_errname(rc));
+  /* While issuing, a repeated request changes nothing and is not
+   * answered; but while commits fail nothing moves either, and the
+   * device should know it is waiting on us: RETRYING, which promises
+   * nothing and needs no commit. (A replay that did change something
+   * hears RETRYING if its batch rolls back.) */
+  if(rc == LC_OK && !d->touched && b->redrive.failing &&
+     sm_state_issuing(d->sm->state, NULL))
+    brk_publish_status(b, d, "RETRYING");
 }
 
 /* One identity per device (DESIGN §2): is `value` bound to a device
@@ -257,8 +265,7 @@ static void on_ddata(struct brk *b, const struct spb_sess_msg *msg)
   lc_err rc = d ? brk_apply(b, d, &ev) : LC_ENOTFOUND;
   if(rc == LC_OK && before != SM_PROVISIONED &&
      d->sm->state == SM_PROVISIONED) {
-    atomic_fetch_add(&b->stats.provisioned, 1);
-    brk_count_line(b, t->group);
+    d->provisioned = true; /* counted once the batch commits */
   }
   else if(rc == LC_EINVAL) {
     atomic_fetch_add(&b->stats.installed_mismatch, 1);
@@ -496,7 +503,8 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
     ev.chain_pem = res->chain_pem;
     ev.fpr = job->cert_fpr;
     ev.serial = res->serial_hex;
-    atomic_fetch_add(&b->stats.issued, 1);
+    if(!job->replayed)
+      atomic_fetch_add(&b->stats.issued, 1);
   }
   else if(res->status == CA_REJECTED) {
     ev = event(SM_EV_CA_REJECTED);
@@ -517,6 +525,8 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
   ev.role = job->role;
   ev.generation = job->generation;
   lc_err rc = brk_apply(b, d, &ev);
+  if(rc == LC_OK && ev.kind == SM_EV_CA_ISSUED)
+    brk_unrecorded_note(b, job); /* until the batch commits */
   if(rc == LC_ESTATE) {
     lc_log(LC_INFO, "provision", "dev=%s ca_answer=stale role=%s gen=%u",
            d->key, ca_role_name(job->role), job->generation);
@@ -549,7 +559,8 @@ void brk_on_job_done(struct brk *b, struct brk_job *job)
   }
   else {
     d->ca_inflight = false;
-    brk_count_ca_latency(b, job->role, job->finished_ns - job->started_ns);
+    if(!job->replayed)
+      brk_count_ca_latency(b, job->role, job->finished_ns - job->started_ns);
     issued(b, d, job);
   }
   if(job->kind == BRK_JOB_ISSUE)
@@ -569,7 +580,7 @@ struct timer_scan {
 static void collect_due(struct brk_dev *d, void *ctx)
 {
   struct timer_scan *s = ctx;
-  if(d->validating || d->ca_inflight)
+  if(d->validating || d->ca_inflight || d->hold_until > s->now)
     return;
   uint64_t at = d->sm->next_attempt_at;
   if(!d->kick && !(at && at <= s->now))

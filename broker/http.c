@@ -2,9 +2,13 @@
  *
  * The operator's HTTP face (DESIGN §6), libmicrohttpd on its own thread:
  *   /metrics   Prometheus text exposition
- *   /healthz   200 while the loop is alive (it refreshed the snapshot in
- *              the last 5 s), else 503
- *   /readyz    200 when the MQTT session is online, else 503
+ *   /healthz   liveness: 200 while the loop is alive (it refreshed the
+ *              snapshot in the last 5 s), else 503. A failing store
+ *              does not make it 503: restarting would not help
+ *   /readyz    readiness: 200 "ready" when the MQTT session is online and
+ *              the latest commit succeeded; else 503 with a JSON body
+ *              naming the reason (store_commit_failing, with the store's
+ *              cause and words; mqtt_offline)
  *   /api/stats the same figures as JSON, for the live page
  *   /          the live page: throughput per line, states, failures, CA
  *              latency, plotted from /api/stats once a second
@@ -167,6 +171,9 @@ static void metrics_counters(struct text *t, struct brk *b)
           "CA answers 'not ready yet' (in progress, approval pending)",
           C(ca_pending));
   counter(t, "linecert_dcmd_sent_total", "DCMDs published", C(dcmd_sent));
+  counter(t, "linecert_retrying_sent_total",
+          "Provisioning/Status RETRYING answers published (a CA failing, "
+          "or a request the store could not commit)", C(retrying_sent));
   counter(t, "linecert_nodes_offline_total",
           "edge node sessions ended (NDEATH, connection loss)",
           C(nodes_offline));
@@ -196,6 +203,9 @@ static void metrics_snapshot(struct text *t, const struct brk_snapshot *s,
 {
   gauge(t, "linecert_mqtt_online", "1 when the Sparkplug session is online",
         s->online ? 1 : 0);
+  gauge(t, "linecert_store_commit_failing",
+        "1 while the latest store commit failed (rolled back)",
+        s->commit_failing ? 1 : 0);
   gauge(t, "linecert_devices_in_memory", "devices with work in progress",
         (double)s->in_memory);
   gauge(t, "linecert_jobs_queued", "CSR checks waiting for a worker",
@@ -430,6 +440,9 @@ static json_t *stats_json(struct brk *b, const struct brk_snapshot *s)
   }
   json_object_set_new(j, "ts_ms", json_integer((json_int_t)lc_now_ms()));
   json_object_set_new(j, "online", json_boolean(s->online));
+  json_object_set_new(j, "store_commit_failing",
+                      json_boolean(s->commit_failing));
+  json_object_set_new(j, "store_cause", json_string(s->commit_cause));
   json_object_set_new(j, "births", json_integer((json_int_t)C(births)));
   json_object_set_new(j, "provisioned",
                       json_integer((json_int_t)C(provisioned)));
@@ -552,6 +565,29 @@ static enum MHD_Result serve_json(struct MHD_Connection *c, json_t *j)
   return r;
 }
 
+/* Ready: "ready" as text. Not ready: 503 and why, as JSON; a failing
+ * store first, since it is the one an operator must act on. */
+static enum MHD_Result serve_readyz(struct MHD_Connection *c,
+                                    const struct brk_snapshot *s)
+{
+  json_t *j = NULL;
+  if(s->commit_failing)
+    j = json_pack("{s:b, s:s, s:s, s:s}", "ready", 0, "reason",
+                  "store_commit_failing", "cause", s->commit_cause, "detail",
+                  s->commit_detail);
+  else if(!s->online)
+    j = json_pack("{s:b, s:s}", "ready", 0, "reason", "mqtt_offline");
+  else
+    return send_text(c, 200, "text/plain", "ready\n", 6);
+  char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  enum MHD_Result r =
+    text ? send_text(c, 503, "application/json", text, strlen(text))
+         : send_text(c, 503, "text/plain", "not ready\n", 10);
+  free(text);
+  return r;
+}
+
 /* ---- the live page ------------------------------------------------------------- */
 
 /* Plots are drawn from /api/history, so a page opened mid-shift shows the
@@ -602,7 +638,8 @@ static const char live_page[] =
   "fetch('/api/history').then(r=>r.json()),fetch('/api/stats').then("
   "r=>r.json())])}catch(e){document.getElementById('st').textContent="
   "'(unreachable)';return}\n"
-  "document.getElementById('st').textContent=j.online?'online':'offline';"
+  "document.getElementById('st').textContent=(j.online?'online':'offline')"
+  "+(j.store_commit_failing?', store commits failing: '+j.store_cause:'');"
   "const s=h.samples;plot('thr',h.lines.map((n,k)=>({name:n,v:per(s,"
   "x=>x.l[k]||0)})));plot('rej',[{name:'rejected',v:per(s,x=>x.r)},"
   "{name:'dropped',v:per(s,x=>x.d)}]);plot('lat',h.roles.map((n,r)=>{"
@@ -659,10 +696,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     return alive ? send_text(c, 200, "text/plain", "ok\n", 3)
                  : send_text(c, 503, "text/plain", "loop stalled\n", 13);
   }
-  if(!strcmp(url, "/readyz")) {
-    return s.online ? send_text(c, 200, "text/plain", "ready\n", 6)
-                    : send_text(c, 503, "text/plain", "mqtt offline\n", 13);
-  }
+  if(!strcmp(url, "/readyz"))
+    return serve_readyz(c, &s);
   return send_text(c, 404, "text/plain", "not found\n", 10);
 }
 

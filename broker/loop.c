@@ -19,8 +19,10 @@
  * effect without an fsync per device (perf_limits.md §2).
  *
  * On a failed commit the batch is rolled back, the chain tail restored,
- * and the devices it touched are dropped from memory: the store is the
- * truth, and they are re-driven from it (restart or next message).
+ * and none of its effects run. The devices it touched are read back
+ * from the store (the truth) and re-driven from it after a backoff, as
+ * at start, without waiting for a restart or their next message
+ * (redrive.c); a device whose request was in the batch hears RETRYING.
  */
 #include "broker/brk_int.h"
 
@@ -47,7 +49,7 @@ static void on_stop_signal(int sig)
 
 /* ---- batches --------------------------------------------------------------- */
 
-static bool txn_open(struct brk *b)
+bool brk_txn_open(struct brk *b)
 {
   if(b->in_txn)
     return !b->txn_failed;
@@ -111,8 +113,11 @@ static void seal_and_append(struct brk *b, const char *actor,
   if(rc == LC_OK)
     rc = sm_store_append_audit(b->store, &rec);
   if(rc != LC_OK) {
-    lc_log(LC_ERROR, "audit", "op=append event=%s dev=%s err=%s", event,
-           device, lc_errname(rc));
+    /* A store failure is the batch's, reported once per cause when it
+     * rolls back (redrive.c); anything else is this record's. */
+    lc_log(rc == LC_EDB ? LC_DEBUG : LC_ERROR, "audit",
+           "op=append event=%s dev=%s err=%s", event, device,
+           lc_errname(rc));
     b->txn_failed = true;
     return;
   }
@@ -122,7 +127,7 @@ static void seal_and_append(struct brk *b, const char *actor,
 void brk_audit_event(struct brk *b, const char *event, const char *device,
                      const char *details)
 {
-  if(txn_open(b))
+  if(brk_txn_open(b))
     seal_and_append(b, "linecert", event, device, details);
 }
 
@@ -177,7 +182,7 @@ lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
     for(unsigned i = 0; i < act.n; i++)
       writes |= act.a[i].kind == SM_ACT_AUDIT ||
                 act.a[i].kind == SM_ACT_SUPERSEDE;
-    if(writes && txn_open(b)) {
+    if(writes && brk_txn_open(b)) {
       if(act.dirty) {
         lc_err prc = sm_store_put_device(b->store, d->sm);
         if(prc != LC_OK)
@@ -185,12 +190,16 @@ lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
       }
     }
     touch(b, d);
+    /* A request whose answer needs this batch's commit: should the
+     * commit fail, the device is told RETRYING. */
+    if(ev->kind == SM_EV_REQUEST || ev->kind == SM_EV_INVALID)
+      d->asked = true;
   }
   for(unsigned i = 0; i < act.n; i++) {
     const struct sm_action *a = &act.a[i];
     switch(a->kind) {
     case SM_ACT_AUDIT:
-      if(txn_open(b))
+      if(brk_txn_open(b))
         audit_action(b, d, a);
       break;
     case SM_ACT_CA_SUBMIT:
@@ -203,7 +212,7 @@ lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
       add_fx(b, d, BRK_FX_STATUS, a->role, a->text);
       break;
     case SM_ACT_SUPERSEDE:
-      if(txn_open(b))
+      if(brk_txn_open(b))
         supersede(b, d, a);
       break;
     }
@@ -218,7 +227,7 @@ lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
 lc_err brk_claim_owner(struct brk *b, enum sm_claim_kind kind,
                        const char *value, int64_t *owner)
 {
-  if(!txn_open(b))
+  if(!brk_txn_open(b))
     return LC_EDB;
   return sm_store_claim_owner(b->store, kind, value, owner);
 }
@@ -229,42 +238,59 @@ void brk_push_job(struct brk *b, struct brk_job *job)
     brk_job_free(job);
 }
 
-static void publish_dcmd(struct brk *b, struct brk_dev *d, uint8_t *buf,
+static bool publish_dcmd(struct brk *b, struct brk_dev *d, uint8_t *buf,
                          size_t len)
 {
   char topic[SPB_TOPIC_MAX];
   const struct sm_device *s = d->sm;
   if(brk_dcmd_topic(s->group, s->edge, s->device, topic, sizeof(topic)) !=
      LC_OK)
-    return;
+    return false;
   /* tck-id-payloads-dcmd-qos, -retain (NCMD for a node-level device:
    * tck-id-payloads-ncmd-qos, -retain): QoS 0, not retained. A lost
    * command is sent again by the delivery timer or the device's next
    * birth. */
-  if(brk_mqtt_publish(b->mqtt, topic, buf, len, 0, false) == LC_OK)
-    atomic_fetch_add(&b->stats.dcmd_sent, 1);
+  if(brk_mqtt_publish(b->mqtt, topic, buf, len, 0, false) != LC_OK)
+    return false;
+  atomic_fetch_add(&b->stats.dcmd_sent, 1);
+  return true;
 }
 
-static void fx_publish(struct brk *b, struct brk_fx *f)
+/* status NULL: the delivery of d's certificates. True when published. */
+static bool publish_answer(struct brk *b, struct brk_dev *d,
+                           const char *status)
 {
   uint8_t *buf = NULL;
   size_t len = 0;
   uint64_t now = lc_now_ms();
   /* Named as the device's BIRTH declared them (alias or name), read
    * from the session tracker at publish time. */
-  lc_err rc = f->kind == BRK_FX_DELIVER
-                ? brk_cmd_deliver(f->d->sm, b->trust_bundle, b->sess, now,
-                                  &buf, &len)
-                : brk_cmd_status(f->d->sm, f->status, b->sess, now, &buf,
-                                 &len);
+  lc_err rc = !status ? brk_cmd_deliver(d->sm, b->trust_bundle, b->sess,
+                                        now, &buf, &len)
+                      : brk_cmd_status(d->sm, status, b->sess, now, &buf,
+                                       &len);
   if(rc != LC_OK) {
-    lc_log(LC_ERROR, "loop", "op=encode_dcmd dev=%s err=%s", f->d->key,
+    lc_log(LC_ERROR, "loop", "op=encode_dcmd dev=%s err=%s", d->key,
            lc_errname(rc));
-    return;
+    return false;
   }
-  if(b->session == BRK_ONLINE)
-    publish_dcmd(b, f->d, buf, len);
+  bool sent = b->session == BRK_ONLINE && publish_dcmd(b, d, buf, len);
   lc_free(buf);
+  return sent;
+}
+
+void brk_publish_status(struct brk *b, struct brk_dev *d, const char *status)
+{
+  if(publish_answer(b, d, status) && !strcmp(status, "RETRYING"))
+    atomic_fetch_add(&b->stats.retrying_sent, 1);
+}
+
+static void fx_publish(struct brk *b, struct brk_fx *f)
+{
+  bool sent = publish_answer(b, f->d, f->kind == BRK_FX_DELIVER ? NULL
+                                                                : f->status);
+  if(sent && f->kind == BRK_FX_STATUS && !strcmp(f->status, "RETRYING"))
+    atomic_fetch_add(&b->stats.retrying_sent, 1);
 }
 
 static void run_effects(struct brk *b)
@@ -287,9 +313,9 @@ static bool evictable(const struct brk_dev *d)
 }
 
 /* End the batch: commit, then effects; or roll everything back. */
-static void batch_end(struct brk *b)
+void brk_batch_end(struct brk *b)
 {
-  bool ok = true;
+  bool ok = true, attempted = b->in_txn;
   if(b->in_txn) {
     if(!b->txn_failed && sm_store_commit(b->store) == LC_OK) {
       atomic_fetch_add(&b->stats.commits, 1);
@@ -299,23 +325,32 @@ static void batch_end(struct brk *b)
       sm_store_rollback(b->store);
       b->chain = b->chain_at_begin;
       atomic_fetch_add(&b->stats.commit_failures, 1);
-      lc_log(LC_ERROR, "loop", "op=commit devices=%zu result=rolled_back",
-             b->n_touched);
     }
     b->in_txn = false;
     b->txn_failed = false;
   }
-  if(ok)
-    run_effects(b);
+  brk_redrive_batch_done(b, attempted, ok);
+  b->n_fx = ok ? b->n_fx : 0; /* effects of a rollback never run */
+  run_effects(b);
+  b->n_fx = 0;
+  if(!ok) {
+    /* Memory is ahead of the store: read it back, re-drive later. */
+    brk_redrive_rolled_back(b);
+    return;
+  }
   for(size_t i = 0; i < b->n_touched; i++) {
     struct brk_dev *d = b->touched[i];
     d->touched = false;
-    /* After a rollback memory is ahead of the store: forget it. */
-    if(!ok ? (!d->validating && !d->ca_inflight) : evictable(d))
+    d->asked = false;
+    if(d->provisioned) {
+      d->provisioned = false;
+      atomic_fetch_add(&b->stats.provisioned, 1);
+      brk_count_line(b, d->sm->group);
+    }
+    if(evictable(d))
       brk_devtab_remove(&b->devs, d);
   }
   b->n_touched = 0;
-  b->n_fx = 0;
 }
 
 /* ---- devices ----------------------------------------------------------------- */
@@ -597,18 +632,19 @@ static void run_loop(struct brk *b)
     lc_queue_ack(b->results);
     /* Drain everything that is waiting, one batch per transaction. */
     while(drain(b, b->cfg->batch_max) > 0)
-      batch_end(b);
-    batch_end(b);
+      brk_batch_end(b);
+    brk_batch_end(b);
     uint64_t now = lc_now_ms();
     if(b->session == BRK_ONLINE && now >= b->next_timer_scan) {
       brk_fire_timers(b, now);
-      batch_end(b);
+      brk_batch_end(b);
       b->next_timer_scan = now + 100;
     }
     if(b->session == BRK_ONLINE) {
       brk_sessions_tick(b, lc_mono_ms());
-      batch_end(b);
+      brk_batch_end(b);
     }
+    brk_redrive_tick(b, lc_now_ms());
     checkpoint(b, false);
     brk_ca_life_watch(b, now);
     maybe_reconnect(b);
@@ -819,8 +855,8 @@ static lc_err start(struct brk *b)
 static void drain_after_stop(struct brk *b)
 {
   while(drain(b, b->cfg->batch_max) > 0)
-    batch_end(b);
-  batch_end(b);
+    brk_batch_end(b);
+  brk_batch_end(b);
 }
 
 static void stop(struct brk *b)
@@ -846,6 +882,7 @@ static void stop(struct brk *b)
   aud_signer_free(b->signer);
   sm_store_close(b->store);
   lc_free(b->trust_bundle);
+  brk_redrive_cleanup(b);
   lc_free(b->fx);
   lc_free(b->touched);
 }
@@ -862,7 +899,7 @@ static void start_record(struct brk *b)
   snprintf(details, sizeof(details), "{\"pid\":%ld,\"resumed\":%zu}",
            (long)getpid(), b->devs.n);
   brk_audit_event(b, "service_started", "", details);
-  batch_end(b);
+  brk_batch_end(b);
 }
 
 lc_err brk_serve(const struct brk_config *cfg)

@@ -225,6 +225,18 @@ lc_err sm_store_begin(struct sm_store *st) LC_NODISCARD;
 lc_err sm_store_commit(struct sm_store *st) LC_NODISCARD;
 void sm_store_rollback(struct sm_store *st);
 
+/* Why the store failed, for the operator (/readyz, the log). */
+struct sm_store_fault {
+  const char *cause;      /* static: "disk_full", "io_error", "busy",
+                             "read_only", "corrupt", "out_of_memory",
+                             "db_error" */
+  char detail[128];       /* the backend's words, e.g. SQLite's
+                             "database or disk is full" */
+};
+/* true with *out filled when a call on this handle failed since its
+ * last successful commit (the latest such failure); false otherwise. */
+bool sm_store_last_fault(struct sm_store *st, struct sm_store_fault *out);
+
 /* Insert (dev->id == 0; sets dev->id) or update the device. Inside a
  * transaction. LC_EEXIST when the (group, edge, device) is taken. */
 lc_err sm_store_put_device(struct sm_store *st, struct sm_device *dev)

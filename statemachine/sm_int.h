@@ -47,6 +47,8 @@ struct sm_store_ops {
                         const char *value, int64_t *device_id);
   lc_err (*put_superseded)(struct sm_store *st,
                            const struct sm_superseded *sc);
+  /* optional (NULL: the backend cannot tell) */
+  bool (*last_fault)(struct sm_store *st, struct sm_store_fault *out);
 };
 
 /* The common head of every backend's handle. */

@@ -35,6 +35,13 @@ void sm_store_rollback(struct sm_store *st)
     st->ops->rollback(st);
 }
 
+bool sm_store_last_fault(struct sm_store *st, struct sm_store_fault *out)
+{
+  if(!st || !out || !st->ops->last_fault)
+    return false;
+  return st->ops->last_fault(st, out);
+}
+
 lc_err sm_store_put_device(struct sm_store *st, struct sm_device *dev)
 {
   if(!st || !dev)

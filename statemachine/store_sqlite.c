@@ -48,7 +48,9 @@
  * (no copy per record); it therefore refuses to nest.
  *
  * Errors: each SQLite failure is logged once here with sqlite3_errmsg()
- * and returned as LC_EDB. LC_EEXIST (UNIQUE violation) and LC_ENOTFOUND
+ * (a repeat of the same code before the next good commit at debug only)
+ * and returned as LC_EDB; the last one is kept for
+ * sm_store_last_fault(). LC_EEXIST (UNIQUE violation) and LC_ENOTFOUND
  * are results for the caller to handle and are not logged.
  */
 #include "statemachine/sm_int.h"
@@ -61,6 +63,7 @@
 
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
+#include "common/lc_util.h"
 
 #define MOD "store"
 #define BUSY_TIMEOUT_MS 5000
@@ -370,6 +373,9 @@ struct sqlite_store {
    * transaction that read it (see the invariants above). */
   bool tail_known;
   struct aud_chain tail;
+  /* The last failure since the last good commit (0: none). */
+  int fault_code;
+  char fault_msg[128];
 };
 
 static struct sqlite_store *from_base(struct sm_store *st)
@@ -383,6 +389,20 @@ static lc_err db_error(sqlite3 *db, const char *op)
 {
   lc_log(LC_ERROR, MOD, "op=%s err=\"%s\" code=%d", op, sqlite3_errmsg(db),
          sqlite3_extended_errcode(db));
+  return LC_EDB;
+}
+
+/* As db_error(), and kept as the handle's fault (sm_store_last_fault()).
+ * A full disk fails every transaction the same way, so a repeat of the
+ * code already reported since the last good commit is debug only: the
+ * log says why once per cause, not once per batch. */
+static lc_err store_error(struct sqlite_store *s, const char *op)
+{
+  int code = sqlite3_extended_errcode(s->db);
+  lc_log(code == s->fault_code ? LC_DEBUG : LC_ERROR, MOD,
+         "op=%s err=\"%s\" code=%d", op, sqlite3_errmsg(s->db), code);
+  s->fault_code = code;
+  lc_strlcpy(s->fault_msg, sqlite3_errmsg(s->db), sizeof(s->fault_msg));
   return LC_EDB;
 }
 
@@ -411,7 +431,7 @@ static lc_err step_done(struct sqlite_store *s, enum stmt_id id,
   sqlite3_stmt *stmt = s->stmt[id];
   lc_err err = LC_OK;
   if(sqlite3_step(stmt) != SQLITE_DONE)
-    err = db_error(s->db, op);
+    err = store_error(s, op);
   stmt_release(stmt);
   return err;
 }
@@ -437,7 +457,7 @@ static lc_err device_write_error(struct sqlite_store *s, const char *op)
            "device\"", op);
     return LC_ECLAIMED;
   }
-  return db_error(s->db, op);
+  return store_error(s, op);
 }
 
 static lc_err require_transaction(struct sqlite_store *s, const char *op)
@@ -754,7 +774,7 @@ static lc_err load_one_device(struct sqlite_store *s, sqlite3_stmt *stmt,
   else if(rc == SQLITE_DONE)
     err = LC_ENOTFOUND;
   else
-    err = db_error(s->db, op);
+    err = store_error(s, op);
   stmt_release(stmt);
   return err;
 }
@@ -791,7 +811,42 @@ static lc_err sqlite_commit(struct sm_store *st)
    * is ready for the next begin. */
   if(err != LC_OK)
     sqlite_rollback(st);
+  else
+    s->fault_code = 0;
   return err;
+}
+
+/* The stable name of a failure, for /readyz and the log. */
+static const char *fault_cause(int code)
+{
+  switch(code & 0xff) {
+  case SQLITE_FULL:
+    return "disk_full";
+  case SQLITE_IOERR:
+    return "io_error";
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+    return "busy";
+  case SQLITE_READONLY:
+    return "read_only";
+  case SQLITE_CORRUPT:
+  case SQLITE_NOTADB:
+    return "corrupt";
+  case SQLITE_NOMEM:
+    return "out_of_memory";
+  default:
+    return "db_error";
+  }
+}
+
+static bool sqlite_last_fault(struct sm_store *st, struct sm_store_fault *out)
+{
+  struct sqlite_store *s = from_base(st);
+  if(!s->fault_code)
+    return false;
+  out->cause = fault_cause(s->fault_code);
+  lc_strlcpy(out->detail, s->fault_msg, sizeof(out->detail));
+  return true;
 }
 
 /* ---- devices ----------------------------------------------------------- */
@@ -801,7 +856,7 @@ static lc_err insert_device(struct sqlite_store *s, struct sm_device *dev)
   sqlite3_stmt *stmt = s->stmt[ST_DEV_INSERT];
   lc_err err = LC_OK;
   if(bind_device(stmt, dev) != SQLITE_OK)
-    err = db_error(s->db, "put_device.bind");
+    err = store_error(s, "put_device.bind");
   else if(sqlite3_step(stmt) == SQLITE_DONE)
     dev->id = sqlite3_last_insert_rowid(s->db);
   else
@@ -817,7 +872,7 @@ static lc_err update_device(struct sqlite_store *s, struct sm_device *dev)
   bind_i64(&b, DC_ID + 1, dev->id);
   lc_err err = LC_OK;
   if(b.rc != SQLITE_OK)
-    err = db_error(s->db, "put_device.bind");
+    err = store_error(s, "put_device.bind");
   else if(sqlite3_step(stmt) == SQLITE_DONE)
     err = sqlite3_changes(s->db) == 1 ? LC_OK : LC_ENOTFOUND;
   else
@@ -848,7 +903,7 @@ static lc_err sqlite_get_device(struct sm_store *st, const char *group,
   bind_text(&b, 2, edge);
   bind_text(&b, 3, device);
   if(b.rc != SQLITE_OK) {
-    lc_err err = db_error(s->db, "get_device.bind");
+    lc_err err = store_error(s, "get_device.bind");
     stmt_release(stmt);
     return err;
   }
@@ -863,7 +918,7 @@ static lc_err sqlite_find_serial(struct sm_store *st, const char *serial,
   struct binder b = {stmt, SQLITE_OK};
   bind_text(&b, 1, serial);
   if(b.rc != SQLITE_OK) {
-    lc_err err = db_error(s->db, "find_serial.bind");
+    lc_err err = store_error(s, "find_serial.bind");
     stmt_release(stmt);
     return err;
   }
@@ -931,14 +986,14 @@ static lc_err load_page(struct sqlite_store *s, enum stmt_id id,
   struct binder b = {stmt, SQLITE_OK};
   bind_i64(&b, 1, after);
   bind_i64(&b, 2, PAGE_DEVICES);
-  lc_err err = b.rc == SQLITE_OK ? LC_OK : db_error(s->db, "foreach.bind");
+  lc_err err = b.rc == SQLITE_OK ? LC_OK : store_error(s, "foreach.bind");
   size_t got = 0;
   while(err == LC_OK) {
     int rc = sqlite3_step(stmt);
     if(rc == SQLITE_DONE)
       break;
     if(rc != SQLITE_ROW)
-      err = db_error(s->db, "foreach.step");
+      err = store_error(s, "foreach.step");
     else if(got == PAGE_DEVICES) /* LIMIT ?2 makes this impossible */
       err = LC_EDB;
     else if((err = device_from_row(stmt, &page[got])) == LC_OK)
@@ -1012,7 +1067,7 @@ static lc_err sqlite_count_states(struct sm_store *st,
     enum sm_state state;
     uint64_t n;
     if(rc != SQLITE_ROW)
-      err = db_error(s->db, "count_states");
+      err = store_error(s, "count_states");
     else if((err = col_state(stmt, 0, &state)) == LC_OK &&
             (err = col_u64(stmt, 1, &n)) == LC_OK)
       tmp[state] = n;
@@ -1052,7 +1107,7 @@ static lc_err read_tail(struct sqlite_store *s, struct aud_chain *out)
     if(err == LC_OK)
       err = col_hash(stmt, 1, tail.last_hash);
   } else if(rc != SQLITE_DONE) {
-    err = db_error(s->db, "audit_tail");
+    err = store_error(s, "audit_tail");
   }
   stmt_release(stmt);
   if(err == LC_OK)
@@ -1100,9 +1155,9 @@ static lc_err sqlite_append_audit(struct sm_store *st,
     return err;
   sqlite3_stmt *stmt = s->stmt[ST_AUD_APPEND];
   if(bind_audit(stmt, rec) != SQLITE_OK)
-    err = db_error(s->db, "append_audit.bind");
+    err = store_error(s, "append_audit.bind");
   else if(sqlite3_step(stmt) != SQLITE_DONE)
-    err = db_error(s->db, "append_audit");
+    err = store_error(s, "append_audit");
   stmt_release(stmt);
   if(err == LC_OK) {
     s->tail.last_seq = rec->seq;
@@ -1157,7 +1212,7 @@ static lc_err walk_audit(struct sqlite_store *s, sqlite3_stmt *stmt,
     if(rc == SQLITE_DONE)
       return LC_OK;
     if(rc != SQLITE_ROW)
-      return db_error(s->db, "audit_foreach");
+      return store_error(s, "audit_foreach");
     struct aud_record rec;
     lc_err err = record_from_row(stmt, &rec);
     if(err == LC_OK)
@@ -1182,7 +1237,7 @@ static lc_err sqlite_audit_foreach(struct sm_store *st, uint64_t from_seq,
   bind_i64(&b, 1, (int64_t)from_seq);
   lc_err err;
   if(b.rc != SQLITE_OK) {
-    err = db_error(s->db, "audit_foreach.bind");
+    err = store_error(s, "audit_foreach.bind");
   } else {
     s->audit_walking = true;
     err = walk_audit(s, stmt, cb, ctx);
@@ -1210,7 +1265,7 @@ static lc_err sqlite_audit_range(struct sm_store *st, uint64_t from_seq,
   bind_i64(&b, 2, (int64_t)to_seq);
   lc_err err;
   if(b.rc != SQLITE_OK) {
-    err = db_error(s->db, "audit_range.bind");
+    err = store_error(s, "audit_range.bind");
   } else {
     s->audit_walking = true;
     err = walk_audit(s, stmt, cb, ctx);
@@ -1238,7 +1293,7 @@ static lc_err sqlite_checkpoint_put(struct sm_store *st,
   bind_i64(&b, 5, cp->exported ? 1 : 0);
   bind_text(&b, 6, cp->note);
   if(b.rc != SQLITE_OK) {
-    lc_err err = db_error(s->db, "checkpoint_put.bind");
+    lc_err err = store_error(s, "checkpoint_put.bind");
     stmt_release(b.stmt);
     return err;
   }
@@ -1293,7 +1348,7 @@ static lc_err sqlite_checkpoint_latest(struct sm_store *st,
   else if(rc == SQLITE_DONE)
     err = LC_ENOTFOUND;
   else
-    err = db_error(s->db, "checkpoint_latest");
+    err = store_error(s, "checkpoint_latest");
   stmt_release(stmt);
   if(err != LC_OK) {
     sm_checkpoint_free(cp);
@@ -1319,7 +1374,7 @@ static lc_err sqlite_meta_get(struct sm_store *st, const char *key,
   else if(rc == SQLITE_DONE)
     err = LC_ENOTFOUND;
   else
-    err = db_error(s->db, "meta_get");
+    err = store_error(s, "meta_get");
   stmt_release(stmt);
   return err;
 }
@@ -1332,7 +1387,7 @@ static lc_err sqlite_meta_set(struct sm_store *st, const char *key,
   bind_text(&b, 1, key);
   bind_text(&b, 2, value);
   if(b.rc != SQLITE_OK) {
-    lc_err err = db_error(s->db, "meta_set.bind");
+    lc_err err = store_error(s, "meta_set.bind");
     stmt_release(b.stmt);
     return err;
   }
@@ -1349,7 +1404,7 @@ static void sqlite_close(struct sm_store *st)
   /* Every statement is finalized, so close cannot be SQLITE_BUSY; the
    * last connection checkpoints the WAL here. */
   if(sqlite3_close(s->db) != SQLITE_OK)
-    (void)db_error(s->db, "close");
+    (void)store_error(s, "close");
   lc_free(s);
 }
 
@@ -1374,6 +1429,7 @@ static const struct sm_store_ops sqlite_ops = {
   .checkpoint_latest = sqlite_checkpoint_latest,
   .claim_owner = sqlite_claim_owner,
   .put_superseded = sqlite_put_superseded,
+  .last_fault = sqlite_last_fault,
 };
 
 /* Run a one-off statement whose single result is text, e.g. a PRAGMA. */
@@ -1487,7 +1543,7 @@ static lc_err prepare_all(struct sqlite_store *s)
   for(int i = 0; i < ST_COUNT; i++) {
     if(sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                           &s->stmt[i], NULL) != SQLITE_OK)
-      return db_error(s->db, "open.prepare");
+      return store_error(s, "open.prepare");
   }
   /* Guards the dev_col enum against drift from DEVICE_COLUMNS. */
   if(sqlite3_column_count(s->stmt[ST_DEV_GET]) != DC_COUNT ||
@@ -1523,7 +1579,7 @@ static lc_err setup(struct sqlite_store *s, enum sm_store_mode mode)
   /* Another process (the CLI, a second instance) may hold the lock for
    * a moment; wait rather than fail. */
   if(sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) != SQLITE_OK)
-    return db_error(s->db, "open.busy_timeout");
+    return store_error(s, "open.busy_timeout");
   lc_err err;
   if(mode == SM_STORE_RO) {
     err = check_version(s->db);

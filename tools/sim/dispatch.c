@@ -290,6 +290,7 @@ static void handle_answer(struct sim_checker *c, struct sim_device *d,
   if(cmd_string(p, d, "Provisioning/Status", &status, &len) != LC_OK) {
     fail_device(d, "check=dcmd_status no Provisioning/Status string");
   } else if(equals(status, len, "RETRYING")) {
+    atomic_fetch_add(&d->edge->sim->n_retrying, 1);
     touch(d);
   } else if(len > 9 && memcmp(status, "REJECTED:", 9) == 0) {
     on_rejected(d, status, len);

@@ -137,7 +137,7 @@ static void print_failures(const struct sim *s)
 
 struct summary {
   struct totals t;
-  size_t retransmits, rebirths, checked_full;
+  size_t retransmits, retrying, rebirths, checked_full;
   double elapsed_s, keygen_s, devices_per_s;
   const char *end;  /* "done", "timeout", "interrupted", "error" */
 };
@@ -147,12 +147,13 @@ static lc_err write_json(const struct sim *s, const struct summary *sum,
 {
   json_t *fails = json_array();
   json_t *root = json_pack(
-    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:s}",
+    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:s}",
     "devices", (json_int_t)sum->t.devices,
     "provisioned", (json_int_t)sum->t.provisioned,
     "rejected_as_expected", (json_int_t)sum->t.expected,
     "failed", (json_int_t)sum->t.failed,
     "retransmits", (json_int_t)sum->retransmits,
+    "retrying", (json_int_t)sum->retrying,
     "rebirths", (json_int_t)sum->rebirths,
     "fully_checked", (json_int_t)sum->checked_full,
     "elapsed_s", sum->elapsed_s, "keygen_s", sum->keygen_s,
@@ -191,6 +192,7 @@ static void print_summary(const struct summary *sum)
   printf("rejected_as_expected=%zu\n", sum->t.expected);
   printf("failed=%zu\n", sum->t.failed);
   printf("retransmits=%zu\n", sum->retransmits);
+  printf("retrying=%zu\n", sum->retrying);
   printf("elapsed_s=%.3f\n", sum->elapsed_s);
   printf("devices_per_s=%.1f\n", sum->devices_per_s);
   printf("rebirths=%zu\n", sum->rebirths);
@@ -403,6 +405,7 @@ stop:
                : "check=interrupted run ended before a final answer");
   sum.t = count(&s);
   sum.retransmits = atomic_load(&s.n_retransmits);
+  sum.retrying = atomic_load(&s.n_retrying);
   sum.rebirths = atomic_load(&s.n_rebirths);
   sum.checked_full = atomic_load(&s.n_checked_full);
   sum.elapsed_s = (double)(lc_mono_ms() - t0) / 1000.0;

@@ -323,6 +323,7 @@ struct sim {
   atomic_size_t n_provisioned;
   atomic_size_t n_failed;
   atomic_size_t n_retransmits;      /* DBIRTHs sent again */
+  atomic_size_t n_retrying;         /* RETRYING answers received */
   atomic_size_t n_rebirths;         /* NBIRTHs sent again */
   atomic_size_t n_checked_full;     /* ISSUED answers fully checked */
   atomic_uint_least64_t first_dbirth_ms; /* monotonic; 0 = none yet */
