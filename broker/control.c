@@ -150,6 +150,17 @@ static json_t *read_request(int fd, json_t **error)
   return msg;
 }
 
+/* The verb as a log value: the peer's text, so only when it is a plain
+ * word (no spaces or line breaks to forge a key=value line with). */
+static const char *loggable_verb(const json_t *msg)
+{
+  const char *v = msg ? json_string_value(json_object_get(msg, "verb")) : NULL;
+  size_t n = v ? strlen(v) : 0;
+  if(!n || n > 32 || strspn(v, "abcdefghijklmnopqrstuvwxyz-") != n)
+    return "-";
+  return v;
+}
+
 static void serve_one(struct brk_ctl *c, int fd)
 {
   struct ucred peer;
@@ -161,8 +172,7 @@ static void serve_one(struct brk_ctl *c, int fd)
   json_t *error = NULL;
   json_t *msg = read_request(fd, &error);
   lc_log(LC_INFO, "control", "op=request uid=%u pid=%ld verb=%s",
-         (unsigned)peer.uid, (long)peer.pid,
-         msg ? json_string_value(json_object_get(msg, "verb")) : "-");
+         (unsigned)peer.uid, (long)peer.pid, loggable_verb(msg));
   if(!msg) {
     send_answer(fd, error);
     json_decref(error);
