@@ -343,6 +343,8 @@ lc_err brk_ctl_call(const struct brk_config *cfg, json_t *req,
     int pr = poll(&p, 1, timeout_ms);
     ssize_t n = pr > 0 ? recv(fd, buf, CTL_MSG_MAX, 0) : -1;
     json_error_t jerr;
+    if(pr > 0 && n > 0)
+      *answer = json_loadb(buf, (size_t)n, 0, &jerr);
     if(pr == 0) {
       snprintf(err, cap, "no answer from the service within %d s (it may "
                "still carry the command out)", timeout_ms / 1000);
@@ -351,8 +353,7 @@ lc_err brk_ctl_call(const struct brk_config *cfg, json_t *req,
       snprintf(err, cap, "the service closed the connection without an "
                "answer");
       rc = LC_EIO;
-    } else if(!json_is_object(*answer = json_loadb(buf, (size_t)n, 0,
-                                                   &jerr))) {
+    } else if(!json_is_object(*answer)) { /* a macro: no call inside */
       json_decref(*answer);
       *answer = NULL;
       snprintf(err, cap, "the service's answer is not JSON");
