@@ -4,6 +4,7 @@
  */
 #ifndef LC_BRK_INT_H
 #define LC_BRK_INT_H
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -225,6 +226,35 @@ void brk_devtab_remove(struct brk_devtab *t, struct brk_dev *d);
 void brk_devtab_each(struct brk_devtab *t,
                      void (*fn)(struct brk_dev *d, void *ctx), void *ctx);
 
+/* ---- the data directory lock (datadir.c) ---------------------------------------- */
+
+/* One writer per data directory: `serve`, or an operator command
+ * working offline (docs/design.md, "Operator commands and the data
+ * directory lock"). */
+struct brk_lock {
+  int fd;                   /* -1: not held */
+};
+
+struct brk_lock_holder {
+  long pid;                 /* 0: not known (not written yet) */
+  char who[64];             /* "serve", "audit rotate-key", ... */
+};
+
+void brk_path_lock(const struct brk_config *cfg, char *buf, size_t cap);
+void brk_path_control(const struct brk_config *cfg, char *buf, size_t cap);
+/* Take <data_dir>/linecert.lock for `who` without waiting. LC_OK: held
+ * until brk_lock_release() or the process ends (SIGKILL included).
+ * LC_EAGAIN: another process holds it, *holder says which. LC_ENOTFOUND:
+ * no data directory. LC_EIO (logged). */
+lc_err brk_lock_take(const struct brk_config *cfg, const char *who,
+                     struct brk_lock *l, struct brk_lock_holder *holder)
+  LC_NODISCARD;
+void brk_lock_release(struct brk_lock *l);
+/* "data directory D is in use by linecert WHO (pid N)". */
+void brk_lock_describe(const struct brk_config *cfg,
+                       const struct brk_lock_holder *h, char *buf,
+                       size_t cap);
+
 /* ---- the service (loop.c, dispatch.c) ------------------------------------------ */
 
 struct brk_ckpt {
@@ -439,6 +469,9 @@ struct brk {
   struct brk_http *http;
   struct brk_ckpt ckpt;               /* signed Merkle checkpoints */
   uint64_t ckpt_kept;                 /* tree size in audit/checkpoint */
+  struct brk_lock lock;               /* the data directory's */
+  struct lc_queue *ctl_q;             /* operator requests, to the loop */
+  struct brk_ctl *ctl;                /* the control socket's thread */
   /* the open batch */
   bool in_txn, txn_failed;
   struct brk_fx *fx;
@@ -555,6 +588,84 @@ void brk_ca_life(const struct brk *b, uint64_t now_ms,
  * life; a warning when it covers a full certificate for fewer than
  * BRK_CA_COVER_WARN_DAYS, an error once it covers none. */
 void brk_ca_life_watch(struct brk *b, uint64_t now_ms);
+
+/* ---- the control channel (control.c, operator.c) -------------------------------- */
+
+/* An operator request on its way to the loop and back. */
+struct brk_ctl_req {
+  json_t *msg;              /* owned: {"verb":..., ...} */
+  unsigned uid;             /* the peer, from SO_PEERCRED */
+  long pid;
+  json_t *answer;           /* owned, set by brk_ctl_answer() */
+  bool done;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+};
+
+struct brk_ctl;
+/* Listen on `path` (mode 0600; a file left there is removed: call with
+ * the data directory lock held) and queue each request on q for the
+ * loop. *out is set also on failure, for brk_ctl_stop(). */
+lc_err brk_ctl_start(const char *path, struct lc_queue *q,
+                     struct brk_ctl **out) LC_NODISCARD;
+/* Join the thread, remove the socket. The queue must have been closed
+ * and drained (brk_ctl_drain()) first, so no request waits. NULL-safe. */
+void brk_ctl_stop(struct brk_ctl *c);
+/* The loop's answer to r (takes `answer`); r belongs to the control
+ * thread again from here on. */
+void brk_ctl_answer(struct brk_ctl_req *r, json_t *answer);
+/* Answer every queued request "the service is stopping". */
+void brk_ctl_drain(struct lc_queue *q);
+/* {"error": formatted text}. */
+json_t *brk_ctl_error(const char *fmt, ...)
+  __attribute__((format(printf, 1, 2)));
+/* Loop thread, no batch open: carry out one request (operator.c). */
+void brk_ctl_run(struct brk *b, struct brk_ctl_req *r);
+
+/* Client side. Send `req` to the service of cfg's data directory and
+ * wait up to timeout_ms for its answer: LC_OK and *answer (an object,
+ * json_decref()); else err says why: LC_ENOTFOUND nobody listening,
+ * LC_EAGAIN no answer in time, LC_EIO, LC_EPROTO. */
+#define BRK_CTL_TIMEOUT_MS 60000
+lc_err brk_ctl_call(const struct brk_config *cfg, json_t *req,
+                    int timeout_ms, json_t **answer, char *err, size_t cap)
+  LC_NODISCARD;
+
+/* How an operator command that changes the store or the audit chain is
+ * carried out. OFFLINE: no service runs; the lock is now held in *l for
+ * `who`, the caller does the work itself and releases it. SERVICE: a
+ * `linecert serve` holds the directory and answered `req`: *answer.
+ * REFUSED: neither (another command holds it, or the service cannot be
+ * reached); err says why. */
+enum brk_route { BRK_ROUTE_OFFLINE, BRK_ROUTE_SERVICE, BRK_ROUTE_REFUSED };
+enum brk_route brk_route_op(const struct brk_config *cfg, const char *who,
+                            json_t *req, struct brk_lock *l,
+                            json_t **answer, char *err, size_t cap);
+
+/* ---- audit key rotation (audit_key.c): the offline command and the
+ * service share it ------------------------------------------------------------------ */
+
+/* In one transaction: check that old_s holds the key in force, seal a
+ * key_rotated record naming new_s with old_s at the stored tail, and
+ * make new_s the key in force (meta audit_pubkey; audit_pubkey_initial
+ * kept once). *tail: the chain after the record (tail->last_seq is its
+ * seq). On failure nothing changed and err says why. */
+lc_err brk_audit_rotate(struct sm_store *st, struct aud_signer *old_s,
+                        struct aud_signer *new_s, const char *actor,
+                        struct aud_chain *tail, char *err, size_t cap)
+  LC_NODISCARD;
+/* Install the key file new_path as the data directory's audit key (the
+ * old file kept as <key>.retired-<seq>, its name in `retired`, "" when
+ * there was none) and write the public key beside it. */
+lc_err brk_audit_install_key_file(const struct brk_config *cfg,
+                                  const char *new_path, uint64_t seq,
+                                  const char *new_pem, char *retired,
+                                  size_t cap) LC_NODISCARD;
+/* Do two PEM public keys name the same key (by fingerprint)? */
+bool brk_audit_same_key(const char *pem_a, const char *pem_b);
+/* Write audit/audit-pub.pem. */
+lc_err brk_audit_write_pub(const struct brk_config *cfg, const char *pem)
+  LC_NODISCARD;
 
 /* ---- audit checkpoints (checkpoint.c) ------------------------------------------ */
 

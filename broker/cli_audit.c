@@ -63,8 +63,8 @@ static const char audit_usage[] =
   "  verify-receipt FILE      check a receipt with --pubkey only\n"
   "  checkpoint               print a signed checkpoint of the log\n"
   "  consistency OLD NEW      prove checkpoint NEW extends OLD\n"
-  "  rotate-key               hand the log over to a new key (service\n"
-  "                           stopped)\n"
+  "  rotate-key               hand the log over to a new key (carried\n"
+  "                           out by the service when it runs)\n"
   "  pubkey [--vkey]          the key in force\n"
   "\n"
   "options:\n"
@@ -466,13 +466,6 @@ static int open_signer(const struct acli *a, struct aud_signer **out)
   return open_signer_with(a, path, a->p11_key, a->p11_key_id, false, out);
 }
 
-static bool same_key(const char *pem_a, const char *pem_b)
-{
-  char fa[AUD_FPR_HEX], fb[AUD_FPR_HEX];
-  return aud_key_fpr(pem_a, fa) == LC_OK && aud_key_fpr(pem_b, fb) == LC_OK &&
-         strcmp(fa, fb) == 0;
-}
-
 /* The signer must hold the key the store says is in force. */
 static int check_key_in_force(struct sm_store *st, struct aud_signer *s)
 {
@@ -480,7 +473,7 @@ static int check_key_in_force(struct sm_store *st, struct aud_signer *s)
   int rc = EXIT_FAIL;
   if(aud_signer_pubkey_pem(s, &pem) == LC_OK &&
      sm_store_meta_get(st, "audit_pubkey", &stored) == LC_OK) {
-    if(same_key(pem, stored))
+    if(brk_audit_same_key(pem, stored))
       rc = 0;
     else
       fprintf(stderr, "linecert audit: this key is not the audit key in "
@@ -1330,162 +1323,36 @@ static int cmd_consistency(const struct acli *a)
 
 /* ---- rotate-key --------------------------------------------------------------------- */
 
-/* Copy the key file `from` to a new file `to` (mode 0600, exclusive,
- * flushed to disk). */
-static lc_err copy_key_file(const char *from, const char *to)
+/* With no service: this process holds the data directory lock, so the
+ * stored tail cannot move under it. */
+static int rotate_offline(const struct acli *a)
 {
-  char *pem = NULL;
-  lc_err err = read_small_file(from, &pem);
-  if(err != LC_OK)
-    return err;
-  int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if(fd < 0) {
-    OPENSSL_cleanse(pem, strlen(pem));
-    lc_free(pem);
-    return LC_EIO;
-  }
-  size_t n = strlen(pem), done = 0;
-  while(done < n && err == LC_OK) {
-    ssize_t w = write(fd, pem + done, n - done);
-    if(w < 0 && errno == EINTR)
-      continue;
-    if(w <= 0)
-      err = LC_EIO;
-    else
-      done += (size_t)w;
-  }
-  if(err == LC_OK && fsync(fd) != 0)
-    err = LC_EIO;
-  if(close(fd) != 0 && err == LC_OK)
-    err = LC_EIO;
-  if(err != LC_OK)
-    unlink(to);
-  OPENSSL_cleanse(pem, n);
-  lc_free(pem);
-  return err;
-}
-
-/* Make the key in `new_path` the service's key file. The old file, if
- * any, is kept beside it as <key>.retired-<seq>. Order: copy to a temp
- * name, retire the old file, rename the copy into place; a failure
- * before the last step leaves the old key where it was. */
-static int install_key_file(const struct acli *a, const char *new_path,
-                            uint64_t seq, const char *new_pem)
-{
-  char path[BRK_PATH_MAX], tmp[BRK_PATH_MAX + 32];
-  char retired[BRK_PATH_MAX + 32], pub[BRK_PATH_MAX];
-  brk_path_audit_key(&a->cfg, path, sizeof(path));
-  snprintf(tmp, sizeof(tmp), "%s.new-%" PRIu64, path, seq);
-  snprintf(retired, sizeof(retired), "%s.retired-%" PRIu64, path, seq);
-  lc_err err = copy_key_file(new_path, tmp);
-  bool had_old = access(path, F_OK) == 0;
-  if(err == LC_OK && had_old && rename(path, retired) != 0)
-    err = LC_EIO;
-  if(err == LC_OK && rename(tmp, path) != 0) {
-    err = LC_EIO;
-    if(had_old)
-      (void)rename(retired, path);
-  }
-  if(err != LC_OK) {
-    unlink(tmp);
-    fprintf(stderr, "linecert audit: could not install %s as %s (%s); "
-            "install it by hand before starting the service\n", new_path,
-            path, lc_strerror(err));
-    return EXIT_FAIL;
-  }
-  brk_path_audit_pub(&a->cfg, pub, sizeof(pub));
-  (void)write_text(pub, new_pem);
-  if(had_old)
-    fprintf(stderr, "rotate-key: %s holds the new key; the old key is %s "
-            "(destroy it once nothing needs it)\n", path, retired);
-  return 0;
-}
-
-static lc_err append_rotation(struct sm_store *st, struct aud_signer *old_s,
-                              const char *old_pem, const char *new_pem,
-                              struct aud_record *rec, char **details)
-{
-  char actor[SM_ID_MAX + 16];
-  const char *user = getenv("USER");
-  snprintf(actor, sizeof(actor), "operator:%s", user && *user ? user : "?");
-  struct aud_chain chain;
-  lc_err err = aud_rotation_details(old_pem, new_pem, details);
-  if(err == LC_OK)
-    err = sm_store_begin(st);
-  if(err != LC_OK)
-    return err;
-  err = sm_store_audit_tail(st, &chain);
-  memset(rec, 0, sizeof(*rec));
-  rec->ts_ms = lc_now_ms();
-  rec->actor = actor;
-  rec->event = AUD_EVENT_KEY_ROTATED;
-  rec->device = "";
-  rec->details = *details;
-  if(err == LC_OK)
-    err = aud_seal(&chain, old_s, rec);
-  if(err == LC_OK)
-    err = sm_store_append_audit(st, rec);
-  /* The first key is remembered once; audit_pubkey follows the key in
-   * force, which is what the service checks its key file against. */
-  char *initial = NULL;
-  lc_err ierr = err == LC_OK ? sm_store_meta_get(st, "audit_pubkey_initial",
-                                                 &initial)
-                             : LC_OK;
-  lc_free(initial);
-  if(err == LC_OK && ierr == LC_ENOTFOUND)
-    err = sm_store_meta_set(st, "audit_pubkey_initial", old_pem);
-  else if(err == LC_OK && ierr != LC_OK)
-    err = ierr;
-  if(err == LC_OK)
-    err = sm_store_meta_set(st, "audit_pubkey", new_pem);
-  if(err == LC_OK)
-    err = sm_store_commit(st);
-  else
-    sm_store_rollback(st);
-  rec->actor = rec->event = rec->device = rec->details = NULL;
-  return err;
-}
-
-static int cmd_rotate_key(const struct acli *a)
-{
-  bool new_p11 = a->new_p11_key || a->new_p11_key_id;
-  if(!a->new_key == !new_p11)
-    return usage_error("rotate-key needs --new-key FILE or "
-                       "--new-pkcs11-key LABEL", NULL);
   struct sm_store *st = NULL;
   struct aud_signer *old_s = NULL, *new_s = NULL;
-  char *old_pem = NULL, *new_pem = NULL, *details = NULL;
-  struct aud_record rec;
+  char *new_pem = NULL;
+  struct aud_chain tail;
   int rc = open_store(a, SM_STORE_RW, &st);
   if(!rc)
     rc = open_signer(a, &old_s);
   if(!rc)
-    rc = check_key_in_force(st, old_s);
-  if(!rc)
     rc = open_signer_with(a, a->new_key, a->new_p11_key, a->new_p11_key_id,
                           true, &new_s);
-  if(!rc && (aud_signer_pubkey_pem(old_s, &old_pem) != LC_OK ||
-             aud_signer_pubkey_pem(new_s, &new_pem) != LC_OK))
+  if(!rc && aud_signer_pubkey_pem(new_s, &new_pem) != LC_OK)
     rc = EXIT_FAIL;
-  if(!rc && same_key(old_pem, new_pem)) {
-    fprintf(stderr, "linecert audit: the new key is the key in force\n");
+  char actor[SM_ID_MAX + 16], err[256];
+  const char *user = getenv("USER");
+  snprintf(actor, sizeof(actor), "operator:%s", user && *user ? user : "?");
+  if(!rc && brk_audit_rotate(st, old_s, new_s, actor, &tail, err,
+                             sizeof(err)) != LC_OK) {
+    fprintf(stderr, "linecert audit: %s\n", err);
     rc = EXIT_FAIL;
-  }
-  if(!rc) {
-    lc_err err = append_rotation(st, old_s, old_pem, new_pem, &rec, &details);
-    if(err != LC_OK) {
-      fprintf(stderr, "linecert audit: rotation not recorded (%s)%s\n",
-              lc_strerror(err), err == LC_ESTATE ? ": is the service "
-              "running? stop it first" : "");
-      rc = EXIT_FAIL;
-    }
   }
   /* From here on the new key is in force: the first checkpoint that
    * contains the rotation is the new key's. */
   struct brk_ckpt ck;
   memset(&ck, 0, sizeof(ck));
-  if(!rc && brk_checkpoint_tick(&ck, st, new_s, rec.seq, lc_now_ms(), 1, 0) !=
-     LC_OK)
+  if(!rc && brk_checkpoint_tick(&ck, st, new_s, tail.last_seq, lc_now_ms(),
+                                1, 0) != LC_OK)
     fprintf(stderr, "linecert audit: no checkpoint made (run linecert audit "
             "checkpoint)\n");
   if(!rc) {
@@ -1493,19 +1360,104 @@ static int cmd_rotate_key(const struct acli *a)
     if(aud_key_fpr(new_pem, fpr) != LC_OK)
       fpr[0] = '\0';
     printf("rotate-key: record %" PRIu64 " hands the log to key %s\n",
-           rec.seq, fpr);
-    if(a->new_key)
-      rc = install_key_file(a, a->new_key, rec.seq, new_pem);
-    else
-      fprintf(stderr, "rotate-key: configure the service with the new "
-              "PKCS#11 key before starting it\n");
+           tail.last_seq, fpr);
   }
-  lc_free(old_pem);
+  if(!rc && a->new_key) {
+    char path[BRK_PATH_MAX], retired[BRK_PATH_MAX + 32];
+    brk_path_audit_key(&a->cfg, path, sizeof(path));
+    lc_err err2 = brk_audit_install_key_file(&a->cfg, a->new_key,
+                                             tail.last_seq, new_pem, retired,
+                                             sizeof(retired));
+    if(err2 != LC_OK) {
+      fprintf(stderr, "linecert audit: could not install %s as %s (%s); "
+              "install it by hand before starting the service\n",
+              a->new_key, path, lc_strerror(err2));
+      rc = EXIT_FAIL;
+    } else if(retired[0]) {
+      fprintf(stderr, "rotate-key: %s holds the new key; the old key is %s "
+              "(destroy it once nothing needs it)\n", path, retired);
+    }
+  } else if(!rc) {
+    fprintf(stderr, "rotate-key: configure the service with the new "
+            "PKCS#11 key before starting it\n");
+  }
   lc_free(new_pem);
-  lc_free(details);
   aud_signer_free(old_s);
   aud_signer_free(new_s);
   sm_store_close(st);
+  return rc;
+}
+
+/* What the service is asked: the key file by an absolute path (it
+ * does not share our working directory). NULL on a path too long. */
+static json_t *rotate_request(const struct acli *a)
+{
+  if(!a->new_key)
+    return json_pack("{s:s, s:s}", "verb", "rotate-key", "new_pkcs11_key",
+                     a->new_p11_key ? a->new_p11_key : a->new_p11_key_id);
+  char abs[BRK_PATH_MAX], cwd[BRK_PATH_MAX];
+  if(a->new_key[0] == '/') {
+    if(!lc_strlcpy(abs, a->new_key, sizeof(abs)))
+      return NULL;
+  } else {
+    int n = getcwd(cwd, sizeof(cwd))
+              ? snprintf(abs, sizeof(abs), "%s/%s", cwd, a->new_key) : -1;
+    if(n < 0 || (size_t)n >= sizeof(abs))
+      return NULL;
+  }
+  return json_pack("{s:s, s:s}", "verb", "rotate-key", "new_key", abs);
+}
+
+static int rotated_by_service(json_t *ans)
+{
+  const char *error = json_string_value(json_object_get(ans, "error"));
+  if(error) {
+    fprintf(stderr, "linecert audit: rotate-key: the service answered: %s\n",
+            error);
+    return EXIT_FAIL;
+  }
+  const char *fpr = json_string_value(json_object_get(ans, "key_fpr"));
+  const char *key = json_string_value(json_object_get(ans, "key_file"));
+  const char *retired = json_string_value(json_object_get(ans, "retired"));
+  printf("rotate-key: record %" JSON_INTEGER_FORMAT " hands the log to key "
+         "%s (carried out by the service, pid %" JSON_INTEGER_FORMAT ")\n",
+         json_integer_value(json_object_get(ans, "seq")), fpr ? fpr : "?",
+         json_integer_value(json_object_get(ans, "pid")));
+  if(key && retired && retired[0])
+    fprintf(stderr, "rotate-key: %s holds the new key; the old key is %s "
+            "(destroy it once nothing needs it)\n", key, retired);
+  return 0;
+}
+
+/* While `linecert serve` runs, the service itself rotates (one writer of
+ * the chain); with none, this process does, holding the data directory
+ * lock meanwhile. */
+static int cmd_rotate_key(const struct acli *a)
+{
+  bool new_p11 = a->new_p11_key || a->new_p11_key_id;
+  if(!a->new_key == !new_p11)
+    return usage_error("rotate-key needs --new-key FILE or "
+                       "--new-pkcs11-key LABEL", NULL);
+  json_t *req = rotate_request(a);
+  if(!req)
+    return usage_error("--new-key: path too long", NULL);
+  struct brk_lock lock;
+  json_t *ans = NULL;
+  char err[2 * BRK_PATH_MAX];
+  enum brk_route route = brk_route_op(&a->cfg, "audit rotate-key", req,
+                                      &lock, &ans, err, sizeof(err));
+  json_decref(req);
+  int rc;
+  if(route == BRK_ROUTE_REFUSED) {
+    fprintf(stderr, "linecert audit: rotate-key: %s\n", err);
+    rc = EXIT_FAIL;
+  } else if(route == BRK_ROUTE_SERVICE) {
+    rc = rotated_by_service(ans);
+  } else {
+    rc = rotate_offline(a);
+    brk_lock_release(&lock);
+  }
+  json_decref(ans);
   return rc;
 }
 

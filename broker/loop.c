@@ -618,12 +618,28 @@ static size_t drain(struct brk *b, size_t budget)
   return n;
 }
 
+/* Operator commands from the control socket, each after the batch
+ * before it has ended: they commit on their own, with their own audit
+ * record, at the chain's tail. */
+static void run_operator_requests(struct brk *b)
+{
+  if(!b->ctl_q)
+    return;
+  lc_queue_ack(b->ctl_q);
+  struct brk_ctl_req *r;
+  while((r = lc_queue_pop(b->ctl_q))) {
+    brk_batch_end(b);
+    brk_ctl_run(b, r);
+  }
+}
+
 static void run_loop(struct brk *b)
 {
-  struct pollfd fds[2] = {{.fd = lc_queue_fd(b->inbox), .events = POLLIN},
-                          {.fd = lc_queue_fd(b->results), .events = POLLIN}};
+  struct pollfd fds[3] = {{.fd = lc_queue_fd(b->inbox), .events = POLLIN},
+                          {.fd = lc_queue_fd(b->results), .events = POLLIN},
+                          {.fd = lc_queue_fd(b->ctl_q), .events = POLLIN}};
   while(!stop_requested) {
-    int pr = poll(fds, 2, 100);
+    int pr = poll(fds, 3, 100);
     if(pr < 0 && errno != EINTR) {
       lc_log(LC_ERROR, "loop", "op=poll errno=%d", errno);
       break;
@@ -634,6 +650,7 @@ static void run_loop(struct brk *b)
     while(drain(b, b->cfg->batch_max) > 0)
       brk_batch_end(b);
     brk_batch_end(b);
+    run_operator_requests(b);
     uint64_t now = lc_now_ms();
     if(b->session == BRK_ONLINE && now >= b->next_timer_scan) {
       brk_fire_timers(b, now);
@@ -696,7 +713,7 @@ lc_err brk_read_file(const char *path, char **out)
  * audit verify` needs nothing but the data directory. */
 static lc_err publish_audit_pubkey(struct brk *b)
 {
-  char *pem = NULL, path[BRK_PATH_MAX];
+  char *pem = NULL;
   lc_err rc = aud_signer_pubkey_pem(b->signer, &pem);
   if(rc != LC_OK)
     return rc;
@@ -711,14 +728,8 @@ static lc_err publish_audit_pubkey(struct brk *b)
     rc = sm_store_meta_set(b->store, "audit_pubkey", pem);
   }
   lc_free(stored);
-  if(rc == LC_OK) {
-    brk_path_audit_pub(b->cfg, path, sizeof(path));
-    FILE *f = fopen(path, "w");
-    if(!f || fputs(pem, f) < 0)
-      rc = LC_EIO;
-    if(f && fclose(f) != 0)
-      rc = LC_EIO;
-  }
+  if(rc == LC_OK)
+    rc = brk_audit_write_pub(b->cfg, pem);
   lc_free(pem);
   return rc;
 }
@@ -814,10 +825,46 @@ static lc_err open_queues(struct brk *b)
   return rc;
 }
 
+/* The data directory is ours alone while we run: a second service, or
+ * an operator command writing the store behind the loop's back, would
+ * fork the audit chain and wedge every later commit. */
+static lc_err lock_data_dir(struct brk *b)
+{
+  struct brk_lock_holder h;
+  lc_err rc = brk_lock_take(b->cfg, "serve", &b->lock, &h);
+  if(rc == LC_EAGAIN) {
+    char msg[BRK_PATH_MAX + 96];
+    brk_lock_describe(b->cfg, &h, msg, sizeof(msg));
+    lc_log(LC_ERROR, "serve", "op=lock data_dir=%s holder_pid=%ld "
+           "holder=\"%s\" err=\"data directory in use\"", b->cfg->data_dir,
+           h.pid, h.who);
+    fprintf(stderr, "linecert: %s\n", msg);
+  }
+  return rc;
+}
+
+/* Operator commands while we run (control.c). Without the socket (a
+ * data directory path too long for one, say) the service still runs;
+ * the commands are then refused, naming this. */
+static lc_err open_control(struct brk *b)
+{
+  char path[BRK_PATH_MAX + 32];
+  lc_err rc = lc_queue_new(16, &b->ctl_q);
+  if(rc != LC_OK)
+    return rc;
+  brk_path_control(b->cfg, path, sizeof(path));
+  if(brk_ctl_start(path, b->ctl_q, &b->ctl) != LC_OK)
+    lc_log(LC_ERROR, "control", "op=start path=%s err=\"no control socket: "
+           "operator commands are refused while the service runs\"", path);
+  return LC_OK;
+}
+
 static lc_err start(struct brk *b)
 {
   char path[BRK_PATH_MAX];
   lc_err rc = make_dir(b->cfg->data_dir);
+  if(rc == LC_OK)
+    rc = lock_data_dir(b);
   if(rc == LC_OK)
     rc = brk_integrity_store_present(b->cfg);
   if(rc == LC_OK) {
@@ -847,6 +894,8 @@ static lc_err start(struct brk *b)
     rc = brk_mqtt_new(b->cfg, b->inbox, &b->stats, &b->mqtt);
   if(rc == LC_OK && b->cfg->http_listen[0])
     rc = brk_http_start(b, b->cfg->http_listen, &b->http);
+  if(rc == LC_OK)
+    rc = open_control(b);
   return rc;
 }
 
@@ -859,8 +908,23 @@ static void drain_after_stop(struct brk *b)
   brk_batch_end(b);
 }
 
+/* Every request queued is answered ("stopping") before the control
+ * thread, waiting for those answers, is joined. */
+static void close_control(struct brk *b)
+{
+  if(b->ctl_q) {
+    lc_queue_close(b->ctl_q);
+    brk_ctl_drain(b->ctl_q);
+  }
+  brk_ctl_stop(b->ctl);
+  b->ctl = NULL;
+  lc_queue_free(b->ctl_q);
+  b->ctl_q = NULL;
+}
+
 static void stop(struct brk *b)
 {
+  close_control(b);
   brk_ca_shutdown(b);
   brk_http_stop(b->http);
   b->http = NULL;
@@ -885,6 +949,7 @@ static void stop(struct brk *b)
   brk_redrive_cleanup(b);
   lc_free(b->fx);
   lc_free(b->touched);
+  brk_lock_release(&b->lock); /* after the store's last write */
 }
 
 static void start_record(struct brk *b)
@@ -904,7 +969,7 @@ static void start_record(struct brk *b)
 
 lc_err brk_serve(const struct brk_config *cfg)
 {
-  struct brk b = {.cfg = cfg, .reconnect_delay_ms = 500};
+  struct brk b = {.cfg = cfg, .reconnect_delay_ms = 500, .lock = {.fd = -1}};
   pthread_mutex_init(&b.snap_mu, NULL);
   b.live.started_ms = lc_now_ms();
   b.csr_pol.max_der = cfg->csr_max_bytes;

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Operator commands the running service carries out (the loop side of
+ * the control channel, control.c). Each runs on the loop thread between
+ * batches, so it writes the store and the audit chain as their only
+ * writer, in its own transaction with its own audit record, and the
+ * loop's chain tail follows. A verb is one function here and one
+ * request built by the command line (brk_route_op()).
+ */
+#include "broker/brk_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+
+/* rotate-key {"new_key": absolute path} or {"new_pkcs11_key": ...}. */
+static json_t *op_rotate_key(struct brk *b, const struct brk_ctl_req *r)
+{
+  const char *new_key = json_string_value(json_object_get(r->msg,
+                                                          "new_key"));
+  /* The service's key comes from its configuration ([audit] pkcs11_*
+   * or the key file): a token key it cannot switch to and keep after a
+   * restart without that configuration changing, so it refuses rather
+   * than run on a key its next start would reject. */
+  if(b->cfg->pkcs11_module[0] || json_object_get(r->msg, "new_pkcs11_key"))
+    return brk_ctl_error("the running service cannot take over a PKCS#11 "
+                         "audit key, which its configuration names: stop "
+                         "the service, run rotate-key, set [audit] "
+                         "pkcs11_key_label to the new key, start it again");
+  if(!new_key || new_key[0] != '/' || strlen(new_key) >= BRK_PATH_MAX)
+    return brk_ctl_error("rotate-key: new_key must be an absolute path");
+  struct aud_signer *new_s = NULL;
+  lc_err rc = aud_signer_open_file(new_key, true, &new_s);
+  if(rc != LC_OK)
+    return brk_ctl_error("cannot open the new key file %s (%s)", new_key,
+                         lc_strerror(rc));
+  char actor[64], err[256];
+  snprintf(actor, sizeof(actor), "operator:uid=%u", r->uid);
+  struct aud_chain tail;
+  rc = brk_audit_rotate(b->store, b->signer, new_s, actor, &tail, err,
+                        sizeof(err));
+  if(rc != LC_OK) {
+    aud_signer_free(new_s);
+    return brk_ctl_error("%s", err);
+  }
+  /* From here on the new key is in force: the loop signs with it, and
+   * the first checkpoint that contains the rotation is its own. */
+  b->chain = tail;
+  atomic_fetch_add(&b->stats.audit_records, 1);
+  aud_signer_free(b->signer);
+  b->signer = new_s;
+  if(brk_checkpoint_tick(&b->ckpt, b->store, b->signer, b->chain.last_seq,
+                         lc_now_ms(), 1, 0) != LC_OK)
+    lc_log(LC_WARN, "audit", "op=checkpoint after=rotate_key");
+  char *pem = NULL, fpr[AUD_FPR_HEX] = "", retired[BRK_PATH_MAX + 32];
+  if(aud_signer_pubkey_pem(b->signer, &pem) == LC_OK &&
+     aud_key_fpr(pem, fpr) != LC_OK)
+    fpr[0] = '\0';
+  rc = pem ? brk_audit_install_key_file(b->cfg, new_key, tail.last_seq, pem,
+                                        retired, sizeof(retired))
+           : LC_ENOMEM;
+  lc_free(pem);
+  char key_path[BRK_PATH_MAX];
+  brk_path_audit_key(b->cfg, key_path, sizeof(key_path));
+  lc_log(LC_INFO, "control", "op=rotate_key uid=%u pid=%ld seq=%" PRIu64
+         " key_fpr=%s installed=%d", r->uid, r->pid, tail.last_seq, fpr,
+         rc == LC_OK);
+  if(rc != LC_OK)
+    return json_pack("{s:s, s:I, s:s}", "error", "the rotation is recorded "
+                     "and in force, but the key file could not be "
+                     "installed: copy the new key to the service's key file "
+                     "before it restarts", "seq", (json_int_t)tail.last_seq,
+                     "key_file", key_path);
+  return json_pack("{s:b, s:I, s:s, s:s, s:s, s:I}", "ok", 1, "seq",
+                   (json_int_t)tail.last_seq, "key_fpr", fpr, "key_file",
+                   key_path, "retired", retired, "pid", (json_int_t)getpid());
+}
+
+static const struct {
+  const char *verb;
+  json_t *(*fn)(struct brk *b, const struct brk_ctl_req *r);
+} verbs[] = {
+  {"rotate-key", op_rotate_key},
+};
+
+void brk_ctl_run(struct brk *b, struct brk_ctl_req *r)
+{
+  const char *verb = json_string_value(json_object_get(r->msg, "verb"));
+  for(size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+    if(!strcmp(verb, verbs[i].verb)) {
+      json_t *answer = verbs[i].fn(b, r);
+      brk_ctl_answer(r, answer ? answer : brk_ctl_error("out of memory"));
+      return;
+    }
+  }
+  brk_ctl_answer(r, brk_ctl_error("the service knows no command \"%s\"",
+                                  verb));
+}
