@@ -26,7 +26,11 @@ Control (see emu_common): faults throttle, error500, error503, timeout,
 slow, lose_answer (done, then no answer), hold (done, answer held back),
 in_progress (with "cn": only for that subject's certificate),
 limit_exceeded;
-POST /forget-idempotency (the 5-minute window passed); POST /expire-token
+POST /forget-idempotency (the 5-minute window passed; with
+{"fetched_only": true} only for the tokens whose certificate was asked
+for by GetCertificate, i.e. whose ARN the client had stored: a client
+killed during an IssueCertificate round trip keeps its window);
+POST /expire-token
 (the session token is now expired); GET /certs (ARNs issued).
 """
 
@@ -129,6 +133,7 @@ class AwsPca(ec_.Emulator):
         self.lock = threading.Lock()
         self.tokens = {}        # idempotency token -> (arn, time)
         self.certs = {}         # arn -> [cert, ready_at, in_progress_left]
+        self.fetched = set()    # arns a GetCertificate asked for
         self.idem_window = args.idem_window
         self.issue_delay = args.issue_delay_ms / 1000.0
         d = args.dir
@@ -140,8 +145,13 @@ class AwsPca(ec_.Emulator):
 
     def control(self, path, body, headers=None):
         if path == "/forget-idempotency":
+            only = isinstance(body, dict) and body.get("fetched_only")
             with self.lock:
-                self.tokens.clear()
+                if only:
+                    self.tokens = {t: v for t, v in self.tokens.items()
+                                   if v[0] not in self.fetched}
+                else:
+                    self.tokens.clear()
             return {"ok": True}
         if path == "/expire-token":
             self.token_expired = True
@@ -354,6 +364,7 @@ class AwsPca(ec_.Emulator):
                            "Could not find certificate authority")
         with self.lock:
             ent = self.certs.get(req["CertificateArn"])
+            self.fetched.add(req["CertificateArn"])
         if ent is None:
             raise AwsError(400, "ResourceNotFoundException",
                            "Could not find certificate")

@@ -158,6 +158,21 @@ static void check_suspended(struct rig *r, const char *device)
   sm_device_free(d);
 }
 
+/* Until the store shows the device suspended, for at most EP_WAIT_MS;
+ * check_suspended() then says what is wrong if it never does. */
+static void wait_suspended(struct rig *r, const char *device)
+{
+  for(int waited = 0; waited <= EP_WAIT_MS; waited += 50) {
+    struct sm_device *d = stored(r, device);
+    bool done = d && d->state == SM_DELIVERED && d->next_attempt_at == 0 &&
+                d->deliveries == 0;
+    sm_device_free(d);
+    if(done)
+      return;
+    ep_nap_ms(50);
+  }
+}
+
 /* What the operator sees: `linecert device` says DELIVERED and names no
  * next attempt. */
 static void check_cli_suspended(struct rig *r, const char *device)
@@ -443,6 +458,10 @@ static void test_restart_asks_unknown_node_to_rebirth(void)
   CU_ASSERT_TRUE_FATAL(ep_wait_rebirth(&e, ep_wall_ms() + EP_WAIT_MS, &dcmds));
   CU_ASSERT_EQUAL(dcmds, 0);
   CU_ASSERT_TRUE(wait_metric(port, "linecert_rebirths_sent_total", 1));
+  /* The request goes out during the timer scan, before the batch that
+   * suspends the devices commits: wait (bounded) for the commit. */
+  wait_suspended(&r, s1.id);
+  wait_suspended(&r, s2.id);
   check_suspended(&r, s1.id);
   check_suspended(&r, s2.id);
   /* The node answers with its births: the same certificates. */
