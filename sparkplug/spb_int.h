@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include "common/lc_err.h"
 #include "sparkplug/spb.h"
-#include "sparkplug_b.pb.h"
+#include "proto/sparkplug_b.pb.h"
 
 /* Debian's libprotobuf-nanopb.a uses a 16-bit pb_size_t; with
  * PB_FIELD_32BIT the generated structs no longer match it and decoding

@@ -5,6 +5,10 @@
 set -eu
 cd "$(dirname "$0")/.."
 
+# The module layering and the banned functions first: seconds, no build.
+echo "== check layering"
+./tools/check-layering.sh
+
 ./tools/setup-debian.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)

@@ -468,7 +468,9 @@ static lc_err send_dbirth(struct sim_edge *e, struct sim_device *d)
   }
   if(d->kind == SIM_BAD_TOPIC_SLASH) {
     /* Built by hand: spb_topic_build() rightly refuses this. */
-    strcat(topic, "/x");
+    size_t len = strlen(topic);
+    if(!lc_strlcpy(topic + len, "/x", sizeof(topic) - len))
+      return LC_ETOOBIG;
     atomic_store(&e->sim->last_nodcmd_send_ms, mono);
   }
   if(d->kind == SIM_BAD_BIDI_ID)
