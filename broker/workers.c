@@ -39,33 +39,6 @@ void brk_job_free(struct brk_job *job)
   lc_free(job);
 }
 
-/* Both CSRs must verify, hold an allowed key, and name the device. */
-static void run_validate(struct brk_workers *w, struct brk_job *job)
-{
-  for(int r = 0; r < CA_ROLE_COUNT; r++) {
-    const char *pem = job->csr_pem[r];
-    lc_err rc = ca_csr_parse(pem, strlen(pem), w->pol, &job->csr[r],
-                             job->reason, sizeof(job->reason));
-    if(rc == LC_ENOMEM) {
-      job->rc = rc;
-      return;
-    }
-    if(rc != LC_OK) {
-      if(!job->reason[0])
-        lc_strlcpy(job->reason, "csr_malformed", sizeof(job->reason));
-      return;
-    }
-    /* CN must be the serial byte for byte (DESIGN §2 Validation). */
-    if(strcmp(ca_csr_cn(job->csr[r]), job->serial) != 0) {
-      lc_strlcpy(job->reason, "cn_mismatch", sizeof(job->reason));
-      return;
-    }
-    uint8_t fpr[32];
-    ca_csr_key_fpr(job->csr[r], fpr);
-    lc_hex(fpr, sizeof(fpr), job->key_fpr[r]);
-  }
-}
-
 static void run_issue(struct brk_workers *w, struct brk_job *job)
 {
   enum ca_role role = job->role;
@@ -114,7 +87,7 @@ static void *worker_main(void *arg)
       break; /* closed and drained */
     job->started_ns = lc_mono_ns();
     if(job->kind == BRK_JOB_VALIDATE)
-      run_validate(w, job);
+      brk_request_crypto(job, w->pol);
     else
       run_issue(w, job);
     job->finished_ns = lc_mono_ns();
