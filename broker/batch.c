@@ -218,12 +218,6 @@ lc_err brk_claim_owner(struct brk *b, enum sm_claim_kind kind,
   return sm_store_claim_owner(b->store, kind, value, owner);
 }
 
-void brk_push_job(struct brk *b, struct brk_job *job)
-{
-  if(lc_queue_push_wait(b->jobs, job) != LC_OK)
-    brk_job_free(job);
-}
-
 static void run_effects(struct brk *b)
 {
   for(size_t i = 0; i < b->n_fx; i++) {
@@ -282,4 +276,15 @@ void brk_batch_end(struct brk *b)
       brk_devtab_remove(&b->devs, d);
   }
   b->n_touched = 0;
+}
+
+/* A batch of one meta row: does the store take a commit again? */
+void brk_batch_probe(struct brk *b, uint64_t now_ms)
+{
+  char v[24];
+  snprintf(v, sizeof(v), "%llu", (unsigned long long)now_ms);
+  if(brk_txn_open(b) &&
+     sm_store_meta_set(b->store, "store_probe_ms", v) != LC_OK)
+    b->txn_failed = true;
+  brk_batch_end(b);
 }

@@ -69,10 +69,16 @@ struct brk_job {
 void brk_job_free(struct brk_job *job);
 
 struct brk_workers;
+/* What a worker does with a VALIDATE job: the request's CRYPTO stage
+ * (brk_request_crypto()), handed in so that the pool knows no more of
+ * requests than that. */
+typedef void (*brk_validate_fn)(struct brk_job *job,
+                                const struct ca_csr_policy *pol);
 /* Start n threads taking jobs from `jobs` and pushing them, done, to
- * `results`. results must hold every job that can be out at once. */
+ * `results`. results must hold every job that can be out at once.
+ * validate NULL: a pool of CA calls only. */
 lc_err brk_workers_start(unsigned n, struct lc_queue *jobs,
-                         struct lc_queue *results,
+                         struct lc_queue *results, brk_validate_fn validate,
                          const struct ca_csr_policy *pol,
                          struct ca_adapter *const ca[CA_ROLE_COUNT],
                          struct brk_workers **out) LC_NODISCARD;
@@ -422,10 +428,11 @@ void brk_redrive_batch_done(struct brk *b, bool attempted, bool ok);
  * which is scheduled with backoff. Clears the touched list. */
 void brk_redrive_rolled_back(struct brk *b);
 /* When the re-drive is due: the remembered devices are loaded from the
- * store and kicked (their TIMER fires at the next scan), as at start; a
- * probe commit when there is nothing to drive. Loop thread, no batch
+ * store and kicked (their TIMER fires at the next scan), as at start.
+ * True when there was nothing to drive while commits fail: the caller
+ * then makes a probe commit (brk_batch_probe()). Loop thread, no batch
  * open. */
-void brk_redrive_tick(struct brk *b, uint64_t now_ms);
+bool brk_redrive_tick(struct brk *b, uint64_t now_ms);
 /* A CA_ISSUED answer was applied in the open batch: keep its result
  * (moved out of job) until the batch ends. */
 void brk_unrecorded_note(struct brk *b, struct brk_job *job);
@@ -569,7 +576,10 @@ lc_err brk_claim_owner(struct brk *b, enum sm_claim_kind kind,
 bool brk_txn_open(struct brk *b);
 /* End the batch: commit then run its effects, or roll it back. */
 void brk_batch_end(struct brk *b);
-/* Queue a worker job (blocks while the job queue is full). */
+/* Commit a meta row alone (redrive.c asks for it while commits fail on
+ * an idle line, so that recovery is seen). */
+void brk_batch_probe(struct brk *b, uint64_t now_ms);
+/* workers.c: queue a worker job (blocks while the job queue is full). */
 void brk_push_job(struct brk *b, struct brk_job *job);
 
 /* ---- sending (commands.c) ------------------------------------------------------ */

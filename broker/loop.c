@@ -146,7 +146,8 @@ void brk_loop_run(struct brk *b)
       brk_sessions_tick(b, lc_mono_ms());
       brk_batch_end(b);
     }
-    brk_redrive_tick(b, lc_now_ms());
+    if(brk_redrive_tick(b, lc_now_ms()))
+      brk_batch_probe(b, lc_now_ms());
     brk_loop_checkpoint(b, false);
     brk_ca_life_watch(b, now);
     brk_session_maybe_reconnect(b);

@@ -22,6 +22,7 @@ struct brk_workers {
   unsigned n;
   pthread_t *threads;
   struct lc_queue *jobs, *results;
+  brk_validate_fn validate;
   const struct ca_csr_policy *pol;
   struct ca_adapter *ca[CA_ROLE_COUNT];
 };
@@ -86,8 +87,10 @@ static void *worker_main(void *arg)
     if(!job)
       break; /* closed and drained */
     job->started_ns = lc_mono_ns();
-    if(job->kind == BRK_JOB_VALIDATE)
-      brk_request_crypto(job, w->pol);
+    if(job->kind == BRK_JOB_VALIDATE && w->validate)
+      w->validate(job, w->pol);
+    else if(job->kind == BRK_JOB_VALIDATE)
+      job->rc = LC_EINVAL; /* a CA pool checks no request */
     else
       run_issue(w, job);
     job->finished_ns = lc_mono_ns();
@@ -98,7 +101,7 @@ static void *worker_main(void *arg)
 }
 
 lc_err brk_workers_start(unsigned n, struct lc_queue *jobs,
-                         struct lc_queue *results,
+                         struct lc_queue *results, brk_validate_fn validate,
                          const struct ca_csr_policy *pol,
                          struct ca_adapter *const ca[CA_ROLE_COUNT],
                          struct brk_workers **out)
@@ -113,6 +116,7 @@ lc_err brk_workers_start(unsigned n, struct lc_queue *jobs,
   }
   w->jobs = jobs;
   w->results = results;
+  w->validate = validate;
   w->pol = pol;
   for(int r = 0; r < CA_ROLE_COUNT; r++)
     w->ca[r] = ca[r];
@@ -138,4 +142,10 @@ void brk_workers_stop(struct brk_workers *w)
     pthread_join(w->threads[i], NULL);
   lc_free(w->threads);
   lc_free(w);
+}
+
+void brk_push_job(struct brk *b, struct brk_job *job)
+{
+  if(lc_queue_push_wait(b->jobs, job) != LC_OK)
+    brk_job_free(job);
 }
