@@ -304,8 +304,8 @@ lc_err brk_ca_start(struct brk *b)
     rc = lc_queue_new(s->limit, &s->jobs);
     struct ca_adapter *const ca[CA_ROLE_COUNT] = {s->ca, s->ca};
     if(rc == LC_OK)
-      rc = brk_workers_start(s->threads, s->jobs, b->results, &b->csr_pol, ca,
-                             &s->workers);
+      rc = brk_workers_start(s->threads, s->jobs, b->results, NULL,
+                             &b->csr_pol, ca, &s->workers);
   }
   return rc;
 }

@@ -69,10 +69,16 @@ struct brk_job {
 void brk_job_free(struct brk_job *job);
 
 struct brk_workers;
+/* What a worker does with a VALIDATE job: the request's CRYPTO stage
+ * (brk_request_crypto()), handed in so that the pool knows no more of
+ * requests than that. */
+typedef void (*brk_validate_fn)(struct brk_job *job,
+                                const struct ca_csr_policy *pol);
 /* Start n threads taking jobs from `jobs` and pushing them, done, to
- * `results`. results must hold every job that can be out at once. */
+ * `results`. results must hold every job that can be out at once.
+ * validate NULL: a pool of CA calls only. */
 lc_err brk_workers_start(unsigned n, struct lc_queue *jobs,
-                         struct lc_queue *results,
+                         struct lc_queue *results, brk_validate_fn validate,
                          const struct ca_csr_policy *pol,
                          struct ca_adapter *const ca[CA_ROLE_COUNT],
                          struct brk_workers **out) LC_NODISCARD;
@@ -112,7 +118,10 @@ struct brk_stats {
     nodes_offline, devices_offline, retrying_sent;
 };
 
-/* ---- provisioning messages (provision.c) ------------------------------------ */
+/* ---- a provisioning request, checked in one place (request_check.c) -------- */
+
+struct brk;
+struct brk_dev;
 
 /* What a DBIRTH asks for, borrowed from the decoded payload. */
 struct brk_birth {
@@ -120,7 +129,7 @@ struct brk_birth {
   const char *csr[CA_ROLE_COUNT];
   size_t csr_len[CA_ROLE_COUNT];
   char *meta;               /* owned JSON of Device/Manufacturer... */
-  const char *reason;       /* set when the request is invalid as sent */
+  const char *reason;       /* set when the request is refused as sent */
 };
 
 /* The id a device is known by on topic t: device_id for D* messages,
@@ -134,34 +143,47 @@ bool brk_birth_is_request(const struct spb_payload *p);
  * identifiers under `pol` ([policy] identifiers); a message whose are not
  * is dropped as bad_topic. */
 bool brk_topic_ids_valid(const struct spb_topic *t, enum lc_ident_policy pol);
-/* Read and pre-check a DBIRTH, or the NBIRTH of a node-level device (no
- * crypto): fills *b; b->reason names the first problem (missing_csr,
- * bad_identifier: the serial is not an identifier under `ids`,
- * serial_mismatch: the serial is not brk_topic_device_id(t),
- * csr_too_large, ...). LC_ENOMEM only. */
+/* The READ stage without a store (no duplicate_serial): fills *b;
+ * b->reason names the first refusal (missing_serial, bad_identifier,
+ * serial_mismatch, missing_csr, csr_too_large, csr_malformed).
+ * LC_ENOMEM only. */
 lc_err brk_birth_read(const struct spb_payload *p, const struct spb_topic *t,
                       size_t csr_max, enum lc_ident_policy ids,
                       struct brk_birth *b) LC_NODISCARD;
+/* The READ stage for device d, with the store (duplicate_serial). */
+lc_err brk_request_read(struct brk *b, const struct brk_dev *d,
+                        const struct spb_payload *p,
+                        const struct spb_topic *t, struct brk_birth *bi)
+  LC_NODISCARD;
 void brk_birth_cleanup(struct brk_birth *b);
+/* The CRYPTO stage, on a worker: job->reason (csr_*, key_type,
+ * subject_*, cn_mismatch) or job->key_fpr[] filled; job->rc LC_ENOMEM
+ * when it could not run. */
+void brk_request_crypto(struct brk_job *job, const struct ca_csr_policy *pol);
+/* The ADMIT stage, in the open batch: *why shared_key, duplicate_serial,
+ * key_reused or NULL. LC_EDB when the store could not answer. */
+lc_err brk_request_admit(struct brk *b, const struct brk_dev *d,
+                         const char *serial,
+                         const char *const fpr[CA_ROLE_COUNT],
+                         const char **why) LC_NODISCARD;
+/* The reasons of every step, in the order they are checked (one string
+ * per step, space-separated when a step has several); returns the
+ * number of steps. For the test that holds docs/protocol.md to it. */
+size_t brk_request_reasons(const char **out, size_t cap);
 
-/* Encode the DCMD that delivers dev's certificates (Status ISSUED). *out
- * freed with lc_free(). */
-lc_err brk_dcmd_deliver(const struct sm_device *dev, const char *trust_bundle,
-                        uint64_t now_ms, uint8_t **out, size_t *len)
-  LC_NODISCARD;
-/* Encode a DCMD carrying only Provisioning/Status (and RequestId). */
-lc_err brk_dcmd_status(const char *request_id, const char *status,
-                       uint64_t now_ms, uint8_t **out, size_t *len)
-  LC_NODISCARD;
+/* ---- commands to devices and edge nodes (commands.c) ---------------------- */
+
 /* The command topic of a device: DCMD, or NCMD for a node-level device
  * (device ""). */
 lc_err brk_dcmd_topic(const char *group, const char *edge, const char *device,
                       char *buf, size_t cap) LC_NODISCARD;
-/* As brk_dcmd_deliver() and brk_dcmd_status() (RequestId from dev), with
- * every metric named as dev's current BIRTH declared it in `sess`: by
- * alias only when it has one, else by name; typed with the declared
- * String or Text (docs/sparkplug.md, "Commands by alias"). sess NULL,
- * or a device the tracker does not know online: by name, String. */
+/* Encode the command that delivers dev's certificates (Status ISSUED),
+ * or one carrying only Provisioning/Status (and RequestId), with every
+ * metric named as dev's current BIRTH declared it in `sess`: by alias
+ * only when it has one, else by name; typed with the declared String or
+ * Text (docs/sparkplug.md, "Commands by alias"). sess NULL, or a device
+ * the tracker does not know online: by name, String. *out freed with
+ * lc_free(). */
 lc_err brk_cmd_deliver(const struct sm_device *dev, const char *trust_bundle,
                        const struct spb_sess *sess, uint64_t now_ms,
                        uint8_t **out, size_t *len) LC_NODISCARD;
@@ -255,7 +277,7 @@ void brk_lock_describe(const struct brk_config *cfg,
                        const struct brk_lock_holder *h, char *buf,
                        size_t cap);
 
-/* ---- the service (loop.c, dispatch.c) ------------------------------------------ */
+/* ---- the service (struct brk) ------------------------------------------ */
 
 struct brk_ckpt {
   bool loaded;                  /* the last stored checkpoint was read */
@@ -406,10 +428,11 @@ void brk_redrive_batch_done(struct brk *b, bool attempted, bool ok);
  * which is scheduled with backoff. Clears the touched list. */
 void brk_redrive_rolled_back(struct brk *b);
 /* When the re-drive is due: the remembered devices are loaded from the
- * store and kicked (their TIMER fires at the next scan), as at start; a
- * probe commit when there is nothing to drive. Loop thread, no batch
+ * store and kicked (their TIMER fires at the next scan), as at start.
+ * True when there was nothing to drive while commits fail: the caller
+ * then makes a probe commit (brk_batch_probe()). Loop thread, no batch
  * open. */
-void brk_redrive_tick(struct brk *b, uint64_t now_ms);
+bool brk_redrive_tick(struct brk *b, uint64_t now_ms);
 /* A CA_ISSUED answer was applied in the open batch: keep its result
  * (moved out of job) until the batch ends. */
 void brk_unrecorded_note(struct brk *b, struct brk_job *job);
@@ -490,21 +513,54 @@ struct brk {
   unsigned long long stats_provisioned_last;
 };
 
-/* dispatch.c: events into the state machines. */
+/* ---- the loop (loop.c) and its session (session.c) ------------------------- */
+
+/* SIGINT/SIGTERM end brk_loop_run(); SIGPIPE is ignored. */
+void brk_loop_signals(void);
+/* Poll, drain the inbox and the workers' results in batches, fire
+ * timers and the periodic duties, until a stop signal. */
+void brk_loop_run(struct brk *b);
+/* Drain what is left (after the MQTT session and the workers stopped),
+ * batch by batch. */
+void brk_loop_drain_all(struct brk *b);
+/* A signed Merkle checkpoint when due (a last one when final). */
+void brk_loop_checkpoint(struct brk *b, bool final);
+/* What the MQTT thread reported about the session (not a publish). */
+void brk_session_event(struct brk *b, enum brk_msg_kind kind);
+/* Connect again when the backoff has passed. */
+void brk_session_maybe_reconnect(struct brk *b);
+
+/* ---- what arrived, to its handler (router.c, handle_*.c) ------------------ */
+
+/* router.c: a message from the inbox. */
 void brk_on_publish(struct brk *b, const struct brk_msg *msg);
-/* One more device of line `group` provisioned (live page, /metrics). */
-void brk_count_line(struct brk *b, const char *group);
-/* Record one CA call's duration. */
-void brk_count_ca_latency(struct brk *b, enum ca_role role, uint64_t ns);
 /* Reorder timeouts and deferred rebirths of the Sparkplug sessions. */
 void brk_sessions_tick(struct brk *b, uint64_t mono_ms);
 /* The MQTT connection is gone: every edge node is offline. */
 void brk_sessions_lost(struct brk *b);
+/* handle_birth.c: a DBIRTH, or a node-level device's NBIRTH. */
+void brk_on_dbirth(struct brk *b, const struct spb_topic *t,
+                   const struct spb_payload *p);
+void brk_on_nbirth(struct brk *b, const struct spb_topic *t,
+                   const struct spb_payload *p);
+/* Refuse d's request: REJECTED:<reason>, counted, logged, audited. */
+void brk_reject(struct brk *b, struct brk_dev *d, const char *reason);
+/* handle_data.c: DDATA, or NDATA of a node-level device. */
+void brk_on_ddata(struct brk *b, const struct spb_sess_msg *msg);
+/* handle_death.c: a node or device the tracker took on- or offline. */
+void brk_on_session_event(struct brk *b, const struct spb_sess_event *e);
+/* A DELIVERED device offline: its delivery timer stops (`why` logged). */
+void brk_suspend_delivery(struct brk *b, const char *group, const char *edge,
+                          const char *device, const char *why);
+/* handle_job.c: a worker's job came back. */
 void brk_on_job_done(struct brk *b, struct brk_job *job);
-/* Fire TIMER for devices whose time came (or that were kicked). */
+/* timers.c: fire TIMER for devices whose time came (or were kicked). */
 void brk_fire_timers(struct brk *b, uint64_t now_ms);
 
-/* loop.c: batches. */
+/* ---- the unit of work (batch.c) --------------------------------------------- */
+
+/* An event of `kind` now, with backoff jitter. */
+struct sm_event brk_event(enum sm_event_kind kind);
 /* Step d with ev; persist, audit and queue effects in the open batch.
  * Returns sm_step's result. */
 lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev);
@@ -512,11 +568,6 @@ lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev);
  * events) to the open batch. */
 void brk_audit_event(struct brk *b, const char *event, const char *device,
                      const char *details);
-/* The device for a triple: from memory, else from the store, else a new
- * one in SM_NEW (create == true). NULL when absent and !create, or on
- * failure (logged). */
-struct brk_dev *brk_device(struct brk *b, const char *group, const char *edge,
-                           const char *device, bool create);
 /* The device `value` is bound to (sm_store_claim_owner()), read in the
  * open batch so that it sees the batch's own admissions. */
 lc_err brk_claim_owner(struct brk *b, enum sm_claim_kind kind,
@@ -525,11 +576,40 @@ lc_err brk_claim_owner(struct brk *b, enum sm_claim_kind kind,
 bool brk_txn_open(struct brk *b);
 /* End the batch: commit then run its effects, or roll it back. */
 void brk_batch_end(struct brk *b);
+/* Commit a meta row alone (redrive.c asks for it while commits fail on
+ * an idle line, so that recovery is seen). */
+void brk_batch_probe(struct brk *b, uint64_t now_ms);
+/* workers.c: queue a worker job (blocks while the job queue is full). */
+void brk_push_job(struct brk *b, struct brk_job *job);
+
+/* ---- sending (commands.c) ------------------------------------------------------ */
+
+/* An effect of a committed batch: deliver or tell a status. */
+void brk_fx_publish(struct brk *b, struct brk_fx *f);
 /* A status-only DCMD (NCMD) to d now, without a commit: it promises
  * nothing (RETRYING). Sent only while the session is online. */
 void brk_publish_status(struct brk *b, struct brk_dev *d, const char *status);
-/* Queue a worker job (blocks while the job queue is full). */
-void brk_push_job(struct brk *b, struct brk_job *job);
+/* NCMD Node Control/Rebirth = true to an edge node (when online). */
+void brk_send_rebirth(struct brk *b, const struct spb_sess_rebirth *r);
+
+/* ---- devices in memory (devtab.c) --------------------------------------------- */
+
+/* The device for a triple: from memory, else from the store, else a new
+ * one in SM_NEW (create == true). NULL when absent and !create, or on
+ * failure (logged). */
+struct brk_dev *brk_device(struct brk *b, const char *group, const char *edge,
+                           const char *device, bool create);
+
+/* ---- statistics (stats.c) ------------------------------------------------------ */
+
+/* One more device of line `group` provisioned (live page, /metrics). */
+void brk_count_line(struct brk *b, const char *group);
+/* Record one CA call's duration. */
+void brk_count_ca_latency(struct brk *b, enum ca_role role, uint64_t ns);
+/* Copy what the HTTP thread shows, about once a second. */
+void brk_stats_refresh(struct brk *b, uint64_t mono_ms);
+/* The stats line, every ten seconds (and a final one). */
+void brk_stats_log(struct brk *b, uint64_t mono_ms, bool final);
 
 /* A whole file, NUL-terminated; *out freed with lc_free(). LC_EIO. */
 lc_err brk_read_file(const char *path, char **out) LC_NODISCARD;

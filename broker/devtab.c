@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/lc_mem.h"
+#include "common/lc_util.h"
 
 static uint64_t hash_key(const char *s)
 {
@@ -117,4 +118,32 @@ void brk_devtab_each(struct brk_devtab *t,
   for(size_t i = 0; i < t->n_buckets; i++)
     for(struct brk_dev *d = t->buckets[i]; d; d = d->next)
       fn(d, ctx);
+}
+
+struct brk_dev *brk_device(struct brk *b, const char *group, const char *edge,
+                           const char *device, bool create)
+{
+  char key[BRK_KEY_MAX];
+  sm_key(group, edge, device, key, sizeof(key));
+  struct brk_dev *d = brk_devtab_find(&b->devs, key);
+  if(d)
+    return d;
+  struct sm_device *sm = NULL;
+  lc_err rc = sm_store_get_device(b->store, group, edge, device, &sm);
+  if(rc == LC_ENOTFOUND && create) {
+    sm = sm_device_new();
+    if(!sm)
+      return NULL;
+    lc_strlcpy(sm->group, group, sizeof(sm->group));
+    lc_strlcpy(sm->edge, edge, sizeof(sm->edge));
+    lc_strlcpy(sm->device, device, sizeof(sm->device));
+  }
+  else if(rc != LC_OK) {
+    return NULL;
+  }
+  if(brk_devtab_add(&b->devs, sm, &d) != LC_OK) {
+    sm_device_free(sm);
+    return NULL;
+  }
+  return d;
 }

@@ -404,23 +404,11 @@ static lc_err drive_stored(void *ctx, struct sm_device *sm)
   return LC_OK;
 }
 
-/* Nothing to drive while commits fail: write something, so that the
- * store's recovery is seen (and /readyz follows) on an idle line too. */
-static void probe(struct brk *b, uint64_t now_ms)
-{
-  char v[24];
-  snprintf(v, sizeof(v), "%llu", (unsigned long long)now_ms);
-  if(brk_txn_open(b) &&
-     sm_store_meta_set(b->store, "store_probe_ms", v) != LC_OK)
-    b->txn_failed = true;
-  brk_batch_end(b);
-}
-
-void brk_redrive_tick(struct brk *b, uint64_t now_ms)
+bool brk_redrive_tick(struct brk *b, uint64_t now_ms)
 {
   struct brk_redrive *r = &b->redrive;
   if(!r->at || now_ms < r->at || b->in_txn || b->n_touched)
-    return; /* between batches only */
+    return false; /* between batches only */
   r->at = 0;
   size_t n = r->n;
   bool all = r->all;
@@ -451,8 +439,10 @@ void brk_redrive_tick(struct brk *b, uint64_t now_ms)
     b->next_timer_scan = 0; /* now, not in up to 100 ms */
   if(again)
     schedule(b, now_ms);
-  else if(r->failing && !kicked)
-    probe(b, now_ms);
+  /* Nothing to drive while commits fail: the caller writes something
+   * (brk_batch_probe()), so that the store's recovery is seen (and
+   * /readyz follows) on an idle line too. */
+  return !again && r->failing && !kicked;
 }
 
 void brk_redrive_cleanup(struct brk *b)

@@ -22,6 +22,7 @@ struct brk_workers {
   unsigned n;
   pthread_t *threads;
   struct lc_queue *jobs, *results;
+  brk_validate_fn validate;
   const struct ca_csr_policy *pol;
   struct ca_adapter *ca[CA_ROLE_COUNT];
 };
@@ -37,33 +38,6 @@ void brk_job_free(struct brk_job *job)
   lc_free(job->meta);
   ca_result_cleanup(&job->res);
   lc_free(job);
-}
-
-/* Both CSRs must verify, hold an allowed key, and name the device. */
-static void run_validate(struct brk_workers *w, struct brk_job *job)
-{
-  for(int r = 0; r < CA_ROLE_COUNT; r++) {
-    const char *pem = job->csr_pem[r];
-    lc_err rc = ca_csr_parse(pem, strlen(pem), w->pol, &job->csr[r],
-                             job->reason, sizeof(job->reason));
-    if(rc == LC_ENOMEM) {
-      job->rc = rc;
-      return;
-    }
-    if(rc != LC_OK) {
-      if(!job->reason[0])
-        lc_strlcpy(job->reason, "csr_malformed", sizeof(job->reason));
-      return;
-    }
-    /* CN must be the serial byte for byte (DESIGN §2 Validation). */
-    if(strcmp(ca_csr_cn(job->csr[r]), job->serial) != 0) {
-      lc_strlcpy(job->reason, "cn_mismatch", sizeof(job->reason));
-      return;
-    }
-    uint8_t fpr[32];
-    ca_csr_key_fpr(job->csr[r], fpr);
-    lc_hex(fpr, sizeof(fpr), job->key_fpr[r]);
-  }
 }
 
 static void run_issue(struct brk_workers *w, struct brk_job *job)
@@ -113,8 +87,10 @@ static void *worker_main(void *arg)
     if(!job)
       break; /* closed and drained */
     job->started_ns = lc_mono_ns();
-    if(job->kind == BRK_JOB_VALIDATE)
-      run_validate(w, job);
+    if(job->kind == BRK_JOB_VALIDATE && w->validate)
+      w->validate(job, w->pol);
+    else if(job->kind == BRK_JOB_VALIDATE)
+      job->rc = LC_EINVAL; /* a CA pool checks no request */
     else
       run_issue(w, job);
     job->finished_ns = lc_mono_ns();
@@ -125,7 +101,7 @@ static void *worker_main(void *arg)
 }
 
 lc_err brk_workers_start(unsigned n, struct lc_queue *jobs,
-                         struct lc_queue *results,
+                         struct lc_queue *results, brk_validate_fn validate,
                          const struct ca_csr_policy *pol,
                          struct ca_adapter *const ca[CA_ROLE_COUNT],
                          struct brk_workers **out)
@@ -140,6 +116,7 @@ lc_err brk_workers_start(unsigned n, struct lc_queue *jobs,
   }
   w->jobs = jobs;
   w->results = results;
+  w->validate = validate;
   w->pol = pol;
   for(int r = 0; r < CA_ROLE_COUNT; r++)
     w->ca[r] = ca[r];
@@ -165,4 +142,10 @@ void brk_workers_stop(struct brk_workers *w)
     pthread_join(w->threads[i], NULL);
   lc_free(w->threads);
   lc_free(w);
+}
+
+void brk_push_job(struct brk *b, struct brk_job *job)
+{
+  if(lc_queue_push_wait(b->jobs, job) != LC_OK)
+    brk_job_free(job);
 }

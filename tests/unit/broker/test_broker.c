@@ -624,7 +624,7 @@ static void test_delivery_dcmd_carries_certificates_with_datatypes(void)
   d->chain = lc_strdup("CHAIN-PEM");
   uint8_t *buf = NULL;
   size_t len = 0;
-  CU_ASSERT_EQUAL_FATAL(brk_dcmd_deliver(d, "ROOT-PEM", 1234, &buf, &len),
+  CU_ASSERT_EQUAL_FATAL(brk_cmd_deliver(d, "ROOT-PEM", NULL, 1234, &buf, &len),
                         LC_OK);
   struct spb_payload p;
   CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
@@ -652,7 +652,7 @@ static void test_delivery_dcmd_carries_certificates_with_datatypes(void)
   lc_free(buf);
   /* No certificates yet: nothing to deliver. */
   LC_FREE(d->cert[CA_ROLE_OPERATIONAL].pem);
-  CU_ASSERT_EQUAL(brk_dcmd_deliver(d, NULL, 1, &buf, &len), LC_ESTATE);
+  CU_ASSERT_EQUAL(brk_cmd_deliver(d, NULL, NULL, 1, &buf, &len), LC_ESTATE);
   sm_device_free(d);
 }
 
@@ -660,8 +660,12 @@ static void test_status_dcmd_and_topic(void)
 {
   uint8_t *buf = NULL;
   size_t len = 0;
-  CU_ASSERT_EQUAL_FATAL(brk_dcmd_status("", "REJECTED:key_type", 5, &buf,
-                                        &len), LC_OK);
+  /* A device with no request yet (its request was refused as sent). */
+  struct sm_device *none = sm_device_new();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(none);
+  CU_ASSERT_EQUAL_FATAL(brk_cmd_status(none, "REJECTED:key_type", NULL, 5,
+                                       &buf, &len), LC_OK);
+  sm_device_free(none);
   struct spb_payload p;
   CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
   const char *s;
@@ -976,7 +980,71 @@ static void test_audit_details_are_sorted_compact_json(void)
   lc_free(json);
 }
 
+/* ---- the request pipeline ------------------------------------------------------ */
+
+/* docs/protocol.md lists the rejection reasons "in the order they are
+ * checked"; broker/request_check.c checks them in the order of its
+ * table. The two must say the same: every reason of the table, first
+ * appearances in order, is the documented list, and no documented
+ * reason is checked nowhere. */
+static void test_request_reasons_match_protocol_doc(void)
+{
+  const char *steps[64];
+  size_t n = brk_request_reasons(steps, 64);
+  CU_ASSERT_FATAL(n > 0 && n < 64);
+  char table[64][64];
+  size_t nt = 0;
+  for(size_t i = 0; i < n; i++) {
+    const char *p = steps[i];
+    while(*p) {
+      size_t len = strcspn(p, " ");
+      char word[64];
+      snprintf(word, sizeof(word), "%.*s", (int)len, p);
+      bool seen = false;
+      for(size_t j = 0; j < nt; j++)
+        seen |= !strcmp(table[j], word);
+      if(!seen && nt < 64)
+        snprintf(table[nt++], sizeof(table[0]), "%s", word);
+      p += len;
+      p += *p == ' ';
+    }
+  }
+  FILE *f = fopen(LC_SOURCE_DIR "/docs/protocol.md", "r");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  char line[1024], doc[64][64];
+  size_t nd = 0;
+  bool in = false;
+  while(fgets(line, sizeof(line), f)) {
+    if(!strncmp(line, "## Rejection reasons", 20))
+      in = true;
+    else if(in && !strncmp(line, "## ", 3))
+      break;
+    /* a row: | `reason`, `reason` | when | */
+    if(!in || strncmp(line, "| `", 3) != 0)
+      continue;
+    char *end = strchr(line + 2, '|');
+    for(char *p = line + 2; end && p < end && nd < 64;) {
+      char *a = strchr(p, '`');
+      char *b = a ? strchr(a + 1, '`') : NULL;
+      if(!a || !b || b > end)
+        break;
+      snprintf(doc[nd++], sizeof(doc[0]), "%.*s", (int)(b - a - 1), a + 1);
+      p = b + 1;
+    }
+  }
+  fclose(f);
+  CU_ASSERT_EQUAL(nd, nt);
+  for(size_t i = 0; i < nd && i < nt; i++) {
+    if(strcmp(doc[i], table[i]) != 0)
+      fprintf(stderr, "reason %zu: docs/protocol.md says %s, "
+              "request_check.c %s\n", i, doc[i], table[i]);
+    CU_ASSERT_STRING_EQUAL(doc[i], table[i]);
+  }
+}
+
 static const struct lc_test tests[] = {
+  {"the request pipeline checks the reasons docs/protocol.md lists, in "
+   "its order", test_request_reasons_match_protocol_doc},
   {"config defaults pass their own checks",
    test_config_defaults_pass_their_own_checks},
   {"config values parsed; errors name line, key and reason",

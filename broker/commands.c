@@ -1,133 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * The provisioning messages of DESIGN.md §2: reading a DBIRTH's request
- * and building the DCMDs that answer it. No crypto here: the checks that
- * need it run on the workers (workers.c).
- *
- * A node-level device (an edge node that is itself the device) asks in
- * its NBIRTH and is answered by NCMD with the same metrics; it is the
- * device (group, edge, "") of the store. How commands name their
- * metrics (by alias or by name) is decided per metric from the BIRTH
- * the device declared them in: see name_metric().
+ * Commands: what linecert sends to devices and edge nodes. A DCMD (an
+ * NCMD for a node-level device) delivering certificates or a status
+ * (DESIGN.md §2), each metric named as the device's BIRTH declared it;
+ * and the rebirth request. QoS 0, not retained: a lost command is sent
+ * again by the delivery timer or answered at the device's next birth.
  */
 #include "broker/brk_int.h"
 
-#include <jansson.h>
 #include <string.h>
 
+#include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
 
-#define M_SERIAL "Device/SerialNumber"
-#define M_BOOT_CSR "Provisioning/BootstrapCSR"
-#define M_OP_CSR "Provisioning/OperationalCSR"
-
-static const char *const meta_metrics[][2] = {
-  {"Device/Manufacturer", "manufacturer"},
-  {"Device/Model", "model"},
-  {"Device/FirmwareVersion", "firmware"}};
-
-/* A string metric, or NULL when absent, null or not a string. The
- * string must be free of NUL bytes to be usable as C text. */
-static const char *string_metric(const struct spb_payload *p,
-                                 const char *name, size_t *len)
-{
-  const char *s;
-  if(spb_payload_get_string(p, name, &s, len) != LC_OK)
-    return NULL;
-  return s;
-}
-
-static lc_err read_meta(const struct spb_payload *p, char **out)
-{
-  json_t *obj = json_object();
-  if(!obj)
-    return LC_ENOMEM;
-  for(size_t i = 0; i < sizeof(meta_metrics) / sizeof(meta_metrics[0]); i++) {
-    size_t len;
-    const char *s = string_metric(p, meta_metrics[i][0], &len);
-    if(!s || len > 256)
-      continue; /* recorded when sane, never a reason to refuse */
-    json_t *v = json_stringn(s, len);
-    if(v) /* NULL when not valid UTF-8: left out */
-      json_object_set_new(obj, meta_metrics[i][1], v);
-  }
-  *out = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
-  json_decref(obj);
-  return *out ? LC_OK : LC_ENOMEM;
-}
-
-const char *brk_topic_device_id(const struct spb_topic *t)
-{
-  /* DESIGN §2: an edge node that is itself the device is named by its
-   * edge_node_id; its messages have no device level. */
-  return t->type == SPB_NBIRTH || t->type == SPB_NDATA ||
-             t->type == SPB_NCMD || t->type == SPB_NDEATH
-           ? t->edge
-           : t->device;
-}
-
-bool brk_birth_is_request(const struct spb_payload *p)
-{
-  /* A CSR metric, whatever its value, makes the BIRTH a request (a
-   * null or broken one is then answered REJECTED:missing_csr, as for a
-   * DBIRTH). The serial alone does not: gateways commonly publish
-   * Device/SerialNumber in their NBIRTH without being devices we
-   * provision. */
-  return spb_payload_find(p, M_BOOT_CSR) || spb_payload_find(p, M_OP_CSR);
-}
-
-bool brk_topic_ids_valid(const struct spb_topic *t, enum lc_ident_policy pol)
-{
-  /* The parser applied the rules every policy shares; the policy may be
-   * narrower. A host id is another host application's business. */
-  if(t->type == SPB_STATE)
-    return true;
-  if(!spb_id_valid_policy(t->group, strlen(t->group), pol) ||
-     !spb_id_valid_policy(t->edge, strlen(t->edge), pol))
-    return false;
-  return !t->device[0] ||
-         spb_id_valid_policy(t->device, strlen(t->device), pol);
-}
-
-lc_err brk_birth_read(const struct spb_payload *p, const struct spb_topic *t,
-                      size_t csr_max, enum lc_ident_policy ids,
-                      struct brk_birth *b)
-{
-  memset(b, 0, sizeof(*b));
-  size_t slen = 0;
-  b->serial = string_metric(p, M_SERIAL, &slen);
-  b->csr[CA_ROLE_BOOTSTRAP] =
-    string_metric(p, M_BOOT_CSR, &b->csr_len[CA_ROLE_BOOTSTRAP]);
-  b->csr[CA_ROLE_OPERATIONAL] =
-    string_metric(p, M_OP_CSR, &b->csr_len[CA_ROLE_OPERATIONAL]);
-
-  /* Checked in this order so a request gets the most specific reason:
-   * identity first, then the CSRs' presence and size. */
-  if(!b->serial)
-    b->reason = "missing_serial";
-  else if(!spb_id_valid_policy(b->serial, slen, ids) ||
-          strlen(b->serial) != slen)
-    b->reason = "bad_identifier"; /* lc_ident.h: '/', NUL, U+202E, ... */
-  else if(strcmp(b->serial, brk_topic_device_id(t)) != 0)
-    b->reason = "serial_mismatch";
-  else if(!b->csr[CA_ROLE_BOOTSTRAP] || !b->csr[CA_ROLE_OPERATIONAL])
-    b->reason = "missing_csr";
-  else if(b->csr_len[0] > csr_max || b->csr_len[1] > csr_max)
-    b->reason = "csr_too_large";
-  else if(strlen(b->csr[0]) != b->csr_len[0] ||
-          strlen(b->csr[1]) != b->csr_len[1])
-    b->reason = "csr_malformed"; /* embedded NUL */
-  if(b->reason)
-    return LC_OK;
-  return read_meta(p, &b->meta);
-}
-
-void brk_birth_cleanup(struct brk_birth *b)
-{
-  LC_FREE(b->meta);
-}
-
+/* How commands name their metrics (by alias or by name) is decided per
+ * metric from the BIRTH the device declared them in: see name_metric(). */
 lc_err brk_dcmd_topic(const char *group, const char *edge, const char *device,
                       char *buf, size_t cap)
 {
@@ -221,12 +109,6 @@ static lc_err encode_command(struct spb_metric *metrics, size_t n,
   return LC_OK;
 }
 
-lc_err brk_dcmd_deliver(const struct sm_device *dev, const char *trust_bundle,
-                        uint64_t now_ms, uint8_t **out, size_t *len)
-{
-  return brk_cmd_deliver(dev, trust_bundle, NULL, now_ms, out, len);
-}
-
 lc_err brk_cmd_deliver(const struct sm_device *dev, const char *trust_bundle,
                        const struct spb_sess *sess, uint64_t now_ms,
                        uint8_t **out, size_t *len)
@@ -249,17 +131,6 @@ lc_err brk_cmd_deliver(const struct sm_device *dev, const char *trust_bundle,
   return encode_command(m, n, now_ms, out, len);
 }
 
-lc_err brk_dcmd_status(const char *request_id, const char *status,
-                       uint64_t now_ms, uint8_t **out, size_t *len)
-{
-  struct spb_metric m[2];
-  size_t n = 0;
-  if(request_id && *request_id)
-    set_string(&m[n++], "Provisioning/RequestId", request_id, now_ms);
-  set_string(&m[n++], "Provisioning/Status", status, now_ms);
-  return encode_command(m, n, now_ms, out, len);
-}
-
 lc_err brk_cmd_status(const struct sm_device *dev, const char *status,
                       const struct spb_sess *sess, uint64_t now_ms,
                       uint8_t **out, size_t *len)
@@ -271,4 +142,78 @@ lc_err brk_cmd_status(const struct sm_device *dev, const char *status,
   set_string(&m[n++], "Provisioning/Status", status, now_ms);
   name_metrics(m, n, sess, dev);
   return encode_command(m, n, now_ms, out, len);
+}
+
+static bool publish_dcmd(struct brk *b, struct brk_dev *d, uint8_t *buf,
+                         size_t len)
+{
+  char topic[SPB_TOPIC_MAX];
+  const struct sm_device *s = d->sm;
+  if(brk_dcmd_topic(s->group, s->edge, s->device, topic, sizeof(topic)) !=
+     LC_OK)
+    return false;
+  /* tck-id-payloads-dcmd-qos, -retain (NCMD for a node-level device:
+   * tck-id-payloads-ncmd-qos, -retain): QoS 0, not retained. A lost
+   * command is sent again by the delivery timer or the device's next
+   * birth. */
+  if(brk_mqtt_publish(b->mqtt, topic, buf, len, 0, false) != LC_OK)
+    return false;
+  atomic_fetch_add(&b->stats.dcmd_sent, 1);
+  return true;
+}
+
+/* status NULL: the delivery of d's certificates. True when published. */
+static bool publish_answer(struct brk *b, struct brk_dev *d,
+                           const char *status)
+{
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  uint64_t now = lc_now_ms();
+  /* Named as the device's BIRTH declared them (alias or name), read
+   * from the session tracker at publish time. */
+  lc_err rc = !status ? brk_cmd_deliver(d->sm, b->trust_bundle, b->sess,
+                                        now, &buf, &len)
+                      : brk_cmd_status(d->sm, status, b->sess, now, &buf,
+                                       &len);
+  if(rc != LC_OK) {
+    lc_log(LC_ERROR, "loop", "op=encode_dcmd dev=%s err=%s", d->key,
+           lc_errname(rc));
+    return false;
+  }
+  bool sent = b->session == BRK_ONLINE && publish_dcmd(b, d, buf, len);
+  lc_free(buf);
+  return sent;
+}
+
+void brk_publish_status(struct brk *b, struct brk_dev *d, const char *status)
+{
+  if(publish_answer(b, d, status) && !strcmp(status, "RETRYING"))
+    atomic_fetch_add(&b->stats.retrying_sent, 1);
+}
+
+void brk_fx_publish(struct brk *b, struct brk_fx *f)
+{
+  bool sent = publish_answer(b, f->d, f->kind == BRK_FX_DELIVER ? NULL
+                                                                : f->status);
+  if(sent && f->kind == BRK_FX_STATUS && !strcmp(f->status, "RETRYING"))
+    atomic_fetch_add(&b->stats.retrying_sent, 1);
+}
+
+void brk_send_rebirth(struct brk *b, const struct spb_sess_rebirth *r)
+{
+  char topic[SPB_TOPIC_MAX];
+  uint8_t buf[256];
+  size_t len;
+  if(b->session != BRK_ONLINE)
+    return; /* the tracker forgets sessions on disconnect anyway */
+  lc_err rc = spb_rebirth_build(r->group, r->edge, lc_now_ms(), topic,
+                                sizeof(topic), buf, sizeof(buf), &len);
+  /* tck-id-operational-behavior-data-commands-ncmd-rebirth-verb: NCMD,
+   * QoS 0, not retained. */
+  if(rc == LC_OK && brk_mqtt_publish(b->mqtt, topic, buf, len, 0, false) ==
+                      LC_OK) {
+    atomic_fetch_add(&b->stats.rebirths_sent, 1);
+    lc_log(LC_INFO, "sparkplug", "node=%s/%s action=rebirth_request",
+           r->group, r->edge);
+  }
 }

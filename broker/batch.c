@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The unit of work: a batch of events applied to devices, their state
+ * and audit records sealed into ONE transaction, the commit
+ * (synchronous=FULL), and only then the outside effects it allowed (CA
+ * submits, commands). On a failed commit the batch is rolled back, the
+ * chain tail restored, none of its effects run, and redrive.c takes
+ * over its devices. Loop thread only: the loop is the single writer of
+ * the store and of the audit chain.
+ */
+#include "broker/brk_int.h"
+
+#include <errno.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+
+bool brk_txn_open(struct brk *b)
+{
+  if(b->in_txn)
+    return !b->txn_failed;
+  if(sm_store_begin(b->store) != LC_OK) {
+    b->txn_failed = true;
+    b->in_txn = true;
+    return false;
+  }
+  b->in_txn = true;
+  b->txn_failed = false;
+  b->chain_at_begin = b->chain;
+  return true;
+}
+
+static uint32_t jitter(void)
+{
+  uint8_t r[2] = {0, 0};
+  if(RAND_bytes(r, sizeof(r)) != 1)
+    return 0; /* jitter is a courtesy to the CA, not a need */
+  return (uint32_t)(r[0] << 8 | r[1]) % 1000;
+}
+
+struct sm_event brk_event(enum sm_event_kind kind)
+{
+  struct sm_event ev = {.kind = kind, .now_ms = lc_now_ms(),
+                        .jitter = jitter()};
+  return ev;
+}
+
+static void touch(struct brk *b, struct brk_dev *d)
+{
+  if(d->touched)
+    return;
+  if(b->n_touched == b->cap_touched) {
+    size_t cap = b->cap_touched ? 2 * b->cap_touched : 256;
+    struct brk_dev **t = lc_realloc(b->touched, cap * sizeof(*t));
+    if(!t) {
+      b->txn_failed = true; /* cannot track it: give the batch up */
+      return;
+    }
+    b->touched = t;
+    b->cap_touched = cap;
+  }
+  d->touched = true;
+  b->touched[b->n_touched++] = d;
+}
+
+static void add_fx(struct brk *b, struct brk_dev *d, enum brk_fx_kind kind,
+                   enum ca_role role, const char *status)
+{
+  if(b->n_fx == b->cap_fx) {
+    size_t cap = b->cap_fx ? 2 * b->cap_fx : 256;
+    struct brk_fx *f = lc_realloc(b->fx, cap * sizeof(*f));
+    if(!f) {
+      b->txn_failed = true;
+      return;
+    }
+    b->fx = f;
+    b->cap_fx = cap;
+  }
+  struct brk_fx *f = &b->fx[b->n_fx++];
+  f->kind = kind;
+  f->d = d;
+  f->role = role;
+  lc_strlcpy(f->status, status ? status : "", sizeof(f->status));
+}
+
+static void seal_and_append(struct brk *b, const char *actor,
+                            const char *event, const char *device,
+                            const char *details)
+{
+  struct aud_record rec = {.ts_ms = lc_now_ms(), .actor = actor,
+                           .event = event, .device = device,
+                           .details = details};
+  lc_err rc = aud_seal(&b->chain, b->signer, &rec);
+  if(rc == LC_OK)
+    rc = sm_store_append_audit(b->store, &rec);
+  if(rc != LC_OK) {
+    /* A store failure is the batch's, reported once per cause when it
+     * rolls back (redrive.c); anything else is this record's. */
+    lc_log(rc == LC_EDB ? LC_DEBUG : LC_ERROR, "audit",
+           "op=append event=%s dev=%s err=%s", event, device,
+           lc_errname(rc));
+    b->txn_failed = true;
+    return;
+  }
+  atomic_fetch_add(&b->stats.audit_records, 1);
+}
+
+void brk_audit_event(struct brk *b, const char *event, const char *device,
+                     const char *details)
+{
+  if(brk_txn_open(b))
+    seal_and_append(b, "linecert", event, device, details);
+}
+
+static void audit_action(struct brk *b, struct brk_dev *d,
+                         const struct sm_action *a)
+{
+  char *details = NULL;
+  lc_err rc = brk_audit_details(d->sm, a, &details);
+  if(rc != LC_OK) {
+    b->txn_failed = true;
+    return;
+  }
+  /* An operator retry names the operator; everything else is ours. */
+  char actor[SM_REASON_MAX + 16];
+  if(!strcmp(a->event, "retry") && a->text[0])
+    snprintf(actor, sizeof(actor), "%s", a->text);
+  else
+    snprintf(actor, sizeof(actor), "linecert");
+  seal_and_append(b, actor, a->event, d->key, details);
+  lc_free(details);
+}
+
+/* A certificate the device's new generation replaced: kept findable
+ * (superseded_cert) and recorded in the audit log, in the batch that
+ * starts the new generation. */
+static void supersede(struct brk *b, struct brk_dev *d,
+                      const struct sm_action *a)
+{
+  struct sm_superseded sc = {.device_id = d->sm->id, .role = a->role,
+                             .generation = a->generation, .fpr = a->fpr,
+                             .cert_serial = a->serial,
+                             .at_ms = lc_now_ms()};
+  char *details = NULL;
+  if(sm_store_put_superseded(b->store, &sc) != LC_OK ||
+     brk_audit_superseded(a, &details) != LC_OK) {
+    b->txn_failed = true;
+    return;
+  }
+  seal_and_append(b, "linecert", a->event, d->key, details);
+  lc_free(details);
+}
+
+lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
+{
+  struct sm_actions act;
+  enum sm_state before = d->sm->state;
+  lc_err rc = sm_step(d->sm, &b->cfg->policy, ev, &act);
+  if(rc != LC_OK)
+    return rc;
+  if(act.dirty || act.n) {
+    bool writes = act.dirty;
+    for(unsigned i = 0; i < act.n; i++)
+      writes |= act.a[i].kind == SM_ACT_AUDIT ||
+                act.a[i].kind == SM_ACT_SUPERSEDE;
+    if(writes && brk_txn_open(b)) {
+      if(act.dirty) {
+        lc_err prc = sm_store_put_device(b->store, d->sm);
+        if(prc != LC_OK)
+          b->txn_failed = true;
+      }
+    }
+    touch(b, d);
+    /* A request whose answer needs this batch's commit: should the
+     * commit fail, the device is told RETRYING. */
+    if(ev->kind == SM_EV_REQUEST || ev->kind == SM_EV_INVALID)
+      d->asked = true;
+  }
+  for(unsigned i = 0; i < act.n; i++) {
+    const struct sm_action *a = &act.a[i];
+    switch(a->kind) {
+    case SM_ACT_AUDIT:
+      if(brk_txn_open(b))
+        audit_action(b, d, a);
+      break;
+    case SM_ACT_CA_SUBMIT:
+      add_fx(b, d, BRK_FX_SUBMIT, a->role, NULL);
+      break;
+    case SM_ACT_DELIVER:
+      add_fx(b, d, BRK_FX_DELIVER, a->role, NULL);
+      break;
+    case SM_ACT_STATUS:
+      add_fx(b, d, BRK_FX_STATUS, a->role, a->text);
+      break;
+    case SM_ACT_SUPERSEDE:
+      if(brk_txn_open(b))
+        supersede(b, d, a);
+      break;
+    }
+  }
+  if(before != d->sm->state)
+    lc_log(LC_DEBUG, "sm", "dev=%s event=%s from=%s to=%s", d->key,
+           sm_event_name(ev->kind), sm_state_name(before),
+           sm_state_name(d->sm->state));
+  return LC_OK;
+}
+
+lc_err brk_claim_owner(struct brk *b, enum sm_claim_kind kind,
+                       const char *value, int64_t *owner)
+{
+  if(!brk_txn_open(b))
+    return LC_EDB;
+  return sm_store_claim_owner(b->store, kind, value, owner);
+}
+
+static void run_effects(struct brk *b)
+{
+  for(size_t i = 0; i < b->n_fx; i++) {
+    struct brk_fx *f = &b->fx[i];
+    if(f->kind == BRK_FX_SUBMIT)
+      brk_ca_submit(b, f->d, f->role);
+    else
+      brk_fx_publish(b, f);
+  }
+}
+
+static bool evictable(const struct brk_dev *d)
+{
+  /* A device never stored (its request still being checked) or with
+   * work out stays; settled ones are only in the store from now on. */
+  return !d->validating && !d->ca_inflight && d->sm->id != 0 &&
+         sm_state_settled(d->sm->state);
+}
+
+/* End the batch: commit, then effects; or roll everything back. */
+void brk_batch_end(struct brk *b)
+{
+  bool ok = true, attempted = b->in_txn;
+  if(b->in_txn) {
+    if(!b->txn_failed && sm_store_commit(b->store) == LC_OK) {
+      atomic_fetch_add(&b->stats.commits, 1);
+    }
+    else {
+      ok = false;
+      sm_store_rollback(b->store);
+      b->chain = b->chain_at_begin;
+      atomic_fetch_add(&b->stats.commit_failures, 1);
+    }
+    b->in_txn = false;
+    b->txn_failed = false;
+  }
+  brk_redrive_batch_done(b, attempted, ok);
+  b->n_fx = ok ? b->n_fx : 0; /* effects of a rollback never run */
+  run_effects(b);
+  b->n_fx = 0;
+  if(!ok) {
+    /* Memory is ahead of the store: read it back, re-drive later. */
+    brk_redrive_rolled_back(b);
+    return;
+  }
+  for(size_t i = 0; i < b->n_touched; i++) {
+    struct brk_dev *d = b->touched[i];
+    d->touched = false;
+    d->asked = false;
+    if(d->provisioned) {
+      d->provisioned = false;
+      atomic_fetch_add(&b->stats.provisioned, 1);
+      brk_count_line(b, d->sm->group);
+    }
+    if(evictable(d))
+      brk_devtab_remove(&b->devs, d);
+  }
+  b->n_touched = 0;
+}
+
+/* A batch of one meta row: does the store take a commit again? */
+void brk_batch_probe(struct brk *b, uint64_t now_ms)
+{
+  char v[24];
+  snprintf(v, sizeof(v), "%llu", (unsigned long long)now_ms);
+  if(brk_txn_open(b) &&
+     sm_store_meta_set(b->store, "store_probe_ms", v) != LC_OK)
+    b->txn_failed = true;
+  brk_batch_end(b);
+}

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Timers: devices whose next attempt came (a CA retry, a re-delivery)
+ * or that were kicked (at start, after a rolled-back batch). A
+ * DELIVERED device nobody can hear is not re-delivered: its edge node,
+ * unknown after a restart, is asked to rebirth instead. Loop thread only.
+ */
+#include "broker/brk_int.h"
+
+#include <string.h>
+
+#include "common/lc_log.h"
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+
+/* Is the device (or the node-level device) born in the current session
+ * of its edge node? Unknown after a restart until its node births. */
+static bool device_online(struct brk *b, const struct sm_device *s)
+{
+  if(s->device[0])
+    return spb_sess_device_online(b->sess, s->group, s->edge, s->device);
+  struct spb_sess_node_info ni;
+  return spb_sess_node_info(b->sess, s->group, s->edge, &ni) == LC_OK &&
+         ni.online;
+}
+
+struct timer_scan {
+  struct brk *b;
+  uint64_t now;
+  struct brk_dev **due;
+  size_t n, cap;
+};
+
+static void collect_due(struct brk_dev *d, void *ctx)
+{
+  struct timer_scan *s = ctx;
+  if(d->validating || d->ca_inflight || d->hold_until > s->now)
+    return;
+  uint64_t at = d->sm->next_attempt_at;
+  if(!d->kick && !(at && at <= s->now))
+    return;
+  if(s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    struct brk_dev **n = lc_realloc(s->due, cap * sizeof(*n));
+    if(!n)
+      return; /* the next scan picks it up */
+    s->due = n;
+    s->cap = cap;
+  }
+  s->due[s->n++] = d;
+}
+
+/* The edge nodes asked to rebirth in one timer scan (each once). */
+struct asked {
+  struct spb_sess_rebirth *nodes;
+  size_t n, cap;
+};
+
+/* A DELIVERED device of an edge node the tracker has never seen (after
+ * a restart, before the node's birth): ask the node for its birth, as
+ * for data from an unknown node (never a guess), once per node. The
+ * device's DBIRTH then re-delivers (or its acknowledgement arrives). */
+static void ask_unknown_node(struct brk *b, const struct sm_device *s,
+                             struct asked *a)
+{
+  struct spb_sess_node_info ni;
+  if(spb_sess_node_info(b->sess, s->group, s->edge, &ni) != LC_ENOTFOUND)
+    return; /* known: born (and then the device is not) or dead */
+  for(size_t i = 0; i < a->n; i++)
+    if(!strcmp(a->nodes[i].group, s->group) &&
+       !strcmp(a->nodes[i].edge, s->edge))
+      return;
+  if(a->n == a->cap) {
+    size_t cap = a->cap ? a->cap * 2 : 16;
+    struct spb_sess_rebirth *n = lc_realloc(a->nodes, cap * sizeof(*n));
+    if(!n)
+      return; /* its devices wait for the node's own next birth */
+    a->nodes = n;
+    a->cap = cap;
+  }
+  struct spb_sess_rebirth *r = &a->nodes[a->n++];
+  memset(r, 0, sizeof(*r));
+  lc_strlcpy(r->group, s->group, sizeof(r->group));
+  lc_strlcpy(r->edge, s->edge, sizeof(r->edge));
+  brk_send_rebirth(b, r);
+}
+
+void brk_fire_timers(struct brk *b, uint64_t now_ms)
+{
+  /* Collect first: applying may evict devices from the table. */
+  struct timer_scan s = {.b = b, .now = now_ms};
+  struct asked asked = {0};
+  brk_devtab_each(&b->devs, collect_due, &s);
+  for(size_t i = 0; i < s.n; i++) {
+    struct brk_dev *d = s.due[i];
+    d->kick = false;
+    /* A delivery to a device nobody can hear would only use up its
+     * count: wait for its birth instead. */
+    bool deaf = d->sm->state == SM_DELIVERED && !device_online(b, d->sm);
+    if(deaf)
+      ask_unknown_node(b, d->sm, &asked);
+    struct sm_event ev = brk_event(deaf ? SM_EV_OFFLINE : SM_EV_TIMER);
+    lc_err rc = brk_apply(b, d, &ev);
+    if(rc != LC_OK && rc != LC_ESTATE)
+      lc_log(LC_ERROR, "provision", "dev=%s op=timer err=%s", d->key,
+             lc_errname(rc));
+  }
+  lc_free(asked.nodes);
+  lc_free(s.due);
+}
