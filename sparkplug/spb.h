@@ -236,25 +236,6 @@ lc_err spb_dataset_column(const struct spb_dataset *ds, size_t col,
 lc_err spb_dataset_cell(const struct spb_dataset *ds, size_t row,
                         size_t col, struct spb_value *out) LC_NODISCARD;
 
-/* Build a DataSet to encode. spb_dataset_new() returns an empty table
- * of `n_columns` (1..SPB_FIELD_MAX) columns; name and type every
- * column, then add rows. Names are copied. A row is `n_columns` cells,
- * each is_null or of its column's datatype; the cells are copied but,
- * as everywhere in an spb_value, string buffers stay borrowed until
- * encoding is done. Free with spb_dataset_free(). LC_EINVAL on a bad
- * argument or a cell that does not fit, LC_ETOOBIG past SPB_FIELD_MAX
- * rows, LC_ENOMEM. */
-lc_err spb_dataset_new(size_t n_columns, struct spb_dataset **out)
-  LC_NODISCARD;
-lc_err spb_dataset_set_column(struct spb_dataset *ds, size_t col,
-                              const char *name, uint32_t datatype)
-  LC_NODISCARD;
-lc_err spb_dataset_add_row(struct spb_dataset *ds,
-                           const struct spb_value *cells) LC_NODISCARD;
-/* Free a DataSet made by spb_dataset_new(). NULL is a no-op; a decoded
- * DataSet belongs to its spb_payload and is left alone. */
-void spb_dataset_free(struct spb_dataset *ds);
-
 /* Template (datatype 19): a definition (is_definition, no ref; NBIRTH
  * only) or an instance (template_ref names the definition)
  * (tck-id-payloads-template-definition-ref,
@@ -274,26 +255,6 @@ size_t spb_template_param_count(const struct spb_template *t);
 lc_err spb_template_param(const struct spb_template *t, size_t i,
                           const char **name, struct spb_value *value)
   LC_NODISCARD;
-
-/* Build a Template to encode. A definition takes template_ref == NULL,
- * an instance requires it (LC_EINVAL otherwise); `version` is optional.
- * Strings are copied. spb_template_set_metrics() copies the array of
- * spb_metric structs (what they point to stays borrowed, as in any
- * caller-built spb_payload); spb_template_add_param() copies the name
- * and the value struct (a string value's buffer stays borrowed). Free
- * with spb_template_free(). LC_EINVAL, LC_ETOOBIG past SPB_FIELD_MAX
- * entries, LC_ENOMEM. */
-lc_err spb_template_new(const char *template_ref, const char *version,
-                        bool is_definition, struct spb_template **out)
-  LC_NODISCARD;
-lc_err spb_template_set_metrics(struct spb_template *t,
-                                const struct spb_metric *metrics, size_t n)
-  LC_NODISCARD;
-lc_err spb_template_add_param(struct spb_template *t, const char *name,
-                              const struct spb_value *value) LC_NODISCARD;
-/* Free a Template made by spb_template_new(). NULL is a no-op; a
- * decoded Template belongs to its spb_payload and is left alone. */
-void spb_template_free(struct spb_template *t);
 
 /* ---- Edge-node session tracking (spb_session.c) ----------------------
  *

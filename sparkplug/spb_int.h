@@ -174,15 +174,6 @@ lc_err spb__metric_value_from_pb(struct spb__arena *a,
 lc_err spb__metric_to_pb(struct spb__arena *a, const struct spb_metric *m,
                          unsigned depth, spb__pb_metric *pm) LC_NODISCARD;
 
-/* ---- equality (spb_complex.c) ----------------------------------------
- * Whether two values are equal: datatype, is_null and content, DataSet
- * and Template compared deeply, floats bitwise. For the unit tests'
- * round-trip checks; nothing on a hot path uses it. */
-bool spb__value_equal(const struct spb_value *a, const struct spb_value *b);
-/* Same for a metric: name, alias, timestamp, flags and value. */
-bool spb__metric_equal(const struct spb_metric *a,
-                       const struct spb_metric *b);
-
 /* What spb_payload.priv_ points to after a decode. */
 struct spb__decoded {
   spb__pb_payload pb;         /* pb_release() frees what nanopb allocated */

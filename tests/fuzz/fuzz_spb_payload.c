@@ -10,6 +10,7 @@
 
 #include "sparkplug/spb.h"
 #include "sparkplug/spb_int.h"
+#include "tests/support/spb_build.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

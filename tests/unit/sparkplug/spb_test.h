@@ -10,6 +10,7 @@
 
 #include "sparkplug/spb.h"
 #include "sparkplug/spb_int.h"
+#include "tests/support/spb_build.h"
 #include "tests/support/lc_cunit.h"
 
 extern const struct lc_test spb_topic_tests[];
