@@ -185,8 +185,3 @@ size_t lc_queue_len(struct lc_queue *q)
   pthread_mutex_unlock(&q->mu);
   return n;
 }
-
-size_t lc_queue_cap(const struct lc_queue *q)
-{
-  return q->cap;
-}

@@ -40,6 +40,5 @@ void lc_queue_ack(struct lc_queue *q);
 /* Wake every waiter; later pushes fail with LC_ESHUTDOWN. */
 void lc_queue_close(struct lc_queue *q);
 size_t lc_queue_len(struct lc_queue *q);
-size_t lc_queue_cap(const struct lc_queue *q);
 
 #endif
