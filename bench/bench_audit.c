@@ -4,7 +4,7 @@
  * chain, ECDSA P-256 signature) N records, three times, and print the
  * median rate; then the hash step alone and the verifier's rate over
  * the last run. The product goal is >= 20,000 sealed records/s on one
- * core (perf_limits.md §1 measured ~31 us per record).
+ * core (~31 us per record when first measured).
  *
  *   bench_audit [records]     records per run, default 100000,
  *                             bounded to 1000..1000000

@@ -10,14 +10,14 @@
  * device row update plus one chained audit record (32 B prev_hash and
  * hash, 72 B signature, ~110 B JSON details), committed
  *   (a) one transaction per transition, or
- *   (b) 64 devices per transaction (group commit, DESIGN §3).
+ *   (b) 64 devices per transaction (group commit, docs/design.md).
  * Each mode runs 3 times on a fresh file; the median and [min-max] of
  * transitions/s and devices/s (devices through all 4 transitions) are
  * printed, with process CPU time per transition.
  *
  *   bench_store [DIR]    DIR holds the database (default: a mkdtemp()
  *                        directory under $TMPDIR or /tmp, removed after).
- * The disk behind DIR is what is measured: see perf_limits.md §2.
+ * The disk behind DIR is what is measured.
  */
 #include <stddef.h>
 #include <stdio.h>

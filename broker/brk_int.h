@@ -133,7 +133,7 @@ struct brk_birth {
 };
 
 /* The id a device is known by on topic t: device_id for D* messages,
- * edge_node_id for N* messages (a node-level device, DESIGN §2). */
+ * edge_node_id for N* messages (a node-level device, docs/protocol.md). */
 const char *brk_topic_device_id(const struct spb_topic *t);
 /* True when an NBIRTH asks for provisioning: it carries
  * Provisioning/BootstrapCSR or Provisioning/OperationalCSR. Any other

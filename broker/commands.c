@@ -2,7 +2,7 @@
  *
  * Commands: what linecert sends to devices and edge nodes. A DCMD (an
  * NCMD for a node-level device) delivering certificates or a status
- * (DESIGN.md §2), each metric named as the device's BIRTH declared it;
+ * (docs/protocol.md), each metric named as the device's BIRTH declared it;
  * and the rebirth request. QoS 0, not retained: a lost command is sent
  * again by the delivery timer or answered at the device's next birth.
  */
@@ -19,7 +19,7 @@
 lc_err brk_dcmd_topic(const char *group, const char *edge, const char *device,
                       char *buf, size_t cap)
 {
-  /* DESIGN §2: NCMD for a node-level device (device ""),
+  /* docs/protocol.md: NCMD for a node-level device (device ""),
    * tck-id-operational-behavior-data-commands-ncmd-verb; DCMD otherwise,
    * -dcmd-verb. */
   struct spb_topic t = {.type = device[0] ? SPB_DCMD : SPB_NCMD};

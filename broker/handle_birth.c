@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
  * Births: a DBIRTH, or the NBIRTH of an edge node that is itself the
- * device, asks for an identity (DESIGN.md §2). Its request is read and
+ * device, asks for an identity (docs/protocol.md). Its request is read and
  * checked (request_check.c), answered at once when refused or replayed,
  * and otherwise handed to a worker for the CSR checks; the answer comes
  * back through handle_job.c. Loop thread only.
@@ -114,7 +114,7 @@ out:
   brk_birth_cleanup(&bi);
 }
 
-/* DESIGN §2: an edge node that is itself the device asks in its NBIRTH
+/* docs/protocol.md: an edge node that is itself the device asks in its NBIRTH
  * with the same metrics, and is the device (group, edge, ""). An NBIRTH
  * without a CSR metric is an ordinary edge node: nothing to provision,
  * no record, no answer. */

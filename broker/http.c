@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * The operator's HTTP face (DESIGN §6), libmicrohttpd on its own thread:
+ * The operator's HTTP face (README, "Operations"), libmicrohttpd on its own thread:
  *   /metrics   Prometheus text exposition
  *   /healthz   liveness: 200 while the loop is alive (it refreshed the
  *              snapshot in the last 5 s), else 503. A failing store

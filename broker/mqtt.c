@@ -223,7 +223,7 @@ static int log_tls_error(const char *str, size_t len, void *u)
   return 1;
 }
 
-/* Sparkplug filters for the configured groups (DESIGN §2): births,
+/* Sparkplug filters for the configured groups (docs/protocol.md): births,
  * deaths and data; plus our own STATE topic. */
 static lc_err build_filters(struct brk_mqtt *m)
 {

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * One provisioning request, checked in one place (DESIGN.md §2
- * "Validation of a provisioning request"; docs/protocol.md "Rejection
- * reasons", which lists the same reasons in the same order: a unit test
- * holds the two together).
+ * One provisioning request, checked in one place (docs/design.md,
+ * "Where each check lives"; docs/protocol.md, "Rejection reasons",
+ * lists the same reasons in the same order: a unit test holds the two
+ * together).
  *
  * A request passes the stages of `steps[]` in order; the first step
  * that refuses gives the answer, REJECTED:<reason>:
@@ -93,7 +93,7 @@ static lc_err read_meta(const struct spb_payload *p, char **out)
 
 const char *brk_topic_device_id(const struct spb_topic *t)
 {
-  /* DESIGN §2: an edge node that is itself the device is named by its
+  /* docs/protocol.md: an edge node that is itself the device is named by its
    * edge_node_id; its messages have no device level. */
   return t->type == SPB_NBIRTH || t->type == SPB_NDATA ||
              t->type == SPB_NCMD || t->type == SPB_NDEATH
@@ -148,7 +148,7 @@ static const char *serial_names_topic(struct request *rq)
            : "serial_mismatch";
 }
 
-/* One identity per device (DESIGN §2): is `value` bound to a device
+/* One identity per device (docs/protocol.md): is `value` bound to a device
  * other than rq->d? Asked in the open batch, which sees the batch's own
  * admissions. A store that cannot answer admits nothing. */
 static bool claimed_elsewhere(struct request *rq, enum sm_claim_kind kind,
@@ -221,7 +221,7 @@ static const char *csrs_verify(struct request *rq)
   return NULL;
 }
 
-/* The CN is the serial byte for byte (DESIGN §2 Validation). */
+/* The CN is the serial byte for byte (docs/protocol.md, "Rejection reasons"). */
 static const char *cn_is_serial(struct request *rq)
 {
   struct brk_job *job = rq->job;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * The host application's MQTT session (DESIGN §2, docs/sparkplug.md):
+ * The host application's MQTT session (docs/sparkplug.md):
  * connect, subscribe, STATE birth, and reconnect with backoff. What the
  * MQTT thread reports arrives through the inbox; a lost session makes
  * every edge node offline (chapter 5, host application: connection

@@ -26,7 +26,7 @@
  *  - SubjectPublicKeyInfo is { AlgorithmIdentifier, BIT STRING }, so the
  *    key stays bytes: X509_REQ's X509_PUBKEY decodes it into an EVP_PKEY
  *    through the provider decoders, which is most of d2i_X509_REQ's
- *    ~150 us (perf_limits.md §1).
+ *    ~150 us (bench/bench_ca measures it).
  *  - the subject is SEQUENCE OF SET OF { OID, ANY }, not X509_NAME:
  *    d2i_X509_NAME converts every string to UTF-8 while decoding (for its
  *    canonical form) and fails on invalid UTF-8, so a CN in bad UTF-8
@@ -44,7 +44,7 @@
  * for byte but never read. What no template states is checked after
  * decoding: version 0, no empty RDN, BIT STRINGs of whole octets.
  *
- * Speed (the reason X509_REQ is not used; perf_limits.md §1):
+ * Speed (the reason X509_REQ is not used; bench/bench_ca):
  *  - the EC verification key is EVP_PKEY_dup() of an immutable per-curve
  *    template plus EVP_PKEY_set1_encoded_public_key() (6-10 us measured,
  *    against 25-40 us for EVP_PKEY_fromdata and 140-250 us for

@@ -19,7 +19,7 @@
  *  - the key goes in with X509_PUBKEY_set0_param() from the raw key bytes
  *    ca_csr_parse() kept, never through an EVP_PKEY: X509_set_pubkey()
  *    costs ~219 us in OpenSSL 3.0, the signature itself ~36 us
- *    (perf_limits.md §1);
+ *    (bench/bench_ca measures it);
  *  - the extensions that depend only on the role (basicConstraints,
  *    keyUsage, extendedKeyUsage, authorityKeyIdentifier) are built once
  *    at open; the SKI is the SHA-1 the CSR parse already computed.

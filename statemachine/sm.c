@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * The per-device provisioning machine (DESIGN.md §3).
+ * The per-device provisioning machine (docs/design.md, "The state machine").
  *
  * Invariants the functions below keep:
  *  - sm_step() either applies an event completely or leaves the device

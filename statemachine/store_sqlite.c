@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * The SQLite store (DESIGN.md §3, §5).
+ * The SQLite store (docs/design.md; the audit log: docs/audit.md).
  *
  * Durability. The database is the only durable record of a device; a
  * commit precedes every outside effect (CA call, publish), so a commit
@@ -1475,7 +1475,7 @@ static lc_err configure_rw(sqlite3 *db)
            mode);
     return LC_EDB;
   }
-  /* FULL: a commit is on disk before any outside effect (DESIGN §3). */
+  /* FULL: a commit is on disk before any outside effect (docs/design.md, "Threads and queues"). */
   return exec_sql(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
                   "open.pragmas");
 }

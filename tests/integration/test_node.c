@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * Node-level devices (DESIGN §2: "an edge node that is itself the device
+ * Node-level devices (docs/protocol.md: "an edge node that is itself the device
  * uses NBIRTH/NDATA/NCMD with the same metrics") over a real Mosquitto:
  *
  * - linecert-sim --node-devices: edge nodes that ask in their NBIRTH,

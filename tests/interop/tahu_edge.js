@@ -6,7 +6,7 @@
 // sparkplug-payload 1.0.3 (the decoder the client uses for DCMD). linecert
 // provisions the devices; this script checks that Tahu reads linecert's
 // DCMD correctly and acknowledges with DDATA Provisioning/Installed
-// (DESIGN.md section 2, docs/protocol.md).
+// (docs/protocol.md).
 //
 // Keys are P-256 from node:crypto; the PKCS#10 CSRs come from the openssl
 // CLI (`openssl req -new -key ... -subj /CN=<serial>`).
@@ -195,8 +195,8 @@ client.on('dcmd', (serial, payload) => {
     fail(serial, 'DCMD carries seq ' + payload.seq);
   const metrics = new Map();
   for (const m of payload.metrics || []) {
-    // Every metric linecert sends carries its datatype (DESIGN.md section
-    // 2): without one Tahu's decoder sets type undefined and value null.
+    // Every metric linecert sends carries its datatype (docs/protocol.md):
+    // without one Tahu's decoder sets type undefined and value null.
     if (m.type !== 'String')
       fail(serial, 'metric ' + m.name + ' decoded with type ' + m.type);
     metrics.set(m.name, m);

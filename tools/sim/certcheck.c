@@ -4,7 +4,7 @@
  *
  *   parse       each leaf field holds exactly one PEM certificate; the
  *               chain holds one or more, none of them self-signed (the
- *               root stays with the device, DESIGN.md §2)
+ *               root stays with the device, docs/protocol.md)
  *   key         the leaf's SubjectPublicKeyInfo is the device's own key
  *               for that role
  *   subject     exactly one attribute, CN = serial, byte for byte

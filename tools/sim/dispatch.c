@@ -260,7 +260,7 @@ static void handle_dcmd(struct sim_checker *c, struct sim_edge *e,
     return;
   }
   if(e->node_device) {
-    /* DESIGN §2: an edge node that is itself the device gets NCMD. */
+    /* docs/protocol.md: an edge node that is itself the device gets NCMD. */
     fail_device(d, "check=ncmd a node-level device was answered by DCMD");
     return;
   }

@@ -673,7 +673,7 @@ lc_err sim_edge_send_installed_locked(struct sim_edge *e,
   if(e->phase != SIM_PH_ONLINE)
     return LC_ESTATE; /* linecert re-delivers; we ack that one */
   char topic[SPB_TOPIC_MAX];
-  /* DESIGN §2: a node-level device acknowledges in NDATA. */
+  /* docs/protocol.md: a node-level device acknowledges in NDATA. */
   lc_err rc = e->node_device
                 ? build_topic(e, SPB_NDATA, NULL, topic, sizeof(topic))
                 : build_topic(e, SPB_DDATA, d->device_id, topic,

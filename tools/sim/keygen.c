@@ -2,7 +2,7 @@
  *
  * Every device's keys and CSRs, generated before the first connect on
  * --threads threads: about 250 us per key pair and CSR on this class of
- * machine (bench notes, perf_limits.md §1), two pairs per device, so
+ * machine (bench/bench_ca), two pairs per device, so
  * 10k devices take ~2.5 s on 2 cores. Generating ahead keeps the
  * crypto out of the measured window and out of the broker's way.
  *

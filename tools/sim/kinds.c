@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
  * The bad device kinds of --bad and the answer linecert must give each.
- * The reason strings are linecert's contract (DESIGN.md §2, validation):
+ * The reason strings are linecert's contract (docs/protocol.md, "Rejection reasons"):
  * keep them exactly.
  */
 #include <string.h>

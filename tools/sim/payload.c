@@ -107,7 +107,7 @@ static size_t request_metrics(const struct sim_device *d, bool aliases,
   const char *value[N_REQUEST] = {
     d->serial, "linecert-sim", "SIM-1", "1.0.0", d->csr[SIM_BOOTSTRAP],
     d->csr[SIM_OPERATIONAL],
-    /* The device's own view (DESIGN §2): after a rebirth a provisioned
+    /* The device's own view (docs/protocol.md): after a rebirth a provisioned
      * device says so. */
     d->state == SIM_DEV_PROVISIONED ? "PROVISIONED" : "UNPROVISIONED"};
   size_t len[N_REQUEST];
@@ -145,7 +145,7 @@ lc_err sim_payload_nbirth(uint64_t bdseq, uint8_t seq, uint64_t now_ms,
   metric(&m[1], "Node Control/Rebirth", SPB_DT_BOOLEAN, now_ms)->value.v.b =
     false;
   size_t n = 2;
-  /* DESIGN §2: an edge node that is itself the device asks here. */
+  /* docs/protocol.md: an edge node that is itself the device asks here. */
   if(self)
     n += request_metrics(self, aliases, now_ms, &m[2]);
   struct spb_payload p = {.has_timestamp = true, .timestamp = now_ms,

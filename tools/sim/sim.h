@@ -4,7 +4,7 @@
  * devices ask linecert for certificates.
  *
  * Node-level devices (--node-devices N): N more edge nodes, each of
- * which is itself the device (DESIGN §2): its NBIRTH carries the
+ * which is itself the device (docs/protocol.md): its NBIRTH carries the
  * provisioning metrics, linecert answers by NCMD, the acknowledgement
  * goes in NDATA. Such an edge has exactly one sim_device, devices[0],
  * whose device_id and serial are the edge node id.

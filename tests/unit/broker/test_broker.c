@@ -546,7 +546,7 @@ static void test_birth_prechecks_name_the_problem(void)
   CU_ASSERT_STRING_EQUAL(birth_reason("D1", "D1", 2, CSR_TEXT, 16),
                          "csr_too_large");
   /* Identifiers that would reach other devices' topics through a
-   * broker ACL (DESIGN §2) or are not text at all. */
+   * broker ACL (docs/protocol.md) or are not text at all. */
   static const char *const bad[] = {"D1/x", "D1+", "D#1", "D\x01", "D\x7f",
                                     ""};
   for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -684,7 +684,7 @@ static void test_status_dcmd_and_topic(void)
                   LC_EINVAL);
 }
 
-/* ---- node-level devices (DESIGN §2) ------------------------------------------- */
+/* ---- node-level devices (docs/protocol.md) ------------------------------------------- */
 
 static const char *nbirth_reason(const char *edge, const char *serial)
 {
