@@ -590,8 +590,9 @@ static void checkpoint(struct brk *b, bool final)
 {
   uint64_t every = final ? 1 : b->cfg->checkpoint_every_records;
   uint64_t every_ms = final ? 0 : (uint64_t)b->cfg->checkpoint_every_s * 1000;
-  if(brk_checkpoint_tick(&b->ckpt, b->store, b->signer, b->chain.last_seq,
-                         lc_now_ms(), every, every_ms) != LC_OK)
+  if(aud_log_checkpoint_tick(&b->ckpt, sm_store_audit_log(b->store),
+                              b->signer, b->chain.last_seq, lc_now_ms(),
+                              every, every_ms) != LC_OK)
     lc_log(LC_WARN, "audit", "op=checkpoint final=%d", final);
   else if(b->ckpt.frontier.size > b->ckpt_kept)
     keep_checkpoint(b);
@@ -759,13 +760,14 @@ static lc_err open_audit_signer(struct brk *b, char *path, size_t cap)
   return rc;
 }
 
-/* Never append to a chain that does not verify (integrity.c). */
+/* Never append to a chain that does not verify (audit/log_tail.c). */
 static lc_err verify_tail(struct brk *b)
 {
   char *pem = NULL, why[AUD_WHY_MAX + 64];
   lc_err rc = aud_signer_pubkey_pem(b->signer, &pem);
   if(rc == LC_OK)
-    rc = brk_integrity_tail(b->store, pem, why, sizeof(why));
+    rc = aud_log_verify_tail(sm_store_audit_log(b->store), pem, why,
+                             sizeof(why));
   lc_free(pem);
   if(rc == LC_EVERIFY)
     lc_log(LC_ERROR, "serve", "op=integrity err=\"audit log does not "
