@@ -400,4 +400,240 @@ lc_err aud_trail_finish(struct aud_trail *t) LC_NODISCARD;
 const struct aud_trail_report *aud_trail_report(const struct aud_trail *t);
 void aud_trail_free(struct aud_trail *t);
 
+/* ==== The stored log (§13, §17): what the CLI, the daemon and tests do
+ * with a log kept in a store ================================================
+ *
+ * audit/ keeps no database. A store that persists the log hands it to
+ * the functions below through this interface (statemachine/ implements
+ * it over SQLite: sm_store_audit_log()), so scanning the log into a
+ * tree, checkpoints, exports, key rotation and the start-up tail check
+ * live here, beside the records they are about, and the store stays a
+ * store. Meta keys are the store's small key/value settings.
+ */
+
+typedef lc_err (*aud_record_cb)(void *ctx, const struct aud_record *rec);
+
+/* A signed checkpoint as the store keeps it: the tree of records
+ * 1..tree_size, its root, the right edge of that tree (to extend it
+ * without reading the log again) and the signed C2SP note. */
+struct aud_log_checkpoint {
+  uint64_t tree_size;
+  uint64_t ts_ms;                  /* when it was made, ms since epoch */
+  uint8_t root[AUD_HASH_LEN];
+  struct aud_frontier frontier;    /* frontier.size == tree_size */
+  bool exported;                   /* handed out in an export/receipt */
+  char *note;                      /* owned */
+};
+void aud_log_checkpoint_free(struct aud_log_checkpoint *cp);
+
+/* Every function gets `self` back. Results as the store's own functions
+ * (statemachine/sm.h): LC_ENOTFOUND for an absent meta key or
+ * checkpoint; record callbacks stop the walk with their error. */
+struct aud_log_ops {
+  /* records from..to (to 0: no upper bound), in order; borrowed */
+  lc_err (*range)(void *self, uint64_t from_seq, uint64_t to_seq,
+                  aud_record_cb cb, void *ctx);
+  lc_err (*tail)(void *self, struct aud_chain *out);
+  lc_err (*meta_get)(void *self, const char *key, char **out);
+  lc_err (*meta_set)(void *self, const char *key, const char *value);
+  /* one per tree size; a stored one keeps its note, only `exported`
+   * can go from false to true */
+  lc_err (*checkpoint_put)(void *self, const struct aud_log_checkpoint *cp);
+  lc_err (*checkpoint_latest)(void *self, bool exported_only,
+                              struct aud_log_checkpoint **out);
+  /* appending a record: inside begin .. commit / rollback */
+  lc_err (*begin)(void *self);
+  lc_err (*commit)(void *self);
+  void (*rollback)(void *self);
+  lc_err (*append)(void *self, const struct aud_record *rec);
+};
+
+struct aud_log {
+  const struct aud_log_ops *ops;
+  void *self;
+};
+
+/* Meta keys of the log. */
+#define AUD_META_PUBKEY "audit_pubkey"          /* the key in force */
+#define AUD_META_PUBKEY_INITIAL "audit_pubkey_initial" /* set by the
+                                                  first rotation */
+#define AUD_META_ORIGIN "audit_origin"
+
+/* ---- keys of the log (log.c) -------------------------------------------- */
+
+/* Do two PEM public keys name the same key (by fingerprint)? */
+bool aud_key_same(const char *pem_a, const char *pem_b);
+/* The key that signs from seq 1: meta audit_pubkey_initial (set by the
+ * first rotation), else audit_pubkey. *pem freed with lc_free(). */
+lc_err aud_log_key0(const struct aud_log *log, char **pem) LC_NODISCARD;
+/* The key in force (meta audit_pubkey). *pem freed with lc_free(). */
+lc_err aud_log_key_current(const struct aud_log *log, char **pem)
+  LC_NODISCARD;
+/* Does signer `s` hold the key in force? LC_OK; LC_EVERIFY: another
+ * key; other errors: the store names no key, or it could not be read. */
+lc_err aud_log_signer_check(const struct aud_log *log,
+                            const struct aud_signer *s) LC_NODISCARD;
+/* The log's checkpoint origin (C2SP "origin" and key name), made once
+ * from the first record's hash and kept in meta audit_origin:
+ * "linecert/audit/<first 8 bytes of record 1's hash, hex>". LC_ENOTFOUND
+ * for an empty log. */
+lc_err aud_log_origin(const struct aud_log *log, char out[AUD_ORIGIN_MAX])
+  LC_NODISCARD;
+
+/* ---- checkpoints (log_checkpoint.c) ------------------------------------- */
+
+/* Sign the checkpoint of the tree `f` (the records 1..f->size) and store
+ * it. *out (may be NULL) freed with aud_log_checkpoint_free(). */
+lc_err aud_log_checkpoint_make(const struct aud_log *log,
+                               struct aud_signer *signer, const char *origin,
+                               const struct aud_frontier *f, bool exported,
+                               uint64_t now_ms,
+                               struct aud_log_checkpoint **out) LC_NODISCARD;
+
+/* A writer's periodic checkpoints. Zero-initialise; no cleanup. */
+struct aud_log_ticker {
+  bool loaded;                  /* the last stored checkpoint was read */
+  struct aud_frontier frontier; /* the tree of the last checkpoint */
+  uint64_t made_ms;             /* wall time of the last one; 0: none */
+  uint64_t retry_at_ms;         /* after a failure, not before this */
+  char origin[AUD_ORIGIN_MAX];
+};
+/* Make a signed checkpoint of records 1..tail_seq when the log grew by
+ * at least every_records since the last one, or when every_ms passed
+ * and it grew at all. Reads only the records after the last checkpoint
+ * (its frontier is kept). The writer calls it between its transactions
+ * (the service after each batch with its chain's tail, and once at
+ * shutdown with every_records 1). LC_OK also when nothing was due;
+ * errors are logged here and retried 10 s later. */
+lc_err aud_log_checkpoint_tick(struct aud_log_ticker *tk,
+                               const struct aud_log *log,
+                               struct aud_signer *signer, uint64_t tail_seq,
+                               uint64_t now_ms, uint64_t every_records,
+                               uint64_t every_ms) LC_NODISCARD;
+
+/* ---- the whole log in a tree (log_scan.c) ------------------------------- */
+
+/* Records 1..tail read into a Merkle tree, with their hashes and links
+ * checked (~1 us a record; signatures are aud_log_verify()'s) and the
+ * keys the log was signed with. Zero it; free with aud_scan_free(). */
+struct aud_scan {
+  struct aud_merkle *tree;
+  struct aud_frontier frontier;
+  const struct aud_filter *filter;   /* NULL: everything */
+  uint64_t selected;                 /* records the filter selects, and
+                                        every key rotation */
+  uint64_t first_rotation;           /* 0: none */
+  char *keys[AUD_KEYS_MAX];          /* keys[0] from seq 1, then rotations */
+  uint64_t key_from[AUD_KEYS_MAX];
+  size_t n_keys;
+  uint8_t last_hash[AUD_HASH_LEN];
+  lc_err detail;                     /* why the read stopped (below) */
+  uint64_t at_seq;                   /* the record it stopped at */
+};
+/* LC_OK; else detail says why: LC_ENOTFOUND the store names no key (or
+ * no tree could be made), LC_EDB a gap in the log (at seq
+ * aud_merkle_size(tree) + 1), LC_EVERIFY record at_seq does not match
+ * its hash or its predecessor, LC_EPROTO a malformed key rotation at
+ * at_seq; any other detail (LC_OK included): the log could not be read,
+ * the returned error says why. */
+lc_err aud_log_scan(const struct aud_log *log, uint64_t tail,
+                    const struct aud_filter *filter, struct aud_scan *s)
+  LC_NODISCARD;
+void aud_scan_free(struct aud_scan *s);
+/* Does the scanned log hold the tree (size, root)? LC_OK; LC_ERANGE: it
+ * is shorter (records were removed); LC_EVERIFY: another root. */
+lc_err aud_scan_has_tree(const struct aud_scan *s, uint64_t size,
+                         const uint8_t root[AUD_HASH_LEN]) LC_NODISCARD;
+/* The log must still produce the latest stored checkpoint's root: no
+ * signing over a history that changed after it was checkpointed. LC_OK
+ * (also with none stored); LC_ERANGE / LC_EVERIFY as aud_scan_has_tree()
+ * with *cp_size that checkpoint's; other errors: could not read it. */
+lc_err aud_scan_check_checkpoint(const struct aud_log *log,
+                                 const struct aud_scan *s, uint64_t *cp_size)
+  LC_NODISCARD;
+/* A checkpoint of the whole scanned tree, marked exported: the stored
+ * one of that size, else a new one signed by `signer`. *note:
+ * lc_free(). */
+lc_err aud_scan_checkpoint(const struct aud_log *log,
+                           struct aud_signer *signer, const char *origin,
+                           const struct aud_scan *s, uint64_t now_ms,
+                           char **note) LC_NODISCARD;
+/* The consistency proof from the checkpoint `prev_note` to the scanned
+ * tree. LC_EPROTO: not a checkpoint of log `origin`; LC_EVERIFY: the log
+ * does not hold its tree (*prev_size its size): changed or cut. */
+lc_err aud_scan_extends(const struct aud_scan *s, const char *origin,
+                        const char *prev_note, struct aud_proof *proof,
+                        uint64_t *prev_size) LC_NODISCARD;
+/* The last exported checkpoint smaller than the scanned tree, into
+ * *note (NULL, LC_OK: none) with its proof as aud_scan_extends(). */
+lc_err aud_scan_extends_exported(const struct aud_log *log,
+                                 const struct aud_scan *s,
+                                 const char *origin, char **note,
+                                 struct aud_proof *proof,
+                                 uint64_t *prev_size) LC_NODISCARD;
+
+/* ---- exports and receipts of the log (log_export.c) --------------------- */
+
+struct aud_log_export {
+  enum aud_export_kind kind;
+  enum aud_export_format format;
+  const struct aud_filter *filter;   /* NULL for a complete export */
+  uint64_t exported_at_ms;
+  const char *checkpoint;            /* aud_scan_checkpoint()'s note */
+  const char *extends;               /* NULL, or an earlier checkpoint */
+  const struct aud_proof *extends_proof;
+  /* Called after each record written, and with last at the end. */
+  void (*progress)(void *ctx, uint64_t written, uint64_t total, bool last);
+  void *progress_ctx;
+  /* results */
+  uint64_t written;
+  lc_err detail;                     /* a record's failure: LC_EINVAL a
+                                        text field is not UTF-8 */
+  uint64_t at_seq;                   /* that record */
+};
+/* Write the scanned log (or x->filter's selection with proofs, and
+ * every key rotation before it) to `out` as an export with the keys,
+ * the checkpoint and a manifest signed by `signer`. */
+lc_err aud_log_export(const struct aud_log *log, struct aud_signer *signer,
+                      const struct aud_scan *s, struct aud_log_export *x,
+                      FILE *out) LC_NODISCARD;
+
+/* ---- verifying the stored log (log_verify.c, log_tail.c) ---------------- */
+
+struct aud_log_verdict {
+  bool no_key;                       /* the store names no key */
+  bool has_checkpoint;
+  uint64_t checkpoint_size;          /* the latest stored checkpoint's */
+  struct aud_trail_report rep;       /* rep.why on LC_EVERIFY */
+};
+/* The whole log from seq 1: chain, signatures (key rotations followed)
+ * and the latest stored checkpoint, as aud_trail_new_log(), trusting
+ * `trusted` (n 0: the log's own first key). progress (may be NULL) is
+ * called with the count of records read. LC_OK; LC_EVERIFY with
+ * v->rep.why; other errors: could not check (v->no_key: no key). */
+lc_err aud_log_verify(const struct aud_log *log, const char *const *trusted,
+                      size_t n_trusted,
+                      void (*progress)(void *ctx, uint64_t records),
+                      void *ctx, struct aud_log_verdict *v) LC_NODISCARD;
+/* Before a writer appends (the service's start): the last stored
+ * checkpoint's signature and tree, then every record after it (hash,
+ * link, signature by the key in force, key rotations followed), ending
+ * with current_key. LC_EVERIFY with `why` naming the first bad record
+ * or checkpoint; other errors: could not check. */
+lc_err aud_log_verify_tail(const struct aud_log *log,
+                           const char *current_key, char *why, size_t cap)
+  LC_NODISCARD;
+
+/* ---- key rotation (log_rotate.c) ---------------------------------------- */
+
+/* In one transaction: check that old_s holds the key in force, seal a
+ * key_rotated record naming new_s with old_s at the stored tail, and
+ * make new_s the key in force (meta audit_pubkey; audit_pubkey_initial
+ * kept once). *tail: the chain after the record (tail->last_seq is its
+ * seq). On failure nothing changed and err says why. */
+lc_err aud_log_rotate(const struct aud_log *log, struct aud_signer *old_s,
+                      struct aud_signer *new_s, const char *actor,
+                      struct aud_chain *tail, char *err, size_t cap)
+  LC_NODISCARD;
+
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * The linecert service: `linecert serve` and the operator commands.
+ * The linecert service: `linecert serve`, its configuration, and what
+ * the operator commands (cli/) need of it.
  *
  * brk_serve() runs the daemon until SIGINT/SIGTERM: a Paho MQTT session
  * (Sparkplug host application), one loop thread that owns the state
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include "ca_adapters/ca.h"
 #include "common/lc_err.h"
 #include "statemachine/sm.h"
@@ -191,11 +193,34 @@ void brk_path_ca(const struct brk_config *cfg, char *buf, size_t cap);
 void brk_path_audit_key(const struct brk_config *cfg, char *buf, size_t cap);
 void brk_path_audit_pub(const struct brk_config *cfg, char *buf, size_t cap);
 
-/* Operator commands; each returns a process exit status. */
-int brk_cli_main(int argc, char **argv);
+/* ---- what the operator commands use (cli/) ------------------------------------ */
 
-/* `linecert audit <sub> ...` (cli_audit.c); argv[0] is "audit". Returns
- * the exit status: 0 verified/done, 1 failed, 2 usage. */
-int brk_cli_audit(int argc, char **argv);
+/* One writer per data directory: `serve`, or an operator command
+ * working offline (docs/design.md, "Operator commands and the data
+ * directory lock"). */
+struct brk_lock {
+  int fd;                   /* -1: not held */
+};
+void brk_lock_release(struct brk_lock *l);
+
+/* How an operator command that changes the store or the audit chain is
+ * carried out. OFFLINE: no service runs; the lock is now held in *l for
+ * `who`, the caller does the work itself and releases it. SERVICE: a
+ * `linecert serve` holds the directory and answered `req`: *answer.
+ * REFUSED: neither (another command holds it, or the service cannot be
+ * reached); err says why. */
+enum brk_route { BRK_ROUTE_OFFLINE, BRK_ROUTE_SERVICE, BRK_ROUTE_REFUSED };
+enum brk_route brk_route_op(const struct brk_config *cfg, const char *who,
+                            json_t *req, struct brk_lock *l,
+                            json_t **answer, char *err, size_t cap);
+
+/* Install the key file new_path as the data directory's audit key after
+ * a rotation (the old file kept as <key>.retired-<seq>, its name in
+ * `retired`, "" when there was none) and write the public key beside
+ * it. */
+lc_err brk_audit_install_key_file(const struct brk_config *cfg,
+                                  const char *new_path, uint64_t seq,
+                                  const char *new_pem, char *retired,
+                                  size_t cap) LC_NODISCARD;
 
 #endif

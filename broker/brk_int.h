@@ -250,13 +250,7 @@ void brk_devtab_each(struct brk_devtab *t,
 
 /* ---- the data directory lock (datadir.c) ---------------------------------------- */
 
-/* One writer per data directory: `serve`, or an operator command
- * working offline (docs/design.md, "Operator commands and the data
- * directory lock"). */
-struct brk_lock {
-  int fd;                   /* -1: not held */
-};
-
+/* One writer per data directory (struct brk_lock, brk.h). */
 struct brk_lock_holder {
   long pid;                 /* 0: not known (not written yet) */
   char who[64];             /* "serve", "audit rotate-key", ... */
@@ -271,21 +265,12 @@ void brk_path_control(const struct brk_config *cfg, char *buf, size_t cap);
 lc_err brk_lock_take(const struct brk_config *cfg, const char *who,
                      struct brk_lock *l, struct brk_lock_holder *holder)
   LC_NODISCARD;
-void brk_lock_release(struct brk_lock *l);
 /* "data directory D is in use by linecert WHO (pid N)". */
 void brk_lock_describe(const struct brk_config *cfg,
                        const struct brk_lock_holder *h, char *buf,
                        size_t cap);
 
 /* ---- the service (struct brk) ------------------------------------------ */
-
-struct brk_ckpt {
-  bool loaded;                  /* the last stored checkpoint was read */
-  struct aud_frontier frontier; /* the tree of the last checkpoint */
-  uint64_t made_ms;             /* wall time of the last one; 0: none */
-  uint64_t retry_at_ms;         /* after a failure, not before this */
-  char origin[AUD_ORIGIN_MAX];
-};
 
 enum brk_fx_kind { BRK_FX_SUBMIT, BRK_FX_DELIVER, BRK_FX_STATUS };
 
@@ -490,7 +475,7 @@ struct brk {
   size_t hist_head, hist_len;
   uint64_t next_snapshot, next_state_count;
   struct brk_http *http;
-  struct brk_ckpt ckpt;               /* signed Merkle checkpoints */
+  struct aud_log_ticker ckpt;         /* signed Merkle checkpoints */
   uint64_t ckpt_kept;                 /* tree size in audit/checkpoint */
   struct brk_lock lock;               /* the data directory's */
   struct lc_queue *ctl_q;             /* operator requests, to the loop */
@@ -620,11 +605,6 @@ lc_err brk_read_file(const char *path, char **out) LC_NODISCARD;
  * data directory holds an audit key or a local CA, unless new_log. */
 lc_err brk_integrity_store_present(const struct brk_config *cfg)
   LC_NODISCARD;
-/* Verify the audit chain after the last stored checkpoint (and that
- * checkpoint), ending with current_key. LC_EVERIFY with `why` naming the
- * first bad record or checkpoint; other errors: could not check. */
-lc_err brk_integrity_tail(struct sm_store *st, const char *current_key,
-                          char *why, size_t cap) LC_NODISCARD;
 /* Keep the latest checkpoint note in <data_dir>/audit/checkpoint, for a
  * new log's first record should the store ever be lost. */
 lc_err brk_integrity_keep_checkpoint(const struct brk_config *cfg,
@@ -711,72 +691,10 @@ lc_err brk_ctl_call(const struct brk_config *cfg, json_t *req,
                     int timeout_ms, json_t **answer, char *err, size_t cap)
   LC_NODISCARD;
 
-/* How an operator command that changes the store or the audit chain is
- * carried out. OFFLINE: no service runs; the lock is now held in *l for
- * `who`, the caller does the work itself and releases it. SERVICE: a
- * `linecert serve` holds the directory and answered `req`: *answer.
- * REFUSED: neither (another command holds it, or the service cannot be
- * reached); err says why. */
-enum brk_route { BRK_ROUTE_OFFLINE, BRK_ROUTE_SERVICE, BRK_ROUTE_REFUSED };
-enum brk_route brk_route_op(const struct brk_config *cfg, const char *who,
-                            json_t *req, struct brk_lock *l,
-                            json_t **answer, char *err, size_t cap);
+/* ---- the audit key's files (audit_key.c) ------------------------------------------ */
 
-/* ---- audit key rotation (audit_key.c): the offline command and the
- * service share it ------------------------------------------------------------------ */
-
-/* In one transaction: check that old_s holds the key in force, seal a
- * key_rotated record naming new_s with old_s at the stored tail, and
- * make new_s the key in force (meta audit_pubkey; audit_pubkey_initial
- * kept once). *tail: the chain after the record (tail->last_seq is its
- * seq). On failure nothing changed and err says why. */
-lc_err brk_audit_rotate(struct sm_store *st, struct aud_signer *old_s,
-                        struct aud_signer *new_s, const char *actor,
-                        struct aud_chain *tail, char *err, size_t cap)
-  LC_NODISCARD;
-/* Install the key file new_path as the data directory's audit key (the
- * old file kept as <key>.retired-<seq>, its name in `retired`, "" when
- * there was none) and write the public key beside it. */
-lc_err brk_audit_install_key_file(const struct brk_config *cfg,
-                                  const char *new_path, uint64_t seq,
-                                  const char *new_pem, char *retired,
-                                  size_t cap) LC_NODISCARD;
-/* Do two PEM public keys name the same key (by fingerprint)? */
-bool brk_audit_same_key(const char *pem_a, const char *pem_b);
 /* Write audit/audit-pub.pem. */
 lc_err brk_audit_write_pub(const struct brk_config *cfg, const char *pem)
   LC_NODISCARD;
-
-/* ---- audit checkpoints (checkpoint.c) ------------------------------------------ */
-
-/* The log's checkpoint origin (C2SP "origin" and key name), made once
- * from the first record's hash and kept in meta "audit_origin":
- * "linecert/audit/<first 8 bytes of record 1's hash, hex>". LC_ENOTFOUND
- * for an empty log. */
-lc_err brk_audit_origin(struct sm_store *st, char out[AUD_ORIGIN_MAX])
-  LC_NODISCARD;
-/* The key that signs from seq 1: meta "audit_pubkey_initial" (set by the
- * first rotation), else "audit_pubkey". *pem freed with lc_free(). */
-lc_err brk_audit_key0(struct sm_store *st, char **pem) LC_NODISCARD;
-/* Sign the checkpoint of the tree `f` (the records 1..f->size) and store
- * it. *out (may be NULL) freed with sm_checkpoint_free(). */
-lc_err brk_checkpoint_make(struct sm_store *st, struct aud_signer *signer,
-                           const char *origin, const struct aud_frontier *f,
-                           bool exported, uint64_t now_ms,
-                           struct sm_checkpoint **out) LC_NODISCARD;
-
-/* The daemon's periodic checkpoints. Zero-initialise; no cleanup. */
-
-/* Make a signed checkpoint of records 1..tail_seq when the log grew by
- * at least every_records since the last one, or when every_ms passed
- * and it grew at all. Reads only the records after the last checkpoint
- * (its frontier is kept). Call on the loop thread between batches (no
- * transaction open), e.g. after batch_end() in run_loop() with
- * b->chain.last_seq, and once at shutdown with every_records 1. LC_OK
- * also when nothing was due; errors are logged here. */
-lc_err brk_checkpoint_tick(struct brk_ckpt *ck, struct sm_store *st,
-                           struct aud_signer *signer, uint64_t tail_seq,
-                           uint64_t now_ms, uint64_t every_records,
-                           uint64_t every_ms) LC_NODISCARD;
 
 #endif

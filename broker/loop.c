@@ -75,8 +75,9 @@ void brk_loop_checkpoint(struct brk *b, bool final)
 {
   uint64_t every = final ? 1 : b->cfg->checkpoint_every_records;
   uint64_t every_ms = final ? 0 : (uint64_t)b->cfg->checkpoint_every_s * 1000;
-  if(brk_checkpoint_tick(&b->ckpt, b->store, b->signer, b->chain.last_seq,
-                         lc_now_ms(), every, every_ms) != LC_OK)
+  if(aud_log_checkpoint_tick(&b->ckpt, sm_store_audit_log(b->store),
+                              b->signer, b->chain.last_seq, lc_now_ms(),
+                              every, every_ms) != LC_OK)
     lc_log(LC_WARN, "audit", "op=checkpoint final=%d", final);
   else if(b->ckpt.frontier.size > b->ckpt_kept)
     keep_checkpoint(b);

@@ -42,8 +42,8 @@ static json_t *op_rotate_key(struct brk *b, const struct brk_ctl_req *r)
   char actor[64], err[256];
   snprintf(actor, sizeof(actor), "operator:uid=%u", r->uid);
   struct aud_chain tail;
-  rc = brk_audit_rotate(b->store, b->signer, new_s, actor, &tail, err,
-                        sizeof(err));
+  rc = aud_log_rotate(sm_store_audit_log(b->store), b->signer, new_s, actor,
+                      &tail, err, sizeof(err));
   if(rc != LC_OK) {
     aud_signer_free(new_s);
     return brk_ctl_error("%s", err);
@@ -54,8 +54,9 @@ static json_t *op_rotate_key(struct brk *b, const struct brk_ctl_req *r)
   atomic_fetch_add(&b->stats.audit_records, 1);
   aud_signer_free(b->signer);
   b->signer = new_s;
-  if(brk_checkpoint_tick(&b->ckpt, b->store, b->signer, b->chain.last_seq,
-                         lc_now_ms(), 1, 0) != LC_OK)
+  if(aud_log_checkpoint_tick(&b->ckpt, sm_store_audit_log(b->store),
+                              b->signer, b->chain.last_seq, lc_now_ms(), 1,
+                              0) != LC_OK)
     lc_log(LC_WARN, "audit", "op=checkpoint after=rotate_key");
   char *pem = NULL, fpr[AUD_FPR_HEX] = "", retired[BRK_PATH_MAX + 32];
   if(aud_signer_pubkey_pem(b->signer, &pem) == LC_OK &&

@@ -78,13 +78,14 @@ static lc_err open_audit_signer(struct brk *b, char *path, size_t cap)
   return rc;
 }
 
-/* Never append to a chain that does not verify (integrity.c). */
+/* Never append to a chain that does not verify (audit/log_tail.c). */
 static lc_err verify_tail(struct brk *b)
 {
   char *pem = NULL, why[AUD_WHY_MAX + 64];
   lc_err rc = aud_signer_pubkey_pem(b->signer, &pem);
   if(rc == LC_OK)
-    rc = brk_integrity_tail(b->store, pem, why, sizeof(why));
+    rc = aud_log_verify_tail(sm_store_audit_log(b->store), pem, why,
+                             sizeof(why));
   lc_free(pem);
   if(rc == LC_EVERIFY)
     lc_log(LC_ERROR, "serve", "op=integrity err=\"audit log does not "

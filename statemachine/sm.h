@@ -339,6 +339,11 @@ lc_err sm_store_checkpoint_put(struct sm_store *st,
 lc_err sm_store_checkpoint_latest(struct sm_store *st, bool exported_only,
                                   struct sm_checkpoint **out) LC_NODISCARD;
 
+/* The store's audit log as the audit library reads and writes it
+ * (struct aud_log, audit/aud.h: scans, checkpoints, exports, key
+ * rotation). Borrowed: valid while st is open; NULL for a NULL st. */
+const struct aud_log *sm_store_audit_log(struct sm_store *st);
+
 /* ---- CA tickets ---------------------------------------------------------- */
 
 /* The durable memo behind ca_adapters' struct ca_ticket_store: request

@@ -54,6 +54,7 @@ struct sm_store_ops {
 /* The common head of every backend's handle. */
 struct sm_store {
   const struct sm_store_ops *ops;
+  struct aud_log audit_log;       /* sm_store_audit_log() (audit_log.c) */
 };
 
 /* Newest schema version a store of this build writes and reads. */

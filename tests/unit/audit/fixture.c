@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker/brk.h"
+#include "cli/cli.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
 
@@ -200,7 +200,7 @@ int fx_cli(struct fx *f, const char *out_name, const char *const args[])
     return -1;
   dup2(fd, STDOUT_FILENO);
   close(fd);
-  int rc = brk_cli_audit(argc, (char **)argv);
+  int rc = cli_audit(argc, (char **)argv);
   fflush(stdout);
   dup2(saved, STDOUT_FILENO);
   close(saved);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
  * test_audit_trail: Merkle tree, signed notes, exports and their
- * verification, checkpoints, receipts, consistency, key rotation.
+ * verification, checkpoints, receipts, consistency, key rotation, and
+ * the stored-log functions on their own.
  */
 #include "tests/unit/audit/suites.h"
 
@@ -11,6 +12,7 @@ int main(void)
     {"audit.merkle", NULL, NULL, merkle_tests},
     {"audit.note", note_suite_init, note_suite_cleanup, note_tests},
     {"audit.trail", trail_suite_init, trail_suite_cleanup, trail_tests},
+    {"audit.log", NULL, NULL, log_tests},
     {NULL, NULL, NULL, NULL}};
   return lc_cunit_run(suites);
 }

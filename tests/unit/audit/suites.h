@@ -9,6 +9,7 @@
 extern const struct lc_test merkle_tests[];
 extern const struct lc_test note_tests[];
 extern const struct lc_test trail_tests[];
+extern const struct lc_test log_tests[];
 int note_suite_init(void);
 int note_suite_cleanup(void);
 int trail_suite_init(void);

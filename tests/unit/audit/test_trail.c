@@ -6,7 +6,6 @@
  * under its checkpoints, key rotation (trust forward from the old key
  * and backward from the new one), and the daemon's periodic checkpoint.
  */
-#include "broker/brk_int.h"
 #include "common/lc_mem.h"
 #include "tests/support/lc_cunit.h"
 #include "tests/unit/audit/fixture.h"
@@ -408,12 +407,13 @@ static void test_daemon_checkpoint_ticks(void)
   snprintf(db, sizeof(db), "%s/linecert.db", f.data_dir);
   struct sm_store *st = NULL;
   CU_ASSERT_FATAL(sm_store_open_sqlite(db, SM_STORE_RW, &st) == LC_OK);
-  struct brk_ckpt ck;
+  struct aud_log_ticker ck;
   memset(&ck, 0, sizeof(ck));
   struct sm_checkpoint *cp = NULL;
   /* the first tick after start makes one */
-  CU_ASSERT_EQUAL(brk_checkpoint_tick(&ck, st, f.signer, 300, 1000, 100,
-                                      60000), LC_OK);
+  CU_ASSERT_EQUAL(aud_log_checkpoint_tick(&ck, sm_store_audit_log(st),
+                                          f.signer, 300, 1000, 100, 60000),
+                  LC_OK);
   CU_ASSERT_EQUAL_FATAL(sm_store_checkpoint_latest(st, false, &cp), LC_OK);
   CU_ASSERT_EQUAL(cp->tree_size, 300);
   sm_checkpoint_free(cp);
@@ -421,14 +421,16 @@ static void test_daemon_checkpoint_ticks(void)
   CU_ASSERT(fx_append(&f, 50, 8));
   CU_ASSERT_FATAL(sm_store_open_sqlite(db, SM_STORE_RW, &st) == LC_OK);
   /* 50 new records, 100 wanted, 30 s of 60: not due */
-  CU_ASSERT_EQUAL(brk_checkpoint_tick(&ck, st, f.signer, 350, 31000, 100,
-                                      60000), LC_OK);
+  CU_ASSERT_EQUAL(aud_log_checkpoint_tick(&ck, sm_store_audit_log(st),
+                                          f.signer, 350, 31000, 100, 60000),
+                  LC_OK);
   CU_ASSERT_EQUAL_FATAL(sm_store_checkpoint_latest(st, false, &cp), LC_OK);
   CU_ASSERT_EQUAL(cp->tree_size, 300);
   sm_checkpoint_free(cp);
   /* time is up */
-  CU_ASSERT_EQUAL(brk_checkpoint_tick(&ck, st, f.signer, 350, 61000, 100,
-                                      60000), LC_OK);
+  CU_ASSERT_EQUAL(aud_log_checkpoint_tick(&ck, sm_store_audit_log(st),
+                                          f.signer, 350, 61000, 100, 60000),
+                  LC_OK);
   CU_ASSERT_EQUAL_FATAL(sm_store_checkpoint_latest(st, false, &cp), LC_OK);
   CU_ASSERT_EQUAL(cp->tree_size, 350);
   CU_ASSERT_FALSE(cp->exported);
@@ -438,8 +440,9 @@ static void test_daemon_checkpoint_ticks(void)
   /* a fresh process: the frontier comes from the stored checkpoint */
   memset(&ck, 0, sizeof(ck));
   CU_ASSERT_FATAL(sm_store_open_sqlite(db, SM_STORE_RW, &st) == LC_OK);
-  CU_ASSERT_EQUAL(brk_checkpoint_tick(&ck, st, f.signer, 470, 62000, 100,
-                                      60000), LC_OK);
+  CU_ASSERT_EQUAL(aud_log_checkpoint_tick(&ck, sm_store_audit_log(st),
+                                          f.signer, 470, 62000, 100, 60000),
+                  LC_OK);
   CU_ASSERT_EQUAL_FATAL(sm_store_checkpoint_latest(st, false, &cp), LC_OK);
   CU_ASSERT_EQUAL(cp->tree_size, 470);
   sm_checkpoint_free(cp);

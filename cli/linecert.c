@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "broker/brk.h"
+#include "cli/cli.h"
 
 int main(int argc, char **argv)
 {
-  return brk_cli_main(argc, argv);
+  return cli_main(argc, argv);
 }

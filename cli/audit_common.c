@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * What the `linecert audit` commands share: files, the store, keys and
+ * signers, and the steps every signing command takes before it signs
+ * (the log scanned, the stored checkpoint still its prefix), each with
+ * the operator's message on failure.
+ */
+#include "cli/cli_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/lc_mem.h"
+#include "common/lc_util.h"
+
+#define SMALL_FILE_MAX (1u << 20)
+
+int cli__usage_error(const char *fmt, const char *arg)
+{
+  fputs("linecert audit: ", stderr);
+  fprintf(stderr, fmt, arg ? arg : "");
+  fputs("\n(linecert audit --help)\n", stderr);
+  return CLI_EXIT_USAGE;
+}
+
+/* ---- files ----------------------------------------------------------------------- */
+
+/* Read a small text file whole; *out freed with lc_free(). */
+static lc_err read_small_file(const char *path, char **out)
+{
+  FILE *f = fopen(path, "rb");
+  if(!f)
+    return errno == ENOENT ? LC_ENOTFOUND : LC_EIO;
+  char *buf = lc_malloc(SMALL_FILE_MAX + 1);
+  if(!buf) {
+    fclose(f);
+    return LC_ENOMEM;
+  }
+  size_t n = fread(buf, 1, SMALL_FILE_MAX + 1, f);
+  bool bad = ferror(f) != 0;
+  fclose(f);
+  if(bad || n > SMALL_FILE_MAX) {
+    lc_free(buf);
+    return bad ? LC_EIO : LC_ETOOBIG;
+  }
+  buf[n] = '\0';
+  if(strlen(buf) != n) { /* a NUL byte: not a text file */
+    lc_free(buf);
+    return LC_EPROTO;
+  }
+  *out = buf;
+  return LC_OK;
+}
+
+int cli__read_or_complain(const char *what, const char *path, char **out)
+{
+  lc_err err = read_small_file(path, out);
+  if(err == LC_OK)
+    return 0;
+  fprintf(stderr, "linecert audit: %s %s: %s\n", what, path,
+          lc_strerror(err));
+  return CLI_EXIT_USAGE;
+}
+
+int cli__write_text(const char *path, const char *text)
+{
+  FILE *f = path ? fopen(path, "w") : stdout;
+  if(!f) {
+    fprintf(stderr, "linecert audit: cannot write %s: %s\n", path,
+            strerror(errno));
+    return CLI_EXIT_FAIL;
+  }
+  bool ok = fputs(text, f) >= 0;
+  if(path)
+    ok = fclose(f) == 0 && ok;
+  else
+    ok = fflush(f) == 0 && ok;
+  return ok ? 0 : CLI_EXIT_FAIL;
+}
+
+/* ---- store, keys, signers ----------------------------------------------------------- */
+
+int cli__audit_store(const struct cli_audit_args *a, enum sm_store_mode mode,
+                     struct sm_store **st)
+{
+  return cli__open_store(&a->cfg, "linecert audit", mode, st);
+}
+
+int cli__load_pubkeys(const struct cli_audit_args *a,
+                      char *keys[CLI_PUBKEYS_MAX])
+{
+  for(int i = 0; i < a->npubkey; i++) {
+    int rc = cli__read_or_complain("--pubkey", a->pubkey[i], &keys[i]);
+    if(rc)
+      return rc;
+    char fpr[AUD_FPR_HEX];
+    if(aud_key_fpr(keys[i], fpr) != LC_OK) {
+      fprintf(stderr, "linecert audit: --pubkey %s: not a PEM EC P-256 "
+              "public key\n", a->pubkey[i]);
+      return CLI_EXIT_USAGE;
+    }
+  }
+  return 0;
+}
+
+void cli__free_keys(char *keys[], int n)
+{
+  for(int i = 0; i < n; i++)
+    lc_free(keys[i]);
+}
+
+int cli__open_signer_with(const struct cli_audit_args *a, const char *file,
+                          const char *label, const char *id, bool create,
+                          struct aud_signer **out)
+{
+  lc_err err;
+  if(label || id) {
+    if(!a->p11_module)
+      return cli__usage_error("a PKCS#11 key needs --pkcs11-module", NULL);
+    struct aud_pkcs11_config p = {.module = a->p11_module,
+                                  .token = a->p11_token, .key_label = label,
+                                  .key_id = id, .pin = getenv(CLI_PIN_ENV)};
+    err = aud_signer_open_pkcs11(&p, out);
+  } else {
+    err = aud_signer_open_file(file, create, out);
+  }
+  if(err == LC_OK)
+    return 0;
+  fprintf(stderr, "linecert audit: cannot open the %s audit key (%s)\n",
+          label || id ? "PKCS#11" : "file", lc_strerror(err));
+  return CLI_EXIT_FAIL;
+}
+
+int cli__open_signer(const struct cli_audit_args *a, struct aud_signer **out)
+{
+  char path[BRK_PATH_MAX];
+  brk_path_audit_key(&a->cfg, path, sizeof(path));
+  return cli__open_signer_with(a, path, a->p11_key, a->p11_key_id, false,
+                               out);
+}
+
+int cli__check_key_in_force(const struct aud_log *log,
+                            const struct aud_signer *s)
+{
+  lc_err err = aud_log_signer_check(log, s);
+  if(err == LC_OK)
+    return 0;
+  if(err == LC_EVERIFY)
+    fprintf(stderr, "linecert audit: this key is not the audit key in "
+            "force for this store\n");
+  else
+    fprintf(stderr, "linecert audit: the store names no audit key\n");
+  return CLI_EXIT_FAIL;
+}
+
+/* ---- before signing: the log read back ---------------------------------------------- */
+
+int cli__scan(const struct aud_log *log, uint64_t tail,
+              const struct aud_filter *filter, struct aud_scan *s)
+{
+  lc_err err = aud_log_scan(log, tail, filter, s);
+  if(err == LC_OK)
+    return 0;
+  if(s->detail == LC_ENOTFOUND)
+    fprintf(stderr, "linecert audit: the store names no audit key\n");
+  else if(s->detail == LC_EDB)
+    fprintf(stderr, "linecert audit: the stored log has a gap at seq %"
+            PRIu64 "\n", aud_merkle_size(s->tree) + 1);
+  else if(s->detail == LC_EVERIFY)
+    fprintf(stderr, "linecert audit: record %" PRIu64 " does not match its "
+            "hash or its predecessor: the stored log was changed (see "
+            "linecert audit verify)\n", s->at_seq);
+  else if(s->detail == LC_EPROTO)
+    fprintf(stderr, "linecert audit: record %" PRIu64 ": malformed key "
+            "rotation\n", s->at_seq);
+  else
+    fprintf(stderr, "linecert audit: cannot read the log (%s)\n",
+            lc_strerror(err));
+  return CLI_EXIT_FAIL;
+}
+
+int cli__check_stored_checkpoint(const struct aud_log *log,
+                                 const struct aud_scan *s)
+{
+  uint64_t cp_size = 0;
+  lc_err err = aud_scan_check_checkpoint(log, s, &cp_size);
+  if(err == LC_OK)
+    return 0;
+  if(err == LC_ERANGE)
+    fprintf(stderr, "linecert audit: the log ends at seq %" PRIu64
+            " but a checkpoint covers %" PRIu64 ": records were removed\n",
+            aud_merkle_size(s->tree), cp_size);
+  else if(err == LC_EVERIFY)
+    fprintf(stderr, "linecert audit: records 1..%" PRIu64 " no longer "
+            "match their checkpoint: the log was changed\n", cp_size);
+  else
+    fprintf(stderr, "linecert audit: cannot read checkpoints (%s)\n",
+            lc_strerror(err));
+  return CLI_EXIT_FAIL;
+}
+
+int cli__checkpoint_now(const struct aud_log *log, struct aud_signer *signer,
+                        const char *origin, const struct aud_scan *s,
+                        char **note)
+{
+  lc_err err = aud_scan_checkpoint(log, signer, origin, s, lc_now_ms(),
+                                   note);
+  if(err == LC_OK)
+    return 0;
+  fprintf(stderr, "linecert audit: cannot make a checkpoint (%s)\n",
+          lc_strerror(err));
+  return CLI_EXIT_FAIL;
+}
