@@ -5,6 +5,7 @@
 #include "common/lc_queue.h"
 #include "common/lc_util.h"
 #include "tests/support/lc_cunit.h"
+#include "tests/unit/common/suites.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -177,6 +178,9 @@ static const struct lc_test tests[] = {
 int main(void)
 {
   const struct lc_suite suites[] = {{"common", NULL, NULL, tests},
+                                    {"file", NULL, NULL, lc_test_file},
+                                    {"buf", NULL, NULL, lc_test_buf},
+                                    {"crypto", NULL, NULL, lc_test_crypto},
                                     {NULL, NULL, NULL, NULL}};
   return lc_cunit_run(suites);
 }
