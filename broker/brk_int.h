@@ -531,9 +531,6 @@ void brk_publish_status(struct brk *b, struct brk_dev *d, const char *status);
 /* Queue a worker job (blocks while the job queue is full). */
 void brk_push_job(struct brk *b, struct brk_job *job);
 
-/* A whole file, NUL-terminated; *out freed with lc_free(). LC_EIO. */
-lc_err brk_read_file(const char *path, char **out) LC_NODISCARD;
-
 /* ---- start-up integrity (integrity.c) ------------------------------------------ */
 
 /* LC_EVERIFY (logged) when linecert.db is missing or empty while the
