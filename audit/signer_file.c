@@ -22,6 +22,7 @@
  */
 #include "audit/aud_int.h"
 #include "common/lc_file.h"
+#include "common/lc_crypto.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -109,16 +110,6 @@ static const struct aud_signer_ops file_ops = {
 
 /* ---- loading ------------------------------------------------------------ */
 
-/* Never prompt on a terminal for an encrypted key: fail instead. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-  (void)buf;
-  (void)size;
-  (void)rwflag;
-  (void)u;
-  return -1;
-}
-
 /* Read the whole key file into a new buffer of *len bytes that the
  * caller must cleanse and free. LC_ENOTFOUND when it does not exist. */
 static lc_err read_key_file(const char *path, uint8_t **out, size_t *len)
@@ -167,7 +158,7 @@ static lc_err decode_private_key(const uint8_t *pem, size_t len,
   BIO *bio = BIO_new_mem_buf(pem, (int)len);
   if(!bio)
     return LC_ENOMEM;
-  EVP_PKEY *pkey = PEM_read_bio_PrivateKey_ex(bio, NULL, no_passphrase,
+  EVP_PKEY *pkey = PEM_read_bio_PrivateKey_ex(bio, NULL, lc_pem_no_password,
                                               NULL, NULL, NULL);
   BIO_free(bio);
   if(!pkey) {

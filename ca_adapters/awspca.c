@@ -376,7 +376,9 @@ static lc_err issue(struct awspca *a, const struct ca_request *req,
   char token[37];
   idempotency_token(req->request_key, token);
   char *pem = ca__csr_pem(req->csr);
-  char *b64 = pem ? ca__b64((const uint8_t *)pem, strlen(pem)) : NULL;
+  char *b64 = NULL;
+  if(pem && lc_b64_encode(pem, strlen(pem), &b64) != LC_OK)
+    b64 = NULL;
   json_t *j = b64 ? issue_body(&a->role[req->role], b64, token) : NULL;
   lc_free(pem);
   lc_free(b64);

@@ -173,14 +173,14 @@ static X509 *der_to_x509(const uint8_t *der, size_t len)
 static X509 *x509_from_b64(const char *s)
 {
   size_t n = 0;
-  uint8_t *once = ca__unb64(s, strlen(s), &n);
-  if(!once)
+  uint8_t *once = NULL;
+  if(lc_b64_decode_lax(s, strlen(s), &once, &n) != LC_OK)
     return NULL;
   X509 *x = der_to_x509(once, n);
   if(!x) {
     size_t m = 0;
-    uint8_t *twice = ca__unb64((const char *)once, n, &m);
-    if(twice)
+    uint8_t *twice = NULL;
+    if(lc_b64_decode_lax((const char *)once, n, &twice, &m) == LC_OK)
       x = der_to_x509(twice, m);
     lc_free(twice);
   }
@@ -767,11 +767,10 @@ lc_err ca_ejbca_open(const struct ca_ejbca_config *cfg, struct ca_adapter **out)
     rc = LC_ENOMEM;
   if(rc == LC_OK && cfg->enrollment_secret) {
     /* Any length in, 32 bytes kept. */
-    unsigned int len = 0;
-    if(EVP_Digest(cfg->enrollment_secret, strlen(cfg->enrollment_secret),
-                  e->secret, &len, EVP_sha256(), NULL) != 1)
-      rc = LC_ETLS;
-    e->secret_len = len;
+    _Static_assert(sizeof(e->secret) >= LC_SHA256_LEN, "secret holds a hash");
+    rc = lc_sha256(cfg->enrollment_secret, strlen(cfg->enrollment_secret),
+                   e->secret);
+    e->secret_len = rc == LC_OK ? LC_SHA256_LEN : 0;
   } else if(rc == LC_OK) {
     if(RAND_bytes(e->secret, sizeof(e->secret)) != 1)
       rc = LC_ETLS;

@@ -229,8 +229,9 @@ static void certificate_id(const char *key, char out[64])
     lc_strlcpy(out, key, 64);
     return;
   }
-  char hex[65];
-  ca__sha256_hex(key, strlen(key), hex);
+  char hex[LC_SHA256_HEX];
+  /* A failure leaves 64 '0's: still a valid id, and logged. */
+  (void)lc_sha256_hex(key, strlen(key), hex);
   snprintf(out, 64, "lc-%.60s", hex);
 }
 

@@ -113,12 +113,6 @@ static void sb_uri(struct sb *s, const char *d, size_t n, bool keep_slash)
 
 /* ---- hashing ------------------------------------------------------------ */
 
-static bool sha256(const void *d, size_t n, uint8_t out[32])
-{
-  unsigned int len = 0;
-  return EVP_Digest(d, n, out, &len, EVP_sha256(), NULL) == 1 && len == 32;
-}
-
 static bool hmac256(const void *key, size_t klen, const void *d, size_t n,
                     uint8_t out[32])
 {
@@ -375,7 +369,7 @@ lc_err ca__sigv4_sign(const struct ca__sigv4_in *in, struct ca__sigv4_out *out)
        16)
     return LC_EINVAL;
   uint8_t md[32];
-  if(!sha256(in->body ? in->body : "", in->body_len, md))
+  if(lc_sha256(in->body ? in->body : "", in->body_len, md) != LC_OK)
     return LC_ETLS;
   lc_hex(md, 32, out->payload_hash);
 
@@ -435,7 +429,7 @@ lc_err ca__sigv4_sign(const struct ca__sigv4_in *in, struct ca__sigv4_out *out)
     goto out;
   }
   char creq_hash[65];
-  if(!sha256(creq.p, creq.len, md)) {
+  if(lc_sha256(creq.p, creq.len, md) != LC_OK) {
     rc = LC_ETLS;
     goto out;
   }

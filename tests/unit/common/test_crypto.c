@@ -131,7 +131,7 @@ static void test_pem_no_password_refuses_encrypted_keys(void)
 const struct lc_test lc_test_crypto[] = {
   {"base64: RFC 4648 vectors encode and decode both ways",
    test_b64_rfc4648_vectors_round_trip},
-  {"base64url unpadded; lax decode skips line breaks",
+  {"base64url without padding; base64 decode with line breaks",
    test_base64url_unpadded},
   {"base64 strict: every non-canonical spelling refused",
    test_b64_strict_refuses_other_spellings},
