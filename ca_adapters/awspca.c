@@ -66,9 +66,7 @@ struct aws_role {
 };
 
 struct awspca {
-  struct ca__remote r;         /* first */
-  struct ca__http *http;
-  struct ca__tickets *tickets;
+  struct ca__remote r;         /* first; holds http and tickets */
   char *url;                   /* endpoint as given */
   char *host;                  /* Host header value (signed) */
   char *path;                  /* request path, "/" */
@@ -198,7 +196,7 @@ static lc_err call(struct awspca *a, const char *op, json_t *req_json,
                              .headers = hdrs, .body = body,
                              .body_len = strlen(body)};
   struct ca__http_resp resp;
-  lc_err trc = ca__http_do(a->http, &req, &resp);
+  lc_err trc = ca__http_do(a->r.http, &req, &resp);
   if(trc == LC_ENOMEM) {
     rc = LC_ENOMEM;
     goto out;
@@ -320,7 +318,7 @@ static lc_err get_cert(struct awspca *a, const struct ca_request *req,
       rc = LC_OK;
     }
     if(rc == LC_OK && res->status == CA_ISSUED) {
-      ca__tickets_del(a->tickets, req->request_key);
+      ca__tickets_del(a->r.tickets, req->request_key);
       lc_log(LC_DEBUG, "ca", "ca=awspca op=issued role=%s key=%s serial=%s",
              ca_role_name(req->role), req->request_key, res->serial_hex);
     }
@@ -336,11 +334,11 @@ static lc_err get_cert(struct awspca *a, const struct ca_request *req,
     lc_log(LC_WARN, "ca", "ca=awspca op=GetCertificate key=%s msg=\"ARN "
            "unknown to the CA; issuing again with the same token\"",
            req->request_key);
-    ca__tickets_del(a->tickets, req->request_key);
+    ca__tickets_del(a->r.tickets, req->request_key);
     ca__res_retry_soon(res, "aws:stale_ticket");
   } else if(ans.transport == LC_OK &&
             strcmp(ans.code, "RequestFailedException") == 0) {
-    ca__tickets_del(a->tickets, req->request_key);
+    ca__tickets_del(a->r.tickets, req->request_key);
     map_failure(a, "GetCertificate", req->request_key, a->r.pace[PACE_GET],
                 &ans, res);
   } else {
@@ -418,7 +416,7 @@ static lc_err aws_submit(struct ca_adapter *ca, const struct ca_request *req,
   char *arn = lc_malloc(ARN_MAX);
   if(!arn)
     return LC_ENOMEM;
-  lc_err rc = ca__tickets_get(a->tickets, req->request_key, arn, ARN_MAX);
+  lc_err rc = ca__tickets_get(a->r.tickets, req->request_key, arn, ARN_MAX);
   bool have = rc == LC_OK;
   if(rc == LC_ENOTFOUND || rc == LC_ETOOBIG) {
     rc = LC_OK;
@@ -433,7 +431,7 @@ static lc_err aws_submit(struct ca_adapter *ca, const struct ca_request *req,
   if(!have) {
     rc = issue(a, req, arn, &have, &r);
     if(rc == LC_OK && have) {
-      lc_err trc = ca__tickets_put(a->tickets, req->request_key, arn);
+      lc_err trc = ca__tickets_put(a->r.tickets, req->request_key, arn);
       if(trc == LC_ENOMEM)
         rc = trc;
       /* A durable store failure is logged; the token still protects a
@@ -463,15 +461,8 @@ static lc_err aws_cancel(struct ca_adapter *ca, const struct ca_request *req)
   if(!ca || !req || !req->request_key)
     return LC_EINVAL;
   /* Private CA cannot withdraw an IssueCertificate; forget the ARN. */
-  ca__tickets_del(((struct awspca *)ca)->tickets, req->request_key);
+  ca__tickets_del(((struct awspca *)ca)->r.tickets, req->request_key);
   return LC_OK;
-}
-
-static void aws_shutdown(struct ca_adapter *ca)
-{
-  struct awspca *a = (struct awspca *)ca;
-  ca__remote_shutdown(&a->r);
-  ca__http_abort(a->http);
 }
 
 static void aws_free(struct ca_adapter *ca)
@@ -479,10 +470,7 @@ static void aws_free(struct ca_adapter *ca)
   struct awspca *a = (struct awspca *)ca;
   if(!a)
     return;
-  for(unsigned i = 0; i < a->r.n_pace; i++)
-    ca__pace_free(a->r.pace[i]);
-  ca__tickets_free(a->tickets);
-  ca__http_free(a->http);
+  ca__remote_cleanup(&a->r);
   for(int i = 0; i < CA_ROLE_COUNT; i++) {
     lc_free(a->role[i].ca_arn);
     lc_free(a->role[i].template_arn);
@@ -503,7 +491,7 @@ const struct ca_ops ca__awspca_ops = {
   .submit = aws_submit,
   .poll = aws_poll,
   .cancel = aws_cancel,
-  .shutdown = aws_shutdown,
+  .shutdown = ca__remote_shutdown,
   .free = aws_free,
 };
 
@@ -591,7 +579,7 @@ lc_err ca_awspca_open(const struct ca_awspca_config *cfg,
     rc = split_url(a->url, &a->host, &a->path);
   if(rc == LC_OK) {
     struct ca__http_opts ho = {.name = "awspca", .cfg = &cfg->http};
-    rc = ca__http_new(&ho, &a->http);
+    rc = ca__http_new(&ho, &a->r.http);
   }
   if(rc == LC_OK)
     rc = ca__pace_new("issue", &cfg->issue_pace, DEF_ISSUE_RATE,
@@ -602,7 +590,7 @@ lc_err ca_awspca_open(const struct ca_awspca_config *cfg,
   if(rc == LC_OK)
     a->r.n_pace = 2;
   if(rc == LC_OK)
-    rc = ca__tickets_new(0, cfg->tickets, &a->tickets);
+    rc = ca__tickets_new(0, cfg->tickets, &a->r.tickets);
   if(rc == LC_OK)
     rc = ca__aws_creds_load(a->profile, &a->creds);
   if(rc != LC_OK) {

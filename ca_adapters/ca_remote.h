@@ -321,12 +321,20 @@ struct ca__remote {
   struct ca_adapter base;
   struct ca__pace *pace[CA__MAX_PACES];
   unsigned n_pace;
+  struct ca__http *http;        /* the CA's API */
+  struct ca__http *meta_http;   /* gcpcas: the metadata server (OAuth);
+                                 * NULL elsewhere */
+  struct ca__tickets *tickets;  /* NULL where the CA keeps none */
 };
 /* true when `ca` is one of the remote adapters (checked by ops). */
 bool ca__is_remote(const struct ca_adapter *ca);
-/* ca_shutdown()'s share every remote adapter has: aborts its buckets.
- * Each adapter aborts its own HTTP clients. */
-void ca__remote_shutdown(struct ca__remote *r);
+/* The ops.shutdown of every remote adapter: aborts its buckets and
+ * its HTTP clients, so calls in progress end soon with LC_ESHUTDOWN. */
+void ca__remote_shutdown(struct ca_adapter *ca);
+/* What every remote adapter's ops.free releases: its buckets, tickets
+ * and HTTP clients (each owned by the struct ca__remote; NULL-safe). Its
+ * own fields, and anything that uses the clients, go first. */
+void ca__remote_cleanup(struct ca__remote *r);
 extern const struct ca_ops ca__ejbca_ops, ca__awspca_ops, ca__gcpcas_ops;
 
 #endif

@@ -129,10 +129,22 @@ bool ca__take(struct ca__pace *p, struct ca_result *res)
   return false;
 }
 
-void ca__remote_shutdown(struct ca__remote *r)
+void ca__remote_shutdown(struct ca_adapter *ca)
 {
+  struct ca__remote *r = (struct ca__remote *)ca;
   for(unsigned i = 0; i < r->n_pace; i++)
     ca__pace_abort(r->pace[i]);
+  ca__http_abort(r->http);
+  ca__http_abort(r->meta_http); /* gcpcas: the OAuth client uses both */
+}
+
+void ca__remote_cleanup(struct ca__remote *r)
+{
+  for(unsigned i = 0; i < r->n_pace; i++)
+    ca__pace_free(r->pace[i]);
+  ca__tickets_free(r->tickets);
+  ca__http_free(r->http);
+  ca__http_free(r->meta_http);
 }
 
 struct ca__failure ca__failure_http(lc_err transport, long status,
