@@ -467,8 +467,10 @@ static lc_err send_dbirth(struct sim_edge *e, struct sim_device *d)
     return publish(e, topic, d->garbage, sizeof(d->garbage), 0);
   }
   if(d->kind == SIM_BAD_TOPIC_SLASH) {
-    /* Built by hand: spb_topic_build() rightly refuses this. */
-    strcat(topic, "/x");
+    /* Built by hand: spb_topic_build() rightly refuses this. The
+     * topic took at most SPB_TOPIC_MAX of its SPB_TOPIC_MAX + 8. */
+    size_t n = strlen(topic);
+    snprintf(topic + n, sizeof(topic) - n, "/x");
     atomic_store(&e->sim->last_nodcmd_send_ms, mono);
   }
   if(d->kind == SIM_BAD_BIDI_ID)
