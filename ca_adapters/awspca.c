@@ -102,11 +102,7 @@ static void normalize_code(const char *raw, char *out, size_t cap)
   const char *hash = strrchr(raw, '#');
   if(hash)
     raw = hash + 1;
-  size_t n = strcspn(raw, ":");
-  if(n >= cap)
-    n = cap - 1;
-  memcpy(out, raw, n);
-  out[n] = '\0';
+  lc_strlcpy_n(out, raw, strcspn(raw, ":"), cap);
 }
 
 static void read_error(struct aws_answer *a, const char *hdr_type)

@@ -313,11 +313,7 @@ static bool tls_failure(CURLcode c)
 /* The URL without its query, for logs (queries may carry ids). */
 static void url_for_log(const char *url, char *buf, size_t cap)
 {
-  size_t n = strcspn(url, "?");
-  if(n >= cap)
-    n = cap - 1;
-  memcpy(buf, url, n);
-  buf[n] = '\0';
+  lc_strlcpy_n(buf, url, strcspn(url, "?"), cap);
 }
 
 static bool ends_with(const char *s, const char *suffix)
