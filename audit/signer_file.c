@@ -117,7 +117,12 @@ static lc_err read_key_file(const char *path, uint8_t **out, size_t *len)
   struct lc_file_info fi;
   char *buf = NULL;
   size_t n = 0;
-  lc_err err = lc_read_file_ex(path, KEY_FILE_MAX, LC_READ_SECRET, &buf, &n,
+  /* Opened blocking, as it always was: `linecert audit rotate-key
+   * --new-key <FIFO>` waits there inside the data directory lock, which
+   * integration.lock uses to hold it; the FIFO is refused once a writer
+   * comes. */
+  lc_err err = lc_read_file_ex(path, KEY_FILE_MAX,
+                               LC_READ_SECRET | LC_READ_BLOCKING, &buf, &n,
                                &fi);
   if(err == LC_OK && n == 0) {
     lc_free(buf);

@@ -114,7 +114,10 @@ lc_err lc_read_file_ex(const char *path, size_t cap, unsigned flags,
   memset(info, 0, sizeof(*info));
   if(!path || !out || cap >= (size_t)-1 / 2)
     return LC_EINVAL;
-  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  int oflags = O_RDONLY | O_CLOEXEC;
+  if(!(flags & LC_READ_BLOCKING))
+    oflags |= O_NONBLOCK;
+  int fd = open(path, oflags);
   if(fd < 0)
     return file__fail(info, "open");
   struct stat st;

@@ -20,6 +20,11 @@
 #define LC_READ_SECRET 0x1u  /* key material: every buffer it lets go of
                               * (a smaller one outgrown, or all of it on
                               * failure) is cleansed first */
+#define LC_READ_BLOCKING 0x2u /* open() without O_NONBLOCK, as the audit
+                              * key reader always has: a FIFO waits for a
+                              * writer, then is refused like any other
+                              * file that is not regular
+                              * (integration.lock relies on that wait) */
 
 /* What lc_read_file_ex() saw; filled as far as it got. */
 struct lc_file_info {

@@ -466,21 +466,6 @@ static void test_signer_refuses_garbage(void)
   unlink(path);
 }
 
-/* A FIFO (no writer) where the key should be: refused at once, not
- * waited on. alarm(): a hang fails the test instead of ctest's timeout. */
-static void test_signer_refuses_fifo_without_waiting(void)
-{
-  char path[256];
-  path_in_tmp("fifo.pem", path, sizeof(path));
-  CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
-  struct aud_signer *s = NULL;
-  alarm(10);
-  CU_ASSERT_EQUAL(aud_signer_open_file(path, false, &s), LC_EIO);
-  alarm(0);
-  CU_ASSERT_PTR_NULL(s);
-  unlink(path);
-}
-
 /* Each allocation failing in turn: a clean LC_ENOMEM, no half-created
  * key file, no temp file left (ASan reports any leak). */
 static void test_signer_create_survives_each_allocation_failure(void)
@@ -905,8 +890,6 @@ static const struct lc_test signer_tests[] = {
   {"encrypted key refused without a passphrase prompt (LC_ETLS)",
    test_signer_refuses_encrypted_key_without_prompt},
   {"garbage key file refused (LC_ETLS)", test_signer_refuses_garbage},
-  {"a FIFO in place of the key: refused at once (LC_EIO), not waited on",
-   test_signer_refuses_fifo_without_waiting},
   {"key creation: each allocation failing leaves no file behind",
    test_signer_create_survives_each_allocation_failure},
   {"signature verifies with plain OpenSSL over the 32 hash bytes",

@@ -132,6 +132,16 @@ static void test_refuses_what_is_not_a_regular_file(void)
   CU_ASSERT_EQUAL(lc_read_file("/dev/zero", 1024, &out, &len), LC_EINVAL);
   alarm(0);
   CU_ASSERT_PTR_NULL(out);
+  /* LC_READ_BLOCKING: open() waits for a writer (here the test holds
+   * one), and the FIFO is still refused unread. */
+  int keep = open(fifo, O_RDWR | O_NONBLOCK);
+  CU_ASSERT_FATAL(keep >= 0);
+  alarm(10);
+  CU_ASSERT_EQUAL(lc_read_file_ex(fifo, 1024, LC_READ_BLOCKING, &out, &len,
+                                  NULL), LC_EINVAL);
+  alarm(0);
+  close(keep);
+  CU_ASSERT_PTR_NULL(out);
   tmp_done(&t);
 }
 
