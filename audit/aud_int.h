@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "audit/aud.h"
+#include "common/lc_crypto.h"
 
 #define AUD_TAG "LCAUD1"
 #define AUD_TAG_LEN 6
@@ -68,16 +69,9 @@ lc_err aud__pubkey_fpr(EVP_PKEY *pkey, uint8_t out[AUD_HASH_LEN])
 lc_err aud__verify_pkey(EVP_PKEY *pkey, const void *msg, size_t len,
                         const uint8_t *sig, size_t sig_len, bool *valid)
   LC_NODISCARD;
-/* One-shot SHA-256. */
-lc_err aud__sha256(const void *a, size_t alen, const void *b, size_t blen,
-                   uint8_t out[AUD_HASH_LEN]) LC_NODISCARD;
-/* Standard base64 (RFC 4648 §4, padded, no line breaks). encode: *out
- * is lc_free()d. decode: strict (canonical encoding only), at most cap
- * bytes; LC_EPROTO on bad input. */
-lc_err aud__b64_encode(const uint8_t *in, size_t len, char **out)
-  LC_NODISCARD;
-lc_err aud__b64_decode(const char *in, size_t inlen, uint8_t *out,
-                       size_t cap, size_t *len) LC_NODISCARD;
+/* Hashes are SHA-256 (lc_sha256()); text forms of signatures and
+ * hashes are strict base64 (lc_b64_encode(), lc_b64_decode()). */
+_Static_assert(AUD_HASH_LEN == LC_SHA256_LEN, "audit hashes are SHA-256");
 /* Valid UTF-8 (no overlong forms, surrogates or values past U+10FFFF);
  * with notes true, also no control character but '\n' (C2SP notes). */
 bool aud__utf8_ok(const uint8_t *s, size_t n, bool notes);

@@ -238,7 +238,7 @@ json_t *aud__record_json(const struct aud_record *rec,
     }
   }
   char *sig = NULL;
-  if(aud__b64_encode(rec->sig, rec->sig_len, &sig) != LC_OK)
+  if(lc_b64_encode(rec->sig, rec->sig_len, &sig) != LC_OK)
     return NULL;
   json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:s}",
                         "type", "record", "seq", (json_int_t)rec->seq,
@@ -423,7 +423,7 @@ static lc_err set_texts(struct aud__rec *r, const char *const text[4])
 
 static bool sig_of_text(const char *s, struct aud_record *rec)
 {
-  return s && aud__b64_decode(s, strlen(s), rec->sig, AUD_SIG_MAX,
+  return s && lc_b64_decode(s, strlen(s), rec->sig, AUD_SIG_MAX,
                               &rec->sig_len) == LC_OK;
 }
 
@@ -551,9 +551,9 @@ lc_err aud__manifest_text(enum aud_export_kind kind,
                           const uint8_t digest[AUD_HASH_LEN], char **out)
 {
   char *root = NULL, *dig = NULL;
-  lc_err err = aud__b64_encode(cp->root, AUD_HASH_LEN, &root);
+  lc_err err = lc_b64_encode(cp->root, AUD_HASH_LEN, &root);
   if(err == LC_OK)
-    err = aud__b64_encode(digest, AUD_HASH_LEN, &dig);
+    err = lc_b64_encode(digest, AUD_HASH_LEN, &dig);
   if(err == LC_OK) {
     size_t n = strlen(AUD_EXPORT_FORMAT) + strlen(cp->origin) +
                strlen(filter_json) + strlen(root) + strlen(dig) + 96;
@@ -693,7 +693,7 @@ static lc_err write_csv_record(struct aud_export_writer *w,
   snprintf(ts, sizeof(ts), "%" PRIu64, rec->ts_ms);
   lc_hex(rec->prev_hash, AUD_HASH_LEN, prev);
   lc_hex(rec->hash, AUD_HASH_LEN, hash);
-  lc_err err = aud__b64_encode(rec->sig, rec->sig_len, &sig);
+  lc_err err = lc_b64_encode(rec->sig, rec->sig_len, &sig);
   if(err == LC_OK && proof)
     err = aud__proof_text(proof, &ptext);
   if(err == LC_OK) {

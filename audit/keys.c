@@ -77,35 +77,13 @@ lc_err aud__pubkey_der(EVP_PKEY *pkey, uint8_t **der, size_t *len)
   return LC_OK;
 }
 
-lc_err aud__sha256(const void *a, size_t alen, const void *b, size_t blen,
-                   uint8_t out[AUD_HASH_LEN])
-{
-  EVP_MD_CTX *md = EVP_MD_CTX_new();
-  if(!md)
-    return LC_ENOMEM;
-  unsigned int dlen = 0;
-  uint8_t digest[EVP_MAX_MD_SIZE];
-  lc_err err = LC_OK;
-  if(EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-     (alen && EVP_DigestUpdate(md, a, alen) != 1) ||
-     (blen && EVP_DigestUpdate(md, b, blen) != 1) ||
-     EVP_DigestFinal_ex(md, digest, &dlen) != 1 || dlen != AUD_HASH_LEN) {
-    lc_log_openssl(LC_ERROR, "aud", "sha256");
-    err = LC_ETLS;
-  }
-  else
-    memcpy(out, digest, AUD_HASH_LEN);
-  EVP_MD_CTX_free(md);
-  return err;
-}
-
 lc_err aud__pubkey_fpr(EVP_PKEY *pkey, uint8_t out[AUD_HASH_LEN])
 {
   uint8_t *der = NULL;
   size_t len = 0;
   lc_err err = aud__pubkey_der(pkey, &der, &len);
   if(err == LC_OK)
-    err = aud__sha256(der, len, NULL, 0, out);
+    err = lc_sha256(der, len, out);
   lc_free(der);
   return err;
 }
@@ -167,78 +145,6 @@ lc_err aud_verify_message(const char *pubkey_pem, const void *msg,
   return err;
 }
 
-/* ---- base64 ----------------------------------------------------------------- */
-
-lc_err aud__b64_encode(const uint8_t *in, size_t len, char **out)
-{
-  if(len > (1u << 24))
-    return LC_ETOOBIG;
-  size_t cap = 4 * ((len + 2) / 3) + 1;
-  char *buf = lc_malloc(cap);
-  if(!buf)
-    return LC_ENOMEM;
-  int n = EVP_EncodeBlock((unsigned char *)buf, in, (int)len);
-  if(n < 0 || (size_t)n >= cap) {
-    lc_free(buf);
-    return LC_ETLS;
-  }
-  buf[n] = '\0';
-  *out = buf;
-  return LC_OK;
-}
-
-static bool b64_char(char c)
-{
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-         (c >= '0' && c <= '9') || c == '+' || c == '/';
-}
-
-lc_err aud__b64_decode(const char *in, size_t inlen, uint8_t *out,
-                       size_t cap, size_t *len)
-{
-  /* EVP_DecodeBlock skips blanks and ignores what follows padding, so
-   * the alphabet and the layout are checked here first: one text, one
-   * meaning (a verifier must not accept two spellings of a signature). */
-  if(inlen == 0) {
-    *len = 0;
-    return LC_OK;
-  }
-  if(inlen % 4 != 0 || inlen > (1u << 24))
-    return LC_EPROTO;
-  size_t pad = 0;
-  if(in[inlen - 1] == '=')
-    pad = in[inlen - 2] == '=' ? 2 : 1;
-  for(size_t i = 0; i < inlen - pad; i++)
-    if(!b64_char(in[i]))
-      return LC_EPROTO;
-  size_t n = inlen / 4 * 3 - pad;
-  if(n > cap)
-    return LC_EPROTO;
-  uint8_t *tmp = lc_malloc(inlen / 4 * 3);
-  if(!tmp)
-    return LC_ENOMEM;
-  int got = EVP_DecodeBlock(tmp, (const unsigned char *)in, (int)inlen);
-  lc_err err = LC_OK;
-  if(got < 0 || (size_t)got != inlen / 4 * 3) {
-    err = LC_EPROTO;
-    goto out;
-  }
-  /* Canonical: unused bits of the last character must be zero. */
-  char *again = NULL;
-  err = aud__b64_encode(tmp, n, &again);
-  if(err != LC_OK)
-    goto out;
-  if(strlen(again) != inlen || memcmp(again, in, inlen) != 0)
-    err = LC_EPROTO;
-  lc_free(again);
-  if(err == LC_OK) {
-    memcpy(out, tmp, n);
-    *len = n;
-  }
-out:
-  lc_free(tmp);
-  return err;
-}
 
 /* ---- key rotation ------------------------------------------------------------- */
 

@@ -52,7 +52,7 @@ static lc_err hash_prefixed(uint8_t prefix, const uint8_t *a, const uint8_t *b,
     memcpy(buf + 1 + AUD_HASH_LEN, b, AUD_HASH_LEN);
     n += AUD_HASH_LEN;
   }
-  return aud__sha256(buf, n, NULL, 0, out);
+  return lc_sha256(buf, n, out);
 }
 
 lc_err aud_merkle_leaf(const uint8_t rec_hash[AUD_HASH_LEN],
@@ -72,7 +72,7 @@ static lc_err node_hash(const uint8_t l[AUD_HASH_LEN],
 
 static lc_err empty_root(uint8_t out[AUD_HASH_LEN])
 {
-  return aud__sha256(NULL, 0, NULL, 0, out);
+  return lc_sha256(NULL, 0, out);
 }
 
 /* Largest power of two strictly below n (n >= 2). */

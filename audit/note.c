@@ -128,7 +128,7 @@ lc_err aud_note_sign(struct aud_signer *s, const char *name, const char *text,
   if(err == LC_OK)
     err = aud_sign_message(s, text, tlen, blob + 4, &sig_len);
   if(err == LC_OK)
-    err = aud__b64_encode(blob, 4 + sig_len, &b64);
+    err = lc_b64_encode(blob, 4 + sig_len, &b64);
   if(err != LC_OK)
     goto done;
   /* text "\n" "— " name " " b64 "\n" */
@@ -201,7 +201,7 @@ static lc_err parse_sig_line(const char *p, const char *eol,
     out->blob_len = 0;
     return LC_OK;
   }
-  lc_err err = aud__b64_decode(b64, blen, out->blob, sizeof(out->blob),
+  lc_err err = lc_b64_decode(b64, blen, out->blob, sizeof(out->blob),
                                &out->blob_len);
   if(err == LC_EPROTO)
     return LC_EVERIFY;
@@ -283,7 +283,7 @@ lc_err aud_note_vkey(const char *name, const char *pubkey_pem, char **out)
   if(err == LC_OK) {
     blob[0] = AUD_NOTE_SIG_ECDSA;
     memcpy(blob + 1, der, len);
-    err = aud__b64_encode(blob, len + 1, &b64);
+    err = lc_b64_encode(blob, len + 1, &b64);
   }
   if(err == LC_OK) {
     size_t n = strlen(name) + 1 + 8 + 1 + strlen(b64) + 1;
@@ -311,7 +311,7 @@ lc_err aud_checkpoint_sign(struct aud_signer *s,
   if(!s || !cp || !note || !key_name_ok(cp->origin) || cp->size > INT64_MAX)
     return LC_EINVAL;
   char *root = NULL;
-  lc_err err = aud__b64_encode(cp->root, AUD_HASH_LEN, &root);
+  lc_err err = lc_b64_encode(cp->root, AUD_HASH_LEN, &root);
   if(err != LC_OK)
     return err;
   char text[AUD_ORIGIN_MAX + 96];
@@ -368,7 +368,7 @@ static lc_err parse_checkpoint_text(const char *text, size_t tlen,
   cp.origin[len[0]] = '\0';
   size_t rlen = 0;
   if(!key_name_ok(cp.origin) || !parse_size(line[1], len[1], &cp.size) ||
-     aud__b64_decode(line[2], len[2], cp.root, AUD_HASH_LEN, &rlen) !=
+     lc_b64_decode(line[2], len[2], cp.root, AUD_HASH_LEN, &rlen) !=
        LC_OK ||
      rlen != AUD_HASH_LEN)
     return LC_EPROTO;

@@ -21,6 +21,8 @@
  * allows across threads (fetched algorithms are immutable).
  */
 #include "audit/aud_int.h"
+#include "common/lc_file.h"
+#include "common/lc_crypto.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -108,78 +110,51 @@ static const struct aud_signer_ops file_ops = {
 
 /* ---- loading ------------------------------------------------------------ */
 
-/* Never prompt on a terminal for an encrypted key: fail instead. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-  (void)buf;
-  (void)size;
-  (void)rwflag;
-  (void)u;
-  return -1;
-}
-
-static lc_err read_all(int fd, uint8_t *buf, size_t len)
-{
-  size_t got = 0;
-  while(got < len) {
-    ssize_t r = read(fd, buf + got, len - got);
-    if(r < 0 && errno == EINTR)
-      continue;
-    if(r <= 0)
-      return LC_EIO;
-    got += (size_t)r;
-  }
-  return LC_OK;
-}
-
 /* Read the whole key file into a new buffer of *len bytes that the
  * caller must cleanse and free. LC_ENOTFOUND when it does not exist. */
 static lc_err read_key_file(const char *path, uint8_t **out, size_t *len)
 {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if(fd < 0) {
-    if(errno == ENOENT)
-      return LC_ENOTFOUND;
+  struct lc_file_info fi;
+  char *buf = NULL;
+  size_t n = 0;
+  /* Opened blocking, as it always was: `linecert audit rotate-key
+   * --new-key <FIFO>` waits there inside the data directory lock, which
+   * integration.lock uses to hold it; the FIFO is refused once a writer
+   * comes. */
+  lc_err err = lc_read_file_ex(path, KEY_FILE_MAX,
+                               LC_READ_SECRET | LC_READ_BLOCKING, &buf, &n,
+                               &fi);
+  if(err == LC_OK && n == 0) {
+    lc_free(buf);
+    err = LC_ETOOBIG;
+  }
+  if(err == LC_ENOTFOUND || err == LC_ENOMEM)
+    return err;
+  if(err == LC_EIO && strcmp(fi.op, "open") == 0) {
     lc_log(LC_ERROR, "aud", "op=open path=%s err=\"%s\"", path,
-           strerror(errno));
+           strerror(fi.sys_errno));
     return LC_EIO;
   }
-  lc_err err = LC_OK;
-  uint8_t *buf = NULL;
-  struct stat st;
-  if(fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  if(err == LC_EINVAL || (err == LC_EIO && strcmp(fi.op, "fstat") == 0)) {
     lc_log(LC_ERROR, "aud", "op=stat path=%s err=\"not a regular file\"",
            path);
-    err = LC_EIO;
-    goto out;
+    return LC_EIO;
   }
-  if(st.st_size <= 0 || st.st_size > KEY_FILE_MAX) {
+  if(err == LC_ETOOBIG) {
     lc_log(LC_ERROR, "aud", "op=read path=%s err=\"size %lld\"", path,
-           (long long)st.st_size);
-    err = LC_ETOOBIG;
-    goto out;
+           fi.size);
+    return LC_ETOOBIG;
   }
-  if(st.st_mode & (S_IRWXG | S_IRWXO))
-    lc_log(LC_WARN, "aud", "op=open path=%s warn=\"audit key readable by "
-           "group or others (mode %03o); chmod 600\"", path,
-           (unsigned)(st.st_mode & 0777));
-  buf = lc_malloc((size_t)st.st_size);
-  if(!buf) {
-    err = LC_ENOMEM;
-    goto out;
-  }
-  err = read_all(fd, buf, (size_t)st.st_size);
   if(err != LC_OK) {
     lc_log(LC_ERROR, "aud", "op=read path=%s err=\"short read\"", path);
-    OPENSSL_cleanse(buf, (size_t)st.st_size);
-    LC_FREE(buf);
-    goto out;
+    return err;
   }
-  *out = buf;
-  *len = (size_t)st.st_size;
-out:
-  close(fd);
-  return err;
+  if(fi.mode & (S_IRWXG | S_IRWXO))
+    lc_log(LC_WARN, "aud", "op=open path=%s warn=\"audit key readable by "
+           "group or others (mode %03o); chmod 600\"", path, fi.mode & 0777);
+  *out = (uint8_t *)buf;
+  *len = n;
+  return LC_OK;
 }
 
 static lc_err decode_private_key(const uint8_t *pem, size_t len,
@@ -188,7 +163,7 @@ static lc_err decode_private_key(const uint8_t *pem, size_t len,
   BIO *bio = BIO_new_mem_buf(pem, (int)len);
   if(!bio)
     return LC_ENOMEM;
-  EVP_PKEY *pkey = PEM_read_bio_PrivateKey_ex(bio, NULL, no_passphrase,
+  EVP_PKEY *pkey = PEM_read_bio_PrivateKey_ex(bio, NULL, lc_pem_no_password,
                                               NULL, NULL, NULL);
   BIO_free(bio);
   if(!pkey) {
@@ -225,20 +200,6 @@ static lc_err load_key(const char *path, EVP_PKEY **out)
 }
 
 /* ---- creating ----------------------------------------------------------- */
-
-static lc_err write_all(int fd, const char *buf, size_t len)
-{
-  size_t done = 0;
-  while(done < len) {
-    ssize_t w = write(fd, buf + done, len - done);
-    if(w < 0 && errno == EINTR)
-      continue;
-    if(w <= 0)
-      return LC_EIO;
-    done += (size_t)w;
-  }
-  return LC_OK;
-}
 
 /* "<path>.tmp.<32 hex>": beside the target, so link() stays on one
  * filesystem, and random, so a stale temp from a crash never blocks. */
@@ -294,7 +255,7 @@ static lc_err write_temp_key(const char *tmp, const char *pem, size_t len)
            strerror(errno));
     return LC_EIO;
   }
-  lc_err err = write_all(fd, pem, len);
+  lc_err err = lc_write_all(fd, pem, len);
   if(err == LC_OK && fsync(fd) != 0)
     err = LC_EIO;
   int saved = errno;

@@ -122,16 +122,6 @@ static const struct aud_signer_ops p11_ops = {
   .sign_msg = p11_sign_msg,
 };
 
-static bool key_matches(const PKCS11_KEY *k, const char *label,
-                        const uint8_t *id, size_t id_len)
-{
-  if(label && (!k->label || strcmp(k->label, label) != 0))
-    return false;
-  if(id && (k->id_len != id_len || memcmp(k->id, id, id_len) != 0))
-    return false;
-  return true;
-}
-
 static lc_err find_key(struct aud_signer_p11 *ps, PKCS11_SLOT *slot,
                        const struct aud_pkcs11_config *cfg)
 {
@@ -145,27 +135,14 @@ static lc_err find_key(struct aud_signer_p11 *ps, PKCS11_SLOT *slot,
       return LC_EINVAL;
     }
   }
-  PKCS11_KEY *keys = NULL;
-  unsigned int nkeys = 0;
-  if(PKCS11_enumerate_keys(slot->token, &keys, &nkeys) != 0) {
-    lc_log_openssl(LC_ERROR, "aud", "pkcs11 enumerate_keys");
-    return LC_ETLS;
-  }
-  PKCS11_KEY *key = NULL;
-  for(unsigned i = 0; i < nkeys && !key; i++)
-    if(key_matches(&keys[i], cfg->key_label, cfg->key_id ? id : NULL,
-                   id_len))
-      key = &keys[i];
-  if(!key) {
+  lc_err err = lc_p11_private_key(slot, cfg->key_label,
+                                  cfg->key_id ? id : NULL, id_len, "aud",
+                                  &ps->pkey);
+  if(err == LC_ENOTFOUND)
     lc_log(LC_ERROR, "aud", "op=pkcs11 token=%s err=\"no such private key\"",
            slot->token->label);
-    return LC_ENOTFOUND;
-  }
-  ps->pkey = PKCS11_get_private_key(key);
-  if(!ps->pkey) {
-    lc_log_openssl(LC_ERROR, "aud", "pkcs11 get_private_key");
-    return LC_ETLS;
-  }
+  if(err != LC_OK)
+    return err;
   if(!aud__pkey_is_p256(ps->pkey)) {
     char kind[64];
     aud__pkey_describe(ps->pkey, kind, sizeof(kind));

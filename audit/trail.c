@@ -37,6 +37,7 @@
  * from an earlier checkpoint when there is one.
  */
 #include "audit/export_int.h"
+#include "common/lc_buf.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -614,33 +615,20 @@ lc_err aud_trail_finish(struct aud_trail *t)
 
 struct reader {
   FILE *in;
-  char *buf;
-  size_t len, cap;
+  struct lc_buf b;     /* the item; at most AUD_EXPORT_LINE_MAX - 1 bytes */
   uint64_t line;       /* physical line number of the item's start */
   uint64_t next_line;
 };
 
 static lc_err buf_put(struct reader *r, char c)
 {
-  if(r->len + 1 >= r->cap) {
-    if(r->cap >= AUD_EXPORT_LINE_MAX)
-      return LC_ETOOBIG;
-    size_t cap = r->cap ? r->cap * 2 : 4096;
-    char *nb = lc_realloc(r->buf, cap);
-    if(!nb)
-      return LC_ENOMEM;
-    r->buf = nb;
-    r->cap = cap;
-  }
-  r->buf[r->len++] = c;
-  r->buf[r->len] = '\0';
-  return LC_OK;
+  return lc_buf_addc(&r->b, c);
 }
 
 /* One line without its '\n'. LC_ENOTFOUND at the end of the input. */
 static lc_err read_line(struct reader *r)
 {
-  r->len = 0;
+  lc_buf_reset(&r->b);
   r->line = ++r->next_line;
   int c;
   bool any = false;
@@ -656,23 +644,22 @@ static lc_err read_line(struct reader *r)
     return LC_EIO;
   if(!any)
     return LC_ENOTFOUND;
-  if(!r->buf) { /* an empty first line: still hand out "" */
+  if(!r->b.p) { /* an empty first line: still hand out "" */
     lc_err err = buf_put(r, 'x');
     if(err != LC_OK)
       return err;
-    r->len = 0;
-    r->buf[0] = '\0';
+    lc_buf_reset(&r->b);
   }
   return LC_OK;
 }
 
-/* One RFC 4180 row into col[] (pointers into r->buf). LC_ENOTFOUND at
+/* One RFC 4180 row into col[] (pointers into r->b.p). LC_ENOTFOUND at
  * the end, LC_EPROTO for a malformed row. */
 static lc_err read_csv_row(struct reader *r, char *col[CSV_COLS])
 {
   size_t start[CSV_COLS + 1];
   size_t n = 0;
-  r->len = 0;
+  lc_buf_reset(&r->b);
   r->line = r->next_line + 1;
   int c = getc(r->in);
   if(c == EOF)
@@ -707,7 +694,7 @@ static lc_err read_csv_row(struct reader *r, char *col[CSV_COLS])
       if(n > CSV_COLS)
         return LC_EPROTO;
       err = buf_put(r, '\0');
-      start[n++] = r->len;
+      start[n++] = r->b.len;
       at_start = true;
       continue;
     } else if(c == '\n') {
@@ -733,12 +720,12 @@ static lc_err read_csv_row(struct reader *r, char *col[CSV_COLS])
   if(err != LC_OK)
     return err;
   for(size_t i = 0; i < CSV_COLS; i++)
-    col[i] = r->buf + start[i];
+    col[i] = r->b.p + start[i];
   /* A field with a NUL byte would shrink as a C string. */
   size_t sum = 0;
   for(size_t i = 0; i < CSV_COLS; i++)
     sum += strlen(col[i]) + 1;
-  return sum == r->len ? LC_OK : LC_EPROTO;
+  return sum == r->b.len ? LC_OK : LC_EPROTO;
 }
 
 /* An item of either format. */
@@ -794,7 +781,7 @@ static lc_err parse_failed(struct aud_trail *t, struct reader *r, lc_err err,
 static lc_err jsonl_item(struct aud_trail *t, struct reader *r)
 {
   json_error_t jerr;
-  json_t *o = json_loadb(r->buf, r->len, JSON_REJECT_DUPLICATES, &jerr);
+  json_t *o = json_loadb(r->b.p, r->b.len, JSON_REJECT_DUPLICATES, &jerr);
   if(!json_is_object(o)) {
     json_decref(o);
     return fail(t, "line %" PRIu64 ": not a JSON object", r->line);
@@ -872,9 +859,9 @@ static lc_err read_jsonl(struct aud_trail *t, struct reader *r)
 static lc_err read_csv(struct aud_trail *t, struct reader *r)
 {
   lc_err err = read_line(r);
-  if(err == LC_OK && strcmp(r->buf, AUD_CSV_COLUMNS) != 0 &&
-     !(r->len && r->buf[r->len - 1] == '\r' &&
-       strncmp(r->buf, AUD_CSV_COLUMNS, r->len - 1) == 0))
+  if(err == LC_OK && strcmp(r->b.p, AUD_CSV_COLUMNS) != 0 &&
+     !(r->b.len && r->b.p[r->b.len - 1] == '\r' &&
+       strncmp(r->b.p, AUD_CSV_COLUMNS, r->b.len - 1) == 0))
     return fail(t, "line 1: neither JSON Lines nor linecert CSV");
   if(err != LC_OK)
     return err == LC_ENOTFOUND ? fail(t, "empty file")
@@ -901,7 +888,7 @@ lc_err aud_trail_verify_file(FILE *in, const struct aud_trail_opts *o,
   lc_err err = trail_new(o, &t);
   if(err != LC_OK)
     return err;
-  struct reader r = {.in = in};
+  struct reader r = {.in = in, .b = LC_BUF_INIT(AUD_EXPORT_LINE_MAX - 1)};
   int c = getc(in);
   if(c != EOF)
     ungetc(c, in);
@@ -913,7 +900,7 @@ lc_err aud_trail_verify_file(FILE *in, const struct aud_trail_opts *o,
   if(err == LC_OK)
     err = aud_trail_finish(t);
   *rep = t->rep;
-  lc_free(r.buf);
+  lc_buf_free(&r.b);
   aud_trail_free(t);
   return err;
 }

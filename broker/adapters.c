@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/lc_file.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -47,6 +48,12 @@ static lc_err ticket_get(void *ctx, const char *key, char *buf, size_t cap)
 
 /* ---- opening ------------------------------------------------------------------ */
 
+/* A secret (a password, an enrollment secret) is one line; a file
+ * larger than this is not one. */
+#define SECRET_FILE_MAX 65536u
+/* The trust bundle goes to devices in one DCMD: it must fit a payload. */
+#define TRUST_BUNDLE_MAX SPB_PAYLOAD_MAX
+
 /* A secret from a file: the first line, without its line end. "" = none
  * (NULL). The copy is owned by the slot and cleansed when it goes. */
 static lc_err read_secret(const char *path, char **out)
@@ -55,7 +62,8 @@ static lc_err read_secret(const char *path, char **out)
   if(!path[0])
     return LC_OK;
   char *s = NULL;
-  lc_err rc = brk_read_file(path, &s);
+  lc_err rc = lc_read_file_ex(path, SECRET_FILE_MAX, LC_READ_SECRET, &s,
+                              NULL, NULL);
   if(rc != LC_OK) {
     lc_log(LC_ERROR, "ca", "op=read_secret path=%s err=%s", path,
            lc_errname(rc));
@@ -259,7 +267,7 @@ static lc_err open_trust_bundle(struct brk *b)
       path = ca_local_root_path(b->ca_slots[i].ca);
   if(!path[0])
     return LC_OK;
-  lc_err rc = brk_read_file(path, &b->trust_bundle);
+  lc_err rc = lc_read_file(path, TRUST_BUNDLE_MAX, &b->trust_bundle, NULL);
   if(rc != LC_OK)
     lc_log(LC_ERROR, "ca", "op=trust_bundle path=%s err=%s", path,
            lc_errname(rc));

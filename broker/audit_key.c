@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/lc_file.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -38,48 +39,22 @@ lc_err brk_audit_write_pub(const struct brk_config *cfg, const char *pem)
 
 /* ---- the key file ------------------------------------------------------------------- */
 
-static lc_err write_all(int fd, const char *buf, size_t n)
-{
-  size_t done = 0;
-  while(done < n) {
-    ssize_t w = write(fd, buf + done, n - done);
-    if(w < 0 && errno == EINTR)
-      continue;
-    if(w <= 0)
-      return LC_EIO;
-    done += (size_t)w;
-  }
-  return LC_OK;
-}
-
 /* Copy the key file `from` to a new file `to` (mode 0600, exclusive,
  * flushed to disk). The bytes are cleansed after use. */
 static lc_err copy_key_file(const char *from, const char *to)
 {
-  int in = open(from, O_RDONLY | O_CLOEXEC);
-  if(in < 0)
-    return errno == ENOENT ? LC_ENOTFOUND : LC_EIO;
-  char *pem = lc_malloc(KEY_FILE_MAX + 1);
+  char *pem = NULL;
   size_t n = 0;
-  lc_err err = pem ? LC_OK : LC_ENOMEM;
-  while(err == LC_OK) {
-    ssize_t r = read(in, pem + n, KEY_FILE_MAX + 1 - n);
-    if(r < 0 && errno == EINTR)
-      continue;
-    if(r < 0)
-      err = LC_EIO;
-    else if(r == 0)
-      break;
-    else if((n += (size_t)r) > KEY_FILE_MAX)
-      err = LC_ETOOBIG;
-  }
-  close(in);
+  lc_err err = lc_read_file_ex(from, KEY_FILE_MAX, LC_READ_SECRET, &pem, &n,
+                               NULL);
+  if(err == LC_EINVAL)
+    err = LC_EIO; /* not a regular file */
   int fd = -1;
   if(err == LC_OK &&
      (fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
     err = LC_EIO;
   if(err == LC_OK)
-    err = write_all(fd, pem, n);
+    err = lc_write_all(fd, pem, n);
   if(err == LC_OK && fsync(fd) != 0)
     err = LC_EIO;
   if(fd >= 0 && close(fd) != 0 && err == LC_OK)
@@ -87,7 +62,7 @@ static lc_err copy_key_file(const char *from, const char *to)
   if(err != LC_OK && fd >= 0)
     unlink(to);
   if(pem) {
-    OPENSSL_cleanse(pem, KEY_FILE_MAX + 1);
+    OPENSSL_cleanse(pem, n);
     lc_free(pem);
   }
   return err;

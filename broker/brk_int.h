@@ -596,9 +596,6 @@ void brk_stats_refresh(struct brk *b, uint64_t mono_ms);
 /* The stats line, every ten seconds (and a final one). */
 void brk_stats_log(struct brk *b, uint64_t mono_ms, bool final);
 
-/* A whole file, NUL-terminated; *out freed with lc_free(). LC_EIO. */
-lc_err brk_read_file(const char *path, char **out) LC_NODISCARD;
-
 /* ---- start-up integrity (integrity.c) ------------------------------------------ */
 
 /* LC_EVERIFY (logged) when linecert.db is missing or empty while the

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/lc_file.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -456,61 +457,32 @@ static int on_ini_entry(void *user, const char *section, const char *name,
 #define CONFIG_FILE_MAX (1u << 20)
 #define CONFIG_LINE_MAX (INI_MAX_LINE - 1)
 
-static lc_err read_fd(int fd, char *buf, size_t cap, size_t *len)
-{
-  size_t got = 0;
-  while(got < cap) {
-    ssize_t n = read(fd, buf + got, cap - got);
-    if(n < 0 && errno == EINTR)
-      continue;
-    if(n < 0)
-      return LC_EIO;
-    if(n == 0)
-      break;
-    got += (size_t)n;
-  }
-  *len = got;
-  return LC_OK;
-}
-
-/* Opened non-blocking and checked with fstat before any read: a FIFO
- * (no writer: blocks forever), a device (/dev/zero never ends) or a
- * directory is refused, not read. */
+/* lc_read_file() refuses a FIFO (no writer: a plain open blocks
+ * forever), a device (/dev/zero never ends) or a directory unread. */
 static lc_err read_config_text(const char *path, char **out, size_t *outlen,
                                char *err, size_t errcap)
 {
-  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if(fd < 0) {
-    snprintf(err, errcap, "%s: cannot open: %s", path, strerror(errno));
-    return LC_ECONFIG;
-  }
-  struct stat st;
-  lc_err rc = LC_OK;
-  char *buf = NULL;
-  size_t len = 0;
-  if(fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    snprintf(err, errcap, "%s: not a regular file", path);
-    rc = LC_ECONFIG;
-  } else if(!(buf = lc_malloc(CONFIG_FILE_MAX + 1))) {
+  struct lc_file_info fi;
+  lc_err rc = lc_read_file_ex(path, CONFIG_FILE_MAX, 0, out, outlen, &fi);
+  if(rc == LC_OK)
+    return LC_OK;
+  if(rc == LC_ENOMEM) {
     snprintf(err, errcap, "%s: out of memory", path);
-    rc = LC_ENOMEM;
-  } else if(read_fd(fd, buf, CONFIG_FILE_MAX + 1, &len) != LC_OK) {
-    snprintf(err, errcap, "%s: cannot read: %s", path, strerror(errno));
-    rc = LC_ECONFIG;
-  } else if(len > CONFIG_FILE_MAX) {
+    return LC_ENOMEM;
+  }
+  const char *op = fi.op ? fi.op : "";
+  if(rc == LC_ETOOBIG)
     snprintf(err, errcap, "%s: larger than %u bytes", path,
              CONFIG_FILE_MAX);
-    rc = LC_ECONFIG;
-  }
-  close(fd);
-  if(rc != LC_OK) {
-    lc_free(buf);
-    return rc;
-  }
-  buf[len] = '\0';
-  *out = buf;
-  *outlen = len;
-  return LC_OK;
+  else if(rc == LC_EINVAL || strcmp(op, "fstat") == 0)
+    snprintf(err, errcap, "%s: not a regular file", path);
+  else if(strcmp(op, "open") == 0)
+    snprintf(err, errcap, "%s: cannot open: %s", path,
+             strerror(fi.sys_errno));
+  else
+    snprintf(err, errcap, "%s: cannot read: %s", path,
+             strerror(fi.sys_errno));
+  return LC_ECONFIG;
 }
 
 /* Every line at most CONFIG_LINE_MAX bytes (the newline not counted) and

@@ -131,32 +131,3 @@ void brk_lock_describe(const struct brk_config *cfg,
     snprintf(buf, cap, "data directory %s is in use by another linecert "
              "process", cfg->data_dir);
 }
-
-lc_err brk_read_file(const char *path, char **out)
-{
-  FILE *f = fopen(path, "rb");
-  if(!f)
-    return LC_EIO;
-  char *buf = NULL;
-  size_t len = 0, cap = 0;
-  for(;;) {
-    if(len + 4096 + 1 > cap) {
-      cap = cap ? cap * 2 : 8192;
-      char *nb = lc_realloc(buf, cap);
-      if(!nb) {
-        lc_free(buf);
-        fclose(f);
-        return LC_ENOMEM;
-      }
-      buf = nb;
-    }
-    size_t r = fread(buf + len, 1, 4096, f);
-    len += r;
-    if(r < 4096)
-      break;
-  }
-  fclose(f);
-  buf[len] = '\0';
-  *out = buf;
-  return LC_OK;
-}

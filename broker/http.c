@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/lc_buf.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -43,43 +44,22 @@ struct brk_http {
 
 /* ---- text building -------------------------------------------------------- */
 
+/* The exposition, built in an lc_buf; a failure sticks and is checked
+ * once, at the end. */
 struct text {
-  char *buf;
-  size_t len, cap;
-  bool failed;
+  struct lc_buf b;
 };
 
 #define TEXT_MAX (4u << 20) /* a bound, far above any real exposition */
+#define TEXT_INIT {LC_BUF_INIT(TEXT_MAX - 1)}
 
 static void text_add(struct text *t, const char *fmt, ...) LC_PRINTF(2, 3);
 static void text_add(struct text *t, const char *fmt, ...)
 {
-  if(t->failed)
-    return;
-  for(;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-    va_end(ap);
-    if(n < 0) {
-      t->failed = true;
-      return;
-    }
-    if((size_t)n < t->cap - t->len) {
-      t->len += (size_t)n;
-      return;
-    }
-    size_t cap = t->cap ? t->cap * 2 : 16384;
-    while(cap - t->len <= (size_t)n)
-      cap *= 2;
-    char *nb = cap <= TEXT_MAX ? lc_realloc(t->buf, cap) : NULL;
-    if(!nb) {
-      t->failed = true;
-      return;
-    }
-    t->buf = nb;
-    t->cap = cap;
-  }
+  va_list ap;
+  va_start(ap, fmt);
+  lc_buf_vprintf(&t->b, fmt, ap);
+  va_end(ap);
 }
 
 /* Append `v` as a Prometheus label value: the text exposition format
@@ -383,15 +363,17 @@ static enum MHD_Result serve_metrics(struct brk *b, struct MHD_Connection *c)
 {
   struct brk_snapshot s;
   snapshot_copy(b, &s);
-  struct text t = {0};
+  struct text t = TEXT_INIT;
   metrics_counters(&t, b);
   metrics_snapshot(&t, &s, lc_now_ms());
   metrics_adapters(&t, &s);
   metrics_ca_life(&t, &s);
   enum MHD_Result r =
-    t.failed ? send_text(c, 500, "text/plain", "out of memory\n", 14)
-             : send_text(c, 200, "text/plain; version=0.0.4", t.buf, t.len);
-  lc_free(t.buf);
+    lc_buf_err(&t.b) != LC_OK
+      ? send_text(c, 500, "text/plain", "out of memory\n", 14)
+      : send_text(c, 200, "text/plain; version=0.0.4", lc_buf_str(&t.b),
+                  t.b.len);
+  lc_buf_free(&t.b);
   return r;
 }
 

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/lc_file.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -66,7 +67,7 @@ static char *kept_checkpoint(const struct brk_config *cfg)
   char path[BRK_PATH_MAX + 32];
   snprintf(path, sizeof(path), "%s/audit/checkpoint", cfg->data_dir);
   char *note = NULL;
-  if(brk_read_file(path, &note) != LC_OK)
+  if(lc_read_file(path, AUD_NOTE_MAX, &note, NULL) != LC_OK)
     return NULL;
   return note;
 }

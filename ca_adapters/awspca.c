@@ -66,9 +66,7 @@ struct aws_role {
 };
 
 struct awspca {
-  struct ca__remote r;         /* first */
-  struct ca__http *http;
-  struct ca__tickets *tickets;
+  struct ca__remote r;         /* first; holds http and tickets */
   char *url;                   /* endpoint as given */
   char *host;                  /* Host header value (signed) */
   char *path;                  /* request path, "/" */
@@ -104,11 +102,7 @@ static void normalize_code(const char *raw, char *out, size_t cap)
   const char *hash = strrchr(raw, '#');
   if(hash)
     raw = hash + 1;
-  size_t n = strcspn(raw, ":");
-  if(n >= cap)
-    n = cap - 1;
-  memcpy(out, raw, n);
-  out[n] = '\0';
+  lc_strlcpy_n(out, raw, strcspn(raw, ":"), cap);
 }
 
 static void read_error(struct aws_answer *a, const char *hdr_type)
@@ -198,7 +192,7 @@ static lc_err call(struct awspca *a, const char *op, json_t *req_json,
                              .headers = hdrs, .body = body,
                              .body_len = strlen(body)};
   struct ca__http_resp resp;
-  lc_err trc = ca__http_do(a->http, &req, &resp);
+  lc_err trc = ca__http_do(a->r.http, &req, &resp);
   if(trc == LC_ENOMEM) {
     rc = LC_ENOMEM;
     goto out;
@@ -320,7 +314,7 @@ static lc_err get_cert(struct awspca *a, const struct ca_request *req,
       rc = LC_OK;
     }
     if(rc == LC_OK && res->status == CA_ISSUED) {
-      ca__tickets_del(a->tickets, req->request_key);
+      ca__tickets_del(a->r.tickets, req->request_key);
       lc_log(LC_DEBUG, "ca", "ca=awspca op=issued role=%s key=%s serial=%s",
              ca_role_name(req->role), req->request_key, res->serial_hex);
     }
@@ -336,11 +330,11 @@ static lc_err get_cert(struct awspca *a, const struct ca_request *req,
     lc_log(LC_WARN, "ca", "ca=awspca op=GetCertificate key=%s msg=\"ARN "
            "unknown to the CA; issuing again with the same token\"",
            req->request_key);
-    ca__tickets_del(a->tickets, req->request_key);
+    ca__tickets_del(a->r.tickets, req->request_key);
     ca__res_retry_soon(res, "aws:stale_ticket");
   } else if(ans.transport == LC_OK &&
             strcmp(ans.code, "RequestFailedException") == 0) {
-    ca__tickets_del(a->tickets, req->request_key);
+    ca__tickets_del(a->r.tickets, req->request_key);
     map_failure(a, "GetCertificate", req->request_key, a->r.pace[PACE_GET],
                 &ans, res);
   } else {
@@ -376,7 +370,9 @@ static lc_err issue(struct awspca *a, const struct ca_request *req,
   char token[37];
   idempotency_token(req->request_key, token);
   char *pem = ca__csr_pem(req->csr);
-  char *b64 = pem ? ca__b64((const uint8_t *)pem, strlen(pem)) : NULL;
+  char *b64 = NULL;
+  if(pem && lc_b64_encode(pem, strlen(pem), &b64) != LC_OK)
+    b64 = NULL;
   json_t *j = b64 ? issue_body(&a->role[req->role], b64, token) : NULL;
   lc_free(pem);
   lc_free(b64);
@@ -416,7 +412,7 @@ static lc_err aws_submit(struct ca_adapter *ca, const struct ca_request *req,
   char *arn = lc_malloc(ARN_MAX);
   if(!arn)
     return LC_ENOMEM;
-  lc_err rc = ca__tickets_get(a->tickets, req->request_key, arn, ARN_MAX);
+  lc_err rc = ca__tickets_get(a->r.tickets, req->request_key, arn, ARN_MAX);
   bool have = rc == LC_OK;
   if(rc == LC_ENOTFOUND || rc == LC_ETOOBIG) {
     rc = LC_OK;
@@ -431,7 +427,7 @@ static lc_err aws_submit(struct ca_adapter *ca, const struct ca_request *req,
   if(!have) {
     rc = issue(a, req, arn, &have, &r);
     if(rc == LC_OK && have) {
-      lc_err trc = ca__tickets_put(a->tickets, req->request_key, arn);
+      lc_err trc = ca__tickets_put(a->r.tickets, req->request_key, arn);
       if(trc == LC_ENOMEM)
         rc = trc;
       /* A durable store failure is logged; the token still protects a
@@ -461,15 +457,8 @@ static lc_err aws_cancel(struct ca_adapter *ca, const struct ca_request *req)
   if(!ca || !req || !req->request_key)
     return LC_EINVAL;
   /* Private CA cannot withdraw an IssueCertificate; forget the ARN. */
-  ca__tickets_del(((struct awspca *)ca)->tickets, req->request_key);
+  ca__tickets_del(((struct awspca *)ca)->r.tickets, req->request_key);
   return LC_OK;
-}
-
-static void aws_shutdown(struct ca_adapter *ca)
-{
-  struct awspca *a = (struct awspca *)ca;
-  ca__remote_shutdown(&a->r);
-  ca__http_abort(a->http);
 }
 
 static void aws_free(struct ca_adapter *ca)
@@ -477,10 +466,7 @@ static void aws_free(struct ca_adapter *ca)
   struct awspca *a = (struct awspca *)ca;
   if(!a)
     return;
-  for(unsigned i = 0; i < a->r.n_pace; i++)
-    ca__pace_free(a->r.pace[i]);
-  ca__tickets_free(a->tickets);
-  ca__http_free(a->http);
+  ca__remote_cleanup(&a->r);
   for(int i = 0; i < CA_ROLE_COUNT; i++) {
     lc_free(a->role[i].ca_arn);
     lc_free(a->role[i].template_arn);
@@ -501,7 +487,7 @@ const struct ca_ops ca__awspca_ops = {
   .submit = aws_submit,
   .poll = aws_poll,
   .cancel = aws_cancel,
-  .shutdown = aws_shutdown,
+  .shutdown = ca__remote_shutdown,
   .free = aws_free,
 };
 
@@ -589,7 +575,7 @@ lc_err ca_awspca_open(const struct ca_awspca_config *cfg,
     rc = split_url(a->url, &a->host, &a->path);
   if(rc == LC_OK) {
     struct ca__http_opts ho = {.name = "awspca", .cfg = &cfg->http};
-    rc = ca__http_new(&ho, &a->http);
+    rc = ca__http_new(&ho, &a->r.http);
   }
   if(rc == LC_OK)
     rc = ca__pace_new("issue", &cfg->issue_pace, DEF_ISSUE_RATE,
@@ -600,7 +586,7 @@ lc_err ca_awspca_open(const struct ca_awspca_config *cfg,
   if(rc == LC_OK)
     a->r.n_pace = 2;
   if(rc == LC_OK)
-    rc = ca__tickets_new(0, cfg->tickets, &a->tickets);
+    rc = ca__tickets_new(0, cfg->tickets, &a->r.tickets);
   if(rc == LC_OK)
     rc = ca__aws_creds_load(a->profile, &a->creds);
   if(rc != LC_OK) {

@@ -76,9 +76,11 @@ lc_err ca__ensure_dir(const char *dir) LC_NODISCARD;
 /* *exists = whether `path` exists (any type). LC_EIO on other errors. */
 lc_err ca__file_exists(const char *path, bool *exists) LC_NODISCARD;
 /* Read a whole file of at most `cap` bytes into a NUL-terminated
- * lc_malloc'd buffer; *mode gets its permission bits. Callers holding key
- * material cleanse it before lc_free(). LC_EIO (logged), LC_ETOOBIG,
- * LC_ENOMEM, LC_ENOTFOUND (not logged: the caller decides). */
+ * lc_malloc'd buffer (lc_read_file(), as key material: buffers it lets
+ * go of are cleansed); *mode gets its permission bits. Callers holding
+ * key material cleanse it before lc_free(). LC_EIO (logged), LC_ETOOBIG
+ * (over `cap`, or not a regular file; logged), LC_ENOMEM, LC_ENOTFOUND
+ * (not logged: the caller decides). */
 lc_err ca__read_file(const char *path, size_t cap, char **data, size_t *len,
                      unsigned *mode) LC_NODISCARD;
 /* Write `name` in `dir` so that it either appears whole or not at all:

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <time.h>
 #include "ca_adapters/ca_int.h"
+#include "common/lc_crypto.h"
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -213,22 +214,11 @@ lc_err ca__jwt_rs256(EVP_PKEY *key, const char *kid, const char *iss,
                      const char *scope, const char *aud, time_t iat,
                      time_t exp, char **out) LC_NODISCARD;
 
-/* Unpadded base64url of `len` bytes (lc_malloc'd). */
-char *ca__b64url(const uint8_t *in, size_t len);
-
 /* ---- remote.c ----------------------------------------------------------- */
-
-/* Standard base64 (no line breaks) of `len` bytes, lc_malloc'd. */
-char *ca__b64(const uint8_t *in, size_t len);
-/* Decode standard base64 (whitespace allowed); lc_malloc'd. NULL on bad
- * input or OOM. */
-uint8_t *ca__unb64(const char *in, size_t len, size_t *out_len);
 
 /* The CSR as PEM text, lc_malloc'd. */
 char *ca__csr_pem(const struct ca_csr *csr);
 
-/* Lower-case hex SHA-256 of `len` bytes. */
-void ca__sha256_hex(const void *data, size_t len, char out[65]);
 /* Name-based UUID (RFC 4122 version 5, SHA-1) of `name` in namespace
  * `ns`, lower-case with hyphens: 36 chars + NUL. */
 void ca__uuid5(const uint8_t ns[16], const char *name, char out[37]);
@@ -331,12 +321,20 @@ struct ca__remote {
   struct ca_adapter base;
   struct ca__pace *pace[CA__MAX_PACES];
   unsigned n_pace;
+  struct ca__http *http;        /* the CA's API */
+  struct ca__http *meta_http;   /* gcpcas: the metadata server (OAuth);
+                                 * NULL elsewhere */
+  struct ca__tickets *tickets;  /* NULL where the CA keeps none */
 };
 /* true when `ca` is one of the remote adapters (checked by ops). */
 bool ca__is_remote(const struct ca_adapter *ca);
-/* ca_shutdown()'s share every remote adapter has: aborts its buckets.
- * Each adapter aborts its own HTTP clients. */
-void ca__remote_shutdown(struct ca__remote *r);
+/* The ops.shutdown of every remote adapter: aborts its buckets and
+ * its HTTP clients, so calls in progress end soon with LC_ESHUTDOWN. */
+void ca__remote_shutdown(struct ca_adapter *ca);
+/* What every remote adapter's ops.free releases: its buckets, tickets
+ * and HTTP clients (each owned by the struct ca__remote; NULL-safe). Its
+ * own fields, and anything that uses the clients, go first. */
+void ca__remote_cleanup(struct ca__remote *r);
 extern const struct ca_ops ca__ejbca_ops, ca__awspca_ops, ca__gcpcas_ops;
 
 #endif

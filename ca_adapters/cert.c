@@ -4,6 +4,7 @@
  * fingerprints, result cleanup and role names.
  */
 #include "ca_adapters/ca_int.h"
+#include "common/lc_crypto.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -91,15 +92,7 @@ lc_err ca_cert_fingerprint(const char *pem, char out[65])
     return rc;
   /* The fingerprint is over the DER as sent; no need to decode it into an
    * X509 (which would cost ~150 us in OpenSSL 3.0). */
-  uint8_t md[32];
-  unsigned int md_len = 0;
-  if(EVP_Digest(der, der_len, md, &md_len, EVP_sha256(), NULL) != 1 ||
-     md_len != sizeof(md)) {
-    lc_log_openssl(LC_ERROR, "ca", "fingerprint_sha256");
-    rc = LC_ETLS;
-  } else {
-    lc_hex(md, sizeof(md), out);
-  }
+  rc = lc_sha256_hex(der, der_len, out);
   OPENSSL_free(der);
   return rc;
 }

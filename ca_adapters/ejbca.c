@@ -67,9 +67,7 @@ struct ej_role {
 };
 
 struct ejbca {
-  struct ca__remote r;         /* first */
-  struct ca__http *http;
-  struct ca__tickets *tickets;
+  struct ca__remote r;         /* first; holds http and tickets */
   char *base;                  /* no trailing '/' */
   char *prefix;
   uint8_t secret[32];
@@ -112,7 +110,7 @@ static lc_err call(struct ejbca *e, const char *op, const char *method,
                              .headers = hdrs, .body = body,
                              .body_len = body ? strlen(body) : 0};
   struct ca__http_resp resp;
-  lc_err rc = ca__http_do(e->http, &req, &resp);
+  lc_err rc = ca__http_do(e->r.http, &req, &resp);
   if(body) {
     OPENSSL_cleanse(body, strlen(body)); /* holds the enrollment code */
     free(body);
@@ -173,14 +171,14 @@ static X509 *der_to_x509(const uint8_t *der, size_t len)
 static X509 *x509_from_b64(const char *s)
 {
   size_t n = 0;
-  uint8_t *once = ca__unb64(s, strlen(s), &n);
-  if(!once)
+  uint8_t *once = NULL;
+  if(lc_b64_decode_lax(s, strlen(s), &once, &n) != LC_OK)
     return NULL;
   X509 *x = der_to_x509(once, n);
   if(!x) {
     size_t m = 0;
-    uint8_t *twice = ca__unb64((const char *)once, n, &m);
-    if(twice)
+    uint8_t *twice = NULL;
+    if(lc_b64_decode_lax((const char *)once, n, &twice, &m) == LC_OK)
       x = der_to_x509(twice, m);
     lc_free(twice);
   }
@@ -281,7 +279,7 @@ static lc_err chain_for(struct ejbca *e, const struct ca_request *req,
   const char *hdrs[] = {"Accept: */*", NULL};
   struct ca__http_req hreq = {.op = "ca_chain", .method = "GET", .url = url,
                               .headers = hdrs};
-  lc_err rc = ca__http_do(e->http, &hreq, &resp);
+  lc_err rc = ca__http_do(e->r.http, &hreq, &resp);
   if(rc == LC_ENOMEM)
     return rc;
   if(rc == LC_OK && resp.status == 200) {
@@ -488,7 +486,7 @@ static lc_err pending_approval(struct ejbca *e, const struct ca_request *req,
   }
   char t[32];
   snprintf(t, sizeof(t), "%lld", id);
-  lc_err rc = ca__tickets_put(e->tickets, req->request_key, t);
+  lc_err rc = ca__tickets_put(e->r.tickets, req->request_key, t);
   if(rc == LC_ENOMEM)
     return rc;
   ca__res_pending(res, e->approval_poll_ms, "ejbca:approval_pending");
@@ -550,7 +548,7 @@ static lc_err finalize(struct ejbca *e, const struct ca_request *req,
   char *end = NULL;
   long long id = strtoll(ticket, &end, 10);
   if(id <= 0 || !end || *end) {
-    ca__tickets_del(e->tickets, req->request_key);
+    ca__tickets_del(e->r.tickets, req->request_key);
     ca__res_retry_soon(res, "ejbca:stale_ticket");
     return LC_OK;
   }
@@ -576,21 +574,21 @@ static lc_err finalize(struct ejbca *e, const struct ca_request *req,
   if(ans.transport == LC_OK && (ans.status == 200 || ans.status == 201)) {
     rc = issued_from(e, req, ans.json, res);
     if(rc == LC_OK && res->status == CA_ISSUED)
-      ca__tickets_del(e->tickets, req->request_key);
+      ca__tickets_del(e->r.tickets, req->request_key);
   } else if(ans.transport == LC_OK && ans.status == 202) {
     ca__res_pending(res, e->approval_poll_ms, "ejbca:approval_pending");
   } else if(ans.transport == LC_OK && ans.status == 400 &&
             strstr(ans.msg, "already been finalized")) {
     /* Finalized by an earlier call whose answer we lost: the
      * certificate exists; find it. */
-    ca__tickets_del(e->tickets, req->request_key);
+    ca__tickets_del(e->r.tickets, req->request_key);
     bool found = false, failed = false;
     rc = lookup(e, req, user, &found, &failed, res);
     if(rc == LC_OK && !found && !failed)
       ca__res_retry_soon(res, "ejbca:not_found");
   } else if(ans.transport == LC_OK &&
             (ans.status == 400 || ans.status == 404)) {
-    ca__tickets_del(e->tickets, req->request_key);
+    ca__tickets_del(e->r.tickets, req->request_key);
     const char *why = strstr(ans.msg, "rejected") ? "ejbca:approval_rejected"
                       : strstr(ans.msg, "expired") ? "ejbca:approval_expired"
                       : ans.status == 404          ? "ejbca:approval_unknown"
@@ -619,7 +617,7 @@ static lc_err ej_submit(struct ca_adapter *ca, const struct ca_request *req,
     return LC_OK;
   }
   char ticket[64];
-  lc_err rc = ca__tickets_get(e->tickets, req->request_key, ticket,
+  lc_err rc = ca__tickets_get(e->r.tickets, req->request_key, ticket,
                               sizeof(ticket));
   if(rc == LC_OK) {
     rc = finalize(e, req, user, ticket, &r);
@@ -653,15 +651,8 @@ static lc_err ej_cancel(struct ca_adapter *ca, const struct ca_request *req)
   if(!ca || !req || !req->request_key)
     return LC_EINVAL;
   /* An approval request stays at the CA for its administrators. */
-  ca__tickets_del(((struct ejbca *)ca)->tickets, req->request_key);
+  ca__tickets_del(((struct ejbca *)ca)->r.tickets, req->request_key);
   return LC_OK;
-}
-
-static void ej_shutdown(struct ca_adapter *ca)
-{
-  struct ejbca *e = (struct ejbca *)ca;
-  ca__remote_shutdown(&e->r);
-  ca__http_abort(e->http);
 }
 
 static void ej_free(struct ca_adapter *ca)
@@ -669,10 +660,7 @@ static void ej_free(struct ca_adapter *ca)
   struct ejbca *e = (struct ejbca *)ca;
   if(!e)
     return;
-  for(unsigned i = 0; i < e->r.n_pace; i++)
-    ca__pace_free(e->r.pace[i]);
-  ca__tickets_free(e->tickets);
-  ca__http_free(e->http);
+  ca__remote_cleanup(&e->r);
   for(int i = 0; i < CA_ROLE_COUNT; i++) {
     lc_free(e->role[i].ca);
     lc_free(e->role[i].cp);
@@ -691,7 +679,7 @@ const struct ca_ops ca__ejbca_ops = {
   .submit = ej_submit,
   .poll = ej_poll,
   .cancel = ej_cancel,
-  .shutdown = ej_shutdown,
+  .shutdown = ca__remote_shutdown,
   .free = ej_free,
 };
 
@@ -767,11 +755,10 @@ lc_err ca_ejbca_open(const struct ca_ejbca_config *cfg, struct ca_adapter **out)
     rc = LC_ENOMEM;
   if(rc == LC_OK && cfg->enrollment_secret) {
     /* Any length in, 32 bytes kept. */
-    unsigned int len = 0;
-    if(EVP_Digest(cfg->enrollment_secret, strlen(cfg->enrollment_secret),
-                  e->secret, &len, EVP_sha256(), NULL) != 1)
-      rc = LC_ETLS;
-    e->secret_len = len;
+    _Static_assert(sizeof(e->secret) >= LC_SHA256_LEN, "secret holds a hash");
+    rc = lc_sha256(cfg->enrollment_secret, strlen(cfg->enrollment_secret),
+                   e->secret);
+    e->secret_len = rc == LC_OK ? LC_SHA256_LEN : 0;
   } else if(rc == LC_OK) {
     if(RAND_bytes(e->secret, sizeof(e->secret)) != 1)
       rc = LC_ETLS;
@@ -790,14 +777,14 @@ lc_err ca_ejbca_open(const struct ca_ejbca_config *cfg, struct ca_adapter **out)
     rc = check_client_cert(&cfg->http);
   if(rc == LC_OK) {
     struct ca__http_opts ho = {.name = "ejbca", .cfg = &cfg->http};
-    rc = ca__http_new(&ho, &e->http);
+    rc = ca__http_new(&ho, &e->r.http);
   }
   if(rc == LC_OK)
     rc = ca__pace_new("enroll", &cfg->pace, DEF_RATE, &e->r.pace[0]);
   if(rc == LC_OK)
     e->r.n_pace = 1;
   if(rc == LC_OK)
-    rc = ca__tickets_new(0, cfg->tickets, &e->tickets);
+    rc = ca__tickets_new(0, cfg->tickets, &e->r.tickets);
   if(rc != LC_OK) {
     ej_free(&e->r.base);
     return rc;

@@ -55,9 +55,8 @@ struct gcp_role {
 };
 
 struct gcpcas {
-  struct ca__remote r;         /* first */
-  struct ca__http *http;
-  struct ca__http *meta_http;  /* NULL with a key file */
+  struct ca__remote r;         /* first; holds http and meta_http
+                                * (NULL with a key file) */
   struct ca__oauth *oauth;
   char *endpoint;              /* without a trailing '/' */
   unsigned get_pace;
@@ -109,7 +108,7 @@ static lc_err call(struct gcpcas *g, const char *op, const char *method,
                              .headers = hdrs, .body = body,
                              .body_len = body ? strlen(body) : 0};
   struct ca__http_resp resp;
-  lc_err rc = ca__http_do(g->http, &req, &resp);
+  lc_err rc = ca__http_do(g->r.http, &req, &resp);
   OPENSSL_cleanse(auth, an);
   lc_free(auth);
   if(rc == LC_ENOMEM)
@@ -229,8 +228,9 @@ static void certificate_id(const char *key, char out[64])
     lc_strlcpy(out, key, 64);
     return;
   }
-  char hex[65];
-  ca__sha256_hex(key, strlen(key), hex);
+  char hex[LC_SHA256_HEX];
+  /* A failure leaves 64 '0's: still a valid id, and logged. */
+  (void)lc_sha256_hex(key, strlen(key), hex);
   snprintf(out, 64, "lc-%.60s", hex);
 }
 
@@ -368,24 +368,13 @@ static lc_err gcp_cancel(struct ca_adapter *ca, const struct ca_request *req)
   return LC_OK;
 }
 
-static void gcp_shutdown(struct ca_adapter *ca)
-{
-  struct gcpcas *g = (struct gcpcas *)ca;
-  ca__remote_shutdown(&g->r);
-  ca__http_abort(g->http);
-  ca__http_abort(g->meta_http); /* the OAuth client uses these two */
-}
-
 static void gcp_free(struct ca_adapter *ca)
 {
   struct gcpcas *g = (struct gcpcas *)ca;
   if(!g)
     return;
   ca__oauth_free(g->oauth);
-  for(unsigned i = 0; i < g->r.n_pace; i++)
-    ca__pace_free(g->r.pace[i]);
-  ca__http_free(g->http);
-  ca__http_free(g->meta_http);
+  ca__remote_cleanup(&g->r); /* after the OAuth client that used it */
   for(int i = 0; i < CA_ROLE_COUNT; i++) {
     lc_free(g->role[i].pool);
     lc_free(g->role[i].tmpl);
@@ -399,7 +388,7 @@ const struct ca_ops ca__gcpcas_ops = {
   .submit = gcp_submit,
   .poll = gcp_poll,
   .cancel = gcp_cancel,
-  .shutdown = gcp_shutdown,
+  .shutdown = ca__remote_shutdown,
   .free = gcp_free,
 };
 
@@ -499,7 +488,7 @@ lc_err ca_gcpcas_open(const struct ca_gcpcas_config *cfg,
   }
   if(rc == LC_OK) {
     struct ca__http_opts ho = {.name = "gcpcas", .cfg = &cfg->http};
-    rc = ca__http_new(&ho, &g->http);
+    rc = ca__http_new(&ho, &g->r.http);
   }
   if(rc == LC_OK && !cfg->key_file) {
     /* The metadata server speaks plain HTTP on a link-local address. */
@@ -508,13 +497,13 @@ lc_err ca_gcpcas_open(const struct ca_gcpcas_config *cfg,
                                 .max_response = 64 * 1024};
     struct ca__http_opts ho = {.name = "gcpcas_metadata", .cfg = &mc,
                                .allow_http = true};
-    rc = ca__http_new(&ho, &g->meta_http);
+    rc = ca__http_new(&ho, &g->r.meta_http);
   }
   if(rc == LC_OK) {
     struct ca__oauth_opts oo = {.key_file = cfg->key_file,
                                 .metadata_url = cfg->metadata_url,
-                                .scope = cfg->scope, .http = g->http,
-                                .metadata_http = g->meta_http};
+                                .scope = cfg->scope, .http = g->r.http,
+                                .metadata_http = g->r.meta_http};
     rc = ca__oauth_new(&oo, &g->oauth);
   }
   if(rc == LC_OK)

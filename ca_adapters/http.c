@@ -33,6 +33,7 @@
  * it again. HTTP statuses are not errors at this layer.
  */
 #include "ca_adapters/ca_remote.h"
+#include "common/lc_buf.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -223,37 +224,14 @@ static void release(struct ca__http *h, struct http_handle *hh)
   handle_free(hh); /* the pool is full: close the surplus */
 }
 
-struct body_buf {
-  char *data;
-  size_t len;
-  size_t cap;      /* allocated */
-  size_t max;      /* the cap on the body */
-  bool too_big;
-};
-
+/* The response body gathers in an lc_buf capped at max_body: past it
+ * the buffer says LC_ETOOBIG and the transfer stops. */
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *u)
 {
-  struct body_buf *b = u;
+  struct lc_buf *b = u;
   size_t n = size * nmemb;
-  if(n > b->max - b->len) {
-    b->too_big = true;
+  if(lc_buf_add(b, ptr, n) != LC_OK)
     return 0; /* CURLE_WRITE_ERROR */
-  }
-  if(b->len + n + 1 > b->cap) {
-    size_t want = b->cap ? b->cap : 4096;
-    while(want < b->len + n + 1)
-      want *= 2;
-    if(want > b->max + 1)
-      want = b->max + 1;
-    char *p = lc_realloc(b->data, want);
-    if(!p)
-      return 0;
-    b->data = p;
-    b->cap = want;
-  }
-  memcpy(b->data + b->len, ptr, n);
-  b->len += n;
-  b->data[b->len] = '\0';
   return n;
 }
 
@@ -335,11 +313,7 @@ static bool tls_failure(CURLcode c)
 /* The URL without its query, for logs (queries may carry ids). */
 static void url_for_log(const char *url, char *buf, size_t cap)
 {
-  size_t n = strcspn(url, "?");
-  if(n >= cap)
-    n = cap - 1;
-  memcpy(buf, url, n);
-  buf[n] = '\0';
+  lc_strlcpy_n(buf, url, strcspn(url, "?"), cap);
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -365,7 +339,7 @@ static int on_progress(void *u, curl_off_t dltotal, curl_off_t dlnow,
 
 static lc_err setup(struct ca__http *h, struct http_handle *hh,
                     const struct ca__http_req *req, struct curl_slist *hdrs,
-                    struct body_buf *body)
+                    struct lc_buf *body)
 {
   CURL *c = hh->curl;
   CURLcode rc = CURLE_OK;
@@ -472,7 +446,7 @@ lc_err ca__http_do(struct ca__http *h, const struct ca__http_req *req,
   }
   curl_easy_reset(hh->curl);
   hh->errbuf[0] = '\0';
-  struct body_buf body = {.max = h->max_body};
+  struct lc_buf body = LC_BUF_INIT(h->max_body);
   rc = setup(h, hh, req, hdrs, &body);
   CURLcode cc = CURLE_OK;
   if(rc == LC_OK)
@@ -480,11 +454,9 @@ lc_err ca__http_do(struct ca__http *h, const struct ca__http_req *req,
   if(rc == LC_OK && cc == CURLE_OK) {
     curl_easy_getinfo(hh->curl, CURLINFO_RESPONSE_CODE, &resp->status);
     read_headers(hh->curl, resp);
-    if(!body.data && !(body.data = lc_calloc(1, 1)))
-      rc = LC_ENOMEM;
-    resp->body = body.data;
     resp->len = body.len;
-    body.data = NULL;
+    if(!(resp->body = lc_buf_take(&body)))
+      rc = LC_ENOMEM;
   } else if(rc == LC_OK) {
     char where[256];
     url_for_log(req->url, where, sizeof(where));
@@ -492,7 +464,7 @@ lc_err ca__http_do(struct ca__http *h, const struct ca__http_req *req,
       rc = LC_ESHUTDOWN;
       lc_log(LC_INFO, "ca", "ca=%s op=%s url=%s err=\"abandoned: shutting "
              "down\"", h->name, req->op, where);
-    } else if(body.too_big) {
+    } else if(lc_buf_err(&body) == LC_ETOOBIG) {
       rc = LC_ETOOBIG;
       lc_log(LC_WARN, "ca", "ca=%s op=%s url=%s err=\"response body over "
              "%zu bytes\"", h->name, req->op, where, h->max_body);
@@ -506,7 +478,7 @@ lc_err ca__http_do(struct ca__http *h, const struct ca__http_req *req,
              hh->errbuf[0] ? hh->errbuf : curl_easy_strerror(cc));
     }
   }
-  lc_free(body.data);
+  lc_buf_free(&body);
   /* The header list must outlive the transfer; the handle forgets it
    * on the next reset. */
   curl_easy_setopt(hh->curl, CURLOPT_HTTPHEADER, NULL);

@@ -39,6 +39,7 @@
  * a key twice once a result is stored (see ca.h).
  */
 #include "ca_adapters/ca_int.h"
+#include "common/lc_crypto.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -306,17 +307,6 @@ static const struct ca_ops LOCAL_OPS = {
 
 /* ---- loading the CA files ----------------------------------------------- */
 
-/* Our files are never encrypted; if one claims to be, fail rather than
- * let OpenSSL prompt on a terminal the daemon does not have. */
-static int no_password(char *buf, int size, int rwflag, void *u)
-{
-  (void)buf;
-  (void)size;
-  (void)rwflag;
-  (void)u;
-  return -1;
-}
-
 /* One log line: what failed, on which file, and OpenSSL's queue. */
 static lc_err load_fail(const char *op, const char *file, const char *msg)
 {
@@ -353,7 +343,10 @@ static lc_err load_cert(const char *dir, const char *name, X509 **out)
   if(rc != LC_OK)
     return rc;
   BIO *bio = BIO_new_mem_buf(data, (int)len);
-  X509 *x = bio ? PEM_read_bio_X509(bio, NULL, no_password, NULL) : NULL;
+  /* Our files are never encrypted; if one claims to be, fail rather
+   * than let OpenSSL prompt on a terminal the daemon does not have. */
+  X509 *x = bio ? PEM_read_bio_X509(bio, NULL, lc_pem_no_password, NULL)
+                : NULL;
   if(!x)
     rc = load_fail("ca_load_cert", name, "not a PEM certificate");
   else
@@ -375,7 +368,8 @@ static lc_err load_key(const char *dir, const char *name, EVP_PKEY **out)
     lc_log(LC_WARN, "ca", "op=ca_load file=%s mode=%03o msg=\"private key "
            "readable by others; chmod 600\"", name, mode & 0777);
   BIO *bio = BIO_new_mem_buf(data, (int)len);
-  EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL)
+  EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, lc_pem_no_password,
+                                              NULL)
                     : NULL;
   if(!k)
     rc = load_fail("ca_load_key", name, "not a PEM private key");

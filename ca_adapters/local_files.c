@@ -5,12 +5,12 @@
  * the directory), so a crash never leaves a half-written key or cert.
  */
 #include "ca_adapters/ca_int.h"
+#include "common/lc_file.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -72,77 +72,28 @@ lc_err ca__file_exists(const char *path, bool *exists)
   return LC_OK;
 }
 
-static lc_err read_all(int fd, char *buf, size_t len, const char *path)
+/* The reading is lc_read_file()'s; what is logged, and how, the CA's. */
+static const char *read_op(const char *op)
 {
-  size_t got = 0;
-  while(got < len) {
-    ssize_t n = read(fd, buf + got, len - got);
-    if(n < 0 && errno == EINTR)
-      continue;
-    if(n < 0)
-      return io_fail("ca_read", path, errno);
-    if(n == 0)
-      return io_fail("ca_read", path, EIO); /* shrank while reading */
-    got += (size_t)n;
-  }
-  return LC_OK;
+  return !op ? "ca_read" : strcmp(op, "open") == 0 ? "ca_open"
+                         : strcmp(op, "fstat") == 0 ? "ca_stat" : "ca_read";
 }
 
 lc_err ca__read_file(const char *path, size_t cap, char **data, size_t *len,
                      unsigned *mode)
 {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if(fd < 0)
-    return errno == ENOENT ? LC_ENOTFOUND : io_fail("ca_open", path, errno);
-  struct stat st;
-  lc_err rc = LC_OK;
-  char *buf = NULL;
-  if(fstat(fd, &st) != 0) {
-    rc = io_fail("ca_stat", path, errno);
-    goto out;
-  }
-  if(!S_ISREG(st.st_mode) || st.st_size < 0 || (size_t)st.st_size > cap) {
+  struct lc_file_info fi;
+  lc_err rc = lc_read_file_ex(path, cap, LC_READ_SECRET, data, len, &fi);
+  if(rc == LC_EIO)
+    return io_fail(read_op(fi.op), path, fi.sys_errno);
+  if(rc == LC_EINVAL || rc == LC_ETOOBIG) {
     lc_log(LC_ERROR, "ca", "op=ca_read path=%s msg=\"not a regular file of "
            "at most %zu bytes\"", path, cap);
-    rc = LC_ETOOBIG;
-    goto out;
+    return LC_ETOOBIG;
   }
-  size_t n = (size_t)st.st_size;
-  buf = lc_malloc(n + 1);
-  if(!buf) {
-    rc = LC_ENOMEM;
-    goto out;
-  }
-  rc = read_all(fd, buf, n, path);
-  if(rc != LC_OK)
-    goto out;
-  buf[n] = '\0';
-  *data = buf;
-  *len = n;
-  *mode = (unsigned)(st.st_mode & 07777);
-  buf = NULL;
-out:
-  if(buf) {
-    OPENSSL_cleanse(buf, n);  /* may hold key bytes read so far */
-    lc_free(buf);
-  }
-  close(fd);
+  if(rc == LC_OK)
+    *mode = fi.mode;
   return rc;
-}
-
-static lc_err write_all(int fd, const char *data, size_t len,
-                        const char *path)
-{
-  size_t done = 0;
-  while(done < len) {
-    ssize_t n = write(fd, data + done, len - done);
-    if(n < 0 && errno == EINTR)
-      continue;
-    if(n < 0)
-      return io_fail("ca_write", path, errno);
-    done += (size_t)n;
-  }
-  return LC_OK;
 }
 
 /* Create, fill and fsync the temp file. O_EXCL: it must be ours, never
@@ -155,7 +106,8 @@ static lc_err write_temp(const char *tmp, const void *data, size_t len,
   int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
   if(fd < 0)
     return io_fail("ca_create", tmp, errno);
-  lc_err rc = write_all(fd, data, len, tmp);
+  lc_err rc = lc_write_all(fd, data, len) == LC_OK
+                ? LC_OK : io_fail("ca_write", tmp, errno);
   if(rc == LC_OK && fsync(fd) != 0)
     rc = io_fail("ca_fsync", tmp, errno);
   if(close(fd) != 0 && rc == LC_OK)

@@ -113,26 +113,11 @@ static lc_err login(PKCS11_SLOT *slot, const char *pin, const char *role)
 static lc_err find_key(PKCS11_SLOT *slot, const char *label,
                        const char *role, EVP_PKEY **out)
 {
-  PKCS11_KEY *keys = NULL;
-  unsigned int nkeys = 0;
-  if(PKCS11_enumerate_keys(slot->token, &keys, &nkeys) != 0) {
-    lc_log_openssl(LC_ERROR, "ca", "pkcs11 enumerate_keys");
-    return LC_ETLS;
-  }
-  PKCS11_KEY *key = NULL;
-  for(unsigned i = 0; i < nkeys && !key; i++)
-    if(keys[i].label && strcmp(keys[i].label, label) == 0)
-      key = &keys[i];
-  if(!key) {
+  lc_err rc = lc_p11_private_key(slot, label, NULL, 0, "ca", out);
+  if(rc == LC_ENOTFOUND)
     lc_log(LC_ERROR, "ca", "ca=local op=pkcs11 role=%s token=%s key=%s "
            "err=\"no such private key\"", role, slot->token->label, label);
-    return LC_ENOTFOUND;
-  }
-  if(!(*out = PKCS11_get_private_key(key))) {
-    lc_log_openssl(LC_ERROR, "ca", "pkcs11 get_private_key");
-    return LC_ETLS;
-  }
-  return LC_OK;
+  return rc;
 }
 
 /* The token key must sign what the issuing certificate's key verifies. */

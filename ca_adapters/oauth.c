@@ -62,29 +62,14 @@ struct ca__oauth {
 
 /* ---- base64url and the JWT ----------------------------------------------- */
 
-char *ca__b64url(const uint8_t *in, size_t len)
-{
-  char *s = ca__b64(in, len);
-  if(!s)
-    return NULL;
-  size_t n = strlen(s);
-  while(n && s[n - 1] == '=')
-    s[--n] = '\0';
-  for(char *p = s; *p; p++) {
-    if(*p == '+')
-      *p = '-';
-    else if(*p == '/')
-      *p = '_';
-  }
-  return s;
-}
-
 static char *b64url_json(json_t *j)
 {
   char *txt = json_dumps(j, JSON_COMPACT);
   if(!txt)
     return NULL;
-  char *out = ca__b64url((const uint8_t *)txt, strlen(txt));
+  char *out = NULL;
+  if(lc_b64url_encode(txt, strlen(txt), &out) != LC_OK)
+    out = NULL;
   free(txt); /* jansson allocates with malloc */
   return out;
 }
@@ -135,8 +120,8 @@ lc_err ca__jwt_rs256(EVP_PKEY *key, const char *kid, const char *iss,
     }
     EVP_MD_CTX_free(ctx);
   }
-  if(rc == LC_OK && !(sig64 = ca__b64url(sig, sig_len)))
-    rc = LC_ENOMEM;
+  if(rc == LC_OK)
+    rc = lc_b64url_encode(sig, sig_len, &sig64);
   if(rc == LC_OK) {
     size_t n = strlen(signing_input) + 1 + strlen(sig64) + 1;
     char *jwt = lc_malloc(n);
@@ -157,19 +142,11 @@ lc_err ca__jwt_rs256(EVP_PKEY *key, const char *kid, const char *iss,
 
 /* ---- the key file ----------------------------------------------------- */
 
-static int no_password(char *buf, int size, int rwflag, void *u)
-{
-  (void)buf;
-  (void)size;
-  (void)rwflag;
-  (void)u;
-  return -1;
-}
-
 static lc_err key_from_pem(const char *pem, EVP_PKEY **out)
 {
   BIO *bio = BIO_new_mem_buf(pem, -1);
-  EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL)
+  EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, lc_pem_no_password,
+                                              NULL)
                     : NULL;
   BIO_free(bio);
   if(!k || !EVP_PKEY_is_a(k, "RSA")) {

@@ -2,7 +2,7 @@
  *
  * What the remote adapters share: results built from what a CA sent
  * (checked against the CSR before a device ever sees them), identifiers
- * derived from request keys, base64, and the ticket memo.
+ * derived from request keys, and the ticket memo.
  *
  * A certificate from a remote CA is accepted only if it carries the
  * CSR's public key. A CA that mixes up two requests (or an idempotency
@@ -22,59 +22,7 @@
 #include <pthread.h>
 #include <string.h>
 
-/* ---- base64 ------------------------------------------------------------- */
-
-char *ca__b64(const uint8_t *in, size_t len)
-{
-  if(len > (size_t)INT32_MAX / 2)
-    return NULL;
-  size_t n = 4 * ((len + 2) / 3);
-  char *out = lc_malloc(n + 1);
-  if(!out)
-    return NULL;
-  int w = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-  if(w < 0) {
-    lc_free(out);
-    return NULL;
-  }
-  out[w] = '\0';
-  return out;
-}
-
-uint8_t *ca__unb64(const char *in, size_t len, size_t *out_len)
-{
-  if(len > (size_t)INT32_MAX / 2)
-    return NULL;
-  EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
-  uint8_t *out = lc_malloc(len / 4 * 3 + 4);
-  int n1 = 0, n2 = 0;
-  bool ok = ctx && out;
-  if(ok) {
-    EVP_DecodeInit(ctx);
-    ok = EVP_DecodeUpdate(ctx, out, &n1, (const unsigned char *)in,
-                          (int)len) >= 0 &&
-         EVP_DecodeFinal(ctx, out + n1, &n2) == 1;
-  }
-  EVP_ENCODE_CTX_free(ctx);
-  if(!ok) {
-    lc_openssl_clear();
-    lc_free(out);
-    return NULL;
-  }
-  *out_len = (size_t)n1 + (size_t)n2;
-  return out;
-}
-
 /* ---- ids ---------------------------------------------------------------- */
-
-void ca__sha256_hex(const void *data, size_t len, char out[65])
-{
-  uint8_t md[32];
-  unsigned int n = 0;
-  if(EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
-    memset(md, 0, sizeof(md)); /* cannot happen with the default provider */
-  lc_hex(md, 32, out);
-}
 
 void ca__uuid5(const uint8_t ns[16], const char *name, char out[37])
 {
@@ -181,10 +129,22 @@ bool ca__take(struct ca__pace *p, struct ca_result *res)
   return false;
 }
 
-void ca__remote_shutdown(struct ca__remote *r)
+void ca__remote_shutdown(struct ca_adapter *ca)
 {
+  struct ca__remote *r = (struct ca__remote *)ca;
   for(unsigned i = 0; i < r->n_pace; i++)
     ca__pace_abort(r->pace[i]);
+  ca__http_abort(r->http);
+  ca__http_abort(r->meta_http); /* gcpcas: the OAuth client uses both */
+}
+
+void ca__remote_cleanup(struct ca__remote *r)
+{
+  for(unsigned i = 0; i < r->n_pace; i++)
+    ca__pace_free(r->pace[i]);
+  ca__tickets_free(r->tickets);
+  ca__http_free(r->http);
+  ca__http_free(r->meta_http);
 }
 
 struct ca__failure ca__failure_http(lc_err transport, long status,
@@ -242,9 +202,8 @@ bool ca__cert_matches_csr(X509 *x, const struct ca_csr *csr)
     lc_openssl_clear();
     return false;
   }
-  uint8_t md[32], want[32];
-  unsigned int mdlen = 0;
-  bool ok = EVP_Digest(der, (size_t)n, md, &mdlen, EVP_sha256(), NULL) == 1;
+  uint8_t md[LC_SHA256_LEN], want[32];
+  bool ok = lc_sha256(der, (size_t)n, md) == LC_OK;
   OPENSSL_free(der);
   ca_csr_key_fpr(csr, want);
   return ok && CRYPTO_memcmp(md, want, 32) == 0;

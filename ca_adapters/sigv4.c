@@ -29,6 +29,7 @@
  * (tests/data/sigv4) through this file.
  */
 #include "ca_adapters/ca_remote.h"
+#include "common/lc_buf.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -45,49 +46,8 @@
 #define MAX_HEADERS 64
 #define MAX_QUERY_PARAMS 64
 
-/* ---- a bounded string builder ------------------------------------------ */
-
-struct sb {
-  char *p;
-  size_t len;
-  size_t cap;
-  bool fail;                   /* OOM or over SB_CAP: sticky */
-};
-
-static void sb_put(struct sb *s, const char *d, size_t n)
-{
-  if(s->fail)
-    return;
-  if(n > SB_CAP - s->len) {
-    s->fail = true;
-    return;
-  }
-  if(s->len + n + 1 > s->cap) {
-    size_t want = s->cap ? s->cap * 2 : 256;
-    while(want < s->len + n + 1)
-      want *= 2;
-    char *q = lc_realloc(s->p, want);
-    if(!q) {
-      s->fail = true;
-      return;
-    }
-    s->p = q;
-    s->cap = want;
-  }
-  memcpy(s->p + s->len, d, n);
-  s->len += n;
-  s->p[s->len] = '\0';
-}
-
-static void sb_str(struct sb *s, const char *str)
-{
-  sb_put(s, str, strlen(str));
-}
-
-static void sb_ch(struct sb *s, char c)
-{
-  sb_put(s, &c, 1);
-}
+/* Strings are built in an lc_buf of at most SB_CAP bytes; a failure
+ * sticks, so each is checked once, when it is complete. */
 
 static bool unreserved(unsigned char c)
 {
@@ -97,27 +57,22 @@ static bool unreserved(unsigned char c)
 }
 
 /* RFC 3986 percent-encoding as SigV4 wants it; '/' kept when asked. */
-static void sb_uri(struct sb *s, const char *d, size_t n, bool keep_slash)
+static void sb_uri(struct lc_buf *s, const char *d, size_t n,
+                   bool keep_slash)
 {
   static const char hex[] = "0123456789ABCDEF";
   for(size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)d[i];
     if(unreserved(c) || (keep_slash && c == '/')) {
-      sb_ch(s, (char)c);
+      lc_buf_addc(s, (char)c);
     } else {
       char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-      sb_put(s, e, 3);
+      lc_buf_add(s, e, 3);
     }
   }
 }
 
 /* ---- hashing ------------------------------------------------------------ */
-
-static bool sha256(const void *d, size_t n, uint8_t out[32])
-{
-  unsigned int len = 0;
-  return EVP_Digest(d, n, out, &len, EVP_sha256(), NULL) == 1 && len == 32;
-}
 
 static bool hmac256(const void *key, size_t klen, const void *d, size_t n,
                     uint8_t out[32])
@@ -130,7 +85,8 @@ static bool hmac256(const void *key, size_t klen, const void *d, size_t n,
 
 /* ---- canonical URI ------------------------------------------------------ */
 
-static void canonical_uri(struct sb *s, const char *path, bool normalize)
+static void canonical_uri(struct lc_buf *s, const char *path,
+                          bool normalize)
 {
   if(!path || !path[0])
     path = "/";
@@ -158,21 +114,21 @@ static void canonical_uri(struct sb *s, const char *path, bool normalize)
       seg[n] = p;
       seg_len[n++] = l;
     } else {
-      s->fail = true;
+      lc_buf_fail(s, LC_ETOOBIG);
       return;
     }
     p += l;
   }
   size_t plen = strlen(path);
   bool trailing = plen > 1 && path[plen - 1] == '/';
-  sb_ch(s, '/');
+  lc_buf_addc(s, '/');
   for(size_t i = 0; i < n; i++) {
     if(i)
-      sb_ch(s, '/');
+      lc_buf_addc(s, '/');
     sb_uri(s, seg[i], seg_len[i], false);
   }
   if(trailing && n)
-    sb_ch(s, '/');
+    lc_buf_addc(s, '/');
 }
 
 /* ---- canonical query ---------------------------------------------------- */
@@ -198,30 +154,24 @@ static char *reencode(const char *d, size_t n)
   char *dec = curl_easy_unescape(NULL, d, (int)n, &outlen);
   if(!dec)
     return NULL;
-  struct sb s = {0};
+  struct lc_buf s = LC_BUF_INIT(SB_CAP);
   sb_uri(&s, dec, (size_t)outlen, false);
   curl_free(dec);
-  if(!s.fail && !s.p)
-    sb_put(&s, "", 0);
-  if(s.fail) {
-    lc_free(s.p);
-    return NULL;
-  }
-  return s.p;
+  return lc_buf_take(&s); /* NULL after a failure */
 }
 
-static void canonical_query(struct sb *s, const char *query)
+static void canonical_query(struct lc_buf *s, const char *query)
 {
   if(!query || !query[0])
     return;
   struct qparam q[MAX_QUERY_PARAMS];
   size_t n = 0;
   const char *p = query;
-  while(*p && !s->fail) {
+  while(*p && lc_buf_err(s) == LC_OK) {
     size_t l = strcspn(p, "&");
     if(l) {
       if(n == MAX_QUERY_PARAMS) {
-        s->fail = true;
+        lc_buf_fail(s, LC_ETOOBIG);
         break;
       }
       const char *eq = memchr(p, '=', l);
@@ -229,21 +179,21 @@ static void canonical_query(struct sb *s, const char *query)
       q[n].name = reencode(p, nl);
       q[n].value = eq ? reencode(eq + 1, l - nl - 1) : reencode("", 0);
       if(!q[n].name || !q[n].value)
-        s->fail = true;
+        lc_buf_fail(s, LC_ENOMEM);
       n++;
     }
     p += l;
     if(*p == '&')
       p++;
   }
-  if(!s->fail) {
+  if(lc_buf_err(s) == LC_OK) {
     qsort(q, n, sizeof(q[0]), cmp_qparam);
     for(size_t i = 0; i < n; i++) {
       if(i)
-        sb_ch(s, '&');
-      sb_str(s, q[i].name);
-      sb_ch(s, '=');
-      sb_str(s, q[i].value);
+        lc_buf_addc(s, '&');
+      lc_buf_addstr(s, q[i].name);
+      lc_buf_addc(s, '=');
+      lc_buf_addstr(s, q[i].value);
     }
   }
   for(size_t i = 0; i < n; i++) {
@@ -275,7 +225,7 @@ static bool blank(char c)
 }
 
 /* Trimmed, inner blank runs collapsed to one space. */
-static void sb_hvalue(struct sb *s, const char *v)
+static void sb_hvalue(struct lc_buf *s, const char *v)
 {
   while(blank(*v))
     v++;
@@ -286,9 +236,9 @@ static void sb_hvalue(struct sb *s, const char *v)
       continue;
     }
     if(gap)
-      sb_ch(s, ' ');
+      lc_buf_addc(s, ' ');
     gap = false;
-    sb_ch(s, *v);
+    lc_buf_addc(s, *v);
   }
 }
 
@@ -303,26 +253,26 @@ static char *lower_dup(const char *name)
 }
 
 /* Writes "name:value\n" lines into `ch` and "a;b;c" into `sh`. */
-static void canonical_headers(struct sb *ch, struct sb *sh,
+static void canonical_headers(struct lc_buf *ch, struct lc_buf *sh,
                               const struct chdr *h, size_t n)
 {
   for(size_t i = 0; i < n; i++) {
     bool dup = i && strcmp(h[i].name, h[i - 1].name) == 0;
     if(dup) {
-      sb_ch(ch, ',');
+      lc_buf_addc(ch, ',');
     } else {
       if(i) {
-        sb_ch(ch, '\n');
-        sb_ch(sh, ';');
+        lc_buf_addc(ch, '\n');
+        lc_buf_addc(sh, ';');
       }
-      sb_str(ch, h[i].name);
-      sb_ch(ch, ':');
-      sb_str(sh, h[i].name);
+      lc_buf_addstr(ch, h[i].name);
+      lc_buf_addc(ch, ':');
+      lc_buf_addstr(sh, h[i].name);
     }
     sb_hvalue(ch, h[i].value);
   }
   if(n)
-    sb_ch(ch, '\n');
+    lc_buf_addc(ch, '\n');
 }
 
 /* ---- signing ------------------------------------------------------------ */
@@ -375,7 +325,7 @@ lc_err ca__sigv4_sign(const struct ca__sigv4_in *in, struct ca__sigv4_out *out)
        16)
     return LC_EINVAL;
   uint8_t md[32];
-  if(!sha256(in->body ? in->body : "", in->body_len, md))
+  if(lc_sha256(in->body ? in->body : "", in->body_len, md) != LC_OK)
     return LC_ETLS;
   lc_hex(md, 32, out->payload_hash);
 
@@ -405,24 +355,27 @@ lc_err ca__sigv4_sign(const struct ca__sigv4_in *in, struct ca__sigv4_out *out)
     if(!h[n++].name)
       rc = LC_ENOMEM;
   }
-  struct sb creq = {0}, ch = {0}, sh = {0}, sts = {0}, auth = {0};
+  struct lc_buf creq = LC_BUF_INIT(SB_CAP), ch = LC_BUF_INIT(SB_CAP),
+                sh = LC_BUF_INIT(SB_CAP), sts = LC_BUF_INIT(SB_CAP),
+                auth = LC_BUF_INIT(SB_CAP);
   if(rc != LC_OK)
     goto out;
   qsort(h, n, sizeof(h[0]), cmp_chdr);
   canonical_headers(&ch, &sh, h, n);
 
-  sb_str(&creq, in->method);
-  sb_ch(&creq, '\n');
+  lc_buf_addstr(&creq, in->method);
+  lc_buf_addc(&creq, '\n');
   canonical_uri(&creq, in->path, in->normalize_path);
-  sb_ch(&creq, '\n');
+  lc_buf_addc(&creq, '\n');
   canonical_query(&creq, in->query);
-  sb_ch(&creq, '\n');
-  sb_put(&creq, ch.p ? ch.p : "", ch.len);
-  sb_ch(&creq, '\n');
-  sb_put(&creq, sh.p ? sh.p : "", sh.len);
-  sb_ch(&creq, '\n');
-  sb_str(&creq, out->payload_hash);
-  if(creq.fail || ch.fail || sh.fail) {
+  lc_buf_addc(&creq, '\n');
+  lc_buf_add(&creq, lc_buf_str(&ch), ch.len);
+  lc_buf_addc(&creq, '\n');
+  lc_buf_add(&creq, lc_buf_str(&sh), sh.len);
+  lc_buf_addc(&creq, '\n');
+  lc_buf_addstr(&creq, out->payload_hash);
+  if(lc_buf_err(&creq) != LC_OK || lc_buf_err(&ch) != LC_OK ||
+     lc_buf_err(&sh) != LC_OK) {
     rc = LC_ENOMEM;
     goto out;
   }
@@ -435,48 +388,48 @@ lc_err ca__sigv4_sign(const struct ca__sigv4_in *in, struct ca__sigv4_out *out)
     goto out;
   }
   char creq_hash[65];
-  if(!sha256(creq.p, creq.len, md)) {
+  if(lc_sha256(creq.p, creq.len, md) != LC_OK) {
     rc = LC_ETLS;
     goto out;
   }
   lc_hex(md, 32, creq_hash);
-  sb_str(&sts, "AWS4-HMAC-SHA256\n");
-  sb_str(&sts, out->amz_date);
-  sb_ch(&sts, '\n');
-  sb_str(&sts, scope);
-  sb_ch(&sts, '\n');
-  sb_str(&sts, creq_hash);
-  if(sts.fail) {
+  lc_buf_addstr(&sts, "AWS4-HMAC-SHA256\n");
+  lc_buf_addstr(&sts, out->amz_date);
+  lc_buf_addc(&sts, '\n');
+  lc_buf_addstr(&sts, scope);
+  lc_buf_addc(&sts, '\n');
+  lc_buf_addstr(&sts, creq_hash);
+  if(lc_buf_err(&sts) != LC_OK) {
     rc = LC_ENOMEM;
     goto out;
   }
-  rc = derive_signature(in, out->amz_date, sts.p, out->signature);
+  rc = derive_signature(in, out->amz_date, lc_buf_str(&sts),
+                        out->signature);
   if(rc != LC_OK)
     goto out;
-  sb_str(&auth, "AWS4-HMAC-SHA256 Credential=");
-  sb_str(&auth, in->creds->akid);
-  sb_ch(&auth, '/');
-  sb_str(&auth, scope);
-  sb_str(&auth, ", SignedHeaders=");
-  sb_put(&auth, sh.p, sh.len);
-  sb_str(&auth, ", Signature=");
-  sb_str(&auth, out->signature);
-  if(auth.fail) {
+  lc_buf_addstr(&auth, "AWS4-HMAC-SHA256 Credential=");
+  lc_buf_addstr(&auth, in->creds->akid);
+  lc_buf_addc(&auth, '/');
+  lc_buf_addstr(&auth, scope);
+  lc_buf_addstr(&auth, ", SignedHeaders=");
+  lc_buf_add(&auth, lc_buf_str(&sh), sh.len);
+  lc_buf_addstr(&auth, ", Signature=");
+  lc_buf_addstr(&auth, out->signature);
+  if(lc_buf_err(&auth) != LC_OK) {
     rc = LC_ENOMEM;
     goto out;
   }
-  out->creq = creq.p;
-  out->sts = sts.p;
-  out->authorization = auth.p;
-  creq.p = sts.p = auth.p = NULL;
+  out->creq = lc_buf_take(&creq);
+  out->sts = lc_buf_take(&sts);
+  out->authorization = lc_buf_take(&auth);
 out:
   for(size_t i = 0; i < n; i++)
     lc_free(h[i].name);
-  lc_free(creq.p);
-  lc_free(ch.p);
-  lc_free(sh.p);
-  lc_free(sts.p);
-  lc_free(auth.p);
+  lc_buf_free(&creq);
+  lc_buf_free(&ch);
+  lc_buf_free(&sh);
+  lc_buf_free(&sts);
+  lc_buf_free(&auth);
   if(rc != LC_OK)
     ca__sigv4_out_cleanup(out);
   return rc;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/lc_file.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
 
@@ -31,22 +32,13 @@ int cli__usage_error(const char *fmt, const char *arg)
 /* Read a small text file whole; *out freed with lc_free(). */
 static lc_err read_small_file(const char *path, char **out)
 {
-  FILE *f = fopen(path, "rb");
-  if(!f)
-    return errno == ENOENT ? LC_ENOTFOUND : LC_EIO;
-  char *buf = lc_malloc(SMALL_FILE_MAX + 1);
-  if(!buf) {
-    fclose(f);
-    return LC_ENOMEM;
-  }
-  size_t n = fread(buf, 1, SMALL_FILE_MAX + 1, f);
-  bool bad = ferror(f) != 0;
-  fclose(f);
-  if(bad || n > SMALL_FILE_MAX) {
-    lc_free(buf);
-    return bad ? LC_EIO : LC_ETOOBIG;
-  }
-  buf[n] = '\0';
+  char *buf = NULL;
+  size_t n = 0;
+  lc_err err = lc_read_file(path, SMALL_FILE_MAX, &buf, &n);
+  if(err == LC_EINVAL)
+    return LC_EIO; /* not a regular file: nothing to read */
+  if(err != LC_OK)
+    return err;
   if(strlen(buf) != n) { /* a NUL byte: not a text file */
     lc_free(buf);
     return LC_EPROTO;

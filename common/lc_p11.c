@@ -123,3 +123,38 @@ bool lc_p11_login(PKCS11_SLOT *slot, const char *pin)
   lc_openssl_clear();
   return false;
 }
+
+static bool p11__key_matches(const PKCS11_KEY *k, const char *label,
+                             const uint8_t *id, size_t id_len)
+{
+  if(label && (!k->label || strcmp(k->label, label) != 0))
+    return false;
+  if(id && (k->id_len != id_len || memcmp(k->id, id, id_len) != 0))
+    return false;
+  return true;
+}
+
+lc_err lc_p11_private_key(PKCS11_SLOT *slot, const char *label,
+                          const uint8_t *id, size_t id_len, const char *mod,
+                          EVP_PKEY **out)
+{
+  PKCS11_KEY *keys = NULL;
+  unsigned int nkeys = 0;
+  if(PKCS11_enumerate_keys(slot->token, &keys, &nkeys) != 0) {
+    lc_log_openssl(LC_ERROR, mod, "pkcs11 enumerate_keys");
+    return LC_ETLS;
+  }
+  PKCS11_KEY *key = NULL;
+  for(unsigned i = 0; i < nkeys && !key; i++)
+    if(p11__key_matches(&keys[i], label, id, id_len))
+      key = &keys[i];
+  if(!key)
+    return LC_ENOTFOUND;
+  EVP_PKEY *pkey = PKCS11_get_private_key(key);
+  if(!pkey) {
+    lc_log_openssl(LC_ERROR, mod, "pkcs11 get_private_key");
+    return LC_ETLS;
+  }
+  *out = pkey;
+  return LC_OK;
+}

@@ -16,6 +16,8 @@
 #include <libp11.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include "common/lc_err.h"
 
 struct lc_p11_module {
@@ -46,5 +48,17 @@ PKCS11_SLOT *lc_p11_find_token(struct lc_p11_module *m, const char *label,
  * token). False when the token refused the PIN; not logged, the OpenSSL
  * error queue is cleared. */
 bool lc_p11_login(PKCS11_SLOT *slot, const char *pin);
+
+/* The private key on the token of `slot` whose CKA_LABEL is `label`
+ * and whose CKA_ID is the `id_len` bytes of `id` (either may be NULL:
+ * not checked); the first such key. *out is libp11's EVP_PKEY, owned by
+ * the caller (EVP_PKEY_free() before the module goes).
+ *   LC_ENOTFOUND  no such key; not logged ("no such key" is the
+ *                 caller's, with its context)
+ *   LC_ETLS       the token could not list or hand out the key; logged
+ *                 under `mod` */
+lc_err lc_p11_private_key(PKCS11_SLOT *slot, const char *label,
+                          const uint8_t *id, size_t id_len, const char *mod,
+                          EVP_PKEY **out) LC_NODISCARD;
 
 #endif

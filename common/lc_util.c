@@ -72,6 +72,18 @@ bool lc_strlcpy(char *dst, const char *src, size_t cap)
   return true;
 }
 
+bool lc_strlcpy_n(char *dst, const char *src, size_t n, size_t cap)
+{
+  if(cap == 0)
+    return false;
+  bool fits = n < cap;
+  if(!fits)
+    n = cap - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+  return fits;
+}
+
 bool lc_random_id(char out[33])
 {
   uint8_t b[16];

@@ -23,6 +23,9 @@ bool lc_unhex(const char *in, size_t inlen, uint8_t *out, size_t n);
 /* Copy `src` into `dst` of `cap` bytes, always terminated. Returns false
  * when `src` did not fit (dst then holds a truncated copy). */
 bool lc_strlcpy(char *dst, const char *src, size_t cap);
+/* The same for the first `n` bytes of `src` (a piece of a longer text;
+ * no NUL among them): at most cap - 1 of them, then the NUL. */
+bool lc_strlcpy_n(char *dst, const char *src, size_t n, size_t cap);
 
 /* Fill `out` with a random 128-bit id as 32 hex chars + NUL. Uses the
  * OpenSSL CSPRNG. Returns false if the RNG fails. */

@@ -366,6 +366,27 @@ static void test_incomplete_ca_dir_refused_not_recreated(void)
   fixture_done(&f);
 }
 
+/* A CA file that is a FIFO (no writer) is refused at once: opened
+ * blocking it would hang the start for good. alarm(): a hang fails the
+ * test (SIGALRM) instead of running into ctest's timeout. */
+static void test_fifo_in_place_of_a_ca_file_refused_not_waited_on(void)
+{
+  struct fixture f;
+  fixture_init(&f);
+  fixture_open(&f);
+  ca_free(f.ca);
+  f.ca = NULL;
+  char *path = tu_path(f.dir, "operational-ca.key");
+  CU_ASSERT_EQUAL(unlink(path), 0);
+  CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+  alarm(10);
+  CU_ASSERT_EQUAL(ca_local_open(&f.cfg, &f.ca), LC_EIO);
+  alarm(0);
+  CU_ASSERT_PTR_NULL(f.ca);
+  free(path);
+  fixture_done(&f);
+}
+
 /* A crash before root.pem was renamed into place leaves stray files;
  * the next start creates a complete CA over them. */
 static void test_interrupted_creation_replaced_by_complete_ca(void)
@@ -845,6 +866,8 @@ const struct lc_test local_tests[] = {
    test_cert_not_matching_its_key_refused_at_open},
   {"root.pem present but a file missing: refused, nothing recreated",
    test_incomplete_ca_dir_refused_not_recreated},
+  {"a FIFO in place of a CA file: refused at once, not waited on",
+   test_fifo_in_place_of_a_ca_file_refused_not_waited_on},
   {"interrupted creation (no root.pem) replaced by a complete CA",
    test_interrupted_creation_replaced_by_complete_ca},
   {"zero or absurd validity, long backdate, no dir: LC_EINVAL",

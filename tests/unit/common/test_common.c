@@ -5,6 +5,7 @@
 #include "common/lc_queue.h"
 #include "common/lc_util.h"
 #include "tests/support/lc_cunit.h"
+#include "tests/unit/common/suites.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -39,6 +40,20 @@ static void test_strlcpy_truncates_and_reports(void)
   CU_ASSERT_STRING_EQUAL(b, "abc");
   CU_ASSERT_FALSE(lc_strlcpy(b, "abcd", sizeof(b)));
   CU_ASSERT_STRING_EQUAL(b, "abc");
+}
+
+static void test_strlcpy_n_copies_a_piece(void)
+{
+  char b[4];
+  CU_ASSERT_TRUE(lc_strlcpy_n(b, "ab:cd", 2, sizeof(b)));
+  CU_ASSERT_STRING_EQUAL(b, "ab");
+  CU_ASSERT_TRUE(lc_strlcpy_n(b, "abc:d", 3, sizeof(b)));
+  CU_ASSERT_STRING_EQUAL(b, "abc");
+  CU_ASSERT_FALSE(lc_strlcpy_n(b, "abcd?x", 4, sizeof(b)));
+  CU_ASSERT_STRING_EQUAL(b, "abc");
+  CU_ASSERT_TRUE(lc_strlcpy_n(b, "", 0, sizeof(b)));
+  CU_ASSERT_STRING_EQUAL(b, "");
+  CU_ASSERT_FALSE(lc_strlcpy_n(b, "a", 1, 0));
 }
 
 static void test_alloc_failure_hook_fails_nth(void)
@@ -163,6 +178,8 @@ static const struct lc_test tests[] = {
   {"hex round trip; bad digits rejected",
    test_hex_round_trip_and_rejects_bad_digits},
   {"strlcpy truncates and says so", test_strlcpy_truncates_and_reports},
+  {"strlcpy_n copies the first n bytes, truncated to the room",
+   test_strlcpy_n_copies_a_piece},
   {"allocation hook fails exactly the n-th", test_alloc_failure_hook_fails_nth},
   {"queue is bounded and FIFO", test_queue_bounded_and_fifo},
   {"queue: 4 producers, 80k items, none lost",
@@ -177,6 +194,9 @@ static const struct lc_test tests[] = {
 int main(void)
 {
   const struct lc_suite suites[] = {{"common", NULL, NULL, tests},
+                                    {"file", NULL, NULL, lc_test_file},
+                                    {"buf", NULL, NULL, lc_test_buf},
+                                    {"crypto", NULL, NULL, lc_test_crypto},
                                     {NULL, NULL, NULL, NULL}};
   return lc_cunit_run(suites);
 }
