@@ -274,7 +274,7 @@ static lc_err open_trust_bundle(struct brk *b)
   return rc;
 }
 
-lc_err brk_ca_open(struct brk *b)
+lc_err brk__ca_open(struct brk *b)
 {
   lc_err rc = LC_OK;
   if(any_remote(b->cfg)) {
@@ -302,7 +302,7 @@ lc_err brk_ca_open(struct brk *b)
   return rc;
 }
 
-lc_err brk_ca_start(struct brk *b)
+lc_err brk__ca_start(struct brk *b)
 {
   lc_err rc = LC_OK;
   for(unsigned i = 0; i < b->n_ca_slots && rc == LC_OK; i++) {
@@ -312,13 +312,13 @@ lc_err brk_ca_start(struct brk *b)
     rc = lc_queue_new(s->limit, &s->jobs);
     struct ca_adapter *const ca[CA_ROLE_COUNT] = {s->ca, s->ca};
     if(rc == LC_OK)
-      rc = brk_workers_start(s->threads, s->jobs, b->results, NULL,
+      rc = brk__workers_start(s->threads, s->jobs, b->results, NULL,
                              &b->csr_pol, ca, &s->workers);
   }
   return rc;
 }
 
-bool brk_ca_local_used(const struct brk *b)
+bool brk__ca_local_used(const struct brk *b)
 {
   for(unsigned i = 0; i < b->n_ca_slots; i++)
     if(!strcmp(b->ca_slots[i].name, "local"))
@@ -326,7 +326,7 @@ bool brk_ca_local_used(const struct brk *b)
   return false;
 }
 
-unsigned brk_ca_jobs_max(const struct brk *b)
+unsigned brk__ca_jobs_max(const struct brk *b)
 {
   unsigned n = 0;
   for(unsigned i = 0; i < b->n_ca_slots; i++)
@@ -334,7 +334,7 @@ unsigned brk_ca_jobs_max(const struct brk *b)
   return n;
 }
 
-void brk_ca_shutdown(struct brk *b)
+void brk__ca_shutdown(struct brk *b)
 {
   /* A CA that hangs must not hold the stop for its timeout_ms: calls in
    * flight give up (CA_PACED "shutdown", committed by the last drain as
@@ -343,15 +343,15 @@ void brk_ca_shutdown(struct brk *b)
     ca_shutdown(b->ca_slots[i].ca);
 }
 
-void brk_ca_stop(struct brk *b)
+void brk__ca_stop(struct brk *b)
 {
   for(unsigned i = 0; i < b->n_ca_slots; i++) {
-    brk_workers_stop(b->ca_slots[i].workers);
+    brk__workers_stop(b->ca_slots[i].workers);
     b->ca_slots[i].workers = NULL;
   }
 }
 
-void brk_ca_close(struct brk *b)
+void brk__ca_close(struct brk *b)
 {
   for(unsigned i = 0; i < b->n_ca_slots; i++) {
     struct brk_ca_slot *s = &b->ca_slots[i];
@@ -390,7 +390,7 @@ static void dispatch(struct brk *b, struct brk_ca_slot *s, struct brk_dev *d)
   if(!job || !sm->csr[role] ||
      !(job->csr_pem[role] = lc_strdup(sm->csr[role]))) {
     lc_log(LC_ERROR, "ca", "op=submit dev=%s err=LC_ENOMEM", d->key);
-    brk_job_free(job);
+    brk__job_free(job);
     d->ca_inflight = false;
     d->kick = true; /* the timer scan tries again */
     return;
@@ -406,20 +406,20 @@ static void dispatch(struct brk *b, struct brk_ca_slot *s, struct brk_dev *d)
   sm_request_key(sm, role, job->request_key);
   job->csr[role] = d->csr[role]; /* the cached parse moves along */
   d->csr[role] = NULL;
-  if(brk_unrecorded_take(b, job)) {
+  if(brk__unrecorded_take(b, job)) {
     /* Issued already, in a batch that was rolled back: the same
      * certificate comes back as the CA's answer, no second one. */
     job->slot = BRK_CA_SLOTS;
     if(lc_queue_push(b->results, job) != LC_OK) {
-      brk_unrecorded_return(b, job); /* for the next try */
-      brk_job_free(job);
+      brk__unrecorded_return(b, job); /* for the next try */
+      brk__job_free(job);
       d->ca_inflight = false;
       d->kick = true;
     }
     return;
   }
   if(lc_queue_push(s->jobs, job) != LC_OK) {
-    brk_job_free(job); /* closed: shutting down, the store re-drives it */
+    brk__job_free(job); /* closed: shutting down, the store re-drives it */
     d->ca_inflight = false;
     return;
   }
@@ -440,10 +440,10 @@ static void pump(struct brk *b, struct brk_ca_slot *s)
   }
 }
 
-void brk_ca_submit(struct brk *b, struct brk_dev *d, enum ca_role role)
+void brk__ca_submit(struct brk *b, struct brk_dev *d, enum ca_role role)
 {
   /* Queued already, or a job is out: its answer moves the device on
-   * (a stale one kicks it, brk_ca_job_done()). */
+   * (a stale one kicks it, brk__ca_job_done()). */
   if(d->ca_inflight)
     return;
   struct brk_ca_slot *s = b->ca_for[role];
@@ -459,7 +459,7 @@ void brk_ca_submit(struct brk *b, struct brk_dev *d, enum ca_role role)
   pump(b, s);
 }
 
-void brk_ca_job_done(struct brk *b, const struct brk_job *job)
+void brk__ca_job_done(struct brk *b, const struct brk_job *job)
 {
   if(job->slot >= b->n_ca_slots)
     return;
@@ -487,7 +487,7 @@ static void count_parked(struct brk_dev *d, void *ctx)
   pc->parked[pc->b->ca_for[role] - pc->b->ca_slots]++;
 }
 
-void brk_ca_life(const struct brk *b, uint64_t now_ms,
+void brk__ca_life(const struct brk *b, uint64_t now_ms,
                  struct brk_ca_life out[CA_ROLE_COUNT])
 {
   for(int r = 0; r < CA_ROLE_COUNT; r++) {
@@ -530,23 +530,23 @@ static void log_life(const struct brk *b, enum ca_role r,
            l->days_left, l->cover_days_left, days);
 }
 
-void brk_ca_life_watch(struct brk *b, uint64_t now_ms)
+void brk__ca_life_watch(struct brk *b, uint64_t now_ms)
 {
   if(now_ms < b->next_ca_life_ms)
     return;
   b->next_ca_life_ms = now_ms + 86400u * 1000u;
   struct brk_ca_life life[CA_ROLE_COUNT];
-  brk_ca_life(b, now_ms, life);
+  brk__ca_life(b, now_ms, life);
   for(int r = 0; r < CA_ROLE_COUNT; r++)
     if(life[r].local)
       log_life(b, (enum ca_role)r, &life[r]);
 }
 
-void brk_ca_snapshot(struct brk *b, struct brk_snapshot *v, uint64_t now_ms)
+void brk__ca_snapshot(struct brk *b, struct brk_snapshot *v, uint64_t now_ms)
 {
-  brk_ca_life(b, now_ms, v->ca_life);
+  brk__ca_life(b, now_ms, v->ca_life);
   struct parked_count pc = {.b = b, .now = now_ms};
-  brk_devtab_each(&b->devs, count_parked, &pc);
+  brk__devtab_each(&b->devs, count_parked, &pc);
   v->n_ca_slots = b->n_ca_slots;
   for(unsigned i = 0; i < b->n_ca_slots; i++) {
     const struct brk_ca_slot *s = &b->ca_slots[i];

@@ -24,7 +24,7 @@
 
 #define KEY_FILE_MAX 65536       /* a PEM P-256 key is ~250 bytes */
 
-lc_err brk_audit_write_pub(const struct brk_config *cfg, const char *pem)
+lc_err brk__audit_write_pub(const struct brk_config *cfg, const char *pem)
 {
   char path[BRK_PATH_MAX];
   brk_path_audit_pub(cfg, path, sizeof(path));
@@ -98,7 +98,7 @@ lc_err brk_audit_install_key_file(const struct brk_config *cfg,
     retired[0] = '\0';
   /* The key is in place; a stale public key file only misleads a reader
    * (the service rewrites it at start), so it is not a failure. */
-  if(brk_audit_write_pub(cfg, new_pem) != LC_OK)
+  if(brk__audit_write_pub(cfg, new_pem) != LC_OK)
     lc_log(LC_WARN, "audit", "op=write_pubkey err=EIO");
   return LC_OK;
 }

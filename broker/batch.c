@@ -20,7 +20,7 @@
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
 
-bool brk_txn_open(struct brk *b)
+bool brk__txn_open(struct brk *b)
 {
   if(b->in_txn)
     return !b->txn_failed;
@@ -43,7 +43,7 @@ static uint32_t jitter(void)
   return (uint32_t)(r[0] << 8 | r[1]) % 1000;
 }
 
-struct sm_event brk_event(enum sm_event_kind kind)
+struct sm_event brk__event(enum sm_event_kind kind)
 {
   struct sm_event ev = {.kind = kind, .now_ms = lc_now_ms(),
                         .jitter = jitter()};
@@ -110,10 +110,10 @@ static void seal_and_append(struct brk *b, const char *actor,
   atomic_fetch_add(&b->stats.audit_records, 1);
 }
 
-void brk_audit_event(struct brk *b, const char *event, const char *device,
+void brk__audit_event(struct brk *b, const char *event, const char *device,
                      const char *details)
 {
-  if(brk_txn_open(b))
+  if(brk__txn_open(b))
     seal_and_append(b, "linecert", event, device, details);
 }
 
@@ -121,7 +121,7 @@ static void audit_action(struct brk *b, struct brk_dev *d,
                          const struct sm_action *a)
 {
   char *details = NULL;
-  lc_err rc = brk_audit_details(d->sm, a, &details);
+  lc_err rc = brk__audit_details(d->sm, a, &details);
   if(rc != LC_OK) {
     b->txn_failed = true;
     return;
@@ -148,7 +148,7 @@ static void supersede(struct brk *b, struct brk_dev *d,
                              .at_ms = lc_now_ms()};
   char *details = NULL;
   if(sm_store_put_superseded(b->store, &sc) != LC_OK ||
-     brk_audit_superseded(a, &details) != LC_OK) {
+     brk__audit_superseded(a, &details) != LC_OK) {
     b->txn_failed = true;
     return;
   }
@@ -156,7 +156,7 @@ static void supersede(struct brk *b, struct brk_dev *d,
   lc_free(details);
 }
 
-lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
+lc_err brk__apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
 {
   struct sm_actions act;
   enum sm_state before = d->sm->state;
@@ -168,7 +168,7 @@ lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
     for(unsigned i = 0; i < act.n; i++)
       writes |= act.a[i].kind == SM_ACT_AUDIT ||
                 act.a[i].kind == SM_ACT_SUPERSEDE;
-    if(writes && brk_txn_open(b)) {
+    if(writes && brk__txn_open(b)) {
       if(act.dirty) {
         lc_err prc = sm_store_put_device(b->store, d->sm);
         if(prc != LC_OK)
@@ -185,7 +185,7 @@ lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
     const struct sm_action *a = &act.a[i];
     switch(a->kind) {
     case SM_ACT_AUDIT:
-      if(brk_txn_open(b))
+      if(brk__txn_open(b))
         audit_action(b, d, a);
       break;
     case SM_ACT_CA_SUBMIT:
@@ -198,7 +198,7 @@ lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
       add_fx(b, d, BRK_FX_STATUS, a->role, a->text);
       break;
     case SM_ACT_SUPERSEDE:
-      if(brk_txn_open(b))
+      if(brk__txn_open(b))
         supersede(b, d, a);
       break;
     }
@@ -210,10 +210,10 @@ lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
   return LC_OK;
 }
 
-lc_err brk_claim_owner(struct brk *b, enum sm_claim_kind kind,
+lc_err brk__claim_owner(struct brk *b, enum sm_claim_kind kind,
                        const char *value, int64_t *owner)
 {
-  if(!brk_txn_open(b))
+  if(!brk__txn_open(b))
     return LC_EDB;
   return sm_store_claim_owner(b->store, kind, value, owner);
 }
@@ -223,9 +223,9 @@ static void run_effects(struct brk *b)
   for(size_t i = 0; i < b->n_fx; i++) {
     struct brk_fx *f = &b->fx[i];
     if(f->kind == BRK_FX_SUBMIT)
-      brk_ca_submit(b, f->d, f->role);
+      brk__ca_submit(b, f->d, f->role);
     else
-      brk_fx_publish(b, f);
+      brk__fx_publish(b, f);
   }
 }
 
@@ -238,7 +238,7 @@ static bool evictable(const struct brk_dev *d)
 }
 
 /* End the batch: commit, then effects; or roll everything back. */
-void brk_batch_end(struct brk *b)
+void brk__batch_end(struct brk *b)
 {
   bool ok = true, attempted = b->in_txn;
   if(b->in_txn) {
@@ -254,13 +254,13 @@ void brk_batch_end(struct brk *b)
     b->in_txn = false;
     b->txn_failed = false;
   }
-  brk_redrive_batch_done(b, attempted, ok);
+  brk__redrive_batch_done(b, attempted, ok);
   b->n_fx = ok ? b->n_fx : 0; /* effects of a rollback never run */
   run_effects(b);
   b->n_fx = 0;
   if(!ok) {
     /* Memory is ahead of the store: read it back, re-drive later. */
-    brk_redrive_rolled_back(b);
+    brk__redrive_rolled_back(b);
     return;
   }
   for(size_t i = 0; i < b->n_touched; i++) {
@@ -270,21 +270,21 @@ void brk_batch_end(struct brk *b)
     if(d->provisioned) {
       d->provisioned = false;
       atomic_fetch_add(&b->stats.provisioned, 1);
-      brk_count_line(b, d->sm->group);
+      brk__count_line(b, d->sm->group);
     }
     if(evictable(d))
-      brk_devtab_remove(&b->devs, d);
+      brk__devtab_remove(&b->devs, d);
   }
   b->n_touched = 0;
 }
 
 /* A batch of one meta row: does the store take a commit again? */
-void brk_batch_probe(struct brk *b, uint64_t now_ms)
+void brk__batch_probe(struct brk *b, uint64_t now_ms)
 {
   char v[24];
   snprintf(v, sizeof(v), "%llu", (unsigned long long)now_ms);
-  if(brk_txn_open(b) &&
+  if(brk__txn_open(b) &&
      sm_store_meta_set(b->store, "store_probe_ms", v) != LC_OK)
     b->txn_failed = true;
-  brk_batch_end(b);
+  brk__batch_end(b);
 }

@@ -66,24 +66,24 @@ struct brk_job {
                                          back, not a new CA call */
 };
 
-void brk_job_free(struct brk_job *job);
+void brk__job_free(struct brk_job *job);
 
 struct brk_workers;
 /* What a worker does with a VALIDATE job: the request's CRYPTO stage
- * (brk_request_crypto()), handed in so that the pool knows no more of
+ * (brk__request_crypto()), handed in so that the pool knows no more of
  * requests than that. */
 typedef void (*brk_validate_fn)(struct brk_job *job,
                                 const struct ca_csr_policy *pol);
 /* Start n threads taking jobs from `jobs` and pushing them, done, to
  * `results`. results must hold every job that can be out at once.
  * validate NULL: a pool of CA calls only. */
-lc_err brk_workers_start(unsigned n, struct lc_queue *jobs,
+lc_err brk__workers_start(unsigned n, struct lc_queue *jobs,
                          struct lc_queue *results, brk_validate_fn validate,
                          const struct ca_csr_policy *pol,
                          struct ca_adapter *const ca[CA_ROLE_COUNT],
                          struct brk_workers **out) LC_NODISCARD;
 /* Close the job queue and join the threads. */
-void brk_workers_stop(struct brk_workers *w);
+void brk__workers_stop(struct brk_workers *w);
 
 /* ---- MQTT ------------------------------------------------------------------- */
 
@@ -91,21 +91,21 @@ struct brk_mqtt;
 struct brk_stats;
 /* A session for cfg that posts to `inbox` and counts into `stats` (both
  * borrowed; they outlive the session). */
-lc_err brk_mqtt_new(const struct brk_config *cfg, struct lc_queue *inbox,
+lc_err brk__mqtt_new(const struct brk_config *cfg, struct lc_queue *inbox,
                     struct brk_stats *stats, struct brk_mqtt **out)
   LC_NODISCARD;
 /* Start connecting (a new STATE timestamp each time); the outcome
  * arrives in the inbox. */
-lc_err brk_mqtt_connect(struct brk_mqtt *m) LC_NODISCARD;
-lc_err brk_mqtt_subscribe(struct brk_mqtt *m) LC_NODISCARD;
+lc_err brk__mqtt_connect(struct brk_mqtt *m) LC_NODISCARD;
+lc_err brk__mqtt_subscribe(struct brk_mqtt *m) LC_NODISCARD;
 /* STATE birth with the timestamp of the current connection's Will. */
-lc_err brk_mqtt_publish_online(struct brk_mqtt *m) LC_NODISCARD;
-lc_err brk_mqtt_publish(struct brk_mqtt *m, const char *topic,
+lc_err brk__mqtt_publish_online(struct brk_mqtt *m) LC_NODISCARD;
+lc_err brk__mqtt_publish(struct brk_mqtt *m, const char *topic,
                         const void *payload, size_t len, int qos,
                         bool retained) LC_NODISCARD;
-bool brk_mqtt_is_own_state(const struct brk_mqtt *m, const char *host_id);
+bool brk__mqtt_is_own_state(const struct brk_mqtt *m, const char *host_id);
 /* STATE death (explicit), disconnect and destroy. */
-void brk_mqtt_free(struct brk_mqtt *m);
+void brk__mqtt_free(struct brk_mqtt *m);
 
 /* ---- counters (read by the stats line, later /metrics) ---------------------- */
 
@@ -134,48 +134,48 @@ struct brk_birth {
 
 /* The id a device is known by on topic t: device_id for D* messages,
  * edge_node_id for N* messages (a node-level device, docs/protocol.md). */
-const char *brk_topic_device_id(const struct spb_topic *t);
+const char *brk__topic_device_id(const struct spb_topic *t);
 /* True when an NBIRTH asks for provisioning: it carries
  * Provisioning/BootstrapCSR or Provisioning/OperationalCSR. Any other
  * NBIRTH is an ordinary edge node and no business of provisioning. */
-bool brk_birth_is_request(const struct spb_payload *p);
+bool brk__birth_is_request(const struct spb_payload *p);
 /* True when the group, edge node and device ids of a parsed topic are
  * identifiers under `pol` ([policy] identifiers); a message whose are not
  * is dropped as bad_topic. */
-bool brk_topic_ids_valid(const struct spb_topic *t, enum lc_ident_policy pol);
+bool brk__topic_ids_valid(const struct spb_topic *t, enum lc_ident_policy pol);
 /* The READ stage without a store (no duplicate_serial): fills *b;
  * b->reason names the first refusal (missing_serial, bad_identifier,
  * serial_mismatch, missing_csr, csr_too_large, csr_malformed).
  * LC_ENOMEM only. */
-lc_err brk_birth_read(const struct spb_payload *p, const struct spb_topic *t,
+lc_err brk__birth_read(const struct spb_payload *p, const struct spb_topic *t,
                       size_t csr_max, enum lc_ident_policy ids,
                       struct brk_birth *b) LC_NODISCARD;
 /* The READ stage for device d, with the store (duplicate_serial). */
-lc_err brk_request_read(struct brk *b, const struct brk_dev *d,
+lc_err brk__request_read(struct brk *b, const struct brk_dev *d,
                         const struct spb_payload *p,
                         const struct spb_topic *t, struct brk_birth *bi)
   LC_NODISCARD;
-void brk_birth_cleanup(struct brk_birth *b);
+void brk__birth_cleanup(struct brk_birth *b);
 /* The CRYPTO stage, on a worker: job->reason (csr_*, key_type,
  * subject_*, cn_mismatch) or job->key_fpr[] filled; job->rc LC_ENOMEM
  * when it could not run. */
-void brk_request_crypto(struct brk_job *job, const struct ca_csr_policy *pol);
+void brk__request_crypto(struct brk_job *job, const struct ca_csr_policy *pol);
 /* The ADMIT stage, in the open batch: *why shared_key, duplicate_serial,
  * key_reused or NULL. LC_EDB when the store could not answer. */
-lc_err brk_request_admit(struct brk *b, const struct brk_dev *d,
+lc_err brk__request_admit(struct brk *b, const struct brk_dev *d,
                          const char *serial,
                          const char *const fpr[CA_ROLE_COUNT],
                          const char **why) LC_NODISCARD;
 /* The reasons of every step, in the order they are checked (one string
  * per step, space-separated when a step has several); returns the
  * number of steps. For the test that holds docs/protocol.md to it. */
-size_t brk_request_reasons(const char **out, size_t cap);
+size_t brk__request_reasons(const char **out, size_t cap);
 
 /* ---- commands to devices and edge nodes (commands.c) ---------------------- */
 
 /* The command topic of a device: DCMD, or NCMD for a node-level device
  * (device ""). */
-lc_err brk_dcmd_topic(const char *group, const char *edge, const char *device,
+lc_err brk__dcmd_topic(const char *group, const char *edge, const char *device,
                       char *buf, size_t cap) LC_NODISCARD;
 /* Encode the command that delivers dev's certificates (Status ISSUED),
  * or one carrying only Provisioning/Status (and RequestId), with every
@@ -184,10 +184,10 @@ lc_err brk_dcmd_topic(const char *group, const char *edge, const char *device,
  * Text (docs/sparkplug.md, "Commands by alias"). sess NULL, or a device
  * the tracker does not know online: by name, String. *out freed with
  * lc_free(). */
-lc_err brk_cmd_deliver(const struct sm_device *dev, const char *trust_bundle,
+lc_err brk__cmd_deliver(const struct sm_device *dev, const char *trust_bundle,
                        const struct spb_sess *sess, uint64_t now_ms,
                        uint8_t **out, size_t *len) LC_NODISCARD;
-lc_err brk_cmd_status(const struct sm_device *dev, const char *status,
+lc_err brk__cmd_status(const struct sm_device *dev, const char *status,
                       const struct spb_sess *sess, uint64_t now_ms,
                       uint8_t **out, size_t *len) LC_NODISCARD;
 
@@ -195,14 +195,14 @@ lc_err brk_cmd_status(const struct sm_device *dev, const char *status,
 
 /* JSON details of a state-machine audit action, compact, sorted keys.
  * *out freed with lc_free(). */
-lc_err brk_audit_details(const struct sm_device *dev,
+lc_err brk__audit_details(const struct sm_device *dev,
                          const struct sm_action *a, char **out) LC_NODISCARD;
 /* JSON details of a "superseded" record: role, the generation the
  * certificate belonged to, its fingerprint and serial. */
-lc_err brk_audit_superseded(const struct sm_action *a, char **out)
+lc_err brk__audit_superseded(const struct sm_action *a, char **out)
   LC_NODISCARD;
 /* JSON details of a dropped message: reason and a printable topic. */
-lc_err brk_audit_dropped(const char *reason, const char *topic, size_t len,
+lc_err brk__audit_dropped(const char *reason, const char *topic, size_t len,
                          char **out) LC_NODISCARD;
 
 /* ---- devices the loop is working on (devtab.c) -------------------------------- */
@@ -235,17 +235,17 @@ struct brk_devtab {
   size_t n_buckets, n;
 };
 
-lc_err brk_devtab_init(struct brk_devtab *t) LC_NODISCARD;
+lc_err brk__devtab_init(struct brk_devtab *t) LC_NODISCARD;
 /* Frees every device left. */
-void brk_devtab_cleanup(struct brk_devtab *t);
-struct brk_dev *brk_devtab_find(const struct brk_devtab *t, const char *key);
+void brk__devtab_cleanup(struct brk_devtab *t);
+struct brk_dev *brk__devtab_find(const struct brk_devtab *t, const char *key);
 /* Takes ownership of `sm` on LC_OK. */
-lc_err brk_devtab_add(struct brk_devtab *t, struct sm_device *sm,
+lc_err brk__devtab_add(struct brk_devtab *t, struct sm_device *sm,
                       struct brk_dev **out) LC_NODISCARD;
 /* Unlinks and frees d. */
-void brk_devtab_remove(struct brk_devtab *t, struct brk_dev *d);
+void brk__devtab_remove(struct brk_devtab *t, struct brk_dev *d);
 /* Calls fn for every device; fn must not add or remove. */
-void brk_devtab_each(struct brk_devtab *t,
+void brk__devtab_each(struct brk_devtab *t,
                      void (*fn)(struct brk_dev *d, void *ctx), void *ctx);
 
 /* ---- the data directory lock (datadir.c) ---------------------------------------- */
@@ -256,17 +256,17 @@ struct brk_lock_holder {
   char who[64];             /* "serve", "audit rotate-key", ... */
 };
 
-void brk_path_lock(const struct brk_config *cfg, char *buf, size_t cap);
-void brk_path_control(const struct brk_config *cfg, char *buf, size_t cap);
+void brk__path_lock(const struct brk_config *cfg, char *buf, size_t cap);
+void brk__path_control(const struct brk_config *cfg, char *buf, size_t cap);
 /* Take <data_dir>/linecert.lock for `who` without waiting. LC_OK: held
  * until brk_lock_release() or the process ends (SIGKILL included).
  * LC_EAGAIN: another process holds it, *holder says which. LC_ENOTFOUND:
  * no data directory. LC_EIO (logged). */
-lc_err brk_lock_take(const struct brk_config *cfg, const char *who,
+lc_err brk__lock_take(const struct brk_config *cfg, const char *who,
                      struct brk_lock *l, struct brk_lock_holder *holder)
   LC_NODISCARD;
 /* "data directory D is in use by linecert WHO (pid N)". */
-void brk_lock_describe(const struct brk_config *cfg,
+void brk__lock_describe(const struct brk_config *cfg,
                        const struct brk_lock_holder *h, char *buf,
                        size_t cap);
 
@@ -357,9 +357,9 @@ struct brk;
 struct brk_http;
 /* Serve /metrics, /healthz, /readyz, /api/stats and the live page on
  * `listen` ("127.0.0.1:9464"; port 0 = any free port). */
-lc_err brk_http_start(struct brk *b, const char *listen,
+lc_err brk__http_start(struct brk *b, const char *listen,
                       struct brk_http **out) LC_NODISCARD;
-void brk_http_stop(struct brk_http *h);
+void brk__http_stop(struct brk_http *h);
 
 /* ---- after a rolled-back batch (redrive.c) ------------------------------------- */
 
@@ -406,29 +406,29 @@ struct brk_redrive {
 
 /* The batch ended (ok: committed or nothing to commit; !ok: rolled
  * back): health, the log line once per cause, the kept certificates. */
-void brk_redrive_batch_done(struct brk *b, bool attempted, bool ok);
+void brk__redrive_batch_done(struct brk *b, bool attempted, bool ok);
 /* After a rollback: each device the batch touched is read back from the
  * store (or forgotten when it was never stored), hears RETRYING when
  * its request was in the batch, and is remembered for the re-drive,
  * which is scheduled with backoff. Clears the touched list. */
-void brk_redrive_rolled_back(struct brk *b);
+void brk__redrive_rolled_back(struct brk *b);
 /* When the re-drive is due: the remembered devices are loaded from the
  * store and kicked (their TIMER fires at the next scan), as at start.
  * True when there was nothing to drive while commits fail: the caller
- * then makes a probe commit (brk_batch_probe()). Loop thread, no batch
+ * then makes a probe commit (brk__batch_probe()). Loop thread, no batch
  * open. */
-bool brk_redrive_tick(struct brk *b, uint64_t now_ms);
+bool brk__redrive_tick(struct brk *b, uint64_t now_ms);
 /* A CA_ISSUED answer was applied in the open batch: keep its result
  * (moved out of job) until the batch ends. */
-void brk_unrecorded_note(struct brk *b, struct brk_job *job);
+void brk__unrecorded_note(struct brk *b, struct brk_job *job);
 /* An ISSUE job about to go to the CA: when a rolled-back batch held a
  * certificate for its request key, move it into job (job->replayed) and
  * return true. */
-bool brk_unrecorded_take(struct brk *b, struct brk_job *job);
+bool brk__unrecorded_take(struct brk *b, struct brk_job *job);
 /* Give a taken certificate back (its job could not be queued). */
-void brk_unrecorded_return(struct brk *b, struct brk_job *job);
+void brk__unrecorded_return(struct brk *b, struct brk_job *job);
 /* Free what is kept. */
-void brk_redrive_cleanup(struct brk *b);
+void brk__redrive_cleanup(struct brk *b);
 
 /* A CA adapter in use, its worker pool and the devices waiting for it. */
 struct brk_ca_slot {
@@ -500,151 +500,151 @@ struct brk {
 
 /* ---- the loop (loop.c) and its session (session.c) ------------------------- */
 
-/* SIGINT/SIGTERM end brk_loop_run(); SIGPIPE is ignored. */
-void brk_loop_signals(void);
+/* SIGINT/SIGTERM end brk__loop_run(); SIGPIPE is ignored. */
+void brk__loop_signals(void);
 /* Poll, drain the inbox and the workers' results in batches, fire
  * timers and the periodic duties, until a stop signal. */
-void brk_loop_run(struct brk *b);
+void brk__loop_run(struct brk *b);
 /* Drain what is left (after the MQTT session and the workers stopped),
  * batch by batch. */
-void brk_loop_drain_all(struct brk *b);
+void brk__loop_drain_all(struct brk *b);
 /* A signed Merkle checkpoint when due (a last one when final). */
-void brk_loop_checkpoint(struct brk *b, bool final);
+void brk__loop_checkpoint(struct brk *b, bool final);
 /* What the MQTT thread reported about the session (not a publish). */
-void brk_session_event(struct brk *b, enum brk_msg_kind kind);
+void brk__session_event(struct brk *b, enum brk_msg_kind kind);
 /* Connect again when the backoff has passed. */
-void brk_session_maybe_reconnect(struct brk *b);
+void brk__session_maybe_reconnect(struct brk *b);
 
 /* ---- what arrived, to its handler (router.c, handle_*.c) ------------------ */
 
 /* router.c: a message from the inbox. */
-void brk_on_publish(struct brk *b, const struct brk_msg *msg);
+void brk__on_publish(struct brk *b, const struct brk_msg *msg);
 /* Reorder timeouts and deferred rebirths of the Sparkplug sessions. */
-void brk_sessions_tick(struct brk *b, uint64_t mono_ms);
+void brk__sessions_tick(struct brk *b, uint64_t mono_ms);
 /* The MQTT connection is gone: every edge node is offline. */
-void brk_sessions_lost(struct brk *b);
+void brk__sessions_lost(struct brk *b);
 /* handle_birth.c: a DBIRTH, or a node-level device's NBIRTH. */
-void brk_on_dbirth(struct brk *b, const struct spb_topic *t,
+void brk__on_dbirth(struct brk *b, const struct spb_topic *t,
                    const struct spb_payload *p);
-void brk_on_nbirth(struct brk *b, const struct spb_topic *t,
+void brk__on_nbirth(struct brk *b, const struct spb_topic *t,
                    const struct spb_payload *p);
 /* Refuse d's request: REJECTED:<reason>, counted, logged, audited. */
-void brk_reject(struct brk *b, struct brk_dev *d, const char *reason);
+void brk__reject(struct brk *b, struct brk_dev *d, const char *reason);
 /* handle_data.c: DDATA, or NDATA of a node-level device. */
-void brk_on_ddata(struct brk *b, const struct spb_sess_msg *msg);
+void brk__on_ddata(struct brk *b, const struct spb_sess_msg *msg);
 /* handle_death.c: a node or device the tracker took on- or offline. */
-void brk_on_session_event(struct brk *b, const struct spb_sess_event *e);
+void brk__on_session_event(struct brk *b, const struct spb_sess_event *e);
 /* A DELIVERED device offline: its delivery timer stops (`why` logged). */
-void brk_suspend_delivery(struct brk *b, const char *group, const char *edge,
+void brk__suspend_delivery(struct brk *b, const char *group, const char *edge,
                           const char *device, const char *why);
 /* handle_job.c: a worker's job came back. */
-void brk_on_job_done(struct brk *b, struct brk_job *job);
+void brk__on_job_done(struct brk *b, struct brk_job *job);
 /* timers.c: fire TIMER for devices whose time came (or were kicked). */
-void brk_fire_timers(struct brk *b, uint64_t now_ms);
+void brk__fire_timers(struct brk *b, uint64_t now_ms);
 
 /* ---- the unit of work (batch.c) --------------------------------------------- */
 
 /* An event of `kind` now, with backoff jitter. */
-struct sm_event brk_event(enum sm_event_kind kind);
+struct sm_event brk__event(enum sm_event_kind kind);
 /* Step d with ev; persist, audit and queue effects in the open batch.
  * Returns sm_step's result. */
-lc_err brk_apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev);
+lc_err brk__apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev);
 /* Append an audit record outside any device (dropped messages, service
  * events) to the open batch. */
-void brk_audit_event(struct brk *b, const char *event, const char *device,
+void brk__audit_event(struct brk *b, const char *event, const char *device,
                      const char *details);
 /* The device `value` is bound to (sm_store_claim_owner()), read in the
  * open batch so that it sees the batch's own admissions. */
-lc_err brk_claim_owner(struct brk *b, enum sm_claim_kind kind,
+lc_err brk__claim_owner(struct brk *b, enum sm_claim_kind kind,
                        const char *value, int64_t *owner) LC_NODISCARD;
 /* Open the batch's transaction unless open; false when it failed. */
-bool brk_txn_open(struct brk *b);
+bool brk__txn_open(struct brk *b);
 /* End the batch: commit then run its effects, or roll it back. */
-void brk_batch_end(struct brk *b);
+void brk__batch_end(struct brk *b);
 /* Commit a meta row alone (redrive.c asks for it while commits fail on
  * an idle line, so that recovery is seen). */
-void brk_batch_probe(struct brk *b, uint64_t now_ms);
+void brk__batch_probe(struct brk *b, uint64_t now_ms);
 /* workers.c: queue a worker job (blocks while the job queue is full). */
-void brk_push_job(struct brk *b, struct brk_job *job);
+void brk__push_job(struct brk *b, struct brk_job *job);
 
 /* ---- sending (commands.c) ------------------------------------------------------ */
 
 /* An effect of a committed batch: deliver or tell a status. */
-void brk_fx_publish(struct brk *b, struct brk_fx *f);
+void brk__fx_publish(struct brk *b, struct brk_fx *f);
 /* A status-only DCMD (NCMD) to d now, without a commit: it promises
  * nothing (RETRYING). Sent only while the session is online. */
-void brk_publish_status(struct brk *b, struct brk_dev *d, const char *status);
+void brk__publish_status(struct brk *b, struct brk_dev *d, const char *status);
 /* NCMD Node Control/Rebirth = true to an edge node (when online). */
-void brk_send_rebirth(struct brk *b, const struct spb_sess_rebirth *r);
+void brk__send_rebirth(struct brk *b, const struct spb_sess_rebirth *r);
 
 /* ---- devices in memory (devtab.c) --------------------------------------------- */
 
 /* The device for a triple: from memory, else from the store, else a new
  * one in SM_NEW (create == true). NULL when absent and !create, or on
  * failure (logged). */
-struct brk_dev *brk_device(struct brk *b, const char *group, const char *edge,
+struct brk_dev *brk__device(struct brk *b, const char *group, const char *edge,
                            const char *device, bool create);
 
 /* ---- statistics (stats.c) ------------------------------------------------------ */
 
 /* One more device of line `group` provisioned (live page, /metrics). */
-void brk_count_line(struct brk *b, const char *group);
+void brk__count_line(struct brk *b, const char *group);
 /* Record one CA call's duration. */
-void brk_count_ca_latency(struct brk *b, enum ca_role role, uint64_t ns);
+void brk__count_ca_latency(struct brk *b, enum ca_role role, uint64_t ns);
 /* Copy what the HTTP thread shows, about once a second. */
-void brk_stats_refresh(struct brk *b, uint64_t mono_ms);
+void brk__stats_refresh(struct brk *b, uint64_t mono_ms);
 /* The stats line, every ten seconds (and a final one). */
-void brk_stats_log(struct brk *b, uint64_t mono_ms, bool final);
+void brk__stats_log(struct brk *b, uint64_t mono_ms, bool final);
 
 /* ---- start-up integrity (integrity.c) ------------------------------------------ */
 
 /* LC_EVERIFY (logged) when linecert.db is missing or empty while the
  * data directory holds an audit key or a local CA, unless new_log. */
-lc_err brk_integrity_store_present(const struct brk_config *cfg)
+lc_err brk__integrity_store_present(const struct brk_config *cfg)
   LC_NODISCARD;
 /* Keep the latest checkpoint note in <data_dir>/audit/checkpoint, for a
  * new log's first record should the store ever be lost. */
-lc_err brk_integrity_keep_checkpoint(const struct brk_config *cfg,
+lc_err brk__integrity_keep_checkpoint(const struct brk_config *cfg,
                                      const char *note) LC_NODISCARD;
 /* Details of a new log's first record `log_started`:
  * {"previous_checkpoint": note or null}. *out freed with free(). */
-lc_err brk_integrity_new_log_details(const struct brk_config *cfg,
+lc_err brk__integrity_new_log_details(const struct brk_config *cfg,
                                      char **out) LC_NODISCARD;
 
 /* ---- CA adapters and their pools (adapters.c) --------------------------------- */
 
 /* Open the adapter of each role (one instance per name), the ticket
  * store when a remote CA is used, and the trust bundle. */
-lc_err brk_ca_open(struct brk *b) LC_NODISCARD;
+lc_err brk__ca_open(struct brk *b) LC_NODISCARD;
 /* Start each adapter's worker pool (after b->results exists). */
-lc_err brk_ca_start(struct brk *b) LC_NODISCARD;
+lc_err brk__ca_start(struct brk *b) LC_NODISCARD;
 /* CA jobs all adapters can have out at once (to size the results
- * queue). Valid after brk_ca_open(). */
-unsigned brk_ca_jobs_max(const struct brk *b);
-/* Does a role use the local CA? Valid after brk_ca_open(). */
-bool brk_ca_local_used(const struct brk *b);
+ * queue). Valid after brk__ca_open(). */
+unsigned brk__ca_jobs_max(const struct brk *b);
+/* Does a role use the local CA? Valid after brk__ca_open(). */
+bool brk__ca_local_used(const struct brk *b);
 /* Tell every adapter to stop waiting on its CA (ca_shutdown()): first
  * thing on the way out, so the calls give up while the rest stops. */
-void brk_ca_shutdown(struct brk *b);
+void brk__ca_shutdown(struct brk *b);
 /* Join the pools (their queues closed). */
-void brk_ca_stop(struct brk *b);
+void brk__ca_stop(struct brk *b);
 /* Free adapters, queues, secrets and the ticket store. */
-void brk_ca_close(struct brk *b);
+void brk__ca_close(struct brk *b);
 /* d needs a CA call for `role`: to a worker now, or into the adapter's
  * FIFO. Loop thread. */
-void brk_ca_submit(struct brk *b, struct brk_dev *d, enum ca_role role);
+void brk__ca_submit(struct brk *b, struct brk_dev *d, enum ca_role role);
 /* An ISSUE job came back: its worker is free for the next device. */
-void brk_ca_job_done(struct brk *b, const struct brk_job *job);
+void brk__ca_job_done(struct brk *b, const struct brk_job *job);
 /* Copy each adapter's queue, pace and parked devices into v, and the
  * local issuing CAs' remaining life at now_ms (wall clock). */
-void brk_ca_snapshot(struct brk *b, struct brk_snapshot *v, uint64_t now_ms);
+void brk__ca_snapshot(struct brk *b, struct brk_snapshot *v, uint64_t now_ms);
 /* The local issuing CAs' remaining life at now_ms (wall clock, ms). */
-void brk_ca_life(const struct brk *b, uint64_t now_ms,
+void brk__ca_life(const struct brk *b, uint64_t now_ms,
                  struct brk_ca_life out[CA_ROLE_COUNT]);
 /* At start and then once a day: log each local issuing CA's remaining
  * life; a warning when it covers a full certificate for fewer than
  * BRK_CA_COVER_WARN_DAYS, an error once it covers none. */
-void brk_ca_life_watch(struct brk *b, uint64_t now_ms);
+void brk__ca_life_watch(struct brk *b, uint64_t now_ms);
 
 /* ---- the control channel (control.c, operator.c) -------------------------------- */
 
@@ -653,7 +653,7 @@ struct brk_ctl_req {
   json_t *msg;              /* owned: {"verb":..., ...} */
   unsigned uid;             /* the peer, from SO_PEERCRED */
   long pid;
-  json_t *answer;           /* owned, set by brk_ctl_answer() */
+  json_t *answer;           /* owned, set by brk__ctl_answer() */
   bool done;
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -662,36 +662,36 @@ struct brk_ctl_req {
 struct brk_ctl;
 /* Listen on `path` (mode 0600; a file left there is removed: call with
  * the data directory lock held) and queue each request on q for the
- * loop. *out is set also on failure, for brk_ctl_stop(). */
-lc_err brk_ctl_start(const char *path, struct lc_queue *q,
+ * loop. *out is set also on failure, for brk__ctl_stop(). */
+lc_err brk__ctl_start(const char *path, struct lc_queue *q,
                      struct brk_ctl **out) LC_NODISCARD;
 /* Join the thread, remove the socket. The queue must have been closed
- * and drained (brk_ctl_drain()) first, so no request waits. NULL-safe. */
-void brk_ctl_stop(struct brk_ctl *c);
+ * and drained (brk__ctl_drain()) first, so no request waits. NULL-safe. */
+void brk__ctl_stop(struct brk_ctl *c);
 /* The loop's answer to r (takes `answer`); r belongs to the control
  * thread again from here on. */
-void brk_ctl_answer(struct brk_ctl_req *r, json_t *answer);
+void brk__ctl_answer(struct brk_ctl_req *r, json_t *answer);
 /* Answer every queued request "the service is stopping". */
-void brk_ctl_drain(struct lc_queue *q);
+void brk__ctl_drain(struct lc_queue *q);
 /* {"error": formatted text}. */
-json_t *brk_ctl_error(const char *fmt, ...)
+json_t *brk__ctl_error(const char *fmt, ...)
   __attribute__((format(printf, 1, 2)));
 /* Loop thread, no batch open: carry out one request (operator.c). */
-void brk_ctl_run(struct brk *b, struct brk_ctl_req *r);
+void brk__ctl_run(struct brk *b, struct brk_ctl_req *r);
 
 /* Client side. Send `req` to the service of cfg's data directory and
  * wait up to timeout_ms for its answer: LC_OK and *answer (an object,
  * json_decref()); else err says why: LC_ENOTFOUND nobody listening,
  * LC_EAGAIN no answer in time, LC_EIO, LC_EPROTO. */
 #define BRK_CTL_TIMEOUT_MS 60000
-lc_err brk_ctl_call(const struct brk_config *cfg, json_t *req,
+lc_err brk__ctl_call(const struct brk_config *cfg, json_t *req,
                     int timeout_ms, json_t **answer, char *err, size_t cap)
   LC_NODISCARD;
 
 /* ---- the audit key's files (audit_key.c) ------------------------------------------ */
 
 /* Write audit/audit-pub.pem. */
-lc_err brk_audit_write_pub(const struct brk_config *cfg, const char *pem)
+lc_err brk__audit_write_pub(const struct brk_config *cfg, const char *pem)
   LC_NODISCARD;
 
 #endif

@@ -16,7 +16,7 @@
 
 /* How commands name their metrics (by alias or by name) is decided per
  * metric from the BIRTH the device declared them in: see name_metric(). */
-lc_err brk_dcmd_topic(const char *group, const char *edge, const char *device,
+lc_err brk__dcmd_topic(const char *group, const char *edge, const char *device,
                       char *buf, size_t cap)
 {
   /* docs/protocol.md: NCMD for a node-level device (device ""),
@@ -109,7 +109,7 @@ static lc_err encode_command(struct spb_metric *metrics, size_t n,
   return LC_OK;
 }
 
-lc_err brk_cmd_deliver(const struct sm_device *dev, const char *trust_bundle,
+lc_err brk__cmd_deliver(const struct sm_device *dev, const char *trust_bundle,
                        const struct spb_sess *sess, uint64_t now_ms,
                        uint8_t **out, size_t *len)
 {
@@ -131,7 +131,7 @@ lc_err brk_cmd_deliver(const struct sm_device *dev, const char *trust_bundle,
   return encode_command(m, n, now_ms, out, len);
 }
 
-lc_err brk_cmd_status(const struct sm_device *dev, const char *status,
+lc_err brk__cmd_status(const struct sm_device *dev, const char *status,
                       const struct spb_sess *sess, uint64_t now_ms,
                       uint8_t **out, size_t *len)
 {
@@ -149,14 +149,14 @@ static bool publish_dcmd(struct brk *b, struct brk_dev *d, uint8_t *buf,
 {
   char topic[SPB_TOPIC_MAX];
   const struct sm_device *s = d->sm;
-  if(brk_dcmd_topic(s->group, s->edge, s->device, topic, sizeof(topic)) !=
+  if(brk__dcmd_topic(s->group, s->edge, s->device, topic, sizeof(topic)) !=
      LC_OK)
     return false;
   /* tck-id-payloads-dcmd-qos, -retain (NCMD for a node-level device:
    * tck-id-payloads-ncmd-qos, -retain): QoS 0, not retained. A lost
    * command is sent again by the delivery timer or the device's next
    * birth. */
-  if(brk_mqtt_publish(b->mqtt, topic, buf, len, 0, false) != LC_OK)
+  if(brk__mqtt_publish(b->mqtt, topic, buf, len, 0, false) != LC_OK)
     return false;
   atomic_fetch_add(&b->stats.dcmd_sent, 1);
   return true;
@@ -171,9 +171,9 @@ static bool publish_answer(struct brk *b, struct brk_dev *d,
   uint64_t now = lc_now_ms();
   /* Named as the device's BIRTH declared them (alias or name), read
    * from the session tracker at publish time. */
-  lc_err rc = !status ? brk_cmd_deliver(d->sm, b->trust_bundle, b->sess,
+  lc_err rc = !status ? brk__cmd_deliver(d->sm, b->trust_bundle, b->sess,
                                         now, &buf, &len)
-                      : brk_cmd_status(d->sm, status, b->sess, now, &buf,
+                      : brk__cmd_status(d->sm, status, b->sess, now, &buf,
                                        &len);
   if(rc != LC_OK) {
     lc_log(LC_ERROR, "loop", "op=encode_dcmd dev=%s err=%s", d->key,
@@ -185,13 +185,13 @@ static bool publish_answer(struct brk *b, struct brk_dev *d,
   return sent;
 }
 
-void brk_publish_status(struct brk *b, struct brk_dev *d, const char *status)
+void brk__publish_status(struct brk *b, struct brk_dev *d, const char *status)
 {
   if(publish_answer(b, d, status) && !strcmp(status, "RETRYING"))
     atomic_fetch_add(&b->stats.retrying_sent, 1);
 }
 
-void brk_fx_publish(struct brk *b, struct brk_fx *f)
+void brk__fx_publish(struct brk *b, struct brk_fx *f)
 {
   bool sent = publish_answer(b, f->d, f->kind == BRK_FX_DELIVER ? NULL
                                                                 : f->status);
@@ -199,7 +199,7 @@ void brk_fx_publish(struct brk *b, struct brk_fx *f)
     atomic_fetch_add(&b->stats.retrying_sent, 1);
 }
 
-void brk_send_rebirth(struct brk *b, const struct spb_sess_rebirth *r)
+void brk__send_rebirth(struct brk *b, const struct spb_sess_rebirth *r)
 {
   char topic[SPB_TOPIC_MAX];
   uint8_t buf[256];
@@ -210,7 +210,7 @@ void brk_send_rebirth(struct brk *b, const struct spb_sess_rebirth *r)
                                 sizeof(topic), buf, sizeof(buf), &len);
   /* tck-id-operational-behavior-data-commands-ncmd-rebirth-verb: NCMD,
    * QoS 0, not retained. */
-  if(rc == LC_OK && brk_mqtt_publish(b->mqtt, topic, buf, len, 0, false) ==
+  if(rc == LC_OK && brk__mqtt_publish(b->mqtt, topic, buf, len, 0, false) ==
                       LC_OK) {
     atomic_fetch_add(&b->stats.rebirths_sent, 1);
     lc_log(LC_INFO, "sparkplug", "node=%s/%s action=rebirth_request",

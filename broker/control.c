@@ -78,7 +78,7 @@ static void req_free(struct brk_ctl_req *r)
   lc_free(r);
 }
 
-void brk_ctl_answer(struct brk_ctl_req *r, json_t *answer)
+void brk__ctl_answer(struct brk_ctl_req *r, json_t *answer)
 {
   pthread_mutex_lock(&r->mu);
   r->answer = answer;
@@ -87,7 +87,7 @@ void brk_ctl_answer(struct brk_ctl_req *r, json_t *answer)
   pthread_mutex_unlock(&r->mu);
 }
 
-json_t *brk_ctl_error(const char *fmt, ...)
+json_t *brk__ctl_error(const char *fmt, ...)
 {
   char text[512];
   va_list ap;
@@ -120,12 +120,12 @@ static json_t *read_request(int fd, json_t **error)
   struct pollfd p = {.fd = fd, .events = POLLIN};
   int pr = poll(&p, 1, CTL_RECV_TIMEOUT_MS);
   if(pr <= 0) {
-    *error = brk_ctl_error("no request within %d ms", CTL_RECV_TIMEOUT_MS);
+    *error = brk__ctl_error("no request within %d ms", CTL_RECV_TIMEOUT_MS);
     return NULL;
   }
   char *buf = lc_malloc(CTL_MSG_MAX);
   if(!buf) {
-    *error = brk_ctl_error("out of memory");
+    *error = brk__ctl_error("out of memory");
     return NULL;
   }
   /* MSG_TRUNC: the message's real length, so an oversized request is
@@ -133,9 +133,9 @@ static json_t *read_request(int fd, json_t **error)
   ssize_t n = recv(fd, buf, CTL_MSG_MAX, MSG_TRUNC);
   json_t *msg = NULL;
   if(n <= 0) {
-    *error = brk_ctl_error("no request");
+    *error = brk__ctl_error("no request");
   } else if((size_t)n > CTL_MSG_MAX) {
-    *error = brk_ctl_error("request larger than %d bytes", CTL_MSG_MAX);
+    *error = brk__ctl_error("request larger than %d bytes", CTL_MSG_MAX);
   } else {
     json_error_t jerr;
     msg = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
@@ -143,7 +143,7 @@ static json_t *read_request(int fd, json_t **error)
        !json_is_string(json_object_get(msg, "verb"))) {
       json_decref(msg);
       msg = NULL;
-      *error = brk_ctl_error("a request is a JSON object with \"verb\"");
+      *error = brk__ctl_error("a request is a JSON object with \"verb\"");
     }
   }
   lc_free(buf);
@@ -181,14 +181,14 @@ static void serve_one(struct brk_ctl *c, int fd)
   struct brk_ctl_req *r = req_new(msg, &peer);
   if(!r) {
     json_decref(msg);
-    error = brk_ctl_error("out of memory");
+    error = brk__ctl_error("out of memory");
     send_answer(fd, error);
     json_decref(error);
     return;
   }
   lc_err qrc = lc_queue_push(c->q, r);
   if(qrc != LC_OK) {
-    error = brk_ctl_error(qrc == LC_ESHUTDOWN ? "the service is stopping"
+    error = brk__ctl_error(qrc == LC_ESHUTDOWN ? "the service is stopping"
                                               : "the service is busy; try "
                                                 "again");
     send_answer(fd, error);
@@ -197,7 +197,7 @@ static void serve_one(struct brk_ctl *c, int fd)
     return;
   }
   /* Once queued the loop always answers: in turn, or with "stopping"
-   * when it shuts down (brk_ctl_drain()), before this thread is
+   * when it shuts down (brk__ctl_drain()), before this thread is
    * joined. */
   pthread_mutex_lock(&r->mu);
   while(!r->done)
@@ -253,7 +253,7 @@ static lc_err bind_socket(struct brk_ctl *c, const char *path)
   return LC_OK;
 }
 
-lc_err brk_ctl_start(const char *path, struct lc_queue *q,
+lc_err brk__ctl_start(const char *path, struct lc_queue *q,
                      struct brk_ctl **out)
 {
   struct brk_ctl *c = lc_calloc(1, sizeof(*c));
@@ -275,7 +275,7 @@ lc_err brk_ctl_start(const char *path, struct lc_queue *q,
   return rc;
 }
 
-void brk_ctl_stop(struct brk_ctl *c)
+void brk__ctl_stop(struct brk_ctl *c)
 {
   if(!c)
     return;
@@ -296,20 +296,20 @@ void brk_ctl_stop(struct brk_ctl *c)
   lc_free(c);
 }
 
-void brk_ctl_drain(struct lc_queue *q)
+void brk__ctl_drain(struct lc_queue *q)
 {
   struct brk_ctl_req *r;
   while((r = lc_queue_pop(q)))
-    brk_ctl_answer(r, brk_ctl_error("the service is stopping"));
+    brk__ctl_answer(r, brk__ctl_error("the service is stopping"));
 }
 
 /* ---- the client: operator commands ----------------------------------------------- */
 
-lc_err brk_ctl_call(const struct brk_config *cfg, json_t *req,
+lc_err brk__ctl_call(const struct brk_config *cfg, json_t *req,
                     int timeout_ms, json_t **answer, char *err, size_t cap)
 {
   char path[BRK_PATH_MAX + 32];
-  brk_path_control(cfg, path, sizeof(path));
+  brk__path_control(cfg, path, sizeof(path));
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   *answer = NULL;
   if(!lc_strlcpy(sa.sun_path, path, sizeof(sa.sun_path))) {
@@ -372,7 +372,7 @@ enum brk_route brk_route_op(const struct brk_config *cfg, const char *who,
 {
   struct brk_lock_holder h;
   *answer = NULL;
-  lc_err rc = brk_lock_take(cfg, who, l, &h);
+  lc_err rc = brk__lock_take(cfg, who, l, &h);
   if(rc == LC_OK)
     return BRK_ROUTE_OFFLINE;
   if(rc == LC_ENOTFOUND) {
@@ -384,13 +384,13 @@ enum brk_route brk_route_op(const struct brk_config *cfg, const char *who,
     return BRK_ROUTE_REFUSED;
   }
   char holder[BRK_PATH_MAX + 96];
-  brk_lock_describe(cfg, &h, holder, sizeof(holder));
+  brk__lock_describe(cfg, &h, holder, sizeof(holder));
   if(strcmp(h.who, "serve") != 0) {
     snprintf(err, cap, "%s; try again when it is done", holder);
     return BRK_ROUTE_REFUSED;
   }
   char why[BRK_PATH_MAX + 96];
-  rc = brk_ctl_call(cfg, req, BRK_CTL_TIMEOUT_MS, answer, why, sizeof(why));
+  rc = brk__ctl_call(cfg, req, BRK_CTL_TIMEOUT_MS, answer, why, sizeof(why));
   if(rc == LC_OK)
     return BRK_ROUTE_SERVICE;
   snprintf(err, cap, "%s, and %s%s", holder, why,

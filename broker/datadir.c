@@ -28,12 +28,12 @@
 
 #define LOCK_TEXT_MAX 128
 
-void brk_path_lock(const struct brk_config *cfg, char *buf, size_t cap)
+void brk__path_lock(const struct brk_config *cfg, char *buf, size_t cap)
 {
   snprintf(buf, cap, "%s/linecert.lock", cfg->data_dir);
 }
 
-void brk_path_control(const struct brk_config *cfg, char *buf, size_t cap)
+void brk__path_control(const struct brk_config *cfg, char *buf, size_t cap)
 {
   snprintf(buf, cap, "%s/control.sock", cfg->data_dir);
 }
@@ -70,11 +70,11 @@ static lc_err write_holder(int fd, const char *who)
   return LC_OK;
 }
 
-lc_err brk_lock_take(const struct brk_config *cfg, const char *who,
+lc_err brk__lock_take(const struct brk_config *cfg, const char *who,
                      struct brk_lock *l, struct brk_lock_holder *holder)
 {
   char path[BRK_PATH_MAX + 32];
-  brk_path_lock(cfg, path, sizeof(path));
+  brk__path_lock(cfg, path, sizeof(path));
   l->fd = -1;
   memset(holder, 0, sizeof(*holder));
   /* No O_TRUNC: a process refused must not wipe the holder's PID. */
@@ -120,7 +120,7 @@ void brk_lock_release(struct brk_lock *l)
   l->fd = -1;
 }
 
-void brk_lock_describe(const struct brk_config *cfg,
+void brk__lock_describe(const struct brk_config *cfg,
                        const struct brk_lock_holder *h, char *buf,
                        size_t cap)
 {

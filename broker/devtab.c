@@ -20,7 +20,7 @@ static uint64_t hash_key(const char *s)
   return h;
 }
 
-lc_err brk_devtab_init(struct brk_devtab *t)
+lc_err brk__devtab_init(struct brk_devtab *t)
 {
   t->n = 0;
   t->n_buckets = 1024;
@@ -36,7 +36,7 @@ static void dev_free(struct brk_dev *d)
   lc_free(d);
 }
 
-void brk_devtab_cleanup(struct brk_devtab *t)
+void brk__devtab_cleanup(struct brk_devtab *t)
 {
   for(size_t i = 0; t->buckets && i < t->n_buckets; i++) {
     struct brk_dev *d = t->buckets[i];
@@ -50,7 +50,7 @@ void brk_devtab_cleanup(struct brk_devtab *t)
   t->n = 0;
 }
 
-struct brk_dev *brk_devtab_find(const struct brk_devtab *t, const char *key)
+struct brk_dev *brk__devtab_find(const struct brk_devtab *t, const char *key)
 {
   struct brk_dev *d = t->buckets[hash_key(key) & (t->n_buckets - 1)];
   while(d && strcmp(d->key, key) != 0)
@@ -83,7 +83,7 @@ static void maybe_grow(struct brk_devtab *t)
   t->n_buckets = nb;
 }
 
-lc_err brk_devtab_add(struct brk_devtab *t, struct sm_device *sm,
+lc_err brk__devtab_add(struct brk_devtab *t, struct sm_device *sm,
                       struct brk_dev **out)
 {
   struct brk_dev *d = lc_calloc(1, sizeof(*d));
@@ -100,7 +100,7 @@ lc_err brk_devtab_add(struct brk_devtab *t, struct sm_device *sm,
   return LC_OK;
 }
 
-void brk_devtab_remove(struct brk_devtab *t, struct brk_dev *d)
+void brk__devtab_remove(struct brk_devtab *t, struct brk_dev *d)
 {
   struct brk_dev **pp = &t->buckets[hash_key(d->key) & (t->n_buckets - 1)];
   while(*pp && *pp != d)
@@ -112,7 +112,7 @@ void brk_devtab_remove(struct brk_devtab *t, struct brk_dev *d)
   dev_free(d);
 }
 
-void brk_devtab_each(struct brk_devtab *t,
+void brk__devtab_each(struct brk_devtab *t,
                      void (*fn)(struct brk_dev *d, void *ctx), void *ctx)
 {
   for(size_t i = 0; i < t->n_buckets; i++)
@@ -120,12 +120,12 @@ void brk_devtab_each(struct brk_devtab *t,
       fn(d, ctx);
 }
 
-struct brk_dev *brk_device(struct brk *b, const char *group, const char *edge,
+struct brk_dev *brk__device(struct brk *b, const char *group, const char *edge,
                            const char *device, bool create)
 {
   char key[BRK_KEY_MAX];
   sm_key(group, edge, device, key, sizeof(key));
-  struct brk_dev *d = brk_devtab_find(&b->devs, key);
+  struct brk_dev *d = brk__devtab_find(&b->devs, key);
   if(d)
     return d;
   struct sm_device *sm = NULL;
@@ -141,7 +141,7 @@ struct brk_dev *brk_device(struct brk *b, const char *group, const char *edge,
   else if(rc != LC_OK) {
     return NULL;
   }
-  if(brk_devtab_add(&b->devs, sm, &d) != LC_OK) {
+  if(brk__devtab_add(&b->devs, sm, &d) != LC_OK) {
     sm_device_free(sm);
     return NULL;
   }

@@ -14,13 +14,13 @@
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
 
-void brk_reject(struct brk *b, struct brk_dev *d, const char *reason)
+void brk__reject(struct brk *b, struct brk_dev *d, const char *reason)
 {
-  struct sm_event ev = brk_event(SM_EV_INVALID);
+  struct sm_event ev = brk__event(SM_EV_INVALID);
   ev.reason = reason;
   atomic_fetch_add(&b->stats.rejected, 1);
   lc_log(LC_WARN, "provision", "dev=%s rejected=%s", d->key, reason);
-  lc_err rc = brk_apply(b, d, &ev);
+  lc_err rc = brk__apply(b, d, &ev);
   if(rc != LC_OK)
     lc_log(LC_ERROR, "provision", "dev=%s op=reject err=%s", d->key,
            lc_errname(rc));
@@ -46,9 +46,9 @@ static void replay_request(struct brk *b, struct brk_dev *d)
                            .csr = {s->csr[0], s->csr[1]},
                            .key_fpr = {s->key_fpr[0], s->key_fpr[1]},
                            .meta = s->meta, .request_id = s->request_id};
-  struct sm_event ev = brk_event(SM_EV_REQUEST);
+  struct sm_event ev = brk__event(SM_EV_REQUEST);
   ev.req = &req;
-  lc_err rc = brk_apply(b, d, &ev);
+  lc_err rc = brk__apply(b, d, &ev);
   if(rc != LC_OK && rc != LC_ESTATE)
     lc_log(LC_ERROR, "provision", "dev=%s op=replay err=%s", d->key,
            lc_errname(rc));
@@ -59,7 +59,7 @@ static void replay_request(struct brk *b, struct brk_dev *d)
    * hears RETRYING if its batch rolls back.) */
   if(rc == LC_OK && !d->touched && b->redrive.failing &&
      sm_state_issuing(d->sm->state, NULL))
-    brk_publish_status(b, d, "RETRYING");
+    brk__publish_status(b, d, "RETRYING");
 }
 
 static void start_validation(struct brk *b, struct brk_dev *d,
@@ -76,24 +76,24 @@ static void start_validation(struct brk *b, struct brk_dev *d,
   for(int r = 0; r < CA_ROLE_COUNT; r++) {
     job->csr_pem[r] = lc_strndup(bi->csr[r], bi->csr_len[r]);
     if(!job->csr_pem[r]) {
-      brk_job_free(job);
+      brk__job_free(job);
       return;
     }
   }
   job->meta = bi->meta; /* moves into the job */
   bi->meta = NULL;
   d->validating = true;
-  brk_push_job(b, job);
+  brk__push_job(b, job);
 }
 
-void brk_on_dbirth(struct brk *b, const struct spb_topic *t,
+void brk__on_dbirth(struct brk *b, const struct spb_topic *t,
                    const struct spb_payload *p)
 {
   struct brk_birth bi = {0};
-  struct brk_dev *d = brk_device(b, t->group, t->edge, t->device, true);
+  struct brk_dev *d = brk__device(b, t->group, t->edge, t->device, true);
   if(!d)
     return;
-  lc_err rc = brk_request_read(b, d, p, t, &bi);
+  lc_err rc = brk__request_read(b, d, p, t, &bi);
   if(rc != LC_OK) {
     /* No memory, or the store could not say whose the serial is: no
      * answer; the device's next birth asks again. */
@@ -103,7 +103,7 @@ void brk_on_dbirth(struct brk *b, const struct spb_topic *t,
   }
   atomic_fetch_add(&b->stats.births, 1);
   if(bi.reason)
-    brk_reject(b, d, bi.reason);
+    brk__reject(b, d, bi.reason);
   else if(d->validating)
     atomic_fetch_add(&b->stats.duplicate_births, 1);
   else if(known_request(d, &bi))
@@ -111,17 +111,17 @@ void brk_on_dbirth(struct brk *b, const struct spb_topic *t,
   else
     start_validation(b, d, &bi);
 out:
-  brk_birth_cleanup(&bi);
+  brk__birth_cleanup(&bi);
 }
 
 /* docs/protocol.md: an edge node that is itself the device asks in its NBIRTH
  * with the same metrics, and is the device (group, edge, ""). An NBIRTH
  * without a CSR metric is an ordinary edge node: nothing to provision,
  * no record, no answer. */
-void brk_on_nbirth(struct brk *b, const struct spb_topic *t,
+void brk__on_nbirth(struct brk *b, const struct spb_topic *t,
                    const struct spb_payload *p)
 {
-  if(!brk_birth_is_request(p))
+  if(!brk__birth_is_request(p))
     return;
   /* Every NBIRTH starts a new session of the node, and so of the device
    * that is the node. An ordinary device whose node rebirths has its
@@ -129,6 +129,6 @@ void brk_on_nbirth(struct brk *b, const struct spb_topic *t,
    * DELIVERED node-level device is re-delivered with a fresh count,
    * rather than spending one of max_deliveries per rebirth (rebirths
    * that linecert itself may have asked for). */
-  brk_suspend_delivery(b, t->group, t->edge, "", "new_session");
-  brk_on_dbirth(b, t, p); /* t->device is "": the node-level device */
+  brk__suspend_delivery(b, t->group, t->edge, "", "new_session");
+  brk__on_dbirth(b, t, p); /* t->device is "": the node-level device */
 }

@@ -31,17 +31,17 @@ static const char *installed_metric(const struct spb_sess_msg *msg)
 }
 
 /* DDATA, or NDATA of a node-level device (t->device ""). */
-void brk_on_ddata(struct brk *b, const struct spb_sess_msg *msg)
+void brk__on_ddata(struct brk *b, const struct spb_sess_msg *msg)
 {
   const struct spb_topic *t = &msg->topic;
   const char *installed = installed_metric(msg);
   if(!installed)
     return; /* other data: nothing for provisioning */
-  struct brk_dev *d = brk_device(b, t->group, t->edge, t->device, false);
-  struct sm_event ev = brk_event(SM_EV_INSTALLED);
+  struct brk_dev *d = brk__device(b, t->group, t->edge, t->device, false);
+  struct sm_event ev = brk__event(SM_EV_INSTALLED);
   ev.text = installed;
   enum sm_state before = d ? d->sm->state : SM_NEW;
-  lc_err rc = d ? brk_apply(b, d, &ev) : LC_ENOTFOUND;
+  lc_err rc = d ? brk__apply(b, d, &ev) : LC_ENOTFOUND;
   if(rc == LC_OK && before != SM_PROVISIONED &&
      d->sm->state == SM_PROVISIONED) {
     d->provisioned = true; /* counted once the batch commits */

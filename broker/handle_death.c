@@ -20,17 +20,17 @@
  * other states need nothing (issuing goes on; a request resumes at the
  * next birth, which is idempotent). Only devices with work in progress
  * are in memory, and DELIVERED is one of those states. */
-void brk_suspend_delivery(struct brk *b, const char *group,
+void brk__suspend_delivery(struct brk *b, const char *group,
                              const char *edge, const char *device,
                              const char *why)
 {
   char key[BRK_KEY_MAX];
   sm_key(group, edge, device, key, sizeof(key));
-  struct brk_dev *d = brk_devtab_find(&b->devs, key);
+  struct brk_dev *d = brk__devtab_find(&b->devs, key);
   if(!d || d->sm->state != SM_DELIVERED)
     return;
-  struct sm_event ev = brk_event(SM_EV_OFFLINE);
-  lc_err rc = brk_apply(b, d, &ev);
+  struct sm_event ev = brk__event(SM_EV_OFFLINE);
+  lc_err rc = brk__apply(b, d, &ev);
   if(rc != LC_OK)
     lc_log(LC_ERROR, "provision", "dev=%s op=offline err=%s", d->key,
            lc_errname(rc));
@@ -39,14 +39,14 @@ void brk_suspend_delivery(struct brk *b, const char *group,
            why);
 }
 
-void brk_on_session_event(struct brk *b, const struct spb_sess_event *e)
+void brk__on_session_event(struct brk *b, const struct spb_sess_event *e)
 {
   if(e->kind == SPB_SESS_NODE_OFFLINE)
     atomic_fetch_add(&b->stats.nodes_offline, 1);
   else if(e->kind == SPB_SESS_DEVICE_OFFLINE)
     atomic_fetch_add(&b->stats.devices_offline, 1);
   if(e->kind == SPB_SESS_NODE_OFFLINE || e->kind == SPB_SESS_DEVICE_OFFLINE)
-    brk_suspend_delivery(b, e->group, e->edge, e->device, "offline");
+    brk__suspend_delivery(b, e->group, e->edge, e->device, "offline");
   lc_log(LC_DEBUG, "sparkplug", "node=%s/%s device=%s event=%s cause=%s",
          e->group, e->edge, e->device,
          e->kind == SPB_SESS_NODE_ONLINE || e->kind == SPB_SESS_DEVICE_ONLINE

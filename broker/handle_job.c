@@ -16,7 +16,7 @@
 static void validated(struct brk *b, struct brk_dev *d, struct brk_job *job)
 {
   if(job->reason[0]) {
-    brk_reject(b, d, job->reason);
+    brk__reject(b, d, job->reason);
     return;
   }
   char request_id[33];
@@ -26,22 +26,22 @@ static void validated(struct brk *b, struct brk_dev *d, struct brk_job *job)
   }
   const char *fpr[CA_ROLE_COUNT] = {job->key_fpr[0], job->key_fpr[1]};
   const char *why = NULL;
-  if(brk_request_admit(b, d, job->serial, fpr, &why) != LC_OK) {
+  if(brk__request_admit(b, d, job->serial, fpr, &why) != LC_OK) {
     lc_log(LC_ERROR, "provision", "dev=%s op=identity err=store", d->key);
     return;
   }
   if(why) {
-    brk_reject(b, d, why);
+    brk__reject(b, d, why);
     return;
   }
   struct sm_request req = {.serial = job->serial,
                            .csr = {job->csr_pem[0], job->csr_pem[1]},
                            .key_fpr = {fpr[0], fpr[1]}, .meta = job->meta,
                            .request_id = request_id};
-  struct sm_event ev = brk_event(SM_EV_REQUEST);
+  struct sm_event ev = brk__event(SM_EV_REQUEST);
   ev.req = &req;
   uint32_t gen = d->sm->generation;
-  lc_err rc = brk_apply(b, d, &ev);
+  lc_err rc = brk__apply(b, d, &ev);
   if(rc != LC_OK) {
     lc_log(LC_ERROR, "provision", "dev=%s op=request err=%s", d->key,
            lc_errname(rc));
@@ -62,11 +62,11 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
   struct sm_event ev;
   const struct ca_result *res = &job->res;
   if(job->rc != LC_OK) {
-    ev = brk_event(SM_EV_CA_RETRY); /* a local fault is not the CA's verdict */
+    ev = brk__event(SM_EV_CA_RETRY); /* a local fault is not the CA's verdict */
     ev.retry_after_ms = 1000;
   }
   else if(res->status == CA_ISSUED) {
-    ev = brk_event(SM_EV_CA_ISSUED);
+    ev = brk__event(SM_EV_CA_ISSUED);
     ev.cert_pem = res->cert_pem;
     ev.chain_pem = res->chain_pem;
     ev.fpr = job->cert_fpr;
@@ -75,31 +75,31 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
       atomic_fetch_add(&b->stats.issued, 1);
   }
   else if(res->status == CA_REJECTED) {
-    ev = brk_event(SM_EV_CA_REJECTED);
+    ev = brk__event(SM_EV_CA_REJECTED);
     ev.reason = res->reason;
   }
   else if(res->status == CA_PACED || res->status == CA_PENDING) {
     /* The CA's quota or work in progress: wait, durably, uncounted. */
-    ev = brk_event(SM_EV_CA_WAIT);
+    ev = brk__event(SM_EV_CA_WAIT);
     ev.retry_after_ms = res->retry_after_ms;
     atomic_fetch_add(res->status == CA_PACED ? &b->stats.ca_paced
                                              : &b->stats.ca_pending, 1);
   }
   else {
-    ev = brk_event(SM_EV_CA_RETRY);
+    ev = brk__event(SM_EV_CA_RETRY);
     ev.retry_after_ms = res->retry_after_ms;
     atomic_fetch_add(&b->stats.ca_retries, 1);
   }
   ev.role = job->role;
   ev.generation = job->generation;
-  lc_err rc = brk_apply(b, d, &ev);
+  lc_err rc = brk__apply(b, d, &ev);
   if(rc == LC_OK && ev.kind == SM_EV_CA_ISSUED)
-    brk_unrecorded_note(b, job); /* until the batch commits */
+    brk__unrecorded_note(b, job); /* until the batch commits */
   if(rc == LC_ESTATE) {
     lc_log(LC_INFO, "provision", "dev=%s ca_answer=stale role=%s gen=%u",
            d->key, ca_role_name(job->role), job->generation);
     /* The device moved on (a new generation) while this job was out,
-     * and brk_ca_submit() let the job's answer drive it: now the timer
+     * and brk__ca_submit() let the job's answer drive it: now the timer
      * submits what it waits for. */
     if(!d->ca_inflight && sm_state_issuing(d->sm->state, NULL))
       d->kick = true;
@@ -109,9 +109,9 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
            lc_errname(rc));
 }
 
-void brk_on_job_done(struct brk *b, struct brk_job *job)
+void brk__on_job_done(struct brk *b, struct brk_job *job)
 {
-  struct brk_dev *d = brk_device(b, job->group, job->edge, job->device,
+  struct brk_dev *d = brk__device(b, job->group, job->edge, job->device,
                                  job->kind == BRK_JOB_VALIDATE);
   if(!d) {
     lc_log(LC_ERROR, "provision", "dev=%s/%s/%s op=job_done err=no_device",
@@ -128,10 +128,10 @@ void brk_on_job_done(struct brk *b, struct brk_job *job)
   else {
     d->ca_inflight = false;
     if(!job->replayed)
-      brk_count_ca_latency(b, job->role, job->finished_ns - job->started_ns);
+      brk__count_ca_latency(b, job->role, job->finished_ns - job->started_ns);
     issued(b, d, job);
   }
   if(job->kind == BRK_JOB_ISSUE)
-    brk_ca_job_done(b, job);
-  brk_job_free(job);
+    brk__ca_job_done(b, job);
+  brk__job_free(job);
 }

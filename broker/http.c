@@ -702,7 +702,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
          (unsigned long long)atomic_exchange(&h->log_suppressed, 0));
 }
 
-lc_err brk_http_start(struct brk *b, const char *listen,
+lc_err brk__http_start(struct brk *b, const char *listen,
                       struct brk_http **out)
 {
   struct sockaddr_in sa;
@@ -740,7 +740,7 @@ lc_err brk_http_start(struct brk *b, const char *listen,
   return LC_OK;
 }
 
-void brk_http_stop(struct brk_http *h)
+void brk__http_stop(struct brk_http *h)
 {
   if(!h)
     return;

@@ -42,7 +42,7 @@ static bool store_empty(const char *path)
   return st.st_size == 0;
 }
 
-lc_err brk_integrity_store_present(const struct brk_config *cfg)
+lc_err brk__integrity_store_present(const struct brk_config *cfg)
 {
   char db[BRK_PATH_MAX], key[BRK_PATH_MAX], ca[BRK_PATH_MAX + 16];
   brk_path_db(cfg, db, sizeof(db));
@@ -61,7 +61,7 @@ lc_err brk_integrity_store_present(const struct brk_config *cfg)
 }
 
 /* The old log's last checkpoint, kept beside the key by
- * brk_integrity_keep_checkpoint(); NULL when none was kept. */
+ * brk__integrity_keep_checkpoint(); NULL when none was kept. */
 static char *kept_checkpoint(const struct brk_config *cfg)
 {
   char path[BRK_PATH_MAX + 32];
@@ -72,7 +72,7 @@ static char *kept_checkpoint(const struct brk_config *cfg)
   return note;
 }
 
-lc_err brk_integrity_keep_checkpoint(const struct brk_config *cfg,
+lc_err brk__integrity_keep_checkpoint(const struct brk_config *cfg,
                                      const char *note)
 {
   char path[BRK_PATH_MAX + 32], tmp[BRK_PATH_MAX + 40];
@@ -90,7 +90,7 @@ lc_err brk_integrity_keep_checkpoint(const struct brk_config *cfg,
   return LC_OK;
 }
 
-lc_err brk_integrity_new_log_details(const struct brk_config *cfg,
+lc_err brk__integrity_new_log_details(const struct brk_config *cfg,
                                      char **out)
 {
   char *note = kept_checkpoint(cfg);

@@ -44,7 +44,7 @@ static void on_stop_signal(int sig)
   stop_requested = 1;
 }
 
-void brk_loop_signals(void)
+void brk__loop_signals(void)
 {
   struct sigaction sa = {.sa_handler = on_stop_signal};
   sigemptyset(&sa.sa_mask);
@@ -60,7 +60,7 @@ static void keep_checkpoint(struct brk *b)
 {
   struct sm_checkpoint *cp = NULL;
   if(sm_store_checkpoint_latest(b->store, false, &cp) == LC_OK &&
-     brk_integrity_keep_checkpoint(b->cfg, cp->note) == LC_OK)
+     brk__integrity_keep_checkpoint(b->cfg, cp->note) == LC_OK)
     b->ckpt_kept = cp->tree_size;
   else
     lc_log(LC_WARN, "audit", "op=keep_checkpoint");
@@ -71,7 +71,7 @@ static void keep_checkpoint(struct brk *b)
  * so an export's receipts have a recent tree to prove against. A failure
  * is logged by the checkpoint code and retried later; provisioning goes
  * on. */
-void brk_loop_checkpoint(struct brk *b, bool final)
+void brk__loop_checkpoint(struct brk *b, bool final)
 {
   uint64_t every = final ? 1 : b->cfg->checkpoint_every_records;
   uint64_t every_ms = final ? 0 : (uint64_t)b->cfg->checkpoint_every_s * 1000;
@@ -89,15 +89,15 @@ static size_t drain(struct brk *b, size_t budget)
   /* Results first: they finish work already started. */
   struct brk_job *job;
   while(n < budget && (job = lc_queue_pop(b->results))) {
-    brk_on_job_done(b, job);
+    brk__on_job_done(b, job);
     n++;
   }
   struct brk_msg *msg;
   while(n < budget && (msg = lc_queue_pop(b->inbox))) {
     if(msg->kind == BRK_MSG_PUBLISH)
-      brk_on_publish(b, msg);
+      brk__on_publish(b, msg);
     else
-      brk_session_event(b, msg->kind);
+      brk__session_event(b, msg->kind);
     lc_free(msg);
     n++;
   }
@@ -114,12 +114,12 @@ static void run_operator_requests(struct brk *b)
   lc_queue_ack(b->ctl_q);
   struct brk_ctl_req *r;
   while((r = lc_queue_pop(b->ctl_q))) {
-    brk_batch_end(b);
-    brk_ctl_run(b, r);
+    brk__batch_end(b);
+    brk__ctl_run(b, r);
   }
 }
 
-void brk_loop_run(struct brk *b)
+void brk__loop_run(struct brk *b)
 {
   struct pollfd fds[3] = {{.fd = lc_queue_fd(b->inbox), .events = POLLIN},
                           {.fd = lc_queue_fd(b->results), .events = POLLIN},
@@ -134,34 +134,34 @@ void brk_loop_run(struct brk *b)
     lc_queue_ack(b->results);
     /* Drain everything that is waiting, one batch per transaction. */
     while(drain(b, b->cfg->batch_max) > 0)
-      brk_batch_end(b);
-    brk_batch_end(b);
+      brk__batch_end(b);
+    brk__batch_end(b);
     run_operator_requests(b);
     uint64_t now = lc_now_ms();
     if(b->session == BRK_ONLINE && now >= b->next_timer_scan) {
-      brk_fire_timers(b, now);
-      brk_batch_end(b);
+      brk__fire_timers(b, now);
+      brk__batch_end(b);
       b->next_timer_scan = now + 100;
     }
     if(b->session == BRK_ONLINE) {
-      brk_sessions_tick(b, lc_mono_ms());
-      brk_batch_end(b);
+      brk__sessions_tick(b, lc_mono_ms());
+      brk__batch_end(b);
     }
-    if(brk_redrive_tick(b, lc_now_ms()))
-      brk_batch_probe(b, lc_now_ms());
-    brk_loop_checkpoint(b, false);
-    brk_ca_life_watch(b, now);
-    brk_session_maybe_reconnect(b);
-    brk_stats_log(b, lc_mono_ms(), false);
-    brk_stats_refresh(b, lc_mono_ms());
+    if(brk__redrive_tick(b, lc_now_ms()))
+      brk__batch_probe(b, lc_now_ms());
+    brk__loop_checkpoint(b, false);
+    brk__ca_life_watch(b, now);
+    brk__session_maybe_reconnect(b);
+    brk__stats_log(b, lc_mono_ms(), false);
+    brk__stats_refresh(b, lc_mono_ms());
   }
 }
 
 /* What arrived before the disconnect (acknowledgements above all) and
  * what the workers finished is committed, so none of it is redone. */
-void brk_loop_drain_all(struct brk *b)
+void brk__loop_drain_all(struct brk *b)
 {
   while(drain(b, b->cfg->batch_max) > 0)
-    brk_batch_end(b);
-  brk_batch_end(b);
+    brk__batch_end(b);
+  brk__batch_end(b);
 }

@@ -255,7 +255,7 @@ static lc_err build_filters(struct brk_mqtt *m)
   return LC_OK;
 }
 
-lc_err brk_mqtt_new(const struct brk_config *cfg, struct lc_queue *inbox,
+lc_err brk__mqtt_new(const struct brk_config *cfg, struct lc_queue *inbox,
                     struct brk_stats *stats, struct brk_mqtt **out)
 {
   struct brk_mqtt *m = lc_calloc(1, sizeof(*m));
@@ -302,7 +302,7 @@ lc_err brk_mqtt_new(const struct brk_config *cfg, struct lc_queue *inbox,
   return LC_OK;
 }
 
-lc_err brk_mqtt_connect(struct brk_mqtt *m)
+lc_err brk__mqtt_connect(struct brk_mqtt *m)
 {
   m->state_ts = lc_now_ms();
   atomic_store(&m->tls_error, false);
@@ -371,7 +371,7 @@ lc_err brk_mqtt_connect(struct brk_mqtt *m)
   return LC_OK;
 }
 
-lc_err brk_mqtt_subscribe(struct brk_mqtt *m)
+lc_err brk__mqtt_subscribe(struct brk_mqtt *m)
 {
   char *filters[16];
   int qos[16];
@@ -398,15 +398,15 @@ lc_err brk_mqtt_subscribe(struct brk_mqtt *m)
   return LC_OK;
 }
 
-lc_err brk_mqtt_publish_online(struct brk_mqtt *m)
+lc_err brk__mqtt_publish_online(struct brk_mqtt *m)
 {
   /* tck-id-host-topic-phid-birth-payload-timestamp: same T as the Will. */
   char payload[96];
   int n = state_payload(true, m->state_ts, payload);
-  return brk_mqtt_publish(m, m->state_topic, payload, (size_t)n, 1, true);
+  return brk__mqtt_publish(m, m->state_topic, payload, (size_t)n, 1, true);
 }
 
-lc_err brk_mqtt_publish(struct brk_mqtt *m, const char *topic,
+lc_err brk__mqtt_publish(struct brk_mqtt *m, const char *topic,
                         const void *payload, size_t len, int qos,
                         bool retained)
 {
@@ -424,12 +424,12 @@ lc_err brk_mqtt_publish(struct brk_mqtt *m, const char *topic,
   return LC_OK;
 }
 
-bool brk_mqtt_is_own_state(const struct brk_mqtt *m, const char *host_id)
+bool brk__mqtt_is_own_state(const struct brk_mqtt *m, const char *host_id)
 {
   return strcmp(host_id, m->cfg->host_id) == 0;
 }
 
-/* brk_mqtt_free() waits for two answers: the death's PUBACK, then the
+/* brk__mqtt_free() waits for two answers: the death's PUBACK, then the
  * end of the DISCONNECT. Paho reports both through callbacks only: its
  * isConnected() stays true until the disconnect's own timeout runs out,
  * so polling it made every stop take that long. */
@@ -509,7 +509,7 @@ static void publish_death(struct brk_mqtt *m)
     lc_log(LC_WARN, "mqtt", "op=state_death err=\"no PUBACK within 2 s\"");
 }
 
-void brk_mqtt_free(struct brk_mqtt *m)
+void brk__mqtt_free(struct brk_mqtt *m)
 {
   if(!m)
     return;

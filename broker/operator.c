@@ -28,16 +28,16 @@ static json_t *op_rotate_key(struct brk *b, const struct brk_ctl_req *r)
    * restart without that configuration changing, so it refuses rather
    * than run on a key its next start would reject. */
   if(b->cfg->pkcs11_module[0] || json_object_get(r->msg, "new_pkcs11_key"))
-    return brk_ctl_error("the running service cannot take over a PKCS#11 "
+    return brk__ctl_error("the running service cannot take over a PKCS#11 "
                          "audit key, which its configuration names: stop "
                          "the service, run rotate-key, set [audit] "
                          "pkcs11_key_label to the new key, start it again");
   if(!new_key || new_key[0] != '/' || strlen(new_key) >= BRK_PATH_MAX)
-    return brk_ctl_error("rotate-key: new_key must be an absolute path");
+    return brk__ctl_error("rotate-key: new_key must be an absolute path");
   struct aud_signer *new_s = NULL;
   lc_err rc = aud_signer_open_file(new_key, true, &new_s);
   if(rc != LC_OK)
-    return brk_ctl_error("cannot open the new key file %s (%s)", new_key,
+    return brk__ctl_error("cannot open the new key file %s (%s)", new_key,
                          lc_strerror(rc));
   char actor[64], err[256];
   snprintf(actor, sizeof(actor), "operator:uid=%u", r->uid);
@@ -46,7 +46,7 @@ static json_t *op_rotate_key(struct brk *b, const struct brk_ctl_req *r)
                       &tail, err, sizeof(err));
   if(rc != LC_OK) {
     aud_signer_free(new_s);
-    return brk_ctl_error("%s", err);
+    return brk__ctl_error("%s", err);
   }
   /* From here on the new key is in force: the loop signs with it, and
    * the first checkpoint that contains the rotation is its own. */
@@ -89,16 +89,16 @@ static const struct {
   {"rotate-key", op_rotate_key},
 };
 
-void brk_ctl_run(struct brk *b, struct brk_ctl_req *r)
+void brk__ctl_run(struct brk *b, struct brk_ctl_req *r)
 {
   const char *verb = json_string_value(json_object_get(r->msg, "verb"));
   for(size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
     if(!strcmp(verb, verbs[i].verb)) {
       json_t *answer = verbs[i].fn(b, r);
-      brk_ctl_answer(r, answer ? answer : brk_ctl_error("out of memory"));
+      brk__ctl_answer(r, answer ? answer : brk__ctl_error("out of memory"));
       return;
     }
   }
-  brk_ctl_answer(r, brk_ctl_error("the service knows no command \"%s\"",
+  brk__ctl_answer(r, brk__ctl_error("the service knows no command \"%s\"",
                                   verb));
 }

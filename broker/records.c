@@ -55,7 +55,7 @@ static int put_cert(json_t *obj, const struct sm_cert *c)
   return err;
 }
 
-lc_err brk_audit_details(const struct sm_device *dev,
+lc_err brk__audit_details(const struct sm_device *dev,
                          const struct sm_action *a, char **out)
 {
   json_t *obj = json_object();
@@ -76,7 +76,7 @@ lc_err brk_audit_details(const struct sm_device *dev,
   return dump(obj, err, out);
 }
 
-lc_err brk_audit_superseded(const struct sm_action *a, char **out)
+lc_err brk__audit_superseded(const struct sm_action *a, char **out)
 {
   json_t *obj = json_object();
   if(!obj)
@@ -101,7 +101,7 @@ static void printable(const char *in, size_t len, char *out, size_t cap)
   out[n] = '\0';
 }
 
-lc_err brk_audit_dropped(const char *reason, const char *topic, size_t len,
+lc_err brk__audit_dropped(const char *reason, const char *topic, size_t len,
                          char **out)
 {
   char shown[SPB_TOPIC_MAX];

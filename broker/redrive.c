@@ -154,7 +154,7 @@ static struct brk_unrecorded *from_job(struct brk_job *job)
   return u;
 }
 
-void brk_unrecorded_note(struct brk *b, struct brk_job *job)
+void brk__unrecorded_note(struct brk *b, struct brk_job *job)
 {
   struct brk_unrecorded *u = from_job(job);
   if(u) {
@@ -163,14 +163,14 @@ void brk_unrecorded_note(struct brk *b, struct brk_job *job)
   }
 }
 
-void brk_unrecorded_return(struct brk *b, struct brk_job *job)
+void brk__unrecorded_return(struct brk *b, struct brk_job *job)
 {
   struct brk_unrecorded *u = from_job(job);
   if(u)
     keep(&b->redrive, u);
 }
 
-bool brk_unrecorded_take(struct brk *b, struct brk_job *job)
+bool brk__unrecorded_take(struct brk *b, struct brk_job *job)
 {
   struct brk_redrive *r = &b->redrive;
   struct brk_unrecorded *prev = NULL;
@@ -196,7 +196,7 @@ bool brk_unrecorded_take(struct brk *b, struct brk_job *job)
   return false;
 }
 
-void brk_redrive_batch_done(struct brk *b, bool attempted, bool ok)
+void brk__redrive_batch_done(struct brk *b, bool attempted, bool ok)
 {
   struct brk_redrive *r = &b->redrive;
   struct brk_unrecorded *u = r->batch;
@@ -296,7 +296,7 @@ static lc_err reload(struct brk *b, struct brk_dev *d)
   return rc;
 }
 
-void brk_redrive_rolled_back(struct brk *b)
+void brk__redrive_rolled_back(struct brk *b)
 {
   struct brk_redrive *r = &b->redrive;
   schedule(b, lc_now_ms());
@@ -313,7 +313,7 @@ void brk_redrive_rolled_back(struct brk *b)
       lc_log(LC_WARN, MOD, "dev=%s op=reload err=%s", d->key,
              lc_errname(rc));
     if(asked)
-      brk_publish_status(b, d, "RETRYING");
+      brk__publish_status(b, d, "RETRYING");
     if(job_out) {
       d->hold_until = r->at; /* its answer drives it; so does the round */
       continue;
@@ -321,7 +321,7 @@ void brk_redrive_rolled_back(struct brk *b)
     /* Never stored, unreadable now (the round loads it) or settled in
      * the store: nothing for memory to hold. */
     if(rc != LC_OK || sm_state_settled(d->sm->state))
-      brk_devtab_remove(&b->devs, d);
+      brk__devtab_remove(&b->devs, d);
     else
       d->hold_until = r->at;
   }
@@ -337,7 +337,7 @@ static bool kick(struct brk *b, struct brk_dev *d, uint64_t now_ms)
   const struct sm_device *s = d->sm;
   if(sm_state_settled(s->state)) {
     if(s->id != 0)
-      brk_devtab_remove(&b->devs, d);
+      brk__devtab_remove(&b->devs, d);
     return false;
   }
   /* A device waiting for the CA's own retry time keeps it; a DELIVERED
@@ -355,7 +355,7 @@ static lc_err drive_key(struct brk *b, const struct brk_redrive_key *k,
 {
   char key[BRK_KEY_MAX];
   sm_key(k->group, k->edge, k->device, key, sizeof(key));
-  struct brk_dev *d = brk_devtab_find(&b->devs, key);
+  struct brk_dev *d = brk__devtab_find(&b->devs, key);
   if(!d) {
     struct sm_device *sm = NULL;
     lc_err rc = sm_store_get_device(b->store, k->group, k->edge, k->device,
@@ -368,7 +368,7 @@ static lc_err drive_key(struct brk *b, const struct brk_redrive_key *k,
       sm_device_free(sm);
       return LC_OK;
     }
-    rc = brk_devtab_add(&b->devs, sm, &d);
+    rc = brk__devtab_add(&b->devs, sm, &d);
     if(rc != LC_OK) {
       sm_device_free(sm);
       return rc;
@@ -389,12 +389,12 @@ static lc_err drive_stored(void *ctx, struct sm_device *sm)
   struct drive_all *a = ctx;
   char key[BRK_KEY_MAX];
   sm_device_key(sm, key, sizeof(key));
-  struct brk_dev *d = brk_devtab_find(&a->b->devs, key);
+  struct brk_dev *d = brk__devtab_find(&a->b->devs, key);
   if(d) {
     sm_device_free(sm); /* memory holds it, as read back at rollback */
   }
   else {
-    lc_err rc = brk_devtab_add(&a->b->devs, sm, &d);
+    lc_err rc = brk__devtab_add(&a->b->devs, sm, &d);
     if(rc != LC_OK) {
       sm_device_free(sm);
       return rc;
@@ -404,7 +404,7 @@ static lc_err drive_stored(void *ctx, struct sm_device *sm)
   return LC_OK;
 }
 
-bool brk_redrive_tick(struct brk *b, uint64_t now_ms)
+bool brk__redrive_tick(struct brk *b, uint64_t now_ms)
 {
   struct brk_redrive *r = &b->redrive;
   if(!r->at || now_ms < r->at || b->in_txn || b->n_touched)
@@ -440,12 +440,12 @@ bool brk_redrive_tick(struct brk *b, uint64_t now_ms)
   if(again)
     schedule(b, now_ms);
   /* Nothing to drive while commits fail: the caller writes something
-   * (brk_batch_probe()), so that the store's recovery is seen (and
+   * (brk__batch_probe()), so that the store's recovery is seen (and
    * /readyz follows) on an idle line too. */
   return !again && r->failing && !kicked;
 }
 
-void brk_redrive_cleanup(struct brk *b)
+void brk__redrive_cleanup(struct brk *b)
 {
   struct brk_redrive *r = &b->redrive;
   unrecorded_free(r->batch);

@@ -91,7 +91,7 @@ static lc_err read_meta(const struct spb_payload *p, char **out)
   return *out ? LC_OK : LC_ENOMEM;
 }
 
-const char *brk_topic_device_id(const struct spb_topic *t)
+const char *brk__topic_device_id(const struct spb_topic *t)
 {
   /* docs/protocol.md: an edge node that is itself the device is named by its
    * edge_node_id; its messages have no device level. */
@@ -101,7 +101,7 @@ const char *brk_topic_device_id(const struct spb_topic *t)
            : t->device;
 }
 
-bool brk_birth_is_request(const struct spb_payload *p)
+bool brk__birth_is_request(const struct spb_payload *p)
 {
   /* A CSR metric, whatever its value, makes the BIRTH a request (a
    * null or broken one is then answered REJECTED:missing_csr, as for a
@@ -111,7 +111,7 @@ bool brk_birth_is_request(const struct spb_payload *p)
   return spb_payload_find(p, M_BOOT_CSR) || spb_payload_find(p, M_OP_CSR);
 }
 
-bool brk_topic_ids_valid(const struct spb_topic *t, enum lc_ident_policy pol)
+bool brk__topic_ids_valid(const struct spb_topic *t, enum lc_ident_policy pol)
 {
   /* The parser applied the rules every policy shares; the policy may be
    * narrower. A host id is another host application's business. */
@@ -143,7 +143,7 @@ static const char *serial_is_identifier(struct request *rq)
 
 static const char *serial_names_topic(struct request *rq)
 {
-  return strcmp(rq->birth->serial, brk_topic_device_id(rq->t)) == 0
+  return strcmp(rq->birth->serial, brk__topic_device_id(rq->t)) == 0
            ? NULL
            : "serial_mismatch";
 }
@@ -155,7 +155,7 @@ static bool claimed_elsewhere(struct request *rq, enum sm_claim_kind kind,
                               const char *value)
 {
   int64_t owner = 0;
-  lc_err rc = brk_claim_owner(rq->b, kind, value, &owner);
+  lc_err rc = brk__claim_owner(rq->b, kind, value, &owner);
   if(rc != LC_OK && rc != LC_ENOTFOUND)
     rq->rc = rc;
   return rc == LC_OK && owner != rq->d->sm->id;
@@ -287,7 +287,7 @@ static const char *run(enum stage stage, struct request *rq)
   return NULL;
 }
 
-size_t brk_request_reasons(const char **out, size_t cap)
+size_t brk__request_reasons(const char **out, size_t cap)
 {
   size_t n = 0;
   for(size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
@@ -314,7 +314,7 @@ static lc_err read_stage(struct request *rq, struct brk_birth *bi)
   return read_meta(rq->p, &bi->meta);
 }
 
-lc_err brk_birth_read(const struct spb_payload *p, const struct spb_topic *t,
+lc_err brk__birth_read(const struct spb_payload *p, const struct spb_topic *t,
                       size_t csr_max, enum lc_ident_policy ids,
                       struct brk_birth *b)
 {
@@ -322,7 +322,7 @@ lc_err brk_birth_read(const struct spb_payload *p, const struct spb_topic *t,
   return read_stage(&rq, b);
 }
 
-lc_err brk_request_read(struct brk *b, const struct brk_dev *d,
+lc_err brk__request_read(struct brk *b, const struct brk_dev *d,
                         const struct spb_payload *p,
                         const struct spb_topic *t, struct brk_birth *bi)
 {
@@ -331,12 +331,12 @@ lc_err brk_request_read(struct brk *b, const struct brk_dev *d,
   return read_stage(&rq, bi);
 }
 
-void brk_birth_cleanup(struct brk_birth *b)
+void brk__birth_cleanup(struct brk_birth *b)
 {
   LC_FREE(b->meta);
 }
 
-void brk_request_crypto(struct brk_job *job, const struct ca_csr_policy *pol)
+void brk__request_crypto(struct brk_job *job, const struct ca_csr_policy *pol)
 {
   struct request rq = {.job = job, .pol = pol};
   const char *why = run(CRYPTO, &rq);
@@ -345,7 +345,7 @@ void brk_request_crypto(struct brk_job *job, const struct ca_csr_policy *pol)
     lc_strlcpy(job->reason, why, sizeof(job->reason));
 }
 
-lc_err brk_request_admit(struct brk *b, const struct brk_dev *d,
+lc_err brk__request_admit(struct brk *b, const struct brk_dev *d,
                          const char *serial,
                          const char *const fpr[CA_ROLE_COUNT],
                          const char **why)

@@ -22,8 +22,8 @@ static void drop(struct brk *b, const char *reason, const struct brk_msg *m)
   char *details = NULL;
   lc_log(LC_WARN, "mqtt", "dropped=%s topic_len=%zu len=%zu", reason,
          m->topic_len, m->len);
-  if(brk_audit_dropped(reason, m->topic, m->topic_len, &details) == LC_OK)
-    brk_audit_event(b, "dropped", "", details);
+  if(brk__audit_dropped(reason, m->topic, m->topic_len, &details) == LC_OK)
+    brk__audit_event(b, "dropped", "", details);
   lc_free(details);
 }
 
@@ -45,13 +45,13 @@ static bool decode_or_drop(struct brk *b, const struct brk_msg *m,
 static void on_state(struct brk *b, const struct brk_msg *m,
                      const struct spb_topic *t)
 {
-  if(b->session != BRK_ONLINE || !brk_mqtt_is_own_state(b->mqtt, t->host))
+  if(b->session != BRK_ONLINE || !brk__mqtt_is_own_state(b->mqtt, t->host))
     return;
   json_t *j = json_loadb((const char *)m->payload, m->len, 0, NULL);
   json_t *online = j ? json_object_get(j, "online") : NULL;
   if(online && json_is_false(online)) {
     lc_log(LC_WARN, "mqtt", "state=own_offline_seen action=republish");
-    if(brk_mqtt_publish_online(b->mqtt) != LC_OK)
+    if(brk__mqtt_publish_online(b->mqtt) != LC_OK)
       lc_log(LC_ERROR, "mqtt", "op=state_birth err=publish");
   }
   json_decref(j);
@@ -60,18 +60,18 @@ static void on_state(struct brk *b, const struct brk_msg *m,
 static void route_session_out(struct brk *b, const struct spb_sess_out *out)
 {
   for(size_t i = 0; i < out->n_events; i++)
-    brk_on_session_event(b, &out->events[i]);
+    brk__on_session_event(b, &out->events[i]);
   for(size_t i = 0; i < out->n_msgs; i++) {
     const struct spb_sess_msg *msg = &out->msgs[i];
     if(msg->topic.type == SPB_DBIRTH)
-      brk_on_dbirth(b, &msg->topic, &msg->payload);
+      brk__on_dbirth(b, &msg->topic, &msg->payload);
     else if(msg->topic.type == SPB_NBIRTH)
-      brk_on_nbirth(b, &msg->topic, &msg->payload);
+      brk__on_nbirth(b, &msg->topic, &msg->payload);
     else if(msg->topic.type == SPB_DDATA || msg->topic.type == SPB_NDATA)
-      brk_on_ddata(b, msg);
+      brk__on_ddata(b, msg);
   }
   for(size_t i = 0; i < out->n_rebirths; i++)
-    brk_send_rebirth(b, &out->rebirths[i]);
+    brk__send_rebirth(b, &out->rebirths[i]);
 }
 
 static void feed_session(struct brk *b, const struct spb_topic *t,
@@ -108,7 +108,7 @@ static void feed_session(struct brk *b, const struct spb_topic *t,
   spb_sess_out_cleanup(&out);
 }
 
-void brk_sessions_tick(struct brk *b, uint64_t mono_ms)
+void brk__sessions_tick(struct brk *b, uint64_t mono_ms)
 {
   uint64_t at;
   if(!spb_sess_next_deadline(b->sess, &at) || at > mono_ms)
@@ -120,7 +120,7 @@ void brk_sessions_tick(struct brk *b, uint64_t mono_ms)
   spb_sess_out_cleanup(&out);
 }
 
-void brk_sessions_lost(struct brk *b)
+void brk__sessions_lost(struct brk *b)
 {
   struct spb_sess_out out;
   spb_sess_out_init(&out);
@@ -132,12 +132,12 @@ void brk_sessions_lost(struct brk *b)
   spb_sess_out_cleanup(&out);
 }
 
-void brk_on_publish(struct brk *b, const struct brk_msg *m)
+void brk__on_publish(struct brk *b, const struct brk_msg *m)
 {
   struct spb_topic t;
   atomic_fetch_add(&b->stats.msgs_in, 1);
   if(spb_topic_parse(m->topic, m->topic_len, &t) != LC_OK ||
-     !brk_topic_ids_valid(&t, b->cfg->identifiers)) {
+     !brk__topic_ids_valid(&t, b->cfg->identifiers)) {
     atomic_fetch_add(&b->stats.dropped_topic, 1);
     drop(b, "bad_topic", m);
     return;

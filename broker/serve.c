@@ -48,7 +48,7 @@ static lc_err publish_audit_pubkey(struct brk *b)
   }
   lc_free(stored);
   if(rc == LC_OK)
-    rc = brk_audit_write_pub(b->cfg, pem);
+    rc = brk__audit_write_pub(b->cfg, pem);
   lc_free(pem);
   return rc;
 }
@@ -123,7 +123,7 @@ static lc_err open_queues(struct brk *b)
      * as many for the CSR checks keeps the cores busy without the two
      * pools taking turns (1,000-device demo on 2 cores: 736 devices/s
      * against 620 with a thread per core each). */
-    if(brk_ca_local_used(b) && workers > 1)
+    if(brk__ca_local_used(b) && workers > 1)
       workers /= 2;
   }
   size_t q = b->cfg->queue_max;
@@ -132,16 +132,16 @@ static lc_err open_queues(struct brk *b)
     rc = lc_queue_new(q, &b->jobs);
   /* Room for every job that can be out: validations queued plus one per
    * worker, and the CA jobs adapters.c hands out (no more than
-   * brk_ca_jobs_max()), so a worker never blocks handing a job back. */
+   * brk__ca_jobs_max()), so a worker never blocks handing a job back. */
   if(rc == LC_OK)
-    rc = lc_queue_new(q + workers + brk_ca_jobs_max(b) + 16, &b->results);
+    rc = lc_queue_new(q + workers + brk__ca_jobs_max(b) + 16, &b->results);
   /* The validation pool calls no CA. */
   struct ca_adapter *const none[CA_ROLE_COUNT] = {NULL, NULL};
   if(rc == LC_OK)
-    rc = brk_workers_start(workers, b->jobs, b->results, brk_request_crypto,
+    rc = brk__workers_start(workers, b->jobs, b->results, brk__request_crypto,
                            &b->csr_pol, none, &b->workers);
   if(rc == LC_OK)
-    rc = brk_ca_start(b);
+    rc = brk__ca_start(b);
   return rc;
 }
 
@@ -151,10 +151,10 @@ static lc_err open_queues(struct brk *b)
 static lc_err lock_data_dir(struct brk *b)
 {
   struct brk_lock_holder h;
-  lc_err rc = brk_lock_take(b->cfg, "serve", &b->lock, &h);
+  lc_err rc = brk__lock_take(b->cfg, "serve", &b->lock, &h);
   if(rc == LC_EAGAIN) {
     char msg[BRK_PATH_MAX + 96];
-    brk_lock_describe(b->cfg, &h, msg, sizeof(msg));
+    brk__lock_describe(b->cfg, &h, msg, sizeof(msg));
     lc_log(LC_ERROR, "serve", "op=lock data_dir=%s holder_pid=%ld "
            "holder=\"%s\" err=\"data directory in use\"", b->cfg->data_dir,
            h.pid, h.who);
@@ -172,8 +172,8 @@ static lc_err open_control(struct brk *b)
   lc_err rc = lc_queue_new(16, &b->ctl_q);
   if(rc != LC_OK)
     return rc;
-  brk_path_control(b->cfg, path, sizeof(path));
-  if(brk_ctl_start(path, b->ctl_q, &b->ctl) != LC_OK)
+  brk__path_control(b->cfg, path, sizeof(path));
+  if(brk__ctl_start(path, b->ctl_q, &b->ctl) != LC_OK)
     lc_log(LC_ERROR, "control", "op=start path=%s err=\"no control socket: "
            "operator commands are refused while the service runs\"", path);
   return LC_OK;
@@ -189,7 +189,7 @@ static lc_err resume_one(void *ctx, struct sm_device *sm)
     sm_device_free(sm);
     return LC_OK;
   }
-  lc_err rc = brk_devtab_add(&b->devs, sm, &d);
+  lc_err rc = brk__devtab_add(&b->devs, sm, &d);
   if(rc != LC_OK) {
     sm_device_free(sm);
     return rc;
@@ -205,7 +205,7 @@ static lc_err start(struct brk *b)
   if(rc == LC_OK)
     rc = lock_data_dir(b);
   if(rc == LC_OK)
-    rc = brk_integrity_store_present(b->cfg);
+    rc = brk__integrity_store_present(b->cfg);
   if(rc == LC_OK) {
     brk_path_db(b->cfg, path, sizeof(path));
     rc = sm_store_open_sqlite(path, SM_STORE_RW, &b->store);
@@ -213,9 +213,9 @@ static lc_err start(struct brk *b)
   if(rc == LC_OK)
     rc = open_audit(b);
   if(rc == LC_OK)
-    rc = brk_ca_open(b);
+    rc = brk__ca_open(b);
   if(rc == LC_OK)
-    rc = brk_devtab_init(&b->devs);
+    rc = brk__devtab_init(&b->devs);
   if(rc == LC_OK)
     rc = sm_store_foreach_unfinished(b->store, resume_one, b);
   if(rc == LC_OK)
@@ -230,9 +230,9 @@ static lc_err start(struct brk *b)
     rc = spb_sess_new(&sc, &b->sess);
   }
   if(rc == LC_OK)
-    rc = brk_mqtt_new(b->cfg, b->inbox, &b->stats, &b->mqtt);
+    rc = brk__mqtt_new(b->cfg, b->inbox, &b->stats, &b->mqtt);
   if(rc == LC_OK && b->cfg->http_listen[0])
-    rc = brk_http_start(b, b->cfg->http_listen, &b->http);
+    rc = brk__http_start(b, b->cfg->http_listen, &b->http);
   if(rc == LC_OK)
     rc = open_control(b);
   return rc;
@@ -245,9 +245,9 @@ static void close_control(struct brk *b)
 {
   if(b->ctl_q) {
     lc_queue_close(b->ctl_q);
-    brk_ctl_drain(b->ctl_q);
+    brk__ctl_drain(b->ctl_q);
   }
-  brk_ctl_stop(b->ctl);
+  brk__ctl_stop(b->ctl);
   b->ctl = NULL;
   lc_queue_free(b->ctl_q);
   b->ctl_q = NULL;
@@ -256,28 +256,28 @@ static void close_control(struct brk *b)
 static void stop(struct brk *b)
 {
   close_control(b);
-  brk_ca_shutdown(b);
-  brk_http_stop(b->http);
+  brk__ca_shutdown(b);
+  brk__http_stop(b->http);
   b->http = NULL;
-  brk_mqtt_free(b->mqtt); /* STATE death, disconnect */
+  brk__mqtt_free(b->mqtt); /* STATE death, disconnect */
   b->mqtt = NULL;
   b->session = BRK_OFFLINE;
-  brk_workers_stop(b->workers);
-  brk_ca_stop(b);
+  brk__workers_stop(b->workers);
+  brk__ca_stop(b);
   if(b->results)
-    brk_loop_drain_all(b);
+    brk__loop_drain_all(b);
   if(b->store && b->signer)
-    brk_loop_checkpoint(b, true);
+    brk__loop_checkpoint(b, true);
   lc_queue_free(b->inbox);
   lc_queue_free(b->jobs);
   lc_queue_free(b->results);
-  brk_devtab_cleanup(&b->devs);
+  brk__devtab_cleanup(&b->devs);
   spb_sess_free(b->sess);
-  brk_ca_close(b);
+  brk__ca_close(b);
   aud_signer_free(b->signer);
   sm_store_close(b->store);
   lc_free(b->trust_bundle);
-  brk_redrive_cleanup(b);
+  brk__redrive_cleanup(b);
   lc_free(b->fx);
   lc_free(b->touched);
   brk_lock_release(&b->lock); /* after the store's last write */
@@ -288,14 +288,14 @@ static void start_record(struct brk *b)
   char *log_details = NULL;
   /* A new log asked for by --new-log says where the lost one ended. */
   if(b->cfg->new_log && b->chain.last_seq == 0 &&
-     brk_integrity_new_log_details(b->cfg, &log_details) == LC_OK)
-    brk_audit_event(b, "log_started", "", log_details);
+     brk__integrity_new_log_details(b->cfg, &log_details) == LC_OK)
+    brk__audit_event(b, "log_started", "", log_details);
   free(log_details);
   char details[128];
   snprintf(details, sizeof(details), "{\"pid\":%ld,\"resumed\":%zu}",
            (long)getpid(), b->devs.n);
-  brk_audit_event(b, "service_started", "", details);
-  brk_batch_end(b);
+  brk__audit_event(b, "service_started", "", details);
+  brk__batch_end(b);
 }
 
 lc_err brk_serve(const struct brk_config *cfg)
@@ -307,7 +307,7 @@ lc_err brk_serve(const struct brk_config *cfg)
   b.csr_pol.allow_p384 = cfg->allow_p384;
   b.csr_pol.identifiers = cfg->identifiers;
 
-  brk_loop_signals();
+  brk__loop_signals();
 
   lc_err rc = start(&b);
   if(rc == LC_OK) {
@@ -315,9 +315,9 @@ lc_err brk_serve(const struct brk_config *cfg)
            "audit_seq=%llu", cfg->data_dir, b.devs.n,
            (unsigned long long)b.chain.last_seq);
     start_record(&b);
-    brk_loop_run(&b);
+    brk__loop_run(&b);
     lc_log(LC_INFO, "serve", "state=stopping");
-    brk_stats_log(&b, lc_mono_ms(), true);
+    brk__stats_log(&b, lc_mono_ms(), true);
   }
   else {
     lc_log(LC_ERROR, "serve", "state=failed err=%s", lc_errname(rc));

@@ -28,16 +28,16 @@ static void schedule_reconnect(struct brk *b)
                             : b->reconnect_delay_ms * 2;
 }
 
-void brk_session_event(struct brk *b, enum brk_msg_kind kind)
+void brk__session_event(struct brk *b, enum brk_msg_kind kind)
 {
   switch(kind) {
   case BRK_MSG_CONNECTED:
     b->session = BRK_SUBSCRIBING;
-    if(brk_mqtt_subscribe(b->mqtt) != LC_OK)
+    if(brk__mqtt_subscribe(b->mqtt) != LC_OK)
       schedule_reconnect(b);
     break;
   case BRK_MSG_SUBSCRIBED:
-    if(brk_mqtt_publish_online(b->mqtt) != LC_OK) {
+    if(brk__mqtt_publish_online(b->mqtt) != LC_OK) {
       schedule_reconnect(b);
       break;
     }
@@ -56,7 +56,7 @@ void brk_session_event(struct brk *b, enum brk_msg_kind kind)
     /* Everything learned through the connection is stale now
      * (chapter 5, host application: connection loss). */
     if(b->session == BRK_ONLINE || b->session == BRK_SUBSCRIBING)
-      brk_sessions_lost(b);
+      brk__sessions_lost(b);
     schedule_reconnect(b);
     break;
   case BRK_MSG_PUBLISH:
@@ -64,11 +64,11 @@ void brk_session_event(struct brk *b, enum brk_msg_kind kind)
   }
 }
 
-void brk_session_maybe_reconnect(struct brk *b)
+void brk__session_maybe_reconnect(struct brk *b)
 {
   if(b->session != BRK_OFFLINE || lc_mono_ms() < b->reconnect_at)
     return;
   b->session = BRK_CONNECTING;
-  if(brk_mqtt_connect(b->mqtt) != LC_OK)
+  if(brk__mqtt_connect(b->mqtt) != LC_OK)
     schedule_reconnect(b);
 }

@@ -19,7 +19,7 @@
 const double brk_latency_bounds[BRK_LAT_BUCKETS] = {
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
 
-void brk_count_ca_latency(struct brk *b, enum ca_role role, uint64_t ns)
+void brk__count_ca_latency(struct brk *b, enum ca_role role, uint64_t ns)
 {
   struct brk_latency *l = &b->live.ca[role];
   double s = (double)ns / 1e9;
@@ -33,7 +33,7 @@ void brk_count_ca_latency(struct brk *b, enum ca_role role, uint64_t ns)
   }
 }
 
-void brk_count_line(struct brk *b, const char *group)
+void brk__count_line(struct brk *b, const char *group)
 {
   struct brk_snapshot *v = &b->live;
   for(size_t i = 0; i < v->n_lines; i++) {
@@ -49,7 +49,7 @@ void brk_count_line(struct brk *b, const char *group)
   v->lines[v->n_lines++].provisioned = 1;
 }
 
-void brk_stats_refresh(struct brk *b, uint64_t mono)
+void brk__stats_refresh(struct brk *b, uint64_t mono)
 {
   if(mono < b->next_snapshot)
     return;
@@ -66,7 +66,7 @@ void brk_stats_refresh(struct brk *b, uint64_t mono)
   v->in_memory = b->devs.n;
   v->jobs = lc_queue_len(b->jobs);
   v->refreshed_mono_ms = mono;
-  brk_ca_snapshot(b, v, lc_now_ms());
+  brk__ca_snapshot(b, v, lc_now_ms());
   struct brk_sample smp = {
     .ts_ms = lc_now_ms(),
     .provisioned = atomic_load(&b->stats.provisioned),
@@ -94,7 +94,7 @@ void brk_stats_refresh(struct brk *b, uint64_t mono)
   pthread_mutex_unlock(&b->snap_mu);
 }
 
-void brk_stats_log(struct brk *b, uint64_t now, bool final)
+void brk__stats_log(struct brk *b, uint64_t now, bool final)
 {
   if(now < b->next_stats && !final)
     return;

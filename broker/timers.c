@@ -82,15 +82,15 @@ static void ask_unknown_node(struct brk *b, const struct sm_device *s,
   memset(r, 0, sizeof(*r));
   lc_strlcpy(r->group, s->group, sizeof(r->group));
   lc_strlcpy(r->edge, s->edge, sizeof(r->edge));
-  brk_send_rebirth(b, r);
+  brk__send_rebirth(b, r);
 }
 
-void brk_fire_timers(struct brk *b, uint64_t now_ms)
+void brk__fire_timers(struct brk *b, uint64_t now_ms)
 {
   /* Collect first: applying may evict devices from the table. */
   struct timer_scan s = {.b = b, .now = now_ms};
   struct asked asked = {0};
-  brk_devtab_each(&b->devs, collect_due, &s);
+  brk__devtab_each(&b->devs, collect_due, &s);
   for(size_t i = 0; i < s.n; i++) {
     struct brk_dev *d = s.due[i];
     d->kick = false;
@@ -99,8 +99,8 @@ void brk_fire_timers(struct brk *b, uint64_t now_ms)
     bool deaf = d->sm->state == SM_DELIVERED && !device_online(b, d->sm);
     if(deaf)
       ask_unknown_node(b, d->sm, &asked);
-    struct sm_event ev = brk_event(deaf ? SM_EV_OFFLINE : SM_EV_TIMER);
-    lc_err rc = brk_apply(b, d, &ev);
+    struct sm_event ev = brk__event(deaf ? SM_EV_OFFLINE : SM_EV_TIMER);
+    lc_err rc = brk__apply(b, d, &ev);
     if(rc != LC_OK && rc != LC_ESTATE)
       lc_log(LC_ERROR, "provision", "dev=%s op=timer err=%s", d->key,
              lc_errname(rc));

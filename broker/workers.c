@@ -27,7 +27,7 @@ struct brk_workers {
   struct ca_adapter *ca[CA_ROLE_COUNT];
 };
 
-void brk_job_free(struct brk_job *job)
+void brk__job_free(struct brk_job *job)
 {
   if(!job)
     return;
@@ -95,12 +95,12 @@ static void *worker_main(void *arg)
       run_issue(w, job);
     job->finished_ns = lc_mono_ns();
     if(lc_queue_push_wait(w->results, job) != LC_OK)
-      brk_job_free(job); /* shutting down: the store re-drives it */
+      brk__job_free(job); /* shutting down: the store re-drives it */
   }
   return NULL;
 }
 
-lc_err brk_workers_start(unsigned n, struct lc_queue *jobs,
+lc_err brk__workers_start(unsigned n, struct lc_queue *jobs,
                          struct lc_queue *results, brk_validate_fn validate,
                          const struct ca_csr_policy *pol,
                          struct ca_adapter *const ca[CA_ROLE_COUNT],
@@ -124,7 +124,7 @@ lc_err brk_workers_start(unsigned n, struct lc_queue *jobs,
     if(pthread_create(&w->threads[i], NULL, worker_main, w) != 0) {
       lc_log(LC_ERROR, "worker", "op=pthread_create started=%u", i);
       w->n = i;
-      brk_workers_stop(w);
+      brk__workers_stop(w);
       return LC_EIO;
     }
   }
@@ -133,7 +133,7 @@ lc_err brk_workers_start(unsigned n, struct lc_queue *jobs,
   return LC_OK;
 }
 
-void brk_workers_stop(struct brk_workers *w)
+void brk__workers_stop(struct brk_workers *w)
 {
   if(!w)
     return;
@@ -144,8 +144,8 @@ void brk_workers_stop(struct brk_workers *w)
   lc_free(w);
 }
 
-void brk_push_job(struct brk *b, struct brk_job *job)
+void brk__push_job(struct brk *b, struct brk_job *job)
 {
   if(lc_queue_push_wait(b->jobs, job) != LC_OK)
-    brk_job_free(job);
+    brk__job_free(job);
 }

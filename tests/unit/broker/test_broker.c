@@ -519,11 +519,11 @@ static const char *birth_reason_ids(const char *device, const char *serial,
   struct spb_payload p;
   birth_payload(serial, serial_len, boot_csr, &p);
   struct brk_birth b;
-  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, csr_max, ids, &b), LC_OK);
+  CU_ASSERT_EQUAL(brk__birth_read(&p, &t, csr_max, ids, &b), LC_OK);
   snprintf(reason, sizeof(reason), "%s", b.reason ? b.reason : "ok");
   if(!b.reason)
     CU_ASSERT_PTR_NOT_NULL(b.meta);
-  brk_birth_cleanup(&b);
+  brk__birth_cleanup(&b);
   spb_payload_free(&p);
   return reason;
 }
@@ -590,16 +590,16 @@ static void test_topic_ids_follow_the_policy(void)
   strcpy(t.group, "L1");
   strcpy(t.edge, "E1");
   strcpy(t.device, "Ger\xc3\xa4t-1");
-  CU_ASSERT_FALSE(brk_topic_ids_valid(&t, LC_IDENT_ASCII));
-  CU_ASSERT_TRUE(brk_topic_ids_valid(&t, LC_IDENT_UTF8));
+  CU_ASSERT_FALSE(brk__topic_ids_valid(&t, LC_IDENT_ASCII));
+  CU_ASSERT_TRUE(brk__topic_ids_valid(&t, LC_IDENT_UTF8));
   strcpy(t.device, "D1");
-  CU_ASSERT_TRUE(brk_topic_ids_valid(&t, LC_IDENT_ASCII));
+  CU_ASSERT_TRUE(brk__topic_ids_valid(&t, LC_IDENT_ASCII));
   strcpy(t.group, "Stra\xc3\x9f" "e");
-  CU_ASSERT_FALSE(brk_topic_ids_valid(&t, LC_IDENT_ASCII));
+  CU_ASSERT_FALSE(brk__topic_ids_valid(&t, LC_IDENT_ASCII));
   strcpy(t.group, "L1");
   strcpy(t.edge, "\xc3\x89" "1");
-  CU_ASSERT_FALSE(brk_topic_ids_valid(&t, LC_IDENT_ASCII));
-  CU_ASSERT_TRUE(brk_topic_ids_valid(&t, LC_IDENT_UTF8));
+  CU_ASSERT_FALSE(brk__topic_ids_valid(&t, LC_IDENT_ASCII));
+  CU_ASSERT_TRUE(brk__topic_ids_valid(&t, LC_IDENT_UTF8));
 }
 
 static void test_birth_without_serial_is_rejected(void)
@@ -608,7 +608,7 @@ static void test_birth_without_serial_is_rejected(void)
   strcpy(t.device, "D1");
   struct spb_payload p = {.n_metrics = 0};
   struct brk_birth b;
-  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, 8192, LC_IDENT_ASCII, &b), LC_OK);
+  CU_ASSERT_EQUAL(brk__birth_read(&p, &t, 8192, LC_IDENT_ASCII, &b), LC_OK);
   CU_ASSERT_STRING_EQUAL(b.reason, "missing_serial");
 }
 
@@ -624,7 +624,7 @@ static void test_delivery_dcmd_carries_certificates_with_datatypes(void)
   d->chain = lc_strdup("CHAIN-PEM");
   uint8_t *buf = NULL;
   size_t len = 0;
-  CU_ASSERT_EQUAL_FATAL(brk_cmd_deliver(d, "ROOT-PEM", NULL, 1234, &buf, &len),
+  CU_ASSERT_EQUAL_FATAL(brk__cmd_deliver(d, "ROOT-PEM", NULL, 1234, &buf, &len),
                         LC_OK);
   struct spb_payload p;
   CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
@@ -652,7 +652,7 @@ static void test_delivery_dcmd_carries_certificates_with_datatypes(void)
   lc_free(buf);
   /* No certificates yet: nothing to deliver. */
   LC_FREE(d->cert[CA_ROLE_OPERATIONAL].pem);
-  CU_ASSERT_EQUAL(brk_cmd_deliver(d, NULL, NULL, 1, &buf, &len), LC_ESTATE);
+  CU_ASSERT_EQUAL(brk__cmd_deliver(d, NULL, NULL, 1, &buf, &len), LC_ESTATE);
   sm_device_free(d);
 }
 
@@ -663,7 +663,7 @@ static void test_status_dcmd_and_topic(void)
   /* A device with no request yet (its request was refused as sent). */
   struct sm_device *none = sm_device_new();
   CU_ASSERT_PTR_NOT_NULL_FATAL(none);
-  CU_ASSERT_EQUAL_FATAL(brk_cmd_status(none, "REJECTED:key_type", NULL, 5,
+  CU_ASSERT_EQUAL_FATAL(brk__cmd_status(none, "REJECTED:key_type", NULL, 5,
                                        &buf, &len), LC_OK);
   sm_device_free(none);
   struct spb_payload p;
@@ -677,10 +677,10 @@ static void test_status_dcmd_and_topic(void)
   spb_payload_free(&p);
   lc_free(buf);
   char topic[SPB_TOPIC_MAX];
-  CU_ASSERT_EQUAL(brk_dcmd_topic("L1", "E1", "D1", topic, sizeof(topic)),
+  CU_ASSERT_EQUAL(brk__dcmd_topic("L1", "E1", "D1", topic, sizeof(topic)),
                   LC_OK);
   CU_ASSERT_STRING_EQUAL(topic, "spBv1.0/L1/DCMD/E1/D1");
-  CU_ASSERT_EQUAL(brk_dcmd_topic("L1", "E1", "D/1", topic, sizeof(topic)),
+  CU_ASSERT_EQUAL(brk__dcmd_topic("L1", "E1", "D/1", topic, sizeof(topic)),
                   LC_EINVAL);
 }
 
@@ -694,11 +694,11 @@ static const char *nbirth_reason(const char *edge, const char *serial)
   strcpy(t.edge, edge);
   struct spb_payload p;
   birth_payload(serial, strlen(serial), CSR_TEXT, &p);
-  CU_ASSERT_TRUE(brk_birth_is_request(&p));
+  CU_ASSERT_TRUE(brk__birth_is_request(&p));
   struct brk_birth b;
-  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, 8192, LC_IDENT_ASCII, &b), LC_OK);
+  CU_ASSERT_EQUAL(brk__birth_read(&p, &t, 8192, LC_IDENT_ASCII, &b), LC_OK);
   snprintf(reason, sizeof(reason), "%s", b.reason ? b.reason : "ok");
-  brk_birth_cleanup(&b);
+  brk__birth_cleanup(&b);
   spb_payload_free(&p);
   return reason;
 }
@@ -713,10 +713,10 @@ static void test_nbirth_request_serial_is_the_edge_node_id(void)
   CU_ASSERT_STRING_EQUAL(nbirth_reason("N1", ""), "bad_identifier");
   struct spb_topic t = {.type = SPB_NDATA};
   strcpy(t.edge, "N1");
-  CU_ASSERT_STRING_EQUAL(brk_topic_device_id(&t), "N1");
+  CU_ASSERT_STRING_EQUAL(brk__topic_device_id(&t), "N1");
   t.type = SPB_DDATA;
   strcpy(t.device, "D1");
-  CU_ASSERT_STRING_EQUAL(brk_topic_device_id(&t), "D1");
+  CU_ASSERT_STRING_EQUAL(brk__topic_device_id(&t), "D1");
 }
 
 /* Encode metrics as an edge node would, then decode them. */
@@ -761,17 +761,17 @@ static void test_nbirth_without_csr_is_not_a_request(void)
   m[1].value.is_null = false;
   m[2] = str_metric("Device/SerialNumber", "GW1", 3);
   struct spb_payload p = wire(m, 3, true, 0);
-  CU_ASSERT_FALSE(brk_birth_is_request(&p));
+  CU_ASSERT_FALSE(brk__birth_is_request(&p));
   spb_payload_free(&p);
   m[3] = typed("Provisioning/OperationalCSR", SPB_DT_STRING, false, 0);
   p = wire(m, 4, true, 0);
-  CU_ASSERT_TRUE(brk_birth_is_request(&p));
+  CU_ASSERT_TRUE(brk__birth_is_request(&p));
   struct spb_topic t = {.type = SPB_NBIRTH};
   strcpy(t.edge, "GW1");
   struct brk_birth b;
-  CU_ASSERT_EQUAL(brk_birth_read(&p, &t, 8192, LC_IDENT_ASCII, &b), LC_OK);
+  CU_ASSERT_EQUAL(brk__birth_read(&p, &t, 8192, LC_IDENT_ASCII, &b), LC_OK);
   CU_ASSERT_STRING_EQUAL(b.reason, "missing_csr");
-  brk_birth_cleanup(&b);
+  brk__birth_cleanup(&b);
   spb_payload_free(&p);
 }
 
@@ -782,7 +782,7 @@ static void test_nbirth_without_csr_is_not_a_request(void)
 static void test_node_level_device_answered_by_ncmd(void)
 {
   char topic[SPB_TOPIC_MAX];
-  CU_ASSERT_EQUAL(brk_dcmd_topic("L1", "N1", "", topic, sizeof(topic)),
+  CU_ASSERT_EQUAL(brk__dcmd_topic("L1", "N1", "", topic, sizeof(topic)),
                   LC_OK);
   CU_ASSERT_STRING_EQUAL(topic, "spBv1.0/L1/NCMD/N1");
   struct sm_device *d = sm_device_new();
@@ -792,7 +792,7 @@ static void test_node_level_device_answered_by_ncmd(void)
   strcpy(d->request_id, "00112233445566778899aabbccddeeff");
   uint8_t *buf = NULL;
   size_t len = 0;
-  CU_ASSERT_EQUAL_FATAL(brk_cmd_status(d, "REJECTED:serial_mismatch", NULL,
+  CU_ASSERT_EQUAL_FATAL(brk__cmd_status(d, "REJECTED:serial_mismatch", NULL,
                                        77, &buf, &len), LC_OK);
   struct spb_payload p;
   CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
@@ -879,7 +879,7 @@ static void test_commands_use_declared_alias_and_datatype(void)
   struct spb_payload p;
 
   /* The device D1: DCMD. */
-  CU_ASSERT_EQUAL_FATAL(brk_cmd_deliver(d, "ROOT", s, 5, &buf, &len), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(brk__cmd_deliver(d, "ROOT", s, 5, &buf, &len), LC_OK);
   CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
   CU_ASSERT_FALSE(p.has_seq);
   const struct spb_metric *m = by_alias(&p, 21);
@@ -908,7 +908,7 @@ static void test_commands_use_declared_alias_and_datatype(void)
 
   /* The edge node itself as the device: NCMD metrics by its aliases. */
   d->device[0] = '\0';
-  CU_ASSERT_EQUAL_FATAL(brk_cmd_deliver(d, "ROOT", s, 5, &buf, &len), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(brk__cmd_deliver(d, "ROOT", s, 5, &buf, &len), LC_OK);
   CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
   m = by_alias(&p, 7);
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
@@ -928,14 +928,14 @@ static void test_commands_use_declared_alias_and_datatype(void)
 
   /* Status answers too; and without a session (restart, node offline)
    * everything goes by name. */
-  CU_ASSERT_EQUAL_FATAL(brk_cmd_status(d, "RETRYING", s, 5, &buf, &len),
+  CU_ASSERT_EQUAL_FATAL(brk__cmd_status(d, "RETRYING", s, 5, &buf, &len),
                         LC_OK);
   CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
   CU_ASSERT_PTR_NOT_NULL(by_alias(&p, 7));
   CU_ASSERT_PTR_NULL(spb_payload_find(&p, "Provisioning/Status"));
   spb_payload_free(&p);
   LC_FREE(buf);
-  CU_ASSERT_EQUAL_FATAL(brk_cmd_status(d, "RETRYING", NULL, 5, &buf, &len),
+  CU_ASSERT_EQUAL_FATAL(brk__cmd_status(d, "RETRYING", NULL, 5, &buf, &len),
                         LC_OK);
   CU_ASSERT_EQUAL_FATAL(spb_payload_decode(buf, len, &p), LC_OK);
   CU_ASSERT_PTR_NULL(by_alias(&p, 7));
@@ -961,7 +961,7 @@ static void test_audit_details_are_sorted_compact_json(void)
                         .role = CA_ROLE_OPERATIONAL,
                         .from = SM_ISSUING_OPERATIONAL, .to = SM_DELIVERED};
   char *json = NULL;
-  CU_ASSERT_EQUAL_FATAL(brk_audit_details(d, &a, &json), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(brk__audit_details(d, &a, &json), LC_OK);
   CU_ASSERT_STRING_EQUAL(json, "{\"cert_fpr\":\"ff\",\"cert_serial\":\"0a0b\","
                                "\"from\":\"ISSUING_OPERATIONAL\","
                                "\"generation\":1,\"request_id\":\"r1\","
@@ -970,7 +970,7 @@ static void test_audit_details_are_sorted_compact_json(void)
   lc_free(json);
   sm_device_free(d);
 
-  CU_ASSERT_EQUAL_FATAL(brk_audit_dropped("bad_topic", "a/\x01\"b", 5, &json),
+  CU_ASSERT_EQUAL_FATAL(brk__audit_dropped("bad_topic", "a/\x01\"b", 5, &json),
                         LC_OK);
   json_t *j = json_loads(json, 0, NULL);
   CU_ASSERT_PTR_NOT_NULL(j);
@@ -990,7 +990,7 @@ static void test_audit_details_are_sorted_compact_json(void)
 static void test_request_reasons_match_protocol_doc(void)
 {
   const char *steps[64];
-  size_t n = brk_request_reasons(steps, 64);
+  size_t n = brk__request_reasons(steps, 64);
   CU_ASSERT_FATAL(n > 0 && n < 64);
   char table[64][64];
   size_t nt = 0;

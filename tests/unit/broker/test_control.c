@@ -29,7 +29,7 @@ static void temp_config(struct brk_config *cfg)
 static void remove_dir(const struct brk_config *cfg)
 {
   char path[BRK_PATH_MAX + 32];
-  brk_path_lock(cfg, path, sizeof(path));
+  brk__path_lock(cfg, path, sizeof(path));
   unlink(path);
   CU_ASSERT_EQUAL(rmdir(cfg->data_dir), 0);
 }
@@ -40,26 +40,26 @@ static void test_lock_is_exclusive_and_names_its_holder(void)
   temp_config(&cfg);
   struct brk_lock a, b;
   struct brk_lock_holder h;
-  CU_ASSERT_EQUAL_FATAL(brk_lock_take(&cfg, "serve", &a, &h), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(brk__lock_take(&cfg, "serve", &a, &h), LC_OK);
   /* flock() belongs to the open file: a second open conflicts even in
    * the same process, as it does in another. */
-  CU_ASSERT_EQUAL(brk_lock_take(&cfg, "audit rotate-key", &b, &h),
+  CU_ASSERT_EQUAL(brk__lock_take(&cfg, "audit rotate-key", &b, &h),
                   LC_EAGAIN);
   CU_ASSERT_EQUAL(b.fd, -1);
   CU_ASSERT_EQUAL(h.pid, (long)getpid());
   CU_ASSERT_STRING_EQUAL(h.who, "serve");
   char msg[BRK_PATH_MAX + 96], want[BRK_PATH_MAX + 96];
-  brk_lock_describe(&cfg, &h, msg, sizeof(msg));
+  brk__lock_describe(&cfg, &h, msg, sizeof(msg));
   snprintf(want, sizeof(want), "data directory %s is in use by linecert "
            "serve (pid %ld)", cfg.data_dir, (long)getpid());
   CU_ASSERT_STRING_EQUAL(msg, want);
   brk_lock_release(&a);
   CU_ASSERT_EQUAL(a.fd, -1);
-  CU_ASSERT_EQUAL(brk_lock_take(&cfg, "audit rotate-key", &b, &h), LC_OK);
+  CU_ASSERT_EQUAL(brk__lock_take(&cfg, "audit rotate-key", &b, &h), LC_OK);
   brk_lock_release(&b);
   remove_dir(&cfg);
   /* No directory: nothing to lock (the command's own error follows). */
-  CU_ASSERT_EQUAL(brk_lock_take(&cfg, "serve", &a, &h), LC_ENOTFOUND);
+  CU_ASSERT_EQUAL(brk__lock_take(&cfg, "serve", &a, &h), LC_ENOTFOUND);
 }
 
 /* ---- the control channel ------------------------------------------------------ */
@@ -79,13 +79,13 @@ static void *fake_loop_main(void *arg)
     if(!r)
       continue;
     const char *verb = json_string_value(json_object_get(r->msg, "verb"));
-    brk_ctl_answer(r, json_pack("{s:b, s:s, s:I}", "ok", 1, "verb", verb,
+    brk__ctl_answer(r, json_pack("{s:b, s:s, s:I}", "ok", 1, "verb", verb,
                                 "uid", (json_int_t)r->uid));
   }
   return NULL;
 }
 
-/* A raw message, as a client that does not use brk_ctl_call() sends. */
+/* A raw message, as a client that does not use brk__ctl_call() sends. */
 static json_t *raw_call(const char *path, const void *msg, size_t len)
 {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -113,12 +113,12 @@ static void test_control_channel_round_trip_and_limits(void)
   struct brk_config cfg;
   temp_config(&cfg);
   char path[BRK_PATH_MAX + 32], err[256];
-  brk_path_control(&cfg, path, sizeof(path));
+  brk__path_control(&cfg, path, sizeof(path));
   struct fake_loop l;
   memset(&l, 0, sizeof(l));
   CU_ASSERT_EQUAL_FATAL(lc_queue_new(4, &l.q), LC_OK);
   struct brk_ctl *ctl = NULL;
-  CU_ASSERT_EQUAL_FATAL(brk_ctl_start(path, l.q, &ctl), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(brk__ctl_start(path, l.q, &ctl), LC_OK);
   struct stat sb;
   CU_ASSERT_EQUAL(stat(path, &sb), 0);
   CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
@@ -126,7 +126,7 @@ static void test_control_channel_round_trip_and_limits(void)
                         0);
 
   json_t *req = json_pack("{s:s}", "verb", "ping"), *ans = NULL;
-  CU_ASSERT_EQUAL(brk_ctl_call(&cfg, req, 5000, &ans, err, sizeof(err)),
+  CU_ASSERT_EQUAL(brk__ctl_call(&cfg, req, 5000, &ans, err, sizeof(err)),
                   LC_OK);
   CU_ASSERT_TRUE(json_is_true(json_object_get(ans, "ok")));
   CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(ans, "verb")),
@@ -149,10 +149,10 @@ static void test_control_channel_round_trip_and_limits(void)
   atomic_store(&l.stop, true);
   pthread_join(l.thread, NULL);
   lc_queue_close(l.q);
-  brk_ctl_drain(l.q);
-  brk_ctl_stop(ctl);
+  brk__ctl_drain(l.q);
+  brk__ctl_stop(ctl);
   CU_ASSERT_NOT_EQUAL(stat(path, &sb), 0);
-  CU_ASSERT_EQUAL(brk_ctl_call(&cfg, req, 1000, &ans, err, sizeof(err)),
+  CU_ASSERT_EQUAL(brk__ctl_call(&cfg, req, 1000, &ans, err, sizeof(err)),
                   LC_ENOTFOUND);
   CU_ASSERT_PTR_NULL(ans);
   json_decref(req);
@@ -178,7 +178,7 @@ static void test_route_offline_or_refused(void)
   brk_lock_release(&held);
   /* Held by a "serve" that has no socket (starting): refused, saying so. */
   struct brk_lock_holder h;
-  CU_ASSERT_EQUAL_FATAL(brk_lock_take(&cfg, "serve", &held, &h), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(brk__lock_take(&cfg, "serve", &held, &h), LC_OK);
   CU_ASSERT_EQUAL(brk_route_op(&cfg, "audit rotate-key", req, &mine, &ans,
                                err, sizeof(err)), BRK_ROUTE_REFUSED);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "in use by linecert serve"));

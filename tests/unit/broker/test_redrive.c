@@ -193,7 +193,7 @@ static void fix_init(void)
   CU_ASSERT_EQUAL_FATAL(aud_signer_open_file(path, true, &b->signer), LC_OK);
   CU_ASSERT_EQUAL_FATAL(sm_store_audit_tail(b->store, &b->chain), LC_OK);
   pthread_mutex_init(&b->snap_mu, NULL);
-  CU_ASSERT_EQUAL_FATAL(brk_devtab_init(&b->devs), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(brk__devtab_init(&b->devs), LC_OK);
   struct spb_sess_config sc;
   spb_sess_config_default(&sc);
   CU_ASSERT_EQUAL_FATAL(spb_sess_new(&sc, &b->sess), LC_OK);
@@ -214,7 +214,7 @@ static void drain_queue(struct lc_queue *q)
 {
   struct brk_job *job;
   while((job = lc_queue_pop(q)))
-    brk_job_free(job);
+    brk__job_free(job);
   lc_queue_free(q);
 }
 
@@ -223,9 +223,9 @@ static void fix_cleanup(void)
   struct brk *b = &fx.b;
   drain_queue(b->ca_slots[0].jobs);
   drain_queue(b->results);
-  brk_devtab_cleanup(&b->devs);
+  brk__devtab_cleanup(&b->devs);
   spb_sess_free(b->sess);
-  brk_redrive_cleanup(b);
+  brk__redrive_cleanup(b);
   aud_signer_free(b->signer);
   sm_store_close(fx.fs.in);
   lc_free(b->fx);
@@ -336,16 +336,16 @@ static void test_rolled_back_issue_is_redriven_and_not_issued_twice(void)
   struct brk *b = &fx.b;
   struct brk_ca_slot *slot = &b->ca_slots[0];
   seed_issuing("D1");
-  struct brk_dev *d = brk_device(b, GROUP, EDGE, "D1", false);
+  struct brk_dev *d = brk__device(b, GROUP, EDGE, "D1", false);
   CU_ASSERT_PTR_NOT_NULL_FATAL(d);
   d->ca_inflight = true; /* submitted after the commit of ISSUING */
   slot->inflight = 1;
 
   /* The bootstrap certificate comes back; its batch cannot commit. */
   fx.fs.fail_commit = true;
-  brk_on_job_done(b, issued_job(d, "5e71a1"));
+  brk__on_job_done(b, issued_job(d, "5e71a1"));
   CU_ASSERT_EQUAL(d->sm->state, SM_ISSUING_OPERATIONAL);
-  brk_batch_end(b);
+  brk__batch_end(b);
   CU_ASSERT_EQUAL(stored_state("D1"), SM_ISSUING_BOOTSTRAP);
   CU_ASSERT_TRUE(snap_failing());
   CU_ASSERT_STRING_EQUAL(b->snap.commit_cause, "disk_full");
@@ -353,7 +353,7 @@ static void test_rolled_back_issue_is_redriven_and_not_issued_twice(void)
                          "database or disk is full (injected)");
   /* Memory holds the store's truth again, no operational call went
    * out, and a re-drive is due after a backoff. */
-  d = brk_devtab_find(&b->devs, GROUP "/" EDGE "/D1");
+  d = brk__devtab_find(&b->devs, GROUP "/" EDGE "/D1");
   CU_ASSERT_PTR_NOT_NULL_FATAL(d);
   CU_ASSERT_EQUAL(d->sm->state, SM_ISSUING_BOOTSTRAP);
   CU_ASSERT_PTR_NULL(d->sm->cert[CA_ROLE_BOOTSTRAP].pem);
@@ -367,20 +367,20 @@ static void test_rolled_back_issue_is_redriven_and_not_issued_twice(void)
   /* Before the backoff runs out its timer holds, even with the store
    * well again. */
   fx.fs.fail_commit = false;
-  brk_fire_timers(b, at - 1);
-  brk_batch_end(b);
+  brk__fire_timers(b, at - 1);
+  brk__batch_end(b);
   CU_ASSERT_EQUAL(lc_queue_len(slot->jobs), 0);
   CU_ASSERT_EQUAL(lc_queue_len(b->results), 0);
 
   /* The round kicks it; its TIMER submits the same request key, and the
    * certificate already issued comes back instead of a CA call. */
   /* as the loop does: a probe when the round asks for one */
-  if(brk_redrive_tick(b, at))
-    brk_batch_probe(b, at);
+  if(brk__redrive_tick(b, at))
+    brk__batch_probe(b, at);
   CU_ASSERT_EQUAL(b->redrive.at, 0);
   CU_ASSERT_TRUE(d->kick);
-  brk_fire_timers(b, at);
-  brk_batch_end(b);
+  brk__fire_timers(b, at);
+  brk__batch_end(b);
   CU_ASSERT_EQUAL(lc_queue_len(slot->jobs), 0);
   struct brk_job *again = lc_queue_pop(b->results);
   CU_ASSERT_PTR_NOT_NULL_FATAL(again);
@@ -391,8 +391,8 @@ static void test_rolled_back_issue_is_redriven_and_not_issued_twice(void)
   /* Applied and committed this time: one issued record, the health is
    * back, and the operational certificate is asked of the CA. */
   unsigned long long issued_before = atomic_load(&b->stats.issued);
-  brk_on_job_done(b, again);
-  brk_batch_end(b);
+  brk__on_job_done(b, again);
+  brk__batch_end(b);
   CU_ASSERT_EQUAL(stored_state("D1"), SM_ISSUING_OPERATIONAL);
   CU_ASSERT_FALSE(snap_failing());
   CU_ASSERT_EQUAL(atomic_load(&b->stats.issued), issued_before);
@@ -414,7 +414,7 @@ static void test_rolled_back_new_request_is_forgotten_and_probe_recovers(void)
 {
   fix_init();
   struct brk *b = &fx.b;
-  struct brk_dev *d = brk_device(b, GROUP, EDGE, "N1", true);
+  struct brk_dev *d = brk__device(b, GROUP, EDGE, "N1", true);
   CU_ASSERT_PTR_NOT_NULL_FATAL(d);
   char fpr[CA_ROLE_COUNT][SM_FPR_HEX];
   fill_hex(fpr[0], 'a');
@@ -425,13 +425,13 @@ static void test_rolled_back_new_request_is_forgotten_and_probe_recovers(void)
   struct sm_event ev = {.kind = SM_EV_REQUEST, .now_ms = lc_now_ms(),
                         .req = &req};
   fx.fs.fail_commit = true;
-  CU_ASSERT_EQUAL(brk_apply(b, d, &ev), LC_OK);
+  CU_ASSERT_EQUAL(brk__apply(b, d, &ev), LC_OK);
   CU_ASSERT_TRUE(d->asked);
-  brk_batch_end(b);
+  brk__batch_end(b);
   /* Never stored: nothing in memory or in the store, nothing sent to
    * the CA; the device is told RETRYING and asks again at its next
    * birth. */
-  CU_ASSERT_PTR_NULL(brk_devtab_find(&b->devs, GROUP "/" EDGE "/N1"));
+  CU_ASSERT_PTR_NULL(brk__devtab_find(&b->devs, GROUP "/" EDGE "/N1"));
   CU_ASSERT_EQUAL(stored_state("N1"), SM_STATE_COUNT);
   CU_ASSERT_EQUAL(lc_queue_len(b->ca_slots[0].jobs), 0);
   CU_ASSERT_TRUE(snap_failing());
@@ -440,8 +440,8 @@ static void test_rolled_back_new_request_is_forgotten_and_probe_recovers(void)
    * commit, which fails too and schedules the next round later. */
   uint64_t first = b->redrive.at;
   /* as the loop does: a probe when the round asks for one */
-  if(brk_redrive_tick(b, first))
-    brk_batch_probe(b, first);
+  if(brk__redrive_tick(b, first))
+    brk__batch_probe(b, first);
   CU_ASSERT_TRUE(snap_failing());
   CU_ASSERT_TRUE(b->redrive.at > first);
   CU_ASSERT_EQUAL(b->redrive.streak, 2);
@@ -450,8 +450,8 @@ static void test_rolled_back_new_request_is_forgotten_and_probe_recovers(void)
    * without any device activity. */
   fx.fs.fail_commit = false;
   /* as the loop does: a probe when the round asks for one */
-  if(brk_redrive_tick(b, b->redrive.at))
-    brk_batch_probe(b, b->redrive.at);
+  if(brk__redrive_tick(b, b->redrive.at))
+    brk__batch_probe(b, b->redrive.at);
   CU_ASSERT_FALSE(snap_failing());
   CU_ASSERT_EQUAL(b->redrive.streak, 0);
   CU_ASSERT_EQUAL(b->redrive.at, 0);
@@ -461,11 +461,11 @@ static void test_rolled_back_new_request_is_forgotten_and_probe_recovers(void)
   lc_free(probe);
 
   /* Its request asked again works as a first one. */
-  d = brk_device(b, GROUP, EDGE, "N1", true);
+  d = brk__device(b, GROUP, EDGE, "N1", true);
   CU_ASSERT_PTR_NOT_NULL_FATAL(d);
   ev.now_ms = lc_now_ms();
-  CU_ASSERT_EQUAL(brk_apply(b, d, &ev), LC_OK);
-  brk_batch_end(b);
+  CU_ASSERT_EQUAL(brk__apply(b, d, &ev), LC_OK);
+  brk__batch_end(b);
   CU_ASSERT_EQUAL(stored_state("N1"), SM_ISSUING_BOOTSTRAP);
   CU_ASSERT_EQUAL(lc_queue_len(b->ca_slots[0].jobs), 1);
   fix_cleanup();
