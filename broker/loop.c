@@ -58,13 +58,13 @@ void brk__loop_signals(void)
  * store be lost, a new log can name where the old one ended. */
 static void keep_checkpoint(struct brk *b)
 {
-  struct sm_checkpoint *cp = NULL;
+  struct aud_log_checkpoint *cp = NULL;
   if(sm_store_checkpoint_latest(b->store, false, &cp) == LC_OK &&
      brk__integrity_keep_checkpoint(b->cfg, cp->note) == LC_OK)
     b->ckpt_kept = cp->tree_size;
   else
     lc_log(LC_WARN, "audit", "op=keep_checkpoint");
-  sm_checkpoint_free(cp);
+  aud_log_checkpoint_free(cp);
 }
 
 /* A signed Merkle checkpoint now and then, and a last one at shutdown,

@@ -33,40 +33,16 @@ static lc_err log_meta_set(void *self, const char *key, const char *value)
   return sm_store_meta_set(self, key, value);
 }
 
-/* The store's row and the audit library's checkpoint hold the same
- * fields; the note is borrowed one way and handed over the other. */
 static lc_err log_checkpoint_put(void *self,
                                  const struct aud_log_checkpoint *cp)
 {
-  struct sm_checkpoint row = {.tree_size = cp->tree_size,
-                              .ts_ms = cp->ts_ms, .frontier = cp->frontier,
-                              .exported = cp->exported, .note = cp->note};
-  memcpy(row.root, cp->root, AUD_HASH_LEN);
-  return sm_store_checkpoint_put(self, &row);
+  return sm_store_checkpoint_put(self, cp);
 }
 
 static lc_err log_checkpoint_latest(void *self, bool exported_only,
                                     struct aud_log_checkpoint **out)
 {
-  struct sm_checkpoint *row = NULL;
-  lc_err err = sm_store_checkpoint_latest(self, exported_only, &row);
-  if(err != LC_OK)
-    return err;
-  struct aud_log_checkpoint *cp = lc_calloc(1, sizeof(*cp));
-  if(!cp) {
-    sm_checkpoint_free(row);
-    return LC_ENOMEM;
-  }
-  cp->tree_size = row->tree_size;
-  cp->ts_ms = row->ts_ms;
-  memcpy(cp->root, row->root, AUD_HASH_LEN);
-  cp->frontier = row->frontier;
-  cp->exported = row->exported;
-  cp->note = row->note;
-  row->note = NULL;
-  sm_checkpoint_free(row);
-  *out = cp;
-  return LC_OK;
+  return sm_store_checkpoint_latest(self, exported_only, out);
 }
 
 static lc_err log_begin(void *self)

@@ -315,29 +315,19 @@ lc_err sm_store_audit_range(struct sm_store *st, uint64_t from_seq,
                             uint64_t to_seq, sm_audit_cb cb, void *ctx)
   LC_NODISCARD;
 
-/* A signed Merkle checkpoint of the audit log (schema v2, docs/audit.md
- * §13): the tree of records 1..tree_size, its root, the right edge of
- * that tree (to extend it without reading the log again) and the signed
- * C2SP checkpoint note. */
-struct sm_checkpoint {
-  uint64_t tree_size;
-  uint64_t ts_ms;                  /* when it was made, ms since epoch */
-  uint8_t root[AUD_HASH_LEN];
-  struct aud_frontier frontier;    /* frontier.size == tree_size */
-  bool exported;                   /* handed out in an export/receipt */
-  char *note;                      /* owned */
-};
-void sm_checkpoint_free(struct sm_checkpoint *cp);
+/* Signed Merkle checkpoints of the audit log (schema v2, docs/audit.md
+ * §13), as audit/ defines them (struct aud_log_checkpoint, freed with
+ * aud_log_checkpoint_free()). */
 /* Store a checkpoint, inside or outside a transaction. One per tree
  * size: when that size is stored already, the stored note is kept and
  * only `exported` can go from false to true. */
 lc_err sm_store_checkpoint_put(struct sm_store *st,
-                               const struct sm_checkpoint *cp) LC_NODISCARD;
+                               const struct aud_log_checkpoint *cp) LC_NODISCARD;
 /* The checkpoint of the largest tree size (with exported_only, among
  * the exported ones); LC_ENOTFOUND when there is none. *out freed with
- * sm_checkpoint_free(). */
+ * aud_log_checkpoint_free(). */
 lc_err sm_store_checkpoint_latest(struct sm_store *st, bool exported_only,
-                                  struct sm_checkpoint **out) LC_NODISCARD;
+                                  struct aud_log_checkpoint **out) LC_NODISCARD;
 
 /* The store's audit log as the audit library reads and writes it
  * (struct aud_log, audit/aud.h: scans, checkpoints, exports, key

@@ -39,9 +39,9 @@ struct sm_store_ops {
   lc_err (*audit_range)(struct sm_store *st, uint64_t from_seq,
                         uint64_t to_seq, sm_audit_cb cb, void *ctx);
   lc_err (*checkpoint_put)(struct sm_store *st,
-                           const struct sm_checkpoint *cp);
+                           const struct aud_log_checkpoint *cp);
   lc_err (*checkpoint_latest)(struct sm_store *st, bool exported_only,
-                              struct sm_checkpoint **out);
+                              struct aud_log_checkpoint **out);
   /* schema v4 */
   lc_err (*claim_owner)(struct sm_store *st, enum sm_claim_kind kind,
                         const char *value, int64_t *device_id);

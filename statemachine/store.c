@@ -155,16 +155,8 @@ lc_err sm_store_audit_range(struct sm_store *st, uint64_t from_seq,
   return st->ops->audit_range(st, from_seq, to_seq, cb, ctx);
 }
 
-void sm_checkpoint_free(struct sm_checkpoint *cp)
-{
-  if(!cp)
-    return;
-  lc_free(cp->note);
-  lc_free(cp);
-}
-
 lc_err sm_store_checkpoint_put(struct sm_store *st,
-                               const struct sm_checkpoint *cp)
+                               const struct aud_log_checkpoint *cp)
 {
   if(!st || !cp || !cp->note || cp->frontier.size != cp->tree_size ||
      cp->frontier.n > AUD_FRONTIER_MAX)
@@ -173,7 +165,7 @@ lc_err sm_store_checkpoint_put(struct sm_store *st,
 }
 
 lc_err sm_store_checkpoint_latest(struct sm_store *st, bool exported_only,
-                                  struct sm_checkpoint **out)
+                                  struct aud_log_checkpoint **out)
 {
   if(!st || !out)
     return LC_EINVAL;

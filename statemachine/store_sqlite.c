@@ -1278,7 +1278,7 @@ static lc_err sqlite_audit_range(struct sm_store *st, uint64_t from_seq,
 /* ---- audit checkpoints (v2) -------------------------------------------- */
 
 static lc_err sqlite_checkpoint_put(struct sm_store *st,
-                                    const struct sm_checkpoint *cp)
+                                    const struct aud_log_checkpoint *cp)
 {
   struct sqlite_store *s = from_base(st);
   if(cp->tree_size > INT64_MAX || cp->ts_ms > INT64_MAX)
@@ -1300,7 +1300,7 @@ static lc_err sqlite_checkpoint_put(struct sm_store *st,
   return step_done(s, ST_CKPT_PUT, "checkpoint_put");
 }
 
-static lc_err checkpoint_from_row(sqlite3_stmt *stmt, struct sm_checkpoint *cp)
+static lc_err checkpoint_from_row(sqlite3_stmt *stmt, struct aud_log_checkpoint *cp)
 {
   uint64_t exported = 0;
   size_t flen = 0;
@@ -1330,13 +1330,13 @@ static lc_err checkpoint_from_row(sqlite3_stmt *stmt, struct sm_checkpoint *cp)
 
 static lc_err sqlite_checkpoint_latest(struct sm_store *st,
                                        bool exported_only,
-                                       struct sm_checkpoint **out)
+                                       struct aud_log_checkpoint **out)
 {
   struct sqlite_store *s = from_base(st);
   sqlite3_stmt *stmt = s->stmt[ST_CKPT_LATEST];
   struct binder b = {stmt, SQLITE_OK};
   bind_i64(&b, 1, exported_only ? 1 : 0);
-  struct sm_checkpoint *cp = lc_calloc(1, sizeof(*cp));
+  struct aud_log_checkpoint *cp = lc_calloc(1, sizeof(*cp));
   if(!cp) {
     stmt_release(stmt);
     return LC_ENOMEM;
@@ -1351,7 +1351,7 @@ static lc_err sqlite_checkpoint_latest(struct sm_store *st,
     err = store_error(s, "checkpoint_latest");
   stmt_release(stmt);
   if(err != LC_OK) {
-    sm_checkpoint_free(cp);
+    aud_log_checkpoint_free(cp);
     return err;
   }
   *out = cp;

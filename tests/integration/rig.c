@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,4 +488,20 @@ uint64_t rig_check_issued_once(struct rig *r, const char *prefix)
   json_decref(a.issued);
   CU_ASSERT_EQUAL(wrong, 0);
   return devices;
+}
+
+long long rig_sql_number(struct rig *r, const char *sql)
+{
+  char path[400];
+  snprintf(path, sizeof(path), "%s/linecert.db", r->data_dir);
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  long long v = -1;
+  if(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+     sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+     sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
 }

@@ -80,6 +80,9 @@ uint64_t rig_check_audit(struct rig *r);
 uint64_t rig_check_issued_once(struct rig *r, const char *prefix);
 /* Does the file contain `needle`? */
 bool rig_file_contains(const char *path, const char *needle);
+/* The first column of the first row of `sql` on the store, read-only,
+ * as a number; -1 when it cannot be read. */
+long long rig_sql_number(struct rig *r, const char *sql);
 /* Lines of the file that contain `needle` (0 when it cannot be read). */
 long rig_count_lines(const char *path, const char *needle);
 

@@ -23,7 +23,6 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,23 +125,6 @@ static unsigned certified_with_key(struct rig *r, EVP_PKEY *key)
   return h.with_cert;
 }
 
-/* The first column of the first row of `sql` on the store, as a number. */
-static long long store_number(struct rig *r, const char *sql)
-{
-  char path[400];
-  snprintf(path, sizeof(path), "%s/linecert.db", r->data_dir);
-  sqlite3 *db = NULL;
-  sqlite3_stmt *st = NULL;
-  long long v = -1;
-  if(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-     sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-     sqlite3_step(st) == SQLITE_ROW)
-    v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return v;
-}
-
 /* ---- tests --------------------------------------------------------------- */
 
 /* The attack as found: a serial provisioned on edge A, born again on
@@ -230,6 +212,58 @@ static void collect(struct ep_edge *e, const char *prefix, const char *why,
   }
 }
 
+/* Birth da[i] on a and db[i] on b back to back, for every i, then read
+ * every answer: exactly one of each pair is ISSUED and the other hears
+ * `why`; holders(i) (the store's view) must be 1. Prints how many were
+ * issued twice. */
+static void race(struct ep_edge *a, struct ep_device da[ROUNDS],
+                 const char *prefix_a, struct ep_edge *b,
+                 struct ep_device db[ROUNDS], const char *prefix_b,
+                 const char *why, const char *what,
+                 unsigned (*holders)(int i, void *ctx), void *ctx)
+{
+  for(int i = 0; i < ROUNDS; i++) {
+    ep_dbirth(a, &da[i]);
+    ep_dbirth(b, &db[i]);
+  }
+  struct answers at_a = {0}, at_b = {0};
+  collect(a, prefix_a, why, &at_a);
+  collect(b, prefix_b, why, &at_b);
+  CU_ASSERT_EQUAL(at_a.n, ROUNDS);
+  CU_ASSERT_EQUAL(at_b.n, ROUNDS);
+  int twice = 0;
+  for(int i = 0; i < ROUNDS; i++) {
+    int issued = (at_a.issued[i] > 0) + (at_b.issued[i] > 0);
+    twice += issued > 1;
+    CU_ASSERT_EQUAL(issued, 1);
+    CU_ASSERT_EQUAL(at_a.other[i] + at_b.other[i], 0);
+    CU_ASSERT_EQUAL(holders(i, ctx), 1);
+  }
+  printf("\nsimultaneous %s: %d, issued twice: %d\n", what, ROUNDS, twice);
+}
+
+struct serial_race {
+  struct rig *r;
+  char (*ids)[16];
+};
+
+static unsigned serial_holders(int i, void *ctx)
+{
+  struct serial_race *c = ctx;
+  return certified_with_serial(c->r, c->ids[i]);
+}
+
+struct key_race {
+  struct rig *r;
+  EVP_PKEY **keys;
+};
+
+static unsigned key_holders(int i, void *ctx)
+{
+  struct key_race *c = ctx;
+  return certified_with_key(c->r, c->keys[i]);
+}
+
 /* Both edges birth the same serial at the same instant, ROUNDS times at
  * once (validations run in parallel on the workers): each serial is
  * issued to exactly one of them, the other told duplicate_serial. */
@@ -250,25 +284,9 @@ static void test_simultaneous_births_one_identity(void)
     ep_device_init(&da[i], ids[i]);
     ep_device_init(&db[i], ids[i]);
   }
-  for(int i = 0; i < ROUNDS; i++) {
-    ep_dbirth(&a, &da[i]);
-    ep_dbirth(&b, &db[i]);
-  }
-  struct answers at_a = {0}, at_b = {0};
-  collect(&a, "R", "REJECTED:duplicate_serial", &at_a);
-  collect(&b, "R", "REJECTED:duplicate_serial", &at_b);
-  CU_ASSERT_EQUAL(at_a.n, ROUNDS);
-  CU_ASSERT_EQUAL(at_b.n, ROUNDS);
-  int twice = 0;
-  for(int i = 0; i < ROUNDS; i++) {
-    int issued = (at_a.issued[i] > 0) + (at_b.issued[i] > 0);
-    twice += issued > 1;
-    CU_ASSERT_EQUAL(issued, 1);
-    CU_ASSERT_EQUAL(at_a.other[i] + at_b.other[i], 0);
-    CU_ASSERT_EQUAL(certified_with_serial(&r, ids[i]), 1);
-  }
-  printf("\nsimultaneous births: %d serials, issued twice: %d\n", ROUNDS,
-         twice);
+  struct serial_race c = {.r = &r, .ids = ids};
+  race(&a, da, "R", &b, db, "R", "REJECTED:duplicate_serial",
+       "births of one serial", serial_holders, &c);
   ep_edge_close(&a);
   ep_edge_close(&b);
   rig_stop_linecert(&r);
@@ -326,25 +344,9 @@ static void test_keys_bound_to_one_device(void)
     da[i].csr[0] = ep_make_csr(ida[i], keys[i]);
     db[i].csr[0] = ep_make_csr(idb[i], keys[i]);
   }
-  for(int i = 0; i < ROUNDS; i++) {
-    ep_dbirth(&a, &da[i]);
-    ep_dbirth(&b, &db[i]);
-  }
-  struct answers at_a = {0}, at_b = {0};
-  collect(&a, "KA", "REJECTED:key_reused", &at_a);
-  collect(&b, "KB", "REJECTED:key_reused", &at_b);
-  CU_ASSERT_EQUAL(at_a.n, ROUNDS);
-  CU_ASSERT_EQUAL(at_b.n, ROUNDS);
-  int twice = 0;
-  for(int i = 0; i < ROUNDS; i++) {
-    int issued = (at_a.issued[i] > 0) + (at_b.issued[i] > 0);
-    twice += issued > 1;
-    CU_ASSERT_EQUAL(issued, 1);
-    CU_ASSERT_EQUAL(at_a.other[i] + at_b.other[i], 0);
-    CU_ASSERT_EQUAL(certified_with_key(&r, keys[i]), 1);
-  }
-  printf("\nsimultaneous key reuse: %d keys, issued twice: %d\n", ROUNDS,
-         twice);
+  struct key_race c = {.r = &r, .keys = keys};
+  race(&a, da, "KA", &b, db, "KB", "REJECTED:key_reused",
+       "requests for one key", key_holders, &c);
   ep_edge_close(&a);
   ep_edge_close(&b);
   rig_stop_linecert(&r);
@@ -405,8 +407,8 @@ static void test_failed_after_issue_follows_reprovision_policy(void)
   snprintf(sql, sizeof(sql), "SELECT count(*) FROM superseded_cert WHERE "
            "generation = 1 AND fpr IN ('%s', '%s')", first.fpr[0],
            first.fpr[1]);
-  CU_ASSERT_EQUAL(store_number(&r, sql), 2);
-  CU_ASSERT_EQUAL(store_number(&r, "SELECT count(*) FROM audit WHERE "
+  CU_ASSERT_EQUAL(rig_sql_number(&r, sql), 2);
+  CU_ASSERT_EQUAL(rig_sql_number(&r, "SELECT count(*) FROM audit WHERE "
                                    "event = 'superseded'"), 2);
   CU_ASSERT_TRUE(rig_check_audit(&r) > 0);
   ep_device_cleanup(&f1);

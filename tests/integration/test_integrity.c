@@ -21,22 +21,6 @@ static void store_path(struct rig *r, const char *suffix, char *out,
   snprintf(out, cap, "%s/linecert.db%s", r->data_dir, suffix);
 }
 
-static long long sql_number(struct rig *r, const char *sql)
-{
-  char path[400];
-  store_path(r, "", path, sizeof(path));
-  sqlite3 *db = NULL;
-  sqlite3_stmt *st = NULL;
-  long long v = -1;
-  if(sqlite3_open(path, &db) == SQLITE_OK &&
-     sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-     sqlite3_step(st) == SQLITE_ROW)
-    v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return v;
-}
-
 static void sql_exec(struct rig *r, const char *sql)
 {
   char path[400];
@@ -85,9 +69,9 @@ static void test_tampered_chain_refused(void)
   rig_start_linecert(&r, NULL);
   line(&r, "T", 5);
   rig_stop_linecert(&r);
-  long long last = sql_number(&r, "SELECT max(seq) FROM audit");
+  long long last = rig_sql_number(&r, "SELECT max(seq) FROM audit");
   CU_ASSERT_TRUE_FATAL(last > 0);
-  CU_ASSERT_EQUAL(sql_number(&r, "SELECT max(tree_size) FROM "
+  CU_ASSERT_EQUAL(rig_sql_number(&r, "SELECT max(tree_size) FROM "
                                  "audit_checkpoint"), last);
 
   /* 1. The last record's details edited, its hash left alone. */
@@ -96,7 +80,7 @@ static void test_tampered_chain_refused(void)
   char why[96];
   snprintf(why, sizeof(why), "record %lld: hash mismatch", last);
   expect_refused(&r, NULL, why);
-  CU_ASSERT_EQUAL(sql_number(&r, "SELECT max(seq) FROM audit"), last);
+  CU_ASSERT_EQUAL(rig_sql_number(&r, "SELECT max(seq) FROM audit"), last);
   sql_exec(&r, "UPDATE audit SET details = rtrim(details, ' ') "
                "WHERE seq = (SELECT max(seq) FROM audit)");
 
@@ -105,15 +89,15 @@ static void test_tampered_chain_refused(void)
   rig_start_linecert(&r, NULL);
   line(&r, "U", 5);
   rig_kill_linecert(&r);
-  long long cp = sql_number(&r, "SELECT max(tree_size) FROM "
+  long long cp = rig_sql_number(&r, "SELECT max(tree_size) FROM "
                                 "audit_checkpoint");
-  long long tail = sql_number(&r, "SELECT max(seq) FROM audit");
+  long long tail = rig_sql_number(&r, "SELECT max(seq) FROM audit");
   CU_ASSERT_TRUE_FATAL(tail > cp);
   sql_exec(&r, "UPDATE audit SET sig = x'3000' WHERE seq = "
                "(SELECT max(seq) FROM audit)");
   snprintf(why, sizeof(why), "record %lld: bad signature", tail);
   expect_refused(&r, NULL, why);
-  CU_ASSERT_EQUAL(sql_number(&r, "SELECT max(seq) FROM audit"), tail);
+  CU_ASSERT_EQUAL(rig_sql_number(&r, "SELECT max(seq) FROM audit"), tail);
 
   /* 3. The tampered record removed (a truncated tail is still a chain):
    * serve starts and appends to it; the whole log verifies. */
@@ -158,7 +142,7 @@ static void test_lost_store_needs_new_log(void)
   const char *new_log[] = {"--new-log", NULL};
   rig_start_linecert(&r, new_log);
   rig_stop_linecert(&r);
-  CU_ASSERT_EQUAL(sql_number(&r, "SELECT count(*) FROM audit WHERE seq = 1 "
+  CU_ASSERT_EQUAL(rig_sql_number(&r, "SELECT count(*) FROM audit WHERE seq = 1 "
                                  "AND event = 'log_started' AND details "
                                  "LIKE '%previous_checkpoint%linecert/audit/%'"),
                   1);

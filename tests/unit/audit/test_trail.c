@@ -409,14 +409,14 @@ static void test_daemon_checkpoint_ticks(void)
   CU_ASSERT_FATAL(sm_store_open_sqlite(db, SM_STORE_RW, &st) == LC_OK);
   struct aud_log_ticker ck;
   memset(&ck, 0, sizeof(ck));
-  struct sm_checkpoint *cp = NULL;
+  struct aud_log_checkpoint *cp = NULL;
   /* the first tick after start makes one */
   CU_ASSERT_EQUAL(aud_log_checkpoint_tick(&ck, sm_store_audit_log(st),
                                           f.signer, 300, 1000, 100, 60000),
                   LC_OK);
   CU_ASSERT_EQUAL_FATAL(sm_store_checkpoint_latest(st, false, &cp), LC_OK);
   CU_ASSERT_EQUAL(cp->tree_size, 300);
-  sm_checkpoint_free(cp);
+  aud_log_checkpoint_free(cp);
   sm_store_close(st);
   CU_ASSERT(fx_append(&f, 50, 8));
   CU_ASSERT_FATAL(sm_store_open_sqlite(db, SM_STORE_RW, &st) == LC_OK);
@@ -426,7 +426,7 @@ static void test_daemon_checkpoint_ticks(void)
                   LC_OK);
   CU_ASSERT_EQUAL_FATAL(sm_store_checkpoint_latest(st, false, &cp), LC_OK);
   CU_ASSERT_EQUAL(cp->tree_size, 300);
-  sm_checkpoint_free(cp);
+  aud_log_checkpoint_free(cp);
   /* time is up */
   CU_ASSERT_EQUAL(aud_log_checkpoint_tick(&ck, sm_store_audit_log(st),
                                           f.signer, 350, 61000, 100, 60000),
@@ -434,7 +434,7 @@ static void test_daemon_checkpoint_ticks(void)
   CU_ASSERT_EQUAL_FATAL(sm_store_checkpoint_latest(st, false, &cp), LC_OK);
   CU_ASSERT_EQUAL(cp->tree_size, 350);
   CU_ASSERT_FALSE(cp->exported);
-  sm_checkpoint_free(cp);
+  aud_log_checkpoint_free(cp);
   sm_store_close(st);
   CU_ASSERT(fx_append(&f, 120, 9));
   /* a fresh process: the frontier comes from the stored checkpoint */
@@ -445,7 +445,7 @@ static void test_daemon_checkpoint_ticks(void)
                   LC_OK);
   CU_ASSERT_EQUAL_FATAL(sm_store_checkpoint_latest(st, false, &cp), LC_OK);
   CU_ASSERT_EQUAL(cp->tree_size, 470);
-  sm_checkpoint_free(cp);
+  aud_log_checkpoint_free(cp);
   sm_store_close(st);
   /* the incremental root is the root of the whole log */
   CU_ASSERT_EQUAL(cli("v.out", (const char *[]){"verify", NULL}), 0);

@@ -131,13 +131,13 @@ static lc_err f_audit_range(struct sm_store *st, uint64_t from_seq,
 }
 
 static lc_err f_checkpoint_put(struct sm_store *st,
-                               const struct sm_checkpoint *cp)
+                               const struct aud_log_checkpoint *cp)
 {
   return sm_store_checkpoint_put(in_of(st), cp);
 }
 
 static lc_err f_checkpoint_latest(struct sm_store *st, bool exported_only,
-                                  struct sm_checkpoint **out)
+                                  struct aud_log_checkpoint **out)
 {
   return sm_store_checkpoint_latest(in_of(st), exported_only, out);
 }
