@@ -341,3 +341,22 @@ const char *lc_proc_exit_str(const struct lc_proc_exit *ex, char *buf,
   snprintf(buf, cap, "%s %d", ex->signaled ? "signal" : "exit", ex->code);
   return buf;
 }
+
+bool lc_proc_run_ok(const char *program, const char *const args[],
+                    const char *const env_add[], const char *log_path,
+                    int timeout_ms)
+{
+  const char *argv[32] = {program};
+  int n = 1;
+  for(int i = 0; args[i] && n < 31; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  struct lc_proc *p = NULL;
+  if(lc_proc_spawn(argv, env_add, log_path, log_path, &p) != LC_OK)
+    return false;
+  struct lc_proc_exit ex;
+  bool ok = lc_proc_wait(p, timeout_ms, &ex) == LC_OK && !ex.signaled &&
+            ex.code == 0;
+  lc_proc_free(p);
+  return ok;
+}

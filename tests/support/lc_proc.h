@@ -45,6 +45,13 @@ lc_err lc_proc_spawn(const char *const argv[], const char *const env_add[],
 
 pid_t lc_proc_pid(const struct lc_proc *p);
 
+/* Run a program to its end: `program` with the NULL-terminated `args`
+ * after it, env_add as for lc_proc_spawn(), stdout and stderr to
+ * log_path. True when it exited 0 within timeout_ms. */
+bool lc_proc_run_ok(const char *program, const char *const args[],
+                    const char *const env_add[], const char *log_path,
+                    int timeout_ms);
+
 /* True when the child has ended. Non-blocking: polls (and reaps) it
  * like lc_proc_poll(), so a loop that waits for something else can use
  * it to notice a crash. */

@@ -28,22 +28,10 @@ static char *key_pem[2];   /* public keys of token keys audit-1, audit-2 */
 
 static bool run_util(const char *const args[])
 {
-  const char *argv[16] = {LC_SOFTHSM2_UTIL};
-  int n = 1;
-  for(int i = 0; args[i] && n < 15; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
   const char *env[] = {conf_env, NULL};
   char log[256];
-  struct lc_proc *p = NULL;
-  if(lc_proc_spawn(argv, env, fx_path(&f, "softhsm.log", log, sizeof(log)),
-                   log, &p) != LC_OK)
-    return false;
-  struct lc_proc_exit ex;
-  bool ok = lc_proc_wait(p, 30000, &ex) == LC_OK && !ex.signaled &&
-            ex.code == 0;
-  lc_proc_free(p);
-  return ok;
+  return lc_proc_run_ok(LC_SOFTHSM2_UTIL, args, env,
+                        fx_path(&f, "softhsm.log", log, sizeof(log)), 30000);
 }
 
 static int suite_init(void)

@@ -57,21 +57,9 @@ static int rm_one(const char *path, const struct stat *st, int flag,
 
 static bool run_util(const char *const args[])
 {
-  const char *argv[16] = {LC_SOFTHSM2_UTIL};
-  int n = 1;
-  for(int i = 0; args[i] && n < 15; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
   const char *env[] = {conf_env, NULL};
   char *log = join(tmp, "softhsm.log");
-  struct lc_proc *p = NULL;
-  bool ok = false;
-  if(log && lc_proc_spawn(argv, env, log, log, &p) == LC_OK) {
-    struct lc_proc_exit ex;
-    ok = lc_proc_wait(p, 30000, &ex) == LC_OK && !ex.signaled &&
-         ex.code == 0;
-    lc_proc_free(p);
-  }
+  bool ok = log && lc_proc_run_ok(LC_SOFTHSM2_UTIL, args, env, log, 30000);
   free(log);
   return ok;
 }

@@ -37,23 +37,10 @@ static void path_in_tmp(const char *name, char *out, size_t cap)
 
 static bool run_util(const char *const args[])
 {
-  const char *argv[16] = {LC_SOFTHSM2_UTIL};
-  int n = 1;
-  for(int i = 0; args[i] && n < 15; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
   const char *env[] = {conf_env, NULL};
   char log[128];
   path_in_tmp("softhsm.log", log, sizeof(log));
-  struct lc_proc *p = NULL;
-  bool ok = false;
-  if(lc_proc_spawn(argv, env, log, log, &p) == LC_OK) {
-    struct lc_proc_exit ex;
-    ok = lc_proc_wait(p, 30000, &ex) == LC_OK && !ex.signaled &&
-         ex.code == 0;
-    lc_proc_free(p);
-  }
-  return ok;
+  return lc_proc_run_ok(LC_SOFTHSM2_UTIL, args, env, log, 30000);
 }
 
 /* A new P-256 key imported as `label`/`id`; its public half kept. */
