@@ -290,43 +290,67 @@ static void cert_fpr(const struct spb_payload *p, const char *name,
   BIO_free(bio);
 }
 
-bool ep_next_dcmd(struct ep_edge *e, uint64_t deadline, struct ep_dcmd *out)
+/* The next message before `deadline` (wall ms): 1 with *topic and *msg
+ * (the caller frees both), 0 at the deadline, -1 when the connection is
+ * gone. */
+static int next_message(struct ep_edge *e, uint64_t deadline, char **topic,
+                        MQTTClient_message **msg)
 {
   while(ep_wall_ms() < deadline) {
-    char *topic = NULL;
     int tlen = 0;
-    MQTTClient_message *msg = NULL;
-    int rc = MQTTClient_receive(e->c, &topic, &tlen, &msg, 100);
+    *topic = NULL;
+    *msg = NULL;
+    int rc = MQTTClient_receive(e->c, topic, &tlen, msg, 100);
     if(rc != MQTTCLIENT_SUCCESS && rc != MQTTCLIENT_TOPICNAME_TRUNCATED)
-      return false; /* the connection is gone */
-    if(!msg)
-      continue;
-    struct spb_topic t;
-    struct spb_payload p;
-    bool got = spb_topic_parse(topic, strlen(topic), &t) == LC_OK &&
-               (t.type == SPB_DCMD || t.type == SPB_NCMD) &&
-               spb_payload_decode(msg->payload, (size_t)msg->payloadlen,
-                                  &p) == LC_OK;
+      return -1;
+    if(*msg)
+      return 1;
+  }
+  return 0;
+}
+
+/* The next Sparkplug message before `deadline`, decoded (the caller frees
+ * *p); anything else (the canary) is skipped. As next_message(). */
+static int next_sparkplug(struct ep_edge *e, uint64_t deadline,
+                          struct spb_topic *t, struct spb_payload *p)
+{
+  char *topic;
+  MQTTClient_message *msg;
+  int rc;
+  while((rc = next_message(e, deadline, &topic, &msg)) > 0) {
+    bool got = spb_topic_parse(topic, strlen(topic), t) == LC_OK &&
+               spb_payload_decode(msg->payload, (size_t)msg->payloadlen, p) ==
+                 LC_OK;
     MQTTClient_freeMessage(&msg);
     MQTTClient_free(topic);
+    if(got)
+      return 1;
+  }
+  return rc;
+}
+
+bool ep_next_dcmd(struct ep_edge *e, uint64_t deadline, struct ep_dcmd *out)
+{
+  struct spb_topic t;
+  struct spb_payload p;
+  while(next_sparkplug(e, deadline, &t, &p) > 0) {
     /* An NCMD is an answer only for the node-level device: a rebirth
      * request carries no Provisioning/Status. */
-    if(got && t.type == SPB_NCMD &&
-       !spb_payload_find(&p, "Provisioning/Status")) {
-      spb_payload_free(&p);
-      continue;
+    bool answer = t.type == SPB_DCMD ||
+                  (t.type == SPB_NCMD &&
+                   spb_payload_find(&p, "Provisioning/Status"));
+    if(answer) {
+      memset(out, 0, sizeof(*out));
+      snprintf(out->device, sizeof(out->device), "%s", t.device);
+      copy_str(&p, "Provisioning/Status", out->status, sizeof(out->status));
+      copy_str(&p, "Provisioning/RequestId", out->request_id,
+               sizeof(out->request_id));
+      cert_fpr(&p, "Provisioning/BootstrapCertificate", out->fpr[0]);
+      cert_fpr(&p, "Provisioning/OperationalCertificate", out->fpr[1]);
     }
-    if(!got)
-      continue;
-    memset(out, 0, sizeof(*out));
-    snprintf(out->device, sizeof(out->device), "%s", t.device);
-    copy_str(&p, "Provisioning/Status", out->status, sizeof(out->status));
-    copy_str(&p, "Provisioning/RequestId", out->request_id,
-             sizeof(out->request_id));
-    cert_fpr(&p, "Provisioning/BootstrapCertificate", out->fpr[0]);
-    cert_fpr(&p, "Provisioning/OperationalCertificate", out->fpr[1]);
     spb_payload_free(&p);
-    return true;
+    if(answer)
+      return true;
   }
   return false;
 }
@@ -356,15 +380,9 @@ int ep_drain(struct ep_edge *e)
                   MQTTCLIENT_SUCCESS);
   int skipped = 0;
   uint64_t deadline = ep_wall_ms() + EP_WAIT_MS;
-  while(ep_wall_ms() < deadline) {
-    char *topic = NULL;
-    int tlen = 0;
-    MQTTClient_message *msg = NULL;
-    int rc = MQTTClient_receive(e->c, &topic, &tlen, &msg, 100);
-    if(rc != MQTTCLIENT_SUCCESS && rc != MQTTCLIENT_TOPICNAME_TRUNCATED)
-      break;
-    if(!msg)
-      continue;
+  char *topic;
+  MQTTClient_message *msg;
+  while(next_message(e, deadline, &topic, &msg) > 0) {
     bool canary = strcmp(topic, e->canary) == 0;
     skipped += !canary;
     MQTTClient_freeMessage(&msg);
@@ -378,31 +396,17 @@ int ep_drain(struct ep_edge *e)
 
 bool ep_wait_rebirth(struct ep_edge *e, uint64_t deadline, int *dcmds)
 {
-  while(ep_wall_ms() < deadline) {
-    char *topic = NULL;
-    int tlen = 0;
-    MQTTClient_message *msg = NULL;
-    int rc = MQTTClient_receive(e->c, &topic, &tlen, &msg, 100);
-    if(rc != MQTTCLIENT_SUCCESS && rc != MQTTCLIENT_TOPICNAME_TRUNCATED)
-      return false;
-    if(!msg)
-      continue;
-    struct spb_topic t;
-    struct spb_payload p;
+  struct spb_topic t;
+  struct spb_payload p;
+  while(next_sparkplug(e, deadline, &t, &p) > 0) {
     bool rebirth = false;
-    if(spb_topic_parse(topic, strlen(topic), &t) == LC_OK &&
-       spb_payload_decode(msg->payload, (size_t)msg->payloadlen, &p) ==
-         LC_OK) {
-      *dcmds += t.type == SPB_DCMD;
-      for(size_t i = 0; t.type == SPB_NCMD && i < p.n_metrics; i++) {
-        const struct spb_metric *m = &p.metrics[i];
-        rebirth |= m->name && !strcmp(m->name, "Node Control/Rebirth") &&
-                   m->value.datatype == SPB_DT_BOOLEAN && m->value.v.b;
-      }
-      spb_payload_free(&p);
+    *dcmds += t.type == SPB_DCMD;
+    for(size_t i = 0; t.type == SPB_NCMD && i < p.n_metrics; i++) {
+      const struct spb_metric *m = &p.metrics[i];
+      rebirth |= m->name && !strcmp(m->name, "Node Control/Rebirth") &&
+                 m->value.datatype == SPB_DT_BOOLEAN && m->value.v.b;
     }
-    MQTTClient_freeMessage(&msg);
-    MQTTClient_free(topic);
+    spb_payload_free(&p);
     if(rebirth)
       return true;
   }

@@ -62,18 +62,26 @@ static bool wait_status(uint16_t port, const char *path, long status,
   return false;
 }
 
-static void test_metrics_health_and_live_page(void)
+/* A rig with linecert serving HTTP on a free loopback port, once
+ * /readyz answers 200. Returns the port. */
+static uint16_t start_with_http(struct rig *r)
 {
-  static struct body b;
-  struct rig r;
-  rig_init(&r);
+  rig_init(r);
   uint16_t port = 0;
   CU_ASSERT_EQUAL_FATAL(lc_proc_free_port(&port), LC_OK);
   char listen[32];
   snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)port);
   const char *args[] = {"--http", listen, NULL};
-  rig_start_linecert(&r, args);
+  rig_start_linecert(r, args);
   CU_ASSERT_TRUE(wait_status(port, "/readyz", 200, 10000));
+  return port;
+}
+
+static void test_metrics_health_and_live_page(void)
+{
+  static struct body b;
+  struct rig r;
+  uint16_t port = start_with_http(&r);
   CU_ASSERT_EQUAL(http(port, "/healthz", false, &b), 200);
 
   const char *line_a[] = {"--group", "lineA", "--edges", "2", "--devices",
@@ -176,14 +184,7 @@ static void test_odd_group_id_keeps_metrics_and_json_valid(void)
   static struct body b;
   static const char group[] = "Q\"1\\x<&'{}=,";
   struct rig r;
-  rig_init(&r);
-  uint16_t port = 0;
-  CU_ASSERT_EQUAL_FATAL(lc_proc_free_port(&port), LC_OK);
-  char listen[32];
-  snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)port);
-  const char *args[] = {"--http", listen, NULL};
-  rig_start_linecert(&r, args);
-  CU_ASSERT_TRUE(wait_status(port, "/readyz", 200, 10000));
+  uint16_t port = start_with_http(&r);
   const char *line[] = {"--group", group, "--devices", "3", "--prefix",
                         "HQ", NULL};
   CU_ASSERT_EQUAL(rig_run_sim(&r, line, 120), 0);

@@ -5,6 +5,7 @@
  * file is written), and a wrong PIN stops the service at start.
  */
 #include "tests/integration/rig.h"
+#include "tests/support/lc_softhsm.h"
 #include "tests/support/lc_cunit.h"
 
 #include <openssl/evp.h>
@@ -42,18 +43,11 @@ static bool util(struct rig *r, const char *const args[])
  * key PEM (lc_free) so the test can tell which key signed. */
 static char *make_token(struct rig *r)
 {
-  char conf[320], tokens[320], key[320];
-  snprintf(conf, sizeof(conf), "%s/softhsm2.conf", r->dir);
-  snprintf(tokens, sizeof(tokens), "%s/tokens", r->dir);
+  char key[320];
   snprintf(key, sizeof(key), "%s/token-key.pem", r->dir);
-  CU_ASSERT_EQUAL_FATAL(mkdir(tokens, 0700), 0);
-  FILE *f = fopen(conf, "w");
-  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-  fprintf(f, "directories.tokendir = %s\nobjectstore.backend = file\n"
-             "log.level = ERROR\n", tokens);
-  fclose(f);
   /* linecert and softhsm2-util inherit the test's environment. */
-  setenv("SOFTHSM2_CONF", conf, 1);
+  CU_ASSERT_TRUE_FATAL(lc_softhsm_setup(r->dir, NULL, 0));
+  FILE *f;
 
   EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
   CU_ASSERT_PTR_NOT_NULL_FATAL(pk);

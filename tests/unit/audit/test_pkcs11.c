@@ -11,6 +11,7 @@
 #include "audit/aud.h"
 #include "common/lc_mem.h"
 #include "tests/support/lc_cunit.h"
+#include "tests/support/lc_softhsm.h"
 #include "tests/support/lc_proc.h"
 #include "tests/unit/audit/fixture.h"
 
@@ -38,18 +39,9 @@ static int suite_init(void)
 {
   if(!fx_init(&f) || !fx_append(&f, 50, 7))
     return 1;
-  char conf[256], tokens[256];
-  fx_path(&f, "softhsm2.conf", conf, sizeof(conf));
-  fx_path(&f, "tokens", tokens, sizeof(tokens));
-  char text[512];
-  snprintf(text, sizeof(text), "directories.tokendir = %s\n"
-           "objectstore.backend = file\nlog.level = ERROR\n", tokens);
-  if(mkdir(tokens, 0700) != 0 || !fx_write(&f, "softhsm2.conf", text,
-                                           strlen(text)))
+  if(!lc_softhsm_setup(f.dir, conf_env, sizeof(conf_env)))
     return 1;
-  snprintf(conf_env, sizeof(conf_env), "SOFTHSM2_CONF=%s", conf);
-  /* for the module loaded in this process, and the CLI's PIN */
-  setenv("SOFTHSM2_CONF", conf, 1);
+  /* the CLI's PIN */
   setenv("LINECERT_PKCS11_PIN", PIN, 1);
   if(!run_util((const char *[]){"--init-token", "--free", "--label", TOKEN,
                                 "--pin", PIN, "--so-pin", "5678", NULL}))

@@ -12,6 +12,7 @@
 #include "ca_adapters/ca.h"
 #include "common/lc_log.h"
 #include "tests/support/lc_proc.h"
+#include "tests/support/lc_softhsm.h"
 #include "tests/unit/ca_adapters/ca_test_util.h"
 
 #include <CUnit/CUnit.h>
@@ -100,20 +101,9 @@ static int suite_init(void)
   if(!tmp || !mkdtemp(tmp))
     return 1;
   ca_dir = join(tmp, "ca");
-  char *conf = join(tmp, "softhsm2.conf");
-  char *tokens = join(tmp, "tokens");
-  if(!ca_dir || !conf || !tokens)
+  if(!ca_dir)
     return 1;
-  FILE *f = fopen(conf, "w");
-  int bad = !f || mkdir(tokens, 0700) != 0 ||
-            fprintf(f, "directories.tokendir = %s\nobjectstore.backend = "
-                    "file\nlog.level = ERROR\n", tokens) < 0;
-  if(f && fclose(f) != 0)
-    bad = 1;
-  snprintf(conf_env, sizeof(conf_env), "SOFTHSM2_CONF=%s", conf);
-  setenv("SOFTHSM2_CONF", conf, 1);   /* for the module in this process */
-  free(conf);
-  free(tokens);
+  int bad = !lc_softhsm_setup(tmp, conf_env, sizeof(conf_env));
   if(bad || !run_util((const char *[]){"--init-token", "--free", "--label",
                                        TOKEN, "--pin", PIN, "--so-pin",
                                        "5678", NULL}))

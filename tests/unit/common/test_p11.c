@@ -10,6 +10,7 @@
 #include "common/lc_mem.h"
 #include "common/lc_p11.h"
 #include "tests/support/lc_cunit.h"
+#include "tests/support/lc_softhsm.h"
 #include "tests/support/lc_proc.h"
 
 #include <ftw.h>
@@ -66,17 +67,7 @@ static int suite_init(void)
   snprintf(tmp, sizeof(tmp), "/tmp/lc-unit-p11-XXXXXX");
   if(!mkdtemp(tmp))
     return 1;
-  char conf[128], tokens[128];
-  path_in_tmp("softhsm2.conf", conf, sizeof(conf));
-  path_in_tmp("tokens", tokens, sizeof(tokens));
-  FILE *f = fopen(conf, "w");
-  int bad = !f || mkdir(tokens, 0700) != 0 ||
-            fprintf(f, "directories.tokendir = %s\nobjectstore.backend = "
-                    "file\nlog.level = ERROR\n", tokens) < 0;
-  if(f && fclose(f) != 0)
-    bad = 1;
-  snprintf(conf_env, sizeof(conf_env), "SOFTHSM2_CONF=%s", conf);
-  setenv("SOFTHSM2_CONF", conf, 1);   /* for the module in this process */
+  int bad = !lc_softhsm_setup(tmp, conf_env, sizeof(conf_env));
   if(bad || !run_util((const char *[]){"--init-token", "--free", "--label",
                                        TOKEN, "--pin", PIN, "--so-pin",
                                        "5678", NULL}))
