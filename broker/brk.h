@@ -134,6 +134,12 @@ struct brk_config {
   bool allow_shared_key;        /* one key in both CSRs of a device */
   bool new_log;                 /* serve --new-log (not in the file) */
   enum lc_ident_policy identifiers; /* ids, serials, CNs (lc_ident.h) */
+  /* the lifecycle (policy.renew_* above; docs/lifecycle.md) */
+  unsigned challenge_ttl_s;     /* a renewal challenge's life; 300 */
+  unsigned renew_max_per_s;     /* RENEWAL_NEEDED notices a second; 20 */
+  unsigned renew_max_overdue_days; /* refuse a bootstrap renewal when the
+                                      operational certificate expired
+                                      longer ago; 0 = no limit */
   /* [ca] the local CA's issuing keys on a PKCS#11 token instead of
    * <role>-ca.key (docs/adapters.md); the PIN comes from
    * LINECERT_CA_PKCS11_PIN, never from the file. A role whose key label
