@@ -265,6 +265,11 @@ void brk_config_defaults(struct brk_config *cfg)
     lc_strlcpy(cfg->ca_adapter[r], "local", sizeof(cfg->ca_adapter[r]));
   cfg->profile[CA_ROLE_BOOTSTRAP].validity_days = 5475;   /* 15 years */
   cfg->profile[CA_ROLE_BOOTSTRAP].backdate_s = 300;
+  /* The bootstrap certificate's one job is proving the device to renew,
+   * over TLS (the gateway) or by signature (Sparkplug): extendedKeyUsage
+   * clientAuth and nothing else, rather than no EKU, which OpenSSL reads
+   * as good for any purpose (docs/lifecycle.md). */
+  cfg->profile[CA_ROLE_BOOTSTRAP].client_auth = true;
   cfg->profile[CA_ROLE_OPERATIONAL].validity_days = 365;
   cfg->profile[CA_ROLE_OPERATIONAL].client_auth = true;
   cfg->profile[CA_ROLE_OPERATIONAL].backdate_s = 300;

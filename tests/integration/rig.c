@@ -340,8 +340,11 @@ static bool check_role(struct cert_ctx *c, const struct sm_device *d,
             subject_is_serial(x, d->serial) &&
             key_matches(x, d->key_fpr[role]);
   if(ok && role == CA_ROLE_BOOTSTRAP) {
+    /* Good for client authentication only (renewal), not any purpose. */
     int days = validity_days(x);
-    ok = days >= 3650 && days <= 15 * 366;
+    ok = days >= 3650 && days <= 15 * 366 &&
+         (X509_get_extension_flags(x) & EXFLAG_XKUSAGE) &&
+         X509_get_extended_key_usage(x) == XKU_SSL_CLIENT;
   }
   if(ok && role == CA_ROLE_OPERATIONAL) {
     int days = validity_days(x);
