@@ -134,9 +134,12 @@ static void audit_action(struct brk *b, struct brk_dev *d,
     b->txn_failed = true;
     return;
   }
-  /* An operator retry names the operator; everything else is ours. */
+  /* An operator's command names the operator; everything else is
+   * ours. */
   char actor[SM_REASON_MAX + 16];
-  if(!strcmp(a->event, "retry") && a->text[0])
+  if(b->actor)
+    snprintf(actor, sizeof(actor), "%s", b->actor);
+  else if(!strcmp(a->event, "retry") && a->text[0])
     snprintf(actor, sizeof(actor), "%s", a->text);
   else
     snprintf(actor, sizeof(actor), "linecert");

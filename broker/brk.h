@@ -220,6 +220,12 @@ enum brk_route brk_route_op(const struct brk_config *cfg, const char *who,
                             json_t *req, struct brk_lock *l,
                             json_t **answer, char *err, size_t cap);
 
+/* Carry out an operator request (as brk_route_op() would send it) in
+ * this process, with no service running: the caller holds the lock
+ * (BRK_ROUTE_OFFLINE). *answer as the service would give it. */
+lc_err brk_op_offline(const struct brk_config *cfg, json_t *req,
+                      json_t **answer) LC_NODISCARD;
+
 /* Install the key file new_path as the data directory's audit key after
  * a rotation (the old file kept as <key>.retired-<seq>, its name in
  * `retired`, "" when there was none) and write the public key beside

@@ -511,6 +511,8 @@ struct brk {
   uint64_t next_ca_life_ms;           /* wall clock: the daily CA check */
   uint64_t next_cap_warning;          /* rate limit of cap warnings */
   uint64_t next_renew_scan;           /* wall ms: RENEWAL_NEEDED scan */
+  const char *actor;                  /* set while an operator's command
+                                         runs: its audit records' actor */
   bool crl_due;                       /* a revocation since the CRLs
                                          were last written */
   unsigned long long stats_provisioned_last;
@@ -749,6 +751,8 @@ json_t *brk__ctl_error(const char *fmt, ...)
   __attribute__((format(printf, 1, 2)));
 /* Loop thread, no batch open: carry out one request (operator.c). */
 void brk__ctl_run(struct brk *b, struct brk_ctl_req *r);
+/* The same, returning the answer (the offline path, serve.c). */
+json_t *brk__op_run(struct brk *b, const struct brk_ctl_req *r);
 
 /* Client side. Send `req` to the service of cfg's data directory and
  * wait up to timeout_ms for its answer: LC_OK and *answer (an object,

@@ -381,6 +381,84 @@ static void test_renewal_needed_before_expiry(void)
   rig_cleanup(&r);
 }
 
+/* `linecert revoke` while the service runs and while it does not: the
+ * device's certificates are marked revoked, its renewals (renew_revoked)
+ * and requests (revoked) refused; `unrevoke` lets it be provisioned
+ * again, with new certificates. */
+static void test_revoke_and_unrevoke(void)
+{
+  struct rig r;
+  rig_init(&r);
+  start(&r, 0, NULL);
+  struct ep_edge e;
+  ep_edge_open(&r, &e, LINE, "E4", "renew-e4");
+  ep_nbirth(&e, 0);
+  struct dev a, b;
+  dev_init(&a, "RV-A");
+  dev_init(&b, "RV-B");
+  provision(&r, &e, &a);
+  provision(&r, &e, &b);
+  char out[400];
+  snprintf(out, sizeof(out), "%s/cli.out", r.dir);
+  const char *rev[] = {"revoke", LINE "/E4/RV-A", "--reason",
+                       "key_compromise", NULL};
+  CU_ASSERT_EQUAL(rig_run_cli(&r, rev, out), 0);
+  CU_ASSERT_TRUE(rig_file_contains(out, "-> REVOKED"));
+  CU_ASSERT_EQUAL(rig_count(&r, "RV-A", SM_REVOKED), 1);
+  CU_ASSERT_EQUAL(rig_sql_number(&r, "SELECT count(*) FROM certificate c "
+                                     "JOIN devices d ON d.id = c.device_id "
+                                     "WHERE d.device_id = 'RV-A' AND "
+                                     "c.revoked_at > 0 AND c.revoke_reason "
+                                     "= 'key_compromise'"), 2);
+  /* Again: refused, exit 1; unknown device and reason too. */
+  CU_ASSERT_EQUAL(rig_run_cli(&r, rev, out), 1);
+  const char *nodev[] = {"revoke", LINE "/E4/NOPE", NULL};
+  CU_ASSERT_EQUAL(rig_run_cli(&r, nodev, out), 1);
+  const char *badr[] = {"revoke", LINE "/E4/RV-B", "--reason", "whim", NULL};
+  CU_ASSERT_EQUAL(rig_run_cli(&r, badr, out), 1);
+  CU_ASSERT_EQUAL(rig_count(&r, "RV-B", SM_PROVISIONED), 1);
+  /* Its renewal and its requests are refused. */
+  ep_dbirth_renewal(&e, &a.ep);
+  ep_ddata_renew_request(&e, &a.ep, a.cert[0]);
+  expect_status(&e, a.ep.id, "REJECTED:renew_revoked");
+  ep_dbirth(&e, &a.ep);
+  expect_status(&e, a.ep.id, "REJECTED:revoked");
+
+  /* With no service running the command does it itself. */
+  rig_stop_linecert(&r);
+  const char *rev_b[] = {"revoke", LINE "/E4/RV-B", "--json", NULL};
+  CU_ASSERT_EQUAL(rig_run_cli(&r, rev_b, out), 0);
+  CU_ASSERT_TRUE(rig_file_contains(out, "\"state\":\"REVOKED\""));
+  CU_ASSERT_EQUAL(rig_count(&r, "RV-B", SM_REVOKED), 1);
+  start(&r, 0, NULL);
+  ep_nbirth(&e, 1);
+  ep_dbirth_renewal(&e, &b.ep);
+  ep_ddata_renew_request(&e, &b.ep, b.cert[1]);
+  expect_status(&e, b.ep.id, "REJECTED:renew_revoked");
+
+  /* Unrevoke: a new generation, new certificates. */
+  const char *unrev[] = {"unrevoke", LINE "/E4/RV-A", NULL};
+  CU_ASSERT_EQUAL(rig_run_cli(&r, unrev, out), 0);
+  struct dev a2;
+  dev_init(&a2, "RV-A");
+  struct ep_dcmd c;
+  ep_dbirth(&e, &a2.ep);
+  CU_ASSERT_TRUE_FATAL(ep_wait_dcmd(&e, a2.ep.id, &c, NULL));
+  ep_check_issued(&c);
+  CU_ASSERT_STRING_NOT_EQUAL(c.pem[1], a.cert[1]);
+  CU_ASSERT_EQUAL(rig_sql_number(&r, "SELECT generation FROM devices WHERE "
+                                     "device_id = 'RV-A'"), 2);
+  CU_ASSERT_TRUE(rig_check_audit(&r) > 0);
+  CU_ASSERT_EQUAL(rig_sql_number(&r, "SELECT count(*) FROM audit WHERE "
+                                     "event = 'revoked' AND actor LIKE "
+                                     "'operator:uid=%'"), 2);
+  dev_cleanup(&a);
+  dev_cleanup(&a2);
+  dev_cleanup(&b);
+  ep_edge_close(&e);
+  rig_cleanup(&r);
+}
+
 int main(void)
 {
   static const struct lc_test tests[] = {
@@ -392,6 +470,8 @@ int main(void)
      test_node_level_device_renews},
     {"RENEWAL_NEEDED once past renew_at_fraction, at the device's birth",
      test_renewal_needed_before_expiry},
+    {"revoke (service and offline) refuses renewal and requests; unrevoke",
+     test_revoke_and_unrevoke},
     {NULL, NULL}};
   const struct lc_suite suites[] = {{"renew", NULL, NULL, tests},
                                     {NULL, NULL, NULL, NULL}};
