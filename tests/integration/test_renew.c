@@ -459,6 +459,99 @@ static void test_revoke_and_unrevoke(void)
   rig_cleanup(&r);
 }
 
+/* The state's name in the store, or "" (rig_sql_number reads numbers
+ * only: count the state instead). */
+static bool in_state(struct rig *r, const char *id, const char *state)
+{
+  char sql[200];
+  snprintf(sql, sizeof(sql), "SELECT count(*) FROM devices WHERE "
+           "device_id = '%s' AND state = '%s'", id, state);
+  return rig_sql_number(r, sql) == 1;
+}
+
+/* kill -9 in the middle of renewals (the challenge open; the answer
+ * just sent), restart: the device finishes each renewal, with exactly
+ * one new operational certificate each. */
+static void test_kill_during_renewal(void)
+{
+  struct rig r;
+  rig_init(&r);
+  start(&r, 0, NULL);
+  struct ep_edge e;
+  ep_edge_open(&r, &e, LINE, "E5", "renew-e5");
+  ep_nbirth(&e, 0);
+  struct dev a;
+  dev_init(&a, "RK-A");
+  provision(&r, &e, &a);
+  const int rounds = 6;
+  uint64_t bdseq = 1;
+  for(int i = 0; i < rounds; i++) {
+    uint8_t nonce[32];
+    CU_ASSERT_TRUE_FATAL(ask(&e, &a, a.cert[1], nonce));
+    EVP_PKEY *nk = EVP_EC_gen("P-256");
+    char *csr = ep_make_csr(a.ep.id, nk);
+    uint8_t sig[128];
+    size_t n = ep_sign_challenge(a.key[1], nonce, csr, sig, sizeof(sig));
+    /* Even rounds: killed with the challenge open and the answer not yet
+     * sent; odd rounds: killed as the answer arrives (in the log: where
+     * it found the renewal). */
+    if(i % 2) {
+      ep_ddata_renew_answer(&e, &a.ep, csr, sig, n);
+      /* then: at once; after 3 ms; once the new certificate is out */
+      if(i == 5)
+        for(int w = 0; w < 100 && !in_state(&r, a.ep.id, "RENEW_DELIVERED");
+            w++)
+          ep_nap_ms(20);
+      else
+        ep_nap_ms(i == 3 ? 3 : 0);
+    }
+    rig_kill_linecert(&r);
+    start(&r, 0, NULL);
+    ep_nbirth(&e, bdseq++);
+    ep_dbirth_renewal(&e, &a.ep);
+    /* Where the kill found it (the rounds are meant to spread over the
+     * states: the log shows which). */
+    static const char *const seen[] = {"RENEW_CHALLENGED", "RENEW_ISSUING",
+                                       "RENEW_DELIVERED", "PROVISIONED"};
+    for(size_t k = 0; k < sizeof(seen) / sizeof(seen[0]); k++)
+      if(in_state(&r, a.ep.id, seen[k]))
+        fprintf(stderr, "round %d: killed in %s\n", i, seen[k]);
+    /* Not taken before the kill: the same answer again. */
+    if(in_state(&r, a.ep.id, "RENEW_CHALLENGED"))
+      ep_ddata_renew_answer(&e, &a.ep, csr, sig, n);
+    struct ep_dcmd c;
+    bool issued = false;
+    for(int w = 0; w < 3 && !issued; w++)
+      issued = ep_wait_dcmd(&e, a.ep.id, &c, NULL) &&
+               !strcmp(c.status, "ISSUED");
+    CU_ASSERT_TRUE_FATAL(issued);
+    CU_ASSERT_TRUE(cert_has_key(c.pem[1], nk));
+    ep_acknowledge(&e, &a.ep, &c);
+    CU_ASSERT_TRUE(rig_wait_count(&r, a.ep.id, SM_PROVISIONED, 1,
+                                  EP_WAIT_MS));
+    memcpy(a.cert[1], c.pem[1], sizeof(a.cert[1]));
+    EVP_PKEY_free(a.key[1]);
+    a.key[1] = nk;
+    free(a.ep.csr[1]);
+    a.ep.csr[1] = csr;
+    (void)ep_drain(&e); /* re-deliveries of this round, if any */
+  }
+  char sql[200];
+  snprintf(sql, sizeof(sql), "SELECT renewals FROM devices WHERE "
+           "device_id = 'RK-A'");
+  CU_ASSERT_EQUAL(rig_sql_number(&r, sql), rounds);
+  CU_ASSERT_EQUAL(rig_sql_number(&r, "SELECT count(*) FROM certificate c "
+                                     "JOIN devices d ON d.id = c.device_id "
+                                     "WHERE d.device_id = 'RK-A' AND "
+                                     "c.role = 'operational'"), 1 + rounds);
+  /* One "issued" record per renewal, and the chain verifies. */
+  CU_ASSERT_EQUAL(rig_check_issued_once(&r, "RK-"), 1 + rounds);
+  CU_ASSERT_TRUE(rig_check_audit(&r) > 0);
+  dev_cleanup(&a);
+  ep_edge_close(&e);
+  rig_cleanup(&r);
+}
+
 int main(void)
 {
   static const struct lc_test tests[] = {
@@ -472,6 +565,8 @@ int main(void)
      test_renewal_needed_before_expiry},
     {"revoke (service and offline) refuses renewal and requests; unrevoke",
      test_revoke_and_unrevoke},
+    {"kill -9 during renewals: each finishes with one new certificate",
+     test_kill_during_renewal},
     {NULL, NULL}};
   const struct lc_suite suites[] = {{"renew", NULL, NULL, tests},
                                     {NULL, NULL, NULL, NULL}};
