@@ -424,7 +424,9 @@ struct ca_ticket_store {
  * returns the one whose key matches the CSR instead of issuing again.
  * 202 (approval required) answers CA_PENDING and keeps the approval
  * request id as the key's ticket; poll() or a later submit() finalizes
- * it. */
+ * it. revoke(): PUT /v1/certificate/{issuer DN}/{serial}/revoke?reason=R
+ * (409 "already revoked" is CA_ISSUED; 404 CA_REJECTED "not_found"; 202,
+ * an approval wanted, CA_REJECTED "ejbca:approval_required"). */
 struct ca_ejbca_role {
   const char *ca_name;             /* certificate_authority_name */
   const char *certificate_profile; /* certificate_profile_name */
@@ -463,7 +465,10 @@ lc_err ca_ejbca_open(const struct ca_ejbca_config *cfg,
  * AWS_SESSION_TOKEN, else the shared credentials file
  * (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile
  * `profile`, else AWS_PROFILE, else "default"); read again after
- * ExpiredTokenException. */
+ * ExpiredTokenException. revoke(): RevokeCertificate with the serial as
+ * colon-separated octets (AWS's documented form), its own bucket;
+ * RequestAlreadyProcessedException is CA_ISSUED, ResourceNotFoundException
+ * CA_REJECTED "not_found". */
 struct ca_awspca_role {
   const char *ca_arn;          /* CertificateAuthorityArn */
   const char *template_arn;    /* NULL = the CA's default template */
@@ -494,7 +499,11 @@ lc_err ca_awspca_open(const struct ca_awspca_config *cfg,
  * it expires), or the metadata server when key_file is NULL. requestId
  * is a UUID derived from request_key; on an Enterprise pool the
  * certificateId is derived from it too, and ALREADY_EXISTS fetches the
- * certificate issued under that id. */
+ * certificate issued under that id. revoke() needs req->request_key: on
+ * an Enterprise pool it GETs the certificate under that id (404:
+ * "not_found"; another serial: "cert_mismatch"; revoked already:
+ * CA_ISSUED) and POSTs {name}:revoke; a DevOps pool cannot revoke:
+ * CA_REJECTED "not_supported", nothing sent. */
 struct ca_gcpcas_role {
   /* "projects/P/locations/L/caPools/POOL" */
   const char *pool;
