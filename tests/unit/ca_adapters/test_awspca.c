@@ -422,8 +422,14 @@ static void test_revoke_and_revoke_again(void)
   CU_ASSERT_EQUAL_FATAL(emu_get(r.emu, "/revoked", &body), LC_OK);
   json_error_t je;
   json_t *j = json_loads(body, 0, &je);
-  json_t *rev = json_object_get(json_object_get(j, "revoked"), cert.serial_hex);
-  CU_ASSERT_STRING_EQUAL(json_string_value(rev), "KEY_COMPROMISE");
+  /* the emulator writes serials without leading zeros */
+  const char *sig = cert.serial_hex;
+  while(sig[0] == '0' && sig[1])
+    sig++;
+  const char *rev = json_string_value(
+    json_object_get(json_object_get(j, "revoked"), sig));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(rev);
+  CU_ASSERT_STRING_EQUAL(rev, "KEY_COMPROMISE");
   json_decref(j);
   free(body);
   /* a second revoke (a retry after a lost answer): still revoked */
