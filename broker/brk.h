@@ -110,6 +110,9 @@ struct brk_config {
                                                      [ca.<name>] */
   unsigned ca_workers;             /* CA threads per adapter; 0 = 32 for a
                                       remote CA, one per core for local */
+  char ca_crl_dir[BRK_PATH_MAX];  /* CRLs of the local issuing CAs; "" =
+                                     <data_dir>/crl */
+  unsigned ca_crl_days;           /* nextUpdate = thisUpdate + this; 7 */
   char ca_trust_bundle[BRK_PATH_MAX]; /* PEM sent as TrustBundle; "" =
                                          the local root when local is used */
   struct brk_ca_remote ca_remote[BRK_CA_MAX];

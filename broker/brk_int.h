@@ -40,7 +40,7 @@ struct brk_msg {
 
 /* ---- worker jobs and their results ---------------------------------------- */
 
-enum brk_job_kind { BRK_JOB_VALIDATE, BRK_JOB_ISSUE };
+enum brk_job_kind { BRK_JOB_VALIDATE, BRK_JOB_ISSUE, BRK_JOB_REVOKE };
 
 struct brk_job {
   enum brk_job_kind kind;
@@ -64,6 +64,10 @@ struct brk_job {
   bool replayed;                      /* ISSUE: the result of an earlier
                                          call whose commit was rolled
                                          back, not a new CA call */
+  /* REVOKE: the certificate (role, request_key above; res the answer) */
+  char *cert_pem;                     /* owned */
+  char cert_serial[SM_SERIAL_HEX];
+  enum ca_revoke_reason revoke_reason;
 };
 
 void brk__job_free(struct brk_job *job);
@@ -515,6 +519,10 @@ struct brk {
                                          runs: its audit records' actor */
   bool crl_due;                       /* a revocation since the CRLs
                                          were last written */
+  uint64_t next_crl_ms;               /* wall: refresh before nextUpdate */
+  bool ca_revoke_due;                 /* scan for unconfirmed revocations */
+  uint64_t next_ca_revoke_ms;         /* wall: the next scan, after a retry */
+  unsigned revoke_jobs;               /* REVOKE jobs out */
   unsigned long long stats_provisioned_last;
 };
 
@@ -639,6 +647,15 @@ lc_err brk__revoke_record(struct brk *b, struct brk_dev *d,
 /* After the commit: the CRLs of the local issuing CAs are rewritten and
  * the remote CAs are asked to revoke (revoke.c). */
 void brk__revoke_after_commit(struct brk *b, struct brk_dev *d);
+/* Loop, between batches: the CRLs when a revocation or their refresh
+ * (half their validity) is due, and the remote CAs' revocations not yet
+ * confirmed (at start, after a revocation, after a retry delay). */
+void brk__revoke_tick(struct brk *b, uint64_t now_ms);
+/* A REVOKE job came back. */
+void brk__revoke_job_done(struct brk *b, struct brk_job *job);
+/* <crl_dir>/<name> */
+void brk__path_crl(const struct brk_config *cfg, const char *name, char *buf,
+                  size_t cap);
 
 /* ---- sending (commands.c) ------------------------------------------------------ */
 

@@ -129,6 +129,8 @@ static const struct opt options[] = {
   STR("ca", "operational", ca_adapter[CA_ROLE_OPERATIONAL]),
   UINT("ca", "workers", ca_workers, 0, 1024),
   STR("ca", "trust_bundle", ca_trust_bundle),
+  STR("ca", "crl_dir", ca_crl_dir),
+  UINT("ca", "crl_days", ca_crl_days, 1, 365),
   STR("ca", "local_pkcs11_module", ca_pkcs11_module),
   STR("ca", "local_pkcs11_token", ca_pkcs11_token),
   STR("ca", "local_bootstrap_key_label",
@@ -290,6 +292,7 @@ void brk_config_defaults(struct brk_config *cfg)
   sm_policy_defaults(&cfg->policy);
   cfg->csr_max_bytes = 8192;
   cfg->challenge_ttl_s = 300;
+  cfg->ca_crl_days = 7;
   cfg->renew_max_per_s = 20;
 }
 

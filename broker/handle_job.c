@@ -114,6 +114,12 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
 
 void brk__on_job_done(struct brk *b, struct brk_job *job)
 {
+  if(job->kind == BRK_JOB_REVOKE) {
+    brk__revoke_job_done(b, job);
+    brk__ca_job_done(b, job);
+    brk__job_free(job);
+    return;
+  }
   struct brk_dev *d = brk__device(b, job->group, job->edge, job->device,
                                  job->kind == BRK_JOB_VALIDATE);
   if(!d) {

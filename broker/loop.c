@@ -145,6 +145,8 @@ void brk__loop_run(struct brk *b)
     }
     brk__renew_notices_tick(b, now);
     brk__batch_end(b);
+    brk__revoke_tick(b, now);
+    brk__batch_end(b);
     if(b->session == BRK_ONLINE) {
       brk__sessions_tick(b, lc_mono_ms());
       brk__batch_end(b);

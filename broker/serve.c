@@ -214,6 +214,11 @@ static lc_err start(struct brk *b)
     rc = open_audit(b);
   if(rc == LC_OK)
     rc = brk__ca_open(b);
+  /* The CRLs are written at every start (a reader such as Mosquitto's
+   * crlfile needs them from the first connection on), and revocations a
+   * remote CA has not confirmed are asked again. */
+  b->crl_due = true;
+  b->ca_revoke_due = true;
   if(rc == LC_OK)
     rc = brk__devtab_init(&b->devs);
   if(rc == LC_OK)

@@ -36,8 +36,22 @@ void brk__job_free(struct brk_job *job)
     ca_csr_free(job->csr[r]);
   }
   lc_free(job->meta);
+  lc_free(job->cert_pem);
   ca_result_cleanup(&job->res);
   lc_free(job);
+}
+
+/* Revoke one certificate at the CA that issued it (revoke.c queued it). */
+static void run_revoke(struct brk_workers *w, struct brk_job *job)
+{
+  struct ca_revoke_request req = {.role = job->role,
+                                  .cert_pem = job->cert_pem,
+                                  .serial_hex = job->cert_serial[0]
+                                                  ? job->cert_serial : NULL,
+                                  .request_key = job->request_key[0]
+                                                   ? job->request_key : NULL,
+                                  .reason = job->revoke_reason};
+  job->rc = ca_revoke(w->ca[job->role], &req, &job->res);
 }
 
 static void run_issue(struct brk_workers *w, struct brk_job *job)
@@ -99,6 +113,8 @@ static void *worker_main(void *arg)
       w->validate(job, w->pol);
     else if(job->kind == BRK_JOB_VALIDATE)
       job->rc = LC_EINVAL; /* a CA pool checks no request */
+    else if(job->kind == BRK_JOB_REVOKE)
+      run_revoke(w, job);
     else
       run_issue(w, job);
     job->finished_ns = lc_mono_ns();

@@ -171,3 +171,33 @@ lc_err lc_write_all(int fd, const void *buf, size_t len)
   }
   return LC_OK;
 }
+
+lc_err lc_write_file_atomic(const char *path, const void *data, size_t len,
+                            unsigned mode)
+{
+  size_t pl = path ? strlen(path) : 0;
+  if(!pl || !data)
+    return LC_EINVAL;
+  char *tmp = lc_malloc(pl + sizeof(".tmp"));
+  if(!tmp)
+    return LC_ENOMEM;
+  memcpy(tmp, path, pl);
+  memcpy(tmp + pl, ".tmp", sizeof(".tmp"));
+  (void)unlink(tmp); /* a leftover of a crash */
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+  lc_err rc = fd < 0 ? LC_EIO : lc_write_all(fd, data, len);
+  /* On disk before it replaces the old file: a reader never sees half. */
+  if(rc == LC_OK && fsync(fd) != 0)
+    rc = LC_EIO;
+  if(fd >= 0 && close(fd) != 0 && rc == LC_OK)
+    rc = LC_EIO;
+  if(rc == LC_OK && rename(tmp, path) != 0)
+    rc = LC_EIO;
+  if(rc != LC_OK) {
+    int saved = errno;
+    (void)unlink(tmp);
+    errno = saved;
+  }
+  lc_free(tmp);
+  return rc;
+}

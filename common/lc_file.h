@@ -59,4 +59,11 @@ lc_err lc_read_file_ex(const char *path, size_t cap, unsigned flags,
  * LC_EIO with errno set when a write fails (or writes nothing). */
 lc_err lc_write_all(int fd, const void *buf, size_t len) LC_NODISCARD;
 
+/* Replace the file at `path` with `len` bytes of `data`, all or nothing:
+ * written to <path>.tmp (mode `mode`), fsync'd, renamed over `path`.
+ * LC_EIO with errno set (the temporary file removed); LC_EINVAL;
+ * LC_ENOMEM. */
+lc_err lc_write_file_atomic(const char *path, const void *data, size_t len,
+                            unsigned mode) LC_NODISCARD;
+
 #endif

@@ -31,6 +31,8 @@
  */
 #define _XOPEN_SOURCE 700 /* nftw() */
 #include "broker/brk.h"
+#include "common/lc_file.h"
+#include "common/lc_mem.h"
 #include "ca_adapters/ca.h"
 #include "tests/integration/rig.h"
 #include "tests/support/lc_cunit.h"
@@ -187,8 +189,9 @@ static void replace_all(const char *line, const char *from, const char *to,
 }
 
 /* linecert-line.conf as shipped, but on a free loopback port and with
- * /etc/mosquitto/linecert/ replaced by <tmp>/etc/. */
-static void start_broker(void)
+ * /etc/mosquitto/linecert/ replaced by <tmp>/etc/; `extra` (may be NULL)
+ * is added at the end, in the listener's section. */
+static void start_broker_with(const char *extra)
 {
   FILE *f = fopen(DEPLOY_CONF, "r");
   CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -212,11 +215,18 @@ static void start_broker(void)
   fclose(f);
   CU_ASSERT_EQUAL_FATAL(listeners, 1);
   CU_ASSERT_EQUAL_FATAL(cafiles, 1);
+  if(extra && n < CONF_LINES_MAX)
+    lines[n++] = extra;
   lines[n] = NULL;
   CU_ASSERT_EQUAL_FATAL(lc_mosq_start_conf(lines, &R.mosq), LC_OK);
   snprintf(R.url, sizeof(R.url), "ssl://127.0.0.1:%u",
            (unsigned)lc_mosq_port(R.mosq));
   path_of(R.log, lc_mosq_dir(R.mosq), "mosquitto.log");
+}
+
+static void start_broker(void)
+{
+  start_broker_with(NULL);
 }
 
 /* Run the shipped anchors script; true when it exited 0. */
@@ -400,6 +410,35 @@ static void expect_refused(const char *cert_file, const char *key)
   CU_ASSERT_TRUE(broker_refused_since(before));
 }
 
+/* The CRL of the local operational CA revoking `names` (<dev>/<n>.pem),
+ * made by ca_local_crl() as linecert makes it, into <etc>/crl.pem. */
+static void write_crl(const char *const names[])
+{
+  struct ca_crl_entry e[4];
+  struct ca_cert_info ci[4];
+  size_t n = 0;
+  for(; names[n] && n < 4; n++) {
+    char path[PATH_CAP], file[64], *pem = NULL;
+    snprintf(file, sizeof(file), "%s.pem", names[n]);
+    path_of(path, R.dev, file);
+    CU_ASSERT_EQUAL_FATAL(lc_read_file(path, 65536, &pem, NULL), LC_OK);
+    CU_ASSERT_EQUAL_FATAL(ca_cert_info(pem, &ci[n]), LC_OK);
+    lc_free(pem);
+    e[n].serial_hex = ci[n].serial_hex;
+    e[n].revoked_at = time(NULL) - 60;
+    e[n].reason = CA_REVOKE_KEY_COMPROMISE;
+  }
+  struct ca_adapter *ca = open_local_ca(R.ca_dir);
+  char *crl = NULL, path[PATH_CAP];
+  time_t now = time(NULL);
+  CU_ASSERT_EQUAL_FATAL(ca_local_crl(ca, CA_ROLE_OPERATIONAL, e, n, now,
+                                     now + 7 * 86400, 1, &crl), LC_OK);
+  path_of(path, R.etc, "crl.pem");
+  write_text(path, crl);
+  lc_free(crl);
+  ca_free(ca);
+}
+
 /* ---- tests --------------------------------------------------------------- */
 
 static void test_operational_admitted(void)
@@ -471,6 +510,30 @@ static void test_anchors_script_refuses_unsafe_inputs(void)
   CU_ASSERT_TRUE(run_anchors(out, safe, log));
 }
 
+/* DESIGN §4.3: the listener with `crlfile` refuses a revoked device's
+ * certificate in the TLS handshake, and still admits the others. Run
+ * last: it restarts the broker with the CRL. */
+static void test_revoked_refused_with_crlfile(void)
+{
+  setup();
+  struct ca_adapter *ca = open_local_ca(R.ca_dir);
+  char root[PATH_CAP];
+  path_of(root, R.ca_dir, "root.pem");
+  issue(ca, CA_ROLE_OPERATIONAL, "D2", "op2", root);
+  ca_free(ca);
+  const char *revoked[] = {"op", NULL};
+  write_crl(revoked);
+  CU_ASSERT_EQUAL(lc_mosq_stop(R.mosq), LC_OK);
+  R.mosq = NULL;
+  char line[PATH_CAP + 16];
+  snprintf(line, sizeof(line), "crlfile %s/crl.pem", R.etc);
+  start_broker_with(line);
+  expect_refused("op.pem", "op");
+  expect_refused("op-chain.pem", "op");
+  expect_admitted("op2.pem", "op2");
+  expect_admitted("op2-chain.pem", "op2");
+}
+
 static const struct lc_test tests[] = {
   {"an operational certificate is admitted, alone, with its chain, with "
    "the root; so is linecert's (line CA)",
@@ -484,6 +547,8 @@ static const struct lc_test tests[] = {
   {"linecert-client-anchors.sh writes nothing for inputs that would admit "
    "a bootstrap certificate",
    test_anchors_script_refuses_unsafe_inputs},
+  {"with crlfile, a revoked operational certificate is refused and "
+   "another admitted", test_revoked_refused_with_crlfile},
   {NULL, NULL}};
 
 int main(void)

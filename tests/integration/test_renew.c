@@ -381,6 +381,27 @@ static void test_renewal_needed_before_expiry(void)
   rig_cleanup(&r);
 }
 
+/* dst = file a + file <dir><b>. */
+static void concat_files(const char *dst, const char *a, const char *dir,
+                         const char *b)
+{
+  char pb[400];
+  snprintf(pb, sizeof(pb), "%s%s", dir, b);
+  FILE *out = fopen(dst, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+  const char *src[] = {a, pb};
+  for(int i = 0; i < 2; i++) {
+    FILE *in = fopen(src[i], "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    char buf[4096];
+    size_t n;
+    while((n = fread(buf, 1, sizeof(buf), in)) > 0)
+      CU_ASSERT_EQUAL(fwrite(buf, 1, n, out), n);
+    fclose(in);
+  }
+  CU_ASSERT_EQUAL(fclose(out), 0);
+}
+
 /* `linecert revoke` while the service runs and while it does not: the
  * device's certificates are marked revoked, its renewals (renew_revoked)
  * and requests (revoked) refused; `unrevoke` lets it be provisioned
@@ -410,6 +431,31 @@ static void test_revoke_and_unrevoke(void)
                                      "WHERE d.device_id = 'RV-A' AND "
                                      "c.revoked_at > 0 AND c.revoke_reason "
                                      "= 'key_compromise'"), 2);
+  /* The operational CA's CRL lists it, and verifies; the store says
+   * the CA (the CRL) has them. */
+  char crl[400], root[400], log[400];
+  snprintf(crl, sizeof(crl), "%s/crl/operational.crl.pem", r.data_dir);
+  snprintf(root, sizeof(root), "%s/ca/root.pem", r.data_dir);
+  snprintf(log, sizeof(log), "%s/crl.txt", r.dir);
+  /* openssl looks the CRL's signer up in -CAfile: the issuing CA and
+   * the root above it. */
+  char cas[400];
+  snprintf(cas, sizeof(cas), "%s/cas.pem", r.dir);
+  concat_files(cas, root, r.data_dir, "/ca/operational-ca.pem");
+  const char *verify[] = {"crl", "-in", crl, "-CAfile", cas, "-verify",
+                          "-noout", "-text", NULL};
+  bool listed = false;
+  for(int w = 0; w < 50 && !listed; w++) {
+    listed = lc_proc_run_ok("openssl", verify, NULL, log, 10000) &&
+             rig_file_contains(log, "Key Compromise");
+    if(!listed)
+      ep_nap_ms(100);
+  }
+  CU_ASSERT_TRUE(listed);
+  CU_ASSERT_EQUAL(rig_sql_number(&r, "SELECT count(*) FROM certificate c "
+                                     "JOIN devices d ON d.id = c.device_id "
+                                     "WHERE d.device_id = 'RV-A' AND "
+                                     "c.ca_revoked = 1"), 2);
   /* Again: refused, exit 1; unknown device and reason too. */
   CU_ASSERT_EQUAL(rig_run_cli(&r, rev, out), 1);
   const char *nodev[] = {"revoke", LINE "/E4/NOPE", NULL};
