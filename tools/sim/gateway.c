@@ -4,8 +4,9 @@
  * HTTPS gateway (DESIGN §4.2), no edge node and no MQTT involved:
  *
  *   POST <--gateway-url>  {"csr": "<PEM, new P-256 key, CN = serial>"}
- *   TLS client certificate: the presented certificate and its key,
- *   handed to libcurl from memory (CURLOPT_SSLCERT_BLOB/SSLKEY_BLOB);
+ *   TLS client certificate: the presented certificate (followed by the
+ *   issuing CA chain the device was delivered) and its key, handed to
+ *   libcurl from memory (CURLOPT_SSLCERT_BLOB/SSLKEY_BLOB);
  *   the server's certificate must chain to --gateway-ca and name the
  *   url's host.
  *
@@ -229,9 +230,12 @@ static void settle_device(struct sim_checker *c, struct sim_device *d,
   json_decref(root);
   if(outcome[0])
     sim_renew_outcome_locked(d, outcome, strlen(outcome));
-  char expect[160];
-  snprintf(expect, sizeof(expect), "rejected:%s",
-           sim_rkind_expect(d->rkind) + strlen("REJECTED:"));
+  /* A bad kind's "REJECTED:<reason>" as an outcome; a normal device
+   * expects "ISSUED", which has no reason. */
+  char expect[160] = "renewed";
+  if(d->rkind != SIM_RK_NORMAL)
+    snprintf(expect, sizeof(expect), "rejected:%s",
+             sim_rkind_expect(d->rkind) + strlen("REJECTED:"));
   if(rc != LC_OK) {
     sim_edge_set_state_locked(e, d, SIM_DEV_FAILED, why);
   } else if(d->rkind == SIM_RK_NORMAL) {
@@ -264,6 +268,25 @@ static bool wait_s(long s, uint64_t deadline)
   return true;
 }
 
+/* a, then b when not NULL, as one PEM text (lc_malloc'd). */
+static char *cat_pem(const char *a, const char *b)
+{
+  size_t la = strlen(a), lb = b ? strlen(b) : 0;
+  char *out = lc_malloc(la + 1 + lb + 1);
+  if(!out)
+    return NULL;
+  memcpy(out, a, la);
+  size_t n = la;
+  if(b) {
+    if(la && a[la - 1] != '\n')
+      out[n++] = '\n';
+    memcpy(out + n, b, lb);
+    n += lb;
+  }
+  out[n] = '\0';
+  return out;
+}
+
 static void renew_one(CURL *h, struct sim_checker *c, struct gw_job *job,
                       struct sim_device *d)
 {
@@ -275,7 +298,13 @@ static void renew_one(CURL *h, struct sim_checker *c, struct gw_job *job,
   lc_err rc = sim_renew_prepare(d);
   const char *cert_p = sim_renew_presented_pem(d);
   EVP_PKEY *key = sim_renew_signing_key(d);
-  char *cert = cert_p ? lc_strdup(cert_p) : NULL;
+  /* The leaf and, as a device sends it, the issuing CA chain it was
+   * delivered (a foreign certificate has none): a terminating proxy
+   * configured with the root alone needs the intermediate. */
+  const char *chain = d->rkind == SIM_RK_FOREIGN_CERT ? NULL
+                      : d->rkind == SIM_RK_OTHER_DEVICE && d->other
+                        ? d->other->keep.chain : d->keep.chain;
+  char *cert = cert_p ? cat_pem(cert_p, chain) : NULL;
   if(key && EVP_PKEY_up_ref(key) != 1)
     key = NULL;
   json_t *req = rc == LC_OK ? json_pack("{s:s}", "csr", d->rn_csr) : NULL;

@@ -129,6 +129,20 @@ static void settle(struct sim *s, const char *reason)
   }
 }
 
+/* The kind a device plays: a --bad-renew kind as "renew:<name>". */
+static const char *kind_name(const struct sim_device *d)
+{
+  static const char *const renew_names[SIM_RK_COUNT] = {
+    [SIM_RK_BAD_SIGNATURE] = "renew:bad-signature",
+    [SIM_RK_REPLAY] = "renew:replay",
+    [SIM_RK_FOREIGN_CERT] = "renew:foreign-cert",
+    [SIM_RK_OTHER_DEVICE] = "renew:other-device",
+    [SIM_RK_SAME_KEY] = "renew:same-key"};
+  if(d->rkind != SIM_RK_NORMAL && (unsigned)d->rkind < SIM_RK_COUNT)
+    return renew_names[d->rkind];
+  return sim_kind_name(d->kind);
+}
+
 static void print_failures(const struct sim *s)
 {
   size_t shown = 0, total = 0;
@@ -141,7 +155,7 @@ static void print_failures(const struct sim *s)
       total++;
       if(shown++ < FAILURES_PRINTED)
         fprintf(stderr, "FAILED dev=%s kind=%s %s\n", d->device_id,
-                sim_kind_name(d->kind), d->failure ? d->failure : "");
+                kind_name(d), d->failure ? d->failure : "");
     }
   }
   if(total > FAILURES_PRINTED)
@@ -206,7 +220,7 @@ static lc_err write_json(const struct sim *s, const struct summary *sum,
       if(d->state != SIM_DEV_FAILED)
         continue;
       json_t *f = json_pack("{s:s, s:s, s:s, s:s}", "device", d->device_id,
-                            "edge", e->id, "kind", sim_kind_name(d->kind),
+                            "edge", e->id, "kind", kind_name(d),
                             "reason", d->failure ? d->failure : "");
       if(!f || json_array_append_new(fails, f) != 0)
         goto out;
