@@ -35,8 +35,20 @@
  *                                     certificates per CA: not a rate)
  *   any other 4xx                     CA_REJECTED "aws:<code>"
  *
- * Pacing: IssueCertificate and GetCertificate have separate quotas (25/s
- * and 75/s by default), hence two buckets.
+ * Pacing: IssueCertificate, GetCertificate and RevokeCertificate have
+ * separate quotas (25/s, 75/s and 20/s by default), hence three buckets.
+ *
+ * Revocation: RevokeCertificate {CertificateAuthorityArn, CertificateSerial,
+ * RevocationReason}. The serial is written as AWS's documentation shows
+ * it, the way `openssl x509 -text` prints it: lower-case octets joined by
+ * ':', with a 00 octet first when the top bit is set (the DER content).
+ *   200                               CA_ISSUED
+ *   RequestAlreadyProcessedException  CA_ISSUED (revoked before: a retry
+ *                                     after a lost answer, or twice)
+ *   ResourceNotFoundException         CA_REJECTED "not_found"
+ *   RequestInProgressException,
+ *     ConcurrentModificationException CA_RETRY
+ *   the rest                          as for issuance above
  */
 #include "ca_adapters/ca_remote.h"
 #include "common/lc_log.h"
@@ -52,11 +64,12 @@
 
 #define DEF_ISSUE_RATE 25.0
 #define DEF_GET_RATE 75.0
+#define DEF_REVOKE_RATE 20.0
 #define DEF_POLL_MS 1000u
 #define TICKET_MAX 256
 #define ARN_MAX 2048
 
-enum { PACE_ISSUE, PACE_GET };
+enum { PACE_ISSUE, PACE_GET, PACE_REVOKE };
 
 struct aws_role {
   char *ca_arn;
@@ -461,6 +474,106 @@ static lc_err aws_cancel(struct ca_adapter *ca, const struct ca_request *req)
   return LC_OK;
 }
 
+/* ---- revocation ---------------------------------------------------------- */
+
+static const char *aws_reason(enum ca_revoke_reason r)
+{
+  switch(r) {
+  case CA_REVOKE_UNSPECIFIED:
+    return "UNSPECIFIED";
+  case CA_REVOKE_KEY_COMPROMISE:
+    return "KEY_COMPROMISE";
+  case CA_REVOKE_AFFILIATION_CHANGED:
+    return "AFFILIATION_CHANGED";
+  case CA_REVOKE_SUPERSEDED:
+    return "SUPERSEDED";
+  case CA_REVOKE_CESSATION_OF_OPERATION:
+    return "CESSATION_OF_OPERATION";
+  case CA_REVOKE_PRIVILEGE_WITHDRAWN:
+    return "PRIVILEGE_WITHDRAWN";
+  }
+  return "UNSPECIFIED";
+}
+
+/* "0a1b..." (from ca__serial_of: even length) -> "0a:1b:...", with "00:"
+ * first when the top bit is set, as `openssl x509 -text` prints it. */
+static void colon_serial(const char *hex, char out[72])
+{
+  size_t o = 0;
+  if(hex[0] && strchr("89abcdef", hex[0])) {
+    memcpy(out, "00", 2);
+    o = 2;
+  }
+  for(size_t i = 0; hex[i] && hex[i + 1] && o + 4 < 72; i += 2) {
+    if(o)
+      out[o++] = ':';
+    out[o++] = hex[i];
+    out[o++] = hex[i + 1];
+  }
+  out[o] = '\0';
+}
+
+static lc_err aws_revoke(struct ca_adapter *ca,
+                         const struct ca_revoke_request *req,
+                         struct ca_result *res)
+{
+  if(!ca || !res)
+    return LC_EINVAL;
+  struct awspca *a = (struct awspca *)ca;
+  X509 *leaf = NULL;
+  char serial[41], wire[72];
+  lc_err rc = ca__revoke_check(req, &leaf, serial);
+  if(rc != LC_OK)
+    return rc;
+  X509_free(leaf);
+  colon_serial(serial, wire);
+  struct ca_result r;
+  ca__res_retry(&r, CA__TRANSIENT_MS, "internal");
+  if(!ca__take(a->r.pace[PACE_REVOKE], &r)) {
+    lc_strlcpy(r.serial_hex, serial, sizeof(r.serial_hex));
+    *res = r;
+    return LC_OK;
+  }
+  json_t *j = json_pack("{s:s, s:s, s:s}", "CertificateAuthorityArn",
+                        a->role[req->role].ca_arn, "CertificateSerial", wire,
+                        "RevocationReason", aws_reason(req->reason));
+  if(!j)
+    return LC_ENOMEM;
+  struct aws_answer ans;
+  rc = call(a, "RevokeCertificate", j, &ans);
+  json_decref(j);
+  if(rc != LC_OK)
+    return rc;
+  const char *c = ans.code;
+  bool answered = ans.transport == LC_OK;
+  if(answered && ans.status == 200) {
+    ca__res_revoked(&r, serial);
+  } else if(answered && strcmp(c, "RequestAlreadyProcessedException") == 0) {
+    ca__res_revoked(&r, serial);
+    lc_log(LC_INFO, "ca", "ca=awspca op=RevokeCertificate serial=%s "
+           "msg=\"revoked already\"", serial);
+  } else if(answered && strcmp(c, "ResourceNotFoundException") == 0) {
+    ca__res_reject(&r, "not_found");
+    lc_log(LC_WARN, "ca", "ca=awspca op=RevokeCertificate role=%s serial=%s "
+           "msg=\"%s\"", ca_role_name(req->role), serial, ans.msg);
+  } else if(answered && (strcmp(c, "RequestInProgressException") == 0 ||
+                         strcmp(c, "ConcurrentModificationException") == 0)) {
+    ca__res_retry_soon(&r, c[0] == 'R' ? "aws:RequestInProgressException"
+                                       : "aws:ConcurrentModificationException");
+  } else {
+    map_failure(a, "RevokeCertificate", serial, a->r.pace[PACE_REVOKE], &ans,
+                &r);
+  }
+  answer_cleanup(&ans);
+  lc_strlcpy(r.serial_hex, serial, sizeof(r.serial_hex));
+  if(r.status == CA_ISSUED)
+    lc_log(LC_INFO, "ca", "ca=awspca op=revoked role=%s serial=%s reason=%s",
+           ca_role_name(req->role), serial,
+           ca_revoke_reason_name(req->reason));
+  *res = r;
+  return LC_OK;
+}
+
 static void aws_free(struct ca_adapter *ca)
 {
   struct awspca *a = (struct awspca *)ca;
@@ -489,6 +602,7 @@ const struct ca_ops ca__awspca_ops = {
   .cancel = aws_cancel,
   .shutdown = ca__remote_shutdown,
   .free = aws_free,
+  .revoke = aws_revoke,
 };
 
 /* ---- open ---------------------------------------------------------------- */
@@ -584,7 +698,10 @@ lc_err ca_awspca_open(const struct ca_awspca_config *cfg,
     rc = ca__pace_new("get", &cfg->get_pace, DEF_GET_RATE,
                       &a->r.pace[PACE_GET]);
   if(rc == LC_OK)
-    a->r.n_pace = 2;
+    rc = ca__pace_new("revoke", &cfg->revoke_pace, DEF_REVOKE_RATE,
+                      &a->r.pace[PACE_REVOKE]);
+  if(rc == LC_OK)
+    a->r.n_pace = 3;
   if(rc == LC_OK)
     rc = ca__tickets_new(0, cfg->tickets, &a->r.tickets);
   if(rc == LC_OK)

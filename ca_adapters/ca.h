@@ -3,8 +3,8 @@
  * Certificate authorities behind one interface, plus the CSR checks that
  * every adapter relies on.
  *
- * An adapter is a vtable (struct ca_ops: submit, poll, cancel, free), as
- * redis ConnectionType or curl's Curl_ssl. Adapters are called from
+ * An adapter is a vtable (struct ca_ops: submit, poll, cancel, free,
+ * revoke), as redis ConnectionType or curl's Curl_ssl. Adapters are called from
  * worker threads, several at once: every op must be thread-safe. They
  * may block (network, signing); the broker never calls them from its
  * loop or MQTT threads.
@@ -91,6 +91,25 @@ lc_err ca_cert_info(const char *pem, struct ca_cert_info *out) LC_NODISCARD;
 lc_err ca_cert_info_der(const uint8_t *der, size_t len,
                         struct ca_cert_info *out) LC_NODISCARD;
 
+/* Does the first certificate of `pem` chain to one of the CA
+ * certificates in `anchors_pem` (any number of CERTIFICATE blocks; an
+ * issuing CA counts as an anchor on its own: partial chains)? Validity
+ * dates are not checked here, so a caller can tell an expired
+ * certificate of ours from a foreign one. LC_OK yes; LC_EVERIFY no;
+ * LC_EPROTO unreadable input. Logs nothing. */
+lc_err ca_cert_chains_to(const char *pem, const char *anchors_pem)
+  LC_NODISCARD;
+
+/* A renewal challenge's answer (DESIGN §4.1 step 3): `sig` is a DER
+ * signature with SHA-256, by the public key of the certificate `pem`,
+ * over nonce || SHA-256(csr_der). LC_OK valid; LC_EVERIFY not (a wrong
+ * key, wrong bytes, or not a signature at all); LC_EPROTO unreadable
+ * certificate. Logs nothing. */
+lc_err ca_challenge_verify(const char *pem, const uint8_t *nonce,
+                           size_t nonce_len, const uint8_t *csr_der,
+                           size_t csr_len, const uint8_t *sig,
+                           size_t sig_len) LC_NODISCARD;
+
 /* ---- adapters ---------------------------------------------------------- */
 
 enum ca_role { CA_ROLE_BOOTSTRAP = 0, CA_ROLE_OPERATIONAL = 1 };
@@ -132,6 +151,41 @@ struct ca_result {
 /* Free what a result owns and zero it. */
 void ca_result_cleanup(struct ca_result *r);
 
+/* ---- revocation -------------------------------------------------------- */
+
+/* The reasons an operator may give (RFC 5280 5.3.1 CRLReason, the subset
+ * that applies to a device's own certificate). */
+enum ca_revoke_reason {
+  CA_REVOKE_UNSPECIFIED,
+  CA_REVOKE_KEY_COMPROMISE,
+  CA_REVOKE_AFFILIATION_CHANGED,
+  CA_REVOKE_SUPERSEDED,
+  CA_REVOKE_CESSATION_OF_OPERATION,
+  CA_REVOKE_PRIVILEGE_WITHDRAWN
+};
+#define CA_REVOKE_REASON_COUNT 6
+
+/* "unspecified", "key_compromise", "affiliation_changed", "superseded",
+ * "cessation_of_operation", "privilege_withdrawn" -> enum. LC_EINVAL for
+ * anything else (NULL included). */
+lc_err ca_revoke_reason_parse(const char *s, enum ca_revoke_reason *out)
+  LC_NODISCARD;
+/* The snake-case name above; "?" for a value out of range. */
+const char *ca_revoke_reason_name(enum ca_revoke_reason r);
+
+struct ca_revoke_request {
+  enum ca_role role;
+  const char *cert_pem;       /* the leaf as issued (always given): the
+                                 serial and the issuer DN come from it */
+  const char *serial_hex;     /* lower-case hex, two digits per octet;
+                                 NULL = taken from cert_pem. When given it
+                                 must be cert_pem's serial (LC_EINVAL) */
+  const char *request_key;    /* the key it was issued under (GCP:
+                                 certificateId; EJBCA: username). May be
+                                 NULL where the adapter does not use it */
+  enum ca_revoke_reason reason;
+};
+
 struct ca_adapter;
 
 struct ca_ops {
@@ -148,6 +202,18 @@ struct ca_ops {
   /* Stop waiting on the CA (may be NULL: nothing to wait on). */
   void (*shutdown)(struct ca_adapter *ca);
   void (*free)(struct ca_adapter *ca);
+  /* Revoke a certificate this CA issued (last, so that positional
+   * initialisers of older fakes stay valid). *res: CA_ISSUED = revoked,
+   * also when the CA says it was revoked already (idempotent: a retry
+   * after a lost answer is a success); CA_RETRY / CA_PACED transient,
+   * with retry_after_ms, under the same pacing and shutdown rules as
+   * submit(); CA_REJECTED permanent, with a reason ("not_found",
+   * "not_supported", "<ca>:<code>"). serial_hex is set to the serial
+   * revoked; no certificate is returned. LC_EINVAL for a malformed
+   * request (no cert_pem, a bad role or reason, serial_hex not the
+   * certificate's); other lc_errs are local faults. Thread-safe. */
+  lc_err (*revoke)(struct ca_adapter *ca, const struct ca_revoke_request *req,
+                   struct ca_result *res);
 };
 
 struct ca_adapter {
@@ -170,6 +236,12 @@ static inline lc_err ca_cancel(struct ca_adapter *ca,
                                const struct ca_request *req)
 {
   return ca->ops->cancel(ca, req);
+}
+static inline lc_err ca_revoke(struct ca_adapter *ca,
+                               const struct ca_revoke_request *req,
+                               struct ca_result *res)
+{
+  return ca->ops->revoke(ca, req, res);
 }
 /* The service stops: calls waiting on the CA (a bucket's slot, an HTTP
  * answer) give up within about a second, and later calls at once, each
@@ -263,6 +335,32 @@ struct ca_local_config {
  * serialised per module. */
 lc_err ca_local_open(const struct ca_local_config *cfg,
                      struct ca_adapter **out) LC_NODISCARD;
+
+/* Revocation at the local CA is its CRL: revoke() checks the request
+ * (the certificate must be one this CA's issuing CA of req->role signed:
+ * else CA_REJECTED "not_found") and answers CA_ISSUED at once; the caller
+ * records the revocation and writes the CRL again with ca_local_crl(). */
+struct ca_crl_entry {
+  const char *serial_hex;     /* hex (either case), at most 20 octets */
+  time_t revoked_at;
+  enum ca_revoke_reason reason;
+};
+/* A CRL v2 (RFC 5280 5.1) signed by the local issuing CA of `role` with
+ * its key (file or PKCS#11 token, as issuance signs: token signatures
+ * serialised per module), ECDSA-SHA256: issuer = the issuing CA's
+ * subject, thisUpdate / nextUpdate as given, the n entries sorted by
+ * serial, each with its revocationDate and a reasonCode entry extension
+ * (none for CA_REVOKE_UNSPECIFIED, as 5.3.1 asks), and the CRL
+ * extensions authorityKeyIdentifier (the issuing CA's SKI) and cRLNumber
+ * = crl_number. n = 0 is a valid, empty CRL. PEM in *pem (lc_free()).
+ * LC_EINVAL: not the local adapter, a bad role, next_update not after
+ * this_update, a serial that is not 1-20 octets of hex or not positive,
+ * the same serial twice, a reason out of range; LC_ETLS (logged),
+ * LC_ENOMEM. Thread-safe. */
+lc_err ca_local_crl(struct ca_adapter *ca, enum ca_role role,
+                    const struct ca_crl_entry *e, size_t n, time_t this_update,
+                    time_t next_update, uint64_t crl_number, char **pem)
+  LC_NODISCARD;
 
 /* Path of the local CA's root certificate (borrowed from the adapter);
  * NULL for other adapters. Devices and the simulator trust it. */
@@ -364,7 +462,9 @@ struct ca_ticket_store {
  * returns the one whose key matches the CSR instead of issuing again.
  * 202 (approval required) answers CA_PENDING and keeps the approval
  * request id as the key's ticket; poll() or a later submit() finalizes
- * it. */
+ * it. revoke(): PUT /v1/certificate/{issuer DN}/{serial}/revoke?reason=R
+ * (409 "already revoked" is CA_ISSUED; 404 CA_REJECTED "not_found"; 202,
+ * an approval wanted, CA_REJECTED "ejbca:approval_required"). */
 struct ca_ejbca_role {
   const char *ca_name;             /* certificate_authority_name */
   const char *certificate_profile; /* certificate_profile_name */
@@ -403,7 +503,10 @@ lc_err ca_ejbca_open(const struct ca_ejbca_config *cfg,
  * AWS_SESSION_TOKEN, else the shared credentials file
  * (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile
  * `profile`, else AWS_PROFILE, else "default"); read again after
- * ExpiredTokenException. */
+ * ExpiredTokenException. revoke(): RevokeCertificate with the serial as
+ * colon-separated octets (AWS's documented form), its own bucket;
+ * RequestAlreadyProcessedException is CA_ISSUED, ResourceNotFoundException
+ * CA_REJECTED "not_found". */
 struct ca_awspca_role {
   const char *ca_arn;          /* CertificateAuthorityArn */
   const char *template_arn;    /* NULL = the CA's default template */
@@ -421,6 +524,7 @@ struct ca_awspca_config {
   struct ca_http_config http;
   struct ca_pace_config issue_pace; /* IssueCertificate; default 25/s */
   struct ca_pace_config get_pace;   /* GetCertificate; default 75/s */
+  struct ca_pace_config revoke_pace; /* RevokeCertificate; default 20/s */
   const struct ca_ticket_store *tickets; /* NULL = memory only */
 };
 
@@ -433,7 +537,11 @@ lc_err ca_awspca_open(const struct ca_awspca_config *cfg,
  * it expires), or the metadata server when key_file is NULL. requestId
  * is a UUID derived from request_key; on an Enterprise pool the
  * certificateId is derived from it too, and ALREADY_EXISTS fetches the
- * certificate issued under that id. */
+ * certificate issued under that id. revoke() needs req->request_key: on
+ * an Enterprise pool it GETs the certificate under that id (404:
+ * "not_found"; another serial: "cert_mismatch"; revoked already:
+ * CA_ISSUED) and POSTs {name}:revoke; a DevOps pool cannot revoke:
+ * CA_REJECTED "not_supported", nothing sent. */
 struct ca_gcpcas_role {
   /* "projects/P/locations/L/caPools/POOL" */
   const char *pool;
@@ -456,6 +564,9 @@ struct ca_gcpcas_config {
    * it); rate 0 = the tier's per-CA quota. */
   struct ca_pace_config create_pace;
   struct ca_pace_config get_pace;   /* GetCertificate; default 40/s */
+  /* RevokeCertificate ("all other mutations", per location); default
+   * 40/s. */
+  struct ca_pace_config revoke_pace;
 };
 
 lc_err ca_gcpcas_open(const struct ca_gcpcas_config *cfg,

@@ -63,6 +63,24 @@ lc_err ca__pem_decode(const char *pem, size_t len, const char *label,
  * into `hex` (the form serial_hex uses). */
 lc_err ca__set_random_serial(X509 *x, char hex[41]) LC_NODISCARD;
 
+/* ---- revocation (revoke.c) ---------------------------------------------- */
+
+bool ca__revoke_reason_ok(enum ca_revoke_reason r);
+/* Check a revoke request and read its certificate: on LC_OK *leaf owns
+ * the parsed leaf and `serial` holds its serial as lower-case hex
+ * (BN_bn2hex, two digits per octet). LC_EINVAL for a bad role or reason,
+ * a cert_pem that is not one PEM certificate, or a serial_hex that is not
+ * the certificate's. Logs nothing: the request is the caller's. */
+lc_err ca__revoke_check(const struct ca_revoke_request *req, X509 **leaf,
+                        char serial[41]) LC_NODISCARD;
+/* The serial of `x` as lower-case hex; LC_EPROTO when it is not positive
+ * or longer than 20 octets. */
+lc_err ca__serial_of(X509 *x, char out[41]) LC_NODISCARD;
+/* Two hex serials name the same number (case and leading zeros aside). */
+bool ca__serial_hex_equal(const char *a, const char *b);
+/* *res = CA_ISSUED (revoked), serial_hex = `serial`, nothing else. */
+void ca__res_revoked(struct ca_result *res, const char *serial);
+
 /* ---- the local CA's files (local_files.c, local_create.c) -------------- */
 
 /* CA certificates start this long before their creation; a leaf's
@@ -121,6 +139,26 @@ lc_err ca__p11_open(const struct ca_local_pkcs11 *cfg, enum ca_role role,
 /* X509_sign(x, key, md) on the token, serialised per module. Returns
  * what X509_sign returns. */
 int ca__p11_sign(struct ca__p11_key *k, X509 *x, const EVP_MD *md);
+/* X509_CRL_sign(crl, key, md) on the token, serialised per module. */
+int ca__p11_sign_crl(struct ca__p11_key *k, X509_CRL *crl, const EVP_MD *md);
 void ca__p11_free(struct ca__p11_key *k);
+
+/* ---- the local CA's revocation (local_crl.c) ----------------------------- */
+
+/* What signs for the issuing CA of a role (borrowed from the adapter;
+ * never written after open). */
+struct ca__local_signer {
+  X509 *cert;                 /* the issuing CA's certificate */
+  EVP_PKEY *key;              /* its key, or NULL when on a token */
+  struct ca__p11_key *p11;    /* the token's key, or NULL */
+  const EVP_MD *md;           /* SHA-256 */
+};
+/* LC_EINVAL when `ca` is not the local adapter or `role` is bad. */
+lc_err ca__local_signer(struct ca_adapter *ca, enum ca_role role,
+                        struct ca__local_signer *out) LC_NODISCARD;
+/* The local adapter's ops.revoke. */
+lc_err ca__local_revoke(struct ca_adapter *ca,
+                        const struct ca_revoke_request *req,
+                        struct ca_result *res);
 
 #endif

@@ -45,11 +45,12 @@ void ca__http_free(struct ca__http *h);
 
 struct ca__http_req {
   const char *op;              /* for logs: "IssueCertificate" */
-  const char *method;          /* "GET" or "POST" */
+  const char *method;          /* "GET", "POST" or "PUT" */
   const char *url;
   const char *const *headers;  /* "Name: value" lines, NULL-terminated;
                                   NULL = none */
-  const char *body;            /* POST body (not NUL-terminated) */
+  const char *body;            /* POST/PUT body (not NUL-terminated);
+                                  NULL = empty */
   size_t body_len;
 };
 

@@ -32,6 +32,15 @@
  * Keyfactor's own client notes, so a value that does not decode to DER
  * is decoded once more.
  *
+ * Revocation: PUT /v1/certificate/{issuer DN}/{serial hex}/revoke?reason=R
+ * (CertificateRestResource.revokeCertificate), the issuer DN taken from
+ * the certificate (RFC 2253, URL-encoded, as for the chain download), no
+ * body. 200 with "revoked": true is CA_ISSUED; 409 (AlreadyRevoked) is
+ * CA_ISSUED as well; 404 (no such certificate or CA) CA_REJECTED
+ * "not_found"; 202 (the CA wants an approval for revocations) CA_REJECTED
+ * "ejbca:approval_required": linecert does not follow revocation
+ * approvals, an EJBCA administrator has to. It shares the one bucket.
+ *
  * Errors (ExceptionHandler of ejbca-ce): 400/403/404/409/413/422 are
  * configuration or data problems -> CA_REJECTED "ejbca:http_<n>" (the
  * error_message is logged); 500 and 503 -> CA_RETRY; 429 -> CA_RETRY
@@ -655,6 +664,109 @@ static lc_err ej_cancel(struct ca_adapter *ca, const struct ca_request *req)
   return LC_OK;
 }
 
+/* ---- revocation ---------------------------------------------------------- */
+
+static const char *ej_reason(enum ca_revoke_reason r)
+{
+  switch(r) {
+  case CA_REVOKE_UNSPECIFIED:
+    return "UNSPECIFIED";
+  case CA_REVOKE_KEY_COMPROMISE:
+    return "KEY_COMPROMISE";
+  case CA_REVOKE_AFFILIATION_CHANGED:
+    return "AFFILIATION_CHANGED";
+  case CA_REVOKE_SUPERSEDED:
+    return "SUPERSEDED";
+  case CA_REVOKE_CESSATION_OF_OPERATION:
+    return "CESSATION_OF_OPERATION";
+  case CA_REVOKE_PRIVILEGE_WITHDRAWN:
+    return "PRIVILEGES_WITHDRAWN"; /* EJBCA's spelling */
+  }
+  return "UNSPECIFIED";
+}
+
+/* The path of the revoke call for `leaf`. */
+static lc_err revoke_path(X509 *leaf, const char *serial,
+                          enum ca_revoke_reason reason, char *out,
+                          size_t cap)
+{
+  BIO *bio = BIO_new(BIO_s_mem());
+  char *dn = NULL;
+  long n = 0;
+  if(!bio || X509_NAME_print_ex(bio, X509_get_issuer_name(leaf), 0,
+                                XN_FLAG_RFC2253) < 0 ||
+     (n = BIO_get_mem_data(bio, &dn)) <= 0) {
+    BIO_free(bio);
+    lc_openssl_clear();
+    return LC_EINVAL;
+  }
+  char *esc = curl_easy_escape(NULL, dn, (int)n);
+  BIO_free(bio);
+  if(!esc)
+    return LC_ENOMEM;
+  int w = snprintf(out, cap, "/v1/certificate/%s/%s/revoke?reason=%s", esc,
+                   serial, ej_reason(reason));
+  curl_free(esc);
+  return w > 0 && (size_t)w < cap ? LC_OK : LC_EINVAL;
+}
+
+static lc_err ej_revoke(struct ca_adapter *ca,
+                        const struct ca_revoke_request *req,
+                        struct ca_result *res)
+{
+  if(!ca || !res)
+    return LC_EINVAL;
+  struct ejbca *e = (struct ejbca *)ca;
+  X509 *leaf = NULL;
+  char serial[41], path[URL_MAX];
+  lc_err rc = ca__revoke_check(req, &leaf, serial);
+  if(rc != LC_OK)
+    return rc;
+  rc = revoke_path(leaf, serial, req->reason, path, sizeof(path));
+  X509_free(leaf);
+  if(rc != LC_OK)
+    return rc;
+  struct ca_result r;
+  ca__res_retry(&r, CA__TRANSIENT_MS, "internal");
+  struct ej_answer ans;
+  memset(&ans, 0, sizeof(ans));
+  if(ca__take(e->r.pace[0], &r)) {
+    rc = call(e, "revoke", "PUT", path, NULL, &ans);
+    if(rc != LC_OK)
+      return rc;
+    bool answered = ans.transport == LC_OK;
+    json_t *revoked = ans.json ? json_object_get(ans.json, "revoked") : NULL;
+    if(answered && ans.status == 200 && json_is_true(revoked)) {
+      ca__res_revoked(&r, serial);
+    } else if(answered && ans.status == 200) {
+      ca__res_retry_soon(&r, "ejbca:malformed_response");
+    } else if(answered && ans.status == 409) {
+      ca__res_revoked(&r, serial);
+      lc_log(LC_INFO, "ca", "ca=ejbca op=revoke serial=%s msg=\"revoked "
+             "already\"", serial);
+    } else if(answered && ans.status == 404) {
+      lc_log(LC_WARN, "ca", "ca=ejbca op=revoke serial=%s msg=\"%s\"",
+             serial, ans.msg);
+      ca__res_reject(&r, "not_found");
+    } else if(answered && ans.status == 202) {
+      lc_log(LC_WARN, "ca", "ca=ejbca op=revoke serial=%s msg=\"the CA "
+             "wants an approval to revoke; an EJBCA administrator has to "
+             "approve it\"", serial);
+      ca__res_reject(&r, "ejbca:approval_required");
+    } else {
+      map_failure("revoke", serial, e->r.pace[0], &ans, &r);
+    }
+    answer_cleanup(&ans);
+  }
+  lc_strlcpy(r.serial_hex, serial, sizeof(r.serial_hex));
+  if(r.status == CA_ISSUED)
+    lc_log(LC_INFO, "ca", "ca=ejbca op=revoked role=%s serial=%s reason=%s",
+           ca_role_name(req->role), serial,
+           ca_revoke_reason_name(req->reason));
+  *res = r;
+  return LC_OK;
+}
+
 static void ej_free(struct ca_adapter *ca)
 {
   struct ejbca *e = (struct ejbca *)ca;
@@ -681,6 +793,7 @@ const struct ca_ops ca__ejbca_ops = {
   .cancel = ej_cancel,
   .shutdown = ca__remote_shutdown,
   .free = ej_free,
+  .revoke = ej_revoke,
 };
 
 /* The admin certificate must be readable now, not at the first

@@ -28,6 +28,24 @@
  *   429 RESOURCE_EXHAUSTED    CA_PACED, bucket paused (Retry-After)
  *   5xx, transport            CA_RETRY with jitter
  *   other 4xx                 CA_REJECTED "gcp:<status>"
+ *
+ * Revocation (Enterprise pools only: a DevOps pool keeps no certificate
+ * to revoke, so revoke() answers CA_REJECTED "not_supported" without a
+ * request). The certificate is the one issued under the request key's
+ * certificateId C:
+ *
+ *   GET {pool}/certificates/C          404: CA_REJECTED "not_found"
+ *     serial differs from cert_pem's:  CA_REJECTED "cert_mismatch" (never
+ *                                      revoke another device's)
+ *     revocationDetails present:       CA_ISSUED (revoked already)
+ *   POST {pool}/certificates/C:revoke {"reason": R, "requestId": U}
+ *     200 with revocationDetails:      CA_ISSUED
+ *
+ * U is a UUID derived from the request key + "-revoke": a retry within
+ * CAS's window is the same request. What CAS answers to revoking a
+ * revoked certificate after that window is not documented; the GET first
+ * makes it irrelevant. The GET uses the "get" bucket, the revoke its own
+ * ("all other mutations": 40/s per location by default).
  */
 #include "ca_adapters/ca_remote.h"
 #include "common/lc_log.h"
@@ -43,6 +61,7 @@
 #define RATE_ENTERPRISE 7.0
 #define RATE_DEVOPS 25.0
 #define DEF_GET_RATE 40.0
+#define DEF_REVOKE_RATE 40.0
 #define TOKEN_CAP 4096
 #define URL_MAX 2048
 
@@ -60,6 +79,7 @@ struct gcpcas {
   struct ca__oauth *oauth;
   char *endpoint;              /* without a trailing '/' */
   unsigned get_pace;
+  unsigned revoke_pace;
   struct gcp_role role[CA_ROLE_COUNT];
 };
 
@@ -368,6 +388,196 @@ static lc_err gcp_cancel(struct ca_adapter *ca, const struct ca_request *req)
   return LC_OK;
 }
 
+/* ---- revocation ------------------------------------------------------------ */
+
+static const char *gcp_reason(enum ca_revoke_reason r)
+{
+  switch(r) {
+  case CA_REVOKE_UNSPECIFIED:
+    return "REVOCATION_REASON_UNSPECIFIED";
+  case CA_REVOKE_KEY_COMPROMISE:
+    return "KEY_COMPROMISE";
+  case CA_REVOKE_AFFILIATION_CHANGED:
+    return "AFFILIATION_CHANGED";
+  case CA_REVOKE_SUPERSEDED:
+    return "SUPERSEDED";
+  case CA_REVOKE_CESSATION_OF_OPERATION:
+    return "CESSATION_OF_OPERATION";
+  case CA_REVOKE_PRIVILEGE_WITHDRAWN:
+    return "PRIVILEGE_WITHDRAWN";
+  }
+  return "REVOCATION_REASON_UNSPECIFIED";
+}
+
+/* One call paced by `pace`, with one more try and a fresh token after a
+ * 401. false: no answer to map, *res says why (paced, shutdown, no
+ * token). */
+static bool authed_call(struct gcpcas *g, struct ca__pace *pace,
+                        const char *op, const char *method, const char *url,
+                        char *tok, const char *body, struct gcp_answer *ans,
+                        lc_err *rc, struct ca_result *res)
+{
+  for(int attempt = 0; attempt < 2; attempt++) {
+    if(!ca__take(pace, res))
+      return false;
+    *rc = call(g, op, method, url, tok, body, ans);
+    if(*rc != LC_OK)
+      return false;
+    if(ans->transport != LC_OK || ans->status != 401 || attempt == 1)
+      return true;
+    ca__oauth_invalidate(g->oauth, tok);
+    answer_cleanup(ans);
+    if(!bearer(g, tok, res))
+      return false;
+  }
+  return false;
+}
+
+/* The serial of a Certificate resource's pemCertificate; false when it
+ * has none that parses. */
+static bool resource_serial(const json_t *cert, char serial[41])
+{
+  const char *pem = NULL;
+  if(json_unpack((json_t *)cert, "{s:s}", "pemCertificate", &pem) != 0)
+    return false;
+  STACK_OF(X509) *st = sk_X509_new_null();
+  bool ok = st && ca__pem_certs(pem, strlen(pem), st) == LC_OK &&
+            sk_X509_num(st) == 1 &&
+            ca__serial_of(sk_X509_value(st, 0), serial) == LC_OK;
+  sk_X509_pop_free(st, X509_free);
+  return ok;
+}
+
+static bool is_revoked(const json_t *cert)
+{
+  return json_is_object(json_object_get(cert, "revocationDetails"));
+}
+
+/* GET the certificate: *go_on when it is ours and still valid. */
+static lc_err revoke_lookup(struct gcpcas *g, const char *url,
+                            const char *serial, char *tok, bool *go_on,
+                            struct ca_result *res)
+{
+  *go_on = false;
+  struct gcp_answer ans;
+  lc_err rc = LC_OK;
+  if(!authed_call(g, g->r.pace[g->get_pace], "GetCertificate", "GET", url,
+                  tok, NULL, &ans, &rc, res))
+    return rc;
+  char got[41];
+  if(ans.transport == LC_OK && ans.status == 200 && ans.json) {
+    if(!resource_serial(ans.json, got)) {
+      ca__res_retry_soon(res, "gcp:malformed_response");
+    } else if(!ca__serial_hex_equal(got, serial)) {
+      lc_log(LC_ERROR, "ca", "ca=gcpcas op=revoke serial=%s found=%s "
+             "msg=\"the certificate under this id is another one; not "
+             "revoked\"", serial, got);
+      ca__res_reject(res, "cert_mismatch");
+    } else if(is_revoked(ans.json)) {
+      ca__res_revoked(res, serial);
+      lc_log(LC_INFO, "ca", "ca=gcpcas op=revoke serial=%s msg=\"revoked "
+             "already\"", serial);
+    } else {
+      *go_on = true;
+    }
+  } else if(ans.transport == LC_OK && ans.status == 404) {
+    ca__res_reject(res, "not_found");
+  } else {
+    map_failure(g, "GetCertificate", serial, g->r.pace[g->get_pace], &ans,
+                res);
+  }
+  answer_cleanup(&ans);
+  return LC_OK;
+}
+
+static lc_err revoke_call(struct gcpcas *g, const char *url,
+                          const struct ca_revoke_request *req,
+                          const char *serial, char *tok, struct ca_result *res)
+{
+  char key[96], rid[37];
+  snprintf(key, sizeof(key), "%s-revoke", req->request_key);
+  ca__uuid5(REQUEST_NS, key, rid);
+  json_t *j = json_pack("{s:s, s:s}", "reason", gcp_reason(req->reason),
+                        "requestId", rid);
+  char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  if(!body)
+    return LC_ENOMEM;
+  struct ca__pace *pace = g->r.pace[g->revoke_pace];
+  struct gcp_answer ans;
+  lc_err rc = LC_OK;
+  bool answered = authed_call(g, pace, "RevokeCertificate", "POST", url, tok,
+                              body, &ans, &rc, res);
+  free(body);
+  if(!answered)
+    return rc;
+  if(ans.transport == LC_OK && ans.status == 200 && ans.json &&
+     is_revoked(ans.json))
+    ca__res_revoked(res, serial);
+  else if(ans.transport == LC_OK && ans.status == 200)
+    ca__res_retry_soon(res, "gcp:malformed_response");
+  else if(ans.transport == LC_OK && ans.status == 404)
+    ca__res_reject(res, "not_found");
+  else
+    map_failure(g, "RevokeCertificate", serial, pace, &ans, res);
+  answer_cleanup(&ans);
+  return LC_OK;
+}
+
+static lc_err gcp_revoke(struct ca_adapter *ca,
+                         const struct ca_revoke_request *req,
+                         struct ca_result *res)
+{
+  if(!ca || !res || !req || !req->request_key || !req->request_key[0] ||
+     strlen(req->request_key) > 64)
+    return LC_EINVAL;
+  struct gcpcas *g = (struct gcpcas *)ca;
+  X509 *leaf = NULL;
+  char serial[41];
+  lc_err rc = ca__revoke_check(req, &leaf, serial);
+  if(rc != LC_OK)
+    return rc;
+  X509_free(leaf);
+  const struct gcp_role *ro = &g->role[req->role];
+  struct ca_result r;
+  ca__res_retry(&r, CA__TRANSIENT_MS, "internal");
+  if(!ro->enterprise) {
+    /* DevOps tier: CAS stores nothing, so nothing can be revoked. */
+    lc_log(LC_WARN, "ca", "ca=gcpcas op=revoke role=%s serial=%s pool=%s "
+           "msg=\"DevOps tier pool: CAS cannot revoke its certificates\"",
+           ca_role_name(req->role), serial, ro->pool);
+    ca__res_reject(&r, "not_supported");
+  } else {
+    char cid[64], url[URL_MAX], rurl[URL_MAX];
+    certificate_id(req->request_key, cid);
+    int un = snprintf(url, sizeof(url), "%s/v1/%s/certificates/%s",
+                      g->endpoint, ro->pool, cid);
+    int rn = snprintf(rurl, sizeof(rurl), "%s:revoke", url);
+    if(un < 0 || (size_t)un >= sizeof(url) || rn < 0 ||
+       (size_t)rn >= sizeof(rurl))
+      return LC_EINVAL;
+    char *tok = lc_malloc(TOKEN_CAP);
+    if(!tok)
+      return LC_ENOMEM;
+    bool go_on = false;
+    if(bearer(g, tok, &r))
+      rc = revoke_lookup(g, url, serial, tok, &go_on, &r);
+    if(rc == LC_OK && go_on)
+      rc = revoke_call(g, rurl, req, serial, tok, &r);
+    OPENSSL_cleanse(tok, TOKEN_CAP);
+    lc_free(tok);
+    if(rc != LC_OK)
+      return rc;
+  }
+  lc_strlcpy(r.serial_hex, serial, sizeof(r.serial_hex));
+  if(r.status == CA_ISSUED)
+    lc_log(LC_INFO, "ca", "ca=gcpcas op=revoked role=%s serial=%s reason=%s",
+           ca_role_name(req->role), serial,
+           ca_revoke_reason_name(req->reason));
+  *res = r;
+  return LC_OK;
+}
+
 static void gcp_free(struct ca_adapter *ca)
 {
   struct gcpcas *g = (struct gcpcas *)ca;
@@ -390,6 +600,7 @@ const struct ca_ops ca__gcpcas_ops = {
   .cancel = gcp_cancel,
   .shutdown = ca__remote_shutdown,
   .free = gcp_free,
+  .revoke = gcp_revoke,
 };
 
 /* ---- open ---------------------------------------------------------------- */
@@ -454,6 +665,13 @@ static lc_err open_paces(struct gcpcas *g, const struct ca_gcpcas_config *c)
   if(rc == LC_OK) {
     g->get_pace = g->r.n_pace;
     rc = ca__pace_new("get", &c->get_pace, DEF_GET_RATE,
+                      &g->r.pace[g->r.n_pace]);
+    if(rc == LC_OK)
+      g->r.n_pace++;
+  }
+  if(rc == LC_OK) {
+    g->revoke_pace = g->r.n_pace;
+    rc = ca__pace_new("revoke", &c->revoke_pace, DEF_REVOKE_RATE,
                       &g->r.pace[g->r.n_pace]);
     if(rc == LC_OK)
       g->r.n_pace++;

@@ -375,14 +375,17 @@ static lc_err setup(struct ca__http *h, struct http_handle *hh,
     if(h->keypass)
       SET(CURLOPT_KEYPASSWD, h->keypass);
   }
-  if(strcmp(req->method, "POST") == 0) {
+  if(strcmp(req->method, "GET") == 0) {
+    SET(CURLOPT_HTTPGET, 1L);
+  } else {
+    /* POST, PUT: the body (maybe empty) goes out with its
+     * Content-Length, which servers may insist on even for an empty PUT
+     * (EJBCA's revoke). */
     SET(CURLOPT_POST, 1L);
     SET(CURLOPT_POSTFIELDS, req->body ? req->body : "");
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-  } else if(strcmp(req->method, "GET") == 0) {
-    SET(CURLOPT_HTTPGET, 1L);
-  } else {
-    SET(CURLOPT_CUSTOMREQUEST, req->method);
+    if(strcmp(req->method, "POST") != 0)
+      SET(CURLOPT_CUSTOMREQUEST, req->method);
   }
 #undef SET
   if(rc != CURLE_OK) {

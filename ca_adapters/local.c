@@ -303,7 +303,21 @@ static const struct ca_ops LOCAL_OPS = {
   .poll = local_poll,
   .cancel = local_cancel,
   .free = local_free,
+  .revoke = ca__local_revoke,
 };
+
+lc_err ca__local_signer(struct ca_adapter *ca, enum ca_role role,
+                        struct ca__local_signer *out)
+{
+  if(!ca || ca->ops != &LOCAL_OPS || !out ||
+     (unsigned)role >= (unsigned)CA_ROLE_COUNT)
+    return LC_EINVAL;
+  const struct ca_local *lc = (const struct ca_local *)ca;
+  const struct local_issuer *is = &lc->issuer[role];
+  *out = (struct ca__local_signer){.cert = is->cert, .key = is->key,
+                                   .p11 = is->p11, .md = lc->sha256};
+  return LC_OK;
+}
 
 /* ---- loading the CA files ----------------------------------------------- */
 

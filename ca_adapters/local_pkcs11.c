@@ -57,6 +57,14 @@ int ca__p11_sign(struct ca__p11_key *k, X509 *x, const EVP_MD *md)
   return 0;
 }
 
+int ca__p11_sign_crl(struct ca__p11_key *k, X509_CRL *crl, const EVP_MD *md)
+{
+  (void)k;
+  (void)crl;
+  (void)md;
+  return 0;
+}
+
 void ca__p11_free(struct ca__p11_key *k)
 {
   (void)k;
@@ -86,6 +94,14 @@ int ca__p11_sign(struct ca__p11_key *k, X509 *x, const EVP_MD *md)
 {
   pthread_mutex_lock(&k->mod->sign_lock);
   int n = X509_sign(x, k->pkey, md);
+  pthread_mutex_unlock(&k->mod->sign_lock);
+  return n;
+}
+
+int ca__p11_sign_crl(struct ca__p11_key *k, X509_CRL *crl, const EVP_MD *md)
+{
+  pthread_mutex_lock(&k->mod->sign_lock);
+  int n = X509_CRL_sign(crl, k->pkey, md);
   pthread_mutex_unlock(&k->mod->sign_lock);
   return n;
 }

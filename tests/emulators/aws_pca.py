@@ -5,7 +5,8 @@ tests. Python 3 + python3-cryptography (Debian).
 
 Wire contract (shared/reference/ca_apis.md sections 2 and 3):
   POST / over HTTPS, AWS JSON 1.1: Content-Type application/x-amz-json-1.1,
-  X-Amz-Target ACMPrivateCA.IssueCertificate | ACMPrivateCA.GetCertificate,
+  X-Amz-Target ACMPrivateCA.IssueCertificate | ACMPrivateCA.GetCertificate
+  | ACMPrivateCA.RevokeCertificate,
   signed with SigV4 (service acm-pca). Every request's signature is
   recomputed here from what arrived, with the configured secret, and
   compared; the date must be within 15 minutes; a configured session
@@ -19,13 +20,24 @@ nothing). The certificate is ready after --issue-delay-ms; until then,
 and for the next N GetCertificate calls after an "in_progress" fault,
 GetCertificate answers RequestInProgressException.
 
+RevokeCertificate: CertificateAuthorityArn, CertificateSerial, RevocationReason
+(all required; the reason one of the RevocationReason enum). The serial
+must be in the form AWS documents, as `openssl x509 -text` prints it:
+octets of two hex digits joined by ':' ("67:07:44:..."; a leading 00 octet
+allowed); anything else (plain hex, odd digits, over 128 characters) is
+InvalidRequestException. A serial this CA never issued is
+ResourceNotFoundException; a serial revoked before is
+RequestAlreadyProcessedException (revoked serials are remembered: GET
+/revoked lists them with their reasons). 200 with an empty JSON object.
+
 Files written to --dir: tls-ca.pem (trust for the HTTPS server),
 ca-root.pem (root of the issuing CA), info.json (ca_arn, region).
 
 Control (see emu_common): faults throttle, error500, error503, timeout,
 slow, lose_answer (done, then no answer), hold (done, answer held back),
 in_progress (with "cn": only for that subject's certificate),
-limit_exceeded;
+limit_exceeded, revoke_in_progress (RevokeCertificate answers
+RequestInProgressException);
 POST /forget-idempotency (the 5-minute window passed; with
 {"fetched_only": true} only for the tokens whose certificate was asked
 for by GetCertificate, i.e. whose ARN the client had stored: a client
@@ -62,6 +74,11 @@ SIGNING_ALGS = {"SHA256WITHECDSA", "SHA384WITHECDSA", "SHA512WITHECDSA",
 VALIDITY_TYPES = {"END_DATE", "ABSOLUTE", "DAYS", "MONTHS", "YEARS"}
 TEMPLATE_RE = re.compile(
     r"^arn:aws(-[a-z-]+)?:acm-pca:::template/([A-Za-z0-9_]+)/V[0-9]+$")
+REVOCATION_REASONS = {"UNSPECIFIED", "KEY_COMPROMISE",
+                      "CERTIFICATE_AUTHORITY_COMPROMISE", "AFFILIATION_CHANGED",
+                      "SUPERSEDED", "CESSATION_OF_OPERATION",
+                      "PRIVILEGE_WITHDRAWN", "A_A_COMPROMISE"}
+SERIAL_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2})*$")
 ARN_RE = re.compile(r"^arn:aws(-[a-z-]+)?:acm-pca:[a-z0-9-]+:[0-9]{12}:"
                     r"certificate-authority/[0-9a-f-]{36}"
                     r"(/certificate/[0-9a-f]+)?$")
@@ -134,6 +151,7 @@ class AwsPca(ec_.Emulator):
         self.tokens = {}        # idempotency token -> (arn, time)
         self.certs = {}         # arn -> [cert, ready_at, in_progress_left]
         self.fetched = set()    # arns a GetCertificate asked for
+        self.revoked = {}       # serial (int) -> RevocationReason
         self.idem_window = args.idem_window
         self.issue_delay = args.issue_delay_ms / 1000.0
         d = args.dir
@@ -159,6 +177,10 @@ class AwsPca(ec_.Emulator):
         if path == "/certs":
             with self.lock:
                 return {"arns": list(self.certs)}
+        if path == "/revoked":
+            with self.lock:
+                return {"revoked": {format(k, "x"): v
+                                    for k, v in self.revoked.items()}}
         return None
 
     # ---- SigV4 verification ---------------------------------------------
@@ -389,6 +411,51 @@ class AwsPca(ec_.Emulator):
                 "CertificateChain": chain.decode()}
 
 
+    def revoke(self, req):
+        for k in req:
+            if k not in ("CertificateAuthorityArn", "CertificateSerial",
+                         "RevocationReason"):
+                raise AwsError(400, "SerializationException",
+                               f"Unknown member {k}")
+        for k in ("CertificateAuthorityArn", "CertificateSerial",
+                  "RevocationReason"):
+            if not isinstance(req.get(k), str):
+                raise AwsError(400, "ValidationException",
+                               f"1 validation error detected: Value null at "
+                               f"'{k[0].lower() + k[1:]}' failed to satisfy "
+                               f"constraint: Member must not be null")
+        arn = req["CertificateAuthorityArn"]
+        if not ARN_RE.match(arn) or "/certificate/" in arn:
+            raise AwsError(400, "InvalidArnException", "Invalid ARN")
+        if arn != self.ca_arn:
+            raise AwsError(400, "ResourceNotFoundException",
+                           "Could not find certificate authority")
+        if req["RevocationReason"] not in REVOCATION_REASONS:
+            raise AwsError(400, "ValidationException",
+                           "1 validation error detected: Value at "
+                           "'revocationReason' failed to satisfy constraint: "
+                           "Member must satisfy enum value set")
+        ser = req["CertificateSerial"]
+        if len(ser) > 128 or not SERIAL_RE.match(ser):
+            self.stats.inc("bad_serial_format")
+            raise AwsError(400, "InvalidRequestException",
+                           "The certificate serial must be hexadecimal "
+                           "octets separated by colons")
+        num = int(ser.replace(":", ""), 16)
+        with self.lock:
+            known = any(e[0].serial_number == num
+                        for e in self.certs.values())
+            if not known:
+                raise AwsError(400, "ResourceNotFoundException",
+                               "Could not find certificate")
+            if num in self.revoked:
+                raise AwsError(400, "RequestAlreadyProcessedException",
+                               "Your request has already been completed.")
+            self.revoked[num] = req["RevocationReason"]
+        self.stats.inc("revoked")
+        return {}
+
+
 class H(ec_.Handler):
     def error(self, e):
         if e.header:
@@ -430,7 +497,8 @@ class H(ec_.Handler):
             target = self.headers.get("X-Amz-Target", "")
             op = target[len(TARGET_PREFIX):] \
                 if target.startswith(TARGET_PREFIX) else None
-            if op not in ("IssueCertificate", "GetCertificate"):
+            if op not in ("IssueCertificate", "GetCertificate",
+                          "RevokeCertificate"):
                 raise AwsError(400, "UnknownOperationException",
                                f"Unknown operation {target}")
             emu.stats.inc("op:" + op)
@@ -465,7 +533,17 @@ class H(ec_.Handler):
                 raise AwsError(400, "LimitExceededException",
                                "The certificate authority has reached its "
                                "limit of certificates")
-            out = emu.issue(req) if op == "IssueCertificate" else emu.get(req)
+            if op == "RevokeCertificate" and \
+                    emu.faults.take(op, ("revoke_in_progress",)):
+                emu.stats.inc("fault_revoke_in_progress")
+                raise AwsError(400, "RequestInProgressException",
+                               "Your request is already in progress.")
+            if op == "IssueCertificate":
+                out = emu.issue(req)
+            elif op == "GetCertificate":
+                out = emu.get(req)
+            else:
+                out = emu.revoke(req)
             if self.answer_faults(op):
                 # Done at the CA, but the answer never arrives.
                 return

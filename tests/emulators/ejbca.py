@@ -29,6 +29,19 @@ snake_case and unknown ones ignored (Jackson's mapper in EJBCA).
   GET  /ejbca/ejbca-rest-api/v1/ca/{subject_dn}/certificate/download
        PEM chain of the CA.
 
+  PUT  /ejbca/ejbca-rest-api/v1/certificate/{issuer_dn}/{serial}/revoke
+       ?reason=R[&date=ISO8601] (CertificateRestResource.revokeCertificate):
+       issuer_dn URL-encoded, the issuing CA's subject DN; serial hex, with
+       or without 0x; R one of EJBCA's RevocationReasons CLI values
+       (UNSPECIFIED, KEY_COMPROMISE, CA_COMPROMISE, AFFILIATION_CHANGED,
+       SUPERSEDED, CESSATION_OF_OPERATION, CERTIFICATE_HOLD,
+       PRIVILEGES_WITHDRAWN, AA_COMPROMISE), else 400 "Invalid revocation
+       reason."; a bad serial 400; unknown CA or certificate 404; a
+       certificate revoked already 409; a body, if any, is ignored but
+       Content-Length is required. 200 RevokeStatusRestResponse
+       {issuer_dn, serial_number, revocation_reason, revocation_date,
+       message, revoked}. Search with STATUS CERT_REVOKED finds it then.
+
 Errors: {"error_code": N, "error_message": "..."}.
 Files written to --dir: tls-ca.pem, ca-root.pem, admin-ca.pem, admin.pem,
 admin.key, rogue.pem/rogue.key (signed by another CA), stranger.pem/.key
@@ -57,6 +70,10 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 
 BASE = "/ejbca/ejbca-rest-api"
+REVOKE_REASONS = {"UNSPECIFIED", "KEY_COMPROMISE", "CA_COMPROMISE",
+                  "AFFILIATION_CHANGED", "SUPERSEDED",
+                  "CESSATION_OF_OPERATION", "CERTIFICATE_HOLD",
+                  "PRIVILEGES_WITHDRAWN", "AA_COMPROMISE"}
 
 
 class EjError(Exception):
@@ -311,6 +328,45 @@ class Ejbca(ec_.Emulator):
         self.stats.inc("searches")
         return 200, {"certificates": res, "more_results": more}
 
+    def revoke(self, dn, serial, query):
+        reason = query.get("reason", [None])[0]
+        if reason not in REVOKE_REASONS:
+            raise EjError(400, "Invalid revocation reason.")
+        s = serial[2:] if serial.lower().startswith("0x") else serial
+        try:
+            num = int(s, 16)
+        except ValueError:
+            num = -1
+        if not s or num < 0 or not all(c in "0123456789abcdefABCDEF"
+                                       for c in s):
+            raise EjError(400, "Invalid serial number format. Should be HEX "
+                               "encoded (optionally with '0x' prefix) e.g. "
+                               "'0x10782a83eef170d4'")
+        ca_name = None
+        for n, ca in self.cas.items():
+            if ca.cert.subject.rfc4514_string() == dn:
+                ca_name = n
+        if ca_name is None:
+            raise EjError(404, f"CA '{dn}' does not exist.")
+        with self.lock:
+            hit = [e for e in self.certs if e["ca"] == ca_name and
+                   e["cert"].serial_number == num]
+            if not hit:
+                raise EjError(404, "Certificate with serial number "
+                                   f"'{serial}' and issuer DN '{dn}' was not "
+                                   "found")
+            e = hit[0]
+            if e["status"] == "CERT_REVOKED":
+                self.stats.inc("revoke_already")
+                raise EjError(409, "Certificate is already revoked")
+            e["status"] = "CERT_REVOKED"
+            e["revocation_reason"] = reason
+            when = ec_.utcnow().isoformat() + "Z"
+        self.stats.inc("revoked")
+        return 200, {"issuer_dn": dn, "serial_number": serial,
+                     "revocation_reason": reason, "revocation_date": when,
+                     "message": "Successfully revoked", "revoked": True}
+
     def download(self, dn):
         for ca in self.cas.values():
             if ca.cert.subject.rfc4514_string() == dn:
@@ -359,6 +415,8 @@ class H(ec_.Handler):
                 emu.stats.inc("op:download")
                 return self.send_raw(200, emu.download(dn),
                                      "application/octet-stream")
+            if method == "PUT":
+                return self.route_revoke(rel)
             if method != "POST":
                 raise EjError(404, "Not found")
             ops = {"/v1/certificate/pkcs10enroll": "enroll",
@@ -410,6 +468,42 @@ class H(ec_.Handler):
             if e.status < 500 and e.status != 429:
                 emu.stats.inc(f"rejected:{e.status}")
             self.error(e)
+
+    def route_revoke(self, rel):
+        # /v1/certificate/{issuer_dn}/{serial}/revoke, the DN encoded (it
+        # holds no '/' once encoded)
+        emu = self.emu
+        parts = rel.split("/")
+        if len(parts) != 6 or parts[1:3] != ["v1", "certificate"] or \
+                parts[5] != "revoke":
+            raise EjError(404, "Not found")
+        emu.stats.inc("op:revoke")
+        f = self.pre_faults("revoke")
+        if f == "hung":
+            return
+        if f and f["kind"] == "throttle":
+            emu.stats.inc("throttled")
+            raise EjError(429, "Too many requests",
+                          retry_after=ec_.retry_after_value(f))
+        if f and f["kind"] in ("error500", "error503"):
+            st = 500 if f["kind"] == "error500" else 503
+            raise EjError(st, "General failure." if st == 500
+                          else "CA is offline",
+                          retry_after=ec_.retry_after_value(f)
+                          if "retry_after" in f else None)
+        query = urllib.parse.parse_qs(self.path.partition("?")[2],
+                                      keep_blank_values=True)
+        st, out = emu.revoke(urllib.parse.unquote(parts[3]),
+                             urllib.parse.unquote(parts[4]), query)
+        if self.answer_faults("revoke"):
+            return
+        self.send_json(st, out)
+
+    def do_PUT(self):
+        if self.read_body() is None:
+            self.close_connection = True
+            return self.error(EjError(411, "Content-Length required"))
+        self.route("PUT", b"")
 
     def do_GET(self):
         if self.read_body() is None:

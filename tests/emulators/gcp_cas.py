@@ -21,6 +21,18 @@ DevOps pools ignore it and keep nothing. A requestId seen within
 --request-window s returns the certificate made for it; a certificateId in
 use answers 409 ALREADY_EXISTS.
 
+RevokeCertificate: POST /v1/{certificate name}:revoke, body
+{"reason": RevocationReason (required, an enum name of the v1 API),
+"requestId": UUID (optional)}; unknown members INVALID_ARGUMENT. Only an
+Enterprise pool stores certificates: on a DevOps pool, and for a name it
+never issued, the answer is 404 NOT_FOUND. 200 answers the Certificate with
+revocationDetails {revocationState, revocationTime}. A requestId seen within
+--request-window s answers the same again; revoking a revoked certificate
+under another requestId is 400 FAILED_PRECONDITION (what CAS says then is
+not documented; linecert reads revocationDetails before it revokes).
+GET answers revocationDetails too once revoked. GET /revoked (control)
+lists the revoked names.
+
 Files written to --dir: tls-ca.pem, ca-root.pem, sa.json (the service
 account key, token_uri pointing here), other-sa.json (same account and
 key id, another key: refused by the signature check).
@@ -57,7 +69,12 @@ GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CERT_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,63}$")
 LIFETIME_RE = re.compile(r"^([0-9]+)(\.[0-9]{1,9})?s$")
 PATH_RE = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/caPools/"
-                     r"([^/]+)/certificates(?:/([^/]+))?$")
+                     r"([^/]+)/certificates(?:/([^/:]+)(:revoke)?)?$")
+REVOCATION_REASONS = {"REVOCATION_REASON_UNSPECIFIED", "KEY_COMPROMISE",
+                      "CERTIFICATE_AUTHORITY_COMPROMISE",
+                      "AFFILIATION_CHANGED", "SUPERSEDED",
+                      "CESSATION_OF_OPERATION", "CERTIFICATE_HOLD",
+                      "PRIVILEGE_WITHDRAWN", "ATTRIBUTE_AUTHORITY_COMPROMISE"}
 METADATA_PATH = ("/computeMetadata/v1/instance/service-accounts/default/"
                  "token")
 BODY_MEMBERS = {"name", "pemCsr", "config", "lifetime", "certificateTemplate",
@@ -105,6 +122,7 @@ class GcpCas(ec_.Emulator):
         self.tokens = {}          # access token -> expiry (monotonic)
         self.requests = {}        # (pool, requestId) -> (resource, time)
         self.by_id = {}           # (pool, certificateId) -> resource
+        self.revoke_requests = {}  # (pool, requestId) -> (resource, time)
         self.token_ttl = args.token_ttl
         self.window = args.request_window
         self.email = f"linecert@{self.project}.iam.gserviceaccount.com"
@@ -143,7 +161,13 @@ class GcpCas(ec_.Emulator):
         if path == "/forget-requests":
             with self.lock:
                 self.requests.clear()
+                self.revoke_requests.clear()
             return {"ok": True}
+        if path == "/revoked":
+            with self.lock:
+                return {"revoked": sorted(
+                    r["name"] for r in self.by_id.values()
+                    if "revocationDetails" in r)}
         return None
 
     # ---- OAuth token endpoint ------------------------------------------
@@ -326,6 +350,59 @@ class GcpCas(ec_.Emulator):
         self.stats.inc("issued")
         return res
 
+    def revoke(self, pool, cid, body):
+        try:
+            req = json.loads(body)
+        except ValueError:
+            raise GError(400, "INVALID_ARGUMENT",
+                         "Invalid JSON payload received.")
+        if not isinstance(req, dict):
+            raise GError(400, "INVALID_ARGUMENT",
+                         "Invalid JSON payload received.")
+        for k in req:
+            if k not in ("reason", "requestId"):
+                raise GError(400, "INVALID_ARGUMENT",
+                             f"Invalid JSON payload received. Unknown name "
+                             f"\"{k}\": Cannot find field.")
+        reason = req.get("reason")
+        if reason not in REVOCATION_REASONS:
+            raise GError(400, "INVALID_ARGUMENT",
+                         "Invalid value at 'reason' "
+                         "(type.googleapis.com/google.cloud.security."
+                         "privateca.v1.RevocationReason)")
+        rid = req.get("requestId")
+        if rid is not None:
+            try:
+                u = uuid.UUID(rid) if isinstance(rid, str) else None
+            except ValueError:
+                u = None
+            if u is None or str(u) != rid or u.int == 0:
+                raise GError(400, "INVALID_ARGUMENT",
+                             "request_id must be a valid, non-zero UUID")
+        if self.pools[pool] != "enterprise":
+            raise GError(404, "NOT_FOUND",
+                         "DevOps tier CA pools do not store certificates")
+        with self.lock:
+            if rid is not None:
+                hit = self.revoke_requests.get((pool, rid))
+                if hit and time.monotonic() - hit[1] < self.window:
+                    self.stats.inc("revoke_idempotent_hits")
+                    return hit[0]
+            res = self.by_id.get((pool, cid))
+            if res is None:
+                raise GError(404, "NOT_FOUND", "certificate not found")
+            if "revocationDetails" in res:
+                self.stats.inc("revoke_already")
+                raise GError(400, "FAILED_PRECONDITION",
+                             "Certificate is already revoked.")
+            res["revocationDetails"] = {
+                "revocationState": reason,
+                "revocationTime": ec_.utcnow().isoformat() + "Z"}
+            if rid is not None:
+                self.revoke_requests[(pool, rid)] = (res, time.monotonic())
+        self.stats.inc("revoked")
+        return res
+
     def get(self, pool, cid):
         if self.pools[pool] != "enterprise":
             raise GError(404, "NOT_FOUND",
@@ -356,13 +433,19 @@ class H(ec_.Handler):
             if not m:
                 raise GError(404, "NOT_FOUND", "unknown path")
             emu.check_bearer(self)
-            proj, loc, pool, cid = m.groups()
+            proj, loc, pool, cid, verb = m.groups()
             if proj != emu.project or loc != emu.location or \
                     pool not in emu.pools:
                 raise GError(404, "NOT_FOUND", f"CaPool {pool} not found")
-            op = "CreateCertificate" if method == "POST" else "GetCertificate"
-            if (method == "POST") == (cid is not None):
-                raise GError(404, "NOT_FOUND", "unknown method")
+            if verb:
+                op = "RevokeCertificate"
+                if method != "POST":
+                    raise GError(404, "NOT_FOUND", "unknown method")
+            else:
+                op = "CreateCertificate" if method == "POST" \
+                    else "GetCertificate"
+                if (method == "POST") == (cid is not None):
+                    raise GError(404, "NOT_FOUND", "unknown method")
             emu.stats.inc("op:" + op)
             f = self.pre_faults(op)
             if f == "hung":
@@ -384,8 +467,14 @@ class H(ec_.Handler):
                         "application/json":
                     raise GError(400, "INVALID_ARGUMENT",
                                  "Content-Type must be application/json")
-                query = urllib.parse.parse_qs(q, keep_blank_values=True)
-                out = emu.create(pool, query, body)
+                if op == "RevokeCertificate":
+                    if q:
+                        raise GError(400, "INVALID_ARGUMENT",
+                                     "unexpected query parameters")
+                    out = emu.revoke(pool, cid, body)
+                else:
+                    query = urllib.parse.parse_qs(q, keep_blank_values=True)
+                    out = emu.create(pool, query, body)
             else:
                 out = emu.get(pool, cid)
             if self.answer_faults(op):

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "tests/unit/ca_adapters/ca_test_util.h"
+#include "tests/support/lc_proc.h"
 
 #include <CUnit/CUnit.h>
 #include <dirent.h>
@@ -285,4 +286,42 @@ void tu_rmtree(const char *dir)
   }
   closedir(d);
   CU_ASSERT_EQUAL(rmdir(dir), 0);
+}
+
+void tu_write(const char *dir, const char *name, const char *text)
+{
+  char *p = tu_path(dir, name);
+  FILE *fp = fopen(p, "wb");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+  CU_ASSERT_EQUAL(fwrite(text, 1, strlen(text), fp), strlen(text));
+  CU_ASSERT_EQUAL(fclose(fp), 0);
+  free(p);
+}
+
+bool tu_openssl_crl_verifies(const char *dir, const char *crl_pem,
+                             const char *const *ca_files)
+{
+  tu_write(dir, "verify.crl", crl_pem);
+  char *bundle = tu_path(dir, "verify-ca.pem");
+  FILE *out = fopen(bundle, "wb");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+  for(const char *const *f = ca_files; *f; f++) {
+    FILE *in = fopen(*f, "rb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    char buf[4096];
+    size_t n;
+    while((n = fread(buf, 1, sizeof(buf), in)) > 0)
+      CU_ASSERT_EQUAL(fwrite(buf, 1, n, out), n);
+    fclose(in);
+  }
+  CU_ASSERT_EQUAL(fclose(out), 0);
+  char *crl = tu_path(dir, "verify.crl");
+  char *log = tu_path(dir, "openssl-crl.log");
+  const char *args[] = {"crl", "-in", crl, "-CAfile", bundle, "-verify",
+                        "-noout", NULL};
+  bool ok = lc_proc_run_ok("openssl", args, NULL, log, 30000);
+  free(crl);
+  free(log);
+  free(bundle);
+  return ok;
 }

@@ -8,6 +8,7 @@
 #define LC_CA_TEST_UTIL_H
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "ca_adapters/ca.h"
@@ -61,9 +62,20 @@ void tu_rmtree(const char *dir);
 /* "<dir>/<name>", malloc'd. */
 char *tu_path(const char *dir, const char *name);
 
+/* Write `text` to "<dir>/<name>" (CUnit-fatal on failure). */
+void tu_write(const char *dir, const char *name, const char *text);
+/* The real openssl binary: `openssl crl -in <crl> -CAfile <cafile>
+ * -verify -noout`, with the CRL PEM `crl_pem` and a CAfile made of the
+ * files `ca_files` (NULL-terminated paths) concatenated, all written
+ * below `dir`. True when openssl exited 0 (its output is kept in
+ * <dir>/openssl-crl.log). */
+bool tu_openssl_crl_verifies(const char *dir, const char *crl_pem,
+                             const char *const *ca_files);
+
 extern const struct lc_test csr_tests[];
 extern const struct lc_test csr_mutation_tests[];
 extern const struct lc_test local_tests[];
 extern const struct lc_test local_thread_tests[];
+extern const struct lc_test local_crl_tests[];
 
 #endif

@@ -332,6 +332,65 @@ void ru_fault_then_issued(const struct ru_fault_case *c)
   ru_rig_stop(&r);
 }
 
+/* ---- revocation ---------------------------------------------------------- */
+
+enum ca_status ru_revoke(struct ca_adapter *ca, enum ca_role role,
+                         const char *cert_pem, const char *request_key,
+                         enum ca_revoke_reason reason, struct ca_result *res,
+                         int attempts, uint32_t cap_ms, int *retries)
+{
+  struct ca_revoke_request rq = {role, cert_pem, NULL, request_key, reason};
+  memset(res, 0, sizeof(*res));
+  for(int i = 0; i < attempts; i++) {
+    ca_result_cleanup(res);
+    CU_ASSERT_EQUAL_FATAL(ca_revoke(ca, &rq, res), LC_OK);
+    if(res->status == CA_ISSUED || res->status == CA_REJECTED)
+      return res->status;
+    CU_ASSERT(res->status == CA_RETRY || res->status == CA_PACED);
+    CU_ASSERT(res->retry_after_ms > 0);
+    if(retries)
+      (*retries)++;
+    ru_sleep_ms(res->retry_after_ms < cap_ms ? res->retry_after_ms : cap_ms);
+  }
+  return res->status;
+}
+
+void ru_issue(struct ru_rig *r, const char *cn, const char *request_key,
+              enum ca_role role, struct ca_result *res)
+{
+  struct ru_device d;
+  ru_device_init(&d, cn, request_key);
+  CU_ASSERT_EQUAL_FATAL(ru_drive(r->ca, &d, role, res, 5, 500, NULL, NULL),
+                        CA_ISSUED);
+  ru_device_cleanup(&d);
+}
+
+void ru_revoke_fault_case(enum ru_kind kind, enum ca_role role,
+                          const char *fault, enum ca_status want_status,
+                          const char *want_reason)
+{
+  struct ru_rig r;
+  ru_rig_start(&r, kind, NULL);
+  struct ca_result cert, res;
+  ru_issue(&r, "SN-REV-F", "k-revoke-fault", role, &cert);
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/faults", fault), LC_OK);
+  struct ca_revoke_request rq = {role, cert.cert_pem, cert.serial_hex,
+                                 "k-revoke-fault", CA_REVOKE_KEY_COMPROMISE};
+  CU_ASSERT_EQUAL_FATAL(ca_revoke(r.ca, &rq, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, want_status);
+  CU_ASSERT_STRING_EQUAL(res.reason, want_reason);
+  CU_ASSERT_STRING_EQUAL(res.serial_hex, cert.serial_hex);
+  CU_ASSERT(res.retry_after_ms > 0);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL(ru_revoke(r.ca, role, cert.cert_pem, "k-revoke-fault",
+                            CA_REVOKE_KEY_COMPROMISE, &res, 6, 1500, NULL),
+                  CA_ISSUED);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "revoked"), 1);
+  ca_result_cleanup(&res);
+  ca_result_cleanup(&cert);
+  ru_rig_stop(&r);
+}
+
 /* ---- shutdown ------------------------------------------------------------ */
 
 static struct ca_http_config *rig_http(struct ru_rig *r)

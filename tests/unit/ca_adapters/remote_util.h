@@ -113,6 +113,28 @@ void ru_fault_then_issued(const struct ru_fault_case *c);
 void ru_shutdown_case(enum ru_kind kind, const char *serial,
                       const char *request_key);
 
+/* Revoke as the broker would: again after each CA_RETRY / CA_PACED (its
+ * retry_after_ms, capped at cap_ms), until CA_ISSUED or CA_REJECTED or
+ * `attempts` calls. Returns the last status (*res holds the result);
+ * counts the answers that were neither in *retries (may be NULL). */
+enum ca_status ru_revoke(struct ca_adapter *ca, enum ca_role role,
+                         const char *cert_pem, const char *request_key,
+                         enum ca_revoke_reason reason, struct ca_result *res,
+                         int attempts, uint32_t cap_ms, int *retries);
+
+/* A certificate of `role` issued at r's emulator under `request_key`
+ * (CUnit-fatal unless CA_ISSUED); the caller cleans *res up. */
+void ru_issue(struct ru_rig *r, const char *cn, const char *request_key,
+              enum ca_role role, struct ca_result *res);
+
+/* Issue, inject `fault` (JSON for POST /faults), revoke: the first answer
+ * has `want_status` and `want_reason`; driven on, the revocation ends
+ * CA_ISSUED after at least one more call, and the emulator's "revoked"
+ * counter is 1. */
+void ru_revoke_fault_case(enum ru_kind kind, enum ca_role role,
+                          const char *fault, enum ca_status want_status,
+                          const char *want_reason);
+
 void ru_sleep_ms(uint32_t ms);
 double ru_now_s(void);
 

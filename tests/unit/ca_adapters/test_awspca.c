@@ -8,6 +8,8 @@
 #include "tests/unit/ca_adapters/remote_util.h"
 
 #include <CUnit/CUnit.h>
+#include <jansson.h>
+#include <time.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +51,11 @@ static void test_issues_real_certificates_for_both_roles(void)
   CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 1, &st), LC_OK);
   CU_ASSERT_STRING_EQUAL(st.name, "get");
   CU_ASSERT_EQUAL(st.rate_per_s, 75);
-  CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 2, &st), LC_ENOTFOUND);
+  CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 2, &st), LC_OK);
+  CU_ASSERT_STRING_EQUAL(st.name, "revoke");
+  CU_ASSERT_EQUAL(st.rate_per_s, 20);
+  CU_ASSERT_EQUAL(st.granted, 0);
+  CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 3, &st), LC_ENOTFOUND);
   ru_device_cleanup(&d);
   ru_rig_stop(&r);
 }
@@ -393,7 +399,224 @@ static void test_shutdown_gives_up_a_hanging_call(void)
   ru_shutdown_case(RU_AWSPCA, "SN-AWS-STOP", "k-awspca-stop");
 }
 
+/* ---- revocation ---------------------------------------------------------- */
+
+static void test_revoke_and_revoke_again(void)
+{
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, NULL);
+  struct ca_result cert, res;
+  ru_issue(&r, "SN-AWS-REV", "k-aws-rev-o", CA_ROLE_OPERATIONAL, &cert);
+  struct ca_revoke_request rq = {CA_ROLE_OPERATIONAL, cert.cert_pem,
+                                 cert.serial_hex, "k-aws-rev-o",
+                                 CA_REVOKE_KEY_COMPROMISE};
+  CU_ASSERT_EQUAL_FATAL(ca_revoke(r.ca, &rq, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_ISSUED);
+  CU_ASSERT_STRING_EQUAL(res.serial_hex, cert.serial_hex);
+  CU_ASSERT_PTR_NULL(res.cert_pem);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "revoked"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "bad_serial_format"), 0);
+  /* the CA holds it with the reason asked for */
+  char *body = NULL;
+  CU_ASSERT_EQUAL_FATAL(emu_get(r.emu, "/revoked", &body), LC_OK);
+  json_error_t je;
+  json_t *j = json_loads(body, 0, &je);
+  /* the emulator writes serials without leading zeros */
+  const char *sig = cert.serial_hex;
+  while(sig[0] == '0' && sig[1])
+    sig++;
+  const char *rev = json_string_value(
+    json_object_get(json_object_get(j, "revoked"), sig));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(rev);
+  CU_ASSERT_STRING_EQUAL(rev, "KEY_COMPROMISE");
+  json_decref(j);
+  free(body);
+  /* a second revoke (a retry after a lost answer): still revoked */
+  rq.reason = CA_REVOKE_SUPERSEDED;
+  CU_ASSERT_EQUAL_FATAL(ca_revoke(r.ca, &rq, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_ISSUED);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "revoked"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "rejected:RequestAlreadyProcessedException"),
+                  1);
+  struct ca_pace_stats st;
+  CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 2, &st), LC_OK);
+  CU_ASSERT_EQUAL(st.granted, 2);
+  /* the caller's serial must be the certificate's */
+  rq.serial_hex = "0123";
+  CU_ASSERT_EQUAL(ca_revoke(r.ca, &rq, &res), LC_EINVAL);
+  /* after shutdown: at once, no request */
+  long before = emu_stat(r.emu, "requests");
+  ca_shutdown(r.ca);
+  rq.serial_hex = NULL;
+  CU_ASSERT_EQUAL_FATAL(ca_revoke(r.ca, &rq, &res), LC_OK);
+  CU_ASSERT_EQUAL(res.status, CA_PACED);
+  CU_ASSERT_STRING_EQUAL(res.reason, CA_REASON_SHUTDOWN);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "requests"), before);
+  ca_result_cleanup(&res);
+  ca_result_cleanup(&cert);
+  ru_rig_stop(&r);
+}
+
+static void test_revoke_transient_faults_then_revoked(void)
+{
+  ru_revoke_fault_case(RU_AWSPCA, CA_ROLE_BOOTSTRAP,
+                       "{\"kind\":\"throttle\",\"count\":1,"
+                       "\"op\":\"RevokeCertificate\",\"retry_after\":1}",
+                       CA_PACED, "aws:ThrottlingException");
+  ru_revoke_fault_case(RU_AWSPCA, CA_ROLE_BOOTSTRAP,
+                       "{\"kind\":\"error500\",\"count\":1,"
+                       "\"op\":\"RevokeCertificate\"}",
+                       CA_RETRY, "aws:InternalFailure");
+  ru_revoke_fault_case(RU_AWSPCA, CA_ROLE_OPERATIONAL,
+                       "{\"kind\":\"revoke_in_progress\",\"count\":1}",
+                       CA_RETRY, "aws:RequestInProgressException");
+  /* revoked at the CA, the answer lost: the retry is "already done" */
+  ru_revoke_fault_case(RU_AWSPCA, CA_ROLE_OPERATIONAL,
+                       "{\"kind\":\"lose_answer\",\"count\":1,"
+                       "\"hang_s\":3,\"op\":\"RevokeCertificate\"}",
+                       CA_RETRY, "transport");
+}
+
+static char *read_all(const char *path)
+{
+  FILE *f = fopen(path, "rb");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  char *buf = calloc(1, 65536);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+  CU_ASSERT(fread(buf, 1, 65535, f) > 0);
+  fclose(f);
+  return buf;
+}
+
+static void test_revoke_unknown_certificate_is_not_found(void)
+{
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, NULL);
+  /* the emulator's root: a real certificate this CA never issued */
+  char *pem = read_all(emu_path(r.emu, "ca-root.pem"));
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_revoke(r.ca, CA_ROLE_OPERATIONAL, pem, NULL,
+                            CA_REVOKE_UNSPECIFIED, &res, 2, 100, NULL),
+                  CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(res.reason, "not_found");
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:RevokeCertificate"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "revoked"), 0);
+  ca_result_cleanup(&res);
+  free(pem);
+  ru_rig_stop(&r);
+}
+
+/* A RevokeCertificate signed with the emulator's credentials but built by
+ * hand, to show what the emulator refuses. Returns the HTTP status; the
+ * error code goes to `code`. */
+static long raw_revoke(struct ru_rig *r, const char *serial, const char *why,
+                       char *code, size_t cap)
+{
+  char body[1024], host[64], h_host[96], h_date[64];
+  snprintf(body, sizeof(body),
+           "{\"CertificateAuthorityArn\":\"%s\",\"CertificateSerial\":"
+           "\"%s\",\"RevocationReason\":\"%s\"}", r->aws_ca_arn, serial,
+           why);
+  snprintf(host, sizeof(host), "127.0.0.1:%u", (unsigned)emu_port(r->emu));
+  const struct ca__sigv4_header hdrs[] = {
+    {"Host", host},
+    {"Content-Type", "application/x-amz-json-1.1"},
+    {"X-Amz-Target", "ACMPrivateCA.RevokeCertificate"}};
+  struct ca__aws_creds creds = {(char *)RU_AWS_AKID, (char *)RU_AWS_SECRET,
+                                NULL};
+  struct ca__sigv4_in in = {
+    .method = "POST", .path = "/", .headers = hdrs, .n_headers = 3,
+    .body = body, .body_len = strlen(body), .region = "us-east-1",
+    .service = "acm-pca", .when = time(NULL), .normalize_path = true,
+    .creds = &creds};
+  struct ca__sigv4_out sig;
+  CU_ASSERT_EQUAL_FATAL(ca__sigv4_sign(&in, &sig), LC_OK);
+  size_t an = strlen(sig.authorization) + 32;
+  char *h_auth = malloc(an);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(h_auth);
+  snprintf(h_auth, an, "Authorization: %s", sig.authorization);
+  snprintf(h_host, sizeof(h_host), "Host: %s", host);
+  snprintf(h_date, sizeof(h_date), "X-Amz-Date: %s", sig.amz_date);
+  const char *lines[] = {h_host, "Content-Type: application/x-amz-json-1.1",
+                         "X-Amz-Target: ACMPrivateCA.RevokeCertificate",
+                         h_date, h_auth, NULL};
+  struct ca_http_config hc = {.cainfo = emu_path(r->emu, "tls-ca.pem")};
+  struct ca__http_opts ho = {.name = "test", .cfg = &hc};
+  struct ca__http *http = NULL;
+  CU_ASSERT_EQUAL_FATAL(ca__http_new(&ho, &http), LC_OK);
+  struct ca__http_req req = {.op = "raw", .method = "POST",
+                             .url = emu_url(r->emu, "/"), .headers = lines,
+                             .body = body, .body_len = strlen(body)};
+  struct ca__http_resp resp;
+  CU_ASSERT_EQUAL_FATAL(ca__http_do(http, &req, &resp), LC_OK);
+  long status = resp.status;
+  json_error_t je;
+  json_t *j = json_loadb(resp.body, resp.len, 0, &je);
+  const char *t = json_string_value(json_object_get(j, "__type"));
+  snprintf(code, cap, "%s", t ? t : "");
+  json_decref(j);
+  ca__http_resp_cleanup(&resp);
+  ca__http_free(http);
+  ca__sigv4_out_cleanup(&sig);
+  free(h_auth);
+  return status;
+}
+
+static void test_emulator_holds_the_documented_serial_format(void)
+{
+  struct ru_rig r;
+  ru_rig_start(&r, RU_AWSPCA, NULL);
+  struct ca_result cert;
+  ru_issue(&r, "SN-AWS-FMT", "k-aws-fmt-b", CA_ROLE_BOOTSTRAP, &cert);
+  char code[96], colon[128] = "";
+  /* the issued serial with ':' between octets, as AWS documents it */
+  const char *h = cert.serial_hex;
+  for(size_t i = 0; h[i] && h[i + 1]; i += 2) {
+    size_t n = strlen(colon);
+    snprintf(colon + n, sizeof(colon) - n, "%s%c%c", i ? ":" : "", h[i],
+             h[i + 1]);
+  }
+  /* plain hex, as a careless client would send it: refused */
+  CU_ASSERT_EQUAL(raw_revoke(&r, cert.serial_hex, "KEY_COMPROMISE", code,
+                             sizeof(code)),
+                  400);
+  CU_ASSERT_STRING_EQUAL(code, "InvalidRequestException");
+  CU_ASSERT_EQUAL(raw_revoke(&r, "0g:11", "KEY_COMPROMISE", code,
+                             sizeof(code)),
+                  400);
+  CU_ASSERT_STRING_EQUAL(code, "InvalidRequestException");
+  CU_ASSERT_EQUAL(raw_revoke(&r, colon, "KEY_COMPROMISED", code,
+                             sizeof(code)),
+                  400);
+  CU_ASSERT_STRING_EQUAL(code, "ValidationException");
+  CU_ASSERT_EQUAL(raw_revoke(&r, "01:02:03", "SUPERSEDED", code,
+                             sizeof(code)),
+                  400);
+  CU_ASSERT_STRING_EQUAL(code, "ResourceNotFoundException");
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "revoked"), 0);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "bad_serial_format"), 2);
+  CU_ASSERT_EQUAL(raw_revoke(&r, colon, "SUPERSEDED", code, sizeof(code)),
+                  200);
+  CU_ASSERT_EQUAL(raw_revoke(&r, colon, "SUPERSEDED", code, sizeof(code)),
+                  400);
+  CU_ASSERT_STRING_EQUAL(code, "RequestAlreadyProcessedException");
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "revoked"), 1);
+  ca_result_cleanup(&cert);
+  ru_rig_stop(&r);
+}
+
 const struct lc_test awspca_tests[] = {
+  {"RevokeCertificate: revoked, the reason at the CA; again: still "
+   "revoked (RequestAlreadyProcessedException); after shutdown: no request",
+   test_revoke_and_revoke_again},
+  {"RevokeCertificate throttled, 500, in progress, answer lost: retried, "
+   "revoked once", test_revoke_transient_faults_then_revoked},
+  {"RevokeCertificate of a certificate the CA never issued: not_found",
+   test_revoke_unknown_certificate_is_not_found},
+  {"emulator: plain-hex serial, bad reason, unknown serial refused; the "
+   "colon form revokes", test_emulator_holds_the_documented_serial_format},
   {"shutdown while the CA hangs: the call gives up within a second "
    "(CA_PACED shutdown), later calls at once",
    test_shutdown_gives_up_a_hanging_call},

@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void test_enrolls_real_certificates_for_both_roles(void)
@@ -333,7 +334,86 @@ static void test_shutdown_gives_up_a_hanging_call(void)
   ru_shutdown_case(RU_EJBCA, "SN-EJ-STOP", "k-ejbca-stop");
 }
 
+/* ---- revocation ---------------------------------------------------------- */
+
+static void test_revoke_and_revoke_again(void)
+{
+  struct ru_rig r;
+  ru_rig_start(&r, RU_EJBCA, NULL);
+  struct ca_result cert, res;
+  ru_issue(&r, "SN-EJ-REV", "k-ej-rev-o", CA_ROLE_OPERATIONAL, &cert);
+  /* EJBCA spells it PRIVILEGES_WITHDRAWN; the emulator knows only that */
+  CU_ASSERT_EQUAL(ru_revoke(r.ca, CA_ROLE_OPERATIONAL, cert.cert_pem, NULL,
+                            CA_REVOKE_PRIVILEGE_WITHDRAWN, &res, 1, 100,
+                            NULL),
+                  CA_ISSUED);
+  CU_ASSERT_STRING_EQUAL(res.serial_hex, cert.serial_hex);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "revoked"), 1);
+  /* again: 409 already revoked, still a success */
+  CU_ASSERT_EQUAL(ru_revoke(r.ca, CA_ROLE_OPERATIONAL, cert.cert_pem, NULL,
+                            CA_REVOKE_KEY_COMPROMISE, &res, 1, 100, NULL),
+                  CA_ISSUED);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "revoke_already"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "revoked"), 1);
+  ca_result_cleanup(&cert);
+  ru_rig_stop(&r);
+}
+
+static char *read_all(const char *path)
+{
+  FILE *f = fopen(path, "rb");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  char *buf = calloc(1, 65536);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+  CU_ASSERT(fread(buf, 1, 65535, f) > 0);
+  fclose(f);
+  return buf;
+}
+
+static void test_revoke_unknown_is_not_found(void)
+{
+  struct ru_rig r;
+  ru_rig_start(&r, RU_EJBCA, NULL);
+  /* the emulator's root: issued by no CA the emulator runs */
+  char *pem = read_all(emu_path(r.emu, "ca-root.pem"));
+  struct ca_result res;
+  CU_ASSERT_EQUAL(ru_revoke(r.ca, CA_ROLE_BOOTSTRAP, pem, NULL,
+                            CA_REVOKE_UNSPECIFIED, &res, 1, 100, NULL),
+                  CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(res.reason, "not_found");
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:revoke"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "rejected:404"), 1);
+  ca_result_cleanup(&res);
+  free(pem);
+  ru_rig_stop(&r);
+}
+
+static void test_revoke_transient_faults_then_revoked(void)
+{
+  ru_revoke_fault_case(RU_EJBCA, CA_ROLE_BOOTSTRAP,
+                       "{\"kind\":\"error503\",\"count\":1,"
+                       "\"op\":\"revoke\"}",
+                       CA_RETRY, "ejbca:http_503");
+  ru_revoke_fault_case(RU_EJBCA, CA_ROLE_BOOTSTRAP,
+                       "{\"kind\":\"throttle\",\"count\":1,"
+                       "\"retry_after\":1,\"op\":\"revoke\"}",
+                       CA_PACED, "ejbca:http_429");
+  /* revoked, the answer lost: the retry's 409 is a success */
+  ru_revoke_fault_case(RU_EJBCA, CA_ROLE_OPERATIONAL,
+                       "{\"kind\":\"lose_answer\",\"count\":1,"
+                       "\"hang_s\":3,\"op\":\"revoke\"}",
+                       CA_RETRY, "transport");
+}
+
 const struct lc_test ejbca_tests[] = {
+  {"PUT .../revoke: revoked (PRIVILEGES_WITHDRAWN spelled EJBCA's way); "
+   "again: 409, still revoked", test_revoke_and_revoke_again},
+  {"revoke a certificate of no CA there: not_found",
+   test_revoke_unknown_is_not_found},
+  {"revoke: 503, 429, answer lost: retried, revoked once",
+   test_revoke_transient_faults_then_revoked},
   {"shutdown while the CA hangs: the call gives up within a second "
    "(CA_PACED shutdown), later calls at once",
    test_shutdown_gives_up_a_hanging_call},

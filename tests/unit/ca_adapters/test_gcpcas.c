@@ -11,6 +11,7 @@
 #include <CUnit/CUnit.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void test_issues_real_certificates_for_both_roles(void)
@@ -45,6 +46,9 @@ static void test_issues_real_certificates_for_both_roles(void)
   CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 1, &st), LC_OK);
   CU_ASSERT_STRING_EQUAL(st.name, "create_operational");
   CU_ASSERT_EQUAL(st.rate_per_s, 25); /* DevOps */
+  CU_ASSERT_EQUAL(ca_pace_stats(r.ca, 3, &st), LC_OK);
+  CU_ASSERT_STRING_EQUAL(st.name, "revoke");
+  CU_ASSERT_EQUAL(st.rate_per_s, 40); /* "all other mutations" */
   ru_device_cleanup(&d);
   ru_rig_stop(&r);
 }
@@ -286,7 +290,120 @@ static void test_shutdown_gives_up_a_hanging_call(void)
   ru_shutdown_case(RU_GCPCAS, "SN-GCP-STOP", "k-gcpcas-stop");
 }
 
+/* ---- revocation ---------------------------------------------------------- */
+
+static void test_revoke_enterprise_and_again(void)
+{
+  struct ru_rig r;
+  ru_rig_start(&r, RU_GCPCAS, NULL);
+  struct ca_result cert, res;
+  ru_issue(&r, "SN-GCP-REV", "k-gcp-rev-b", CA_ROLE_BOOTSTRAP, &cert);
+  CU_ASSERT_EQUAL(ru_revoke(r.ca, CA_ROLE_BOOTSTRAP, cert.cert_pem,
+                            "k-gcp-rev-b", CA_REVOKE_KEY_COMPROMISE, &res, 1,
+                            100, NULL),
+                  CA_ISSUED);
+  CU_ASSERT_STRING_EQUAL(res.serial_hex, cert.serial_hex);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "revoked"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:RevokeCertificate"), 1);
+  char *body = NULL;
+  CU_ASSERT_EQUAL_FATAL(emu_get(r.emu, "/revoked", &body), LC_OK);
+  CU_ASSERT_PTR_NOT_NULL(strstr(body, "caPools/boot/certificates/k-gcp-rev-b"));
+  free(body);
+  /* again, after CAS's requestId window: the GET shows it revoked, no
+   * second :revoke */
+  CU_ASSERT_EQUAL_FATAL(emu_post(r.emu, "/forget-requests", NULL), LC_OK);
+  CU_ASSERT_EQUAL(ru_revoke(r.ca, CA_ROLE_BOOTSTRAP, cert.cert_pem,
+                            "k-gcp-rev-b", CA_REVOKE_SUPERSEDED, &res, 1, 100,
+                            NULL),
+                  CA_ISSUED);
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:RevokeCertificate"), 1);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:GetCertificate"), 2);
+  ca_result_cleanup(&cert);
+  ru_rig_stop(&r);
+}
+
+static void test_revoke_devops_pool_not_supported(void)
+{
+  struct ru_rig r;
+  ru_rig_start(&r, RU_GCPCAS, NULL);
+  struct ca_result cert, res;
+  ru_issue(&r, "SN-GCP-DEV", "k-gcp-dev-o", CA_ROLE_OPERATIONAL, &cert);
+  long before = emu_stat(r.emu, "requests");
+  CU_ASSERT_EQUAL(ru_revoke(r.ca, CA_ROLE_OPERATIONAL, cert.cert_pem,
+                            "k-gcp-dev-o", CA_REVOKE_KEY_COMPROMISE, &res, 1,
+                            100, NULL),
+                  CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(res.reason, "not_supported");
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "requests"), before);
+  ca_result_cleanup(&res);
+  /* no request key: LC_EINVAL (the certificate id comes from it) */
+  struct ca_revoke_request rq = {CA_ROLE_BOOTSTRAP, cert.cert_pem, NULL, NULL,
+                                 CA_REVOKE_UNSPECIFIED};
+  CU_ASSERT_EQUAL(ca_revoke(r.ca, &rq, &res), LC_EINVAL);
+  ca_result_cleanup(&cert);
+  ru_rig_stop(&r);
+}
+
+static void test_revoke_checks_the_certificate_under_the_id(void)
+{
+  struct ru_rig r;
+  ru_rig_start(&r, RU_GCPCAS, NULL);
+  struct ca_result a, b, res;
+  ru_issue(&r, "SN-GCP-A", "k-gcp-a-b", CA_ROLE_BOOTSTRAP, &a);
+  ru_issue(&r, "SN-GCP-B", "k-gcp-b-b", CA_ROLE_BOOTSTRAP, &b);
+  /* A's certificate with B's key: never revoke B's */
+  CU_ASSERT_EQUAL(ru_revoke(r.ca, CA_ROLE_BOOTSTRAP, a.cert_pem, "k-gcp-b-b",
+                            CA_REVOKE_KEY_COMPROMISE, &res, 1, 100, NULL),
+                  CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(res.reason, "cert_mismatch");
+  ca_result_cleanup(&res);
+  /* a key nothing was issued under */
+  CU_ASSERT_EQUAL(ru_revoke(r.ca, CA_ROLE_BOOTSTRAP, a.cert_pem, "k-gcp-none",
+                            CA_REVOKE_KEY_COMPROMISE, &res, 1, 100, NULL),
+                  CA_REJECTED);
+  CU_ASSERT_STRING_EQUAL(res.reason, "not_found");
+  ca_result_cleanup(&res);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "op:RevokeCertificate"), 0);
+  CU_ASSERT_EQUAL(emu_stat(r.emu, "revoked"), 0);
+  ca_result_cleanup(&a);
+  ca_result_cleanup(&b);
+  ru_rig_stop(&r);
+}
+
+static void test_revoke_transient_faults_then_revoked(void)
+{
+  ru_revoke_fault_case(RU_GCPCAS, CA_ROLE_BOOTSTRAP,
+                       "{\"kind\":\"error503\",\"count\":1,"
+                       "\"op\":\"RevokeCertificate\"}",
+                       CA_RETRY, "gcp:UNAVAILABLE");
+  ru_revoke_fault_case(RU_GCPCAS, CA_ROLE_BOOTSTRAP,
+                       "{\"kind\":\"throttle\",\"count\":1,"
+                       "\"retry_after\":1,\"op\":\"RevokeCertificate\"}",
+                       CA_PACED, "gcp:RESOURCE_EXHAUSTED");
+  ru_revoke_fault_case(RU_GCPCAS, CA_ROLE_BOOTSTRAP,
+                       "{\"kind\":\"error500\",\"count\":1,"
+                       "\"op\":\"GetCertificate\"}",
+                       CA_RETRY, "gcp:INTERNAL");
+  /* revoked at CAS, the answer lost: the retry's GET sees it revoked */
+  ru_revoke_fault_case(RU_GCPCAS, CA_ROLE_BOOTSTRAP,
+                       "{\"kind\":\"lose_answer\",\"count\":1,"
+                       "\"hang_s\":3,\"op\":\"RevokeCertificate\"}",
+                       CA_RETRY, "transport");
+}
+
 const struct lc_test gcpcas_tests[] = {
+  {"revoke (Enterprise): GET, :revoke, revoked; again after the window: "
+   "the GET says revoked, no second :revoke",
+   test_revoke_enterprise_and_again},
+  {"revoke on a DevOps pool: not_supported, nothing sent",
+   test_revoke_devops_pool_not_supported},
+  {"revoke: another certificate under the id is cert_mismatch, no "
+   "certificate is not_found; nothing revoked",
+   test_revoke_checks_the_certificate_under_the_id},
+  {"revoke: 503, 429, 500 on the GET, answer lost: retried, revoked once",
+   test_revoke_transient_faults_then_revoked},
   {"shutdown while the CA hangs: the call gives up within a second "
    "(CA_PACED shutdown), later calls at once",
    test_shutdown_gives_up_a_hanging_call},

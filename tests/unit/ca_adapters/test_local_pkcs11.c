@@ -11,6 +11,7 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "ca_adapters/ca.h"
 #include "common/lc_log.h"
+#include "common/lc_mem.h"
 #include "tests/support/lc_proc.h"
 #include "tests/support/lc_softhsm.h"
 #include "tests/unit/ca_adapters/ca_test_util.h"
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TOKEN "lc-ca"
@@ -280,7 +282,53 @@ static void test_token_errors(void)
   CU_ASSERT_PTR_NULL(ca);
 }
 
+static void test_token_key_signs_a_crl_openssl_verifies(void)
+{
+  struct ca_local_config c = token_cfg(LABEL_BOOT, LABEL_OPER, PIN);
+  struct ca_adapter *ca = NULL;
+  CU_ASSERT_EQUAL_FATAL(ca_local_open(&c, &ca), LC_OK);
+  EVP_PKEY *key = NULL;
+  struct ca_csr *csr = tu_device_csr("SN-p11-crl", &key);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csr);
+  struct ca_request req = {"req", CA_ROLE_OPERATIONAL, csr};
+  struct ca_result res;
+  memset(&res, 0, sizeof(res));
+  CU_ASSERT_EQUAL_FATAL(ca_submit(ca, &req, &res), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(res.status, CA_ISSUED);
+  time_t now = time(NULL);
+  const struct ca_crl_entry e = {res.serial_hex, now,
+                                 CA_REVOKE_KEY_COMPROMISE};
+  char *root = tu_path(ca_dir, "root.pem");
+  const char *files[CA_ROLE_COUNT][3] = {
+    {root, NULL, NULL}, {root, NULL, NULL}};
+  char *issuer[CA_ROLE_COUNT] = {tu_path(ca_dir, "bootstrap-ca.pem"),
+                                 tu_path(ca_dir, "operational-ca.pem")};
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    files[r][1] = issuer[r];
+    char *pem = NULL;
+    /* the operational CRL lists the leaf, the bootstrap one is empty */
+    CU_ASSERT_EQUAL_FATAL(ca_local_crl(ca, (enum ca_role)r, &e,
+                                       r == CA_ROLE_OPERATIONAL, now,
+                                       now + 86400, 7, &pem),
+                          LC_OK);
+    CU_ASSERT_TRUE(tu_openssl_crl_verifies(tmp, pem, files[r]));
+    /* and not with the other issuing CA */
+    const char *other[] = {root, issuer[1 - r], NULL};
+    CU_ASSERT_FALSE(tu_openssl_crl_verifies(tmp, pem, other));
+    lc_free(pem);
+  }
+  for(int r = 0; r < CA_ROLE_COUNT; r++)
+    free(issuer[r]);
+  free(root);
+  ca_result_cleanup(&res);
+  ca_csr_free(csr);
+  EVP_PKEY_free(key);
+  ca_free(ca);
+}
+
 static const struct lc_test tests[] = {
+  {"token key signs CRLs that openssl crl -verify accepts",
+   test_token_key_signs_a_crl_openssl_verifies},
   {"token keys issue leaves that verify against the root",
    test_token_keys_issue_leaves_that_verify},
   {"4 threads x 50 concurrent token issues: all verify",

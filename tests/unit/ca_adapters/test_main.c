@@ -11,6 +11,7 @@ int main(void)
     {"ca_csr_mutations", NULL, NULL, csr_mutation_tests},
     {"ca_local", NULL, NULL, local_tests},
     {"ca_local_threads", NULL, NULL, local_thread_tests},
+    {"ca_local_crl", NULL, NULL, local_crl_tests},
     {NULL, NULL, NULL, NULL}};
   return lc_cunit_run(suites);
 }
