@@ -8,12 +8,6 @@
  * --bad-renew kinds get the refusal each expects. The store and the
  * state directory must then agree: a new operational certificate and
  * key per device, the bootstrap certificate unchanged.
- *
- * Not registered in CMakeLists.txt yet: it needs linecert's broker side
- * of §4.1 (RenewRequest, RenewCSR + ChallengeSignature in DDATA/NDATA).
- * Against the lifecycle core alone, every renewing DBIRTH is answered
- * REJECTED:missing_csr. Add renew_sim to the integration foreach list
- * when that lands.
  */
 #include "tests/integration/rig.h"
 #include "tests/support/lc_cunit.h"
