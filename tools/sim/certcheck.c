@@ -283,12 +283,12 @@ out:
   return rc;
 }
 
-static lc_err check_key(const struct sim_device *d, enum sim_role r, X509 *x,
+static lc_err check_key(const struct sim_expect *d, enum sim_role r, X509 *x,
                         char *why, size_t cap)
 {
   unsigned char *der = NULL;
   int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
-  bool same = len > 0 && (size_t)len == d->spki_len[r] &&
+  bool same = len > 0 && d->spki[r] && (size_t)len == d->spki_len[r] &&
               memcmp(der, d->spki[r], d->spki_len[r]) == 0;
   OPENSSL_free(der);
   if(same)
@@ -296,7 +296,7 @@ static lc_err check_key(const struct sim_device *d, enum sim_role r, X509 *x,
   /* Different bytes may still be the same key (e.g. a compressed
    * point): compare the keys themselves, the slow way, only here. */
   const unsigned char *p = d->spki[r];
-  EVP_PKEY *mine = d2i_PUBKEY(NULL, &p, (long)d->spki_len[r]);
+  EVP_PKEY *mine = p ? d2i_PUBKEY(NULL, &p, (long)d->spki_len[r]) : NULL;
   EVP_PKEY *theirs = X509_get0_pubkey(x);
   same = mine && theirs && EVP_PKEY_eq(mine, theirs) == 1;
   EVP_PKEY_free(mine);
@@ -306,7 +306,7 @@ static lc_err check_key(const struct sim_device *d, enum sim_role r, X509 *x,
               role_name[r]);
 }
 
-static lc_err check_subject(const struct sim_device *d, enum sim_role r,
+static lc_err check_subject(const struct sim_expect *d, enum sim_role r,
                             X509 *x, char *why, size_t cap)
 {
   const X509_NAME *name = X509_get_subject_name(x);
@@ -380,7 +380,7 @@ static lc_err check_eku(X509 *x, char *why, size_t cap)
   return LC_OK;
 }
 
-lc_err sim_check_issued(struct sim_checker *c, const struct sim_device *d,
+lc_err sim_check_issued(struct sim_checker *c, const struct sim_expect *d,
                         const struct sim_issued *in, char *why,
                         size_t why_cap)
 {
@@ -418,7 +418,7 @@ static bool contains(const uint8_t *hay, size_t n, const uint8_t *needle,
   return false;
 }
 
-lc_err sim_check_light(const struct sim_device *d,
+lc_err sim_check_light(const struct sim_expect *d,
                        const struct sim_issued *in, char *why,
                        size_t why_cap)
 {
@@ -428,11 +428,28 @@ lc_err sim_check_light(const struct sim_device *d,
     if(leaf_der(in->pem[r], in->pem_len[r], &der, &len) != LC_OK)
       return fail(why, why_cap, "check=%s_parse not exactly one PEM "
                                 "certificate", role_name[r]);
-    bool ok = contains(der, (size_t)len, d->spki[r], d->spki_len[r]);
+    bool ok = d->spki[r] &&
+              contains(der, (size_t)len, d->spki[r], d->spki_len[r]);
     OPENSSL_free(der);
     if(!ok)
       return fail(why, why_cap, "check=%s_key certificate does not hold "
                                 "the device's key", role_name[r]);
   }
+  return LC_OK;
+}
+
+lc_err sim_spki(EVP_PKEY *key, uint8_t **out, size_t *len)
+{
+  unsigned char *der = NULL;
+  int n = i2d_PUBKEY(key, &der);
+  if(n <= 0) {
+    lc_log_openssl(LC_ERROR, "sim", "i2d_PUBKEY");
+    return LC_ETLS;
+  }
+  *out = lc_memdup(der, (size_t)n);
+  OPENSSL_free(der);
+  if(!*out)
+    return LC_ENOMEM;
+  *len = (size_t)n;
   return LC_OK;
 }

@@ -3,10 +3,12 @@
  * A simulated device's own key material: two key pairs (bootstrap and
  * operational) and one PKCS#10 CSR for each, subject CN=<serial>,
  * signed with SHA-256. A real device keeps its private keys in a secure
- * element; the simulator needs them only to sign the CSRs and drops
- * them right after (OpenSSL clears private key material when freeing).
- * What stays is what linecert's answer is checked against: the CSR text
- * and the DER SubjectPublicKeyInfo of each key.
+ * element; a simulator that will not renew needs them only to sign the
+ * CSRs and drops them right after (OpenSSL clears private key material
+ * when freeing). What stays is what linecert's answer is checked
+ * against: the CSR text and the DER SubjectPublicKeyInfo of each key.
+ * With --state-dir or --renew-on-notice a normal device keeps its keys
+ * (sim_keep): it must prove itself with them when it renews.
  *
  * The bad kinds bend exactly one thing each, so linecert's answer shows
  * which of its checks fired (see kinds.c for the expected answers). The
@@ -52,20 +54,35 @@ void sim_keyctx_free(struct sim_keyctx *kc)
   lc_free(kc);
 }
 
+lc_err sim_p256(struct sim_keyctx *kc, EVP_PKEY **out)
+{
+  EVP_PKEY *k = NULL;
+  if(kc) {
+    if(EVP_PKEY_generate(kc->p256, &k) <= 0)
+      k = NULL;
+  } else {
+    k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+  }
+  if(!k) {
+    lc_log_openssl(LC_ERROR, MOD, "keygen");
+    return LC_ETLS;
+  }
+  *out = k;
+  return LC_OK;
+}
+
 static lc_err new_key(struct sim_keyctx *kc, enum sim_kind kind,
                       EVP_PKEY **out)
 {
+  if(kind != SIM_BAD_RSA && kind != SIM_BAD_P384)
+    return sim_p256(kc, out);
   EVP_PKEY *k = NULL;
   switch(kind) {
   case SIM_BAD_RSA:
     k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     break;
-  case SIM_BAD_P384:
+  default: /* SIM_BAD_P384 */
     k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
-    break;
-  default:
-    if(EVP_PKEY_generate(kc->p256, &k) <= 0)
-      k = NULL;
     break;
   }
   if(!k) {
@@ -128,10 +145,11 @@ static bool set_pubkey(X509_REQ *req, EVP_PKEY *key, enum sim_kind kind)
 }
 
 /* The CSR as PEM, and the DER SubjectPublicKeyInfo it carries (what an
- * issued certificate's key must equal). spki may be NULL. */
+ * issued certificate's key must equal). spki and der may be NULL. */
 static lc_err build_csr(EVP_PKEY *key, enum sim_kind kind,
                         const struct csr_spec *spec, char **pem,
-                        size_t *pem_len, uint8_t **spki, size_t *spki_len)
+                        size_t *pem_len, uint8_t **spki, size_t *spki_len,
+                        uint8_t **der_out, size_t *der_out_len)
 {
   lc_err rc = LC_ETLS;
   unsigned char *der = NULL, *pub = NULL;
@@ -169,6 +187,17 @@ static lc_err build_csr(EVP_PKEY *key, enum sim_kind kind,
     *spki_len = (size_t)plen;
   }
   rc = der_to_pem("CERTIFICATE REQUEST", der, (size_t)len, pem, pem_len);
+  if(rc == LC_OK && der_out) {
+    *der_out = lc_memdup(der, (size_t)len);
+    if(!*der_out) {
+      rc = LC_ENOMEM;
+      LC_FREE(*pem);
+      if(spki)
+        LC_FREE(*spki);
+    } else {
+      *der_out_len = (size_t)len;
+    }
+  }
 out:
   if(rc == LC_ETLS)
     lc_log_openssl(LC_ERROR, MOD, "build_csr");
@@ -176,6 +205,15 @@ out:
   OPENSSL_free(der);
   X509_REQ_free(req);
   return rc;
+}
+
+lc_err sim_csr_build(EVP_PKEY *key, const char *cn, char **pem,
+                     size_t *pem_len, uint8_t **der, size_t *der_len,
+                     uint8_t **spki, size_t *spki_len)
+{
+  struct csr_spec spec = {cn, strlen(cn), false, false};
+  return build_csr(key, SIM_NORMAL, &spec, pem, pem_len, spki, spki_len, der,
+                   der_len);
 }
 
 /* A 200 KB metric that looks like a PEM CSR to anyone who only checks
@@ -203,7 +241,8 @@ static lc_err oversized_text(char **out, size_t *out_len)
 }
 
 static lc_err make_role(struct sim_device *d, struct sim_keyctx *kc,
-                        enum sim_role role, EVP_PKEY **shared)
+                        enum sim_role role, EVP_PKEY **shared,
+                        bool keep_key)
 {
   if(d->kind == SIM_BAD_MISSING_CSR && role == SIM_BOOTSTRAP)
     return LC_OK; /* metric left out of the DBIRTH */
@@ -235,15 +274,19 @@ static lc_err make_role(struct sim_device *d, struct sim_keyctx *kc,
   bool keep = d->kind == SIM_BAD_RSA || d->kind == SIM_BAD_P384;
   bool normal = d->kind == SIM_NORMAL;
   rc = build_csr(key, d->kind, &spec, &d->csr[role], &d->csr_len[role],
-                 normal ? &d->spki[role] : NULL, &d->spki_len[role]);
+                 normal ? &d->spki[role] : NULL, &d->spki_len[role], NULL,
+                 NULL);
   if(keep && !*shared)
     *shared = key;
+  else if(normal && keep_key && rc == LC_OK)
+    d->keep.key[role] = key;
   else if(key != *shared)
     EVP_PKEY_free(key);
   return rc;
 }
 
-lc_err sim_device_make_keys(struct sim_device *d, struct sim_keyctx *kc)
+lc_err sim_device_make_keys(struct sim_device *d, struct sim_keyctx *kc,
+                            bool keep_keys)
 {
   if(d->kind == SIM_BAD_GARBAGE) {
     if(RAND_bytes(d->garbage, sizeof(d->garbage)) != 1) {
@@ -258,7 +301,7 @@ lc_err sim_device_make_keys(struct sim_device *d, struct sim_keyctx *kc)
   EVP_PKEY *shared = NULL;
   lc_err rc = LC_OK;
   for(int r = 0; r < SIM_ROLES && rc == LC_OK; r++)
-    rc = make_role(d, kc, (enum sim_role)r, &shared);
+    rc = make_role(d, kc, (enum sim_role)r, &shared, keep_keys);
   EVP_PKEY_free(shared);
   return rc;
 }
@@ -270,4 +313,14 @@ void sim_device_cleanup(struct sim_device *d)
     LC_FREE(d->spki[r]);
   }
   LC_FREE(d->failure);
+  sim_keep_cleanup(&d->keep);
+  EVP_PKEY_free(d->foreign_key);
+  d->foreign_key = NULL;
+  LC_FREE(d->foreign_cert);
+  EVP_PKEY_free(d->rn_key);
+  d->rn_key = NULL;
+  LC_FREE(d->rn_csr);
+  LC_FREE(d->rn_csr_der);
+  LC_FREE(d->rn_spki);
+  LC_FREE(d->rn_outcome);
 }

@@ -19,6 +19,21 @@
  *   STATE spBv1.0/STATE/<host> online        when the host (re)started
  *                                            after our NBIRTH: the same
  *
+ * Renewal (DESIGN §4.1), for a device WAITING with `renewing` set:
+ *     Challenge (Bytes, 32)  new key and CSR (made once, kept for every
+ *                            later challenge), signature by the
+ *                            presented certificate's key, DDATA RenewCSR
+ *                            + ChallengeSignature (replay: twice)
+ *     ISSUED                 the new operational certificate checked in
+ *                            full (new key, CN, chain), the bootstrap one
+ *                            unchanged; saved (--state-dir), installed,
+ *                            acknowledged
+ *     REJECTED:<r>           the renewal's outcome; a bad renewal kind
+ *                            compares it with what it expects
+ *     RENEWAL_NEEDED         with --renew-on-notice, a provisioned device
+ *                            starts renewing with its operational
+ *                            certificate; otherwise only counted
+ *
  * The certificate checks run without any lock; the result is applied
  * under the edge lock only if the device is still waiting, so two
  * copies of one DCMD handled at once end up as one provisioning and
@@ -78,6 +93,47 @@ static void touch(struct sim_device *d)
   pthread_mutex_unlock(&d->edge->lock);
 }
 
+/* "rejected:<reason>" of a REJECTED:<reason> status, into out. */
+static void outcome_of(const char *got, char *out, size_t cap)
+{
+  snprintf(out, cap, "rejected:%s", got + strlen("REJECTED:"));
+}
+
+/* A refusal of d's renewal. Edge lock held. */
+static void renew_rejected_locked(struct sim_device *d, const char *status,
+                                  size_t len, const char *got)
+{
+  char why[WHY_MAX], outcome[160];
+  outcome_of(got, outcome, sizeof(outcome));
+  const char *expect = sim_rkind_expect(d->rkind);
+  bool as_expected = d->rkind != SIM_RK_NORMAL && equals(status, len, expect);
+  if(d->rkind == SIM_RK_REPLAY && as_expected) {
+    /* The answer to the second copy; the first is issued, before or
+     * after this. */
+    if(d->rn_replay_rejected)
+      return;
+    d->rn_replay_rejected = true;
+    LC_FREE(d->rn_outcome);
+    sim_renew_outcome_locked(d, outcome, strlen(outcome));
+    if(d->state == SIM_DEV_PROVISIONED)
+      sim_edge_set_state_locked(d->edge, d, SIM_DEV_EXPECTED, NULL);
+    return;
+  }
+  if(d->state != SIM_DEV_WAITING)
+    return; /* an answer to a repeated request: the first counted */
+  sim_renew_outcome_locked(d, outcome, strlen(outcome));
+  if(as_expected) {
+    sim_edge_set_state_locked(d->edge, d, SIM_DEV_EXPECTED, NULL);
+  } else if(d->rkind == SIM_RK_NORMAL) {
+    snprintf(why, sizeof(why), "check=renew rejected: %s", got);
+    fail_locked(d, why);
+  } else {
+    snprintf(why, sizeof(why), "check=renew_status expected %s, got %s",
+             expect, got);
+    fail_locked(d, why);
+  }
+}
+
 static void on_rejected(struct sim_device *d, const char *status,
                         size_t len)
 {
@@ -85,7 +141,9 @@ static void on_rejected(struct sim_device *d, const char *status,
   printable(status, len, got, sizeof(got));
   const char *expect = sim_kind_expect(d->kind);
   pthread_mutex_lock(&d->edge->lock);
-  if(d->state != SIM_DEV_WAITING) {
+  if(d->renewing) {
+    renew_rejected_locked(d, status, len, got);
+  } else if(d->state != SIM_DEV_WAITING) {
     /* An answer to a retransmitted DBIRTH: the first one counted. */
   } else if(d->kind == SIM_NORMAL) {
     snprintf(why, sizeof(why), "check=status rejected: %s", got);
@@ -137,6 +195,29 @@ static lc_err cmd_string(const struct spb_payload *p,
   return LC_ENOTFOUND;
 }
 
+/* Bytes metric `name` of the command, found as cmd_string() finds one.
+ * LC_ENOTFOUND, or LC_EINVAL when null or not Bytes. */
+static lc_err cmd_bytes(const struct spb_payload *p,
+                        const struct sim_device *d, const char *name,
+                        const uint8_t **b, size_t *len)
+{
+  uint64_t a = sim_alias(d, d->edge->sim->opts->aliases, name);
+  const struct spb_metric *m = NULL;
+  for(size_t i = 0; i < p->n_metrics && !m; i++) {
+    const struct spb_metric *x = &p->metrics[i];
+    if(a ? (x->has_alias && x->alias == a)
+         : (x->name && strcmp(x->name, name) == 0))
+      m = x;
+  }
+  if(!m)
+    return LC_ENOTFOUND;
+  if(m->value.is_null || m->value.datatype != SPB_DT_BYTES)
+    return LC_EINVAL;
+  *b = m->value.v.bytes.ptr;
+  *len = m->value.v.bytes.len;
+  return LC_OK;
+}
+
 /* tck-id-payloads-alias-data-cmd-requirement: where the BIRTH declared
  * aliases, NCMD and DCMD "MUST only include an alias and the metric
  * name MUST be excluded". */
@@ -176,7 +257,160 @@ static lc_err get_issued(const struct spb_payload *p,
       return LC_EPROTO;
     }
   }
+  /* Kept (--state-dir) when sent; not checked here. */
+  if(cmd_string(p, d, "Provisioning/TrustBundle", &in->trust,
+                &in->trust_len) != LC_OK) {
+    in->trust = NULL;
+    in->trust_len = 0;
+  }
   return LC_OK;
+}
+
+static struct sim_expect expect_of(const struct sim_device *d)
+{
+  struct sim_expect x = {d->serial, {d->spki[0], d->spki[1]},
+                         {d->spki_len[0], d->spki_len[1]}};
+  return x;
+}
+
+/* Provisioned: keep (and with --state-dir save) the keys and what was
+ * delivered. Edge lock held. */
+static lc_err keep_provisioned_locked(struct sim_device *d,
+                                      const struct sim_issued *in,
+                                      char *why, size_t cap)
+{
+  if(!d->keep.key[SIM_BOOTSTRAP])
+    return LC_OK; /* keys not kept: nothing to renew with later */
+  lc_err rc = sim_keep_delivered(&d->keep, in, true);
+  const char *dir = d->edge->sim->opts->state_dir;
+  if(rc == LC_OK && dir)
+    rc = sim_state_save(dir, d->serial, &d->keep, d->csr);
+  if(rc != LC_OK)
+    snprintf(why, cap, "check=state_dir cannot keep the certificates: %s",
+             lc_errname(rc));
+  return rc;
+}
+
+/* The bootstrap certificate a renewal delivers must be the one d has. */
+static bool same_bootstrap(const struct sim_device *d,
+                           const struct sim_issued *in, const char *fps)
+{
+  struct sim_issued mine = *in;
+  char why[WHY_MAX], kept[2 * SIM_FP_HEX + 2];
+  mine.pem[SIM_BOOTSTRAP] = d->keep.cert[SIM_BOOTSTRAP];
+  mine.pem_len[SIM_BOOTSTRAP] = d->keep.cert[SIM_BOOTSTRAP]
+                                  ? strlen(d->keep.cert[SIM_BOOTSTRAP]) : 0;
+  return sim_fingerprints(&mine, kept, why, sizeof(why)) == LC_OK &&
+         strcmp(kept, fps) == 0;
+}
+
+/* ISSUED for a renewing device. Edge lock held (the full check too: a
+ * renewal is rare enough not to need the lock-free path). */
+static void renewed_locked(struct sim_checker *c, struct sim_device *d,
+                           const struct sim_issued *in, const char *fps)
+{
+  char why[WHY_MAX];
+  if(d->state == SIM_DEV_PROVISIONED || d->state == SIM_DEV_EXPECTED) {
+    if(d->state == SIM_DEV_PROVISIONED || d->rkind == SIM_RK_REPLAY)
+      redelivered_locked(d, fps);
+    return;
+  }
+  if(d->state != SIM_DEV_WAITING)
+    return;
+  if(d->rkind != SIM_RK_NORMAL && d->rkind != SIM_RK_REPLAY) {
+    snprintf(why, sizeof(why), "check=renew_status issued, expected %s",
+             sim_rkind_expect(d->rkind));
+    fail_locked(d, why);
+    return;
+  }
+  if(!d->rn_key) {
+    fail_locked(d, "check=renew ISSUED before any RenewCSR was sent");
+    return;
+  }
+  struct sim_expect x = {d->serial,
+                         {d->spki[SIM_BOOTSTRAP], d->rn_spki},
+                         {d->spki_len[SIM_BOOTSTRAP], d->rn_spki_len}};
+  lc_err rc = sim_check_issued(c, &x, in, why, sizeof(why));
+  atomic_fetch_add(&d->edge->sim->n_checked_full, 1);
+  if(rc == LC_OK && !same_bootstrap(d, in, fps)) {
+    snprintf(why, sizeof(why), "check=renew_bootstrap a different "
+                               "bootstrap certificate than the device's");
+    rc = LC_EVERIFY;
+  }
+  if(rc == LC_OK)
+    rc = sim_renew_install_locked(d, in, why, sizeof(why));
+  if(rc != LC_OK) {
+    fail_locked(d, why);
+    return;
+  }
+  memcpy(d->installed, fps, sizeof(d->installed));
+  lc_err arc = sim_edge_send_installed_locked(d->edge, d);
+  (void)arc; /* not online: linecert re-delivers, we ack that */
+  sim_renew_outcome_locked(d, "renewed", strlen("renewed"));
+  if(d->rkind == SIM_RK_REPLAY) {
+    d->rn_replay_issued = true;
+    sim_edge_set_state_locked(d->edge, d, d->rn_replay_rejected
+                                            ? SIM_DEV_EXPECTED
+                                            : SIM_DEV_PROVISIONED, NULL);
+  } else {
+    sim_edge_set_state_locked(d->edge, d, SIM_DEV_PROVISIONED, NULL);
+  }
+}
+
+/* Renewal step 3: sign the challenge for the renewal's CSR. */
+static void on_challenge(struct sim_device *d, const uint8_t *nonce,
+                         size_t len)
+{
+  if(len != SIM_NONCE_LEN) {
+    char why[WHY_MAX];
+    snprintf(why, sizeof(why), "check=challenge %zu bytes, want %d", len,
+             SIM_NONCE_LEN);
+    fail_device(d, why);
+    return;
+  }
+  struct sim_edge *e = d->edge;
+  pthread_mutex_lock(&e->lock);
+  if(!d->renewing || d->state != SIM_DEV_WAITING) {
+    /* A challenge to an earlier request of a finished renewal. */
+    pthread_mutex_unlock(&e->lock);
+    lc_log(LC_DEBUG, MOD, "dev=%s event=challenge_ignored", d->device_id);
+    return;
+  }
+  sim_edge_touch_locked(e, d);
+  uint8_t *sig = NULL;
+  size_t sig_len = 0;
+  EVP_PKEY *key = sim_renew_signing_key(d);
+  lc_err rc = key ? sim_renew_prepare(d) : LC_EINVAL;
+  if(rc == LC_OK)
+    rc = sim_renew_signature(key, nonce, d->rn_csr_der, d->rn_csr_der_len,
+                             d->rkind == SIM_RK_BAD_SIGNATURE, &sig,
+                             &sig_len);
+  if(rc != LC_OK) {
+    char why[WHY_MAX];
+    snprintf(why, sizeof(why), "check=renew_sign cannot sign: %s",
+             lc_errname(rc));
+    fail_locked(d, why);
+  } else {
+    rc = sim_edge_send_renew_csr_locked(e, d, sig, sig_len);
+    if(rc == LC_OK && d->rkind == SIM_RK_REPLAY)
+      rc = sim_edge_send_renew_csr_locked(e, d, sig, sig_len);
+    (void)rc; /* not online: the timer or the rebirth starts over */
+  }
+  pthread_mutex_unlock(&e->lock);
+  lc_free(sig);
+}
+
+/* DESIGN §4.1 step 6: linecert says it is time to renew. */
+static void on_notice(struct sim_device *d)
+{
+  struct sim *s = d->edge->sim;
+  atomic_fetch_add(&s->n_notices, 1);
+  if(!s->opts->renew_on_notice || d->kind != SIM_NORMAL)
+    return;
+  pthread_mutex_lock(&d->edge->lock);
+  if(d->keep.key[SIM_OPERATIONAL])
+    sim_edge_start_renewal_locked(d->edge, d);
+  pthread_mutex_unlock(&d->edge->lock);
 }
 
 static void on_issued(struct sim_checker *c, struct sim_device *d,
@@ -198,6 +432,11 @@ static void on_issued(struct sim_checker *c, struct sim_device *d,
   }
   struct sim_edge *e = d->edge;
   pthread_mutex_lock(&e->lock);
+  if(d->renewing) {
+    renewed_locked(c, d, &in, fps);
+    pthread_mutex_unlock(&e->lock);
+    return;
+  }
   enum sim_dev_state st = d->state;
   if(st == SIM_DEV_PROVISIONED)
     redelivered_locked(d, fps);
@@ -208,14 +447,17 @@ static void on_issued(struct sim_checker *c, struct sim_device *d,
   /* Sample by position so every run checks the same devices. */
   size_t nth = (size_t)(d - e->devices) - e->n_bad;
   lc_err rc;
+  struct sim_expect x = expect_of(d);
   if(nth % e->sim->opts->check_every == 0) {
-    rc = sim_check_issued(c, d, &in, why, sizeof(why));
+    rc = sim_check_issued(c, &x, &in, why, sizeof(why));
     atomic_fetch_add(&e->sim->n_checked_full, 1);
   } else {
-    rc = sim_check_light(d, &in, why, sizeof(why));
+    rc = sim_check_light(&x, &in, why, sizeof(why));
   }
 
   pthread_mutex_lock(&e->lock);
+  if(d->state == SIM_DEV_WAITING && rc == LC_OK)
+    rc = keep_provisioned_locked(d, &in, why, sizeof(why));
   if(d->state == SIM_DEV_WAITING) {
     if(rc == LC_OK) {
       memcpy(d->installed, fps, sizeof(d->installed));
@@ -287,8 +529,18 @@ static void handle_answer(struct sim_checker *c, struct sim_device *d,
   }
   const char *status;
   size_t len;
-  if(cmd_string(p, d, "Provisioning/Status", &status, &len) != LC_OK) {
+  const uint8_t *nonce;
+  size_t nonce_len;
+  lc_err crc = cmd_bytes(p, d, "Provisioning/Challenge", &nonce, &nonce_len);
+  if(crc == LC_OK) {
+    on_challenge(d, nonce, nonce_len);
+  } else if(crc == LC_EINVAL) {
+    fail_device(d, "check=challenge Provisioning/Challenge not Bytes");
+  } else if(cmd_string(p, d, "Provisioning/Status", &status, &len) !=
+            LC_OK) {
     fail_device(d, "check=dcmd_status no Provisioning/Status string");
+  } else if(equals(status, len, "RENEWAL_NEEDED")) {
+    on_notice(d);
   } else if(equals(status, len, "RETRYING")) {
     atomic_fetch_add(&d->edge->sim->n_retrying, 1);
     touch(d);

@@ -204,6 +204,18 @@ lc_err sim_edge_init(struct sim *s, struct sim_edge *e, unsigned index)
     if(rc != LC_OK)
       return rc;
   }
+  /* --bad-renew: the first devices of each edge play one kind each;
+   * other-device presents the last device's certificate (main.c makes
+   * sure the edge has one more device than kinds). */
+  size_t next = 0;
+  for(int k = SIM_RK_NORMAL + 1; k < SIM_RK_COUNT && !e->node_device; k++) {
+    if(!o->bad_renew[k] || next + 1 >= e->n_devices)
+      continue;
+    struct sim_device *d = &e->devices[next++];
+    d->rkind = (enum sim_rkind)k;
+    if(k == SIM_RK_OTHER_DEVICE)
+      d->other = &e->devices[e->n_devices - 1];
+  }
   return index_devices(e);
 }
 
@@ -453,6 +465,53 @@ static lc_err dbirth_topic(const struct sim_edge *e,
   return n < 0 || (size_t)n >= cap ? LC_ETOOBIG : LC_OK;
 }
 
+/* DDATA, or NDATA for a node-level device, of d: its topic. */
+static lc_err data_topic(const struct sim_edge *e, const struct sim_device *d,
+                         char *buf, size_t cap)
+{
+  /* docs/protocol.md: a node-level device speaks in NDATA. */
+  return e->node_device ? build_topic(e, SPB_NDATA, NULL, buf, cap)
+                        : build_topic(e, SPB_DDATA, d->device_id, buf, cap);
+}
+
+/* Renewal step 1, after the birth: DDATA RenewRequest = the certificate
+ * d proves itself with. The retransmission timer runs from the birth. */
+static lc_err send_renew_request(struct sim_edge *e, struct sim_device *d)
+{
+  const char *pem = sim_renew_presented_pem(d);
+  char topic[SPB_TOPIC_MAX];
+  lc_err rc = pem ? data_topic(e, d, topic, sizeof(topic)) : LC_EINVAL;
+  if(rc == LC_OK)
+    rc = sim_payload_renew_request(d, e->sim->opts->aliases, e->seq,
+                                   lc_now_ms(), pem, &e->buf);
+  if(rc == LC_OK)
+    rc = publish(e, topic, e->buf.data, e->buf.len, 0);
+  if(rc == LC_OK)
+    e->seq++;
+  else
+    lc_log(LC_DEBUG, MOD, "dev=%s op=renew_request err=%s", d->device_id,
+           lc_errname(rc));
+  return rc;
+}
+
+lc_err sim_edge_send_renew_csr_locked(struct sim_edge *e,
+                                      struct sim_device *d,
+                                      const uint8_t *sig, size_t sig_len)
+{
+  if(e->phase != SIM_PH_ONLINE)
+    return LC_ESTATE; /* the timer or the rebirth starts over */
+  char topic[SPB_TOPIC_MAX];
+  lc_err rc = data_topic(e, d, topic, sizeof(topic));
+  if(rc == LC_OK)
+    rc = sim_payload_renew_csr(d, e->sim->opts->aliases, e->seq, lc_now_ms(),
+                               sig, sig_len, &e->buf);
+  if(rc == LC_OK)
+    rc = publish(e, topic, e->buf.data, e->buf.len, 0);
+  if(rc == LC_OK)
+    e->seq++;
+  return rc;
+}
+
 /* Publish d's DBIRTH (or what its bad kind sends instead). */
 static lc_err send_dbirth(struct sim_edge *e, struct sim_device *d)
 {
@@ -489,6 +548,8 @@ static lc_err send_dbirth(struct sim_edge *e, struct sim_device *d)
     e->seq++;
   if(rc == LC_OK)
     note_first_dbirth(e->sim, mono);
+  if(rc == LC_OK && d->renewing && d->state == SIM_DEV_WAITING)
+    rc = send_renew_request(e, d);
   return rc;
 }
 
@@ -562,6 +623,10 @@ static lc_err send_nbirth(struct sim_edge *e)
     if(e->node_device)
       node_birth_sent(e);
   }
+  /* A node-level device renews as a device does: NBIRTH, then NDATA. */
+  if(rc == LC_OK && e->node_device && e->devices[0].renewing &&
+     e->devices[0].state == SIM_DEV_WAITING)
+    rc = send_renew_request(e, &e->devices[0]);
   return rc;
 }
 
@@ -640,6 +705,15 @@ void sim_edge_set_state_locked(struct sim_edge *e, struct sim_device *d,
     if(sim_kind_expect(d->kind))
       atomic_fetch_add(&s->n_answered, 1);
   }
+  /* A provisioned device told to renew is unfinished again. */
+  if(is_final(old) && !is_final(st) && sim_kind_expect(d->kind))
+    atomic_fetch_sub(&s->n_answered, 1);
+  /* A device that failed will not renew either: the run does not wait
+   * for it. */
+  if(st == SIM_DEV_FAILED && !d->renew_final && sim_renew_expected(d)) {
+    d->renew_final = true;
+    atomic_fetch_add(&s->n_renew_final, 1);
+  }
   if(old == SIM_DEV_PROVISIONED)
     atomic_fetch_sub(&s->n_provisioned, 1);
   if(old == SIM_DEV_FAILED)
@@ -667,6 +741,20 @@ void sim_edge_touch_locked(struct sim_edge *e, struct sim_device *d)
   wait_append(e, d);
 }
 
+void sim_edge_start_renewal_locked(struct sim_edge *e, struct sim_device *d)
+{
+  if(d->state != SIM_DEV_PROVISIONED || d->renewing)
+    return;
+  d->renewing = true;
+  d->presented = SIM_OPERATIONAL; /* DESIGN §4.1 step 6 */
+  sim_edge_set_state_locked(e, d, SIM_DEV_WAITING, NULL);
+  e->in_flight++;
+  wait_append(e, d);
+  d->sent_ms = lc_mono_ms();
+  lc_err rc = e->node_device ? send_nbirth(e) : send_dbirth(e, d);
+  (void)rc; /* not online: the timer or the reconnect sends it again */
+}
+
 lc_err sim_edge_send_installed_locked(struct sim_edge *e,
                                       struct sim_device *d)
 {
@@ -674,10 +762,7 @@ lc_err sim_edge_send_installed_locked(struct sim_edge *e,
     return LC_ESTATE; /* linecert re-delivers; we ack that one */
   char topic[SPB_TOPIC_MAX];
   /* docs/protocol.md: a node-level device acknowledges in NDATA. */
-  lc_err rc = e->node_device
-                ? build_topic(e, SPB_NDATA, NULL, topic, sizeof(topic))
-                : build_topic(e, SPB_DDATA, d->device_id, topic,
-                              sizeof(topic));
+  lc_err rc = data_topic(e, d, topic, sizeof(topic));
   if(rc == LC_OK)
     rc = sim_payload_installed(d, e->sim->opts->aliases, e->seq, lc_now_ms(),
                                &e->buf);

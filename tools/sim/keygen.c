@@ -9,6 +9,8 @@
  * Threads take devices by an atomic index, edge-interleaved, so a
  * failure stops everyone early. Each thread has its own OpenSSL
  * keygen context.
+ *
+ * With --renew, every device's saved state instead (load_device()).
  */
 #include <stdatomic.h>
 
@@ -16,6 +18,8 @@
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
 #include "tools/sim/sim.h"
+
+#define MOD "sim"
 
 struct keygen_job {
   struct sim *s;
@@ -30,6 +34,39 @@ static struct sim_device *nth_device(struct sim *s, size_t i)
   struct sim_edge *e = &s->edges[i % edges];
   size_t j = i / edges;
   return j < e->n_devices ? &e->devices[j] : NULL;
+}
+
+/* --renew: the device as a earlier run left it in --state-dir, ready to
+ * renew with the certificate --renew-with picks. */
+static lc_err load_device(struct sim *s, struct sim_device *d)
+{
+  const struct sim_opts *o = s->opts;
+  lc_err rc = sim_state_load(o->state_dir, d->serial, &d->keep, d->csr,
+                             d->csr_len);
+  if(rc == LC_ENOTFOUND)
+    lc_log(LC_ERROR, MOD, "dev=%s op=state_load dir=%s err=no_saved_state",
+           d->serial, o->state_dir);
+  for(int r = 0; r < SIM_ROLES && rc == LC_OK; r++)
+    rc = sim_spki(d->keep.key[r], &d->spki[r], &d->spki_len[r]);
+  if(rc == LC_OK && d->rkind == SIM_RK_FOREIGN_CERT) {
+    rc = sim_p256(NULL, &d->foreign_key);
+    if(rc == LC_OK)
+      rc = sim_selfsigned(d->foreign_key, d->serial, &d->foreign_cert);
+  }
+  if(rc != LC_OK)
+    return rc;
+  d->presented = sim_renew_pick(&d->keep, o->renew_with);
+  d->renewing = true;
+  return LC_OK;
+}
+
+static lc_err prepare(struct sim *s, struct sim_device *d,
+                      struct sim_keyctx *kc)
+{
+  const struct sim_opts *o = s->opts;
+  if(o->renew)
+    return load_device(s, d);
+  return sim_device_make_keys(d, kc, o->state_dir || o->renew_on_notice);
 }
 
 static void *keygen_thread(void *arg)
@@ -50,7 +87,7 @@ static void *keygen_thread(void *arg)
       break;
     struct sim_device *d = nth_device(s, i);
     if(d)
-      rc = sim_device_make_keys(d, kc);
+      rc = prepare(s, d, kc);
   }
   if(rc != LC_OK) {
     int expected = LC_OK;

@@ -4,6 +4,7 @@
  * device was provisioned correctly and every bad device got its
  * expected outcome before --timeout; 1 otherwise; 2 on a usage error.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -58,6 +59,28 @@ static void usage(FILE *f)
 "                    own key. A full check costs 0.6-1 ms of CPU, so a\n"
 "                    load test on a small box may sample\n"
 "  --progress        one progress line per second on stderr\n"
+"\n"
+"Renewal (DESIGN.md §4.1, §4.2; docs/protocol.md, \"Renewal\"):\n"
+"  --state-dir DIR   keep every device's keys (0600) and delivered\n"
+"                    certificates in DIR/<serial>/ (atomic writes)\n"
+"  --renew           renew every device saved in --state-dir (same\n"
+"                    --edges, --devices, --node-devices, --prefix as the\n"
+"                    run that saved them) instead of provisioning\n"
+"  --renew-with W    auto (default: the operational certificate while\n"
+"                    it is valid now, else the bootstrap one),\n"
+"                    operational or bootstrap\n"
+"  --renew-via V     sparkplug (default: DBIRTH RENEWAL_NEEDED,\n"
+"                    RenewRequest, Challenge, RenewCSR) or gateway\n"
+"  --gateway-url URL https://HOST:PORT/v1/devices/bootstrap/renew\n"
+"  --gateway-ca FILE CA certificate(s) the gateway's TLS certificate\n"
+"                    must chain to (its name must match the url's host)\n"
+"  --renew-on-notice provision, then renew with the operational\n"
+"                    certificate when linecert sends RENEWAL_NEEDED;\n"
+"                    the run waits for every device's renewal\n"
+"  --bad-renew KIND[,...]  with --renew, the first devices of each edge\n"
+"                    (not node-level) play one kind each: bad-signature\n"
+"                    replay foreign-cert other-device same-key, or all\n"
+"                    (gateway: foreign-cert other-device same-key)\n"
 "  --json FILE       write the summary as JSON too\n"
 "  --log-level LVL   debug, info, warn, error, off (default warn)\n"
 "  --help            this text\n"
@@ -66,7 +89,9 @@ static void usage(FILE *f)
 "rejected_as_expected, failed, retransmits, retrying (RETRYING answers\n"
 "received), elapsed_s, devices_per_s\n"
 "(provisioned / time from first DBIRTH to last acknowledgement),\n"
-"rebirths, keygen_s, fully_checked, end (done|timeout|interrupted|error).\n"
+"rebirths, keygen_s, fully_checked, end (done|timeout|interrupted|error);\n"
+"when devices renew also renewals.<outcome>=N per outcome (renewed,\n"
+"rejected:<reason>, unfinished) and renewal_notices.\n"
 "Failed devices are listed on stderr.\n"
 "Exit: 0 all as expected, 1 otherwise, 2 usage error.\n");
 }
@@ -112,11 +137,32 @@ static bool parse_bad(const char *list, bool bad[SIM_KIND_COUNT])
   return true;
 }
 
+static bool parse_bad_renew(const char *list, bool bad[SIM_RK_COUNT])
+{
+  if(strcmp(list, "all") == 0) {
+    for(int k = SIM_RK_NORMAL + 1; k < SIM_RK_COUNT; k++)
+      bad[k] = true;
+    return true;
+  }
+  for(const char *p = list; *p;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    enum sim_rkind k;
+    if(sim_rkind_parse(p, len, &k) != LC_OK)
+      return false;
+    bad[k] = true;
+    p += len + (comma ? 1 : 0);
+  }
+  return true;
+}
+
 enum {
   OPT_URL = 256, OPT_TRUST, OPT_GROUP, OPT_EDGES, OPT_DEVICES, OPT_PREFIX,
   OPT_WINDOW, OPT_TIMEOUT, OPT_RETRY, OPT_BAD, OPT_THREADS, OPT_PROGRESS,
   OPT_JSON, OPT_LOG, OPT_CHECK_EVERY, OPT_HELP, OPT_CA, OPT_CERT_DIR,
-  OPT_MQTT_VERSION, OPT_NODE_DEVICES, OPT_ALIASES
+  OPT_MQTT_VERSION, OPT_NODE_DEVICES, OPT_ALIASES, OPT_STATE_DIR, OPT_RENEW,
+  OPT_RENEW_WITH, OPT_RENEW_VIA, OPT_GATEWAY_URL, OPT_GATEWAY_CA,
+  OPT_RENEW_ON_NOTICE, OPT_BAD_RENEW
 };
 
 static const struct option long_opts[] = {
@@ -140,8 +186,48 @@ static const struct option long_opts[] = {
   {"json", required_argument, NULL, OPT_JSON},
   {"log-level", required_argument, NULL, OPT_LOG},
   {"check-every", required_argument, NULL, OPT_CHECK_EVERY},
+  {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+  {"renew", no_argument, NULL, OPT_RENEW},
+  {"renew-with", required_argument, NULL, OPT_RENEW_WITH},
+  {"renew-via", required_argument, NULL, OPT_RENEW_VIA},
+  {"gateway-url", required_argument, NULL, OPT_GATEWAY_URL},
+  {"gateway-ca", required_argument, NULL, OPT_GATEWAY_CA},
+  {"renew-on-notice", no_argument, NULL, OPT_RENEW_ON_NOTICE},
+  {"bad-renew", required_argument, NULL, OPT_BAD_RENEW},
   {"help", no_argument, NULL, OPT_HELP},
   {NULL, 0, NULL, 0}};
+
+/* The renewal options together; 0 or bad_usage()'s 2. */
+static int check_renew(const struct sim_opts *o)
+{
+  unsigned n_bad_renew = 0;
+  for(int k = SIM_RK_NORMAL + 1; k < SIM_RK_COUNT; k++) {
+    n_bad_renew += o->bad_renew[k];
+    if(o->bad_renew[k] && o->renew_gateway && !sim_rkind_gateway(k))
+      return bad_usage("--bad-renew %s needs --renew-via sparkplug",
+                       sim_rkind_name((enum sim_rkind)k));
+  }
+  if(o->renew && !o->state_dir)
+    return bad_usage("%s", "--renew needs --state-dir");
+  if(o->renew && o->renew_on_notice)
+    return bad_usage("%s", "--renew and --renew-on-notice exclude each "
+                           "other");
+  if(n_bad_renew && !o->renew)
+    return bad_usage("%s", "--bad-renew needs --renew");
+  if(n_bad_renew && o->edges > 0 && o->devices <= n_bad_renew)
+    return bad_usage("%s", "--bad-renew: --devices must exceed the number "
+                           "of kinds (other-device presents the last "
+                           "device's certificate)");
+  if(o->renew && o->renew_gateway && (!o->gateway_url || !o->gateway_ca))
+    return bad_usage("%s", "--renew-via gateway needs --gateway-url and "
+                           "--gateway-ca");
+  if(o->renew_on_notice && o->renew_gateway)
+    return bad_usage("%s", "--renew-on-notice renews over Sparkplug");
+  for(int k = SIM_NORMAL + 1; k < SIM_KIND_COUNT; k++)
+    if(o->bad[k] && o->renew)
+      return bad_usage("%s", "--bad and --renew exclude each other");
+  return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -191,6 +277,23 @@ int main(int argc, char **argv)
     case OPT_CHECK_EVERY:
       ok = parse_uint(a, 1, 1000000, &o.check_every);
       break;
+    case OPT_STATE_DIR: o.state_dir = a; break;
+    case OPT_RENEW: o.renew = true; break;
+    case OPT_RENEW_ON_NOTICE: o.renew_on_notice = true; break;
+    case OPT_RENEW_WITH:
+      ok = !strcmp(a, "auto") || !strcmp(a, "operational") ||
+           !strcmp(a, "bootstrap");
+      o.renew_with = !strcmp(a, "operational") ? SIM_RW_OPERATIONAL
+                     : !strcmp(a, "bootstrap") ? SIM_RW_BOOTSTRAP
+                                               : SIM_RW_AUTO;
+      break;
+    case OPT_RENEW_VIA:
+      ok = !strcmp(a, "sparkplug") || !strcmp(a, "gateway");
+      o.renew_gateway = !strcmp(a, "gateway");
+      break;
+    case OPT_GATEWAY_URL: o.gateway_url = a; break;
+    case OPT_GATEWAY_CA: o.gateway_ca = a; break;
+    case OPT_BAD_RENEW: ok = parse_bad_renew(a, o.bad_renew); break;
     case OPT_HELP: usage(stdout); return 0;
     default:
       return bad_usage("unknown option or missing value: %s",
@@ -201,8 +304,13 @@ int main(int argc, char **argv)
   }
   if(optind < argc)
     return bad_usage("unexpected argument: %s", argv[optind]);
-  if(!o.mqtt_url)
+  int urc = check_renew(&o);
+  if(urc != 0)
+    return urc;
+  if(!o.mqtt_url && !(o.renew && o.renew_gateway))
     return bad_usage("%s is required", "--mqtt-url");
+  if(!o.mqtt_url)
+    o.mqtt_url = "tcp://127.0.0.1:1883"; /* never connected */
   bool tls = !strncmp(o.mqtt_url, "ssl://", 6) ||
              !strncmp(o.mqtt_url, "mqtts://", 8);
   if(tls && !o.ca_file)
@@ -231,5 +339,11 @@ int main(int argc, char **argv)
                      "--trust");
   if(lc_log_set_level(log_level) != LC_OK)
     return bad_usage("bad --log-level %s", log_level);
-  return sim_run(&o);
+  if(curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    fprintf(stderr, "linecert-sim: curl_global_init failed\n");
+    return 1;
+  }
+  int code = sim_run(&o);
+  curl_global_cleanup();
+  return code;
 }

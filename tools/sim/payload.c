@@ -74,7 +74,10 @@ static void cstr_metric(struct spb_metric *m, const char *name,
  * The first seven carry the request; the rest are declared null now and
  * written later by linecert's command or our DATA: a strictly
  * conforming host only writes metrics the BIRTH declared
- * (tck-id-operational-behavior-data-commands-dcmd-metric-name). */
+ * (tck-id-operational-behavior-data-commands-dcmd-metric-name). The
+ * last N_RENEW are renewal's (DESIGN §4.1), declared only in a run that
+ * renews; their aliases come after the others', so a run that does not
+ * renew keeps the aliases it always had. */
 static const char *const prov_names[] = {
   "Device/SerialNumber", "Device/Manufacturer", "Device/Model",
   "Device/FirmwareVersion", "Provisioning/BootstrapCSR",
@@ -82,9 +85,14 @@ static const char *const prov_names[] = {
   "Provisioning/RequestId", "Provisioning/Status",
   "Provisioning/BootstrapCertificate", "Provisioning/OperationalCertificate",
   "Provisioning/CertificateChain", "Provisioning/TrustBundle",
-  "Provisioning/Installed"};
+  "Provisioning/Installed", "Provisioning/RenewRequest",
+  "Provisioning/RenewCSR", "Provisioning/ChallengeSignature",
+  "Provisioning/Challenge"};
 #define N_PROV (sizeof(prov_names) / sizeof(prov_names[0]))
 #define N_REQUEST 7
+#define N_RENEW 4
+#define K_SIGNATURE (N_PROV - 2)
+#define K_CHALLENGE (N_PROV - 1)
 
 uint64_t sim_alias(const struct sim_device *d, bool aliases,
                    const char *name)
@@ -104,23 +112,33 @@ static size_t request_metrics(const struct sim_device *d, bool aliases,
                               uint64_t now_ms, struct spb_metric *m)
 {
   size_t n = 0;
+  const struct sim_opts *o = d->edge->sim->opts;
+  /* DESIGN §4.1 step 1: a renewing device says RENEWAL_NEEDED and
+   * sends no CSR; once renewed it is PROVISIONED with its new CSR. */
+  bool renewing = d->renewing && d->state != SIM_DEV_PROVISIONED;
   const char *value[N_REQUEST] = {
-    d->serial, "linecert-sim", "SIM-1", "1.0.0", d->csr[SIM_BOOTSTRAP],
-    d->csr[SIM_OPERATIONAL],
+    d->serial, "linecert-sim", "SIM-1", "1.0.0",
+    renewing ? NULL : d->csr[SIM_BOOTSTRAP],
+    renewing ? NULL : d->csr[SIM_OPERATIONAL],
     /* The device's own view (docs/protocol.md): after a rebirth a provisioned
      * device says so. */
-    d->state == SIM_DEV_PROVISIONED ? "PROVISIONED" : "UNPROVISIONED"};
+    renewing ? "RENEWAL_NEEDED"
+    : d->state == SIM_DEV_PROVISIONED ? "PROVISIONED" : "UNPROVISIONED"};
   size_t len[N_REQUEST];
   for(size_t k = 0; k < N_REQUEST; k++)
     len[k] = value[k] ? strlen(value[k]) : 0;
-  len[4] = d->csr_len[SIM_BOOTSTRAP];
-  len[5] = d->csr_len[SIM_OPERATIONAL];
-  for(size_t k = 0; k < N_PROV; k++) {
+  len[4] = value[4] ? d->csr_len[SIM_BOOTSTRAP] : 0;
+  len[5] = value[5] ? d->csr_len[SIM_OPERATIONAL] : 0;
+  size_t n_names = o->renew || o->renew_on_notice ? N_PROV : N_PROV - N_RENEW;
+  for(size_t k = 0; k < n_names; k++) {
     if(k < N_REQUEST) {
       /* A kind without a CSR leaves the metric out altogether. */
       if((k == 4 || k == 5) && !value[k])
         continue;
       str_metric(&m[n], prov_names[k], value[k], len[k], now_ms);
+    } else if(k == K_SIGNATURE || k == K_CHALLENGE) {
+      metric(&m[n], prov_names[k], SPB_DT_BYTES, now_ms)->value.is_null =
+        true;
     } else {
       cstr_metric(&m[n], prov_names[k], NULL, now_ms);
     }
@@ -175,21 +193,54 @@ lc_err sim_payload_dbirth(const struct sim_device *d, uint8_t seq,
   return encode(&p, out);
 }
 
+/* DDATA / NDATA of the n metrics m: each by alias only when d's BIRTH
+ * gave it one, else by name. */
+static lc_err data_payload(const struct sim_device *d, bool aliases,
+                           uint8_t seq, uint64_t now_ms, struct spb_metric *m,
+                           size_t n, struct sim_buf *out)
+{
+  for(size_t i = 0; i < n; i++) {
+    uint64_t a = sim_alias(d, aliases, m[i].name);
+    if(a) {
+      /* tck-id-payloads-alias-data-cmd-requirement: DATA by alias only. */
+      m[i].name = NULL;
+      m[i].has_alias = true;
+      m[i].alias = a;
+    }
+  }
+  struct spb_payload p = {.has_timestamp = true, .timestamp = now_ms,
+                          .has_seq = true, .seq = seq,
+                          .n_metrics = n, .metrics = m};
+  return encode(&p, out);
+}
+
 lc_err sim_payload_installed(const struct sim_device *d, bool aliases,
                              uint8_t seq, uint64_t now_ms,
                              struct sim_buf *out)
 {
   struct spb_metric m;
   cstr_metric(&m, "Provisioning/Installed", d->installed, now_ms);
-  uint64_t a = sim_alias(d, aliases, m.name);
-  if(a) {
-    /* tck-id-payloads-alias-data-cmd-requirement: DATA by alias only. */
-    m.name = NULL;
-    m.has_alias = true;
-    m.alias = a;
-  }
-  struct spb_payload p = {.has_timestamp = true, .timestamp = now_ms,
-                          .has_seq = true, .seq = seq,
-                          .n_metrics = 1, .metrics = &m};
-  return encode(&p, out);
+  return data_payload(d, aliases, seq, now_ms, &m, 1, out);
+}
+
+lc_err sim_payload_renew_request(const struct sim_device *d, bool aliases,
+                                 uint8_t seq, uint64_t now_ms,
+                                 const char *pem, struct sim_buf *out)
+{
+  struct spb_metric m;
+  cstr_metric(&m, "Provisioning/RenewRequest", pem, now_ms);
+  return data_payload(d, aliases, seq, now_ms, &m, 1, out);
+}
+
+lc_err sim_payload_renew_csr(const struct sim_device *d, bool aliases,
+                             uint8_t seq, uint64_t now_ms,
+                             const uint8_t *sig, size_t sig_len,
+                             struct sim_buf *out)
+{
+  struct spb_metric m[2];
+  cstr_metric(&m[0], "Provisioning/RenewCSR", d->rn_csr, now_ms);
+  metric(&m[1], "Provisioning/ChallengeSignature", SPB_DT_BYTES, now_ms);
+  m[1].value.v.bytes.ptr = sig;
+  m[1].value.v.bytes.len = sig_len;
+  return data_payload(d, aliases, seq, now_ms, m, 2, out);
 }

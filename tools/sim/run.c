@@ -2,11 +2,15 @@
  *
  * One run of the simulator:
  *
- *   set up edges and devices -> generate every key and CSR -> start the
+ *   set up edges and devices -> generate every key and CSR (--renew:
+ *   load every device's saved state) -> start the
  *   workers -> connect every edge -> loop until every device has its
  *   final outcome (plus SIM_NODCMD_GRACE_MS when some device must see
  *   no DCMD at all), --timeout, or SIGINT/SIGTERM -> NDEATH and
  *   disconnect -> stop workers -> summary.
+ *
+ * --renew-via gateway replaces everything from the workers to the
+ * disconnect with sim_gateway_run(): no MQTT at all.
  *
  * The loop sleeps on sim->wake (Paho callbacks signal it) for at most
  * TICK_MS, which bounds the retransmission timer's lateness.
@@ -111,9 +115,32 @@ static void settle(struct sim *s, const char *reason)
                                   "check=sent DBIRTH never sent");
       else if(d->state == SIM_DEV_WAITING || d->state == SIM_DEV_PENDING)
         sim_edge_set_state_locked(e, d, SIM_DEV_FAILED, reason);
+      else if(d->state == SIM_DEV_PROVISIONED && d->rkind == SIM_RK_REPLAY)
+        sim_edge_set_state_locked(e, d, SIM_DEV_FAILED,
+                                  "check=replay the repeated RenewCSR was "
+                                  "not refused");
+      else if(d->state == SIM_DEV_PROVISIONED && sim_renew_expected(d) &&
+              !d->renew_final)
+        sim_edge_set_state_locked(e, d, SIM_DEV_FAILED,
+                                  "check=renew_notice no RENEWAL_NEEDED "
+                                  "before the end");
     }
     pthread_mutex_unlock(&e->lock);
   }
+}
+
+/* The kind a device plays: a --bad-renew kind as "renew:<name>". */
+static const char *kind_name(const struct sim_device *d)
+{
+  static const char *const renew_names[SIM_RK_COUNT] = {
+    [SIM_RK_BAD_SIGNATURE] = "renew:bad-signature",
+    [SIM_RK_REPLAY] = "renew:replay",
+    [SIM_RK_FOREIGN_CERT] = "renew:foreign-cert",
+    [SIM_RK_OTHER_DEVICE] = "renew:other-device",
+    [SIM_RK_SAME_KEY] = "renew:same-key"};
+  if(d->rkind != SIM_RK_NORMAL && (unsigned)d->rkind < SIM_RK_COUNT)
+    return renew_names[d->rkind];
+  return sim_kind_name(d->kind);
 }
 
 static void print_failures(const struct sim *s)
@@ -128,7 +155,7 @@ static void print_failures(const struct sim *s)
       total++;
       if(shown++ < FAILURES_PRINTED)
         fprintf(stderr, "FAILED dev=%s kind=%s %s\n", d->device_id,
-                sim_kind_name(d->kind), d->failure ? d->failure : "");
+                kind_name(d), d->failure ? d->failure : "");
     }
   }
   if(total > FAILURES_PRINTED)
@@ -137,10 +164,35 @@ static void print_failures(const struct sim *s)
 
 struct summary {
   struct totals t;
-  size_t retransmits, retrying, rebirths, checked_full;
+  size_t retransmits, retrying, rebirths, checked_full, notices;
   double elapsed_s, keygen_s, devices_per_s;
   const char *end;  /* "done", "timeout", "interrupted", "error" */
+  json_t *renewals; /* outcome -> count; NULL when nothing renews */
 };
+
+/* Renewals by outcome ("renewed", "rejected:<reason>", "unfinished"
+ * for a device that renews and has none: it failed or ran out of time). */
+static json_t *count_renewals(const struct sim *s)
+{
+  if(s->n_renew_expect == 0)
+    return NULL;
+  json_t *by = json_object();
+  for(unsigned k = 0; by && k < s->n_edges; k++) {
+    const struct sim_edge *e = &s->edges[k];
+    for(size_t i = 0; i < e->n_devices; i++) {
+      const struct sim_device *d = &e->devices[i];
+      if(!sim_renew_expected(d))
+        continue;
+      const char *o = d->rn_outcome ? d->rn_outcome : "unfinished";
+      json_int_t n = json_integer_value(json_object_get(by, o));
+      if(json_object_set_new(by, o, json_integer(n + 1)) != 0) {
+        json_decref(by);
+        return NULL;
+      }
+    }
+  }
+  return by;
+}
 
 static lc_err write_json(const struct sim *s, const struct summary *sum,
                          const char *path)
@@ -168,13 +220,18 @@ static lc_err write_json(const struct sim *s, const struct summary *sum,
       if(d->state != SIM_DEV_FAILED)
         continue;
       json_t *f = json_pack("{s:s, s:s, s:s, s:s}", "device", d->device_id,
-                            "edge", e->id, "kind", sim_kind_name(d->kind),
+                            "edge", e->id, "kind", kind_name(d),
                             "reason", d->failure ? d->failure : "");
       if(!f || json_array_append_new(fails, f) != 0)
         goto out;
     }
   }
   if(json_object_set(root, "failures", fails) != 0)
+    goto out;
+  if(sum->renewals &&
+     (json_object_set(root, "renewals", sum->renewals) != 0 ||
+      json_object_set_new(root, "renewal_notices",
+                          json_integer((json_int_t)sum->notices)) != 0))
     goto out;
   rc = json_dump_file(root, path, JSON_INDENT(2)) == 0 ? LC_OK : LC_EIO;
   if(rc != LC_OK)
@@ -198,6 +255,14 @@ static void print_summary(const struct summary *sum)
   printf("rebirths=%zu\n", sum->rebirths);
   printf("keygen_s=%.3f\n", sum->keygen_s);
   printf("fully_checked=%zu\n", sum->checked_full);
+  if(sum->renewals) {
+    const char *outcome;
+    json_t *n;
+    json_object_foreach(sum->renewals, outcome, n)
+      printf("renewals.%s=%lld\n", outcome,
+             (long long)json_integer_value(n));
+    printf("renewal_notices=%zu\n", sum->notices);
+  }
   printf("end=%s\n", sum->end);
   fflush(stdout);
 }
@@ -224,6 +289,8 @@ static bool hosts_online(struct sim *s)
 static bool finished(struct sim *s, uint64_t now)
 {
   if(atomic_load(&s->n_answered) < s->n_expect_answer)
+    return false;
+  if(atomic_load(&s->n_renew_final) < s->n_renew_expect)
     return false;
   if(!hosts_online(s) || now < atomic_load(&s->last_final_ms) + SIM_LINGER_MS)
     return false;
@@ -316,6 +383,8 @@ static lc_err setup(struct sim *s, const struct sim_opts *o)
         s->n_expect_answer++;
       else
         s->n_nodcmd++;
+      if(sim_renew_expected(&s->edges[k].devices[i]))
+        s->n_renew_expect++;
     }
   }
   return lc_queue_new(SIM_INBOX_CAP, &s->inbox);
@@ -378,6 +447,11 @@ int sim_run(const struct sim_opts *o)
          s.n_devices, n_keys, sum.keygen_s,
          sum.keygen_s > 0 ? (double)n_keys / sum.keygen_s : 0.0,
          o->threads);
+  if(o->renew && o->renew_gateway) {
+    /* DESIGN §4.2: devices in the field, no edge node, no MQTT. */
+    sum.end = sim_gateway_run(&s, deadline);
+    goto stop;
+  }
   if((rc = sim_workers_start(&s)) != LC_OK) {
     fprintf(stderr, "linecert-sim: cannot start workers\n");
     goto out;
@@ -408,6 +482,8 @@ stop:
   sum.retrying = atomic_load(&s.n_retrying);
   sum.rebirths = atomic_load(&s.n_rebirths);
   sum.checked_full = atomic_load(&s.n_checked_full);
+  sum.notices = atomic_load(&s.n_notices);
+  sum.renewals = count_renewals(&s);
   sum.elapsed_s = (double)(lc_mono_ms() - t0) / 1000.0;
   uint64_t first = atomic_load(&s.first_dbirth_ms);
   uint64_t last = atomic_load(&s.last_ack_ms);
@@ -421,6 +497,7 @@ stop:
     sum.end = "error";
   if(code != 2)
     code = strcmp(sum.end, "done") == 0 && sum.t.failed == 0 ? 0 : 1;
+  json_decref(sum.renewals);
 out:
   teardown(&s);
   return code;

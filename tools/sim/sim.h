@@ -25,6 +25,20 @@
  *               retransmission, rebirth
  *   dispatch.c  worker threads: DCMD, NCMD (rebirth) and host STATE
  *   run.c       the run: connect, loop (timers, progress), shutdown
+ *   state.c     --state-dir: a device's keys and certificates on disk
+ *   renew.c     renewal (DESIGN §4.1): the bad renewal kinds, the key,
+ *               CSR and challenge signature of a renewal
+ *   gateway.c   --renew-via gateway (DESIGN §4.2): HTTPS with libcurl
+ *
+ * Renewal (--renew with --state-dir, or --renew-on-notice): a device
+ * renews while WAITING with `renewing` set, and is PROVISIONED again
+ * once its new operational certificate is checked, saved and
+ * acknowledged. Over Sparkplug: DBIRTH (State RENEWAL_NEEDED, no CSR
+ * metrics) + DDATA RenewRequest -> DCMD Challenge -> DDATA RenewCSR +
+ * ChallengeSignature -> DCMD ISSUED -> DDATA Installed; a retransmission
+ * or rebirth starts again from the DBIRTH with the same new key and
+ * CSR. Through the gateway: one HTTPS POST per device (gateway.c), no
+ * MQTT at all.
  *
  * Threads and locks:
  *   - Paho's threads run our callbacks. They never block and never call
@@ -70,6 +84,7 @@
 #define SIM_LINGER_MS 1000
 #define SIM_HOSTS_MAX 8           /* host applications tracked per edge */
 #define SIM_FP_HEX 64             /* SHA-256 in hex */
+#define SIM_NONCE_LEN 32          /* Provisioning/Challenge */
 
 /* ---- device kinds (kinds.c) ------------------------------------------- */
 
@@ -100,9 +115,61 @@ const char *sim_kind_expect(enum sim_kind k);
 lc_err sim_kind_parse(const char *name, size_t len, enum sim_kind *out)
   LC_NODISCARD;
 
+/* ---- renewal kinds (renew.c) ------------------------------------------ */
+
+enum sim_rkind {
+  SIM_RK_NORMAL,
+  SIM_RK_BAD_SIGNATURE,  /* signs the wrong bytes */
+  SIM_RK_REPLAY,         /* sends RenewCSR + signature twice */
+  SIM_RK_FOREIGN_CERT,   /* presents a self-signed certificate, CN right */
+  SIM_RK_OTHER_DEVICE,   /* presents another device's certificate */
+  SIM_RK_SAME_KEY,       /* RenewCSR with the old operational key */
+  SIM_RK_COUNT
+};
+
+/* Name as given to --bad-renew, and the REJECTED:<reason> it expects. */
+const char *sim_rkind_name(enum sim_rkind k);
+const char *sim_rkind_expect(enum sim_rkind k);
+/* LC_EINVAL for an unknown name or "normal". */
+lc_err sim_rkind_parse(const char *name, size_t len, enum sim_rkind *out)
+  LC_NODISCARD;
+/* Whether kind k exists for the gateway route (no challenge there). */
+bool sim_rkind_gateway(enum sim_rkind k);
+
 /* ---- devices ------------------------------------------------------------ */
 
 enum sim_role { SIM_BOOTSTRAP, SIM_OPERATIONAL, SIM_ROLES };
+
+/* What a device keeps of its identity (--state-dir, --renew-on-notice):
+ * its private keys and the certificates linecert delivered (PEM). All
+ * owned; NULL where not known. */
+struct sim_keep {
+  EVP_PKEY *key[SIM_ROLES];
+  char *cert[SIM_ROLES];
+  char *chain;                     /* CertificateChain */
+  char *trust;                     /* TrustBundle (NULL: none sent) */
+};
+void sim_keep_cleanup(struct sim_keep *k);
+
+/* ---- the state directory (state.c) ------------------------------------- */
+
+/* <dir>/<serial>/: bootstrap.key, operational.key (PKCS#8 PEM, 0600),
+ * bootstrap.pem, operational.pem, chain.pem, trust.pem, and the CSRs
+ * bootstrap.csr, operational.csr when given (a provisioned device's
+ * rebirth repeats them). Each file is written to a temporary name,
+ * fsynced and renamed, then the directory is fsynced. `csr` entries may
+ * be NULL (file not written). LC_EINVAL when serial cannot be a
+ * directory name; LC_EIO (logged) on a failed write. */
+lc_err sim_state_save(const char *dir, const char *serial,
+                      const struct sim_keep *k, char *const csr[SIM_ROLES])
+  LC_NODISCARD;
+/* Read them back into the empty *k and csr (csr[r] NULL when its file
+ * is absent). Every key must match its certificate. LC_ENOTFOUND when
+ * the device has no directory; LC_EVERIFY (logged) when a file is
+ * missing, unreadable or a key does not match its certificate. */
+lc_err sim_state_load(const char *dir, const char *serial, struct sim_keep *k,
+                      char *csr[SIM_ROLES], size_t csr_len[SIM_ROLES])
+  LC_NODISCARD;
 
 enum sim_dev_state {
   SIM_DEV_PENDING,      /* DBIRTH not sent yet */
@@ -128,7 +195,26 @@ struct sim_device {
   uint8_t garbage[SIM_GARBAGE_LEN];
   uint64_t alias_base;             /* --aliases: see sim_alias() */
 
+  /* Renewal: written before the threads start, read-only afterwards. */
+  enum sim_rkind rkind;
+  struct sim_device *other;        /* other-device: whose certificate */
+  EVP_PKEY *foreign_key;           /* foreign-cert: its key and */
+  char *foreign_cert;              /* self-signed certificate */
+
   /* Guarded by edge->lock. */
+  struct sim_keep keep;            /* with --state-dir/--renew-on-notice */
+  bool renewing;                   /* renewal in progress (WAITING) */
+  enum sim_role presented;         /* certificate it proves itself with */
+  EVP_PKEY *rn_key;                /* the renewal's new key, CSR (PEM */
+  char *rn_csr;                    /* and DER) and SubjectPublicKeyInfo, */
+  uint8_t *rn_csr_der;             /* made on the first Challenge and */
+  size_t rn_csr_der_len;           /* kept for every later one */
+  uint8_t *rn_spki;
+  size_t rn_spki_len;
+  bool rn_replay_rejected;         /* replay: got challenge_replayed */
+  bool rn_replay_issued;           /* replay: got and installed ISSUED */
+  bool renew_final;                /* counted in sim->n_renew_final */
+  char *rn_outcome;                /* "renewed", "rejected:<r>" (owned) */
   enum sim_dev_state state;
   uint64_t sent_ms;                /* last DBIRTH (or DCMD), monotonic */
   struct sim_device *prev, *next;  /* edge's waiting list */
@@ -140,11 +226,65 @@ struct sim_device {
 struct sim_keyctx;
 lc_err sim_keyctx_new(struct sim_keyctx **out) LC_NODISCARD;
 void sim_keyctx_free(struct sim_keyctx *kc);
-/* Generate the device's keys and CSRs: fills csr, spki, garbage.
- * LC_ETLS on an OpenSSL failure (logged), LC_ENOMEM. */
-lc_err sim_device_make_keys(struct sim_device *d, struct sim_keyctx *kc)
-  LC_NODISCARD;
+/* Generate the device's keys and CSRs: fills csr, spki, garbage, and
+ * with `keep_keys` (normal devices only) keep.key. LC_ETLS on an
+ * OpenSSL failure (logged), LC_ENOMEM. */
+lc_err sim_device_make_keys(struct sim_device *d, struct sim_keyctx *kc,
+                            bool keep_keys) LC_NODISCARD;
+/* A P-256 key (kc may be NULL: a one-off context). */
+lc_err sim_p256(struct sim_keyctx *kc, EVP_PKEY **out) LC_NODISCARD;
+/* PKCS#10 request for `key`, subject CN=cn only, SHA-256: PEM (NUL
+ * terminated), and optionally its DER and the DER SubjectPublicKeyInfo
+ * (all lc_malloc'd; der and spki may be NULL). */
+lc_err sim_csr_build(EVP_PKEY *key, const char *cn, char **pem,
+                     size_t *pem_len, uint8_t **der, size_t *der_len,
+                     uint8_t **spki, size_t *spki_len) LC_NODISCARD;
 void sim_device_cleanup(struct sim_device *d);
+
+/* ---- renewal (renew.c) -------------------------------------------------- */
+
+struct sim_issued;
+
+enum sim_renew_with { SIM_RW_AUTO, SIM_RW_OPERATIONAL, SIM_RW_BOOTSTRAP };
+
+/* The certificate to present: auto takes the operational one while it
+ * is valid at the current time, else the bootstrap one. */
+enum sim_role sim_renew_pick(const struct sim_keep *k, enum sim_renew_with w);
+/* DESIGN §4.1 step 3: DER ECDSA-SHA256 by `key` over
+ * nonce || SHA-256(csr_der). `wrong` (bad-signature) signs
+ * nonce || SHA-256(csr_der) with the nonce's first byte flipped.
+ * *sig is lc_malloc'd. LC_ETLS (logged) on an OpenSSL failure. */
+lc_err sim_renew_signature(EVP_PKEY *key, const uint8_t nonce[SIM_NONCE_LEN],
+                           const uint8_t *csr_der, size_t csr_der_len,
+                           bool wrong, uint8_t **sig, size_t *sig_len)
+  LC_NODISCARD;
+/* A self-signed certificate for `key`, CN=cn, valid a year (PEM). */
+lc_err sim_selfsigned(EVP_PKEY *key, const char *cn, char **pem)
+  LC_NODISCARD;
+/* The renewal's new key and CSR (rn_*), made once; same-key reuses the
+ * old operational key. Edge lock held (or no threads yet). */
+lc_err sim_renew_prepare(struct sim_device *d) LC_NODISCARD;
+/* The certificate d presents (PEM) and the key that signs for it, by
+ * kind; NULL when it has none. Edge lock held. */
+const char *sim_renew_presented_pem(const struct sim_device *d);
+EVP_PKEY *sim_renew_signing_key(const struct sim_device *d);
+/* Copy what linecert delivered into k (owned): both leaves, or with
+ * !both_roles the operational one only; chain, and the trust bundle
+ * when one was sent (else k keeps its own). LC_ENOMEM. */
+lc_err sim_keep_delivered(struct sim_keep *k, const struct sim_issued *in,
+                          bool both_roles) LC_NODISCARD;
+/* A checked renewal: with --state-dir saved first (a failed save leaves
+ * d as it was, and says why), then the new key, CSR, operational
+ * certificate, chain and bundle replace d's. Edge lock held. */
+lc_err sim_renew_install_locked(struct sim_device *d,
+                                const struct sim_issued *in, char *why,
+                                size_t cap) LC_NODISCARD;
+/* Must d renew in this run (--renew, or --renew-on-notice and normal)? */
+bool sim_renew_expected(const struct sim_device *d);
+/* Record d's renewal outcome ("renewed" or "rejected:<reason>") once,
+ * and count its renewal as final. Edge lock held. */
+void sim_renew_outcome_locked(struct sim_device *d, const char *outcome,
+                              size_t len);
 
 /* ---- payloads (payload.c) ---------------------------------------------- */
 
@@ -177,6 +317,16 @@ lc_err sim_payload_dbirth(const struct sim_device *d, uint8_t seq,
 lc_err sim_payload_installed(const struct sim_device *d, bool aliases,
                              uint8_t seq, uint64_t now_ms,
                              struct sim_buf *out) LC_NODISCARD;
+/* DDATA / NDATA Provisioning/RenewRequest = pem. */
+lc_err sim_payload_renew_request(const struct sim_device *d, bool aliases,
+                                 uint8_t seq, uint64_t now_ms,
+                                 const char *pem, struct sim_buf *out)
+  LC_NODISCARD;
+/* DDATA / NDATA Provisioning/RenewCSR + Provisioning/ChallengeSignature. */
+lc_err sim_payload_renew_csr(const struct sim_device *d, bool aliases,
+                             uint8_t seq, uint64_t now_ms,
+                             const uint8_t *sig, size_t sig_len,
+                             struct sim_buf *out) LC_NODISCARD;
 
 /* ---- certificate checks (certcheck.c) ---------------------------------- */
 
@@ -185,6 +335,16 @@ struct sim_issued {
   size_t pem_len[SIM_ROLES];
   const char *chain;           /* issuing CA certificates */
   size_t chain_len;
+  const char *trust;           /* TrustBundle; NULL when not sent */
+  size_t trust_len;
+};
+
+/* Whom the certificates must be for: the serial (CN) and each role's
+ * DER SubjectPublicKeyInfo. */
+struct sim_expect {
+  const char *serial;
+  const uint8_t *spki[SIM_ROLES];
+  size_t spki_len[SIM_ROLES];
 };
 
 struct sim_checker;  /* one per worker thread: caches the parsed chain */
@@ -202,15 +362,17 @@ lc_err sim_fingerprints(const struct sim_issued *in,
 
 /* Every check of an ISSUED answer for `d`. LC_OK when all pass;
  * LC_EVERIFY with `why` naming the failed check ("check=... detail"). */
-lc_err sim_check_issued(struct sim_checker *c, const struct sim_device *d,
+lc_err sim_check_issued(struct sim_checker *c, const struct sim_expect *x,
                         const struct sim_issued *in, char *why,
                         size_t why_cap) LC_NODISCARD;
 
 /* Cheap variant for devices --check-every does not sample: one PEM
  * certificate per leaf field, holding the device's key bytes. */
-lc_err sim_check_light(const struct sim_device *d,
+lc_err sim_check_light(const struct sim_expect *x,
                        const struct sim_issued *in, char *why,
                        size_t why_cap) LC_NODISCARD;
+/* The DER SubjectPublicKeyInfo of key (lc_malloc'd). */
+lc_err sim_spki(EVP_PKEY *key, uint8_t **out, size_t *len) LC_NODISCARD;
 
 /* ---- the run ------------------------------------------------------------ */
 
@@ -239,6 +401,15 @@ struct sim_opts {
   unsigned check_every;  /* full certificate checks on every n-th device */
   bool bad[SIM_KIND_COUNT];
   bool progress;
+  /* Renewal. */
+  const char *state_dir;     /* NULL: keys are dropped, nothing saved */
+  bool renew;                /* renew every device (needs state_dir) */
+  bool renew_on_notice;      /* renew on DCMD Status RENEWAL_NEEDED */
+  enum sim_renew_with renew_with;
+  bool renew_gateway;        /* --renew-via gateway (else sparkplug) */
+  const char *gateway_url;
+  const char *gateway_ca;
+  bool bad_renew[SIM_RK_COUNT];
 };
 
 /* Bits of edge->events, set by Paho callbacks, consumed by the loop. */
@@ -332,6 +503,10 @@ struct sim {
   atomic_uint_least64_t last_nodcmd_send_ms;
   size_t n_nodcmd;                  /* devices that must get no DCMD */
   atomic_size_t n_nodcmd_sent;      /* of those, DBIRTH sent */
+  size_t n_renew_expect;            /* devices that must renew */
+  atomic_size_t n_renew_final;      /* of those, renewed, refused or
+                                       failed */
+  atomic_size_t n_notices;          /* RENEWAL_NEEDED received */
 };
 
 /* A message copied out of Paho's callback. */
@@ -369,6 +544,14 @@ void sim_edge_set_state_locked(struct sim_edge *e, struct sim_device *d,
 void sim_edge_touch_locked(struct sim_edge *e, struct sim_device *d);
 lc_err sim_edge_send_installed_locked(struct sim_edge *e,
                                       struct sim_device *d) LC_NODISCARD;
+/* Renewal step 1 for a PROVISIONED device (a RENEWAL_NEEDED notice):
+ * WAITING with `renewing` set, then its birth and RenewRequest. */
+void sim_edge_start_renewal_locked(struct sim_edge *e, struct sim_device *d);
+/* Renewal step 3: DDATA (NDATA) RenewCSR + ChallengeSignature. */
+lc_err sim_edge_send_renew_csr_locked(struct sim_edge *e,
+                                      struct sim_device *d,
+                                      const uint8_t *sig, size_t sig_len)
+  LC_NODISCARD;
 /* Publish NDEATH and disconnect; edge->disconnected is set when done. */
 void sim_edge_close(struct sim_edge *e);
 void sim_edge_destroy_client(struct sim_edge *e);
@@ -378,8 +561,13 @@ lc_err sim_workers_start(struct sim *s) LC_NODISCARD;
 void sim_workers_stop(struct sim *s);
 void sim_msg_free(struct sim_msg *m);
 
-/* keygen.c */
+/* keygen.c: every device's keys and CSRs, or with --renew its saved
+ * state (sim_state_load()). */
 lc_err sim_keygen_all(struct sim *s, double *seconds) LC_NODISCARD;
+
+/* gateway.c: --renew-via gateway, every device on --threads threads;
+ * returns "done", "timeout", "interrupted" or "error". */
+const char *sim_gateway_run(struct sim *s, uint64_t deadline_ms);
 
 /* run.c: returns the process exit code (0 or 1). */
 int sim_run(const struct sim_opts *opts);
