@@ -194,6 +194,13 @@ static lc_err crl_dir_make(const struct brk_config *cfg)
 
 static void write_crls(struct brk *b, uint64_t now_ms)
 {
+  bool any = false;
+  for(int r = 0; r < CA_ROLE_COUNT; r++)
+    any |= role_is_local(b, (enum ca_role)r);
+  if(!any) {
+    b->crl_due = false; /* remote CAs publish their own */
+    return;
+  }
   if(crl_dir_make(b->cfg) != LC_OK)
     return;
   struct lc_buf all = LC_BUF_INIT(64u << 20);

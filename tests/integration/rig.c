@@ -267,6 +267,7 @@ bool rig_wait_count(struct rig *r, const char *prefix, enum sm_state state,
 struct cert_ctx {
   const char *prefix;
   X509_STORE *roots;
+  bool local;             /* linecert's local CA: its profiles apply */
   uint64_t checked, bad;
 };
 
@@ -340,11 +341,12 @@ static bool check_role(struct cert_ctx *c, const struct sm_device *d,
             subject_is_serial(x, d->serial) &&
             key_matches(x, d->key_fpr[role]);
   if(ok && role == CA_ROLE_BOOTSTRAP) {
-    /* Good for client authentication only (renewal), not any purpose. */
+    /* Good for client authentication only (renewal), not any purpose:
+     * the local CA's profile (a remote CA's template decides there). */
     int days = validity_days(x);
     ok = days >= 3650 && days <= 15 * 366 &&
-         (X509_get_extension_flags(x) & EXFLAG_XKUSAGE) &&
-         X509_get_extended_key_usage(x) == XKU_SSL_CLIENT;
+         (!c->local || ((X509_get_extension_flags(x) & EXFLAG_XKUSAGE) &&
+                        X509_get_extended_key_usage(x) == XKU_SSL_CLIENT));
   }
   if(ok && role == CA_ROLE_OPERATIONAL) {
     int days = validity_days(x);
@@ -377,17 +379,27 @@ static lc_err check_device(void *ctx, struct sm_device *d)
   return LC_OK;
 }
 
+static uint64_t check_certificates(struct rig *r, const char *prefix,
+                                   const char *root_path, bool local);
+
 uint64_t rig_check_certificates(struct rig *r, const char *prefix)
 {
   char root_path[400];
   snprintf(root_path, sizeof(root_path), "%s/ca/root.pem", r->data_dir);
-  return rig_check_certificates_root(r, prefix, root_path);
+  return check_certificates(r, prefix, root_path, true);
 }
 
 uint64_t rig_check_certificates_root(struct rig *r, const char *prefix,
                                      const char *root_path)
 {
-  struct cert_ctx c = {.prefix = prefix, .roots = X509_STORE_new()};
+  return check_certificates(r, prefix, root_path, false);
+}
+
+static uint64_t check_certificates(struct rig *r, const char *prefix,
+                                   const char *root_path, bool local)
+{
+  struct cert_ctx c = {.prefix = prefix, .roots = X509_STORE_new(),
+                       .local = local};
   CU_ASSERT_PTR_NOT_NULL_FATAL(c.roots);
   CU_ASSERT_EQUAL_FATAL(X509_STORE_load_file(c.roots, root_path), 1);
   struct sm_store *st = open_ro(r);

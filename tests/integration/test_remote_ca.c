@@ -784,6 +784,85 @@ static void test_pace_through_daemon(void)
     check_line("P-", PACE_DEVICES);
 }
 
+/* The emulator's count of certificates it revoked (GET /stats). */
+static long emu_revoked(struct emu *e)
+{
+  char *body = NULL;
+  long n = -1;
+  if(emu_get(e, "/stats", &body) == LC_OK) {
+    json_t *j = json_loads(body, 0, NULL);
+    json_t *v = json_object_get(j, "revoked");
+    n = v ? (long)json_integer_value(v) : 0;
+    json_decref(j);
+  }
+  free(body);
+  return n;
+}
+
+struct pick {
+  char key[3 * (SM_ID_MAX + 1)];
+  int64_t id;
+};
+
+static lc_err pick_provisioned(void *ctx, struct sm_device *d)
+{
+  struct pick *p = ctx;
+  if(!p->key[0] && d->state == SM_PROVISIONED && !strncmp(d->device, "M-", 2)) {
+    sm_device_key(d, p->key, sizeof(p->key));
+    p->id = d->id;
+  }
+  sm_device_free(d);
+  return LC_OK;
+}
+
+/* DESIGN §4.3: a device whose certificates came from the remote CA is
+ * revoked there too: `linecert revoke`, then both its certificates are
+ * revoked at the CA (the emulator counts them) and marked so in the
+ * store. */
+static void test_revoke_at_the_ca(void)
+{
+  CU_ASSERT_TRUE_FATAL(T.up);
+  if(!T.rig.linecert)
+    rig_start_linecert(&T.rig, NULL);
+  struct pick p = {{0}, 0};
+  CU_ASSERT_EQUAL(rig_foreach_device(&T.rig, pick_provisioned, &p), LC_OK);
+  CU_ASSERT_FATAL(p.key[0] != '\0');
+  long before = emu_revoked(T.emu);
+  CU_ASSERT_TRUE(before >= 0);
+  char out[320], sql[200];
+  snprintf(out, sizeof(out), "%s/revoke.out", T.rig.dir);
+  const char *args[] = {"revoke", p.key, "--reason", "key_compromise", NULL};
+  CU_ASSERT_EQUAL(rig_run_cli(&T.rig, args, out), 0);
+  snprintf(sql, sizeof(sql), "SELECT count(*) FROM certificate WHERE "
+           "device_id = %lld AND ca_revoked = 1", (long long)p.id);
+  bool done = false;
+  for(int w = 0; w < 300 && !done; w++) {
+    done = rig_sql_number(&T.rig, sql) == 2;
+    if(!done) {
+      struct timespec ts = {0, 100 * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+  }
+  CU_ASSERT_TRUE(done);
+  /* Each certificate is revoked at the CA, or refused for good and
+   * audited so: a Google CAS DevOps pool (the operational role's here)
+   * cannot revoke. */
+  long long revoked = rig_sql_number(&T.rig, "SELECT count(*) FROM audit "
+                                             "WHERE event = 'ca_revoked'");
+  long long refused = rig_sql_number(&T.rig, "SELECT count(*) FROM audit "
+                                             "WHERE event = "
+                                             "'ca_revoke_refused'");
+  CU_ASSERT_EQUAL(revoked + refused, 2);
+  CU_ASSERT_EQUAL(refused, strcmp(T.ad->name, "gcpcas") == 0 ? 1 : 0);
+  CU_ASSERT_EQUAL(emu_revoked(T.emu), before + revoked);
+  /* A restart asks nothing again: the store has the CA's answer. */
+  rig_stop_linecert(&T.rig);
+  rig_start_linecert(&T.rig, NULL);
+  struct timespec ts = {1, 0};
+  nanosleep(&ts, NULL);
+  CU_ASSERT_EQUAL(emu_revoked(T.emu), before + revoked);
+}
+
 /* Runs whatever the earlier tests left behind, so a failed setup still
  * stops the emulator and keeps the directories for inspection. */
 static void test_audit_and_teardown(void)
@@ -982,6 +1061,8 @@ static const struct lc_test tests_common[] = {
   {"SIGTERM while the CA hangs (timeout_ms 30 s): linecert stops within "
    "5 s, the devices wait in ISSUING and finish after the restart",
    test_sigterm_while_the_ca_hangs},
+  {"revoke: both certificates revoked at the CA, once, marked in the "
+   "store", test_revoke_at_the_ca},
   {"audit verifies; linecert stops cleanly; no sanitizer report",
    test_audit_and_teardown},
   {NULL, NULL}};
@@ -1000,6 +1081,8 @@ static const struct lc_test tests_ejbca[] = {
   {"SIGKILL while approvals are pending: the restarted linecert finalizes "
    "the same approval requests, files no new ones",
    test_approval_pending_across_restart},
+  {"revoke: both certificates revoked at the CA, once, marked in the "
+   "store", test_revoke_at_the_ca},
   {"audit verifies; linecert stops cleanly; no sanitizer report",
    test_audit_and_teardown},
   {NULL, NULL}};
@@ -1018,6 +1101,8 @@ static const struct lc_test tests_aws[] = {
    test_sigkill_between_ca_answer_and_commit},
   {"issue_rate 25 against a CA throttling above 25/s: no throttled answer",
    test_pace_through_daemon},
+  {"revoke: both certificates revoked at the CA, once, marked in the "
+   "store", test_revoke_at_the_ca},
   {"audit verifies; linecert stops cleanly; no sanitizer report",
    test_audit_and_teardown},
   {NULL, NULL}};
