@@ -47,6 +47,11 @@
 #define GW_WAIT_MS 10000           /* for the loop's answer */
 #define GW_PEM_FILE_MAX (1u << 20) /* server certificate, key, CA bundle */
 #define GW_THREAD_STACK (512u * 1024u)
+/* A body declared larger than max_body_bytes is still read (and
+ * dropped) up to this size before the 400 goes out: answering while a
+ * proxy is still sending makes the proxy see a reset, and the device a
+ * 502 instead of our reason. Beyond it we answer at once and close. */
+#define GW_DRAIN_MAX (1u << 20)
 
 #define ROUTE_RENEW "/v1/devices/bootstrap/renew"
 #define ROUTE_SELF "/v1/devices/self"
@@ -335,17 +340,15 @@ static bool content_type_json(const char *v)
   return next == '\0' || next == ';' || next == ' ' || next == '\t';
 }
 
-/* A declared Content-Length over the cap: refused before any of the body
- * is read. */
-static bool declared_too_large(struct MHD_Connection *c, size_t max)
+/* The declared Content-Length, 0 when none (or chunked); SIZE_MAX when
+ * absurd. libmicrohttpd refuses a malformed one itself. */
+static size_t declared_length(struct MHD_Connection *c)
 {
   const char *v = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
-  if(!v)
-    return false;
-  size_t digits = strspn(v, "0123456789");
+  size_t digits = v ? strspn(v, "0123456789") : 0;
   if(digits == 0 || v[digits] != '\0')
-    return false;  /* libmicrohttpd refuses a malformed one itself */
-  return digits > 9 || strtoul(v, NULL, 10) > max;
+    return 0;
+  return digits > 9 ? SIZE_MAX : (size_t)strtoul(v, NULL, 10);
 }
 
 /* The first call: headers are in, the body is not. NULL to go on with
@@ -388,10 +391,10 @@ static bool first_call(struct brk_gw *g, struct MHD_Connection *c,
   if(route == BRK_GW_RENEW &&
      !content_type_json(header(c, MHD_HTTP_HEADER_CONTENT_TYPE)))
     *ret = send_error(c, 400, "content_type", 0);
-  else if(route == BRK_GW_RENEW &&
-          declared_too_large(c, g->b->cfg->gw_max_body_bytes))
+  else if(route == BRK_GW_RENEW && declared_length(c) > GW_DRAIN_MAX)
     *ret = send_error(c, 400, "body_too_large", 0);
   else {
+    k->too_large = declared_length(c) > g->b->cfg->gw_max_body_bytes;
     *out = k;
     return false;
   }
