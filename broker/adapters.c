@@ -377,7 +377,7 @@ static void dispatch(struct brk *b, struct brk_ca_slot *s, struct brk_dev *d)
 {
   const struct sm_device *sm = d->sm;
   enum ca_role role;
-  if(!sm_state_issuing(sm->state, &role)) {
+  if(!sm_state_asking_ca(sm->state, &role)) {
     d->ca_inflight = false; /* settled or delivered meanwhile */
     return;
   }
@@ -386,9 +386,11 @@ static void dispatch(struct brk *b, struct brk_ca_slot *s, struct brk_dev *d)
     d->kick = true; /* now waiting for the other role's adapter */
     return;
   }
+  /* A renewal asks for the new key's certificate, under its own key. */
+  bool renewing = sm->state == SM_RENEW_ISSUING;
+  const char *csr = renewing ? sm->renew.csr : sm->csr[role];
   struct brk_job *job = lc_calloc(1, sizeof(*job));
-  if(!job || !sm->csr[role] ||
-     !(job->csr_pem[role] = lc_strdup(sm->csr[role]))) {
+  if(!job || !csr || !(job->csr_pem[role] = lc_strdup(csr))) {
     lc_log(LC_ERROR, "ca", "op=submit dev=%s err=LC_ENOMEM", d->key);
     brk__job_free(job);
     d->ca_inflight = false;
@@ -403,9 +405,11 @@ static void dispatch(struct brk *b, struct brk_ca_slot *s, struct brk_dev *d)
   memcpy(job->serial, sm->serial, sizeof(job->serial));
   job->generation = sm->generation;
   job->role = role;
-  sm_request_key(sm, role, job->request_key);
-  job->csr[role] = d->csr[role]; /* the cached parse moves along */
-  d->csr[role] = NULL;
+  sm_current_key(sm, job->request_key);
+  if(!renewing) {
+    job->csr[role] = d->csr[role]; /* the cached parse moves along */
+    d->csr[role] = NULL;
+  }
   if(brk__unrecorded_take(b, job)) {
     /* Issued already, in a batch that was rolled back: the same
      * certificate comes back as the CA's answer, no second one. */
@@ -481,7 +485,7 @@ static void count_parked(struct brk_dev *d, void *ctx)
 {
   struct parked_count *pc = ctx;
   enum ca_role role;
-  if(d->ca_inflight || !sm_state_issuing(d->sm->state, &role) ||
+  if(d->ca_inflight || !sm_state_asking_ca(d->sm->state, &role) ||
      d->sm->next_attempt_at <= pc->now)
     return;
   pc->parked[pc->b->ca_for[role] - pc->b->ca_slots]++;

@@ -156,6 +156,24 @@ static void supersede(struct brk *b, struct brk_dev *d,
   lc_free(details);
 }
 
+/* A certificate just issued joins the record of every certificate
+ * (sm_store_put_cert()), in the batch that stores it on the device. */
+static void record_cert(struct brk *b, struct brk_dev *d,
+                        const struct sm_action *a)
+{
+  const struct sm_cert *c = &d->sm->cert[a->role];
+  struct sm_cert_record r = {.device_id = d->sm->id, .role = a->role,
+                             .generation = a->generation, .pem = c->pem,
+                             .not_before = c->not_before,
+                             .not_after = c->not_after,
+                             .issued_at = lc_now_ms()};
+  lc_strlcpy(r.fpr, a->fpr, sizeof(r.fpr));
+  lc_strlcpy(r.serial, a->serial, sizeof(r.serial));
+  lc_strlcpy(r.request_key, a->key, sizeof(r.request_key));
+  if(d->sm->id == 0 || sm_store_put_cert(b->store, &r) != LC_OK)
+    b->txn_failed = true;
+}
+
 lc_err brk__apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
 {
   struct sm_actions act;
@@ -167,7 +185,9 @@ lc_err brk__apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
     bool writes = act.dirty;
     for(unsigned i = 0; i < act.n; i++)
       writes |= act.a[i].kind == SM_ACT_AUDIT ||
-                act.a[i].kind == SM_ACT_SUPERSEDE;
+                act.a[i].kind == SM_ACT_SUPERSEDE ||
+                act.a[i].kind == SM_ACT_CERT ||
+                act.a[i].kind == SM_ACT_REVOKE;
     if(writes && brk__txn_open(b)) {
       if(act.dirty) {
         lc_err prc = sm_store_put_device(b->store, d->sm);
@@ -201,6 +221,17 @@ lc_err brk__apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
       if(brk__txn_open(b))
         supersede(b, d, a);
       break;
+    case SM_ACT_CERT:
+      if(brk__txn_open(b))
+        record_cert(b, d, a);
+      break;
+    case SM_ACT_CHALLENGE:
+      add_fx(b, d, BRK_FX_CHALLENGE, a->role, NULL);
+      break;
+    case SM_ACT_REVOKE:
+      if(brk__txn_open(b) && brk__revoke_record(b, d, a->text) == LC_OK)
+        add_fx(b, d, BRK_FX_REVOKE, a->role, a->text);
+      break;
     }
   }
   if(before != d->sm->state)
@@ -224,6 +255,8 @@ static void run_effects(struct brk *b)
     struct brk_fx *f = &b->fx[i];
     if(f->kind == BRK_FX_SUBMIT)
       brk__ca_submit(b, f->d, f->role);
+    else if(f->kind == BRK_FX_REVOKE)
+      brk__revoke_after_commit(b, f->d);
     else
       brk__fx_publish(b, f);
   }

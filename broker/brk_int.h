@@ -49,7 +49,7 @@ struct brk_job {
   uint32_t generation;
   enum ca_role role;                  /* ISSUE */
   unsigned slot;                      /* ISSUE: index in brk.ca_slots */
-  char request_key[40];               /* ISSUE */
+  char request_key[SM_REQUEST_KEY_MAX];             /* ISSUE */
   char *csr_pem[CA_ROLE_COUNT];       /* owned; VALIDATE both, ISSUE one */
   struct ca_csr *csr[CA_ROLE_COUNT];  /* owned; parsed (VALIDATE output,
                                          ISSUE input when cached) */
@@ -115,7 +115,7 @@ struct brk_stats {
     ca_paced, ca_pending,
     dcmd_sent, installed_mismatch, commits, commit_failures, audit_records,
     publish_failures, session_dropped, session_held, rebirths_sent,
-    nodes_offline, devices_offline, retrying_sent,
+    nodes_offline, devices_offline, retrying_sent, revocations,
     gw_requests, gw_untrusted_headers, gw_no_identity, gw_refused_tls,
     gw_busy;
 };
@@ -192,6 +192,11 @@ lc_err brk__cmd_deliver(const struct sm_device *dev, const char *trust_bundle,
 lc_err brk__cmd_status(const struct sm_device *dev, const char *status,
                       const struct spb_sess *sess, uint64_t now_ms,
                       uint8_t **out, size_t *len) LC_NODISCARD;
+/* The renewal challenge (DESIGN §4.1 step 2): RequestId and
+ * Provisioning/Challenge (Bytes, dev->renew.challenge). */
+lc_err brk__cmd_challenge(const struct sm_device *dev,
+                         const struct spb_sess *sess, uint64_t now_ms,
+                         uint8_t **out, size_t *len) LC_NODISCARD;
 
 /* ---- audit records (records.c) ------------------------------------------------ */
 
@@ -274,7 +279,8 @@ void brk__lock_describe(const struct brk_config *cfg,
 
 /* ---- the service (struct brk) ------------------------------------------ */
 
-enum brk_fx_kind { BRK_FX_SUBMIT, BRK_FX_DELIVER, BRK_FX_STATUS };
+enum brk_fx_kind { BRK_FX_SUBMIT, BRK_FX_DELIVER, BRK_FX_STATUS,
+                   BRK_FX_CHALLENGE, BRK_FX_REVOKE };
 
 /* An outside effect, run only after the transaction that allowed it
  * has committed. */
@@ -385,7 +391,7 @@ struct brk_redrive_key {
  * ca.h). */
 struct brk_unrecorded {
   struct brk_unrecorded *next;
-  char request_key[40];
+  char request_key[SM_REQUEST_KEY_MAX];
   char fpr[SM_FPR_HEX];
   struct ca_result res;           /* owned */
 };
@@ -499,6 +505,8 @@ struct brk {
   uint64_t next_timer_scan, next_stats;
   uint64_t next_ca_life_ms;           /* wall clock: the daily CA check */
   uint64_t next_cap_warning;          /* rate limit of cap warnings */
+  bool crl_due;                       /* a revocation since the CRLs
+                                         were last written */
   unsigned long long stats_provisioned_last;
 };
 
@@ -570,6 +578,16 @@ void brk__batch_end(struct brk *b);
 void brk__batch_probe(struct brk *b, uint64_t now_ms);
 /* workers.c: queue a worker job (blocks while the job queue is full). */
 void brk__push_job(struct brk *b, struct brk_job *job);
+
+/* ---- revocation (revoke.c) ------------------------------------------------------ */
+
+/* In the open batch: mark every certificate of d revoked (the store's
+ * certificate records) for `reason`. LC_EDB marks the batch failed. */
+lc_err brk__revoke_record(struct brk *b, struct brk_dev *d,
+                         const char *reason) LC_NODISCARD;
+/* After the commit: the CRLs of the local issuing CAs are rewritten and
+ * the remote CAs are asked to revoke (revoke.c). */
+void brk__revoke_after_commit(struct brk *b, struct brk_dev *d);
 
 /* ---- sending (commands.c) ------------------------------------------------------ */
 

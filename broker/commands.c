@@ -68,7 +68,9 @@ static void name_metric(struct spb_metric *m, const struct spb_sess *sess,
   if(!sess || spb_sess_metric_decl(sess, dev->group, dev->edge, dev->device,
                                    m->name, &dt, &has_alias, &alias) != LC_OK)
     return;
-  if(dt == SPB_DT_STRING || dt == SPB_DT_TEXT)
+  bool text = m->value.datatype == SPB_DT_STRING ||
+              m->value.datatype == SPB_DT_TEXT;
+  if(text && (dt == SPB_DT_STRING || dt == SPB_DT_TEXT))
     m->value.datatype = dt;
   if(has_alias) {
     m->name = NULL;
@@ -144,6 +146,27 @@ lc_err brk__cmd_status(const struct sm_device *dev, const char *status,
   return encode_command(m, n, now_ms, out, len);
 }
 
+lc_err brk__cmd_challenge(const struct sm_device *dev,
+                         const struct spb_sess *sess, uint64_t now_ms,
+                         uint8_t **out, size_t *len)
+{
+  struct spb_metric m[2];
+  size_t n = 0;
+  if(dev->request_id[0])
+    set_string(&m[n++], "Provisioning/RequestId", dev->request_id, now_ms);
+  struct spb_metric *c = &m[n++];
+  memset(c, 0, sizeof(*c));
+  c->name = "Provisioning/Challenge";
+  c->has_timestamp = true;
+  c->timestamp = now_ms;
+  c->has_datatype = true;
+  c->value.datatype = SPB_DT_BYTES;
+  c->value.v.bytes.ptr = dev->renew.challenge;
+  c->value.v.bytes.len = SM_CHALLENGE_LEN;
+  name_metrics(m, n, sess, dev);
+  return encode_command(m, n, now_ms, out, len);
+}
+
 static bool publish_dcmd(struct brk *b, struct brk_dev *d, uint8_t *buf,
                          size_t len)
 {
@@ -162,19 +185,23 @@ static bool publish_dcmd(struct brk *b, struct brk_dev *d, uint8_t *buf,
   return true;
 }
 
-/* status NULL: the delivery of d's certificates. True when published. */
+/* kind DELIVER: d's certificates; CHALLENGE: its renewal challenge;
+ * STATUS: `status`. True when published. */
 static bool publish_answer(struct brk *b, struct brk_dev *d,
-                           const char *status)
+                           enum brk_fx_kind kind, const char *status)
 {
   uint8_t *buf = NULL;
   size_t len = 0;
   uint64_t now = lc_now_ms();
   /* Named as the device's BIRTH declared them (alias or name), read
    * from the session tracker at publish time. */
-  lc_err rc = !status ? brk__cmd_deliver(d->sm, b->trust_bundle, b->sess,
-                                        now, &buf, &len)
-                      : brk__cmd_status(d->sm, status, b->sess, now, &buf,
-                                       &len);
+  lc_err rc;
+  if(kind == BRK_FX_DELIVER)
+    rc = brk__cmd_deliver(d->sm, b->trust_bundle, b->sess, now, &buf, &len);
+  else if(kind == BRK_FX_CHALLENGE)
+    rc = brk__cmd_challenge(d->sm, b->sess, now, &buf, &len);
+  else
+    rc = brk__cmd_status(d->sm, status, b->sess, now, &buf, &len);
   if(rc != LC_OK) {
     lc_log(LC_ERROR, "loop", "op=encode_dcmd dev=%s err=%s", d->key,
            lc_errname(rc));
@@ -187,14 +214,14 @@ static bool publish_answer(struct brk *b, struct brk_dev *d,
 
 void brk__publish_status(struct brk *b, struct brk_dev *d, const char *status)
 {
-  if(publish_answer(b, d, status) && !strcmp(status, "RETRYING"))
+  if(publish_answer(b, d, BRK_FX_STATUS, status) &&
+     !strcmp(status, "RETRYING"))
     atomic_fetch_add(&b->stats.retrying_sent, 1);
 }
 
 void brk__fx_publish(struct brk *b, struct brk_fx *f)
 {
-  bool sent = publish_answer(b, f->d, f->kind == BRK_FX_DELIVER ? NULL
-                                                                : f->status);
+  bool sent = publish_answer(b, f->d, f->kind, f->status);
   if(sent && f->kind == BRK_FX_STATUS && !strcmp(f->status, "RETRYING"))
     atomic_fetch_add(&b->stats.retrying_sent, 1);
 }

@@ -71,6 +71,8 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
     ev.chain_pem = res->chain_pem;
     ev.fpr = job->cert_fpr;
     ev.serial = res->serial_hex;
+    ev.not_before = res->not_before;
+    ev.not_after = res->not_after;
     if(!job->replayed)
       atomic_fetch_add(&b->stats.issued, 1);
   }
@@ -92,6 +94,7 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
   }
   ev.role = job->role;
   ev.generation = job->generation;
+  ev.text = job->request_key; /* an answer for a given-up renewal is stale */
   lc_err rc = brk__apply(b, d, &ev);
   if(rc == LC_OK && ev.kind == SM_EV_CA_ISSUED)
     brk__unrecorded_note(b, job); /* until the batch commits */
@@ -101,7 +104,7 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
     /* The device moved on (a new generation) while this job was out,
      * and brk__ca_submit() let the job's answer drive it: now the timer
      * submits what it waits for. */
-    if(!d->ca_inflight && sm_state_issuing(d->sm->state, NULL))
+    if(!d->ca_inflight && sm_state_asking_ca(d->sm->state, NULL))
       d->kick = true;
   }
   else if(rc != LC_OK)

@@ -66,7 +66,15 @@ static void run_issue(struct brk_workers *w, struct brk_job *job)
     return;
   }
   if(job->res.status == CA_ISSUED) {
-    rc = ca_cert_fingerprint(job->res.cert_pem, job->cert_fpr);
+    /* Its dates come along: renewal before expiry and the expiry watch
+     * need them, and parsing here keeps the loop from doing it. */
+    struct ca_cert_info ci;
+    rc = ca_cert_info(job->res.cert_pem, &ci);
+    if(rc == LC_OK) {
+      memcpy(job->cert_fpr, ci.fpr, sizeof(job->cert_fpr));
+      job->res.not_before = ci.not_before;
+      job->res.not_after = ci.not_after;
+    }
     if(rc != LC_OK) {
       /* The CA answered with something we cannot read: treat as a
        * transient fault rather than deliver it. */

@@ -75,6 +75,22 @@ void ca_csr_key_fpr(const struct ca_csr *csr, uint8_t out[32]);
  * first PEM block, which must be a CERTIFICATE (LC_EPROTO otherwise). */
 lc_err ca_cert_fingerprint(const char *pem, char out[65]) LC_NODISCARD;
 
+/* What linecert keeps of a certificate (the first PEM block of `pem`,
+ * which must be a CERTIFICATE): its fingerprint as above, its serial
+ * number (lower-case hex, two digits per octet of the magnitude, as the
+ * adapters report it), its validity, and its issuer's name (RFC 2253).
+ * LC_EPROTO for anything else. */
+struct ca_cert_info {
+  char fpr[65];
+  char serial_hex[41];
+  int64_t not_before, not_after;   /* seconds since the epoch */
+  char issuer[256];                /* truncated if longer */
+};
+lc_err ca_cert_info(const char *pem, struct ca_cert_info *out) LC_NODISCARD;
+/* The same for a DER certificate. */
+lc_err ca_cert_info_der(const uint8_t *der, size_t len,
+                        struct ca_cert_info *out) LC_NODISCARD;
+
 /* ---- adapters ---------------------------------------------------------- */
 
 enum ca_role { CA_ROLE_BOOTSTRAP = 0, CA_ROLE_OPERATIONAL = 1 };
@@ -109,6 +125,9 @@ struct ca_result {
   char *chain_pem;            /* owned; issuing CA chain, root excluded */
   char serial_hex[41];        /* leaf serial, lower-case hex */
   char reason[CA_REASON_MAX];
+  /* The leaf's validity (seconds since the epoch), read from cert_pem
+   * by ca_cert_info(); 0 when an adapter leaves it to its caller. */
+  int64_t not_before, not_after;
 };
 /* Free what a result owns and zero it. */
 void ca_result_cleanup(struct ca_result *r);

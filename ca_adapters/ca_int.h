@@ -50,6 +50,9 @@ struct ca_csr {
  * On LC_OK *der is OPENSSL_malloc'd: the caller frees it with
  * OPENSSL_free(). LC_ETOOBIG, LC_EPROTO (the OpenSSL queue is cleared),
  * LC_ENOMEM. */
+/* An ASN1_TIME in seconds since the epoch (cert.c). LC_EPROTO. */
+lc_err ca__asn1_time(const ASN1_TIME *t, int64_t *out);
+
 lc_err ca__pem_decode(const char *pem, size_t len, const char *label,
                       const char *alt_label, size_t max_der, uint8_t **der,
                       size_t *der_len) LC_NODISCARD;

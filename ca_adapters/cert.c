@@ -97,6 +97,81 @@ lc_err ca_cert_fingerprint(const char *pem, char out[65])
   return rc;
 }
 
+/* A serial as the adapters write it: the magnitude's octets in hex. */
+static lc_err serial_hex(const X509 *x, char out[41])
+{
+  const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
+  if(!sn || sn->length <= 0 || sn->length > 20)
+    return LC_EPROTO; /* RFC 5280 4.1.2.2: at most 20 octets */
+  lc_hex(sn->data, (size_t)sn->length, out);
+  return LC_OK;
+}
+
+/* An ASN1_TIME as time() counts, through OpenSSL's own arithmetic (no
+ * timegm() in C11). LC_EPROTO when it cannot be read. */
+lc_err ca__asn1_time(const ASN1_TIME *t, int64_t *out)
+{
+  ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+  int days = 0, secs = 0;
+  int ok = epoch && t && ASN1_TIME_diff(&days, &secs, epoch, t) == 1;
+  ASN1_TIME_free(epoch);
+  if(!ok) {
+    lc_openssl_clear();
+    return LC_EPROTO;
+  }
+  *out = (int64_t)days * 86400 + secs;
+  return LC_OK;
+}
+
+lc_err ca_cert_info_der(const uint8_t *der, size_t len,
+                        struct ca_cert_info *out)
+{
+  if(!der || !out || len == 0 || len > CERT_MAX_DER)
+    return LC_EINVAL;
+  memset(out, 0, sizeof(*out));
+  const unsigned char *p = der;
+  X509 *x = d2i_X509(NULL, &p, (long)len);
+  if(!x || p != der + len) {
+    X509_free(x);
+    lc_openssl_clear();
+    return LC_EPROTO;
+  }
+  lc_err rc = lc_sha256_hex(der, len, out->fpr);
+  if(rc == LC_OK)
+    rc = serial_hex(x, out->serial_hex);
+  if(rc == LC_OK)
+    rc = ca__asn1_time(X509_get0_notBefore(x), &out->not_before);
+  if(rc == LC_OK)
+    rc = ca__asn1_time(X509_get0_notAfter(x), &out->not_after);
+  if(rc == LC_OK) {
+    BIO *b = BIO_new(BIO_s_mem());
+    if(b && X509_NAME_print_ex(b, X509_get_issuer_name(x), 0,
+                               XN_FLAG_RFC2253) >= 0) {
+      int n = BIO_read(b, out->issuer, (int)sizeof(out->issuer) - 1);
+      out->issuer[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(b);
+  }
+  X509_free(x);
+  lc_openssl_clear();
+  return rc;
+}
+
+lc_err ca_cert_info(const char *pem, struct ca_cert_info *out)
+{
+  if(!pem || !out)
+    return LC_EINVAL;
+  uint8_t *der = NULL;
+  size_t der_len = 0;
+  lc_err rc = ca__pem_decode(pem, strlen(pem), PEM_STRING_X509, NULL,
+                             CERT_MAX_DER, &der, &der_len);
+  if(rc != LC_OK)
+    return rc;
+  rc = ca_cert_info_der(der, der_len, out);
+  OPENSSL_free(der);
+  return rc;
+}
+
 lc_err ca__set_random_serial(X509 *x, char hex[41])
 {
   uint8_t b[16];

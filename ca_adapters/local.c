@@ -433,16 +433,12 @@ static lc_err load_root(const char *dir, bool created, X509 **root)
   return LC_OK;
 }
 
-/* An ASN1_TIME as time() counts, through OpenSSL's own arithmetic. */
 static lc_err asn1_to_time(const ASN1_TIME *t, time_t *out)
 {
-  ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
-  int days = 0, secs = 0;
-  int ok = epoch && ASN1_TIME_diff(&days, &secs, epoch, t) == 1;
-  ASN1_TIME_free(epoch);
-  if(!ok)
+  int64_t v = 0;
+  if(ca__asn1_time(t, &v) != LC_OK)
     return ossl_fail("ca_cert_time");
-  *out = (time_t)days * 86400 + secs;
+  *out = (time_t)v;
   return LC_OK;
 }
 

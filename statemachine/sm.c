@@ -25,6 +25,13 @@
  *   INSTALLED      DELIVERED, PROVISIONED  on_installed()
  *   TIMER          VALIDATED, ISSUING_*, DELIVERED   on_timer()
  *   OPERATOR_RETRY FAILED                  on_operator_retry()
+ *   RENEW_CHALLENGE PROVISIONED, RENEW_*   on_renew_challenge()
+ *   RENEW_ISSUE    PROVISIONED, RENEW_*    on_renew_issue()
+ *   RENEW_REFUSED  any state               on_renew_refused()
+ *   REVOKE         any but REVOKED         on_revoke()
+ *   UNREVOKE       REVOKED                 on_unrevoke()
+ * (CA answers, TIMER, INSTALLED and OFFLINE also act in the RENEW_*
+ * states: renewal issues through the same paths as provisioning.)
  */
 #include "statemachine/sm.h"
 
@@ -37,7 +44,8 @@
 
 static const char *const event_names[SM_EV_COUNT] = {
   "REQUEST", "INVALID", "CA_ISSUED", "CA_RETRY", "CA_REJECTED",
-  "INSTALLED", "TIMER", "OPERATOR_RETRY", "CA_WAIT", "OFFLINE"};
+  "INSTALLED", "TIMER", "OPERATOR_RETRY", "CA_WAIT", "OFFLINE",
+  "RENEW_CHALLENGE", "RENEW_ISSUE", "RENEW_REFUSED", "REVOKE", "UNREVOKE"};
 
 const char *sm_event_name(enum sm_event_kind k)
 {
@@ -54,6 +62,8 @@ void sm_policy_defaults(struct sm_policy *p)
   p->delivery_timeout_ms = 30000;
   p->max_deliveries = 5;
   p->reprovision = SM_REPROVISION_DENY;
+  p->renew_at_fraction = 0.67;
+  p->renew_jitter_s = 86400;
 }
 
 /* ---- actions ------------------------------------------------------------ */
@@ -303,6 +313,19 @@ static lc_err request_new_keys(struct sm_device *dev,
   return LC_OK;
 }
 
+/* New keys while a renewal runs: no new generation under it (the CA
+ * call or delivery in flight would be orphaned); refused and recorded. */
+static lc_err request_renewing(struct sm_device *dev,
+                               const struct sm_event *ev,
+                               struct sm_actions *act)
+{
+  (void)ev;
+  add_audit(act, "rejected", dev->state, dev->state, CA_ROLE_BOOTSTRAP,
+            "renewal_in_progress");
+  add_rejected_status(act, "renewal_in_progress");
+  return LC_OK;
+}
+
 static lc_err on_request(struct sm_device *dev, const struct sm_policy *pol,
                          const struct sm_event *ev, struct sm_actions *act)
 {
@@ -342,11 +365,22 @@ static lc_err on_request(struct sm_device *dev, const struct sm_policy *pol,
     }
     return request_new_keys(dev, pol, ev, act, "key_mismatch");
   case SM_PROVISIONED:
+  case SM_RENEW_CHALLENGED:
+  case SM_RENEW_ISSUING:
+  case SM_RENEW_DELIVERED:
     if(same) {
       add_deliver(act); /* idempotent: the same certificates */
       return LC_OK;
     }
+    if(sm_state_renewing(dev->state))
+      return request_renewing(dev, ev, act);
     return request_new_keys(dev, pol, ev, act, "already_provisioned");
+  case SM_REVOKED:
+    /* Only an operator's unrevoke lets this device in again. */
+    add_audit(act, "rejected", dev->state, dev->state, CA_ROLE_BOOTSTRAP,
+              "revoked");
+    add_rejected_status(act, "revoked");
+    return LC_OK;
   default:
     return LC_ESTATE;
   }
@@ -383,12 +417,22 @@ static lc_err on_invalid(struct sm_device *dev, const struct sm_event *ev,
 
 /* ---- CA answers ------------------------------------------------------------ */
 
+/* An answer for what the device waits for now: same generation and
+ * role, and, when the answer names its request key, the same key (a
+ * renewal's answer after that renewal was given up is stale). */
 static bool answer_is_current(const struct sm_device *dev,
                               const struct sm_event *ev)
 {
   enum ca_role role;
-  return sm_state_issuing(dev->state, &role) &&
-         ev->generation == dev->generation && ev->role == role;
+  if(!sm_state_asking_ca(dev->state, &role) || ev->generation != dev->generation ||
+     ev->role != role)
+    return false;
+  if(ev->text && ev->text[0]) {
+    char key[SM_REQUEST_KEY_MAX];
+    sm_current_key(dev, key);
+    return strcmp(key, ev->text) == 0;
+  }
+  return true;
 }
 
 /* The chain delivered to the device holds each distinct issuing CA. */
@@ -412,11 +456,44 @@ static lc_err chain_with(const char *have, const char *add, char **out)
   return LC_OK;
 }
 
-static lc_err on_ca_issued(struct sm_device *dev, const struct sm_policy *pol,
-                           const struct sm_event *ev, struct sm_actions *act)
+/* When RENEWAL_NEEDED falls due for an operational certificate valid
+ * [nb, na): at renew_at_fraction of its life, plus up to renew_jitter_s
+ * (from the event's jitter) so a line provisioned in one day does not
+ * renew in one burst a year later. 0 when the dates are not known. */
+static uint64_t renew_due_ms(const struct sm_policy *pol,
+                             const struct sm_event *ev)
 {
-  if(!answer_is_current(dev, ev))
-    return LC_ESTATE;
+  int64_t nb = ev->not_before, na = ev->not_after;
+  if(nb <= 0 || na <= nb)
+    return 0;
+  double f = pol->renew_at_fraction;
+  if(!(f > 0.0 && f < 1.0))
+    f = 0.67;
+  int64_t due = nb + (int64_t)(f * (double)(na - nb));
+  due += (int64_t)((uint64_t)pol->renew_jitter_s * (ev->jitter % 1000) / 1000);
+  if(due >= na)
+    due = na - 1;
+  return (uint64_t)due * 1000;
+}
+
+/* SM_ACT_CERT for the certificate just stored in dev->cert[role]. */
+static void add_cert(struct sm_actions *act, const struct sm_device *dev,
+                     enum ca_role role, const char *key)
+{
+  struct sm_action *a = push_action(act, SM_ACT_CERT);
+  if(!a)
+    return;
+  a->role = role;
+  a->generation = dev->generation;
+  lc_strlcpy(a->fpr, dev->cert[role].fpr, sizeof(a->fpr));
+  lc_strlcpy(a->serial, dev->cert[role].serial, sizeof(a->serial));
+  lc_strlcpy(a->key, key, sizeof(a->key));
+}
+
+/* Put the CA's certificate in dev->cert[ev->role] (and its issuer in the
+ * chain); allocations first, so a failure changes nothing. */
+static lc_err store_issued(struct sm_device *dev, const struct sm_event *ev)
+{
   if(!ev->cert_pem || !ev->fpr || strlen(ev->fpr) != SM_FPR_HEX - 1)
     return LC_EINVAL;
   char *pem = lc_strdup(ev->cert_pem);
@@ -427,23 +504,96 @@ static lc_err on_ca_issued(struct sm_device *dev, const struct sm_policy *pol,
     lc_free(pem);
     return rc;
   }
-
   struct sm_cert *c = &dev->cert[ev->role];
   lc_free(c->pem);
   c->pem = pem;
   lc_strlcpy(c->fpr, ev->fpr, sizeof(c->fpr));
   lc_strlcpy(c->serial, ev->serial ? ev->serial : "", sizeof(c->serial));
+  c->not_before = ev->not_before;
+  c->not_after = ev->not_after;
   lc_free(dev->chain);
   dev->chain = chain;
   dev->attempts = 0;
   dev->next_attempt_at = 0;
+  return LC_OK;
+}
+
+static void renewal_clear(struct sm_device *dev)
+{
+  LC_FREE(dev->renew.csr);
+  dev->renew.key_fpr[0] = '\0';
+  dev->renew.challenge_open = false;
+}
+
+/* The renewal's certificate arrived: it replaces the operational one
+ * (recorded as superseded), and the new key becomes the device's. */
+static lc_err on_renew_issued(struct sm_device *dev,
+                              const struct sm_policy *pol,
+                              const struct sm_event *ev,
+                              struct sm_actions *act)
+{
+  struct superseded sup = {0};
+  if(dev->cert[CA_ROLE_OPERATIONAL].pem) {
+    struct superseded all;
+    superseded_collect(dev, &all);
+    for(unsigned i = 0; i < all.n; i++)
+      if(all.a[i].role == CA_ROLE_OPERATIONAL)
+        sup.a[sup.n++] = all.a[i];
+  }
+  lc_err rc = store_issued(dev, ev);
+  if(rc != LC_OK)
+    return rc;
+  lc_free(dev->csr[CA_ROLE_OPERATIONAL]);
+  dev->csr[CA_ROLE_OPERATIONAL] = dev->renew.csr;
+  dev->renew.csr = NULL;
+  lc_strlcpy(dev->key_fpr[CA_ROLE_OPERATIONAL], dev->renew.key_fpr,
+             SM_FPR_HEX);
+  dev->renew_due_at = renew_due_ms(pol, ev);
+  dev->renew_noticed_at = 0;
+  char key[SM_REQUEST_KEY_MAX];
+  sm_renew_key(dev, key);
+
+  enter(dev, ev, act, SM_RENEW_DELIVERED, "issued", CA_ROLE_OPERATIONAL,
+        "renewal");
+  superseded_push(&sup, act);
+  add_cert(act, dev, CA_ROLE_OPERATIONAL, key);
+  if(dev->renew.via == SM_RENEW_GATEWAY) {
+    /* The HTTP answer is the delivery; there is no acknowledgement to
+     * wait for (a repeated POST with the same CSR gets the same
+     * certificate from the store). */
+    enter(dev, ev, act, SM_PROVISIONED, "renewed", CA_ROLE_OPERATIONAL,
+          sm_renew_via_name(dev->renew.via));
+    return LC_OK;
+  }
+  dev->deliveries = 0;
+  arm_delivery(dev, pol, ev);
+  add_deliver(act);
+  return LC_OK;
+}
+
+static lc_err on_ca_issued(struct sm_device *dev, const struct sm_policy *pol,
+                           const struct sm_event *ev, struct sm_actions *act)
+{
+  if(!answer_is_current(dev, ev))
+    return LC_ESTATE;
+  if(dev->state == SM_RENEW_ISSUING)
+    return on_renew_issued(dev, pol, ev, act);
+  lc_err rc = store_issued(dev, ev);
+  if(rc != LC_OK)
+    return rc;
+  char key[SM_REQUEST_KEY_MAX];
+  sm_request_key(dev, ev->role, key);
 
   if(ev->role == CA_ROLE_BOOTSTRAP) {
     enter(dev, ev, act, SM_ISSUING_OPERATIONAL, "issued", ev->role, NULL);
+    add_cert(act, dev, ev->role, key);
     add_submit(act, CA_ROLE_OPERATIONAL);
   }
   else {
+    dev->renew_due_at = renew_due_ms(pol, ev);
+    dev->renew_noticed_at = 0;
     enter(dev, ev, act, SM_DELIVERED, "issued", ev->role, NULL);
+    add_cert(act, dev, ev->role, key);
     dev->deliveries = 0;
     arm_delivery(dev, pol, ev);
     add_deliver(act);
@@ -464,9 +614,27 @@ static uint64_t backoff_ms(const struct sm_policy *pol, uint32_t attempts,
   return d + (uint64_t)pol->retry_base_ms * (jitter % 1000) / 1000;
 }
 
+/* A renewal that cannot finish: the device keeps the certificates it
+ * has (they were never touched) and is told why. */
+static void renew_abandon(struct sm_device *dev, const struct sm_event *ev,
+                          struct sm_actions *act, const char *event,
+                          const char *reason)
+{
+  renewal_clear(dev);
+  dev->attempts = 0;
+  dev->deliveries = 0;
+  dev->next_attempt_at = 0;
+  enter(dev, ev, act, SM_PROVISIONED, event, CA_ROLE_OPERATIONAL, reason);
+  add_rejected_status(act, reason);
+}
+
 static void fail(struct sm_device *dev, const struct sm_event *ev,
                  struct sm_actions *act, const char *reason)
 {
+  if(dev->state == SM_RENEW_ISSUING) {
+    renew_abandon(dev, ev, act, "renew_failed", reason);
+    return;
+  }
   lc_strlcpy(dev->reason, reason, sizeof(dev->reason));
   dev->next_attempt_at = 0;
   enter(dev, ev, act, SM_FAILED, "failed", issuing_role(dev->state), reason);
@@ -559,13 +727,20 @@ static bool installed_matches(const struct sm_device *dev, const char *list)
 static lc_err on_installed(struct sm_device *dev, const struct sm_event *ev,
                            struct sm_actions *act)
 {
-  if(dev->state != SM_DELIVERED && dev->state != SM_PROVISIONED)
+  if(dev->state != SM_DELIVERED && dev->state != SM_PROVISIONED &&
+     dev->state != SM_RENEW_DELIVERED)
     return LC_ESTATE;
   if(!ev->text || !installed_matches(dev, ev->text))
     return LC_EINVAL;
   if(dev->state == SM_PROVISIONED)
     return LC_OK; /* the same acknowledgement again */
   dev->next_attempt_at = 0;
+  if(dev->state == SM_RENEW_DELIVERED) {
+    dev->deliveries = 0;
+    enter(dev, ev, act, SM_PROVISIONED, "renewed", CA_ROLE_OPERATIONAL,
+          sm_renew_via_name(dev->renew.via));
+    return LC_OK;
+  }
   enter(dev, ev, act, SM_PROVISIONED, "provisioned", CA_ROLE_OPERATIONAL,
         NULL);
   return LC_OK;
@@ -578,7 +753,7 @@ static lc_err on_installed(struct sm_device *dev, const struct sm_event *ev,
 static lc_err on_offline(struct sm_device *dev, const struct sm_event *ev,
                          struct sm_actions *act)
 {
-  if(dev->state != SM_DELIVERED)
+  if(dev->state != SM_DELIVERED && dev->state != SM_RENEW_DELIVERED)
     return LC_ESTATE;
   if(!dev->next_attempt_at && !dev->deliveries)
     return LC_OK; /* suspended already */
@@ -604,13 +779,38 @@ static lc_err on_timer(struct sm_device *dev, const struct sm_policy *pol,
     return LC_OK;
   case SM_ISSUING_BOOTSTRAP:
   case SM_ISSUING_OPERATIONAL:
+  case SM_RENEW_ISSUING:
     /* Same request key as before: the CA (or our lookup) turns a repeat
      * into the certificate it already issued. */
     if(dev->next_attempt_at) {
       dev->next_attempt_at = 0;
       act->dirty = true;
     }
-    add_submit(act, issuing_role(dev->state));
+    add_submit(act, dev->state == SM_RENEW_ISSUING
+                      ? CA_ROLE_OPERATIONAL : issuing_role(dev->state));
+    return LC_OK;
+  case SM_RENEW_CHALLENGED:
+    if(ev->now_ms < dev->renew.challenge_expires_at) {
+      dev->next_attempt_at = dev->renew.challenge_expires_at;
+      act->dirty = true;
+      return LC_OK; /* early (a resume): wait on */
+    }
+    renew_abandon(dev, ev, act, "renew_rejected", "challenge_expired");
+    return LC_OK;
+  case SM_RENEW_DELIVERED:
+    if(dev->deliveries >= pol->max_deliveries) {
+      /* The certificate is issued and recorded; the device may still
+       * fetch it (a new RenewRequest re-delivers). It keeps working on
+       * its old one meanwhile. */
+      dev->next_attempt_at = 0;
+      dev->deliveries = 0;
+      enter(dev, ev, act, SM_PROVISIONED, "renew_unacknowledged",
+            CA_ROLE_OPERATIONAL, "delivery_timeout");
+      return LC_OK;
+    }
+    arm_delivery(dev, pol, ev);
+    act->dirty = true;
+    add_deliver(act);
     return LC_OK;
   case SM_DELIVERED:
     if(dev->deliveries >= pol->max_deliveries) {
@@ -659,6 +859,159 @@ static lc_err on_operator_retry(struct sm_device *dev,
   return LC_OK;
 }
 
+/* ---- renewal -------------------------------------------------------------- */
+
+static bool fpr_ok(const char *fpr)
+{
+  return fpr && strlen(fpr) == SM_FPR_HEX - 1;
+}
+
+/* Step 2 of DESIGN §4.1: the presented certificate checked out; a new
+ * challenge, bound to it, replaces any earlier one. */
+static lc_err on_renew_challenge(struct sm_device *dev,
+                                 const struct sm_policy *pol,
+                                 const struct sm_event *ev,
+                                 struct sm_actions *act)
+{
+  if(!ev->challenge || !fpr_ok(ev->fpr) || !ev->expires_at)
+    return LC_EINVAL;
+  switch(dev->state) {
+  case SM_PROVISIONED:
+  case SM_RENEW_CHALLENGED:
+    break;
+  case SM_RENEW_ISSUING:
+    return LC_OK; /* the CA is working on it: nothing new to say */
+  case SM_RENEW_DELIVERED:
+    /* The delivery was lost: the same new certificate again. */
+    arm_delivery(dev, pol, ev);
+    act->dirty = true;
+    add_deliver(act);
+    return LC_OK;
+  default:
+    return LC_ESTATE;
+  }
+  renewal_clear(dev);
+  dev->renew.via = SM_RENEW_SPARKPLUG;
+  dev->renew.presented_role = ev->role;
+  lc_strlcpy(dev->renew.presented_fpr, ev->fpr, SM_FPR_HEX);
+  memcpy(dev->renew.challenge, ev->challenge, SM_CHALLENGE_LEN);
+  dev->renew.challenge_open = true;
+  dev->renew.challenge_used = false;
+  dev->renew.challenge_expires_at = ev->expires_at;
+  dev->next_attempt_at = ev->expires_at; /* the challenge's expiry */
+  enter(dev, ev, act, SM_RENEW_CHALLENGED, "renew_challenged", ev->role,
+        ca_role_name(ev->role));
+  (void)push_action(act, SM_ACT_CHALLENGE);
+  return LC_OK;
+}
+
+/* Step 4 (Sparkplug, the challenge answered) or a gateway POST (the TLS
+ * handshake proved the key): ask the CA for the new operational
+ * certificate under a key of its own. */
+static lc_err on_renew_issue(struct sm_device *dev,
+                             const struct sm_event *ev,
+                             struct sm_actions *act)
+{
+  if(!ev->csr_pem || !fpr_ok(ev->key_fpr) ||
+     (ev->via != SM_RENEW_SPARKPLUG && ev->via != SM_RENEW_GATEWAY))
+    return LC_EINVAL;
+  if(dev->state == SM_RENEW_ISSUING)
+    return strcmp(dev->renew.key_fpr, ev->key_fpr) == 0 ? LC_OK
+                                                        : LC_ESTATE;
+  bool sparkplug = ev->via == SM_RENEW_SPARKPLUG;
+  if(sparkplug ? dev->state != SM_RENEW_CHALLENGED
+               : (dev->state != SM_PROVISIONED &&
+                  dev->state != SM_RENEW_CHALLENGED &&
+                  dev->state != SM_RENEW_DELIVERED))
+    return LC_ESTATE;
+  if(!sparkplug && !fpr_ok(ev->fpr))
+    return LC_EINVAL;
+  char *csr = lc_strdup(ev->csr_pem);
+  if(!csr)
+    return LC_ENOMEM;
+  lc_free(dev->renew.csr);
+  dev->renew.csr = csr;
+  lc_strlcpy(dev->renew.key_fpr, ev->key_fpr, SM_FPR_HEX);
+  if(sparkplug) {
+    dev->renew.challenge_open = false;
+    dev->renew.challenge_used = true;
+  }
+  else {
+    dev->renew.presented_role = ev->role;
+    lc_strlcpy(dev->renew.presented_fpr, ev->fpr, SM_FPR_HEX);
+  }
+  dev->renew.via = ev->via;
+  dev->renewals++;
+  dev->attempts = 0;
+  dev->deliveries = 0;
+  dev->next_attempt_at = 0;
+  enter(dev, ev, act, SM_RENEW_ISSUING, "renew_issuing", CA_ROLE_OPERATIONAL,
+        sm_renew_via_name(ev->via));
+  add_submit(act, CA_ROLE_OPERATIONAL);
+  return LC_OK;
+}
+
+/* A renewal step the broker refused: recorded and answered; a
+ * challenged device whose answer was wrong loses the challenge and is
+ * back where it was, with its old certificates. */
+static lc_err on_renew_refused(struct sm_device *dev,
+                               const struct sm_event *ev,
+                               struct sm_actions *act)
+{
+  const char *reason = ev->reason ? ev->reason : "renew_refused";
+  bool consume = ev->text && strcmp(ev->text, "consume") == 0;
+  if(dev->state == SM_RENEW_CHALLENGED && consume) {
+    dev->renew.challenge_used = true;
+    renew_abandon(dev, ev, act, "renew_rejected", reason);
+    return LC_OK;
+  }
+  add_audit(act, "renew_rejected", dev->state, dev->state,
+            CA_ROLE_OPERATIONAL, reason);
+  add_rejected_status(act, reason);
+  return LC_OK;
+}
+
+/* ---- revocation ------------------------------------------------------------- */
+
+static lc_err on_revoke(struct sm_device *dev, const struct sm_event *ev,
+                        struct sm_actions *act)
+{
+  if(dev->state == SM_REVOKED)
+    return LC_ESTATE;
+  const char *reason = ev->reason && *ev->reason ? ev->reason
+                                                 : "unspecified";
+  dev->revoked_from = dev->state;
+  renewal_clear(dev);
+  dev->attempts = 0;
+  dev->deliveries = 0;
+  dev->next_attempt_at = 0;
+  dev->renew_due_at = 0;
+  lc_strlcpy(dev->reason, reason, sizeof(dev->reason));
+  enter(dev, ev, act, SM_REVOKED, "revoked", CA_ROLE_OPERATIONAL, reason);
+  struct sm_action *a = push_action(act, SM_ACT_REVOKE);
+  if(a)
+    lc_strlcpy(a->text, reason, sizeof(a->text));
+  return LC_OK;
+}
+
+/* The device may be provisioned again: its revoked certificates are
+ * set aside (they stay revoked), and its next request starts a new
+ * generation with new certificates. */
+static lc_err on_unrevoke(struct sm_device *dev, const struct sm_event *ev,
+                          struct sm_actions *act)
+{
+  if(dev->state != SM_REVOKED)
+    return LC_ESTATE;
+  struct superseded sup;
+  superseded_collect(dev, &sup);
+  clear_issued(dev);
+  dev->reason[0] = '\0';
+  enter(dev, ev, act, SM_NEW, "unrevoked", CA_ROLE_OPERATIONAL,
+        ev->text ? ev->text : "operator");
+  superseded_push(&sup, act);
+  return LC_OK;
+}
+
 lc_err sm_step(struct sm_device *dev, const struct sm_policy *pol,
                const struct sm_event *ev, struct sm_actions *act)
 {
@@ -689,6 +1042,16 @@ lc_err sm_step(struct sm_device *dev, const struct sm_policy *pol,
     return on_timer(dev, pol, ev, act);
   case SM_EV_OPERATOR_RETRY:
     return on_operator_retry(dev, pol, ev, act);
+  case SM_EV_RENEW_CHALLENGE:
+    return on_renew_challenge(dev, pol, ev, act);
+  case SM_EV_RENEW_ISSUE:
+    return on_renew_issue(dev, ev, act);
+  case SM_EV_RENEW_REFUSED:
+    return on_renew_refused(dev, ev, act);
+  case SM_EV_REVOKE:
+    return on_revoke(dev, ev, act);
+  case SM_EV_UNREVOKE:
+    return on_unrevoke(dev, ev, act);
   default:
     return LC_EINVAL;
   }

@@ -24,6 +24,31 @@
  *      count reset: the device's next birth re-delivers
  *   FAILED --OPERATOR_RETRY--> ISSUING_* (the first role still missing)
  *   DELIVERED|PROVISIONED --REQUEST same keys--> re-deliver, same certs
+ *
+ * Renewal (docs/lifecycle.md). The broker checks what only it can (the
+ * presented certificate against the store, the challenge signature, the
+ * new CSR) and steps the machine with the verdict:
+ *   PROVISIONED|RENEW_* --RENEW_CHALLENGE--> RENEW_CHALLENGED (Sparkplug:
+ *      a fresh single-use challenge, expiring at ev.expires_at)
+ *   RENEW_CHALLENGED --TIMER (challenge expired)--> PROVISIONED
+ *   PROVISIONED|RENEW_CHALLENGED|RENEW_DELIVERED --RENEW_ISSUE-->
+ *      RENEW_ISSUING: CA submit of the operational role under the
+ *      renewal's own key "<request_id>-r<renewals>"
+ *   RENEW_ISSUING --CA_ISSUED--> RENEW_DELIVERED (Sparkplug: deliver,
+ *      await Provisioning/Installed) or, through the gateway, whose HTTP
+ *      answer is the delivery, on to PROVISIONED in the same step; the
+ *      replaced operational certificate is superseded
+ *   RENEW_ISSUING --CA_REJECTED | attempts spent--> PROVISIONED with the
+ *      old certificates, REJECTED:<reason> to the device
+ *   RENEW_DELIVERED --INSTALLED--> PROVISIONED; --TIMER--> re-deliver,
+ *      then PROVISIONED (renew_unacknowledged) after max_deliveries
+ *   PROVISIONED|RENEW_* --RENEW_REFUSED--> PROVISIONED (or unchanged when
+ *      issuing/delivered), audited, REJECTED:<reason>
+ * Revocation:
+ *   any state --REVOKE--> REVOKED (the state it left is kept); every
+ *      certificate of the device is revoked (SM_ACT_REVOKE)
+ *   REVOKED --UNREVOKE--> NEW: the next request starts a new generation
+ *   REVOKED --REQUEST--> refused, REJECTED:revoked
  *   PROVISIONED|REJECTED|FAILED --REQUEST new keys--> by policy: refuse
  *      (REJECTED:already_provisioned) or a new generation from VALIDATED
  *      (a FAILED device holding a certificate of its generation is
@@ -49,11 +74,13 @@
 #define SM_REASON_MAX 96
 #define SM_FPR_HEX 65        /* SHA-256 hex + NUL */
 #define SM_SERIAL_HEX 41
+#define SM_REQUEST_KEY_MAX 48     /* "<request_id>-r<renewals>" + NUL */
+#define SM_CHALLENGE_LEN 32
 
 enum sm_state {
   SM_NEW, SM_VALIDATED, SM_ISSUING_BOOTSTRAP, SM_ISSUING_OPERATIONAL,
   SM_DELIVERED, SM_PROVISIONED, SM_REJECTED, SM_FAILED,
-  SM_RENEW_CHALLENGED, SM_RENEW_ISSUING, SM_RENEW_DELIVERED,
+  SM_RENEW_CHALLENGED, SM_RENEW_ISSUING, SM_RENEW_DELIVERED, SM_REVOKED,
   SM_STATE_COUNT
 };
 
@@ -66,12 +93,39 @@ bool sm_state_settled(enum sm_state s);
 /* True for ISSUING_BOOTSTRAP and ISSUING_OPERATIONAL, with the role
  * whose certificate the state waits for in *role (may be NULL). */
 bool sm_state_issuing(enum sm_state s, enum ca_role *role);
+/* True when the state waits for a CA answer: ISSUING_* (as above) and
+ * RENEW_ISSUING (operational). */
+bool sm_state_asking_ca(enum sm_state s, enum ca_role *role);
+/* True for RENEW_CHALLENGED, RENEW_ISSUING and RENEW_DELIVERED. */
+bool sm_state_renewing(enum sm_state s);
 
 /* One issued certificate. */
 struct sm_cert {
   char *pem;                       /* owned; NULL until issued */
   char fpr[SM_FPR_HEX];            /* SHA-256 of DER, hex */
   char serial[SM_SERIAL_HEX];      /* hex */
+  int64_t not_before, not_after;   /* seconds since the epoch; 0 = not
+                                      known (a row older than v5 whose
+                                      PEM could not be read) */
+};
+
+/* Which way a renewal came in. */
+enum sm_renew_via { SM_RENEW_NONE, SM_RENEW_SPARKPLUG, SM_RENEW_GATEWAY };
+const char *sm_renew_via_name(enum sm_renew_via v); /* "sparkplug", ... */
+
+/* A renewal in progress (valid in the RENEW_* states). */
+struct sm_renewal {
+  enum sm_renew_via via;
+  enum ca_role presented_role;     /* the certificate the device proved
+                                      itself with */
+  char presented_fpr[SM_FPR_HEX];
+  uint8_t challenge[SM_CHALLENGE_LEN];
+  bool challenge_open;             /* issued and not yet used */
+  bool challenge_used;             /* a signature was checked against it:
+                                      a second answer is a replay */
+  uint64_t challenge_expires_at;   /* ms since epoch */
+  char *csr;                       /* owned PEM: the new operational key */
+  char key_fpr[SM_FPR_HEX];        /* its SubjectPublicKeyInfo SHA-256 */
 };
 
 /* A device's persisted record. Owned strings are freed by
@@ -95,6 +149,13 @@ struct sm_device {
   char *chain;                     /* owned PEM: issuing CAs, no root */
   char *meta;                      /* owned JSON: manufacturer, model, fw */
   uint64_t created_at, updated_at; /* ms since epoch */
+  uint32_t renewals;               /* renewals started, ever */
+  struct sm_renewal renew;
+  uint64_t renew_due_at;           /* ms: RENEWAL_NEEDED is due (the
+                                      operational certificate passed
+                                      renew_at_fraction + jitter); 0 none */
+  uint64_t renew_noticed_at;       /* ms: RENEWAL_NEEDED last sent */
+  enum sm_state revoked_from;      /* REVOKED: the state it left */
 };
 
 /* A zeroed device with id 0; caller fills identifiers. Free with
@@ -109,7 +170,13 @@ void sm_key(const char *group, const char *edge, const char *device,
 /* The CA idempotency key for `role` of the current generation:
  * "<request_id>-b" / "<request_id>-o" (34 chars + NUL). */
 void sm_request_key(const struct sm_device *dev, enum ca_role role,
-                    char out[40]);
+                    char out[SM_REQUEST_KEY_MAX]);
+/* The CA idempotency key of the device's current (latest) renewal:
+ * "<request_id>-r<renewals>". */
+void sm_renew_key(const struct sm_device *dev, char out[SM_REQUEST_KEY_MAX]);
+/* The key the CA is asked under in dev's current state (issuing or
+ * renewing); "" in any other state. */
+void sm_current_key(const struct sm_device *dev, char out[SM_REQUEST_KEY_MAX]);
 
 /* A validated provisioning request (from a DBIRTH). Borrowed. */
 struct sm_request {
@@ -136,6 +203,17 @@ enum sm_event_kind {
                              (CA_PACED, CA_PENDING) */
   SM_EV_OFFLINE,          /* the device is offline (DDEATH, NDEATH, or
                              not online when its delivery timer fires) */
+  SM_EV_RENEW_CHALLENGE,  /* a checked RenewRequest (Sparkplug): ev.role
+                             and ev.fpr the presented certificate,
+                             ev.challenge the fresh nonce, ev.expires_at */
+  SM_EV_RENEW_ISSUE,      /* a checked renewal: ev.via, ev.role + ev.fpr
+                             (gateway: the presented certificate;
+                             Sparkplug: taken from the challenge),
+                             ev.csr_pem + ev.key_fpr the new key */
+  SM_EV_RENEW_REFUSED,    /* ev.reason; ev.text "consume" uses up the
+                             open challenge */
+  SM_EV_REVOKE,           /* ev.reason (the operator's), ev.text (who) */
+  SM_EV_UNREVOKE,         /* ev.text (who) */
   SM_EV_COUNT
 };
 const char *sm_event_name(enum sm_event_kind k);
@@ -151,6 +229,12 @@ struct sm_event {
   const char *cert_pem, *chain_pem, *fpr, *serial;
   const char *reason;
   const char *text;
+  /* renewal */
+  enum sm_renew_via via;
+  const uint8_t *challenge;      /* SM_CHALLENGE_LEN bytes */
+  uint64_t expires_at;           /* ms */
+  const char *csr_pem, *key_fpr;
+  int64_t not_before, not_after; /* CA_ISSUED: the certificate's (s) */
 };
 
 enum sm_reprovision { SM_REPROVISION_DENY, SM_REPROVISION_REISSUE };
@@ -162,6 +246,9 @@ struct sm_policy {
   uint32_t delivery_timeout_ms;  /* default 30000 */
   uint32_t max_deliveries;       /* default 5 */
   enum sm_reprovision reprovision;
+  /* renewal before expiry (DESIGN §4.1 step 6) */
+  double renew_at_fraction;      /* of the lifetime; default 0.67 */
+  uint32_t renew_jitter_s;       /* 0..this added; default 86400 */
 };
 /* The defaults above. */
 void sm_policy_defaults(struct sm_policy *p);
@@ -171,9 +258,14 @@ enum sm_action_kind {
   SM_ACT_CA_SUBMIT,  /* submit (or poll) role with sm_request_key() */
   SM_ACT_DELIVER,    /* DCMD: certificates, chain, Status=ISSUED */
   SM_ACT_STATUS,     /* DCMD: Status = text (REJECTED:<r> or RETRYING) */
-  SM_ACT_SUPERSEDE   /* record the certificate (role, fpr, serial,
+  SM_ACT_SUPERSEDE,  /* record the certificate (role, fpr, serial,
                         generation) a new generation replaces: a
                         superseded_cert row and an audit record */
+  SM_ACT_CHALLENGE,  /* DCMD Provisioning/Challenge = dev->renew.challenge */
+  SM_ACT_CERT,       /* record the certificate just issued for `role`
+                        (sm_store_put_cert(), key in `key`) */
+  SM_ACT_REVOKE      /* revoke every certificate of the device: in the
+                        store (same transaction), then at the CA / CRL */
 };
 
 struct sm_action {
@@ -186,9 +278,10 @@ struct sm_action {
   char fpr[SM_FPR_HEX];
   char serial[SM_SERIAL_HEX];
   uint32_t generation;
+  char key[SM_REQUEST_KEY_MAX];  /* SM_ACT_CERT: the CA request key */
 };
 
-#define SM_ACTIONS_MAX 8
+#define SM_ACTIONS_MAX 10
 struct sm_actions {
   unsigned n;
   bool dirty;                    /* device changed: persist it */
@@ -279,6 +372,69 @@ lc_err sm_store_put_superseded(struct sm_store *st,
 /* Hands each device ownership to cb (cb frees it); stops at the first
  * error cb returns and returns it. */
 typedef lc_err (*sm_device_cb)(void *ctx, struct sm_device *dev);
+
+/* ---- certificates (schema v5) ------------------------------------------- */
+
+/* Every certificate linecert issued, kept for good: what a device
+ * presents to renew is looked up here (by fingerprint, or by role and
+ * serial number when a load balancer sent only the serial), revocation
+ * walks it, and the CRLs are written from it. */
+struct sm_cert_record {
+  int64_t device_id;
+  enum ca_role role;
+  uint32_t generation;
+  char fpr[SM_FPR_HEX];            /* SHA-256 of the DER, hex */
+  char serial[SM_SERIAL_HEX];      /* lower-case hex, two digits per octet */
+  char *pem;                       /* owned; NULL when only the
+                                      fingerprint survived (pre-v5) */
+  int64_t not_before, not_after;   /* s; 0 = not known */
+  char request_key[SM_REQUEST_KEY_MAX]; /* what the CA was asked under */
+  uint64_t issued_at;              /* ms */
+  uint64_t superseded_at;          /* ms; 0 = current */
+  uint64_t revoked_at;             /* ms; 0 = not revoked */
+  char revoke_reason[32];
+  bool ca_revoked;                 /* the CA (or CRL) has it */
+};
+void sm_cert_record_cleanup(struct sm_cert_record *r);
+/* Record a certificate just issued (once per fingerprint; a replay
+ * changes nothing). Inside a transaction. pem borrowed. */
+lc_err sm_store_put_cert(struct sm_store *st, const struct sm_cert_record *r)
+  LC_NODISCARD;
+/* LC_ENOTFOUND when linecert never issued it. */
+lc_err sm_store_cert_by_fpr(struct sm_store *st, const char *fpr,
+                            struct sm_cert_record *out) LC_NODISCARD;
+lc_err sm_store_cert_by_serial(struct sm_store *st, enum ca_role role,
+                               const char *serial_hex,
+                               struct sm_cert_record *out) LC_NODISCARD;
+/* Mark every certificate of the device revoked at at_ms (those revoked
+ * already keep their time and reason). Inside a transaction. *n (may be
+ * NULL): how many were newly marked. */
+lc_err sm_store_revoke_certs(struct sm_store *st, int64_t device_id,
+                             uint64_t at_ms, const char *reason,
+                             unsigned *n) LC_NODISCARD;
+/* The CA (or the CRL) holds the revocation of `fpr`. */
+lc_err sm_store_cert_ca_revoked(struct sm_store *st, const char *fpr)
+  LC_NODISCARD;
+/* Hands each record to cb (borrowed for the call). */
+typedef lc_err (*sm_cert_cb)(void *ctx, const struct sm_cert_record *r);
+/* Revoked certificates of `role` whose notAfter is not past before_s
+ * (a CRL lists them until they expire; 0 = all). */
+lc_err sm_store_foreach_revoked(struct sm_store *st, enum ca_role role,
+                                int64_t not_expired_at, sm_cert_cb cb,
+                                void *ctx) LC_NODISCARD;
+/* Revoked certificates the CA has not confirmed yet (re-driven at
+ * start). */
+lc_err sm_store_foreach_ca_unrevoked(struct sm_store *st, sm_cert_cb cb,
+                                     void *ctx) LC_NODISCARD;
+/* The device with store id `id`; LC_ENOTFOUND. */
+lc_err sm_store_get_device_by_id(struct sm_store *st, int64_t id,
+                                 struct sm_device **out) LC_NODISCARD;
+/* PROVISIONED devices whose renew_due_at is in (0, now_ms] and who were
+ * not told within renotice_ms, oldest due first, at most `limit`. */
+lc_err sm_store_foreach_renewal_due(struct sm_store *st, uint64_t now_ms,
+                                    uint64_t renotice_ms, unsigned limit,
+                                    sm_device_cb cb, void *ctx) LC_NODISCARD;
+
 /* Every device not in a settled state (resume after restart). */
 lc_err sm_store_foreach_unfinished(struct sm_store *st, sm_device_cb cb,
                                    void *ctx) LC_NODISCARD;

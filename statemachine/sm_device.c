@@ -8,6 +8,7 @@
  */
 #include "statemachine/sm.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ static const char *const state_names[SM_STATE_COUNT] = {
   [SM_RENEW_CHALLENGED] = "RENEW_CHALLENGED",
   [SM_RENEW_ISSUING] = "RENEW_ISSUING",
   [SM_RENEW_DELIVERED] = "RENEW_DELIVERED",
+  [SM_REVOKED] = "REVOKED",
 };
 
 const char *sm_state_name(enum sm_state s)
@@ -49,10 +51,40 @@ lc_err sm_state_parse(const char *name, enum sm_state *out)
 
 /* Settled: nothing happens until the device or an operator acts, so a
  * restart has nothing to resume. DELIVERED is not settled (its
- * re-delivery timer runs), nor are the renewal states. */
+ * re-delivery timer runs), nor are the renewal states (a challenge
+ * expires, a CA call or a delivery is pending). */
 bool sm_state_settled(enum sm_state s)
 {
-  return s == SM_PROVISIONED || s == SM_REJECTED || s == SM_FAILED;
+  return s == SM_PROVISIONED || s == SM_REJECTED || s == SM_FAILED ||
+         s == SM_REVOKED;
+}
+
+bool sm_state_asking_ca(enum sm_state s, enum ca_role *role)
+{
+  if(s == SM_RENEW_ISSUING) {
+    if(role)
+      *role = CA_ROLE_OPERATIONAL;
+    return true;
+  }
+  return sm_state_issuing(s, role);
+}
+
+bool sm_state_renewing(enum sm_state s)
+{
+  return s == SM_RENEW_CHALLENGED || s == SM_RENEW_ISSUING ||
+         s == SM_RENEW_DELIVERED;
+}
+
+const char *sm_renew_via_name(enum sm_renew_via v)
+{
+  switch(v) {
+  case SM_RENEW_SPARKPLUG:
+    return "sparkplug";
+  case SM_RENEW_GATEWAY:
+    return "gateway";
+  default:
+    return "none";
+  }
 }
 
 bool sm_state_issuing(enum sm_state s, enum ca_role *role)
@@ -79,6 +111,7 @@ void sm_device_free(struct sm_device *dev)
     lc_free(dev->csr[r]);
     lc_free(dev->cert[r].pem);
   }
+  lc_free(dev->renew.csr);
   lc_free(dev->chain);
   lc_free(dev->meta);
   lc_free(dev);
@@ -101,9 +134,28 @@ void sm_device_key(const struct sm_device *dev, char *buf, size_t cap)
 }
 
 void sm_request_key(const struct sm_device *dev, enum ca_role role,
-                    char out[40])
+                    char out[SM_REQUEST_KEY_MAX])
 {
   /* The suffix keeps the two roles of one generation apart at the CA. */
-  snprintf(out, 40, "%s-%c", dev->request_id,
+  snprintf(out, SM_REQUEST_KEY_MAX, "%s-%c", dev->request_id,
            role == CA_ROLE_BOOTSTRAP ? 'b' : 'o');
+}
+
+void sm_renew_key(const struct sm_device *dev, char out[SM_REQUEST_KEY_MAX])
+{
+  /* One key per renewal, never reused: renewals only grows, and is
+   * committed with RENEW_ISSUING before the CA is called. */
+  snprintf(out, SM_REQUEST_KEY_MAX, "%s-r%" PRIu32, dev->request_id,
+           dev->renewals);
+}
+
+void sm_current_key(const struct sm_device *dev, char out[SM_REQUEST_KEY_MAX])
+{
+  enum ca_role role;
+  if(dev->state == SM_RENEW_ISSUING)
+    sm_renew_key(dev, out);
+  else if(sm_state_issuing(dev->state, &role))
+    sm_request_key(dev, role, out);
+  else
+    out[0] = '\0';
 }

@@ -47,6 +47,24 @@ struct sm_store_ops {
                         const char *value, int64_t *device_id);
   lc_err (*put_superseded)(struct sm_store *st,
                            const struct sm_superseded *sc);
+  /* schema v5 */
+  lc_err (*put_cert)(struct sm_store *st, const struct sm_cert_record *r);
+  lc_err (*cert_by_fpr)(struct sm_store *st, const char *fpr,
+                        struct sm_cert_record *out);
+  lc_err (*cert_by_serial)(struct sm_store *st, enum ca_role role,
+                           const char *serial_hex, struct sm_cert_record *out);
+  lc_err (*revoke_certs)(struct sm_store *st, int64_t device_id,
+                         uint64_t at_ms, const char *reason, unsigned *n);
+  lc_err (*cert_ca_revoked)(struct sm_store *st, const char *fpr);
+  lc_err (*foreach_revoked)(struct sm_store *st, enum ca_role role,
+                            int64_t not_expired_at, sm_cert_cb cb, void *ctx);
+  lc_err (*foreach_ca_unrevoked)(struct sm_store *st, sm_cert_cb cb,
+                                 void *ctx);
+  lc_err (*get_device_by_id)(struct sm_store *st, int64_t id,
+                             struct sm_device **out);
+  lc_err (*foreach_renewal_due)(struct sm_store *st, uint64_t now_ms,
+                                uint64_t renotice_ms, unsigned limit,
+                                sm_device_cb cb, void *ctx);
   /* optional (NULL: the backend cannot tell) */
   bool (*last_fault)(struct sm_store *st, struct sm_store_fault *out);
 };
@@ -58,6 +76,6 @@ struct sm_store {
 };
 
 /* Newest schema version a store of this build writes and reads. */
-#define SM_STORE_SCHEMA_VERSION 4
+#define SM_STORE_SCHEMA_VERSION 5
 
 #endif

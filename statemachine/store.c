@@ -7,6 +7,8 @@
  */
 #include "statemachine/sm_int.h"
 
+#include <string.h>
+
 #include "common/lc_mem.h"
 
 void sm_store_close(struct sm_store *st)
@@ -83,6 +85,92 @@ lc_err sm_store_put_superseded(struct sm_store *st,
      (unsigned)sc->role >= CA_ROLE_COUNT)
     return LC_EINVAL;
   return st->ops->put_superseded(st, sc);
+}
+
+void sm_cert_record_cleanup(struct sm_cert_record *r)
+{
+  if(r)
+    LC_FREE(r->pem);
+}
+
+static bool fpr_valid(const char *fpr)
+{
+  return fpr && strlen(fpr) == SM_FPR_HEX - 1;
+}
+
+lc_err sm_store_put_cert(struct sm_store *st, const struct sm_cert_record *r)
+{
+  if(!st || !r || !fpr_valid(r->fpr) || (unsigned)r->role >= CA_ROLE_COUNT)
+    return LC_EINVAL;
+  return st->ops->put_cert(st, r);
+}
+
+lc_err sm_store_cert_by_fpr(struct sm_store *st, const char *fpr,
+                            struct sm_cert_record *out)
+{
+  if(!st || !out || !fpr_valid(fpr))
+    return LC_EINVAL;
+  return st->ops->cert_by_fpr(st, fpr, out);
+}
+
+lc_err sm_store_cert_by_serial(struct sm_store *st, enum ca_role role,
+                               const char *serial_hex,
+                               struct sm_cert_record *out)
+{
+  if(!st || !out || !serial_hex || !serial_hex[0] ||
+     strlen(serial_hex) >= SM_SERIAL_HEX || (unsigned)role >= CA_ROLE_COUNT)
+    return LC_EINVAL;
+  return st->ops->cert_by_serial(st, role, serial_hex, out);
+}
+
+lc_err sm_store_revoke_certs(struct sm_store *st, int64_t device_id,
+                             uint64_t at_ms, const char *reason, unsigned *n)
+{
+  if(!st || device_id <= 0 || !at_ms || !reason || !reason[0])
+    return LC_EINVAL;
+  return st->ops->revoke_certs(st, device_id, at_ms, reason, n);
+}
+
+lc_err sm_store_cert_ca_revoked(struct sm_store *st, const char *fpr)
+{
+  if(!st || !fpr_valid(fpr))
+    return LC_EINVAL;
+  return st->ops->cert_ca_revoked(st, fpr);
+}
+
+lc_err sm_store_foreach_revoked(struct sm_store *st, enum ca_role role,
+                                int64_t not_expired_at, sm_cert_cb cb,
+                                void *ctx)
+{
+  if(!st || !cb || (unsigned)role >= CA_ROLE_COUNT)
+    return LC_EINVAL;
+  return st->ops->foreach_revoked(st, role, not_expired_at, cb, ctx);
+}
+
+lc_err sm_store_foreach_ca_unrevoked(struct sm_store *st, sm_cert_cb cb,
+                                     void *ctx)
+{
+  if(!st || !cb)
+    return LC_EINVAL;
+  return st->ops->foreach_ca_unrevoked(st, cb, ctx);
+}
+
+lc_err sm_store_get_device_by_id(struct sm_store *st, int64_t id,
+                                 struct sm_device **out)
+{
+  if(!st || id <= 0 || !out)
+    return LC_EINVAL;
+  return st->ops->get_device_by_id(st, id, out);
+}
+
+lc_err sm_store_foreach_renewal_due(struct sm_store *st, uint64_t now_ms,
+                                    uint64_t renotice_ms, unsigned limit,
+                                    sm_device_cb cb, void *ctx)
+{
+  if(!st || !cb || !limit)
+    return LC_EINVAL;
+  return st->ops->foreach_renewal_due(st, now_ms, renotice_ms, limit, cb,
+                                      ctx);
 }
 
 lc_err sm_store_foreach_unfinished(struct sm_store *st, sm_device_cb cb,

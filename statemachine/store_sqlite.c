@@ -79,19 +79,27 @@ enum dev_col {
   DC_BOOTSTRAP_FPR, DC_BOOTSTRAP_SERIAL, DC_OPERATIONAL_CERT,
   DC_OPERATIONAL_FPR, DC_OPERATIONAL_SERIAL, DC_CHAIN, DC_META,
   DC_CREATED_AT, DC_UPDATED_AT,
+  /* schema v5 */
+  DC_BOOTSTRAP_NOT_BEFORE, DC_BOOTSTRAP_NOT_AFTER, DC_OPERATIONAL_NOT_BEFORE,
+  DC_OPERATIONAL_NOT_AFTER, DC_RENEWALS, DC_RENEW_VIA, DC_RENEW_ROLE,
+  DC_RENEW_FPR, DC_RENEW_CHALLENGE, DC_RENEW_CHALLENGE_STATE,
+  DC_RENEW_CHALLENGE_EXPIRES, DC_RENEW_CSR, DC_RENEW_KEY_FPR,
+  DC_RENEW_DUE_AT, DC_RENEW_NOTICED_AT, DC_REVOKED_FROM,
   DC_COUNT
 };
 
 /* The per-role columns, indexed by enum ca_role. */
 static const struct role_cols {
-  int csr, key_fpr, cert, fpr, serial;
+  int csr, key_fpr, cert, fpr, serial, not_before, not_after;
 } role_cols[CA_ROLE_COUNT] = {
   [CA_ROLE_BOOTSTRAP] = {DC_BOOTSTRAP_CSR, DC_BOOTSTRAP_KEY_FPR,
                          DC_BOOTSTRAP_CERT, DC_BOOTSTRAP_FPR,
-                         DC_BOOTSTRAP_SERIAL},
+                         DC_BOOTSTRAP_SERIAL, DC_BOOTSTRAP_NOT_BEFORE,
+                         DC_BOOTSTRAP_NOT_AFTER},
   [CA_ROLE_OPERATIONAL] = {DC_OPERATIONAL_CSR, DC_OPERATIONAL_KEY_FPR,
                            DC_OPERATIONAL_CERT, DC_OPERATIONAL_FPR,
-                           DC_OPERATIONAL_SERIAL},
+                           DC_OPERATIONAL_SERIAL, DC_OPERATIONAL_NOT_BEFORE,
+                           DC_OPERATIONAL_NOT_AFTER},
 };
 
 /* Columns of every audit SELECT, in this order. */
@@ -149,6 +157,7 @@ static const char schema_v1[] =
   " value TEXT NOT NULL);";
 
 static lc_err exec_sql(sqlite3 *db, const char *sql, const char *op);
+static lc_err db_error(sqlite3 *db, const char *op);
 
 static lc_err migrate_v1(sqlite3 *db)
 {
@@ -267,23 +276,175 @@ static lc_err migrate_v4(sqlite3 *db)
   return exec_sql(db, schema_v4, "migrate_v4");
 }
 
+/* v5: the lifecycle (docs/lifecycle.md). Each certificate's validity on
+ * the device row, the renewal in progress, the state a revoked device
+ * left; and `certificate`, every certificate linecert issued, for good:
+ * what a device presents to renew is looked up there, revocation walks
+ * it, and the CRLs are written from it. Existing certificates are
+ * filled in from the stored PEM (fill_certificates()), superseded ones
+ * from superseded_cert (their PEM was not kept: no dates). */
+#define ADD_COL(col, type) "ALTER TABLE devices ADD COLUMN " col " " type ";"
+#define ADD_INT(col) ADD_COL(col, "INTEGER NOT NULL DEFAULT 0")
+static const char schema_v5[] =
+  ADD_INT("bootstrap_not_before") ADD_INT("bootstrap_not_after")
+  ADD_INT("operational_not_before") ADD_INT("operational_not_after")
+  ADD_INT("renewals") ADD_COL("renew_via", "TEXT")
+  ADD_COL("renew_role", "TEXT") ADD_COL("renew_fpr", "TEXT")
+  ADD_COL("renew_challenge", "BLOB") ADD_INT("renew_challenge_state")
+  ADD_INT("renew_challenge_expires") ADD_COL("renew_csr", "TEXT")
+  ADD_COL("renew_key_fpr", "TEXT") ADD_INT("renew_due_at")
+  ADD_INT("renew_noticed_at") ADD_COL("revoked_from", "TEXT")
+  "CREATE INDEX devices_renew_due ON devices(renew_due_at) "
+  "WHERE renew_due_at > 0;"
+  "CREATE TABLE certificate("
+  " fpr TEXT PRIMARY KEY,"
+  " device_id INTEGER NOT NULL,"
+  " role TEXT NOT NULL CHECK(role IN ('bootstrap', 'operational')),"
+  " generation INTEGER NOT NULL,"
+  " serial TEXT,"
+  " pem TEXT,"
+  " not_before INTEGER NOT NULL DEFAULT 0,"
+  " not_after INTEGER NOT NULL DEFAULT 0,"
+  " request_key TEXT,"
+  " issued_at INTEGER NOT NULL DEFAULT 0,"
+  " superseded_at INTEGER NOT NULL DEFAULT 0,"
+  " revoked_at INTEGER NOT NULL DEFAULT 0,"
+  " revoke_reason TEXT,"
+  " ca_revoked INTEGER NOT NULL DEFAULT 0);"
+  "CREATE INDEX certificate_device ON certificate(device_id);"
+  "CREATE INDEX certificate_serial ON certificate(role, serial);"
+  "CREATE INDEX certificate_revoked ON certificate(role, revoked_at) "
+  "WHERE revoked_at > 0;"
+  "INSERT OR IGNORE INTO certificate(fpr, device_id, role, generation, "
+  "serial, issued_at, superseded_at) SELECT fpr, device_id, role, "
+  "generation, cert_serial, superseded_at, superseded_at "
+  "FROM superseded_cert;";
+
+/* One current certificate of a pre-v5 row into `certificate`, and its
+ * dates onto the row. A PEM that cannot be read is logged and kept
+ * without dates: it was issued, so it must stay findable. */
+static lc_err fill_one(sqlite3 *db, sqlite3_stmt *ins, sqlite3_stmt *upd,
+                       sqlite3_stmt *row, int role)
+{
+  static const char *const names[] = {"bootstrap", "operational"};
+  const char *pem = (const char *)sqlite3_column_text(row, 2 + role * 3);
+  const char *fpr = (const char *)sqlite3_column_text(row, 3 + role * 3);
+  if(!pem || !fpr)
+    return LC_OK;
+  int64_t id = sqlite3_column_int64(row, 0);
+  struct ca_cert_info ci;
+  if(ca_cert_info(pem, &ci) != LC_OK) {
+    lc_log(LC_WARN, MOD, "op=migrate_v5 device_id=%" PRId64 " role=%s "
+           "err=\"stored certificate unreadable; kept without dates\"", id,
+           names[role]);
+    memset(&ci, 0, sizeof(ci));
+  }
+  char key[SM_REQUEST_KEY_MAX];
+  snprintf(key, sizeof(key), "%s-%c",
+           (const char *)sqlite3_column_text(row, 1) ?
+           (const char *)sqlite3_column_text(row, 1) : "", role ? 'o' : 'b');
+  sqlite3_bind_text(ins, 1, fpr, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(ins, 2, id);
+  sqlite3_bind_text(ins, 3, names[role], -1, SQLITE_STATIC);
+  sqlite3_bind_int64(ins, 4, sqlite3_column_int64(row, 8));
+  sqlite3_bind_text(ins, 5, (const char *)sqlite3_column_text(row, 4 + role * 3),
+                    -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(ins, 6, pem, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(ins, 7, ci.not_before);
+  sqlite3_bind_int64(ins, 8, ci.not_after);
+  sqlite3_bind_text(ins, 9, key, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(ins, 10, sqlite3_column_int64(row, 9));
+  int rc = sqlite3_step(ins);
+  (void)sqlite3_reset(ins);
+  if(rc != SQLITE_DONE)
+    return db_error(db, "migrate_v5.insert");
+  sqlite3_bind_int64(upd, 1, ci.not_before);
+  sqlite3_bind_int64(upd, 2, ci.not_after);
+  sqlite3_bind_int64(upd, 3, id);
+  rc = sqlite3_step(upd);
+  (void)sqlite3_reset(upd);
+  return rc == SQLITE_DONE ? LC_OK : db_error(db, "migrate_v5.update");
+}
+
+static lc_err fill_certificates(sqlite3 *db)
+{
+  static const char sel[] =
+    "SELECT id, request_id, bootstrap_cert, bootstrap_fpr, "
+    "bootstrap_serial, operational_cert, operational_fpr, "
+    "operational_serial, generation, updated_at FROM devices "
+    "WHERE bootstrap_cert IS NOT NULL OR operational_cert IS NOT NULL";
+  static const char ins_sql[] =
+    "INSERT OR IGNORE INTO certificate(fpr, device_id, role, generation, "
+    "serial, pem, not_before, not_after, request_key, issued_at) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+  static const char *const upd_sql[CA_ROLE_COUNT] = {
+    "UPDATE devices SET bootstrap_not_before = ?1, bootstrap_not_after = ?2 "
+    "WHERE id = ?3",
+    "UPDATE devices SET operational_not_before = ?1, "
+    "operational_not_after = ?2 WHERE id = ?3"};
+  sqlite3_stmt *row = NULL, *ins = NULL, *upd[CA_ROLE_COUNT] = {NULL, NULL};
+  lc_err err = LC_OK;
+  if(sqlite3_prepare_v2(db, sel, -1, &row, NULL) != SQLITE_OK ||
+     sqlite3_prepare_v2(db, ins_sql, -1, &ins, NULL) != SQLITE_OK ||
+     sqlite3_prepare_v2(db, upd_sql[0], -1, &upd[0], NULL) != SQLITE_OK ||
+     sqlite3_prepare_v2(db, upd_sql[1], -1, &upd[1], NULL) != SQLITE_OK)
+    err = db_error(db, "migrate_v5.prepare");
+  unsigned n = 0;
+  while(err == LC_OK) {
+    int rc = sqlite3_step(row);
+    if(rc == SQLITE_DONE)
+      break;
+    if(rc != SQLITE_ROW) {
+      err = db_error(db, "migrate_v5.select");
+      break;
+    }
+    for(int r = 0; r < CA_ROLE_COUNT && err == LC_OK; r++)
+      err = fill_one(db, ins, upd[r], row, r);
+    n++;
+  }
+  sqlite3_finalize(row);
+  sqlite3_finalize(ins);
+  sqlite3_finalize(upd[0]);
+  sqlite3_finalize(upd[1]);
+  if(err == LC_OK && n)
+    lc_log(LC_INFO, MOD, "op=migrate_v5 devices=%u msg=\"certificates "
+           "recorded with their dates\"", n);
+  return err;
+}
+
+static lc_err migrate_v5(sqlite3 *db)
+{
+  lc_err err = exec_sql(db, schema_v5, "migrate_v5");
+  return err == LC_OK ? fill_certificates(db) : err;
+}
+
 /* migrations[v] takes the schema from version v to v + 1. */
 static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
   migrate_v1,
   migrate_v2,
   migrate_v3,
   migrate_v4,
+  migrate_v5,
 };
 
 /* ---- statements -------------------------------------------------------- */
 
-#define DEVICE_COLUMNS                                                    \
+#define DEVICE_COLUMNS \
   "id, group_id, edge_id, device_id, serial, state, reason, request_id, " \
-  "generation, attempts, deliveries, next_attempt_at, bootstrap_csr, "    \
-  "operational_csr, bootstrap_key_fpr, operational_key_fpr, "             \
-  "bootstrap_cert, bootstrap_fpr, bootstrap_serial, operational_cert, "   \
-  "operational_fpr, operational_serial, chain, meta, created_at, "        \
-  "updated_at"
+  "generation, attempts, deliveries, next_attempt_at, bootstrap_csr, " \
+  "operational_csr, bootstrap_key_fpr, operational_key_fpr, " \
+  "bootstrap_cert, bootstrap_fpr, bootstrap_serial, operational_cert, " \
+  "operational_fpr, operational_serial, chain, meta, created_at, " \
+  "updated_at, bootstrap_not_before, bootstrap_not_after, " \
+  "operational_not_before, operational_not_after, renewals, renew_via, " \
+  "renew_role, renew_fpr, renew_challenge, renew_challenge_state, " \
+  "renew_challenge_expires, renew_csr, renew_key_fpr, renew_due_at, " \
+  "renew_noticed_at, revoked_from"
+
+#define CERT_COLUMNS                                                      \
+  "device_id, role, generation, fpr, serial, pem, not_before, not_after, " \
+  "request_key, issued_at, superseded_at, revoked_at, revoke_reason, "    \
+  "ca_revoked"
 
 #define AUDIT_COLUMNS \
   "seq, ts_ms, actor, event, device, details, prev_hash, hash, sig"
@@ -296,6 +457,9 @@ enum stmt_id {
   ST_META_GET, ST_META_SET,
   ST_AUD_RANGE, ST_CKPT_PUT, ST_CKPT_LATEST,
   ST_CLAIM_OWNER, ST_SUPERSEDED_PUT,
+  ST_CERT_PUT, ST_CERT_SUPERSEDE, ST_CERT_BY_FPR, ST_CERT_BY_SERIAL,
+  ST_CERT_REVOKE, ST_CERT_CA_REVOKED, ST_CERT_REVOKED, ST_CERT_CA_PENDING,
+  ST_DEV_BY_ID, ST_DEV_RENEW_DUE,
   ST_COUNT
 };
 
@@ -305,19 +469,28 @@ static const char *const stmt_sql[ST_COUNT] = {
   [ST_ROLLBACK] = "ROLLBACK",
   /* ?1 (id) stays unbound, i.e. NULL: SQLite assigns the rowid. */
   [ST_DEV_INSERT] =
-    "INSERT INTO devices(" DEVICE_COLUMNS ") VALUES(?1, ?2, ?3, ?4, ?5, "
-    "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-    "?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+    "INSERT INTO devices(" DEVICE_COLUMNS ") VALUES("
+    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+    "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, "
+    "?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40, ?41, "
+    "?42)",
   [ST_DEV_UPDATE] =
-    "UPDATE devices SET group_id = ?2, edge_id = ?3, device_id = ?4, "
-    "serial = ?5, state = ?6, reason = ?7, request_id = ?8, "
-    "generation = ?9, attempts = ?10, deliveries = ?11, "
-    "next_attempt_at = ?12, bootstrap_csr = ?13, operational_csr = ?14, "
-    "bootstrap_key_fpr = ?15, operational_key_fpr = ?16, "
-    "bootstrap_cert = ?17, bootstrap_fpr = ?18, bootstrap_serial = ?19, "
-    "operational_cert = ?20, operational_fpr = ?21, "
-    "operational_serial = ?22, chain = ?23, meta = ?24, created_at = ?25, "
-    "updated_at = ?26 WHERE id = ?1",
+    "UPDATE devices SET "
+    "group_id = ?2, edge_id = ?3, device_id = ?4, serial = ?5, state = "
+    "?6, reason = ?7, request_id = ?8, generation = ?9, attempts = ?10, "
+    "deliveries = ?11, next_attempt_at = ?12, bootstrap_csr = ?13, "
+    "operational_csr = ?14, bootstrap_key_fpr = ?15, "
+    "operational_key_fpr = ?16, bootstrap_cert = ?17, bootstrap_fpr = "
+    "?18, bootstrap_serial = ?19, operational_cert = ?20, "
+    "operational_fpr = ?21, operational_serial = ?22, chain = ?23, meta "
+    "= ?24, created_at = ?25, updated_at = ?26, bootstrap_not_before = "
+    "?27, bootstrap_not_after = ?28, operational_not_before = ?29, "
+    "operational_not_after = ?30, renewals = ?31, renew_via = ?32, "
+    "renew_role = ?33, renew_fpr = ?34, renew_challenge = ?35, "
+    "renew_challenge_state = ?36, renew_challenge_expires = ?37, "
+    "renew_csr = ?38, renew_key_fpr = ?39, renew_due_at = ?40, "
+    "renew_noticed_at = ?41, revoked_from = ?42 "
+    "WHERE id = ?1",
   [ST_DEV_GET] = "SELECT " DEVICE_COLUMNS " FROM devices "
                  "WHERE group_id = ?1 AND edge_id = ?2 AND device_id = ?3",
   /* The serial's owner (schema v4): one device at most. */
@@ -330,7 +503,7 @@ static const char *const stmt_sql[ST_COUNT] = {
    * "foreach_unfinished ..." walks every state to keep the two equal. */
   [ST_DEV_PAGE_UNFINISHED] =
     "SELECT " DEVICE_COLUMNS " FROM devices WHERE id > ?1 "
-    "AND state NOT IN ('PROVISIONED', 'REJECTED', 'FAILED') "
+    "AND state NOT IN ('PROVISIONED', 'REJECTED', 'FAILED', 'REVOKED') "
     "ORDER BY id LIMIT ?2",
   [ST_DEV_COUNT_STATES] =
     "SELECT state, count(*) FROM devices GROUP BY state",
@@ -362,6 +535,37 @@ static const char *const stmt_sql[ST_COUNT] = {
     "INSERT OR IGNORE INTO superseded_cert(fpr, device_id, role, "
     "generation, cert_serial, superseded_at) "
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+  [ST_CERT_PUT] =
+    "INSERT OR IGNORE INTO certificate(device_id, role, generation, fpr, "
+    "serial, pem, not_before, not_after, request_key, issued_at) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+  [ST_CERT_SUPERSEDE] = "UPDATE certificate SET superseded_at = ?2 "
+                        "WHERE fpr = ?1 AND superseded_at = 0",
+  [ST_CERT_BY_FPR] = "SELECT " CERT_COLUMNS " FROM certificate "
+                     "WHERE fpr = ?1",
+  /* Serial numbers are unique per CA; a role has one issuing CA at a
+   * time, so the newest holder of the serial is the one. */
+  [ST_CERT_BY_SERIAL] = "SELECT " CERT_COLUMNS " FROM certificate "
+                        "WHERE role = ?1 AND serial = ?2 "
+                        "ORDER BY issued_at DESC LIMIT 1",
+  [ST_CERT_REVOKE] = "UPDATE certificate SET revoked_at = ?2, "
+                     "revoke_reason = ?3 WHERE device_id = ?1 "
+                     "AND revoked_at = 0",
+  [ST_CERT_CA_REVOKED] = "UPDATE certificate SET ca_revoked = 1 "
+                         "WHERE fpr = ?1",
+  [ST_CERT_REVOKED] = "SELECT " CERT_COLUMNS " FROM certificate "
+                      "WHERE role = ?1 AND revoked_at > 0 "
+                      "AND (not_after = 0 OR not_after >= ?2) "
+                      "ORDER BY revoked_at, fpr",
+  [ST_CERT_CA_PENDING] = "SELECT " CERT_COLUMNS " FROM certificate "
+                         "WHERE revoked_at > 0 AND ca_revoked = 0 "
+                         "ORDER BY revoked_at, fpr",
+  [ST_DEV_BY_ID] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?1",
+  [ST_DEV_RENEW_DUE] = "SELECT " DEVICE_COLUMNS " FROM devices "
+                       "WHERE renew_due_at > 0 AND renew_due_at <= ?1 "
+                       "AND state = 'PROVISIONED' "
+                       "AND renew_noticed_at <= ?2 "
+                       "ORDER BY renew_due_at LIMIT ?3",
 };
 
 struct sqlite_store {
@@ -582,6 +786,19 @@ static lc_err col_u64(sqlite3_stmt *stmt, int col, uint64_t *out)
   return LC_OK;
 }
 
+static lc_err col_i64(sqlite3_stmt *stmt, int col, int64_t *out)
+{
+  int t = sqlite3_column_type(stmt, col);
+  if(t == SQLITE_NULL) {
+    *out = 0;
+    return LC_OK;
+  }
+  if(t != SQLITE_INTEGER)
+    return corrupt(stmt, col, "not an integer");
+  *out = sqlite3_column_int64(stmt, col);
+  return LC_OK;
+}
+
 static lc_err col_u32(sqlite3_stmt *stmt, int col, uint32_t *out)
 {
   uint64_t v;
@@ -651,6 +868,10 @@ static lc_err device_check(const struct sm_device *dev)
     ok = ok && fixed_ok(dev->key_fpr[r], SM_FPR_HEX) &&
          fixed_ok(dev->cert[r].fpr, SM_FPR_HEX) &&
          fixed_ok(dev->cert[r].serial, SM_SERIAL_HEX);
+  ok = ok && fixed_ok(dev->renew.presented_fpr, SM_FPR_HEX) &&
+       fixed_ok(dev->renew.key_fpr, SM_FPR_HEX) &&
+       dev->renew.challenge_expires_at <= INT64_MAX &&
+       dev->renew_due_at <= INT64_MAX && dev->renew_noticed_at <= INT64_MAX;
   if(ok)
     return LC_OK;
   lc_log(LC_ERROR, MOD, "op=put_device id=%" PRId64 " err=\"malformed device\"",
@@ -658,7 +879,35 @@ static lc_err device_check(const struct sm_device *dev)
   return LC_EINVAL;
 }
 
-/* Bind ?2..?26 (everything but the id). */
+/* The renewal's columns (schema v5). A device that never renewed stores
+ * NULLs (and zeros), so old rows and new ones read alike. */
+static void bind_renewal(struct binder *b, const struct sm_device *dev)
+{
+  const struct sm_renewal *r = &dev->renew;
+  bool any = r->via != SM_RENEW_NONE;
+  bind_i64(b, DC_RENEWALS + 1, dev->renewals);
+  bind_text(b, DC_RENEW_VIA + 1, any ? sm_renew_via_name(r->via) : NULL);
+  bind_text(b, DC_RENEW_ROLE + 1, any ? ca_role_name(r->presented_role)
+                                      : NULL);
+  bind_opt_text(b, DC_RENEW_FPR + 1, r->presented_fpr);
+  if(r->challenge_expires_at)
+    bind_blob(b, DC_RENEW_CHALLENGE + 1, r->challenge, SM_CHALLENGE_LEN);
+  else
+    bind_text(b, DC_RENEW_CHALLENGE + 1, NULL);
+  bind_i64(b, DC_RENEW_CHALLENGE_STATE + 1,
+           (r->challenge_open ? 1 : 0) | (r->challenge_used ? 2 : 0));
+  bind_i64(b, DC_RENEW_CHALLENGE_EXPIRES + 1,
+           (int64_t)r->challenge_expires_at);
+  bind_text(b, DC_RENEW_CSR + 1, r->csr);
+  bind_opt_text(b, DC_RENEW_KEY_FPR + 1, r->key_fpr);
+  bind_i64(b, DC_RENEW_DUE_AT + 1, (int64_t)dev->renew_due_at);
+  bind_i64(b, DC_RENEW_NOTICED_AT + 1, (int64_t)dev->renew_noticed_at);
+  bind_text(b, DC_REVOKED_FROM + 1, dev->state == SM_REVOKED
+                                      ? sm_state_name(dev->revoked_from)
+                                      : NULL);
+}
+
+/* Bind ?2..?DC_COUNT (everything but the id). */
 static int bind_device(sqlite3_stmt *stmt, const struct sm_device *dev)
 {
   struct binder b = {stmt, SQLITE_OK};
@@ -685,6 +934,11 @@ static int bind_device(sqlite3_stmt *stmt, const struct sm_device *dev)
   bind_text(&b, DC_META + 1, dev->meta);
   bind_i64(&b, DC_CREATED_AT + 1, (int64_t)dev->created_at);
   bind_i64(&b, DC_UPDATED_AT + 1, (int64_t)dev->updated_at);
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    bind_i64(&b, role_cols[r].not_before + 1, dev->cert[r].not_before);
+    bind_i64(&b, role_cols[r].not_after + 1, dev->cert[r].not_after);
+  }
+  bind_renewal(&b, dev);
   return b.rc;
 }
 
@@ -737,6 +991,82 @@ static lc_err read_role(sqlite3_stmt *stmt, struct sm_device *dev,
     err = col_fixed(stmt, c->fpr, dev->cert[r].fpr, SM_FPR_HEX);
   if(err == LC_OK)
     err = col_fixed(stmt, c->serial, dev->cert[r].serial, SM_SERIAL_HEX);
+  if(err == LC_OK)
+    err = col_i64(stmt, c->not_before, &dev->cert[r].not_before);
+  if(err == LC_OK)
+    err = col_i64(stmt, c->not_after, &dev->cert[r].not_after);
+  return err;
+}
+
+static lc_err col_role(sqlite3_stmt *stmt, int col, enum ca_role *out)
+{
+  char name[16];
+  lc_err err = col_fixed(stmt, col, name, sizeof(name));
+  if(err != LC_OK)
+    return err;
+  if(!name[0] || strcmp(name, "bootstrap") == 0)
+    *out = CA_ROLE_BOOTSTRAP;
+  else if(strcmp(name, "operational") == 0)
+    *out = CA_ROLE_OPERATIONAL;
+  else
+    return corrupt(stmt, col, "unknown role");
+  return LC_OK;
+}
+
+static lc_err col_via(sqlite3_stmt *stmt, int col, enum sm_renew_via *out)
+{
+  char name[16];
+  lc_err err = col_fixed(stmt, col, name, sizeof(name));
+  if(err != LC_OK)
+    return err;
+  *out = SM_RENEW_NONE;
+  for(int v = SM_RENEW_SPARKPLUG; v <= SM_RENEW_GATEWAY; v++)
+    if(strcmp(name, sm_renew_via_name((enum sm_renew_via)v)) == 0)
+      *out = (enum sm_renew_via)v;
+  if(name[0] && *out == SM_RENEW_NONE)
+    return corrupt(stmt, col, "unknown renewal channel");
+  return LC_OK;
+}
+
+static lc_err read_challenge(sqlite3_stmt *stmt, struct sm_renewal *r)
+{
+  size_t n = 0;
+  lc_err err = col_blob(stmt, DC_RENEW_CHALLENGE, r->challenge,
+                        SM_CHALLENGE_LEN, &n);
+  if(err == LC_OK && n != 0 && n != SM_CHALLENGE_LEN)
+    err = corrupt(stmt, DC_RENEW_CHALLENGE, "challenge is not 32 bytes");
+  uint32_t st = 0;
+  if(err == LC_OK)
+    err = col_u32(stmt, DC_RENEW_CHALLENGE_STATE, &st);
+  r->challenge_open = st & 1;
+  r->challenge_used = (st & 2) != 0;
+  if(err == LC_OK)
+    err = col_u64(stmt, DC_RENEW_CHALLENGE_EXPIRES, &r->challenge_expires_at);
+  return err;
+}
+
+static lc_err read_renewal(sqlite3_stmt *stmt, struct sm_device *dev)
+{
+  struct sm_renewal *r = &dev->renew;
+  lc_err err = col_u32(stmt, DC_RENEWALS, &dev->renewals);
+  if(err == LC_OK)
+    err = col_via(stmt, DC_RENEW_VIA, &r->via);
+  if(err == LC_OK)
+    err = col_role(stmt, DC_RENEW_ROLE, &r->presented_role);
+  if(err == LC_OK)
+    err = col_fixed(stmt, DC_RENEW_FPR, r->presented_fpr, SM_FPR_HEX);
+  if(err == LC_OK)
+    err = read_challenge(stmt, r);
+  if(err == LC_OK)
+    err = col_owned(stmt, DC_RENEW_CSR, &r->csr);
+  if(err == LC_OK)
+    err = col_fixed(stmt, DC_RENEW_KEY_FPR, r->key_fpr, SM_FPR_HEX);
+  if(err == LC_OK)
+    err = col_u64(stmt, DC_RENEW_DUE_AT, &dev->renew_due_at);
+  if(err == LC_OK)
+    err = col_u64(stmt, DC_RENEW_NOTICED_AT, &dev->renew_noticed_at);
+  if(err == LC_OK && dev->state == SM_REVOKED)
+    err = col_state(stmt, DC_REVOKED_FROM, &dev->revoked_from);
   return err;
 }
 
@@ -755,6 +1085,8 @@ static lc_err device_from_row(sqlite3_stmt *stmt, struct sm_device **out)
     err = col_owned(stmt, DC_CHAIN, &dev->chain);
   if(err == LC_OK)
     err = col_owned(stmt, DC_META, &dev->meta);
+  if(err == LC_OK)
+    err = read_renewal(stmt, dev);
   if(err != LC_OK) {
     sm_device_free(dev);
     return err;
@@ -968,6 +1300,15 @@ static lc_err sqlite_put_superseded(struct sm_store *st,
   if(b.rc != SQLITE_OK || sqlite3_step(stmt) != SQLITE_DONE)
     err = db_error(s->db, "put_superseded");
   stmt_release(stmt);
+  if(err != LC_OK)
+    return err;
+  stmt = s->stmt[ST_CERT_SUPERSEDE];
+  struct binder c = {stmt, SQLITE_OK};
+  bind_text(&c, 1, sc->fpr);
+  bind_i64(&c, 2, (int64_t)sc->at_ms);
+  if(c.rc != SQLITE_OK || sqlite3_step(stmt) != SQLITE_DONE)
+    err = db_error(s->db, "put_superseded.certificate");
+  stmt_release(stmt);
   return err;
 }
 
@@ -1051,6 +1392,239 @@ static lc_err sqlite_foreach_device(struct sm_store *st, sm_device_cb cb,
                                     void *ctx)
 {
   return foreach_paged(from_base(st), ST_DEV_PAGE_ALL, cb, ctx);
+}
+
+/* ---- certificates (schema v5) --------------------------------------------- */
+
+static const char *role_text(enum ca_role r)
+{
+  return r == CA_ROLE_BOOTSTRAP ? "bootstrap" : "operational";
+}
+
+static lc_err sqlite_put_cert(struct sm_store *st,
+                              const struct sm_cert_record *r)
+{
+  struct sqlite_store *s = from_base(st);
+  lc_err err = require_transaction(s, "put_cert");
+  if(err != LC_OK)
+    return err;
+  sqlite3_stmt *stmt = s->stmt[ST_CERT_PUT];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_i64(&b, 1, r->device_id);
+  bind_text(&b, 2, role_text(r->role));
+  bind_i64(&b, 3, r->generation);
+  bind_text(&b, 4, r->fpr);
+  bind_opt_text(&b, 5, r->serial);
+  bind_text(&b, 6, r->pem);
+  bind_i64(&b, 7, r->not_before);
+  bind_i64(&b, 8, r->not_after);
+  bind_opt_text(&b, 9, r->request_key);
+  bind_i64(&b, 10, (int64_t)r->issued_at);
+  if(b.rc != SQLITE_OK || sqlite3_step(stmt) != SQLITE_DONE)
+    err = store_error(s, "put_cert");
+  stmt_release(stmt);
+  return err;
+}
+
+static lc_err cert_from_row(sqlite3_stmt *stmt, struct sm_cert_record *out)
+{
+  memset(out, 0, sizeof(*out));
+  out->device_id = sqlite3_column_int64(stmt, 0);
+  lc_err err = col_role(stmt, 1, &out->role);
+  if(err == LC_OK)
+    err = col_u32(stmt, 2, &out->generation);
+  if(err == LC_OK)
+    err = col_fixed(stmt, 3, out->fpr, sizeof(out->fpr));
+  if(err == LC_OK)
+    err = col_fixed(stmt, 4, out->serial, sizeof(out->serial));
+  if(err == LC_OK)
+    err = col_owned(stmt, 5, &out->pem);
+  if(err == LC_OK)
+    err = col_i64(stmt, 6, &out->not_before);
+  if(err == LC_OK)
+    err = col_i64(stmt, 7, &out->not_after);
+  if(err == LC_OK)
+    err = col_fixed(stmt, 8, out->request_key, sizeof(out->request_key));
+  if(err == LC_OK)
+    err = col_u64(stmt, 9, &out->issued_at);
+  if(err == LC_OK)
+    err = col_u64(stmt, 10, &out->superseded_at);
+  if(err == LC_OK)
+    err = col_u64(stmt, 11, &out->revoked_at);
+  if(err == LC_OK)
+    err = col_fixed(stmt, 12, out->revoke_reason, sizeof(out->revoke_reason));
+  out->ca_revoked = sqlite3_column_int(stmt, 13) != 0;
+  if(err != LC_OK)
+    sm_cert_record_cleanup(out);
+  return err;
+}
+
+static lc_err load_one_cert(struct sqlite_store *s, sqlite3_stmt *stmt,
+                            int bind_rc, const char *op,
+                            struct sm_cert_record *out)
+{
+  lc_err err;
+  int rc = bind_rc == SQLITE_OK ? sqlite3_step(stmt) : bind_rc;
+  if(rc == SQLITE_ROW)
+    err = cert_from_row(stmt, out);
+  else if(rc == SQLITE_DONE)
+    err = LC_ENOTFOUND;
+  else
+    err = store_error(s, op);
+  stmt_release(stmt);
+  return err;
+}
+
+static lc_err sqlite_cert_by_fpr(struct sm_store *st, const char *fpr,
+                                 struct sm_cert_record *out)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_CERT_BY_FPR];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_text(&b, 1, fpr);
+  return load_one_cert(s, stmt, b.rc, "cert_by_fpr", out);
+}
+
+static lc_err sqlite_cert_by_serial(struct sm_store *st, enum ca_role role,
+                                    const char *serial_hex,
+                                    struct sm_cert_record *out)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_CERT_BY_SERIAL];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_text(&b, 1, role_text(role));
+  bind_text(&b, 2, serial_hex);
+  return load_one_cert(s, stmt, b.rc, "cert_by_serial", out);
+}
+
+static lc_err sqlite_revoke_certs(struct sm_store *st, int64_t device_id,
+                                  uint64_t at_ms, const char *reason,
+                                  unsigned *n)
+{
+  struct sqlite_store *s = from_base(st);
+  lc_err err = require_transaction(s, "revoke_certs");
+  if(err != LC_OK)
+    return err;
+  sqlite3_stmt *stmt = s->stmt[ST_CERT_REVOKE];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_i64(&b, 1, device_id);
+  bind_i64(&b, 2, (int64_t)at_ms);
+  bind_text(&b, 3, reason);
+  if(b.rc != SQLITE_OK || sqlite3_step(stmt) != SQLITE_DONE)
+    err = store_error(s, "revoke_certs");
+  else if(n)
+    *n = (unsigned)sqlite3_changes(s->db);
+  stmt_release(stmt);
+  return err;
+}
+
+static lc_err sqlite_cert_ca_revoked(struct sm_store *st, const char *fpr)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_CERT_CA_REVOKED];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_text(&b, 1, fpr);
+  lc_err err = LC_OK;
+  if(b.rc != SQLITE_OK || sqlite3_step(stmt) != SQLITE_DONE)
+    err = store_error(s, "cert_ca_revoked");
+  stmt_release(stmt);
+  return err;
+}
+
+/* Step a certificate SELECT, handing each row to cb (borrowed). cb may
+ * use the store, but not this same query. */
+static lc_err each_cert(struct sqlite_store *s, sqlite3_stmt *stmt,
+                        int bind_rc, const char *op, sm_cert_cb cb,
+                        void *ctx)
+{
+  lc_err err = bind_rc == SQLITE_OK ? LC_OK : store_error(s, op);
+  while(err == LC_OK) {
+    int rc = sqlite3_step(stmt);
+    if(rc == SQLITE_DONE)
+      break;
+    if(rc != SQLITE_ROW) {
+      err = store_error(s, op);
+      break;
+    }
+    struct sm_cert_record r;
+    err = cert_from_row(stmt, &r);
+    if(err == LC_OK) {
+      err = cb(ctx, &r);
+      sm_cert_record_cleanup(&r);
+    }
+  }
+  stmt_release(stmt);
+  return err;
+}
+
+static lc_err sqlite_foreach_revoked(struct sm_store *st, enum ca_role role,
+                                     int64_t not_expired_at, sm_cert_cb cb,
+                                     void *ctx)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_CERT_REVOKED];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_text(&b, 1, role_text(role));
+  bind_i64(&b, 2, not_expired_at);
+  return each_cert(s, stmt, b.rc, "foreach_revoked", cb, ctx);
+}
+
+static lc_err sqlite_foreach_ca_unrevoked(struct sm_store *st, sm_cert_cb cb,
+                                          void *ctx)
+{
+  struct sqlite_store *s = from_base(st);
+  return each_cert(s, s->stmt[ST_CERT_CA_PENDING], SQLITE_OK,
+                   "foreach_ca_unrevoked", cb, ctx);
+}
+
+static lc_err sqlite_get_device_by_id(struct sm_store *st, int64_t id,
+                                      struct sm_device **out)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_DEV_BY_ID];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_i64(&b, 1, id);
+  if(b.rc != SQLITE_OK) {
+    lc_err err = store_error(s, "get_device_by_id.bind");
+    stmt_release(stmt);
+    return err;
+  }
+  return load_one_device(s, stmt, "get_device_by_id", out);
+}
+
+static lc_err sqlite_foreach_renewal_due(struct sm_store *st, uint64_t now_ms,
+                                         uint64_t renotice_ms, unsigned limit,
+                                         sm_device_cb cb, void *ctx)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_DEV_RENEW_DUE];
+  if(limit > PAGE_DEVICES)
+    limit = PAGE_DEVICES;
+  struct binder b = {stmt, SQLITE_OK};
+  bind_i64(&b, 1, (int64_t)now_ms);
+  bind_i64(&b, 2, now_ms > renotice_ms ? (int64_t)(now_ms - renotice_ms) : 0);
+  bind_i64(&b, 3, limit);
+  lc_err err = b.rc == SQLITE_OK ? LC_OK
+                                 : store_error(s, "renewal_due.bind");
+  struct sm_device *page[PAGE_DEVICES];
+  size_t got = 0;
+  while(err == LC_OK) {
+    int rc = sqlite3_step(stmt);
+    if(rc == SQLITE_DONE)
+      break;
+    if(rc != SQLITE_ROW)
+      err = store_error(s, "renewal_due.step");
+    else if(got == PAGE_DEVICES)
+      err = LC_EDB;
+    else if((err = device_from_row(stmt, &page[got])) == LC_OK)
+      got++;
+  }
+  stmt_release(stmt);
+  if(err != LC_OK) {
+    free_devices(page, got);
+    return err;
+  }
+  return hand_over(page, got, cb, ctx);
 }
 
 static lc_err sqlite_count_states(struct sm_store *st,
@@ -1429,6 +2003,15 @@ static const struct sm_store_ops sqlite_ops = {
   .checkpoint_latest = sqlite_checkpoint_latest,
   .claim_owner = sqlite_claim_owner,
   .put_superseded = sqlite_put_superseded,
+  .put_cert = sqlite_put_cert,
+  .cert_by_fpr = sqlite_cert_by_fpr,
+  .cert_by_serial = sqlite_cert_by_serial,
+  .revoke_certs = sqlite_revoke_certs,
+  .cert_ca_revoked = sqlite_cert_ca_revoked,
+  .foreach_revoked = sqlite_foreach_revoked,
+  .foreach_ca_unrevoked = sqlite_foreach_ca_unrevoked,
+  .get_device_by_id = sqlite_get_device_by_id,
+  .foreach_renewal_due = sqlite_foreach_renewal_due,
   .last_fault = sqlite_last_fault,
 };
 

@@ -458,12 +458,29 @@ static void test_daemon_checkpoint_ticks(void)
 }
 
 /* A store written by a build before checkpoints (schema v1) opens,
- * migrates in place (v2 checkpoints, v3 CA tickets, v4 identity claims)
- * and keeps its log. */
+ * migrates in place (v2 checkpoints, v3 CA tickets, v4 identity claims,
+ * v5 the lifecycle) and keeps its log. */
 static void test_v1_store_migrates(void)
 {
   setup(40);
-  sql("DROP TABLE audit_checkpoint; DROP TABLE ca_ticket; "
+  sql("DROP INDEX devices_renew_due; DROP TABLE certificate; "
+      "ALTER TABLE devices DROP COLUMN bootstrap_not_before; "
+      "ALTER TABLE devices DROP COLUMN bootstrap_not_after; "
+      "ALTER TABLE devices DROP COLUMN operational_not_before; "
+      "ALTER TABLE devices DROP COLUMN operational_not_after; "
+      "ALTER TABLE devices DROP COLUMN renewals; "
+      "ALTER TABLE devices DROP COLUMN renew_via; "
+      "ALTER TABLE devices DROP COLUMN renew_role; "
+      "ALTER TABLE devices DROP COLUMN renew_fpr; "
+      "ALTER TABLE devices DROP COLUMN renew_challenge; "
+      "ALTER TABLE devices DROP COLUMN renew_challenge_state; "
+      "ALTER TABLE devices DROP COLUMN renew_challenge_expires; "
+      "ALTER TABLE devices DROP COLUMN renew_csr; "
+      "ALTER TABLE devices DROP COLUMN renew_key_fpr; "
+      "ALTER TABLE devices DROP COLUMN renew_due_at; "
+      "ALTER TABLE devices DROP COLUMN renew_noticed_at; "
+      "ALTER TABLE devices DROP COLUMN revoked_from; "
+      "DROP TABLE audit_checkpoint; DROP TABLE ca_ticket; "
       "DROP TRIGGER devices_claim_insert; DROP TRIGGER devices_claim_update; "
       "DROP TABLE identity_claim; DROP TABLE superseded_cert; "
       "PRAGMA user_version=1", -1);

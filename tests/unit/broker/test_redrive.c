@@ -142,6 +142,29 @@ static lc_err f_checkpoint_latest(struct sm_store *st, bool exported_only,
   return sm_store_checkpoint_latest(in_of(st), exported_only, out);
 }
 
+static lc_err f_claim_owner(struct sm_store *st, enum sm_claim_kind kind,
+                            const char *value, int64_t *device_id)
+{
+  return sm_store_claim_owner(in_of(st), kind, value, device_id);
+}
+
+static lc_err f_put_superseded(struct sm_store *st,
+                               const struct sm_superseded *sc)
+{
+  return sm_store_put_superseded(in_of(st), sc);
+}
+
+static lc_err f_put_cert(struct sm_store *st, const struct sm_cert_record *r)
+{
+  return sm_store_put_cert(in_of(st), r);
+}
+
+static lc_err f_cert_by_fpr(struct sm_store *st, const char *fpr,
+                            struct sm_cert_record *out)
+{
+  return sm_store_cert_by_fpr(in_of(st), fpr, out);
+}
+
 static bool f_last_fault(struct sm_store *st, struct sm_store_fault *out)
 {
   if(!((struct fault_store *)st)->failed)
@@ -162,7 +185,9 @@ static const struct sm_store_ops fault_ops = {
   .audit_foreach = f_audit_foreach, .meta_get = f_meta_get,
   .meta_set = f_meta_set, .audit_range = f_audit_range,
   .checkpoint_put = f_checkpoint_put,
-  .checkpoint_latest = f_checkpoint_latest, .last_fault = f_last_fault};
+  .checkpoint_latest = f_checkpoint_latest, .claim_owner = f_claim_owner,
+  .put_superseded = f_put_superseded, .put_cert = f_put_cert,
+  .cert_by_fpr = f_cert_by_fpr, .last_fault = f_last_fault};
 
 /* ---- a loop without threads: store, signer, devices, one CA slot ---------------- */
 

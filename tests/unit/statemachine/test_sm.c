@@ -99,7 +99,7 @@ static void test_request_moves_new_to_issuing_bootstrap(void)
   CU_ASSERT_EQUAL(act.a[1].to, SM_ISSUING_BOOTSTRAP);
   CU_ASSERT_EQUAL(act.a[2].kind, SM_ACT_CA_SUBMIT);
   CU_ASSERT_EQUAL(act.a[2].role, CA_ROLE_BOOTSTRAP);
-  char key[40];
+  char key[SM_REQUEST_KEY_MAX];
   sm_request_key(d, CA_ROLE_BOOTSTRAP, key);
   CU_ASSERT_STRING_EQUAL(key, REQ_ID "-b");
   sm_device_free(d);

@@ -12,6 +12,9 @@
 #include "tests/support/lc_cunit.h"
 
 #include <dirent.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -87,9 +90,33 @@ static void raw_exec(const char *path, const char *sql)
   sqlite3_close(db);
 }
 
+/* What schema v5 added, gone: the file as v4 wrote it. */
+static void drop_v5(const char *path)
+{
+  raw_exec(path, "DROP INDEX devices_renew_due; DROP TABLE certificate;"
+                 "ALTER TABLE devices DROP COLUMN bootstrap_not_before;"
+                 "ALTER TABLE devices DROP COLUMN bootstrap_not_after;"
+                 "ALTER TABLE devices DROP COLUMN operational_not_before;"
+                 "ALTER TABLE devices DROP COLUMN operational_not_after;"
+                 "ALTER TABLE devices DROP COLUMN renewals;"
+                 "ALTER TABLE devices DROP COLUMN renew_via;"
+                 "ALTER TABLE devices DROP COLUMN renew_role;"
+                 "ALTER TABLE devices DROP COLUMN renew_fpr;"
+                 "ALTER TABLE devices DROP COLUMN renew_challenge;"
+                 "ALTER TABLE devices DROP COLUMN renew_challenge_state;"
+                 "ALTER TABLE devices DROP COLUMN renew_challenge_expires;"
+                 "ALTER TABLE devices DROP COLUMN renew_csr;"
+                 "ALTER TABLE devices DROP COLUMN renew_key_fpr;"
+                 "ALTER TABLE devices DROP COLUMN renew_due_at;"
+                 "ALTER TABLE devices DROP COLUMN renew_noticed_at;"
+                 "ALTER TABLE devices DROP COLUMN revoked_from;"
+                 "PRAGMA user_version=4");
+}
+
 /* What schema v4 added, gone: the file as v3 wrote it. */
 static void drop_v4(const char *path)
 {
+  drop_v5(path);
   raw_exec(path, "DROP TRIGGER devices_claim_insert;"
                  "DROP TRIGGER devices_claim_update;"
                  "DROP TABLE identity_claim; DROP TABLE superseded_cert;"
@@ -118,7 +145,7 @@ static void raw_text(const char *path, const char *sql, char *out,
 #define REQ_ID "0123456789abcdef0123456789abcdef"
 /* 64 hex digits starting with c */
 #define FPR(c) \
-  c "123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde"
+  c "123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 static char *owned(const char *s)
 {
@@ -184,6 +211,21 @@ static struct sm_device *full_device(const char *device)
   d->meta = owned("{\"manufacturer\":\"ACME\",\"model\":\"X1\"}");
   d->created_at = 1790000000001u;
   d->updated_at = 1790000000999u;
+  d->cert[0].not_before = 1789999000;
+  d->cert[0].not_after = 1789999000 + 15 * 31536000ll;
+  d->cert[1].not_before = 1789999001;
+  d->cert[1].not_after = 1789999001 + 31536000ll;
+  d->renewals = 4;
+  d->renew.via = SM_RENEW_SPARKPLUG;
+  d->renew.presented_role = CA_ROLE_OPERATIONAL;
+  lc_strlcpy(d->renew.presented_fpr, FPR("d"), SM_FPR_HEX);
+  memset(d->renew.challenge, 0xa5, SM_CHALLENGE_LEN);
+  d->renew.challenge_used = true;
+  d->renew.challenge_expires_at = 1790000300000u;
+  d->renew.csr = owned("-----BEGIN CERTIFICATE REQUEST-----\nN");
+  own_fpr(d->renew.key_fpr, device, 'e');
+  d->renew_due_at = 1811000000000u;
+  d->renew_noticed_at = 1811000000500u;
   return d;
 }
 
@@ -218,6 +260,27 @@ static void assert_same_device(const struct sm_device *a,
   CU_ASSERT_TRUE(same_opt(a->meta, b->meta));
   CU_ASSERT_EQUAL(a->created_at, b->created_at);
   CU_ASSERT_EQUAL(a->updated_at, b->updated_at);
+  /* schema v5 */
+  for(int r = 0; r < CA_ROLE_COUNT; r++) {
+    CU_ASSERT_EQUAL(a->cert[r].not_before, b->cert[r].not_before);
+    CU_ASSERT_EQUAL(a->cert[r].not_after, b->cert[r].not_after);
+  }
+  CU_ASSERT_EQUAL(a->renewals, b->renewals);
+  CU_ASSERT_EQUAL(a->renew.via, b->renew.via);
+  CU_ASSERT_EQUAL(a->renew.presented_role, b->renew.presented_role);
+  CU_ASSERT_STRING_EQUAL(a->renew.presented_fpr, b->renew.presented_fpr);
+  CU_ASSERT_EQUAL(memcmp(a->renew.challenge, b->renew.challenge,
+                         SM_CHALLENGE_LEN), 0);
+  CU_ASSERT_EQUAL(a->renew.challenge_open, b->renew.challenge_open);
+  CU_ASSERT_EQUAL(a->renew.challenge_used, b->renew.challenge_used);
+  CU_ASSERT_EQUAL(a->renew.challenge_expires_at,
+                  b->renew.challenge_expires_at);
+  CU_ASSERT_TRUE(same_opt(a->renew.csr, b->renew.csr));
+  CU_ASSERT_STRING_EQUAL(a->renew.key_fpr, b->renew.key_fpr);
+  CU_ASSERT_EQUAL(a->renew_due_at, b->renew_due_at);
+  CU_ASSERT_EQUAL(a->renew_noticed_at, b->renew_noticed_at);
+  if(a->state == SM_REVOKED)
+    CU_ASSERT_EQUAL(a->revoked_from, b->revoked_from);
 }
 
 /* Store `d` in a transaction of its own. */
@@ -282,7 +345,7 @@ static void test_state_names_round_trip(void)
   for(int s = 0; s < SM_STATE_COUNT; s++)
     CU_ASSERT_EQUAL(sm_state_settled((enum sm_state)s),
                     s == SM_PROVISIONED || s == SM_REJECTED ||
-                      s == SM_FAILED);
+                      s == SM_FAILED || s == SM_REVOKED);
 }
 
 static void test_device_and_request_keys(void)
@@ -298,7 +361,7 @@ static void test_device_and_request_keys(void)
   sm_device_key(d, small, sizeof(small));
   CU_ASSERT_STRING_EQUAL(small, "L1/");
 
-  char rk[40];
+  char rk[SM_REQUEST_KEY_MAX];
   lc_strlcpy(d->request_id, REQ_ID, sizeof(d->request_id));
   sm_request_key(d, CA_ROLE_BOOTSTRAP, rk);
   CU_ASSERT_STRING_EQUAL(rk, REQ_ID "-b");
@@ -685,7 +748,7 @@ static void test_migration_gives_serial_to_oldest(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "4");
+  CU_ASSERT_STRING_EQUAL(v, "5");
   raw_text(f.path, "SELECT device_id FROM identity_claim WHERE value = "
                    "'SN-X'", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "1");
@@ -1032,7 +1095,7 @@ static void test_schema_version_and_no_remigration(void)
   fx_open(&f);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "4"); /* v4: identity claims */
+  CU_ASSERT_STRING_EQUAL(v, "5"); /* v5: the lifecycle */
   raw_text(f.path, "PRAGMA journal_mode", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "wal");
   raw_text(f.path, "PRAGMA page_size", v, sizeof(v));
@@ -1046,7 +1109,7 @@ static void test_schema_version_and_no_remigration(void)
   CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
   sm_device_free(back);
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "4");
+  CU_ASSERT_STRING_EQUAL(v, "5");
 
   /* A file that claims version 0 is migrated: the tables exist, so the
    * migration fails and rolls back whole, leaving the rows alone. */
@@ -1070,14 +1133,14 @@ static void test_newer_schema_refused(void)
   fx_open(&f);
   sm_store_close(f.st);
   f.st = NULL;
-  raw_exec(f.path, "PRAGMA user_version=5");
+  raw_exec(f.path, "PRAGMA user_version=6");
   struct sm_store *st = NULL;
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RW, &st), LC_EDB);
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RO, &st), LC_EDB);
   CU_ASSERT_PTR_NULL(st);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "5");
+  CU_ASSERT_STRING_EQUAL(v, "6");
   fx_close(&f);
 }
 
@@ -1153,7 +1216,7 @@ static void test_tickets_migrate_from_v2(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "4");
+  CU_ASSERT_STRING_EQUAL(v, "5");
   CU_ASSERT_EQUAL_FATAL(sm_tickets_open_sqlite(f.path, &t), LC_OK);
   CU_ASSERT_EQUAL(sm_tickets_put(t, "k", "v"), LC_OK);
   sm_tickets_close(t);
@@ -1307,8 +1370,227 @@ static void test_get_device_out_of_memory(void)
   fx_close(&f);
 }
 
+
+/* ---- certificates and the lifecycle (schema v5) ---------------------------- */
+
+/* A self-signed P-256 certificate valid [nb, na), serial `sn`, PEM in
+ * *pem (lc_free()). What the store is handed is whatever a CA issued;
+ * only its dates and fingerprint matter here. */
+static void make_cert(long sn, time_t nb, time_t na, char **pem)
+{
+  EVP_PKEY *k = EVP_EC_gen("P-256");
+  X509 *x = X509_new();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), sn);
+  ASN1_TIME_set(X509_getm_notBefore(x), nb);
+  ASN1_TIME_set(X509_getm_notAfter(x), na);
+  X509_NAME *n = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+                             (const unsigned char *)"SN-0042", -1, -1, 0);
+  X509_set_issuer_name(x, n);
+  X509_set_pubkey(x, k);
+  CU_ASSERT_TRUE(X509_sign(x, k, EVP_sha256()) > 0);
+  BIO *b = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(b, x);
+  char *data = NULL;
+  long len = BIO_get_mem_data(b, &data);
+  *pem = lc_strndup(data, (size_t)len);
+  BIO_free(b);
+  X509_free(x);
+  EVP_PKEY_free(k);
+}
+
+static lc_err count_cert(void *ctx, const struct sm_cert_record *r)
+{
+  (void)r;
+  (*(unsigned *)ctx)++;
+  return LC_OK;
+}
+
+static void test_cert_records(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *d = full_device("D1");
+  put_committed(f.st, d);
+  char *pem = NULL;
+  make_cert(0x0a0b0c, 1790000000, 1790000000 + 31536000, &pem);
+  struct sm_cert_record r = {.device_id = d->id,
+                             .role = CA_ROLE_OPERATIONAL, .generation = 3,
+                             .pem = pem, .not_before = 1790000000,
+                             .not_after = 1790000000 + 31536000,
+                             .issued_at = 1790000000123u};
+  lc_strlcpy(r.fpr, FPR("7"), sizeof(r.fpr));
+  lc_strlcpy(r.serial, "0a0b0c", sizeof(r.serial));
+  lc_strlcpy(r.request_key, REQ_ID "-r2", sizeof(r.request_key));
+  /* Only inside a transaction; a second put of the fingerprint is a
+   * no-op. */
+  CU_ASSERT_EQUAL(sm_store_put_cert(f.st, &r), LC_EINVAL);
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_cert(f.st, &r), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_cert(f.st, &r), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(f.st), LC_OK);
+
+  struct sm_cert_record got;
+  CU_ASSERT_EQUAL_FATAL(sm_store_cert_by_fpr(f.st, FPR("7"), &got), LC_OK);
+  CU_ASSERT_EQUAL(got.device_id, d->id);
+  CU_ASSERT_EQUAL(got.role, CA_ROLE_OPERATIONAL);
+  CU_ASSERT_EQUAL(got.generation, 3);
+  CU_ASSERT_STRING_EQUAL(got.pem, pem);
+  CU_ASSERT_EQUAL(got.not_after, 1790000000 + 31536000);
+  CU_ASSERT_STRING_EQUAL(got.request_key, REQ_ID "-r2");
+  CU_ASSERT_EQUAL(got.revoked_at, 0);
+  sm_cert_record_cleanup(&got);
+  CU_ASSERT_EQUAL(sm_store_cert_by_serial(f.st, CA_ROLE_OPERATIONAL,
+                                          "0a0b0c", &got), LC_OK);
+  CU_ASSERT_STRING_EQUAL(got.fpr, FPR("7"));
+  sm_cert_record_cleanup(&got);
+  CU_ASSERT_EQUAL(sm_store_cert_by_serial(f.st, CA_ROLE_BOOTSTRAP, "0a0b0c",
+                                          &got), LC_ENOTFOUND);
+  CU_ASSERT_EQUAL(sm_store_cert_by_fpr(f.st, FPR("8"), &got), LC_ENOTFOUND);
+
+  /* Superseding marks the record; revoking marks every record of the
+   * device once, and the CRL walk lists it until it expires. */
+  struct sm_superseded sc = {.device_id = d->id, .role = CA_ROLE_OPERATIONAL,
+                             .generation = 3, .fpr = FPR("7"),
+                             .cert_serial = "0a0b0c", .at_ms = 1790000001000u};
+  unsigned n = 0;
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_superseded(f.st, &sc), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_revoke_certs(f.st, d->id, 1790000002000u,
+                                        "key_compromise", &n), LC_OK);
+  CU_ASSERT_EQUAL(n, 1);
+  CU_ASSERT_EQUAL(sm_store_revoke_certs(f.st, d->id, 1790000003000u,
+                                        "superseded", &n), LC_OK);
+  CU_ASSERT_EQUAL(n, 0);
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(f.st), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_cert_by_fpr(f.st, FPR("7"), &got), LC_OK);
+  CU_ASSERT_EQUAL(got.superseded_at, 1790000001000u);
+  CU_ASSERT_EQUAL(got.revoked_at, 1790000002000u);
+  CU_ASSERT_STRING_EQUAL(got.revoke_reason, "key_compromise");
+  CU_ASSERT_FALSE(got.ca_revoked);
+  sm_cert_record_cleanup(&got);
+  unsigned listed = 0;
+  CU_ASSERT_EQUAL(sm_store_foreach_revoked(f.st, CA_ROLE_OPERATIONAL,
+                                           1790000000, count_cert, &listed),
+                  LC_OK);
+  CU_ASSERT_EQUAL(listed, 1);
+  listed = 0;
+  CU_ASSERT_EQUAL(sm_store_foreach_revoked(f.st, CA_ROLE_OPERATIONAL,
+                                           1790000000 + 31536001,
+                                           count_cert, &listed), LC_OK);
+  CU_ASSERT_EQUAL(listed, 0); /* expired: off the CRL */
+  listed = 0;
+  CU_ASSERT_EQUAL(sm_store_foreach_ca_unrevoked(f.st, count_cert, &listed),
+                  LC_OK);
+  CU_ASSERT_EQUAL(listed, 1);
+  CU_ASSERT_EQUAL(sm_store_cert_ca_revoked(f.st, FPR("7")), LC_OK);
+  listed = 0;
+  CU_ASSERT_EQUAL(sm_store_foreach_ca_unrevoked(f.st, count_cert, &listed),
+                  LC_OK);
+  CU_ASSERT_EQUAL(listed, 0);
+  lc_free(pem);
+  sm_device_free(d);
+  fx_close(&f);
+}
+
+static lc_err collect_key(void *ctx, struct sm_device *dev)
+{
+  char *keys = ctx;
+  size_t n = strlen(keys);
+  snprintf(keys + n, 64 - n, "%s,", dev->device);
+  sm_device_free(dev);
+  return LC_OK;
+}
+
+static void test_renewal_due_query(void)
+{
+  struct fx f;
+  fx_open(&f);
+  const char *ids[] = {"D1", "D2", "D3", "D4"};
+  uint64_t due[] = {5000, 1000, 9000, 3000};
+  for(int i = 0; i < 4; i++) {
+    struct sm_device *d = full_device(ids[i]);
+    d->state = i == 3 ? SM_RENEW_ISSUING : SM_PROVISIONED;
+    d->renew_due_at = due[i];
+    d->renew_noticed_at = i == 0 ? 4500 : 0;
+    put_committed(f.st, d);
+    sm_device_free(d);
+  }
+  char keys[64] = "";
+  /* Due by 6000, oldest first; D3 not yet due; D4 renewing already; D1
+   * told 1500 ms ago, within the renotice period. */
+  CU_ASSERT_EQUAL(sm_store_foreach_renewal_due(f.st, 6000, 2000, 10,
+                                               collect_key, keys), LC_OK);
+  CU_ASSERT_STRING_EQUAL(keys, "D2,");
+  keys[0] = '\0';
+  CU_ASSERT_EQUAL(sm_store_foreach_renewal_due(f.st, 6000, 1000, 10,
+                                               collect_key, keys), LC_OK);
+  CU_ASSERT_STRING_EQUAL(keys, "D2,D1,");
+  keys[0] = '\0';
+  CU_ASSERT_EQUAL(sm_store_foreach_renewal_due(f.st, 6000, 1000, 1,
+                                               collect_key, keys), LC_OK);
+  CU_ASSERT_STRING_EQUAL(keys, "D2,");
+  fx_close(&f);
+}
+
+/* A v4 file with issued certificates: v5 records them in `certificate`
+ * with the dates read from the stored PEM, and puts the dates on the
+ * device row. */
+static void test_migration_v5_fills_certificates(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *d = full_device("D1");
+  char *b = NULL, *o = NULL;
+  make_cert(1, 1790000000, 1790000000 + 15 * 31536000ll, &b);
+  make_cert(2, 1790000100, 1790000100 + 31536000, &o);
+  lc_free(d->cert[0].pem);
+  lc_free(d->cert[1].pem);
+  d->cert[0].pem = b;
+  d->cert[1].pem = o;
+  d->state = SM_PROVISIONED;
+  put_committed(f.st, d);
+  sm_store_close(f.st);
+  f.st = NULL;
+  drop_v5(f.path);
+  fx_reopen(&f, SM_STORE_RW);
+  char v[16];
+  raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "5");
+  struct sm_cert_record got;
+  CU_ASSERT_EQUAL_FATAL(sm_store_cert_by_fpr(f.st, FPR("d"), &got), LC_OK);
+  CU_ASSERT_EQUAL(got.role, CA_ROLE_OPERATIONAL);
+  CU_ASSERT_EQUAL(got.not_before, 1790000100);
+  CU_ASSERT_EQUAL(got.not_after, 1790000100 + 31536000);
+  CU_ASSERT_STRING_EQUAL(got.request_key, REQ_ID "-o");
+  CU_ASSERT_STRING_EQUAL(got.pem, o);
+  sm_cert_record_cleanup(&got);
+  struct sm_device *back = NULL;
+  CU_ASSERT_EQUAL_FATAL(sm_store_get_device(f.st, "L1", "E1", "D1", &back),
+                        LC_OK);
+  CU_ASSERT_EQUAL(back->cert[0].not_after, 1790000000 + 15 * 31536000ll);
+  CU_ASSERT_EQUAL(back->cert[1].not_before, 1790000100);
+  CU_ASSERT_EQUAL(back->renewals, 0);
+  CU_ASSERT_EQUAL(back->renew.via, SM_RENEW_NONE);
+  sm_device_free(back);
+  CU_ASSERT_EQUAL(sm_store_get_device_by_id(f.st, d->id, &back), LC_OK);
+  if(back)
+    CU_ASSERT_STRING_EQUAL(back->device, "D1");
+  sm_device_free(back);
+  sm_device_free(d);
+  fx_close(&f);
+}
+
 const struct lc_test store_tests[] = {
-  {"state names round-trip; settled is PROVISIONED, REJECTED, FAILED",
+  {"certificate records: put once, by fingerprint and serial, superseded, "
+   "revoked, listed for the CRL until they expire", test_cert_records},
+  {"renewal due: PROVISIONED, due, not told lately, oldest first, capped",
+   test_renewal_due_query},
+  {"v4 -> v5 records issued certificates with their dates",
+   test_migration_v5_fills_certificates},
+  {"state names round-trip; settled is PROVISIONED, REJECTED, FAILED, REVOKED",
    test_state_names_round_trip},
   {"device key and CA request key formats", test_device_and_request_keys},
   {"put then get returns every field; state stored as its name",
