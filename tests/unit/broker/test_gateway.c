@@ -307,6 +307,12 @@ static void test_headers_rfc9440_client_cert(void)
   CU_ASSERT_PTR_NOT_NULL_FATAL(back);
   CU_ASSERT_EQUAL(X509_cmp(back, leaf.x), 0);
   X509_free(back);
+  /* The loop finds certificates by what ca_cert_info() says of them:
+   * the identity speaks the same serial and issuer. */
+  struct ca_cert_info info;
+  CU_ASSERT_EQUAL_FATAL(ca_cert_info(id.cert_pem, &info), LC_OK);
+  CU_ASSERT_STRING_EQUAL(id.serial_hex, info.serial_hex);
+  CU_ASSERT_STRING_EQUAL(id.issuer_dn, info.issuer);
   brk__gw_identity_cleanup(&id);
   CU_ASSERT_PTR_NULL(id.cert_pem);
   h.verified = "True";  /* a boolean's spelling is not the point */
