@@ -88,6 +88,14 @@ static void add_fx(struct brk *b, struct brk_dev *d, enum brk_fx_kind kind,
   lc_strlcpy(f->status, status ? status : "", sizeof(f->status));
 }
 
+void brk__put_and_tell(struct brk *b, struct brk_dev *d, const char *status)
+{
+  if(brk__txn_open(b) && sm_store_put_device(b->store, d->sm) != LC_OK)
+    b->txn_failed = true;
+  touch(b, d);
+  add_fx(b, d, BRK_FX_STATUS, CA_ROLE_OPERATIONAL, status);
+}
+
 static void seal_and_append(struct brk *b, const char *actor,
                             const char *event, const char *device,
                             const char *details)
@@ -126,9 +134,12 @@ static void audit_action(struct brk *b, struct brk_dev *d,
     b->txn_failed = true;
     return;
   }
-  /* An operator retry names the operator; everything else is ours. */
+  /* An operator's command names the operator; everything else is
+   * ours. */
   char actor[SM_REASON_MAX + 16];
-  if(!strcmp(a->event, "retry") && a->text[0])
+  if(b->actor)
+    snprintf(actor, sizeof(actor), "%s", b->actor);
+  else if(!strcmp(a->event, "retry") && a->text[0])
     snprintf(actor, sizeof(actor), "%s", a->text);
   else
     snprintf(actor, sizeof(actor), "linecert");

@@ -147,6 +147,12 @@ struct brk_config {
   bool allow_shared_key;        /* one key in both CSRs of a device */
   bool new_log;                 /* serve --new-log (not in the file) */
   enum lc_ident_policy identifiers; /* ids, serials, CNs (lc_ident.h) */
+  /* the lifecycle (policy.renew_* above; docs/lifecycle.md) */
+  unsigned challenge_ttl_s;     /* a renewal challenge's life; 300 */
+  unsigned renew_max_per_s;     /* RENEWAL_NEEDED notices a second; 20 */
+  unsigned renew_max_overdue_days; /* refuse a bootstrap renewal when the
+                                      operational certificate expired
+                                      longer ago; 0 = no limit */
   /* [ca] the local CA's issuing keys on a PKCS#11 token instead of
    * <role>-ca.key (docs/adapters.md); the PIN comes from
    * LINECERT_CA_PKCS11_PIN, never from the file. A role whose key label
@@ -245,6 +251,12 @@ enum brk_route { BRK_ROUTE_OFFLINE, BRK_ROUTE_SERVICE, BRK_ROUTE_REFUSED };
 enum brk_route brk_route_op(const struct brk_config *cfg, const char *who,
                             json_t *req, struct brk_lock *l,
                             json_t **answer, char *err, size_t cap);
+
+/* Carry out an operator request (as brk_route_op() would send it) in
+ * this process, with no service running: the caller holds the lock
+ * (BRK_ROUTE_OFFLINE). *answer as the service would give it. */
+lc_err brk_op_offline(const struct brk_config *cfg, json_t *req,
+                      json_t **answer) LC_NODISCARD;
 
 /* Install the key file new_path as the data directory's audit key after
  * a rotation (the old file kept as <key>.retired-<seq>, its name in

@@ -109,6 +109,10 @@ void brk__mqtt_free(struct brk_mqtt *m);
 
 /* ---- counters (read by the stats line, later /metrics) ---------------------- */
 
+/* Renewal refusals counted by reason (renew.c); the last is "other". */
+#define BRK_RENEW_REASONS 13
+extern const char *const brk_renew_reasons[BRK_RENEW_REASONS];
+
 struct brk_stats {
   atomic_ullong msgs_in, inbox_full, dropped_topic, dropped_payload,
     births, duplicate_births, rejected, provisioned, issued, ca_retries,
@@ -116,8 +120,10 @@ struct brk_stats {
     dcmd_sent, installed_mismatch, commits, commit_failures, audit_records,
     publish_failures, session_dropped, session_held, rebirths_sent,
     nodes_offline, devices_offline, retrying_sent, revocations,
+    renew_challenges, renew_notices, renewals,
     gw_requests, gw_untrusted_headers, gw_no_identity, gw_refused_tls,
     gw_busy;
+  atomic_ullong renew_rejected[BRK_RENEW_REASONS];
 };
 
 /* ---- a provisioning request, checked in one place (request_check.c) -------- */
@@ -141,6 +147,9 @@ const char *brk__topic_device_id(const struct spb_topic *t);
  * Provisioning/BootstrapCSR or Provisioning/OperationalCSR. Any other
  * NBIRTH is an ordinary edge node and no business of provisioning. */
 bool brk__birth_is_request(const struct spb_payload *p);
+/* True when a BIRTH opens a renewal (Provisioning/State RENEWAL_NEEDED,
+ * no CSR value): not a provisioning request, nothing to answer yet. */
+bool brk__birth_is_renewal(const struct spb_payload *p);
 /* True when the group, edge node and device ids of a parsed topic are
  * identifiers under `pol` ([policy] identifiers); a message whose are not
  * is dropped as bad_topic. */
@@ -505,6 +514,9 @@ struct brk {
   uint64_t next_timer_scan, next_stats;
   uint64_t next_ca_life_ms;           /* wall clock: the daily CA check */
   uint64_t next_cap_warning;          /* rate limit of cap warnings */
+  uint64_t next_renew_scan;           /* wall ms: RENEWAL_NEEDED scan */
+  const char *actor;                  /* set while an operator's command
+                                         runs: its audit records' actor */
   bool crl_due;                       /* a revocation since the CRLs
                                          were last written */
   unsigned long long stats_provisioned_last;
@@ -561,6 +573,10 @@ struct sm_event brk__event(enum sm_event_kind kind);
 /* Step d with ev; persist, audit and queue effects in the open batch.
  * Returns sm_step's result. */
 lc_err brk__apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev);
+/* Persist d as it is (a field the machine does not own changed, e.g.
+ * renew_noticed_at) in the open batch, and send `status` once it
+ * commits. */
+void brk__put_and_tell(struct brk *b, struct brk_dev *d, const char *status);
 /* Append an audit record outside any device (dropped messages, service
  * events) to the open batch. */
 void brk__audit_event(struct brk *b, const char *event, const char *device,
@@ -578,6 +594,45 @@ void brk__batch_end(struct brk *b);
 void brk__batch_probe(struct brk *b, uint64_t now_ms);
 /* workers.c: queue a worker job (blocks while the job queue is full). */
 void brk__push_job(struct brk *b, struct brk_job *job);
+
+/* ---- renewal (renew.c, renew_check.c) ----------------------------------------- */
+
+/* RENEWAL_NEEDED again after this long when a device did not act. */
+#define BRK_RENOTICE_MS (24ull * 3600 * 1000)
+
+/* The certificate `pem` that device d presents to renew: NULL in *why
+ * when it may (rec filled: rec->pem owned, sm_cert_record_cleanup()),
+ * else the reason (renew_unknown_cert, renew_foreign_ca,
+ * renew_other_device, renew_revoked, renew_expired). LC_EDB when the
+ * store could not answer. */
+lc_err brk__renew_check_cert(struct brk *b, const char *pem,
+                            const struct sm_device *d, uint64_t now_ms,
+                            struct sm_cert_record *rec, const char **why)
+  LC_NODISCARD;
+/* The same checks for a certificate already looked up in the store (by
+ * fingerprint, or by serial when a load balancer sent no certificate). */
+const char *brk__renew_check_record(struct brk *b,
+                                   const struct sm_cert_record *rec,
+                                   const struct sm_device *d,
+                                   uint64_t now_ms);
+/* DDATA Provisioning/RenewRequest (step 1). */
+void brk__renew_request(struct brk *b, struct brk_dev *d, const char *pem);
+/* DDATA Provisioning/RenewCSR + ChallengeSignature (step 3). */
+void brk__renew_answer(struct brk *b, struct brk_dev *d, const char *csr_pem,
+                      size_t csr_len, const uint8_t *sig, size_t sig_len);
+/* Refuse a renewal step: counted, logged, audited, REJECTED:<reason>;
+ * `consume` uses up an open challenge. */
+void brk__renew_refuse(struct brk *b, struct brk_dev *d, const char *reason,
+                      bool consume);
+void brk__count_renew_refusal(struct brk *b, const char *reason);
+/* Tell d RENEWAL_NEEDED now (remembered in the open batch). */
+void brk__renew_notice(struct brk *b, struct brk_dev *d, uint64_t now_ms);
+/* Is d's notice due (PROVISIONED, past renew_due_at, not told lately)? */
+bool brk__renew_due(const struct brk *b, const struct sm_device *s,
+                   uint64_t now_ms);
+/* Once a second: notices to due devices that are online, at most
+ * [policy] renew_max_per_s. Opens the batch when it sends any. */
+void brk__renew_notices_tick(struct brk *b, uint64_t now_ms);
 
 /* ---- revocation (revoke.c) ------------------------------------------------------ */
 
@@ -800,6 +855,8 @@ json_t *brk__ctl_error(const char *fmt, ...)
   __attribute__((format(printf, 1, 2)));
 /* Loop thread, no batch open: carry out one request (operator.c). */
 void brk__ctl_run(struct brk *b, struct brk_ctl_req *r);
+/* The same, returning the answer (the offline path, serve.c). */
+json_t *brk__op_run(struct brk *b, const struct brk_ctl_req *r);
 
 /* Client side. Send `req` to the service of cfg's data directory and
  * wait up to timeout_ms for its answer: LC_OK and *answer (an object,

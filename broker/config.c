@@ -28,8 +28,10 @@
 
 /* OPT_ENUM: the value is one of names[0..max], stored as that index in
  * an enum field; `why` is the reason given for anything else. OPT_RATE:
- * requests per second as a double, negative meaning "no limit". */
-enum opt_type { OPT_STR, OPT_UINT, OPT_BOOL, OPT_ENUM, OPT_RATE };
+ * requests per second as a double, negative meaning "no limit".
+ * OPT_FRACTION: a double strictly between 0 and 1. */
+enum opt_type { OPT_STR, OPT_UINT, OPT_BOOL, OPT_ENUM, OPT_RATE,
+                OPT_FRACTION };
 
 struct opt {
   const char *section;
@@ -59,6 +61,9 @@ struct opt {
 #define BOOL(sec, key, field)                                           \
   {sec, key, OPT_BOOL, offsetof(struct brk_config, field), sizeof(bool), \
    0, 1}
+#define FRACTION(sec, key, field)                                       \
+  {sec, key, OPT_FRACTION, offsetof(struct brk_config, field),          \
+   sizeof(double), 0, 1}
 #define ENUM(sec, key, field, names, why)                               \
   {sec, key, OPT_ENUM, offsetof(struct brk_config, field),              \
    sizeof(((struct brk_config *)0)->field), 0,                          \
@@ -187,6 +192,12 @@ static const struct opt options[] = {
   BOOL("policy", "allow_shared_key", allow_shared_key),
   ENUM("policy", "identifiers", identifiers, ident_names,
        "must be ascii or utf8"),
+  /* the lifecycle (docs/lifecycle.md) */
+  UINT("policy", "challenge_ttl_s", challenge_ttl_s, 10, 86400),
+  FRACTION("policy", "renew_at_fraction", policy.renew_at_fraction),
+  UINT("policy", "renew_jitter_s", policy.renew_jitter_s, 0, 31536000),
+  UINT("policy", "renew_max_per_s", renew_max_per_s, 1, 100000),
+  UINT("policy", "renew_max_overdue_days", renew_max_overdue_days, 0, 36500),
   STR("gateway", "listen", gw_listen),
   ENUM("gateway", "mode", gw_mode, gw_mode_names, "must be proxy or direct"),
   STR_CHECKED("gateway", "trusted_proxies", gw_trusted_proxies,
@@ -284,6 +295,11 @@ void brk_config_defaults(struct brk_config *cfg)
     lc_strlcpy(cfg->ca_adapter[r], "local", sizeof(cfg->ca_adapter[r]));
   cfg->profile[CA_ROLE_BOOTSTRAP].validity_days = 5475;   /* 15 years */
   cfg->profile[CA_ROLE_BOOTSTRAP].backdate_s = 300;
+  /* The bootstrap certificate's one job is proving the device to renew,
+   * over TLS (the gateway) or by signature (Sparkplug): extendedKeyUsage
+   * clientAuth and nothing else, rather than no EKU, which OpenSSL reads
+   * as good for any purpose (docs/lifecycle.md). */
+  cfg->profile[CA_ROLE_BOOTSTRAP].client_auth = true;
   cfg->profile[CA_ROLE_OPERATIONAL].validity_days = 365;
   cfg->profile[CA_ROLE_OPERATIONAL].client_auth = true;
   cfg->profile[CA_ROLE_OPERATIONAL].backdate_s = 300;
@@ -303,6 +319,8 @@ void brk_config_defaults(struct brk_config *cfg)
   cfg->checkpoint_every_s = 60;
   sm_policy_defaults(&cfg->policy);
   cfg->csr_max_bytes = 8192;
+  cfg->challenge_ttl_s = 300;
+  cfg->renew_max_per_s = 20;
   cfg->gw_mode = BRK_GW_MODE_PROXY;
   cfg->gw_max_body_bytes = 16384;
 }
@@ -366,6 +384,15 @@ static const char *set_option(void *base, const struct opt *o,
     double v = strtod(value, &end);
     if(errno || end == value || *end || !(v > -1e9 && v < 1e6))
       return "not a rate (requests per second; negative = unlimited)";
+    memcpy(field, &v, sizeof(v));
+    return NULL;
+  }
+  case OPT_FRACTION: {
+    char *end;
+    errno = 0;
+    double v = strtod(value, &end);
+    if(errno || end == value || *end || !(v > 0.0 && v < 1.0))
+      return "not a fraction between 0 and 1 (e.g. 0.67)";
     memcpy(field, &v, sizeof(v));
     return NULL;
   }
@@ -1079,7 +1106,8 @@ static void print_option(FILE *f, const void *base, const struct opt *o)
               o->names[v >= 0 && (unsigned long)v <= o->max ? v : 0]);
       break;
     }
-    case OPT_RATE: {
+    case OPT_RATE:
+    case OPT_FRACTION: {
       double v;
       memcpy(&v, field, sizeof(v));
       fprintf(f, "%s = %g\n", o->key, v);

@@ -60,6 +60,11 @@ static void replay_request(struct brk *b, struct brk_dev *d)
   if(rc == LC_OK && !d->touched && b->redrive.failing &&
      sm_state_issuing(d->sm->state, NULL))
     brk__publish_status(b, d, "RETRYING");
+  /* Back online with a certificate due for renewal: told now, not at
+   * the next scan (DESIGN §4.1 step 6). */
+  uint64_t now = lc_now_ms();
+  if(rc == LC_OK && brk__renew_due(b, d->sm, now))
+    brk__renew_notice(b, d, now);
 }
 
 static void start_validation(struct brk *b, struct brk_dev *d,
@@ -89,6 +94,12 @@ static void start_validation(struct brk *b, struct brk_dev *d,
 void brk__on_dbirth(struct brk *b, const struct spb_topic *t,
                    const struct spb_payload *p)
 {
+  if(brk__birth_is_renewal(p)) {
+    /* The renewal itself comes in DATA (renew.c). */
+    lc_log(LC_DEBUG, "renew", "dev=%s/%s/%s birth=RENEWAL_NEEDED", t->group,
+           t->edge, t->device);
+    return;
+  }
   struct brk_birth bi = {0};
   struct brk_dev *d = brk__device(b, t->group, t->edge, t->device, true);
   if(!d)
@@ -121,7 +132,7 @@ out:
 void brk__on_nbirth(struct brk *b, const struct spb_topic *t,
                    const struct spb_payload *p)
 {
-  if(!brk__birth_is_request(p))
+  if(!brk__birth_is_request(p) || brk__birth_is_renewal(p))
     return;
   /* Every NBIRTH starts a new session of the node, and so of the device
    * that is the node. An ordinary device whose node rebirths has its

@@ -120,6 +120,29 @@ static void gauge(struct text *t, const char *name, const char *help,
 
 #define C(f) (unsigned long long)atomic_load(&b->stats.f)
 
+/* Renewal and revocation (docs/lifecycle.md). */
+static void metrics_lifecycle(struct text *t, struct brk *b)
+{
+  text_add(t, "# HELP linecert_renewals_total renewals by result "
+              "(renewed; rejected, by reason)\n"
+              "# TYPE linecert_renewals_total counter\n");
+  sample_start(t, "linecert_renewals_total", "result", "renewed", NULL,
+               NULL);
+  text_add(t, "%llu\n", C(renewals));
+  for(unsigned i = 0; i < BRK_RENEW_REASONS; i++) {
+    sample_start(t, "linecert_renewals_total", "result", "rejected",
+                 "reason", brk_renew_reasons[i]);
+    text_add(t, "%llu\n", C(renew_rejected[i]));
+  }
+  counter(t, "linecert_renew_challenges_total",
+          "renewal challenges sent (Sparkplug)", C(renew_challenges));
+  counter(t, "linecert_renew_notices_total",
+          "RENEWAL_NEEDED notices sent (renewal before expiry)",
+          C(renew_notices));
+  counter(t, "linecert_revocations_total", "devices revoked",
+          C(revocations));
+}
+
 static void metrics_counters(struct text *t, struct brk *b)
 {
   counter(t, "linecert_mqtt_messages_total", "MQTT messages received",
@@ -191,6 +214,7 @@ static void metrics_counters(struct text *t, struct brk *b)
   counter(t, "linecert_gateway_busy_total",
           "gateway requests answered 429/503 (queue full, or the loop did "
           "not answer within 10 s)", C(gw_busy));
+  metrics_lifecycle(t, b);
 }
 
 static void metrics_snapshot(struct text *t, const struct brk_snapshot *s,

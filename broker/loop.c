@@ -146,6 +146,8 @@ void brk__loop_run(struct brk *b)
       brk__batch_end(b);
       b->next_timer_scan = now + 100;
     }
+    brk__renew_notices_tick(b, now);
+    brk__batch_end(b);
     if(b->session == BRK_ONLINE) {
       brk__sessions_tick(b, lc_mono_ms());
       brk__batch_end(b);

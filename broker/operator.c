@@ -82,23 +82,127 @@ static json_t *op_rotate_key(struct brk *b, const struct brk_ctl_req *r)
                    key_path, "retired", retired, "pid", (json_int_t)getpid());
 }
 
+/* ---- revocation (DESIGN §4.3) -------------------------------------------------- */
+
+/* The reasons an operator may give, as RFC 5280 CRLReason names them
+ * (snake case); every adapter and the CRL map them. */
+static const char *const revoke_reasons[] = {
+  "unspecified", "key_compromise", "affiliation_changed", "superseded",
+  "cessation_of_operation", "privilege_withdrawn"};
+
+static bool reason_known(const char *r)
+{
+  for(size_t i = 0; i < sizeof(revoke_reasons) / sizeof(revoke_reasons[0]);
+      i++)
+    if(!strcmp(r, revoke_reasons[i]))
+      return true;
+  return false;
+}
+
+/* "G/E/D" or "G/E" (a node-level device) into its parts. */
+static bool split_key(const char *key, char g[SM_ID_MAX + 1],
+                      char e[SM_ID_MAX + 1], char d[SM_ID_MAX + 1])
+{
+  const char *s1 = key ? strchr(key, '/') : NULL;
+  if(!s1)
+    return false;
+  const char *s2 = strchr(s1 + 1, '/');
+  size_t gl = (size_t)(s1 - key);
+  size_t el = s2 ? (size_t)(s2 - s1 - 1) : strlen(s1 + 1);
+  const char *dv = s2 ? s2 + 1 : "";
+  if(!gl || gl > SM_ID_MAX || !el || el > SM_ID_MAX ||
+     strlen(dv) > SM_ID_MAX || strchr(dv, '/') || (s2 && !*dv))
+    return false;
+  memcpy(g, key, gl);
+  g[gl] = '\0';
+  memcpy(e, s1 + 1, el);
+  e[el] = '\0';
+  memcpy(d, dv, strlen(dv) + 1);
+  return true;
+}
+
+/* Step the device named in msg with ev, as the operator, and commit. */
+static json_t *operator_step(struct brk *b, const struct brk_ctl_req *r,
+                             struct sm_event *ev, const char *verb)
+{
+  const char *key = json_string_value(json_object_get(r->msg, "device"));
+  char g[SM_ID_MAX + 1], e[SM_ID_MAX + 1], dv[SM_ID_MAX + 1];
+  if(!split_key(key, g, e, dv))
+    return brk__ctl_error("%s: name the device as GROUP/EDGE/DEVICE (or "
+                         "GROUP/EDGE for a node-level device)", verb);
+  struct brk_dev *d = brk__device(b, g, e, dv, false);
+  if(!d)
+    return brk__ctl_error("%s: no device %s", verb, key);
+  char actor[64];
+  snprintf(actor, sizeof(actor), "operator:uid=%u", r->uid);
+  ev->text = actor;
+  b->actor = actor;
+  enum sm_state before = d->sm->state;
+  unsigned long long fails = atomic_load(&b->stats.commit_failures);
+  lc_err rc = brk__apply(b, d, ev);
+  brk__batch_end(b);
+  b->actor = NULL;
+  if(rc == LC_ESTATE)
+    return brk__ctl_error("%s: %s is %s", verb, key,
+                          sm_state_name(d->sm->state));
+  if(rc != LC_OK)
+    return brk__ctl_error("%s: %s", verb, lc_strerror(rc));
+  if(atomic_load(&b->stats.commit_failures) != fails)
+    return brk__ctl_error("%s: the store did not commit; nothing changed",
+                          verb);
+  lc_log(LC_INFO, "control", "op=%s dev=%s uid=%u from=%s", verb, key,
+         r->uid, sm_state_name(before));
+  return json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "device", key, "from",
+                   sm_state_name(before), "state", verb[0] == 'r'
+                   ? "REVOKED" : "NEW");
+}
+
+/* revoke {"device": "G/E/D", "reason": "key_compromise"} */
+static json_t *op_revoke(struct brk *b, const struct brk_ctl_req *r)
+{
+  const char *reason = json_string_value(json_object_get(r->msg, "reason"));
+  if(!reason)
+    reason = "unspecified";
+  if(!reason_known(reason))
+    return brk__ctl_error("revoke: unknown reason \"%s\" (unspecified, "
+                          "key_compromise, affiliation_changed, superseded, "
+                          "cessation_of_operation, privilege_withdrawn)",
+                          reason);
+  struct sm_event ev = brk__event(SM_EV_REVOKE);
+  ev.reason = reason;
+  return operator_step(b, r, &ev, "revoke");
+}
+
+/* unrevoke {"device": "G/E/D"} */
+static json_t *op_unrevoke(struct brk *b, const struct brk_ctl_req *r)
+{
+  struct sm_event ev = brk__event(SM_EV_UNREVOKE);
+  return operator_step(b, r, &ev, "unrevoke");
+}
+
 static const struct {
   const char *verb;
   json_t *(*fn)(struct brk *b, const struct brk_ctl_req *r);
 } verbs[] = {
   {"rotate-key", op_rotate_key},
+  {"revoke", op_revoke},
+  {"unrevoke", op_unrevoke},
 };
+
+json_t *brk__op_run(struct brk *b, const struct brk_ctl_req *r)
+{
+  const char *verb = json_string_value(json_object_get(r->msg, "verb"));
+  for(size_t i = 0; verb && i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+    if(!strcmp(verb, verbs[i].verb)) {
+      json_t *answer = verbs[i].fn(b, r);
+      return answer ? answer : brk__ctl_error("out of memory");
+    }
+  }
+  return brk__ctl_error("the service knows no command \"%s\"",
+                        verb ? verb : "");
+}
 
 void brk__ctl_run(struct brk *b, struct brk_ctl_req *r)
 {
-  const char *verb = json_string_value(json_object_get(r->msg, "verb"));
-  for(size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-    if(!strcmp(verb, verbs[i].verb)) {
-      json_t *answer = verbs[i].fn(b, r);
-      brk__ctl_answer(r, answer ? answer : brk__ctl_error("out of memory"));
-      return;
-    }
-  }
-  brk__ctl_answer(r, brk__ctl_error("the service knows no command \"%s\"",
-                                  verb));
+  brk__ctl_answer(r, brk__op_run(b, r));
 }

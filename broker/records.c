@@ -73,6 +73,9 @@ lc_err brk__audit_details(const struct sm_device *dev,
     err |= put_str(obj, "role", ca_role_name(a->role));
     err |= put_cert(obj, &dev->cert[a->role]);
   }
+  if(sm_state_renewing(a->to) || !strcmp(a->event, "renewed"))
+    err |= json_object_set_new(obj, "renewal",
+                               json_integer((json_int_t)dev->renewals));
   return dump(obj, err, out);
 }
 

@@ -111,6 +111,20 @@ bool brk__birth_is_request(const struct spb_payload *p)
   return spb_payload_find(p, M_BOOT_CSR) || spb_payload_find(p, M_OP_CSR);
 }
 
+bool brk__birth_is_renewal(const struct spb_payload *p)
+{
+  /* DESIGN §4.1 step 1: the device says RENEWAL_NEEDED and asks for no
+   * new identity (its CSR metrics absent or null); what follows comes
+   * in DATA. With a CSR it is a provisioning request as any other. */
+  size_t len = 0;
+  const char *state = string_metric(p, "Provisioning/State", &len);
+  if(!state || len != strlen("RENEWAL_NEEDED") ||
+     memcmp(state, "RENEWAL_NEEDED", len) != 0)
+    return false;
+  return !string_metric(p, M_BOOT_CSR, &len) &&
+         !string_metric(p, M_OP_CSR, &len);
+}
+
 bool brk__topic_ids_valid(const struct spb_topic *t, enum lc_ident_policy pol)
 {
   /* The parser applied the rules every policy shares; the policy may be

@@ -311,6 +311,46 @@ static void stop(struct brk *b)
   brk_lock_release(&b->lock); /* after the store's last write */
 }
 
+/* An operator's command with no service running (the caller holds the
+ * data directory lock, brk_route_op()): the same function the service
+ * runs, on a loop of this process that has only the store and the audit
+ * chain. Its outside effects wait for the service: devices are told at
+ * their next birth, CRLs and remote CAs hear of a revocation when it
+ * starts (revoke.c). */
+lc_err brk_op_offline(const struct brk_config *cfg, json_t *req,
+                      json_t **answer)
+{
+  struct brk *b = lc_calloc(1, sizeof(*b));
+  if(!b)
+    return LC_ENOMEM;
+  b->cfg = cfg;
+  b->session = BRK_OFFLINE;
+  pthread_mutex_init(&b->snap_mu, NULL);
+  char path[BRK_PATH_MAX];
+  brk_path_db(cfg, path, sizeof(path));
+  lc_err rc = sm_store_open_sqlite(path, SM_STORE_RW, &b->store);
+  if(rc == LC_OK)
+    rc = open_audit(b);
+  if(rc == LC_OK)
+    rc = brk__devtab_init(&b->devs);
+  if(rc == LC_OK) {
+    struct brk_ctl_req r = {.msg = req, .uid = (unsigned)getuid(),
+                            .pid = (long)getpid()};
+    *answer = brk__op_run(b, &r);
+    if(!*answer)
+      rc = LC_ENOMEM;
+  }
+  brk__devtab_cleanup(&b->devs);
+  aud_signer_free(b->signer);
+  sm_store_close(b->store);
+  brk__redrive_cleanup(b);
+  lc_free(b->fx);
+  lc_free(b->touched);
+  pthread_mutex_destroy(&b->snap_mu);
+  lc_free(b);
+  return rc;
+}
+
 static void start_record(struct brk *b)
 {
   char *log_details = NULL;

@@ -91,6 +91,25 @@ lc_err ca_cert_info(const char *pem, struct ca_cert_info *out) LC_NODISCARD;
 lc_err ca_cert_info_der(const uint8_t *der, size_t len,
                         struct ca_cert_info *out) LC_NODISCARD;
 
+/* Does the first certificate of `pem` chain to one of the CA
+ * certificates in `anchors_pem` (any number of CERTIFICATE blocks; an
+ * issuing CA counts as an anchor on its own: partial chains)? Validity
+ * dates are not checked here, so a caller can tell an expired
+ * certificate of ours from a foreign one. LC_OK yes; LC_EVERIFY no;
+ * LC_EPROTO unreadable input. Logs nothing. */
+lc_err ca_cert_chains_to(const char *pem, const char *anchors_pem)
+  LC_NODISCARD;
+
+/* A renewal challenge's answer (DESIGN §4.1 step 3): `sig` is a DER
+ * signature with SHA-256, by the public key of the certificate `pem`,
+ * over nonce || SHA-256(csr_der). LC_OK valid; LC_EVERIFY not (a wrong
+ * key, wrong bytes, or not a signature at all); LC_EPROTO unreadable
+ * certificate. Logs nothing. */
+lc_err ca_challenge_verify(const char *pem, const uint8_t *nonce,
+                           size_t nonce_len, const uint8_t *csr_der,
+                           size_t csr_len, const uint8_t *sig,
+                           size_t sig_len) LC_NODISCARD;
+
 /* ---- adapters ---------------------------------------------------------- */
 
 enum ca_role { CA_ROLE_BOOTSTRAP = 0, CA_ROLE_OPERATIONAL = 1 };

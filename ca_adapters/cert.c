@@ -172,6 +172,106 @@ lc_err ca_cert_info(const char *pem, struct ca_cert_info *out)
   return rc;
 }
 
+/* The first certificate of a PEM text, parsed (bounded as above). */
+static lc_err cert_parse(const char *pem, X509 **out)
+{
+  uint8_t *der = NULL;
+  size_t len = 0;
+  lc_err rc = ca__pem_decode(pem, strlen(pem), PEM_STRING_X509, NULL,
+                             CERT_MAX_DER, &der, &len);
+  if(rc != LC_OK)
+    return rc;
+  const unsigned char *p = der;
+  X509 *x = d2i_X509(NULL, &p, (long)len);
+  OPENSSL_free(der);
+  if(!x) {
+    lc_openssl_clear();
+    return LC_EPROTO;
+  }
+  *out = x;
+  return LC_OK;
+}
+
+/* Every CERTIFICATE block of `pem` into `store`; LC_EPROTO when none. */
+static lc_err anchors_load(X509_STORE *store, const char *pem)
+{
+  BIO *bio = BIO_new_mem_buf(pem, -1);
+  if(!bio)
+    return LC_ENOMEM;
+  unsigned n = 0;
+  X509 *x;
+  while((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+    if(X509_STORE_add_cert(store, x) == 1)
+      n++;
+    X509_free(x);
+  }
+  BIO_free(bio);
+  lc_openssl_clear(); /* the read that ended the loop */
+  return n ? LC_OK : LC_EPROTO;
+}
+
+lc_err ca_cert_chains_to(const char *pem, const char *anchors_pem)
+{
+  if(!pem || !anchors_pem)
+    return LC_EINVAL;
+  X509 *leaf = NULL;
+  lc_err rc = cert_parse(pem, &leaf);
+  if(rc != LC_OK)
+    return rc;
+  X509_STORE *store = X509_STORE_new();
+  X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+  rc = store && ctx ? anchors_load(store, anchors_pem) : LC_ENOMEM;
+  if(rc == LC_OK) {
+    /* An issuing CA is trusted without its root (PARTIAL_CHAIN): the
+     * question is "issued by this CA", not "valid for TLS today". */
+    X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN |
+                                X509_V_FLAG_NO_CHECK_TIME);
+    if(X509_STORE_CTX_init(ctx, store, leaf, NULL) != 1)
+      rc = LC_ENOMEM;
+    else
+      rc = X509_verify_cert(ctx) == 1 ? LC_OK : LC_EVERIFY;
+  }
+  X509_STORE_CTX_free(ctx);
+  X509_STORE_free(store);
+  X509_free(leaf);
+  lc_openssl_clear();
+  return rc;
+}
+
+lc_err ca_challenge_verify(const char *pem, const uint8_t *nonce,
+                           size_t nonce_len, const uint8_t *csr_der,
+                           size_t csr_len, const uint8_t *sig,
+                           size_t sig_len)
+{
+  if(!pem || !nonce || !csr_der || !sig || nonce_len > 64 || !sig_len)
+    return LC_EINVAL;
+  X509 *x = NULL;
+  lc_err rc = cert_parse(pem, &x);
+  if(rc != LC_OK)
+    return rc;
+  /* The signed message: nonce || SHA-256(CSR DER). */
+  uint8_t msg[64 + 32];
+  memcpy(msg, nonce, nonce_len);
+  unsigned int hl = 0;
+  if(EVP_Digest(csr_der, csr_len, msg + nonce_len, &hl, EVP_sha256(),
+                NULL) != 1 || hl != 32) {
+    X509_free(x);
+    lc_openssl_clear();
+    return LC_ETLS;
+  }
+  EVP_PKEY *key = X509_get0_pubkey(x);
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  rc = LC_EVERIFY;
+  if(key && md &&
+     EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+     EVP_DigestVerify(md, sig, sig_len, msg, nonce_len + hl) == 1)
+    rc = LC_OK;
+  EVP_MD_CTX_free(md);
+  X509_free(x);
+  lc_openssl_clear();
+  return rc;
+}
+
 lc_err ca__set_random_serial(X509 *x, char hex[41])
 {
   uint8_t b[16];

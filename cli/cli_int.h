@@ -33,6 +33,8 @@ struct cli_args {
   const char *state_filter;
   const char *pubkey;   /* accepted, as by `audit`; unused */
   const char *arg;      /* positional argument */
+  const char *reason;   /* revoke --reason */
+  bool json;            /* --json */
   bool print_config;
 };
 
@@ -44,6 +46,9 @@ int cli__serve_print_config(const struct cli_args *c);
 int cli__devices_status(const struct cli_args *c);
 int cli__devices_list(const struct cli_args *c);
 int cli__devices_show(const struct cli_args *c);
+/* revoke.c */
+int cli__revoke(const struct cli_args *c);
+int cli__unrevoke(const struct cli_args *c);
 
 /* ---- linecert audit <command> (audit.c) -------------------------------------- */
 

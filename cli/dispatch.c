@@ -27,12 +27,20 @@ static const char usage_text[] =
   "  audit <command>       verify, export, prove, checkpoint, consistency,\n"
   "                        rotate-key (see linecert audit --help)\n"
   "  check-config          validate a configuration file and exit\n"
+  "  revoke G/E/D [--reason R]\n"
+  "                        revoke every certificate of a device: CRL,\n"
+  "                        remote CA; renewal and requests refused\n"
+  "                        (R: unspecified, key_compromise,\n"
+  "                        affiliation_changed, superseded,\n"
+  "                        cessation_of_operation, privilege_withdrawn)\n"
+  "  unrevoke G/E/D        let a revoked device be provisioned again\n"
   "\n"
   "options (every command):\n"
   "  -c, --config FILE     configuration file (INI, see README)\n"
   "  -d, --data-dir DIR    data directory (store, CA, audit key)\n"
   "      --print-config    print the effective configuration and exit\n"
   "  -h, --help            this text\n"
+  "      --json            revoke, unrevoke: the answer as JSON\n"
   "options (serve):\n"
   "  -u, --mqtt-url URL    MQTT broker, e.g. tcp://127.0.0.1:1883 or\n"
   "                        ssl://broker:8883 (TLS)\n"
@@ -55,7 +63,7 @@ static const char usage_text[] =
 enum { OPT_HTTP = 250, OPT_HOST_ID = 256, OPT_CLIENT_ID, OPT_PRINT_CONFIG,
        OPT_NEW_LOG, OPT_STATE,
        OPT_PUBKEY, OPT_MQTT_CA, OPT_MQTT_CERT, OPT_MQTT_KEY,
-       OPT_MQTT_VERSION };
+       OPT_MQTT_VERSION, OPT_REASON, OPT_JSON };
 
 static const struct option long_opts[] = {
   {"config", required_argument, NULL, 'c'},
@@ -74,6 +82,8 @@ static const struct option long_opts[] = {
   {"new-log", no_argument, NULL, OPT_NEW_LOG},
   {"state", required_argument, NULL, OPT_STATE},
   {"pubkey", required_argument, NULL, OPT_PUBKEY},
+  {"reason", required_argument, NULL, OPT_REASON},
+  {"json", no_argument, NULL, OPT_JSON},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0}};
 
@@ -172,6 +182,12 @@ static int parse_args(struct cli_args *c, int argc, char **argv)
     case OPT_PUBKEY:
       c->pubkey = optarg;
       break;
+    case OPT_REASON:
+      c->reason = optarg;
+      break;
+    case OPT_JSON:
+      c->json = true;
+      break;
     case 'h':
       fputs(usage_text, stdout);
       exit(0);
@@ -202,6 +218,8 @@ static const struct {
   {"status", cli__devices_status},
   {"devices", cli__devices_list},
   {"device", cli__devices_show},
+  {"revoke", cli__revoke},
+  {"unrevoke", cli__unrevoke},
 };
 
 int cli_main(int argc, char **argv)

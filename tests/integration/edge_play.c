@@ -205,15 +205,32 @@ void ep_ndeath(struct ep_edge *e, uint64_t bdseq)
  * writes or reads, so commands and the acknowledgement are metrics of
  * the BIRTH (tck-id-operational-behavior-data-commands-dcmd-metric-name;
  * an undeclared DDATA metric would be answered with a rebirth). */
-#define N_PROVISIONING 11
-static void provisioning_metrics(const struct ep_device *d,
+static struct spb_metric bytes_metric(const char *name, const uint8_t *v,
+                                      size_t len)
+{
+  struct spb_metric m = {.name = name, .has_datatype = true,
+                         .has_timestamp = true, .timestamp = ep_wall_ms()};
+  m.value.datatype = SPB_DT_BYTES;
+  m.value.is_null = v == NULL;
+  m.value.v.bytes.ptr = v;
+  m.value.v.bytes.len = len;
+  return m;
+}
+
+#define N_PROVISIONING 15
+static void provisioning_metrics(const struct ep_device *d, const char *state,
                                  struct spb_metric m[N_PROVISIONING])
 {
+  bool renewal = !strcmp(state, "RENEWAL_NEEDED");
   const struct spb_metric all[N_PROVISIONING] = {
     str_metric("Device/SerialNumber", d->id),
-    str_metric("Provisioning/BootstrapCSR", d->csr[0]),
-    str_metric("Provisioning/OperationalCSR", d->csr[1]),
-    str_metric("Provisioning/State", "UNPROVISIONED"),
+    str_metric("Provisioning/BootstrapCSR", renewal ? NULL : d->csr[0]),
+    str_metric("Provisioning/OperationalCSR", renewal ? NULL : d->csr[1]),
+    str_metric("Provisioning/State", state),
+    str_metric("Provisioning/RenewRequest", NULL),
+    str_metric("Provisioning/RenewCSR", NULL),
+    bytes_metric("Provisioning/ChallengeSignature", NULL, 0),
+    bytes_metric("Provisioning/Challenge", NULL, 0),
     str_metric("Provisioning/RequestId", NULL),
     str_metric("Provisioning/Status", NULL),
     str_metric("Provisioning/BootstrapCertificate", NULL),
@@ -227,8 +244,59 @@ static void provisioning_metrics(const struct ep_device *d,
 void ep_dbirth(struct ep_edge *e, const struct ep_device *d)
 {
   struct spb_metric m[N_PROVISIONING];
-  provisioning_metrics(d, m);
+  provisioning_metrics(d, "UNPROVISIONED", m);
   publish(e, "DBIRTH", d->id, m, N_PROVISIONING, true);
+}
+
+void ep_dbirth_renewal(struct ep_edge *e, const struct ep_device *d)
+{
+  struct spb_metric m[N_PROVISIONING];
+  provisioning_metrics(d, "RENEWAL_NEEDED", m);
+  publish(e, "DBIRTH", d->id, m, N_PROVISIONING, true);
+}
+
+void ep_ddata_renew_request(struct ep_edge *e, const struct ep_device *d,
+                            const char *cert_pem)
+{
+  struct spb_metric m = str_metric("Provisioning/RenewRequest", cert_pem);
+  bool node = strcmp(d->id, e->edge) == 0;
+  publish(e, node ? "NDATA" : "DDATA", node ? NULL : d->id, &m, 1, true);
+}
+
+void ep_ddata_renew_answer(struct ep_edge *e, const struct ep_device *d,
+                           const char *csr_pem, const uint8_t *sig,
+                           size_t sig_len)
+{
+  struct spb_metric m[2] = {
+    str_metric("Provisioning/RenewCSR", csr_pem),
+    bytes_metric("Provisioning/ChallengeSignature", sig, sig_len)};
+  bool node = strcmp(d->id, e->edge) == 0;
+  publish(e, node ? "NDATA" : "DDATA", node ? NULL : d->id, m, 2, true);
+}
+
+size_t ep_sign_challenge(EVP_PKEY *key, const uint8_t nonce[32],
+                         const char *csr_pem, uint8_t *sig, size_t cap)
+{
+  /* DESIGN §4.1 step 3: over nonce || SHA-256(CSR DER). */
+  BIO *bio = BIO_new_mem_buf(csr_pem, -1);
+  X509_REQ *req = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
+  unsigned char *der = NULL;
+  int der_len = req ? i2d_X509_REQ(req, &der) : -1;
+  uint8_t msg[64];
+  memcpy(msg, nonce, 32);
+  CU_ASSERT_TRUE_FATAL(der_len > 0);
+  CU_ASSERT_EQUAL_FATAL(EVP_Digest(der, (size_t)der_len, msg + 32, NULL,
+                                   EVP_sha256(), NULL), 1);
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  size_t len = cap;
+  CU_ASSERT_EQUAL_FATAL(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL,
+                                           key), 1);
+  CU_ASSERT_EQUAL_FATAL(EVP_DigestSign(md, sig, &len, msg, sizeof(msg)), 1);
+  EVP_MD_CTX_free(md);
+  OPENSSL_free(der);
+  X509_REQ_free(req);
+  BIO_free(bio);
+  return len;
 }
 
 void ep_nbirth_request(struct ep_edge *e, uint64_t bdseq,
@@ -236,7 +304,7 @@ void ep_nbirth_request(struct ep_edge *e, uint64_t bdseq,
 {
   struct spb_metric m[2 + N_PROVISIONING];
   node_head(m, bdseq);
-  provisioning_metrics(d, m + 2);
+  provisioning_metrics(d, "UNPROVISIONED", m + 2);
   e->seq = 0;
   publish(e, "NBIRTH", NULL, m, 2 + N_PROVISIONING, true);
 }
@@ -338,7 +406,8 @@ bool ep_next_dcmd(struct ep_edge *e, uint64_t deadline, struct ep_dcmd *out)
      * request carries no Provisioning/Status. */
     bool answer = t.type == SPB_DCMD ||
                   (t.type == SPB_NCMD &&
-                   spb_payload_find(&p, "Provisioning/Status"));
+                   (spb_payload_find(&p, "Provisioning/Status") ||
+                    spb_payload_find(&p, "Provisioning/Challenge")));
     if(answer) {
       memset(out, 0, sizeof(*out));
       snprintf(out->device, sizeof(out->device), "%s", t.device);
@@ -347,6 +416,17 @@ bool ep_next_dcmd(struct ep_edge *e, uint64_t deadline, struct ep_dcmd *out)
                sizeof(out->request_id));
       cert_fpr(&p, "Provisioning/BootstrapCertificate", out->fpr[0]);
       cert_fpr(&p, "Provisioning/OperationalCertificate", out->fpr[1]);
+      copy_str(&p, "Provisioning/BootstrapCertificate", out->pem[0],
+               sizeof(out->pem[0]));
+      copy_str(&p, "Provisioning/OperationalCertificate", out->pem[1],
+               sizeof(out->pem[1]));
+      const struct spb_metric *ch = spb_payload_find(&p,
+                                                     "Provisioning/Challenge");
+      if(ch && !ch->value.is_null && ch->value.datatype == SPB_DT_BYTES &&
+         ch->value.v.bytes.len == sizeof(out->challenge)) {
+        memcpy(out->challenge, ch->value.v.bytes.ptr, sizeof(out->challenge));
+        out->has_challenge = true;
+      }
     }
     spb_payload_free(&p);
     if(answer)

@@ -66,6 +66,19 @@ void ep_nbirth_request(struct ep_edge *e, uint64_t bdseq,
 void ep_ddata_installed(struct ep_edge *e, const struct ep_device *d,
                         const char *installed);
 void ep_ddeath(struct ep_edge *e, const struct ep_device *d);
+/* Renewal (DESIGN §4.1): a DBIRTH with Provisioning/State RENEWAL_NEEDED
+ * and null CSRs; DDATA RenewRequest; DDATA RenewCSR + ChallengeSignature
+ * (NDATA for the node-level device). */
+void ep_dbirth_renewal(struct ep_edge *e, const struct ep_device *d);
+void ep_ddata_renew_request(struct ep_edge *e, const struct ep_device *d,
+                            const char *cert_pem);
+void ep_ddata_renew_answer(struct ep_edge *e, const struct ep_device *d,
+                           const char *csr_pem, const uint8_t *sig,
+                           size_t sig_len);
+/* The device's answer: `key` signs nonce || SHA-256(CSR DER) with
+ * SHA-256 (DER ECDSA); returns the signature's length. */
+size_t ep_sign_challenge(EVP_PKEY *key, const uint8_t nonce[32],
+                         const char *csr_pem, uint8_t *sig, size_t cap);
 
 /* One answer of linecert's. */
 struct ep_dcmd {
@@ -73,6 +86,9 @@ struct ep_dcmd {
   char status[128];
   char request_id[64];
   char fpr[2][65];          /* SHA-256 of each certificate's DER, hex */
+  char pem[2][4096];        /* the certificates themselves */
+  uint8_t challenge[32];    /* Provisioning/Challenge, when has_challenge */
+  bool has_challenge;
 };
 
 /* The next DCMD of our node, or NCMD answer to the node itself as a

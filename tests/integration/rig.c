@@ -340,8 +340,11 @@ static bool check_role(struct cert_ctx *c, const struct sm_device *d,
             subject_is_serial(x, d->serial) &&
             key_matches(x, d->key_fpr[role]);
   if(ok && role == CA_ROLE_BOOTSTRAP) {
+    /* Good for client authentication only (renewal), not any purpose. */
     int days = validity_days(x);
-    ok = days >= 3650 && days <= 15 * 366;
+    ok = days >= 3650 && days <= 15 * 366 &&
+         (X509_get_extension_flags(x) & EXFLAG_XKUSAGE) &&
+         X509_get_extended_key_usage(x) == XKU_SSL_CLIENT;
   }
   if(ok && role == CA_ROLE_OPERATIONAL) {
     int days = validity_days(x);
@@ -452,7 +455,21 @@ static lc_err count_issued(void *ctx, const struct aud_record *rec)
   json_t *d = json_loads(rec->details, 0, NULL);
   const char *role = json_string_value(json_object_get(d, "role"));
   json_int_t gen = json_integer_value(json_object_get(d, "generation"));
-  if(role && gen == 1) {
+  const char *why = json_string_value(json_object_get(d, "reason"));
+  if(why && !strcmp(why, "renewal")) {
+    /* A renewal's certificate: one per renewal number. */
+    char key[300];
+    snprintf(key, sizeof(key), "%s renewal %lld", rec->device,
+             (long long)json_integer_value(json_object_get(d, "renewal")));
+    json_t *per = json_object_get(a->issued, key);
+    if(!per) {
+      per = json_pack("{s:i, s:i}", "bootstrap", 1, "operational", 0);
+      json_object_set_new(a->issued, key, per);
+    }
+    json_int_t n = json_integer_value(json_object_get(per, "operational"));
+    json_object_set_new(per, "operational", json_integer(n + 1));
+  }
+  else if(role && gen == 1) {
     json_t *per = json_object_get(a->issued, rec->device);
     if(!per) {
       per = json_object();
@@ -504,4 +521,39 @@ long long rig_sql_number(struct rig *r, const char *sql)
   sqlite3_finalize(st);
   sqlite3_close(db);
   return v;
+}
+
+/* libfaketime, as tools/setup-debian.sh installs it (Debian's path for
+ * this architecture). */
+static const char *faketime_lib(void)
+{
+  static const char *const paths[] = {
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/faketime/libfaketimeMT.so.1"};
+  for(size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+    if(access(paths[i], R_OK) == 0)
+      return paths[i];
+  return NULL;
+}
+
+void rig_faketime(struct rig *r, long days)
+{
+  static char preload[200], faketime[32];
+  static const char *env[5];
+  if(!days) {
+    r->linecert_env = NULL;
+    return;
+  }
+  const char *lib = faketime_lib();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(lib);
+  snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", lib);
+  snprintf(faketime, sizeof(faketime), "FAKETIME=%+ldd", days);
+  env[0] = preload;
+  env[1] = faketime;
+  /* Timers and timeouts keep real time; only the wall clock moves. */
+  env[2] = "FAKETIME_DONT_FAKE_MONOTONIC=1";
+  env[3] = "ASAN_OPTIONS=verify_asan_link_order=0";
+  env[4] = NULL;
+  r->linecert_env = env;
 }

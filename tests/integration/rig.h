@@ -31,6 +31,11 @@ struct rig {
                              local CA's <data-dir>/ca/root.pem */
 };
 
+/* linecert's wall clock `days` ahead of ours (libfaketime; 0 = real
+ * time) from its next start on: certificates it issues and checks are
+ * dated then. Monotonic time is not moved. */
+void rig_faketime(struct rig *r, long days);
+
 /* Make the temp dir and start Mosquitto. CUnit-fatal on failure. */
 void rig_init(struct rig *r);
 /* The same, with lines added to Mosquitto's conf (lc_mosq_start()),
@@ -76,7 +81,8 @@ uint64_t rig_check_certificates_root(struct rig *r, const char *prefix,
 /* The audit chain verifies with the stored public key; returns records. */
 uint64_t rig_check_audit(struct rig *r);
 /* For each device with `prefix`: number of "issued" audit records of
- * generation 1 per role must be exactly 1. Returns devices checked. */
+ * generation 1 per role must be exactly 1, and of each of its renewals
+ * exactly 1 (operational). Returns devices and renewals checked. */
 uint64_t rig_check_issued_once(struct rig *r, const char *prefix);
 /* Does the file contain `needle`? */
 bool rig_file_contains(const char *path, const char *needle);

@@ -387,37 +387,12 @@ static long gauge_value(const char *text, const char *name)
   return p ? (long)(strtoll(p + strlen(want), NULL, 10) / 86400) : LONG_MIN;
 }
 
-/* libfaketime, as tools/setup-debian.sh installs it (Debian's path for
- * this architecture, found through the dynamic loader's own list). */
-static const char *faketime_lib(void)
-{
-  static const char *const paths[] = {
-    "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
-    "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
-    "/usr/lib/faketime/libfaketimeMT.so.1"};
-  for(size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
-    if(access(paths[i], R_OK) == 0)
-      return paths[i];
-  return NULL;
-}
-
 /* Start linecert `days` days in the future (libfaketime), serving HTTP
  * on `listen`, and read /metrics once the gauges are there. */
 static void start_at(struct rig *r, const char *listen, uint16_t port,
                      int days, struct body *b)
 {
-  static char preload[200], faketime[32];
-  static const char *env[5];
-  const char *lib = faketime_lib();
-  CU_ASSERT_PTR_NOT_NULL_FATAL(lib);
-  snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", lib);
-  snprintf(faketime, sizeof(faketime), "FAKETIME=+%dd", days);
-  env[0] = preload;
-  env[1] = faketime;
-  env[2] = "FAKETIME_DONT_FAKE_MONOTONIC=1";
-  env[3] = "ASAN_OPTIONS=verify_asan_link_order=0";
-  env[4] = NULL;
-  r->linecert_env = days ? env : NULL;
+  rig_faketime(r, days);
   const char *args[] = {"--http", listen, NULL};
   rig_start_linecert(r, args);
   CU_ASSERT_TRUE(wait_status(port, "/readyz", 200, 10000));

@@ -127,12 +127,9 @@ static void make_pki(struct trig *t)
   pki_path(t, "linecert.key", t->lc_key, sizeof(t->lc_key));
 }
 
-/* Copy the deployment ACL unchanged next to the certificates. */
-static void install_acl(const struct trig *t)
+static void copy_file(const char *src, const char *dst)
 {
-  char dst[400];
-  pki_path(t, "linecert-line.acl", dst, sizeof(dst));
-  FILE *in = fopen(DEPLOY_ACL, "r"), *out = fopen(dst, "w");
+  FILE *in = fopen(src, "r"), *out = fopen(dst, "w");
   CU_ASSERT_PTR_NOT_NULL_FATAL(in);
   CU_ASSERT_PTR_NOT_NULL_FATAL(out);
   char buf[4096];
@@ -141,6 +138,19 @@ static void install_acl(const struct trig *t)
     CU_ASSERT_EQUAL_FATAL(fwrite(buf, 1, n, out), n);
   fclose(in);
   CU_ASSERT_EQUAL_FATAL(fclose(out), 0);
+}
+
+/* Copy the deployment ACL unchanged next to the certificates, and make
+ * the listener's client-anchors.pem: here only the line CA, which signs
+ * linecert and the edge nodes (linecert-client-anchors.sh -c). Which
+ * device certificates it admits is test_broker_roles.c's subject. */
+static void install_files(const struct trig *t)
+{
+  char dst[400];
+  pki_path(t, "linecert-line.acl", dst, sizeof(dst));
+  copy_file(DEPLOY_ACL, dst);
+  pki_path(t, "client-anchors.pem", dst, sizeof(dst));
+  copy_file(t->ca, dst);
 }
 
 /* Replace every `from` in `line` by `to`, into out. */
@@ -213,7 +223,7 @@ static void trig_init(struct trig *t, bool debug_log)
   snprintf(t->r.data_dir, sizeof(t->r.data_dir), "%s/data", t->r.dir);
   snprintf(t->pki, sizeof(t->pki), "%s/pki", t->r.dir);
   make_pki(t);
-  install_acl(t);
+  install_files(t);
   t->r.mosq = start_broker(t, "server", debug_log);
   snprintf(t->url, sizeof(t->url), "ssl://127.0.0.1:%u",
            (unsigned)lc_mosq_port(t->r.mosq));

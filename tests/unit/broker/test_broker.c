@@ -51,7 +51,7 @@ static void test_config_defaults_pass_their_own_checks(void)
   CU_ASSERT_EQUAL(cfg.profile[CA_ROLE_BOOTSTRAP].validity_days, 5475);
   CU_ASSERT_EQUAL(cfg.profile[CA_ROLE_OPERATIONAL].validity_days, 365);
   CU_ASSERT_TRUE(cfg.profile[CA_ROLE_OPERATIONAL].client_auth);
-  CU_ASSERT_FALSE(cfg.profile[CA_ROLE_BOOTSTRAP].client_auth);
+  CU_ASSERT_TRUE(cfg.profile[CA_ROLE_BOOTSTRAP].client_auth);
 }
 
 static void test_config_values_and_errors(void)
