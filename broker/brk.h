@@ -78,6 +78,19 @@ struct brk_ca_remote {
   struct brk_ca_role role[CA_ROLE_COUNT];
 };
 
+/* [gateway] mode (docs/gateway.md): who terminates the devices' mutual
+ * TLS. */
+enum brk_gw_mode { BRK_GW_MODE_PROXY, BRK_GW_MODE_DIRECT };
+#define BRK_GW_PROXIES_MAX 32         /* entries of trusted_proxies */
+
+/* One trusted_proxies entry: an address and a prefix length (an address
+ * alone is a /32 or /128). IPv4 is kept as an IPv4-mapped IPv6 address,
+ * so one match covers a peer of either family. */
+struct brk_cidr {
+  unsigned char addr[16];
+  unsigned prefix;                   /* 0..128, over the mapped form */
+};
+
 /* "ejbca", "awspca", "gcpcas" ("" for none). */
 const char *brk_ca_type_name(enum brk_ca_type t);
 
@@ -150,6 +163,14 @@ struct brk_config {
   char ca_pkcs11_module[BRK_PATH_MAX];  /* "" = key files */
   char ca_pkcs11_token[SM_ID_MAX + 1];  /* token label; "" = the only one */
   char ca_pkcs11_key_label[CA_ROLE_COUNT][SM_ID_MAX + 1];
+  /* [gateway] the devices' HTTPS renewal endpoint (docs/gateway.md) */
+  char gw_listen[64];              /* "0.0.0.0:8443"; "" = no gateway */
+  enum brk_gw_mode gw_mode;
+  char gw_trusted_proxies[1024];   /* proxy: addresses/CIDRs, comma-sep. */
+  char gw_tls_cert_file[BRK_PATH_MAX];
+  char gw_tls_key_file[BRK_PATH_MAX];
+  char gw_client_ca_file[BRK_PATH_MAX]; /* direct: "" = the local CA's */
+  unsigned gw_max_body_bytes;
 };
 
 /* The [ca.<name>] section called `name`, or NULL. */
@@ -189,6 +210,17 @@ lc_err brk_config_check_files(const struct brk_config *cfg, char *err,
 struct sockaddr_in;
 lc_err brk_listen_parse(const char *listen, struct sockaddr_in *sa)
   LC_NODISCARD;
+/* [gateway] trusted_proxies: comma-separated IPv4/IPv6 addresses and
+ * CIDRs (spaces around entries allowed), at most cap entries, into out
+ * (may be NULL to check only) and *n. LC_EINVAL with the offending entry
+ * in why. The config check and the gateway use this one parser. */
+lc_err brk_cidr_list_parse(const char *list, struct brk_cidr *out, size_t cap,
+                           size_t *n, char *why, size_t whycap) LC_NODISCARD;
+/* Is the socket address `sa` (AF_INET or AF_INET6) in one of the n
+ * entries? */
+struct sockaddr;
+bool brk_cidr_match(const struct brk_cidr *list, size_t n,
+                    const struct sockaddr *sa);
 /* Print every setting as INI to `out` (FILE *). */
 void brk_config_print(const struct brk_config *cfg, void *out);
 

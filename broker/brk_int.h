@@ -124,7 +124,9 @@ struct brk_stats {
     dcmd_sent, installed_mismatch, commits, commit_failures, audit_records,
     publish_failures, session_dropped, session_held, rebirths_sent,
     nodes_offline, devices_offline, retrying_sent, revocations,
-    renew_challenges, renew_notices, renewals;
+    renew_challenges, renew_notices, renewals,
+    gw_requests, gw_untrusted_headers, gw_no_identity, gw_refused_tls,
+    gw_busy;
   atomic_ullong renew_rejected[BRK_RENEW_REASONS];
 };
 
@@ -499,6 +501,8 @@ struct brk {
   struct brk_lock lock;               /* the data directory's */
   struct lc_queue *ctl_q;             /* operator requests, to the loop */
   struct brk_ctl *ctl;                /* the control socket's thread */
+  struct lc_queue *gw_q;              /* gateway requests, to the loop */
+  struct brk_gw *gw;                  /* the gateway's daemon */
   /* the open batch */
   bool in_txn, txn_failed;
   struct brk_fx *fx;
@@ -736,6 +740,108 @@ void brk__ca_life(const struct brk *b, uint64_t now_ms,
  * BRK_CA_COVER_WARN_DAYS, an error once it covers none. */
 void brk__ca_life_watch(struct brk *b, uint64_t now_ms);
 
+/* ---- a request handed to the loop and its answer (reply.c) -------------------- */
+
+/* One thread (control socket, gateway) hands a request to the loop and
+ * waits for its answer; the loop answers with brk__reply_done(). A
+ * waiter that stops waiting (brk__reply_wait() timed out) abandons the
+ * request: it then belongs to the loop, which frees it when it gets to
+ * it. */
+struct brk_reply {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool done, abandoned;
+};
+
+void brk__reply_init(struct brk_reply *r);
+void brk__reply_destroy(struct brk_reply *r);
+/* Wait up to timeout_ms (-1: until answered). True when answered; false
+ * when the wait timed out, and then the request is abandoned. */
+bool brk__reply_wait(struct brk_reply *r, int timeout_ms);
+/* Loop side: answered. True when the waiter had abandoned the request:
+ * the caller frees it. */
+bool brk__reply_done(struct brk_reply *r);
+
+/* ---- the devices' HTTPS gateway (gateway.c, gateway_identity.c; docs/gateway.md) - */
+
+enum brk_gw_route { BRK_GW_RENEW, BRK_GW_SELF, BRK_GW_TRUST_BUNDLE, BRK_GW_OTHER };
+
+/* Who is asking, as the gateway established it before the loop sees the
+ * request: in direct mode the TLS client certificate, its chain verified
+ * here with OpenSSL; in proxy mode the headers of a trusted proxy. */
+struct brk_gw_identity {
+  bool present;
+  char *cert_pem;           /* owned leaf PEM when known: direct mode, or
+                               RFC 9440 Client-Cert; NULL otherwise */
+  char issuer_dn[512];      /* RFC 2253 one-line (XN_FLAG_RFC2253) */
+  char serial_hex[41];      /* lower-case, two digits per octet, no
+                               colons, no leading zero octet */
+  char subject_dn[512];     /* RFC 2253 one-line */
+};
+
+struct brk_gw_req {
+  enum brk_gw_route route;
+  char path[128];
+  struct brk_gw_identity id;
+  char *csr_pem;            /* owned, NUL-terminated (RENEW) */
+  size_t csr_len;
+  /* answer (loop): */
+  unsigned status;
+  json_t *body;             /* owned; {"error":...} or the result */
+  unsigned retry_after_s;   /* 0: no Retry-After */
+  struct brk_reply reply;   /* gateway.c's business, not the loop's */
+};
+
+/* Loop thread: answer r (renew.c): status, body, retry_after_s. */
+void brk__gw_run(struct brk *b, struct brk_gw_req *r);
+/* Loop thread: every request queued on b->gw_q, each through
+ * brk__gw_run() and handed back to its connection. */
+void brk__gw_run_queued(struct brk *b);
+/* Answer every queued request 503 {"error":"stopping"}. */
+void brk__gw_drain(struct lc_queue *q);
+
+struct brk_gw;
+/* Serve the gateway on cfg->gw_listen, queueing requests on b->gw_q.
+ * LC_ECONFIG when its files cannot be loaded (logged). */
+lc_err brk__gw_start(struct brk *b, struct brk_gw **out) LC_NODISCARD;
+/* Stop the daemon (its connections end; a request still waiting gives
+ * up). b->gw_q must be closed and drained first. NULL-safe. */
+void brk__gw_stop(struct brk_gw *g);
+
+/* The identity headers of a request from a trusted proxy, NULL when
+ * absent. Names are the defaults of docs/gateway.md. */
+struct brk_gw_headers {
+  const char *verified;     /* X-Client-Cert-Chain-Verified */
+  const char *issuer;       /* X-Client-Cert-Issuer: base64 DER Name */
+  const char *subject;      /* X-Client-Cert-Subject-DN: base64 DER Name */
+  const char *serial;       /* X-Client-Cert-Serial-Number: hex */
+  const char *client_cert;  /* Client-Cert: RFC 9440 :base64 DER: */
+};
+/* The identity the headers carry. NULL and *id filled (present); or the
+ * reason there is none: "no_client_certificate" (no identity headers),
+ * "chain_not_verified", "bad_identity_header". id is cleaned up first. */
+const char *brk__gw_identity_from_headers(const struct brk_gw_headers *h,
+                                         struct brk_gw_identity *id);
+/* The identity of a DER leaf presented to linecert itself (direct
+ * mode): NULL and *id filled when it chains to `trust` (an X509_STORE
+ * *) for purpose sslclient at now_s (seconds since the epoch); else
+ * "renew_expired" (the leaf is out of its validity), "renew_foreign_ca"
+ * (no chain to the configured CAs) or "bad_certificate". chain: the
+ * other certificates the client sent (DER), as untrusted helpers. */
+struct brk_gw_der {
+  const unsigned char *der;
+  size_t len;
+};
+const char *brk__gw_identity_from_tls(void *trust,
+                                     const struct brk_gw_der *certs,
+                                     size_t n_certs, int64_t now_s,
+                                     struct brk_gw_identity *id);
+/* An X509_STORE of every certificate in the files (PEM), NULL-ended
+ * list. NULL on failure (logged). Free with brk__gw_trust_free(). */
+void *brk__gw_trust_load(const char *const paths[]);
+void brk__gw_trust_free(void *trust);
+void brk__gw_identity_cleanup(struct brk_gw_identity *id);
+
 /* ---- the control channel (control.c, operator.c) -------------------------------- */
 
 /* An operator request on its way to the loop and back. */
@@ -744,9 +850,7 @@ struct brk_ctl_req {
   unsigned uid;             /* the peer, from SO_PEERCRED */
   long pid;
   json_t *answer;           /* owned, set by brk__ctl_answer() */
-  bool done;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
+  struct brk_reply reply;
 };
 
 struct brk_ctl;

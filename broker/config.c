@@ -43,6 +43,9 @@ struct opt {
   const char *const *names;  /* OPT_ENUM */
   const char *why;           /* OPT_ENUM */
   unsigned types;            /* [ca.<name>] keys: bit per brk_ca_type */
+  /* OPT_STR: NULL or why the value is refused (written into buf), so
+   * that the error names the line */
+  const char *(*check)(const char *value, char *buf, size_t cap);
 };
 
 #define STR(sec, key, field)                                            \
@@ -51,6 +54,10 @@ struct opt {
 #define UINT(sec, key, field, lo, hi)                                   \
   {sec, key, OPT_UINT, offsetof(struct brk_config, field),              \
    sizeof(unsigned), lo, hi}
+#define STR_CHECKED(sec, name, field, fn)                               \
+  {.section = sec, .key = name, .type = OPT_STR,                        \
+   .offset = offsetof(struct brk_config, field),                        \
+   .size = sizeof(((struct brk_config *)0)->field), .check = fn}
 #define BOOL(sec, key, field)                                           \
   {sec, key, OPT_BOOL, offsetof(struct brk_config, field), sizeof(bool), \
    0, 1}
@@ -86,6 +93,7 @@ _Static_assert(sizeof(enum brk_mqtt_version) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum brk_tls_version) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum sm_reprovision) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum lc_ident_policy) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum brk_gw_mode) == sizeof(int), "enum size");
 
 /* Indexed by the enums of brk.h. */
 static const char *const mqtt_version_names[] = {"3.1.1", "5"};
@@ -94,6 +102,20 @@ static const char *const reprovision_names[] = {"deny", "reissue"};
 static const char *const ident_names[] = {"ascii", "utf8"};
 static const char *const ca_type_names[] = {"", "ejbca", "awspca", "gcpcas"};
 static const char *const tier_names[] = {"enterprise", "devops"};
+static const char *const gw_mode_names[] = {"proxy", "direct"};
+
+/* [gateway] trusted_proxies, parsed as the gateway will. */
+static const char *proxies_problem(const char *value, char *buf, size_t cap)
+{
+  size_t n;
+  char why[96];
+  if(brk_cidr_list_parse(value, NULL, BRK_GW_PROXIES_MAX, &n, why,
+                         sizeof(why)) == LC_OK)
+    return NULL;
+  snprintf(buf, cap, "%s (addresses and CIDRs, IPv4 or IPv6, comma-"
+           "separated, at most %d)", why, BRK_GW_PROXIES_MAX);
+  return buf;
+}
 
 const char *brk_ca_type_name(enum brk_ca_type t)
 {
@@ -178,6 +200,14 @@ static const struct opt options[] = {
   UINT("policy", "renew_jitter_s", policy.renew_jitter_s, 0, 31536000),
   UINT("policy", "renew_max_per_s", renew_max_per_s, 1, 100000),
   UINT("policy", "renew_max_overdue_days", renew_max_overdue_days, 0, 36500),
+  STR("gateway", "listen", gw_listen),
+  ENUM("gateway", "mode", gw_mode, gw_mode_names, "must be proxy or direct"),
+  STR_CHECKED("gateway", "trusted_proxies", gw_trusted_proxies,
+              proxies_problem),
+  STR("gateway", "tls_cert_file", gw_tls_cert_file),
+  STR("gateway", "tls_key_file", gw_tls_key_file),
+  STR("gateway", "client_ca_file", gw_client_ca_file),
+  UINT("gateway", "max_body_bytes", gw_max_body_bytes, 1024, 1u << 20),
 };
 
 #define R_ROLE(rn, idx)                                                \
@@ -294,6 +324,8 @@ void brk_config_defaults(struct brk_config *cfg)
   cfg->challenge_ttl_s = 300;
   cfg->ca_crl_days = 7;
   cfg->renew_max_per_s = 20;
+  cfg->gw_mode = BRK_GW_MODE_PROXY;
+  cfg->gw_max_body_bytes = 16384;
 }
 
 static bool parse_bool(const char *v, bool *out)
@@ -380,6 +412,7 @@ struct parse_ctx {
   struct brk_config *cfg;
   char key[96];
   const char *reason;
+  char why[256];                   /* a check's reason (OPT_STR) */
   bool seen[N_OPTIONS];
   bool ca_seen[BRK_CA_MAX][N_CA_OPTIONS];
 };
@@ -472,6 +505,8 @@ static int on_ini_entry(void *user, const char *section, const char *name,
       continue;
     ctx->reason = mark_seen(options, N_OPTIONS, ctx->seen, i)
                     ? set_option(ctx->cfg, o, value) : SET_TWICE;
+    if(!ctx->reason && o->check)
+      ctx->reason = o->check(value, ctx->why, sizeof(ctx->why));
     return ctx->reason == NULL;
   }
   ctx->reason = "unknown setting";
@@ -776,6 +811,48 @@ static const char *ca_files_problem(const struct brk_ca_remote *r,
   return NULL;
 }
 
+/* [gateway]: what a mode needs. The files are opened by
+ * brk_config_check_files(). */
+static const char *gateway_problem(const struct brk_config *cfg,
+                                   const char **why)
+{
+  bool direct = cfg->gw_mode == BRK_GW_MODE_DIRECT;
+  if(!cfg->gw_listen[0])
+    return NULL;
+  if(brk_listen_parse(cfg->gw_listen, NULL) != LC_OK)
+    return *why = "must be IPv4-address:port with a port 0..65535 (0 = "
+                  "any)", "gateway.listen";
+  if(cfg->http_listen[0] && !strcmp(cfg->http_listen, cfg->gw_listen) &&
+     strcmp(strrchr(cfg->gw_listen, ':'), ":0") != 0)
+    return *why = "the same address as service.http_listen",
+           "gateway.listen";
+  if(direct && (!cfg->gw_tls_cert_file[0] || !cfg->gw_tls_key_file[0]))
+    return *why = "required in direct mode (linecert terminates the "
+                  "devices' TLS)",
+           cfg->gw_tls_cert_file[0] ? "gateway.tls_key_file"
+                                    : "gateway.tls_cert_file";
+  if(!direct && !cfg->gw_trusted_proxies[0])
+    return *why = "required in proxy mode (without it no request has an "
+                  "identity)", "gateway.trusted_proxies";
+  if(direct && cfg->gw_trusted_proxies[0])
+    return *why = "only in proxy mode (direct mode takes no identity "
+                  "from headers)", "gateway.trusted_proxies";
+  if(!direct && cfg->gw_client_ca_file[0])
+    return *why = "only in direct mode (in proxy mode the proxy verifies "
+                  "the client certificate)", "gateway.client_ca_file";
+  if(!!cfg->gw_tls_cert_file[0] != !!cfg->gw_tls_key_file[0])
+    return *why = "tls_cert_file and tls_key_file go together",
+           cfg->gw_tls_cert_file[0] ? "gateway.tls_key_file"
+                                    : "gateway.tls_cert_file";
+  bool local = !strcmp(cfg->ca_adapter[CA_ROLE_BOOTSTRAP], "local") &&
+               !strcmp(cfg->ca_adapter[CA_ROLE_OPERATIONAL], "local");
+  if(direct && !local && !cfg->gw_client_ca_file[0])
+    return *why = "required in direct mode when a role uses a remote CA "
+                  "(the default is the local issuing CAs)",
+           "gateway.client_ca_file";
+  return NULL;
+}
+
 /* The local CA already in data_dir may be older and shorter-lived than
  * a new one (issuing CAs lasted 20 years before): a profile longer than
  * its whole life could never be issued. A CA not made yet, or one that
@@ -827,6 +904,15 @@ lc_err brk_config_check_files(const struct brk_config *cfg, char *err,
     key = "ca.trust_bundle";
   for(unsigned i = 0; !key && i < cfg->n_ca_remote; i++)
     key = ca_files_problem(&cfg->ca_remote[i], &why, buf, sizeof(buf));
+  const struct {
+    const char *key, *path;
+  } gw[] = {{"gateway.tls_cert_file", cfg->gw_tls_cert_file},
+            {"gateway.tls_key_file", cfg->gw_tls_key_file},
+            {"gateway.client_ca_file", cfg->gw_client_ca_file}};
+  for(size_t i = 0; !key && cfg->gw_listen[0] && i < 3; i++)
+    if(gw[i].path[0] &&
+       (why = tls_file_unreadable(gw[i].path, buf, sizeof(buf))))
+      key = gw[i].key;
   if(!key)
     return local_ca_problem(cfg, err, errcap);
   snprintf(err, errcap, "%s: %s", key, why);
@@ -989,6 +1075,8 @@ lc_err brk_config_check(const struct brk_config *cfg, char *err,
     key = ca_problem(cfg, &why, buf, sizeof(buf));
   if(!key)
     key = local_profile_problem(cfg, &why, buf, sizeof(buf));
+  if(!key)
+    key = gateway_problem(cfg, &why);
   if(!key)
     return LC_OK;
   snprintf(err, errcap, "%s: %s", key, why);

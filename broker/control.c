@@ -64,8 +64,7 @@ static struct brk_ctl_req *req_new(json_t *msg, const struct ucred *peer)
   r->msg = msg;
   r->uid = (unsigned)peer->uid;
   r->pid = (long)peer->pid;
-  pthread_mutex_init(&r->mu, NULL);
-  pthread_cond_init(&r->cv, NULL);
+  brk__reply_init(&r->reply);
   return r;
 }
 
@@ -73,18 +72,15 @@ static void req_free(struct brk_ctl_req *r)
 {
   json_decref(r->msg);
   json_decref(r->answer);
-  pthread_mutex_destroy(&r->mu);
-  pthread_cond_destroy(&r->cv);
+  brk__reply_destroy(&r->reply);
   lc_free(r);
 }
 
 void brk__ctl_answer(struct brk_ctl_req *r, json_t *answer)
 {
-  pthread_mutex_lock(&r->mu);
   r->answer = answer;
-  r->done = true;
-  pthread_cond_signal(&r->cv);
-  pthread_mutex_unlock(&r->mu);
+  /* The control thread waits without a bound: never abandoned. */
+  (void)brk__reply_done(&r->reply);
 }
 
 json_t *brk__ctl_error(const char *fmt, ...)
@@ -199,10 +195,7 @@ static void serve_one(struct brk_ctl *c, int fd)
   /* Once queued the loop always answers: in turn, or with "stopping"
    * when it shuts down (brk__ctl_drain()), before this thread is
    * joined. */
-  pthread_mutex_lock(&r->mu);
-  while(!r->done)
-    pthread_cond_wait(&r->cv, &r->mu);
-  pthread_mutex_unlock(&r->mu);
+  (void)brk__reply_wait(&r->reply, -1);
   send_answer(fd, r->answer);
   req_free(r);
 }

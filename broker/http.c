@@ -199,6 +199,21 @@ static void metrics_counters(struct text *t, struct brk *b)
           "store transactions rolled back", C(commit_failures));
   counter(t, "linecert_audit_records_total", "audit records written",
           C(audit_records));
+  counter(t, "linecert_gateway_requests_total",
+          "requests to the devices' HTTPS gateway", C(gw_requests));
+  counter(t, "linecert_gateway_no_identity_total",
+          "gateway requests answered without the loop for want of an "
+          "identity (401) or with a TLS certificate refused (403)",
+          C(gw_no_identity));
+  counter(t, "linecert_gateway_refused_certificates_total",
+          "direct mode: client certificates whose chain did not verify",
+          C(gw_refused_tls));
+  counter(t, "linecert_gateway_untrusted_headers_total",
+          "gateway requests with identity headers from a peer outside "
+          "trusted_proxies (ignored)", C(gw_untrusted_headers));
+  counter(t, "linecert_gateway_busy_total",
+          "gateway requests answered 429/503 (queue full, or the loop did "
+          "not answer within 10 s)", C(gw_busy));
   metrics_lifecycle(t, b);
 }
 

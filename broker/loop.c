@@ -121,11 +121,13 @@ static void run_operator_requests(struct brk *b)
 
 void brk__loop_run(struct brk *b)
 {
-  struct pollfd fds[3] = {{.fd = lc_queue_fd(b->inbox), .events = POLLIN},
+  struct pollfd fds[4] = {{.fd = lc_queue_fd(b->inbox), .events = POLLIN},
                           {.fd = lc_queue_fd(b->results), .events = POLLIN},
-                          {.fd = lc_queue_fd(b->ctl_q), .events = POLLIN}};
+                          {.fd = lc_queue_fd(b->ctl_q), .events = POLLIN},
+                          {.fd = b->gw_q ? lc_queue_fd(b->gw_q) : -1,
+                           .events = POLLIN}};
   while(!stop_requested) {
-    int pr = poll(fds, 3, 100);
+    int pr = poll(fds, 4, 100);
     if(pr < 0 && errno != EINTR) {
       lc_log(LC_ERROR, "loop", "op=poll errno=%d", errno);
       break;
@@ -137,6 +139,7 @@ void brk__loop_run(struct brk *b)
       brk__batch_end(b);
     brk__batch_end(b);
     run_operator_requests(b);
+    brk__gw_run_queued(b);
     uint64_t now = lc_now_ms();
     if(b->session == BRK_ONLINE && now >= b->next_timer_scan) {
       brk__fire_timers(b, now);

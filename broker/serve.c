@@ -179,6 +179,31 @@ static lc_err open_control(struct brk *b)
   return LC_OK;
 }
 
+/* The devices' HTTPS gateway (gateway.c), when [gateway] listen is set.
+ * Its queue holds what its connections may have out at once; a full
+ * queue is answered 429. */
+static lc_err open_gateway(struct brk *b)
+{
+  lc_err rc = lc_queue_new(b->cfg->http_max_connections, &b->gw_q);
+  if(rc == LC_OK)
+    rc = brk__gw_start(b, &b->gw);
+  return rc;
+}
+
+/* No connection waits on a request still queued: each is answered
+ * "stopping" before the daemon (and its threads) is stopped. */
+static void close_gateway(struct brk *b)
+{
+  if(b->gw_q) {
+    lc_queue_close(b->gw_q);
+    brk__gw_drain(b->gw_q);
+  }
+  brk__gw_stop(b->gw);
+  b->gw = NULL;
+  lc_queue_free(b->gw_q);
+  b->gw_q = NULL;
+}
+
 static lc_err resume_one(void *ctx, struct sm_device *sm)
 {
   struct brk *b = ctx;
@@ -240,6 +265,8 @@ static lc_err start(struct brk *b)
     rc = brk__http_start(b, b->cfg->http_listen, &b->http);
   if(rc == LC_OK)
     rc = open_control(b);
+  if(rc == LC_OK && b->cfg->gw_listen[0])
+    rc = open_gateway(b);
   return rc;
 }
 
@@ -260,6 +287,7 @@ static void close_control(struct brk *b)
 
 static void stop(struct brk *b)
 {
+  close_gateway(b);
   close_control(b);
   brk__ca_shutdown(b);
   brk__http_stop(b->http);

@@ -8,9 +8,9 @@ set -eu
 PKGS="build-essential cmake pkg-config git
 libpaho-mqtt-dev nanopb libnanopb-dev python3-protobuf
 libssl-dev openssl libsqlite3-dev sqlite3 libcurl4-openssl-dev
-libcunit1-dev libjansson-dev libmicrohttpd-dev libinih-dev libunistring-dev
+libcunit1-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev libinih-dev libunistring-dev
 mosquitto mosquitto-clients prometheus
-libp11-dev softhsm2 libfaketime
+libp11-dev softhsm2 libfaketime faketime nginx-light
 python3 python3-cryptography"
 
 missing=""
