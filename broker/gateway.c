@@ -144,7 +144,16 @@ void brk__gw_run_queued(struct brk *b)
     /* As an operator command: after the batch before it has ended, so
      * what it commits follows the chain's tail. */
     brk__batch_end(b);
+    unsigned long long fails = atomic_load(&b->stats.commit_failures);
     brk__gw_run(b, r);
+    /* What it changed is committed before the client hears of it. */
+    brk__batch_end(b);
+    if(atomic_load(&b->stats.commit_failures) != fails) {
+      r->status = 503;
+      json_decref(r->body);
+      r->body = json_pack("{s:s}", "error", "store");
+      r->retry_after_s = 1;
+    }
     if(!r->status) {
       r->status = 500;
       json_decref(r->body);

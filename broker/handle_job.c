@@ -95,7 +95,13 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
   ev.role = job->role;
   ev.generation = job->generation;
   ev.text = job->request_key; /* an answer for a given-up renewal is stale */
+  enum sm_state before = d->sm->state;
   lc_err rc = brk__apply(b, d, &ev);
+  if(rc == LC_OK && before == SM_RENEW_ISSUING &&
+     d->sm->state == SM_PROVISIONED) {
+    atomic_fetch_add(&b->stats.renewals, 1); /* the gateway's: delivered */
+    lc_log(LC_INFO, "renew", "dev=%s renewed via=gateway", d->key);
+  }
   if(rc == LC_OK && ev.kind == SM_EV_CA_ISSUED)
     brk__unrecorded_note(b, job); /* until the batch commits */
   if(rc == LC_ESTATE) {

@@ -7,6 +7,7 @@
 #include "broker/brk_int.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <time.h>
 
 void brk__reply_init(struct brk_reply *r)
@@ -28,23 +29,38 @@ void brk__reply_destroy(struct brk_reply *r)
   pthread_cond_destroy(&r->cv);
 }
 
+static uint64_t mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 bool brk__reply_wait(struct brk_reply *r, int timeout_ms)
 {
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  if(timeout_ms >= 0) {
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  uint64_t deadline = mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+  pthread_mutex_lock(&r->mu);
+  while(!r->done) {
+    if(timeout_ms < 0) {
+      pthread_cond_wait(&r->cv, &r->mu);
+      continue;
+    }
+    uint64_t now = mono_ms();
+    if(now >= deadline)
+      break;
+    /* The bound is kept by the monotonic clock read here, not by what
+     * the wait returns: a preloaded wall-clock shifter (libfaketime in
+     * the tests) can make pthread_cond_timedwait() time out at once. */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    uint64_t slice = deadline - now < 100 ? deadline - now : 100;
+    until.tv_nsec += (long)slice * 1000000L;
     if(until.tv_nsec >= 1000000000L) {
       until.tv_sec++;
       until.tv_nsec -= 1000000000L;
     }
+    (void)pthread_cond_timedwait(&r->cv, &r->mu, &until);
   }
-  pthread_mutex_lock(&r->mu);
-  int rc = 0;
-  while(!r->done && rc != ETIMEDOUT)
-    rc = timeout_ms < 0 ? pthread_cond_wait(&r->cv, &r->mu)
-                        : pthread_cond_timedwait(&r->cv, &r->mu, &until);
   bool done = r->done;
   if(!done)
     r->abandoned = true;

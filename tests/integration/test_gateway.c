@@ -200,38 +200,45 @@ static lc_err copy_certs(void *ctx, struct sm_device *d)
   return LC_OK;
 }
 
-/* DEVICE provisioned over Sparkplug with keys of ours; its certificates
- * and keys written as PEM files in the rig's directory. */
-static void provision(struct rig *r, struct device_files *f)
+/* Device `id` provisioned over Sparkplug with keys of ours; its
+ * certificates and keys written as PEM files in the rig's directory. */
+static void provision_id(struct rig *r, struct device_files *f,
+                         const char *id)
 {
   EVP_PKEY *kb = EVP_EC_gen("P-256"), *ko = EVP_EC_gen("P-256");
   CU_ASSERT_PTR_NOT_NULL_FATAL(kb);
   CU_ASSERT_PTR_NOT_NULL_FATAL(ko);
   struct ep_edge e;
   struct ep_device d;
-  ep_edge_open(r, &e, LINE, "edge-G", "lc-it-gw");
-  ep_device_init_keys(&d, DEVICE, kb, ko);
+  char client[64];
+  snprintf(client, sizeof(client), "lc-it-gw-%s", id);
+  ep_edge_open(r, &e, LINE, "edge-G", client);
+  ep_device_init_keys(&d, id, kb, ko);
   ep_nbirth(&e, 0);
   ep_dbirth(&e, &d);
   struct ep_dcmd c;
-  CU_ASSERT_TRUE_FATAL(ep_wait_dcmd(&e, DEVICE, &c, NULL));
+  CU_ASSERT_TRUE_FATAL(ep_wait_dcmd(&e, id, &c, NULL));
   ep_check_issued(&c);
   ep_acknowledge(&e, &d, &c);
-  CU_ASSERT_TRUE_FATAL(rig_wait_count(r, DEVICE, SM_PROVISIONED, 1,
-                                      EP_WAIT_MS));
+  CU_ASSERT_TRUE_FATAL(rig_wait_count(r, id, SM_PROVISIONED, 1, EP_WAIT_MS));
   ep_edge_close(&e);
   ep_device_cleanup(&d);
-  snprintf(f->boot_cert, sizeof(f->boot_cert), "%s/boot.pem", r->dir);
-  snprintf(f->boot_key, sizeof(f->boot_key), "%s/boot.key", r->dir);
-  snprintf(f->op_cert, sizeof(f->op_cert), "%s/op.pem", r->dir);
-  snprintf(f->op_key, sizeof(f->op_key), "%s/op.key", r->dir);
+  snprintf(f->boot_cert, sizeof(f->boot_cert), "%s/%s-boot.pem", r->dir, id);
+  snprintf(f->boot_key, sizeof(f->boot_key), "%s/%s-boot.key", r->dir, id);
+  snprintf(f->op_cert, sizeof(f->op_cert), "%s/%s-op.pem", r->dir, id);
+  snprintf(f->op_key, sizeof(f->op_key), "%s/%s-op.key", r->dir, id);
   write_key(f->boot_key, kb);
   write_key(f->op_key, ko);
-  struct cert_copy cc = {DEVICE, f, 0};
+  struct cert_copy cc = {id, f, 0};
   CU_ASSERT_EQUAL(rig_foreach_device(r, copy_certs, &cc), LC_OK);
   CU_ASSERT_EQUAL_FATAL(cc.found, 1);
   EVP_PKEY_free(kb);
   EVP_PKEY_free(ko);
+}
+
+static void provision(struct rig *r, struct device_files *f)
+{
+  provision_id(r, f, DEVICE);
 }
 
 /* ":" base64(DER) ":" of a PEM certificate (RFC 9440), into buf. */
@@ -379,50 +386,78 @@ static void front_errors(const char *base, const char *cert, const char *key)
 
 /* ---- proxy mode behind nginx ------------------------------------------------------------ */
 
-static void test_proxy_behind_nginx(void)
+/* nginx (deploy/nginx as shipped) in front of linecert's gateway on
+ * gw_port, with its PKI in <rig>/pki and a foreign CA's certificate
+ * with the device's CN (foreign.pem, foreign.key there). */
+struct proxy {
+  struct lc_nginx *ng;
+  struct lc_pki_ca *ca, *foreign;
+  char pki[300], srv_ca[400];
+  char base[64];
+};
+
+static void proxy_start(struct rig *r, uint16_t gw_port, struct proxy *p)
 {
-  struct rig r;
-  rig_init(&r);
+  memset(p, 0, sizeof(*p));
+  char *pki = p->pki, cas[400];
+  snprintf(pki, sizeof(p->pki), "%s/pki", r->dir);
+  CU_ASSERT_EQUAL_FATAL(mkdir(pki, 0700), 0);
+  CU_ASSERT_EQUAL_FATAL(lc_pki_ca_new(pki, "server-ca", "gateway test CA",
+                                      &p->ca), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(lc_pki_issue(p->ca, pki, "server", "localhost",
+                                     LC_PKI_SERVER, NULL), LC_OK);
+  /* A CA of an attacker's, and a certificate with the device's CN. */
+  CU_ASSERT_EQUAL_FATAL(lc_pki_ca_new(pki, "foreign-ca",
+                                      "linecert bootstrap issuing CA",
+                                      &p->foreign), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(lc_pki_issue(p->foreign, pki, "foreign", DEVICE,
+                                     LC_PKI_CLIENT, ""), LC_OK);
+  snprintf(cas, sizeof(cas), "%s/client-cas.pem", pki);
+  client_cas(r, cas);
+  snprintf(p->srv_ca, sizeof(p->srv_ca), "%s/server-ca.pem", pki);
+  ca_file = p->srv_ca;
+  static char store[256][2048];
+  const char *lines[257];
+  deploy_conf(pki, gw_port, store, lines, 257);
+  CU_ASSERT_EQUAL_FATAL(lc_nginx_start(lines, &p->ng), LC_OK);
+  snprintf(p->base, sizeof(p->base), "https://127.0.0.1:%u",
+           (unsigned)lc_nginx_port(p->ng));
+}
+
+static void proxy_stop(struct proxy *p)
+{
+  CU_ASSERT_EQUAL(lc_nginx_stop(p->ng), LC_OK);
+  lc_pki_ca_free(p->foreign);
+  lc_pki_ca_free(p->ca);
+  ca_file = NULL;
+}
+
+/* linecert with its gateway in proxy mode behind 127.0.0.1; its port. */
+static uint16_t start_proxied(struct rig *r)
+{
   uint16_t gw_port;
   CU_ASSERT_EQUAL_FATAL(lc_proc_free_port(&gw_port), LC_OK);
   char gw[256];
   snprintf(gw, sizeof(gw), "listen = 127.0.0.1:%u\nmode = proxy\n"
            "trusted_proxies = 127.0.0.1\n", (unsigned)gw_port);
-  write_config(&r, gw);
-  rig_start_linecert(&r, NULL);
-  CU_ASSERT_TRUE(rig_file_contains(r.log_path, "mod=gateway state=listening"));
+  write_config(r, gw);
+  rig_start_linecert(r, NULL);
+  CU_ASSERT_TRUE(rig_file_contains(r->log_path,
+                                   "mod=gateway state=listening"));
+  return gw_port;
+}
+
+static void test_proxy_behind_nginx(void)
+{
+  struct rig r;
+  rig_init(&r);
+  uint16_t gw_port = start_proxied(&r);
   struct device_files f;
   provision(&r, &f);
-
-  /* nginx's PKI: its server certificate, the devices' CAs. */
-  char pki[300], cas[400], srv_ca[400];
-  snprintf(pki, sizeof(pki), "%s/pki", r.dir);
-  CU_ASSERT_EQUAL_FATAL(mkdir(pki, 0700), 0);
-  struct lc_pki_ca *ca = NULL;
-  CU_ASSERT_EQUAL_FATAL(lc_pki_ca_new(pki, "server-ca", "gateway test CA",
-                                      &ca), LC_OK);
-  CU_ASSERT_EQUAL_FATAL(lc_pki_issue(ca, pki, "server", "localhost",
-                                     LC_PKI_SERVER, NULL), LC_OK);
-  /* A CA of an attacker's, and a certificate with the device's CN. */
-  struct lc_pki_ca *foreign = NULL;
-  CU_ASSERT_EQUAL_FATAL(lc_pki_ca_new(pki, "foreign-ca",
-                                      "linecert bootstrap issuing CA",
-                                      &foreign), LC_OK);
-  CU_ASSERT_EQUAL_FATAL(lc_pki_issue(foreign, pki, "foreign", DEVICE,
-                                     LC_PKI_CLIENT, ""), LC_OK);
-  snprintf(cas, sizeof(cas), "%s/client-cas.pem", pki);
-  client_cas(&r, cas);
-  snprintf(srv_ca, sizeof(srv_ca), "%s/server-ca.pem", pki);
-  ca_file = srv_ca;
-
-  static char store[256][2048];
-  const char *lines[257];
-  deploy_conf(pki, gw_port, store, lines, 257);
-  struct lc_nginx *ng = NULL;
-  CU_ASSERT_EQUAL_FATAL(lc_nginx_start(lines, &ng), LC_OK);
-  char base[64], url[160];
-  snprintf(base, sizeof(base), "https://127.0.0.1:%u",
-           (unsigned)lc_nginx_port(ng));
+  struct proxy px;
+  proxy_start(&r, gw_port, &px);
+  const char *pki = px.pki, *base = px.base;
+  char url[160];
   snprintf(url, sizeof(url), "%s" RENEW, base);
   char foreign_cert[400], foreign_key[400];
   snprintf(foreign_cert, sizeof(foreign_cert), "%s/foreign.pem", pki);
@@ -489,10 +524,7 @@ static void test_proxy_behind_nginx(void)
   expect_error(&a, 403, "client_certificate_refused",
                "foreign certificate with a forged Client-Cert");
 
-  CU_ASSERT_EQUAL(lc_nginx_stop(ng), LC_OK);
-  lc_pki_ca_free(foreign);
-  lc_pki_ca_free(ca);
-  ca_file = NULL;
+  proxy_stop(&px);
   rig_stop_linecert(&r);
   rig_cleanup(&r);
 }
@@ -585,6 +617,217 @@ static void test_direct_mutual_tls(void)
   rig_cleanup(&r);
 }
 
+
+/* ---- renewal through nginx --------------------------------------------------------------- */
+
+/* {"csr": PEM} of a fresh key's CSR with CN=cn; *key the key. */
+static char *renew_body(const char *cn, EVP_PKEY **key)
+{
+  *key = EVP_EC_gen("P-256");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(*key);
+  char *csr = ep_make_csr(cn, *key);
+  json_t *j = json_pack("{s:s}", "csr", csr);
+  char *body = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  free(csr);
+  return body;
+}
+
+static json_t *answer_json(const struct answer *a)
+{
+  return json_loads(a->body, 0, NULL);
+}
+
+/* POST the body until the answer is not 202 (bounded); the last answer
+ * in *a, and how many 202s came first. */
+static int renew_until_done(const char *url, const struct call *c,
+                            struct answer *a)
+{
+  int pending = 0;
+  for(int i = 0; i < 50; i++) {
+    call(url, c, a);
+    if(a->status != 202)
+      break;
+    pending++;
+    json_t *j = answer_json(a);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "status")),
+                           "PENDING");
+    json_decref(j);
+    ep_nap_ms(100);
+  }
+  return pending;
+}
+
+static bool cert_key_is(const char *pem, EVP_PKEY *key)
+{
+  BIO *b = BIO_new_mem_buf(pem, -1);
+  X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+  bool same = x && EVP_PKEY_eq(X509_get0_pubkey(x), key) == 1;
+  X509_free(x);
+  BIO_free(b);
+  return same;
+}
+
+/* The GCP load balancer's headers for a PEM certificate, without the
+ * leaf: X-Client-Cert-Issuer (base64 DER name) and -Serial-Number (hex
+ * with colons), into the two buffers. */
+static void gcp_headers(const char *pem, char *issuer, char *serial,
+                        size_t cap)
+{
+  BIO *bio = BIO_new_mem_buf(pem, -1);
+  X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+  BIO_free(bio);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+  unsigned char *der = NULL;
+  int len = i2d_X509_NAME(X509_get_issuer_name(x), &der);
+  char b64[1024];
+  CU_ASSERT_FATAL(len > 0 && (size_t)(len + 2) / 3 * 4 < sizeof(b64));
+  EVP_EncodeBlock((unsigned char *)b64, der, len);
+  snprintf(issuer, cap, "X-Client-Cert-Issuer: %s", b64);
+  const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
+  size_t n = (size_t)snprintf(serial, cap, "X-Client-Cert-Serial-Number: ");
+  for(int i = 0; i < sn->length && n + 4 < cap; i++)
+    n += (size_t)snprintf(serial + n, cap - n, "%s%02X", i ? ":" : "",
+                          sn->data[i]);
+  OPENSSL_free(der);
+  X509_free(x);
+}
+
+/* Item 3 of issue 11 end to end: behind nginx, the operational identity
+ * reads /self and the trust bundle; the bootstrap identity renews and
+ * nothing else (bootstrap_restricted); another device's certificate and
+ * a revoked device are refused; two years on, with the operational
+ * certificate expired, the bootstrap certificate renews it, and the same
+ * POST again returns the same certificate. */
+static void test_renew_through_nginx(void)
+{
+  struct rig r;
+  rig_init(&r);
+  uint16_t gw_port = start_proxied(&r);
+  struct device_files f, g;
+  provision_id(&r, &f, DEVICE);
+  provision_id(&r, &g, "GW-0002");
+  struct proxy px;
+  proxy_start(&r, gw_port, &px);
+  char url[160], self[160], bundle[160], other[160];
+  snprintf(url, sizeof(url), "%s" RENEW, px.base);
+  snprintf(self, sizeof(self), "%s" SELF, px.base);
+  snprintf(bundle, sizeof(bundle), "%s/v1/devices/trust-bundle", px.base);
+  snprintf(other, sizeof(other), "%s/v1/devices/anything", px.base);
+  struct answer a;
+
+  /* The operational identity. */
+  struct call op = {.method = "GET", .cert = f.op_cert, .key = f.op_key};
+  CU_ASSERT_EQUAL(call(self, &op, &a), 200);
+  json_t *j = answer_json(&a);
+  CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "serial")),
+                         DEVICE);
+  CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "state")),
+                         "PROVISIONED");
+  CU_ASSERT_TRUE(json_integer_value(json_object_get(
+                   j, "operational_not_after")) > 0);
+  CU_ASSERT_EQUAL(strlen(json_string_value(json_object_get(
+                    j, "trust_bundle_sha256")) ?: ""), 64);
+  json_decref(j);
+  CU_ASSERT_EQUAL(call(bundle, &op, &a), 200);
+  CU_ASSERT_PTR_NOT_NULL(strstr(a.body, "BEGIN CERTIFICATE"));
+  call(other, &op, &a);
+  expect_error(&a, 404, "not_found", "operational, unknown route");
+  /* A load balancer that sends issuer and serial only (GCP's variables),
+   * from the trusted address: the same certificate, found by serial. */
+  char issuer[1200], serial[200], plain[160], op_pem[4096];
+  snprintf(plain, sizeof(plain), "http://127.0.0.1:%u" SELF,
+           (unsigned)gw_port);
+  FILE *pf = fopen(f.op_cert, "r");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pf);
+  size_t pl = fread(op_pem, 1, sizeof(op_pem) - 1, pf);
+  op_pem[pl] = '\0';
+  fclose(pf);
+  gcp_headers(op_pem, issuer, serial, sizeof(issuer));
+  const char *lb[] = {"X-Client-Cert-Chain-Verified: true", issuer, serial,
+                      NULL};
+  struct call hdr = {.method = "GET", .headers = lb, .iface = "127.0.0.1"};
+  CU_ASSERT_EQUAL(call(plain, &hdr, &a), 200);
+  CU_ASSERT_PTR_NOT_NULL(strstr(a.body, "\"serial\":\"" DEVICE "\""));
+
+  /* The bootstrap identity: renewal only. */
+  struct call boot = {.method = "GET", .cert = f.boot_cert,
+                      .key = f.boot_key};
+  call(self, &boot, &a);
+  expect_error(&a, 403, "bootstrap_restricted", "bootstrap, /self");
+  call(bundle, &boot, &a);
+  expect_error(&a, 403, "bootstrap_restricted", "bootstrap, trust-bundle");
+  call(other, &boot, &a);
+  expect_error(&a, 403, "bootstrap_restricted", "bootstrap, other route");
+
+  /* GW-0002's certificate asking for GW-0001's identity. */
+  EVP_PKEY *k = NULL;
+  char *body = renew_body(DEVICE, &k);
+  struct call post = {.method = "POST", .content_type = "application/json",
+                      .body = body, .cert = g.boot_cert, .key = g.boot_key};
+  call(url, &post, &a);
+  expect_error(&a, 403, "renew_other_device", "another device's certificate");
+  free(body);
+  EVP_PKEY_free(k);
+
+  /* A revoked device. */
+  char out[400];
+  snprintf(out, sizeof(out), "%s/cli.out", r.dir);
+  const char *rev[] = {"revoke", LINE "/edge-G/GW-0002", NULL};
+  CU_ASSERT_EQUAL(rig_run_cli(&r, rev, out), 0);
+  body = renew_body("GW-0002", &k);
+  post.body = body;
+  call(url, &post, &a);
+  expect_error(&a, 403, "renew_revoked", "revoked device");
+  free(body);
+  EVP_PKEY_free(k);
+
+  /* Two years on (linecert's clock; nginx still checks real time). */
+  rig_stop_linecert(&r);
+  rig_faketime(&r, 730);
+  rig_start_linecert(&r, NULL);
+  body = renew_body(DEVICE, &k);
+  post = (struct call){.method = "POST", .content_type = "application/json",
+                       .body = body, .cert = f.op_cert, .key = f.op_key};
+  call(url, &post, &a);
+  expect_error(&a, 403, "renew_expired", "expired operational certificate");
+  post.cert = f.boot_cert;
+  post.key = f.boot_key;
+  renew_until_done(url, &post, &a);
+  CU_ASSERT_EQUAL(a.status, 200);
+  j = answer_json(&a);
+  CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "status")),
+                         "ISSUED");
+  const char *pem = json_string_value(json_object_get(j,
+                                      "operational_certificate"));
+  CU_ASSERT_TRUE(pem && cert_key_is(pem, k));
+  CU_ASSERT_PTR_NOT_NULL(json_string_value(json_object_get(
+                           j, "certificate_chain")));
+  char first[4096];
+  snprintf(first, sizeof(first), "%s", pem ? pem : "");
+  json_decref(j);
+  /* The same POST again: the same certificate, no second one. */
+  CU_ASSERT_EQUAL(call(url, &post, &a), 200);
+  j = answer_json(&a);
+  CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(
+                           j, "operational_certificate")), first);
+  json_decref(j);
+  CU_ASSERT_EQUAL(rig_sql_number(&r, "SELECT renewals FROM devices WHERE "
+                                     "device_id = '" DEVICE "'"), 1);
+  CU_ASSERT_EQUAL(rig_sql_number(&r, "SELECT count(*) FROM certificate c "
+                                     "JOIN devices d ON d.id = c.device_id "
+                                     "WHERE d.device_id = '" DEVICE "' AND "
+                                     "c.role = 'operational'"), 2);
+  /* The old key again is refused. */
+  free(body);
+  EVP_PKEY_free(k);
+  CU_ASSERT_TRUE(rig_check_audit(&r) > 0);
+  proxy_stop(&px);
+  rig_stop_linecert(&r);
+  rig_faketime(&r, 0);
+  rig_cleanup(&r);
+}
+
 int main(void)
 {
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -593,6 +836,9 @@ int main(void)
      "forged headers, front errors", test_proxy_behind_nginx},
     {"direct mode: mutual TLS checked by linecert, two years on too",
      test_direct_mutual_tls},
+    {"renewal through nginx: bootstrap_restricted, another device, revoked, "
+     "two years on the bootstrap certificate renews, same POST same "
+     "certificate", test_renew_through_nginx},
     {NULL, NULL}};
   static const struct lc_suite suites[] = {
     {"gateway", NULL, NULL, tests}, {NULL, NULL, NULL, NULL}};
