@@ -367,6 +367,7 @@ struct brk_snapshot {
 struct brk_sample {
   uint64_t ts_ms;
   uint64_t provisioned, rejected, dropped;
+  uint64_t renewed, renew_refused, revoked;
   uint64_t line[BRK_HIST_LINES];      /* per line, in snapshot order */
   uint64_t ca_count[CA_ROLE_COUNT];
   double ca_sum_s[CA_ROLE_COUNT];
@@ -633,6 +634,8 @@ void brk__renew_answer(struct brk *b, struct brk_dev *d, const char *csr_pem,
 void brk__renew_refuse(struct brk *b, struct brk_dev *d, const char *reason,
                       bool consume);
 void brk__count_renew_refusal(struct brk *b, const char *reason);
+/* Every renewal refusal so far, whatever its reason. */
+uint64_t brk__renew_refusals(struct brk *b);
 /* Tell d RENEWAL_NEEDED now (remembered in the open batch). */
 void brk__renew_notice(struct brk *b, struct brk_dev *d, uint64_t now_ms);
 /* Is d's notice due (PROVISIONED, past renew_due_at, not told lately)? */

@@ -472,6 +472,13 @@ static json_t *stats_json(struct brk *b, const struct brk_snapshot *s)
                                       C(dropped_topic) + C(dropped_payload))));
   json_object_set_new(j, "ca_retries",
                       json_integer((json_int_t)C(ca_retries)));
+  json_object_set_new(j, "renewals", json_integer((json_int_t)C(renewals)));
+  json_object_set_new(j, "renew_refused",
+                      json_integer((json_int_t)brk__renew_refusals(b)));
+  json_object_set_new(j, "renew_notices",
+                      json_integer((json_int_t)C(renew_notices)));
+  json_object_set_new(j, "revocations",
+                      json_integer((json_int_t)C(revocations)));
   json_object_set_new(j, "jobs", json_integer((json_int_t)s->jobs));
   for(int i = 0; i < SM_STATE_COUNT; i++)
     json_object_set_new(states, sm_state_name((enum sm_state)i),
@@ -528,6 +535,9 @@ static json_t *sample_json(const struct brk_sample *smp, size_t n_lines,
   json_object_set_new(o, "p", json_integer((json_int_t)smp->provisioned));
   json_object_set_new(o, "r", json_integer((json_int_t)smp->rejected));
   json_object_set_new(o, "d", json_integer((json_int_t)smp->dropped));
+  json_object_set_new(o, "rn", json_integer((json_int_t)smp->renewed));
+  json_object_set_new(o, "rr", json_integer((json_int_t)smp->renew_refused));
+  json_object_set_new(o, "rv", json_integer((json_int_t)smp->revoked));
   for(size_t i = 0; i < n_lines; i++)
     json_array_append_new(l, json_integer((json_int_t)smp->line[i]));
   for(int r = 0; r < CA_ROLE_COUNT; r++) {
@@ -628,6 +638,9 @@ static const char live_page[] =
   "<canvas id=thr width=560 height=220></canvas></div>"
   "<div class=box><div>Rejections and dropped messages per minute</div>"
   "<canvas id=rej width=560 height=220></canvas></div>"
+  "<div class=box><div>Renewals per minute: renewed, refused; "
+  "revocations</div>"
+  "<canvas id=ren width=560 height=220></canvas></div>"
   "<div class=box><div>Mean CA latency (ms), per role</div>"
   "<canvas id=lat width=560 height=220></canvas></div>"
   "<div class=box><div>CA queue per adapter: queued or in a call "
@@ -663,7 +676,9 @@ static const char live_page[] =
   "+(j.store_commit_failing?', store commits failing: '+j.store_cause:'');"
   "const s=h.samples;plot('thr',h.lines.map((n,k)=>({name:n,v:per(s,"
   "x=>x.l[k]||0)})));plot('rej',[{name:'rejected',v:per(s,x=>x.r)},"
-  "{name:'dropped',v:per(s,x=>x.d)}]);plot('lat',h.roles.map((n,r)=>{"
+  "{name:'dropped',v:per(s,x=>x.d)}]);plot('ren',[{name:'renewed',"
+  "v:per(s,x=>x.rn||0)},{name:'refused',v:per(s,x=>x.rr||0)},"
+  "{name:'revoked',v:per(s,x=>x.rv||0)}]);plot('lat',h.roles.map((n,r)=>{"
   "const v=[];for(let i=1;i<s.length;i++){const c=s[i].cc[r]-s[i-1].cc[r];"
   "v.push(c>0?1000*(s[i].cs[r]-s[i-1].cs[r])/c:0)}return{name:n,v:v}}));\n"
   "plot('caq',h.adapters.flatMap((n,a)=>[{name:n,v:s.slice(1).map("
@@ -683,7 +698,9 @@ static const char live_page[] =
   "j.states)if(j.states[k])rows+='<tr><td>'+esc(k)+'</td><td>'+j.states[k]+"
   "'</td></tr>';document.getElementById('states').innerHTML=rows;"
   "document.getElementById('tot').textContent='provisioned since start: '"
-  "+j.provisioned+', rejected: '+j.rejected+', CSR checks queued: '+j.jobs}\n"
+  "+j.provisioned+', rejected: '+j.rejected+', renewed: '+j.renewals+"
+  "', renewals refused: '+j.renew_refused+', revoked: '+j.revocations+"
+  "', CSR checks queued: '+j.jobs}\n"
   "tick();setInterval(tick,1000);\n"
   "</script></body></html>\n";
 

@@ -72,7 +72,10 @@ void brk__stats_refresh(struct brk *b, uint64_t mono)
     .provisioned = atomic_load(&b->stats.provisioned),
     .rejected = atomic_load(&b->stats.rejected),
     .dropped = atomic_load(&b->stats.dropped_topic) +
-               atomic_load(&b->stats.dropped_payload)};
+               atomic_load(&b->stats.dropped_payload),
+    .renewed = atomic_load(&b->stats.renewals),
+    .renew_refused = brk__renew_refusals(b),
+    .revoked = atomic_load(&b->stats.revocations)};
   for(size_t i = 0; i < v->n_lines && i < BRK_HIST_LINES; i++)
     smp.line[i] = v->lines[i].provisioned;
   for(int r = 0; r < CA_ROLE_COUNT; r++) {
@@ -108,14 +111,17 @@ void brk__stats_log(struct brk *b, uint64_t now, bool final)
            "issued=%llu ca_retries=%llu dcmd_sent=%llu publish_failures=%llu "
            "installed_mismatch=%llu inbox_full=%llu in_memory=%zu jobs=%zu "
            "commits=%llu commit_failures=%llu audit=%llu session_held=%llu "
-           "session_dropped=%llu rebirths_sent=%llu nodes_offline=%llu",
+           "session_dropped=%llu rebirths_sent=%llu nodes_offline=%llu "
+           "renewed=%llu renew_refused=%llu renew_notices=%llu revoked=%llu",
            final, S(msgs_in), S(births), S(duplicate_births), prov, rate,
            S(rejected), S(dropped_topic) + S(dropped_payload), S(issued),
            S(ca_retries), S(dcmd_sent), S(publish_failures),
            S(installed_mismatch), S(inbox_full), b->devs.n,
            lc_queue_len(b->jobs), S(commits), S(commit_failures),
            S(audit_records), S(session_held), S(session_dropped),
-           S(rebirths_sent), S(nodes_offline));
+           S(rebirths_sent), S(nodes_offline), S(renewals),
+           (unsigned long long)brk__renew_refusals(b), S(renew_notices),
+           S(revocations));
 #undef S
   b->stats_provisioned_last = prov;
   b->next_stats = now + 10000;

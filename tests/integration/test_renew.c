@@ -21,6 +21,9 @@
 #include "tests/integration/edge_play.h"
 #include "tests/integration/rig.h"
 #include "tests/support/lc_cunit.h"
+#include "tests/support/lc_httpget.h"
+
+#include <jansson.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -55,12 +58,17 @@ static void dev_cleanup(struct dev *d)
   EVP_PKEY_free(d->key[1]);
 }
 
+static uint16_t http_port; /* 0: no HTTP */
+
 static void start(struct rig *r, long days, const char *policy)
 {
   char cfg[320];
   snprintf(cfg, sizeof(cfg), "%s/linecert.ini", r->dir);
   FILE *f = fopen(cfg, "w");
   CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  if(http_port)
+    fprintf(f, "[service]\nhttp_listen = 127.0.0.1:%u\n",
+            (unsigned)http_port);
   fprintf(f, "[policy]\n%s", policy ? policy : "");
   fclose(f);
   rig_faketime(r, days);
@@ -190,10 +198,45 @@ static char *foreign_cert(const char *cn, EVP_PKEY *key)
   return pem;
 }
 
+/* What the operator sees of renewals: /metrics, /api/stats and the live
+ * page's history. */
+static void check_counts(long renewed, const char *reason, long refused)
+{
+  char url[80], *body = NULL, want[160];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics",
+           (unsigned)http_port);
+  CU_ASSERT_EQUAL(lc_http_request(url, NULL, &body), 200);
+  snprintf(want, sizeof(want), "linecert_renewals_total{result=\"renewed\"} "
+           "%ld\n", renewed);
+  CU_ASSERT_PTR_NOT_NULL(body && strstr(body, want));
+  snprintf(want, sizeof(want), "linecert_renewals_total{result=\"rejected\","
+           "reason=\"%s\"} %ld\n", reason, refused);
+  CU_ASSERT_PTR_NOT_NULL(body && strstr(body, want));
+  free(body);
+  body = NULL;
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/stats",
+           (unsigned)http_port);
+  CU_ASSERT_EQUAL(lc_http_request(url, NULL, &body), 200);
+  json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "renewals")),
+                  renewed);
+  CU_ASSERT_TRUE(json_integer_value(json_object_get(j, "renew_refused")) >=
+                 refused);
+  json_decref(j);
+  free(body);
+  body = NULL;
+  /* The live page plots renewals from its history samples ("rn"). */
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u/", (unsigned)http_port);
+  CU_ASSERT_EQUAL(lc_http_request(url, NULL, &body), 200);
+  CU_ASSERT_PTR_NOT_NULL(body && strstr(body, "Renewals per minute"));
+  free(body);
+}
+
 static void test_renew_with_operational_and_refusals(void)
 {
   struct rig r;
   rig_init(&r);
+  CU_ASSERT_EQUAL_FATAL(lc_proc_free_port(&http_port), LC_OK);
   start(&r, 0, NULL);
   struct ep_edge e;
   ep_edge_open(&r, &e, LINE, "E1", "renew-e1");
@@ -265,6 +308,9 @@ static void test_renew_with_operational_and_refusals(void)
   expect_status(&e, a.ep.id, "REJECTED:renew_unknown_cert");
   /* The device keeps working with what it has: it renews again. */
   renew_ok(&r, &e, &a, 1);
+  /* Three renewed; one refused as foreign, counted and shown. */
+  check_counts(3, "renew_foreign_ca", 1);
+  http_port = 0;
 
   CU_ASSERT_TRUE(rig_check_audit(&r) > 0);
   CU_ASSERT_TRUE(rig_check_issued_once(&r, "RN-") >= 2);
