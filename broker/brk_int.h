@@ -520,6 +520,7 @@ struct brk {
   uint64_t next_ca_life_ms;           /* wall clock: the daily CA check */
   uint64_t next_cap_warning;          /* rate limit of cap warnings */
   uint64_t next_renew_scan;           /* wall ms: RENEWAL_NEEDED scan */
+  struct sm_renew_cursor renew_cursor; /* where the scan goes on */
   const char *actor;                  /* set while an operator's command
                                          runs: its audit records' actor */
   bool crl_due;                       /* a revocation since the CRLs
@@ -624,6 +625,11 @@ const char *brk__renew_check_record(struct brk *b,
                                    const struct sm_cert_record *rec,
                                    const struct sm_device *d,
                                    uint64_t now_ms);
+/* The certificate was replaced by the device's latest renewal, which
+ * presented it: it may ask for that renewal's result again (a lost
+ * delivery, a repeated POST), and for nothing else. */
+bool brk__renew_replaced_by_last(const struct sm_cert_record *rec,
+                                 const struct sm_device *d);
 /* DDATA Provisioning/RenewRequest (step 1). */
 void brk__renew_request(struct brk *b, struct brk_dev *d, const char *pem);
 /* DDATA Provisioning/RenewCSR + ChallengeSignature (step 3). */
@@ -658,6 +664,11 @@ void brk__revoke_after_commit(struct brk *b, struct brk_dev *d);
  * (half their validity) is due, and the remote CAs' revocations not yet
  * confirmed (at start, after a revocation, after a retry delay). */
 void brk__revoke_tick(struct brk *b, uint64_t now_ms);
+/* A CA answered a request of d's after d was revoked: the certificate
+ * exists, so it is recorded, revoked with the others (the CRL, the
+ * remote CA), never delivered. */
+void brk__revoke_late_certificate(struct brk *b, struct brk_dev *d,
+                                 const struct brk_job *job);
 /* A REVOKE job came back. */
 void brk__revoke_job_done(struct brk *b, struct brk_job *job);
 /* <crl_dir>/<name> */

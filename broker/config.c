@@ -198,7 +198,7 @@ static const struct opt options[] = {
   UINT("policy", "challenge_ttl_s", challenge_ttl_s, 10, 86400),
   FRACTION("policy", "renew_at_fraction", policy.renew_at_fraction),
   UINT("policy", "renew_jitter_s", policy.renew_jitter_s, 0, 31536000),
-  UINT("policy", "renew_max_per_s", renew_max_per_s, 1, 100000),
+  UINT("policy", "renew_max_per_s", renew_max_per_s, 1, 1000),
   UINT("policy", "renew_max_overdue_days", renew_max_overdue_days, 0, 36500),
   STR("gateway", "listen", gw_listen),
   ENUM("gateway", "mode", gw_mode, gw_mode_names, "must be proxy or direct"),

@@ -95,9 +95,15 @@ void brk__on_dbirth(struct brk *b, const struct spb_topic *t,
                    const struct spb_payload *p)
 {
   if(brk__birth_is_renewal(p)) {
-    /* The renewal itself comes in DATA (renew.c). */
-    lc_log(LC_DEBUG, "renew", "dev=%s/%s/%s birth=RENEWAL_NEEDED", t->group,
-           t->edge, t->device);
+    /* The renewal itself comes in DATA (renew.c); but a renewal whose
+     * certificate is out (RENEW_DELIVERED, its delivery suspended while
+     * the device was away) is delivered again now. */
+    struct brk_dev *d = brk__device(b, t->group, t->edge, t->device, false);
+    if(d && d->sm->state == SM_RENEW_DELIVERED) {
+      struct sm_event ev = brk__event(SM_EV_TIMER);
+      if(brk__apply(b, d, &ev) != LC_OK)
+        lc_log(LC_WARN, "renew", "dev=%s op=redeliver", d->key);
+    }
     return;
   }
   struct brk_birth bi = {0};

@@ -27,7 +27,8 @@ void brk__suspend_delivery(struct brk *b, const char *group,
   char key[BRK_KEY_MAX];
   sm_key(group, edge, device, key, sizeof(key));
   struct brk_dev *d = brk__devtab_find(&b->devs, key);
-  if(!d || d->sm->state != SM_DELIVERED)
+  if(!d || (d->sm->state != SM_DELIVERED &&
+            d->sm->state != SM_RENEW_DELIVERED))
     return;
   struct sm_event ev = brk__event(SM_EV_OFFLINE);
   lc_err rc = brk__apply(b, d, &ev);

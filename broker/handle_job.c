@@ -99,9 +99,17 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
   lc_err rc = brk__apply(b, d, &ev);
   if(rc == LC_OK && before == SM_RENEW_ISSUING &&
      d->sm->state == SM_PROVISIONED) {
-    atomic_fetch_add(&b->stats.renewals, 1); /* the gateway's: delivered */
-    lc_log(LC_INFO, "renew", "dev=%s renewed via=gateway", d->key);
+    if(ev.kind == SM_EV_CA_ISSUED) {
+      atomic_fetch_add(&b->stats.renewals, 1); /* the gateway's: delivered */
+      lc_log(LC_INFO, "renew", "dev=%s renewed via=gateway", d->key);
+    }
+    else {
+      brk__count_renew_refusal(b, "other"); /* the CA refused, or gave up */
+    }
   }
+  if(rc == LC_ESTATE && ev.kind == SM_EV_CA_ISSUED &&
+     d->sm->state == SM_REVOKED)
+    brk__revoke_late_certificate(b, d, job);
   if(rc == LC_OK && ev.kind == SM_EV_CA_ISSUED)
     brk__unrecorded_note(b, job); /* until the batch commits */
   if(rc == LC_ESTATE) {

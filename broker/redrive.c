@@ -342,7 +342,8 @@ static bool kick(struct brk *b, struct brk_dev *d, uint64_t now_ms)
   }
   /* A device waiting for the CA's own retry time keeps it; a DELIVERED
    * one re-delivers now: its acknowledgement may be what was lost. */
-  if(s->state == SM_DELIVERED || !s->next_attempt_at ||
+  if(s->state == SM_DELIVERED || s->state == SM_RENEW_DELIVERED ||
+     !s->next_attempt_at ||
      s->next_attempt_at <= now_ms) {
     d->kick = true;
     return true;

@@ -87,6 +87,11 @@ void brk__renew_request(struct brk *b, struct brk_dev *d, const char *pem)
            lc_errname(rc));
     return; /* the store could not answer: the device asks again */
   }
+  /* The certificate its last renewal replaced: only that renewal's
+   * result, while it is out (RENEW_DELIVERED re-delivers). */
+  if(!why && brk__renew_replaced_by_last(&rec, d->sm) &&
+     d->sm->state != SM_RENEW_DELIVERED)
+    why = "renew_unknown_cert";
   if(why) {
     sm_cert_record_cleanup(&rec);
     brk__renew_refuse(b, d, why, false);
@@ -208,6 +213,8 @@ void brk__renew_answer(struct brk *b, struct brk_dev *d, const char *csr_pem,
     consume = true;
     /* The presented certificate may have been revoked meanwhile. */
     why = brk__renew_check_record(b, &rec, d->sm, now);
+    if(!why && rec.superseded_at)
+      why = "renew_unknown_cert";
     if(!why)
       why = new_key_reason(b, d, csr, fpr);
   }
@@ -286,15 +293,32 @@ bool brk__renew_due(const struct brk *b, const struct sm_device *s,
          s->renew_noticed_at + BRK_RENOTICE_MS <= now_ms;
 }
 
+/* Pages of due devices read per scan at most: offline ones are passed
+ * over (told at their birth), the cursor moves on, and the scan goes
+ * round the due list. */
+#define NOTICE_PAGES 16
+#define NOTICE_PAGE 64
+
 void brk__renew_notices_tick(struct brk *b, uint64_t now_ms)
 {
   if(b->session != BRK_ONLINE || now_ms < b->next_renew_scan)
     return;
   b->next_renew_scan = now_ms + 1000;
   struct notice_ctx c = {.b = b, .now = now_ms};
-  lc_err rc = sm_store_foreach_renewal_due(b->store, now_ms, BRK_RENOTICE_MS,
-                                           b->cfg->renew_max_per_s,
-                                           notice_one, &c);
-  if(rc != LC_OK)
-    lc_log(LC_ERROR, "renew", "op=notices err=%s", lc_errname(rc));
+  for(int page = 0; page < NOTICE_PAGES &&
+      c.sent < b->cfg->renew_max_per_s; page++) {
+    bool more = false;
+    unsigned left = b->cfg->renew_max_per_s - c.sent;
+    lc_err rc = sm_store_foreach_renewal_due(
+      b->store, now_ms, BRK_RENOTICE_MS, &b->renew_cursor,
+      left < NOTICE_PAGE ? left : NOTICE_PAGE, &more, notice_one, &c);
+    if(rc != LC_OK) {
+      lc_log(LC_ERROR, "renew", "op=notices err=%s", lc_errname(rc));
+      return;
+    }
+    if(!more) {
+      memset(&b->renew_cursor, 0, sizeof(b->renew_cursor)); /* round */
+      break;
+    }
+  }
 }

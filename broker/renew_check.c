@@ -64,6 +64,14 @@ static const char *unrecorded_reason(struct brk *b, const char *pem,
   return ours ? "renew_unknown_cert" : "renew_foreign_ca";
 }
 
+bool brk__renew_replaced_by_last(const struct sm_cert_record *rec,
+                                 const struct sm_device *d)
+{
+  return rec->superseded_at && d->renew.via != SM_RENEW_NONE &&
+         !strcmp(d->renew.presented_fpr, rec->fpr) &&
+         rec->role == CA_ROLE_OPERATIONAL;
+}
+
 const char *brk__renew_check_record(struct brk *b,
                                    const struct sm_cert_record *rec,
                                    const struct sm_device *d, uint64_t now_ms)
@@ -79,7 +87,7 @@ const char *brk__renew_check_record(struct brk *b,
   }
   if(rec->revoked_at || d->state == SM_REVOKED)
     return "renew_revoked";
-  if(rec->superseded_at)
+  if(rec->superseded_at && !brk__renew_replaced_by_last(rec, d))
     return "renew_unknown_cert"; /* replaced: no longer its identity */
   int64_t now_s = (int64_t)(now_ms / 1000);
   if(rec->not_after && rec->not_after <= now_s)

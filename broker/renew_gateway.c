@@ -20,6 +20,7 @@
  */
 #include "broker/brk_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/lc_crypto.h"
@@ -39,6 +40,26 @@ static void answer(struct brk_gw_req *r, unsigned status, json_t *body)
 static void error(struct brk_gw_req *r, unsigned status, const char *why)
 {
   answer(r, status, json_pack("{s:s}", "error", why));
+}
+
+/* A refusal of the identity or of its renewal: answered, counted (a
+ * renewal), logged and audited as a Sparkplug renewal's is (device ""
+ * when the certificate names none of ours). */
+static void refuse(struct brk *b, const struct brk_dev *d,
+                   struct brk_gw_req *r, unsigned status, const char *why)
+{
+  if(r->route == BRK_GW_RENEW)
+    brk__count_renew_refusal(b, why);
+  lc_log(LC_WARN, MOD, "path=%s refused=%s dev=%s", r->path, why,
+         d ? d->key : "-");
+  json_t *j = json_pack("{s:s, s:s, s:s}", "reason", why, "via", "gateway",
+                        "path", r->path);
+  char *details = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(j);
+  brk__audit_event(b, "renew_rejected", d ? d->key : "",
+                   details ? details : "{}");
+  free(details);
+  error(r, status, why);
 }
 
 /* The record of the certificate the identity names: by fingerprint when
@@ -178,9 +199,7 @@ static void renew(struct brk *b, struct brk_dev *d,
     /* A CSR for another serial than the certificate's: another
      * device's certificate is asking (403, an identity refused). */
     bool other = !strcmp(why, "cn_mismatch");
-    why = other ? "renew_other_device" : why;
-    brk__count_renew_refusal(b, why);
-    error(r, other ? 403 : 400, why);
+    refuse(b, d, r, other ? 403 : 400, other ? "renew_other_device" : why);
     return;
   }
   const struct sm_device *s = d->sm;
@@ -191,21 +210,23 @@ static void renew(struct brk *b, struct brk_dev *d,
     issued(b, d, r);
     return;
   }
+  /* A certificate the last renewal replaced asks for that result only. */
+  if(brk__renew_replaced_by_last(rec, s) && s->state != SM_RENEW_ISSUING) {
+    refuse(b, d, r, 403, "renew_unknown_cert");
+    return;
+  }
   if(s->state == SM_RENEW_ISSUING && !strcmp(s->renew.key_fpr, fpr)) {
     pending(d, r);
     return;
   }
   if(s->state == SM_RENEW_ISSUING) {
-    brk__count_renew_refusal(b, "renewal_in_progress");
-    error(r, 409, "renewal_in_progress");
+    refuse(b, d, r, 409, "renewal_in_progress");
     return;
   }
   int64_t owner = 0;
   lc_err rc = brk__claim_owner(b, SM_CLAIM_KEY, fpr, &owner);
   if(rc == LC_OK) {
-    why = owner == s->id ? "key_reused" : "shared_key";
-    brk__count_renew_refusal(b, why);
-    error(r, 400, why);
+    refuse(b, d, r, 400, owner == s->id ? "key_reused" : "shared_key");
     return;
   }
   if(rc != LC_ENOTFOUND) {
@@ -220,8 +241,7 @@ static void renew(struct brk *b, struct brk_dev *d,
   ev.key_fpr = fpr;
   rc = brk__apply(b, d, &ev);
   if(rc == LC_ESTATE) {
-    brk__count_renew_refusal(b, "not_provisioned");
-    error(r, 403, "not_provisioned");
+    refuse(b, d, r, 403, "not_provisioned");
     return;
   }
   if(rc != LC_OK) {
@@ -254,19 +274,17 @@ void brk__gw_run(struct brk *b, struct brk_gw_req *r)
   if(!why)
     why = brk__renew_check_record(b, &rec, d->sm, lc_now_ms());
   if(why) {
-    lc_log(LC_WARN, MOD, "path=%s refused=%s%s%s", r->path, why,
-           d ? " dev=" : "", d ? d->key : "");
-    if(r->route == BRK_GW_RENEW)
-      brk__count_renew_refusal(b, why);
     sm_cert_record_cleanup(&rec);
-    error(r, 403, why);
+    refuse(b, d, r, 403, why);
     return;
   }
   bool boot = rec.role == CA_ROLE_BOOTSTRAP;
-  if(r->route == BRK_GW_RENEW)
+  if(r->route != BRK_GW_RENEW && rec.superseded_at)
+    refuse(b, d, r, 403, "renew_unknown_cert"); /* replaced: no identity */
+  else if(r->route == BRK_GW_RENEW)
     renew(b, d, &rec, r);
   else if(boot)
-    error(r, 403, "bootstrap_restricted");
+    refuse(b, d, r, 403, "bootstrap_restricted");
   else if(r->route == BRK_GW_SELF)
     self(b, d, r);
   else if(r->route == BRK_GW_TRUST_BUNDLE)

@@ -63,6 +63,36 @@ void brk__revoke_after_commit(struct brk *b, struct brk_dev *d)
   b->ca_revoke_due = true;
 }
 
+void brk__revoke_late_certificate(struct brk *b, struct brk_dev *d,
+                                 const struct brk_job *job)
+{
+  const struct ca_result *res = &job->res;
+  struct sm_cert_record r = {.device_id = d->sm->id, .role = job->role,
+                             .generation = job->generation,
+                             .pem = res->cert_pem,
+                             .not_before = res->not_before,
+                             .not_after = res->not_after,
+                             .issued_at = lc_now_ms()};
+  lc_strlcpy(r.fpr, job->cert_fpr, sizeof(r.fpr));
+  lc_strlcpy(r.serial, res->serial_hex, sizeof(r.serial));
+  lc_strlcpy(r.request_key, job->request_key, sizeof(r.request_key));
+  if(!brk__txn_open(b) || sm_store_put_cert(b->store, &r) != LC_OK ||
+     brk__revoke_record(b, d, d->sm->reason) != LC_OK) {
+    b->txn_failed = true;
+    return;
+  }
+  json_t *j = json_pack("{s:s, s:s, s:s}", "cert_fpr", r.fpr, "cert_serial",
+                        r.serial, "role", ca_role_name(r.role));
+  char *details = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(j);
+  brk__audit_event(b, "revoked_on_arrival", d->key, details ? details : "{}");
+  free(details);
+  b->crl_due = true;
+  b->ca_revoke_due = true;
+  lc_log(LC_WARN, MOD, "dev=%s serial=%s certificate issued after the "
+         "revocation: recorded and revoked", d->key, r.serial);
+}
+
 void brk__path_crl(const struct brk_config *cfg, const char *name, char *buf,
                   size_t cap)
 {
@@ -307,14 +337,16 @@ void brk__revoke_job_done(struct brk *b, struct brk_job *job)
     if(brk__txn_open(b) &&
        sm_store_cert_ca_revoked(b->store, job->cert_fpr) != LC_OK)
       b->txn_failed = true;
-    char details[256];
-    snprintf(details, sizeof(details), "{\"cert_fpr\":\"%s\",\"cert_serial\""
-             ":\"%s\",\"role\":\"%s\"%s%s%s}", job->cert_fpr,
-             job->cert_serial, ca_role_name(job->role),
-             refused ? ",\"reason\":\"" : "", refused ? res->reason : "",
-             refused ? "\"" : "");
+    json_t *j = json_pack("{s:s, s:s, s:s}", "cert_fpr", job->cert_fpr,
+                          "cert_serial", job->cert_serial, "role",
+                          ca_role_name(job->role));
+    if(j && refused)
+      json_object_set_new(j, "reason", json_string(res->reason));
+    char *details = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
     brk__audit_event(b, done ? "ca_revoked" : "ca_revoke_refused", "",
-                     details);
+                     details ? details : "{}");
+    free(details);
     lc_log(done ? LC_INFO : LC_ERROR, MOD, "op=ca_revoke serial=%s role=%s "
            "result=%s%s%s", job->cert_serial, ca_role_name(job->role),
            done ? "revoked" : "refused", refused ? " reason=" : "",

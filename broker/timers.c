@@ -96,7 +96,9 @@ void brk__fire_timers(struct brk *b, uint64_t now_ms)
     d->kick = false;
     /* A delivery to a device nobody can hear would only use up its
      * count: wait for its birth instead. */
-    bool deaf = d->sm->state == SM_DELIVERED && !device_online(b, d->sm);
+    enum sm_state before = d->sm->state;
+    bool deaf = (before == SM_DELIVERED || before == SM_RENEW_DELIVERED) &&
+                !device_online(b, d->sm);
     if(deaf)
       ask_unknown_node(b, d->sm, &asked);
     struct sm_event ev = brk__event(deaf ? SM_EV_OFFLINE : SM_EV_TIMER);
@@ -104,6 +106,10 @@ void brk__fire_timers(struct brk *b, uint64_t now_ms)
     if(rc != LC_OK && rc != LC_ESTATE)
       lc_log(LC_ERROR, "provision", "dev=%s op=timer err=%s", d->key,
              lc_errname(rc));
+    /* A challenge nobody answered in time: a refused renewal too. */
+    if(rc == LC_OK && before == SM_RENEW_CHALLENGED &&
+       d->sm->state == SM_PROVISIONED)
+      brk__count_renew_refusal(b, "challenge_expired");
   }
   lc_free(asked.nodes);
   lc_free(s.due);

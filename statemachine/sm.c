@@ -158,6 +158,17 @@ static bool same_keys(const struct sm_device *dev, const struct sm_request *r)
   return true;
 }
 
+/* Does the request use a key the device held before? */
+static bool any_key_again(const struct sm_device *dev,
+                          const struct sm_request *r)
+{
+  for(int a = 0; a < CA_ROLE_COUNT; a++)
+    for(int k = 0; k < CA_ROLE_COUNT; k++)
+      if(dev->key_fpr[a][0] && !strcmp(dev->key_fpr[a], r->key_fpr[k]))
+        return true;
+  return false;
+}
+
 static bool request_complete(const struct sm_request *r)
 {
   if(!r || !r->serial || !r->request_id || strlen(r->request_id) != 32)
@@ -335,6 +346,16 @@ static lc_err on_request(struct sm_device *dev, const struct sm_policy *pol,
 
   switch(dev->state) {
   case SM_NEW:
+    /* Unrevoked (NEW with a generation behind it): the keys of the
+     * revoked certificates may be the reason for the revocation, and
+     * are never certified again. */
+    if(dev->generation > 0 && any_key_again(dev, ev->req)) {
+      add_audit(act, "rejected", dev->state, dev->state, CA_ROLE_BOOTSTRAP,
+                "revoked_key");
+      add_rejected_status(act, "revoked_key");
+      return LC_OK;
+    }
+    return start_generation(dev, ev, act, NULL);
   case SM_REJECTED:
     /* A rejected request is over; a corrected one starts afresh. */
     return start_generation(dev, ev, act, NULL);

@@ -47,7 +47,8 @@
  * Revocation:
  *   any state --REVOKE--> REVOKED (the state it left is kept); every
  *      certificate of the device is revoked (SM_ACT_REVOKE)
- *   REVOKED --UNREVOKE--> NEW: the next request starts a new generation
+ *   REVOKED --UNREVOKE--> NEW: the next request starts a new generation,
+ *      with keys the device never held (REJECTED:revoked_key otherwise)
  *   REVOKED --REQUEST--> refused, REJECTED:revoked
  *   PROVISIONED|REJECTED|FAILED --REQUEST new keys--> by policy: refuse
  *      (REJECTED:already_provisioned) or a new generation from VALIDATED
@@ -430,9 +431,18 @@ lc_err sm_store_foreach_ca_unrevoked(struct sm_store *st, sm_cert_cb cb,
 lc_err sm_store_get_device_by_id(struct sm_store *st, int64_t id,
                                  struct sm_device **out) LC_NODISCARD;
 /* PROVISIONED devices whose renew_due_at is in (0, now_ms] and who were
- * not told within renotice_ms, oldest due first, at most `limit`. */
+ * not told within renotice_ms, in (renew_due_at, id) order after the
+ * cursor (*due, *id), at most `limit` (up to 64); the cursor moves to the
+ * last one handed out, so a caller that skips some (offline devices)
+ * reaches the others at its next call. *more: a full page came back. */
+struct sm_renew_cursor {
+  uint64_t due;
+  int64_t id;
+};
 lc_err sm_store_foreach_renewal_due(struct sm_store *st, uint64_t now_ms,
-                                    uint64_t renotice_ms, unsigned limit,
+                                    uint64_t renotice_ms,
+                                    struct sm_renew_cursor *cur,
+                                    unsigned limit, bool *more,
                                     sm_device_cb cb, void *ctx) LC_NODISCARD;
 
 /* Every device not in a settled state (resume after restart). */

@@ -63,8 +63,9 @@ struct sm_store_ops {
   lc_err (*get_device_by_id)(struct sm_store *st, int64_t id,
                              struct sm_device **out);
   lc_err (*foreach_renewal_due)(struct sm_store *st, uint64_t now_ms,
-                                uint64_t renotice_ms, unsigned limit,
-                                sm_device_cb cb, void *ctx);
+                                uint64_t renotice_ms,
+                                struct sm_renew_cursor *cur, unsigned limit,
+                                bool *more, sm_device_cb cb, void *ctx);
   /* optional (NULL: the backend cannot tell) */
   bool (*last_fault)(struct sm_store *st, struct sm_store_fault *out);
 };

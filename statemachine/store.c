@@ -164,13 +164,15 @@ lc_err sm_store_get_device_by_id(struct sm_store *st, int64_t id,
 }
 
 lc_err sm_store_foreach_renewal_due(struct sm_store *st, uint64_t now_ms,
-                                    uint64_t renotice_ms, unsigned limit,
+                                    uint64_t renotice_ms,
+                                    struct sm_renew_cursor *cur,
+                                    unsigned limit, bool *more,
                                     sm_device_cb cb, void *ctx)
 {
-  if(!st || !cb || !limit)
+  if(!st || !cb || !limit || !cur || !more)
     return LC_EINVAL;
-  return st->ops->foreach_renewal_due(st, now_ms, renotice_ms, limit, cb,
-                                      ctx);
+  return st->ops->foreach_renewal_due(st, now_ms, renotice_ms, cur, limit,
+                                      more, cb, ctx);
 }
 
 lc_err sm_store_foreach_unfinished(struct sm_store *st, sm_device_cb cb,

@@ -412,10 +412,25 @@ static lc_err fill_certificates(sqlite3 *db)
   return err;
 }
 
+/* Devices provisioned before v5 hear RENEWAL_NEEDED too: due at the
+ * default renew_at_fraction (0.67) of their operational certificate's
+ * life plus up to a day, as sm.c would have set it at issuance (the
+ * configured fraction applies from their next certificate on). */
+static const char renew_due_v5[] =
+  "UPDATE devices SET renew_due_at = (operational_not_before + "
+  "CAST((operational_not_after - operational_not_before) * 0.67 AS INTEGER)"
+  " + abs(random() % 86400)) * 1000 "
+  "WHERE renew_due_at = 0 AND operational_not_after > operational_not_before"
+  " AND operational_cert IS NOT NULL;";
+
 static lc_err migrate_v5(sqlite3 *db)
 {
   lc_err err = exec_sql(db, schema_v5, "migrate_v5");
-  return err == LC_OK ? fill_certificates(db) : err;
+  if(err == LC_OK)
+    err = fill_certificates(db);
+  if(err == LC_OK)
+    err = exec_sql(db, renew_due_v5, "migrate_v5.renew_due");
+  return err;
 }
 
 /* migrations[v] takes the schema from version v to v + 1. */
@@ -565,7 +580,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                        "WHERE renew_due_at > 0 AND renew_due_at <= ?1 "
                        "AND state = 'PROVISIONED' "
                        "AND renew_noticed_at <= ?2 "
-                       "ORDER BY renew_due_at LIMIT ?3",
+                       "AND (renew_due_at, id) > (?4, ?5) "
+                       "ORDER BY renew_due_at, id LIMIT ?3",
 };
 
 struct sqlite_store {
@@ -1593,7 +1609,9 @@ static lc_err sqlite_get_device_by_id(struct sm_store *st, int64_t id,
 }
 
 static lc_err sqlite_foreach_renewal_due(struct sm_store *st, uint64_t now_ms,
-                                         uint64_t renotice_ms, unsigned limit,
+                                         uint64_t renotice_ms,
+                                         struct sm_renew_cursor *cur,
+                                         unsigned limit, bool *more,
                                          sm_device_cb cb, void *ctx)
 {
   struct sqlite_store *s = from_base(st);
@@ -1604,6 +1622,8 @@ static lc_err sqlite_foreach_renewal_due(struct sm_store *st, uint64_t now_ms,
   bind_i64(&b, 1, (int64_t)now_ms);
   bind_i64(&b, 2, now_ms > renotice_ms ? (int64_t)(now_ms - renotice_ms) : 0);
   bind_i64(&b, 3, limit);
+  bind_i64(&b, 4, (int64_t)cur->due);
+  bind_i64(&b, 5, cur->id);
   lc_err err = b.rc == SQLITE_OK ? LC_OK
                                  : store_error(s, "renewal_due.bind");
   struct sm_device *page[PAGE_DEVICES];
@@ -1623,6 +1643,11 @@ static lc_err sqlite_foreach_renewal_due(struct sm_store *st, uint64_t now_ms,
   if(err != LC_OK) {
     free_devices(page, got);
     return err;
+  }
+  *more = got == limit;
+  if(got) {
+    cur->due = page[got - 1]->renew_due_at;
+    cur->id = page[got - 1]->id;
   }
   return hand_over(page, got, cb, ctx);
 }

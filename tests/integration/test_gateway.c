@@ -770,6 +770,35 @@ static void test_renew_through_nginx(void)
   free(body);
   EVP_PKEY_free(k);
 
+  /* Renewal with the operational certificate (before it expires): 202
+   * while the CA works, then 200; the replaced certificate may ask for
+   * that result again, and for nothing else. */
+  EVP_PKEY *kg = NULL;
+  char *body_g = renew_body("GW-0002", &kg);
+  struct call opg = {.method = "POST", .content_type = "application/json",
+                     .body = body_g, .cert = g.op_cert, .key = g.op_key};
+  renew_until_done(url, &opg, &a);
+  CU_ASSERT_EQUAL(a.status, 200);
+  j = answer_json(&a);
+  const char *gpem = json_string_value(json_object_get(
+                       j, "operational_certificate"));
+  CU_ASSERT_TRUE(gpem && cert_key_is(gpem, kg));
+  json_decref(j);
+  CU_ASSERT_EQUAL(call(url, &opg, &a), 200);
+  EVP_PKEY *kg2 = NULL;
+  char *body_g2 = renew_body("GW-0002", &kg2);
+  opg.body = body_g2;
+  call(url, &opg, &a);
+  expect_error(&a, 403, "renew_unknown_cert", "replaced, a new renewal");
+  struct call opg_self = {.method = "GET", .cert = g.op_cert,
+                          .key = g.op_key};
+  call(self, &opg_self, &a);
+  expect_error(&a, 403, "renew_unknown_cert", "replaced, /self");
+  free(body_g);
+  free(body_g2);
+  EVP_PKEY_free(kg);
+  EVP_PKEY_free(kg2);
+
   /* A revoked device. */
   char out[400];
   snprintf(out, sizeof(out), "%s/cli.out", r.dir);
@@ -818,9 +847,13 @@ static void test_renew_through_nginx(void)
                                      "JOIN devices d ON d.id = c.device_id "
                                      "WHERE d.device_id = '" DEVICE "' AND "
                                      "c.role = 'operational'"), 2);
-  /* The old key again is refused. */
   free(body);
   EVP_PKEY_free(k);
+  /* Every refusal is in the audit log (bootstrap_restricted three times,
+   * other device, replaced twice, revoked, expired). */
+  CU_ASSERT_TRUE(rig_sql_number(&r, "SELECT count(*) FROM audit WHERE "
+                                    "event = 'renew_rejected' AND details "
+                                    "LIKE '%\"via\":\"gateway\"%'") == 8);
   CU_ASSERT_TRUE(rig_check_audit(&r) > 0);
   proxy_stop(&px);
   rig_stop_linecert(&r);

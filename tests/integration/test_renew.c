@@ -285,6 +285,7 @@ static void test_renew_with_operational_and_refusals(void)
   EVP_PKEY *k2 = EVP_EC_gen("P-256");
   answer(&e, &a, b.key[0], k2, nonce, &c, NULL);
   CU_ASSERT_STRING_EQUAL(c.status, "REJECTED:challenge_signature");
+  EVP_PKEY_free(k2);
 
   /* The current operational key again. */
   CU_ASSERT_TRUE_FATAL(ask(&e, &a, a.cert[1], nonce));

@@ -318,8 +318,17 @@ static void test_revoke_and_unrevoke(void)
   CU_ASSERT_PTR_NULL(d->cert[CA_ROLE_BOOTSTRAP].pem);
   CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_SUPERSEDE), 2);
   uint32_t gen = d->generation;
+  /* Not with the keys of the revoked certificates. */
   CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
                                             .req = &r}, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_NEW);
+  CU_ASSERT_STRING_EQUAL(find_kind(&act, SM_ACT_STATUS)->text,
+                         "REJECTED:revoked_key");
+  struct sm_request fresh = {.serial = "SN-1", .csr = {"CSR-B2", "CSR-O2"},
+                             .key_fpr = {FPR_N, CERT_N},
+                             .request_id = REQ_ID};
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST,
+                                            .req = &fresh}, &act), LC_OK);
   CU_ASSERT_EQUAL(d->state, SM_ISSUING_BOOTSTRAP);
   CU_ASSERT_EQUAL(d->generation, gen + 1);
   sm_device_free(d);

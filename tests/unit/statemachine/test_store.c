@@ -1519,19 +1519,39 @@ static void test_renewal_due_query(void)
     sm_device_free(d);
   }
   char keys[64] = "";
+  struct sm_renew_cursor cur = {0, 0};
+  bool more = true;
   /* Due by 6000, oldest first; D3 not yet due; D4 renewing already; D1
    * told 1500 ms ago, within the renotice period. */
-  CU_ASSERT_EQUAL(sm_store_foreach_renewal_due(f.st, 6000, 2000, 10,
-                                               collect_key, keys), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_foreach_renewal_due(f.st, 6000, 2000, &cur, 10,
+                                               &more, collect_key, keys),
+                  LC_OK);
   CU_ASSERT_STRING_EQUAL(keys, "D2,");
+  CU_ASSERT_FALSE(more);
   keys[0] = '\0';
-  CU_ASSERT_EQUAL(sm_store_foreach_renewal_due(f.st, 6000, 1000, 10,
-                                               collect_key, keys), LC_OK);
+  memset(&cur, 0, sizeof(cur));
+  CU_ASSERT_EQUAL(sm_store_foreach_renewal_due(f.st, 6000, 1000, &cur, 10,
+                                               &more, collect_key, keys),
+                  LC_OK);
   CU_ASSERT_STRING_EQUAL(keys, "D2,D1,");
+  /* One at a time: the cursor goes on past the first, then the list
+   * ends (more false once a page is short). */
   keys[0] = '\0';
-  CU_ASSERT_EQUAL(sm_store_foreach_renewal_due(f.st, 6000, 1000, 1,
-                                               collect_key, keys), LC_OK);
+  memset(&cur, 0, sizeof(cur));
+  CU_ASSERT_EQUAL(sm_store_foreach_renewal_due(f.st, 6000, 1000, &cur, 1,
+                                               &more, collect_key, keys),
+                  LC_OK);
   CU_ASSERT_STRING_EQUAL(keys, "D2,");
+  CU_ASSERT_TRUE(more);
+  CU_ASSERT_EQUAL(sm_store_foreach_renewal_due(f.st, 6000, 1000, &cur, 1,
+                                               &more, collect_key, keys),
+                  LC_OK);
+  CU_ASSERT_STRING_EQUAL(keys, "D2,D1,");
+  CU_ASSERT_EQUAL(sm_store_foreach_renewal_due(f.st, 6000, 1000, &cur, 1,
+                                               &more, collect_key, keys),
+                  LC_OK);
+  CU_ASSERT_STRING_EQUAL(keys, "D2,D1,");
+  CU_ASSERT_FALSE(more);
   fx_close(&f);
 }
 
@@ -1574,6 +1594,10 @@ static void test_migration_v5_fills_certificates(void)
   CU_ASSERT_EQUAL(back->cert[1].not_before, 1790000100);
   CU_ASSERT_EQUAL(back->renewals, 0);
   CU_ASSERT_EQUAL(back->renew.via, SM_RENEW_NONE);
+  /* Due at 0.67 of the operational life, plus up to a day. */
+  uint64_t due = (1790000100ull + (uint64_t)(0.67 * 31536000)) * 1000;
+  CU_ASSERT_TRUE(back->renew_due_at >= due &&
+                 back->renew_due_at < due + 86400000ull);
   sm_device_free(back);
   CU_ASSERT_EQUAL(sm_store_get_device_by_id(f.st, d->id, &back), LC_OK);
   if(back)
@@ -1586,7 +1610,8 @@ static void test_migration_v5_fills_certificates(void)
 const struct lc_test store_tests[] = {
   {"certificate records: put once, by fingerprint and serial, superseded, "
    "revoked, listed for the CRL until they expire", test_cert_records},
-  {"renewal due: PROVISIONED, due, not told lately, oldest first, capped",
+  {"renewal due: PROVISIONED, due, not told lately, oldest first, a "
+   "cursor that goes round",
    test_renewal_due_query},
   {"v4 -> v5 records issued certificates with their dates",
    test_migration_v5_fills_certificates},
