@@ -148,6 +148,15 @@ static void arm_delivery(struct sm_device *dev, const struct sm_policy *pol,
   dev->next_attempt_at = ev->now_ms + pol->delivery_timeout_ms;
 }
 
+/* The same certificates once more (DELIVERED, RENEW_DELIVERED). */
+static void deliver_again(struct sm_device *dev, const struct sm_policy *pol,
+                          const struct sm_event *ev, struct sm_actions *act)
+{
+  arm_delivery(dev, pol, ev);
+  act->dirty = true;
+  add_deliver(act);
+}
+
 /* ---- requests ------------------------------------------------------------ */
 
 static bool same_keys(const struct sm_device *dev, const struct sm_request *r)
@@ -829,9 +838,7 @@ static lc_err on_timer(struct sm_device *dev, const struct sm_policy *pol,
             CA_ROLE_OPERATIONAL, "delivery_timeout");
       return LC_OK;
     }
-    arm_delivery(dev, pol, ev);
-    act->dirty = true;
-    add_deliver(act);
+    deliver_again(dev, pol, ev, act);
     return LC_OK;
   case SM_DELIVERED:
     if(dev->deliveries >= pol->max_deliveries) {
@@ -841,9 +848,7 @@ static lc_err on_timer(struct sm_device *dev, const struct sm_policy *pol,
             "delivery_timeout");
       return LC_OK;
     }
-    arm_delivery(dev, pol, ev);
-    act->dirty = true;
-    add_deliver(act);
+    deliver_again(dev, pol, ev, act);
     return LC_OK;
   default:
     return LC_ESTATE;
@@ -904,9 +909,7 @@ static lc_err on_renew_challenge(struct sm_device *dev,
     return LC_OK; /* the CA is working on it: nothing new to say */
   case SM_RENEW_DELIVERED:
     /* The delivery was lost: the same new certificate again. */
-    arm_delivery(dev, pol, ev);
-    act->dirty = true;
-    add_deliver(act);
+    deliver_again(dev, pol, ev, act);
     return LC_OK;
   default:
     return LC_ESTATE;

@@ -1240,37 +1240,38 @@ static lc_err sqlite_put_device(struct sm_store *st, struct sm_device *dev)
   return dev->id == 0 ? insert_device(s, dev) : update_device(s, dev);
 }
 
+/* A device SELECT bound as b says: its one row, or the bind's error. */
+static lc_err load_bound_device(struct sqlite_store *s,
+                                const struct binder *b, const char *op,
+                                struct sm_device **out)
+{
+  if(b->rc != SQLITE_OK) {
+    lc_err err = store_error(s, op);
+    stmt_release(b->stmt);
+    return err;
+  }
+  return load_one_device(s, b->stmt, op, out);
+}
+
 static lc_err sqlite_get_device(struct sm_store *st, const char *group,
                                 const char *edge, const char *device,
                                 struct sm_device **out)
 {
   struct sqlite_store *s = from_base(st);
-  sqlite3_stmt *stmt = s->stmt[ST_DEV_GET];
-  struct binder b = {stmt, SQLITE_OK};
+  struct binder b = {s->stmt[ST_DEV_GET], SQLITE_OK};
   bind_text(&b, 1, group);
   bind_text(&b, 2, edge);
   bind_text(&b, 3, device);
-  if(b.rc != SQLITE_OK) {
-    lc_err err = store_error(s, "get_device.bind");
-    stmt_release(stmt);
-    return err;
-  }
-  return load_one_device(s, stmt, "get_device", out);
+  return load_bound_device(s, &b, "get_device", out);
 }
 
 static lc_err sqlite_find_serial(struct sm_store *st, const char *serial,
                                  struct sm_device **out)
 {
   struct sqlite_store *s = from_base(st);
-  sqlite3_stmt *stmt = s->stmt[ST_DEV_BY_SERIAL];
-  struct binder b = {stmt, SQLITE_OK};
+  struct binder b = {s->stmt[ST_DEV_BY_SERIAL], SQLITE_OK};
   bind_text(&b, 1, serial);
-  if(b.rc != SQLITE_OK) {
-    lc_err err = store_error(s, "find_serial.bind");
-    stmt_release(stmt);
-    return err;
-  }
-  return load_one_device(s, stmt, "find_serial", out);
+  return load_bound_device(s, &b, "find_serial", out);
 }
 
 static const char *const claim_kind_names[] = {
@@ -1336,14 +1337,12 @@ static void free_devices(struct sm_device **devs, size_t n)
 
 /* Up to PAGE_DEVICES devices with id > after into page[]; the statement
  * is finished on return, whatever happened. */
-static lc_err load_page(struct sqlite_store *s, enum stmt_id id,
-                        int64_t after, struct sm_device **page, size_t *n)
+/* The rows of a bound device SELECT (LIMIT at most PAGE_DEVICES) into
+ * page[]; the statement is finished on return, whatever happened. */
+static lc_err read_page(struct sqlite_store *s, sqlite3_stmt *stmt,
+                        int bind_rc, struct sm_device **page, size_t *n)
 {
-  sqlite3_stmt *stmt = s->stmt[id];
-  struct binder b = {stmt, SQLITE_OK};
-  bind_i64(&b, 1, after);
-  bind_i64(&b, 2, PAGE_DEVICES);
-  lc_err err = b.rc == SQLITE_OK ? LC_OK : store_error(s, "foreach.bind");
+  lc_err err = bind_rc == SQLITE_OK ? LC_OK : store_error(s, "foreach.bind");
   size_t got = 0;
   while(err == LC_OK) {
     int rc = sqlite3_step(stmt);
@@ -1363,6 +1362,16 @@ static lc_err load_page(struct sqlite_store *s, enum stmt_id id,
   }
   *n = got;
   return LC_OK;
+}
+
+static lc_err load_page(struct sqlite_store *s, enum stmt_id id,
+                        int64_t after, struct sm_device **page, size_t *n)
+{
+  sqlite3_stmt *stmt = s->stmt[id];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_i64(&b, 1, after);
+  bind_i64(&b, 2, PAGE_DEVICES);
+  return read_page(s, stmt, b.rc, page, n);
 }
 
 /* Give each device to cb; after an error, free the ones not handed out. */
@@ -1597,15 +1606,9 @@ static lc_err sqlite_get_device_by_id(struct sm_store *st, int64_t id,
                                       struct sm_device **out)
 {
   struct sqlite_store *s = from_base(st);
-  sqlite3_stmt *stmt = s->stmt[ST_DEV_BY_ID];
-  struct binder b = {stmt, SQLITE_OK};
+  struct binder b = {s->stmt[ST_DEV_BY_ID], SQLITE_OK};
   bind_i64(&b, 1, id);
-  if(b.rc != SQLITE_OK) {
-    lc_err err = store_error(s, "get_device_by_id.bind");
-    stmt_release(stmt);
-    return err;
-  }
-  return load_one_device(s, stmt, "get_device_by_id", out);
+  return load_bound_device(s, &b, "get_device_by_id", out);
 }
 
 static lc_err sqlite_foreach_renewal_due(struct sm_store *st, uint64_t now_ms,
@@ -1624,26 +1627,11 @@ static lc_err sqlite_foreach_renewal_due(struct sm_store *st, uint64_t now_ms,
   bind_i64(&b, 3, limit);
   bind_i64(&b, 4, (int64_t)cur->due);
   bind_i64(&b, 5, cur->id);
-  lc_err err = b.rc == SQLITE_OK ? LC_OK
-                                 : store_error(s, "renewal_due.bind");
   struct sm_device *page[PAGE_DEVICES];
   size_t got = 0;
-  while(err == LC_OK) {
-    int rc = sqlite3_step(stmt);
-    if(rc == SQLITE_DONE)
-      break;
-    if(rc != SQLITE_ROW)
-      err = store_error(s, "renewal_due.step");
-    else if(got == PAGE_DEVICES)
-      err = LC_EDB;
-    else if((err = device_from_row(stmt, &page[got])) == LC_OK)
-      got++;
-  }
-  stmt_release(stmt);
-  if(err != LC_OK) {
-    free_devices(page, got);
+  lc_err err = read_page(s, stmt, b.rc, page, &got);
+  if(err != LC_OK)
     return err;
-  }
   *more = got == limit;
   if(got) {
     cur->due = page[got - 1]->renew_due_at;

@@ -516,3 +516,13 @@ void ep_acknowledge(struct ep_edge *e, const struct ep_device *d,
   snprintf(installed, sizeof(installed), "%s,%s", c->fpr[0], c->fpr[1]);
   ep_ddata_installed(e, d, installed);
 }
+
+bool ep_cert_has_key(const char *pem, EVP_PKEY *key)
+{
+  BIO *b = BIO_new_mem_buf(pem, -1);
+  X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+  bool same = x && EVP_PKEY_eq(X509_get0_pubkey(x), key) == 1;
+  X509_free(x);
+  BIO_free(b);
+  return same;
+}

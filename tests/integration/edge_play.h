@@ -79,6 +79,8 @@ void ep_ddata_renew_answer(struct ep_edge *e, const struct ep_device *d,
  * SHA-256 (DER ECDSA); returns the signature's length. */
 size_t ep_sign_challenge(EVP_PKEY *key, const uint8_t nonce[32],
                          const char *csr_pem, uint8_t *sig, size_t cap);
+/* The PEM certificate's public key is `key`. */
+bool ep_cert_has_key(const char *pem, EVP_PKEY *key);
 
 /* One answer of linecert's. */
 struct ep_dcmd {

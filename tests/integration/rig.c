@@ -569,3 +569,19 @@ void rig_faketime(struct rig *r, long days)
   env[4] = NULL;
   r->linecert_env = env;
 }
+
+void rig_concat(const char *dst, const char *const srcs[])
+{
+  FILE *out = fopen(dst, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+  for(size_t i = 0; srcs[i]; i++) {
+    FILE *in = fopen(srcs[i], "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    char buf[4096];
+    size_t n;
+    while((n = fread(buf, 1, sizeof(buf), in)) > 0)
+      CU_ASSERT_EQUAL_FATAL(fwrite(buf, 1, n, out), n);
+    fclose(in);
+  }
+  CU_ASSERT_EQUAL_FATAL(fclose(out), 0);
+}

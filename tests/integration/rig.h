@@ -36,6 +36,9 @@ struct rig {
  * dated then. Monotonic time is not moved. */
 void rig_faketime(struct rig *r, long days);
 
+/* `dst` = the files of `srcs` (NULL-terminated), one after the other. */
+void rig_concat(const char *dst, const char *const srcs[]);
+
 /* Make the temp dir and start Mosquitto. CUnit-fatal on failure. */
 void rig_init(struct rig *r);
 /* The same, with lines added to Mosquitto's conf (lc_mosq_start()),

@@ -89,27 +89,6 @@ static void write_text(const char *path, const char *text)
 }
 
 /* Append the whole of `src` to `out`. */
-static void append_file(FILE *out, const char *src)
-{
-  FILE *in = fopen(src, "r");
-  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
-  char buf[4096];
-  size_t n;
-  while((n = fread(buf, 1, sizeof(buf), in)) > 0)
-    CU_ASSERT_EQUAL_FATAL(fwrite(buf, 1, n, out), n);
-  fclose(in);
-}
-
-/* `dst` = the files of `srcs`, NULL-terminated, one after the other. */
-static void concat(const char *dst, const char *const srcs[])
-{
-  FILE *out = fopen(dst, "w");
-  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
-  for(size_t i = 0; srcs[i]; i++)
-    append_file(out, srcs[i]);
-  CU_ASSERT_EQUAL_FATAL(fclose(out), 0);
-}
-
 /* ---- certificates from linecert's local CA --------------------------- */
 
 static struct ca_adapter *open_local_ca(const char *dir)
@@ -163,7 +142,7 @@ static void issue(struct ca_adapter *ca, enum ca_role role, const char *cn,
   snprintf(file, sizeof(file), "%s-full.pem", name);
   path_of(full, R.dev, file);
   const char *parts[] = {path, root_pem, NULL};
-  concat(full, parts);
+  rig_concat(full, parts);
   free(chain);
   ca_result_cleanup(&res);
   ca_csr_free(csr);
@@ -297,10 +276,10 @@ static void setup(void)
   CU_ASSERT_TRUE_FATAL(made);
   path_of(acl, R.etc, "linecert-line.acl");
   const char *acl_src[] = {DEPLOY_ACL, NULL};
-  concat(acl, acl_src);
+  rig_concat(acl, acl_src);
   path_of(legacy, R.etc, "ca.pem");
   const char *legacy_src[] = {R.line_ca, root, NULL};
-  concat(legacy, legacy_src);
+  rig_concat(legacy, legacy_src);
 
   start_broker();
 }

@@ -140,16 +140,6 @@ static void answer(struct ep_edge *e, struct dev *d, EVP_PKEY *signer,
     free(csr);
 }
 
-/* The certificate's public key is `key`. */
-static bool cert_has_key(const char *pem, EVP_PKEY *key)
-{
-  BIO *b = BIO_new_mem_buf(pem, -1);
-  X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-  bool same = x && EVP_PKEY_eq(X509_get0_pubkey(x), key) == 1;
-  X509_free(x);
-  BIO_free(b);
-  return same;
-}
 
 /* A full renewal presenting certificate `role` of d; d takes the new
  * key and certificate. */
@@ -165,7 +155,7 @@ static void renew_ok(struct rig *r, struct ep_edge *e, struct dev *d, int role)
   free(d->ep.csr[1]);
   d->ep.csr[1] = csr;
   CU_ASSERT_STRING_EQUAL(c.status, "ISSUED");
-  CU_ASSERT_TRUE(cert_has_key(c.pem[1], nk));
+  CU_ASSERT_TRUE(ep_cert_has_key(c.pem[1], nk));
   /* The bootstrap certificate is delivered unchanged. */
   CU_ASSERT_STRING_EQUAL(c.pem[0], d->cert[0]);
   CU_ASSERT_STRING_NOT_EQUAL(c.pem[1], d->cert[1]);
@@ -381,7 +371,7 @@ static void test_node_level_device_renews(void)
   ep_ddata_renew_answer(&e, &a.ep, csr, sig, n);
   CU_ASSERT_TRUE(ep_wait_dcmd(&e, "", &c, NULL));
   CU_ASSERT_STRING_EQUAL(c.status, "ISSUED");
-  CU_ASSERT_TRUE(cert_has_key(c.pem[1], nk));
+  CU_ASSERT_TRUE(ep_cert_has_key(c.pem[1], nk));
   ep_acknowledge(&e, &a.ep, &c);
   CU_ASSERT_TRUE(rig_wait_count(&r, "RN-NODE", SM_PROVISIONED, 1,
                                 EP_WAIT_MS));
@@ -428,27 +418,6 @@ static void test_renewal_needed_before_expiry(void)
   rig_cleanup(&r);
 }
 
-/* dst = file a + file <dir><b>. */
-static void concat_files(const char *dst, const char *a, const char *dir,
-                         const char *b)
-{
-  char pb[400];
-  snprintf(pb, sizeof(pb), "%s%s", dir, b);
-  FILE *out = fopen(dst, "w");
-  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
-  const char *src[] = {a, pb};
-  for(int i = 0; i < 2; i++) {
-    FILE *in = fopen(src[i], "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
-    char buf[4096];
-    size_t n;
-    while((n = fread(buf, 1, sizeof(buf), in)) > 0)
-      CU_ASSERT_EQUAL(fwrite(buf, 1, n, out), n);
-    fclose(in);
-  }
-  CU_ASSERT_EQUAL(fclose(out), 0);
-}
-
 /* `linecert revoke` while the service runs and while it does not: the
  * device's certificates are marked revoked, its renewals (renew_revoked)
  * and requests (revoked) refused; `unrevoke` lets it be provisioned
@@ -488,7 +457,10 @@ static void test_revoke_and_unrevoke(void)
    * the root above it. */
   char cas[400];
   snprintf(cas, sizeof(cas), "%s/cas.pem", r.dir);
-  concat_files(cas, root, r.data_dir, "/ca/operational-ca.pem");
+  char op_ca[400];
+  snprintf(op_ca, sizeof(op_ca), "%s/ca/operational-ca.pem", r.data_dir);
+  const char *parts[] = {root, op_ca, NULL};
+  rig_concat(cas, parts);
   const char *verify[] = {"crl", "-in", crl, "-CAfile", cas, "-verify",
                           "-noout", "-text", NULL};
   bool listed = false;
@@ -618,7 +590,7 @@ static void test_kill_during_renewal(void)
       issued = ep_wait_dcmd(&e, a.ep.id, &c, NULL) &&
                !strcmp(c.status, "ISSUED");
     CU_ASSERT_TRUE_FATAL(issued);
-    CU_ASSERT_TRUE(cert_has_key(c.pem[1], nk));
+    CU_ASSERT_TRUE(ep_cert_has_key(c.pem[1], nk));
     ep_acknowledge(&e, &a.ep, &c);
     CU_ASSERT_TRUE(rig_wait_count(&r, a.ep.id, SM_PROVISIONED, 1,
                                   EP_WAIT_MS));
