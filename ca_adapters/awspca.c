@@ -476,24 +476,6 @@ static lc_err aws_cancel(struct ca_adapter *ca, const struct ca_request *req)
 
 /* ---- revocation ---------------------------------------------------------- */
 
-static const char *aws_reason(enum ca_revoke_reason r)
-{
-  switch(r) {
-  case CA_REVOKE_UNSPECIFIED:
-    return "UNSPECIFIED";
-  case CA_REVOKE_KEY_COMPROMISE:
-    return "KEY_COMPROMISE";
-  case CA_REVOKE_AFFILIATION_CHANGED:
-    return "AFFILIATION_CHANGED";
-  case CA_REVOKE_SUPERSEDED:
-    return "SUPERSEDED";
-  case CA_REVOKE_CESSATION_OF_OPERATION:
-    return "CESSATION_OF_OPERATION";
-  case CA_REVOKE_PRIVILEGE_WITHDRAWN:
-    return "PRIVILEGE_WITHDRAWN";
-  }
-  return "UNSPECIFIED";
-}
 
 /* "0a1b..." (from ca__serial_of: even length) -> "0a:1b:...", with "00:"
  * first when the top bit is set, as `openssl x509 -text` prints it. */
@@ -536,7 +518,7 @@ static lc_err aws_revoke(struct ca_adapter *ca,
   }
   json_t *j = json_pack("{s:s, s:s, s:s}", "CertificateAuthorityArn",
                         a->role[req->role].ca_arn, "CertificateSerial", wire,
-                        "RevocationReason", aws_reason(req->reason));
+                        "RevocationReason", ca__revoke_reason_wire(req->reason, NULL, NULL));
   if(!j)
     return LC_ENOMEM;
   struct aws_answer ans;

@@ -65,6 +65,12 @@ lc_err ca__set_random_serial(X509 *x, char hex[41]) LC_NODISCARD;
 
 /* ---- revocation (revoke.c) ---------------------------------------------- */
 
+/* The reason as the CAs spell it on the wire: "KEY_COMPROMISE", ...;
+ * `unspecified` and `privilege_withdrawn` (NULL: the plain names) for
+ * the two a CA spells its own way. */
+const char *ca__revoke_reason_wire(enum ca_revoke_reason r,
+                                   const char *unspecified,
+                                   const char *privilege_withdrawn);
 bool ca__revoke_reason_ok(enum ca_revoke_reason r);
 /* Check a revoke request and read its certificate: on LC_OK *leaf owns
  * the parsed leaf and `serial` holds its serial as lower-case hex

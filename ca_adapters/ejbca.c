@@ -666,24 +666,6 @@ static lc_err ej_cancel(struct ca_adapter *ca, const struct ca_request *req)
 
 /* ---- revocation ---------------------------------------------------------- */
 
-static const char *ej_reason(enum ca_revoke_reason r)
-{
-  switch(r) {
-  case CA_REVOKE_UNSPECIFIED:
-    return "UNSPECIFIED";
-  case CA_REVOKE_KEY_COMPROMISE:
-    return "KEY_COMPROMISE";
-  case CA_REVOKE_AFFILIATION_CHANGED:
-    return "AFFILIATION_CHANGED";
-  case CA_REVOKE_SUPERSEDED:
-    return "SUPERSEDED";
-  case CA_REVOKE_CESSATION_OF_OPERATION:
-    return "CESSATION_OF_OPERATION";
-  case CA_REVOKE_PRIVILEGE_WITHDRAWN:
-    return "PRIVILEGES_WITHDRAWN"; /* EJBCA's spelling */
-  }
-  return "UNSPECIFIED";
-}
 
 /* The path of the revoke call for `leaf`. */
 static lc_err revoke_path(X509 *leaf, const char *serial,
@@ -705,7 +687,8 @@ static lc_err revoke_path(X509 *leaf, const char *serial,
   if(!esc)
     return LC_ENOMEM;
   int w = snprintf(out, cap, "/v1/certificate/%s/%s/revoke?reason=%s", esc,
-                   serial, ej_reason(reason));
+                   serial, ca__revoke_reason_wire(reason, NULL,
+                                                "PRIVILEGES_WITHDRAWN"));
   curl_free(esc);
   return w > 0 && (size_t)w < cap ? LC_OK : LC_EINVAL;
 }

@@ -390,24 +390,6 @@ static lc_err gcp_cancel(struct ca_adapter *ca, const struct ca_request *req)
 
 /* ---- revocation ------------------------------------------------------------ */
 
-static const char *gcp_reason(enum ca_revoke_reason r)
-{
-  switch(r) {
-  case CA_REVOKE_UNSPECIFIED:
-    return "REVOCATION_REASON_UNSPECIFIED";
-  case CA_REVOKE_KEY_COMPROMISE:
-    return "KEY_COMPROMISE";
-  case CA_REVOKE_AFFILIATION_CHANGED:
-    return "AFFILIATION_CHANGED";
-  case CA_REVOKE_SUPERSEDED:
-    return "SUPERSEDED";
-  case CA_REVOKE_CESSATION_OF_OPERATION:
-    return "CESSATION_OF_OPERATION";
-  case CA_REVOKE_PRIVILEGE_WITHDRAWN:
-    return "PRIVILEGE_WITHDRAWN";
-  }
-  return "REVOCATION_REASON_UNSPECIFIED";
-}
 
 /* One call paced by `pace`, with one more try and a fresh token after a
  * 401. false: no answer to map, *res says why (paced, shutdown, no
@@ -497,7 +479,9 @@ static lc_err revoke_call(struct gcpcas *g, const char *url,
   char key[96], rid[37];
   snprintf(key, sizeof(key), "%s-revoke", req->request_key);
   ca__uuid5(REQUEST_NS, key, rid);
-  json_t *j = json_pack("{s:s, s:s}", "reason", gcp_reason(req->reason),
+  json_t *j = json_pack("{s:s, s:s}", "reason", ca__revoke_reason_wire(
+                                    req->reason,
+                                    "REVOCATION_REASON_UNSPECIFIED", NULL),
                         "requestId", rid);
   char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);

@@ -48,6 +48,22 @@ const char *ca_revoke_reason_name(enum ca_revoke_reason r)
   return REASON_NAMES[r];
 }
 
+const char *ca__revoke_reason_wire(enum ca_revoke_reason r,
+                                   const char *unspecified,
+                                   const char *privilege_withdrawn)
+{
+  /* RFC 5280's names in capitals: what AWS takes as they are, Google and
+   * EJBCA with one spelling of their own each. */
+  static const char *const wire[CA_REVOKE_REASON_COUNT] = {
+    "UNSPECIFIED", "KEY_COMPROMISE", "AFFILIATION_CHANGED", "SUPERSEDED",
+    "CESSATION_OF_OPERATION", "PRIVILEGE_WITHDRAWN"};
+  if(!ca__revoke_reason_ok(r) || r == CA_REVOKE_UNSPECIFIED)
+    return unspecified ? unspecified : wire[CA_REVOKE_UNSPECIFIED];
+  if(r == CA_REVOKE_PRIVILEGE_WITHDRAWN && privilege_withdrawn)
+    return privilege_withdrawn;
+  return wire[r];
+}
+
 bool ca__revoke_reason_ok(enum ca_revoke_reason r)
 {
   return (unsigned)r < (unsigned)CA_REVOKE_REASON_COUNT;
