@@ -784,6 +784,67 @@ static void test_pace_through_daemon(void)
     check_line("P-", PACE_DEVICES);
 }
 
+/* Issue 11 item 7 with a remote CA: a line renews (linecert-sim --renew)
+ * while the CA holds back its answers to the renewals' issuance, so the
+ * devices are in RENEW_ISSUING with the CA's work done; SIGKILL; restart.
+ * Each device ends with exactly one new operational certificate: one
+ * more key certified at the CA per device, each stored key certified
+ * once, one "issued" record per renewal. */
+#define RENEW_KILL_DEVICES 3
+static void test_sigkill_during_renewal(void)
+{
+  CU_ASSERT_TRUE_FATAL(T.up);
+  if(!T.rig.linecert)
+    rig_start_linecert(&T.rig, NULL);
+  char state[320], devices[16];
+  snprintf(state, sizeof(state), "%s/kr-state", T.rig.dir);
+  snprintf(devices, sizeof(devices), "%d", RENEW_KILL_DEVICES);
+  const char *prov[] = {"--edges", "1", "--devices", devices, "--prefix",
+                        "KR", "--state-dir", state, "--timeout", "120", NULL};
+  CU_ASSERT_EQUAL_FATAL(rig_run_sim(&T.rig, prov, 180), 0);
+  char fault[160];
+  snprintf(fault, sizeof(fault), "{\"kind\":\"hold\",\"op\":\"%s\","
+           "\"count\":%d,\"hold_s\":20}", T.ad->issue_op, RENEW_KILL_DEVICES);
+  long held0 = emu_stat(T.emu, "held");
+  CU_ASSERT_EQUAL_FATAL(emu_post(T.emu, "/faults", fault), LC_OK);
+  const char *renew[] = {"--edges", "1", "--devices", devices, "--prefix",
+                         "KR", "--state-dir", state, "--renew",
+                         "--renew-with", "operational", "--timeout", "120",
+                         "--retry-ms", "2000", NULL};
+  struct lc_proc *p = rig_spawn_sim(&T.rig, renew);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  bool held = false;
+  for(int i = 0; i < 1500 && !held; i++) {
+    held = emu_stat(T.emu, "held") >= held0 + RENEW_KILL_DEVICES;
+    if(!held)
+      nap_ms(20);
+  }
+  CU_ASSERT_TRUE(held);
+  CU_ASSERT_EQUAL(rig_count(&T.rig, "KR-", SM_RENEW_ISSUING),
+                  RENEW_KILL_DEVICES);
+  rig_kill_linecert(&T.rig);
+  CU_ASSERT_EQUAL(emu_post(T.emu, "/clear-faults", NULL), LC_OK);
+  rig_start_linecert(&T.rig, NULL);
+  wait_sim(p, 120);
+  CU_ASSERT_EQUAL(rig_count(&T.rig, "KR-", SM_PROVISIONED),
+                  RENEW_KILL_DEVICES);
+  CU_ASSERT_EQUAL(rig_sql_number(&T.rig, "SELECT count(*) FROM devices "
+                                         "WHERE device_id LIKE 'KR-%' AND "
+                                         "renewals = 1"),
+                  RENEW_KILL_DEVICES);
+  CU_ASSERT_EQUAL(rig_check_issued_once(&T.rig, "KR-"),
+                  2 * RENEW_KILL_DEVICES);
+  json_t *all = ca_keys(T.emu);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(all);
+  struct ca_keys_ctx c = {.prefix = "KR-"};
+  c.keys[0] = c.keys[1] = json_object_get(all, "keys");
+  CU_ASSERT_EQUAL(rig_foreach_device(&T.rig, check_ca_key, &c), LC_OK);
+  CU_ASSERT_EQUAL(c.bad, 0);
+  /* bootstrap, the first operational key, the renewal's: three each. */
+  CU_ASSERT_EQUAL(count_at_ca(c.keys[0], "KR-"), 3 * RENEW_KILL_DEVICES);
+  json_decref(all);
+}
+
 /* The emulator's count of certificates it revoked (GET /stats). */
 static long emu_revoked(struct emu *e)
 {
@@ -1061,6 +1122,9 @@ static const struct lc_test tests_common[] = {
   {"SIGTERM while the CA hangs (timeout_ms 30 s): linecert stops within "
    "5 s, the devices wait in ISSUING and finish after the restart",
    test_sigterm_while_the_ca_hangs},
+  {"SIGKILL while the CA holds the renewals' answers (RENEW_ISSUING): "
+   "one new operational certificate per device, once at the CA",
+   test_sigkill_during_renewal},
   {"revoke: both certificates revoked at the CA, once, marked in the "
    "store", test_revoke_at_the_ca},
   {"audit verifies; linecert stops cleanly; no sanitizer report",
@@ -1081,6 +1145,9 @@ static const struct lc_test tests_ejbca[] = {
   {"SIGKILL while approvals are pending: the restarted linecert finalizes "
    "the same approval requests, files no new ones",
    test_approval_pending_across_restart},
+  {"SIGKILL while the CA holds the renewals' answers (RENEW_ISSUING): "
+   "one new operational certificate per device, once at the CA",
+   test_sigkill_during_renewal},
   {"revoke: both certificates revoked at the CA, once, marked in the "
    "store", test_revoke_at_the_ca},
   {"audit verifies; linecert stops cleanly; no sanitizer report",
@@ -1101,6 +1168,9 @@ static const struct lc_test tests_aws[] = {
    test_sigkill_between_ca_answer_and_commit},
   {"issue_rate 25 against a CA throttling above 25/s: no throttled answer",
    test_pace_through_daemon},
+  {"SIGKILL while the CA holds the renewals' answers (RENEW_ISSUING): "
+   "one new operational certificate per device, once at the CA",
+   test_sigkill_during_renewal},
   {"revoke: both certificates revoked at the CA, once, marked in the "
    "store", test_revoke_at_the_ca},
   {"audit verifies; linecert stops cleanly; no sanitizer report",
