@@ -668,7 +668,8 @@ static void *worker_main(void *arg)
 {
   struct sim *s = arg;
   struct sim_checker *c = NULL;
-  if(sim_checker_new(s->trust, &c) != LC_OK) {
+  long ahead_s = (long)s->opts->days_ahead * 86400L;
+  if(sim_checker_new(s->trust, ahead_s, &c) != LC_OK) {
     lc_log(LC_ERROR, MOD, "op=worker_start err=out_of_memory");
     return NULL;
   }

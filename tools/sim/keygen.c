@@ -55,7 +55,8 @@ static lc_err load_device(struct sim *s, struct sim_device *d)
   }
   if(rc != LC_OK)
     return rc;
-  d->presented = sim_renew_pick(&d->keep, o->renew_with);
+  d->presented = sim_renew_pick(&d->keep, o->renew_with,
+                                sim_device_time(o));
   d->renewing = true;
   return LC_OK;
 }
