@@ -33,7 +33,9 @@
  * Renewal (--renew with --state-dir, or --renew-on-notice): a device
  * renews while WAITING with `renewing` set, and is PROVISIONED again
  * once its new operational certificate is checked, saved and
- * acknowledged. Over Sparkplug: DBIRTH (State RENEWAL_NEEDED, no CSR
+ * acknowledged. A provisioning run with --state-dir brings back the
+ * devices saved there: each asks again with its saved keys and CSRs
+ * (linecert re-delivers its certificates), the others start anew. Over Sparkplug: DBIRTH (State RENEWAL_NEEDED, no CSR
  * metrics) + DDATA RenewRequest -> DCMD Challenge -> DDATA RenewCSR +
  * ChallengeSignature -> DCMD ISSUED -> DDATA Installed; a retransmission
  * or rebirth starts again from the DBIRTH with the same new key and
@@ -205,6 +207,8 @@ struct sim_device {
   /* Guarded by edge->lock. */
   struct sim_keep keep;            /* with --state-dir/--renew-on-notice */
   bool renewing;                   /* renewal in progress (WAITING) */
+  bool notice_pending;             /* RENEWAL_NEEDED heard while still
+                                      waiting for its certificates */
   enum sim_role presented;         /* certificate it proves itself with */
   EVP_PKEY *rn_key;                /* the renewal's new key, CSR (PEM */
   char *rn_csr;                    /* and DER) and SubjectPublicKeyInfo, */
