@@ -472,9 +472,12 @@ static void on_issued(struct sim_checker *c, struct sim_device *d,
   }
 
   pthread_mutex_lock(&e->lock);
-  if(d->state == SIM_DEV_WAITING && rc == LC_OK)
+  /* Another copy, checked meanwhile, provisioned the device and a
+   * notice started its renewal: this one is no answer to that. */
+  bool first = d->state == SIM_DEV_WAITING && !d->renewing;
+  if(first && rc == LC_OK)
     rc = keep_provisioned_locked(d, &in, why, sizeof(why));
-  if(d->state == SIM_DEV_WAITING) {
+  if(first) {
     if(rc == LC_OK) {
       memcpy(d->installed, fps, sizeof(d->installed));
       lc_err arc = sim_edge_send_installed_locked(e, d);
