@@ -10,7 +10,6 @@
 #include "common/lc_mem.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -95,14 +94,12 @@ lc_err ca__read_file(const char *path, size_t cap, char **data, size_t *len,
   return rc;
 }
 
-/* The CA's name for a failed step of lc_write_file_atomic_ex() or
- * lc_sync_dir(): "ca_" and the call. */
-static lc_err step_fail(const struct lc_file_info *fi, const char *path,
-                        bool dir)
+/* A failed step of lc_write_file_atomic_ex() or lc_sync_dir(), logged
+ * as the CA names it: "ca_" and the call (ca_rename, ca_fsync_dir). */
+static lc_err step_fail(const struct lc_file_info *fi, const char *path)
 {
   char op[32];
-  snprintf(op, sizeof(op), "ca_%s%s", fi->op ? fi->op : "write",
-           dir ? "_dir" : "");
+  snprintf(op, sizeof(op), "ca_%s", fi->op ? fi->op : "write");
   return io_fail(op, path, fi->sys_errno);
 }
 
@@ -115,7 +112,7 @@ lc_err ca__write_file_atomic(const char *dir, const char *name,
   struct lc_file_info fi;
   lc_err rc = lc_write_file_atomic_ex(path, data, len, mode, &fi);
   if(rc == LC_EIO)
-    rc = step_fail(&fi, path, false);
+    rc = step_fail(&fi, path);
   lc_free(path);
   return rc;
 }
@@ -124,5 +121,5 @@ lc_err ca__sync_dir(const char *dir)
 {
   struct lc_file_info fi;
   lc_err rc = lc_sync_dir(dir, &fi);
-  return rc == LC_EIO ? step_fail(&fi, dir, true) : rc;
+  return rc == LC_EIO ? step_fail(&fi, dir) : rc;
 }

@@ -239,12 +239,12 @@ lc_err lc_sync_dir(const char *dir, struct lc_file_info *info)
     return LC_EINVAL;
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if(fd < 0) {
-    (void)file__fail(info, "open");
+    (void)file__fail(info, "open_dir");
     return LC_EIO;
   }
   lc_err rc = LC_OK;
   if(fsync(fd) != 0) {
-    (void)file__fail(info, "fsync");
+    (void)file__fail(info, "fsync_dir");
     rc = LC_EIO;
   }
   close(fd);

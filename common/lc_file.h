@@ -31,7 +31,8 @@
 struct lc_file_info {
   const char *op;        /* the call that failed: "open", "fstat" or
                           * "read" (writing: "unlink", "create",
-                          * "write", "fsync", "close" or "rename");
+                          * "write", "fsync", "close" or "rename";
+                          * lc_sync_dir(): "open_dir" or "fsync_dir");
                           * NULL when none did */
   int sys_errno;         /* its errno (0 when none failed) */
   unsigned mode;         /* permission bits (st_mode & 07777), once
@@ -81,8 +82,8 @@ lc_err lc_write_file_atomic_ex(const char *path, const void *data,
                                struct lc_file_info *info) LC_NODISCARD;
 
 /* fsync the directory `dir`, making the renames and new names in it
- * durable. LC_EIO with errno set; `info` as for the others (op "open"
- * or "fsync"; may be NULL). */
+ * durable. LC_EIO with errno set; `info` as for the others (may be
+ * NULL). */
 lc_err lc_sync_dir(const char *dir, struct lc_file_info *info) LC_NODISCARD;
 
 #endif

@@ -82,13 +82,11 @@ static lc_err make_dir(const char *path)
   return io_fail("state_mkdir", path, errno);
 }
 
-/* The call that failed, as this module names it ("state_rename"). */
-static lc_err step_fail(const struct lc_file_info *fi, const char *path,
-                        bool dir)
+/* A failed step, as this module names it (state_rename). */
+static lc_err step_fail(const struct lc_file_info *fi, const char *path)
 {
   char op[40];
-  snprintf(op, sizeof(op), "state_%s%s", fi->op ? fi->op : "write",
-           dir ? "_dir" : "");
+  snprintf(op, sizeof(op), "state_%s", fi->op ? fi->op : "write");
   return io_fail(op, path, fi->sys_errno);
 }
 
@@ -102,14 +100,14 @@ static lc_err write_atomic(const char *ddir, const char *name,
     return LC_ETOOBIG;
   struct lc_file_info fi;
   lc_err rc = lc_write_file_atomic_ex(path, data, len, mode, &fi);
-  return rc == LC_EIO ? step_fail(&fi, path, false) : rc;
+  return rc == LC_EIO ? step_fail(&fi, path) : rc;
 }
 
 static lc_err sync_dir(const char *path)
 {
   struct lc_file_info fi;
   lc_err rc = lc_sync_dir(path, &fi);
-  return rc == LC_EIO ? step_fail(&fi, path, true) : rc;
+  return rc == LC_EIO ? step_fail(&fi, path) : rc;
 }
 
 /* The unencrypted PKCS#8 PEM of key, written from a memory BIO that is

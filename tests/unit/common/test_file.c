@@ -286,7 +286,7 @@ static void test_write_atomic_failures(void)
   CU_ASSERT_EQUAL(lc_write_file_atomic("", "x", 1, 0600), LC_EINVAL);
   /* lc_sync_dir: what is not a directory. */
   CU_ASSERT_EQUAL(lc_sync_dir(nodir, &fi), LC_EIO);
-  CU_ASSERT_STRING_EQUAL(fi.op ? fi.op : "", "open");
+  CU_ASSERT_STRING_EQUAL(fi.op ? fi.op : "", "open_dir");
   CU_ASSERT_EQUAL(fi.sys_errno, ENOENT);
   const char *f = tmp_file(&t, "file", "x", 1, 0600);
   CU_ASSERT_EQUAL(lc_sync_dir(f, NULL), LC_EIO);
