@@ -431,6 +431,58 @@ static void test_renew_through_gateway(void)
   rig_cleanup(r);
 }
 
+/* ---- the gateway's renewal contract (DESIGN §4.2) ----------------------------------- */
+
+/* Every device presents its operational certificate (valid now: --renew
+ * with auto) through the gateway. The first POST is answered 202 while
+ * the CA works; the device asks again with the same POST (§4.2: "the
+ * same POST with the same CSR is idempotent and returns the result"),
+ * presenting the same certificate, which the renewal has just replaced.
+ * It must get its new certificate, not renew_unknown_cert. */
+static void test_gateway_operational_identity(void)
+{
+  static struct gw_line g;
+  gw_line_start(&g, "O", 2);
+  static const char *const none[] = {NULL};
+  int code = -1;
+  json_t *sum = gw_renew(&g, none, &code);
+  CU_ASSERT_EQUAL(code, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(sum);
+  CU_ASSERT_EQUAL(renewals(sum, "renewed"), 3);
+  CU_ASSERT_EQUAL(renewals(sum, "rejected:renew_unknown_cert"), 0);
+  CU_ASSERT_EQUAL(failed(sum), 0);
+  json_decref(sum);
+  bool all[3] = {true, true, true};
+  unsigned one[3] = {1, 1, 1};
+  agree(&g.r, g.state, g.b, 3, all, one);
+  rig_stop_linecert(&g.r);
+  rig_cleanup(&g.r);
+}
+
+/* same-key through the gateway: a new CSR for the device's current
+ * operational key is refused key_reused, as over Sparkplug; it is not
+ * "the same POST again" of a renewal (there was none). */
+static void test_gateway_same_key(void)
+{
+  static struct gw_line g;
+  gw_line_start(&g, "K", 2);
+  static const char *const same[] = {"--renew-with", "bootstrap",
+                                     "--bad-renew", "same-key", NULL};
+  int code = -1;
+  json_t *sum = gw_renew(&g, same, &code);
+  CU_ASSERT_EQUAL(code, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(sum);
+  CU_ASSERT_EQUAL(renewals(sum, "rejected:key_reused"), 1);
+  CU_ASSERT_EQUAL(renewals(sum, "renewed"), 2);
+  CU_ASSERT_EQUAL(failed(sum), 0);
+  json_decref(sum);
+  bool renewed[3] = {false, true, true};
+  unsigned count[3] = {0, 1, 1};
+  agree(&g.r, g.state, g.b, 3, renewed, count);
+  rig_stop_linecert(&g.r);
+  rig_cleanup(&g.r);
+}
+
 /* ---- before expiry: RENEWAL_NEEDED ---------------------------------------------------- */
 
 #define NOTICE_DEVICES 4
@@ -514,9 +566,22 @@ static const struct lc_test tests[] = {
    test_renew_on_notice},
   {NULL, NULL}};
 
-int main(void)
+static const struct lc_test contract[] = {
+  {"gateway, operational identity: 202, then the same POST gets the new "
+   "certificate", test_gateway_operational_identity},
+  {"gateway, same-key: key_reused", test_gateway_same_key},
+  {NULL, NULL}};
+
+/* No argument: the suite above. "gateway-contract": two points of
+ * DESIGN §4.2 the gateway does not keep yet, a ctest of their own
+ * (integration.renew_sim.gateway_contract) so that they do not hide
+ * the rest. */
+int main(int argc, char **argv)
 {
-  const struct lc_suite suites[] = {{"renew_sim", NULL, NULL, tests},
-                                    {NULL, NULL, NULL, NULL}};
+  bool gw = argc > 1 && !strcmp(argv[1], "gateway-contract");
+  const struct lc_suite suites[] = {
+    {gw ? "renew_sim_gateway_contract" : "renew_sim", NULL, NULL,
+     gw ? contract : tests},
+    {NULL, NULL, NULL, NULL}};
   return lc_cunit_run(suites);
 }
