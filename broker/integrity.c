@@ -75,19 +75,10 @@ static char *kept_checkpoint(const struct brk_config *cfg)
 lc_err brk__integrity_keep_checkpoint(const struct brk_config *cfg,
                                      const char *note)
 {
-  char path[BRK_PATH_MAX + 32], tmp[BRK_PATH_MAX + 40];
+  char path[BRK_PATH_MAX + 32];
   snprintf(path, sizeof(path), "%s/audit/checkpoint", cfg->data_dir);
-  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-  FILE *f = fopen(tmp, "w");
-  if(!f)
-    return LC_EIO;
-  bool ok = fputs(note, f) >= 0;
-  ok = fclose(f) == 0 && ok;
-  if(!ok || rename(tmp, path) != 0) {
-    (void)remove(tmp);
-    return LC_EIO;
-  }
-  return LC_OK;
+  /* Whole or not at all: a torn note would name no checkpoint. */
+  return lc_write_file_atomic(path, note, strlen(note), 0644);
 }
 
 lc_err brk__integrity_new_log_details(const struct brk_config *cfg,

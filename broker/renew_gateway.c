@@ -203,10 +203,13 @@ static void renew(struct brk *b, struct brk_dev *d,
     return;
   }
   const struct sm_device *s = d->sm;
-  /* The same POST again: the certificate it got, or still pending. */
-  if(s->state == SM_PROVISIONED &&
+  /* The same POST again (the CSR of its last renewal, which came this
+   * way): the certificate it got. Any other CSR for the current key is
+   * a key used again. */
+  if(s->state == SM_PROVISIONED && s->renew.via == SM_RENEW_GATEWAY &&
      !strcmp(s->key_fpr[CA_ROLE_OPERATIONAL], fpr) &&
-     s->cert[CA_ROLE_OPERATIONAL].pem) {
+     s->cert[CA_ROLE_OPERATIONAL].pem && s->csr[CA_ROLE_OPERATIONAL] &&
+     !strcmp(s->csr[CA_ROLE_OPERATIONAL], r->csr_pem)) {
     issued(b, d, r);
     return;
   }

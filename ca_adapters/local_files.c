@@ -10,11 +10,9 @@
 #include "common/lc_mem.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 static const char *errno_text(int e, char *buf, size_t cap)
 {
@@ -96,55 +94,32 @@ lc_err ca__read_file(const char *path, size_t cap, char **data, size_t *len,
   return rc;
 }
 
-/* Create, fill and fsync the temp file. O_EXCL: it must be ours, never
- * a file (or a symlink) someone left in its place. */
-static lc_err write_temp(const char *tmp, const void *data, size_t len,
-                         unsigned mode)
+/* A failed step of lc_write_file_atomic_ex() or lc_sync_dir(), logged
+ * as the CA names it: "ca_" and the call (ca_rename, ca_fsync_dir). */
+static lc_err step_fail(const struct lc_file_info *fi, const char *path)
 {
-  if(unlink(tmp) != 0 && errno != ENOENT)
-    return io_fail("ca_unlink", tmp, errno);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
-  if(fd < 0)
-    return io_fail("ca_create", tmp, errno);
-  lc_err rc = lc_write_all(fd, data, len) == LC_OK
-                ? LC_OK : io_fail("ca_write", tmp, errno);
-  if(rc == LC_OK && fsync(fd) != 0)
-    rc = io_fail("ca_fsync", tmp, errno);
-  if(close(fd) != 0 && rc == LC_OK)
-    rc = io_fail("ca_close", tmp, errno);
-  return rc;
+  char op[32];
+  snprintf(op, sizeof(op), "ca_%s", fi->op ? fi->op : "write");
+  return io_fail(op, path, fi->sys_errno);
 }
 
 lc_err ca__write_file_atomic(const char *dir, const char *name,
                              const void *data, size_t len, unsigned mode)
 {
   char *path = ca__path(dir, name);
-  size_t pl = path ? strlen(path) : 0;
-  char *tmp = path ? lc_malloc(pl + sizeof(".tmp")) : NULL;
-  if(!tmp) {
-    lc_free(path);
+  if(!path)
     return LC_ENOMEM;
-  }
-  memcpy(tmp, path, pl);
-  memcpy(tmp + pl, ".tmp", sizeof(".tmp"));
-  lc_err rc = write_temp(tmp, data, len, mode);
-  if(rc == LC_OK && rename(tmp, path) != 0)
-    rc = io_fail("ca_rename", path, errno);
-  if(rc != LC_OK)
-    (void)unlink(tmp); /* best effort: the next creation removes it too */
-  lc_free(tmp);
+  struct lc_file_info fi;
+  lc_err rc = lc_write_file_atomic_ex(path, data, len, mode, &fi);
+  if(rc == LC_EIO)
+    rc = step_fail(&fi, path);
   lc_free(path);
   return rc;
 }
 
 lc_err ca__sync_dir(const char *dir)
 {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if(fd < 0)
-    return io_fail("ca_open_dir", dir, errno);
-  lc_err rc = LC_OK;
-  if(fsync(fd) != 0)
-    rc = io_fail("ca_fsync_dir", dir, errno);
-  close(fd);
-  return rc;
+  struct lc_file_info fi;
+  lc_err rc = lc_sync_dir(dir, &fi);
+  return rc == LC_EIO ? step_fail(&fi, dir) : rc;
 }

@@ -172,9 +172,35 @@ lc_err lc_write_all(int fd, const void *buf, size_t len)
   return LC_OK;
 }
 
-lc_err lc_write_file_atomic(const char *path, const void *data, size_t len,
-                            unsigned mode)
+/* Create, fill and fsync the temporary file. O_EXCL: it must be ours,
+ * never a file (or a symlink) someone left in its place. */
+static lc_err file__write_temp(const char *tmp, const void *data, size_t len,
+                               unsigned mode, struct lc_file_info *info)
 {
+  if(unlink(tmp) != 0 && errno != ENOENT)
+    return file__fail(info, "unlink");
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+  if(fd < 0)
+    return file__fail(info, "create");
+  lc_err rc = LC_OK;
+  if(lc_write_all(fd, data, len) != LC_OK)
+    rc = file__fail(info, "write");
+  /* On disk before it replaces the old file: a reader never sees half. */
+  if(rc == LC_OK && fsync(fd) != 0)
+    rc = file__fail(info, "fsync");
+  if(close(fd) != 0 && rc == LC_OK)
+    rc = file__fail(info, "close");
+  return rc;
+}
+
+lc_err lc_write_file_atomic_ex(const char *path, const void *data,
+                               size_t len, unsigned mode,
+                               struct lc_file_info *info)
+{
+  struct lc_file_info scratch;
+  if(!info)
+    info = &scratch;
+  memset(info, 0, sizeof(*info));
   size_t pl = path ? strlen(path) : 0;
   if(!pl || !data)
     return LC_EINVAL;
@@ -183,21 +209,46 @@ lc_err lc_write_file_atomic(const char *path, const void *data, size_t len,
     return LC_ENOMEM;
   memcpy(tmp, path, pl);
   memcpy(tmp + pl, ".tmp", sizeof(".tmp"));
-  (void)unlink(tmp); /* a leftover of a crash */
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
-  lc_err rc = fd < 0 ? LC_EIO : lc_write_all(fd, data, len);
-  /* On disk before it replaces the old file: a reader never sees half. */
-  if(rc == LC_OK && fsync(fd) != 0)
-    rc = LC_EIO;
-  if(fd >= 0 && close(fd) != 0 && rc == LC_OK)
-    rc = LC_EIO;
+  lc_err rc = file__write_temp(tmp, data, len, mode, info);
   if(rc == LC_OK && rename(tmp, path) != 0)
-    rc = LC_EIO;
+    rc = file__fail(info, "rename");
   if(rc != LC_OK) {
-    int saved = errno;
-    (void)unlink(tmp);
-    errno = saved;
+    /* Any failure is LC_EIO here: "no such directory" is not a file
+     * that is not there. */
+    rc = LC_EIO;
+    (void)unlink(tmp); /* best effort: the next write removes it too */
+    errno = info->sys_errno;
   }
   lc_free(tmp);
+  return rc;
+}
+
+lc_err lc_write_file_atomic(const char *path, const void *data, size_t len,
+                            unsigned mode)
+{
+  return lc_write_file_atomic_ex(path, data, len, mode, NULL);
+}
+
+lc_err lc_sync_dir(const char *dir, struct lc_file_info *info)
+{
+  struct lc_file_info scratch;
+  if(!info)
+    info = &scratch;
+  memset(info, 0, sizeof(*info));
+  if(!dir)
+    return LC_EINVAL;
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if(fd < 0) {
+    (void)file__fail(info, "open_dir");
+    return LC_EIO;
+  }
+  lc_err rc = LC_OK;
+  if(fsync(fd) != 0) {
+    (void)file__fail(info, "fsync_dir");
+    rc = LC_EIO;
+  }
+  close(fd);
+  if(rc != LC_OK)
+    errno = info->sys_errno;
   return rc;
 }

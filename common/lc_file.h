@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * Whole files in, whole buffers out: the one reader and the one writer
- * loop every module uses.
+ * Whole files in, whole buffers out: the one reader, the one writer
+ * loop and the one atomic file replacement every module uses.
  *
  * lc_read_file() reads regular files only. The file is opened
  * non-blocking and checked with fstat() before anything is read, so a
@@ -26,10 +26,14 @@
                               * file that is not regular
                               * (integration.lock relies on that wait) */
 
-/* What lc_read_file_ex() saw; filled as far as it got. */
+/* What lc_read_file_ex() (or lc_write_file_atomic_ex()) saw; filled as
+ * far as it got. */
 struct lc_file_info {
   const char *op;        /* the call that failed: "open", "fstat" or
-                          * "read"; NULL when none did */
+                          * "read" (writing: "unlink", "create",
+                          * "write", "fsync", "close" or "rename";
+                          * lc_sync_dir(): "open_dir" or "fsync_dir");
+                          * NULL when none did */
   int sys_errno;         /* its errno (0 when none failed) */
   unsigned mode;         /* permission bits (st_mode & 07777), once
                           * fstat() succeeded */
@@ -60,10 +64,26 @@ lc_err lc_read_file_ex(const char *path, size_t cap, unsigned flags,
 lc_err lc_write_all(int fd, const void *buf, size_t len) LC_NODISCARD;
 
 /* Replace the file at `path` with `len` bytes of `data`, all or nothing:
- * written to <path>.tmp (mode `mode`), fsync'd, renamed over `path`.
- * LC_EIO with errno set (the temporary file removed); LC_EINVAL;
- * LC_ENOMEM. */
+ * written to <path>.tmp (created with O_EXCL and `mode`, less the umask;
+ * a leftover of an interrupted write is removed first), fsync'd, renamed
+ * over `path`. A reader sees the old file or the new one, never half.
+ * The rename itself is durable once the directory is synced
+ * (lc_sync_dir()). One writer per path at a time: the temporary name is
+ * fixed. LC_EIO with errno set (the temporary file removed); LC_EINVAL;
+ * LC_ENOMEM. Nothing is logged. */
 lc_err lc_write_file_atomic(const char *path, const void *data, size_t len,
                             unsigned mode) LC_NODISCARD;
+
+/* lc_write_file_atomic() and, when `info` is not NULL, which call
+ * failed and its errno (info->op, info->sys_errno), for the caller's own
+ * message. */
+lc_err lc_write_file_atomic_ex(const char *path, const void *data,
+                               size_t len, unsigned mode,
+                               struct lc_file_info *info) LC_NODISCARD;
+
+/* fsync the directory `dir`, making the renames and new names in it
+ * durable. LC_EIO with errno set; `info` as for the others (may be
+ * NULL). */
+lc_err lc_sync_dir(const char *dir, struct lc_file_info *info) LC_NODISCARD;
 
 #endif

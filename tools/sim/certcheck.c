@@ -13,7 +13,8 @@
  *               certificates, once per distinct chain text; then of
  *               each leaf against those verified issuing CAs (plus the
  *               roots) as anchors. The chain may hold both issuing CAs;
- *               each leaf picks its own.
+ *               each leaf picks its own. Validity is checked at the
+ *               devices' time (--days-ahead).
  *   validity    bootstrap 10..15 years, operational 360..367 days, each
  *               with 2 days of slack for backdating and leap days
  *   eku         operational: extendedKeyUsage present with clientAuth,
@@ -41,6 +42,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/lc_crypto.h"
 #include "common/lc_log.h"
@@ -57,6 +59,7 @@ static const char *const role_name[SIM_ROLES] = {"bootstrap", "operational"};
 
 struct sim_checker {
   X509_STORE *trust;          /* borrowed */
+  long ahead_s;               /* the devices' clock minus the machine's */
   X509_STORE_CTX *ctx;
   char *chain_text;           /* copy of the cached chain's PEM */
   size_t chain_len;
@@ -64,12 +67,14 @@ struct sim_checker {
   X509_STORE *anchors;        /* roots + the verified chain certificates */
 };
 
-lc_err sim_checker_new(X509_STORE *trust, struct sim_checker **out)
+lc_err sim_checker_new(X509_STORE *trust, long ahead_s,
+                       struct sim_checker **out)
 {
   struct sim_checker *c = lc_calloc(1, sizeof(*c));
   if(!c)
     return LC_ENOMEM;
   c->trust = trust;
+  c->ahead_s = ahead_s;
   c->ctx = X509_STORE_CTX_new();
   if(!c->ctx) {
     lc_free(c);
@@ -100,6 +105,14 @@ void sim_checker_free(struct sim_checker *c)
 
 static lc_err fail(char *why, size_t cap, const char *fmt, ...)
   LC_PRINTF(3, 4);
+
+/* X509_verify_cert() checks validity at the machine's time unless told
+ * another: the devices' (--days-ahead). After X509_STORE_CTX_init(). */
+static void at_device_time(const struct sim_checker *c)
+{
+  if(c->ahead_s)
+    X509_STORE_CTX_set_time(c->ctx, 0, time(NULL) + (time_t)c->ahead_s);
+}
 
 static lc_err fail(char *why, size_t cap, const char *fmt, ...)
 {
@@ -207,6 +220,7 @@ static lc_err build_anchors(struct sim_checker *c, STACK_OF(X509) *sk,
     X509 *ca = sk_X509_value(sk, i);
     if(!X509_STORE_CTX_init(c->ctx, c->trust, ca, sk))
       goto out;
+    at_device_time(c);
     int ok = X509_verify_cert(c->ctx);
     int err = X509_STORE_CTX_get_error(c->ctx);
     X509_STORE_CTX_cleanup(c->ctx);
@@ -359,6 +373,7 @@ static lc_err check_chain(struct sim_checker *c, enum sim_role r, X509 *x,
     return fail(why, cap, "check=%s_chain cannot set up verification",
                 role_name[r]);
   }
+  at_device_time(c);
   int ok = X509_verify_cert(c->ctx);
   int err = X509_STORE_CTX_get_error(c->ctx);
   X509_STORE_CTX_cleanup(c->ctx);

@@ -27,12 +27,19 @@
  *     ISSUED                 the new operational certificate checked in
  *                            full (new key, CN, chain), the bootstrap one
  *                            unchanged; saved (--state-dir), installed,
- *                            acknowledged
+ *                            acknowledged. The certificates it already
+ *                            has are a late answer to an earlier birth,
+ *                            and ignored
  *     REJECTED:<r>           the renewal's outcome; a bad renewal kind
  *                            compares it with what it expects
  *     RENEWAL_NEEDED         with --renew-on-notice, a provisioned device
  *                            starts renewing with its operational
- *                            certificate; otherwise only counted
+ *                            certificate (one still waiting for its
+ *                            certificates does once it has them: a
+ *                            device back with its saved state hears
+ *                            ISSUED and RENEWAL_NEEDED together, and
+ *                            two workers may take them in either
+ *                            order); otherwise only counted
  *
  * The certificate checks run without any lock; the result is applied
  * under the edge lock only if the device is still waiting, so two
@@ -317,6 +324,13 @@ static void renewed_locked(struct sim_checker *c, struct sim_device *d,
   }
   if(d->state != SIM_DEV_WAITING)
     return;
+  if(d->installed[0] && strcmp(d->installed, fps) == 0) {
+    /* The certificates it has, answering a birth sent before the
+     * renewal began (a device back with its saved state, births
+     * repeated): not the renewal's answer. */
+    lc_log(LC_DEBUG, MOD, "dev=%s event=stale_redelivery", d->device_id);
+    return;
+  }
   if(d->rkind != SIM_RK_NORMAL && d->rkind != SIM_RK_REPLAY) {
     snprintf(why, sizeof(why), "check=renew_status issued, expected %s",
              sim_rkind_expect(d->rkind));
@@ -408,7 +422,9 @@ static void on_notice(struct sim_device *d)
   if(!s->opts->renew_on_notice || d->kind != SIM_NORMAL)
     return;
   pthread_mutex_lock(&d->edge->lock);
-  if(d->keep.key[SIM_OPERATIONAL])
+  if(d->state == SIM_DEV_WAITING && !d->renewing)
+    d->notice_pending = true;
+  else if(d->keep.key[SIM_OPERATIONAL])
     sim_edge_start_renewal_locked(d->edge, d);
   pthread_mutex_unlock(&d->edge->lock);
 }
@@ -456,14 +472,20 @@ static void on_issued(struct sim_checker *c, struct sim_device *d,
   }
 
   pthread_mutex_lock(&e->lock);
-  if(d->state == SIM_DEV_WAITING && rc == LC_OK)
+  /* Another copy, checked meanwhile, provisioned the device and a
+   * notice started its renewal: this one is no answer to that. */
+  bool first = d->state == SIM_DEV_WAITING && !d->renewing;
+  if(first && rc == LC_OK)
     rc = keep_provisioned_locked(d, &in, why, sizeof(why));
-  if(d->state == SIM_DEV_WAITING) {
+  if(first) {
     if(rc == LC_OK) {
       memcpy(d->installed, fps, sizeof(d->installed));
       lc_err arc = sim_edge_send_installed_locked(e, d);
       (void)arc; /* not online: linecert re-delivers, we ack that */
       sim_edge_set_state_locked(e, d, SIM_DEV_PROVISIONED, NULL);
+      if(d->notice_pending && d->keep.key[SIM_OPERATIONAL])
+        sim_edge_start_renewal_locked(e, d);
+      d->notice_pending = false;
     } else {
       fail_locked(d, why);
     }
@@ -668,7 +690,8 @@ static void *worker_main(void *arg)
 {
   struct sim *s = arg;
   struct sim_checker *c = NULL;
-  if(sim_checker_new(s->trust, &c) != LC_OK) {
+  long ahead_s = (long)s->opts->days_ahead * 86400L;
+  if(sim_checker_new(s->trust, ahead_s, &c) != LC_OK) {
     lc_log(LC_ERROR, MOD, "op=worker_start err=out_of_memory");
     return NULL;
   }

@@ -366,7 +366,8 @@ static void *gw_thread(void *arg)
   struct sim *s = job->s;
   struct sim_checker *c = NULL;
   CURL *h = curl_easy_init();
-  if(!h || sim_checker_new(s->trust, &c) != LC_OK) {
+  long ahead_s = (long)s->opts->days_ahead * 86400L;
+  if(!h || sim_checker_new(s->trust, ahead_s, &c) != LC_OK) {
     lc_log(LC_ERROR, MOD, "op=gateway_thread err=out_of_memory");
     curl_easy_cleanup(h);
     return NULL;

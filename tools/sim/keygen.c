@@ -10,7 +10,9 @@
  * failure stops everyone early. Each thread has its own OpenSSL
  * keygen context.
  *
- * With --renew, every device's saved state instead (load_device()).
+ * With --renew, every device's saved state instead (load_device()); in
+ * a provisioning run with --state-dir, the saved state of the normal
+ * devices that have one (resume_device()).
  */
 #include <stdatomic.h>
 
@@ -55,9 +57,35 @@ static lc_err load_device(struct sim *s, struct sim_device *d)
   }
   if(rc != LC_OK)
     return rc;
-  d->presented = sim_renew_pick(&d->keep, o->renew_with);
+  d->presented = sim_renew_pick(&d->keep, o->renew_with,
+                                sim_device_time(o));
   d->renewing = true;
   return LC_OK;
+}
+
+/* A provisioning run with --state-dir: a device saved there is the same
+ * device coming back, and asks with the keys and CSRs it has (linecert
+ * re-delivers its certificates; --renew-on-notice then renews when told
+ * to). *found false when it has no saved state. */
+static lc_err resume_device(struct sim *s, struct sim_device *d, bool *found)
+{
+  const struct sim_opts *o = s->opts;
+  *found = false;
+  lc_err rc = sim_state_load(o->state_dir, d->serial, &d->keep, d->csr,
+                             d->csr_len);
+  if(rc == LC_ENOTFOUND)
+    return LC_OK;
+  *found = true;
+  for(int r = 0; r < SIM_ROLES && rc == LC_OK; r++) {
+    if(!d->csr[r]) {
+      lc_log(LC_ERROR, MOD, "dev=%s op=state_load dir=%s err=no_saved_csr",
+             d->serial, o->state_dir);
+      rc = LC_EVERIFY;
+    }
+  }
+  for(int r = 0; r < SIM_ROLES && rc == LC_OK; r++)
+    rc = sim_spki(d->keep.key[r], &d->spki[r], &d->spki_len[r]);
+  return rc;
 }
 
 static lc_err prepare(struct sim *s, struct sim_device *d,
@@ -66,6 +94,12 @@ static lc_err prepare(struct sim *s, struct sim_device *d,
   const struct sim_opts *o = s->opts;
   if(o->renew)
     return load_device(s, d);
+  if(o->state_dir && d->kind == SIM_NORMAL) {
+    bool found = false;
+    lc_err rc = resume_device(s, d, &found);
+    if(rc != LC_OK || found)
+      return rc;
+  }
   return sim_device_make_keys(d, kc, o->state_dir || o->renew_on_notice);
 }
 

@@ -62,7 +62,9 @@ static void usage(FILE *f)
 "\n"
 "Renewal (DESIGN.md §4.1, §4.2; docs/protocol.md, \"Renewal\"):\n"
 "  --state-dir DIR   keep every device's keys (0600) and delivered\n"
-"                    certificates in DIR/<serial>/ (atomic writes)\n"
+"                    certificates in DIR/<serial>/ (atomic writes); a\n"
+"                    device already saved there asks again with its\n"
+"                    saved keys and CSRs\n"
 "  --renew           renew every device saved in --state-dir (same\n"
 "                    --edges, --devices, --node-devices, --prefix as the\n"
 "                    run that saved them) instead of provisioning\n"
@@ -77,6 +79,12 @@ static void usage(FILE *f)
 "  --renew-on-notice provision, then renew with the operational\n"
 "                    certificate when linecert sends RENEWAL_NEEDED;\n"
 "                    the run waits for every device's renewal\n"
+"  --days-ahead D    the devices' clock is D days ahead of this machine's\n"
+"                    (a line back after D days, linecert's clock moved\n"
+"                    with faketime): which certificate --renew-with auto\n"
+"                    presents, and the time delivered certificates must\n"
+"                    be valid at; TLS keeps the machine's clock\n"
+"                    (default 0)\n"
 "  --bad-renew KIND[,...]  with --renew, the first devices of each edge\n"
 "                    (not node-level) play one kind each: bad-signature\n"
 "                    replay foreign-cert other-device same-key, or all\n"
@@ -162,7 +170,7 @@ enum {
   OPT_JSON, OPT_LOG, OPT_CHECK_EVERY, OPT_HELP, OPT_CA, OPT_CERT_DIR,
   OPT_MQTT_VERSION, OPT_NODE_DEVICES, OPT_ALIASES, OPT_STATE_DIR, OPT_RENEW,
   OPT_RENEW_WITH, OPT_RENEW_VIA, OPT_GATEWAY_URL, OPT_GATEWAY_CA,
-  OPT_RENEW_ON_NOTICE, OPT_BAD_RENEW
+  OPT_RENEW_ON_NOTICE, OPT_BAD_RENEW, OPT_DAYS_AHEAD
 };
 
 static const struct option long_opts[] = {
@@ -194,6 +202,7 @@ static const struct option long_opts[] = {
   {"gateway-ca", required_argument, NULL, OPT_GATEWAY_CA},
   {"renew-on-notice", no_argument, NULL, OPT_RENEW_ON_NOTICE},
   {"bad-renew", required_argument, NULL, OPT_BAD_RENEW},
+  {"days-ahead", required_argument, NULL, OPT_DAYS_AHEAD},
   {"help", no_argument, NULL, OPT_HELP},
   {NULL, 0, NULL, 0}};
 
@@ -294,6 +303,7 @@ int main(int argc, char **argv)
     case OPT_GATEWAY_URL: o.gateway_url = a; break;
     case OPT_GATEWAY_CA: o.gateway_ca = a; break;
     case OPT_BAD_RENEW: ok = parse_bad_renew(a, o.bad_renew); break;
+    case OPT_DAYS_AHEAD: ok = parse_uint(a, 0, 36500, &o.days_ahead); break;
     case OPT_HELP: usage(stdout); return 0;
     default:
       return bad_usage("unknown option or missing value: %s",

@@ -82,29 +82,35 @@ bool sim_renew_expected(const struct sim_device *d)
   return o->renew || (o->renew_on_notice && d->kind == SIM_NORMAL);
 }
 
-/* Is the PEM certificate valid at the current time? */
-static bool valid_now(const char *pem)
+time_t sim_device_time(const struct sim_opts *o)
+{
+  return time(NULL) + (time_t)o->days_ahead * 86400;
+}
+
+/* Is the PEM certificate valid at `now`? */
+static bool valid_at(const char *pem, time_t now)
 {
   if(!pem)
     return false;
   BIO *bio = BIO_new_mem_buf(pem, -1);
   X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-  bool ok = x && X509_cmp_current_time(X509_get0_notBefore(x)) < 0 &&
-            X509_cmp_current_time(X509_get0_notAfter(x)) > 0;
+  bool ok = x && X509_cmp_time(X509_get0_notBefore(x), &now) < 0 &&
+            X509_cmp_time(X509_get0_notAfter(x), &now) > 0;
   X509_free(x);
   BIO_free(bio);
   lc_openssl_clear();
   return ok;
 }
 
-enum sim_role sim_renew_pick(const struct sim_keep *k, enum sim_renew_with w)
+enum sim_role sim_renew_pick(const struct sim_keep *k, enum sim_renew_with w,
+                             time_t now)
 {
   if(w == SIM_RW_BOOTSTRAP)
     return SIM_BOOTSTRAP;
   if(w == SIM_RW_OPERATIONAL)
     return SIM_OPERATIONAL;
-  return valid_now(k->cert[SIM_OPERATIONAL]) ? SIM_OPERATIONAL
-                                             : SIM_BOOTSTRAP;
+  return valid_at(k->cert[SIM_OPERATIONAL], now) ? SIM_OPERATIONAL
+                                                 : SIM_BOOTSTRAP;
 }
 
 lc_err sim_renew_signature(EVP_PKEY *key, const uint8_t nonce[SIM_NONCE_LEN],

@@ -33,7 +33,9 @@
  * Renewal (--renew with --state-dir, or --renew-on-notice): a device
  * renews while WAITING with `renewing` set, and is PROVISIONED again
  * once its new operational certificate is checked, saved and
- * acknowledged. Over Sparkplug: DBIRTH (State RENEWAL_NEEDED, no CSR
+ * acknowledged. A provisioning run with --state-dir brings back the
+ * devices saved there: each asks again with its saved keys and CSRs
+ * (linecert re-delivers its certificates), the others start anew. Over Sparkplug: DBIRTH (State RENEWAL_NEEDED, no CSR
  * metrics) + DDATA RenewRequest -> DCMD Challenge -> DDATA RenewCSR +
  * ChallengeSignature -> DCMD ISSUED -> DDATA Installed; a retransmission
  * or rebirth starts again from the DBIRTH with the same new key and
@@ -67,6 +69,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "common/lc_err.h"
 #include "common/lc_queue.h"
@@ -204,6 +207,8 @@ struct sim_device {
   /* Guarded by edge->lock. */
   struct sim_keep keep;            /* with --state-dir/--renew-on-notice */
   bool renewing;                   /* renewal in progress (WAITING) */
+  bool notice_pending;             /* RENEWAL_NEEDED heard while still
+                                      waiting for its certificates */
   enum sim_role presented;         /* certificate it proves itself with */
   EVP_PKEY *rn_key;                /* the renewal's new key, CSR (PEM */
   char *rn_csr;                    /* and DER) and SubjectPublicKeyInfo, */
@@ -244,12 +249,15 @@ void sim_device_cleanup(struct sim_device *d);
 /* ---- renewal (renew.c) -------------------------------------------------- */
 
 struct sim_issued;
+struct sim_opts;
 
 enum sim_renew_with { SIM_RW_AUTO, SIM_RW_OPERATIONAL, SIM_RW_BOOTSTRAP };
 
 /* The certificate to present: auto takes the operational one while it
- * is valid at the current time, else the bootstrap one. */
-enum sim_role sim_renew_pick(const struct sim_keep *k, enum sim_renew_with w);
+ * is valid at `now` (the devices' clock, sim_device_time()), else the
+ * bootstrap one. */
+enum sim_role sim_renew_pick(const struct sim_keep *k, enum sim_renew_with w,
+                             time_t now);
 /* DESIGN §4.1 step 3: DER ECDSA-SHA256 by `key` over
  * nonce || SHA-256(csr_der). `wrong` (bad-signature) signs
  * nonce || SHA-256(csr_der) with the nonce's first byte flipped.
@@ -279,6 +287,8 @@ lc_err sim_keep_delivered(struct sim_keep *k, const struct sim_issued *in,
 lc_err sim_renew_install_locked(struct sim_device *d,
                                 const struct sim_issued *in, char *why,
                                 size_t cap) LC_NODISCARD;
+/* The devices' clock: this machine's plus --days-ahead. */
+time_t sim_device_time(const struct sim_opts *o);
 /* Must d renew in this run (--renew, or --renew-on-notice and normal)? */
 bool sim_renew_expected(const struct sim_device *d);
 /* Record d's renewal outcome ("renewed" or "rejected:<reason>") once,
@@ -349,9 +359,10 @@ struct sim_expect {
 
 struct sim_checker;  /* one per worker thread: caches the parsed chain */
 
-/* `trust` is borrowed and must outlive the checker. */
-lc_err sim_checker_new(X509_STORE *trust, struct sim_checker **out)
-  LC_NODISCARD;
+/* `trust` is borrowed and must outlive the checker. Chains are verified
+ * at the current time plus `ahead_s` (the devices' clock). */
+lc_err sim_checker_new(X509_STORE *trust, long ahead_s,
+                       struct sim_checker **out) LC_NODISCARD;
 void sim_checker_free(struct sim_checker *c);
 
 /* "<sha256 bootstrap DER>,<sha256 operational DER>" in lower-case hex
@@ -410,6 +421,12 @@ struct sim_opts {
   const char *gateway_url;
   const char *gateway_ca;
   bool bad_renew[SIM_RK_COUNT];
+  /* The devices' clock runs this many days ahead of the machine's (a
+   * line coming back to a linecert whose clock was moved): which
+   * certificate auto presents, and the time the delivered certificates
+   * must be valid at. TLS to the broker and the gateway keeps the
+   * machine's clock. */
+  unsigned days_ahead;
 };
 
 /* Bits of edge->events, set by Paho callbacks, consumed by the loop. */

@@ -13,10 +13,11 @@
  *                  bootstrap.csr     the CSRs, which a provisioned
  *                  operational.csr   device's rebirth repeats
  *
- * Each file is written whole to a temporary name in the same directory
- * (mkstemp: two writers never share one), fsynced and renamed over the
- * old one, and the directory is fsynced after the last rename: a crash
- * leaves every file either old or new, never torn. A renewal replaces
+ * Each file is written whole to <name>.tmp in the same directory,
+ * fsynced and renamed over the old one (lc_write_file_atomic()), and the
+ * directory is fsynced after the last rename (lc_sync_dir()): a crash
+ * leaves every file either old or new, never torn. A device's files
+ * have one writer at a time (its edge's lock; one run per directory). A renewal replaces
  * operational.key and operational.pem by two renames; a crash between
  * them leaves a key that does not match its certificate, which
  * sim_state_load() refuses rather than presenting a certificate the
@@ -26,13 +27,10 @@
  * with '.' is refused too, so "." and ".." never name a device.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/pem.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "common/lc_crypto.h"
 #include "common/lc_file.h"
@@ -84,44 +82,32 @@ static lc_err make_dir(const char *path)
   return io_fail("state_mkdir", path, errno);
 }
 
-/* Write `data` as <ddir>/<name>: temporary file, fsync, rename. */
-static lc_err write_atomic(const char *ddir, const char *name,
-                           const char *data, size_t len, mode_t mode)
+/* A failed step, as this module names it (state_rename). */
+static lc_err step_fail(const struct lc_file_info *fi, const char *path)
 {
-  char tmp[STATE_PATH_MAX], path[STATE_PATH_MAX];
-  int n = snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", ddir, name);
-  int m = snprintf(path, sizeof(path), "%s/%s", ddir, name);
-  if(n < 0 || (size_t)n >= sizeof(tmp) || m < 0 ||
-     (size_t)m >= sizeof(path))
+  char op[40];
+  snprintf(op, sizeof(op), "state_%s", fi->op ? fi->op : "write");
+  return io_fail(op, path, fi->sys_errno);
+}
+
+/* Write `data` as <ddir>/<name>, all or nothing. */
+static lc_err write_atomic(const char *ddir, const char *name,
+                           const char *data, size_t len, unsigned mode)
+{
+  char path[STATE_PATH_MAX];
+  int n = snprintf(path, sizeof(path), "%s/%s", ddir, name);
+  if(n < 0 || (size_t)n >= sizeof(path))
     return LC_ETOOBIG;
-  int fd = mkstemp(tmp);  /* 0600 */
-  if(fd < 0)
-    return io_fail("state_create", tmp, errno);
-  lc_err rc = LC_OK;
-  if(fchmod(fd, mode) != 0)
-    rc = io_fail("state_chmod", tmp, errno);
-  if(rc == LC_OK && lc_write_all(fd, data, len) != LC_OK)
-    rc = io_fail("state_write", tmp, errno);
-  if(rc == LC_OK && fsync(fd) != 0)
-    rc = io_fail("state_fsync", tmp, errno);
-  if(close(fd) != 0 && rc == LC_OK)
-    rc = io_fail("state_close", tmp, errno);
-  if(rc == LC_OK && rename(tmp, path) != 0)
-    rc = io_fail("state_rename", path, errno);
-  if(rc != LC_OK)
-    (void)unlink(tmp); /* best effort: a stray temp name is never read */
-  return rc;
+  struct lc_file_info fi;
+  lc_err rc = lc_write_file_atomic_ex(path, data, len, mode, &fi);
+  return rc == LC_EIO ? step_fail(&fi, path) : rc;
 }
 
 static lc_err sync_dir(const char *path)
 {
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if(fd < 0)
-    return io_fail("state_open_dir", path, errno);
-  lc_err rc = fsync(fd) == 0 ? LC_OK : io_fail("state_fsync_dir", path,
-                                               errno);
-  close(fd);
-  return rc;
+  struct lc_file_info fi;
+  lc_err rc = lc_sync_dir(path, &fi);
+  return rc == LC_EIO ? step_fail(&fi, path) : rc;
 }
 
 /* The unencrypted PKCS#8 PEM of key, written from a memory BIO that is

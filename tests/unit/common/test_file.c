@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * lc_read_file() and lc_write_all(): files in a mkdtemp() directory of
- * this test's own, removed when each test ends.
+ * lc_read_file(), lc_write_all(), lc_write_file_atomic() and
+ * lc_sync_dir(): files in a mkdtemp() directory of this test's own,
+ * removed when each test ends.
  */
 #include "common/lc_file.h"
 #include "common/lc_mem.h"
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +219,81 @@ static void test_write_all_writes_everything(void)
   tmp_done(&t);
 }
 
+static bool file_is(const char *path, const char *text, unsigned mode)
+{
+  char *out = NULL;
+  size_t len = 0;
+  struct lc_file_info fi;
+  bool ok = lc_read_file_ex(path, 1024, 0, &out, &len, &fi) == LC_OK &&
+            len == strlen(text) && memcmp(out, text, len) == 0 &&
+            fi.mode == mode;
+  lc_free(out);
+  return ok;
+}
+
+static bool absent(const char *path)
+{
+  struct stat st;
+  return lstat(path, &st) != 0 && errno == ENOENT;
+}
+
+static void test_write_atomic_replaces(void)
+{
+  struct tmp t;
+  tmp_init(&t);
+  const char *p = tmp_path(&t, "f");
+  const char *tmp = tmp_path(&t, "f.tmp");
+  const char *target = tmp_path(&t, "target");
+  struct lc_file_info fi;
+  CU_ASSERT_EQUAL(lc_write_file_atomic_ex(p, "one", 3, 0600, &fi), LC_OK);
+  CU_ASSERT_PTR_NULL(fi.op);
+  CU_ASSERT_TRUE(file_is(p, "one", 0600));
+  CU_ASSERT_TRUE(absent(tmp));
+  CU_ASSERT_EQUAL(lc_write_file_atomic(p, "two", 3, 0600), LC_OK);
+  CU_ASSERT_TRUE(file_is(p, "two", 0600));
+  /* A leftover temporary file, even a symlink to somewhere else, is
+   * removed, never written through. */
+  tmp_file(&t, "target", "keep", 4, 0644);
+  CU_ASSERT_EQUAL_FATAL(symlink(target, tmp), 0);
+  CU_ASSERT_EQUAL(lc_write_file_atomic(p, "three", 5, 0600), LC_OK);
+  CU_ASSERT_TRUE(file_is(p, "three", 0600));
+  CU_ASSERT_TRUE(file_is(target, "keep", 0644));
+  CU_ASSERT_TRUE(absent(tmp));
+  CU_ASSERT_EQUAL(lc_sync_dir(t.dir, &fi), LC_OK);
+  tmp_done(&t);
+}
+
+static void test_write_atomic_failures(void)
+{
+  struct tmp t;
+  tmp_init(&t);
+  struct lc_file_info fi;
+  /* No such directory: the temporary file cannot be made. */
+  const char *nodir = tmp_path(&t, "nodir/f");
+  CU_ASSERT_EQUAL(lc_write_file_atomic_ex(nodir, "x", 1, 0600, &fi), LC_EIO);
+  CU_ASSERT_STRING_EQUAL(fi.op ? fi.op : "", "create");
+  CU_ASSERT_EQUAL(fi.sys_errno, ENOENT);
+  CU_ASSERT_EQUAL(errno, ENOENT);
+  /* A directory in the way: written, not renamed, and cleaned up. */
+  const char *d = tmp_path(&t, "d");
+  const char *dtmp = tmp_path(&t, "d.tmp");
+  CU_ASSERT_EQUAL_FATAL(mkdir(d, 0700), 0);
+  CU_ASSERT_EQUAL(lc_write_file_atomic_ex(d, "x", 1, 0600, &fi), LC_EIO);
+  CU_ASSERT_STRING_EQUAL(fi.op ? fi.op : "", "rename");
+  CU_ASSERT_EQUAL(fi.sys_errno, EISDIR);
+  CU_ASSERT_TRUE(absent(dtmp));
+  CU_ASSERT_EQUAL(lc_write_file_atomic(d, NULL, 1, 0600), LC_EINVAL);
+  CU_ASSERT_EQUAL(lc_write_file_atomic("", "x", 1, 0600), LC_EINVAL);
+  /* lc_sync_dir: what is not a directory. */
+  CU_ASSERT_EQUAL(lc_sync_dir(nodir, &fi), LC_EIO);
+  CU_ASSERT_STRING_EQUAL(fi.op ? fi.op : "", "open_dir");
+  CU_ASSERT_EQUAL(fi.sys_errno, ENOENT);
+  const char *f = tmp_file(&t, "file", "x", 1, 0600);
+  CU_ASSERT_EQUAL(lc_sync_dir(f, NULL), LC_EIO);
+  CU_ASSERT_EQUAL(errno, ENOTDIR);
+  tmp_done(&t);
+}
+
 const struct lc_test lc_test_file[] = {
   {"read_file: whole file, NUL-terminated, embedded NUL counted",
    test_reads_whole_file_nul_terminated},
@@ -230,4 +307,9 @@ const struct lc_test lc_test_file[] = {
   {"read_file: out of memory is LC_ENOMEM", test_out_of_memory_is_reported},
   {"write_all: all bytes; a bad fd is LC_EIO with errno",
    test_write_all_writes_everything},
+  {"write_file_atomic: written, replaced, a leftover temp (a symlink) "
+   "removed, not followed; sync_dir", test_write_atomic_replaces},
+  {"write_file_atomic: no directory, a directory in the way, bad "
+   "arguments; info names the call; sync_dir of a non-directory",
+   test_write_atomic_failures},
   {NULL, NULL}};

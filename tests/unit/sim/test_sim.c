@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/lc_mem.h"
@@ -331,21 +332,27 @@ static void test_renew_pick(void)
   struct sim_keep k;
   memset(&k, 0, sizeof(k));
   EVP_PKEY *key = p256();
+  time_t now = time(NULL);
   k.cert[SIM_BOOTSTRAP] = cert_for(key, "SN", -86400L, 86400L * 5000);
   /* Valid now: auto presents the operational certificate. */
   k.cert[SIM_OPERATIONAL] = cert_for(key, "SN", -86400L, 86400L * 300);
-  CU_ASSERT_EQUAL(sim_renew_pick(&k, SIM_RW_AUTO), SIM_OPERATIONAL);
-  CU_ASSERT_EQUAL(sim_renew_pick(&k, SIM_RW_BOOTSTRAP), SIM_BOOTSTRAP);
+  CU_ASSERT_EQUAL(sim_renew_pick(&k, SIM_RW_AUTO, now), SIM_OPERATIONAL);
+  CU_ASSERT_EQUAL(sim_renew_pick(&k, SIM_RW_BOOTSTRAP, now), SIM_BOOTSTRAP);
+  /* The same certificate on a clock two years ahead (--days-ahead 730):
+   * expired, so the bootstrap one. */
+  CU_ASSERT_EQUAL(sim_renew_pick(&k, SIM_RW_AUTO, now + 730L * 86400L),
+                  SIM_BOOTSTRAP);
   /* Expired (two years offline): the bootstrap one. */
   lc_free(k.cert[SIM_OPERATIONAL]);
   k.cert[SIM_OPERATIONAL] = cert_for(key, "SN", -86400L * 730,
                                      -86400L * 365);
-  CU_ASSERT_EQUAL(sim_renew_pick(&k, SIM_RW_AUTO), SIM_BOOTSTRAP);
-  CU_ASSERT_EQUAL(sim_renew_pick(&k, SIM_RW_OPERATIONAL), SIM_OPERATIONAL);
+  CU_ASSERT_EQUAL(sim_renew_pick(&k, SIM_RW_AUTO, now), SIM_BOOTSTRAP);
+  CU_ASSERT_EQUAL(sim_renew_pick(&k, SIM_RW_OPERATIONAL, now),
+                  SIM_OPERATIONAL);
   /* Not yet valid counts as not valid. */
   lc_free(k.cert[SIM_OPERATIONAL]);
   k.cert[SIM_OPERATIONAL] = cert_for(key, "SN", 86400L, 86400L * 300);
-  CU_ASSERT_EQUAL(sim_renew_pick(&k, SIM_RW_AUTO), SIM_BOOTSTRAP);
+  CU_ASSERT_EQUAL(sim_renew_pick(&k, SIM_RW_AUTO, now), SIM_BOOTSTRAP);
   EVP_PKEY_free(key);
   sim_keep_cleanup(&k);
 }
@@ -478,7 +485,8 @@ static const struct lc_test renew_tests[] = {
   {"challenge signature: DER ECDSA by the presented key over nonce || "
    "SHA-256(CSR DER), checked with OpenSSL; bad-signature signs a wrong "
    "nonce", test_challenge_signature_bytes},
-  {"--renew-with auto: operational while valid now, else bootstrap",
+  {"--renew-with auto: operational while valid at the devices' time, else "
+   "bootstrap",
    test_renew_pick},
   {"renewing DBIRTH: State RENEWAL_NEEDED, no CSR, Challenge declared as "
    "Bytes; renewed: PROVISIONED with the new CSR", test_renewing_dbirth},
