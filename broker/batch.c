@@ -185,6 +185,31 @@ static void record_cert(struct brk *b, struct brk_dev *d,
     b->txn_failed = true;
 }
 
+lc_err brk__revoke_record(struct brk *b, struct brk_dev *d,
+                         const char *reason)
+{
+  unsigned n = 0;
+  lc_err rc = sm_store_revoke_certs(b->store, d->sm->id, lc_now_ms(),
+                                    reason && *reason ? reason
+                                                      : "unspecified", &n);
+  if(rc != LC_OK) {
+    b->txn_failed = true;
+    return rc;
+  }
+  lc_log(LC_INFO, "revoke", "dev=%s certificates=%u reason=%s", d->key, n,
+         reason);
+  return LC_OK;
+}
+
+/* A revocation committed: the CRLs and the remote CAs are due
+ * (revoke.c's tick carries them out, from the store). */
+static void revoked(struct brk *b)
+{
+  atomic_fetch_add(&b->stats.revocations, 1);
+  b->crl_due = true;
+  b->ca_revoke_due = true;
+}
+
 lc_err brk__apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
 {
   struct sm_actions act;
@@ -267,7 +292,7 @@ static void run_effects(struct brk *b)
     if(f->kind == BRK_FX_SUBMIT)
       brk__ca_submit(b, f->d, f->role);
     else if(f->kind == BRK_FX_REVOKE)
-      brk__revoke_after_commit(b, f->d);
+      revoked(b);
     else
       brk__fx_publish(b, f);
   }

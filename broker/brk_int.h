@@ -640,8 +640,6 @@ void brk__renew_answer(struct brk *b, struct brk_dev *d, const char *csr_pem,
 void brk__renew_refuse(struct brk *b, struct brk_dev *d, const char *reason,
                       bool consume);
 void brk__count_renew_refusal(struct brk *b, const char *reason);
-/* Every renewal refusal so far, whatever its reason. */
-uint64_t brk__renew_refusals(struct brk *b);
 /* Tell d RENEWAL_NEEDED now (remembered in the open batch). */
 void brk__renew_notice(struct brk *b, struct brk_dev *d, uint64_t now_ms);
 /* Is d's notice due (PROVISIONED, past renew_due_at, not told lately)? */
@@ -651,15 +649,14 @@ bool brk__renew_due(const struct brk *b, const struct sm_device *s,
  * [policy] renew_max_per_s. Opens the batch when it sends any. */
 void brk__renew_notices_tick(struct brk *b, uint64_t now_ms);
 
-/* ---- revocation (revoke.c) ------------------------------------------------------ */
+/* ---- revocation (revoke.c; the record itself in batch.c) ------------------------- */
 
-/* In the open batch: mark every certificate of d revoked (the store's
- * certificate records) for `reason`. LC_EDB marks the batch failed. */
+/* batch.c: in the open batch, mark every certificate of d revoked (the
+ * store's certificate records) for `reason` (SM_ACT_REVOKE; after the
+ * commit the CRLs and remote CAs are due: brk__revoke_tick()). LC_EDB
+ * marks the batch failed. */
 lc_err brk__revoke_record(struct brk *b, struct brk_dev *d,
                          const char *reason) LC_NODISCARD;
-/* After the commit: the CRLs of the local issuing CAs are rewritten and
- * the remote CAs are asked to revoke (revoke.c). */
-void brk__revoke_after_commit(struct brk *b, struct brk_dev *d);
 /* Loop, between batches: the CRLs when a revocation or their refresh
  * (half their validity) is due, and the remote CAs' revocations not yet
  * confirmed (at start, after a revocation, after a retry delay). */
@@ -699,6 +696,8 @@ struct brk_dev *brk__device(struct brk *b, const char *group, const char *edge,
 void brk__count_line(struct brk *b, const char *group);
 /* Record one CA call's duration. */
 void brk__count_ca_latency(struct brk *b, enum ca_role role, uint64_t ns);
+/* Every renewal refusal so far, whatever its reason. */
+uint64_t brk__renew_refusals(struct brk *b);
 /* Copy what the HTTP thread shows, about once a second. */
 void brk__stats_refresh(struct brk *b, uint64_t mono_ms);
 /* The stats line, every ten seconds (and a final one). */

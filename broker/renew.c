@@ -43,13 +43,6 @@ void brk__count_renew_refusal(struct brk *b, const char *reason)
   atomic_fetch_add(&b->stats.renew_rejected[i], 1);
 }
 
-uint64_t brk__renew_refusals(struct brk *b)
-{
-  uint64_t n = 0;
-  for(unsigned i = 0; i < BRK_RENEW_REASONS; i++)
-    n += atomic_load(&b->stats.renew_rejected[i]);
-  return n;
-}
 
 void brk__renew_refuse(struct brk *b, struct brk_dev *d, const char *reason,
                       bool consume)

@@ -39,30 +39,6 @@
  * entry: some 100,000 revoked certificates). */
 #define CRL_ENTRIES_MAX 100000
 
-lc_err brk__revoke_record(struct brk *b, struct brk_dev *d,
-                         const char *reason)
-{
-  unsigned n = 0;
-  lc_err rc = sm_store_revoke_certs(b->store, d->sm->id, lc_now_ms(),
-                                    reason && *reason ? reason
-                                                      : "unspecified", &n);
-  if(rc != LC_OK) {
-    b->txn_failed = true;
-    return rc;
-  }
-  lc_log(LC_INFO, MOD, "dev=%s certificates=%u reason=%s", d->key, n,
-         reason);
-  return LC_OK;
-}
-
-void brk__revoke_after_commit(struct brk *b, struct brk_dev *d)
-{
-  (void)d;
-  atomic_fetch_add(&b->stats.revocations, 1);
-  b->crl_due = true;
-  b->ca_revoke_due = true;
-}
-
 void brk__revoke_late_certificate(struct brk *b, struct brk_dev *d,
                                  const struct brk_job *job)
 {

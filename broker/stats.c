@@ -97,6 +97,14 @@ void brk__stats_refresh(struct brk *b, uint64_t mono)
   pthread_mutex_unlock(&b->snap_mu);
 }
 
+uint64_t brk__renew_refusals(struct brk *b)
+{
+  uint64_t n = 0;
+  for(unsigned i = 0; i < BRK_RENEW_REASONS; i++)
+    n += atomic_load(&b->stats.renew_rejected[i]);
+  return n;
+}
+
 void brk__stats_log(struct brk *b, uint64_t now, bool final)
 {
   if(now < b->next_stats && !final)
