@@ -451,6 +451,10 @@ void brk__ca_submit(struct brk *b, struct brk_dev *d, enum ca_role role)
   if(d->ca_inflight)
     return;
   struct brk_ca_slot *s = b->ca_for[role];
+  /* An operator's command run offline (brk_op_offline()) has no CA: the
+   * service resumes the device from the store when it starts. */
+  if(!s)
+    return;
   d->ca_inflight = true;
   d->ca_queued = true;
   d->ca_next = NULL;

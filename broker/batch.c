@@ -125,6 +125,13 @@ void brk__audit_event(struct brk *b, const char *event, const char *device,
     seal_and_append(b, "linecert", event, device, details);
 }
 
+void brk__audit_operator(struct brk *b, const char *actor, const char *event,
+                        const char *device, const char *details)
+{
+  if(brk__txn_open(b))
+    seal_and_append(b, actor, event, device, details);
+}
+
 static void audit_action(struct brk *b, struct brk_dev *d,
                          const struct sm_action *a)
 {
@@ -234,7 +241,8 @@ lc_err brk__apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev)
     touch(b, d);
     /* A request whose answer needs this batch's commit: should the
      * commit fail, the device is told RETRYING. */
-    if(ev->kind == SM_EV_REQUEST || ev->kind == SM_EV_INVALID)
+    if(ev->kind == SM_EV_REQUEST || ev->kind == SM_EV_INVALID ||
+       ev->kind == SM_EV_QUARANTINE)
       d->asked = true;
   }
   for(unsigned i = 0; i < act.n; i++) {

@@ -81,6 +81,10 @@ struct brk_ca_remote {
 /* [gateway] mode (docs/gateway.md): who terminates the devices' mutual
  * TLS. */
 enum brk_gw_mode { BRK_GW_MODE_PROXY, BRK_GW_MODE_DIRECT };
+/* [policy] manifest (DESIGN §4.6): what a request the work orders'
+ * manifests do not vouch for gets. */
+enum brk_manifest_mode { BRK_MANIFEST_OFF, BRK_MANIFEST_WARN,
+                         BRK_MANIFEST_ENFORCE };
 #define BRK_GW_PROXIES_MAX 32         /* entries of trusted_proxies */
 
 /* One trusted_proxies entry: an address and a prefix length (an address
@@ -156,6 +160,7 @@ struct brk_config {
   unsigned renew_max_overdue_days; /* refuse a bootstrap renewal when the
                                       operational certificate expired
                                       longer ago; 0 = no limit */
+  enum brk_manifest_mode manifest; /* off (default), warn, enforce */
   /* [ca] the local CA's issuing keys on a PKCS#11 token instead of
    * <role>-ca.key (docs/adapters.md); the PIN comes from
    * LINECERT_CA_PKCS11_PIN, never from the file. A role whose key label

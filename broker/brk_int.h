@@ -117,6 +117,10 @@ void brk__mqtt_free(struct brk_mqtt *m);
 #define BRK_RENEW_REASONS 13
 extern const char *const brk_renew_reasons[BRK_RENEW_REASONS];
 
+/* Quarantine reasons (DESIGN §4.6), without their "quarantine:". */
+#define BRK_QUARANTINE_REASONS 4
+extern const char *const brk_quarantine_reasons[BRK_QUARANTINE_REASONS];
+
 struct brk_stats {
   atomic_ullong msgs_in, inbox_full, dropped_topic, dropped_payload,
     births, duplicate_births, rejected, provisioned, issued, ca_retries,
@@ -128,6 +132,11 @@ struct brk_stats {
     gw_requests, gw_untrusted_headers, gw_no_identity, gw_refused_tls,
     gw_busy;
   atomic_ullong renew_rejected[BRK_RENEW_REASONS];
+  /* manifest gating (manifest.c): per reason, quarantined (enforce) and
+   * issued with a finding (warn); releases */
+  atomic_ullong quarantined[BRK_QUARANTINE_REASONS];
+  atomic_ullong manifest_warned[BRK_QUARANTINE_REASONS];
+  atomic_ullong quarantine_releases;
 };
 
 /* ---- a provisioning request, checked in one place (request_check.c) -------- */
@@ -176,11 +185,13 @@ void brk__birth_cleanup(struct brk_birth *b);
  * when it could not run. */
 void brk__request_crypto(struct brk_job *job, const struct ca_csr_policy *pol);
 /* The ADMIT stage, in the open batch: *why shared_key, duplicate_serial,
- * key_reused or NULL. LC_EDB when the store could not answer. */
+ * key_reused, a "quarantine:<why>" of [policy] manifest = enforce
+ * (brk__is_quarantine()), or NULL. meta: the request's JSON (its model).
+ * LC_EDB when the store could not answer. */
 lc_err brk__request_admit(struct brk *b, const struct brk_dev *d,
                          const char *serial,
                          const char *const fpr[CA_ROLE_COUNT],
-                         const char **why) LC_NODISCARD;
+                         const char *meta, const char **why) LC_NODISCARD;
 /* The reasons of every step, in the order they are checked (one string
  * per step, space-separated when a step has several); returns the
  * number of steps. For the test that holds docs/protocol.md to it. */
@@ -355,6 +366,8 @@ struct brk_snapshot {
   struct brk_ca_life ca_life[CA_ROLE_COUNT];
   uint64_t started_ms;
   uint64_t refreshed_mono_ms;
+  /* QUARANTINED devices in the store per brk_quarantine_reasons[] */
+  uint64_t quarantined[BRK_QUARANTINE_REASONS];
   /* the store (redrive.c): the latest commit failed, and why */
   bool commit_failing;
   char commit_cause[32];
@@ -591,6 +604,9 @@ void brk__put_and_tell(struct brk *b, struct brk_dev *d, const char *status);
  * events) to the open batch. */
 void brk__audit_event(struct brk *b, const char *event, const char *device,
                      const char *details);
+/* The same with an operator (or another actor) as the record's actor. */
+void brk__audit_operator(struct brk *b, const char *actor, const char *event,
+                        const char *device, const char *details);
 /* The device `value` is bound to (sm_store_claim_owner()), read in the
  * open batch so that it sees the batch's own admissions. */
 lc_err brk__claim_owner(struct brk *b, enum sm_claim_kind kind,
@@ -648,6 +664,55 @@ bool brk__renew_due(const struct brk *b, const struct sm_device *s,
 /* Once a second: notices to due devices that are online, at most
  * [policy] renew_max_per_s. Opens the batch when it sends any. */
 void brk__renew_notices_tick(struct brk *b, uint64_t now_ms);
+
+/* ---- manifest gating (manifest.c; DESIGN §4.6) ------------------------------- */
+
+struct brk_ctl_req;
+
+/* Is `why` a quarantine ("quarantine:<reason>")? */
+bool brk__is_quarantine(const char *why);
+/* The manifest row of `serial`, read in the open batch. */
+lc_err brk__manifest_get(struct brk *b, const char *serial,
+                        struct sm_manifest_row *out) LC_NODISCARD;
+/* Count a finding: quarantined (warned false) or issued under warn. */
+void brk__count_quarantine(struct brk *b, const char *why, bool warned);
+/* Quarantine d's checked request: QUARANTINED, REJECTED:<why>, logged,
+ * counted, audited. */
+void brk__quarantine(struct brk *b, struct brk_dev *d, const char *why,
+                    const struct sm_request *req);
+/* QUARANTINED devices per reason, into counts (the snapshot's). */
+lc_err brk__count_quarantined(struct brk *b,
+                             uint64_t counts[BRK_QUARANTINE_REASONS])
+  LC_NODISCARD;
+/* The operator's verbs (operator.c's table): manifest-import
+ * {"path", "name", "work_order", "replace"} and quarantine-release
+ * {"device", "reason"}. */
+json_t *brk__op_manifest_import(struct brk *b, const struct brk_ctl_req *r);
+json_t *brk__op_quarantine_release(struct brk *b,
+                                  const struct brk_ctl_req *r);
+/* operator.c: step the device named in msg "device" with ev as the
+ * operator, and commit; the answer names its state before and after. */
+json_t *brk__operator_step(struct brk *b, const struct brk_ctl_req *r,
+                          struct sm_event *ev, const char *verb);
+/* "G/E/D" or "G/E" (a node-level device) into its parts. */
+bool brk__split_key(const char *key, char g[SM_ID_MAX + 1],
+                   char e[SM_ID_MAX + 1], char d[SM_ID_MAX + 1]);
+
+/* A parsed manifest file (CSV or JSON Lines, docs/lifecycle.md). */
+struct brk_manifest {
+  struct sm_manifest_row *rows;   /* owned; work_order and imported_at
+                                     left for the caller */
+  unsigned *line;                 /* owned: each row's line in the file */
+  size_t n, cap;
+};
+/* Parse `text` (len bytes) read from the file `name` (named in errors).
+ * LC_EINVAL: err holds "NAME:LINE: reason" and *m is empty; LC_ENOMEM.
+ * Serials and models as [policy] identifiers allows; pubkey_sha256 is 64
+ * hex digits or absent (stored lower case); a serial twice is an error. */
+lc_err brk__manifest_parse(const char *name, const char *text, size_t len,
+                          enum lc_ident_policy ids, struct brk_manifest *m,
+                          char *err, size_t cap) LC_NODISCARD;
+void brk__manifest_free(struct brk_manifest *m);
 
 /* ---- revocation (revoke.c; the record itself in batch.c) ------------------------- */
 

@@ -94,6 +94,7 @@ _Static_assert(sizeof(enum brk_tls_version) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum sm_reprovision) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum lc_ident_policy) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum brk_gw_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum brk_manifest_mode) == sizeof(int), "enum size");
 
 /* Indexed by the enums of brk.h. */
 static const char *const mqtt_version_names[] = {"3.1.1", "5"};
@@ -103,6 +104,7 @@ static const char *const ident_names[] = {"ascii", "utf8"};
 static const char *const ca_type_names[] = {"", "ejbca", "awspca", "gcpcas"};
 static const char *const tier_names[] = {"enterprise", "devops"};
 static const char *const gw_mode_names[] = {"proxy", "direct"};
+static const char *const manifest_names[] = {"off", "warn", "enforce"};
 
 /* [gateway] trusted_proxies, parsed as the gateway will. */
 static const char *proxies_problem(const char *value, char *buf, size_t cap)
@@ -200,6 +202,9 @@ static const struct opt options[] = {
   UINT("policy", "renew_jitter_s", policy.renew_jitter_s, 0, 31536000),
   UINT("policy", "renew_max_per_s", renew_max_per_s, 1, 1000),
   UINT("policy", "renew_max_overdue_days", renew_max_overdue_days, 0, 36500),
+  /* manifest gating (docs/lifecycle.md, "Manifests") */
+  ENUM("policy", "manifest", manifest, manifest_names,
+       "must be off, warn or enforce"),
   STR("gateway", "listen", gw_listen),
   ENUM("gateway", "mode", gw_mode, gw_mode_names, "must be proxy or direct"),
   STR_CHECKED("gateway", "trusted_proxies", gw_trusted_proxies,

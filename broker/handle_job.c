@@ -26,18 +26,23 @@ static void validated(struct brk *b, struct brk_dev *d, struct brk_job *job)
   }
   const char *fpr[CA_ROLE_COUNT] = {job->key_fpr[0], job->key_fpr[1]};
   const char *why = NULL;
-  if(brk__request_admit(b, d, job->serial, fpr, &why) != LC_OK) {
+  if(brk__request_admit(b, d, job->serial, fpr, job->meta, &why) != LC_OK) {
     lc_log(LC_ERROR, "provision", "dev=%s op=identity err=store", d->key);
-    return;
-  }
-  if(why) {
-    brk__reject(b, d, why);
     return;
   }
   struct sm_request req = {.serial = job->serial,
                            .csr = {job->csr_pem[0], job->csr_pem[1]},
                            .key_fpr = {fpr[0], fpr[1]}, .meta = job->meta,
                            .request_id = request_id};
+  if(brk__is_quarantine(why)) {
+    /* [policy] manifest = enforce: held for an operator (manifest.c) */
+    brk__quarantine(b, d, why, &req);
+    return;
+  }
+  if(why) {
+    brk__reject(b, d, why);
+    return;
+  }
   struct sm_event ev = brk__event(SM_EV_REQUEST);
   ev.req = &req;
   uint32_t gen = d->sm->generation;

@@ -141,6 +141,23 @@ static void metrics_lifecycle(struct text *t, struct brk *b)
           C(renew_notices));
   counter(t, "linecert_revocations_total", "devices revoked",
           C(revocations));
+  /* manifest gating (DESIGN §4.6): each finding, by reason and by what
+   * the policy did with it */
+  text_add(t, "# HELP linecert_quarantine_events_total manifest findings "
+              "by reason: quarantined (policy enforce) or issued anyway "
+              "(policy warn)\n"
+              "# TYPE linecert_quarantine_events_total counter\n");
+  for(int i = 0; i < BRK_QUARANTINE_REASONS; i++) {
+    sample_start(t, "linecert_quarantine_events_total", "reason",
+                 brk_quarantine_reasons[i], "action", "quarantined");
+    text_add(t, "%llu\n", C(quarantined[i]));
+    sample_start(t, "linecert_quarantine_events_total", "reason",
+                 brk_quarantine_reasons[i], "action", "warned");
+    text_add(t, "%llu\n", C(manifest_warned[i]));
+  }
+  counter(t, "linecert_quarantine_releases_total",
+          "quarantined devices released by an operator",
+          C(quarantine_releases));
 }
 
 static void metrics_counters(struct text *t, struct brk *b)
@@ -239,6 +256,14 @@ static void metrics_snapshot(struct text *t, const struct brk_snapshot *s,
     sample_start(t, "linecert_devices", "state",
                  sm_state_name((enum sm_state)i), NULL, NULL);
     text_add(t, "%llu\n", (unsigned long long)s->counts[i]);
+  }
+  text_add(t, "# HELP linecert_quarantined_devices QUARANTINED devices in "
+              "the store per reason (manifest gating)\n"
+              "# TYPE linecert_quarantined_devices gauge\n");
+  for(int i = 0; i < BRK_QUARANTINE_REASONS; i++) {
+    sample_start(t, "linecert_quarantined_devices", "reason",
+                 brk_quarantine_reasons[i], NULL, NULL);
+    text_add(t, "%llu\n", (unsigned long long)s->quarantined[i]);
   }
   text_add(t, "# HELP linecert_line_provisioned_total devices provisioned "
               "per line (group) since start\n"
@@ -494,6 +519,22 @@ static json_t *stats_json(struct brk *b, const struct brk_snapshot *s)
     json_object_set_new(ca, ca_role_name((enum ca_role)r), one);
   }
   json_object_set_new(j, "states", states);
+  /* manifest gating: QUARANTINED devices per reason, and the findings
+   * counted since start (quarantined; issued under warn) */
+  json_t *q = json_object(), *qe = json_object(), *qw = json_object();
+  for(int i = 0; i < BRK_QUARANTINE_REASONS; i++) {
+    json_object_set_new(q, brk_quarantine_reasons[i],
+                        json_integer((json_int_t)s->quarantined[i]));
+    json_object_set_new(qe, brk_quarantine_reasons[i],
+                        json_integer((json_int_t)C(quarantined[i])));
+    json_object_set_new(qw, brk_quarantine_reasons[i],
+                        json_integer((json_int_t)C(manifest_warned[i])));
+  }
+  json_object_set_new(j, "quarantined", q);
+  json_object_set_new(j, "quarantine_events", qe);
+  json_object_set_new(j, "manifest_warned", qw);
+  json_object_set_new(j, "quarantine_releases",
+                      json_integer((json_int_t)C(quarantine_releases)));
   json_object_set_new(j, "lines", lines);
   json_object_set_new(j, "ca", ca);
   json_object_set_new(j, "adapters", adapters_json(s));
@@ -650,6 +691,8 @@ static const char live_page[] =
   "<table id=adapters></table></div>"
   "<div class=box><div>Devices per state</div><table id=states></table>"
   "<div id=tot></div></div>"
+  "<div class=box><div>Quarantined devices per reason (manifest)</div>"
+  "<table id=quar></table></div>"
   "<script>\n"
   "const H=600;const colors=['#1f77b4','#ff7f0e','#2ca02c','#d62728',"
   "'#9467bd','#8c564b','#e377c2','#7f7f7f'];\n"
@@ -697,6 +740,11 @@ static const char live_page[] =
   "let rows='<tr><th>state</th><th>devices</th></tr>';for(const k in "
   "j.states)if(j.states[k])rows+='<tr><td>'+esc(k)+'</td><td>'+j.states[k]+"
   "'</td></tr>';document.getElementById('states').innerHTML=rows;"
+  "let qr='<tr><th>reason</th><th>quarantined</th><th>events</th>"
+  "<th>warned</th></tr>';for(const k in j.quarantined||{})qr+='<tr><td>'+"
+  "esc(k)+'</td><td>'+j.quarantined[k]+'</td><td>'+"
+  "j.quarantine_events[k]+'</td><td>'+j.manifest_warned[k]+'</td></tr>';"
+  "document.getElementById('quar').innerHTML=qr;"
   "document.getElementById('tot').textContent='provisioned since start: '"
   "+j.provisioned+', rejected: '+j.rejected+', renewed: '+j.renewals+"
   "', renewals refused: '+j.renew_refused+', revoked: '+j.revocations+"

@@ -99,8 +99,7 @@ static bool reason_known(const char *r)
   return false;
 }
 
-/* "G/E/D" or "G/E" (a node-level device) into its parts. */
-static bool split_key(const char *key, char g[SM_ID_MAX + 1],
+bool brk__split_key(const char *key, char g[SM_ID_MAX + 1],
                       char e[SM_ID_MAX + 1], char d[SM_ID_MAX + 1])
 {
   const char *s1 = key ? strchr(key, '/') : NULL;
@@ -121,13 +120,12 @@ static bool split_key(const char *key, char g[SM_ID_MAX + 1],
   return true;
 }
 
-/* Step the device named in msg with ev, as the operator, and commit. */
-static json_t *operator_step(struct brk *b, const struct brk_ctl_req *r,
-                             struct sm_event *ev, const char *verb)
+json_t *brk__operator_step(struct brk *b, const struct brk_ctl_req *r,
+                          struct sm_event *ev, const char *verb)
 {
   const char *key = json_string_value(json_object_get(r->msg, "device"));
   char g[SM_ID_MAX + 1], e[SM_ID_MAX + 1], dv[SM_ID_MAX + 1];
-  if(!split_key(key, g, e, dv))
+  if(!brk__split_key(key, g, e, dv))
     return brk__ctl_error("%s: name the device as GROUP/EDGE/DEVICE (or "
                          "GROUP/EDGE for a node-level device)", verb);
   struct brk_dev *d = brk__device(b, g, e, dv, false);
@@ -140,11 +138,12 @@ static json_t *operator_step(struct brk *b, const struct brk_ctl_req *r,
   enum sm_state before = d->sm->state;
   unsigned long long fails = atomic_load(&b->stats.commit_failures);
   lc_err rc = brk__apply(b, d, ev);
+  /* Read before the batch ends: a settled device leaves memory then. */
+  enum sm_state after = d->sm->state;
   brk__batch_end(b);
   b->actor = NULL;
   if(rc == LC_ESTATE)
-    return brk__ctl_error("%s: %s is %s", verb, key,
-                          sm_state_name(d->sm->state));
+    return brk__ctl_error("%s: %s is %s", verb, key, sm_state_name(after));
   if(rc != LC_OK)
     return brk__ctl_error("%s: %s", verb, lc_strerror(rc));
   if(atomic_load(&b->stats.commit_failures) != fails)
@@ -153,8 +152,7 @@ static json_t *operator_step(struct brk *b, const struct brk_ctl_req *r,
   lc_log(LC_INFO, "control", "op=%s dev=%s uid=%u from=%s", verb, key,
          r->uid, sm_state_name(before));
   return json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "device", key, "from",
-                   sm_state_name(before), "state", verb[0] == 'r'
-                   ? "REVOKED" : "NEW");
+                   sm_state_name(before), "state", sm_state_name(after));
 }
 
 /* revoke {"device": "G/E/D", "reason": "key_compromise"} */
@@ -170,14 +168,14 @@ static json_t *op_revoke(struct brk *b, const struct brk_ctl_req *r)
                           reason);
   struct sm_event ev = brk__event(SM_EV_REVOKE);
   ev.reason = reason;
-  return operator_step(b, r, &ev, "revoke");
+  return brk__operator_step(b, r, &ev, "revoke");
 }
 
 /* unrevoke {"device": "G/E/D"} */
 static json_t *op_unrevoke(struct brk *b, const struct brk_ctl_req *r)
 {
   struct sm_event ev = brk__event(SM_EV_UNREVOKE);
-  return operator_step(b, r, &ev, "unrevoke");
+  return brk__operator_step(b, r, &ev, "unrevoke");
 }
 
 static const struct {
@@ -187,6 +185,9 @@ static const struct {
   {"rotate-key", op_rotate_key},
   {"revoke", op_revoke},
   {"unrevoke", op_unrevoke},
+  /* manifest gating (manifest.c) */
+  {"manifest-import", brk__op_manifest_import},
+  {"quarantine-release", brk__op_quarantine_release},
 };
 
 json_t *brk__op_run(struct brk *b, const struct brk_ctl_req *r)

@@ -67,7 +67,9 @@ lc_err brk__audit_details(const struct sm_device *dev,
                              json_integer((json_int_t)dev->generation));
   err |= put_str(obj, "request_id", dev->request_id);
   err |= put_str(obj, "reason", a->text);
-  if(!strcmp(a->event, "validated"))
+  /* quarantined, released: the request held, and then let go on */
+  if(!strcmp(a->event, "validated") || !strcmp(a->event, "quarantined") ||
+     !strcmp(a->event, "released"))
     err |= put_request(obj, dev);
   if(!strcmp(a->event, "issued")) {
     err |= put_str(obj, "role", ca_role_name(a->role));

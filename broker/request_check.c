@@ -15,7 +15,12 @@
  *   ADMIT     the loop, inside the transaction that admits the request:
  *             the identity is free (sm_store_claim_owner(); the store's
  *             claims make the answer binding, so two requests in one
- *             batch cannot both pass);
+ *             batch cannot both pass); then, under [policy] manifest,
+ *             the work orders' manifests (DESIGN §4.6): under enforce a
+ *             finding is a "quarantine:<why>" answer, which the caller
+ *             turns into QUARANTINED rather than REJECTED (a clone, the
+ *             second device with a serial, is one too); under warn it is
+ *             counted and logged, and the request goes on;
  *   POLICY    the state machine (statemachine/sm.c on_request): new keys
  *             for a device that has an identity, by [policy] reprovision.
  * The Sparkplug protocol's own checks (topic, seq, aliases, the
@@ -27,7 +32,9 @@
 
 #include <jansson.h>
 #include <string.h>
+#include <strings.h>
 
+#include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
 
@@ -52,6 +59,7 @@ struct request {
   const struct brk_dev *d;
   const char *serial;
   const char *const *fpr;     /* key fingerprints, per role */
+  const char *model;          /* ADMIT: Device/Model, NULL when absent */
   lc_err rc;                  /* a step could not run (LC_ENOMEM, LC_EDB):
                                  no answer, the next birth asks again */
 };
@@ -175,13 +183,61 @@ static bool claimed_elsewhere(struct request *rq, enum sm_claim_kind kind,
   return rc == LC_OK && owner != rq->d->sm->id;
 }
 
+/* Does the manifest gate this request (DESIGN §4.6)? It guards a
+ * device's first identity: a device that has one in progress or issued
+ * goes by [policy] reprovision instead. */
+static bool gated(const struct request *rq)
+{
+  if(!rq->b || !rq->d || rq->b->cfg->manifest == BRK_MANIFEST_OFF)
+    return false;
+  enum sm_state s = rq->d->sm->state;
+  return s == SM_NEW || s == SM_VALIDATED || s == SM_REJECTED ||
+         s == SM_QUARANTINED;
+}
+
+static bool enforced(const struct request *rq)
+{
+  return gated(rq) && rq->b->cfg->manifest == BRK_MANIFEST_ENFORCE;
+}
+
 static const char *serial_free(struct request *rq)
 {
   if(!rq->b)
     return NULL;
-  return claimed_elsewhere(rq, SM_CLAIM_SERIAL, rq->serial)
-           ? "duplicate_serial"
-           : NULL;
+  /* Under enforce a clone is quarantined, holding a request whose CSRs
+   * were checked: READ lets it through to ADMIT, which asks again. */
+  if(!rq->job && !rq->fpr && enforced(rq))
+    return NULL;
+  if(!claimed_elsewhere(rq, SM_CLAIM_SERIAL, rq->serial))
+    return NULL;
+  return enforced(rq) ? "quarantine:duplicate_serial" : "duplicate_serial";
+}
+
+/* The work orders' manifests: the serial expected, with this bootstrap
+ * key (when the vendor supplied its fingerprint) and this model. */
+static const char *manifest_matches(struct request *rq)
+{
+  if(!gated(rq) || !rq->fpr)
+    return NULL;
+  struct sm_manifest_row row;
+  lc_err rc = brk__manifest_get(rq->b, rq->serial, &row);
+  const char *why = NULL;
+  if(rc == LC_ENOTFOUND)
+    why = "quarantine:unknown_serial";
+  else if(rc != LC_OK)
+    rq->rc = rc;
+  else if(row.pubkey_sha256[0] &&
+          strcasecmp(row.pubkey_sha256, rq->fpr[CA_ROLE_BOOTSTRAP]) != 0)
+    why = "quarantine:key_mismatch";
+  else if(!rq->model || strcmp(row.model, rq->model) != 0)
+    why = "quarantine:model_mismatch";
+  if(why && rq->b->cfg->manifest == BRK_MANIFEST_WARN) {
+    brk__count_quarantine(rq->b, why, true);
+    lc_log(LC_WARN, "manifest", "dev=%s serial=%s finding=%s policy=warn "
+           "action=issued", rq->d->key, rq->serial, why);
+    return NULL;
+  }
+  return why;
 }
 
 static const char *csrs_present(struct request *rq)
@@ -281,8 +337,12 @@ static const struct step {
    "subject_attribute subject_not_utf8 subject_bad_identifier"},
   {CRYPTO, cn_is_serial, "cn_mismatch"},
   {ADMIT, one_key_per_role, "shared_key"},
-  {ADMIT, serial_free, "duplicate_serial"},   /* again: the race */
+  /* again: the race; under [policy] manifest = enforce, a quarantine */
+  {ADMIT, serial_free, "duplicate_serial quarantine:duplicate_serial"},
   {ADMIT, keys_free, "key_reused"},
+  {ADMIT, manifest_matches,
+   "quarantine:unknown_serial quarantine:key_mismatch "
+   "quarantine:model_mismatch"},
   /* statemachine/sm.c, on_request: [policy] reprovision */
   {POLICY, NULL, "already_provisioned already_issued key_mismatch"},
   /* statemachine/sm.c, the CA's answers */
@@ -362,9 +422,14 @@ void brk__request_crypto(struct brk_job *job, const struct ca_csr_policy *pol)
 lc_err brk__request_admit(struct brk *b, const struct brk_dev *d,
                          const char *serial,
                          const char *const fpr[CA_ROLE_COUNT],
-                         const char **why)
+                         const char *meta, const char **why)
 {
-  struct request rq = {.b = b, .d = d, .serial = serial, .fpr = fpr};
+  /* Device/Model as read_meta() recorded it (NULL when absent). */
+  json_t *m = meta ? json_loads(meta, 0, NULL) : NULL;
+  struct request rq = {.b = b, .d = d, .serial = serial, .fpr = fpr,
+                       .model = json_string_value(json_object_get(m,
+                                                                  "model"))};
   *why = run(ADMIT, &rq);
+  json_decref(m);
   return rq.rc;
 }

@@ -60,6 +60,8 @@ void brk__stats_refresh(struct brk *b, uint64_t mono)
     b->next_state_count = mono + 5000;
     if(sm_store_count_states(b->store, v->counts) != LC_OK)
       lc_log(LC_WARN, "loop", "op=count_states");
+    if(brk__count_quarantined(b, v->quarantined) != LC_OK)
+      lc_log(LC_WARN, "loop", "op=count_quarantined");
   }
   v->online = b->session == BRK_ONLINE;
   v->audit_seq = b->chain.last_seq;

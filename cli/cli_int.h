@@ -33,7 +33,10 @@ struct cli_args {
   const char *state_filter;
   const char *pubkey;   /* accepted, as by `audit`; unused */
   const char *arg;      /* positional argument */
-  const char *reason;   /* revoke --reason */
+  const char *reason;   /* revoke, quarantine release --reason */
+  const char *arg2;     /* second positional argument */
+  const char *work_order; /* manifest import --work-order */
+  bool replace;         /* manifest import --replace */
   bool json;            /* --json */
   bool print_config;
 };
@@ -49,6 +52,9 @@ int cli__devices_show(const struct cli_args *c);
 /* revoke.c */
 int cli__revoke(const struct cli_args *c);
 int cli__unrevoke(const struct cli_args *c);
+/* manifest.c */
+int cli__manifest(const struct cli_args *c);
+int cli__quarantine(const struct cli_args *c);
 
 /* ---- linecert audit <command> (audit.c) -------------------------------------- */
 

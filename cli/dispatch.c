@@ -34,13 +34,23 @@ static const char usage_text[] =
   "                        affiliation_changed, superseded,\n"
   "                        cessation_of_operation, privilege_withdrawn)\n"
   "  unrevoke G/E/D        let a revoked device be provisioned again\n"
+  "  manifest import FILE [--work-order W] [--replace]\n"
+  "                        import a work order's expected devices (CSV\n"
+  "                        serial,model[,pubkey_sha256] with a header, or\n"
+  "                        JSON Lines); W defaults to FILE's name\n"
+  "  manifest status       per work order: expected, provisioned,\n"
+  "                        quarantined, missing serials\n"
+  "  quarantine list       devices held by [policy] manifest = enforce\n"
+  "  quarantine release G/E/D --reason TEXT\n"
+  "                        let a quarantined device be issued\n"
   "\n"
   "options (every command):\n"
   "  -c, --config FILE     configuration file (INI, see README)\n"
   "  -d, --data-dir DIR    data directory (store, CA, audit key)\n"
   "      --print-config    print the effective configuration and exit\n"
   "  -h, --help            this text\n"
-  "      --json            revoke, unrevoke: the answer as JSON\n"
+  "      --json            revoke, unrevoke, manifest, quarantine: the\n"
+  "                        answer as JSON\n"
   "options (serve):\n"
   "  -u, --mqtt-url URL    MQTT broker, e.g. tcp://127.0.0.1:1883 or\n"
   "                        ssl://broker:8883 (TLS)\n"
@@ -63,7 +73,7 @@ static const char usage_text[] =
 enum { OPT_HTTP = 250, OPT_HOST_ID = 256, OPT_CLIENT_ID, OPT_PRINT_CONFIG,
        OPT_NEW_LOG, OPT_STATE,
        OPT_PUBKEY, OPT_MQTT_CA, OPT_MQTT_CERT, OPT_MQTT_KEY,
-       OPT_MQTT_VERSION, OPT_REASON, OPT_JSON };
+       OPT_MQTT_VERSION, OPT_REASON, OPT_JSON, OPT_WORK_ORDER, OPT_REPLACE };
 
 static const struct option long_opts[] = {
   {"config", required_argument, NULL, 'c'},
@@ -84,6 +94,8 @@ static const struct option long_opts[] = {
   {"pubkey", required_argument, NULL, OPT_PUBKEY},
   {"reason", required_argument, NULL, OPT_REASON},
   {"json", no_argument, NULL, OPT_JSON},
+  {"work-order", required_argument, NULL, OPT_WORK_ORDER},
+  {"replace", no_argument, NULL, OPT_REPLACE},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0}};
 
@@ -188,6 +200,12 @@ static int parse_args(struct cli_args *c, int argc, char **argv)
     case OPT_JSON:
       c->json = true;
       break;
+    case OPT_WORK_ORDER:
+      c->work_order = optarg;
+      break;
+    case OPT_REPLACE:
+      c->replace = true;
+      break;
     case 'h':
       fputs(usage_text, stdout);
       exit(0);
@@ -199,6 +217,7 @@ static int parse_args(struct cli_args *c, int argc, char **argv)
     return CLI_EXIT_USAGE;
   /* Positional words after the command: "audit verify", "device KEY". */
   c->arg = optind < argc ? argv[optind] : NULL;
+  c->arg2 = optind + 1 < argc ? argv[optind + 1] : NULL;
   char err[BRK_ERR_MAX];
   if(brk_config_check(&c->cfg, err, sizeof(err)) != LC_OK) {
     fprintf(stderr, "linecert: %s\n", err);
@@ -220,6 +239,8 @@ static const struct {
   {"device", cli__devices_show},
   {"revoke", cli__revoke},
   {"unrevoke", cli__unrevoke},
+  {"manifest", cli__manifest},
+  {"quarantine", cli__quarantine},
 };
 
 int cli_main(int argc, char **argv)

@@ -30,6 +30,8 @@
  *   RENEW_REFUSED  any state               on_renew_refused()
  *   REVOKE         any but REVOKED         on_revoke()
  *   UNREVOKE       REVOKED                 on_unrevoke()
+ *   QUARANTINE     NEW, VALIDATED, REJECTED, QUARANTINED  on_quarantine()
+ *   RELEASE        QUARANTINED             on_release()
  * (CA answers, TIMER, INSTALLED and OFFLINE also act in the RENEW_*
  * states: renewal issues through the same paths as provisioning.)
  */
@@ -45,7 +47,8 @@
 static const char *const event_names[SM_EV_COUNT] = {
   "REQUEST", "INVALID", "CA_ISSUED", "CA_RETRY", "CA_REJECTED",
   "INSTALLED", "TIMER", "OPERATOR_RETRY", "CA_WAIT", "OFFLINE",
-  "RENEW_CHALLENGE", "RENEW_ISSUE", "RENEW_REFUSED", "REVOKE", "UNREVOKE"};
+  "RENEW_CHALLENGE", "RENEW_ISSUE", "RENEW_REFUSED", "REVOKE", "UNREVOKE",
+  "QUARANTINE", "RELEASE"};
 
 const char *sm_event_name(enum sm_event_kind k)
 {
@@ -279,12 +282,15 @@ static bool holds_certificate(const struct sm_device *dev)
   return false;
 }
 
-/* A new provisioning of this device: new request id, new CA keys. */
-static lc_err start_generation(struct sm_device *dev,
-                               const struct sm_event *ev,
-                               struct sm_actions *act, const char *why)
+/* A new provisioning of this device: new request id, new CA keys.
+ * `event` names the step into VALIDATED ("validated"; "released" when an
+ * operator lets a quarantined request go on). */
+static lc_err start_generation_as(struct sm_device *dev,
+                                  const struct sm_event *ev,
+                                  const struct sm_request *r,
+                                  struct sm_actions *act, const char *event,
+                                  const char *why)
 {
-  const struct sm_request *r = ev->req;
   struct generation_copy c;
   lc_err rc = generation_copy_make(r, &c);
   if(rc != LC_OK)
@@ -310,12 +316,19 @@ static lc_err start_generation(struct sm_device *dev,
   if(!dev->created_at)
     dev->created_at = ev->now_ms;
 
-  enter(dev, ev, act, SM_VALIDATED, "validated", CA_ROLE_BOOTSTRAP, why);
+  enter(dev, ev, act, SM_VALIDATED, event, CA_ROLE_BOOTSTRAP, why);
   enter(dev, ev, act, SM_ISSUING_BOOTSTRAP, "issuing", CA_ROLE_BOOTSTRAP,
         NULL);
   superseded_push(&sup, act);
   add_submit(act, CA_ROLE_BOOTSTRAP);
   return LC_OK;
+}
+
+static lc_err start_generation(struct sm_device *dev,
+                               const struct sm_event *ev,
+                               struct sm_actions *act, const char *why)
+{
+  return start_generation_as(dev, ev, ev->req, act, "validated", why);
 }
 
 /* A request that does not match what the device holds: a new generation
@@ -410,6 +423,11 @@ static lc_err on_request(struct sm_device *dev, const struct sm_policy *pol,
     add_audit(act, "rejected", dev->state, dev->state, CA_ROLE_BOOTSTRAP,
               "revoked");
     add_rejected_status(act, "revoked");
+    return LC_OK;
+  case SM_QUARANTINED:
+    /* Only an operator's release lets it out, whatever it asks now (a
+     * manifest imported since does not release it by itself). */
+    add_rejected_status(act, dev->reason);
     return LC_OK;
   default:
     return LC_ESTATE;
@@ -1004,6 +1022,16 @@ static lc_err on_revoke(struct sm_device *dev, const struct sm_event *ev,
     return LC_ESTATE;
   const char *reason = ev->reason && *ev->reason ? ev->reason
                                                  : "unspecified";
+  if(dev->state == SM_QUARANTINED) {
+    /* The held request was never an identity (the store binds no
+     * serial or key to a quarantined device): it goes, rather than
+     * become one now. */
+    for(int role = 0; role < CA_ROLE_COUNT; role++) {
+      LC_FREE(dev->csr[role]);
+      dev->key_fpr[role][0] = '\0';
+    }
+    dev->serial[0] = '\0';
+  }
   dev->revoked_from = dev->state;
   renewal_clear(dev);
   dev->attempts = 0;
@@ -1034,6 +1062,100 @@ static lc_err on_unrevoke(struct sm_device *dev, const struct sm_event *ev,
         ev->text ? ev->text : "operator");
   superseded_push(&sup, act);
   return LC_OK;
+}
+
+/* ---- manifest gating (DESIGN §4.6) ------------------------------------------- */
+
+/* The request is held, not issued: serial, CSRs, keys and meta go onto
+ * the device (a release starts its generation from them), the
+ * generation and request id stay as they were. The store does not bind
+ * a quarantined device's serial or keys to it (schema v6): a clone must
+ * not take the identity from the device it copies. */
+static lc_err hold_request(struct sm_device *dev, const struct sm_request *r)
+{
+  struct generation_copy c;
+  lc_err rc = generation_copy_make(r, &c);
+  if(rc != LC_OK)
+    return rc;
+  for(int role = 0; role < CA_ROLE_COUNT; role++) {
+    lc_free(dev->csr[role]);
+    dev->csr[role] = c.csr[role];
+    lc_strlcpy(dev->key_fpr[role], r->key_fpr[role], SM_FPR_HEX);
+  }
+  lc_free(dev->meta);
+  dev->meta = c.meta;
+  lc_strlcpy(dev->serial, r->serial, sizeof(dev->serial));
+  return LC_OK;
+}
+
+static lc_err on_quarantine(struct sm_device *dev, const struct sm_event *ev,
+                            struct sm_actions *act)
+{
+  if(!request_complete(ev->req) || !ev->reason || !*ev->reason)
+    return LC_EINVAL;
+  switch(dev->state) {
+  case SM_QUARANTINED:
+    /* Asked again: the latest request is the one a release issues, so
+     * it replaces the held one (a device that made new keys since). A
+     * new reason is recorded; the same one only answered. */
+    if(hold_request(dev, ev->req) != LC_OK)
+      return LC_ENOMEM;
+    if(strcmp(dev->reason, ev->reason) != 0) {
+      lc_strlcpy(dev->reason, ev->reason, sizeof(dev->reason));
+      add_audit(act, "quarantined", dev->state, dev->state,
+                CA_ROLE_BOOTSTRAP, ev->reason);
+    }
+    dev->updated_at = ev->now_ms;
+    act->dirty = true;
+    add_rejected_status(act, dev->reason);
+    return LC_OK;
+  case SM_NEW:
+    if(dev->generation > 0 && any_key_again(dev, ev->req)) {
+      /* Unrevoked: a key of the revoked certificates is refused first. */
+      add_audit(act, "rejected", dev->state, dev->state, CA_ROLE_BOOTSTRAP,
+                "revoked_key");
+      add_rejected_status(act, "revoked_key");
+      return LC_OK;
+    }
+    break;
+  case SM_VALIDATED:
+  case SM_REJECTED:
+    break;
+  default:
+    return LC_ESTATE; /* it has an identity in progress or issued */
+  }
+  if(hold_request(dev, ev->req) != LC_OK)
+    return LC_ENOMEM;
+  lc_strlcpy(dev->reason, ev->reason, sizeof(dev->reason));
+  dev->next_attempt_at = 0;
+  if(!dev->created_at)
+    dev->created_at = ev->now_ms;
+  enter(dev, ev, act, SM_QUARANTINED, "quarantined", CA_ROLE_BOOTSTRAP,
+        ev->reason);
+  add_rejected_status(act, ev->reason);
+  return LC_OK;
+}
+
+/* An operator's release: the held request goes on as a new one would. */
+static lc_err on_release(struct sm_device *dev, const struct sm_event *ev,
+                         struct sm_actions *act)
+{
+  if(dev->state != SM_QUARANTINED)
+    return LC_ESTATE;
+  /* Copies: start_generation_as() writes the fields it reads. */
+  char serial[SM_ID_MAX + 1], fpr[CA_ROLE_COUNT][SM_FPR_HEX];
+  lc_strlcpy(serial, dev->serial, sizeof(serial));
+  for(int role = 0; role < CA_ROLE_COUNT; role++)
+    lc_strlcpy(fpr[role], dev->key_fpr[role], SM_FPR_HEX);
+  struct sm_request r = {.serial = serial,
+                         .csr = {dev->csr[0], dev->csr[1]},
+                         .key_fpr = {fpr[0], fpr[1]}, .meta = dev->meta,
+                         .request_id = ev->request_id};
+  if(!request_complete(&r))
+    return LC_EINVAL;
+  return start_generation_as(dev, ev, &r, act, "released",
+                             ev->reason && *ev->reason ? ev->reason
+                                                       : "operator");
 }
 
 lc_err sm_step(struct sm_device *dev, const struct sm_policy *pol,
@@ -1076,6 +1198,10 @@ lc_err sm_step(struct sm_device *dev, const struct sm_policy *pol,
     return on_revoke(dev, ev, act);
   case SM_EV_UNREVOKE:
     return on_unrevoke(dev, ev, act);
+  case SM_EV_QUARANTINE:
+    return on_quarantine(dev, ev, act);
+  case SM_EV_RELEASE:
+    return on_release(dev, ev, act);
   default:
     return LC_EINVAL;
   }

@@ -50,6 +50,14 @@
  *   REVOKED --UNREVOKE--> NEW: the next request starts a new generation,
  *      with keys the device never held (REJECTED:revoked_key otherwise)
  *   REVOKED --REQUEST--> refused, REJECTED:revoked
+ * Manifest gating (DESIGN §4.6; the broker decides, the machine records):
+ *   NEW|VALIDATED|REJECTED --QUARANTINE--> QUARANTINED, holding the
+ *      request (serial, CSRs, keys, meta) but no generation, and
+ *      answered REJECTED:<reason> ("quarantine:unknown_serial", ...)
+ *   QUARANTINED --QUARANTINE|REQUEST--> unchanged (a new reason is
+ *      recorded), answered REJECTED:<reason>: only an operator lets it out
+ *   QUARANTINED --RELEASE--> VALIDATED -> ISSUING_BOOTSTRAP: the held
+ *      request starts a generation, as a new request would
  *   PROVISIONED|REJECTED|FAILED --REQUEST new keys--> by policy: refuse
  *      (REJECTED:already_provisioned) or a new generation from VALIDATED
  *      (a FAILED device holding a certificate of its generation is
@@ -82,6 +90,7 @@ enum sm_state {
   SM_NEW, SM_VALIDATED, SM_ISSUING_BOOTSTRAP, SM_ISSUING_OPERATIONAL,
   SM_DELIVERED, SM_PROVISIONED, SM_REJECTED, SM_FAILED,
   SM_RENEW_CHALLENGED, SM_RENEW_ISSUING, SM_RENEW_DELIVERED, SM_REVOKED,
+  SM_QUARANTINED,
   SM_STATE_COUNT
 };
 
@@ -215,6 +224,10 @@ enum sm_event_kind {
                              open challenge */
   SM_EV_REVOKE,           /* ev.reason (the operator's), ev.text (who) */
   SM_EV_UNREVOKE,         /* ev.text (who) */
+  SM_EV_QUARANTINE,       /* ev.req (checked, as for REQUEST), ev.reason
+                             "quarantine:<why>" */
+  SM_EV_RELEASE,          /* ev.reason (the operator's), ev.request_id
+                             (fresh random hex, the new generation's) */
   SM_EV_COUNT
 };
 const char *sm_event_name(enum sm_event_kind k);
@@ -236,6 +249,7 @@ struct sm_event {
   uint64_t expires_at;           /* ms */
   const char *csr_pem, *key_fpr;
   int64_t not_before, not_after; /* CA_ISSUED: the certificate's (s) */
+  const char *request_id;        /* RELEASE */
 };
 
 enum sm_reprovision { SM_REPROVISION_DENY, SM_REPROVISION_REISSUE };
@@ -499,6 +513,54 @@ lc_err sm_store_checkpoint_latest(struct sm_store *st, bool exported_only,
  * (struct aud_log, audit/aud.h: scans, checkpoints, exports, key
  * rotation). Borrowed: valid while st is open; NULL for a NULL st. */
 const struct aud_log *sm_store_audit_log(struct sm_store *st);
+
+/* ---- manifests (schema v6; DESIGN §4.6) --------------------------------- */
+
+/* A work order's expected device: its serial (in at most one work
+ * order), its model, and the SHA-256 (hex, lower case) of the DER
+ * SubjectPublicKeyInfo of its bootstrap key when the secure-element
+ * vendor supplied it ("" otherwise). */
+#define SM_MODEL_MAX 128
+struct sm_manifest_row {
+  char serial[SM_ID_MAX + 1];
+  char work_order[SM_ID_MAX + 1];
+  char model[SM_MODEL_MAX + 1];
+  char pubkey_sha256[SM_FPR_HEX];
+  uint64_t imported_at;            /* ms */
+};
+/* The row of `serial`; LC_ENOTFOUND when no manifest names it. */
+lc_err sm_store_manifest_get(struct sm_store *st, const char *serial,
+                             struct sm_manifest_row *out) LC_NODISCARD;
+/* Insert, or replace the row of the same serial. Inside a transaction. */
+lc_err sm_store_manifest_put(struct sm_store *st,
+                             const struct sm_manifest_row *row) LC_NODISCARD;
+/* Delete every row of the work order (*n: how many; may be NULL).
+ * Inside a transaction. */
+lc_err sm_store_manifest_clear(struct sm_store *st, const char *work_order,
+                               unsigned *n) LC_NODISCARD;
+/* A manifest row with what became of its serial: the state of the
+ * device that holds the serial (owner_state, when has_owner), and
+ * whether a QUARANTINED device asked with it. */
+struct sm_manifest_entry {
+  struct sm_manifest_row row;
+  bool has_owner;
+  enum sm_state owner_state;
+  bool quarantined;
+};
+typedef lc_err (*sm_manifest_cb)(void *ctx,
+                                 const struct sm_manifest_entry *e);
+/* Every row, by work order then serial (borrowed for the call). */
+lc_err sm_store_manifest_foreach(struct sm_store *st, sm_manifest_cb cb,
+                                 void *ctx) LC_NODISCARD;
+/* Every QUARANTINED device, in id order (cb owns each, as for
+ * sm_store_foreach_device()). */
+lc_err sm_store_foreach_quarantined(struct sm_store *st, sm_device_cb cb,
+                                    void *ctx) LC_NODISCARD;
+/* QUARANTINED devices per reason. */
+typedef lc_err (*sm_reason_count_cb)(void *ctx, const char *reason,
+                                     uint64_t n);
+lc_err sm_store_count_quarantined(struct sm_store *st, sm_reason_count_cb cb,
+                                  void *ctx) LC_NODISCARD;
 
 /* ---- CA tickets ---------------------------------------------------------- */
 

@@ -27,6 +27,7 @@ static const char *const state_names[SM_STATE_COUNT] = {
   [SM_RENEW_ISSUING] = "RENEW_ISSUING",
   [SM_RENEW_DELIVERED] = "RENEW_DELIVERED",
   [SM_REVOKED] = "REVOKED",
+  [SM_QUARANTINED] = "QUARANTINED",
 };
 
 const char *sm_state_name(enum sm_state s)
@@ -56,7 +57,7 @@ lc_err sm_state_parse(const char *name, enum sm_state *out)
 bool sm_state_settled(enum sm_state s)
 {
   return s == SM_PROVISIONED || s == SM_REJECTED || s == SM_FAILED ||
-         s == SM_REVOKED;
+         s == SM_REVOKED || s == SM_QUARANTINED;
 }
 
 bool sm_state_asking_ca(enum sm_state s, enum ca_role *role)

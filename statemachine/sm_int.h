@@ -66,6 +66,19 @@ struct sm_store_ops {
                                 uint64_t renotice_ms,
                                 struct sm_renew_cursor *cur, unsigned limit,
                                 bool *more, sm_device_cb cb, void *ctx);
+  /* schema v6 */
+  lc_err (*manifest_get)(struct sm_store *st, const char *serial,
+                         struct sm_manifest_row *out);
+  lc_err (*manifest_put)(struct sm_store *st,
+                         const struct sm_manifest_row *row);
+  lc_err (*manifest_clear)(struct sm_store *st, const char *work_order,
+                           unsigned *n);
+  lc_err (*manifest_foreach)(struct sm_store *st, sm_manifest_cb cb,
+                             void *ctx);
+  lc_err (*foreach_quarantined)(struct sm_store *st, sm_device_cb cb,
+                                void *ctx);
+  lc_err (*count_quarantined)(struct sm_store *st, sm_reason_count_cb cb,
+                              void *ctx);
   /* optional (NULL: the backend cannot tell) */
   bool (*last_fault)(struct sm_store *st, struct sm_store_fault *out);
 };
@@ -77,6 +90,6 @@ struct sm_store {
 };
 
 /* Newest schema version a store of this build writes and reads. */
-#define SM_STORE_SCHEMA_VERSION 5
+#define SM_STORE_SCHEMA_VERSION 6
 
 #endif

@@ -261,3 +261,53 @@ lc_err sm_store_checkpoint_latest(struct sm_store *st, bool exported_only,
     return LC_EINVAL;
   return st->ops->checkpoint_latest(st, exported_only, out);
 }
+
+/* ---- manifests (schema v6) ----------------------------------------------- */
+
+lc_err sm_store_manifest_get(struct sm_store *st, const char *serial,
+                             struct sm_manifest_row *out)
+{
+  if(!st || !serial || !serial[0] || !out)
+    return LC_EINVAL;
+  return st->ops->manifest_get(st, serial, out);
+}
+
+lc_err sm_store_manifest_put(struct sm_store *st,
+                             const struct sm_manifest_row *row)
+{
+  if(!st || !row || !row->serial[0] || !row->work_order[0])
+    return LC_EINVAL;
+  return st->ops->manifest_put(st, row);
+}
+
+lc_err sm_store_manifest_clear(struct sm_store *st, const char *work_order,
+                               unsigned *n)
+{
+  if(!st || !work_order || !work_order[0])
+    return LC_EINVAL;
+  return st->ops->manifest_clear(st, work_order, n);
+}
+
+lc_err sm_store_manifest_foreach(struct sm_store *st, sm_manifest_cb cb,
+                                 void *ctx)
+{
+  if(!st || !cb)
+    return LC_EINVAL;
+  return st->ops->manifest_foreach(st, cb, ctx);
+}
+
+lc_err sm_store_foreach_quarantined(struct sm_store *st, sm_device_cb cb,
+                                    void *ctx)
+{
+  if(!st || !cb)
+    return LC_EINVAL;
+  return st->ops->foreach_quarantined(st, cb, ctx);
+}
+
+lc_err sm_store_count_quarantined(struct sm_store *st, sm_reason_count_cb cb,
+                                  void *ctx)
+{
+  if(!st || !cb)
+    return LC_EINVAL;
+  return st->ops->count_quarantined(st, cb, ctx);
+}

@@ -433,6 +433,42 @@ static lc_err migrate_v5(sqlite3 *db)
   return err;
 }
 
+/* v6: manifest gating (DESIGN §4.6, docs/lifecycle.md "Manifests").
+ *
+ * `manifest` holds the devices each work order expects: a serial
+ * belongs to one work order at most. A QUARANTINED device holds the
+ * request it made (serial, CSRs, keys) for an operator to release, but
+ * no identity: the claim triggers of v4 are made again to skip its row,
+ * so a clone quarantined as duplicate_serial cannot take the serial or
+ * a key from the device it copies, and a release claims them (and fails
+ * LC_ECLAIMED when another device holds them meanwhile). Self-contained:
+ * its own table and index, and the two triggers by name. */
+#define CLAIM_WHEN "NEW.state <> 'QUARANTINED'"
+static const char schema_v6[] =
+  "CREATE TABLE manifest("
+  " serial TEXT PRIMARY KEY,"
+  " work_order TEXT NOT NULL,"
+  " model TEXT NOT NULL,"
+  " pubkey_sha256 TEXT," /* NULL: the vendor supplied none */
+  " imported_at INTEGER NOT NULL);"
+  "CREATE INDEX manifest_work_order ON manifest(work_order);"
+  "CREATE INDEX devices_quarantined ON devices(id) "
+  "WHERE state = 'QUARANTINED';"
+  "DROP TRIGGER IF EXISTS devices_claim_insert;"
+  "DROP TRIGGER IF EXISTS devices_claim_update;"
+  "CREATE TRIGGER devices_claim_insert AFTER INSERT ON devices "
+  "WHEN " CLAIM_WHEN " BEGIN " CLAIM_ALL_SQL " END;"
+  "CREATE TRIGGER devices_claim_update AFTER UPDATE ON devices "
+  "WHEN " CLAIM_WHEN " AND (NEW.serial IS NOT OLD.serial "
+  "OR NEW.bootstrap_key_fpr IS NOT OLD.bootstrap_key_fpr "
+  "OR NEW.operational_key_fpr IS NOT OLD.operational_key_fpr "
+  "OR OLD.state = 'QUARANTINED') BEGIN " CLAIM_ALL_SQL " END;";
+
+static lc_err migrate_v6(sqlite3 *db)
+{
+  return exec_sql(db, schema_v6, "migrate_v6");
+}
+
 /* migrations[v] takes the schema from version v to v + 1. */
 static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
   migrate_v1,
@@ -440,6 +476,7 @@ static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
   migrate_v3,
   migrate_v4,
   migrate_v5,
+  migrate_v6,
 };
 
 /* ---- statements -------------------------------------------------------- */
@@ -475,6 +512,8 @@ enum stmt_id {
   ST_CERT_PUT, ST_CERT_SUPERSEDE, ST_CERT_BY_FPR, ST_CERT_BY_SERIAL,
   ST_CERT_REVOKE, ST_CERT_CA_REVOKED, ST_CERT_REVOKED, ST_CERT_CA_PENDING,
   ST_DEV_BY_ID, ST_DEV_RENEW_DUE,
+  ST_MANIFEST_GET, ST_MANIFEST_PUT, ST_MANIFEST_CLEAR, ST_MANIFEST_ALL,
+  ST_DEV_PAGE_QUARANTINED, ST_DEV_COUNT_QUARANTINED,
   ST_COUNT
 };
 
@@ -518,7 +557,8 @@ static const char *const stmt_sql[ST_COUNT] = {
    * "foreach_unfinished ..." walks every state to keep the two equal. */
   [ST_DEV_PAGE_UNFINISHED] =
     "SELECT " DEVICE_COLUMNS " FROM devices WHERE id > ?1 "
-    "AND state NOT IN ('PROVISIONED', 'REJECTED', 'FAILED', 'REVOKED') "
+    "AND state NOT IN ('PROVISIONED', 'REJECTED', 'FAILED', 'REVOKED', "
+    "'QUARANTINED') "
     "ORDER BY id LIMIT ?2",
   [ST_DEV_COUNT_STATES] =
     "SELECT state, count(*) FROM devices GROUP BY state",
@@ -582,6 +622,29 @@ static const char *const stmt_sql[ST_COUNT] = {
                        "AND renew_noticed_at <= ?2 "
                        "AND (renew_due_at, id) > (?4, ?5) "
                        "ORDER BY renew_due_at, id LIMIT ?3",
+  [ST_MANIFEST_GET] = "SELECT serial, work_order, model, pubkey_sha256, "
+                      "imported_at FROM manifest WHERE serial = ?1",
+  [ST_MANIFEST_PUT] =
+    "INSERT INTO manifest(serial, work_order, model, pubkey_sha256, "
+    "imported_at) VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(serial) DO UPDATE "
+    "SET work_order = excluded.work_order, model = excluded.model, "
+    "pubkey_sha256 = excluded.pubkey_sha256, "
+    "imported_at = excluded.imported_at",
+  [ST_MANIFEST_CLEAR] = "DELETE FROM manifest WHERE work_order = ?1",
+  /* The serial's owner (its claim), and whether a quarantined device
+   * asked with it (such a device holds no claim). */
+  [ST_MANIFEST_ALL] =
+    "SELECT m.serial, m.work_order, m.model, m.pubkey_sha256, "
+    "m.imported_at, (SELECT d.state FROM identity_claim c JOIN devices d "
+    "ON d.id = c.device_id WHERE c.kind = 'serial' AND c.value = m.serial), "
+    "EXISTS(SELECT 1 FROM devices q WHERE q.state = 'QUARANTINED' AND "
+    "q.serial = m.serial) FROM manifest m ORDER BY m.work_order, m.serial",
+  [ST_DEV_PAGE_QUARANTINED] = "SELECT " DEVICE_COLUMNS " FROM devices "
+                              "WHERE id > ?1 AND state = 'QUARANTINED' "
+                              "ORDER BY id LIMIT ?2",
+  [ST_DEV_COUNT_QUARANTINED] = "SELECT reason, count(*) FROM devices "
+                               "WHERE state = 'QUARANTINED' "
+                               "GROUP BY reason ORDER BY reason",
 };
 
 struct sqlite_store {
@@ -1665,6 +1728,136 @@ static lc_err sqlite_count_states(struct sm_store *st,
   return err;
 }
 
+/* ---- manifests (schema v6) ----------------------------------------------- */
+
+static lc_err read_manifest_row(sqlite3_stmt *stmt, struct sm_manifest_row *r)
+{
+  memset(r, 0, sizeof(*r));
+  lc_err err = col_fixed(stmt, 0, r->serial, sizeof(r->serial));
+  if(err == LC_OK)
+    err = col_fixed(stmt, 1, r->work_order, sizeof(r->work_order));
+  if(err == LC_OK)
+    err = col_fixed(stmt, 2, r->model, sizeof(r->model));
+  if(err == LC_OK)
+    err = col_fixed(stmt, 3, r->pubkey_sha256, sizeof(r->pubkey_sha256));
+  if(err == LC_OK)
+    err = col_u64(stmt, 4, &r->imported_at);
+  return err;
+}
+
+static lc_err sqlite_manifest_get(struct sm_store *st, const char *serial,
+                                  struct sm_manifest_row *out)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_MANIFEST_GET];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_text(&b, 1, serial);
+  int rc = b.rc == SQLITE_OK ? sqlite3_step(stmt) : b.rc;
+  lc_err err;
+  if(rc == SQLITE_ROW)
+    err = read_manifest_row(stmt, out);
+  else
+    err = rc == SQLITE_DONE ? LC_ENOTFOUND : store_error(s, "manifest_get");
+  stmt_release(stmt);
+  return err;
+}
+
+static lc_err sqlite_manifest_put(struct sm_store *st,
+                                  const struct sm_manifest_row *row)
+{
+  struct sqlite_store *s = from_base(st);
+  lc_err err = require_transaction(s, "manifest_put");
+  if(err != LC_OK)
+    return err;
+  struct binder b = {s->stmt[ST_MANIFEST_PUT], SQLITE_OK};
+  bind_text(&b, 1, row->serial);
+  bind_text(&b, 2, row->work_order);
+  bind_text(&b, 3, row->model);
+  bind_opt_text(&b, 4, row->pubkey_sha256);
+  bind_i64(&b, 5, (int64_t)row->imported_at);
+  if(b.rc != SQLITE_OK) {
+    stmt_release(b.stmt);
+    return store_error(s, "manifest_put");
+  }
+  return step_done(s, ST_MANIFEST_PUT, "manifest_put");
+}
+
+static lc_err sqlite_manifest_clear(struct sm_store *st,
+                                    const char *work_order, unsigned *n)
+{
+  struct sqlite_store *s = from_base(st);
+  lc_err err = require_transaction(s, "manifest_clear");
+  if(err != LC_OK)
+    return err;
+  sqlite3_stmt *stmt = s->stmt[ST_MANIFEST_CLEAR];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_text(&b, 1, work_order);
+  if(b.rc != SQLITE_OK || sqlite3_step(stmt) != SQLITE_DONE)
+    err = store_error(s, "manifest_clear");
+  else if(n)
+    *n = (unsigned)sqlite3_changes(s->db);
+  stmt_release(stmt);
+  return err;
+}
+
+/* The rows are handed out from the live statement: the callback must
+ * not use the store (the CLI only aggregates). */
+static lc_err sqlite_manifest_foreach(struct sm_store *st, sm_manifest_cb cb,
+                                      void *ctx)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_MANIFEST_ALL];
+  lc_err err = LC_OK;
+  while(err == LC_OK) {
+    int rc = sqlite3_step(stmt);
+    if(rc == SQLITE_DONE)
+      break;
+    if(rc != SQLITE_ROW) {
+      err = store_error(s, "manifest_foreach");
+      break;
+    }
+    struct sm_manifest_entry e = {0};
+    err = read_manifest_row(stmt, &e.row);
+    if(err == LC_OK && sqlite3_column_type(stmt, 5) != SQLITE_NULL) {
+      e.has_owner = true;
+      err = col_state(stmt, 5, &e.owner_state);
+    }
+    e.quarantined = sqlite3_column_int(stmt, 6) != 0;
+    if(err == LC_OK)
+      err = cb(ctx, &e);
+  }
+  stmt_release(stmt);
+  return err;
+}
+
+static lc_err sqlite_foreach_quarantined(struct sm_store *st, sm_device_cb cb,
+                                         void *ctx)
+{
+  return foreach_paged(from_base(st), ST_DEV_PAGE_QUARANTINED, cb, ctx);
+}
+
+static lc_err sqlite_count_quarantined(struct sm_store *st,
+                                       sm_reason_count_cb cb, void *ctx)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_DEV_COUNT_QUARANTINED];
+  lc_err err = LC_OK;
+  while(err == LC_OK) {
+    int rc = sqlite3_step(stmt);
+    if(rc == SQLITE_DONE)
+      break;
+    char reason[SM_REASON_MAX];
+    uint64_t n;
+    if(rc != SQLITE_ROW)
+      err = store_error(s, "count_quarantined");
+    else if((err = col_fixed(stmt, 0, reason, sizeof(reason))) == LC_OK &&
+            (err = col_u64(stmt, 1, &n)) == LC_OK)
+      err = cb(ctx, reason, n);
+  }
+  stmt_release(stmt);
+  return err;
+}
+
 /* ---- audit ------------------------------------------------------------- */
 
 static int bind_audit(sqlite3_stmt *stmt, const struct aud_record *rec)
@@ -2025,6 +2218,12 @@ static const struct sm_store_ops sqlite_ops = {
   .foreach_ca_unrevoked = sqlite_foreach_ca_unrevoked,
   .get_device_by_id = sqlite_get_device_by_id,
   .foreach_renewal_due = sqlite_foreach_renewal_due,
+  .manifest_get = sqlite_manifest_get,
+  .manifest_put = sqlite_manifest_put,
+  .manifest_clear = sqlite_manifest_clear,
+  .manifest_foreach = sqlite_manifest_foreach,
+  .foreach_quarantined = sqlite_foreach_quarantined,
+  .count_quarantined = sqlite_count_quarantined,
   .last_fault = sqlite_last_fault,
 };
 

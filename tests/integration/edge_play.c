@@ -63,6 +63,7 @@ char *ep_make_csr(const char *cn, EVP_PKEY *given)
 void ep_device_init(struct ep_device *d, const char *id)
 {
   d->id = id;
+  d->model = NULL;
   d->csr[0] = ep_make_csr(id, NULL);
   d->csr[1] = ep_make_csr(id, NULL);
 }
@@ -71,6 +72,7 @@ void ep_device_init_keys(struct ep_device *d, const char *id,
                          EVP_PKEY *bootstrap, EVP_PKEY *operational)
 {
   d->id = id;
+  d->model = NULL;
   d->csr[0] = ep_make_csr(id, bootstrap);
   d->csr[1] = ep_make_csr(id, operational);
 }
@@ -217,7 +219,7 @@ static struct spb_metric bytes_metric(const char *name, const uint8_t *v,
   return m;
 }
 
-#define N_PROVISIONING 15
+#define N_PROVISIONING 16
 static void provisioning_metrics(const struct ep_device *d, const char *state,
                                  struct spb_metric m[N_PROVISIONING])
 {
@@ -237,7 +239,8 @@ static void provisioning_metrics(const struct ep_device *d, const char *state,
     str_metric("Provisioning/OperationalCertificate", NULL),
     str_metric("Provisioning/CertificateChain", NULL),
     str_metric("Provisioning/TrustBundle", NULL),
-    str_metric("Provisioning/Installed", NULL)};
+    str_metric("Provisioning/Installed", NULL),
+    str_metric("Device/Model", d->model)};
   memcpy(m, all, sizeof(all));
 }
 

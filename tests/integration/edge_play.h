@@ -29,6 +29,8 @@ char *ep_make_csr(const char *cn, EVP_PKEY *key);
 struct ep_device {
   const char *id;    /* device id = serial = CSR CN (borrowed) */
   char *csr[2];      /* bootstrap, operational: malloc'd */
+  const char *model; /* Device/Model in its births; NULL: null metric
+                        (set after ep_device_init*(), borrowed) */
 };
 
 /* Two fresh keys, one per role. */

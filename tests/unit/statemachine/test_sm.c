@@ -519,6 +519,224 @@ static void test_out_of_memory_leaves_device_unchanged(void)
   }
 }
 
+/* ---- manifest gating (DESIGN §4.6) -------------------------------------------- */
+
+static const struct sm_action *find_audit(const struct sm_actions *a,
+                                          const char *event)
+{
+  for(unsigned i = 0; i < a->n; i++)
+    if(a->a[i].kind == SM_ACT_AUDIT && !strcmp(a->a[i].event, event))
+      return &a->a[i];
+  return NULL;
+}
+
+static const char *status_of(const struct sm_actions *a)
+{
+  for(unsigned i = 0; i < a->n; i++)
+    if(a->a[i].kind == SM_ACT_STATUS)
+      return a->a[i].text;
+  return NULL;
+}
+
+static lc_err quarantine(struct sm_device *d, const struct sm_request *r,
+                         const char *reason, struct sm_actions *act)
+{
+  return step(d, (struct sm_event){.kind = SM_EV_QUARANTINE, .req = r,
+                                   .reason = reason}, act);
+}
+
+/* NEW -> QUARANTINED: held, not issued; answered REJECTED:<reason>; one
+ * audit record; no generation started, no CA call. */
+static void test_quarantine_holds_request(void)
+{
+  struct sm_device *d = new_device();
+  struct sm_actions act;
+  struct sm_request r = request(FPR_B, FPR_O);
+  CU_ASSERT_EQUAL(quarantine(d, &r, "quarantine:unknown_serial", &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_QUARANTINED);
+  CU_ASSERT_TRUE(act.dirty);
+  CU_ASSERT_STRING_EQUAL(d->reason, "quarantine:unknown_serial");
+  CU_ASSERT_EQUAL(d->generation, 0);
+  CU_ASSERT_STRING_EQUAL(d->serial, "SN-1");
+  CU_ASSERT_STRING_EQUAL(d->key_fpr[CA_ROLE_BOOTSTRAP], FPR_B);
+  CU_ASSERT_STRING_EQUAL(d->csr[CA_ROLE_OPERATIONAL], "CSR-O");
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_AUDIT), 1);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_CA_SUBMIT), 0);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_DELIVER), 0);
+  const struct sm_action *a = find_audit(&act, "quarantined");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+  CU_ASSERT_EQUAL(a->from, SM_NEW);
+  CU_ASSERT_EQUAL(a->to, SM_QUARANTINED);
+  CU_ASSERT_STRING_EQUAL(a->text, "quarantine:unknown_serial");
+  CU_ASSERT_STRING_EQUAL(status_of(&act), "REJECTED:quarantine:unknown_serial");
+  CU_ASSERT_TRUE(sm_state_settled(SM_QUARANTINED));
+  CU_ASSERT_STRING_EQUAL(sm_state_name(SM_QUARANTINED), "QUARANTINED");
+  enum sm_state parsed;
+  CU_ASSERT_EQUAL(sm_state_parse("QUARANTINED", &parsed), LC_OK);
+  CU_ASSERT_EQUAL(parsed, SM_QUARANTINED);
+  sm_device_free(d);
+}
+
+/* A quarantined device stays so whatever it asks: REQUEST and
+ * QUARANTINE are answered with the reason; a new reason is recorded;
+ * the latest request replaces the held one; TIMER, CA answers and the
+ * operator's retry change nothing. */
+static void test_quarantined_stays_until_released(void)
+{
+  struct sm_device *d = new_device();
+  struct sm_actions act;
+  struct sm_request r = request(FPR_B, FPR_O);
+  CU_ASSERT_EQUAL(quarantine(d, &r, "quarantine:model_mismatch", &act), LC_OK);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST, .req = &r},
+                       &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_QUARANTINED);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_AUDIT), 0);
+  CU_ASSERT_STRING_EQUAL(status_of(&act), "REJECTED:quarantine:model_mismatch");
+  /* the same reason again: answered, not re-recorded */
+  CU_ASSERT_EQUAL(quarantine(d, &r, "quarantine:model_mismatch", &act), LC_OK);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_AUDIT), 0);
+  /* new keys, a new reason: held and recorded */
+  struct sm_request r2 = request(FPR_X, FPR_O);
+  CU_ASSERT_EQUAL(quarantine(d, &r2, "quarantine:key_mismatch", &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_QUARANTINED);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_AUDIT), 1);
+  CU_ASSERT_STRING_EQUAL(d->reason, "quarantine:key_mismatch");
+  CU_ASSERT_STRING_EQUAL(d->key_fpr[CA_ROLE_BOOTSTRAP], FPR_X);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_TIMER}, &act),
+                  LC_ESTATE);
+  CU_ASSERT_EQUAL(issue(d, CA_ROLE_BOOTSTRAP, CERT_FPR_B, &act), LC_ESTATE);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_OPERATOR_RETRY},
+                       &act), LC_ESTATE);
+  CU_ASSERT_EQUAL(d->state, SM_QUARANTINED);
+  sm_device_free(d);
+}
+
+/* RELEASE: QUARANTINED -> VALIDATED ("released", the operator's reason)
+ * -> ISSUING_BOOTSTRAP, a generation from the held request, a CA
+ * submit: as a new request would; then on to PROVISIONED. */
+static void test_release_goes_on_as_a_new_request(void)
+{
+  struct sm_device *d = new_device();
+  struct sm_actions act;
+  struct sm_request r = request(FPR_B, FPR_O);
+  CU_ASSERT_EQUAL(quarantine(d, &r, "quarantine:unknown_serial", &act), LC_OK);
+  /* without a request id: refused, unchanged */
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_RELEASE,
+                                            .reason = "rma 17"}, &act),
+                  LC_EINVAL);
+  CU_ASSERT_EQUAL(d->state, SM_QUARANTINED);
+  const char *rid = "fedcba9876543210fedcba9876543210";
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_RELEASE,
+                                            .reason = "rma 17",
+                                            .request_id = rid}, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_ISSUING_BOOTSTRAP);
+  CU_ASSERT_EQUAL(d->generation, 1);
+  CU_ASSERT_STRING_EQUAL(d->request_id, rid);
+  CU_ASSERT_STRING_EQUAL(d->reason, "");
+  CU_ASSERT_STRING_EQUAL(d->key_fpr[CA_ROLE_BOOTSTRAP], FPR_B);
+  CU_ASSERT_STRING_EQUAL(d->csr[CA_ROLE_BOOTSTRAP], "CSR-B");
+  CU_ASSERT_STRING_EQUAL(d->meta, "{\"model\":\"M\"}");
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_AUDIT), 2);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_CA_SUBMIT), 1);
+  const struct sm_action *a = find_audit(&act, "released");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+  CU_ASSERT_EQUAL(a->from, SM_QUARANTINED);
+  CU_ASSERT_EQUAL(a->to, SM_VALIDATED);
+  CU_ASSERT_STRING_EQUAL(a->text, "rma 17");
+  CU_ASSERT_PTR_NOT_NULL(find_audit(&act, "issuing"));
+  /* released once: a second release is not allowed */
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_RELEASE,
+                                            .reason = "again",
+                                            .request_id = rid}, &act),
+                  LC_ESTATE);
+  CU_ASSERT_EQUAL(issue(d, CA_ROLE_BOOTSTRAP, CERT_FPR_B, &act), LC_OK);
+  CU_ASSERT_EQUAL(issue(d, CA_ROLE_OPERATIONAL, CERT_FPR_O, &act), LC_OK);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_INSTALLED,
+                                            .text = CERT_FPR_B ","
+                                                    CERT_FPR_O}, &act),
+                  LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_PROVISIONED);
+  sm_device_free(d);
+}
+
+/* Quarantine only where no identity is in progress or issued: from
+ * REJECTED yes; from ISSUING, PROVISIONED or REVOKED no; a device that
+ * is not quarantined cannot be released; a quarantined one can be
+ * revoked. */
+static void test_quarantine_only_before_an_identity(void)
+{
+  struct sm_actions act;
+  struct sm_request r = request(FPR_B, FPR_O);
+  struct sm_device *d = new_device();
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_INVALID,
+                                            .reason = "missing_csr"}, &act),
+                  LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_REJECTED);
+  CU_ASSERT_EQUAL(quarantine(d, &r, "quarantine:duplicate_serial", &act),
+                  LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_QUARANTINED);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REVOKE,
+                                            .reason = "key_compromise"},
+                       &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_REVOKED);
+  CU_ASSERT_EQUAL(quarantine(d, &r, "quarantine:unknown_serial", &act),
+                  LC_ESTATE);
+  sm_device_free(d);
+
+  d = new_device();
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_REQUEST, .req = &r},
+                       &act), LC_OK);
+  CU_ASSERT_EQUAL(quarantine(d, &r, "quarantine:unknown_serial", &act),
+                  LC_ESTATE);
+  CU_ASSERT_EQUAL(d->state, SM_ISSUING_BOOTSTRAP);
+  CU_ASSERT_FALSE(act.dirty);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_RELEASE,
+                                            .request_id = REQ_ID}, &act),
+                  LC_ESTATE);
+  sm_device_free(d);
+
+  d = delivered_device();
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_INSTALLED,
+                                            .text = CERT_FPR_B ","
+                                                    CERT_FPR_O}, &act),
+                  LC_OK);
+  CU_ASSERT_EQUAL(quarantine(d, &r, "quarantine:unknown_serial", &act),
+                  LC_ESTATE);
+  CU_ASSERT_EQUAL(d->state, SM_PROVISIONED);
+  /* a reason is required; an incomplete request is refused */
+  sm_device_free(d);
+  d = new_device();
+  CU_ASSERT_EQUAL(quarantine(d, &r, NULL, &act), LC_EINVAL);
+  struct sm_request incomplete = request(FPR_B, NULL);
+  CU_ASSERT_EQUAL(quarantine(d, &incomplete, "quarantine:unknown_serial",
+                             &act), LC_EINVAL);
+  CU_ASSERT_EQUAL(d->state, SM_NEW);
+  sm_device_free(d);
+}
+
+/* Out of memory while holding a request changes nothing. */
+static void test_quarantine_out_of_memory_unchanged(void)
+{
+  for(unsigned long n = 1; n < 20; n++) {
+    struct sm_device *d = new_device();
+    struct sm_actions act;
+    struct sm_request r = request(FPR_B, FPR_O);
+    lc_mem_fail_after(n);
+    lc_err rc = quarantine(d, &r, "quarantine:unknown_serial", &act);
+    lc_mem_fail_after(0);
+    if(rc == LC_OK) {
+      CU_ASSERT_EQUAL(d->state, SM_QUARANTINED);
+      sm_device_free(d);
+      break;
+    }
+    CU_ASSERT_EQUAL(rc, LC_ENOMEM);
+    CU_ASSERT_EQUAL(d->state, SM_NEW);
+    CU_ASSERT_PTR_NULL(d->csr[0]);
+    CU_ASSERT_STRING_EQUAL(d->reason, "");
+    sm_device_free(d);
+  }
+}
+
 static int reset_policy(void)
 {
   sm_policy_defaults(&pol);
@@ -526,6 +744,16 @@ static int reset_policy(void)
 }
 
 const struct lc_test sm_tests[] = {
+  {"QUARANTINE holds the request: REJECTED:<reason>, one audit, no CA",
+   test_quarantine_holds_request},
+  {"QUARANTINED stays until released; a new reason is recorded",
+   test_quarantined_stays_until_released},
+  {"RELEASE goes on to ISSUING_BOOTSTRAP as a new request would",
+   test_release_goes_on_as_a_new_request},
+  {"QUARANTINE only before an identity; RELEASE only when quarantined",
+   test_quarantine_only_before_an_identity},
+  {"out of memory while quarantining changes nothing",
+   test_quarantine_out_of_memory_unchanged},
   {"REQUEST moves NEW to ISSUING_BOOTSTRAP with two audits",
    test_request_moves_new_to_issuing_bootstrap},
   {"full path reaches PROVISIONED; repeated ack is a no-op",

@@ -90,9 +90,18 @@ static void raw_exec(const char *path, const char *sql)
   sqlite3_close(db);
 }
 
+/* What schema v6 added, gone: the file as v5 wrote it (the claim
+ * triggers v6 made again keep their names; v6 makes them once more). */
+static void drop_v6(const char *path)
+{
+  raw_exec(path, "DROP TABLE manifest; DROP INDEX devices_quarantined;"
+                 "PRAGMA user_version=5");
+}
+
 /* What schema v5 added, gone: the file as v4 wrote it. */
 static void drop_v5(const char *path)
 {
+  drop_v6(path);
   raw_exec(path, "DROP INDEX devices_renew_due; DROP TABLE certificate;"
                  "ALTER TABLE devices DROP COLUMN bootstrap_not_before;"
                  "ALTER TABLE devices DROP COLUMN bootstrap_not_after;"
@@ -345,7 +354,8 @@ static void test_state_names_round_trip(void)
   for(int s = 0; s < SM_STATE_COUNT; s++)
     CU_ASSERT_EQUAL(sm_state_settled((enum sm_state)s),
                     s == SM_PROVISIONED || s == SM_REJECTED ||
-                      s == SM_FAILED || s == SM_REVOKED);
+                      s == SM_FAILED || s == SM_REVOKED ||
+                      s == SM_QUARANTINED);
 }
 
 static void test_device_and_request_keys(void)
@@ -748,7 +758,7 @@ static void test_migration_gives_serial_to_oldest(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "5");
+  CU_ASSERT_STRING_EQUAL(v, "6");
   raw_text(f.path, "SELECT device_id FROM identity_claim WHERE value = "
                    "'SN-X'", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "1");
@@ -1095,7 +1105,7 @@ static void test_schema_version_and_no_remigration(void)
   fx_open(&f);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "5"); /* v5: the lifecycle */
+  CU_ASSERT_STRING_EQUAL(v, "6"); /* v6: manifests */
   raw_text(f.path, "PRAGMA journal_mode", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "wal");
   raw_text(f.path, "PRAGMA page_size", v, sizeof(v));
@@ -1109,7 +1119,7 @@ static void test_schema_version_and_no_remigration(void)
   CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
   sm_device_free(back);
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "5");
+  CU_ASSERT_STRING_EQUAL(v, "6");
 
   /* A file that claims version 0 is migrated: the tables exist, so the
    * migration fails and rolls back whole, leaving the rows alone. */
@@ -1133,14 +1143,14 @@ static void test_newer_schema_refused(void)
   fx_open(&f);
   sm_store_close(f.st);
   f.st = NULL;
-  raw_exec(f.path, "PRAGMA user_version=6");
+  raw_exec(f.path, "PRAGMA user_version=7");
   struct sm_store *st = NULL;
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RW, &st), LC_EDB);
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RO, &st), LC_EDB);
   CU_ASSERT_PTR_NULL(st);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "6");
+  CU_ASSERT_STRING_EQUAL(v, "7");
   fx_close(&f);
 }
 
@@ -1216,7 +1226,7 @@ static void test_tickets_migrate_from_v2(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "5");
+  CU_ASSERT_STRING_EQUAL(v, "6");
   CU_ASSERT_EQUAL_FATAL(sm_tickets_open_sqlite(f.path, &t), LC_OK);
   CU_ASSERT_EQUAL(sm_tickets_put(t, "k", "v"), LC_OK);
   sm_tickets_close(t);
@@ -1578,7 +1588,7 @@ static void test_migration_v5_fills_certificates(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "5");
+  CU_ASSERT_STRING_EQUAL(v, "6");
   struct sm_cert_record got;
   CU_ASSERT_EQUAL_FATAL(sm_store_cert_by_fpr(f.st, FPR("d"), &got), LC_OK);
   CU_ASSERT_EQUAL(got.role, CA_ROLE_OPERATIONAL);
@@ -1607,7 +1617,213 @@ static void test_migration_v5_fills_certificates(void)
   fx_close(&f);
 }
 
+/* ---- manifests and quarantine (schema v6) --------------------------------- */
+
+/* A QUARANTINED device holds a request, not an identity: a clone with
+ * another device's serial and keys is stored; its release claims them
+ * and is refused (LC_ECLAIMED) while another device holds them; a
+ * quarantined device whose serial is free claims it once released. */
+static void test_quarantined_holds_no_claim(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *a = full_device("D1"), *clone = full_device("D2");
+  put_committed(f.st, a);
+  lc_strlcpy(clone->serial, a->serial, sizeof(clone->serial));
+  memcpy(clone->key_fpr, a->key_fpr, sizeof(a->key_fpr));
+  clone->state = SM_QUARANTINED;
+  CU_ASSERT_EQUAL(put_alone(f.st, clone), LC_OK);
+  int64_t owner = 0;
+  CU_ASSERT_EQUAL(sm_store_claim_owner(f.st, SM_CLAIM_SERIAL, "SN-0042",
+                                       &owner), LC_OK);
+  CU_ASSERT_EQUAL(owner, a->id);
+  /* written again while quarantined: still no claim, no refusal */
+  clone->attempts++;
+  CU_ASSERT_EQUAL(put_alone(f.st, clone), LC_OK);
+  /* let out: the serial is a's */
+  clone->state = SM_ISSUING_BOOTSTRAP;
+  CU_ASSERT_EQUAL(put_alone(f.st, clone), LC_ECLAIMED);
+  /* a quarantined device with serial and keys of its own claims them
+   * when it leaves quarantine, not before */
+  struct sm_device *q = full_device("D3");
+  q->state = SM_QUARANTINED;
+  CU_ASSERT_EQUAL(put_alone(f.st, q), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_claim_owner(f.st, SM_CLAIM_SERIAL, "SN-D3",
+                                       &owner), LC_ENOTFOUND);
+  q->state = SM_ISSUING_BOOTSTRAP;
+  CU_ASSERT_EQUAL(put_alone(f.st, q), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_claim_owner(f.st, SM_CLAIM_SERIAL, "SN-D3",
+                                       &owner), LC_OK);
+  CU_ASSERT_EQUAL(owner, q->id);
+  CU_ASSERT_EQUAL(sm_store_claim_owner(f.st, SM_CLAIM_KEY, q->key_fpr[0],
+                                       &owner), LC_OK);
+  CU_ASSERT_EQUAL(owner, q->id);
+  sm_device_free(a);
+  sm_device_free(clone);
+  sm_device_free(q);
+  fx_close(&f);
+}
+
+struct reasons {
+  char reason[4][SM_REASON_MAX];
+  uint64_t n[4];
+  unsigned k;
+};
+
+static lc_err collect_reason(void *ctx, const char *reason, uint64_t n)
+{
+  struct reasons *r = ctx;
+  if(r->k < 4) {
+    lc_strlcpy(r->reason[r->k], reason, SM_REASON_MAX);
+    r->n[r->k++] = n;
+  }
+  return LC_OK;
+}
+
+struct ids {
+  char dev[8][SM_ID_MAX + 1];
+  unsigned n;
+};
+
+static lc_err collect_id(void *ctx, struct sm_device *d)
+{
+  struct ids *c = ctx;
+  if(c->n < 8)
+    lc_strlcpy(c->dev[c->n++], d->device, SM_ID_MAX + 1);
+  sm_device_free(d);
+  return LC_OK;
+}
+
+static void test_quarantined_listed_and_counted(void)
+{
+  struct fx f;
+  fx_open(&f);
+  const char *ids[] = {"Q1", "Q2", "Q3", "P1"};
+  const char *why[] = {"quarantine:unknown_serial", "quarantine:key_mismatch",
+                       "quarantine:unknown_serial", ""};
+  for(int i = 0; i < 4; i++) {
+    struct sm_device *d = full_device(ids[i]);
+    d->state = i < 3 ? SM_QUARANTINED : SM_PROVISIONED;
+    lc_strlcpy(d->reason, why[i], sizeof(d->reason));
+    put_committed(f.st, d);
+    sm_device_free(d);
+  }
+  struct reasons r = {0};
+  CU_ASSERT_EQUAL(sm_store_count_quarantined(f.st, collect_reason, &r),
+                  LC_OK);
+  CU_ASSERT_EQUAL_FATAL(r.k, 2);
+  CU_ASSERT_STRING_EQUAL(r.reason[0], "quarantine:key_mismatch");
+  CU_ASSERT_EQUAL(r.n[0], 1);
+  CU_ASSERT_STRING_EQUAL(r.reason[1], "quarantine:unknown_serial");
+  CU_ASSERT_EQUAL(r.n[1], 2);
+  struct ids c = {0};
+  CU_ASSERT_EQUAL(sm_store_foreach_quarantined(f.st, collect_id, &c), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(c.n, 3);
+  CU_ASSERT_STRING_EQUAL(c.dev[0], "Q1");
+  CU_ASSERT_STRING_EQUAL(c.dev[2], "Q3");
+  /* settled: nothing to resume */
+  c.n = 0;
+  CU_ASSERT_EQUAL(sm_store_foreach_unfinished(f.st, collect_id, &c), LC_OK);
+  CU_ASSERT_EQUAL(c.n, 0);
+  fx_close(&f);
+}
+
+struct entries {
+  struct sm_manifest_entry e[8];
+  unsigned n;
+};
+
+static lc_err collect_entry(void *ctx, const struct sm_manifest_entry *e)
+{
+  struct entries *c = ctx;
+  if(c->n < 8)
+    c->e[c->n++] = *e;
+  return LC_OK;
+}
+
+static struct sm_manifest_row mrow(const char *serial, const char *wo,
+                                   const char *model, const char *pk)
+{
+  struct sm_manifest_row r = {.imported_at = 1790000000000u};
+  lc_strlcpy(r.serial, serial, sizeof(r.serial));
+  lc_strlcpy(r.work_order, wo, sizeof(r.work_order));
+  lc_strlcpy(r.model, model, sizeof(r.model));
+  lc_strlcpy(r.pubkey_sha256, pk, sizeof(r.pubkey_sha256));
+  return r;
+}
+
+/* Rows in and out; a work order cleared; each row with its serial's
+ * owner state and whether a quarantined device asked with it. */
+static void test_manifest_rows(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_manifest_row r = mrow("SN-0042", "WO-1", "X1", FPR("a"));
+  /* writes only inside a transaction */
+  CU_ASSERT_EQUAL(sm_store_manifest_put(f.st, &r), LC_EINVAL);
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_manifest_put(f.st, &r), LC_OK);
+  struct sm_manifest_row r2 = mrow("SN-Q1", "WO-1", "X1", "");
+  CU_ASSERT_EQUAL(sm_store_manifest_put(f.st, &r2), LC_OK);
+  struct sm_manifest_row r3 = mrow("SN-9", "WO-1", "X1", "");
+  CU_ASSERT_EQUAL(sm_store_manifest_put(f.st, &r3), LC_OK);
+  struct sm_manifest_row r4 = mrow("SN-7", "WO-2", "Y", "");
+  CU_ASSERT_EQUAL(sm_store_manifest_put(f.st, &r4), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(f.st), LC_OK);
+  struct sm_manifest_row got;
+  CU_ASSERT_EQUAL(sm_store_manifest_get(f.st, "SN-0042", &got), LC_OK);
+  CU_ASSERT_STRING_EQUAL(got.work_order, "WO-1");
+  CU_ASSERT_STRING_EQUAL(got.model, "X1");
+  CU_ASSERT_STRING_EQUAL(got.pubkey_sha256, FPR("a"));
+  CU_ASSERT_EQUAL(got.imported_at, 1790000000000u);
+  CU_ASSERT_EQUAL(sm_store_manifest_get(f.st, "SN-Q1", &got), LC_OK);
+  CU_ASSERT_STRING_EQUAL(got.pubkey_sha256, "");
+  CU_ASSERT_EQUAL(sm_store_manifest_get(f.st, "SN-none", &got),
+                  LC_ENOTFOUND);
+
+  struct sm_device *a = full_device("D1"), *q = full_device("Q1");
+  a->state = SM_PROVISIONED;
+  q->state = SM_QUARANTINED;
+  put_committed(f.st, a);
+  put_committed(f.st, q);
+  struct entries c = {0};
+  CU_ASSERT_EQUAL(sm_store_manifest_foreach(f.st, collect_entry, &c), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(c.n, 4);
+  /* WO-1: SN-0042, SN-9, SN-Q1; then WO-2 */
+  CU_ASSERT_STRING_EQUAL(c.e[0].row.serial, "SN-0042");
+  CU_ASSERT_TRUE(c.e[0].has_owner);
+  CU_ASSERT_EQUAL(c.e[0].owner_state, SM_PROVISIONED);
+  CU_ASSERT_FALSE(c.e[0].quarantined);
+  CU_ASSERT_STRING_EQUAL(c.e[1].row.serial, "SN-9");
+  CU_ASSERT_FALSE(c.e[1].has_owner);
+  CU_ASSERT_STRING_EQUAL(c.e[2].row.serial, "SN-Q1");
+  CU_ASSERT_FALSE(c.e[2].has_owner);
+  CU_ASSERT_TRUE(c.e[2].quarantined);
+  CU_ASSERT_STRING_EQUAL(c.e[3].row.work_order, "WO-2");
+
+  /* replace a row; clear a work order */
+  unsigned n = 0;
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  r.model[0] = 'Z';
+  CU_ASSERT_EQUAL(sm_store_manifest_put(f.st, &r), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_manifest_clear(f.st, "WO-2", &n), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(f.st), LC_OK);
+  CU_ASSERT_EQUAL(n, 1);
+  CU_ASSERT_EQUAL(sm_store_manifest_get(f.st, "SN-0042", &got), LC_OK);
+  CU_ASSERT_STRING_EQUAL(got.model, "Z1");
+  CU_ASSERT_EQUAL(sm_store_manifest_get(f.st, "SN-7", &got), LC_ENOTFOUND);
+  sm_device_free(a);
+  sm_device_free(q);
+  fx_close(&f);
+}
+
 const struct lc_test store_tests[] = {
+  {"a QUARANTINED device holds no claim; leaving quarantine claims",
+   test_quarantined_holds_no_claim},
+  {"QUARANTINED devices listed, counted per reason, settled",
+   test_quarantined_listed_and_counted},
+  {"manifest rows: put, get, clear, and what became of each serial",
+   test_manifest_rows},
   {"certificate records: put once, by fingerprint and serial, superseded, "
    "revoked, listed for the CRL until they expire", test_cert_records},
   {"renewal due: PROVISIONED, due, not told lately, oldest first, a "
@@ -1615,7 +1831,7 @@ const struct lc_test store_tests[] = {
    test_renewal_due_query},
   {"v4 -> v5 records issued certificates with their dates",
    test_migration_v5_fills_certificates},
-  {"state names round-trip; settled is PROVISIONED, REJECTED, FAILED, REVOKED",
+  {"state names round-trip; settled is PROVISIONED, REJECTED, FAILED, REVOKED, QUARANTINED",
    test_state_names_round_trip},
   {"device key and CA request key formats", test_device_and_request_keys},
   {"put then get returns every field; state stored as its name",
