@@ -66,6 +66,15 @@ struct sm_store_ops {
                                 uint64_t renotice_ms,
                                 struct sm_renew_cursor *cur, unsigned limit,
                                 bool *more, sm_device_cb cb, void *ctx);
+  /* schema v6 */
+  lc_err (*count_expiring)(struct sm_store *st, int64_t now_s,
+                           sm_expiry_count_cb cb, void *ctx);
+  lc_err (*foreach_expiring)(struct sm_store *st, int64_t now_s,
+                             int64_t within_s, sm_expiring_cb cb, void *ctx);
+  lc_err (*expiry_unwarned)(struct sm_store *st, int64_t now_s,
+                            unsigned limit, sm_expiring_cb cb, void *ctx);
+  lc_err (*expiry_warned)(struct sm_store *st, const char *fpr,
+                          enum sm_expiry_band band, uint64_t at_ms);
   /* optional (NULL: the backend cannot tell) */
   bool (*last_fault)(struct sm_store *st, struct sm_store_fault *out);
 };
@@ -77,6 +86,6 @@ struct sm_store {
 };
 
 /* Newest schema version a store of this build writes and reads. */
-#define SM_STORE_SCHEMA_VERSION 5
+#define SM_STORE_SCHEMA_VERSION 6
 
 #endif
