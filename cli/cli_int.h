@@ -34,6 +34,7 @@ struct cli_args {
   const char *pubkey;   /* accepted, as by `audit`; unused */
   const char *arg;      /* positional argument */
   const char *reason;   /* revoke --reason */
+  const char *within;   /* expiring --within */
   bool json;            /* --json */
   bool print_config;
 };
@@ -49,6 +50,8 @@ int cli__devices_show(const struct cli_args *c);
 /* revoke.c */
 int cli__revoke(const struct cli_args *c);
 int cli__unrevoke(const struct cli_args *c);
+/* expiring.c */
+int cli__expiring(const struct cli_args *c);
 
 /* ---- linecert audit <command> (audit.c) -------------------------------------- */
 

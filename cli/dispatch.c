@@ -34,13 +34,16 @@ static const char usage_text[] =
   "                        affiliation_changed, superseded,\n"
   "                        cessation_of_operation, privilege_withdrawn)\n"
   "  unrevoke G/E/D        let a revoked device be provisioned again\n"
+  "  expiring [--within D] current certificates expiring within D days\n"
+  "                        (default 30) and those expired, by notAfter\n"
   "\n"
   "options (every command):\n"
   "  -c, --config FILE     configuration file (INI, see README)\n"
   "  -d, --data-dir DIR    data directory (store, CA, audit key)\n"
   "      --print-config    print the effective configuration and exit\n"
   "  -h, --help            this text\n"
-  "      --json            revoke, unrevoke: the answer as JSON\n"
+  "      --json            revoke, unrevoke: the answer as JSON;\n"
+  "                        expiring: an array of objects\n"
   "options (serve):\n"
   "  -u, --mqtt-url URL    MQTT broker, e.g. tcp://127.0.0.1:1883 or\n"
   "                        ssl://broker:8883 (TLS)\n"
@@ -63,7 +66,7 @@ static const char usage_text[] =
 enum { OPT_HTTP = 250, OPT_HOST_ID = 256, OPT_CLIENT_ID, OPT_PRINT_CONFIG,
        OPT_NEW_LOG, OPT_STATE,
        OPT_PUBKEY, OPT_MQTT_CA, OPT_MQTT_CERT, OPT_MQTT_KEY,
-       OPT_MQTT_VERSION, OPT_REASON, OPT_JSON };
+       OPT_MQTT_VERSION, OPT_REASON, OPT_JSON, OPT_WITHIN };
 
 static const struct option long_opts[] = {
   {"config", required_argument, NULL, 'c'},
@@ -84,6 +87,7 @@ static const struct option long_opts[] = {
   {"pubkey", required_argument, NULL, OPT_PUBKEY},
   {"reason", required_argument, NULL, OPT_REASON},
   {"json", no_argument, NULL, OPT_JSON},
+  {"within", required_argument, NULL, OPT_WITHIN},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0}};
 
@@ -188,6 +192,9 @@ static int parse_args(struct cli_args *c, int argc, char **argv)
     case OPT_JSON:
       c->json = true;
       break;
+    case OPT_WITHIN:
+      c->within = optarg;
+      break;
     case 'h':
       fputs(usage_text, stdout);
       exit(0);
@@ -220,6 +227,7 @@ static const struct {
   {"device", cli__devices_show},
   {"revoke", cli__revoke},
   {"unrevoke", cli__unrevoke},
+  {"expiring", cli__expiring},
 };
 
 int cli_main(int argc, char **argv)

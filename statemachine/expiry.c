@@ -37,3 +37,9 @@ enum sm_expiry_band sm_expiry_band_of(int64_t not_after, int64_t now_s)
       return (enum sm_expiry_band)b;
   return SM_EXPIRY_BANDS;
 }
+
+int64_t sm_expiry_days_left(int64_t not_after, int64_t now_s)
+{
+  int64_t left = not_after - now_s;
+  return left >= 0 ? left / 86400 : -((-left + 86399) / 86400);
+}

@@ -463,6 +463,9 @@ const char *sm_expiry_label(enum sm_expiry_band b);
 /* The tightest band notAfter `not_after` is in at now_s (seconds);
  * SM_EXPIRY_BANDS when it is more than 30 days away (or not known, 0). */
 enum sm_expiry_band sm_expiry_band_of(int64_t not_after, int64_t now_s);
+/* Whole days from now_s to not_after, rounded down: 0 in the last day,
+ * -1 in the first day after it. */
+int64_t sm_expiry_days_left(int64_t not_after, int64_t now_s);
 
 /* Current certificates of one line (group) and role by band at now:
  * n[SM_EXPIRY_EXPIRED] past their notAfter; n[SM_EXPIRY_30 / 14 / 7] not
