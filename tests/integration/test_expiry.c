@@ -129,6 +129,31 @@ static void expect_api(long w30, long w14, long w7, long expired)
   free(body);
 }
 
+/* `promtool check metrics` (Debian prometheus) over the exposition: no
+ * parse error (1), no lint finding (3). */
+static void promtool_check(struct rig *r, const char *text)
+{
+  char path[400], out[400], cmd[1024];
+  snprintf(path, sizeof(path), "%s/metrics.txt", r->dir);
+  snprintf(out, sizeof(out), "%s/promtool.out", r->dir);
+  FILE *f = fopen(path, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fputs(text, f);
+  fclose(f);
+  /* lc_proc gives children /dev/null as stdin: a shell redirects. */
+  snprintf(cmd, sizeof(cmd), "exec promtool check metrics < '%s'", path);
+  const char *argv[] = {"sh", "-c", cmd, NULL};
+  struct lc_proc *p = NULL;
+  CU_ASSERT_EQUAL_FATAL(lc_proc_spawn(argv, NULL, out, out, &p), LC_OK);
+  struct lc_proc_exit ex = {0};
+  CU_ASSERT_EQUAL(lc_proc_wait(p, 30000, &ex), LC_OK);
+  lc_proc_free(p);
+  CU_ASSERT_FALSE(ex.signaled);
+  CU_ASSERT_EQUAL(ex.code, 0);
+  if(ex.code)
+    fprintf(stderr, "promtool exit %d, see %s\n", ex.code, out);
+}
+
 /* Lines of this start's log with the threshold's warning. */
 static long warnings(struct rig *r, const char *within)
 {
@@ -201,6 +226,7 @@ static void at(struct rig *r, long days, const char *within, long w30,
   char *body = NULL;
   metrics(&body);
   expect_counts(body, w30, w14, w7, expired);
+  promtool_check(r, body);
   free(body);
   expect_api(w30, w14, w7, expired);
   CU_ASSERT_EQUAL(warnings(r, within), 4);
