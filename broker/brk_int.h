@@ -350,6 +350,22 @@ struct brk_ca_life {
   bool local;                           /* the role is the local CA's */
   long days_left, cover_days_left;
 };
+/* The expiry watch's counts (expiry.c): per line and role, by band
+ * (sm_expiry_count). A (line, role) once seen stays, at 0 when nothing is
+ * near its end any more, so its series on /metrics falls to 0 rather than
+ * vanishing. */
+#define BRK_EXPIRY_LINES_MAX 64
+struct brk_expiry_line {
+  char group[SM_ID_MAX + 1];
+  bool seen[CA_ROLE_COUNT];
+  uint64_t n[CA_ROLE_COUNT][SM_EXPIRY_BANDS];
+};
+struct brk_expiry_snap {
+  uint64_t scanned_ms;                  /* wall: the last scan; 0 none */
+  uint64_t lines_dropped;               /* beyond BRK_EXPIRY_LINES_MAX */
+  size_t n_lines;
+  struct brk_expiry_line line[BRK_EXPIRY_LINES_MAX];
+};
 struct brk_snapshot {
   bool online;
   uint64_t counts[SM_STATE_COUNT];
@@ -371,7 +387,7 @@ struct brk_snapshot {
   /* the store (redrive.c): the latest commit failed, and why */
   bool commit_failing;
   char commit_cause[32];
-  char commit_detail[128];
+  char commit_detail[128];  struct brk_expiry_snap expiry;        /* expiry.c */
 };
 
 /* One second of the line, for the live page's plots. */
@@ -533,6 +549,7 @@ struct brk {
   uint64_t next_ca_life_ms;           /* wall clock: the daily CA check */
   uint64_t next_cap_warning;          /* rate limit of cap warnings */
   uint64_t next_renew_scan;           /* wall ms: RENEWAL_NEEDED scan */
+  uint64_t next_expiry_mono;          /* the expiry watch's next scan */
   struct sm_renew_cursor renew_cursor; /* where the scan goes on */
   const char *actor;                  /* set while an operator's command
                                          runs: its audit records' actor */
@@ -720,6 +737,22 @@ void brk__manifest_free(struct brk_manifest *m);
  * store's certificate records) for `reason` (SM_ACT_REVOKE; after the
  * commit the CRLs and remote CAs are due: brk__revoke_tick()). LC_EDB
  * marks the batch failed. */
+/* ---- the expiry watch (expiry.c; docs/lifecycle.md, "Expiry watch") ------------ */
+
+/* A scan a minute; sooner while warnings are left over from the last. */
+#define BRK_EXPIRY_SCAN_MS 60000
+#define BRK_EXPIRY_WARN_PAGE 256
+/* Loop, between batches: at start and every BRK_EXPIRY_SCAN_MS, count
+ * the current certificates near their end per line and role (into
+ * b->live.expiry) and log a warning for each that crossed a threshold
+ * (30, 14, 7 days, expired) it was not warned of, recorded in the store
+ * in a batch of its own so that a restart does not repeat it. */
+void brk__expiry_tick(struct brk *b, uint64_t now_ms);
+
+/* ---- revocation (revoke.c) ------------------------------------------------------ */
+
+/* In the open batch: mark every certificate of d revoked (the store's
+ * certificate records) for `reason`. LC_EDB marks the batch failed. */
 lc_err brk__revoke_record(struct brk *b, struct brk_dev *d,
                          const char *reason) LC_NODISCARD;
 /* Loop, between batches: the CRLs when a revocation or their refresh

@@ -401,6 +401,40 @@ static void metrics_ca_life(struct text *t, const struct brk_snapshot *s)
   }
 }
 
+/* The expiry watch (expiry.c; docs/lifecycle.md, "Expiry watch"): per
+ * line and role, within_days "30", "14", "7" (each including the
+ * tighter ones; not expired) and "expired". Absent until the first scan,
+ * so that a scrape never reads an empty count as "nothing expiring". */
+static void metrics_expiry(struct text *t, const struct brk_snapshot *s)
+{
+  const struct brk_expiry_snap *x = &s->expiry;
+  if(!x->scanned_ms)
+    return;
+  text_add(t, "# HELP linecert_certificates_expiring current certificates "
+              "(not superseded, not revoked) per line and role whose "
+              "notAfter is within within_days days (30, 14, 7: each "
+              "includes the tighter ones) or past (expired)\n"
+              "# TYPE linecert_certificates_expiring gauge\n");
+  for(size_t i = 0; i < x->n_lines; i++) {
+    const struct brk_expiry_line *l = &x->line[i];
+    for(int r = 0; r < CA_ROLE_COUNT; r++) {
+      if(!l->seen[r])
+        continue;
+      for(int k = 0; k < SM_EXPIRY_BANDS; k++) {
+        text_add(t, "linecert_certificates_expiring{line=\"");
+        text_label(t, l->group);
+        text_add(t, "\",role=\"%s\",within_days=\"%s\"} %llu\n",
+                 ca_role_name((enum ca_role)r),
+                 sm_expiry_label((enum sm_expiry_band)k),
+                 (unsigned long long)l->n[r][k]);
+      }
+    }
+  }
+  gauge(t, "linecert_expiry_scan_timestamp_seconds",
+        "when the expiry watch last counted (Unix time)",
+        (double)(x->scanned_ms / 1000));
+}
+
 static void snapshot_copy(struct brk *b, struct brk_snapshot *out)
 {
   pthread_mutex_lock(&b->snap_mu);
@@ -432,6 +466,7 @@ static enum MHD_Result serve_metrics(struct brk *b, struct MHD_Connection *c)
   metrics_snapshot(&t, &s, lc_now_ms());
   metrics_adapters(&t, &s);
   metrics_ca_life(&t, &s);
+  metrics_expiry(&t, &s);
   enum MHD_Result r =
     lc_buf_err(&t.b) != LC_OK
       ? send_text(c, 500, "text/plain", "out of memory\n", 14)
@@ -469,6 +504,31 @@ static json_t *adapters_json(const struct brk_snapshot *s)
                      "queue", (json_int_t)(a->waiting + a->inflight),
                      "inflight", (json_int_t)a->inflight, "parked",
                      (json_int_t)a->parked, "buckets", buckets));
+  }
+  return arr;
+}
+
+/* The expiry watch's counts, one object per (line, role) seen:
+ * {"line":..,"role":..,"30":n,"14":n,"7":n,"expired":n}; null before
+ * the first scan. */
+static json_t *expiring_json(const struct brk_snapshot *s)
+{
+  const struct brk_expiry_snap *x = &s->expiry;
+  if(!x->scanned_ms)
+    return json_null();
+  json_t *arr = json_array();
+  for(size_t i = 0; arr && i < x->n_lines; i++) {
+    for(int r = 0; r < CA_ROLE_COUNT; r++) {
+      if(!x->line[i].seen[r])
+        continue;
+      json_t *o = json_pack("{s:s, s:s}", "line", x->line[i].group, "role",
+                            ca_role_name((enum ca_role)r));
+      for(int k = 0; o && k < SM_EXPIRY_BANDS; k++)
+        json_object_set_new(o, sm_expiry_label((enum sm_expiry_band)k),
+                            json_integer((json_int_t)x->line[i].n[r][k]));
+      if(o)
+        json_array_append_new(arr, o);
+    }
   }
   return arr;
 }
@@ -538,6 +598,7 @@ static json_t *stats_json(struct brk *b, const struct brk_snapshot *s)
   json_object_set_new(j, "lines", lines);
   json_object_set_new(j, "ca", ca);
   json_object_set_new(j, "adapters", adapters_json(s));
+  json_object_set_new(j, "expiring", expiring_json(s));
   return j;
 }
 
@@ -689,6 +750,9 @@ static const char live_page[] =
   "<canvas id=caq width=560 height=220></canvas></div>"
   "<div class=box><div>CA adapters and their quota buckets</div>"
   "<table id=adapters></table></div>"
+  "<div class=box><div>Certificates expiring, per line and role "
+  "<small>(current certificates; within 30 days includes 14 and 7)</small>"
+  "</div><table id=expiring></table></div>"
   "<div class=box><div>Devices per state</div><table id=states></table>"
   "<div id=tot></div></div>"
   "<div class=box><div>Quarantined devices per reason (manifest)</div>"
@@ -737,6 +801,13 @@ static const char live_page[] =
   "+'</td><td>'+b.wait_ms+'</td><td>'+b.granted+'</td><td>'+b.deferred+"
   "'</td><td>'+b.throttled+'</td><td>'+a.queue+'</td><td>'+a.parked+"
   "'</td></tr>'}document.getElementById('adapters').innerHTML=ar;\n"
+  "let er='<tr><th>line</th><th>role</th><th>30 d</th><th>14 d</th>"
+  "<th>7 d</th><th>expired</th></tr>';for(const e of j.expiring||[])"
+  "er+='<tr><td>'+esc(e.line)+'</td><td>'+esc(e.role)+'</td><td>'+e['30']"
+  "+'</td><td>'+e['14']+'</td><td>'+e['7']+'</td><td>'+e.expired+"
+  "'</td></tr>';if(!j.expiring)er+='<tr><td colspan=6>not scanned yet"
+  "</td></tr>';else if(!j.expiring.length)er+='<tr><td colspan=6>none"
+  "</td></tr>';document.getElementById('expiring').innerHTML=er;\n"
   "let rows='<tr><th>state</th><th>devices</th></tr>';for(const k in "
   "j.states)if(j.states[k])rows+='<tr><td>'+esc(k)+'</td><td>'+j.states[k]+"
   "'</td></tr>';document.getElementById('states').innerHTML=rows;"

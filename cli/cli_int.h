@@ -37,6 +37,7 @@ struct cli_args {
   const char *arg2;     /* second positional argument */
   const char *work_order; /* manifest import --work-order */
   bool replace;         /* manifest import --replace */
+  const char *within;   /* expiring --within */
   bool json;            /* --json */
   bool print_config;
 };
@@ -55,6 +56,8 @@ int cli__unrevoke(const struct cli_args *c);
 /* manifest.c */
 int cli__manifest(const struct cli_args *c);
 int cli__quarantine(const struct cli_args *c);
+/* expiring.c */
+int cli__expiring(const struct cli_args *c);
 
 /* ---- linecert audit <command> (audit.c) -------------------------------------- */
 

@@ -43,6 +43,8 @@ static const char usage_text[] =
   "  quarantine list       devices held by [policy] manifest = enforce\n"
   "  quarantine release G/E/D --reason TEXT\n"
   "                        let a quarantined device be issued\n"
+  "  expiring [--within D] current certificates expiring within D days\n"
+  "                        (default 30) and those expired, by notAfter\n"
   "\n"
   "options (every command):\n"
   "  -c, --config FILE     configuration file (INI, see README)\n"
@@ -50,7 +52,7 @@ static const char usage_text[] =
   "      --print-config    print the effective configuration and exit\n"
   "  -h, --help            this text\n"
   "      --json            revoke, unrevoke, manifest, quarantine: the\n"
-  "                        answer as JSON\n"
+  "                        answer as JSON; expiring: an array of objects\n"
   "options (serve):\n"
   "  -u, --mqtt-url URL    MQTT broker, e.g. tcp://127.0.0.1:1883 or\n"
   "                        ssl://broker:8883 (TLS)\n"
@@ -73,7 +75,8 @@ static const char usage_text[] =
 enum { OPT_HTTP = 250, OPT_HOST_ID = 256, OPT_CLIENT_ID, OPT_PRINT_CONFIG,
        OPT_NEW_LOG, OPT_STATE,
        OPT_PUBKEY, OPT_MQTT_CA, OPT_MQTT_CERT, OPT_MQTT_KEY,
-       OPT_MQTT_VERSION, OPT_REASON, OPT_JSON, OPT_WORK_ORDER, OPT_REPLACE };
+       OPT_MQTT_VERSION, OPT_REASON, OPT_JSON, OPT_WORK_ORDER, OPT_REPLACE,
+       OPT_WITHIN };
 
 static const struct option long_opts[] = {
   {"config", required_argument, NULL, 'c'},
@@ -96,6 +99,7 @@ static const struct option long_opts[] = {
   {"json", no_argument, NULL, OPT_JSON},
   {"work-order", required_argument, NULL, OPT_WORK_ORDER},
   {"replace", no_argument, NULL, OPT_REPLACE},
+  {"within", required_argument, NULL, OPT_WITHIN},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0}};
 
@@ -206,6 +210,9 @@ static int parse_args(struct cli_args *c, int argc, char **argv)
     case OPT_REPLACE:
       c->replace = true;
       break;
+    case OPT_WITHIN:
+      c->within = optarg;
+      break;
     case 'h':
       fputs(usage_text, stdout);
       exit(0);
@@ -241,6 +248,7 @@ static const struct {
   {"unrevoke", cli__unrevoke},
   {"manifest", cli__manifest},
   {"quarantine", cli__quarantine},
+  {"expiring", cli__expiring},
 };
 
 int cli_main(int argc, char **argv)

@@ -92,3 +92,14 @@ bool lc_random_id(char out[33])
   lc_hex(b, sizeof(b), out);
   return true;
 }
+
+void lc_iso_utc(int64_t s, char out[LC_ISO_UTC_MAX])
+{
+  time_t t = (time_t)s;
+  struct tm tm;
+  if((int64_t)t != s || !gmtime_r(&t, &tm) ||
+     !strftime(out, LC_ISO_UTC_MAX, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+    out[0] = '-';
+    out[1] = '\0';
+  }
+}

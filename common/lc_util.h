@@ -15,6 +15,11 @@ uint64_t lc_mono_ms(void);
 /* Nanoseconds on a monotonic clock (for latency measurement). */
 uint64_t lc_mono_ns(void);
 
+/* Seconds since the epoch as ISO 8601 UTC, "2027-05-01T12:00:00Z" (20
+ * chars + NUL); "-" when the time cannot be represented. */
+#define LC_ISO_UTC_MAX 32
+void lc_iso_utc(int64_t s, char out[LC_ISO_UTC_MAX]);
+
 /* Lower-case hex of `n` bytes into `out`, which has room for 2n+1. */
 void lc_hex(const uint8_t *in, size_t n, char *out);
 /* Parse exactly 2n hex digits into `out`. Returns false on bad input. */

@@ -459,6 +459,75 @@ lc_err sm_store_foreach_renewal_due(struct sm_store *st, uint64_t now_ms,
                                     unsigned limit, bool *more,
                                     sm_device_cb cb, void *ctx) LC_NODISCARD;
 
+/* ---- expiry watch (schema v7; docs/lifecycle.md, "Expiry watch") -------- */
+
+/* The thresholds a certificate is watched against, widest first: its
+ * notAfter within 30, 14 and 7 days, and past (notAfter < now). A
+ * certificate is watched while it is current: recorded in `certificate`
+ * with a known notAfter, neither superseded nor revoked, and its device
+ * not REVOKED. */
+enum sm_expiry_band {
+  SM_EXPIRY_30, SM_EXPIRY_14, SM_EXPIRY_7, SM_EXPIRY_EXPIRED,
+  SM_EXPIRY_BANDS
+};
+/* The band's days: 30, 14, 7; 0 for EXPIRED. */
+unsigned sm_expiry_days(enum sm_expiry_band b);
+/* "30", "14", "7", "expired" (the metric's within_days); static. */
+const char *sm_expiry_label(enum sm_expiry_band b);
+/* The tightest band notAfter `not_after` is in at now_s (seconds);
+ * SM_EXPIRY_BANDS when it is more than 30 days away (or not known, 0). */
+enum sm_expiry_band sm_expiry_band_of(int64_t not_after, int64_t now_s);
+/* Whole days from now_s to not_after, rounded down: 0 in the last day,
+ * -1 in the first day after it. */
+int64_t sm_expiry_days_left(int64_t not_after, int64_t now_s);
+
+/* Current certificates of one line (group) and role by band at now:
+ * n[SM_EXPIRY_EXPIRED] past their notAfter; n[SM_EXPIRY_30 / 14 / 7] not
+ * yet, their notAfter within that many days (so n[30] >= n[14] >= n[7]). */
+struct sm_expiry_count {
+  const char *group;               /* borrowed for the call */
+  enum ca_role role;
+  uint64_t n[SM_EXPIRY_BANDS];
+};
+typedef lc_err (*sm_expiry_count_cb)(void *ctx,
+                                     const struct sm_expiry_count *c);
+/* One call per (group, role) with at least one certificate within 30
+ * days or expired, in (group, role) order. cb must not use the store.
+ * One aggregate over a partial index of the current certificates by
+ * notAfter: cheap enough to run every minute. */
+lc_err sm_store_count_expiring(struct sm_store *st, int64_t now_s,
+                               sm_expiry_count_cb cb, void *ctx)
+  LC_NODISCARD;
+
+/* A current certificate near or past its end; strings borrowed for the
+ * call. */
+struct sm_expiring {
+  const char *group, *edge, *device;  /* device "" for a node-level one */
+  enum ca_role role;
+  const char *serial;              /* lower-case hex; "" when not known */
+  const char *fpr;
+  int64_t not_after;               /* s */
+};
+typedef lc_err (*sm_expiring_cb)(void *ctx, const struct sm_expiring *e);
+/* Current certificates whose notAfter is at most now_s + within_s (the
+ * expired ones included), by notAfter then device and role. cb must not
+ * use the store; its error stops the walk and is returned. */
+lc_err sm_store_foreach_expiring(struct sm_store *st, int64_t now_s,
+                                 int64_t within_s, sm_expiring_cb cb,
+                                 void *ctx) LC_NODISCARD;
+/* Those whose tightest band at now_s has not been warned of
+ * (sm_store_expiry_warned()), by notAfter, at most `limit` (1..1000).
+ * cb must not use the store. */
+lc_err sm_store_expiry_unwarned(struct sm_store *st, int64_t now_s,
+                                unsigned limit, sm_expiring_cb cb,
+                                void *ctx) LC_NODISCARD;
+/* Record that certificate `fpr` was warned of `band` at at_ms, and so
+ * of every wider band: it is not handed out again for those. Inside a
+ * transaction. */
+lc_err sm_store_expiry_warned(struct sm_store *st, const char *fpr,
+                              enum sm_expiry_band band, uint64_t at_ms)
+  LC_NODISCARD;
+
 /* Every device not in a settled state (resume after restart). */
 lc_err sm_store_foreach_unfinished(struct sm_store *st, sm_device_cb cb,
                                    void *ctx) LC_NODISCARD;

@@ -79,6 +79,15 @@ struct sm_store_ops {
                                 void *ctx);
   lc_err (*count_quarantined)(struct sm_store *st, sm_reason_count_cb cb,
                               void *ctx);
+  /* schema v6 */
+  lc_err (*count_expiring)(struct sm_store *st, int64_t now_s,
+                           sm_expiry_count_cb cb, void *ctx);
+  lc_err (*foreach_expiring)(struct sm_store *st, int64_t now_s,
+                             int64_t within_s, sm_expiring_cb cb, void *ctx);
+  lc_err (*expiry_unwarned)(struct sm_store *st, int64_t now_s,
+                            unsigned limit, sm_expiring_cb cb, void *ctx);
+  lc_err (*expiry_warned)(struct sm_store *st, const char *fpr,
+                          enum sm_expiry_band band, uint64_t at_ms);
   /* optional (NULL: the backend cannot tell) */
   bool (*last_fault)(struct sm_store *st, struct sm_store_fault *out);
 };
@@ -90,6 +99,6 @@ struct sm_store {
 };
 
 /* Newest schema version a store of this build writes and reads. */
-#define SM_STORE_SCHEMA_VERSION 6
+#define SM_STORE_SCHEMA_VERSION 7
 
 #endif

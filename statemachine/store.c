@@ -311,3 +311,41 @@ lc_err sm_store_count_quarantined(struct sm_store *st, sm_reason_count_cb cb,
     return LC_EINVAL;
   return st->ops->count_quarantined(st, cb, ctx);
 }
+
+lc_err sm_store_count_expiring(struct sm_store *st, int64_t now_s,
+                               sm_expiry_count_cb cb, void *ctx)
+{
+  if(!st || !cb || now_s <= 0)
+    return LC_EINVAL;
+  return st->ops->count_expiring(st, now_s, cb, ctx);
+}
+
+/* Far beyond any certificate (10000 years), and far from int64 overflow
+ * when added to a time. */
+#define WITHIN_MAX (10000ll * 366 * 86400)
+
+lc_err sm_store_foreach_expiring(struct sm_store *st, int64_t now_s,
+                                 int64_t within_s, sm_expiring_cb cb,
+                                 void *ctx)
+{
+  if(!st || !cb || now_s <= 0 || within_s < 0 || within_s > WITHIN_MAX)
+    return LC_EINVAL;
+  return st->ops->foreach_expiring(st, now_s, within_s, cb, ctx);
+}
+
+lc_err sm_store_expiry_unwarned(struct sm_store *st, int64_t now_s,
+                                unsigned limit, sm_expiring_cb cb, void *ctx)
+{
+  if(!st || !cb || now_s <= 0 || !limit || limit > 1000)
+    return LC_EINVAL;
+  return st->ops->expiry_unwarned(st, now_s, limit, cb, ctx);
+}
+
+lc_err sm_store_expiry_warned(struct sm_store *st, const char *fpr,
+                              enum sm_expiry_band band, uint64_t at_ms)
+{
+  if(!st || !fpr_valid(fpr) || (unsigned)band >= SM_EXPIRY_BANDS ||
+     at_ms > INT64_MAX)
+    return LC_EINVAL;
+  return st->ops->expiry_warned(st, fpr, band, at_ms);
+}

@@ -469,6 +469,26 @@ static lc_err migrate_v6(sqlite3 *db)
   return exec_sql(db, schema_v6, "migrate_v6");
 }
 
+/* v7: the expiry watch (docs/lifecycle.md, "Expiry watch"). The current
+ * certificates by notAfter, so that the minute's scan of those near
+ * their end reads a range of a small index rather than every
+ * certificate ever issued; and, per certificate, the tightest threshold
+ * (30, 14, 7 days; 0 = expired) a warning was logged for, so that a
+ * restart does not warn again. Self-contained: no existing table
+ * changes. */
+static const char schema_v7[] =
+  "CREATE INDEX certificate_current_expiry ON certificate(not_after) "
+  "WHERE superseded_at = 0 AND revoked_at = 0;"
+  "CREATE TABLE expiry_warning("
+  " fpr TEXT PRIMARY KEY,"
+  " within_days INTEGER NOT NULL,"
+  " warned_at INTEGER NOT NULL) WITHOUT ROWID;";
+
+static lc_err migrate_v7(sqlite3 *db)
+{
+  return exec_sql(db, schema_v7, "migrate_v7");
+}
+
 /* migrations[v] takes the schema from version v to v + 1. */
 static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
   migrate_v1,
@@ -477,6 +497,7 @@ static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
   migrate_v4,
   migrate_v5,
   migrate_v6,
+  migrate_v7,
 };
 
 /* ---- statements -------------------------------------------------------- */
@@ -498,6 +519,16 @@ static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
   "request_key, issued_at, superseded_at, revoked_at, revoke_reason, "    \
   "ca_revoked"
 
+/* Current certificates (docs/lifecycle.md, "Expiry watch") whose
+ * notAfter is at most ?1 + ?2. */
+#define EXPIRING_FROM                                                     \
+  "FROM certificate c JOIN devices d ON d.id = c.device_id "             \
+  "WHERE c.superseded_at = 0 AND c.revoked_at = 0 AND c.not_after > 0 "  \
+  "AND c.not_after <= ?1 + ?2 AND d.state <> 'REVOKED' "
+#define EXPIRING_COLUMNS                                                  \
+  "d.group_id, d.edge_id, d.device_id, c.role, c.serial, c.fpr, "        \
+  "c.not_after"
+
 #define AUDIT_COLUMNS \
   "seq, ts_ms, actor, event, device, details, prev_hash, hash, sig"
 
@@ -514,6 +545,7 @@ enum stmt_id {
   ST_DEV_BY_ID, ST_DEV_RENEW_DUE,
   ST_MANIFEST_GET, ST_MANIFEST_PUT, ST_MANIFEST_CLEAR, ST_MANIFEST_ALL,
   ST_DEV_PAGE_QUARANTINED, ST_DEV_COUNT_QUARANTINED,
+  ST_EXP_COUNT, ST_EXP_LIST, ST_EXP_UNWARNED, ST_EXP_WARNED,
   ST_COUNT
 };
 
@@ -645,6 +677,33 @@ static const char *const stmt_sql[ST_COUNT] = {
   [ST_DEV_COUNT_QUARANTINED] = "SELECT reason, count(*) FROM devices "
                                "WHERE state = 'QUARANTINED' "
                                "GROUP BY reason ORDER BY reason",
+  /* The expiry watch (v7). The terms on superseded_at and revoked_at
+   * match certificate_current_expiry's, so the planner reads that index
+   * from its start to ?1 + ?2. ?3, ?4: the 14 and 7 days, in s. */
+  [ST_EXP_COUNT] =
+    "SELECT d.group_id, c.role, sum(c.not_after >= ?1), "
+    "sum(c.not_after >= ?1 AND c.not_after <= ?1 + ?3), "
+    "sum(c.not_after >= ?1 AND c.not_after <= ?1 + ?4), "
+    "sum(c.not_after < ?1) " EXPIRING_FROM
+    "GROUP BY d.group_id, c.role ORDER BY d.group_id, c.role",
+  [ST_EXP_LIST] = "SELECT " EXPIRING_COLUMNS " " EXPIRING_FROM
+                  "ORDER BY c.not_after, d.group_id, d.edge_id, "
+                  "d.device_id, c.role",
+  /* Not warned of its tightest band yet (the CASE is
+   * sm_expiry_band_of() in days). */
+  [ST_EXP_UNWARNED] =
+    "SELECT " EXPIRING_COLUMNS " " EXPIRING_FROM
+    "AND NOT EXISTS(SELECT 1 FROM expiry_warning w WHERE w.fpr = c.fpr "
+    "AND w.within_days <= CASE WHEN c.not_after < ?1 THEN 0 "
+    "WHEN c.not_after <= ?1 + ?4 THEN ?4 / 86400 "
+    "WHEN c.not_after <= ?1 + ?3 THEN ?3 / 86400 ELSE ?2 / 86400 END) "
+    "ORDER BY c.not_after, c.fpr LIMIT ?5",
+  /* Only ever tighter: a clock set back does not undo a warning. */
+  [ST_EXP_WARNED] =
+    "INSERT INTO expiry_warning(fpr, within_days, warned_at) "
+    "VALUES(?1, ?2, ?3) ON CONFLICT(fpr) DO UPDATE SET "
+    "within_days = excluded.within_days, warned_at = excluded.warned_at "
+    "WHERE excluded.within_days < expiry_warning.within_days",
 };
 
 struct sqlite_store {
@@ -1858,6 +1917,135 @@ static lc_err sqlite_count_quarantined(struct sm_store *st,
   return err;
 }
 
+/* ---- expiry watch (schema v7) ------------------------------------------ */
+
+static int64_t band_s(enum sm_expiry_band b)
+{
+  return (int64_t)sm_expiry_days(b) * 86400;
+}
+
+static lc_err sqlite_count_expiring(struct sm_store *st, int64_t now_s,
+                                    sm_expiry_count_cb cb, void *ctx)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_EXP_COUNT];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_i64(&b, 1, now_s);
+  bind_i64(&b, 2, band_s(SM_EXPIRY_30));
+  bind_i64(&b, 3, band_s(SM_EXPIRY_14));
+  bind_i64(&b, 4, band_s(SM_EXPIRY_7));
+  lc_err err = b.rc == SQLITE_OK ? LC_OK : store_error(s, "count_expiring");
+  while(err == LC_OK) {
+    int rc = sqlite3_step(stmt);
+    if(rc == SQLITE_DONE)
+      break;
+    if(rc != SQLITE_ROW) {
+      err = store_error(s, "count_expiring");
+      break;
+    }
+    struct sm_expiry_count c = {0};
+    size_t len;
+    err = col_text(stmt, 0, &c.group, &len);
+    if(err == LC_OK && !c.group)
+      err = corrupt(stmt, 0, "no group");
+    if(err == LC_OK)
+      err = col_role(stmt, 1, &c.role);
+    for(int i = 0; i < SM_EXPIRY_BANDS && err == LC_OK; i++)
+      err = col_u64(stmt, 2 + i, &c.n[i]);
+    if(err == LC_OK)
+      err = cb(ctx, &c);
+  }
+  stmt_release(stmt);
+  return err;
+}
+
+/* A row of EXPIRING_COLUMNS, its strings borrowed from the statement. */
+static lc_err expiring_from_row(sqlite3_stmt *stmt, struct sm_expiring *e)
+{
+  const char **text[] = {&e->group, &e->edge, &e->device, NULL, &e->serial,
+                         &e->fpr};
+  lc_err err = LC_OK;
+  for(int i = 0; i < 6 && err == LC_OK; i++) {
+    size_t len;
+    if(text[i] && (err = col_text(stmt, i, text[i], &len)) == LC_OK &&
+       !*text[i])
+      *text[i] = "";
+  }
+  if(err == LC_OK)
+    err = col_role(stmt, 3, &e->role);
+  if(err == LC_OK)
+    err = col_i64(stmt, 6, &e->not_after);
+  return err;
+}
+
+static lc_err each_expiring(struct sqlite_store *s, sqlite3_stmt *stmt,
+                            int bind_rc, const char *op, sm_expiring_cb cb,
+                            void *ctx)
+{
+  lc_err err = bind_rc == SQLITE_OK ? LC_OK : store_error(s, op);
+  while(err == LC_OK) {
+    int rc = sqlite3_step(stmt);
+    if(rc == SQLITE_DONE)
+      break;
+    if(rc != SQLITE_ROW) {
+      err = store_error(s, op);
+      break;
+    }
+    struct sm_expiring e;
+    err = expiring_from_row(stmt, &e);
+    if(err == LC_OK)
+      err = cb(ctx, &e);
+  }
+  stmt_release(stmt);
+  return err;
+}
+
+static lc_err sqlite_foreach_expiring(struct sm_store *st, int64_t now_s,
+                                      int64_t within_s, sm_expiring_cb cb,
+                                      void *ctx)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_EXP_LIST];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_i64(&b, 1, now_s);
+  bind_i64(&b, 2, within_s);
+  return each_expiring(s, stmt, b.rc, "foreach_expiring", cb, ctx);
+}
+
+static lc_err sqlite_expiry_unwarned(struct sm_store *st, int64_t now_s,
+                                     unsigned limit, sm_expiring_cb cb,
+                                     void *ctx)
+{
+  struct sqlite_store *s = from_base(st);
+  sqlite3_stmt *stmt = s->stmt[ST_EXP_UNWARNED];
+  struct binder b = {stmt, SQLITE_OK};
+  bind_i64(&b, 1, now_s);
+  bind_i64(&b, 2, band_s(SM_EXPIRY_30));
+  bind_i64(&b, 3, band_s(SM_EXPIRY_14));
+  bind_i64(&b, 4, band_s(SM_EXPIRY_7));
+  bind_i64(&b, 5, limit);
+  return each_expiring(s, stmt, b.rc, "expiry_unwarned", cb, ctx);
+}
+
+static lc_err sqlite_expiry_warned(struct sm_store *st, const char *fpr,
+                                   enum sm_expiry_band band, uint64_t at_ms)
+{
+  struct sqlite_store *s = from_base(st);
+  lc_err err = require_transaction(s, "expiry_warned");
+  if(err != LC_OK)
+    return err;
+  struct binder b = {s->stmt[ST_EXP_WARNED], SQLITE_OK};
+  bind_text(&b, 1, fpr);
+  bind_i64(&b, 2, sm_expiry_days(band));
+  bind_i64(&b, 3, (int64_t)at_ms);
+  if(b.rc != SQLITE_OK) {
+    err = store_error(s, "expiry_warned.bind");
+    stmt_release(b.stmt);
+    return err;
+  }
+  return step_done(s, ST_EXP_WARNED, "expiry_warned");
+}
+
 /* ---- audit ------------------------------------------------------------- */
 
 static int bind_audit(sqlite3_stmt *stmt, const struct aud_record *rec)
@@ -2224,6 +2412,10 @@ static const struct sm_store_ops sqlite_ops = {
   .manifest_foreach = sqlite_manifest_foreach,
   .foreach_quarantined = sqlite_foreach_quarantined,
   .count_quarantined = sqlite_count_quarantined,
+  .count_expiring = sqlite_count_expiring,
+  .foreach_expiring = sqlite_foreach_expiring,
+  .expiry_unwarned = sqlite_expiry_unwarned,
+  .expiry_warned = sqlite_expiry_warned,
   .last_fault = sqlite_last_fault,
 };
 

@@ -176,7 +176,8 @@ int rig_run_sim(struct rig *r, const char *const args[], int timeout_s)
   return ex.code;
 }
 
-int rig_run_cli(struct rig *r, const char *const args[], const char *out)
+static int run_cli(struct rig *r, const char *const args[], const char *out,
+                   const char *const env[])
 {
   const char *argv[32] = {LC_BIN_DIR "/linecert"};
   int n = 1;
@@ -186,12 +187,22 @@ int rig_run_cli(struct rig *r, const char *const args[], const char *out)
   argv[n++] = r->data_dir;
   argv[n] = NULL;
   struct lc_proc *p = NULL;
-  if(lc_proc_spawn(argv, NULL, out, out, &p) != LC_OK)
+  if(lc_proc_spawn(argv, env, out, out, &p) != LC_OK)
     return -1;
   struct lc_proc_exit ex = {0};
   lc_err rc = lc_proc_wait(p, 60000, &ex);
   lc_proc_free(p);
   return rc == LC_OK && !ex.signaled ? ex.code : -1;
+}
+
+int rig_run_cli(struct rig *r, const char *const args[], const char *out)
+{
+  return run_cli(r, args, out, NULL);
+}
+
+int rig_run_cli_env(struct rig *r, const char *const args[], const char *out)
+{
+  return run_cli(r, args, out, r->linecert_env);
 }
 
 /* ---- reading the store ------------------------------------------------------ */

@@ -63,6 +63,10 @@ int rig_run_sim(struct rig *r, const char *const args[], int timeout_s);
 struct lc_proc *rig_spawn_sim(struct rig *r, const char *const args[]);
 /* Run `linecert <args>` with --data-dir; returns exit status. */
 int rig_run_cli(struct rig *r, const char *const args[], const char *out);
+/* The same with linecert's environment (r->linecert_env): the command
+ * sees the wall clock rig_faketime() set for the service. */
+int rig_run_cli_env(struct rig *r, const char *const args[],
+                    const char *out);
 
 /* Every stored device, read-only (as an operator's tools read it): `cb`
  * owns each device and frees it with sm_device_free(). */

@@ -56,6 +56,17 @@ static void test_strlcpy_n_copies_a_piece(void)
   CU_ASSERT_FALSE(lc_strlcpy_n(b, "a", 1, 0));
 }
 
+static void test_iso_utc(void)
+{
+  char b[LC_ISO_UTC_MAX];
+  lc_iso_utc(0, b);
+  CU_ASSERT_STRING_EQUAL(b, "1970-01-01T00:00:00Z");
+  lc_iso_utc(1828153019, b);
+  CU_ASSERT_STRING_EQUAL(b, "2027-12-07T04:16:59Z");
+  lc_iso_utc(INT64_MAX, b); /* beyond struct tm's year */
+  CU_ASSERT_STRING_EQUAL(b, "-");
+}
+
 static void test_alloc_failure_hook_fails_nth(void)
 {
   lc_mem_fail_after(2);
@@ -178,6 +189,7 @@ static const struct lc_test tests[] = {
   {"hex round trip; bad digits rejected",
    test_hex_round_trip_and_rejects_bad_digits},
   {"strlcpy truncates and says so", test_strlcpy_truncates_and_reports},
+  {"ISO 8601 UTC of a time; unrepresentable is \"-\"", test_iso_utc},
   {"strlcpy_n copies the first n bytes, truncated to the room",
    test_strlcpy_n_copies_a_piece},
   {"allocation hook fails exactly the n-th", test_alloc_failure_hook_fails_nth},

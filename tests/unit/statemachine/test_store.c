@@ -90,10 +90,18 @@ static void raw_exec(const char *path, const char *sql)
   sqlite3_close(db);
 }
 
+/* What schema v7 added, gone: the file as v6 wrote it. */
+static void drop_v7(const char *path)
+{
+  raw_exec(path, "DROP INDEX certificate_current_expiry;"
+                 "DROP TABLE expiry_warning; PRAGMA user_version=6");
+}
+
 /* What schema v6 added, gone: the file as v5 wrote it (the claim
  * triggers v6 made again keep their names; v6 makes them once more). */
 static void drop_v6(const char *path)
 {
+  drop_v7(path);
   raw_exec(path, "DROP TABLE manifest; DROP INDEX devices_quarantined;"
                  "PRAGMA user_version=5");
 }
@@ -145,6 +153,25 @@ static void raw_text(const char *path, const char *sql, char *out,
   if(stmt && sqlite3_step(stmt) == SQLITE_ROW &&
      sqlite3_column_text(stmt, 0))
     lc_strlcpy(out, (const char *)sqlite3_column_text(stmt, 0), cap);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+/* The details of EXPLAIN QUERY PLAN `sql`, joined by ';'. */
+static void raw_plan(const char *path, const char *sql, char *out, size_t cap)
+{
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+  char q[512];
+  out[0] = '\0';
+  snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+  CU_ASSERT_EQUAL_FATAL(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY,
+                                        NULL), SQLITE_OK);
+  CU_ASSERT_EQUAL(sqlite3_prepare_v2(db, q, -1, &stmt, NULL), SQLITE_OK);
+  while(stmt && sqlite3_step(stmt) == SQLITE_ROW) {
+    size_t n = strlen(out);
+    snprintf(out + n, cap - n, "%s;", (const char *)sqlite3_column_text(stmt, 3));
+  }
   sqlite3_finalize(stmt);
   sqlite3_close(db);
 }
@@ -758,7 +785,7 @@ static void test_migration_gives_serial_to_oldest(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "6");
+  CU_ASSERT_STRING_EQUAL(v, "7");
   raw_text(f.path, "SELECT device_id FROM identity_claim WHERE value = "
                    "'SN-X'", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "1");
@@ -1105,7 +1132,7 @@ static void test_schema_version_and_no_remigration(void)
   fx_open(&f);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "6"); /* v6: manifests */
+  CU_ASSERT_STRING_EQUAL(v, "7"); /* v6: manifests, v7: the expiry watch */
   raw_text(f.path, "PRAGMA journal_mode", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "wal");
   raw_text(f.path, "PRAGMA page_size", v, sizeof(v));
@@ -1119,7 +1146,7 @@ static void test_schema_version_and_no_remigration(void)
   CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
   sm_device_free(back);
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "6");
+  CU_ASSERT_STRING_EQUAL(v, "7");
 
   /* A file that claims version 0 is migrated: the tables exist, so the
    * migration fails and rolls back whole, leaving the rows alone. */
@@ -1143,14 +1170,14 @@ static void test_newer_schema_refused(void)
   fx_open(&f);
   sm_store_close(f.st);
   f.st = NULL;
-  raw_exec(f.path, "PRAGMA user_version=7");
+  raw_exec(f.path, "PRAGMA user_version=8");
   struct sm_store *st = NULL;
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RW, &st), LC_EDB);
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RO, &st), LC_EDB);
   CU_ASSERT_PTR_NULL(st);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "7");
+  CU_ASSERT_STRING_EQUAL(v, "8");
   fx_close(&f);
 }
 
@@ -1226,7 +1253,7 @@ static void test_tickets_migrate_from_v2(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "6");
+  CU_ASSERT_STRING_EQUAL(v, "7");
   CU_ASSERT_EQUAL_FATAL(sm_tickets_open_sqlite(f.path, &t), LC_OK);
   CU_ASSERT_EQUAL(sm_tickets_put(t, "k", "v"), LC_OK);
   sm_tickets_close(t);
@@ -1588,7 +1615,7 @@ static void test_migration_v5_fills_certificates(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "6");
+  CU_ASSERT_STRING_EQUAL(v, "7");
   struct sm_cert_record got;
   CU_ASSERT_EQUAL_FATAL(sm_store_cert_by_fpr(f.st, FPR("d"), &got), LC_OK);
   CU_ASSERT_EQUAL(got.role, CA_ROLE_OPERATIONAL);
@@ -1817,6 +1844,246 @@ static void test_manifest_rows(void)
   fx_close(&f);
 }
 
+/* ---- expiry watch (schema v7) ------------------------------------------ */
+
+#define NOW 1800000000ll
+#define DAY 86400ll
+
+/* A device (id set) of group/edge/device in `state`. */
+static int64_t exp_device(struct sm_store *st, const char *group,
+                          const char *edge, const char *device,
+                          enum sm_state state)
+{
+  struct sm_device *d = bare_device(group, edge, device, state);
+  put_committed(st, d);
+  int64_t id = d->id;
+  sm_device_free(d);
+  return id;
+}
+
+/* A certificate of the device, fingerprint number n, serial "0n", ending
+ * at not_after. */
+static void exp_cert(struct sm_store *st, int64_t device_id, enum ca_role role,
+                     unsigned n, int64_t not_after)
+{
+  struct sm_cert_record r = {.device_id = device_id, .role = role,
+                             .generation = 1, .not_before = NOW - 400 * DAY,
+                             .not_after = not_after, .issued_at = 1};
+  snprintf(r.fpr, sizeof(r.fpr), "%064x", n);
+  snprintf(r.serial, sizeof(r.serial), "%02x", n);
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_cert(st, &r), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(st), LC_OK);
+}
+
+static lc_err exp_count_line(void *ctx, const struct sm_expiry_count *c)
+{
+  char *out = ctx;
+  size_t n = strlen(out);
+  snprintf(out + n, 512 - n, "%s %s %llu %llu %llu %llu;", c->group,
+           ca_role_name(c->role), (unsigned long long)c->n[SM_EXPIRY_30],
+           (unsigned long long)c->n[SM_EXPIRY_14],
+           (unsigned long long)c->n[SM_EXPIRY_7],
+           (unsigned long long)c->n[SM_EXPIRY_EXPIRED]);
+  return LC_OK;
+}
+
+/* "device," ("edge," for a node-level device); role b for bootstrap. */
+static lc_err exp_list(void *ctx, const struct sm_expiring *e)
+{
+  char *out = ctx;
+  size_t n = strlen(out);
+  snprintf(out + n, 512 - n, "%s%s,", e->device[0] ? e->device : e->edge,
+           e->role == CA_ROLE_BOOTSTRAP ? "b" : "");
+  CU_ASSERT_EQUAL(strlen(e->fpr), 64);
+  CU_ASSERT_EQUAL(strlen(e->serial), 2);
+  return LC_OK;
+}
+
+/* Mark each as warned of its band at `now`. */
+struct exp_mark {
+  int64_t now;
+  char fpr[16][SM_FPR_HEX];
+  enum sm_expiry_band band[16];
+  unsigned n;
+};
+
+static lc_err exp_collect(void *ctx, const struct sm_expiring *e)
+{
+  struct exp_mark *m = ctx;
+  CU_ASSERT_FATAL(m->n < 16);
+  lc_strlcpy(m->fpr[m->n], e->fpr, SM_FPR_HEX);
+  m->band[m->n++] = sm_expiry_band_of(e->not_after, m->now);
+  return LC_OK;
+}
+
+static void exp_mark_all(struct sm_store *st, struct exp_mark *m)
+{
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(st), LC_OK);
+  for(unsigned i = 0; i < m->n; i++)
+    CU_ASSERT_EQUAL(sm_store_expiry_warned(st, m->fpr[i], m->band[i],
+                                           (uint64_t)m->now * 1000), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(st), LC_OK);
+}
+
+static void test_expiry_bands(void)
+{
+  CU_ASSERT_EQUAL(sm_expiry_band_of(NOW - 1, NOW), SM_EXPIRY_EXPIRED);
+  CU_ASSERT_EQUAL(sm_expiry_band_of(NOW, NOW), SM_EXPIRY_7);
+  CU_ASSERT_EQUAL(sm_expiry_band_of(NOW + 7 * DAY, NOW), SM_EXPIRY_7);
+  CU_ASSERT_EQUAL(sm_expiry_band_of(NOW + 7 * DAY + 1, NOW), SM_EXPIRY_14);
+  CU_ASSERT_EQUAL(sm_expiry_band_of(NOW + 14 * DAY, NOW), SM_EXPIRY_14);
+  CU_ASSERT_EQUAL(sm_expiry_band_of(NOW + 14 * DAY + 1, NOW), SM_EXPIRY_30);
+  CU_ASSERT_EQUAL(sm_expiry_band_of(NOW + 30 * DAY, NOW), SM_EXPIRY_30);
+  CU_ASSERT_EQUAL(sm_expiry_band_of(NOW + 30 * DAY + 1, NOW),
+                  SM_EXPIRY_BANDS);
+  CU_ASSERT_EQUAL(sm_expiry_band_of(0, NOW), SM_EXPIRY_BANDS);
+  CU_ASSERT_STRING_EQUAL(sm_expiry_label(SM_EXPIRY_EXPIRED), "expired");
+  CU_ASSERT_STRING_EQUAL(sm_expiry_label(SM_EXPIRY_14), "14");
+  CU_ASSERT_EQUAL(sm_expiry_days(SM_EXPIRY_30), 30);
+  CU_ASSERT_EQUAL(sm_expiry_days(SM_EXPIRY_EXPIRED), 0);
+}
+
+/* Certificates of chosen dates on three lines: counted per line and role
+ * and band, listed by notAfter, warned once per band; superseded,
+ * revoked, a revoked device's and undated ones are not watched. */
+static void test_expiry_queries(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_store *st = f.st;
+  int64_t d1 = exp_device(st, "L1", "E1", "D1", SM_PROVISIONED);
+  int64_t d2 = exp_device(st, "L1", "E1", "D2", SM_PROVISIONED);
+  int64_t d3 = exp_device(st, "L1", "E1", "D3", SM_RENEW_CHALLENGED);
+  int64_t d4 = exp_device(st, "L2", "E1", "D4", SM_PROVISIONED);
+  int64_t n5 = exp_device(st, "L2", "N5", "", SM_PROVISIONED);
+  int64_t d6 = exp_device(st, "L1", "E1", "D6", SM_PROVISIONED);
+  int64_t d7 = exp_device(st, "L1", "E1", "D7", SM_PROVISIONED);
+  int64_t d8 = exp_device(st, "L2", "E1", "D8", SM_REVOKED);
+  int64_t d9 = exp_device(st, "L1", "E1", "D9", SM_FAILED);
+  int64_t b1 = exp_device(st, "L3", "E1", "B1", SM_PROVISIONED);
+  int64_t b2 = exp_device(st, "L3", "E1", "B2", SM_PROVISIONED);
+  int64_t b3 = exp_device(st, "L3", "E1", "B3", SM_PROVISIONED);
+  exp_cert(st, d1, CA_ROLE_OPERATIONAL, 1, NOW + 20 * DAY);
+  exp_cert(st, d1, CA_ROLE_BOOTSTRAP, 2, NOW + 5000 * DAY);
+  exp_cert(st, d2, CA_ROLE_OPERATIONAL, 3, NOW + 10 * DAY);
+  exp_cert(st, d3, CA_ROLE_OPERATIONAL, 4, NOW + 3 * DAY);
+  exp_cert(st, d4, CA_ROLE_OPERATIONAL, 5, NOW - DAY);
+  exp_cert(st, n5, CA_ROLE_OPERATIONAL, 6, NOW + 29 * DAY);
+  /* D6: an old certificate, superseded, and its current one far off. */
+  exp_cert(st, d6, CA_ROLE_OPERATIONAL, 7, NOW + DAY);
+  exp_cert(st, d6, CA_ROLE_OPERATIONAL, 8, NOW + 200 * DAY);
+  char fpr7[SM_FPR_HEX];
+  snprintf(fpr7, sizeof(fpr7), "%064x", 7u);
+  struct sm_superseded sc = {.device_id = d6, .role = CA_ROLE_OPERATIONAL,
+                             .generation = 1, .fpr = fpr7,
+                             .cert_serial = "07", .at_ms = 5};
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_superseded(st, &sc), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(st), LC_OK);
+  /* D7: its certificate revoked; D8: the device revoked; D9: a
+   * bootstrap certificate near its end (a FAILED device holds it). */
+  exp_cert(st, d7, CA_ROLE_OPERATIONAL, 9, NOW + 2 * DAY);
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_revoke_certs(st, d7, 7, "unspecified", NULL),
+                  LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(st), LC_OK);
+  exp_cert(st, d8, CA_ROLE_OPERATIONAL, 10, NOW + 2 * DAY);
+  exp_cert(st, d9, CA_ROLE_BOOTSTRAP, 11, NOW + 5 * DAY);
+  exp_cert(st, d9, CA_ROLE_OPERATIONAL, 12, 0); /* dates not known */
+  /* The edges of the bands. */
+  exp_cert(st, b1, CA_ROLE_OPERATIONAL, 13, NOW + 30 * DAY);
+  exp_cert(st, b2, CA_ROLE_OPERATIONAL, 14, NOW + 30 * DAY + 1);
+  exp_cert(st, b3, CA_ROLE_OPERATIONAL, 15, NOW);
+
+  char out[512] = "";
+  CU_ASSERT_EQUAL(sm_store_count_expiring(st, NOW, exp_count_line, out),
+                  LC_OK);
+  CU_ASSERT_STRING_EQUAL(out, "L1 bootstrap 1 1 1 0;"
+                              "L1 operational 3 2 1 0;"
+                              "L2 operational 1 0 0 1;"
+                              "L3 operational 2 1 1 0;");
+  out[0] = '\0';
+  CU_ASSERT_EQUAL(sm_store_foreach_expiring(st, NOW, 30 * DAY, exp_list,
+                                            out), LC_OK);
+  CU_ASSERT_STRING_EQUAL(out, "D4,B3,D3,D9b,D2,D1,N5,B1,");
+  out[0] = '\0';
+  CU_ASSERT_EQUAL(sm_store_foreach_expiring(st, NOW, 0, exp_list, out),
+                  LC_OK);
+  CU_ASSERT_STRING_EQUAL(out, "D4,B3,");
+  out[0] = '\0';
+  CU_ASSERT_EQUAL(sm_store_foreach_expiring(st, NOW, 400 * DAY, exp_list,
+                                            out), LC_OK);
+  CU_ASSERT_STRING_EQUAL(out, "D4,B3,D3,D9b,D2,D1,N5,B1,B2,D6,");
+  CU_ASSERT_EQUAL(sm_store_foreach_expiring(st, NOW, -1, exp_list, out),
+                  LC_EINVAL);
+
+  /* Warnings: every certificate in a band once; then only those that
+   * crossed into a tighter band, or into one for the first time. */
+  struct exp_mark m = {.now = NOW};
+  CU_ASSERT_EQUAL(sm_store_expiry_warned(st, fpr7, SM_EXPIRY_7, 1),
+                  LC_EINVAL); /* outside a transaction */
+  CU_ASSERT_EQUAL(sm_store_expiry_unwarned(st, NOW, 3, exp_collect, &m),
+                  LC_OK);
+  CU_ASSERT_EQUAL(m.n, 3); /* the limit */
+  m.n = 0;
+  CU_ASSERT_EQUAL(sm_store_expiry_unwarned(st, NOW, 100, exp_collect, &m),
+                  LC_OK);
+  CU_ASSERT_EQUAL(m.n, 8);
+  CU_ASSERT_EQUAL(m.band[0], SM_EXPIRY_EXPIRED);
+  CU_ASSERT_EQUAL(m.band[7], SM_EXPIRY_30);
+  exp_mark_all(st, &m);
+  m.n = 0;
+  CU_ASSERT_EQUAL(sm_store_expiry_unwarned(st, NOW, 100, exp_collect, &m),
+                  LC_OK);
+  CU_ASSERT_EQUAL(m.n, 0);
+  /* Eight days on: D1 (12 days: 14), D2 (2: 7), D3, D9b, B3 (expired),
+   * B2 (22 days: 30, first time); not D4 (expired already), N5, B1. */
+  m.now = NOW + 8 * DAY;
+  CU_ASSERT_EQUAL(sm_store_expiry_unwarned(st, m.now, 100, exp_collect, &m),
+                  LC_OK);
+  CU_ASSERT_EQUAL(m.n, 6);
+  const enum sm_expiry_band want[] = {SM_EXPIRY_EXPIRED, SM_EXPIRY_EXPIRED,
+                                      SM_EXPIRY_EXPIRED, SM_EXPIRY_7,
+                                      SM_EXPIRY_14, SM_EXPIRY_30};
+  for(unsigned i = 0; i < m.n && i < 6; i++)
+    CU_ASSERT_EQUAL(m.band[i], want[i]);
+  exp_mark_all(st, &m);
+  /* A wider band recorded later (a clock set back) changes nothing. */
+  char fpr1[SM_FPR_HEX], v[16];
+  snprintf(fpr1, sizeof(fpr1), "%064x", 1u);
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_expiry_warned(st, fpr1, SM_EXPIRY_30, 9), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(st), LC_OK);
+  char sql[160];
+  snprintf(sql, sizeof(sql), "SELECT within_days FROM expiry_warning "
+           "WHERE fpr = '%s'", fpr1);
+  raw_text(f.path, sql, v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "14");
+  m.n = 0;
+  CU_ASSERT_EQUAL(sm_store_expiry_unwarned(st, m.now, 100, exp_collect, &m),
+                  LC_OK);
+  CU_ASSERT_EQUAL(m.n, 0);
+
+  /* A read-only handle (the CLI beside the service) reads the same. */
+  fx_reopen(&f, SM_STORE_RO);
+  out[0] = '\0';
+  CU_ASSERT_EQUAL(sm_store_count_expiring(f.st, NOW, exp_count_line, out),
+                  LC_OK);
+  CU_ASSERT_STRING_EQUAL(out, "L1 bootstrap 1 1 1 0;"
+                              "L1 operational 3 2 1 0;"
+                              "L2 operational 1 0 0 1;"
+                              "L3 operational 2 1 1 0;");
+  /* The scan reads the index of current certificates by notAfter. */
+  char plan[512];
+  raw_plan(f.path, "SELECT d.group_id FROM certificate c JOIN devices d ON "
+                   "d.id = c.device_id WHERE c.superseded_at = 0 AND "
+                   "c.revoked_at = 0 AND c.not_after > 0 AND c.not_after "
+                   "<= 5 AND d.state <> 'REVOKED'", plan, sizeof(plan));
+  CU_ASSERT_PTR_NOT_NULL(strstr(plan, "certificate_current_expiry"));
+  fx_close(&f);
+}
+
 const struct lc_test store_tests[] = {
   {"a QUARANTINED device holds no claim; leaving quarantine claims",
    test_quarantined_holds_no_claim},
@@ -1824,6 +2091,11 @@ const struct lc_test store_tests[] = {
    test_quarantined_listed_and_counted},
   {"manifest rows: put, get, clear, and what became of each serial",
    test_manifest_rows},
+  {"expiry bands: 30, 14, 7 days inclusive, expired after notAfter",
+   test_expiry_bands},
+  {"expiry watch: counts per line, role and band; listing by notAfter; "
+   "warned once per band; superseded, revoked, revoked devices' and "
+   "undated certificates left out", test_expiry_queries},
   {"certificate records: put once, by fingerprint and serial, superseded, "
    "revoked, listed for the CRL until they expire", test_cert_records},
   {"renewal due: PROVISIONED, due, not told lately, oldest first, a "
