@@ -156,6 +156,8 @@ struct brk_config {
   unsigned renew_max_overdue_days; /* refuse a bootstrap renewal when the
                                       operational certificate expired
                                       longer ago; 0 = no limit */
+  unsigned trust_min_overlap_days; /* trust remove: the old CA stays this
+                                      long after the ADD; 7 */
   /* [ca] the local CA's issuing keys on a PKCS#11 token instead of
    * <role>-ca.key (docs/adapters.md); the PIN comes from
    * LINECERT_CA_PKCS11_PIN, never from the file. A role whose key label

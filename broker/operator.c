@@ -187,6 +187,7 @@ static const struct {
   {"rotate-key", op_rotate_key},
   {"revoke", op_revoke},
   {"unrevoke", op_unrevoke},
+  {"trust", brk__op_trust},             /* trust.c */
 };
 
 json_t *brk__op_run(struct brk *b, const struct brk_ctl_req *r)

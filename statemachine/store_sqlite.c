@@ -440,6 +440,7 @@ static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
   migrate_v3,
   migrate_v4,
   migrate_v5,
+  sm__trust_migrate_v6,       /* trust bundles (trust_sqlite.c) */
 };
 
 /* ---- statements -------------------------------------------------------- */
@@ -2187,6 +2188,11 @@ static lc_err setup(struct sqlite_store *s, enum sm_store_mode mode)
   if(err == LC_OK)
     err = prepare_all(s);
   return err;
+}
+
+struct sqlite3 *sm__sqlite_db(struct sm_store *st)
+{
+  return st && st->ops == &sqlite_ops ? from_base(st)->db : NULL;
 }
 
 lc_err sm_store_open_sqlite(const char *path, enum sm_store_mode mode,
