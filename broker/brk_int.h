@@ -332,6 +332,7 @@ struct brk_ca_snap {
 };
 
 #define BRK_LINES_MAX 64
+#define BRK_TRUST_LINES 16                /* trust scopes shown */
 /* What the HTTP thread shows: copied by the loop under snap_mu about once
  * a second, so readers never touch the loop's own state. */
 /* The local issuing CA of a role: how long it can go on (ca_local_life;
@@ -356,6 +357,13 @@ struct brk_snapshot {
   struct brk_ca_life ca_life[CA_ROLE_COUNT];
   uint64_t started_ms;
   uint64_t refreshed_mono_ms;
+  /* trust rotation per scope ("*": the site), trust.c */
+  struct brk_trust_snap {
+    char line[SM_ID_MAX + 1];
+    enum sm_trust_phase phase;
+    uint64_t devices, acked;
+  } trust[BRK_TRUST_LINES];
+  size_t n_trust;
   /* the store (redrive.c): the latest commit failed, and why */
   bool commit_failing;
   char commit_cause[32];
@@ -500,6 +508,7 @@ struct brk {
   char *trust_bundle;                 /* root CA PEM for devices: the
                                          initial bundle (trust.c) */
   struct brk_trust trust;             /* the bundles in force (trust.c) */
+  uint64_t next_trust_count;          /* mono ms; 0: at the next refresh */
   struct lc_queue *inbox, *jobs, *results;
   struct brk_workers *workers;
   struct brk_mqtt *mqtt;
@@ -942,6 +951,10 @@ void brk__trust_installed(struct brk *b, const struct spb_topic *t,
  * line's bundle, the push follows the birth's answer (an effect of the
  * open batch). */
 void brk__trust_after_birth(struct brk *b, struct brk_dev *d);
+/* Per scope: phase, devices, acknowledged (for /metrics and the live
+ * page), into v; when due (every 5 s, or after a change). */
+void brk__trust_snapshot(struct brk *b, struct brk_snapshot *v,
+                         uint64_t mono_ms);
 /* The operator's `trust` verbs (operator.c). */
 json_t *brk__op_trust(struct brk *b, const struct brk_ctl_req *r);
 /* Queue the push of d's line bundle as an effect of the open batch. */

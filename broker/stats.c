@@ -61,6 +61,7 @@ void brk__stats_refresh(struct brk *b, uint64_t mono)
     if(sm_store_count_states(b->store, v->counts) != LC_OK)
       lc_log(LC_WARN, "loop", "op=count_states");
   }
+  brk__trust_snapshot(b, v, mono);
   v->online = b->session == BRK_ONLINE;
   v->audit_seq = b->chain.last_seq;
   v->in_memory = b->devs.n;

@@ -107,6 +107,7 @@ lc_err brk__trust_load(struct brk *b)
      lc_sha256_hex(b->trust_bundle, strlen(b->trust_bundle),
                    b->trust.initial_sha256) != LC_OK)
     return LC_ENOMEM;
+  b->next_trust_count = 0;
   lc_err rc = sm_store_trust_lines(b->store, load_line, b);
   if(rc != LC_OK)
     lc_log(LC_ERROR, "trust", "op=load err=%s", lc_errname(rc));
@@ -182,6 +183,7 @@ void brk__trust_installed(struct brk *b, const struct spb_topic *t,
      sm_store_trust_ack(b->store, d->sm->id, hex, now) != LC_OK)
     b->txn_failed = true;
   brk__audit_event(b, "trust_acknowledged", d->key, details);
+  b->next_trust_count = 0;
   lc_log(LC_INFO, "trust", "dev=%s installed=%.12s current=%d", d->key, hex,
          current);
 }
@@ -249,11 +251,22 @@ struct push_list {
   size_t n, cap;
 };
 
+/* Born in the current session of its edge node (a node-level device:
+ * the node is online). */
+static bool online(struct brk *b, const struct sm_trust_device *d)
+{
+  if(d->device[0])
+    return spb_sess_device_online(b->sess, d->group, d->edge, d->device);
+  struct spb_sess_node_info ni;
+  return spb_sess_node_info(b->sess, d->group, d->edge, &ni) == LC_OK &&
+         ni.online;
+}
+
 static lc_err collect_one(void *ctx, const struct sm_trust_device *d)
 {
   struct push_list *p = ctx;
   if(walk_skips(p->w, d) || !strcmp(d->acked, p->w->sha) ||
-     !spb_sess_device_online(p->w->b->sess, d->group, d->edge, d->device))
+     !online(p->w->b, d))
     return LC_OK;
   if(p->n == p->cap) {
     size_t cap = p->cap ? 2 * p->cap : 64;
@@ -280,7 +293,8 @@ static size_t push_scope(struct brk *b, const char *line)
     return 0;
   struct walk w = {.b = b, .line = line, .sha = sha, .pem = pem};
   struct push_list p = {.w = &w};
-  if(walk_scope(&w, collect_one) != LC_OK)
+  if(sm_store_trust_devices(b->store, line[0] ? line : NULL, collect_one,
+                            &p) != LC_OK)
     lc_log(LC_WARN, "trust", "op=push line=%s err=walk", line);
   size_t sent = 0;
   for(size_t i = 0; i < p.n; i++)
@@ -290,6 +304,42 @@ static size_t push_scope(struct brk *b, const char *line)
   lc_log(LC_INFO, "trust", "op=push line=%s sha256=%.12s online=%zu sent=%zu",
          line[0] ? line : "*", sha, p.n, sent);
   return sent;
+}
+
+/* ---- what the operator sees ----------------------------------------------------- */
+
+static void snap_scope(struct brk *b, struct brk_snapshot *v, const char *line,
+                       const char *sha, enum sm_trust_phase phase)
+{
+  if(v->n_trust >= BRK_TRUST_LINES)
+    return;
+  struct walk w = {.b = b, .line = line, .sha = sha};
+  if(walk_scope(&w, count_one) != LC_OK)
+    return;
+  struct brk_trust_snap *t = &v->trust[v->n_trust++];
+  lc_strlcpy(t->line, line[0] ? line : "*", sizeof(t->line));
+  t->phase = phase;
+  t->devices = w.devices;
+  t->acked = w.acked;
+}
+
+void brk__trust_snapshot(struct brk *b, struct brk_snapshot *v,
+                         uint64_t mono_ms)
+{
+  /* A walk of the devices in service: every 5 s, or at the next refresh
+   * after a change (an acknowledgement, an operator's step). */
+  if(b->next_trust_count && mono_ms < b->next_trust_count)
+    return;
+  b->next_trust_count = mono_ms + 5000;
+  v->n_trust = 0;
+  const char *sha = NULL;
+  enum sm_trust_phase ph;
+  (void)brk__trust_for(b, "", &sha, &ph);
+  snap_scope(b, v, "", sha, ph);
+  for(size_t i = 0; i < b->trust.n; i++)
+    if(b->trust.cur[i].line[0])
+      snap_scope(b, v, b->trust.cur[i].line, b->trust.cur[i].sha256,
+                 b->trust.cur[i].phase);
 }
 
 /* ---- the operator's verbs ------------------------------------------------------- */
