@@ -192,6 +192,11 @@ void brk__trust_after_birth(struct brk *b, struct brk_dev *d)
 {
   if(!d || d->sm->id == 0 || !in_service(d->sm->state))
     return;
+  /* Only once an operator changed the bundle: until then it is the one
+   * every delivery carried, and a device that never acknowledges (older
+   * firmware) is not sent it again at every birth. */
+  if(!scope_for(b, d->sm->group))
+    return;
   const char *sha = NULL;
   if(!brk__trust_for(b, d->sm->group, &sha, NULL))
     return;

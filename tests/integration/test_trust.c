@@ -182,6 +182,15 @@ static bool metrics_show(const char *want)
   return false;
 }
 
+/* linecert saw `n` edge nodes go offline so far: a push after this
+ * point leaves them out. */
+static void wait_nodes_offline(int n)
+{
+  char want[80];
+  snprintf(want, sizeof(want), "linecert_nodes_offline_total %d\n", n);
+  CU_ASSERT_TRUE(metrics_show(want));
+}
+
 static void test_seed_incident(void)
 {
   struct rig r;
@@ -218,6 +227,7 @@ static void test_seed_incident(void)
   /* E2 goes offline. */
   ep_ndeath(&e2, 0);
   ep_edge_close(&e2);
+  wait_nodes_offline(1);
 
   /* CA-new, a server-issuing CA of linecert's own; trust add. */
   char newca_dir[400];
@@ -415,6 +425,7 @@ static void test_rollback_per_line(void)
   /* E2 goes away before the rollback. */
   ep_ndeath(&e2, 0);
   ep_edge_close(&e2);
+  wait_nodes_offline(1);
 
   CU_ASSERT_EQUAL(trust(&r, (const char *[]){"rollback", "--line", "L2",
                                              NULL}, &ans), 0);
