@@ -96,6 +96,11 @@ void brk__put_and_tell(struct brk *b, struct brk_dev *d, const char *status)
   add_fx(b, d, BRK_FX_STATUS, CA_ROLE_OPERATIONAL, status);
 }
 
+void brk__fx_trust(struct brk *b, struct brk_dev *d)
+{
+  add_fx(b, d, BRK_FX_TRUST, CA_ROLE_OPERATIONAL, NULL);
+}
+
 static void seal_and_append(struct brk *b, const char *actor,
                             const char *event, const char *device,
                             const char *details)
@@ -127,6 +132,13 @@ void brk__audit_event(struct brk *b, const char *event, const char *device,
 
 void brk__audit_operator(struct brk *b, const char *actor, const char *event,
                         const char *device, const char *details)
+{
+  if(brk__txn_open(b))
+    seal_and_append(b, actor, event, device, details);
+}
+
+void brk__audit_event_by(struct brk *b, const char *actor, const char *event,
+                         const char *device, const char *details)
 {
   if(brk__txn_open(b))
     seal_and_append(b, actor, event, device, details);

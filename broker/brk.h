@@ -161,6 +161,8 @@ struct brk_config {
                                       operational certificate expired
                                       longer ago; 0 = no limit */
   enum brk_manifest_mode manifest; /* off (default), warn, enforce */
+  unsigned trust_min_overlap_days; /* trust remove: the old CA stays this
+                                      long after the ADD; 7 */
   /* [ca] the local CA's issuing keys on a PKCS#11 token instead of
    * <role>-ca.key (docs/adapters.md); the PIN comes from
    * LINECERT_CA_PKCS11_PIN, never from the file. A role whose key label

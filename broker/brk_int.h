@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "audit/aud.h"
 #include "broker/brk.h"
@@ -304,7 +305,7 @@ void brk__lock_describe(const struct brk_config *cfg,
 /* ---- the service (struct brk) ------------------------------------------ */
 
 enum brk_fx_kind { BRK_FX_SUBMIT, BRK_FX_DELIVER, BRK_FX_STATUS,
-                   BRK_FX_CHALLENGE, BRK_FX_REVOKE };
+                   BRK_FX_CHALLENGE, BRK_FX_REVOKE, BRK_FX_TRUST };
 
 /* An outside effect, run only after the transaction that allowed it
  * has committed. */
@@ -342,6 +343,7 @@ struct brk_ca_snap {
 };
 
 #define BRK_LINES_MAX 64
+#define BRK_TRUST_LINES 16                /* trust scopes shown */
 /* What the HTTP thread shows: copied by the loop under snap_mu about once
  * a second, so readers never touch the loop's own state. */
 /* The local issuing CA of a role: how long it can go on (ca_local_life;
@@ -384,6 +386,13 @@ struct brk_snapshot {
   uint64_t refreshed_mono_ms;
   /* QUARANTINED devices in the store per brk_quarantine_reasons[] */
   uint64_t quarantined[BRK_QUARANTINE_REASONS];
+  /* trust rotation per scope ("*": the site), trust.c */
+  struct brk_trust_snap {
+    char line[SM_ID_MAX + 1];
+    enum sm_trust_phase phase;
+    uint64_t devices, acked;
+  } trust[BRK_TRUST_LINES];
+  size_t n_trust;
   /* the store (redrive.c): the latest commit failed, and why */
   bool commit_failing;
   char commit_cause[32];
@@ -499,6 +508,20 @@ struct brk_ca_slot {
   size_t n_waiting;
 };
 
+/* The trust bundles in force (trust.c). */
+/* One scope's current bundle, as the loop sends it. */
+struct brk_trust_cur {
+  char line[SM_ID_MAX + 1];             /* "" = site-wide */
+  enum sm_trust_phase phase;
+  char *pem;                            /* owned */
+  char sha256[SM_FPR_HEX];
+};
+struct brk_trust {
+  struct brk_trust_cur *cur;            /* every scope with a history */
+  size_t n;
+  char initial_sha256[SM_FPR_HEX];      /* of b->trust_bundle; "" none */
+};
+
 struct brk {
   const struct brk_config *cfg;
   struct sm_store *store;
@@ -511,7 +534,10 @@ struct brk {
   struct sm_tickets *tickets;         /* remote CAs' durable tickets */
   struct ca_ticket_store ticket_store;
   struct ca_csr_policy csr_pol;
-  char *trust_bundle;                 /* root CA PEM for devices */
+  char *trust_bundle;                 /* root CA PEM for devices: the
+                                         initial bundle (trust.c) */
+  struct brk_trust trust;             /* the bundles in force (trust.c) */
+  uint64_t next_trust_count;          /* mono ms; 0: at the next refresh */
   struct lc_queue *inbox, *jobs, *results;
   struct brk_workers *workers;
   struct brk_mqtt *mqtt;
@@ -624,6 +650,9 @@ void brk__audit_event(struct brk *b, const char *event, const char *device,
 /* The same with an operator (or another actor) as the record's actor. */
 void brk__audit_operator(struct brk *b, const char *actor, const char *event,
                         const char *device, const char *details);
+/* The same with `actor` (an operator's command). */
+void brk__audit_event_by(struct brk *b, const char *actor, const char *event,
+                         const char *device, const char *details);
 /* The device `value` is bound to (sm_store_claim_owner()), read in the
  * open batch so that it sees the batch's own admissions. */
 lc_err brk__claim_owner(struct brk *b, enum sm_claim_kind kind,
@@ -994,6 +1023,75 @@ json_t *brk__op_run(struct brk *b, const struct brk_ctl_req *r);
 lc_err brk__ctl_call(const struct brk_config *cfg, json_t *req,
                     int timeout_ms, json_t **answer, char *err, size_t cap)
   LC_NODISCARD;
+
+/* ---- trust rotation (trust.c, trust_x509.c; DESIGN §4.4) --------------------- */
+
+
+/* The initial bundle without the CA adapters (an operator's command
+ * with no service running): [ca] trust_bundle, else the local root when
+ * a role uses the local CA, else none (*out NULL). As brk__ca_open()
+ * reads it. */
+lc_err brk__trust_initial_read(const struct brk_config *cfg, char **out)
+  LC_NODISCARD;
+/* (Re)read every scope's current bundle from the store. */
+lc_err brk__trust_load(struct brk *b) LC_NODISCARD;
+void brk__trust_free(struct brk *b);
+/* The bundle devices of line `group` are sent (NULL: none), and its
+ * SHA-256 hex in *sha (may be NULL); *phase likewise. */
+const char *brk__trust_for(const struct brk *b, const char *group,
+                           const char **sha, enum sm_trust_phase *phase);
+/* DDATA (NDATA) Provisioning/TrustBundleInstalled = sha from device t:
+ * stored and audited in the open batch. */
+void brk__trust_installed(struct brk *b, const struct spb_topic *t,
+                          const char *sha, size_t len);
+/* After a birth of d: when d is in service and has not acknowledged its
+ * line's bundle, the push follows the birth's answer (an effect of the
+ * open batch). */
+void brk__trust_after_birth(struct brk *b, struct brk_dev *d);
+/* Per scope: phase, devices, acknowledged (for /metrics and the live
+ * page), into v; when due (every 5 s, or after a change). */
+void brk__trust_snapshot(struct brk *b, struct brk_snapshot *v,
+                         uint64_t mono_ms);
+/* The operator's `trust` verbs (operator.c). */
+json_t *brk__op_trust(struct brk *b, const struct brk_ctl_req *r);
+/* Queue the push of d's line bundle as an effect of the open batch. */
+void brk__fx_trust(struct brk *b, struct brk_dev *d);
+/* Encode the push: one metric, Provisioning/TrustBundle = pem, named as
+ * dev's BIRTH declared it. */
+lc_err brk__cmd_trust(const struct sm_device *dev, const char *pem,
+                     const struct spb_sess *sess, uint64_t now_ms,
+                     uint8_t **out, size_t *len) LC_NODISCARD;
+/* Publish the push to (group, edge, device) now; true when sent. */
+bool brk__publish_trust(struct brk *b, const char *group, const char *edge,
+                        const char *device, const char *pem);
+
+/* A certificate of a bundle (trust_x509.c). */
+struct brk_trust_cert {
+  char fpr[SM_FPR_HEX];                 /* SHA-256 of DER, hex */
+  char subject[256];
+  bool is_ca;
+  int64_t not_after;                    /* seconds since the epoch */
+  char *pem;                            /* owned, re-encoded */
+};
+/* Every certificate of `pem` (none: *n 0). */
+lc_err brk__trust_certs(const char *pem, struct brk_trust_cert **out,
+                        size_t *n) LC_NODISCARD;
+void brk__trust_certs_free(struct brk_trust_cert *c, size_t n);
+/* Does `chain` (leaf first, then what the server sends along) verify
+ * for TLS server use against the certificates of `bundle` at `at`? why:
+ * "ok" or OpenSSL's reason. */
+bool brk__trust_verify(const char *bundle, const char *chain, time_t at,
+                       char *why, size_t cap);
+/* A new server-issuing CA: self-signed, P-256, CA:TRUE pathlen 0. */
+lc_err brk__server_ca_create(const char *cn, time_t now, long days,
+                             char **cert_pem, char **key_pem) LC_NODISCARD;
+/* A serverAuth certificate for the CSR's key, CN and SAN `cn`, signed by
+ * the CA; *out PEM (lc_free()), rec's fpr, issuer_fpr, serial and dates
+ * filled. LC_EINVAL: not a CSR signed by its own key. */
+lc_err brk__server_cert_issue(const char *ca_pem, const char *ca_key_pem,
+                              const char *csr_pem, const char *cn,
+                              time_t now, long days, char **out,
+                              struct sm_server_cert *rec) LC_NODISCARD;
 
 /* ---- the audit key's files (audit_key.c) ------------------------------------------ */
 

@@ -133,6 +133,18 @@ lc_err brk__cmd_deliver(const struct sm_device *dev, const char *trust_bundle,
   return encode_command(m, n, now_ms, out, len);
 }
 
+/* The trust bundle push (DESIGN §4.4): TrustBundle and nothing else, so
+ * a device tells it from a delivery. */
+lc_err brk__cmd_trust(const struct sm_device *dev, const char *pem,
+                     const struct spb_sess *sess, uint64_t now_ms,
+                     uint8_t **out, size_t *len)
+{
+  struct spb_metric m;
+  set_string(&m, "Provisioning/TrustBundle", pem, now_ms);
+  name_metrics(&m, 1, sess, dev);
+  return encode_command(&m, 1, now_ms, out, len);
+}
+
 lc_err brk__cmd_status(const struct sm_device *dev, const char *status,
                       const struct spb_sess *sess, uint64_t now_ms,
                       uint8_t **out, size_t *len)
@@ -196,8 +208,12 @@ static bool publish_answer(struct brk *b, struct brk_dev *d,
   /* Named as the device's BIRTH declared them (alias or name), read
    * from the session tracker at publish time. */
   lc_err rc;
+  const char *tb = brk__trust_for(b, d->sm->group, NULL, NULL);
   if(kind == BRK_FX_DELIVER)
-    rc = brk__cmd_deliver(d->sm, b->trust_bundle, b->sess, now, &buf, &len);
+    rc = brk__cmd_deliver(d->sm, tb, b->sess, now, &buf, &len);
+  else if(kind == BRK_FX_TRUST)
+    rc = tb ? brk__cmd_trust(d->sm, tb, b->sess, now, &buf, &len)
+            : LC_ENOTFOUND;
   else if(kind == BRK_FX_CHALLENGE)
     rc = brk__cmd_challenge(d->sm, b->sess, now, &buf, &len);
   else
@@ -209,6 +225,32 @@ static bool publish_answer(struct brk *b, struct brk_dev *d,
   }
   bool sent = b->session == BRK_ONLINE && publish_dcmd(b, d, buf, len);
   lc_free(buf);
+  return sent;
+}
+
+bool brk__publish_trust(struct brk *b, const char *group, const char *edge,
+                        const char *device, const char *pem)
+{
+  /* Only the identifiers are read for naming the metric. */
+  struct sm_device *dev = sm_device_new();
+  if(!dev)
+    return false;
+  lc_strlcpy(dev->group, group, sizeof(dev->group));
+  lc_strlcpy(dev->edge, edge, sizeof(dev->edge));
+  lc_strlcpy(dev->device, device, sizeof(dev->device));
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  char topic[SPB_TOPIC_MAX];
+  bool sent = false;
+  if(b->session == BRK_ONLINE &&
+     brk__cmd_trust(dev, pem, b->sess, lc_now_ms(), &buf, &len) == LC_OK &&
+     brk__dcmd_topic(group, edge, device, topic, sizeof(topic)) == LC_OK &&
+     brk__mqtt_publish(b->mqtt, topic, buf, len, 0, false) == LC_OK) {
+    atomic_fetch_add(&b->stats.dcmd_sent, 1);
+    sent = true;
+  }
+  lc_free(buf);
+  sm_device_free(dev);
   return sent;
 }
 

@@ -205,6 +205,7 @@ static const struct opt options[] = {
   /* manifest gating (docs/lifecycle.md, "Manifests") */
   ENUM("policy", "manifest", manifest, manifest_names,
        "must be off, warn or enforce"),
+  UINT("policy", "trust_min_overlap_days", trust_min_overlap_days, 0, 3650),
   STR("gateway", "listen", gw_listen),
   ENUM("gateway", "mode", gw_mode, gw_mode_names, "must be proxy or direct"),
   STR_CHECKED("gateway", "trusted_proxies", gw_trusted_proxies,
@@ -329,6 +330,7 @@ void brk_config_defaults(struct brk_config *cfg)
   cfg->challenge_ttl_s = 300;
   cfg->ca_crl_days = 7;
   cfg->renew_max_per_s = 20;
+  cfg->trust_min_overlap_days = 7;
   cfg->gw_mode = BRK_GW_MODE_PROXY;
   cfg->gw_max_body_bytes = 16384;
 }

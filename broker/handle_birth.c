@@ -104,6 +104,7 @@ void brk__on_dbirth(struct brk *b, const struct spb_topic *t,
       if(brk__apply(b, d, &ev) != LC_OK)
         lc_log(LC_WARN, "renew", "dev=%s op=redeliver", d->key);
     }
+    brk__trust_after_birth(b, d);
     return;
   }
   struct brk_birth bi = {0};
@@ -129,6 +130,9 @@ void brk__on_dbirth(struct brk *b, const struct spb_topic *t,
     start_validation(b, d, &bi);
 out:
   brk__birth_cleanup(&bi);
+  /* A device in service that lacks its line's bundle hears it after the
+   * birth's answer (trust.c). */
+  brk__trust_after_birth(b, d);
 }
 
 /* docs/protocol.md: an edge node that is itself the device asks in its NBIRTH

@@ -16,6 +16,7 @@
 #include "common/lc_util.h"
 
 #define M_INSTALLED "Provisioning/Installed"
+#define M_TRUST_INSTALLED "Provisioning/TrustBundleInstalled"
 #define M_RENEW_REQUEST "Provisioning/RenewRequest"
 #define M_RENEW_CSR "Provisioning/RenewCSR"
 #define M_CHALLENGE_SIG "Provisioning/ChallengeSignature"
@@ -90,6 +91,12 @@ static bool renewal_data(struct brk *b, const struct spb_sess_msg *msg)
 void brk__on_ddata(struct brk *b, const struct spb_sess_msg *msg)
 {
   const struct spb_topic *t = &msg->topic;
+  /* The trust bundle's acknowledgement may come alone or beside any
+   * other provisioning data (trust.c). */
+  size_t tlen = 0;
+  const char *tsha = string_metric(msg, M_TRUST_INSTALLED, &tlen);
+  if(tsha)
+    brk__trust_installed(b, t, tsha, tlen);
   if(renewal_data(b, msg))
     return;
   const char *installed = string_metric(msg, M_INSTALLED, NULL);

@@ -234,6 +234,34 @@ static void metrics_counters(struct text *t, struct brk *b)
   metrics_lifecycle(t, b);
 }
 
+/* Trust rotation per scope ("*": the site's bundle, every line without
+ * its own): the phase as a state set, and the devices in service that
+ * acknowledged the current bundle or not yet (docs/lifecycle.md). */
+static void metrics_trust(struct text *t, const struct brk_snapshot *s)
+{
+  text_add(t, "# HELP linecert_trust_phase trust rotation phase per line "
+              "(1 for the current one)\n"
+              "# TYPE linecert_trust_phase gauge\n");
+  for(size_t i = 0; i < s->n_trust; i++)
+    for(int p = SM_TRUST_NONE; p <= SM_TRUST_REMOVE; p++) {
+      sample_start(t, "linecert_trust_phase", "line", s->trust[i].line,
+                   "phase", sm_trust_phase_name((enum sm_trust_phase)p));
+      text_add(t, "%d\n", s->trust[i].phase == (enum sm_trust_phase)p);
+    }
+  text_add(t, "# HELP linecert_trust_devices devices in service per line "
+              "that acknowledged its current trust bundle, or not yet\n"
+              "# TYPE linecert_trust_devices gauge\n");
+  for(size_t i = 0; i < s->n_trust; i++) {
+    sample_start(t, "linecert_trust_devices", "line", s->trust[i].line,
+                 "status", "acknowledged");
+    text_add(t, "%llu\n", (unsigned long long)s->trust[i].acked);
+    sample_start(t, "linecert_trust_devices", "line", s->trust[i].line,
+                 "status", "pending");
+    text_add(t, "%llu\n",
+             (unsigned long long)(s->trust[i].devices - s->trust[i].acked));
+  }
+}
+
 static void metrics_snapshot(struct text *t, const struct brk_snapshot *s,
                              uint64_t now_ms)
 {
@@ -273,6 +301,7 @@ static void metrics_snapshot(struct text *t, const struct brk_snapshot *s,
                  s->lines[i].group, NULL, NULL);
     text_add(t, "%llu\n", (unsigned long long)s->lines[i].provisioned);
   }
+  metrics_trust(t, s);
   text_add(t, "# HELP linecert_ca_request_seconds CA call latency\n"
               "# TYPE linecert_ca_request_seconds histogram\n");
   for(int r = 0; r < CA_ROLE_COUNT; r++) {
@@ -578,6 +607,14 @@ static json_t *stats_json(struct brk *b, const struct brk_snapshot *s)
     json_object_set_new(one, "sum_s", json_real(s->ca[r].sum_s));
     json_object_set_new(ca, ca_role_name((enum ca_role)r), one);
   }
+  json_t *trust = json_array();
+  for(size_t i = 0; trust && i < s->n_trust; i++)
+    json_array_append_new(trust, json_pack(
+      "{s:s, s:s, s:I, s:I}", "line", s->trust[i].line, "phase",
+      sm_trust_phase_name(s->trust[i].phase), "devices",
+      (json_int_t)s->trust[i].devices, "acknowledged",
+      (json_int_t)s->trust[i].acked));
+  json_object_set_new(j, "trust", trust ? trust : json_array());
   json_object_set_new(j, "states", states);
   /* manifest gating: QUARANTINED devices per reason, and the findings
    * counted since start (quarantined; issued under warn) */
@@ -753,6 +790,8 @@ static const char live_page[] =
   "<div class=box><div>Certificates expiring, per line and role "
   "<small>(current certificates; within 30 days includes 14 and 7)</small>"
   "</div><table id=expiring></table></div>"
+  "<div class=box><div>Trust rotation per line: phase, devices that "
+  "acknowledged the current bundle</div><table id=trust></table></div>"
   "<div class=box><div>Devices per state</div><table id=states></table>"
   "<div id=tot></div></div>"
   "<div class=box><div>Quarantined devices per reason (manifest)</div>"
@@ -808,6 +847,12 @@ static const char live_page[] =
   "'</td></tr>';if(!j.expiring)er+='<tr><td colspan=6>not scanned yet"
   "</td></tr>';else if(!j.expiring.length)er+='<tr><td colspan=6>none"
   "</td></tr>';document.getElementById('expiring').innerHTML=er;\n"
+  "let tr='<tr><th>line</th><th>phase</th><th>acknowledged</th>"
+  "<th>pending</th></tr>';for(const t of j.trust||[])tr+='<tr><td>'+"
+  "esc(t.line)+'</td><td>'+esc(t.phase)+'</td><td>'+t.acknowledged+' / '+"
+  "t.devices+(t.devices?' ('+(100*t.acknowledged/t.devices).toFixed(0)+"
+  "'%)':'')+'</td><td>'+(t.devices-t.acknowledged)+'</td></tr>';"
+  "document.getElementById('trust').innerHTML=tr;\n"
   "let rows='<tr><th>state</th><th>devices</th></tr>';for(const k in "
   "j.states)if(j.states[k])rows+='<tr><td>'+esc(k)+'</td><td>'+j.states[k]+"
   "'</td></tr>';document.getElementById('states').innerHTML=rows;"

@@ -188,6 +188,7 @@ static const struct {
   /* manifest gating (manifest.c) */
   {"manifest-import", brk__op_manifest_import},
   {"quarantine-release", brk__op_quarantine_release},
+  {"trust", brk__op_trust},             /* trust.c */
 };
 
 json_t *brk__op_run(struct brk *b, const struct brk_ctl_req *r)

@@ -118,10 +118,17 @@ static struct brk_dev *record_device(struct brk *b,
   return d;
 }
 
-static char *bundle_sha256(const struct brk *b)
+/* The bundle of the device's line (trust.c), "" when there is none. */
+static const char *line_bundle(const struct brk *b, const struct brk_dev *d)
+{
+  const char *tb = brk__trust_for(b, d->sm->group, NULL, NULL);
+  return tb ? tb : "";
+}
+
+static char *bundle_sha256(const struct brk *b, const struct brk_dev *d)
 {
   char hex[LC_SHA256_HEX];
-  const char *tb = b->trust_bundle ? b->trust_bundle : "";
+  const char *tb = line_bundle(b, d);
   if(lc_sha256_hex(tb, strlen(tb), hex) != LC_OK)
     return NULL;
   return lc_strdup(hex);
@@ -130,7 +137,7 @@ static char *bundle_sha256(const struct brk *b)
 static void self(struct brk *b, struct brk_dev *d, struct brk_gw_req *r)
 {
   const struct sm_device *s = d->sm;
-  char *sha = bundle_sha256(b);
+  char *sha = bundle_sha256(b, d);
   answer(r, 200, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s?}",
                            "device", d->key, "serial", s->serial,
                            "state", sm_state_name(s->state),
@@ -143,11 +150,11 @@ static void self(struct brk *b, struct brk_dev *d, struct brk_gw_req *r)
   lc_free(sha);
 }
 
-static void trust_bundle(struct brk *b, struct brk_gw_req *r)
+static void trust_bundle(struct brk *b, struct brk_dev *d,
+                         struct brk_gw_req *r)
 {
-  char *sha = bundle_sha256(b);
-  answer(r, 200, json_pack("{s:s, s:s?}", "trust_bundle",
-                           b->trust_bundle ? b->trust_bundle : "",
+  char *sha = bundle_sha256(b, d);
+  answer(r, 200, json_pack("{s:s, s:s?}", "trust_bundle", line_bundle(b, d),
                            "trust_bundle_sha256", sha));
   lc_free(sha);
 }
@@ -160,8 +167,7 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_gw_req *r)
                            "operational_certificate",
                            s->cert[CA_ROLE_OPERATIONAL].pem,
                            "certificate_chain", s->chain ? s->chain : "",
-                           "trust_bundle",
-                           b->trust_bundle ? b->trust_bundle : ""));
+                           "trust_bundle", line_bundle(b, d)));
 }
 
 static void pending(struct brk_dev *d, struct brk_gw_req *r)
@@ -291,7 +297,7 @@ void brk__gw_run(struct brk *b, struct brk_gw_req *r)
   else if(r->route == BRK_GW_SELF)
     self(b, d, r);
   else if(r->route == BRK_GW_TRUST_BUNDLE)
-    trust_bundle(b, r);
+    trust_bundle(b, d, r);
   else
     error(r, 404, "not_found");
   sm_cert_record_cleanup(&rec);

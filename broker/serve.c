@@ -239,6 +239,8 @@ static lc_err start(struct brk *b)
     rc = open_audit(b);
   if(rc == LC_OK)
     rc = brk__ca_open(b);
+  if(rc == LC_OK)
+    rc = brk__trust_load(b);
   /* The CRLs are written at every start (a reader such as Mosquitto's
    * crlfile needs them from the first connection on), and revocations a
    * remote CA has not confirmed are asked again. */
@@ -309,6 +311,7 @@ static void stop(struct brk *b)
   brk__ca_close(b);
   aud_signer_free(b->signer);
   sm_store_close(b->store);
+  brk__trust_free(b);
   lc_free(b->trust_bundle);
   brk__redrive_cleanup(b);
   lc_free(b->fx);
@@ -338,6 +341,11 @@ lc_err brk_op_offline(const struct brk_config *cfg, json_t *req,
     rc = open_audit(b);
   if(rc == LC_OK)
     rc = brk__devtab_init(&b->devs);
+  /* The bundle devices hold when no rotation ever ran (trust.c). */
+  if(rc == LC_OK)
+    rc = brk__trust_initial_read(cfg, &b->trust_bundle);
+  if(rc == LC_OK)
+    rc = brk__trust_load(b);
   if(rc == LC_OK) {
     struct brk_ctl_req r = {.msg = req, .uid = (unsigned)getuid(),
                             .pid = (long)getpid()};
@@ -346,6 +354,8 @@ lc_err brk_op_offline(const struct brk_config *cfg, json_t *req,
       rc = LC_ENOMEM;
   }
   brk__devtab_cleanup(&b->devs);
+  brk__trust_free(b);
+  lc_free(b->trust_bundle);
   aud_signer_free(b->signer);
   sm_store_close(b->store);
   brk__redrive_cleanup(b);

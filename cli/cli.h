@@ -16,5 +16,7 @@ int cli_main(int argc, char **argv);
 /* `linecert audit <sub> ...` (cli/audit*.c); argv[0] is "audit".
  * Returns the exit status: 0 verified/done, 1 failed, 2 usage. */
 int cli_audit(int argc, char **argv);
+/* `linecert trust <action> ...` (cli/trust.c); argv[0] is "trust". */
+int cli_trust(int argc, char **argv);
 
 #endif

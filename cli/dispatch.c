@@ -45,6 +45,9 @@ static const char usage_text[] =
   "                        let a quarantined device be issued\n"
   "  expiring [--within D] current certificates expiring within D days\n"
   "                        (default 30) and those expired, by notAfter\n"
+  "  trust <action>        trust rotation: add, status, rotate, remove,\n"
+  "                        rollback, validate, server-cert (see linecert\n"
+  "                        trust --help)\n"
   "\n"
   "options (every command):\n"
   "  -c, --config FILE     configuration file (INI, see README)\n"
@@ -260,6 +263,9 @@ int cli_main(int argc, char **argv)
   /* `audit` has its own options (cli/audit.c). */
   if(!strcmp(argv[1], "audit"))
     return cli_audit(argc - 1, argv + 1);
+  /* `trust` too (cli/trust.c). */
+  if(!strcmp(argv[1], "trust"))
+    return cli_trust(argc - 1, argv + 1);
   struct cli_args c = {.command = argv[1]};
   /* getopt sees the words after the command. */
   int rc = parse_args(&c, argc - 1, argv + 1);

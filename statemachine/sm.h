@@ -631,6 +631,94 @@ typedef lc_err (*sm_reason_count_cb)(void *ctx, const char *reason,
 lc_err sm_store_count_quarantined(struct sm_store *st, sm_reason_count_cb cb,
                                   void *ctx) LC_NODISCARD;
 
+/* ---- trust bundles (schema v6; docs/lifecycle.md "Trust rotation") ------- */
+
+/* What devices trust for the servers they talk to (DESIGN §4.4), kept as
+ * a history per scope: a line ("G") or the site ("" : every line
+ * without its own). Each operator step appends a version; the newest
+ * one not rolled back is current, and rollback marks it so the one
+ * before is current again. Implemented on SQLite only, on the store's
+ * own connection (trust_sqlite.c), so that a bundle change, its audit
+ * record and a device's acknowledgement commit with the batch they
+ * belong to. Writes must run inside sm_store_begin()..commit(). */
+enum sm_trust_phase { SM_TRUST_NONE, SM_TRUST_ADD, SM_TRUST_ROTATE,
+                      SM_TRUST_REMOVE };
+/* "NONE", "ADD", "ROTATE", "REMOVE". */
+const char *sm_trust_phase_name(enum sm_trust_phase p);
+
+struct sm_trust_bundle {
+  char line[SM_ID_MAX + 1];       /* "" = site-wide */
+  uint32_t version;               /* 1.. per scope, set by the store */
+  enum sm_trust_phase phase;
+  char *pem;                      /* owned: the bundle exactly as sent */
+  char sha256[SM_FPR_HEX];        /* SHA-256 hex of pem's bytes */
+  char ca_fpr[SM_FPR_HEX];        /* the CA added (ADD) or removed
+                                     (REMOVE); "" otherwise */
+  uint64_t created_at;            /* wall ms */
+  uint64_t added_at;              /* wall ms of the ADD that started this
+                                     rotation (0: none): the overlap of
+                                     trust_min_overlap_days counts from it */
+};
+void sm_trust_bundle_cleanup(struct sm_trust_bundle *b);
+
+/* The current version of `line`'s history; LC_ENOTFOUND when it has
+ * none. With `previous`, the version that rollback would make current
+ * (LC_ENOTFOUND when there is none). */
+lc_err sm_store_trust_current(struct sm_store *st, const char *line,
+                              bool previous, struct sm_trust_bundle *out)
+  LC_NODISCARD;
+/* Append b as the newest version of b->line (b->version set). */
+lc_err sm_store_trust_append(struct sm_store *st, struct sm_trust_bundle *b)
+  LC_NODISCARD;
+/* The current version of `line` is rolled back at at_ms.
+ * LC_ENOTFOUND when the history is empty. */
+lc_err sm_store_trust_rollback(struct sm_store *st, const char *line,
+                               uint64_t at_ms) LC_NODISCARD;
+/* Every scope with a history ("" first when the site has one). */
+typedef lc_err (*sm_trust_line_cb)(void *ctx, const char *line);
+lc_err sm_store_trust_lines(struct sm_store *st, sm_trust_line_cb cb,
+                            void *ctx) LC_NODISCARD;
+/* Device device_id acknowledged the bundle sha256 at at_ms (DDATA
+ * Provisioning/TrustBundleInstalled). */
+lc_err sm_store_trust_ack(struct sm_store *st, int64_t device_id,
+                          const char *sha256, uint64_t at_ms) LC_NODISCARD;
+
+/* A device that holds certificates in service (PROVISIONED, RENEW_*)
+ * and what it acknowledged ("" and 0: nothing yet). */
+struct sm_trust_device {
+  int64_t id;
+  char group[SM_ID_MAX + 1], edge[SM_ID_MAX + 1], device[SM_ID_MAX + 1];
+  char acked[SM_FPR_HEX];
+  uint64_t acked_at;
+};
+/* Those devices, of line `group` (NULL: every line), in id order. The
+ * callback must not use the store (the statement is live). */
+typedef lc_err (*sm_trust_device_cb)(void *ctx,
+                                     const struct sm_trust_device *d);
+lc_err sm_store_trust_devices(struct sm_store *st, const char *group,
+                              sm_trust_device_cb cb, void *ctx) LC_NODISCARD;
+/* One device's acknowledgement (*acked "" when none) by its triple;
+ * LC_ENOTFOUND when the device is not stored. */
+lc_err sm_store_trust_device(struct sm_store *st, const char *group,
+                             const char *edge, const char *device,
+                             struct sm_trust_device *out) LC_NODISCARD;
+/* The newest version of any scope whose bundle has this hash. */
+lc_err sm_store_trust_by_sha(struct sm_store *st, const char *sha256,
+                             struct sm_trust_bundle *out) LC_NODISCARD;
+
+/* A server certificate `linecert trust server-cert` issued. */
+struct sm_server_cert {
+  char fpr[SM_FPR_HEX];            /* SHA-256 of DER, hex */
+  const char *cn;                  /* borrowed */
+  char issuer_fpr[SM_FPR_HEX];
+  char serial[SM_SERIAL_HEX];
+  int64_t not_before, not_after;   /* seconds since the epoch */
+  const char *pem;                 /* borrowed */
+  uint64_t issued_at;              /* wall ms */
+};
+lc_err sm_store_server_cert_put(struct sm_store *st,
+                                const struct sm_server_cert *c) LC_NODISCARD;
+
 /* ---- CA tickets ---------------------------------------------------------- */
 
 /* The durable memo behind ca_adapters' struct ca_ticket_store: request

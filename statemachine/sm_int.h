@@ -99,6 +99,13 @@ struct sm_store {
 };
 
 /* Newest schema version a store of this build writes and reads. */
-#define SM_STORE_SCHEMA_VERSION 7
+#define SM_STORE_SCHEMA_VERSION 8
+
+/* The trust bundles' tables live beside the store's on its connection
+ * (trust_sqlite.c): store_sqlite.c hands out its handle (NULL for a
+ * store of another backend) and runs their migration as schema v8. */
+struct sqlite3;
+struct sqlite3 *sm__sqlite_db(struct sm_store *st);
+lc_err sm__trust_migrate_v8(struct sqlite3 *db) LC_NODISCARD;
 
 #endif

@@ -498,6 +498,7 @@ static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
   migrate_v5,
   migrate_v6,
   migrate_v7,
+  sm__trust_migrate_v8,       /* trust bundles (trust_sqlite.c) */
 };
 
 /* ---- statements -------------------------------------------------------- */
@@ -2578,6 +2579,11 @@ static lc_err setup(struct sqlite_store *s, enum sm_store_mode mode)
   if(err == LC_OK)
     err = prepare_all(s);
   return err;
+}
+
+struct sqlite3 *sm__sqlite_db(struct sm_store *st)
+{
+  return st && st->ops == &sqlite_ops ? from_base(st)->db : NULL;
 }
 
 lc_err sm_store_open_sqlite(const char *path, enum sm_store_mode mode,

@@ -219,7 +219,7 @@ static struct spb_metric bytes_metric(const char *name, const uint8_t *v,
   return m;
 }
 
-#define N_PROVISIONING 16
+#define N_PROVISIONING 17
 static void provisioning_metrics(const struct ep_device *d, const char *state,
                                  struct spb_metric m[N_PROVISIONING])
 {
@@ -240,7 +240,8 @@ static void provisioning_metrics(const struct ep_device *d, const char *state,
     str_metric("Provisioning/CertificateChain", NULL),
     str_metric("Provisioning/TrustBundle", NULL),
     str_metric("Provisioning/Installed", NULL),
-    str_metric("Device/Model", d->model)};
+    str_metric("Device/Model", d->model),
+    str_metric("Provisioning/TrustBundleInstalled", NULL)};
   memcpy(m, all, sizeof(all));
 }
 
@@ -316,6 +317,15 @@ void ep_ddata_installed(struct ep_edge *e, const struct ep_device *d,
                         const char *installed)
 {
   struct spb_metric m = str_metric("Provisioning/Installed", installed);
+  bool node = strcmp(d->id, e->edge) == 0;
+  publish(e, node ? "NDATA" : "DDATA", node ? NULL : d->id, &m, 1, true);
+}
+
+void ep_ddata_trust_installed(struct ep_edge *e, const struct ep_device *d,
+                              const char *sha256)
+{
+  struct spb_metric m = str_metric("Provisioning/TrustBundleInstalled",
+                                   sha256);
   bool node = strcmp(d->id, e->edge) == 0;
   publish(e, node ? "NDATA" : "DDATA", node ? NULL : d->id, &m, 1, true);
 }
@@ -410,6 +420,7 @@ bool ep_next_dcmd(struct ep_edge *e, uint64_t deadline, struct ep_dcmd *out)
     bool answer = t.type == SPB_DCMD ||
                   (t.type == SPB_NCMD &&
                    (spb_payload_find(&p, "Provisioning/Status") ||
+                    spb_payload_find(&p, "Provisioning/TrustBundle") ||
                     spb_payload_find(&p, "Provisioning/Challenge")));
     if(answer) {
       memset(out, 0, sizeof(*out));
@@ -423,6 +434,9 @@ bool ep_next_dcmd(struct ep_edge *e, uint64_t deadline, struct ep_dcmd *out)
                sizeof(out->pem[0]));
       copy_str(&p, "Provisioning/OperationalCertificate", out->pem[1],
                sizeof(out->pem[1]));
+      copy_str(&p, "Provisioning/TrustBundle", out->trust,
+               sizeof(out->trust));
+      out->n_metrics = p.n_metrics;
       const struct spb_metric *ch = spb_payload_find(&p,
                                                      "Provisioning/Challenge");
       if(ch && !ch->value.is_null && ch->value.datatype == SPB_DT_BYTES &&

@@ -68,6 +68,9 @@ void ep_nbirth_request(struct ep_edge *e, uint64_t bdseq,
 void ep_ddata_installed(struct ep_edge *e, const struct ep_device *d,
                         const char *installed);
 void ep_ddeath(struct ep_edge *e, const struct ep_device *d);
+/* DDATA (NDATA) Provisioning/TrustBundleInstalled = sha256 (hex). */
+void ep_ddata_trust_installed(struct ep_edge *e, const struct ep_device *d,
+                              const char *sha256);
 /* Renewal (DESIGN §4.1): a DBIRTH with Provisioning/State RENEWAL_NEEDED
  * and null CSRs; DDATA RenewRequest; DDATA RenewCSR + ChallengeSignature
  * (NDATA for the node-level device). */
@@ -92,6 +95,8 @@ struct ep_dcmd {
   char fpr[2][65];          /* SHA-256 of each certificate's DER, hex */
   char pem[2][4096];        /* the certificates themselves */
   uint8_t challenge[32];    /* Provisioning/Challenge, when has_challenge */
+  char trust[16384];        /* Provisioning/TrustBundle ("" when absent) */
+  size_t n_metrics;         /* metrics the command carried */
   bool has_challenge;
 };
 

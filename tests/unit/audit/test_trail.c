@@ -486,6 +486,8 @@ static void test_v1_store_migrates(void)
       "DROP TRIGGER devices_claim_insert; DROP TRIGGER devices_claim_update; "
       "DROP TABLE identity_claim; DROP TABLE superseded_cert; "
       "DROP TABLE manifest; DROP INDEX IF EXISTS devices_quarantined; "
+      "DROP TABLE trust_bundle; DROP TABLE trust_ack; "
+      "DROP TABLE server_cert; "
       "PRAGMA user_version=1", -1);
   CU_ASSERT_EQUAL(cli(NULL, (const char *[]){"checkpoint", NULL}), 0);
   CU_ASSERT_EQUAL(cli("v.out", (const char *[]){"verify", NULL}), 0);

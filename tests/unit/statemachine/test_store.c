@@ -7,6 +7,7 @@
  * another process.
  */
 #include "common/lc_mem.h"
+#include "common/lc_crypto.h"
 #include "common/lc_util.h"
 #include "statemachine/sm.h"
 #include "tests/support/lc_cunit.h"
@@ -90,9 +91,17 @@ static void raw_exec(const char *path, const char *sql)
   sqlite3_close(db);
 }
 
+/* What schema v8 added, gone: the file as v7 wrote it. */
+static void drop_v8(const char *path)
+{
+  raw_exec(path, "DROP TABLE trust_bundle; DROP TABLE trust_ack;"
+                 "DROP TABLE server_cert; PRAGMA user_version=7");
+}
+
 /* What schema v7 added, gone: the file as v6 wrote it. */
 static void drop_v7(const char *path)
 {
+  drop_v8(path);
   raw_exec(path, "DROP INDEX certificate_current_expiry;"
                  "DROP TABLE expiry_warning; PRAGMA user_version=6");
 }
@@ -785,7 +794,7 @@ static void test_migration_gives_serial_to_oldest(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "7");
+  CU_ASSERT_STRING_EQUAL(v, "8");
   raw_text(f.path, "SELECT device_id FROM identity_claim WHERE value = "
                    "'SN-X'", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "1");
@@ -1132,7 +1141,7 @@ static void test_schema_version_and_no_remigration(void)
   fx_open(&f);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "7"); /* v6: manifests, v7: the expiry watch */
+  CU_ASSERT_STRING_EQUAL(v, "8"); /* v6 manifests, v7 expiry, v8 trust */
   raw_text(f.path, "PRAGMA journal_mode", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "wal");
   raw_text(f.path, "PRAGMA page_size", v, sizeof(v));
@@ -1146,7 +1155,7 @@ static void test_schema_version_and_no_remigration(void)
   CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
   sm_device_free(back);
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "7");
+  CU_ASSERT_STRING_EQUAL(v, "8");
 
   /* A file that claims version 0 is migrated: the tables exist, so the
    * migration fails and rolls back whole, leaving the rows alone. */
@@ -1170,14 +1179,129 @@ static void test_newer_schema_refused(void)
   fx_open(&f);
   sm_store_close(f.st);
   f.st = NULL;
-  raw_exec(f.path, "PRAGMA user_version=8");
+  raw_exec(f.path, "PRAGMA user_version=9");
   struct sm_store *st = NULL;
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RW, &st), LC_EDB);
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RO, &st), LC_EDB);
   CU_ASSERT_PTR_NULL(st);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "8");
+  CU_ASSERT_STRING_EQUAL(v, "9");
+  fx_close(&f);
+}
+
+/* ---- trust bundles (schema v8) ---------------------------------------------- */
+
+static void trust_append(struct sm_store *st, const char *line,
+                         enum sm_trust_phase ph, const char *pem,
+                         uint32_t want_version)
+{
+  struct sm_trust_bundle b = {.phase = ph, .pem = (char *)pem,
+                              .created_at = 1000, .added_at = 2000};
+  lc_strlcpy(b.line, line, sizeof(b.line));
+  CU_ASSERT_EQUAL(lc_sha256_hex(pem, strlen(pem), b.sha256), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_trust_append(st, &b), LC_OK);
+  CU_ASSERT_EQUAL(b.version, want_version);
+}
+
+static lc_err count_line(void *ctx, const char *line)
+{
+  (void)line;
+  (*(int *)ctx)++;
+  return LC_OK;
+}
+
+struct acks {
+  int n;
+  char acked[4][SM_FPR_HEX];
+};
+
+static lc_err collect_ack(void *ctx, const struct sm_trust_device *d)
+{
+  struct acks *a = ctx;
+  if(a->n < 4)
+    lc_strlcpy(a->acked[a->n], d->acked, SM_FPR_HEX);
+  a->n++;
+  return LC_OK;
+}
+
+static void test_trust_history_rollback_and_acks(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_trust_bundle got;
+  CU_ASSERT_EQUAL(sm_store_trust_current(f.st, "", false, &got),
+                  LC_ENOTFOUND);
+  /* Writes outside a transaction are refused. */
+  struct sm_trust_bundle out = {.pem = "x", .sha256 = "ab"};
+  CU_ASSERT_EQUAL(sm_store_trust_append(f.st, &out), LC_EINVAL);
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  trust_append(f.st, "", SM_TRUST_NONE, "old\n", 1);
+  trust_append(f.st, "", SM_TRUST_ADD, "old\nnew\n", 2);
+  trust_append(f.st, "L2", SM_TRUST_ADD, "l2\n", 1);
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(f.st), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_trust_current(f.st, "", false, &got), LC_OK);
+  CU_ASSERT_EQUAL(got.version, 2);
+  CU_ASSERT_EQUAL(got.phase, SM_TRUST_ADD);
+  CU_ASSERT_STRING_EQUAL(got.pem, "old\nnew\n");
+  CU_ASSERT_EQUAL(got.added_at, 2000);
+  sm_trust_bundle_cleanup(&got);
+  CU_ASSERT_EQUAL_FATAL(sm_store_trust_current(f.st, "", true, &got), LC_OK);
+  CU_ASSERT_EQUAL(got.version, 1);
+  CU_ASSERT_STRING_EQUAL(got.pem, "old\n");
+  char sha_old[SM_FPR_HEX];
+  lc_strlcpy(sha_old, got.sha256, sizeof(sha_old));
+  sm_trust_bundle_cleanup(&got);
+  int lines = 0;
+  CU_ASSERT_EQUAL(sm_store_trust_lines(f.st, count_line, &lines), LC_OK);
+  CU_ASSERT_EQUAL(lines, 2);
+
+  /* Rollback: the one before is current again, and a new version
+   * numbers after the rolled-back one. */
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_trust_rollback(f.st, "", 5000), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(f.st), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_trust_current(f.st, "", false, &got), LC_OK);
+  CU_ASSERT_EQUAL(got.version, 1);
+  CU_ASSERT_EQUAL(got.phase, SM_TRUST_NONE);
+  sm_trust_bundle_cleanup(&got);
+  CU_ASSERT_EQUAL(sm_store_trust_current(f.st, "", true, &got),
+                  LC_ENOTFOUND);
+  CU_ASSERT_EQUAL_FATAL(sm_store_trust_by_sha(f.st, sha_old, &got), LC_OK);
+  CU_ASSERT_STRING_EQUAL(got.pem, "old\n");
+  sm_trust_bundle_cleanup(&got);
+
+  /* Acknowledgements: devices in service with what they said, replaced
+   * by the next one. */
+  struct sm_device *a = bare_device("L1", "E1", "D1", SM_PROVISIONED);
+  struct sm_device *b = bare_device("L1", "E1", "D2", SM_PROVISIONED);
+  struct sm_device *c = bare_device("L1", "E1", "D3", SM_NEW);
+  put_committed(f.st, a);
+  put_committed(f.st, b);
+  put_committed(f.st, c);
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_trust_ack(f.st, a->id, "aa", 10), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_trust_ack(f.st, a->id, sha_old, 11), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(sm_store_commit(f.st), LC_OK);
+  struct acks acks = {0};
+  CU_ASSERT_EQUAL(sm_store_trust_devices(f.st, "L1", collect_ack, &acks),
+                  LC_OK);
+  CU_ASSERT_EQUAL(acks.n, 2); /* D3 is not in service */
+  CU_ASSERT_STRING_EQUAL(acks.acked[0], sha_old);
+  CU_ASSERT_STRING_EQUAL(acks.acked[1], "");
+  acks.n = 0;
+  CU_ASSERT_EQUAL(sm_store_trust_devices(f.st, "L9", collect_ack, &acks),
+                  LC_OK);
+  CU_ASSERT_EQUAL(acks.n, 0);
+  struct sm_trust_device td;
+  CU_ASSERT_EQUAL_FATAL(sm_store_trust_device(f.st, "L1", "E1", "D1", &td),
+                        LC_OK);
+  CU_ASSERT_EQUAL(td.acked_at, 11);
+  CU_ASSERT_EQUAL(sm_store_trust_device(f.st, "L1", "E1", "D9", &td),
+                  LC_ENOTFOUND);
+  sm_device_free(a);
+  sm_device_free(b);
+  sm_device_free(c);
   fx_close(&f);
 }
 
@@ -1253,7 +1377,7 @@ static void test_tickets_migrate_from_v2(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "7");
+  CU_ASSERT_STRING_EQUAL(v, "8");
   CU_ASSERT_EQUAL_FATAL(sm_tickets_open_sqlite(f.path, &t), LC_OK);
   CU_ASSERT_EQUAL(sm_tickets_put(t, "k", "v"), LC_OK);
   sm_tickets_close(t);
@@ -1615,7 +1739,7 @@ static void test_migration_v5_fills_certificates(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "7");
+  CU_ASSERT_STRING_EQUAL(v, "8");
   struct sm_cert_record got;
   CU_ASSERT_EQUAL_FATAL(sm_store_cert_by_fpr(f.st, FPR("d"), &got), LC_OK);
   CU_ASSERT_EQUAL(got.role, CA_ROLE_OPERATIONAL);
@@ -2157,6 +2281,8 @@ const struct lc_test store_tests[] = {
   {"new store is schema 3, WAL, 16 KiB pages; reopen does not migrate",
    test_schema_version_and_no_remigration},
   {"schema newer than this build is refused", test_newer_schema_refused},
+  {"trust bundles: history, previous, rollback, acknowledgements",
+   test_trust_history_rollback_and_acks},
   {"read-only open of a missing or empty file fails cleanly",
    test_ro_open_of_missing_file_fails},
   {"oversize string or bad value in a device row is LC_EDB",
