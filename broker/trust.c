@@ -355,8 +355,10 @@ struct scope {
   char line[SM_ID_MAX + 1];
   bool own;                       /* the scope has a history */
   enum sm_trust_phase phase;
-  const char *pem;                /* borrowed from b */
-  const char *sha;
+  const char *pem;                /* borrowed from b: not valid after
+                                     the verb's commit reloads b's
+                                     bundles */
+  char sha[65];                   /* copied: read after the commit */
 };
 
 static json_t *get_scope(struct brk *b, const struct brk_ctl_req *r,
@@ -369,7 +371,9 @@ static json_t *get_scope(struct brk *b, const struct brk_ctl_req *r,
     return brk__ctl_error("trust: --line must name a group id");
   const struct brk_trust_cur *c = scope_of(b, s->line);
   s->own = c != NULL;
-  s->pem = brk__trust_for(b, s->line, &s->sha, &s->phase);
+  const char *sha = NULL;
+  s->pem = brk__trust_for(b, s->line, &sha, &s->phase);
+  lc_strlcpy(s->sha, sha ? sha : "", sizeof(s->sha));
   return NULL;
 }
 
