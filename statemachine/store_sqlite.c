@@ -1679,30 +1679,49 @@ static lc_err sqlite_cert_ca_revoked(struct sm_store *st, const char *fpr)
   return err;
 }
 
-/* Step a certificate SELECT, handing each row to cb (borrowed). cb may
- * use the store, but not this same query. */
-static lc_err each_cert(struct sqlite_store *s, sqlite3_stmt *stmt,
-                        int bind_rc, const char *op, sm_cert_cb cb,
-                        void *ctx)
+/* Step a bound SELECT to its end, handing each row to `row` (which reads
+ * its columns and calls the caller's callback), and release it. Stops at
+ * the first error; a failed bind (bind_rc) or step is the store's. */
+typedef lc_err (*row_fn)(sqlite3_stmt *stmt, void *ctx);
+static lc_err each_row(struct sqlite_store *s, sqlite3_stmt *stmt,
+                       int bind_rc, const char *op, row_fn row, void *ctx)
 {
   lc_err err = bind_rc == SQLITE_OK ? LC_OK : store_error(s, op);
   while(err == LC_OK) {
     int rc = sqlite3_step(stmt);
     if(rc == SQLITE_DONE)
       break;
-    if(rc != SQLITE_ROW) {
-      err = store_error(s, op);
-      break;
-    }
-    struct sm_cert_record r;
-    err = cert_from_row(stmt, &r);
-    if(err == LC_OK) {
-      err = cb(ctx, &r);
-      sm_cert_record_cleanup(&r);
-    }
+    err = rc == SQLITE_ROW ? row(stmt, ctx) : store_error(s, op);
   }
   stmt_release(stmt);
   return err;
+}
+
+struct cert_walk {
+  sm_cert_cb cb;
+  void *ctx;
+};
+
+static lc_err cert_row(sqlite3_stmt *stmt, void *ctx)
+{
+  struct cert_walk *w = ctx;
+  struct sm_cert_record r;
+  lc_err err = cert_from_row(stmt, &r);
+  if(err == LC_OK) {
+    err = w->cb(w->ctx, &r);
+    sm_cert_record_cleanup(&r);
+  }
+  return err;
+}
+
+/* Step a certificate SELECT, handing each row to cb (borrowed). cb may
+ * use the store, but not this same query. */
+static lc_err each_cert(struct sqlite_store *s, sqlite3_stmt *stmt,
+                        int bind_rc, const char *op, sm_cert_cb cb,
+                        void *ctx)
+{
+  struct cert_walk w = {cb, ctx};
+  return each_row(s, stmt, bind_rc, op, cert_row, &w);
 }
 
 static lc_err sqlite_foreach_revoked(struct sm_store *st, enum ca_role role,
@@ -1860,34 +1879,33 @@ static lc_err sqlite_manifest_clear(struct sm_store *st,
   return err;
 }
 
+struct manifest_walk {
+  sm_manifest_cb cb;
+  void *ctx;
+};
+
+static lc_err manifest_row(sqlite3_stmt *stmt, void *ctx)
+{
+  struct manifest_walk *w = ctx;
+  struct sm_manifest_entry e = {0};
+  lc_err err = read_manifest_row(stmt, &e.row);
+  if(err == LC_OK && sqlite3_column_type(stmt, 5) != SQLITE_NULL) {
+    e.has_owner = true;
+    err = col_state(stmt, 5, &e.owner_state);
+  }
+  e.quarantined = sqlite3_column_int(stmt, 6) != 0;
+  return err == LC_OK ? w->cb(w->ctx, &e) : err;
+}
+
 /* The rows are handed out from the live statement: the callback must
  * not use the store (the CLI only aggregates). */
 static lc_err sqlite_manifest_foreach(struct sm_store *st, sm_manifest_cb cb,
                                       void *ctx)
 {
   struct sqlite_store *s = from_base(st);
-  sqlite3_stmt *stmt = s->stmt[ST_MANIFEST_ALL];
-  lc_err err = LC_OK;
-  while(err == LC_OK) {
-    int rc = sqlite3_step(stmt);
-    if(rc == SQLITE_DONE)
-      break;
-    if(rc != SQLITE_ROW) {
-      err = store_error(s, "manifest_foreach");
-      break;
-    }
-    struct sm_manifest_entry e = {0};
-    err = read_manifest_row(stmt, &e.row);
-    if(err == LC_OK && sqlite3_column_type(stmt, 5) != SQLITE_NULL) {
-      e.has_owner = true;
-      err = col_state(stmt, 5, &e.owner_state);
-    }
-    e.quarantined = sqlite3_column_int(stmt, 6) != 0;
-    if(err == LC_OK)
-      err = cb(ctx, &e);
-  }
-  stmt_release(stmt);
-  return err;
+  struct manifest_walk w = {cb, ctx};
+  return each_row(s, s->stmt[ST_MANIFEST_ALL], SQLITE_OK,
+                  "manifest_foreach", manifest_row, &w);
 }
 
 static lc_err sqlite_foreach_quarantined(struct sm_store *st, sm_device_cb cb,
@@ -1896,26 +1914,29 @@ static lc_err sqlite_foreach_quarantined(struct sm_store *st, sm_device_cb cb,
   return foreach_paged(from_base(st), ST_DEV_PAGE_QUARANTINED, cb, ctx);
 }
 
+struct reason_walk {
+  sm_reason_count_cb cb;
+  void *ctx;
+};
+
+static lc_err reason_row(sqlite3_stmt *stmt, void *ctx)
+{
+  struct reason_walk *w = ctx;
+  char reason[SM_REASON_MAX];
+  uint64_t n;
+  lc_err err = col_fixed(stmt, 0, reason, sizeof(reason));
+  if(err == LC_OK)
+    err = col_u64(stmt, 1, &n);
+  return err == LC_OK ? w->cb(w->ctx, reason, n) : err;
+}
+
 static lc_err sqlite_count_quarantined(struct sm_store *st,
                                        sm_reason_count_cb cb, void *ctx)
 {
   struct sqlite_store *s = from_base(st);
-  sqlite3_stmt *stmt = s->stmt[ST_DEV_COUNT_QUARANTINED];
-  lc_err err = LC_OK;
-  while(err == LC_OK) {
-    int rc = sqlite3_step(stmt);
-    if(rc == SQLITE_DONE)
-      break;
-    char reason[SM_REASON_MAX];
-    uint64_t n;
-    if(rc != SQLITE_ROW)
-      err = store_error(s, "count_quarantined");
-    else if((err = col_fixed(stmt, 0, reason, sizeof(reason))) == LC_OK &&
-            (err = col_u64(stmt, 1, &n)) == LC_OK)
-      err = cb(ctx, reason, n);
-  }
-  stmt_release(stmt);
-  return err;
+  struct reason_walk w = {cb, ctx};
+  return each_row(s, s->stmt[ST_DEV_COUNT_QUARANTINED], SQLITE_OK,
+                  "count_quarantined", reason_row, &w);
 }
 
 /* ---- expiry watch (schema v7) ------------------------------------------ */
@@ -1923,6 +1944,26 @@ static lc_err sqlite_count_quarantined(struct sm_store *st,
 static int64_t band_s(enum sm_expiry_band b)
 {
   return (int64_t)sm_expiry_days(b) * 86400;
+}
+
+struct count_walk {
+  sm_expiry_count_cb cb;
+  void *ctx;
+};
+
+static lc_err count_row(sqlite3_stmt *stmt, void *ctx)
+{
+  struct count_walk *w = ctx;
+  struct sm_expiry_count c = {0};
+  size_t len;
+  lc_err err = col_text(stmt, 0, &c.group, &len);
+  if(err == LC_OK && !c.group)
+    err = corrupt(stmt, 0, "no group");
+  if(err == LC_OK)
+    err = col_role(stmt, 1, &c.role);
+  for(int i = 0; i < SM_EXPIRY_BANDS && err == LC_OK; i++)
+    err = col_u64(stmt, 2 + i, &c.n[i]);
+  return err == LC_OK ? w->cb(w->ctx, &c) : err;
 }
 
 static lc_err sqlite_count_expiring(struct sm_store *st, int64_t now_s,
@@ -1935,29 +1976,8 @@ static lc_err sqlite_count_expiring(struct sm_store *st, int64_t now_s,
   bind_i64(&b, 2, band_s(SM_EXPIRY_30));
   bind_i64(&b, 3, band_s(SM_EXPIRY_14));
   bind_i64(&b, 4, band_s(SM_EXPIRY_7));
-  lc_err err = b.rc == SQLITE_OK ? LC_OK : store_error(s, "count_expiring");
-  while(err == LC_OK) {
-    int rc = sqlite3_step(stmt);
-    if(rc == SQLITE_DONE)
-      break;
-    if(rc != SQLITE_ROW) {
-      err = store_error(s, "count_expiring");
-      break;
-    }
-    struct sm_expiry_count c = {0};
-    size_t len;
-    err = col_text(stmt, 0, &c.group, &len);
-    if(err == LC_OK && !c.group)
-      err = corrupt(stmt, 0, "no group");
-    if(err == LC_OK)
-      err = col_role(stmt, 1, &c.role);
-    for(int i = 0; i < SM_EXPIRY_BANDS && err == LC_OK; i++)
-      err = col_u64(stmt, 2 + i, &c.n[i]);
-    if(err == LC_OK)
-      err = cb(ctx, &c);
-  }
-  stmt_release(stmt);
-  return err;
+  struct count_walk w = {cb, ctx};
+  return each_row(s, stmt, b.rc, "count_expiring", count_row, &w);
 }
 
 /* A row of EXPIRING_COLUMNS, its strings borrowed from the statement. */
@@ -1979,26 +1999,25 @@ static lc_err expiring_from_row(sqlite3_stmt *stmt, struct sm_expiring *e)
   return err;
 }
 
+struct expiring_walk {
+  sm_expiring_cb cb;
+  void *ctx;
+};
+
+static lc_err expiring_row(sqlite3_stmt *stmt, void *ctx)
+{
+  struct expiring_walk *w = ctx;
+  struct sm_expiring e;
+  lc_err err = expiring_from_row(stmt, &e);
+  return err == LC_OK ? w->cb(w->ctx, &e) : err;
+}
+
 static lc_err each_expiring(struct sqlite_store *s, sqlite3_stmt *stmt,
                             int bind_rc, const char *op, sm_expiring_cb cb,
                             void *ctx)
 {
-  lc_err err = bind_rc == SQLITE_OK ? LC_OK : store_error(s, op);
-  while(err == LC_OK) {
-    int rc = sqlite3_step(stmt);
-    if(rc == SQLITE_DONE)
-      break;
-    if(rc != SQLITE_ROW) {
-      err = store_error(s, op);
-      break;
-    }
-    struct sm_expiring e;
-    err = expiring_from_row(stmt, &e);
-    if(err == LC_OK)
-      err = cb(ctx, &e);
-  }
-  stmt_release(stmt);
-  return err;
+  struct expiring_walk w = {cb, ctx};
+  return each_row(s, stmt, bind_rc, op, expiring_row, &w);
 }
 
 static lc_err sqlite_foreach_expiring(struct sm_store *st, int64_t now_s,
