@@ -1038,6 +1038,12 @@ lc_err brk__trust_load(struct brk *b) LC_NODISCARD;
 void brk__trust_free(struct brk *b);
 /* The bundle devices of line `group` are sent (NULL: none), and its
  * SHA-256 hex in *sha (may be NULL); *phase likewise. */
+/* A bundle travels in one command. */
+#define BRK_TRUST_MAX SPB_PAYLOAD_MAX
+/* The current bundle of scope `line` ("" the site's), or NULL
+ * (trust_bundle.c). */
+const struct brk_trust_cur *brk__trust_scope(const struct brk *b,
+                                             const char *line);
 const char *brk__trust_for(const struct brk *b, const char *group,
                            const char **sha, enum sm_trust_phase *phase);
 /* DDATA (NDATA) Provisioning/TrustBundleInstalled = sha from device t:

@@ -161,6 +161,9 @@ void brk__loop_run(struct brk *b)
     brk__ca_life_watch(b, now);
     brk__session_maybe_reconnect(b);
     brk__stats_log(b, lc_mono_ms(), false);
+    /* The trust figures go into the live snapshot first (every 5 s, or
+     * after a change); the refresh copies it for the HTTP thread. */
+    brk__trust_snapshot(b, &b->live, lc_mono_ms());
     brk__stats_refresh(b, lc_mono_ms());
   }
 }

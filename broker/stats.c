@@ -63,7 +63,6 @@ void brk__stats_refresh(struct brk *b, uint64_t mono)
     if(brk__count_quarantined(b, v->quarantined) != LC_OK)
       lc_log(LC_WARN, "loop", "op=count_quarantined");
   }
-  brk__trust_snapshot(b, v, mono);
   v->online = b->session == BRK_ONLINE;
   v->audit_seq = b->chain.last_seq;
   v->in_memory = b->devs.n;

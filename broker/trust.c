@@ -32,116 +32,11 @@
 #include "common/lc_util.h"
 
 /* A bundle travels in one command. */
-#define TRUST_MAX SPB_PAYLOAD_MAX
 #define DAY_MS (86400ull * 1000)
 /* Stragglers listed by status and rotate (the counts are exact). */
 #define STRAGGLERS_MAX 10000
 #define SERVER_CERT_DAYS_MAX 825
 #define SERVER_CA_DAYS 3650
-
-/* ---- the bundles in force ------------------------------------------------------ */
-
-lc_err brk__trust_initial_read(const struct brk_config *cfg, char **out)
-{
-  char path[BRK_PATH_MAX];
-  *out = NULL;
-  lc_strlcpy(path, cfg->ca_trust_bundle, sizeof(path));
-  for(int r = 0; !path[0] && r < CA_ROLE_COUNT; r++) {
-    if(strcmp(cfg->ca_adapter[r], "local"))
-      continue;
-    /* The local CA's root (docs/adapters.md: <data_dir>/ca/root.pem), as
-     * ca_local_root_path() names it once the adapter is open. */
-    char dir[BRK_PATH_MAX];
-    brk_path_ca(cfg, dir, sizeof(dir));
-    if(snprintf(path, sizeof(path), "%s/root.pem", dir) >= (int)sizeof(path))
-      return LC_EINVAL;
-  }
-  if(!path[0])
-    return LC_OK;
-  lc_err rc = lc_read_file(path, TRUST_MAX, out, NULL);
-  if(rc == LC_ENOTFOUND && !cfg->ca_trust_bundle[0])
-    return LC_OK; /* no local CA made yet: nothing was ever sent */
-  if(rc != LC_OK)
-    lc_log(LC_ERROR, "trust", "op=initial_bundle path=%s err=%s", path,
-           lc_errname(rc));
-  return rc;
-}
-
-void brk__trust_free(struct brk *b)
-{
-  for(size_t i = 0; i < b->trust.n; i++)
-    lc_free(b->trust.cur[i].pem);
-  lc_free(b->trust.cur);
-  b->trust.cur = NULL;
-  b->trust.n = 0;
-}
-
-static lc_err load_line(void *ctx, const char *line)
-{
-  struct brk *b = ctx;
-  struct brk_trust *t = &b->trust;
-  struct sm_trust_bundle tb;
-  lc_err rc = sm_store_trust_current(b->store, line, false, &tb);
-  if(rc != LC_OK)
-    return rc;
-  struct brk_trust_cur *c = lc_realloc(t->cur, (t->n + 1) * sizeof(*c));
-  if(!c) {
-    sm_trust_bundle_cleanup(&tb);
-    return LC_ENOMEM;
-  }
-  t->cur = c;
-  c = &t->cur[t->n++];
-  memset(c, 0, sizeof(*c));
-  lc_strlcpy(c->line, line, sizeof(c->line));
-  c->phase = tb.phase;
-  c->pem = tb.pem; /* moves */
-  lc_strlcpy(c->sha256, tb.sha256, sizeof(c->sha256));
-  return LC_OK;
-}
-
-lc_err brk__trust_load(struct brk *b)
-{
-  brk__trust_free(b);
-  b->trust.initial_sha256[0] = '\0';
-  if(b->trust_bundle &&
-     lc_sha256_hex(b->trust_bundle, strlen(b->trust_bundle),
-                   b->trust.initial_sha256) != LC_OK)
-    return LC_ENOMEM;
-  b->next_trust_count = 0;
-  lc_err rc = sm_store_trust_lines(b->store, load_line, b);
-  if(rc != LC_OK)
-    lc_log(LC_ERROR, "trust", "op=load err=%s", lc_errname(rc));
-  return rc;
-}
-
-static const struct brk_trust_cur *scope_of(const struct brk *b,
-                                            const char *line)
-{
-  for(size_t i = 0; i < b->trust.n; i++)
-    if(!strcmp(b->trust.cur[i].line, line))
-      return &b->trust.cur[i];
-  return NULL;
-}
-
-/* The scope whose bundle line `group` follows: its own, the site's, or
- * none (the initial bundle). */
-static const struct brk_trust_cur *scope_for(const struct brk *b,
-                                             const char *group)
-{
-  const struct brk_trust_cur *c = group[0] ? scope_of(b, group) : NULL;
-  return c ? c : scope_of(b, "");
-}
-
-const char *brk__trust_for(const struct brk *b, const char *group,
-                           const char **sha, enum sm_trust_phase *phase)
-{
-  const struct brk_trust_cur *c = scope_for(b, group ? group : "");
-  if(sha)
-    *sha = c ? c->sha256 : b->trust.initial_sha256;
-  if(phase)
-    *phase = c ? c->phase : SM_TRUST_NONE;
-  return c ? c->pem : b->trust_bundle;
-}
 
 /* ---- acknowledgements and pushes ------------------------------------------------ */
 
@@ -195,7 +90,7 @@ void brk__trust_after_birth(struct brk *b, struct brk_dev *d)
   /* Only once an operator changed the bundle: until then it is the one
    * every delivery carried, and a device that never acknowledges (older
    * firmware) is not sent it again at every birth. */
-  if(!scope_for(b, d->sm->group))
+  if(!brk__trust_scope(b, d->sm->group) && !brk__trust_scope(b, ""))
     return;
   const char *sha = NULL;
   if(!brk__trust_for(b, d->sm->group, &sha, NULL))
@@ -221,7 +116,7 @@ struct walk {
 
 static bool walk_skips(const struct walk *w, const struct sm_trust_device *d)
 {
-  return !w->line[0] && d->group[0] && scope_of(w->b, d->group);
+  return !w->line[0] && d->group[0] && brk__trust_scope(w->b, d->group);
 }
 
 static lc_err count_one(void *ctx, const struct sm_trust_device *d)
@@ -289,7 +184,7 @@ static lc_err collect_one(void *ctx, const struct sm_trust_device *d)
  * others get it after their next birth (brk__trust_after_birth()). */
 static size_t push_scope(struct brk *b, const char *line)
 {
-  const struct brk_trust_cur *c = scope_of(b, line);
+  const struct brk_trust_cur *c = brk__trust_scope(b, line);
   const char *sha = NULL;
   const char *pem = c ? c->pem : brk__trust_for(b, line, &sha, NULL);
   if(c)
@@ -369,7 +264,7 @@ static json_t *get_scope(struct brk *b, const struct brk_ctl_req *r,
   if(line && (!line[0] || !lc_strlcpy(s->line, line, sizeof(s->line)) ||
               strchr(line, '/') || strchr(line, '+') || strchr(line, '#')))
     return brk__ctl_error("trust: --line must name a group id");
-  const struct brk_trust_cur *c = scope_of(b, s->line);
+  const struct brk_trust_cur *c = brk__trust_scope(b, s->line);
   s->own = c != NULL;
   const char *sha = NULL;
   s->pem = brk__trust_for(b, s->line, &sha, &s->phase);
@@ -474,10 +369,10 @@ static json_t *trust_add(struct brk *b, const struct brk_ctl_req *r)
     }
     len += strlen(add[i].pem);
   }
-  char *next = len <= TRUST_MAX ? lc_malloc(len + 1) : NULL;
+  char *next = len <= BRK_TRUST_MAX ? lc_malloc(len + 1) : NULL;
   if(!next) {
     answer = brk__ctl_error("trust add: the bundle would exceed %u bytes",
-                            (unsigned)TRUST_MAX);
+                            (unsigned)BRK_TRUST_MAX);
     goto out;
   }
   size_t at = 0;
