@@ -67,6 +67,15 @@ void brk__trust_installed(struct brk *b, const struct spb_topic *t,
            t->group, t->edge, dev[0] ? "/" : "", dev);
     return;
   }
+  /* A device repeats its bundle's hash with every Installed: only a
+   * change is a fact worth a record (and a signature). */
+  struct sm_trust_device td;
+  lc_err rc = sm_store_trust_device(b->store, d->sm->group, d->sm->edge,
+                                    d->sm->device, &td);
+  if(rc == LC_OK && !strcmp(td.acked, hex)) {
+    lc_log(LC_DEBUG, "trust", "dev=%s installed=%.12s repeated", d->key, hex);
+    return;
+  }
   const char *want = NULL;
   (void)brk__trust_for(b, d->sm->group, &want, NULL);
   bool current = want && !strcmp(want, hex);

@@ -457,6 +457,26 @@ static void test_rollback_per_line(void)
                               "phase=\"NONE\"} 1\n"));
   CU_ASSERT_TRUE(metrics_show("linecert_trust_devices{line=\"L2\","
                               "status=\"acknowledged\"} 2\n"));
+
+  /* An acknowledgement repeated (a device's every Installed carries its
+   * bundle's hash) changes nothing and is not audited again; a change
+   * is. The change comes after the repeat on the same session, so once
+   * it is stored the repeat was handled. */
+  static const char acked_sql[] =
+    "SELECT count(*) FROM audit WHERE event = 'trust_acknowledged'";
+  long long acks = rig_sql_number(&r, acked_sql);
+  CU_ASSERT_TRUE(acks > 0);
+  static const char other[] =
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  ep_ddata_trust_installed(&e1, &d1, sha0);
+  ep_ddata_trust_installed(&e1, &d1, other);
+  char stored_sql[200];
+  snprintf(stored_sql, sizeof(stored_sql),
+           "SELECT count(*) FROM trust_ack WHERE sha256 = '%s'", other);
+  for(int i = 0; i < 100 && rig_sql_number(&r, stored_sql) < 1; i++)
+    ep_nap_ms(50);
+  CU_ASSERT_EQUAL(rig_sql_number(&r, stored_sql), 1);
+  CU_ASSERT_EQUAL(rig_sql_number(&r, acked_sql), acks + 1);
   ep_device_cleanup(&d1);
   ep_device_cleanup(&d2);
   ep_device_cleanup(&x1);
