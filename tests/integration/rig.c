@@ -29,13 +29,23 @@ static void nap_ms(int ms)
   nanosleep(&ts, NULL);
 }
 
-void rig_init_conf(struct rig *r, const char *const extra_conf[])
+void rig_init_dir(struct rig *r)
 {
   memset(r, 0, sizeof(*r));
   snprintf(r->dir, sizeof(r->dir), "/tmp/lc-it-XXXXXX");
   CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(r->dir));
   snprintf(r->data_dir, sizeof(r->data_dir), "%s/data", r->dir);
+}
+
+void rig_start_mosq(struct rig *r, const char *const extra_conf[])
+{
   CU_ASSERT_EQUAL_FATAL(lc_mosq_start(extra_conf, &r->mosq), LC_OK);
+}
+
+void rig_init_conf(struct rig *r, const char *const extra_conf[])
+{
+  rig_init_dir(r);
+  rig_start_mosq(r, extra_conf);
 }
 
 void rig_init(struct rig *r)
@@ -155,11 +165,13 @@ static int sim_runs;
 struct lc_proc *rig_spawn_sim(struct rig *r, const char *const args[])
 {
   const char *argv[64];
-  char trust[400], out[320];
+  char trust[400];
   sim_argv(r, args, argv, trust, sizeof(trust));
-  snprintf(out, sizeof(out), "%s/sim-%d.out", r->dir, ++sim_runs);
+  snprintf(r->sim_out, sizeof(r->sim_out), "%s/sim-%d.out", r->dir,
+           ++sim_runs);
   struct lc_proc *p = NULL;
-  CU_ASSERT_EQUAL(lc_proc_spawn(argv, NULL, out, out, &p), LC_OK);
+  CU_ASSERT_EQUAL(lc_proc_spawn(argv, NULL, r->sim_out, r->sim_out, &p),
+                  LC_OK);
   return p;
 }
 

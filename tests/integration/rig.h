@@ -29,6 +29,7 @@ struct rig {
   const char *const *linecert_env;
   char sim_trust[300];    /* root PEM for linecert-sim --trust; "" = the
                              local CA's <data-dir>/ca/root.pem */
+  char sim_out[320];      /* output file of the last simulator started */
 };
 
 /* linecert's wall clock `days` ahead of ours (libfaketime; 0 = real
@@ -39,6 +40,11 @@ void rig_faketime(struct rig *r, long days);
 /* `dst` = the files of `srcs` (NULL-terminated), one after the other. */
 void rig_concat(const char *dst, const char *const srcs[]);
 
+/* Make the temp dir only: files Mosquitto's configuration names (a TLS
+ * listener's certificate) go there before rig_start_mosq(). */
+void rig_init_dir(struct rig *r);
+/* Start Mosquitto with lines added to its conf (lc_mosq_start()). */
+void rig_start_mosq(struct rig *r, const char *const extra_conf[]);
 /* Make the temp dir and start Mosquitto. CUnit-fatal on failure. */
 void rig_init(struct rig *r);
 /* The same, with lines added to Mosquitto's conf (lc_mosq_start()),
@@ -59,7 +65,7 @@ void rig_cleanup(struct rig *r);
  * or the local CA's root); returns its
  * exit status (or -1). Output goes to <dir>/sim-<n>.out. */
 int rig_run_sim(struct rig *r, const char *const args[], int timeout_s);
-/* Start the simulator without waiting. */
+/* Start the simulator without waiting; its output goes to r->sim_out. */
 struct lc_proc *rig_spawn_sim(struct rig *r, const char *const args[]);
 /* Run `linecert <args>` with --data-dir; returns exit status. */
 int rig_run_cli(struct rig *r, const char *const args[], const char *out);

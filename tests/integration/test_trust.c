@@ -19,6 +19,7 @@
  */
 #include "tests/integration/edge_play.h"
 #include "tests/integration/rig.h"
+#include "tests/integration/trust_cli.h"
 #include "tests/support/lc_cunit.h"
 #include "tests/support/lc_httpget.h"
 
@@ -46,69 +47,6 @@ static void start(struct rig *r, long days)
   rig_start_linecert(r, args);
 }
 
-static void sha_of(const char *text, char out[65])
-{
-  CU_ASSERT_EQUAL(lc_sha256_hex(text, strlen(text), out), LC_OK);
-}
-
-static char *slurp(const char *path)
-{
-  FILE *f = fopen(path, "r");
-  if(!f)
-    return NULL;
-  char *buf = calloc(1, 1 << 20);
-  size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-  fclose(f);
-  if(buf)
-    buf[n] = '\0';
-  return buf;
-}
-
-/* `linecert trust ARGS --json`: its exit status, and its answer. */
-static int trust(struct rig *r, const char *const args[], json_t **ans)
-{
-  static int n;
-  char out[400];
-  snprintf(out, sizeof(out), "%s/trust-%d.out", r->dir, ++n);
-  const char *argv[24] = {"trust"};
-  int k = 1;
-  for(int i = 0; args[i] && k < 22; i++)
-    argv[k++] = args[i];
-  argv[k++] = "--json";
-  argv[k] = NULL;
-  int rc = rig_run_cli(r, argv, out);
-  char *text = slurp(out);
-  json_t *j = NULL;
-  /* The JSON is the last line that starts with '{' (log lines may go
-   * to the same file). */
-  const char *last = NULL;
-  for(const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1
-                                                         : NULL)
-    if(*l == '{')
-      last = l;
-  if(last)
-    j = json_loads(last, JSON_DISABLE_EOF_CHECK, NULL);
-  if(ans)
-    *ans = j;
-  else
-    json_decref(j);
-  if(!j)
-    fprintf(stderr, "trust %s: no JSON in: %s\n", args[0], text ? text : "");
-  free(text);
-  return rc;
-}
-
-static const char *jstr(const json_t *j, const char *k)
-{
-  const char *v = json_string_value(json_object_get(j, k));
-  return v ? v : "";
-}
-
-static long long jint(const json_t *j, const char *k)
-{
-  return (long long)json_integer_value(json_object_get(j, k));
-}
-
 /* Provision d on e: ISSUED with the bundle, Installed, and the bundle
  * acknowledged. The bundle's hash in sha. */
 static void provision(struct ep_edge *e, struct ep_device *d, char sha[65])
@@ -118,7 +56,7 @@ static void provision(struct ep_edge *e, struct ep_device *d, char sha[65])
   CU_ASSERT_TRUE_FATAL(ep_wait_dcmd(e, d->id, &c, NULL));
   ep_check_issued(&c);
   CU_ASSERT_TRUE(c.trust[0] != '\0');
-  sha_of(c.trust, sha);
+  tc_sha_of(c.trust, sha);
   ep_acknowledge(e, d, &c);
   ep_ddata_trust_installed(e, d, sha);
 }
@@ -132,34 +70,9 @@ static char *expect_push(struct ep_edge *e, struct ep_device *d, char sha[65])
   CU_ASSERT_EQUAL(c.n_metrics, 1);
   CU_ASSERT_STRING_EQUAL(c.status, "");
   CU_ASSERT_TRUE(c.trust[0] != '\0');
-  sha_of(c.trust, sha);
+  tc_sha_of(c.trust, sha);
   ep_ddata_trust_installed(e, d, sha);
   return strdup(c.trust);
-}
-
-/* Wait until `trust status` counts `acked` acknowledgements. */
-static json_t *wait_acked(struct rig *r, const char *line, long long acked)
-{
-  json_t *st = NULL;
-  for(int i = 0; i < 100; i++) {
-    json_decref(st);
-    st = NULL;
-    const char *args[] = {"status", line ? "--line" : NULL, line, NULL};
-    CU_ASSERT_EQUAL(trust(r, args, &st), 0);
-    if(jint(st, "acknowledged") >= acked)
-      break;
-    ep_nap_ms(100);
-  }
-  CU_ASSERT_EQUAL(jint(st, "acknowledged"), acked);
-  return st;
-}
-
-static int count_certs(const char *pem)
-{
-  int n = 0;
-  for(const char *p = pem; (p = strstr(p, "BEGIN CERTIFICATE")); p++)
-    n++;
-  return n;
 }
 
 /* /metrics shows `want` within a few seconds (its figures are copied
@@ -199,10 +112,10 @@ static void test_seed_incident(void)
   start(&r, 0);
   char path[512], root_path[400];
   snprintf(root_path, sizeof(root_path), "%s/ca/root.pem", r.data_dir);
-  char *root = slurp(root_path);
+  char *root = tc_slurp(root_path);
   CU_ASSERT_PTR_NOT_NULL_FATAL(root);
   char root_sha[65];
-  sha_of(root, root_sha);
+  tc_sha_of(root, root_sha);
 
   /* Every device holds CA-old: the initial bundle, the local root. */
   struct ep_edge e1, e2;
@@ -219,9 +132,9 @@ static void test_seed_incident(void)
   CU_ASSERT_STRING_EQUAL(sha, root_sha);
   provision(&e1, &d2, sha);
   provision(&e2, &d3, sha);
-  json_t *st = wait_acked(&r, NULL, 3);
-  CU_ASSERT_STRING_EQUAL(jstr(st, "phase"), "NONE");
-  CU_ASSERT_STRING_EQUAL(jstr(st, "bundle_sha256"), root_sha);
+  json_t *st = tc_wait_acked(&r, NULL, 3);
+  CU_ASSERT_STRING_EQUAL(tc_jstr(st, "phase"), "NONE");
+  CU_ASSERT_STRING_EQUAL(tc_jstr(st, "bundle_sha256"), root_sha);
   json_decref(st);
 
   /* E2 goes offline. */
@@ -233,7 +146,7 @@ static void test_seed_incident(void)
   char newca_dir[400];
   snprintf(newca_dir, sizeof(newca_dir), "%s/newca", r.dir);
   json_t *ans = NULL;
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"server-cert", "--new-ca",
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"server-cert", "--new-ca",
                                              "-o", newca_dir, NULL}, &ans),
                   0);
   json_decref(ans);
@@ -242,29 +155,29 @@ static void test_seed_incident(void)
    * the incident cannot be made with linecert. */
   char srv_dir[400];
   snprintf(srv_dir, sizeof(srv_dir), "%s/srv", r.dir);
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"server-cert", "--cn",
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"server-cert", "--cn",
                                              "127.0.0.1", "-o", srv_dir,
                                              NULL}, NULL), 1);
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"add", path, NULL}, &ans), 0);
-  CU_ASSERT_STRING_EQUAL(jstr(ans, "phase"), "ADD");
-  CU_ASSERT_EQUAL(jint(ans, "pushed"), 2);
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"add", path, NULL}, &ans), 0);
+  CU_ASSERT_STRING_EQUAL(tc_jstr(ans, "phase"), "ADD");
+  CU_ASSERT_EQUAL(tc_jint(ans, "pushed"), 2);
   char add_sha[65];
-  snprintf(add_sha, sizeof(add_sha), "%s", jstr(ans, "bundle_sha256"));
+  snprintf(add_sha, sizeof(add_sha), "%s", tc_jstr(ans, "bundle_sha256"));
   json_decref(ans);
   /* A second add during the rotation is refused. */
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"add", path, NULL}, NULL), 1);
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"add", path, NULL}, NULL), 1);
 
   /* The online devices hear it, TrustBundle only, and acknowledge. */
   char *b1 = expect_push(&e1, &d1, sha);
   CU_ASSERT_STRING_EQUAL(sha, add_sha);
-  CU_ASSERT_EQUAL(count_certs(b1), 2);
+  CU_ASSERT_EQUAL(tc_count_certs(b1), 2);
   free(b1);
   free(expect_push(&e1, &d2, sha));
   CU_ASSERT_STRING_EQUAL(sha, add_sha);
-  st = wait_acked(&r, NULL, 2);
-  CU_ASSERT_STRING_EQUAL(jstr(st, "phase"), "ADD");
-  CU_ASSERT_EQUAL(jint(st, "devices"), 3);
-  CU_ASSERT_EQUAL(jint(st, "pending"), 1);
+  st = tc_wait_acked(&r, NULL, 2);
+  CU_ASSERT_STRING_EQUAL(tc_jstr(st, "phase"), "ADD");
+  CU_ASSERT_EQUAL(tc_jint(st, "devices"), 3);
+  CU_ASSERT_EQUAL(tc_jint(st, "pending"), 1);
   json_t *strag = json_object_get(st, "stragglers");
   CU_ASSERT_EQUAL(json_array_size(strag), 1);
   CU_ASSERT_STRING_EQUAL(json_string_value(json_array_get(strag, 0)),
@@ -278,30 +191,30 @@ static void test_seed_incident(void)
                               "status=\"pending\"} 1\n"));
 
   /* rotate refuses and names the offline device. */
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"rotate", NULL}, &ans), 1);
-  CU_ASSERT_PTR_NOT_NULL(strstr(jstr(ans, "error"), LINE "/E2/TR-3"));
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"rotate", NULL}, &ans), 1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(tc_jstr(ans, "error"), LINE "/E2/TR-3"));
   json_decref(ans);
 
   /* A server certificate from CA-new (now in the bundle); validate says
    * fail for the straggler, pass for the others. */
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"server-cert", "--cn",
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"server-cert", "--cn",
                                              "127.0.0.1", "-o", srv_dir,
                                              NULL}, &ans), 0);
-  CU_ASSERT_STRING_EQUAL(jstr(ans, "phase"), "ADD");
+  CU_ASSERT_STRING_EQUAL(tc_jstr(ans, "phase"), "ADD");
   json_decref(ans);
   char chain[512];
   snprintf(chain, sizeof(chain), "%s/server.pem", srv_dir);
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"validate", "--device",
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"validate", "--device",
                                              LINE "/E1/TR-1", "--chain",
                                              chain, NULL}, &ans), 0);
   CU_ASSERT_TRUE(json_is_true(json_object_get(ans, "valid")));
   json_decref(ans);
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"validate", "--device",
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"validate", "--device",
                                              LINE "/E2/TR-3", "--chain",
                                              chain, NULL}, &ans), 1);
   CU_ASSERT_TRUE(json_is_false(json_object_get(ans, "valid")));
-  CU_ASSERT_STRING_EQUAL(jstr(ans, "bundle_sha256"), root_sha);
-  CU_ASSERT_PTR_NOT_NULL(strstr(jstr(ans, "reason"), "issuer"));
+  CU_ASSERT_STRING_EQUAL(tc_jstr(ans, "bundle_sha256"), root_sha);
+  CU_ASSERT_PTR_NOT_NULL(strstr(tc_jstr(ans, "reason"), "issuer"));
   json_decref(ans);
 
   /* E2 comes back: its birth's answer, then the push; acknowledged. */
@@ -313,44 +226,32 @@ static void test_seed_incident(void)
   CU_ASSERT_STRING_EQUAL(c.status, "ISSUED");
   free(expect_push(&e2, &d3, sha));
   CU_ASSERT_STRING_EQUAL(sha, add_sha);
-  json_decref(wait_acked(&r, NULL, 3));
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"validate", "--device",
+  json_decref(tc_wait_acked(&r, NULL, 3));
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"validate", "--device",
                                              LINE "/E2/TR-3", "--chain",
                                              chain, NULL}, NULL), 0);
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"rotate", NULL}, &ans), 0);
-  CU_ASSERT_STRING_EQUAL(jstr(ans, "phase"), "ROTATE");
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"rotate", NULL}, &ans), 0);
+  CU_ASSERT_STRING_EQUAL(tc_jstr(ans, "phase"), "ROTATE");
   json_decref(ans);
 
   /* The old CA may not leave before the overlap... */
   /* The old CA's fingerprint as an operator gets it:
    * `openssl x509 -noout -fingerprint -sha256` (with colons). */
   char fpr_colons[100];
-  FILE *p2;
-  {
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "openssl x509 -in %s -noout -fingerprint "
-             "-sha256 | cut -d= -f2", root_path);
-    p2 = popen(cmd, "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(p2);
-    CU_ASSERT_PTR_NOT_NULL(fgets(fpr_colons, sizeof(fpr_colons), p2));
-    pclose(p2);
-    char *nl = strchr(fpr_colons, '\n');
-    if(nl)
-      *nl = '\0';
-  }
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"remove", fpr_colons, NULL},
+  tc_fingerprint(root_path, fpr_colons, sizeof(fpr_colons));
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"remove", fpr_colons, NULL},
                         &ans), 1);
-  CU_ASSERT_PTR_NOT_NULL(strstr(jstr(ans, "error"), "overlap"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(tc_jstr(ans, "error"), "overlap"));
   json_decref(ans);
 
   /* ... and may after it (linecert's clock eight days on). */
   rig_stop_linecert(&r);
   start(&r, 8);
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"remove", fpr_colons, NULL},
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"remove", fpr_colons, NULL},
                         &ans), 0);
-  CU_ASSERT_STRING_EQUAL(jstr(ans, "phase"), "REMOVE");
+  CU_ASSERT_STRING_EQUAL(tc_jstr(ans, "phase"), "REMOVE");
   char rm_sha[65];
-  snprintf(rm_sha, sizeof(rm_sha), "%s", jstr(ans, "bundle_sha256"));
+  snprintf(rm_sha, sizeof(rm_sha), "%s", tc_jstr(ans, "bundle_sha256"));
   json_decref(ans);
   /* The devices hear the smaller bundle after their next birth. */
   ep_nbirth(&e1, 1);
@@ -359,14 +260,14 @@ static void test_seed_incident(void)
   CU_ASSERT_STRING_EQUAL(c.status, "ISSUED");
   char *small = expect_push(&e1, &d1, sha);
   CU_ASSERT_STRING_EQUAL(sha, rm_sha);
-  CU_ASSERT_EQUAL(count_certs(small), 1);
-  char *newca = slurp(path);
+  CU_ASSERT_EQUAL(tc_count_certs(small), 1);
+  char *newca = tc_slurp(path);
   CU_ASSERT_PTR_NOT_NULL(newca && strstr(small, "BEGIN CERTIFICATE") &&
                          !strstr(small, root));
   free(newca);
   free(small);
-  st = wait_acked(&r, NULL, 1);
-  CU_ASSERT_STRING_EQUAL(jstr(st, "phase"), "REMOVE");
+  st = tc_wait_acked(&r, NULL, 1);
+  CU_ASSERT_STRING_EQUAL(tc_jstr(st, "phase"), "REMOVE");
   json_decref(st);
 
   CU_ASSERT_TRUE(rig_check_audit(&r) > 0);
@@ -411,28 +312,28 @@ static void test_rollback_per_line(void)
 
   char dir[400], path[420];
   snprintf(dir, sizeof(dir), "%s/ca3", r.dir);
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"server-cert", "--new-ca",
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"server-cert", "--new-ca",
                                              "-o", dir, NULL}, NULL), 0);
   snprintf(path, sizeof(path), "%s/ca.pem", dir);
   json_t *ans = NULL;
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"add", path, "--line", "L2",
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"add", path, "--line", "L2",
                                              NULL}, &ans), 0);
-  CU_ASSERT_EQUAL(jint(ans, "pushed"), 2);
+  CU_ASSERT_EQUAL(tc_jint(ans, "pushed"), 2);
   json_decref(ans);
   free(expect_push(&e1, &d1, sha));
   free(expect_push(&e2, &d2, sha));
-  json_decref(wait_acked(&r, "L2", 2));
+  json_decref(tc_wait_acked(&r, "L2", 2));
   /* E2 goes away before the rollback. */
   ep_ndeath(&e2, 0);
   ep_edge_close(&e2);
   wait_nodes_offline(1);
 
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"rollback", "--line", "L2",
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"rollback", "--line", "L2",
                                              NULL}, &ans), 0);
-  CU_ASSERT_STRING_EQUAL(jstr(ans, "phase"), "NONE");
-  CU_ASSERT_STRING_EQUAL(jstr(ans, "from_phase"), "ADD");
-  CU_ASSERT_STRING_EQUAL(jstr(ans, "bundle_sha256"), sha0);
-  CU_ASSERT_EQUAL(jint(ans, "pushed"), 1);
+  CU_ASSERT_STRING_EQUAL(tc_jstr(ans, "phase"), "NONE");
+  CU_ASSERT_STRING_EQUAL(tc_jstr(ans, "from_phase"), "ADD");
+  CU_ASSERT_STRING_EQUAL(tc_jstr(ans, "bundle_sha256"), sha0);
+  CU_ASSERT_EQUAL(tc_jint(ans, "pushed"), 1);
   json_decref(ans);
   free(expect_push(&e1, &d1, sha));
   CU_ASSERT_STRING_EQUAL(sha, sha0);
@@ -445,12 +346,12 @@ static void test_rollback_per_line(void)
   CU_ASSERT_STRING_EQUAL(c.status, "ISSUED");
   free(expect_push(&e2, &d2, sha));
   CU_ASSERT_STRING_EQUAL(sha, sha0);
-  json_t *st = wait_acked(&r, "L2", 2);
-  CU_ASSERT_STRING_EQUAL(jstr(st, "phase"), "NONE");
-  CU_ASSERT_EQUAL(jint(st, "pending"), 0);
+  json_t *st = tc_wait_acked(&r, "L2", 2);
+  CU_ASSERT_STRING_EQUAL(tc_jstr(st, "phase"), "NONE");
+  CU_ASSERT_EQUAL(tc_jint(st, "pending"), 0);
   json_decref(st);
   /* Nothing more to roll back; the other line never heard of it. */
-  CU_ASSERT_EQUAL(trust(&r, (const char *[]){"rollback", "--line", "L2",
+  CU_ASSERT_EQUAL(tc_trust(&r, (const char *[]){"rollback", "--line", "L2",
                                              NULL}, NULL), 1);
   CU_ASSERT_EQUAL(ep_drain(&o1), 0);
   CU_ASSERT_TRUE(metrics_show("linecert_trust_phase{line=\"L2\","

@@ -358,6 +358,8 @@ static void renewed_locked(struct sim_checker *c, struct sim_device *d,
     return;
   }
   memcpy(d->installed, fps, sizeof(d->installed));
+  if(in->trust)
+    sim_trust_delivered(d, in->trust, in->trust_len);
   lc_err arc = sim_edge_send_installed_locked(d->edge, d);
   (void)arc; /* not online: linecert re-delivers, we ack that */
   sim_renew_outcome_locked(d, "renewed", strlen("renewed"));
@@ -480,6 +482,7 @@ static void on_issued(struct sim_checker *c, struct sim_device *d,
   if(first) {
     if(rc == LC_OK) {
       memcpy(d->installed, fps, sizeof(d->installed));
+      sim_trust_delivered(d, in.trust, in.trust_len);
       lc_err arc = sim_edge_send_installed_locked(e, d);
       (void)arc; /* not online: linecert re-delivers, we ack that */
       sim_edge_set_state_locked(e, d, SIM_DEV_PROVISIONED, NULL);
@@ -497,6 +500,29 @@ static void on_issued(struct sim_checker *c, struct sim_device *d,
 
 static void handle_answer(struct sim_checker *c, struct sim_device *d,
                           const struct spb_payload *p);
+
+/* DESIGN §4.4: a command with Provisioning/TrustBundle only. Only a
+ * device with an identity is sent one. */
+static void on_trust_push(struct sim_device *d, const char *pem, size_t len)
+{
+  char why[WHY_MAX];
+  struct sim_edge *e = d->edge;
+  pthread_mutex_lock(&e->lock);
+  if(d->kind != SIM_NORMAL || (d->state != SIM_DEV_PROVISIONED &&
+                               d->state != SIM_DEV_WAITING)) {
+    snprintf(why, sizeof(why), "check=trust_push a bundle for a device "
+                               "that has no identity");
+    fail_locked(d, why);
+  } else if(sim_trust_install_locked(d, pem, len, why, sizeof(why)) !=
+            LC_OK) {
+    fail_locked(d, why);
+  } else {
+    atomic_fetch_add(&e->sim->n_trust_pushes, 1);
+    lc_err rc = sim_edge_send_trust_installed_locked(e, d);
+    (void)rc; /* not online: linecert pushes again after the next birth */
+  }
+  pthread_mutex_unlock(&e->lock);
+}
 
 static void handle_dcmd(struct sim_checker *c, struct sim_edge *e,
                         const char *dev, size_t dev_len,
@@ -560,7 +586,12 @@ static void handle_answer(struct sim_checker *c, struct sim_device *d,
     fail_device(d, "check=challenge Provisioning/Challenge not Bytes");
   } else if(cmd_string(p, d, "Provisioning/Status", &status, &len) !=
             LC_OK) {
-    fail_device(d, "check=dcmd_status no Provisioning/Status string");
+    const char *pem;
+    if(p->n_metrics == 1 &&
+       cmd_string(p, d, "Provisioning/TrustBundle", &pem, &len) == LC_OK)
+      on_trust_push(d, pem, len);
+    else
+      fail_device(d, "check=dcmd_status no Provisioning/Status string");
   } else if(equals(status, len, "RENEWAL_NEEDED")) {
     on_notice(d);
   } else if(equals(status, len, "RETRYING")) {

@@ -755,17 +755,20 @@ void sim_edge_start_renewal_locked(struct sim_edge *e, struct sim_device *d)
   (void)rc; /* not online: the timer or the reconnect sends it again */
 }
 
-lc_err sim_edge_send_installed_locked(struct sim_edge *e,
-                                      struct sim_device *d)
+typedef lc_err (*data_fn)(const struct sim_device *d, bool aliases,
+                          uint8_t seq, uint64_t now_ms, struct sim_buf *out);
+
+/* An acknowledgement of d's in DDATA (docs/protocol.md: a node-level
+ * device's in NDATA), built by `fn`. */
+static lc_err send_ack_locked(struct sim_edge *e, struct sim_device *d,
+                              data_fn fn)
 {
   if(e->phase != SIM_PH_ONLINE)
-    return LC_ESTATE; /* linecert re-delivers; we ack that one */
+    return LC_ESTATE; /* linecert sends again; we ack that one */
   char topic[SPB_TOPIC_MAX];
-  /* docs/protocol.md: a node-level device acknowledges in NDATA. */
   lc_err rc = data_topic(e, d, topic, sizeof(topic));
   if(rc == LC_OK)
-    rc = sim_payload_installed(d, e->sim->opts->aliases, e->seq, lc_now_ms(),
-                               &e->buf);
+    rc = fn(d, e->sim->opts->aliases, e->seq, lc_now_ms(), &e->buf);
   if(rc == LC_OK)
     rc = publish(e, topic, e->buf.data, e->buf.len, 0);
   if(rc == LC_OK) {
@@ -773,6 +776,18 @@ lc_err sim_edge_send_installed_locked(struct sim_edge *e,
     atomic_store(&e->sim->last_ack_ms, lc_mono_ms());
   }
   return rc;
+}
+
+lc_err sim_edge_send_installed_locked(struct sim_edge *e,
+                                      struct sim_device *d)
+{
+  return send_ack_locked(e, d, sim_payload_installed);
+}
+
+lc_err sim_edge_send_trust_installed_locked(struct sim_edge *e,
+                                            struct sim_device *d)
+{
+  return send_ack_locked(e, d, sim_payload_trust_installed);
 }
 
 /* ---- connection (run loop) ------------------------------------------- */
@@ -817,8 +832,8 @@ lc_err sim_edge_connect(struct sim_edge *e)
     co.will = &wo;
     co.context = e;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-    if(o->ca_file) {
-      ssl.trustStore = o->ca_file;
+    if(o->ca_file || e->trust_file[0]) {
+      ssl.trustStore = e->trust_file[0] ? e->trust_file : o->ca_file;
       ssl.disableDefaultTrustStore = 1;
       ssl.enableServerCertAuth = 1;
       ssl.verify = 1; /* host name check */

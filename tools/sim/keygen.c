@@ -57,6 +57,7 @@ static lc_err load_device(struct sim *s, struct sim_device *d)
   }
   if(rc != LC_OK)
     return rc;
+  sim_trust_loaded(d);
   d->presented = sim_renew_pick(&d->keep, o->renew_with,
                                 sim_device_time(o));
   d->renewing = true;
@@ -85,6 +86,8 @@ static lc_err resume_device(struct sim *s, struct sim_device *d, bool *found)
   }
   for(int r = 0; r < SIM_ROLES && rc == LC_OK; r++)
     rc = sim_spki(d->keep.key[r], &d->spki[r], &d->spki_len[r]);
+  if(rc == LC_OK)
+    sim_trust_loaded(d);
   return rc;
 }
 

@@ -25,11 +25,19 @@ static void usage(FILE *f)
 "linecert answers in DCMD and acknowledges it in DDATA.\n"
 "\n"
 "  --mqtt-url URL    broker, e.g. tcp://127.0.0.1:1883 (required), or\n"
-"                    ssl://127.0.0.1:8883 for TLS (needs --ca)\n"
+"                    ssl://127.0.0.1:8883 for TLS (needs --ca, or\n"
+"                    --verify-broker-with-bundle)\n"
 "  --ca FILE         CA certificate(s) the broker's TLS certificate must\n"
 "                    chain to (its name must match the url's host)\n"
 "  --cert-dir DIR    TLS client certificates: edge node ID presents\n"
 "                    DIR/ID.pem with key DIR/ID.key (PEM; CN = ID)\n"
+"  --verify-broker-with-bundle  the broker's TLS certificate must chain\n"
+"                    to the trust bundle the edge's devices installed\n"
+"                    (DIR/<serial>/trust.pem of --state-dir: what\n"
+"                    linecert delivered or last pushed), as a real\n"
+"                    line's devices do; --ca only for an edge whose\n"
+"                    devices have none yet. A bundle pushed during the\n"
+"                    run applies from the next reconnection\n"
 "  --mqtt-version V  3.1.1 (default) or 5\n"
 "  --trust FILE      root CA PEM the issued chains must lead to\n"
 "                    (required unless --devices 0)\n"
@@ -59,6 +67,11 @@ static void usage(FILE *f)
 "                    own key. A full check costs 0.6-1 ms of CPU, so a\n"
 "                    load test on a small box may sample\n"
 "  --progress        one progress line per second on stderr\n"
+"  --hold            once every device has its answer, print a line\n"
+"                    \"holding devices=N provisioned=P\" and stay online,\n"
+"                    installing and acknowledging trust bundle pushes\n"
+"                    (DESIGN.md §4.4), until SIGINT or SIGTERM; the run is\n"
+"                    then judged as at a normal end\n"
 "\n"
 "Renewal (DESIGN.md §4.1, §4.2; docs/protocol.md, \"Renewal\"):\n"
 "  --state-dir DIR   keep every device's keys (0600) and delivered\n"
@@ -97,7 +110,8 @@ static void usage(FILE *f)
 "rejected_as_expected, failed, retransmits, retrying (RETRYING answers\n"
 "received), elapsed_s, devices_per_s\n"
 "(provisioned / time from first DBIRTH to last acknowledgement),\n"
-"rebirths, keygen_s, fully_checked, end (done|timeout|interrupted|error);\n"
+"rebirths, keygen_s, fully_checked, trust_pushes (bundles installed\n"
+"from TrustBundle-only commands), end (done|timeout|interrupted|error);\n"
 "when devices renew also renewals.<outcome>=N per outcome (renewed,\n"
 "rejected:<reason>, unfinished) and renewal_notices.\n"
 "Failed devices are listed on stderr.\n"
@@ -170,7 +184,8 @@ enum {
   OPT_JSON, OPT_LOG, OPT_CHECK_EVERY, OPT_HELP, OPT_CA, OPT_CERT_DIR,
   OPT_MQTT_VERSION, OPT_NODE_DEVICES, OPT_ALIASES, OPT_STATE_DIR, OPT_RENEW,
   OPT_RENEW_WITH, OPT_RENEW_VIA, OPT_GATEWAY_URL, OPT_GATEWAY_CA,
-  OPT_RENEW_ON_NOTICE, OPT_BAD_RENEW, OPT_DAYS_AHEAD
+  OPT_RENEW_ON_NOTICE, OPT_BAD_RENEW, OPT_DAYS_AHEAD, OPT_HOLD,
+  OPT_BROKER_BUNDLE
 };
 
 static const struct option long_opts[] = {
@@ -203,6 +218,8 @@ static const struct option long_opts[] = {
   {"renew-on-notice", no_argument, NULL, OPT_RENEW_ON_NOTICE},
   {"bad-renew", required_argument, NULL, OPT_BAD_RENEW},
   {"days-ahead", required_argument, NULL, OPT_DAYS_AHEAD},
+  {"hold", no_argument, NULL, OPT_HOLD},
+  {"verify-broker-with-bundle", no_argument, NULL, OPT_BROKER_BUNDLE},
   {"help", no_argument, NULL, OPT_HELP},
   {NULL, 0, NULL, 0}};
 
@@ -304,6 +321,8 @@ int main(int argc, char **argv)
     case OPT_GATEWAY_CA: o.gateway_ca = a; break;
     case OPT_BAD_RENEW: ok = parse_bad_renew(a, o.bad_renew); break;
     case OPT_DAYS_AHEAD: ok = parse_uint(a, 0, 36500, &o.days_ahead); break;
+    case OPT_HOLD: o.hold = true; break;
+    case OPT_BROKER_BUNDLE: o.broker_trust_bundle = true; break;
     case OPT_HELP: usage(stdout); return 0;
     default:
       return bad_usage("unknown option or missing value: %s",
@@ -323,11 +342,15 @@ int main(int argc, char **argv)
     o.mqtt_url = "tcp://127.0.0.1:1883"; /* never connected */
   bool tls = !strncmp(o.mqtt_url, "ssl://", 6) ||
              !strncmp(o.mqtt_url, "mqtts://", 8);
-  if(tls && !o.ca_file)
+  if(tls && !o.ca_file && !o.broker_trust_bundle)
     return bad_usage("%s is required with ssl:// and mqtts://", "--ca");
-  if(!tls && (o.ca_file || o.cert_dir))
-    return bad_usage("%s", "--ca and --cert-dir need an ssl:// or "
-                           "mqtts:// url");
+  if(!tls && (o.ca_file || o.cert_dir || o.broker_trust_bundle))
+    return bad_usage("%s", "--ca, --cert-dir and --verify-broker-with-bundle "
+                           "need an ssl:// or mqtts:// url");
+  if(o.broker_trust_bundle && !o.state_dir)
+    return bad_usage("%s", "--verify-broker-with-bundle needs --state-dir");
+  if(o.hold && o.renew && o.renew_gateway)
+    return bad_usage("%s", "--hold needs MQTT (not --renew-via gateway)");
   if(!spb_id_valid(o.group, strlen(o.group)))
     return bad_usage("invalid --group %s", o.group);
   if(strlen(o.prefix) > SIM_PREFIX_MAX ||

@@ -75,9 +75,10 @@ static void cstr_metric(struct spb_metric *m, const char *name,
  * written later by linecert's command or our DATA: a strictly
  * conforming host only writes metrics the BIRTH declared
  * (tck-id-operational-behavior-data-commands-dcmd-metric-name). The
- * last N_RENEW are renewal's (DESIGN §4.1), declared only in a run that
- * renews; their aliases come after the others', so a run that does not
- * renew keeps the aliases it always had. */
+ * N_RENEW before the last are renewal's (DESIGN §4.1), declared only in
+ * a run that renews; the last, TrustBundleInstalled (DESIGN §4.4), in
+ * every BIRTH with the bundle the device has. New names go at the end,
+ * so the aliases of the others never change. */
 static const char *const prov_names[] = {
   "Device/SerialNumber", "Device/Manufacturer", "Device/Model",
   "Device/FirmwareVersion", "Provisioning/BootstrapCSR",
@@ -87,12 +88,14 @@ static const char *const prov_names[] = {
   "Provisioning/CertificateChain", "Provisioning/TrustBundle",
   "Provisioning/Installed", "Provisioning/RenewRequest",
   "Provisioning/RenewCSR", "Provisioning/ChallengeSignature",
-  "Provisioning/Challenge"};
+  "Provisioning/Challenge", "Provisioning/TrustBundleInstalled"};
 #define N_PROV (sizeof(prov_names) / sizeof(prov_names[0]))
 #define N_REQUEST 7
 #define N_RENEW 4
-#define K_SIGNATURE (N_PROV - 2)
-#define K_CHALLENGE (N_PROV - 1)
+#define K_TRUST_INSTALLED (N_PROV - 1)
+#define K_CHALLENGE (N_PROV - 2)
+#define K_SIGNATURE (N_PROV - 3)
+#define K_RENEW_FIRST (K_TRUST_INSTALLED - N_RENEW)
 
 uint64_t sim_alias(const struct sim_device *d, bool aliases,
                    const char *name)
@@ -129,8 +132,10 @@ static size_t request_metrics(const struct sim_device *d, bool aliases,
     len[k] = value[k] ? strlen(value[k]) : 0;
   len[4] = value[4] ? d->csr_len[SIM_BOOTSTRAP] : 0;
   len[5] = value[5] ? d->csr_len[SIM_OPERATIONAL] : 0;
-  size_t n_names = o->renew || o->renew_on_notice ? N_PROV : N_PROV - N_RENEW;
-  for(size_t k = 0; k < n_names; k++) {
+  bool renews = o->renew || o->renew_on_notice;
+  for(size_t k = 0; k < N_PROV; k++) {
+    if(!renews && k >= K_RENEW_FIRST && k < K_TRUST_INSTALLED)
+      continue;
     if(k < N_REQUEST) {
       /* A kind without a CSR leaves the metric out altogether. */
       if((k == 4 || k == 5) && !value[k])
@@ -139,6 +144,9 @@ static size_t request_metrics(const struct sim_device *d, bool aliases,
     } else if(k == K_SIGNATURE || k == K_CHALLENGE) {
       metric(&m[n], prov_names[k], SPB_DT_BYTES, now_ms)->value.is_null =
         true;
+    } else if(k == K_TRUST_INSTALLED) {
+      cstr_metric(&m[n], prov_names[k], d->trust_sha[0] ? d->trust_sha : NULL,
+                  now_ms);
     } else {
       cstr_metric(&m[n], prov_names[k], NULL, now_ms);
     }
@@ -218,8 +226,21 @@ lc_err sim_payload_installed(const struct sim_device *d, bool aliases,
                              uint8_t seq, uint64_t now_ms,
                              struct sim_buf *out)
 {
+  struct spb_metric m[2];
+  size_t n = 0;
+  cstr_metric(&m[n++], "Provisioning/Installed", d->installed, now_ms);
+  if(d->trust_sha[0])
+    cstr_metric(&m[n++], prov_names[K_TRUST_INSTALLED], d->trust_sha,
+                now_ms);
+  return data_payload(d, aliases, seq, now_ms, m, n, out);
+}
+
+lc_err sim_payload_trust_installed(const struct sim_device *d, bool aliases,
+                                   uint8_t seq, uint64_t now_ms,
+                                   struct sim_buf *out)
+{
   struct spb_metric m;
-  cstr_metric(&m, "Provisioning/Installed", d->installed, now_ms);
+  cstr_metric(&m, prov_names[K_TRUST_INSTALLED], d->trust_sha, now_ms);
   return data_payload(d, aliases, seq, now_ms, &m, 1, out);
 }
 

@@ -164,7 +164,8 @@ static void print_failures(const struct sim *s)
 
 struct summary {
   struct totals t;
-  size_t retransmits, retrying, rebirths, checked_full, notices;
+  size_t retransmits, retrying, rebirths, checked_full, notices,
+    trust_pushes;
   double elapsed_s, keygen_s, devices_per_s;
   const char *end;  /* "done", "timeout", "interrupted", "error" */
   json_t *renewals; /* outcome -> count; NULL when nothing renews */
@@ -199,7 +200,7 @@ static lc_err write_json(const struct sim *s, const struct summary *sum,
 {
   json_t *fails = json_array();
   json_t *root = json_pack(
-    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:s}",
+    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:s}",
     "devices", (json_int_t)sum->t.devices,
     "provisioned", (json_int_t)sum->t.provisioned,
     "rejected_as_expected", (json_int_t)sum->t.expected,
@@ -208,6 +209,7 @@ static lc_err write_json(const struct sim *s, const struct summary *sum,
     "retrying", (json_int_t)sum->retrying,
     "rebirths", (json_int_t)sum->rebirths,
     "fully_checked", (json_int_t)sum->checked_full,
+    "trust_pushes", (json_int_t)sum->trust_pushes,
     "elapsed_s", sum->elapsed_s, "keygen_s", sum->keygen_s,
     "devices_per_s", sum->devices_per_s, "end", sum->end);
   lc_err rc = LC_ENOMEM;
@@ -255,6 +257,7 @@ static void print_summary(const struct summary *sum)
   printf("rebirths=%zu\n", sum->rebirths);
   printf("keygen_s=%.3f\n", sum->keygen_s);
   printf("fully_checked=%zu\n", sum->checked_full);
+  printf("trust_pushes=%zu\n", sum->trust_pushes);
   if(sum->renewals) {
     const char *outcome;
     json_t *n;
@@ -286,11 +289,15 @@ static bool hosts_online(struct sim *s)
 /* Done when every device that must be answered is, the devices that
  * must see no DCMD were sent and then left alone for the grace, and no
  * host is offline. */
+static bool answered(struct sim *s)
+{
+  return atomic_load(&s->n_answered) >= s->n_expect_answer &&
+         atomic_load(&s->n_renew_final) >= s->n_renew_expect;
+}
+
 static bool finished(struct sim *s, uint64_t now)
 {
-  if(atomic_load(&s->n_answered) < s->n_expect_answer)
-    return false;
-  if(atomic_load(&s->n_renew_final) < s->n_renew_expect)
+  if(!answered(s))
     return false;
   if(!hosts_online(s) || now < atomic_load(&s->last_final_ms) + SIM_LINGER_MS)
     return false;
@@ -325,18 +332,27 @@ static const char *loop(struct sim *s, uint64_t deadline)
 {
   uint64_t last_progress = lc_mono_ms();
   size_t last_prov = 0;
+  bool holding = false;
   for(;;) {
     uint64_t now = lc_mono_ms();
+    /* --hold: a signal ends the run; judged as a normal end would be. */
     if(interrupted)
-      return "interrupted";
+      return holding && answered(s) ? "done" : "interrupted";
     if(now >= deadline)
       return "timeout";
     for(unsigned k = 0; k < s->n_edges; k++)
       sim_edge_poll(&s->edges[k], now);
     if(s->opts->progress && now - last_progress >= 1000)
       progress(s, now, &last_progress, &last_prov);
-    if(finished(s, now))
-      return "done";
+    if(!holding && finished(s, now)) {
+      if(!s->opts->hold)
+        return "done";
+      holding = true;
+      /* The line a test or an operator waits for before acting. */
+      printf("holding devices=%zu provisioned=%zu\n", s->n_devices,
+             atomic_load(&s->n_provisioned));
+      fflush(stdout);
+    }
     wait_wake(s, TICK_MS);
   }
 }
@@ -447,6 +463,15 @@ int sim_run(const struct sim_opts *o)
          s.n_devices, n_keys, sum.keygen_s,
          sum.keygen_s > 0 ? (double)n_keys / sum.keygen_s : 0.0,
          o->threads);
+  for(unsigned k = 0; k < s.n_edges && o->broker_trust_bundle; k++) {
+    if(sim_edge_pick_trust(&s.edges[k]) != LC_OK) {
+      fprintf(stderr, "linecert-sim: no usable trust bundle for %s in %s "
+                      "(--verify-broker-with-bundle)\n", s.edges[k].id,
+              o->state_dir);
+      code = 2;
+      goto out;
+    }
+  }
   if(o->renew && o->renew_gateway) {
     /* DESIGN §4.2: devices in the field, no edge node, no MQTT. */
     sum.end = sim_gateway_run(&s, deadline);
@@ -483,6 +508,7 @@ stop:
   sum.rebirths = atomic_load(&s.n_rebirths);
   sum.checked_full = atomic_load(&s.n_checked_full);
   sum.notices = atomic_load(&s.n_notices);
+  sum.trust_pushes = atomic_load(&s.n_trust_pushes);
   sum.renewals = count_renewals(&s);
   sum.elapsed_s = (double)(lc_mono_ms() - t0) / 1000.0;
   uint64_t first = atomic_load(&s.first_dbirth_ms);

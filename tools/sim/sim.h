@@ -29,6 +29,8 @@
  *   renew.c     renewal (DESIGN §4.1): the bad renewal kinds, the key,
  *               CSR and challenge signature of a renewal
  *   gateway.c   --renew-via gateway (DESIGN §4.2): HTTPS with libcurl
+ *   trust.c     the trust bundle a device installed (DESIGN §4.4), and
+ *               --verify-broker-with-bundle
  *
  * Renewal (--renew with --state-dir, or --renew-on-notice): a device
  * renews while WAITING with `renewing` set, and is PROVISIONED again
@@ -224,6 +226,7 @@ struct sim_device {
   uint64_t sent_ms;                /* last DBIRTH (or DCMD), monotonic */
   struct sim_device *prev, *next;  /* edge's waiting list */
   char installed[2 * SIM_FP_HEX + 2]; /* DDATA value once provisioned */
+  char trust_sha[SIM_FP_HEX + 1];  /* bundle installed; "" = none */
   char *failure;                   /* why FAILED (owned) */
 };
 
@@ -296,6 +299,28 @@ bool sim_renew_expected(const struct sim_device *d);
 void sim_renew_outcome_locked(struct sim_device *d, const char *outcome,
                               size_t len);
 
+/* ---- the trust bundle (trust.c) ---------------------------------------- */
+
+/* Certificates in the PEM bundle (*n); LC_EINVAL when there is none. */
+lc_err sim_trust_count(const char *pem, size_t len, size_t *n) LC_NODISCARD;
+/* d installs the bundle `pem`: trust_sha is set, and a device that keeps
+ * its identity keeps it (saved to --state-dir first; a failed save
+ * leaves d as it was). LC_EINVAL when it is no certificate bundle; why
+ * says what failed. Edge lock held. */
+lc_err sim_trust_install_locked(struct sim_device *d, const char *pem,
+                                size_t len, char *why, size_t cap)
+  LC_NODISCARD;
+/* trust_sha of the bundle delivered with d's certificates (pem NULL:
+ * none), or of the one d brought back from --state-dir. Edge lock held
+ * (or no threads yet). */
+void sim_trust_delivered(struct sim_device *d, const char *pem, size_t len);
+void sim_trust_loaded(struct sim_device *d);
+/* --verify-broker-with-bundle: e->trust_file = the bundle e's devices
+ * installed (all the same), or "" to use --ca when none has one yet.
+ * LC_EINVAL when they differ, LC_ENOTFOUND when none has one and there
+ * is no --ca (logged). Before the threads start. */
+lc_err sim_edge_pick_trust(struct sim_edge *e) LC_NODISCARD;
+
 /* ---- payloads (payload.c) ---------------------------------------------- */
 
 /* Growable encode buffer, capped at SPB_PAYLOAD_MAX. */
@@ -322,12 +347,16 @@ lc_err sim_payload_ndeath(uint64_t bdseq, uint64_t now_ms,
 lc_err sim_payload_dbirth(const struct sim_device *d, uint8_t seq,
                           uint64_t now_ms, bool aliases, struct sim_buf *out)
   LC_NODISCARD;
-/* DDATA / NDATA Provisioning/Installed: by alias only when d's BIRTH
- * gave it one, else by name. */
+/* DDATA / NDATA Provisioning/Installed, and TrustBundleInstalled when d
+ * has a bundle: by alias only when d's BIRTH gave it one, else by name. */
 lc_err sim_payload_installed(const struct sim_device *d, bool aliases,
                              uint8_t seq, uint64_t now_ms,
                              struct sim_buf *out) LC_NODISCARD;
 /* DDATA / NDATA Provisioning/RenewRequest = pem. */
+/* DDATA / NDATA Provisioning/TrustBundleInstalled = d->trust_sha. */
+lc_err sim_payload_trust_installed(const struct sim_device *d, bool aliases,
+                                   uint8_t seq, uint64_t now_ms,
+                                   struct sim_buf *out) LC_NODISCARD;
 lc_err sim_payload_renew_request(const struct sim_device *d, bool aliases,
                                  uint8_t seq, uint64_t now_ms,
                                  const char *pem, struct sim_buf *out)
@@ -427,6 +456,13 @@ struct sim_opts {
    * must be valid at. TLS to the broker and the gateway keeps the
    * machine's clock. */
   unsigned days_ahead;
+  /* The broker's TLS certificate is verified against the bundle the
+   * edge's devices installed (--state-dir), not --ca (trust.c). */
+  bool broker_trust_bundle;
+  /* Once the run is done, stay online answering linecert's commands
+   * (trust bundle pushes, renewal notices) until SIGINT/SIGTERM; the
+   * outcome is judged then, as at a normal end. */
+  bool hold;
 };
 
 /* Bits of edge->events, set by Paho callbacks, consumed by the loop. */
@@ -464,6 +500,7 @@ struct sim_edge {
   char client_id[128];
   char cert_file[512];              /* "" = no client certificate */
   char key_file[512];
+  char trust_file[512];             /* broker trust: "" = --ca */
   char dcmd_prefix[SPB_TOPIC_MAX];  /* "spBv1.0/<g>/DCMD/<edge>/" */
   MQTTAsync client;
   atomic_int events;                /* SIM_EV_* */
@@ -524,6 +561,7 @@ struct sim {
   atomic_size_t n_renew_final;      /* of those, renewed, refused or
                                        failed */
   atomic_size_t n_notices;          /* RENEWAL_NEEDED received */
+  atomic_size_t n_trust_pushes;     /* TrustBundle-only commands installed */
 };
 
 /* A message copied out of Paho's callback. */
@@ -561,6 +599,10 @@ void sim_edge_set_state_locked(struct sim_edge *e, struct sim_device *d,
 void sim_edge_touch_locked(struct sim_edge *e, struct sim_device *d);
 lc_err sim_edge_send_installed_locked(struct sim_edge *e,
                                       struct sim_device *d) LC_NODISCARD;
+/* DDATA (NDATA) TrustBundleInstalled: d installed a pushed bundle. */
+lc_err sim_edge_send_trust_installed_locked(struct sim_edge *e,
+                                            struct sim_device *d)
+  LC_NODISCARD;
 /* Renewal step 1 for a PROVISIONED device (a RENEWAL_NEEDED notice):
  * WAITING with `renewing` set, then its birth and RenewRequest. */
 void sim_edge_start_renewal_locked(struct sim_edge *e, struct sim_device *d);
