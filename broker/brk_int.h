@@ -367,6 +367,10 @@ struct brk_expiry_snap {
   uint64_t lines_dropped;               /* beyond BRK_EXPIRY_LINES_MAX */
   size_t n_lines;
   struct brk_expiry_line line[BRK_EXPIRY_LINES_MAX];
+  /* The server certificates of `trust server-cert` (line "", role
+   * "server"): seen once one was within 30 days or expired. */
+  bool server_seen;
+  uint64_t server_n[SM_EXPIRY_BANDS];
 };
 struct brk_snapshot {
   bool online;
@@ -396,7 +400,8 @@ struct brk_snapshot {
   /* the store (redrive.c): the latest commit failed, and why */
   bool commit_failing;
   char commit_cause[32];
-  char commit_detail[128];  struct brk_expiry_snap expiry;        /* expiry.c */
+  char commit_detail[128];
+  struct brk_expiry_snap expiry;        /* expiry.c */
 };
 
 /* One second of the line, for the live page's plots. */

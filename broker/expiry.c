@@ -15,6 +15,10 @@
  *     past several thresholds at once (linecert was stopped while it
  *     crossed them) is warned of the tightest only. At most
  *     BRK_EXPIRY_WARN_PAGE a scan; the next page a second later.
+ * The server certificates `linecert trust server-cert` issued (for
+ * Mosquitto, the gateway) are watched the same way, as line "" and role
+ * "server": the newest of each CN, since an older one for the same name
+ * was replaced on the server.
  * Nothing here changes a device or writes the audit log: an expiring
  * certificate is news for the operator, not a state change.
  */
@@ -66,6 +70,28 @@ static lc_err count_one(void *ctx, const struct sm_expiry_count *c)
   return LC_OK;
 }
 
+struct server_count {
+  int64_t now_s;
+  struct brk_expiry_snap *x;
+};
+
+/* A band counts every wider one too (as the store's aggregate does). */
+static lc_err count_server(void *ctx, const struct sm_server_expiring *e)
+{
+  struct server_count *sc = ctx;
+  enum sm_expiry_band band = sm_expiry_band_of(e->not_after, sc->now_s);
+  if(band == SM_EXPIRY_BANDS)
+    return LC_OK;
+  sc->x->server_seen = true;
+  if(band == SM_EXPIRY_EXPIRED) {
+    sc->x->server_n[SM_EXPIRY_EXPIRED]++;
+    return LC_OK;
+  }
+  for(int k = SM_EXPIRY_30; k <= (int)band; k++)
+    sc->x->server_n[k]++;
+  return LC_OK;
+}
+
 /* The counts at now into b->live.expiry; the lines seen before stay, at
  * zero unless counted again. */
 static void count(struct brk *b, int64_t now_s, uint64_t now_ms)
@@ -74,8 +100,13 @@ static void count(struct brk *b, int64_t now_s, uint64_t now_ms)
   struct brk_expiry_snap fresh = *x;
   for(size_t i = 0; i < fresh.n_lines; i++)
     memset(fresh.line[i].n, 0, sizeof(fresh.line[i].n));
+  memset(fresh.server_n, 0, sizeof(fresh.server_n));
   struct count_ctx cc = {.x = &fresh};
-  if(sm_store_count_expiring(b->store, now_s, count_one, &cc) != LC_OK) {
+  struct server_count sc = {now_s, &fresh};
+  if(sm_store_count_expiring(b->store, now_s, count_one, &cc) != LC_OK ||
+     sm_store_foreach_server_expiring(b->store, now_s,
+                                      (int64_t)sm_expiry_days(SM_EXPIRY_30) *
+                                        86400, count_server, &sc) != LC_OK) {
     lc_log(LC_WARN, MOD, "op=count err=\"store\" msg=\"counts kept from "
            "the last scan\"");
     return;
@@ -92,8 +123,8 @@ static void count(struct brk *b, int64_t now_s, uint64_t now_ms)
 /* ---- warnings ---------------------------------------------------------- */
 
 struct warn_one {
-  char device[BRK_KEY_MAX];
-  enum ca_role role;
+  char device[BRK_KEY_MAX];        /* a server certificate: its CN */
+  const char *role;                /* static */
   char serial[SM_SERIAL_HEX];
   char fpr[SM_FPR_HEX];
   int64_t not_after;
@@ -117,7 +148,7 @@ static lc_err take(void *ctx, const struct sm_expiring *e)
   if(band == SM_EXPIRY_BANDS)
     return LC_OK; /* the store's bands and ours agree; be safe */
   sm_key(e->group, e->edge, e->device, w->device, sizeof(w->device));
-  w->role = e->role;
+  w->role = ca_role_name(e->role);
   lc_strlcpy(w->serial, e->serial, sizeof(w->serial));
   lc_strlcpy(w->fpr, e->fpr, sizeof(w->fpr));
   w->not_after = e->not_after;
@@ -131,13 +162,18 @@ static void log_warning(const struct warn_one *w, int64_t now_s)
   char when[LC_ISO_UTC_MAX];
   lc_iso_utc(w->not_after, when);
   int64_t days = sm_expiry_days_left(w->not_after, now_s);
-  lc_log(LC_WARN, MOD, "op=expiring within_days=%s device=%s role=%s "
+  bool server = !strcmp(w->role, "server");
+  lc_log(LC_WARN, MOD, "op=expiring within_days=%s %s=%s role=%s "
          "serial=%s not_after=%s days_left=%" PRId64 " msg=\"%s\"",
-         sm_expiry_label(w->band), w->device, ca_role_name(w->role),
+         sm_expiry_label(w->band), server ? "cn" : "device", w->device,
+         w->role,
          w->serial[0] ? w->serial : "-", when, days,
          w->band == SM_EXPIRY_EXPIRED
            ? "certificate expired"
-           : "certificate near its notAfter: renew it (docs/lifecycle.md)");
+           : server ? "server certificate near its notAfter: issue a new "
+                      "one with linecert trust server-cert"
+                    : "certificate near its notAfter: renew it "
+                      "(docs/lifecycle.md)");
 }
 
 /* Record the page's warnings in a batch of their own; true when it
@@ -155,6 +191,25 @@ static bool record(struct brk *b, const struct warn_page *page,
   return !b->redrive.failing;
 }
 
+/* A server certificate whose tightest band was not warned of yet, onto
+ * the page when it has room. */
+static lc_err take_server(void *ctx, const struct sm_server_expiring *e)
+{
+  struct warn_page *p = ctx;
+  enum sm_expiry_band band = sm_expiry_band_of(e->not_after, p->now_s);
+  if(band == SM_EXPIRY_BANDS || p->n == BRK_EXPIRY_WARN_PAGE ||
+     (e->warned_days >= 0 && (unsigned)e->warned_days <= sm_expiry_days(band)))
+    return LC_OK;
+  struct warn_one *w = &p->one[p->n++];
+  lc_strlcpy(w->device, e->cn, sizeof(w->device));
+  w->role = "server";
+  lc_strlcpy(w->serial, e->serial, sizeof(w->serial));
+  lc_strlcpy(w->fpr, e->fpr, sizeof(w->fpr));
+  w->not_after = e->not_after;
+  w->band = band;
+  return LC_OK;
+}
+
 /* One page of warnings; true when a full page came back (more may wait). */
 static bool warn(struct brk *b, int64_t now_s, uint64_t now_ms)
 {
@@ -163,7 +218,12 @@ static bool warn(struct brk *b, int64_t now_s, uint64_t now_ms)
     return false;
   page->now_s = now_s;
   bool more = false;
-  if(sm_store_expiry_unwarned(b->store, now_s, BRK_EXPIRY_WARN_PAGE, take,
+  /* The few server certificates first: a full page of devices must not
+   * hide them. */
+  if(sm_store_foreach_server_expiring(b->store, now_s,
+                                      (int64_t)sm_expiry_days(SM_EXPIRY_30) *
+                                        86400, take_server, page) != LC_OK ||
+     sm_store_expiry_unwarned(b->store, now_s, BRK_EXPIRY_WARN_PAGE, take,
                               page) != LC_OK)
     lc_log(LC_WARN, MOD, "op=warn err=\"store\" msg=\"tried again at the "
            "next scan\"");

@@ -430,6 +430,19 @@ static void metrics_ca_life(struct text *t, const struct brk_snapshot *s)
   }
 }
 
+static void expiring_family(struct text *t, const char *line,
+                            const char *role,
+                            const uint64_t n[SM_EXPIRY_BANDS])
+{
+  for(int k = 0; k < SM_EXPIRY_BANDS; k++) {
+    text_add(t, "linecert_certificates_expiring{line=\"");
+    text_label(t, line);
+    text_add(t, "\",role=\"%s\",within_days=\"%s\"} %llu\n", role,
+             sm_expiry_label((enum sm_expiry_band)k),
+             (unsigned long long)n[k]);
+  }
+}
+
 /* The expiry watch (expiry.c; docs/lifecycle.md, "Expiry watch"): per
  * line and role, within_days "30", "14", "7" (each including the
  * tighter ones; not expired) and "expired". Absent until the first scan,
@@ -447,18 +460,13 @@ static void metrics_expiry(struct text *t, const struct brk_snapshot *s)
   for(size_t i = 0; i < x->n_lines; i++) {
     const struct brk_expiry_line *l = &x->line[i];
     for(int r = 0; r < CA_ROLE_COUNT; r++) {
-      if(!l->seen[r])
-        continue;
-      for(int k = 0; k < SM_EXPIRY_BANDS; k++) {
-        text_add(t, "linecert_certificates_expiring{line=\"");
-        text_label(t, l->group);
-        text_add(t, "\",role=\"%s\",within_days=\"%s\"} %llu\n",
-                 ca_role_name((enum ca_role)r),
-                 sm_expiry_label((enum sm_expiry_band)k),
-                 (unsigned long long)l->n[r][k]);
-      }
+      if(l->seen[r])
+        expiring_family(t, l->group, ca_role_name((enum ca_role)r), l->n[r]);
     }
   }
+  /* `linecert trust server-cert`'s certificates: no line. */
+  if(x->server_seen)
+    expiring_family(t, "", "server", x->server_n);
   gauge(t, "linecert_expiry_scan_timestamp_seconds",
         "when the expiry watch last counted (Unix time)",
         (double)(x->scanned_ms / 1000));
@@ -537,6 +545,17 @@ static json_t *adapters_json(const struct brk_snapshot *s)
   return arr;
 }
 
+static void expiring_row(json_t *arr, const char *line, const char *role,
+                         const uint64_t n[SM_EXPIRY_BANDS])
+{
+  json_t *o = json_pack("{s:s, s:s}", "line", line, "role", role);
+  for(int k = 0; o && k < SM_EXPIRY_BANDS; k++)
+    json_object_set_new(o, sm_expiry_label((enum sm_expiry_band)k),
+                        json_integer((json_int_t)n[k]));
+  if(o)
+    json_array_append_new(arr, o);
+}
+
 /* The expiry watch's counts, one object per (line, role) seen:
  * {"line":..,"role":..,"30":n,"14":n,"7":n,"expired":n}; null before
  * the first scan. */
@@ -548,17 +567,13 @@ static json_t *expiring_json(const struct brk_snapshot *s)
   json_t *arr = json_array();
   for(size_t i = 0; arr && i < x->n_lines; i++) {
     for(int r = 0; r < CA_ROLE_COUNT; r++) {
-      if(!x->line[i].seen[r])
-        continue;
-      json_t *o = json_pack("{s:s, s:s}", "line", x->line[i].group, "role",
-                            ca_role_name((enum ca_role)r));
-      for(int k = 0; o && k < SM_EXPIRY_BANDS; k++)
-        json_object_set_new(o, sm_expiry_label((enum sm_expiry_band)k),
-                            json_integer((json_int_t)x->line[i].n[r][k]));
-      if(o)
-        json_array_append_new(arr, o);
+      if(x->line[i].seen[r])
+        expiring_row(arr, x->line[i].group, ca_role_name((enum ca_role)r),
+                     x->line[i].n[r]);
     }
   }
+  if(arr && x->server_seen)
+    expiring_row(arr, "", "server", x->server_n);
   return arr;
 }
 

@@ -718,6 +718,25 @@ struct sm_server_cert {
 };
 lc_err sm_store_server_cert_put(struct sm_store *st,
                                 const struct sm_server_cert *c) LC_NODISCARD;
+/* The expiry watch's view of them (DESIGN §4.5): the newest certificate
+ * of each CN (an older one for the same CN was replaced on the server),
+ * strings borrowed for the call. warned_days: the tightest threshold
+ * warned of (sm_store_expiry_warned(): 30, 14, 7, 0 for expired), -1
+ * none. */
+struct sm_server_expiring {
+  const char *cn, *serial, *fpr;
+  int64_t not_after;               /* s */
+  int warned_days;
+};
+typedef lc_err (*sm_server_expiring_cb)(void *ctx,
+                                        const struct sm_server_expiring *e);
+/* Those whose notAfter is at most now_s + within_s (expired ones
+ * included), by notAfter then CN. cb must not use the store; its error
+ * stops the walk and is returned. */
+lc_err sm_store_foreach_server_expiring(struct sm_store *st, int64_t now_s,
+                                        int64_t within_s,
+                                        sm_server_expiring_cb cb, void *ctx)
+  LC_NODISCARD;
 
 /* ---- CA tickets ---------------------------------------------------------- */
 

@@ -422,3 +422,39 @@ lc_err sm_store_server_cert_put(struct sm_store *st,
   sqlite3_finalize(s);
   return rc;
 }
+
+/* Newest per CN by issue time (ties: the later notAfter). */
+lc_err sm_store_foreach_server_expiring(struct sm_store *st, int64_t now_s,
+                                        int64_t within_s,
+                                        sm_server_expiring_cb cb, void *ctx)
+{
+  static const char sql[] =
+    "SELECT s.cn, s.serial, s.fpr, s.not_after, "
+    "coalesce((SELECT w.within_days FROM expiry_warning w "
+    "WHERE w.fpr = s.fpr), -1) FROM server_cert s "
+    "WHERE s.not_after <= ?1 + ?2 AND NOT EXISTS(SELECT 1 FROM server_cert n "
+    "WHERE n.cn = s.cn AND (n.issued_at > s.issued_at OR "
+    "(n.issued_at = s.issued_at AND n.not_after > s.not_after))) "
+    "ORDER BY s.not_after, s.cn";
+  sqlite3 *db;
+  sqlite3_stmt *s;
+  lc_err rc = prepare(st, sql, &db, &s, "server_expiring");
+  if(rc != LC_OK)
+    return rc;
+  sqlite3_bind_int64(s, 1, now_s);
+  sqlite3_bind_int64(s, 2, within_s);
+  int step = SQLITE_DONE;
+  while(rc == LC_OK && (step = sqlite3_step(s)) == SQLITE_ROW) {
+    const char *cn = (const char *)sqlite3_column_text(s, 0);
+    const char *serial = (const char *)sqlite3_column_text(s, 1);
+    const char *fpr = (const char *)sqlite3_column_text(s, 2);
+    struct sm_server_expiring e = {cn ? cn : "", serial ? serial : "",
+                                   fpr ? fpr : "", sqlite3_column_int64(s, 3),
+                                   sqlite3_column_int(s, 4)};
+    rc = cb(ctx, &e);
+  }
+  if(rc == LC_OK && step != SQLITE_DONE)
+    rc = fail(db, "server_expiring");
+  sqlite3_finalize(s);
+  return rc;
+}

@@ -12,6 +12,10 @@
  *    once, and not again by a restart at the same time;
  *  - `linecert expiring --within 30 --json` lists them, sorted by
  *    notAfter, with days_left.
+ * A server certificate of `linecert trust server-cert` for the same 365
+ * days is watched with them (line "", role "server"); an older one for
+ * the same CN, which would already be past its end, is not: it was
+ * replaced.
  */
 #include "tests/integration/rig.h"
 #include "tests/support/lc_cunit.h"
@@ -74,11 +78,24 @@ static long expiring(const char *text, const char *line, const char *role,
   return p ? strtol(p + strlen(want), NULL, 10) : -1;
 }
 
+/* The server certificate's count where a line counts w (2 or 0), or
+ * absent (-1) with it. */
+static long server_of(long w)
+{
+  return w < 0 ? -1 : w / 2;
+}
+
 /* Operational certificates per band for lineA (2: one device revoked)
- * and lineB (2), bootstrap ones nowhere near their end. */
+ * and lineB (2), bootstrap ones nowhere near their end; the one current
+ * server certificate along with them. */
 static void expect_counts(const char *text, long w30, long w14, long w7,
                           long expired)
 {
+  CU_ASSERT_EQUAL(expiring(text, "", "server", "30"), server_of(w30));
+  CU_ASSERT_EQUAL(expiring(text, "", "server", "14"), server_of(w14));
+  CU_ASSERT_EQUAL(expiring(text, "", "server", "7"), server_of(w7));
+  CU_ASSERT_EQUAL(expiring(text, "", "server", "expired"),
+                  server_of(expired));
   static const char *const lines[] = {"lineA", "lineB"};
   for(int i = 0; i < 2; i++) {
     CU_ASSERT_EQUAL(expiring(text, lines[i], "operational", "30"), w30);
@@ -164,8 +181,8 @@ static long warnings(struct rig *r, const char *within)
 }
 
 /* `linecert expiring --within 30 --json` at linecert's time: every entry
- * operational, of the four devices, sorted by notAfter; days_left in
- * [lo, hi]. */
+ * operational, of the four devices, and the server certificate, sorted by
+ * notAfter; days_left in [lo, hi]. */
 static void expect_listing(struct rig *r, long lo, long hi, bool expired)
 {
   char out[400];
@@ -175,11 +192,12 @@ static void expect_listing(struct rig *r, long lo, long hi, bool expired)
   json_error_t jerr;
   json_t *arr = json_load_file(out, 0, &jerr);
   CU_ASSERT_TRUE_FATAL(json_is_array(arr));
-  CU_ASSERT_EQUAL(json_array_size(arr), 4);
+  CU_ASSERT_EQUAL(json_array_size(arr), 5);
   long long prev = 0;
   size_t i;
   json_t *o;
   bool revoked_listed = false, node_listed = false;
+  int servers = 0;
   json_array_foreach(arr, i, o) {
     const char *dev = json_string_value(json_object_get(o, "device"));
     const char *role = json_string_value(json_object_get(o, "role"));
@@ -190,11 +208,18 @@ static void expect_listing(struct rig *r, long lo, long hi, bool expired)
     CU_ASSERT_PTR_NOT_NULL_FATAL(dev);
     CU_ASSERT_PTR_NOT_NULL_FATAL(iso);
     CU_ASSERT_TRUE_FATAL(json_is_integer(epoch) && json_is_integer(left));
-    CU_ASSERT_STRING_EQUAL(role, "operational");
     CU_ASSERT_TRUE(serial && strlen(serial) >= 2);
-    CU_ASSERT_TRUE(!strncmp(dev, "lineA/edge-1/A-1-", 17) ||
-                   !strcmp(dev, "lineB/edge-1/B-1-00001") ||
-                   !strcmp(dev, "lineB/B-node-00001"));
+    if(role && !strcmp(role, "server")) {
+      servers++;
+      CU_ASSERT_STRING_EQUAL(dev, "");
+      CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "cn")),
+                             "srv.example");
+    } else {
+      CU_ASSERT_STRING_EQUAL(role, "operational");
+      CU_ASSERT_TRUE(!strncmp(dev, "lineA/edge-1/A-1-", 17) ||
+                     !strcmp(dev, "lineB/edge-1/B-1-00001") ||
+                     !strcmp(dev, "lineB/B-node-00001"));
+    }
     revoked_listed |= !strcmp(dev, "lineA/edge-1/A-1-00003");
     node_listed |= !strcmp(dev, "lineB/B-node-00001");
     /* ISO 8601 UTC of the same second. */
@@ -214,6 +239,7 @@ static void expect_listing(struct rig *r, long lo, long hi, bool expired)
   }
   CU_ASSERT_FALSE(revoked_listed);
   CU_ASSERT_TRUE(node_listed);
+  CU_ASSERT_EQUAL(servers, 1);
   json_decref(arr);
 }
 
@@ -229,7 +255,7 @@ static void at(struct rig *r, long days, const char *within, long w30,
   promtool_check(r, body);
   free(body);
   expect_api(w30, w14, w7, expired);
-  CU_ASSERT_EQUAL(warnings(r, within), 4);
+  CU_ASSERT_EQUAL(warnings(r, within), 5);
   /* Only the threshold crossed now: the wider ones were told before. */
   static const char *const all[] = {"30", "14", "7", "expired"};
   for(int k = 0; k < 4; k++)
@@ -238,6 +264,8 @@ static void at(struct rig *r, long days, const char *within, long w30,
   /* Each names the device, role, serial and notAfter. */
   CU_ASSERT_EQUAL(rig_count_lines(r->log_path, "role=operational serial="),
                   4);
+  CU_ASSERT_EQUAL(rig_count_lines(r->log_path, " cn=srv.example role=server "
+                                               "serial="), 1);
   CU_ASSERT_TRUE(rig_file_contains(r->log_path,
                                    "device=lineB/B-node-00001 "));
   CU_ASSERT_FALSE(rig_file_contains(r->log_path, "A-1-00003"));
@@ -271,6 +299,23 @@ static void test_expiry_watch(void)
   snprintf(out, sizeof(out), "%s/revoke.out", r.dir);
   const char *rev[] = {"revoke", "lineA/edge-1/A-1-00003", NULL};
   CU_ASSERT_EQUAL(rig_run_cli(&r, rev, out), 0);
+  /* A server CA of linecert's own joins the bundle; it issues a
+   * certificate for srv.example that ends before the devices' do, then
+   * the one that replaces it, for as long as theirs. */
+  char dir[400], ca[420];
+  snprintf(dir, sizeof(dir), "%s/srvca", r.dir);
+  snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+  const char *newca[] = {"trust", "server-cert", "--new-ca", "-o", dir, NULL};
+  CU_ASSERT_EQUAL(rig_run_cli(&r, newca, out), 0);
+  const char *add[] = {"trust", "add", ca, NULL};
+  CU_ASSERT_EQUAL(rig_run_cli(&r, add, out), 0);
+  static const char *const days[] = {"341", "365"};
+  for(int i = 0; i < 2; i++) {
+    snprintf(dir, sizeof(dir), "%s/srv%d", r.dir, i);
+    const char *srv[] = {"trust", "server-cert", "--cn", "srv.example",
+                         "--days", days[i], "-o", dir, NULL};
+    CU_ASSERT_EQUAL(rig_run_cli(&r, srv, out), 0);
+  }
   /* Today nothing is near its end. */
   char *body = NULL;
   metrics(&body);
@@ -291,7 +336,8 @@ static void test_expiry_watch(void)
   const char *text[] = {"expiring", NULL};
   CU_ASSERT_EQUAL(rig_run_cli_env(&r, text, out), 0);
   CU_ASSERT_EQUAL(rig_count_lines(out, " operational "), 4);
-  CU_ASSERT_EQUAL(rig_count_lines(out, " expired "), 4);
+  CU_ASSERT_EQUAL(rig_count_lines(out, " server:srv.example "), 1);
+  CU_ASSERT_EQUAL(rig_count_lines(out, " expired "), 5);
   const char *bad[] = {"expiring", "--within", "x", NULL};
   CU_ASSERT_EQUAL(rig_run_cli_env(&r, bad, out), 2);
   r.linecert_env = NULL;
