@@ -19,6 +19,7 @@
 #include "statemachine/sm.h"
 
 #define BRK_PATH_MAX 512
+#define BRK_CONFIG_FILES_MAX 4     /* -c given more than once: layered */
 #define BRK_ERR_MAX 256
 /* Warn (log, `linecert status`) when a local issuing CA can cover a full
  * certificate of its profile for fewer days than this: two years to make
@@ -178,6 +179,10 @@ struct brk_config {
   char gw_tls_key_file[BRK_PATH_MAX];
   char gw_client_ca_file[BRK_PATH_MAX]; /* direct: "" = the local CA's */
   unsigned gw_max_body_bytes;
+  /* Not in the file: the files it came from, in order (`-c`, read again
+   * on SIGHUP; broker/reload.c). */
+  char config_files[BRK_CONFIG_FILES_MAX][BRK_PATH_MAX];
+  unsigned n_config_files;
 };
 
 /* The [ca.<name>] section called `name`, or NULL. */
@@ -195,6 +200,22 @@ void brk_config_defaults(struct brk_config *cfg);
  * and *cfg may be partly updated: parse into a scratch copy. */
 lc_err brk_config_load(struct brk_config *cfg, const char *path, char *err,
                        size_t errcap) LC_NODISCARD;
+/* Defaults, then cfg->config_files in order, into *cfg (its
+ * config_files kept); on error *cfg is unchanged and `err` holds
+ * "path:line: key: reason". */
+lc_err brk_config_load_files(struct brk_config *cfg, char *err,
+                             size_t errcap) LC_NODISCARD;
+/* A reload: for every key whose value differs between the files as read
+ * before (`was`) and now (`now`), cb(ctx, "section.key", applied); a key
+ * SIGHUP may apply is copied from now into run (applied true), any other
+ * needs a restart (applied false; [ca.<name>] keys as "ca.<name>.key", a
+ * section added or removed as "ca.<name>"). */
+typedef void (*brk_config_change_cb)(void *ctx, const char *key,
+                                     bool applied);
+void brk_config_reload_merge(struct brk_config *run,
+                             const struct brk_config *was,
+                             const struct brk_config *now,
+                             brk_config_change_cb cb, void *ctx);
 /* Cross-field checks alone (after command-line overrides). They also
  * open the [mqtt] TLS files, so an unreadable key is reported at start
  * (and by check-config), not at the first connect. */

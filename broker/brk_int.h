@@ -131,7 +131,7 @@ struct brk_stats {
     nodes_offline, devices_offline, retrying_sent, revocations,
     renew_challenges, renew_notices, renewals,
     gw_requests, gw_untrusted_headers, gw_no_identity, gw_refused_tls,
-    gw_busy;
+    gw_busy, reloads, reloads_refused;
   atomic_ullong renew_rejected[BRK_RENEW_REASONS];
   /* manifest gating (manifest.c): per reason, quarantined (enforce) and
    * issued with a finding (warn); releases */
@@ -528,7 +528,12 @@ struct brk_trust {
 };
 
 struct brk {
-  const struct brk_config *cfg;
+  /* The configuration in force: swapped whole by a reload (reload.c),
+   * read by every thread with one atomic load. */
+  const struct brk_config *_Atomic cfg;
+  const struct brk_config *cfg_file;  /* the files as last read */
+  struct brk_config **cfg_kept;       /* every copy a reload made */
+  size_t n_cfg_kept;
   struct sm_store *store;
   struct aud_signer *signer;
   struct aud_chain chain;             /* tail, as it will be after commit */
@@ -946,12 +951,27 @@ void brk__gw_run_queued(struct brk *b);
 void brk__gw_drain(struct lc_queue *q);
 
 struct brk_gw;
+/* ---- SIGHUP (reload.c) ---------------------------------------------- */
+
+/* From the signal handler: a reload at the loop's next turn. */
+void brk__reload_request(void);
+/* The loop's turn: reload when asked. */
+void brk__reload_tick(struct brk *b);
+/* At start: the files as read (what a reload compares with). LC_ENOMEM,
+ * or the error of reading them again (logged). */
+lc_err brk__reload_init(struct brk *b) LC_NODISCARD;
+/* At stop: every configuration a reload made. */
+void brk__reload_cleanup(struct brk *b);
+
 /* Serve the gateway on cfg->gw_listen, queueing requests on b->gw_q.
  * LC_ECONFIG when its files cannot be loaded (logged). */
 lc_err brk__gw_start(struct brk *b, struct brk_gw **out) LC_NODISCARD;
 /* Stop the daemon (its connections end; a request still waiting gives
  * up). b->gw_q must be closed and drained first. NULL-safe. */
 void brk__gw_stop(struct brk_gw *g);
+/* A reload's [gateway] trusted_proxies (already checked by the
+ * configuration): the next request is judged by them. */
+void brk__gw_set_proxies(struct brk_gw *g, const char *list);
 
 /* The identity headers of a request from a trusted proxy, NULL when
  * absent. Names are the defaults of docs/gateway.md. */

@@ -1177,3 +1177,110 @@ void brk_path_audit_pub(const struct brk_config *cfg, char *buf, size_t cap)
 {
   data_path(cfg, "audit/audit-pub.pem", buf, cap);
 }
+
+/* ---- SIGHUP (broker/reload.c) ------------------------------------------ */
+
+/* The keys a reload applies to the running service; each is read where
+ * it is used, on the loop thread, or is handed over by reload.c (the
+ * log level, the trust bundle, the gateway's proxies). Every other key
+ * needs a restart: it sized a queue, opened a socket, a file, a token or
+ * an adapter, or was copied into a worker's state at start. */
+static const char *const reloadable[] = {
+  "service.log_level", "service.batch_max", "ca.trust_bundle",
+  "ca.crl_days", "audit.checkpoint_every_records",
+  "audit.checkpoint_every_s", "policy.max_ca_attempts",
+  "policy.retry_base_ms", "policy.retry_max_ms",
+  "policy.delivery_timeout_ms", "policy.max_deliveries",
+  "policy.reprovision", "policy.allow_shared_key", "policy.challenge_ttl_s",
+  "policy.renew_at_fraction", "policy.renew_jitter_s",
+  "policy.renew_max_per_s", "policy.renew_max_overdue_days",
+  "policy.manifest", "policy.trust_min_overlap_days",
+  "gateway.trusted_proxies", "gateway.max_body_bytes"};
+
+static bool is_reloadable(const char *name)
+{
+  for(size_t i = 0; i < sizeof(reloadable) / sizeof(reloadable[0]); i++)
+    if(!strcmp(reloadable[i], name))
+      return true;
+  return false;
+}
+
+static bool opt_equal(const struct opt *o, const void *a, const void *b)
+{
+  const char *fa = (const char *)a + o->offset;
+  const char *fb = (const char *)b + o->offset;
+  if(o->type == OPT_STR)
+    return strncmp(fa, fb, o->size) == 0;
+  return memcmp(fa, fb, o->size) == 0;
+}
+
+static void ca_sections_diff(const struct brk_config *was,
+                             const struct brk_config *now,
+                             brk_config_change_cb cb, void *ctx)
+{
+  char name[BRK_CA_NAME_MAX + 80];
+  for(unsigned i = 0; i < was->n_ca_remote; i++) {
+    const struct brk_ca_remote *a = &was->ca_remote[i];
+    const struct brk_ca_remote *b = brk_config_ca(now, a->name);
+    if(!b || b->type != a->type) {
+      snprintf(name, sizeof(name), "ca.%s", a->name);
+      cb(ctx, name, false);
+      continue;
+    }
+    for(size_t k = 0; k < sizeof(ca_options) / sizeof(ca_options[0]); k++) {
+      const struct opt *o = &ca_options[k];
+      if((o->types & (1u << a->type)) && !opt_equal(o, a, b)) {
+        snprintf(name, sizeof(name), "ca.%s.%s", a->name, o->key);
+        cb(ctx, name, false);
+      }
+    }
+  }
+  for(unsigned i = 0; i < now->n_ca_remote; i++)
+    if(!brk_config_ca(was, now->ca_remote[i].name)) {
+      snprintf(name, sizeof(name), "ca.%s", now->ca_remote[i].name);
+      cb(ctx, name, false);
+    }
+}
+
+void brk_config_reload_merge(struct brk_config *run,
+                             const struct brk_config *was,
+                             const struct brk_config *now,
+                             brk_config_change_cb cb, void *ctx)
+{
+  char name[80];
+  for(size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
+    const struct opt *o = &options[i];
+    if(opt_equal(o, was, now))
+      continue;
+    snprintf(name, sizeof(name), "%s.%s", o->section, o->key);
+    bool hot = is_reloadable(name);
+    if(hot)
+      memcpy((char *)run + o->offset, (const char *)now + o->offset,
+             o->size);
+    cb(ctx, name, hot);
+  }
+  ca_sections_diff(was, now, cb, ctx);
+}
+
+lc_err brk_config_load_files(struct brk_config *cfg, char *err,
+                             size_t errcap)
+{
+  struct brk_config *scratch = lc_malloc(sizeof(*scratch));
+  if(!scratch) {
+    snprintf(err, errcap, "out of memory");
+    return LC_ENOMEM;
+  }
+  brk_config_defaults(scratch);
+  lc_err rc = LC_OK;
+  for(unsigned i = 0; i < cfg->n_config_files && rc == LC_OK; i++)
+    rc = brk_config_load(scratch, cfg->config_files[i], err, errcap);
+  if(rc == LC_OK) {
+    /* Not in any file: kept as they are. */
+    memcpy(scratch->config_files, cfg->config_files,
+           sizeof(cfg->config_files));
+    scratch->n_config_files = cfg->n_config_files;
+    *cfg = *scratch;
+  }
+  lc_free(scratch);
+  return rc;
+}

@@ -61,6 +61,7 @@ struct brk_gw {
   struct MHD_Daemon *daemon;
   struct brk *b;
   bool direct;
+  pthread_mutex_t proxies_mu;        /* a reload replaces them */
   struct brk_cidr proxies[BRK_GW_PROXIES_MAX];
   size_t n_proxies;
   void *trust;                       /* X509_STORE: direct mode */
@@ -266,7 +267,10 @@ static const char *identity_proxy(struct brk_gw *g, struct MHD_Connection *c,
     .client_cert = header(c, "Client-Cert")};
   struct header_count hc = {0};
   MHD_get_connection_values(c, MHD_HEADER_KIND, count_identity_header, &hc);
-  if(!brk_cidr_match(g->proxies, g->n_proxies, peer)) {
+  pthread_mutex_lock(&g->proxies_mu);
+  bool trusted = brk_cidr_match(g->proxies, g->n_proxies, peer);
+  pthread_mutex_unlock(&g->proxies_mu);
+  if(!trusted) {
     if(hc.n) {
       char addr[INET6_ADDRSTRLEN];
       log_peer(peer, addr, sizeof(addr));
@@ -587,6 +591,7 @@ static lc_err load_tls(struct brk_gw *g)
 
 static void gw_free(struct brk_gw *g)
 {
+  pthread_mutex_destroy(&g->proxies_mu);
   brk__gw_trust_free(g->trust);
   lc_free(g->cert_pem);
   if(g->key_pem)
@@ -639,6 +644,7 @@ lc_err brk__gw_start(struct brk *b, struct brk_gw **out)
     return LC_ENOMEM;
   g->b = b;
   g->direct = cfg->gw_mode == BRK_GW_MODE_DIRECT;
+  pthread_mutex_init(&g->proxies_mu, NULL);
   char why[128];
   lc_err rc = brk_cidr_list_parse(cfg->gw_trusted_proxies, g->proxies,
                                   BRK_GW_PROXIES_MAX, &g->n_proxies, why,
@@ -672,4 +678,23 @@ void brk__gw_stop(struct brk_gw *g)
   if(quiet)
     lc_log(LC_WARN, "gateway", "mhd_messages_suppressed=%llu", quiet);
   gw_free(g);
+}
+
+void brk__gw_set_proxies(struct brk_gw *g, const char *list)
+{
+  struct brk_cidr next[BRK_GW_PROXIES_MAX];
+  size_t n = 0;
+  char why[128];
+  if(brk_cidr_list_parse(list, next, BRK_GW_PROXIES_MAX, &n, why,
+                         sizeof(why)) != LC_OK) {
+    /* The configuration's check parses them the same way first. */
+    lc_log(LC_ERROR, "gateway", "op=set_proxies err=\"%s\" msg=\"kept "
+           "the ones in force\"", why);
+    return;
+  }
+  pthread_mutex_lock(&g->proxies_mu);
+  memcpy(g->proxies, next, n * sizeof(next[0]));
+  g->n_proxies = n;
+  pthread_mutex_unlock(&g->proxies_mu);
+  lc_log(LC_INFO, "gateway", "op=set_proxies proxies=%zu", n);
 }

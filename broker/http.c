@@ -231,6 +231,13 @@ static void metrics_counters(struct text *t, struct brk *b)
   counter(t, "linecert_gateway_busy_total",
           "gateway requests answered 429/503 (queue full, or the loop did "
           "not answer within 10 s)", C(gw_busy));
+  text_add(t, "# HELP linecert_config_reloads_total SIGHUP reloads of the "
+              "configuration: applied, or refused (the running one kept)\n"
+              "# TYPE linecert_config_reloads_total counter\n"
+              "linecert_config_reloads_total{result=\"applied\"} %llu\n"
+              "linecert_config_reloads_total{result=\"refused\"} %llu\n",
+           (unsigned long long)C(reloads),
+           (unsigned long long)C(reloads_refused));
   metrics_lifecycle(t, b);
 }
 

@@ -44,12 +44,21 @@ static void on_stop_signal(int sig)
   stop_requested = 1;
 }
 
+static void on_hup_signal(int sig)
+{
+  (void)sig;
+  brk__reload_request();
+}
+
 void brk__loop_signals(void)
 {
   struct sigaction sa = {.sa_handler = on_stop_signal};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  struct sigaction hup = {.sa_handler = on_hup_signal};
+  sigemptyset(&hup.sa_mask);
+  sigaction(SIGHUP, &hup, NULL);
   signal(SIGPIPE, SIG_IGN);
   stop_requested = 0;
 }
@@ -139,6 +148,7 @@ void brk__loop_run(struct brk *b)
       brk__batch_end(b);
     brk__batch_end(b);
     run_operator_requests(b);
+    brk__reload_tick(b);
     brk__gw_run_queued(b);
     uint64_t now = lc_now_ms();
     if(b->session == BRK_ONLINE && now >= b->next_timer_scan) {

@@ -393,6 +393,8 @@ lc_err brk_serve(const struct brk_config *cfg)
   brk__loop_signals();
 
   lc_err rc = start(&b);
+  if(rc == LC_OK)
+    rc = brk__reload_init(&b);
   if(rc == LC_OK) {
     lc_log(LC_INFO, "serve", "state=started data_dir=%s resumed=%zu "
            "audit_seq=%llu", cfg->data_dir, b.devs.n,
@@ -406,6 +408,7 @@ lc_err brk_serve(const struct brk_config *cfg)
     lc_log(LC_ERROR, "serve", "state=failed err=%s", lc_errname(rc));
   }
   stop(&b);
+  brk__reload_cleanup(&b);
   pthread_mutex_destroy(&b.snap_mu);
   return rc;
 }

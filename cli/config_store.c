@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/lc_util.h"
+
 /* The config file is read first, so command-line options override it
  * whatever their order. */
 int cli__load_config(struct brk_config *cfg, int argc, char **argv)
@@ -18,12 +20,19 @@ int cli__load_config(struct brk_config *cfg, int argc, char **argv)
     if(strcmp(argv[i], "-c") && strcmp(argv[i], "--config"))
       continue;
     char err[BRK_ERR_MAX];
-    struct brk_config scratch = *cfg;
-    if(brk_config_load(&scratch, argv[i + 1], err, sizeof(err)) != LC_OK) {
+    if(cfg->n_config_files == BRK_CONFIG_FILES_MAX ||
+       !lc_strlcpy(cfg->config_files[cfg->n_config_files], argv[i + 1],
+                   sizeof(cfg->config_files[0]))) {
+      fprintf(stderr, "linecert: -c: at most %d files, paths under %d "
+                      "bytes\n", BRK_CONFIG_FILES_MAX, BRK_PATH_MAX);
+      return CLI_EXIT_USAGE;
+    }
+    cfg->n_config_files++;
+    /* All the files again, over the defaults: what SIGHUP reads too. */
+    if(brk_config_load_files(cfg, err, sizeof(err)) != LC_OK) {
       fprintf(stderr, "linecert: %s\n", err);
       return CLI_EXIT_USAGE;
     }
-    *cfg = scratch;
   }
   return 0;
 }

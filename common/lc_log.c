@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum lc_log_level lc_log_threshold = LC_LOG_INFO;
+_Atomic enum lc_log_level lc_log_threshold = LC_LOG_INFO;
 
 static const char *const level_name[] = {"debug", "info", "warn", "error",
                                          "off"};

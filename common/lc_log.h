@@ -14,7 +14,8 @@
 enum lc_log_level { LC_LOG_DEBUG, LC_LOG_INFO, LC_LOG_WARN, LC_LOG_ERROR,
                     LC_LOG_OFF };
 
-extern enum lc_log_level lc_log_threshold;
+/* Atomic: SIGHUP changes it on the loop thread while others log. */
+extern _Atomic enum lc_log_level lc_log_threshold;
 
 #define LC_DEBUG LC_LOG_DEBUG
 #define LC_INFO LC_LOG_INFO

@@ -54,6 +54,61 @@ static void test_config_defaults_pass_their_own_checks(void)
   CU_ASSERT_TRUE(cfg.profile[CA_ROLE_BOOTSTRAP].client_auth);
 }
 
+struct change_log {
+  char keys[8][80];
+  bool applied[8];
+  int n;
+};
+
+static void log_change(void *ctx, const char *key, bool applied)
+{
+  struct change_log *l = ctx;
+  if(l->n < 8) {
+    snprintf(l->keys[l->n], sizeof(l->keys[0]), "%s", key);
+    l->applied[l->n++] = applied;
+  }
+}
+
+/* SIGHUP's merge (broker/reload.c): only keys that changed in the file
+ * are touched; a reloadable one is copied into the running copy, any
+ * other is reported and left alone; the command line's override of a
+ * key the file did not change stays. */
+static void test_config_reload_merge(void)
+{
+  struct brk_config was, now, run;
+  char err[BRK_ERR_MAX];
+  CU_ASSERT_EQUAL_FATAL(load("[service]\nlog_level = info\n"
+                             "data_dir = /var/lib/a\n[policy]\n"
+                             "manifest = off\n[ca.e]\ntype = ejbca\n"
+                             "base_url = https://ca.example\nclient_cert = c.pem\n",
+                             &was, err),
+                        LC_OK);
+  CU_ASSERT_EQUAL_FATAL(load("[service]\nlog_level = debug\n"
+                             "data_dir = /var/lib/b\n[policy]\n"
+                             "manifest = enforce\n[ca.e]\ntype = ejbca\n"
+                             "base_url = https://ca2.example\nclient_cert = c.pem\n",
+                             &now, err),
+                        LC_OK);
+  run = was;
+  snprintf(run.mqtt_url, sizeof(run.mqtt_url), "tcp://127.0.0.1:2883");
+  struct change_log l = {0};
+  brk_config_reload_merge(&run, &was, &now, log_change, &l);
+  CU_ASSERT_EQUAL_FATAL(l.n, 4);
+  CU_ASSERT_STRING_EQUAL(l.keys[0], "service.data_dir");
+  CU_ASSERT_FALSE(l.applied[0]);
+  CU_ASSERT_STRING_EQUAL(l.keys[1], "service.log_level");
+  CU_ASSERT_TRUE(l.applied[1]);
+  CU_ASSERT_STRING_EQUAL(l.keys[2], "policy.manifest");
+  CU_ASSERT_TRUE(l.applied[2]);
+  CU_ASSERT_STRING_EQUAL(l.keys[3], "ca.e.base_url");
+  CU_ASSERT_FALSE(l.applied[3]);
+  CU_ASSERT_STRING_EQUAL(run.log_level, "debug");
+  CU_ASSERT_EQUAL(run.manifest, BRK_MANIFEST_ENFORCE);
+  CU_ASSERT_STRING_EQUAL(run.data_dir, "/var/lib/a");
+  CU_ASSERT_STRING_EQUAL(run.ca_remote[0].base_url, "https://ca.example");
+  CU_ASSERT_STRING_EQUAL(run.mqtt_url, "tcp://127.0.0.1:2883");
+}
+
 static void test_config_values_and_errors(void)
 {
   struct brk_config cfg;
@@ -1047,6 +1102,8 @@ static const struct lc_test tests[] = {
    "its order", test_request_reasons_match_protocol_doc},
   {"config defaults pass their own checks",
    test_config_defaults_pass_their_own_checks},
+  {"config: SIGHUP's merge applies reloadable keys, names the others",
+   test_config_reload_merge},
   {"config values parsed; errors name line, key and reason",
    test_config_values_and_errors},
   {"config: the local CA's issuing keys on a PKCS#11 token",
