@@ -66,6 +66,11 @@ void sim_msg_free(struct sim_msg *m)
   lc_free(m);
 }
 
+/* When Paho handed over the message this worker thread is handling
+ * (monotonic ns): the latency figures count up to there, not to when a
+ * busy worker got to it. */
+static _Thread_local uint64_t cur_recv_ns;
+
 /* Printable copy of untrusted text, for failure messages. */
 static void printable(const char *s, size_t len, char *out, size_t cap)
 {
@@ -483,7 +488,9 @@ static void on_issued(struct sim_checker *c, struct sim_device *d,
     if(rc == LC_OK) {
       memcpy(d->installed, fps, sizeof(d->installed));
       sim_trust_delivered(d, in.trust, in.trust_len);
+      d->issued_ns = cur_recv_ns;
       lc_err arc = sim_edge_send_installed_locked(e, d);
+      d->acked_ns = lc_mono_ns();
       (void)arc; /* not online: linecert re-delivers, we ack that */
       sim_edge_set_state_locked(e, d, SIM_DEV_PROVISIONED, NULL);
       if(d->notice_pending && d->keep.key[SIM_OPERATIONAL])
@@ -733,6 +740,7 @@ static void *worker_main(void *arg)
         break;
       continue;
     }
+    cur_recv_ns = m->recv_ns;
     handle(c, m);
     sim_msg_free(m);
   }

@@ -339,6 +339,7 @@ static int on_message(void *ctx, char *topic, int topic_len,
   struct sim_msg *m = lc_calloc(1, sizeof(*m));
   if(m) {
     m->edge = e;
+    m->recv_ns = lc_mono_ns();
     m->len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
     m->topic = lc_strndup(topic, tlen);
     m->payload = lc_memdup(msg->payload, m->len);
@@ -521,6 +522,8 @@ static lc_err send_dbirth(struct sim_edge *e, struct sim_device *d)
     return rc;
   uint64_t mono = lc_mono_ms();
   d->sent_ms = mono;
+  if(!d->birth_ns)
+    d->birth_ns = lc_mono_ns(); /* retransmissions count from the first */
   if(d->kind == SIM_BAD_GARBAGE) {
     atomic_store(&e->sim->last_nodcmd_send_ms, mono);
     return publish(e, topic, d->garbage, sizeof(d->garbage), 0);

@@ -97,6 +97,8 @@ static lc_err prepare(struct sim *s, struct sim_device *d,
   const struct sim_opts *o = s->opts;
   if(o->renew)
     return load_device(s, d);
+  if(d->csr[SIM_BOOTSTRAP] && d->spki[SIM_BOOTSTRAP])
+    return LC_OK; /* from --csr-cache */
   if(o->state_dir && d->kind == SIM_NORMAL) {
     bool found = false;
     lc_err rc = resume_device(s, d, &found);
@@ -137,6 +139,8 @@ static void *keygen_thread(void *arg)
 lc_err sim_keygen_all(struct sim *s, double *seconds)
 {
   uint64_t t0 = lc_mono_ns();
+  const char *cache = s->opts->csr_cache;
+  bool cached = cache && sim_csr_cache_load(s, cache);
   struct keygen_job job = {.s = s};
   atomic_init(&job.next, 0);
   atomic_init(&job.rc, LC_OK);
@@ -158,5 +162,11 @@ lc_err sim_keygen_all(struct sim *s, double *seconds)
   *seconds = (double)(lc_mono_ns() - t0) / 1e9;
   if(sim_interrupted())
     return LC_ESHUTDOWN;
-  return (lc_err)atomic_load(&job.rc);
+  lc_err rc = (lc_err)atomic_load(&job.rc);
+  /* A cache that could not be written costs the next run its keys, not
+   * this run its devices: logged by the save. */
+  if(rc == LC_OK && cache && !cached &&
+     sim_csr_cache_save(s, cache) != LC_OK)
+    lc_log(LC_WARN, MOD, "op=csr_cache msg=\"not saved\"");
+  return rc;
 }

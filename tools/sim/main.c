@@ -67,6 +67,11 @@ static void usage(FILE *f)
 "                    own key. A full check costs 0.6-1 ms of CPU, so a\n"
 "                    load test on a small box may sample\n"
 "  --progress        one progress line per second on stderr\n"
+"  --csr-cache FILE  the normal devices' CSRs: read from FILE when it\n"
+"                    holds these devices' (same --prefix, --edges,\n"
+"                    --devices), else made and written there; no\n"
+"                    private key is kept (benchmarks on a fresh store:\n"
+"                    bench/line.sh); not with --state-dir or renewal\n"
 "  --hold            once every device has its answer, print a line\n"
 "                    \"holding devices=N provisioned=P\" and stay online,\n"
 "                    installing and acknowledging trust bundle pushes\n"
@@ -185,7 +190,7 @@ enum {
   OPT_MQTT_VERSION, OPT_NODE_DEVICES, OPT_ALIASES, OPT_STATE_DIR, OPT_RENEW,
   OPT_RENEW_WITH, OPT_RENEW_VIA, OPT_GATEWAY_URL, OPT_GATEWAY_CA,
   OPT_RENEW_ON_NOTICE, OPT_BAD_RENEW, OPT_DAYS_AHEAD, OPT_HOLD,
-  OPT_BROKER_BUNDLE
+  OPT_BROKER_BUNDLE, OPT_CSR_CACHE
 };
 
 static const struct option long_opts[] = {
@@ -219,6 +224,7 @@ static const struct option long_opts[] = {
   {"bad-renew", required_argument, NULL, OPT_BAD_RENEW},
   {"days-ahead", required_argument, NULL, OPT_DAYS_AHEAD},
   {"hold", no_argument, NULL, OPT_HOLD},
+  {"csr-cache", required_argument, NULL, OPT_CSR_CACHE},
   {"verify-broker-with-bundle", no_argument, NULL, OPT_BROKER_BUNDLE},
   {"help", no_argument, NULL, OPT_HELP},
   {NULL, 0, NULL, 0}};
@@ -322,6 +328,7 @@ int main(int argc, char **argv)
     case OPT_BAD_RENEW: ok = parse_bad_renew(a, o.bad_renew); break;
     case OPT_DAYS_AHEAD: ok = parse_uint(a, 0, 36500, &o.days_ahead); break;
     case OPT_HOLD: o.hold = true; break;
+    case OPT_CSR_CACHE: o.csr_cache = a; break;
     case OPT_BROKER_BUNDLE: o.broker_trust_bundle = true; break;
     case OPT_HELP: usage(stdout); return 0;
     default:
@@ -349,6 +356,9 @@ int main(int argc, char **argv)
                            "need an ssl:// or mqtts:// url");
   if(o.broker_trust_bundle && !o.state_dir)
     return bad_usage("%s", "--verify-broker-with-bundle needs --state-dir");
+  if(o.csr_cache && (o.state_dir || o.renew || o.renew_on_notice))
+    return bad_usage("%s", "--csr-cache keeps no private key: not with "
+                           "--state-dir, --renew or --renew-on-notice");
   if(o.hold && o.renew && o.renew_gateway)
     return bad_usage("%s", "--hold needs MQTT (not --renew-via gateway)");
   if(!spb_id_valid(o.group, strlen(o.group)))

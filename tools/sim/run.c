@@ -19,7 +19,9 @@
 #include <openssl/x509.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "common/lc_log.h"
@@ -162,14 +164,77 @@ static void print_failures(const struct sim *s)
     fprintf(stderr, "FAILED ... and %zu more\n", total - FAILURES_PRINTED);
 }
 
+/* DBIRTH -> ISSUED arrived, DBIRTH -> Installed sent, over the devices
+ * provisioned in this run (ms; nearest rank); n = 0 when none. */
+struct latency {
+  size_t n;
+  double dcmd_p50, dcmd_p99, ack_p50, ack_p99;
+};
+
 struct summary {
   struct totals t;
+  struct latency lat;
   size_t retransmits, retrying, rebirths, checked_full, notices,
     trust_pushes;
   double elapsed_s, keygen_s, devices_per_s;
+  double run_cpu_s;  /* this process, from the first connect to the end */
   const char *end;  /* "done", "timeout", "interrupted", "error" */
   json_t *renewals; /* outcome -> count; NULL when nothing renews */
 };
+
+static double cpu_s(void)
+{
+  struct rusage ru;
+  if(getrusage(RUSAGE_SELF, &ru) != 0)
+    return 0;
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double rank_ms(const uint64_t *v, size_t n, double p)
+{
+  size_t k = (size_t)(p * (double)n + 0.999999);
+  if(k < 1)
+    k = 1;
+  return (double)v[k > n ? n - 1 : k - 1] / 1e6;
+}
+
+static void latency(const struct sim *s, struct latency *out)
+{
+  memset(out, 0, sizeof(*out));
+  uint64_t *dcmd = lc_calloc(s->n_devices ? s->n_devices : 1,
+                             sizeof(*dcmd));
+  uint64_t *ack = lc_calloc(s->n_devices ? s->n_devices : 1, sizeof(*ack));
+  size_t n = 0;
+  for(unsigned k = 0; dcmd && ack && k < s->n_edges; k++) {
+    const struct sim_edge *e = &s->edges[k];
+    for(size_t i = 0; i < e->n_devices; i++) {
+      const struct sim_device *d = &e->devices[i];
+      if(!d->birth_ns || d->issued_ns < d->birth_ns ||
+         d->acked_ns < d->issued_ns)
+        continue;
+      dcmd[n] = d->issued_ns - d->birth_ns;
+      ack[n++] = d->acked_ns - d->birth_ns;
+    }
+  }
+  if(n) {
+    qsort(dcmd, n, sizeof(*dcmd), cmp_u64);
+    qsort(ack, n, sizeof(*ack), cmp_u64);
+    out->n = n;
+    out->dcmd_p50 = rank_ms(dcmd, n, 0.50);
+    out->dcmd_p99 = rank_ms(dcmd, n, 0.99);
+    out->ack_p50 = rank_ms(ack, n, 0.50);
+    out->ack_p99 = rank_ms(ack, n, 0.99);
+  }
+  lc_free(dcmd);
+  lc_free(ack);
+}
 
 /* Renewals by outcome ("renewed", "rejected:<reason>", "unfinished"
  * for a device that renews and has none: it failed or ran out of time). */
@@ -200,7 +265,7 @@ static lc_err write_json(const struct sim *s, const struct summary *sum,
 {
   json_t *fails = json_array();
   json_t *root = json_pack(
-    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:s}",
+    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:s}",
     "devices", (json_int_t)sum->t.devices,
     "provisioned", (json_int_t)sum->t.provisioned,
     "rejected_as_expected", (json_int_t)sum->t.expected,
@@ -211,6 +276,7 @@ static lc_err write_json(const struct sim *s, const struct summary *sum,
     "fully_checked", (json_int_t)sum->checked_full,
     "trust_pushes", (json_int_t)sum->trust_pushes,
     "elapsed_s", sum->elapsed_s, "keygen_s", sum->keygen_s,
+    "run_cpu_s", sum->run_cpu_s,
     "devices_per_s", sum->devices_per_s, "end", sum->end);
   lc_err rc = LC_ENOMEM;
   if(!root || !fails)
@@ -229,6 +295,15 @@ static lc_err write_json(const struct sim *s, const struct summary *sum,
     }
   }
   if(json_object_set(root, "failures", fails) != 0)
+    goto out;
+  if(sum->lat.n &&
+     json_object_set_new(root, "latency_ms",
+                         json_pack("{s:I, s:f, s:f, s:f, s:f}", "devices",
+                                   (json_int_t)sum->lat.n, "dcmd_p50",
+                                   sum->lat.dcmd_p50, "dcmd_p99",
+                                   sum->lat.dcmd_p99, "installed_p50",
+                                   sum->lat.ack_p50, "installed_p99",
+                                   sum->lat.ack_p99)) != 0)
     goto out;
   if(sum->renewals &&
      (json_object_set(root, "renewals", sum->renewals) != 0 ||
@@ -256,8 +331,13 @@ static void print_summary(const struct summary *sum)
   printf("devices_per_s=%.1f\n", sum->devices_per_s);
   printf("rebirths=%zu\n", sum->rebirths);
   printf("keygen_s=%.3f\n", sum->keygen_s);
+  printf("run_cpu_s=%.3f\n", sum->run_cpu_s);
   printf("fully_checked=%zu\n", sum->checked_full);
   printf("trust_pushes=%zu\n", sum->trust_pushes);
+  if(sum->lat.n)
+    printf("dcmd_ms_p50=%.2f\ndcmd_ms_p99=%.2f\ninstalled_ms_p50=%.2f\n"
+           "installed_ms_p99=%.2f\n", sum->lat.dcmd_p50, sum->lat.dcmd_p99,
+           sum->lat.ack_p50, sum->lat.ack_p99);
   if(sum->renewals) {
     const char *outcome;
     json_t *n;
@@ -477,6 +557,7 @@ int sim_run(const struct sim_opts *o)
     sum.end = sim_gateway_run(&s, deadline);
     goto stop;
   }
+  double cpu0 = cpu_s();
   if((rc = sim_workers_start(&s)) != LC_OK) {
     fprintf(stderr, "linecert-sim: cannot start workers\n");
     goto out;
@@ -494,6 +575,7 @@ int sim_run(const struct sim_opts *o)
     (void)rc; /* logged; the loop retries */
   }
   sum.end = loop(&s, deadline);
+  sum.run_cpu_s = cpu_s() - cpu0;
 
 stop:
   atomic_store(&s.stopping, true);
@@ -509,6 +591,7 @@ stop:
   sum.checked_full = atomic_load(&s.n_checked_full);
   sum.notices = atomic_load(&s.n_notices);
   sum.trust_pushes = atomic_load(&s.n_trust_pushes);
+  latency(&s, &sum.lat);
   sum.renewals = count_renewals(&s);
   sum.elapsed_s = (double)(lc_mono_ms() - t0) / 1000.0;
   uint64_t first = atomic_load(&s.first_dbirth_ms);

@@ -31,6 +31,7 @@
  *   gateway.c   --renew-via gateway (DESIGN §4.2): HTTPS with libcurl
  *   trust.c     the trust bundle a device installed (DESIGN §4.4), and
  *               --verify-broker-with-bundle
+ *   csr_cache.c --csr-cache: CSRs made once, reused by later runs
  *
  * Renewal (--renew with --state-dir, or --renew-on-notice): a device
  * renews while WAITING with `renewing` set, and is PROVISIONED again
@@ -227,6 +228,10 @@ struct sim_device {
   struct sim_device *prev, *next;  /* edge's waiting list */
   char installed[2 * SIM_FP_HEX + 2]; /* DDATA value once provisioned */
   char trust_sha[SIM_FP_HEX + 1];  /* bundle installed; "" = none */
+  /* Latency (monotonic ns; 0 = not yet): the first DBIRTH (NBIRTH) of
+   * its request, the arrival of the ISSUED answer that provisioned it
+   * (when Paho handed it over), and its Installed acknowledgement. */
+  uint64_t birth_ns, issued_ns, acked_ns;
   char *failure;                   /* why FAILED (owned) */
 };
 
@@ -463,6 +468,9 @@ struct sim_opts {
    * (trust bundle pushes, renewal notices) until SIGINT/SIGTERM; the
    * outcome is judged then, as at a normal end. */
   bool hold;
+  /* CSRs of the normal devices read from / written to this file
+   * (csr_cache.c); no private keys, so no renewal. */
+  const char *csr_cache;
 };
 
 /* Bits of edge->events, set by Paho callbacks, consumed by the loop. */
@@ -567,6 +575,7 @@ struct sim {
 /* A message copied out of Paho's callback. */
 struct sim_msg {
   struct sim_edge *edge;
+  uint64_t recv_ns;                 /* monotonic, in Paho's callback */
   char *topic;
   uint8_t *payload;
   size_t len;
@@ -619,6 +628,14 @@ void sim_edge_destroy_client(struct sim_edge *e);
 lc_err sim_workers_start(struct sim *s) LC_NODISCARD;
 void sim_workers_stop(struct sim *s);
 void sim_msg_free(struct sim_msg *m);
+
+/* csr_cache.c: fill every normal device's CSRs and SubjectPublicKeyInfo
+ * from the file; false (nothing filled, logged when the file was not
+ * these devices') when it cannot. Before the threads start. */
+bool sim_csr_cache_load(struct sim *s, const char *path);
+/* Write every normal device's CSRs to the file (atomically). */
+lc_err sim_csr_cache_save(const struct sim *s, const char *path)
+  LC_NODISCARD;
 
 /* keygen.c: every device's keys and CSRs, or with --renew its saved
  * state (sim_state_load()). */

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/lc_crypto.h"
 #include "common/lc_mem.h"
 #include "tests/support/lc_cunit.h"
 #include "tools/sim/sim.h"
@@ -494,11 +495,141 @@ static const struct lc_test renew_tests[] = {
    test_renew_csr_payload},
   {NULL, NULL}};
 
+/* ---- the trust bundle and the CSR cache -------------------------------- */
+
+/* DESIGN §4.4: the BIRTH declares TrustBundleInstalled with the bundle
+ * the device has; Installed carries it beside; a push is acknowledged
+ * alone. */
+static void test_trust_installed_payloads(void)
+{
+  struct fake f;
+  fake_device(&f, false);
+  f.o.renew = false;
+  static const char pem[] = "-----BEGIN CERTIFICATE-----\nMIIB\n"
+                            "-----END CERTIFICATE-----\n";
+  sim_trust_delivered(&f.d, pem, strlen(pem));
+  char want[65];
+  CU_ASSERT_EQUAL_FATAL(lc_sha256_hex(pem, strlen(pem), want), LC_OK);
+  CU_ASSERT_STRING_EQUAL(f.d.trust_sha, want);
+  struct sim_buf b = {NULL, 0, 0};
+  struct spb_payload p;
+  const char *v;
+  size_t len;
+  CU_ASSERT_EQUAL_FATAL(sim_payload_dbirth(&f.d, 1, 1000, false, &b), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(spb_payload_decode(b.data, b.len, &p), LC_OK);
+  CU_ASSERT_EQUAL(spb_payload_get_string(&p,
+                                         "Provisioning/TrustBundleInstalled",
+                                         &v, &len), LC_OK);
+  CU_ASSERT(len == 64 && memcmp(v, want, 64) == 0);
+  /* Not a renewal run: renewal's metrics are not declared. */
+  CU_ASSERT_PTR_NULL(spb_payload_find(&p, "Provisioning/RenewRequest"));
+  spb_payload_free(&p);
+  snprintf(f.d.installed, sizeof(f.d.installed), "aa,bb");
+  CU_ASSERT_EQUAL_FATAL(sim_payload_installed(&f.d, false, 2, 1000, &b),
+                        LC_OK);
+  CU_ASSERT_EQUAL_FATAL(spb_payload_decode(b.data, b.len, &p), LC_OK);
+  CU_ASSERT_EQUAL(p.n_metrics, 2);
+  CU_ASSERT_EQUAL(spb_payload_get_string(&p,
+                                         "Provisioning/TrustBundleInstalled",
+                                         &v, &len), LC_OK);
+  spb_payload_free(&p);
+  CU_ASSERT_EQUAL_FATAL(sim_payload_trust_installed(&f.d, false, 3, 1000,
+                                                    &b), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(spb_payload_decode(b.data, b.len, &p), LC_OK);
+  CU_ASSERT_EQUAL(p.n_metrics, 1);
+  spb_payload_free(&p);
+  /* No bundle: declared null, and Installed alone. */
+  sim_trust_delivered(&f.d, NULL, 0);
+  CU_ASSERT_EQUAL(f.d.trust_sha[0], '\0');
+  CU_ASSERT_EQUAL_FATAL(sim_payload_installed(&f.d, false, 4, 1000, &b),
+                        LC_OK);
+  CU_ASSERT_EQUAL_FATAL(spb_payload_decode(b.data, b.len, &p), LC_OK);
+  CU_ASSERT_EQUAL(p.n_metrics, 1);
+  spb_payload_free(&p);
+  sim_buf_cleanup(&b);
+  size_t n = 0;
+  CU_ASSERT_EQUAL(sim_trust_count(pem, strlen(pem), &n), LC_EINVAL);
+}
+
+/* --csr-cache: what one run saved, the next with the same devices reads
+ * back (CSR and the SubjectPublicKeyInfo the checks compare); another
+ * run's devices ignore it and fill nothing. */
+static void test_csr_cache(void)
+{
+  struct sim_opts o;
+  memset(&o, 0, sizeof(o));
+  struct sim s;
+  memset(&s, 0, sizeof(s));
+  struct sim_edge e;
+  memset(&e, 0, sizeof(e));
+  struct sim_device d[2];
+  memset(d, 0, sizeof(d));
+  s.opts = &o;
+  s.edges = &e;
+  s.n_edges = 1;
+  e.sim = &s;
+  e.devices = d;
+  e.n_devices = 2;
+  struct sim_keyctx *kc = NULL;
+  CU_ASSERT_EQUAL_FATAL(sim_keyctx_new(&kc), LC_OK);
+  for(int i = 0; i < 2; i++) {
+    d[i].edge = &e;
+    snprintf(d[i].serial, sizeof(d[i].serial), "CC-1-0000%d", i + 1);
+    CU_ASSERT_EQUAL_FATAL(sim_device_make_keys(&d[i], kc, false), LC_OK);
+  }
+  sim_keyctx_free(kc);
+  char dir[64], path[128];
+  make_tmpdir(dir, sizeof(dir));
+  snprintf(path, sizeof(path), "%s/cache.jsonl", dir);
+  CU_ASSERT_EQUAL_FATAL(sim_csr_cache_save(&s, path), LC_OK);
+  char *csr[2][SIM_ROLES];
+  uint8_t spki0[128];
+  size_t spki0_len = d[0].spki_len[SIM_OPERATIONAL];
+  CU_ASSERT_FATAL(spki0_len <= sizeof(spki0));
+  memcpy(spki0, d[0].spki[SIM_OPERATIONAL], spki0_len);
+  for(int i = 0; i < 2; i++)
+    for(int r = 0; r < SIM_ROLES; r++) {
+      csr[i][r] = d[i].csr[r];
+      d[i].csr[r] = NULL;
+      LC_FREE(d[i].spki[r]);
+    }
+  CU_ASSERT_TRUE(sim_csr_cache_load(&s, path));
+  for(int i = 0; i < 2; i++)
+    for(int r = 0; r < SIM_ROLES; r++) {
+      CU_ASSERT_STRING_EQUAL(d[i].csr[r], csr[i][r]);
+      CU_ASSERT_PTR_NOT_NULL(d[i].spki[r]);
+    }
+  CU_ASSERT_EQUAL(d[0].spki_len[SIM_OPERATIONAL], spki0_len);
+  CU_ASSERT_EQUAL(memcmp(d[0].spki[SIM_OPERATIONAL], spki0, spki0_len), 0);
+  /* Other devices: nothing filled. */
+  snprintf(d[1].serial, sizeof(d[1].serial), "XX-1-00002");
+  for(int i = 0; i < 2; i++)
+    sim_device_cleanup(&d[i]);
+  CU_ASSERT_FALSE(sim_csr_cache_load(&s, path));
+  for(int i = 0; i < 2; i++) {
+    CU_ASSERT_PTR_NULL(d[i].csr[SIM_BOOTSTRAP]);
+    CU_ASSERT_PTR_NULL(d[i].spki[SIM_BOOTSTRAP]);
+  }
+  for(int i = 0; i < 2; i++)
+    for(int r = 0; r < SIM_ROLES; r++)
+      lc_free(csr[i][r]);
+  unlink(path);
+  rmdir(dir);
+}
+
+static const struct lc_test line_tests[] = {
+  {"TrustBundleInstalled: declared in BIRTH, beside Installed, alone for a "
+   "push", test_trust_installed_payloads},
+  {"--csr-cache: saved, read back by the same devices, ignored by others",
+   test_csr_cache},
+  {NULL, NULL}};
+
 int main(void)
 {
   const struct lc_suite suites[] = {
     {"sim_state", NULL, NULL, state_tests},
     {"sim_renew", NULL, NULL, renew_tests},
+    {"sim_line", NULL, NULL, line_tests},
     {NULL, NULL, NULL, NULL}};
   return lc_cunit_run(suites);
 }

@@ -1,0 +1,183 @@
+#!/bin/sh
+# bench/line.sh: a whole line on this machine, measured (issue 14).
+#
+#   bench/line.sh [--edges E] [--devices N] [--check-every K] [--keep]
+#
+# Mosquitto on a free loopback port, `linecert serve` with the local CA
+# and a fresh SQLite store (synchronous=FULL, the default), and
+# linecert-sim in bench mode: CSRs made once and cached
+# (build-bench/csr-cache/), every device's certificates checked for its
+# own key (fingerprints), every K-th in full (default 50), so the
+# simulator leaves the cores to what is measured. E edge nodes of N
+# devices (default 10 x 500).
+#
+# CPU is read from /proc for linecert and Mosquitto from the moment the
+# simulator connects to the moment linecert counts every device
+# PROVISIONED; the simulator reports its own (run_cpu_s). The floor is
+# bench_floor on one core right after the line: two CSR verifications and
+# two certificate signatures per device. Latencies are the simulator's,
+# per device from its first DBIRTH: to the ISSUED DCMD's arrival (dcmd),
+# and to its Installed acknowledgement (provisioned: linecert records
+# PROVISIONED when that arrives).
+#
+# Prints progress, a table, and as its last line one JSON object:
+#   devices devices_per_s p50_dcmd_ms p99_dcmd_ms p99_provisioned_ms
+#   linecert_cpu_us_per_device mosquitto_cpu_us_per_device
+#   sim_cpu_us_per_device floor_us_per_device ratio rss_mb
+# A benchmark prints figures; it asserts nothing.
+set -eu
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+EDGES=10
+DEVICES=500
+CHECK_EVERY=50
+KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --edges) EDGES=$2; shift 2 ;;
+    --devices) DEVICES=$2; shift 2 ;;
+    --check-every) CHECK_EVERY=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    *) echo "bench/line.sh: unknown option $1 (--help)" >&2; exit 2 ;;
+  esac
+done
+total=$((EDGES * DEVICES))
+
+# An optimised build of its own, beside the test builds.
+bdir="$top/build-bench"
+echo "== build ($bdir, Release)" >&2
+cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DLC_TESTS=OFF >/dev/null
+cmake --build "$bdir" -j "$(nproc 2>/dev/null || echo 2)" \
+  --target linecert linecert-sim bench_floor >/dev/null
+
+work=$(mktemp -d /tmp/lc-bench-XXXXXX)
+cache_dir="$bdir/csr-cache"
+mkdir -p "$cache_dir"
+cache="$cache_dir/bench-${EDGES}x${DEVICES}.jsonl"
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+port=$(free_port)
+http_port=$(free_port)
+cat > "$work/mosquitto.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 100000
+CONF
+
+mosq_pid=""; lc_pid=""
+cleanup() {
+  [ -n "$lc_pid" ] && kill "$lc_pid" 2>/dev/null && wait "$lc_pid" 2>/dev/null || true
+  [ -n "$mosq_pid" ] && kill "$mosq_pid" 2>/dev/null && wait "$mosq_pid" 2>/dev/null || true
+  if [ "$KEEP" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT INT TERM
+
+# utime + stime of a process, in clock ticks (/proc/PID/stat 14, 15; the
+# command name in parentheses may hold spaces, so cut after it).
+cpu_ticks() {
+  sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+metric() {
+  python3 - "$http_port" "$1" <<'PY'
+import sys, urllib.request
+port, name = sys.argv[1], sys.argv[2]
+try:
+    body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port,
+                                  timeout=5).read().decode()
+except Exception:
+    print(-1); sys.exit(0)
+for line in body.splitlines():
+    if line.startswith(name + " "):
+        print(int(float(line.split()[-1]))); break
+else:
+    print(0)
+PY
+}
+
+mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+mosq_pid=$!
+"$bdir/bin/linecert" serve --mqtt-url "tcp://127.0.0.1:$port" \
+  --data-dir "$work/data" --http "127.0.0.1:$http_port" \
+  2>"$work/linecert.log" &
+lc_pid=$!
+i=0
+until grep -q 'state=online' "$work/linecert.log" 2>/dev/null; do
+  i=$((i + 1))
+  if [ $i -gt 300 ] || ! kill -0 "$lc_pid" 2>/dev/null; then
+    echo "linecert did not come online; see $work/linecert.log" >&2
+    KEEP=1; exit 1
+  fi
+  sleep 0.1
+done
+
+# The cache first (not measured): a run that makes it only makes keys.
+if [ ! -s "$cache" ]; then
+  echo "== making $total devices' CSRs once ($cache)" >&2
+fi
+
+echo "== line: $total devices ($EDGES edge nodes x $DEVICES), full check every $CHECK_EVERY" >&2
+tck=$(getconf CLK_TCK)
+lc0=$(cpu_ticks "$lc_pid"); mq0=$(cpu_ticks "$mosq_pid")
+"$bdir/bin/linecert-sim" --mqtt-url "tcp://127.0.0.1:$port" \
+  --trust "$work/data/ca/root.pem" --edges "$EDGES" --devices "$DEVICES" \
+  --prefix BENCH --csr-cache "$cache" --check-every "$CHECK_EVERY" \
+  --timeout 3600 --progress --json "$work/sim.json" >"$work/sim.out"
+# Until linecert has committed every PROVISIONED (its count on /metrics
+# is refreshed once a second).
+i=0
+while [ "$(metric 'linecert_devices{state="PROVISIONED"}')" -lt "$total" ]; do
+  i=$((i + 1))
+  if [ $i -gt 600 ]; then
+    echo "linecert never counted $total PROVISIONED" >&2; KEEP=1; exit 1
+  fi
+  sleep 0.1
+done
+lc1=$(cpu_ticks "$lc_pid"); mq1=$(cpu_ticks "$mosq_pid")
+rss_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$lc_pid/status")
+kill "$lc_pid"; wait "$lc_pid" || true; lc_pid=""
+
+echo "== floor: bench_floor on one core" >&2
+if command -v taskset >/dev/null 2>&1; then
+  taskset -c 0 "$bdir/bin/bench_floor" 1000 >"$work/floor.out"
+else
+  "$bdir/bin/bench_floor" 1000 >"$work/floor.out"
+fi
+
+python3 - "$work/sim.json" "$work/floor.out" "$total" "$tck" \
+  "$lc0" "$lc1" "$mq0" "$mq1" "$rss_kb" <<'PY'
+import json, sys
+sim_path, floor_path, total, tck, lc0, lc1, mq0, mq1, rss_kb = sys.argv[1:]
+total, tck = int(total), int(tck)
+sim = json.load(open(sim_path))
+floor = json.loads(open(floor_path).read().strip().splitlines()[-1])
+lat = sim.get("latency_ms", {})
+n = sim["provisioned"] or 1
+us = lambda ticks: (int(ticks) * 1e6 / tck) / n
+lc_us = us(int(lc1) - int(lc0))
+r = {
+  "devices": sim["provisioned"],
+  "devices_per_s": round(sim["devices_per_s"], 1),
+  "p50_dcmd_ms": round(lat.get("dcmd_p50", -1), 2),
+  "p99_dcmd_ms": round(lat.get("dcmd_p99", -1), 2),
+  "p99_provisioned_ms": round(lat.get("installed_p99", -1), 2),
+  "linecert_cpu_us_per_device": round(lc_us, 1),
+  "mosquitto_cpu_us_per_device": round(us(int(mq1) - int(mq0)), 1),
+  "sim_cpu_us_per_device": round(sim["run_cpu_s"] * 1e6 / n, 1),
+  "floor_us_per_device": floor["floor_us_per_device"],
+  "ratio": round(lc_us / floor["floor_us_per_device"], 2),
+  "rss_mb": round(int(rss_kb) / 1024.0, 1),
+}
+if sim["failed"] or sim["provisioned"] != total:
+  print("WARNING: %d of %d provisioned, %d failed" %
+        (sim["provisioned"], total, sim["failed"]), file=sys.stderr)
+w = max(len(k) for k in r)
+print("%-*s  %s" % (w, "figure", "value"))
+for k, v in r.items():
+  print("%-*s  %s" % (w, k, v))
+print(json.dumps(r))
+PY
