@@ -132,11 +132,12 @@ static void connect_failed(struct brk_mqtt *m, int code, int reason,
   bool silent = m->tls && code == MQTTASYNC_FAILURE &&
                 !atomic_load(&m->tls_error);
   lc_log(LC_WARN, "mqtt",
-         "op=connect url=%s tls=%d mqtt=%s code=%d reason=%d msg=\"%s\"%s",
+         "op=connect url=%s tls=%d mqtt=%s code=%d reason=%d msg=\"%s\" "
+         "hint=\"%s\"",
          m->cfg->mqtt_url, m->tls, m->v5 ? "5" : "3.1.1", code, reason,
          msg ? msg : "",
-         silent ? " hint=\"no TLS error: broker unreachable, or its "
-                  "certificate does not name the url's host\""
+         silent ? "no TLS error: broker unreachable, or its certificate "
+                  "does not name the url's host"
                 : "");
   post_event(m, BRK_MSG_CONNECT_FAILED);
 }

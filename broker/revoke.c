@@ -324,9 +324,8 @@ void brk__revoke_job_done(struct brk *b, struct brk_job *job)
                      details ? details : "{}");
     free(details);
     lc_log(done ? LC_INFO : LC_ERROR, MOD, "op=ca_revoke serial=%s role=%s "
-           "result=%s%s%s", job->cert_serial, ca_role_name(job->role),
-           done ? "revoked" : "refused", refused ? " reason=" : "",
-           refused ? res->reason : "");
+           "result=%s reason=%s", job->cert_serial, ca_role_name(job->role),
+           done ? "revoked" : "refused", refused ? res->reason : "");
     return;
   }
   /* Transient (or a local fault): the next scan asks again. */

@@ -31,6 +31,7 @@ struct cli_args {
   struct brk_config cfg;
   const char *command;
   const char *state_filter;
+  const char *line;     /* devices --line */
   const char *pubkey;   /* accepted, as by `audit`; unused */
   const char *arg;      /* positional argument */
   const char *reason;   /* revoke, quarantine release --reason */

@@ -20,8 +20,9 @@ static const char usage_text[] =
   "\n"
   "commands:\n"
   "  serve                 run the provisioning service\n"
-  "  status                devices per state, audit log length\n"
-  "  devices [--state S]   list devices (key state serial generation)\n"
+  "  status                devices per state, audit log length, local CA\n"
+  "  devices [--line G] [--state S]\n"
+  "                        list devices (key state serial generation)\n"
   "  device GROUP/EDGE/ID  one device's record and certificates\n"
   "                        (GROUP/EDGE: a node-level device)\n"
   "  audit <command>       verify, export, prove, checkpoint, consistency,\n"
@@ -53,9 +54,11 @@ static const char usage_text[] =
   "  -c, --config FILE     configuration file (INI, see README)\n"
   "  -d, --data-dir DIR    data directory (store, CA, audit key)\n"
   "      --print-config    print the effective configuration and exit\n"
-  "  -h, --help            this text\n"
-  "      --json            revoke, unrevoke, manifest, quarantine: the\n"
-  "                        answer as JSON; expiring: an array of objects\n"
+  "  -h, --help            this text; linecert <command> --help: that\n"
+  "                        command's\n"
+  "      --json            status, devices, device, revoke, unrevoke,\n"
+  "                        manifest, quarantine, expiring: the answer as\n"
+  "                        JSON (docs/cli.md)\n"
   "options (serve):\n"
   "  -u, --mqtt-url URL    MQTT broker, e.g. tcp://127.0.0.1:1883 or\n"
   "                        ssl://broker:8883 (TLS)\n"
@@ -73,13 +76,119 @@ static const char usage_text[] =
   "      --new-log         start a new store and audit log although this\n"
   "                        data directory has keys but no store (its\n"
   "                        first record names the old log's last\n"
-  "                        checkpoint)\n";
+  "                        checkpoint)\n"
+  "\n"
+  "exit status: 0 success, 1 the check failed or was refused, 2 usage or\n"
+  "configuration error. See linecert(1) and docs/cli.md.\n";
+
+/* `linecert <command> --help`: that command's usage (audit and trust
+ * have their own, cli/audit.c and cli/trust.c). */
+#define COMMON_OPTS \
+  "  -c, --config FILE     configuration file\n" \
+  "  -d, --data-dir DIR    data directory\n" \
+  "  -h, --help            this text\n"
+static const struct {
+  const char *name, *text;
+} command_help[] = {
+  {"serve",
+   "usage: linecert serve [options]\n"
+   "run the provisioning service (options: linecert --help)\n"
+   "exit status: 0 stopped by SIGTERM/SIGINT, 1 failed, 2 configuration\n"},
+  {"check-config",
+   "usage: linecert check-config [-c FILE] [--print-config]\n"
+   "validate the configuration (and the files it names) and exit\n"
+   "exit status: 0 valid, 2 not (FILE:LINE: key: reason on stderr)\n"},
+  {"status",
+   "usage: linecert status [--json]\n"
+   "devices per state, audit records, the local CA's remaining cover\n"
+   COMMON_OPTS
+   "      --json            one JSON object (docs/cli.md)\n"
+   "exit status: 0 shown, 1 the store cannot be read, 2 usage\n"},
+  {"devices",
+   "usage: linecert devices [--line G] [--state S] [--json]\n"
+   "list devices: key state serial generation [reason]\n"
+   COMMON_OPTS
+   "      --line G          only line (Sparkplug group) G\n"
+   "      --state S         only devices in state S (PROVISIONED, FAILED, ...)\n"
+   "      --json            one JSON object with a devices array\n"
+   "exit status: 0 listed (also none), 1 the store cannot be read,\n"
+   "2 usage (an unknown state)\n"},
+  {"device",
+   "usage: linecert device GROUP/EDGE/DEVICE [--json]\n"
+   "one device's record and certificates (GROUP/EDGE: a node-level one)\n"
+   COMMON_OPTS
+   "      --json            one JSON object (docs/cli.md)\n"
+   "exit status: 0 shown, 1 no such device or the store cannot be read,\n"
+   "2 usage\n"},
+  {"retry",
+   "usage: linecert retry GROUP/EDGE/DEVICE | --failed [--line G] [--json]\n"
+   "send FAILED devices back to their CA (audited)\n"
+   COMMON_OPTS
+   "      --failed          every FAILED device (of line G with --line)\n"
+   "      --json            the answer as JSON\n"
+   "exit status: 0 done, 1 refused, 2 usage\n"},
+  {"revoke",
+   "usage: linecert revoke GROUP/EDGE/DEVICE [--reason R] [--json]\n"
+   "revoke every certificate of a device: CRL, remote CA; renewal and\n"
+   "requests refused. R: unspecified, key_compromise, affiliation_changed,\n"
+   "superseded, cessation_of_operation, privilege_withdrawn\n"
+   COMMON_OPTS
+   "      --json            the answer as JSON\n"
+   "exit status: 0 revoked, 1 refused (no such device, revoked already),\n"
+   "2 usage\n"},
+  {"unrevoke",
+   "usage: linecert unrevoke GROUP/EDGE/DEVICE [--json]\n"
+   "let a revoked device be provisioned again\n"
+   COMMON_OPTS
+   "      --json            the answer as JSON\n"
+   "exit status: 0 done, 1 refused, 2 usage\n"},
+  {"manifest",
+   "usage: linecert manifest import FILE [--work-order W] [--replace] "
+   "[--json]\n"
+   "       linecert manifest status [--json]\n"
+   "import a work order's expected devices (CSV serial,model[,pubkey_sha256]\n"
+   "with a header, or JSON Lines; W defaults to FILE's name), or show per\n"
+   "work order: expected, provisioned, quarantined, missing serials\n"
+   COMMON_OPTS
+   "      --work-order W    the work order the file is\n"
+   "      --replace         the file replaces the work order's rows\n"
+   "      --json            the answer as JSON\n"
+   "exit status: 0 done, 1 refused (FILE:LINE: reason), 2 usage\n"},
+  {"quarantine",
+   "usage: linecert quarantine list [--json]\n"
+   "       linecert quarantine release GROUP/EDGE/DEVICE --reason TEXT "
+   "[--json]\n"
+   "devices held by [policy] manifest = enforce; release lets one be\n"
+   "issued\n"
+   COMMON_OPTS
+   "      --reason TEXT     why (audited; required by release)\n"
+   "      --json            the answer as JSON\n"
+   "exit status: 0 done, 1 refused, 2 usage\n"},
+  {"expiring",
+   "usage: linecert expiring [--within D] [--json]\n"
+   "current certificates expiring within D days (default 30) and those\n"
+   "expired, by notAfter\n"
+   COMMON_OPTS
+   "      --within D        days, 0..36500\n"
+   "      --json            an array of objects\n"
+   "exit status: 0 listed (also none), 1 the store cannot be read, 2 usage\n"},
+};
+
+static void print_help(const char *command)
+{
+  for(size_t i = 0; i < sizeof(command_help) / sizeof(command_help[0]); i++)
+    if(!strcmp(command, command_help[i].name)) {
+      fputs(command_help[i].text, stdout);
+      return;
+    }
+  fputs(usage_text, stdout);
+}
 
 enum { OPT_HTTP = 250, OPT_HOST_ID = 256, OPT_CLIENT_ID, OPT_PRINT_CONFIG,
        OPT_NEW_LOG, OPT_STATE,
        OPT_PUBKEY, OPT_MQTT_CA, OPT_MQTT_CERT, OPT_MQTT_KEY,
        OPT_MQTT_VERSION, OPT_REASON, OPT_JSON, OPT_WORK_ORDER, OPT_REPLACE,
-       OPT_WITHIN };
+       OPT_WITHIN, OPT_LINE };
 
 static const struct option long_opts[] = {
   {"config", required_argument, NULL, 'c'},
@@ -103,6 +212,7 @@ static const struct option long_opts[] = {
   {"work-order", required_argument, NULL, OPT_WORK_ORDER},
   {"replace", no_argument, NULL, OPT_REPLACE},
   {"within", required_argument, NULL, OPT_WITHIN},
+  {"line", required_argument, NULL, OPT_LINE},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0}};
 
@@ -216,9 +326,12 @@ static int parse_args(struct cli_args *c, int argc, char **argv)
     case OPT_WITHIN:
       c->within = optarg;
       break;
+    case OPT_LINE:
+      c->line = optarg;
+      break;
     case 'h':
-      fputs(usage_text, stdout);
-      exit(0);
+      print_help(c->command);
+      return -1; /* done: exit 0 */
     default:
       return CLI_EXIT_USAGE;
     }
@@ -270,7 +383,7 @@ int cli_main(int argc, char **argv)
   /* getopt sees the words after the command. */
   int rc = parse_args(&c, argc - 1, argv + 1);
   if(rc)
-    return rc;
+    return rc < 0 ? 0 : rc;
   if(c.print_config)
     return cli__serve_print_config(&c);
   for(size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

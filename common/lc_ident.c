@@ -57,6 +57,20 @@ static bool utf8_ident(const uint8_t *s, size_t len)
   return true;
 }
 
+size_t lc_utf8_visible_len(const char *s, size_t len)
+{
+  const uint8_t *u = (const uint8_t *)s;
+  if(!len || u[0] < 0x80)
+    return 0;
+  ucs4_t uc;
+  /* u8_mbtouc() says 1 for an invalid sequence (and U+FFFD): only a
+   * valid one of 2..4 bytes can be a visible code point here. */
+  int n = u8_mbtouc(&uc, u, len);
+  if(n < 2 || u8_check(u, (size_t)n) != NULL || !code_point_allowed(uc))
+    return 0;
+  return (size_t)n;
+}
+
 bool lc_ident_valid(const char *s, size_t len, enum lc_ident_policy pol)
 {
   if(!s || len == 0)

@@ -36,6 +36,13 @@ bool lc_ident_valid(const char *s, size_t len, enum lc_ident_policy pol);
  * form, no surrogates, nothing above U+10FFFF) without NUL. */
 bool lc_utf8_valid(const char *s, size_t len);
 
+/* The length of the UTF-8 sequence at `s` (`len` bytes available) when
+ * it is one well-formed code point at or above U+0080 that an
+ * identifier may hold under LC_IDENT_UTF8 (visible: no control, format
+ * character, separator or default-ignorable code point); 0 otherwise.
+ * The log escaper (lc_log.c) lets these through and escapes the rest. */
+size_t lc_utf8_visible_len(const char *s, size_t len);
+
 /* "ascii", "utf8"; "?" for anything else. */
 const char *lc_ident_policy_name(enum lc_ident_policy pol);
 

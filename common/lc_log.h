@@ -5,7 +5,33 @@
  * lc_log() checks the level before its arguments are evaluated (redis),
  * so a debug line costs nothing when debug is off. Thread-safe: each
  * line is formatted into a local buffer and written with one write().
- * Never log keys, tokens or whole CSRs.
+ *
+ * Outside text (a CA's error text, a device id, a serial, a topic, an
+ * HTTP header, a path) can neither split a line nor add a field, by
+ * construction: lc_log_write() formats the printf-style format itself
+ * and escapes every %s (and %c) argument by where it stands:
+ *   msg="...%s..."   inside quotes: \" \\ \n \r \t, any other control
+ *                    byte \xHH
+ *   key=%s           a whole value (then a space or the end): as is when
+ *                    plain (printable ASCII without space, '"', '\' or
+ *                    '='), else quoted and escaped as above; "" stays
+ *                    empty (key=)
+ *   dev=%s/%s/%s     a piece of a value (anything else): as is when
+ *                    plain (and '='), '\' as \\, any other byte \xHH
+ *                    (space too)
+ * In all three, UTF-8 a reader sees (letters, marks, digits, punctuation
+ * and symbols of any script: lc_utf8_visible_len()) passes; invalid
+ * UTF-8, C1 controls, bidi and other format characters (U+202E), and
+ * separators (U+00A0, U+2028) are \xHH per byte. A control byte in the
+ * format itself is \xHH too. Numbers are printf's. A line longer than
+ * LC_LOG_LINE_MAX is cut between two escapes, its open quote closed,
+ * and ends " truncated=true".
+ *
+ * So the one way to log outside text is as an argument: "msg=\"%s\"" or
+ * "key=%s". Never build a fragment of fields (" reason=x") into a
+ * buffer or a %s: it is escaped as one value. Never log keys, PINs,
+ * tokens, secrets, certificates or whole CSRs (tests/integration/
+ * test_logs.c greps a full run's log for them).
  */
 #ifndef LC_LOG_H
 #define LC_LOG_H
@@ -13,6 +39,9 @@
 
 enum lc_log_level { LC_LOG_DEBUG, LC_LOG_INFO, LC_LOG_WARN, LC_LOG_ERROR,
                     LC_LOG_OFF };
+
+/* The longest line written, newline included. */
+#define LC_LOG_LINE_MAX 2048
 
 /* Atomic: SIGHUP changes it on the loop thread while others log. */
 extern _Atomic enum lc_log_level lc_log_threshold;

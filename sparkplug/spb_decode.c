@@ -187,7 +187,7 @@ lc_err spb_payload_decode(const uint8_t *buf, size_t len,
     /* The caller logs the failure with its topic; nanopb's reason is
      * only worth a debug line. pb_decode() released the partial tree
      * and left the pointers NULL, so decoded_free() is still safe. */
-    lc_log(LC_DEBUG, "spb", "pb_decode failed: %s", PB_GET_ERROR(&is));
+    lc_log(LC_DEBUG, "spb", "op=pb_decode err=\"%s\"", PB_GET_ERROR(&is));
     decoded_free(dec);
     return LC_EPROTO;
   }

@@ -11,7 +11,7 @@ libssl-dev openssl libsqlite3-dev sqlite3 libcurl4-openssl-dev
 libcunit1-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev libinih-dev libunistring-dev
 mosquitto mosquitto-clients prometheus
 libp11-dev softhsm2 libfaketime faketime nginx-light
-python3 python3-cryptography"
+python3 python3-cryptography groff-base"
 
 missing=""
 for p in $PKGS; do

@@ -46,7 +46,8 @@ Errors: {"error_code": N, "error_message": "..."}.
 Files written to --dir: tls-ca.pem, ca-root.pem, admin-ca.pem, admin.pem,
 admin.key, rogue.pem/rogue.key (signed by another CA), stranger.pem/.key
 (the admin CA, but not an administrator).
-Control: faults throttle (429), error500, error503, timeout, slow,
+Control: faults throttle (429), error500, error503 (with "message": that
+error_message instead of EJBCA's), timeout, slow,
 lose_answer (done, then no answer), hold (done, answer held back), approval;
 POST /approve {"reject": bool} decides every waiting approval.
 """
@@ -440,8 +441,11 @@ class H(ec_.Handler):
                               retry_after=ec_.retry_after_value(f))
             if f and f["kind"] in ("error500", "error503"):
                 st = 500 if f["kind"] == "error500" else 503
-                raise EjError(st, "General failure." if st == 500
-                              else "CA is offline",
+                # "message": the error text a test wants the CA to say
+                # (tests/integration/test_logs.c: hostile text).
+                raise EjError(st, f.get("message") or
+                              ("General failure." if st == 500
+                               else "CA is offline"),
                               retry_after=ec_.retry_after_value(f)
                               if "retry_after" in f else None)
             if self.headers.get("Content-Type", "").split(";")[0] != \

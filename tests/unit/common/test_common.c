@@ -209,6 +209,7 @@ int main(void)
                                     {"file", NULL, NULL, lc_test_file},
                                     {"buf", NULL, NULL, lc_test_buf},
                                     {"crypto", NULL, NULL, lc_test_crypto},
+                                    {"log", NULL, NULL, lc_test_log},
                                     {NULL, NULL, NULL, NULL}};
   return lc_cunit_run(suites);
 }
