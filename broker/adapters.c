@@ -21,7 +21,9 @@
  */
 #include "broker/brk_int.h"
 
+#include <jansson.h>
 #include <openssl/crypto.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,7 +91,10 @@ static struct ca_http_config http_config(const struct brk_ca_remote *r,
     .client_key_password = key_password,
     .connect_timeout_ms = r->connect_timeout_ms,
     .timeout_ms = r->timeout_ms,
-    .max_response = r->max_response};
+    .max_response = r->max_response,
+    .breaker = {.down_after = r->down_after,
+                .probe_min_ms = r->probe_min_ms,
+                .probe_max_ms = r->probe_max_ms}};
   return h;
 }
 
@@ -430,9 +435,27 @@ static void dispatch(struct brk *b, struct brk_ca_slot *s, struct brk_dev *d)
   s->inflight++;
 }
 
+/* Is the adapter taking calls? The local CA always is. */
+static bool slot_up(const struct brk_ca_slot *s, struct ca_health *h)
+{
+  return ca_health(s->ca, h) != LC_OK || h->state == CA_HEALTH_UP;
+}
+
+/* Jobs the loop may hand the adapter now. DOWN: none, except one probe
+ * when it is due and nothing is out (the adapter lets exactly one call
+ * through; more would only come back unsent). */
+static unsigned slot_limit(const struct brk_ca_slot *s)
+{
+  struct ca_health h;
+  if(slot_up(s, &h))
+    return s->limit;
+  return h.state == CA_HEALTH_DOWN && !h.next_probe_ms ? 1 : 0;
+}
+
 static void pump(struct brk *b, struct brk_ca_slot *s)
 {
-  while(s->inflight < s->limit && s->wait_head) {
+  unsigned limit = slot_limit(s);
+  while(s->inflight < limit && s->wait_head) {
     struct brk_dev *d = s->wait_head;
     s->wait_head = d->ca_next;
     if(!s->wait_head)
@@ -442,6 +465,44 @@ static void pump(struct brk *b, struct brk_ca_slot *s)
     s->n_waiting--;
     dispatch(b, s, d);
   }
+}
+
+/* Into the FIFO by ca_order: a new device goes last; one whose call
+ * found no CA goes back where it was, ahead of those that came after
+ * it (walked from the head: only the calls that were out come back). */
+static void enqueue(struct brk_ca_slot *s, struct brk_dev *d)
+{
+  d->ca_inflight = true;
+  d->ca_queued = true;
+  d->ca_next = NULL;
+  s->n_waiting++;
+  if(!s->wait_tail || s->wait_tail->ca_order <= d->ca_order) {
+    if(s->wait_tail)
+      s->wait_tail->ca_next = d;
+    else
+      s->wait_head = d;
+    s->wait_tail = d;
+    return;
+  }
+  struct brk_dev **pp = &s->wait_head;
+  while((*pp)->ca_order <= d->ca_order)
+    pp = &(*pp)->ca_next; /* stops before the tail: its order is larger */
+  d->ca_next = *pp;
+  *pp = d;
+}
+
+/* RETRYING once per wait: the device waits on us, not on its own. */
+static void tell_waiting(struct brk *b, struct brk_dev *d)
+{
+  if(d->told_waiting)
+    return;
+  d->told_waiting = true;
+  brk__publish_status(b, d, "RETRYING");
+}
+
+bool brk__ca_waiting_down(const struct brk_dev *d)
+{
+  return d->told_waiting && d->ca_queued;
 }
 
 void brk__ca_submit(struct brk *b, struct brk_dev *d, enum ca_role role)
@@ -455,16 +516,77 @@ void brk__ca_submit(struct brk *b, struct brk_dev *d, enum ca_role role)
    * service resumes the device from the store when it starts. */
   if(!s)
     return;
-  d->ca_inflight = true;
-  d->ca_queued = true;
-  d->ca_next = NULL;
-  if(s->wait_tail)
-    s->wait_tail->ca_next = d;
-  else
-    s->wait_head = d;
-  s->wait_tail = d;
-  s->n_waiting++;
+  if(!d->ca_order)
+    d->ca_order = ++b->ca_order_seq;
+  enqueue(s, d);
+  struct ca_health h;
+  if(!slot_up(s, &h))
+    tell_waiting(b, d);
   pump(b, s);
+}
+
+void brk__ca_requeue(struct brk *b, struct brk_dev *d, enum ca_role role)
+{
+  struct brk_ca_slot *s = b->ca_for[role];
+  if(!s || d->ca_inflight)
+    return;
+  if(!d->ca_order)
+    d->ca_order = ++b->ca_order_seq;
+  enqueue(s, d);
+  tell_waiting(b, d);
+}
+
+/* ---- the breaker, as the loop sees it -------------------------------------------- */
+
+static void audit_transition(struct brk *b, const struct brk_ca_slot *s,
+                             const char *event, const struct ca_health *h,
+                             uint64_t down_ms)
+{
+  json_t *j = json_pack("{s:s, s:s}", "adapter", s->name, "type", s->type);
+  if(j && !strcmp(event, "ca_down"))
+    json_object_set_new(j, "cause", json_string(h->cause));
+  else if(j)
+    json_object_set_new(j, "down_ms", json_integer((json_int_t)down_ms));
+  char *details = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(j);
+  brk__audit_event(b, event, "", details ? details : "{}");
+  free(details);
+}
+
+static void tick_slot(struct brk *b, struct brk_ca_slot *s, uint64_t now_ms)
+{
+  struct ca_health h;
+  if(ca_health(s->ca, &h) != LC_OK)
+    return;
+  if(h.downs != s->downs_seen) {
+    /* Went DOWN since the last turn (and maybe UP again already). */
+    s->downs_seen = h.downs;
+    if(!s->down_audited) {
+      s->down_audited = true;
+      s->down_at_ms = now_ms;
+      audit_transition(b, s, "ca_down", &h, 0);
+      lc_log(LC_WARN, "ca", "ca=%s op=ca_down queued=%zu cause=\"%s\" "
+             "msg=\"devices wait in ISSUING_* (RETRYING) without spending "
+             "attempts\"", s->name, s->n_waiting, h.cause);
+    }
+    for(struct brk_dev *d = s->wait_head; d; d = d->ca_next)
+      tell_waiting(b, d);
+  }
+  if(h.state == CA_HEALTH_UP && s->down_audited) {
+    s->down_audited = false;
+    uint64_t down_ms = now_ms - s->down_at_ms;
+    audit_transition(b, s, "ca_up", &h, down_ms);
+    lc_log(LC_WARN, "ca", "ca=%s op=ca_up down_ms=%llu queued=%zu "
+           "msg=\"resuming, oldest first, at the paced rate\"", s->name,
+           (unsigned long long)down_ms, s->n_waiting);
+  }
+  pump(b, s);
+}
+
+void brk__ca_tick(struct brk *b, uint64_t now_ms)
+{
+  for(unsigned i = 0; i < b->n_ca_slots; i++)
+    tick_slot(b, &b->ca_slots[i], now_ms);
 }
 
 void brk__ca_job_done(struct brk *b, const struct brk_job *job)
@@ -565,6 +687,7 @@ void brk__ca_snapshot(struct brk *b, struct brk_snapshot *v, uint64_t now_ms)
     o->waiting = s->n_waiting;
     o->inflight = s->inflight;
     o->parked = pc.parked[i];
+    o->has_health = ca_health(s->ca, &o->health) == LC_OK;
     o->n_buckets = 0;
     while(o->n_buckets < BRK_CA_BUCKETS &&
           ca_pace_stats(s->ca, o->n_buckets, &o->bucket[o->n_buckets]) ==

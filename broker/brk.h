@@ -66,6 +66,8 @@ struct brk_ca_remote {
   /* pacing: rate is the primary bucket (enroll, issue, create) */
   double rate, get_rate;           /* 0 = the published quota, < 0 = none */
   unsigned burst, max_wait_ms;
+  /* the circuit breaker (struct ca_breaker_config) */
+  unsigned down_after, probe_min_ms, probe_max_ms;
   /* ejbca */
   char base_url[BRK_PATH_MAX], username_prefix[32],
     enrollment_secret_file[BRK_PATH_MAX];

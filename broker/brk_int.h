@@ -126,6 +126,8 @@ struct brk_stats {
   atomic_ullong msgs_in, inbox_full, dropped_topic, dropped_payload,
     births, duplicate_births, rejected, provisioned, issued, ca_retries,
     ca_paced, ca_pending,
+    ca_unavailable,            /* CA calls that found no CA (refused, DNS,
+                                  TLS, timeout, or the adapter DOWN) */
     dcmd_sent, installed_mismatch, commits, commit_failures, audit_records,
     publish_failures, session_dropped, session_held, rebirths_sent,
     nodes_offline, devices_offline, retrying_sent, revocations,
@@ -251,6 +253,12 @@ struct brk_dev {
   bool ca_queued;                        /* in its adapter's FIFO */
   struct brk_dev *ca_next;               /* that FIFO */
   bool kick;                             /* fire TIMER now (resume) */
+  uint64_t ca_order;                     /* its place in the adapter's FIFO
+                                            (first come, first served),
+                                            kept while the CA cannot be
+                                            reached; 0 = none yet */
+  bool told_waiting;                     /* heard RETRYING for this wait
+                                            on a DOWN adapter */
   bool touched;                          /* changed in this batch */
   bool asked;                            /* its request (REQUEST or
                                             INVALID) is in this batch */
@@ -340,6 +348,8 @@ struct brk_ca_snap {
                                            attempt (paced, pending, retry) */
   unsigned n_buckets;
   struct ca_pace_stats bucket[BRK_CA_BUCKETS];
+  bool has_health;                      /* a remote adapter's breaker */
+  struct ca_health health;
 };
 
 #define BRK_LINES_MAX 64
@@ -509,8 +519,11 @@ struct brk_ca_slot {
                                        EJBCA enrollment secret */
   /* loop thread only */
   unsigned inflight;                /* jobs handed out, not back yet */
-  struct brk_dev *wait_head, *wait_tail;
+  struct brk_dev *wait_head, *wait_tail; /* by ca_order */
   size_t n_waiting;
+  uint64_t downs_seen;              /* ca_health().downs last audited */
+  bool down_audited;                /* "ca_down" written, "ca_up" not yet */
+  uint64_t down_at_ms;              /* wall clock of that "ca_down" */
 };
 
 /* The trust bundles in force (trust.c). */
@@ -583,6 +596,7 @@ struct brk {
   bool resumed;                       /* unfinished devices kicked */
   uint64_t next_timer_scan, next_stats;
   uint64_t next_ca_life_ms;           /* wall clock: the daily CA check */
+  uint64_t ca_order_seq;              /* last brk_dev.ca_order handed out */
   uint64_t next_cap_warning;          /* rate limit of cap warnings */
   uint64_t next_renew_scan;           /* wall ms: RENEWAL_NEEDED scan */
   uint64_t next_expiry_mono;          /* the expiry watch's next scan */
@@ -879,6 +893,19 @@ void brk__ca_close(struct brk *b);
 void brk__ca_submit(struct brk *b, struct brk_dev *d, enum ca_role role);
 /* An ISSUE job came back: its worker is free for the next device. */
 void brk__ca_job_done(struct brk *b, const struct brk_job *job);
+/* d's call found no CA (CA_UNAVAILABLE): back into its adapter's FIFO
+ * at the place it had (ca_order), told RETRYING once; no attempt is
+ * spent and nothing is stored (it is durably in ISSUING_* already).
+ * The job's brk__ca_job_done() follows. Loop thread. */
+void brk__ca_requeue(struct brk *b, struct brk_dev *d, enum ca_role role);
+/* Once per loop turn: each adapter's breaker (ca_health()); a DOWN or
+ * an UP since the last turn is logged and audited ("ca_down",
+ * "ca_up", actor linecert, no device) and the devices waiting are told
+ * RETRYING; the FIFOs move (a probe when one is due, everything once
+ * UP). Inside the caller's batch. */
+void brk__ca_tick(struct brk *b, uint64_t now_ms);
+/* Is d waiting for an adapter that is DOWN (and was told so)? */
+bool brk__ca_waiting_down(const struct brk_dev *d);
 /* Copy each adapter's queue, pace and parked devices into v, and the
  * local issuing CAs' remaining life at now_ms (wall clock). */
 void brk__ca_snapshot(struct brk *b, struct brk_snapshot *v, uint64_t now_ms);

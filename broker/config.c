@@ -249,6 +249,10 @@ static const struct opt ca_options[] = {
   R_RATE("get_rate", get_rate, T_AWS | T_GCP),
   R_UINT("burst", burst, 1, 10000, T_ALL),
   R_UINT("max_wait_ms", max_wait_ms, 0, 600000, T_ALL),
+  /* the circuit breaker (docs/adapters.md, "When the CA is down") */
+  R_UINT("down_after", down_after, 1, 1000, T_ALL),
+  R_UINT("probe_min_ms", probe_min_ms, 10, 3600000, T_ALL),
+  R_UINT("probe_max_ms", probe_max_ms, 10, 86400000, T_ALL),
   R_STR("base_url", base_url, T_EJ),
   R_STR("username_prefix", username_prefix, T_EJ),
   R_STR("enrollment_secret_file", enrollment_secret_file, T_EJ),
@@ -274,6 +278,9 @@ static void ca_remote_defaults(struct brk_ca_remote *r, const char *name)
   r->max_response = 1u << 20;
   r->burst = 1;
   r->max_wait_ms = 2000;
+  r->down_after = 3;
+  r->probe_min_ms = 1000;
+  r->probe_max_ms = 60000;
   r->lookup = true;
   r->approval_poll_ms = 30000;
   r->poll_ms = 1000;
@@ -975,6 +982,11 @@ static const char *ca_section_problem(const struct brk_ca_remote *r,
   if(r->client_key[0] && !r->client_cert[0]) {
     snprintf(buf, cap, "ca.%s.client_cert", r->name);
     *why = "required with client_key";
+    return buf;
+  }
+  if(r->probe_min_ms > r->probe_max_ms) {
+    snprintf(buf, cap, "ca.%s.probe_min_ms", r->name);
+    *why = "greater than probe_max_ms";
     return buf;
   }
   return NULL;

@@ -53,11 +53,13 @@ static void replay_request(struct brk *b, struct brk_dev *d)
     lc_log(LC_ERROR, "provision", "dev=%s op=replay err=%s", d->key,
            lc_errname(rc));
   /* While issuing, a repeated request changes nothing and is not
-   * answered; but while commits fail nothing moves either, and the
+   * answered; but while commits fail, or its CA is DOWN (adapters.c),
+   * nothing moves either, and the
    * device should know it is waiting on us: RETRYING, which promises
    * nothing and needs no commit. (A replay that did change something
    * hears RETRYING if its batch rolls back.) */
-  if(rc == LC_OK && !d->touched && b->redrive.failing &&
+  if(rc == LC_OK && !d->touched &&
+     (b->redrive.failing || brk__ca_waiting_down(d)) &&
      sm_state_issuing(d->sm->state, NULL))
     brk__publish_status(b, d, "RETRYING");
   /* Back online with a certificate due for renewal: told now, not at

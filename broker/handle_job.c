@@ -62,10 +62,39 @@ static void validated(struct brk *b, struct brk_dev *d, struct brk_job *job)
   }
 }
 
+/* The call found no CA (refused, DNS, TLS handshake, timeout, or the
+ * adapter's breaker DOWN): not the CA's verdict, so no attempt is
+ * spent and the state machine is not stepped. The device goes back to
+ * its place in the adapter's queue, durably in ISSUING_* as it was. */
+static void unreachable(struct brk *b, struct brk_dev *d, struct brk_job *job)
+{
+  atomic_fetch_add(&b->stats.ca_unavailable, 1);
+  char key[SM_REQUEST_KEY_MAX];
+  sm_current_key(d->sm, key);
+  enum ca_role role;
+  if(!sm_state_asking_ca(d->sm->state, &role) || role != job->role ||
+     strcmp(key, job->request_key) != 0) {
+    /* The device moved on meanwhile: the timer submits what it waits
+     * for now, if anything. */
+    if(sm_state_asking_ca(d->sm->state, NULL))
+      d->kick = true;
+    return;
+  }
+  brk__ca_requeue(b, d, role);
+}
+
 static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
 {
   struct sm_event ev;
   const struct ca_result *res = &job->res;
+  if(job->rc == LC_OK && res->status == CA_UNAVAILABLE) {
+    unreachable(b, d, job);
+    return;
+  }
+  /* The CA answered: the device's place in the queue and its RETRYING
+   * were for that wait only. */
+  d->ca_order = 0;
+  d->told_waiting = false;
   if(job->rc != LC_OK) {
     ev = brk__event(SM_EV_CA_RETRY); /* a local fault is not the CA's verdict */
     ev.retry_after_ms = 1000;

@@ -190,6 +190,9 @@ static void metrics_counters(struct text *t, struct brk *b)
   counter(t, "linecert_ca_pending_total",
           "CA answers 'not ready yet' (in progress, approval pending)",
           C(ca_pending));
+  counter(t, "linecert_ca_unavailable_total",
+          "CA calls that found no CA (refused, DNS, TLS, timeout, or the "
+          "adapter down): not attempts", C(ca_unavailable));
   counter(t, "linecert_dcmd_sent_total", "DCMDs published", C(dcmd_sent));
   counter(t, "linecert_retrying_sent_total",
           "Provisioning/Status RETRYING answers published (a CA failing, "
@@ -378,10 +381,53 @@ static void bucket_family(struct text *t, const struct brk_snapshot *s,
   }
 }
 
+/* What an operator sees of an adapter in one word: down or probing
+ * (the breaker), else paced (a bucket makes calls wait or the CA's
+ * Retry-After runs), else up. */
+static const char *adapter_state(const struct brk_ca_snap *a)
+{
+  if(a->has_health && a->health.state != CA_HEALTH_UP)
+    return ca_health_name(a->health.state);
+  for(unsigned k = 0; k < a->n_buckets; k++)
+    if(a->bucket[k].wait_ms || a->bucket[k].paused_ms)
+      return "paced";
+  return "up";
+}
+
+static const char *const adapter_states[] = {"up", "paced", "down",
+                                             "probing"};
+
+/* linecert_ca_state{adapter,state}: 1 for the adapter's state, 0 for the
+ * others (as linecert_trust_phase); and its breaker's counters. */
+static void metrics_adapter_state(struct text *t, const struct brk_snapshot *s)
+{
+  text_add(t, "# HELP linecert_ca_state CA adapter state: up, paced (its "
+              "quota makes calls wait), down (not reachable: nothing is "
+              "sent, devices wait), probing (one call tests it)\n"
+              "# TYPE linecert_ca_state gauge\n");
+  for(size_t i = 0; i < s->n_ca_slots; i++) {
+    const char *now = adapter_state(&s->ca_slots[i]);
+    for(size_t k = 0; k < sizeof(adapter_states) / sizeof(adapter_states[0]);
+        k++) {
+      sample_start(t, "linecert_ca_state", "adapter", s->ca_slots[i].name,
+                   "state", adapter_states[k]);
+      text_add(t, "%d\n", !strcmp(now, adapter_states[k]));
+    }
+  }
+  text_add(t, "# HELP linecert_ca_down_total times a CA adapter went down\n"
+              "# TYPE linecert_ca_down_total counter\n");
+  for(size_t i = 0; i < s->n_ca_slots; i++) {
+    sample_start(t, "linecert_ca_down_total", "adapter", s->ca_slots[i].name,
+                 NULL, NULL);
+    text_add(t, "%llu\n", (unsigned long long)s->ca_slots[i].health.downs);
+  }
+}
+
 /* Per adapter: how much waits for it and how fast its quota lets work
  * through (docs/adapters.md, Operations). */
 static void metrics_adapters(struct text *t, const struct brk_snapshot *s)
 {
+  metrics_adapter_state(t, s);
   adapter_family(t, s, "linecert_ca_queue_depth",
                  "devices queued for or in a CA call, per adapter", AF_QUEUE);
   adapter_family(t, s, "linecert_ca_inflight",
@@ -543,8 +589,9 @@ static json_t *adapters_json(const struct brk_snapshot *s)
     for(unsigned k = 0; buckets && k < a->n_buckets; k++)
       json_array_append_new(buckets, bucket_json(&a->bucket[k]));
     json_array_append_new(
-      arr, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o*}", "name", a->name,
-                     "type", a->type, "workers", (json_int_t)a->threads,
+      arr, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:o*}", "name", a->name,
+                     "type", a->type, "state", adapter_state(a),
+                     "workers", (json_int_t)a->threads,
                      "queue", (json_int_t)(a->waiting + a->inflight),
                      "inflight", (json_int_t)a->inflight, "parked",
                      (json_int_t)a->parked, "buckets", buckets));
@@ -757,25 +804,51 @@ static enum MHD_Result serve_json(struct MHD_Connection *c, json_t *j)
   return r;
 }
 
-/* Ready: "ready" as text. Not ready: 503 and why, as JSON; a failing
- * store first, since it is the one an operator must act on. */
+/* {"<adapter>": "up" | "paced" | "down" | "probing", ...} */
+static json_t *adapter_states_json(const struct brk_snapshot *s)
+{
+  json_t *o = json_object();
+  for(size_t i = 0; o && i < s->n_ca_slots; i++)
+    json_object_set_new(o, s->ca_slots[i].name,
+                        json_string(adapter_state(&s->ca_slots[i])));
+  return o;
+}
+
+/* Ready: "ready" as text, then one line of JSON with each CA adapter's
+ * state. Not ready: 503 and why, as JSON; a failing store first, since
+ * it is the one an operator must act on. A CA that is down does not
+ * make linecert unready: it takes the line's requests and they wait. */
 static enum MHD_Result serve_readyz(struct MHD_Connection *c,
                                     const struct brk_snapshot *s)
 {
   json_t *j = NULL;
+  int status = 503;
   if(s->commit_failing)
     j = json_pack("{s:b, s:s, s:s, s:s}", "ready", 0, "reason",
                   "store_commit_failing", "cause", s->commit_cause, "detail",
                   s->commit_detail);
   else if(!s->online)
     j = json_pack("{s:b, s:s}", "ready", 0, "reason", "mqtt_offline");
-  else
-    return send_text(c, 200, "text/plain", "ready\n", 6);
+  else {
+    j = json_pack("{s:b}", "ready", 1);
+    status = 200;
+  }
+  if(j)
+    json_object_set_new(j, "ca", adapter_states_json(s));
   char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
+  if(status == 200) {
+    /* "ready" first: checks that read the first line keep working. */
+    char body[4096];
+    int n = snprintf(body, sizeof(body), "ready\n%s\n", text ? text : "{}");
+    free(text);
+    if(n < 0 || (size_t)n >= sizeof(body))
+      n = snprintf(body, sizeof(body), "ready\n");
+    return send_text(c, 200, "text/plain", body, (size_t)n);
+  }
   enum MHD_Result r =
-    text ? send_text(c, 503, "application/json", text, strlen(text))
-         : send_text(c, 503, "text/plain", "not ready\n", 10);
+    text ? send_text(c, status, "application/json", text, strlen(text))
+         : send_text(c, status, "text/plain", "not ready\n", 10);
   free(text);
   return r;
 }
@@ -807,7 +880,8 @@ static const char live_page[] =
   "<div class=box><div>CA queue per adapter: queued or in a call "
   "(solid), waiting for the next attempt (thin)</div>"
   "<canvas id=caq width=560 height=220></canvas></div>"
-  "<div class=box><div>CA adapters and their quota buckets</div>"
+  "<div class=box><div>CA adapters (up, paced, down, probing) and their "
+  "quota buckets</div>"
   "<table id=adapters></table></div>"
   "<div class=box><div>Certificates expiring, per line and role "
   "<small>(current certificates; within 30 days includes 14 and 7)</small>"
@@ -852,12 +926,13 @@ static const char live_page[] =
   "plot('caq',h.adapters.flatMap((n,a)=>[{name:n,v:s.slice(1).map("
   "x=>x.aq[a]||0)},{name:n+' waiting',thin:1,v:s.slice(1).map("
   "x=>x.ap[a]||0)}]));\n"
-  "let ar='<tr><th>adapter</th><th>bucket</th><th>rate/s</th>"
+  "let ar='<tr><th>adapter</th><th>state</th><th>bucket</th><th>rate/s</th>"
   "<th>wait ms</th><th>granted</th><th>deferred</th><th>429s</th>"
   "<th>queue</th><th>waiting</th></tr>';for(const a of j.adapters){"
   "const bs=a.buckets.length?a.buckets:[{name:'-',rate:0,wait_ms:0,"
   "granted:0,deferred:0,throttled:0}];for(const b of bs)ar+='<tr><td>'+"
-  "esc(a.name)+' ('+esc(a.type)+')</td><td>'+esc(b.name)+'</td><td>'+"
+  "esc(a.name)+' ('+esc(a.type)+')</td><td>'+esc(a.state)+'</td><td>'+"
+  "esc(b.name)+'</td><td>'+"
   "b.rate.toFixed(1)"
   "+'</td><td>'+b.wait_ms+'</td><td>'+b.granted+'</td><td>'+b.deferred+"
   "'</td><td>'+b.throttled+'</td><td>'+a.queue+'</td><td>'+a.parked+"

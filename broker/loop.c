@@ -160,6 +160,8 @@ void brk__loop_run(struct brk *b)
     brk__batch_end(b);
     brk__revoke_tick(b, now);
     brk__batch_end(b);
+    brk__ca_tick(b, now);
+    brk__batch_end(b);
     brk__expiry_tick(b, now);
     if(b->session == BRK_ONLINE) {
       brk__sessions_tick(b, lc_mono_ms());

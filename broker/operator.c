@@ -178,6 +178,116 @@ static json_t *op_unrevoke(struct brk *b, const struct brk_ctl_req *r)
   return brk__operator_step(b, r, &ev, "unrevoke");
 }
 
+/* ---- retry (DESIGN §3: an operator can retry a FAILED device) ------------------ */
+
+/* Devices named in a bulk retry's answer; the count covers them all
+ * (an answer is one control message, CTL_MSG_MAX bytes). */
+#define RETRY_LISTED_MAX 100
+
+struct failed_keys {
+  const char *line;                    /* NULL: every line */
+  char (*key)[BRK_KEY_MAX];
+  size_t n, cap;
+  bool nomem;
+};
+
+static lc_err collect_failed(void *ctx, struct sm_device *dev)
+{
+  struct failed_keys *f = ctx;
+  if(dev->state == SM_FAILED && (!f->line || !strcmp(dev->group, f->line))) {
+    if(f->n == f->cap) {
+      size_t cap = f->cap ? f->cap * 2 : 64;
+      char (*k)[BRK_KEY_MAX] = lc_realloc(f->key, cap * sizeof(*k));
+      if(!k) {
+        f->nomem = true;
+        sm_device_free(dev);
+        return LC_ENOMEM;
+      }
+      f->key = k;
+      f->cap = cap;
+    }
+    sm_device_key(dev, f->key[f->n++], BRK_KEY_MAX);
+  }
+  sm_device_free(dev);
+  return LC_OK;
+}
+
+/* One FAILED device back to what it still needs; its answer in `list`
+ * (while there is room). false when it was not retried. */
+static bool retry_one(struct brk *b, const char *key, const char *actor,
+                      json_t *list)
+{
+  char g[SM_ID_MAX + 1], e[SM_ID_MAX + 1], dv[SM_ID_MAX + 1];
+  struct brk_dev *d = brk__split_key(key, g, e, dv)
+                        ? brk__device(b, g, e, dv, false) : NULL;
+  if(!d)
+    return false;
+  struct sm_event ev = brk__event(SM_EV_OPERATOR_RETRY);
+  ev.text = actor;
+  if(brk__apply(b, d, &ev) != LC_OK)
+    return false; /* no longer FAILED (an answer came meanwhile) */
+  if(json_array_size(list) < RETRY_LISTED_MAX)
+    json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "device", key,
+                                          "from", "FAILED", "state",
+                                          sm_state_name(d->sm->state)));
+  return true;
+}
+
+/* retry {"failed": true, "line": "G"}: every FAILED device (of line G),
+ * in batches of batch_max, each batch one commit with its audit
+ * records. */
+static json_t *retry_failed(struct brk *b, const struct brk_ctl_req *r)
+{
+  const char *line = json_string_value(json_object_get(r->msg, "line"));
+  struct failed_keys f = {.line = line && *line ? line : NULL};
+  lc_err rc = sm_store_foreach_device(b->store, collect_failed, &f);
+  if(rc != LC_OK) {
+    lc_free(f.key);
+    return brk__ctl_error("retry: cannot list the failed devices (%s)",
+                          lc_strerror(rc));
+  }
+  char actor[64];
+  snprintf(actor, sizeof(actor), "operator:uid=%u", r->uid);
+  json_t *list = json_array();
+  unsigned long long fails = atomic_load(&b->stats.commit_failures);
+  size_t n = 0, batch = 0;
+  b->actor = actor;
+  for(size_t i = 0; list && i < f.n; i++) {
+    n += retry_one(b, f.key[i], actor, list);
+    if(++batch >= b->cfg->batch_max) {
+      brk__batch_end(b);
+      batch = 0;
+    }
+  }
+  brk__batch_end(b);
+  b->actor = NULL;
+  lc_free(f.key);
+  if(!list)
+    return NULL;
+  if(atomic_load(&b->stats.commit_failures) != fails) {
+    json_decref(list);
+    return brk__ctl_error("retry: the store did not commit every batch; "
+                          "see the service's log and run it again");
+  }
+  lc_log(LC_INFO, "control", "op=retry failed=1 line=%s count=%zu uid=%u",
+         f.line ? f.line : "*", n, r->uid);
+  return json_pack("{s:b, s:s?, s:I, s:o, s:b}", "ok", 1, "line", f.line,
+                   "count", (json_int_t)n, "devices", list, "truncated",
+                   n > RETRY_LISTED_MAX);
+}
+
+/* retry {"device": "G/E/D"} | {"failed": true [, "line": "G"]} */
+static json_t *op_retry(struct brk *b, const struct brk_ctl_req *r)
+{
+  if(json_is_true(json_object_get(r->msg, "failed")))
+    return retry_failed(b, r);
+  struct sm_event ev = brk__event(SM_EV_OPERATOR_RETRY);
+  json_t *ans = brk__operator_step(b, r, &ev, "retry");
+  if(ans && json_is_true(json_object_get(ans, "ok")))
+    json_object_set_new(ans, "count", json_integer(1));
+  return ans;
+}
+
 static const struct {
   const char *verb;
   json_t *(*fn)(struct brk *b, const struct brk_ctl_req *r);
@@ -185,6 +295,7 @@ static const struct {
   {"rotate-key", op_rotate_key},
   {"revoke", op_revoke},
   {"unrevoke", op_unrevoke},
+  {"retry", op_retry},
   /* manifest gating (manifest.c) */
   {"manifest-import", brk__op_manifest_import},
   {"quarantine-release", brk__op_quarantine_release},

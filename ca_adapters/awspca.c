@@ -27,7 +27,10 @@
  * Answers and what they become:
  *   ThrottlingException, HTTP 429     CA_PACED, bucket paused (throttled)
  *   5xx, InternalFailure,
- *     ServiceUnavailable, transport   CA_RETRY with jitter
+ *     ServiceUnavailable              CA_RETRY with jitter
+ *   no answer (refused, DNS, TLS,
+ *     timeout)                        CA_UNAVAILABLE (the breaker counts
+ *                                     it; not an attempt)
  *   ExpiredTokenException,
  *     RequestExpired                  credentials read again, CA_RETRY
  *   RequestInProgressException        CA_PENDING
@@ -670,8 +673,11 @@ lc_err ca_awspca_open(const struct ca_awspca_config *cfg,
   if(rc == LC_OK)
     rc = split_url(a->url, &a->host, &a->path);
   if(rc == LC_OK) {
-    struct ca__http_opts ho = {.name = "awspca", .cfg = &cfg->http};
-    rc = ca__http_new(&ho, &a->r.http);
+    rc = ca__breaker_new("awspca", &cfg->http.breaker, NULL, &a->r.breaker);
+    struct ca__http_opts ho = {.name = "awspca", .cfg = &cfg->http,
+                               .breaker = a->r.breaker};
+    if(rc == LC_OK)
+      rc = ca__http_new(&ho, &a->r.http);
   }
   if(rc == LC_OK)
     rc = ca__pace_new("issue", &cfg->issue_pace, DEF_ISSUE_RATE,

@@ -132,7 +132,13 @@ enum ca_status {
                    "slow down" (429, throttling). Submit again with the
                    same key after retry_after_ms; callers do not count it
                    as a failed attempt */
-  CA_REJECTED   /* permanent: reason set; do not retry */
+  CA_REJECTED,  /* permanent: reason set; do not retry */
+  CA_UNAVAILABLE /* the CA could not be reached (refused, DNS, TLS
+                   handshake, timeout), or the adapter is DOWN and sent
+                   nothing (reason "ca_down"): not the CA's verdict.
+                   Submit again with the same key once ca_health() says
+                   UP (or after retry_after_ms); callers do not count it
+                   as a failed attempt */
 };
 
 #define CA_REASON_SHUTDOWN "shutdown"
@@ -393,6 +399,41 @@ lc_err ca_local_issuer_dates(const char *dir, enum ca_role role,
 
 /* ---- remote CAs: EJBCA, AWS Private CA, Google Cloud CAS -------------- */
 
+/* The circuit breaker of a remote adapter (ca_adapters/breaker.c).
+ * Connectivity failures (connection refused or reset, DNS, TLS
+ * handshake, timeout: no HTTP answer) in a row mark the adapter DOWN:
+ * it stops sending (calls answer CA_UNAVAILABLE "ca_down" at once) and
+ * lets one call through as a probe after probe_min_ms, then after twice
+ * that, and so on up to probe_max_ms. Any HTTP answer (even an error)
+ * is the CA answering: the adapter is UP again. */
+struct ca_breaker_config {
+  unsigned down_after;         /* failures in a row; 0 = 3 */
+  unsigned probe_min_ms;       /* first probe after going DOWN; 0 = 1000 */
+  unsigned probe_max_ms;       /* backoff cap; 0 = 60000 */
+};
+
+enum ca_health_state {
+  CA_HEALTH_UP,                /* calls go to the CA */
+  CA_HEALTH_DOWN,              /* nothing is sent until the next probe */
+  CA_HEALTH_PROBING            /* one call is out as the probe */
+};
+/* "up", "down", "probing"; "?" out of range. */
+const char *ca_health_name(enum ca_health_state s);
+
+struct ca_health {
+  enum ca_health_state state;
+  uint32_t next_probe_ms;      /* DOWN: until a probe may go (0 = due) */
+  uint32_t backoff_ms;         /* the probe interval now */
+  uint32_t down_for_ms;        /* DOWN or PROBING: since it went DOWN */
+  uint64_t downs;              /* UP -> DOWN transitions since open */
+  uint64_t probes;             /* probes let through since open */
+  char cause[96];              /* the failure that marked it DOWN */
+};
+/* The breaker of a remote adapter. LC_ENOTFOUND for adapters without
+ * one (local: always up). Thread-safe. */
+lc_err ca_health(const struct ca_adapter *ca, struct ca_health *out)
+  LC_NODISCARD;
+
 /* Transport shared by the remote adapters (libcurl, HTTPS only, peer and
  * host verification always on). Strings are copied at open. */
 struct ca_http_config {
@@ -406,6 +447,7 @@ struct ca_http_config {
   unsigned connect_timeout_ms; /* 0 = 5000 */
   unsigned timeout_ms;         /* whole request; 0 = 30000 */
   size_t max_response;         /* response body cap; 0 = 1 MiB */
+  struct ca_breaker_config breaker;
 };
 
 /* A token bucket shared by every worker that calls the adapter. */

@@ -27,6 +27,32 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+/* ---- breaker.c ---------------------------------------------------------- */
+
+struct ca__breaker; /* opaque; thread-safe */
+
+/* `name` is copied (logs: "ca=<name>"). `now_ms` reads a monotonic
+ * clock in milliseconds; NULL = lc_mono_ms() (unit tests move their
+ * own). LC_EINVAL when probe_max_ms < probe_min_ms; LC_ENOMEM. */
+lc_err ca__breaker_new(const char *name, const struct ca_breaker_config *cfg,
+                       uint64_t (*now_ms)(void), struct ca__breaker **out)
+  LC_NODISCARD;
+void ca__breaker_free(struct ca__breaker *b);
+
+/* What admit() decided for one call. */
+enum ca__admit { CA__REFUSED, CA__GO, CA__PROBE };
+/* May a call go to the CA now? UP: CA__GO. DOWN with its probe due:
+ * CA__PROBE (the state becomes PROBING; this call's outcome decides).
+ * Otherwise CA__REFUSED: send nothing. */
+enum ca__admit ca__breaker_admit(struct ca__breaker *b);
+/* The outcome of an admitted call: an HTTP answer arrived (any status),
+ * a connectivity failure (`cause` for the log), or neither (shut down,
+ * a local fault: the probe's turn passes to the next caller). */
+enum ca__outcome { CA__ANSWERED, CA__UNREACHABLE, CA__NEITHER };
+void ca__breaker_done(struct ca__breaker *b, enum ca__admit a,
+                      enum ca__outcome o, const char *cause);
+void ca__breaker_health(struct ca__breaker *b, struct ca_health *out);
+
 /* ---- http.c ------------------------------------------------------------- */
 
 struct ca__http; /* opaque; thread-safe */
@@ -35,6 +61,9 @@ struct ca__http_opts {
   const char *name;            /* adapter name, for logs ("awspca") */
   const struct ca_http_config *cfg;
   bool allow_http;             /* plain http:// too (metadata server) */
+  /* The adapter's breaker (borrowed; NULL = none): every request asks
+   * it first and reports to it (ca__http_do()). */
+  struct ca__breaker *breaker;
 };
 
 /* LC_EINVAL (bad config), LC_ENOMEM, LC_EIO (libcurl). Free with
@@ -67,9 +96,11 @@ struct ca__http_resp {
 /* Perform one request. LC_OK means an HTTP answer arrived (any status)
  * and *resp is filled in (free with ca__http_resp_cleanup()). Errors,
  * each logged once here with curl's error buffer:
+ *   LC_EUNREACH the breaker is DOWN: nothing was sent (not logged)
  *   LC_EAGAIN   timeout, refused or reset connection, empty reply:
  *               transient, the request may or may not have reached the CA
  *   LC_ETLS     TLS handshake or verification failed
+ * (LC_EAGAIN and LC_ETLS count towards DOWN; an answer makes it UP.)
  *   LC_ETOOBIG  the body exceeded max_response
  *   LC_ESHUTDOWN ca__http_abort() was called
  *   LC_EIO      any other libcurl failure; LC_ENOMEM. */
@@ -199,7 +230,9 @@ void ca__oauth_free(struct ca__oauth *o);
 
 /* Copy a valid access token into buf. Fetches one when there is none or
  * it expires within 5 minutes; one thread fetches while the others wait
- * for it. LC_EAGAIN (transient: transport, 5xx, 429; *retry_ms set),
+ * for it. LC_EUNREACH (no answer from the token endpoint, or the
+ * adapter's breaker is DOWN; *retry_ms set), LC_EAGAIN (transient: 5xx,
+ * 429, a malformed answer; *retry_ms set),
  * LC_EVERIFY (the token endpoint refused us: invalid_grant etc.),
  * LC_ETOOBIG (token longer than cap), LC_ENOMEM, LC_ESHUTDOWN (the
  * adapter's HTTP clients were aborted). */
@@ -237,6 +270,8 @@ bool ca__remote_request_ok(const struct ca_adapter *ca,
                            const struct ca_result *res);
 void ca__res_pending(struct ca_result *res, uint32_t ms, const char *reason);
 void ca__res_paced(struct ca_result *res, uint32_t ms, const char *reason);
+/* CA_UNAVAILABLE after about a second, jittered. */
+void ca__res_unavailable(struct ca_result *res, const char *reason);
 /* The service stops (ca_shutdown()): CA_PACED "shutdown", not a failure. */
 void ca__res_shutdown(struct ca_result *res);
 /* A token from `p`, or *res says why not (CA_PACED: "paced" with the
@@ -286,7 +321,10 @@ struct ca__failure ca__failure_http(lc_err transport, long status,
 
 /* The failures every remote CA answers alike; true when `f` was one of
  * them, and then *res is set:
- *   no HTTP answer   CA_RETRY "transport" or "tls_error" (http.c logged it)
+ *   not sent         CA_UNAVAILABLE "ca_down" (the breaker is DOWN)
+ *   no HTTP answer   CA_UNAVAILABLE "transport" or "tls_error" (http.c
+ *                    logged it): unreachable, not the CA's verdict
+ *   local fault      CA_RETRY "transport" (LC_EIO, LC_ETOOBIG)
  *   throttled        CA_PACED, `pace` paused for the Retry-After
  *   server error     CA_RETRY, `pace` paused for the Retry-After
  * Without a Retry-After the wait is about a second, jittered. false: a
@@ -326,6 +364,7 @@ struct ca__remote {
   struct ca__http *meta_http;   /* gcpcas: the metadata server (OAuth);
                                  * NULL elsewhere */
   struct ca__tickets *tickets;  /* NULL where the CA keeps none */
+  struct ca__breaker *breaker;  /* every HTTP client of the adapter */
 };
 /* true when `ca` is one of the remote adapters (checked by ops). */
 bool ca__is_remote(const struct ca_adapter *ca);

@@ -44,7 +44,8 @@
  * Errors (ExceptionHandler of ejbca-ce): 400/403/404/409/413/422 are
  * configuration or data problems -> CA_REJECTED "ejbca:http_<n>" (the
  * error_message is logged); 500 and 503 -> CA_RETRY; 429 -> CA_RETRY
- * with the bucket paused.
+ * with the bucket paused. No answer at all (refused, DNS, TLS, timeout)
+ * -> CA_UNAVAILABLE: the breaker counts it, the caller does not.
  */
 #include "ca_adapters/ca_remote.h"
 #include "common/lc_log.h"
@@ -872,8 +873,11 @@ lc_err ca_ejbca_open(const struct ca_ejbca_config *cfg, struct ca_adapter **out)
   if(rc == LC_OK)
     rc = check_client_cert(&cfg->http);
   if(rc == LC_OK) {
-    struct ca__http_opts ho = {.name = "ejbca", .cfg = &cfg->http};
-    rc = ca__http_new(&ho, &e->r.http);
+    rc = ca__breaker_new("ejbca", &cfg->http.breaker, NULL, &e->r.breaker);
+    struct ca__http_opts ho = {.name = "ejbca", .cfg = &cfg->http,
+                               .breaker = e->r.breaker};
+    if(rc == LC_OK)
+      rc = ca__http_new(&ho, &e->r.http);
   }
   if(rc == LC_OK)
     rc = ca__pace_new("enroll", &cfg->pace, DEF_RATE, &e->r.pace[0]);

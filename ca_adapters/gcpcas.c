@@ -26,7 +26,9 @@
  *   401 UNAUTHENTICATED       token dropped, one more try with a fresh one
  *   409 ALREADY_EXISTS        GET by certificateId (Enterprise)
  *   429 RESOURCE_EXHAUSTED    CA_PACED, bucket paused (Retry-After)
- *   5xx, transport            CA_RETRY with jitter
+ *   5xx                       CA_RETRY with jitter
+ *   no answer (refused, DNS,  CA_UNAVAILABLE (the breaker counts it;
+ *     TLS, timeout)             not an attempt)
  *   other 4xx                 CA_REJECTED "gcp:<status>"
  *
  * Revocation (Enterprise pools only: a DevOps pool keeps no certificate
@@ -179,6 +181,8 @@ static bool bearer(struct gcpcas *g, char *tok, struct ca_result *res)
     ca__res_shutdown(res);
   else if(rc == LC_EVERIFY)
     ca__res_reject(res, "gcp:token_refused");
+  else if(rc == LC_EUNREACH)
+    ca__res_unavailable(res, "gcp:token_unreachable");
   else
     ca__res_retry(res, retry ? retry : ca__jitter_ms(CA__TRANSIENT_MS),
                   "gcp:token_unavailable");
@@ -689,8 +693,11 @@ lc_err ca_gcpcas_open(const struct ca_gcpcas_config *cfg,
       rc = LC_ENOMEM;
   }
   if(rc == LC_OK) {
-    struct ca__http_opts ho = {.name = "gcpcas", .cfg = &cfg->http};
-    rc = ca__http_new(&ho, &g->r.http);
+    rc = ca__breaker_new("gcpcas", &cfg->http.breaker, NULL, &g->r.breaker);
+    struct ca__http_opts ho = {.name = "gcpcas", .cfg = &cfg->http,
+                               .breaker = g->r.breaker};
+    if(rc == LC_OK)
+      rc = ca__http_new(&ho, &g->r.http);
   }
   if(rc == LC_OK && !cfg->key_file) {
     /* The metadata server speaks plain HTTP on a link-local address. */
@@ -698,7 +705,7 @@ lc_err ca_gcpcas_open(const struct ca_gcpcas_config *cfg,
                                 .timeout_ms = 5000,
                                 .max_response = 64 * 1024};
     struct ca__http_opts ho = {.name = "gcpcas_metadata", .cfg = &mc,
-                               .allow_http = true};
+                               .allow_http = true, .breaker = g->r.breaker};
     rc = ca__http_new(&ho, &g->r.meta_http);
   }
   if(rc == LC_OK) {

@@ -67,6 +67,7 @@ struct ca__http {
   long timeout_ms;
   size_t max_body;
   bool allow_http;
+  struct ca__breaker *breaker;       /* borrowed; NULL = none */
   atomic_bool aborted;               /* ca__http_abort() */
   pthread_mutex_t lock;              /* guards idle, n_idle */
   struct http_handle *idle;
@@ -129,6 +130,7 @@ lc_err ca__http_new(const struct ca__http_opts *o, struct ca__http **out)
   h->timeout_ms = (long)(c->timeout_ms ? c->timeout_ms : DEF_TIMEOUT_MS);
   h->max_body = c->max_response ? c->max_response : DEF_MAX_RESPONSE;
   h->allow_http = o->allow_http;
+  h->breaker = o->breaker;
   pthread_mutex_init(&h->lock, NULL);
   for(int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     pthread_mutex_init(&h->share_lock[i], NULL);
@@ -452,6 +454,12 @@ lc_err ca__http_do(struct ca__http *h, const struct ca__http_req *req,
   struct lc_buf body = LC_BUF_INIT(h->max_body);
   rc = setup(h, hh, req, hdrs, &body);
   CURLcode cc = CURLE_OK;
+  /* Asked last, just before the network: an admitted probe always
+   * reports its outcome below. */
+  enum ca__admit admit = rc == LC_OK ? ca__breaker_admit(h->breaker)
+                                     : CA__REFUSED;
+  if(rc == LC_OK && admit == CA__REFUSED)
+    rc = LC_EUNREACH;
   if(rc == LC_OK)
     cc = curl_easy_perform(hh->curl);
   if(rc == LC_OK && cc == CURLE_OK) {
@@ -481,6 +489,12 @@ lc_err ca__http_do(struct ca__http *h, const struct ca__http_req *req,
              hh->errbuf[0] ? hh->errbuf : curl_easy_strerror(cc));
     }
   }
+  /* An answer, even a refusal or one too large, is the CA answering. */
+  enum ca__outcome out = rc == LC_OK || rc == LC_ETOOBIG ? CA__ANSWERED
+                         : rc == LC_EAGAIN || rc == LC_ETLS ? CA__UNREACHABLE
+                                                            : CA__NEITHER;
+  ca__breaker_done(h->breaker, admit, out,
+                   cc != CURLE_OK ? curl_easy_strerror(cc) : NULL);
   lc_buf_free(&body);
   /* The header list must outlive the transfer; the handle forgets it
    * on the next reset. */

@@ -323,8 +323,11 @@ static lc_err fetch_with_key(struct ca__oauth *o, uint32_t *retry_ms)
   lc_free(body);
   if(rc == LC_OK)
     rc = take_token(o, &resp, retry_ms);
-  else if(rc == LC_EAGAIN || rc == LC_ETLS || rc == LC_EIO ||
-          rc == LC_ETOOBIG) {
+  else if(rc == LC_EAGAIN || rc == LC_ETLS || rc == LC_EUNREACH) {
+    *retry_ms = ca__jitter_ms(1000);
+    rc = LC_EUNREACH; /* no answer: the breaker's business, no attempt */
+  }
+  else if(rc == LC_EIO || rc == LC_ETOOBIG) {
     *retry_ms = ca__jitter_ms(1000);
     rc = LC_EAGAIN;
   }
@@ -341,6 +344,9 @@ static lc_err fetch_metadata(struct ca__oauth *o, uint32_t *retry_ms)
   lc_err rc = ca__http_do(o->metadata_http, &req, &resp);
   if(rc == LC_OK) {
     rc = take_token(o, &resp, retry_ms);
+  } else if(rc == LC_EAGAIN || rc == LC_ETLS || rc == LC_EUNREACH) {
+    *retry_ms = ca__jitter_ms(1000);
+    rc = LC_EUNREACH;
   } else if(rc != LC_ENOMEM && rc != LC_ESHUTDOWN) {
     *retry_ms = ca__jitter_ms(1000);
     rc = LC_EAGAIN;

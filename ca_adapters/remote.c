@@ -111,6 +111,11 @@ void ca__res_paced(struct ca_result *res, uint32_t ms, const char *reason)
   res_set(res, CA_PACED, ms ? ms : 1, reason);
 }
 
+void ca__res_unavailable(struct ca_result *res, const char *reason)
+{
+  res_set(res, CA_UNAVAILABLE, ca__jitter_ms(CA__TRANSIENT_MS), reason);
+}
+
 void ca__res_shutdown(struct ca_result *res)
 {
   res_set(res, CA_PACED, 1, CA_REASON_SHUTDOWN);
@@ -145,6 +150,7 @@ void ca__remote_cleanup(struct ca__remote *r)
   ca__tickets_free(r->tickets);
   ca__http_free(r->http);
   ca__http_free(r->meta_http);
+  ca__breaker_free(r->breaker); /* after the clients that borrow it */
 }
 
 struct ca__failure ca__failure_http(lc_err transport, long status,
@@ -170,9 +176,19 @@ bool ca__res_transient(struct ca__pace *pace, const struct ca__failure *f,
     ca__res_shutdown(res);
     return true;
   }
+  /* No answer from the CA: unreachable, not its verdict (the breaker
+   * counts it); a local fault stays a counted retry. */
+  if(f->transport == LC_EUNREACH) {
+    ca__res_unavailable(res, "ca_down");
+    return true;
+  }
+  if(f->transport == LC_EAGAIN || f->transport == LC_ETLS) {
+    ca__res_unavailable(res,
+                        f->transport == LC_ETLS ? "tls_error" : "transport");
+    return true;
+  }
   if(f->transport != LC_OK) {
-    ca__res_retry_soon(res,
-                       f->transport == LC_ETLS ? "tls_error" : "transport");
+    ca__res_retry_soon(res, "transport");
     return true;
   }
   if(f->throttled) {
@@ -490,5 +506,18 @@ lc_err ca_pace_stats(const struct ca_adapter *ca, unsigned idx,
   if(idx >= r->n_pace || !r->pace[idx])
     return LC_ENOTFOUND;
   ca__pace_stats(r->pace[idx], out);
+  return LC_OK;
+}
+
+lc_err ca_health(const struct ca_adapter *ca, struct ca_health *out)
+{
+  if(!ca || !out)
+    return LC_EINVAL;
+  if(!ca__is_remote(ca))
+    return LC_ENOTFOUND;
+  const struct ca__remote *r = (const struct ca__remote *)ca;
+  if(!r->breaker)
+    return LC_ENOTFOUND;
+  ca__breaker_health(r->breaker, out);
   return LC_OK;
 }

@@ -18,5 +18,8 @@ int cli_main(int argc, char **argv);
 int cli_audit(int argc, char **argv);
 /* `linecert trust <action> ...` (cli/trust.c); argv[0] is "trust". */
 int cli_trust(int argc, char **argv);
+/* `linecert retry G/E/D | --failed [--line G]` (cli/retry.c); argv[0] is
+ * "retry". */
+int cli_retry(int argc, char **argv);
 
 #endif

@@ -35,6 +35,9 @@ static const char usage_text[] =
   "                        affiliation_changed, superseded,\n"
   "                        cessation_of_operation, privilege_withdrawn)\n"
   "  unrevoke G/E/D        let a revoked device be provisioned again\n"
+  "  retry G/E/D | --failed [--line G]\n"
+  "                        a FAILED device (or all, of line G) asks the\n"
+  "                        CA again (see linecert retry --help)\n"
   "  manifest import FILE [--work-order W] [--replace]\n"
   "                        import a work order's expected devices (CSV\n"
   "                        serial,model[,pubkey_sha256] with a header, or\n"
@@ -376,9 +379,11 @@ int cli_main(int argc, char **argv)
   /* `audit` has its own options (cli/audit.c). */
   if(!strcmp(argv[1], "audit"))
     return cli_audit(argc - 1, argv + 1);
-  /* `trust` too (cli/trust.c). */
+  /* `trust` too (cli/trust.c), and `retry` (cli/retry.c). */
   if(!strcmp(argv[1], "trust"))
     return cli_trust(argc - 1, argv + 1);
+  if(!strcmp(argv[1], "retry"))
+    return cli_retry(argc - 1, argv + 1);
   struct cli_args c = {.command = argv[1]};
   /* getopt sees the words after the command. */
   int rc = parse_args(&c, argc - 1, argv + 1);

@@ -27,7 +27,8 @@
   X(LC_ECONFIG, "invalid configuration")                          \
   X(LC_EVERIFY, "verification failed")                            \
   X(LC_ESHUTDOWN, "shutting down")                                \
-  X(LC_ECLAIMED, "bound to another device")
+  X(LC_ECLAIMED, "bound to another device")                       \
+  X(LC_EUNREACH, "unreachable: not tried")
 
 #define LC_ERR_ENUM_(name, text) name,
 typedef enum lc_err { LC_ERRORS(LC_ERR_ENUM_) LC_ERR_COUNT_ } lc_err;

@@ -18,6 +18,11 @@ Control API (plain HTTP on 127.0.0.1, port in --control-port-file):
                               (rate 0 turns pacing off)
   POST /reset                 counters to zero, faults and pacing cleared
   POST /clear-faults          faults still queued dropped (counters kept)
+  POST /listener              {"up": false}: the HTTPS port is closed, so
+                              connections are refused (a CA that is down;
+                              requests in progress end with the
+                              connection); {"up": true}: it listens again
+                              on the same port. {"up": B} as the answer
   GET  /keys                  every certificate issued, per public key:
                               {"keys": {SPKI_SHA256_HEX: {"cn", "n",
                               "serials": [HEX...]}}} (kept across /reset:
@@ -342,8 +347,35 @@ class Emulator:
         self.verbose = args.verbose
         self.keys_lock = threading.Lock()
         self.keys = {}  # SPKI SHA-256 hex -> {"cn", "n", "serials"}
+        self.listener_lock = threading.Lock()
+        self.httpd = None  # the HTTPS server while it listens (serve())
+        self.conns = set()  # its open connections
+        self.conns_lock = threading.Lock()
         parse_pace(args.pace, self.pacer)
         parse_fault(args.fault, self.faults)
+
+    def set_listener(self, up):
+        """Close or reopen the HTTPS listener (POST /listener): a CA that
+        refuses connections, then answers again on the same port."""
+        with self.listener_lock:
+            if up and self.httpd is None:
+                self.httpd = TLSServer(self.handler, self.ctx, self,
+                                       self.port)
+                threading.Thread(target=self.httpd.serve_forever,
+                                 daemon=True).start()
+            elif not up and self.httpd is not None:
+                self.httpd.shutdown()
+                self.httpd.server_close()
+                self.httpd = None
+                # Kept-alive connections end too: nothing gets through.
+                with self.conns_lock:
+                    conns, self.conns = self.conns, set()
+                for c in conns:
+                    try:
+                        c.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+            return self.httpd is not None
 
     def log(self, msg):
         if self.verbose:
@@ -382,17 +414,25 @@ class TLSServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, handler, ctx, emu):
+    def __init__(self, handler, ctx, emu, port=0):
         self.ctx = ctx
         self.emu = emu
-        super().__init__(("127.0.0.1", 0), handler)
+        super().__init__(("127.0.0.1", port), handler)
 
     def get_request(self):
         sock, addr = self.socket.accept()
         # The handshake runs in the connection's own thread (setup()), so
         # a client that connects and stalls cannot block accept().
-        return self.ctx.wrap_socket(sock, server_side=True,
-                                    do_handshake_on_connect=False), addr
+        conn = self.ctx.wrap_socket(sock, server_side=True,
+                                    do_handshake_on_connect=False)
+        with self.emu.conns_lock:
+            self.emu.conns.add(conn)
+        return conn, addr
+
+    def shutdown_request(self, request):
+        with self.emu.conns_lock:
+            self.emu.conns.discard(request)
+        super().shutdown_request(request)
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]
@@ -542,6 +582,9 @@ class ControlHandler(BaseHTTPRequestHandler):
         if self.path == "/clear-faults":
             emu.faults.clear()
             return self.reply(200, {"ok": True})
+        if self.path == "/listener":
+            return self.reply(200, {"up": emu.set_listener(
+                bool(body.get("up", True)))})
         if self.path == "/reset":
             emu.stats.reset()
             emu.faults.clear()
@@ -583,6 +626,7 @@ def serve(emu, handler, ctx, before_ports=None):
     httpd = TLSServer(handler, ctx, emu)
     ctl = ControlServer(emu)
     emu.port = httpd.server_address[1]
+    emu.handler, emu.ctx, emu.httpd = handler, ctx, httpd
     if before_ports:
         before_ports(httpd)
     threading.Thread(target=ctl.serve_forever, daemon=True).start()
@@ -599,7 +643,7 @@ def serve(emu, handler, ctx, before_ports=None):
     signal.signal(signal.SIGINT, on_signal)
     while not stop.wait(0.5):
         pass
-    httpd.shutdown()
+    emu.set_listener(False)
     ctl.shutdown()
     sys.stderr.write(f"{emu.name}: stats {json.dumps(emu.stats.snapshot())}\n")
     return 0

@@ -22,6 +22,7 @@ int main(int argc, char **argv)
     {"gcpcas", NULL, NULL, gcpcas_tests},
     {"ejbca", NULL, NULL, ejbca_tests},
     {"pacing", NULL, NULL, pacing_tests},
+    {"breaker", NULL, NULL, breaker_tests},
     {NULL, NULL, NULL, NULL}};
   struct lc_suite pick[2] = {{NULL, NULL, NULL, NULL},
                              {NULL, NULL, NULL, NULL}};

@@ -149,5 +149,6 @@ extern const struct lc_test pacing_tests[];
 extern const struct lc_test sigv4_tests[];
 extern const struct lc_test pace_tests[];
 extern const struct lc_test remote_unit_tests[];
+extern const struct lc_test breaker_tests[];
 
 #endif

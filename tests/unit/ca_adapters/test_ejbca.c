@@ -222,7 +222,7 @@ static void test_client_certificate_from_another_ca_fails_tls(void)
 {
   /* TLS 1.3 reports the refused client certificate after the handshake,
    * on the first read: a transport or TLS failure either way. */
-  client_cert_refused("rogue", CA_RETRY, NULL);
+  client_cert_refused("rogue", CA_UNAVAILABLE, NULL);
 }
 
 static void test_admin_ca_but_no_role_is_403(void)
@@ -404,7 +404,7 @@ static void test_revoke_transient_faults_then_revoked(void)
   ru_revoke_fault_case(RU_EJBCA, CA_ROLE_OPERATIONAL,
                        "{\"kind\":\"lose_answer\",\"count\":1,"
                        "\"hang_s\":3,\"op\":\"revoke\"}",
-                       CA_RETRY, "transport");
+                       CA_UNAVAILABLE, "transport");
 }
 
 const struct lc_test ejbca_tests[] = {

@@ -390,7 +390,7 @@ static void test_revoke_transient_faults_then_revoked(void)
   ru_revoke_fault_case(RU_GCPCAS, CA_ROLE_BOOTSTRAP,
                        "{\"kind\":\"lose_answer\",\"count\":1,"
                        "\"hang_s\":3,\"op\":\"RevokeCertificate\"}",
-                       CA_RETRY, "transport");
+                       CA_UNAVAILABLE, "transport");
 }
 
 const struct lc_test gcpcas_tests[] = {
