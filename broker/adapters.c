@@ -695,3 +695,26 @@ void brk__ca_snapshot(struct brk *b, struct brk_snapshot *v, uint64_t now_ms)
       o->n_buckets++;
   }
 }
+
+void brk__ca_repace(struct brk *b, const char *name)
+{
+  const struct brk_ca_remote *r = brk_config_ca(b->cfg, name);
+  struct brk_ca_slot *s = NULL;
+  for(unsigned i = 0; i < b->n_ca_slots && r; i++)
+    if(!strcmp(b->ca_slots[i].name, name))
+      s = &b->ca_slots[i];
+  if(!s || !s->ca)
+    return;
+  /* The bucket of the main call takes `rate` (its alias issue_rate,
+   * create_rate), "get" takes get_rate; revocation keeps its default. */
+  static const char *const main_bucket[] = {"issue", "create", "enroll",
+    "create_bootstrap", "create_operational"};
+  struct ca_pace_config main = pace(r, r->rate), get = pace(r, r->get_rate);
+  unsigned set = 0;
+  for(size_t i = 0; i < sizeof(main_bucket) / sizeof(main_bucket[0]); i++)
+    set += ca_pace_configure(s->ca, main_bucket[i], &main) == LC_OK;
+  set += ca_pace_configure(s->ca, "get", &get) == LC_OK;
+  lc_log(LC_INFO, "config", "op=reload adapter=%s buckets=%u rate=%g "
+         "get_rate=%g burst=%u max_wait_ms=%u", name, set, r->rate,
+         r->get_rate, r->burst, r->max_wait_ms);
+}

@@ -888,6 +888,9 @@ void brk__ca_shutdown(struct brk *b);
 void brk__ca_stop(struct brk *b);
 /* Free adapters, queues, secrets and the ticket store. */
 void brk__ca_close(struct brk *b);
+/* A reload changed [ca.<name>]'s pace: its adapter's buckets take the
+ * configuration in force (b->cfg) from now on. Logged. */
+void brk__ca_repace(struct brk *b, const char *name);
 /* d needs a CA call for `role`: to a worker now, or into the adapter's
  * FIFO. Loop thread. */
 void brk__ca_submit(struct brk *b, struct brk_dev *d, enum ca_role role);

@@ -1226,7 +1226,16 @@ static bool opt_equal(const struct opt *o, const void *a, const void *b)
   return memcmp(fa, fb, o->size) == 0;
 }
 
-static void ca_sections_diff(const struct brk_config *was,
+/* A running adapter's pace is set again by a reload (ca_pace_configure());
+ * the aliases of `rate` are reported as `rate`. */
+static bool is_pace_key(const char *key)
+{
+  return !strcmp(key, "rate") || !strcmp(key, "get_rate") ||
+         !strcmp(key, "burst") || !strcmp(key, "max_wait_ms");
+}
+
+static void ca_sections_diff(struct brk_config *run,
+                             const struct brk_config *was,
                              const struct brk_config *now,
                              brk_config_change_cb cb, void *ctx)
 {
@@ -1239,12 +1248,18 @@ static void ca_sections_diff(const struct brk_config *was,
       cb(ctx, name, false);
       continue;
     }
+    struct brk_ca_remote *r = (struct brk_ca_remote *)brk_config_ca(run,
+                                                                   a->name);
     for(size_t k = 0; k < sizeof(ca_options) / sizeof(ca_options[0]); k++) {
       const struct opt *o = &ca_options[k];
-      if((o->types & (1u << a->type)) && !opt_equal(o, a, b)) {
-        snprintf(name, sizeof(name), "ca.%s.%s", a->name, o->key);
-        cb(ctx, name, false);
-      }
+      if(!(o->types & (1u << a->type)) || opt_equal(o, a, b) ||
+         !strcmp(o->key, "issue_rate") || !strcmp(o->key, "create_rate"))
+        continue;
+      bool hot = r && is_pace_key(o->key);
+      if(hot)
+        memcpy((char *)r + o->offset, (const char *)b + o->offset, o->size);
+      snprintf(name, sizeof(name), "ca.%s.%s", a->name, o->key);
+      cb(ctx, name, hot);
     }
   }
   for(unsigned i = 0; i < now->n_ca_remote; i++)
@@ -1271,7 +1286,7 @@ void brk_config_reload_merge(struct brk_config *run,
              o->size);
     cb(ctx, name, hot);
   }
-  ca_sections_diff(was, now, cb, ctx);
+  ca_sections_diff(run, was, now, cb, ctx);
 }
 
 lc_err brk_config_load_files(struct brk_config *cfg, char *err,

@@ -42,10 +42,31 @@ void brk__reload_request(void)
   reload_requested = 1;
 }
 
+#define REPACE_MAX BRK_CA_MAX
+
 struct changes {
   json_t *applied, *restart;
   bool trust_bundle, proxies, log_level;
+  /* [ca.<name>] sections whose pace changed */
+  char repace[REPACE_MAX][BRK_CA_NAME_MAX];
+  size_t n_repace;
 };
+
+/* "ca.<name>.<pace key>" -> <name>, once. */
+static void note_repace(struct changes *c, const char *key)
+{
+  const char *name = key + 3, *dot = strchr(name, '.');
+  size_t len = dot ? (size_t)(dot - name) : 0;
+  if(!len || len >= BRK_CA_NAME_MAX)
+    return;
+  for(size_t i = 0; i < c->n_repace; i++)
+    if(strlen(c->repace[i]) == len && !strncmp(c->repace[i], name, len))
+      return;
+  if(c->n_repace < REPACE_MAX) {
+    memcpy(c->repace[c->n_repace], name, len);
+    c->repace[c->n_repace++][len] = '\0';
+  }
+}
 
 static void note_change(void *ctx, const char *key, bool applied)
 {
@@ -57,6 +78,8 @@ static void note_change(void *ctx, const char *key, bool applied)
   c->trust_bundle |= applied && !strcmp(key, "ca.trust_bundle");
   c->proxies |= applied && !strcmp(key, "gateway.trusted_proxies");
   c->log_level |= applied && !strcmp(key, "service.log_level");
+  if(applied && !strncmp(key, "ca.", 3) && strchr(key + 3, '.'))
+    note_repace(c, key);
 }
 
 /* Room for `more` configurations kept until the service stops. */
@@ -114,6 +137,8 @@ static void apply(struct brk *b, struct brk_config *next,
            "level: the old one is kept\"");
   if(c->proxies && b->gw)
     brk__gw_set_proxies(b->gw, next->gw_trusted_proxies);
+  for(size_t i = 0; i < c->n_repace; i++)
+    brk__ca_repace(b, c->repace[i]);
   if(c->trust_bundle) {
     lc_free(b->trust_bundle);
     b->trust_bundle = bundle;
@@ -144,7 +169,7 @@ static void reload(struct brk *b)
   char err[BRK_ERR_MAX];
   struct brk_config *file_now = lc_malloc(sizeof(*file_now));
   struct brk_config *next = lc_malloc(sizeof(*next));
-  struct changes c = {json_array(), json_array(), false, false, false};
+  struct changes c = {.applied = json_array(), .restart = json_array()};
   if(!file_now || !next || !c.applied || !c.restart) {
     refuse(b, "out of memory");
     goto out;

@@ -479,6 +479,13 @@ struct ca_pace_stats {
 lc_err ca_pace_stats(const struct ca_adapter *ca, unsigned idx,
                      struct ca_pace_stats *out) LC_NODISCARD;
 
+/* SIGHUP (broker/reload.c): the bucket called `bucket` ("issue",
+ * "create", "enroll", "get", ...) of a remote adapter takes cfg from now
+ * on. LC_ENOTFOUND when the adapter has no such bucket (or is local),
+ * LC_EINVAL for a rate it cannot take. Thread-safe. */
+lc_err ca_pace_configure(struct ca_adapter *ca, const char *bucket,
+                         const struct ca_pace_config *cfg) LC_NODISCARD;
+
 /* Optional durable memo of what a CA answered for a request key before
  * the certificate was ready (AWS: the CertificateArn; EJBCA: the
  * approval request id). With it, a restart polls the same request

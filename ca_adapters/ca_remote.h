@@ -137,6 +137,11 @@ void ca__pace_free(struct ca__pace *p);
  * wait would exceed max_wait_ms; nothing was taken and *wait_ms says
  * how long the caller should come back after. LC_ESHUTDOWN: aborted. */
 lc_err ca__pace_take(struct ca__pace *p, uint32_t *wait_ms) LC_NODISCARD;
+/* A new rate, burst and max wait (rate_per_s 0: the adapter's default
+ * again); requests already given a slot keep it. LC_EINVAL for a rate
+ * the bucket cannot take. Thread-safe. */
+lc_err ca__pace_set(struct ca__pace *p, const struct ca_pace_config *cfg)
+  LC_NODISCARD;
 
 /* The service stops: callers asleep on a slot return LC_ESHUTDOWN at
  * once, and so does every later call. Irreversible. */

@@ -64,6 +64,7 @@ struct ca__pace {
   pthread_cond_t wake;         /* broadcast by ca__pace_abort() */
   bool aborted;
   const char *name;
+  double default_rate;         /* the adapter's, for rate_per_s 0 */
   double rate;                 /* <= 0: unlimited */
   unsigned burst;
   uint64_t interval_ns;        /* T */
@@ -79,6 +80,25 @@ struct ca__pace {
   uint64_t deferred;
   uint64_t throttled;
 };
+
+/* The pace of c at `rate` (requests/s, <= 0 unlimited). The schedule
+ * already promised (tat) stands: a new rate applies from the next slot. */
+static void set_locked(struct ca__pace *p, const struct ca_pace_config *c,
+                       double rate)
+{
+  p->rate = rate > 0 ? rate : 0;
+  p->burst = c->burst ? c->burst : 1;
+  p->interval_ns = p->tau_ns = p->dep_tau_ns = 0;
+  if(p->rate > 0) {
+    p->interval_ns = (uint64_t)(1e9 / p->rate);
+    if(!p->interval_ns)
+      p->interval_ns = 1;
+    p->tau_ns = (uint64_t)(p->burst - 1) * p->interval_ns;
+    p->dep_tau_ns = p->tau_ns + p->interval_ns / 2;
+  }
+  p->max_wait_ns =
+    (uint64_t)(c->max_wait_ms ? c->max_wait_ms : DEF_MAX_WAIT_MS) * NS_PER_MS;
+}
 
 lc_err ca__pace_new(const char *name, const struct ca_pace_config *cfg,
                     double default_rate, struct ca__pace **out)
@@ -101,18 +121,20 @@ lc_err ca__pace_new(const char *name, const struct ca_pace_config *cfg,
   pthread_cond_init(&p->wake, &ca);
   pthread_condattr_destroy(&ca);
   p->name = name;
-  p->rate = rate > 0 ? rate : 0;
-  p->burst = c.burst ? c.burst : 1;
-  if(p->rate > 0) {
-    p->interval_ns = (uint64_t)(1e9 / p->rate);
-    if(!p->interval_ns)
-      p->interval_ns = 1;
-    p->tau_ns = (uint64_t)(p->burst - 1) * p->interval_ns;
-    p->dep_tau_ns = p->tau_ns + p->interval_ns / 2;
-  }
-  p->max_wait_ns =
-    (uint64_t)(c.max_wait_ms ? c.max_wait_ms : DEF_MAX_WAIT_MS) * NS_PER_MS;
+  p->default_rate = default_rate;
+  set_locked(p, &c, rate);
   *out = p;
+  return LC_OK;
+}
+
+lc_err ca__pace_set(struct ca__pace *p, const struct ca_pace_config *cfg)
+{
+  double rate = cfg->rate_per_s == 0 ? p->default_rate : cfg->rate_per_s;
+  if(isnan(rate) || rate > 1e6)
+    return LC_EINVAL;
+  pthread_mutex_lock(&p->lock);
+  set_locked(p, cfg, rate);
+  pthread_mutex_unlock(&p->lock);
   return LC_OK;
 }
 

@@ -509,6 +509,25 @@ lc_err ca_pace_stats(const struct ca_adapter *ca, unsigned idx,
   return LC_OK;
 }
 
+lc_err ca_pace_configure(struct ca_adapter *ca, const char *bucket,
+                         const struct ca_pace_config *cfg)
+{
+  if(!ca || !bucket || !cfg)
+    return LC_EINVAL;
+  if(!ca__is_remote(ca))
+    return LC_ENOTFOUND;
+  struct ca__remote *r = (struct ca__remote *)ca;
+  for(unsigned i = 0; i < r->n_pace; i++) {
+    struct ca_pace_stats st;
+    if(!r->pace[i])
+      continue;
+    ca__pace_stats(r->pace[i], &st);
+    if(!strcmp(st.name, bucket))
+      return ca__pace_set(r->pace[i], cfg);
+  }
+  return LC_ENOTFOUND;
+}
+
 lc_err ca_health(const struct ca_adapter *ca, struct ca_health *out)
 {
   if(!ca || !out)

@@ -32,6 +32,7 @@
 #include "tests/support/lc_httpget.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,7 @@ static void read_arn(void)
   json_decref(info);
 }
 
-static void write_config(void)
+static void write_config_rates(const char *issue_rate, const char *get_rate)
 {
   snprintf(T.rig.config_path, sizeof(T.rig.config_path), "%s/linecert.ini",
            T.rig.dir);
@@ -107,8 +108,8 @@ static void write_config(void)
           "endpoint = %s\n"
           "poll_ms = 100\n"
           /* The emulator does not pace here: 400 IssueCertificate in 4 s. */
-          "issue_rate = 100\n"
-          "get_rate = 200\n"
+          "issue_rate = %s\n"
+          "get_rate = %s\n"
           "bootstrap.ca_arn = %s\n"
           "bootstrap.template_arn = "
           "arn:aws:acm-pca:::template/EndEntityCertificate/V1\n"
@@ -118,8 +119,13 @@ static void write_config(void)
           "arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1\n"
           "operational.validity_days = 365\n",
           (unsigned)T.http_port, T.roots, emu_path(T.emu, "tls-ca.pem"),
-          emu_url(T.emu, "/"), T.arn, T.arn);
+          emu_url(T.emu, "/"), issue_rate, get_rate, T.arn, T.arn);
   CU_ASSERT_EQUAL(fclose(f), 0);
+}
+
+static void write_config(void)
+{
+  write_config_rates("100", "200");
 }
 
 /* ---- checks ---------------------------------------------------------------- */
@@ -450,6 +456,36 @@ static void test_retry_refusals_and_usage(void)
   CU_ASSERT_TRUE(rig_file_contains(out, "--failed"));
 }
 
+/* SIGHUP sets the running adapter's pace (README, "Reloading the
+ * configuration"): /metrics shows the new rates, the log says so. */
+static void test_reload_pace(void)
+{
+  CU_ASSERT_TRUE_FATAL(T.up);
+  write_config_rates("7", "11");
+  CU_ASSERT_EQUAL_FATAL(lc_proc_signal(T.rig.linecert, SIGHUP), LC_OK);
+  static const char issue[] = "linecert_ca_pace_rate{adapter=\"" ADAPTER
+                              "\",bucket=\"issue\"}";
+  static const char get[] = "linecert_ca_pace_rate{adapter=\"" ADAPTER
+                            "\",bucket=\"get\"}";
+  double vi = -1, vg = -1;
+  for(int i = 0; i < 100 && (vi != 7 || vg != 11); i++) {
+    long st = 0;
+    char *text = get_url("/metrics", &st);
+    vi = text ? metric(text, issue) : -1;
+    vg = text ? metric(text, get) : -1;
+    free(text);
+    if(vi != 7 || vg != 11)
+      nap_ms(100);
+  }
+  CU_ASSERT_EQUAL(vi, 7);
+  CU_ASSERT_EQUAL(vg, 11);
+  CU_ASSERT_TRUE(rig_file_contains(T.rig.log_path, "op=reload adapter="
+                                   ADAPTER " buckets=2 rate=7 get_rate=11"));
+  CU_ASSERT_TRUE(rig_file_contains(T.rig.log_path,
+                                   "op=reload result=applied applied=2 "
+                                   "restart_needed=0"));
+}
+
 static void test_teardown(void)
 {
   if(T.rig.linecert)
@@ -461,6 +497,7 @@ static const struct lc_test tests[] = {
   {"setup", test_setup},
   {"outage_strands_no_device", test_outage_strands_no_device},
   {"retry_failed_devices", test_retry_failed_devices},
+  {"reload_pace", test_reload_pace},
   {"retry_refusals_and_usage", test_retry_refusals_and_usage},
   {"teardown", test_teardown},
   {NULL, NULL}};

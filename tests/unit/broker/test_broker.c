@@ -80,28 +80,33 @@ static void test_config_reload_merge(void)
   CU_ASSERT_EQUAL_FATAL(load("[service]\nlog_level = info\n"
                              "data_dir = /var/lib/a\n[policy]\n"
                              "manifest = off\n[ca.e]\ntype = ejbca\n"
-                             "base_url = https://ca.example\nclient_cert = c.pem\n",
-                             &was, err),
+                             "base_url = https://ca.example\nclient_cert = c.pem\n"
+                             "rate = 5\n", &was, err),
                         LC_OK);
   CU_ASSERT_EQUAL_FATAL(load("[service]\nlog_level = debug\n"
                              "data_dir = /var/lib/b\n[policy]\n"
                              "manifest = enforce\n[ca.e]\ntype = ejbca\n"
-                             "base_url = https://ca2.example\nclient_cert = c.pem\n",
-                             &now, err),
+                             "base_url = https://ca2.example\nclient_cert = c.pem\n"
+                             "rate = 9\n", &now, err),
                         LC_OK);
   run = was;
   snprintf(run.mqtt_url, sizeof(run.mqtt_url), "tcp://127.0.0.1:2883");
   struct change_log l = {0};
   brk_config_reload_merge(&run, &was, &now, log_change, &l);
-  CU_ASSERT_EQUAL_FATAL(l.n, 4);
+  CU_ASSERT_EQUAL_FATAL(l.n, 5);
   CU_ASSERT_STRING_EQUAL(l.keys[0], "service.data_dir");
   CU_ASSERT_FALSE(l.applied[0]);
   CU_ASSERT_STRING_EQUAL(l.keys[1], "service.log_level");
   CU_ASSERT_TRUE(l.applied[1]);
   CU_ASSERT_STRING_EQUAL(l.keys[2], "policy.manifest");
   CU_ASSERT_TRUE(l.applied[2]);
-  CU_ASSERT_STRING_EQUAL(l.keys[3], "ca.e.base_url");
-  CU_ASSERT_FALSE(l.applied[3]);
+  /* The pace is set again on the running adapter (the table's order:
+   * rate before base_url). */
+  CU_ASSERT_STRING_EQUAL(l.keys[3], "ca.e.rate");
+  CU_ASSERT_TRUE(l.applied[3]);
+  CU_ASSERT_STRING_EQUAL(l.keys[4], "ca.e.base_url");
+  CU_ASSERT_FALSE(l.applied[4]);
+  CU_ASSERT_EQUAL(run.ca_remote[0].rate, 9);
   CU_ASSERT_STRING_EQUAL(run.log_level, "debug");
   CU_ASSERT_EQUAL(run.manifest, BRK_MANIFEST_ENFORCE);
   CU_ASSERT_STRING_EQUAL(run.data_dir, "/var/lib/a");

@@ -77,6 +77,34 @@ static void test_burst_goes_at_once_then_the_pace(void)
   ca__pace_free(p);
 }
 
+/* SIGHUP's ca__pace_set(): the next slot is at the new rate; rate 0
+ * brings the adapter's default back. */
+static void test_pace_set_applies_from_the_next_slot(void)
+{
+  struct ca_pace_config cfg = {.rate_per_s = 1, .burst = 1,
+                               .max_wait_ms = 100};
+  struct ca__pace *p = NULL;
+  CU_ASSERT_EQUAL_FATAL(ca__pace_new("issue", &cfg, 50, &p), LC_OK);
+  uint32_t w = 0;
+  CU_ASSERT_EQUAL(ca__pace_take(p, &w), LC_OK);
+  /* At 1/s the next one is a second away: beyond max_wait. */
+  CU_ASSERT_EQUAL(ca__pace_take(p, &w), LC_EAGAIN);
+  struct ca_pace_config fast = {.rate_per_s = 0, .burst = 1,
+                                .max_wait_ms = 100};
+  CU_ASSERT_EQUAL(ca__pace_set(p, &fast), LC_OK);
+  struct ca_pace_stats st;
+  ca__pace_stats(p, &st);
+  CU_ASSERT_EQUAL(st.rate_per_s, 50); /* the default again */
+  /* The slot already promised (a second) stands; the one after it is
+   * 20 ms later, not another second. */
+  CU_ASSERT(st.wait_ms > 900 && st.wait_ms <= 1000);
+  struct ca_pace_config bad = {.rate_per_s = 1e9};
+  CU_ASSERT_EQUAL(ca__pace_set(p, &bad), LC_EINVAL);
+  ca__pace_stats(p, &st);
+  CU_ASSERT_EQUAL(st.rate_per_s, 50);
+  ca__pace_free(p);
+}
+
 static void test_a_wait_beyond_max_wait_is_handed_back(void)
 {
   struct ca_pace_config cfg = {.rate_per_s = 1, .burst = 1,
@@ -329,6 +357,8 @@ const struct lc_test pace_tests[] = {
    test_four_threads_leave_at_the_configured_rate},
   {"burst 5 at 10/s: five at once, the sixth 100 ms later",
    test_burst_goes_at_once_then_the_pace},
+  {"ca__pace_set (SIGHUP): a new rate from the next slot; 0 = default",
+   test_pace_set_applies_from_the_next_slot},
   {"a wait over max_wait is not taken: LC_EAGAIN with the wait",
    test_a_wait_beyond_max_wait_is_handed_back},
   {"Retry-After pauses the bucket, then the pace without burst",
