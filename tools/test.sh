@@ -13,8 +13,8 @@ echo "== check layering"
 
 jobs=$(nproc 2>/dev/null || echo 2)
 # Two test slots per core: most tests wait (on Mosquitto, linecert, a CA
-# emulator) far more than they compute; the CPU-bound ones run one at a
-# time and the line tests share two locks (tests/CMakeLists.txt, schedule).
+# emulator) far more than they compute; the CPU-bound ones and the line
+# tests run at most two at a time (tests/CMakeLists.txt, schedule).
 test_jobs=$((2 * jobs))
 
 run_suite() {
