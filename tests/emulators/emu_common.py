@@ -61,6 +61,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 MAX_BODY = 1024 * 1024
+SHUTDOWN_POLL_S = 0.02
 
 
 def utcnow():
@@ -629,8 +630,12 @@ def serve(emu, handler, ctx, before_ports=None):
     emu.handler, emu.ctx, emu.httpd = handler, ctx, httpd
     if before_ports:
         before_ports(httpd)
-    threading.Thread(target=ctl.serve_forever, daemon=True).start()
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    # serve_forever() looks at shutdown() between select() calls, so its
+    # poll interval is how long a stop takes (default 0.5 s, twice: a
+    # second per emulator, and the tests start one per case).
+    for srv in (ctl, httpd):
+        threading.Thread(target=srv.serve_forever, args=(SHUTDOWN_POLL_S,),
+                         daemon=True).start()
     write_file(emu.args.control_port_file,
                f"{ctl.server_address[1]}\n".encode())
     write_file(emu.args.port_file, f"{emu.port}\n".encode())

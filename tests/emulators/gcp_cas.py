@@ -61,7 +61,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import emu_common as ec_  # noqa: E402
 from cryptography.exceptions import InvalidSignature  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa
-from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa
 from cryptography.x509.oid import ExtendedKeyUsageOID  # noqa: E402
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -92,16 +92,34 @@ def b64url_decode(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
-def make_sa(path, email, token_uri, project, kid=None):
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+# Two RSA keys made once (openssl genpkey -algorithm RSA, 2048 bits),
+# not at every start: an emulator starts per test case, and two RSA key
+# generations were most of its start-up CPU. Parsing a private key costs
+# nearly as much (its consistency check), so the service account files
+# get the PEM text as it is, and the token endpoint the public key
+# (gcp-sa.pub.pem). Test keys only, for loopback.
+KEYS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keys")
+
+
+def key_file(name):
+    with open(os.path.join(KEYS_DIR, name), "rb") as f:
+        return f.read()
+
+
+def make_sa(path, email, token_uri, project, key_name, kid=None):
+    """Writes the service account file with keys/<key_name>.pem; returns
+    (the PEM text, the key id)."""
+    pem = key_file(key_name + ".pem").decode()
+    if "-----BEGIN PRIVATE KEY-----" not in pem:
+        raise SystemExit(f"{key_name}.pem: not a PKCS#8 PEM private key")
     kid = kid or uuid.uuid4().hex
     sa = {"type": "service_account", "project_id": project,
           "private_key_id": kid,
-          "private_key": ec_.key_pem(key).decode(),
+          "private_key": pem,
           "client_email": email, "client_id": "1000000001",
           "token_uri": token_uri}
     ec_.write_file(path, json.dumps(sa, indent=2).encode(), 0o600)
-    return key, kid
+    return pem, kid
 
 
 class GcpCas(ec_.Emulator):
@@ -133,13 +151,15 @@ class GcpCas(ec_.Emulator):
 
     def write_keys(self, httpd):
         self.token_uri = f"https://127.0.0.1:{httpd.server_address[1]}/token"
-        key, self.kid = make_sa(os.path.join(self.args.dir, "sa.json"),
-                                self.email, self.token_uri, self.project)
-        self.sa_public = key.public_key()
+        _, self.kid = make_sa(os.path.join(self.args.dir, "sa.json"),
+                              self.email, self.token_uri, self.project,
+                              "gcp-sa")
+        self.sa_public = serialization.load_pem_public_key(
+            key_file("gcp-sa.pub.pem"))
         # Same account and key id, another key: only the signature check
         # can tell.
         make_sa(os.path.join(self.args.dir, "other-sa.json"), self.email,
-                self.token_uri, self.project, self.kid)
+                self.token_uri, self.project, "gcp-sa-other", self.kid)
 
     def control(self, path, body, headers=None):
         if path == "/expire-tokens":

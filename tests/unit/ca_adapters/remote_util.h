@@ -23,9 +23,11 @@ struct ru_device {
 void ru_device_init(struct ru_device *d, const char *cn, const char *rkey);
 void ru_device_cleanup(struct ru_device *d);
 
-/* Submit, then poll or resubmit after each CA_PENDING / CA_RETRY (its
- * retry_after_ms, capped at cap_ms), as the state machine would, until
- * CA_ISSUED or CA_REJECTED or `attempts` calls. Returns the last status;
+/* Submit, then poll or resubmit after each CA_PENDING / CA_RETRY, as the
+ * state machine would, until CA_ISSUED or CA_REJECTED or `attempts`
+ * calls. Each answer must carry a retry_after_ms; the next call waits
+ * only while the adapter's buckets hold it (capped at cap_ms), not the
+ * retry_after_ms itself (remote_util.c: wait_for_buckets). Returns the last status;
  * *res holds the last result. Counts retries/pendings if not NULL. */
 enum ca_status ru_drive(struct ca_adapter *ca, const struct ru_device *d,
                         enum ca_role role, struct ca_result *res,
@@ -113,9 +115,8 @@ void ru_fault_then_issued(const struct ru_fault_case *c);
 void ru_shutdown_case(enum ru_kind kind, const char *serial,
                       const char *request_key);
 
-/* Revoke as the broker would: again after each CA_RETRY / CA_PACED (its
- * retry_after_ms, capped at cap_ms), until CA_ISSUED or CA_REJECTED or
- * `attempts` calls. Returns the last status (*res holds the result);
+/* Revoke as the broker would: again after each CA_RETRY / CA_PACED (as
+ * ru_drive waits), until CA_ISSUED or CA_REJECTED or `attempts` calls. Returns the last status (*res holds the result);
  * counts the answers that were neither in *retries (may be NULL). */
 enum ca_status ru_revoke(struct ca_adapter *ca, enum ca_role role,
                          const char *cert_pem, const char *request_key,
