@@ -81,7 +81,7 @@ run)
   trap cleanup EXIT
 
   as_linecert linecert check-config -c $conf >$t/check.out 2>&1 ||
-    fail "check-config as linecert (the unit's ExecStartPre): $(cat $t/check.out)"
+    fail "check-config as linecert: $(cat $t/check.out)"
 
   # start LOG: linecert serve as the unit starts it, until online.
   start() {

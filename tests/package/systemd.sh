@@ -6,8 +6,9 @@
 # - `systemd-analyze security --offline=true` rates its exposure at most
 #   MAX (2.0), read from its "Overall exposure level" line;
 # - the same reading of a copy with the sandboxing taken out is over
-#   MAX, so the check can tell a hardened unit from a bare one.
-# Neither needs systemd running as PID 1.
+#   MAX, so the check can tell a hardened unit from a bare one;
+# - serve exits 2 on an invalid file (RestartPreventExitStatus=2).
+# None of it needs systemd running as PID 1.
 #
 # usage: systemd.sh SOURCE_DIR BIN_DIR
 set -eu
@@ -72,9 +73,20 @@ fi
 for want in 'ExecStart=/usr/bin/linecert serve -c /etc/linecert/linecert.ini' \
     'ExecReload=/bin/kill -HUP $MAINPID' 'User=linecert' \
     'StateDirectory=linecert' 'StateDirectoryMode=0700' 'UMask=0077' \
-    'Restart=on-failure'; do
+    'Restart=on-failure' 'RestartPreventExitStatus=2'; do
   grep -qxF "$want" "$unit" || fail "unit lacks '$want'"
 done
+
+# RestartPreventExitStatus=2: serve exits 2 on an invalid file, before
+# it touches a data directory (so systemd does not retry it).
+printf '[mqtt]\nkeepalive_s = soon\n[service]\ndata_dir = %s/data\n' "$tmp" \
+  >"$tmp/bad.ini"
+rc=0
+"$bin/linecert" serve -c "$tmp/bad.ini" >"$tmp/bad.out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || { fail "serve with an invalid file: exit $rc, expected 2"; sed 's/^/  | /' "$tmp/bad.out"; }
+grep -q 'bad.ini:2: mqtt.keepalive_s: ' "$tmp/bad.out" ||
+  { fail "serve with an invalid file does not name FILE:LINE: key"; sed 's/^/  | /' "$tmp/bad.out"; }
+[ ! -e "$tmp/data" ] || fail "serve with an invalid file made its data directory"
 
 if [ "$fails" -ne 0 ]; then
   echo "$fails check(s) failed"
