@@ -16,6 +16,7 @@
 # gets, as do the benchmarks.
 
 include(GNUInstallDirs)
+find_program(LC_GZIP gzip REQUIRED)
 
 set(LC_DEB_DIR ${CMAKE_SOURCE_DIR}/deploy/debian)
 # The package's revision: the Debian version is PROJECT_VERSION-REVISION.
@@ -41,7 +42,6 @@ install(FILES ${CMAKE_SOURCE_DIR}/deploy/linecert.ini
 # Debian wants man pages gzipped with -n (no name or time stamp, so the
 # package builds the same twice).
 if(EXISTS ${CMAKE_SOURCE_DIR}/docs/linecert.1)
-  find_program(LC_GZIP gzip REQUIRED)
   set(lc_man_gz ${CMAKE_BINARY_DIR}/pkg/linecert.1.gz)
   add_custom_command(OUTPUT ${lc_man_gz}
     COMMAND ${LC_GZIP} -9n -c ${CMAKE_SOURCE_DIR}/docs/linecert.1 > ${lc_man_gz}
@@ -76,8 +76,7 @@ file(WRITE ${lc_changelog}
   "  * Built from the linecert source tree with CPack.\n\n"
   " -- ${LC_PKG_MAINTAINER}  "
   "${lc_pkg_date}\n")
-find_program(LC_GZIP_CL gzip REQUIRED)
-execute_process(COMMAND ${LC_GZIP_CL} -9nf ${lc_changelog}
+execute_process(COMMAND ${LC_GZIP} -9nf ${lc_changelog}
   RESULT_VARIABLE lc_gz_rc)
 if(NOT lc_gz_rc EQUAL 0)
   message(FATAL_ERROR "gzip ${lc_changelog} failed: ${lc_gz_rc}")
