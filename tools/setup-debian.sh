@@ -11,7 +11,8 @@ libssl-dev openssl libsqlite3-dev sqlite3 libcurl4-openssl-dev
 libcunit1-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev libinih-dev libunistring-dev
 mosquitto mosquitto-clients prometheus
 libp11-dev softhsm2 libfaketime faketime nginx-light
-python3 python3-cryptography groff-base"
+python3 python3-cryptography groff-base
+systemd lintian file curl procps"
 
 missing=""
 for p in $PKGS; do
@@ -19,6 +20,11 @@ for p in $PKGS; do
     missing="$missing $p"
   fi
 done
+
+# systemd for systemd-analyze (verify and security --offline on the unit;
+# no systemd needs to run), lintian, file, curl and procps for the
+# package test (tests/package/): cpack's DEB generator needs only
+# dpkg-dev, which build-essential brings.
 
 # Node.js and npm run Eclipse Tahu's JavaScript edge node client for the
 # interop test (tests/interop/). Checked by command rather than by package:
