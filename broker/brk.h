@@ -156,6 +156,10 @@ struct brk_config {
                                           in the data directory, created
                                           at the first start */
   char pkcs11_ed25519_key_label[SM_ID_MAX + 1];
+  /* Its token; "" = pkcs11_token. libp11 0.4.12 (Debian 12) stops
+   * listing a token's keys at an EdDSA key, so it must not share a token
+   * with the ECDSA audit key or CA keys there (fixed in libp11 0.4.13). */
+  char pkcs11_ed25519_token[SM_ID_MAX + 1];
   /* [policy] */
   struct sm_policy policy;
   unsigned csr_max_bytes;          /* PEM, per CSR */

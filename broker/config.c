@@ -186,6 +186,7 @@ static const struct opt options[] = {
   BOOL("audit", "checkpoint_ed25519", checkpoint_ed25519),
   STR("audit", "ed25519_key_file", ed25519_key_file),
   STR("audit", "pkcs11_ed25519_key_label", pkcs11_ed25519_key_label),
+  STR("audit", "pkcs11_ed25519_token", pkcs11_ed25519_token),
   UINT("policy", "max_ca_attempts", policy.max_ca_attempts, 1, 1000),
   UINT("policy", "retry_base_ms", policy.retry_base_ms, 10, 600000),
   UINT("policy", "retry_max_ms", policy.retry_max_ms, 10, 86400000),

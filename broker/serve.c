@@ -88,15 +88,17 @@ static lc_err open_note_key(struct brk *b, struct aud_signer **out)
     brk_path_audit_ed25519_key(c, path, sizeof(path));
     return aud_signer_open_ed25519_file(path, true, out);
   }
+  const char *token = c->pkcs11_ed25519_token[0] ? c->pkcs11_ed25519_token
+                                                  : c->pkcs11_token;
   struct aud_pkcs11_config pc = {
     .module = c->pkcs11_module,
-    .token = c->pkcs11_token[0] ? c->pkcs11_token : NULL,
+    .token = token[0] ? token : NULL,
     .key_label = c->pkcs11_ed25519_key_label,
     .pin = getenv("LINECERT_PKCS11_PIN")};
   lc_err rc = aud_signer_open_pkcs11_ed25519(&pc, out);
   if(rc != LC_OK)
     lc_log(LC_ERROR, "audit", "op=open_pkcs11_ed25519 module=%s token=%s "
-           "key=%s err=%s", c->pkcs11_module, c->pkcs11_token,
+           "key=%s err=%s", c->pkcs11_module, token,
            c->pkcs11_ed25519_key_label, lc_errname(rc));
   return rc;
 }

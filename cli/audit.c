@@ -93,8 +93,10 @@ static const char audit_usage[] =
   "      --pkcs11-key-id HEX  ... or by CKA_ID\n"
   "      --new-pkcs11-key LABEL   rotate-key: the new key on the token\n"
   "      --new-pkcs11-key-id HEX\n"
-  "      --pkcs11-ed25519-key LABEL  the Ed25519 checkpoint key on the\n"
+  "      --pkcs11-ed25519-key LABEL  the Ed25519 checkpoint key on a\n"
   "                           token (default: [audit] configuration)\n"
+  "      --pkcs11-ed25519-token LABEL  its token (default: [audit]\n"
+  "                           pkcs11_ed25519_token, else --pkcs11-token)\n"
   "      --vkey               pubkey: C2SP note verifier key\n"
   "PKCS#11 PIN: environment variable " CLI_PIN_ENV "\n";
 
@@ -102,7 +104,8 @@ enum {
   O_PUBKEY = 256, O_FORMAT, O_FROM, O_TO, O_SINCE, O_UNTIL, O_DEVICE,
   O_LINE, O_EXTENDS, O_CKPT_OUT, O_PREVIOUS, O_PROOF, O_QUIET, O_NEW_KEY,
   O_P11_MODULE, O_P11_TOKEN, O_P11_KEY, O_P11_KEY_ID, O_NEW_P11_KEY,
-  O_NEW_P11_KEY_ID, O_VKEY, O_SERIAL, O_NOTE_KEY, O_P11_ED_KEY
+  O_NEW_P11_KEY_ID, O_VKEY, O_SERIAL, O_NOTE_KEY, O_P11_ED_KEY,
+  O_P11_ED_TOKEN
 };
 
 static const struct option audit_opts[] = {
@@ -134,6 +137,7 @@ static const struct option audit_opts[] = {
   {"serial", required_argument, NULL, O_SERIAL},
   {"note-key", required_argument, NULL, O_NOTE_KEY},
   {"pkcs11-ed25519-key", required_argument, NULL, O_P11_ED_KEY},
+  {"pkcs11-ed25519-token", required_argument, NULL, O_P11_ED_TOKEN},
   {NULL, 0, NULL, 0}};
 
 /* ---- arguments ---------------------------------------------------------------------- */
@@ -273,6 +277,7 @@ static int set_opt(struct cli_audit_args *a, int opt, const char *v)
   case O_NEW_P11_KEY: a->new_p11_key = v; return 0;
   case O_NEW_P11_KEY_ID: a->new_p11_key_id = v; return 0;
   case O_P11_ED_KEY: a->p11_ed25519_key = v; return 0;
+  case O_P11_ED_TOKEN: a->p11_ed25519_token = v; return 0;
   case O_SERIAL:
     a->serial = v;
     a->filtered = true;

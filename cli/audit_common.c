@@ -156,7 +156,9 @@ static int open_note_key(const struct cli_audit_args *a,
   const char *label = a->p11_ed25519_key ? a->p11_ed25519_key
                                          : c->pkcs11_ed25519_key_label;
   const char *module = a->p11_module ? a->p11_module : c->pkcs11_module;
-  const char *token = a->p11_token ? a->p11_token : c->pkcs11_token;
+  const char *token = a->p11_ed25519_token ? a->p11_ed25519_token
+                      : c->pkcs11_ed25519_token[0] ? c->pkcs11_ed25519_token
+                      : a->p11_token ? a->p11_token : c->pkcs11_token;
   lc_err err;
   if(label[0]) {
     if(!module[0])

@@ -81,6 +81,7 @@ struct cli_audit_args {
   const char *p11_module, *p11_token, *p11_key, *p11_key_id;
   const char *new_p11_key, *new_p11_key_id;
   const char *p11_ed25519_key;  /* --pkcs11-ed25519-key LABEL */
+  const char *p11_ed25519_token; /* --pkcs11-ed25519-token LABEL */
   const char *serial;           /* --serial SN: the device admitted with it */
   const char *note_key[CLI_PUBKEYS_MAX]; /* --note-key VKEY */
   int nnote_key;

@@ -120,6 +120,14 @@ bool fx_enable_ed25519(struct fx *f)
             open_store(f, &st) &&
             sm_store_meta_set(st, AUD_META_PUBKEY_ED25519, f->ed_pem) ==
               LC_OK;
+  /* as serve does: the latest checkpoint gains the key's line */
+  if(ok && aud_signer_add_note_key(f->signer, s) == LC_OK)
+    s = NULL;
+  else
+    ok = false;
+  if(ok)
+    ok = aud_log_checkpoint_cosign(sm_store_audit_log(st), f->signer,
+                                   NULL) == LC_OK;
   sm_store_close(st);
   aud_signer_free(s);
   return ok;

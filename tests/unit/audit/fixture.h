@@ -33,9 +33,10 @@ bool fx_init(struct fx *f);
  * key file), which the store then names as the key in force. */
 bool fx_use_key(struct fx *f, const char *path);
 /* Give the data directory an Ed25519 note key (its default key file,
- * as `linecert serve` makes it) and name it in the store, so checkpoints
- * and manifests made from now on carry its line. f->ed_pem: its public
- * key. */
+ * as `linecert serve` makes it), name it in the store and add its line
+ * to the latest stored checkpoint, as serve does at start: checkpoints
+ * and manifests made from now on carry its line. f->signer holds it as
+ * its note key; f->ed_pem: its public key. */
 bool fx_enable_ed25519(struct fx *f);
 /* Store a device (group/edge/device, state NEW) admitted with `serial`:
  * the store binds the serial to it (identity_claim). */
