@@ -206,7 +206,9 @@ int cli__open_log_signer(const struct cli_audit_args *a,
               "store names (meta %s)\n", AUD_META_PUBKEY_ED25519);
       rc = CLI_EXIT_FAIL;
     }
-    if(!rc && aud_signer_add_note_key(s, note) == LC_OK)
+    if(!rc && aud_signer_add_note_key(s, note) != LC_OK)
+      rc = CLI_EXIT_FAIL;
+    else if(!rc)
       note = NULL;
   }
   lc_free(want);
