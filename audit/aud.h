@@ -558,8 +558,8 @@ lc_err aud_log_checkpoint_make(const struct aud_log *log,
                                uint64_t now_ms,
                                struct aud_log_checkpoint **out) LC_NODISCARD;
 
-/* The latest stored checkpoint gains a signature line of every key of
- * `signer` it lacks (aud_note_cosign()): when an Ed25519 note key comes
+/* The latest stored checkpoint gains a signature line of every note key
+ * of `signer` it lacks (aud_note_cosign()): when an Ed25519 note key comes
  * into force, the checkpoint a verifier reads next carries its line.
  * LC_OK (also with no checkpoint; *added, may be NULL, counts the
  * lines); LC_EVERIFY: a line of one of these keys is there and does not

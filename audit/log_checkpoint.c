@@ -77,8 +77,11 @@ lc_err aud_log_checkpoint_cosign(const struct aud_log *log,
   if(err == LC_OK)
     err = aud_log_origin(log, origin);
   char *more = NULL;
-  if(err == LC_OK)
-    err = aud_note_cosign(cp->note, signer, origin, &more, &n);
+  /* The note keys only: the record key in force signed its own
+   * checkpoints, and a checkpoint from before a rotation is not the new
+   * key's to vouch for. */
+  if(err == LC_OK && signer->note_next)
+    err = aud_note_cosign(cp->note, signer->note_next, origin, &more, &n);
   if(err == LC_OK && n) {
     lc_free(cp->note);
     cp->note = more;

@@ -316,7 +316,8 @@ static void test_ed25519_note_key(void)
   /* key ID = SHA-256(name || '\n' || 0x01 || key)[:4], computed here */
   uint8_t raw[33], buf[AUD_ORIGIN_MAX + 40], dig[32];
   size_t rlen = 0;
-  const char *b64 = strrchr(vk, '+') + 1;
+  /* after the second '+': base64 has '+' of its own */
+  const char *b64 = strchr(strchr(vk, '+') + 1, '+') + 1;
   CU_ASSERT_FATAL(lc_b64_decode(b64, strlen(b64), raw, sizeof(raw), &rlen) ==
                   LC_OK && rlen == 33 && raw[0] == 0x01);
   size_t nl = strlen(cp.origin);
