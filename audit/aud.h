@@ -166,6 +166,39 @@ struct aud_pkcs11_config {
 lc_err aud_signer_open_pkcs11(const struct aud_pkcs11_config *cfg,
                               struct aud_signer **out) LC_NODISCARD;
 
+/* ---- Ed25519 note keys (§13) ------------------------------------------- */
+
+/* Checkpoints and export manifests are signed notes; besides the ECDSA
+ * line of the key in force they carry one Ed25519 line (C2SP signed-note
+ * type 0x01), which every C2SP verifier reads (Go's
+ * golang.org/x/mod/sumdb/note among them). Records stay ECDSA. */
+
+/* An Ed25519 signer from `path` (PEM PKCS#8), created (0600) when it
+ * does not exist and `create` is true. Results as
+ * aud_signer_open_file(), LC_EINVAL when the key is not Ed25519. It
+ * signs notes only: aud_sign_hash() refuses it. */
+lc_err aud_signer_open_ed25519_file(const char *path, bool create,
+                                    struct aud_signer **out) LC_NODISCARD;
+/* The same with the key on a PKCS#11 token (CKK_EC_EDWARDS, signed with
+ * CKM_EDDSA through the module's own C_Sign: libp11 0.4 has no EdDSA).
+ * The token's public key object of the same label / id gives the public
+ * key. Results as aud_signer_open_pkcs11(). */
+lc_err aud_signer_open_pkcs11_ed25519(const struct aud_pkcs11_config *cfg,
+                                      struct aud_signer **out) LC_NODISCARD;
+/* Make `note` (an Ed25519 signer) sign every note `s` signs, after s's
+ * own line. s owns it from then on. LC_EINVAL: not an Ed25519 signer,
+ * or attached elsewhere already. */
+lc_err aud_signer_add_note_key(struct aud_signer *s, struct aud_signer *note)
+  LC_NODISCARD;
+/* Hand `from`'s note keys to `to` (key rotation: the new record key
+ * signs notes with the same Ed25519 key). Nothing when `to` has some. */
+void aud_signer_move_note_keys(struct aud_signer *from,
+                               struct aud_signer *to);
+/* The first note key attached to s (NULL: none); its own
+ * aud_signer_note_key() is the next one. */
+const struct aud_signer *aud_signer_note_key(const struct aud_signer *s);
+bool aud_signer_is_ed25519(const struct aud_signer *s);
+
 /* Key rotation (§11): a record with event AUD_EVENT_KEY_ROTATED, sealed
  * by the old key, whose details name the new key. Every later record
  * is signed by the new key. */
@@ -259,21 +292,43 @@ lc_err aud_frontier_root(const struct aud_frontier *f,
 /* C2SP signed-note signature type of ECDSA (P-256, SHA-256, DER, key ID
  * = SHA-256(DER SubjectPublicKeyInfo)[:4]). */
 #define AUD_NOTE_SIG_ECDSA 0x02
+/* ... and of Ed25519 (64-byte signature over the note text, key ID =
+ * SHA-256(name || 0x0A || 0x01 || 32-byte public key)[:4]). */
+#define AUD_NOTE_SIG_ED25519 0x01
+#define AUD_VKEY_MAX 512     /* any vkey of ours: name, id, base64(SPKI) */
 
 /* Sign `text` (non-empty, ending in '\n', no control characters but
- * '\n') as key `name`: text, blank line, "— name base64(keyid||sig)".
+ * '\n') as key `name`: text, blank line, "— name base64(keyid||sig)",
+ * one line for s and one for each of its note keys, in that order.
  * *note freed with lc_free(). */
 lc_err aud_note_sign(struct aud_signer *s, const char *name,
                      const char *text, char **note) LC_NODISCARD;
-/* Check `note` for a signature by (name, pubkey). LC_OK: one verifies
- * (and *text, if not NULL, receives the note text, lc_free()); 
- * LC_ENOTFOUND: no signature line of that key; LC_EVERIFY: malformed
- * note or a signature of that key that does not verify. */
+/* Check `note` for a signature by (name, pubkey), the key ECDSA P-256
+ * or Ed25519. LC_OK: one verifies (and *text, if not NULL, receives the
+ * note text, lc_free()); LC_ENOTFOUND: no signature line of that key;
+ * LC_EVERIFY: malformed note or a signature of that key that does not
+ * verify. */
 lc_err aud_note_verify(const char *note, const char *name,
                        const char *pubkey_pem, char **text) LC_NODISCARD;
-/* The verifier key in the Go note form: name+hex(keyid)+base64(0x02 ||
- * DER SPKI). *out freed with lc_free(). */
+/* The same for a verifier key in the Go note form (type 0x01 or 0x02);
+ * LC_EINVAL when `vkey` is not one (or its key ID does not match). */
+lc_err aud_note_verify_vkey(const char *note, const char *vkey, char **text)
+  LC_NODISCARD;
+/* The verifier key in the Go note form: name+hex(keyid)+base64(type ||
+ * key), type 0x02 with the DER SPKI for a P-256 key, 0x01 with the 32
+ * raw bytes for an Ed25519 key. *out freed with lc_free(). */
 lc_err aud_note_vkey(const char *name, const char *pubkey_pem, char **out)
+  LC_NODISCARD;
+/* Add signature lines to a signed note: one by s and each of its note
+ * keys whose line (name, key ID) the note does not carry yet, over the
+ * note's text. A line of one of these keys that is there already must
+ * verify (LC_EVERIFY otherwise). C2SP notes take any number of lines,
+ * so a stored checkpoint gains a new key's line, or later a witness's
+ * cosignature, without changing what it says. *out (lc_free()) is the
+ * note with the lines, a copy when none was missing; *added counts
+ * them (may be NULL). */
+lc_err aud_note_cosign(const char *note, struct aud_signer *s,
+                       const char *name, char **out, unsigned *added)
   LC_NODISCARD;
 
 struct aud_checkpoint {
@@ -363,6 +418,11 @@ struct aud_trail_opts {
                                     earlier export: must be extended */
   const char *device;            /* NULL, or: must be a receipt for it */
   bool receipt;                  /* must be a receipt */
+  const char *const *vkeys;      /* note verifier keys (Go form, e.g.
+                                    the Ed25519 key): the checkpoint and
+                                    the manifest must carry a valid
+                                    line of each */
+  size_t n_vkeys;
 };
 
 struct aud_trail_report {
@@ -423,6 +483,10 @@ struct aud_log_checkpoint {
   struct aud_frontier frontier;    /* frontier.size == tree_size */
   bool exported;                   /* handed out in an export/receipt */
   char *note;                      /* owned */
+  bool note_update;                /* put: replace the stored note of
+                                      this size by this one (the same
+                                      checkpoint with more signature
+                                      lines: aud_note_cosign()) */
 };
 void aud_log_checkpoint_free(struct aud_log_checkpoint *cp);
 
@@ -436,8 +500,8 @@ struct aud_log_ops {
   lc_err (*tail)(void *self, struct aud_chain *out);
   lc_err (*meta_get)(void *self, const char *key, char **out);
   lc_err (*meta_set)(void *self, const char *key, const char *value);
-  /* one per tree size; a stored one keeps its note, only `exported`
-   * can go from false to true */
+  /* one per tree size; a stored one keeps its note (unless
+   * cp->note_update), only `exported` can go from false to true */
   lc_err (*checkpoint_put)(void *self, const struct aud_log_checkpoint *cp);
   lc_err (*checkpoint_latest)(void *self, bool exported_only,
                               struct aud_log_checkpoint **out);
@@ -458,10 +522,14 @@ struct aud_log {
 #define AUD_META_PUBKEY_INITIAL "audit_pubkey_initial" /* set by the
                                                   first rotation */
 #define AUD_META_ORIGIN "audit_origin"
+/* The Ed25519 note key in force (PEM SubjectPublicKeyInfo; "" or absent:
+ * none): every checkpoint and manifest made since carries its line. */
+#define AUD_META_PUBKEY_ED25519 "audit_pubkey_ed25519"
 
 /* ---- keys of the log (log.c) -------------------------------------------- */
 
-/* Do two PEM public keys name the same key (by fingerprint)? */
+/* Do two PEM public keys (P-256 or Ed25519) name the same key (by
+ * fingerprint)? */
 bool aud_key_same(const char *pem_a, const char *pem_b);
 /* The key that signs from seq 1: meta audit_pubkey_initial (set by the
  * first rotation), else audit_pubkey. *pem freed with lc_free(). */
@@ -489,6 +557,16 @@ lc_err aud_log_checkpoint_make(const struct aud_log *log,
                                const struct aud_frontier *f, bool exported,
                                uint64_t now_ms,
                                struct aud_log_checkpoint **out) LC_NODISCARD;
+
+/* The latest stored checkpoint gains a signature line of every note key
+ * of `signer` it lacks (aud_note_cosign()): when an Ed25519 note key comes
+ * into force, the checkpoint a verifier reads next carries its line.
+ * LC_OK (also with no checkpoint; *added, may be NULL, counts the
+ * lines); LC_EVERIFY: a line of one of these keys is there and does not
+ * verify. */
+lc_err aud_log_checkpoint_cosign(const struct aud_log *log,
+                                 struct aud_signer *signer, unsigned *added)
+  LC_NODISCARD;
 
 /* A writer's periodic checkpoints. Zero-initialise; no cleanup. */
 struct aud_log_ticker {

@@ -37,10 +37,19 @@ struct aud_signer_ops {
    * text). sign(h) must equal sign_msg(h, 32) up to ECDSA's randomness. */
   lc_err (*sign_msg)(struct aud_signer *s, const uint8_t *msg, size_t len,
                      uint8_t sig[AUD_SIG_MAX], size_t *sig_len);
+  /* The C2SP signed-note signature type its sign_msg() makes:
+   * AUD_NOTE_SIG_ECDSA (P-256, DER) or AUD_NOTE_SIG_ED25519 (64 raw
+   * bytes over the message itself). An Ed25519 signer's sign() refuses
+   * (LC_EINVAL): records stay ECDSA. */
+  uint8_t note_type;
 };
 
 struct aud_signer {
   const struct aud_signer_ops *ops;
+  /* Further keys that sign every note this signer signs (checkpoints,
+   * manifests): one signature line each. Owned, freed with the signer;
+   * set once at open time, before any thread signs. */
+  struct aud_signer *note_next;
 };
 
 /* True when `pkey` is an EC key on P-256 (prime256v1). */
@@ -54,6 +63,12 @@ void aud__pkey_describe(const EVP_PKEY *pkey, char *out, size_t cap);
 lc_err aud__pkey_pubkey_pem(const EVP_PKEY *pkey, char **pem) LC_NODISCARD;
 
 /* ---- shared by keys.c, note.c, trail.c, export.c ---------------------- */
+
+/* True when `pkey` is an Ed25519 key. */
+bool aud__pkey_is_ed25519(const EVP_PKEY *pkey);
+/* Parse a PEM SubjectPublicKeyInfo of an EC P-256 or Ed25519 key;
+ * LC_EINVAL for anything else. *out: EVP_PKEY_free(). */
+lc_err aud__note_pubkey_parse(const char *pem, EVP_PKEY **out) LC_NODISCARD;
 
 /* Parse a PEM SubjectPublicKeyInfo; LC_EINVAL unless EC P-256. The
  * caller frees *out with EVP_PKEY_free(). */

@@ -56,6 +56,24 @@ lc_err aud__pubkey_parse(const char *pem, EVP_PKEY **out)
   return LC_OK;
 }
 
+lc_err aud__note_pubkey_parse(const char *pem, EVP_PKEY **out)
+{
+  BIO *bio = BIO_new_mem_buf(pem, -1);
+  if(!bio)
+    return LC_ENOMEM;
+  EVP_PKEY *pkey = PEM_read_bio_PUBKEY_ex(bio, NULL, NULL, NULL, NULL, NULL);
+  BIO_free(bio);
+  lc_openssl_clear();
+  if(!pkey)
+    return LC_EINVAL;
+  if(!aud__pkey_is_p256(pkey) && !aud__pkey_is_ed25519(pkey)) {
+    EVP_PKEY_free(pkey);
+    return LC_EINVAL;
+  }
+  *out = pkey;
+  return LC_OK;
+}
+
 lc_err aud__pubkey_der(EVP_PKEY *pkey, uint8_t **der, size_t *len)
 {
   int n = i2d_PUBKEY(pkey, NULL);

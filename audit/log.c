@@ -21,11 +21,21 @@ void aud_log_checkpoint_free(struct aud_log_checkpoint *cp)
   lc_free(cp);
 }
 
+/* SHA-256 of the DER SPKI of a P-256 or Ed25519 key. */
+static bool any_fpr(const char *pem, uint8_t out[AUD_HASH_LEN])
+{
+  EVP_PKEY *pkey = NULL;
+  bool ok = aud__note_pubkey_parse(pem, &pkey) == LC_OK &&
+            aud__pubkey_fpr(pkey, out) == LC_OK;
+  EVP_PKEY_free(pkey);
+  return ok;
+}
+
 bool aud_key_same(const char *pem_a, const char *pem_b)
 {
-  char fa[AUD_FPR_HEX], fb[AUD_FPR_HEX];
-  return aud_key_fpr(pem_a, fa) == LC_OK && aud_key_fpr(pem_b, fb) == LC_OK &&
-         strcmp(fa, fb) == 0;
+  uint8_t fa[AUD_HASH_LEN], fb[AUD_HASH_LEN];
+  return pem_a && pem_b && any_fpr(pem_a, fa) && any_fpr(pem_b, fb) &&
+         memcmp(fa, fb, AUD_HASH_LEN) == 0;
 }
 
 lc_err aud_log_key0(const struct aud_log *log, char **pem)

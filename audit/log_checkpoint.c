@@ -62,6 +62,41 @@ lc_err aud_log_checkpoint_make(const struct aud_log *log,
   return err;
 }
 
+lc_err aud_log_checkpoint_cosign(const struct aud_log *log,
+                                 struct aud_signer *signer,
+                                 unsigned *added)
+{
+  char origin[AUD_ORIGIN_MAX];
+  struct aud_log_checkpoint *cp = NULL;
+  unsigned n = 0;
+  lc_err err = log->ops->checkpoint_latest(log->self, false, &cp);
+  if(err == LC_ENOTFOUND) {
+    err = LC_OK;
+    goto out;
+  }
+  if(err == LC_OK)
+    err = aud_log_origin(log, origin);
+  char *more = NULL;
+  /* The note keys only: the record key in force signed its own
+   * checkpoints, and a checkpoint from before a rotation is not the new
+   * key's to vouch for. */
+  if(err == LC_OK && signer->note_next)
+    err = aud_note_cosign(cp->note, signer->note_next, origin, &more, &n);
+  if(err == LC_OK && n) {
+    lc_free(cp->note);
+    cp->note = more;
+    more = NULL;
+    cp->note_update = true;
+    err = log->ops->checkpoint_put(log->self, cp);
+  }
+  lc_free(more);
+out:
+  aud_log_checkpoint_free(cp);
+  if(added)
+    *added = err == LC_OK ? n : 0;
+  return err;
+}
+
 /* ---- the writer's ticks ------------------------------------------------------------ */
 
 struct extend_ctx {

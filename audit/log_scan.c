@@ -127,8 +127,22 @@ lc_err aud_scan_checkpoint(const struct aud_log *log,
   struct aud_log_checkpoint *cp = NULL;
   lc_err err = log->ops->checkpoint_latest(log->self, false, &cp);
   if(err == LC_OK && cp->tree_size == s->frontier.size) {
-    cp->exported = true;
-    err = log->ops->checkpoint_put(log->self, cp);
+    /* The stored one, with a line of every note key the signer holds
+     * now (one made before the Ed25519 key came into force gains its). */
+    char *more = NULL;
+    unsigned added = 0;
+    if(signer->note_next)
+      err = aud_note_cosign(cp->note, signer->note_next, origin, &more,
+                            &added);
+    if(err == LC_OK && more) {
+      lc_free(cp->note);
+      cp->note = more;
+    }
+    if(err == LC_OK) {
+      cp->note_update = added > 0;
+      cp->exported = true;
+      err = log->ops->checkpoint_put(log->self, cp);
+    }
   } else if(err == LC_OK || err == LC_ENOTFOUND) {
     aud_log_checkpoint_free(cp);
     cp = NULL;

@@ -2,7 +2,9 @@
  *
  * The stored log verified whole (docs/audit.md §16): every record from
  * seq 1 through the same checks as an export (aud_trail), with the
- * latest stored checkpoint that the records must reach.
+ * latest stored checkpoint that the records must reach. When an Ed25519
+ * note key is in force (meta audit_pubkey_ed25519), that checkpoint must
+ * carry its valid line too.
  */
 #include "audit/aud_int.h"
 
@@ -26,7 +28,26 @@ static lc_err verify_one(void *ctx, const struct aud_record *rec)
   return aud_trail_feed(l->t, rec);
 }
 
-/* The trail over the log's first key and latest checkpoint. */
+/* The Ed25519 note key in force as a verifier key named by the
+ * checkpoint's origin (*vkey NULL: none in force, or a note that is no
+ * checkpoint, which the trail reports). */
+static lc_err note_vkey(const struct aud_log *log, const char *note,
+                        char **vkey)
+{
+  char *pem = NULL;
+  struct aud_checkpoint cp;
+  *vkey = NULL;
+  lc_err err = log->ops->meta_get(log->self, AUD_META_PUBKEY_ED25519, &pem);
+  if(err == LC_ENOTFOUND)
+    return LC_OK;
+  if(err == LC_OK && pem[0] && aud_checkpoint_parse(note, &cp) == LC_OK)
+    err = aud_note_vkey(cp.origin, pem, vkey);
+  lc_free(pem);
+  return err;
+}
+
+/* The trail over the log's first key and latest checkpoint, and the
+ * Ed25519 note key in force. */
 static lc_err verify__start(const struct aud_log *log,
                             const char *const *trusted, size_t n_trusted,
                             struct aud_log_verdict *v, struct aud_trail **t)
@@ -41,12 +62,18 @@ static lc_err verify__start(const struct aud_log *log,
   err = log->ops->checkpoint_latest(log->self, false, &cp);
   if(err == LC_ENOTFOUND)
     err = LC_OK;
+  char *vkey = NULL;
+  if(err == LC_OK && cp)
+    err = note_vkey(log, cp->note, &vkey);
   if(err == LC_OK) {
     const char *own[1] = {key0};
+    const char *vk[1] = {vkey};
     struct aud_trail_opts o = {.trusted = n_trusted ? trusted : own,
-                               .n_trusted = n_trusted ? n_trusted : 1};
+                               .n_trusted = n_trusted ? n_trusted : 1,
+                               .vkeys = vk, .n_vkeys = vkey ? 1 : 0};
     err = aud_trail_new_log(&o, key0, cp ? cp->note : NULL, t);
   }
+  lc_free(vkey);
   if(cp) {
     v->has_checkpoint = true;
     v->checkpoint_size = cp->tree_size;

@@ -14,6 +14,15 @@
  * implementation of that type (Go: transparency-dev/formats
  * note.NewECDSAVerifier with the key from aud_note_vkey()).
  *
+ * The second type is Ed25519 (0x01), the one every C2SP verifier
+ * knows (Go's golang.org/x/mod/sumdb/note, the witnesses): a 64-byte
+ * signature over the note text, key ID = SHA-256(name || '\n' || 0x01
+ * || 32-byte public key)[:4]. A note signed by a signer carries one line
+ * per key: the signer's own, then each Ed25519 note key attached to it
+ * (aud_signer_add_note_key()). Lines of other keys are ignored by each
+ * check, so a note gains lines (aud_note_cosign(): a new key's, a
+ * witness's cosignature) without invalidating the ones it has.
+ *
  * A checkpoint (C2SP tlog-checkpoint) is a note whose text is exactly
  * "<origin>\n<tree size>\n<base64 root hash>\n"; the key name of our
  * signature is the origin. We write no extension lines and accept
@@ -27,8 +36,10 @@
 #include "audit/aud_int.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
+#include "common/lc_util.h"
 
 #include <inttypes.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -94,16 +105,194 @@ static bool key_name_ok(const char *name)
   return true;
 }
 
-static lc_err key_id_of(EVP_PKEY *pkey, uint8_t id[4])
+/* ---- keys ---------------------------------------------------------------------- */
+
+/* A key of a note signature line: its type, the OpenSSL key, and the
+ * key ID that line carries. */
+struct note_key {
+  uint8_t type;          /* AUD_NOTE_SIG_ECDSA or AUD_NOTE_SIG_ED25519 */
+  EVP_PKEY *pkey;        /* owned */
+  uint8_t id[4];
+};
+
+static void note_key_free(struct note_key *k)
+{
+  EVP_PKEY_free(k->pkey);
+  k->pkey = NULL;
+}
+
+/* The 32 raw bytes of an Ed25519 public key. */
+static lc_err ed25519_raw(EVP_PKEY *pkey, uint8_t raw[32])
+{
+  size_t n = 32;
+  if(EVP_PKEY_get_raw_public_key(pkey, raw, &n) != 1 || n != 32) {
+    lc_log_openssl(LC_ERROR, "aud", "EVP_PKEY_get_raw_public_key");
+    return LC_ETLS;
+  }
+  return LC_OK;
+}
+
+/* Key IDs of C2SP signed-note: ECDSA SHA-256(DER SPKI)[:4]; Ed25519
+ * SHA-256(name || '\n' || 0x01 || key)[:4]. */
+static lc_err key_id_of(const char *name, struct note_key *k)
 {
   uint8_t fpr[AUD_HASH_LEN];
-  lc_err err = aud__pubkey_fpr(pkey, fpr);
+  lc_err err;
+  if(k->type == AUD_NOTE_SIG_ECDSA) {
+    err = aud__pubkey_fpr(k->pkey, fpr);
+  } else {
+    size_t nlen = strlen(name);
+    uint8_t buf[AUD_ORIGIN_MAX + 2 + 32];
+    if(nlen >= AUD_ORIGIN_MAX)
+      return LC_EINVAL;
+    memcpy(buf, name, nlen);
+    buf[nlen] = '\n';
+    buf[nlen + 1] = AUD_NOTE_SIG_ED25519;
+    err = ed25519_raw(k->pkey, buf + nlen + 2);
+    if(err == LC_OK)
+      err = lc_sha256(buf, nlen + 2 + 32, fpr);
+  }
   if(err == LC_OK)
-    memcpy(id, fpr, 4);
+    memcpy(k->id, fpr, 4);
+  return err;
+}
+
+/* The note key of a PEM public key, as key `name`. */
+static lc_err note_key_from_pem(const char *name, const char *pem,
+                                struct note_key *k)
+{
+  memset(k, 0, sizeof(*k));
+  lc_err err = aud__note_pubkey_parse(pem, &k->pkey);
+  if(err != LC_OK)
+    return err;
+  k->type = aud__pkey_is_ed25519(k->pkey) ? AUD_NOTE_SIG_ED25519
+                                          : AUD_NOTE_SIG_ECDSA;
+  err = key_id_of(name, k);
+  if(err != LC_OK)
+    note_key_free(k);
+  return err;
+}
+
+/* The note key of a verifier key "name+hex(id)+base64(type||key)", its
+ * name into `name`. LC_EINVAL when malformed, of another type, or when
+ * the ID is not the key's. */
+static lc_err note_key_from_vkey(const char *vkey, char name[AUD_ORIGIN_MAX],
+                                 struct note_key *k)
+{
+  memset(k, 0, sizeof(*k));
+  const char *p1 = vkey ? strchr(vkey, '+') : NULL;
+  const char *p2 = p1 ? strchr(p1 + 1, '+') : NULL;
+  if(!p2 || strlen(vkey) > AUD_VKEY_MAX || (size_t)(p1 - vkey) >=
+     AUD_ORIGIN_MAX || p2 - p1 != 9)
+    return LC_EINVAL;
+  memcpy(name, vkey, (size_t)(p1 - vkey));
+  name[p1 - vkey] = '\0';
+  uint8_t id[4], blob[256];
+  size_t blen = 0;
+  if(!key_name_ok(name) || !lc_unhex(p1 + 1, 8, id, 4) ||
+     lc_b64_decode(p2 + 1, strlen(p2 + 1), blob, sizeof(blob), &blen) !=
+       LC_OK || blen < 2)
+    return LC_EINVAL;
+  k->type = blob[0];
+  if(k->type == AUD_NOTE_SIG_ED25519 && blen == 33) {
+    k->pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, blob + 1,
+                                          32);
+  } else if(k->type == AUD_NOTE_SIG_ECDSA) {
+    const uint8_t *q = blob + 1;
+    k->pkey = d2i_PUBKEY(NULL, &q, (long)(blen - 1));
+    if(k->pkey && (!aud__pkey_is_p256(k->pkey) || q != blob + blen)) {
+      EVP_PKEY_free(k->pkey);
+      k->pkey = NULL;
+    }
+  }
+  lc_openssl_clear();
+  if(!k->pkey)
+    return LC_EINVAL;
+  uint8_t want[4];
+  memcpy(want, id, 4);
+  lc_err err = key_id_of(name, k);
+  if(err == LC_OK && memcmp(want, k->id, 4) != 0)
+    err = LC_EINVAL;
+  if(err != LC_OK)
+    note_key_free(k);
+  return err;
+}
+
+static lc_err note_key_check(const struct note_key *k, const void *msg,
+                             size_t len, const uint8_t *sig, size_t sig_len,
+                             bool *valid)
+{
+  if(k->type == AUD_NOTE_SIG_ECDSA)
+    return aud__verify_pkey(k->pkey, msg, len, sig, sig_len, valid);
+  *valid = false;
+  if(sig_len != 64)
+    return LC_OK;
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  if(!md)
+    return LC_ENOMEM;
+  lc_err err = LC_OK;
+  if(EVP_DigestVerifyInit(md, NULL, NULL, NULL, k->pkey) != 1) {
+    lc_log_openssl(LC_ERROR, "aud", "EVP_DigestVerifyInit(Ed25519)");
+    err = LC_ETLS;
+  } else {
+    *valid = EVP_DigestVerify(md, sig, sig_len, msg, len) == 1;
+    lc_openssl_clear();
+  }
+  EVP_MD_CTX_free(md);
   return err;
 }
 
 /* ---- signing ------------------------------------------------------------------- */
+
+/* The signature line of one signer over text[0..tlen) as key `name`,
+ * newly allocated, with its key ID in id (may be NULL). */
+static lc_err sign_line(struct aud_signer *s, const char *name,
+                        const char *text, size_t tlen, uint8_t id[4],
+                        char **line)
+{
+  char *pem = NULL, *b64 = NULL;
+  struct note_key k = {0};
+  uint8_t blob[4 + AUD_SIG_MAX];
+  size_t sig_len = 0;
+  lc_err err = aud_signer_pubkey_pem(s, &pem);
+  if(err == LC_OK)
+    err = note_key_from_pem(name, pem, &k);
+  if(err == LC_OK && k.type != s->ops->note_type)
+    err = LC_EINVAL;
+  if(err == LC_OK) {
+    memcpy(blob, k.id, 4);
+    if(id)
+      memcpy(id, k.id, 4);
+    err = aud_sign_message(s, text, tlen, blob + 4, &sig_len);
+  }
+  if(err == LC_OK)
+    err = lc_b64_encode(blob, 4 + sig_len, &b64);
+  if(err == LC_OK) {
+    size_t n = strlen(SIG_LINE_PREFIX) + strlen(name) + 1 + strlen(b64) + 2;
+    *line = lc_malloc(n);
+    if(!*line)
+      err = LC_ENOMEM;
+    else
+      snprintf(*line, n, SIG_LINE_PREFIX "%s %s\n", name, b64);
+  }
+  lc_free(pem);
+  lc_free(b64);
+  note_key_free(&k);
+  return err;
+}
+
+/* dst = a + b, newly allocated. */
+static lc_err concat(const char *a, const char *b, char **dst)
+{
+  size_t na = strlen(a), nb = strlen(b);
+  char *s = lc_malloc(na + nb + 1);
+  if(!s)
+    return LC_ENOMEM;
+  memcpy(s, a, na);
+  memcpy(s + na, b, nb + 1);
+  *dst = s;
+  return LC_OK;
+}
 
 lc_err aud_note_sign(struct aud_signer *s, const char *name, const char *text,
                      char **note)
@@ -114,38 +303,25 @@ lc_err aud_note_sign(struct aud_signer *s, const char *name, const char *text,
   if(tlen == 0 || text[tlen - 1] != '\n' || tlen > AUD_NOTE_MAX / 2 ||
      !aud__utf8_ok((const uint8_t *)text, tlen, true))
     return LC_EINVAL;
-  char *pem = NULL;
-  EVP_PKEY *pkey = NULL;
-  char *b64 = NULL;
   char *out = NULL;
-  uint8_t blob[4 + AUD_SIG_MAX];
-  size_t sig_len = 0;
-  lc_err err = aud_signer_pubkey_pem(s, &pem);
-  if(err == LC_OK)
-    err = aud__pubkey_parse(pem, &pkey);
-  if(err == LC_OK)
-    err = key_id_of(pkey, blob);
-  if(err == LC_OK)
-    err = aud_sign_message(s, text, tlen, blob + 4, &sig_len);
-  if(err == LC_OK)
-    err = lc_b64_encode(blob, 4 + sig_len, &b64);
-  if(err != LC_OK)
-    goto done;
-  /* text "\n" "— " name " " b64 "\n" */
-  size_t n = tlen + 1 + strlen(SIG_LINE_PREFIX) + strlen(name) + 1 +
-             strlen(b64) + 1 + 1;
-  out = lc_malloc(n);
-  if(!out) {
-    err = LC_ENOMEM;
-    goto done;
+  lc_err err = concat(text, "\n", &out);
+  for(struct aud_signer *k = s; k && err == LC_OK; k = k->note_next) {
+    char *line = NULL, *longer = NULL;
+    err = sign_line(k, name, text, tlen, NULL, &line);
+    if(err == LC_OK)
+      err = concat(out, line, &longer);
+    lc_free(line);
+    if(err == LC_OK) {
+      lc_free(out);
+      out = longer;
+    }
   }
-  snprintf(out, n, "%s\n" SIG_LINE_PREFIX "%s %s\n", text, name, b64);
+  if(err != LC_OK) {
+    lc_free(out);
+    return err;
+  }
   *note = out;
-done:
-  lc_free(pem);
-  lc_free(b64);
-  EVP_PKEY_free(pkey);
-  return err;
+  return LC_OK;
 }
 
 /* ---- reading ------------------------------------------------------------------- */
@@ -178,7 +354,7 @@ struct sig_line {
 };
 
 /* Parse one signature line [p, eol). LC_EVERIFY when malformed. A
- * signature too long for our type is parsed as unknown (blob_len 0):
+ * signature too long for our types is parsed as unknown (blob_len 0):
  * other signers may use longer signatures, and unknown lines are
  * ignored, not refused. */
 static lc_err parse_sig_line(const char *p, const char *eol,
@@ -210,24 +386,17 @@ static lc_err parse_sig_line(const char *p, const char *eol,
   return out->blob_len < 5 ? LC_EVERIFY : LC_OK;
 }
 
-lc_err aud_note_verify(const char *note, const char *name,
-                       const char *pubkey_pem, char **text)
+/* Walk the signature lines for key (name, k): LC_OK when one verifies,
+ * LC_ENOTFOUND when there is none, LC_EVERIFY when the note is
+ * malformed or that key's line does not verify. */
+static lc_err verify_key(const char *note, const char *name,
+                         const struct note_key *k, size_t *text_len)
 {
-  if(!note || !name || !pubkey_pem)
-    return LC_EINVAL;
   size_t tlen = 0;
   const char *sigs = NULL;
   lc_err err = split_note(note, &tlen, &sigs);
   if(err != LC_OK)
     return err;
-  EVP_PKEY *pkey = NULL;
-  err = aud__pubkey_parse(pubkey_pem, &pkey);
-  if(err != LC_OK)
-    return err;
-  uint8_t id[4];
-  err = key_id_of(pkey, id);
-  if(err != LC_OK)
-    goto out;
   size_t nlen = strlen(name);
   bool found = false;
   int lines = 0;
@@ -243,45 +412,139 @@ lc_err aud_note_verify(const char *note, const char *name,
     if(err != LC_OK)
       break;
     if(sl.blob_len == 0 || sl.name_len != nlen ||
-       memcmp(sl.name, name, nlen) != 0 || memcmp(sl.blob, id, 4) != 0)
+       memcmp(sl.name, name, nlen) != 0 || memcmp(sl.blob, k->id, 4) != 0)
       continue; /* another key's signature: ignored */
     bool valid = false;
-    err = aud__verify_pkey(pkey, note, tlen, sl.blob + 4, sl.blob_len - 4,
-                           &valid);
+    err = note_key_check(k, note, tlen, sl.blob + 4, sl.blob_len - 4,
+                         &valid);
     if(err == LC_OK && !valid)
       err = LC_EVERIFY; /* a known key that fails rejects the note */
     found = err == LC_OK;
   }
   if(err == LC_OK && !found)
     err = LC_ENOTFOUND;
-  if(err == LC_OK && text) {
-    *text = lc_strndup(note, tlen);
-    if(!*text)
-      err = LC_ENOMEM;
-  }
-out:
-  EVP_PKEY_free(pkey);
+  *text_len = tlen;
   return err;
+}
+
+static lc_err text_copy(const char *note, size_t tlen, char **text)
+{
+  if(!text)
+    return LC_OK;
+  *text = lc_strndup(note, tlen);
+  return *text ? LC_OK : LC_ENOMEM;
+}
+
+lc_err aud_note_verify(const char *note, const char *name,
+                       const char *pubkey_pem, char **text)
+{
+  if(!note || !name || !pubkey_pem)
+    return LC_EINVAL;
+  struct note_key k;
+  if(!key_name_ok(name))
+    return LC_ENOTFOUND;
+  lc_err err = note_key_from_pem(name, pubkey_pem, &k);
+  if(err != LC_OK)
+    return err;
+  size_t tlen = 0;
+  err = verify_key(note, name, &k, &tlen);
+  if(err == LC_OK)
+    err = text_copy(note, tlen, text);
+  note_key_free(&k);
+  return err;
+}
+
+lc_err aud_note_verify_vkey(const char *note, const char *vkey, char **text)
+{
+  if(!note || !vkey)
+    return LC_EINVAL;
+  char name[AUD_ORIGIN_MAX];
+  struct note_key k;
+  lc_err err = note_key_from_vkey(vkey, name, &k);
+  if(err != LC_OK)
+    return err;
+  size_t tlen = 0;
+  err = verify_key(note, name, &k, &tlen);
+  if(err == LC_OK)
+    err = text_copy(note, tlen, text);
+  note_key_free(&k);
+  return err;
+}
+
+lc_err aud_note_cosign(const char *note, struct aud_signer *s,
+                       const char *name, char **out, unsigned *added)
+{
+  if(!note || !s || !out || !key_name_ok(name))
+    return LC_EINVAL;
+  size_t tlen = 0;
+  const char *sigs = NULL;
+  lc_err err = split_note(note, &tlen, &sigs);
+  if(err != LC_OK)
+    return err;
+  char *acc = lc_strdup(note);
+  unsigned n = 0;
+  if(!acc)
+    return LC_ENOMEM;
+  for(struct aud_signer *k = s; k && err == LC_OK; k = k->note_next) {
+    char *pem = NULL;
+    struct note_key nk = {0};
+    size_t dummy = 0;
+    err = aud_signer_pubkey_pem(k, &pem);
+    if(err == LC_OK)
+      err = note_key_from_pem(name, pem, &nk);
+    if(err == LC_OK)
+      err = verify_key(note, name, &nk, &dummy);
+    lc_free(pem);
+    note_key_free(&nk);
+    if(err != LC_ENOTFOUND)
+      continue; /* there and valid (LC_OK), or bad: stops the loop */
+    char *line = NULL, *longer = NULL;
+    /* Over the text alone: the signed bytes are the note's text. */
+    char *text = lc_strndup(note, tlen);
+    err = text ? sign_line(k, name, text, tlen, NULL, &line) : LC_ENOMEM;
+    lc_free(text);
+    if(err == LC_OK)
+      err = concat(acc, line, &longer);
+    lc_free(line);
+    if(err == LC_OK) {
+      lc_free(acc);
+      acc = longer;
+      n++;
+    }
+  }
+  if(err != LC_OK) {
+    lc_free(acc);
+    return err;
+  }
+  *out = acc;
+  if(added)
+    *added = n;
+  return LC_OK;
 }
 
 lc_err aud_note_vkey(const char *name, const char *pubkey_pem, char **out)
 {
   if(!key_name_ok(name) || !pubkey_pem || !out)
     return LC_EINVAL;
-  EVP_PKEY *pkey = NULL;
+  struct note_key k;
   uint8_t *der = NULL, *blob = NULL;
   size_t len = 0;
   char *b64 = NULL;
-  uint8_t id[4];
-  lc_err err = aud__pubkey_parse(pubkey_pem, &pkey);
-  if(err == LC_OK)
-    err = key_id_of(pkey, id);
-  if(err == LC_OK)
-    err = aud__pubkey_der(pkey, &der, &len);
+  lc_err err = note_key_from_pem(name, pubkey_pem, &k);
+  if(err != LC_OK)
+    return err;
+  if(k.type == AUD_NOTE_SIG_ECDSA) {
+    err = aud__pubkey_der(k.pkey, &der, &len);
+  } else if(!(der = lc_malloc(32))) {
+    err = LC_ENOMEM;
+  } else {
+    len = 32;
+    err = ed25519_raw(k.pkey, der);
+  }
   if(err == LC_OK && !(blob = lc_malloc(len + 1)))
     err = LC_ENOMEM;
   if(err == LC_OK) {
-    blob[0] = AUD_NOTE_SIG_ECDSA;
+    blob[0] = k.type;
     memcpy(blob + 1, der, len);
     err = lc_b64_encode(blob, len + 1, &b64);
   }
@@ -291,12 +554,12 @@ lc_err aud_note_vkey(const char *name, const char *pubkey_pem, char **out)
     if(!s)
       err = LC_ENOMEM;
     else {
-      snprintf(s, n, "%s+%02x%02x%02x%02x+%s", name, id[0], id[1], id[2],
-               id[3], b64);
+      snprintf(s, n, "%s+%02x%02x%02x%02x+%s", name, k.id[0], k.id[1],
+               k.id[2], k.id[3], b64);
       *out = s;
     }
   }
-  EVP_PKEY_free(pkey);
+  note_key_free(&k);
   lc_free(der);
   lc_free(blob);
   lc_free(b64);

@@ -16,8 +16,42 @@
 
 void aud_signer_free(struct aud_signer *s)
 {
-  if(s)
+  while(s) {
+    struct aud_signer *next = s->note_next;
     s->ops->free(s);
+    s = next;
+  }
+}
+
+lc_err aud_signer_add_note_key(struct aud_signer *s, struct aud_signer *note)
+{
+  if(!s || !note || note->note_next || note == s ||
+     note->ops->note_type != AUD_NOTE_SIG_ED25519)
+    return LC_EINVAL;
+  struct aud_signer **at = &s->note_next;
+  for(; *at; at = &(*at)->note_next)
+    if(*at == note)
+      return LC_EINVAL; /* attached already: a cycle otherwise */
+  *at = note;
+  return LC_OK;
+}
+
+void aud_signer_move_note_keys(struct aud_signer *from, struct aud_signer *to)
+{
+  if(!from || !to || to->note_next)
+    return;
+  to->note_next = from->note_next;
+  from->note_next = NULL;
+}
+
+const struct aud_signer *aud_signer_note_key(const struct aud_signer *s)
+{
+  return s ? s->note_next : NULL;
+}
+
+bool aud_signer_is_ed25519(const struct aud_signer *s)
+{
+  return s && s->ops->note_type == AUD_NOTE_SIG_ED25519;
 }
 
 lc_err aud_signer_pubkey_pem(const struct aud_signer *s, char **pem)
@@ -56,6 +90,11 @@ bool aud__pkey_is_p256(const EVP_PKEY *pkey)
     return false;
   }
   return strcmp(group, SN_X9_62_prime256v1) == 0 || strcmp(group, "P-256") == 0;
+}
+
+bool aud__pkey_is_ed25519(const EVP_PKEY *pkey)
+{
+  return pkey && EVP_PKEY_is_a(pkey, "ED25519");
 }
 
 void aud__pkey_describe(const EVP_PKEY *pkey, char *out, size_t cap)

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * The audit signer whose key is a PEM file on disk.
+ * The audit signer whose key is a PEM file on disk: the P-256 key that
+ * signs records and notes, or an Ed25519 key that signs notes only
+ * (checkpoints and manifests, docs/audit.md §13).
  *
  * Opening: read the file (bounded, never through a passphrase prompt),
  * decode the private key, refuse anything but EC P-256. When the file
@@ -44,6 +46,7 @@ struct aud_signer_file {
   struct aud_signer base;   /* first: the ops see a struct aud_signer */
   EVP_PKEY *pkey;           /* owned; shared read-only by signing threads */
   EVP_MD *sha256;           /* owned; fetched once */
+  bool ed25519;             /* an Ed25519 note key, not the P-256 one */
 };
 
 static struct aud_signer_file *to_file(struct aud_signer *s)
@@ -71,7 +74,9 @@ static lc_err file_sign_msg(struct aud_signer *s, const uint8_t *msg,
   /* The message is the 32-byte record hash; EVP_DigestSign hashes it
    * once more with SHA-256, which is what `openssl dgst -sha256 -verify`
    * over a file holding those 32 bytes expects. */
-  if(EVP_DigestSignInit(md, NULL, fs->sha256, NULL, fs->pkey) != 1 ||
+  /* Ed25519 signs the message itself (no digest is named). */
+  if(EVP_DigestSignInit(md, NULL, fs->ed25519 ? NULL : fs->sha256, NULL,
+                        fs->pkey) != 1 ||
      EVP_DigestSign(md, sig, &n, msg, len) != 1) {
     lc_log_openssl(LC_ERROR, "aud", "EVP_DigestSign");
     err = LC_ETLS;
@@ -85,6 +90,8 @@ static lc_err file_sign_msg(struct aud_signer *s, const uint8_t *msg,
 static lc_err file_sign(struct aud_signer *s, const uint8_t hash[AUD_HASH_LEN],
                         uint8_t sig[AUD_SIG_MAX], size_t *sig_len)
 {
+  if(to_file(s)->ed25519)
+    return LC_EINVAL; /* records are ECDSA only */
   return file_sign_msg(s, hash, AUD_HASH_LEN, sig, sig_len);
 }
 
@@ -106,6 +113,15 @@ static const struct aud_signer_ops file_ops = {
   .pubkey_pem = file_pubkey_pem,
   .free = file_free,
   .sign_msg = file_sign_msg,
+  .note_type = AUD_NOTE_SIG_ECDSA,
+};
+
+static const struct aud_signer_ops file_ed25519_ops = {
+  .sign = file_sign,
+  .pubkey_pem = file_pubkey_pem,
+  .free = file_free,
+  .sign_msg = file_sign_msg,
+  .note_type = AUD_NOTE_SIG_ED25519,
 };
 
 /* ---- loading ------------------------------------------------------------ */
@@ -158,7 +174,8 @@ static lc_err read_key_file(const char *path, uint8_t **out, size_t *len)
 }
 
 static lc_err decode_private_key(const uint8_t *pem, size_t len,
-                                 const char *path, EVP_PKEY **out)
+                                 const char *path, bool ed25519,
+                                 EVP_PKEY **out)
 {
   BIO *bio = BIO_new_mem_buf(pem, (int)len);
   if(!bio)
@@ -174,11 +191,11 @@ static lc_err decode_private_key(const uint8_t *pem, size_t len,
     lc_log_openssl(LC_ERROR, "aud", what);
     return LC_ETLS;
   }
-  if(!aud__pkey_is_p256(pkey)) {
+  if(ed25519 ? !aud__pkey_is_ed25519(pkey) : !aud__pkey_is_p256(pkey)) {
     char kind[64];
     aud__pkey_describe(pkey, kind, sizeof(kind));
     lc_log(LC_ERROR, "aud", "op=load path=%s err=\"audit key is %s, must be "
-           "EC P-256\"", path, kind);
+           "%s\"", path, kind, ed25519 ? "Ed25519" : "EC P-256");
     EVP_PKEY_free(pkey);
     return LC_EINVAL;
   }
@@ -186,14 +203,14 @@ static lc_err decode_private_key(const uint8_t *pem, size_t len,
   return LC_OK;
 }
 
-static lc_err load_key(const char *path, EVP_PKEY **out)
+static lc_err load_key(const char *path, bool ed25519, EVP_PKEY **out)
 {
   uint8_t *pem = NULL;
   size_t len = 0;
   lc_err err = read_key_file(path, &pem, &len);
   if(err != LC_OK)
     return err;
-  err = decode_private_key(pem, len, path, out);
+  err = decode_private_key(pem, len, path, ed25519, out);
   OPENSSL_cleanse(pem, len);
   lc_free(pem);
   return err;
@@ -343,11 +360,13 @@ out:
   return err;
 }
 
-/* Generate a P-256 key and store it at `path`. LC_EEXIST when another
- * process created the file meanwhile (the caller then loads that one). */
-static lc_err create_key(const char *path, EVP_PKEY **out)
+/* Generate a P-256 (or Ed25519) key and store it at `path`. LC_EEXIST
+ * when another process created the file meanwhile (the caller then
+ * loads that one). */
+static lc_err create_key(const char *path, bool ed25519, EVP_PKEY **out)
 {
-  EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+  EVP_PKEY *pkey = ed25519 ? EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")
+                           : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
   if(!pkey) {
     lc_log_openssl(LC_ERROR, "aud", "EVP_PKEY_Q_keygen");
     return LC_ETLS;
@@ -357,32 +376,34 @@ static lc_err create_key(const char *path, EVP_PKEY **out)
     EVP_PKEY_free(pkey);
     return err;
   }
-  lc_log(LC_INFO, "aud", "op=create path=%s msg=\"new audit key\"", path);
+  lc_log(LC_INFO, "aud", "op=create path=%s msg=\"new %s audit key\"", path,
+         ed25519 ? "Ed25519" : "P-256");
   *out = pkey;
   return LC_OK;
 }
 
-static lc_err load_or_create_key(const char *path, bool create,
+static lc_err load_or_create_key(const char *path, bool create, bool ed25519,
                                  EVP_PKEY **out)
 {
-  lc_err err = load_key(path, out);
+  lc_err err = load_key(path, ed25519, out);
   if(err != LC_ENOTFOUND || !create)
     return err;
-  err = create_key(path, out);
+  err = create_key(path, ed25519, out);
   if(err == LC_EEXIST)   /* lost a creation race: use the winner's key */
-    err = load_key(path, out);
+    err = load_key(path, ed25519, out);
   return err;
 }
 
-lc_err aud_signer_open_file(const char *path, bool create,
-                            struct aud_signer **out)
+static lc_err open_file(const char *path, bool create, bool ed25519,
+                        struct aud_signer **out)
 {
   if(!path || !*path || !out)
     return LC_EINVAL;
   struct aud_signer_file *fs = lc_calloc(1, sizeof(*fs));
   if(!fs)
     return LC_ENOMEM;
-  fs->base.ops = &file_ops;
+  fs->base.ops = ed25519 ? &file_ed25519_ops : &file_ops;
+  fs->ed25519 = ed25519;
   lc_err err = LC_OK;
   fs->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
   if(!fs->sha256) {
@@ -390,7 +411,7 @@ lc_err aud_signer_open_file(const char *path, bool create,
     err = LC_ETLS;
     goto fail;
   }
-  err = load_or_create_key(path, create, &fs->pkey);
+  err = load_or_create_key(path, create, ed25519, &fs->pkey);
   if(err != LC_OK)
     goto fail;
   *out = &fs->base;
@@ -398,4 +419,16 @@ lc_err aud_signer_open_file(const char *path, bool create,
 fail:
   file_free(&fs->base);
   return err;
+}
+
+lc_err aud_signer_open_file(const char *path, bool create,
+                            struct aud_signer **out)
+{
+  return open_file(path, create, false, out);
+}
+
+lc_err aud_signer_open_ed25519_file(const char *path, bool create,
+                                    struct aud_signer **out)
+{
+  return open_file(path, create, true, out);
 }

@@ -120,6 +120,7 @@ static const struct aud_signer_ops p11_ops = {
   .pubkey_pem = p11_pubkey_pem,
   .free = p11_free,
   .sign_msg = p11_sign_msg,
+  .note_type = AUD_NOTE_SIG_ECDSA,
 };
 
 static lc_err find_key(struct aud_signer_p11 *ps, PKCS11_SLOT *slot,

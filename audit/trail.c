@@ -57,6 +57,8 @@ struct trail_key {
 struct aud_trail {
   uint8_t (*trusted)[AUD_HASH_LEN];   /* fingerprints of opts->trusted */
   size_t n_trusted;
+  char **vkeys;                       /* copies of opts->vkeys */
+  size_t n_vkeys;
   const char *previous;
   const char *device;
   bool want_receipt;
@@ -164,6 +166,31 @@ static lc_err set_trusted(struct aud_trail *t, const struct aud_trail_opts *o)
   return LC_OK;
 }
 
+/* Verifier keys: checked to be well-formed up front (LC_EINVAL), so a
+ * failure later is the note's, not the key's. */
+static lc_err set_vkeys(struct aud_trail *t, const struct aud_trail_opts *o)
+{
+  if(o->n_vkeys == 0)
+    return LC_OK;
+  if(!o->vkeys)
+    return LC_EINVAL;
+  t->vkeys = lc_calloc(o->n_vkeys, sizeof(*t->vkeys));
+  if(!t->vkeys)
+    return LC_ENOMEM;
+  /* aud_note_verify_vkey() reads the key before the note: LC_EINVAL
+   * means the key, whatever the note. */
+  static const char probe[] = "x\n";
+  for(size_t i = 0; i < o->n_vkeys; i++) {
+    if(!o->vkeys[i] || aud_note_verify_vkey(probe, o->vkeys[i], NULL) ==
+                         LC_EINVAL)
+      return LC_EINVAL;
+    if(!(t->vkeys[i] = lc_strdup(o->vkeys[i])))
+      return LC_ENOMEM;
+    t->n_vkeys = i + 1;
+  }
+  return LC_OK;
+}
+
 /* ---- life cycle --------------------------------------------------------------- */
 
 void aud_trail_free(struct aud_trail *t)
@@ -176,6 +203,9 @@ void aud_trail_free(struct aud_trail *t)
   }
   aud__header_cleanup(&t->hdr);
   lc_free(t->trusted);
+  for(size_t i = 0; i < t->n_vkeys; i++)
+    lc_free(t->vkeys[i]);
+  lc_free(t->vkeys);
   lc_free(t->cp_note);
   lc_free(t->manifest);
   EVP_MD_CTX_free(t->digest);
@@ -193,6 +223,8 @@ static lc_err trail_new(const struct aud_trail_opts *o, struct aud_trail **out)
   t->device = o->device;
   t->want_receipt = o->receipt || o->device;
   lc_err err = set_trusted(t, o);
+  if(err == LC_OK)
+    err = set_vkeys(t, o);
   if(err == LC_OK && !(t->digest = EVP_MD_CTX_new()))
     err = LC_ENOMEM;
   if(err == LC_OK && EVP_DigestInit_ex(t->digest, EVP_sha256(), NULL) != 1)
@@ -449,6 +481,26 @@ lc_err aud_trail_feed(struct aud_trail *t, const struct aud_record *rec)
 
 /* ---- the end ------------------------------------------------------------------- */
 
+/* The note's line of every verifier key given (the Ed25519 one). */
+static lc_err check_vkeys(struct aud_trail *t, const char *what,
+                          const char *note)
+{
+  for(size_t i = 0; i < t->n_vkeys; i++) {
+    lc_err err = aud_note_verify_vkey(note, t->vkeys[i], NULL);
+    /* The key's name and ID, without the key bytes: "origin+1a2b3c4d". */
+    const char *v = t->vkeys[i];
+    int shown = (int)(strchr(strchr(v, '+') + 1, '+') - v);
+    if(err == LC_ENOTFOUND)
+      return fail(t, "%s: no signature line of note key %.*s", what, shown,
+                  v);
+    if(err == LC_EVERIFY)
+      return fail(t, "%s: bad signature of note key %.*s", what, shown, v);
+    if(err != LC_OK)
+      return err;
+  }
+  return LC_OK;
+}
+
 static lc_err check_checkpoint(struct aud_trail *t)
 {
   if(!t->have_cp)
@@ -473,7 +525,9 @@ static lc_err check_checkpoint(struct aud_trail *t)
                 short_fpr(k->fpr, buf));
   if(err == LC_EVERIFY)
     return fail(t, "checkpoint: bad signature");
-  return err;
+  if(err != LC_OK)
+    return err;
+  return check_vkeys(t, "checkpoint", t->cp_note);
 }
 
 static lc_err check_trust(struct aud_trail *t)
@@ -540,6 +594,8 @@ static lc_err check_manifest(struct aud_trail *t)
                              t->rep.records, digest, &ours);
   if(err == LC_OK && strcmp(text, ours) != 0)
     err = manifest_mismatch(t, text, ours);
+  if(err == LC_OK)
+    err = check_vkeys(t, "manifest", t->manifest);
   lc_free(text);
   lc_free(ours);
   return err;

@@ -149,7 +149,20 @@ struct brk_config {
    * the PIN comes from LINECERT_PKCS11_PIN, never from the file. */
   char pkcs11_module[BRK_PATH_MAX];  /* "" = the key file */
   char pkcs11_token[SM_ID_MAX + 1];  /* token label; "" = the only one */
-  char pkcs11_key_label[SM_ID_MAX + 1];
+  char pkcs11_key_label[SM_ID_MAX + 1]; /* "" = the key file */
+  /* The Ed25519 key that signs every checkpoint and manifest beside the
+   * ECDSA key (C2SP signed-note type 0x01, what Go's note package and
+   * the witnesses read): on the token (pkcs11_module, pkcs11_token) when
+   * pkcs11_ed25519_key_label is set, else the file ed25519_key_file. */
+  bool checkpoint_ed25519;           /* true */
+  char ed25519_key_file[BRK_PATH_MAX]; /* "" = audit/audit-ed25519-key.pem
+                                          in the data directory, created
+                                          at the first start */
+  char pkcs11_ed25519_key_label[SM_ID_MAX + 1];
+  /* Its token; "" = pkcs11_token. libp11 0.4.12 (Debian 12) stops
+   * listing a token's keys at an EdDSA key, so it must not share a token
+   * with the ECDSA audit key or CA keys there (fixed in libp11 0.4.13). */
+  char pkcs11_ed25519_token[SM_ID_MAX + 1];
   /* [policy] */
   struct sm_policy policy;
   unsigned csr_max_bytes;          /* PEM, per CSR */
@@ -263,6 +276,9 @@ void brk_path_db(const struct brk_config *cfg, char *buf, size_t cap);
 void brk_path_ca(const struct brk_config *cfg, char *buf, size_t cap);
 void brk_path_audit_key(const struct brk_config *cfg, char *buf, size_t cap);
 void brk_path_audit_pub(const struct brk_config *cfg, char *buf, size_t cap);
+/* [audit] ed25519_key_file, or its default in the data directory. */
+void brk_path_audit_ed25519_key(const struct brk_config *cfg, char *buf,
+                                size_t cap);
 
 /* ---- what the operator commands use (cli/) ------------------------------------ */
 

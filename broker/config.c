@@ -183,6 +183,10 @@ static const struct opt options[] = {
   STR("audit", "pkcs11_module", pkcs11_module),
   STR("audit", "pkcs11_token", pkcs11_token),
   STR("audit", "pkcs11_key_label", pkcs11_key_label),
+  BOOL("audit", "checkpoint_ed25519", checkpoint_ed25519),
+  STR("audit", "ed25519_key_file", ed25519_key_file),
+  STR("audit", "pkcs11_ed25519_key_label", pkcs11_ed25519_key_label),
+  STR("audit", "pkcs11_ed25519_token", pkcs11_ed25519_token),
   UINT("policy", "max_ca_attempts", policy.max_ca_attempts, 1, 1000),
   UINT("policy", "retry_base_ms", policy.retry_base_ms, 10, 600000),
   UINT("policy", "retry_max_ms", policy.retry_max_ms, 10, 86400000),
@@ -332,6 +336,7 @@ void brk_config_defaults(struct brk_config *cfg)
   cfg->http_idle_timeout_s = 10;
   cfg->checkpoint_every_records = 10000;
   cfg->checkpoint_every_s = 60;
+  cfg->checkpoint_ed25519 = true;
   sm_policy_defaults(&cfg->policy);
   cfg->csr_max_bytes = 8192;
   cfg->challenge_ttl_s = 300;
@@ -1067,8 +1072,19 @@ lc_err brk_config_check(const struct brk_config *cfg, char *err,
     key = "service.http_per_ip_connections",
     why = "must be less than http_max_connections (one address must not "
           "take every slot)";
-  else if(cfg->pkcs11_module[0] && !cfg->pkcs11_key_label[0])
-    key = "audit.pkcs11_key_label", why = "required with pkcs11_module";
+  else if(cfg->pkcs11_module[0] && !cfg->pkcs11_key_label[0] &&
+          !cfg->pkcs11_ed25519_key_label[0])
+    key = "audit.pkcs11_key_label",
+    why = "required with pkcs11_module (or pkcs11_ed25519_key_label)";
+  else if(!cfg->pkcs11_module[0] && cfg->pkcs11_ed25519_key_label[0])
+    key = "audit.pkcs11_module", why = "required with a key label";
+  else if(!cfg->checkpoint_ed25519 && (cfg->pkcs11_ed25519_key_label[0] ||
+                                       cfg->ed25519_key_file[0]))
+    key = "audit.checkpoint_ed25519",
+    why = "false, but an Ed25519 key is configured";
+  else if(cfg->pkcs11_ed25519_key_label[0] && cfg->ed25519_key_file[0])
+    key = "audit.ed25519_key_file",
+    why = "set beside pkcs11_ed25519_key_label: one Ed25519 key";
   else if(cfg->ca_pkcs11_module[0] &&
           !cfg->ca_pkcs11_key_label[CA_ROLE_BOOTSTRAP][0] &&
           !cfg->ca_pkcs11_key_label[CA_ROLE_OPERATIONAL][0])
@@ -1188,6 +1204,15 @@ void brk_path_audit_key(const struct brk_config *cfg, char *buf, size_t cap)
 void brk_path_audit_pub(const struct brk_config *cfg, char *buf, size_t cap)
 {
   data_path(cfg, "audit/audit-pub.pem", buf, cap);
+}
+
+void brk_path_audit_ed25519_key(const struct brk_config *cfg, char *buf,
+                                size_t cap)
+{
+  if(cfg->ed25519_key_file[0])
+    snprintf(buf, cap, "%s", cfg->ed25519_key_file);
+  else
+    data_path(cfg, "audit/audit-ed25519-key.pem", buf, cap);
 }
 
 /* ---- SIGHUP (broker/reload.c) ------------------------------------------ */

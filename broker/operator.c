@@ -27,7 +27,8 @@ static json_t *op_rotate_key(struct brk *b, const struct brk_ctl_req *r)
    * or the key file): a token key it cannot switch to and keep after a
    * restart without that configuration changing, so it refuses rather
    * than run on a key its next start would reject. */
-  if(b->cfg->pkcs11_module[0] || json_object_get(r->msg, "new_pkcs11_key"))
+  if(b->cfg->pkcs11_key_label[0] ||
+     json_object_get(r->msg, "new_pkcs11_key"))
     return brk__ctl_error("the running service cannot take over a PKCS#11 "
                          "audit key, which its configuration names: stop "
                          "the service, run rotate-key, set [audit] "
@@ -52,6 +53,8 @@ static json_t *op_rotate_key(struct brk *b, const struct brk_ctl_req *r)
    * the first checkpoint that contains the rotation is its own. */
   b->chain = tail;
   atomic_fetch_add(&b->stats.audit_records, 1);
+  /* The Ed25519 note key stays: it signs the new key's notes too. */
+  aud_signer_move_note_keys(b->signer, new_s);
   aud_signer_free(b->signer);
   b->signer = new_s;
   if(aud_log_checkpoint_tick(&b->ckpt, sm_store_audit_log(b->store),

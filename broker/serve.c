@@ -58,7 +58,7 @@ static lc_err publish_audit_pubkey(struct brk *b)
 static lc_err open_audit_signer(struct brk *b, char *path, size_t cap)
 {
   const struct brk_config *c = b->cfg;
-  if(!c->pkcs11_module[0]) {
+  if(!c->pkcs11_key_label[0]) {
     brk_path_audit_key(c, path, cap);
     return aud_signer_open_file(path, true, &b->signer);
   }
@@ -75,6 +75,86 @@ static lc_err open_audit_signer(struct brk *b, char *path, size_t cap)
   else
     lc_log(LC_INFO, "audit", "key=pkcs11 token=%s label=%s",
            c->pkcs11_token, c->pkcs11_key_label);
+  return rc;
+}
+
+/* The Ed25519 note key (docs/audit.md §13): the token's, or the key
+ * file, created at the first start. */
+static lc_err open_note_key(struct brk *b, struct aud_signer **out)
+{
+  const struct brk_config *c = b->cfg;
+  if(!c->pkcs11_ed25519_key_label[0]) {
+    char path[BRK_PATH_MAX];
+    brk_path_audit_ed25519_key(c, path, sizeof(path));
+    return aud_signer_open_ed25519_file(path, true, out);
+  }
+  const char *token = c->pkcs11_ed25519_token[0] ? c->pkcs11_ed25519_token
+                                                  : c->pkcs11_token;
+  struct aud_pkcs11_config pc = {
+    .module = c->pkcs11_module,
+    .token = token[0] ? token : NULL,
+    .key_label = c->pkcs11_ed25519_key_label,
+    .pin = getenv("LINECERT_PKCS11_PIN")};
+  lc_err rc = aud_signer_open_pkcs11_ed25519(&pc, out);
+  if(rc != LC_OK)
+    lc_log(LC_ERROR, "audit", "op=open_pkcs11_ed25519 module=%s token=%s "
+           "key=%s err=%s", c->pkcs11_module, token,
+           c->pkcs11_ed25519_key_label, lc_errname(rc));
+  return rc;
+}
+
+/* The Ed25519 note key in force is the one the store names (meta
+ * audit_pubkey_ed25519), as the ECDSA key is: another key is refused
+ * rather than silently leaving verifiers with a key that no longer
+ * signs. The first start names it; [audit] checkpoint_ed25519 = false
+ * names none (""). The latest checkpoint then gains the key's line, so
+ * the next verifier finds it there (aud_log_checkpoint_cosign()). */
+static lc_err publish_note_key(struct brk *b, struct aud_signer *note)
+{
+  char *pem = NULL, *stored = NULL;
+  lc_err rc = note ? aud_signer_pubkey_pem(note, &pem) : LC_OK;
+  if(rc == LC_OK) {
+    rc = sm_store_meta_get(b->store, AUD_META_PUBKEY_ED25519, &stored);
+    if(rc == LC_ENOTFOUND)
+      rc = LC_OK;
+  }
+  bool same = pem && stored && stored[0] && aud_key_same(pem, stored);
+  if(rc == LC_OK && pem && stored && stored[0] && !same) {
+    lc_log(LC_ERROR, "serve", "op=audit_key err=\"the Ed25519 checkpoint "
+           "key is not the one this store's checkpoints are signed with "
+           "(meta %s)\"", AUD_META_PUBKEY_ED25519);
+    rc = LC_EVERIFY;
+  } else if(rc == LC_OK && !same && (pem || (stored && stored[0]))) {
+    rc = sm_store_meta_set(b->store, AUD_META_PUBKEY_ED25519, pem ? pem : "");
+    lc_log(LC_INFO, "audit", "op=note_key ed25519=%s", pem ? "on" : "off");
+  }
+  lc_free(pem);
+  lc_free(stored);
+  return rc;
+}
+
+static lc_err open_note_keys(struct brk *b)
+{
+  struct aud_signer *note = NULL;
+  lc_err rc = b->cfg->checkpoint_ed25519 ? open_note_key(b, &note) : LC_OK;
+  if(rc == LC_OK)
+    rc = publish_note_key(b, note);
+  if(rc == LC_OK && note) {
+    rc = aud_signer_add_note_key(b->signer, note);
+    if(rc == LC_OK)
+      note = NULL;
+  }
+  aud_signer_free(note);
+  unsigned added = 0;
+  if(rc == LC_OK)
+    rc = aud_log_checkpoint_cosign(sm_store_audit_log(b->store), b->signer,
+                                   &added);
+  if(rc == LC_EVERIFY)
+    lc_log(LC_ERROR, "serve", "op=integrity err=\"the latest checkpoint "
+           "carries a signature line of the audit keys that does not "
+           "verify\"");
+  else if(added)
+    lc_log(LC_INFO, "audit", "op=checkpoint_cosign lines=%u", added);
   return rc;
 }
 
@@ -108,6 +188,8 @@ static lc_err open_audit(struct brk *b)
     rc = publish_audit_pubkey(b);
   if(rc == LC_OK)
     rc = verify_tail(b);
+  if(rc == LC_OK)
+    rc = open_note_keys(b);
   if(rc == LC_OK)
     rc = sm_store_audit_tail(b->store, &b->chain);
   return rc;

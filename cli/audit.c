@@ -12,6 +12,7 @@
  *   export [filters]       JSON Lines or CSV, with keys, a fresh signed
  *                          checkpoint, proofs for selections, a manifest
  *   prove --device ID      a receipt: that device's records with proofs
+ *   prove --serial SN      ... of the device admitted with that serial
  *   verify-receipt FILE    a receipt, with --pubkey only
  *   checkpoint             sign (or reuse) a checkpoint of the whole log
  *   consistency OLD NEW    RFC 6962 proof that NEW extends OLD
@@ -48,13 +49,18 @@ static const char audit_usage[] =
   "  export                   write the log (or a selection) with keys,\n"
   "                           checkpoint, proofs and a signed manifest\n"
   "  prove --device G/E/D     a receipt: one device's records with\n"
-  "                           inclusion proofs (-o RECEIPT)\n"
+  "                           inclusion proofs\n"
+  "  prove --serial SN        the same for the device admitted with\n"
+  "                           serial number SN\n"
   "  verify-receipt FILE      check a receipt with --pubkey only\n"
-  "  checkpoint               print a signed checkpoint of the log\n"
+  "  checkpoint               print a signed checkpoint of the log (it\n"
+  "                           counts as handed out: the next export\n"
+  "                           extends it by default)\n"
   "  consistency OLD NEW      prove checkpoint NEW extends OLD\n"
   "  rotate-key               hand the log over to a new key (carried\n"
   "                           out by the service when it runs)\n"
-  "  pubkey [--vkey]          the key in force\n"
+  "  pubkey [--vkey]          the key in force (--vkey: every key that\n"
+  "                           signs checkpoints, one C2SP vkey a line)\n"
   "\n"
   "options:\n"
   "  -c, --config FILE        configuration file\n"
@@ -67,11 +73,16 @@ static const char audit_usage[] =
   "                           YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[.mmm]Z\n"
   "      --device G/E/D       select one device\n"
   "      --line GROUP         select one Sparkplug group\n"
+  "      --serial SN          select the device admitted with serial SN\n"
   "      --extends FILE       prove the export extends this checkpoint\n"
-  "                           (default: the last exported one)\n"
+  "                           (default: the last checkpoint handed out\n"
+  "                           by export, prove or checkpoint)\n"
   "      --checkpoint-out FILE  also write the export's checkpoint here\n"
   "      --previous FILE      verify: the export must extend this\n"
   "                           checkpoint (kept from an earlier export)\n"
+  "      --note-key VKEY      verify: the checkpoint and manifest must\n"
+  "                           carry a valid line of this C2SP verifier\n"
+  "                           key (repeatable; pubkey --vkey prints them)\n"
   "      --proof FILE         consistency: check this proof offline\n"
   "      --quiet              no progress on stderr\n"
   "      --new-key FILE       rotate-key: the new key file (created if\n"
@@ -82,6 +93,10 @@ static const char audit_usage[] =
   "      --pkcs11-key-id HEX  ... or by CKA_ID\n"
   "      --new-pkcs11-key LABEL   rotate-key: the new key on the token\n"
   "      --new-pkcs11-key-id HEX\n"
+  "      --pkcs11-ed25519-key LABEL  the Ed25519 checkpoint key on a\n"
+  "                           token (default: [audit] configuration)\n"
+  "      --pkcs11-ed25519-token LABEL  its token (default: [audit]\n"
+  "                           pkcs11_ed25519_token, else --pkcs11-token)\n"
   "      --vkey               pubkey: C2SP note verifier key\n"
   "PKCS#11 PIN: environment variable " CLI_PIN_ENV "\n";
 
@@ -89,7 +104,8 @@ enum {
   O_PUBKEY = 256, O_FORMAT, O_FROM, O_TO, O_SINCE, O_UNTIL, O_DEVICE,
   O_LINE, O_EXTENDS, O_CKPT_OUT, O_PREVIOUS, O_PROOF, O_QUIET, O_NEW_KEY,
   O_P11_MODULE, O_P11_TOKEN, O_P11_KEY, O_P11_KEY_ID, O_NEW_P11_KEY,
-  O_NEW_P11_KEY_ID, O_VKEY
+  O_NEW_P11_KEY_ID, O_VKEY, O_SERIAL, O_NOTE_KEY, O_P11_ED_KEY,
+  O_P11_ED_TOKEN
 };
 
 static const struct option audit_opts[] = {
@@ -118,6 +134,10 @@ static const struct option audit_opts[] = {
   {"new-pkcs11-key", required_argument, NULL, O_NEW_P11_KEY},
   {"new-pkcs11-key-id", required_argument, NULL, O_NEW_P11_KEY_ID},
   {"vkey", no_argument, NULL, O_VKEY},
+  {"serial", required_argument, NULL, O_SERIAL},
+  {"note-key", required_argument, NULL, O_NOTE_KEY},
+  {"pkcs11-ed25519-key", required_argument, NULL, O_P11_ED_KEY},
+  {"pkcs11-ed25519-token", required_argument, NULL, O_P11_ED_TOKEN},
   {NULL, 0, NULL, 0}};
 
 /* ---- arguments ---------------------------------------------------------------------- */
@@ -256,6 +276,17 @@ static int set_opt(struct cli_audit_args *a, int opt, const char *v)
   case O_P11_KEY_ID: a->p11_key_id = v; return 0;
   case O_NEW_P11_KEY: a->new_p11_key = v; return 0;
   case O_NEW_P11_KEY_ID: a->new_p11_key_id = v; return 0;
+  case O_P11_ED_KEY: a->p11_ed25519_key = v; return 0;
+  case O_P11_ED_TOKEN: a->p11_ed25519_token = v; return 0;
+  case O_SERIAL:
+    a->serial = v;
+    a->filtered = true;
+    return *v ? 0 : cli__usage_error("--serial: empty", NULL);
+  case O_NOTE_KEY:
+    if(a->nnote_key == CLI_PUBKEYS_MAX)
+      return cli__usage_error("at most 8 --note-key", NULL);
+    a->note_key[a->nnote_key++] = v;
+    return 0;
   }
   return CLI_EXIT_USAGE;
 }
@@ -292,6 +323,9 @@ static int parse_audit_args(struct cli_audit_args *a, int argc, char **argv)
     fputs(audit_usage, stderr);
     return CLI_EXIT_USAGE;
   }
+  if(a->serial && a->filter.device)
+    return cli__usage_error("--serial and --device name the device twice",
+                            NULL);
   if(a->filter.from_seq && a->filter.to_seq &&
      a->filter.from_seq > a->filter.to_seq)
     return cli__usage_error("--from-seq is after --to-seq", NULL);

@@ -25,9 +25,7 @@ static int checkpoint_ready(const struct cli_audit_args *a,
                             struct aud_chain *tail, char *origin)
 {
   const struct aud_log *log = sm_store_audit_log(st);
-  int rc = cli__open_signer(a, signer);
-  if(!rc)
-    rc = cli__check_key_in_force(log, *signer);
+  int rc = cli__open_log_signer(a, log, signer);
   if(!rc && (sm_store_audit_tail(st, tail) != LC_OK || tail->last_seq == 0 ||
              aud_log_origin(log, origin) != LC_OK)) {
     fprintf(stderr, "linecert audit: the audit log is empty\n");
@@ -64,24 +62,36 @@ int cli__audit_checkpoint(const struct cli_audit_args *a)
   return rc;
 }
 
-/* The key as a C2SP note verifier key, one line. */
-static int write_vkey(const struct cli_audit_args *a, const char *origin,
-                      const char *pem)
+/* Every key that signs checkpoints now, as C2SP note verifier keys, one
+ * a line: the ECDSA key in force, then the Ed25519 note key when the
+ * store names one (the line Go's note package and witnesses read). */
+static int write_vkeys(const struct cli_audit_args *a, const char *origin,
+                       const char *pem, const char *ed_pem)
 {
-  char *vkey = NULL;
+  char *vkey[2] = {NULL, NULL};
   int rc = CLI_EXIT_FAIL;
-  if(aud_note_vkey(origin, pem, &vkey) == LC_OK) {
-    size_t n = strlen(vkey);
-    char *line = lc_malloc(n + 2);
-    if(line) {
-      memcpy(line, vkey, n);
-      memcpy(line + n, "\n", 2);
-      rc = cli__write_text(a->output, line);
-      lc_free(line);
+  bool ed = ed_pem && ed_pem[0];
+  if(aud_note_vkey(origin, pem, &vkey[0]) == LC_OK &&
+     (!ed || aud_note_vkey(origin, ed_pem, &vkey[1]) == LC_OK)) {
+    size_t n = strlen(vkey[0]) + (ed ? strlen(vkey[1]) : 0) + 3;
+    char *text = lc_malloc(n);
+    if(text) {
+      snprintf(text, n, "%s\n%s%s", vkey[0], ed ? vkey[1] : "",
+               ed ? "\n" : "");
+      rc = cli__write_text(a->output, text);
+      lc_free(text);
     }
   }
-  lc_free(vkey);
+  lc_free(vkey[0]);
+  lc_free(vkey[1]);
   return rc;
+}
+
+/* The Ed25519 note key the store names into *pem (NULL or "": none). */
+static bool ed_key_readable(struct sm_store *st, char **pem)
+{
+  lc_err err = sm_store_meta_get(st, AUD_META_PUBKEY_ED25519, pem);
+  return err == LC_OK || err == LC_ENOTFOUND;
 }
 
 int cli__audit_pubkey(const struct cli_audit_args *a)
@@ -89,7 +99,7 @@ int cli__audit_pubkey(const struct cli_audit_args *a)
   struct sm_store *st = NULL;
   if(cli__audit_store(a, SM_STORE_RO, &st))
     return CLI_EXIT_FAIL;
-  char *pem = NULL, *origin = NULL;
+  char *pem = NULL, *origin = NULL, *ed_pem = NULL;
   int rc = CLI_EXIT_FAIL;
   if(aud_log_key_current(sm_store_audit_log(st), &pem) != LC_OK) {
     fprintf(stderr, "linecert audit: the store names no audit key\n");
@@ -98,11 +108,14 @@ int cli__audit_pubkey(const struct cli_audit_args *a)
   } else if(sm_store_meta_get(st, AUD_META_ORIGIN, &origin) != LC_OK) {
     fprintf(stderr, "linecert audit: no checkpoint made yet, so no origin "
             "(run linecert audit checkpoint)\n");
+  } else if(!ed_key_readable(st, &ed_pem)) {
+    fprintf(stderr, "linecert audit: cannot read the store\n");
   } else {
-    rc = write_vkey(a, origin, pem);
+    rc = write_vkeys(a, origin, pem, ed_pem);
   }
   lc_free(pem);
   lc_free(origin);
+  lc_free(ed_pem);
   sm_store_close(st);
   return rc;
 }

@@ -148,6 +148,80 @@ int cli__check_key_in_force(const struct aud_log *log,
   return CLI_EXIT_FAIL;
 }
 
+/* The Ed25519 note key named by the options or the configuration. */
+static int open_note_key(const struct cli_audit_args *a,
+                         struct aud_signer **out)
+{
+  const struct brk_config *c = &a->cfg;
+  const char *label = a->p11_ed25519_key ? a->p11_ed25519_key
+                                         : c->pkcs11_ed25519_key_label;
+  const char *module = a->p11_module ? a->p11_module : c->pkcs11_module;
+  const char *token = a->p11_ed25519_token ? a->p11_ed25519_token
+                      : c->pkcs11_ed25519_token[0] ? c->pkcs11_ed25519_token
+                      : a->p11_token ? a->p11_token : c->pkcs11_token;
+  lc_err err;
+  if(label[0]) {
+    if(!module[0])
+      return cli__usage_error("an Ed25519 key on a token needs "
+                              "--pkcs11-module", NULL);
+    struct aud_pkcs11_config p = {.module = module,
+                                  .token = token[0] ? token : NULL,
+                                  .key_label = label,
+                                  .pin = getenv(CLI_PIN_ENV)};
+    err = aud_signer_open_pkcs11_ed25519(&p, out);
+  } else {
+    char path[BRK_PATH_MAX];
+    brk_path_audit_ed25519_key(c, path, sizeof(path));
+    err = aud_signer_open_ed25519_file(path, false, out);
+  }
+  if(err == LC_OK)
+    return 0;
+  fprintf(stderr, "linecert audit: the store's checkpoints are signed with "
+          "an Ed25519 key too, and it cannot be opened (%s)\n",
+          lc_strerror(err));
+  return CLI_EXIT_FAIL;
+}
+
+int cli__open_log_signer(const struct cli_audit_args *a,
+                         const struct aud_log *log, struct aud_signer **out)
+{
+  struct aud_signer *s = NULL, *note = NULL;
+  char *want = NULL, *got = NULL;
+  int rc = cli__open_signer(a, &s);
+  if(!rc)
+    rc = cli__check_key_in_force(log, s);
+  lc_err err = rc ? LC_OK : log->ops->meta_get(log->self,
+                                               AUD_META_PUBKEY_ED25519,
+                                               &want);
+  if(!rc && err != LC_OK && err != LC_ENOTFOUND) {
+    fprintf(stderr, "linecert audit: cannot read the store (%s)\n",
+            lc_strerror(err));
+    rc = CLI_EXIT_FAIL;
+  }
+  if(!rc && want && want[0]) {
+    rc = open_note_key(a, &note);
+    if(!rc && (aud_signer_pubkey_pem(note, &got) != LC_OK ||
+               !aud_key_same(got, want))) {
+      fprintf(stderr, "linecert audit: this Ed25519 key is not the one the "
+              "store names (meta %s)\n", AUD_META_PUBKEY_ED25519);
+      rc = CLI_EXIT_FAIL;
+    }
+    if(!rc && aud_signer_add_note_key(s, note) != LC_OK)
+      rc = CLI_EXIT_FAIL;
+    else if(!rc)
+      note = NULL;
+  }
+  lc_free(want);
+  lc_free(got);
+  aud_signer_free(note);
+  if(rc) {
+    aud_signer_free(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
 /* ---- before signing: the log read back ---------------------------------------------- */
 
 int cli__scan(const struct aud_log *log, uint64_t tail,

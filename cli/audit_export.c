@@ -23,6 +23,7 @@
 struct export_job {
   enum aud_export_kind kind;
   const struct aud_filter *filter;   /* NULL for complete */
+  const char *serial;                /* --serial: the device's records */
 };
 
 /* What one export holds while it runs. */
@@ -35,6 +36,8 @@ struct export_run {
   char *cp_note, *ext_note;
   struct aud_proof ext;
   uint64_t next_progress_ms;
+  struct aud_filter by_serial;       /* job->filter with the device */
+  char device[3 * (SM_ID_MAX + 1)];   /* that device's G/E/D */
 };
 
 static void show_progress(void *ctx, uint64_t written, uint64_t total,
@@ -138,9 +141,7 @@ static int write_export(const struct cli_audit_args *a, struct export_run *r,
 static int export_ready(const struct cli_audit_args *a, struct export_run *r,
                         struct aud_chain *tail)
 {
-  int rc = cli__open_signer(a, &r->signer);
-  if(!rc)
-    rc = cli__check_key_in_force(r->log, r->signer);
+  int rc = cli__open_log_signer(a, r->log, &r->signer);
   if(!rc && (sm_store_audit_tail(r->st, tail) != LC_OK ||
              tail->last_seq == 0)) {
     fprintf(stderr, "linecert audit: the audit log is empty\n");
@@ -151,11 +152,37 @@ static int export_ready(const struct cli_audit_args *a, struct export_run *r,
   return rc;
 }
 
+/* --serial SN: the device the store bound that serial to when it was
+ * admitted (identity_claim), whatever path it has. Its records are the
+ * job's selection. */
+static int resolve_serial(struct export_run *r, struct export_job *job)
+{
+  struct sm_device *dev = NULL;
+  lc_err err = sm_store_find_serial(r->st, job->serial, &dev);
+  if(err != LC_OK) {
+    if(err == LC_ENOTFOUND)
+      fprintf(stderr, "linecert audit: no device was admitted with serial "
+              "%s\n", job->serial);
+    else
+      fprintf(stderr, "linecert audit: cannot read the store (%s)\n",
+              lc_strerror(err));
+    return CLI_EXIT_FAIL;
+  }
+  sm_device_key(dev, r->device, sizeof(r->device));
+  sm_device_free(dev);
+  r->by_serial = *job->filter;
+  r->by_serial.device = r->device;
+  job->filter = &r->by_serial;
+  return 0;
+}
+
 static int export_steps(const struct cli_audit_args *a, struct export_run *r,
-                        const struct export_job *job)
+                        struct export_job *job)
 {
   struct aud_chain tail;
-  int rc = export_ready(a, r, &tail);
+  int rc = job->serial ? resolve_serial(r, job) : 0;
+  if(!rc)
+    rc = export_ready(a, r, &tail);
   if(!rc)
     rc = cli__scan(r->log, tail.last_seq, job->filter, &r->s);
   if(!rc)
@@ -178,8 +205,7 @@ static int export_steps(const struct cli_audit_args *a, struct export_run *r,
   return rc;
 }
 
-static int run_export(const struct cli_audit_args *a,
-                      const struct export_job *job)
+static int run_export(const struct cli_audit_args *a, struct export_job *job)
 {
   struct export_run r;
   memset(&r, 0, sizeof(r));
@@ -202,17 +228,19 @@ int cli__audit_export(const struct cli_audit_args *a)
     return cli__usage_error("export takes no argument (-o FILE)", NULL);
   struct export_job job = {.kind = a->filtered ? AUD_EXPORT_FILTERED
                                                : AUD_EXPORT_COMPLETE,
-                           .filter = a->filtered ? &a->filter : NULL};
+                           .filter = a->filtered ? &a->filter : NULL,
+                           .serial = a->serial};
   return run_export(a, &job);
 }
 
 int cli__audit_prove(const struct cli_audit_args *a)
 {
-  if(!a->filter.device || a->filter.line || a->filter.from_seq ||
-     a->filter.to_seq || a->filter.since_ms || a->filter.until_ms)
-    return cli__usage_error("prove takes --device G/E/D only", NULL);
-  if(!a->output)
-    return cli__usage_error("prove needs -o RECEIPT", NULL);
-  struct export_job job = {.kind = AUD_EXPORT_RECEIPT, .filter = &a->filter};
+  if((!a->filter.device && !a->serial) || a->filter.line ||
+     a->filter.from_seq || a->filter.to_seq || a->filter.since_ms ||
+     a->filter.until_ms)
+    return cli__usage_error("prove takes --device G/E/D or --serial SN "
+                            "only", NULL);
+  struct export_job job = {.kind = AUD_EXPORT_RECEIPT, .filter = &a->filter,
+                           .serial = a->serial};
   return run_export(a, &job);
 }

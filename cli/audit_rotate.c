@@ -28,8 +28,10 @@ static int rotate_offline(const struct cli_audit_args *a)
   char *new_pem = NULL;
   struct aud_chain tail;
   int rc = cli__audit_store(a, SM_STORE_RW, &st);
+  /* with the Ed25519 note key the store names: it goes on signing the
+   * new key's checkpoints */
   if(!rc)
-    rc = cli__open_signer(a, &old_s);
+    rc = cli__open_log_signer(a, sm_store_audit_log(st), &old_s);
   if(!rc)
     rc = cli__open_signer_with(a, a->new_key, a->new_p11_key,
                                a->new_p11_key_id, true, &new_s);
@@ -45,6 +47,8 @@ static int rotate_offline(const struct cli_audit_args *a)
   }
   /* From here on the new key is in force: the first checkpoint that
    * contains the rotation is the new key's. */
+  if(!rc)
+    aud_signer_move_note_keys(old_s, new_s);
   struct aud_log_ticker tk;
   memset(&tk, 0, sizeof(tk));
   if(!rc && aud_log_checkpoint_tick(&tk, sm_store_audit_log(st), new_s,

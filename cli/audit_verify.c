@@ -32,10 +32,16 @@ static int verify_stream(const struct cli_audit_args *a, FILE *f,
                              .n_trusted = (size_t)a->npubkey,
                              .previous = previous,
                              .device = receipt ? a->filter.device : NULL,
-                             .receipt = receipt};
+                             .receipt = receipt,
+                             .vkeys = a->note_key,
+                             .n_vkeys = (size_t)a->nnote_key};
   struct aud_trail_report rep;
   memset(&rep, 0, sizeof(rep));
   lc_err err = aud_trail_verify_file(f, &o, &rep);
+  if(err == LC_EINVAL && a->nnote_key) {
+    printf("%s: FAILED: a --note-key is not a C2SP verifier key\n", what);
+    return CLI_EXIT_USAGE;
+  }
   if(err == LC_OK) {
     print_report(what, &rep);
     return 0;

@@ -81,6 +81,11 @@ struct cli_audit_args {
   const char *new_key;
   const char *p11_module, *p11_token, *p11_key, *p11_key_id;
   const char *new_p11_key, *new_p11_key_id;
+  const char *p11_ed25519_key;  /* --pkcs11-ed25519-key LABEL */
+  const char *p11_ed25519_token; /* --pkcs11-ed25519-token LABEL */
+  const char *serial;           /* --serial SN: the device admitted with it */
+  const char *note_key[CLI_PUBKEYS_MAX]; /* --note-key VKEY */
+  int nnote_key;
 };
 
 /* audit_verify.c */
@@ -123,6 +128,11 @@ int cli__open_signer(const struct cli_audit_args *a, struct aud_signer **out);
 /* The signer must hold the key the store says is in force. */
 int cli__check_key_in_force(const struct aud_log *log,
                             const struct aud_signer *s);
+/* The signer of checkpoints and exports: the key in force (checked),
+ * with the Ed25519 note key the store names attached (--pkcs11-ed25519-
+ * key, else [audit] pkcs11_ed25519_key_label, else the key file). */
+int cli__open_log_signer(const struct cli_audit_args *a,
+                         const struct aud_log *log, struct aud_signer **out);
 /* aud_log_scan() of records 1..tail, its failure told on stderr. */
 int cli__scan(const struct aud_log *log, uint64_t tail,
               const struct aud_filter *filter, struct aud_scan *s);

@@ -68,6 +68,19 @@ static void put_hex(struct line *l, unsigned char c)
 
 /* A byte that stands for itself in a bare value: printable ASCII other
  * than space, '"', '\' and '=' (which would start or fake a field). */
+/* Which UTF-8 is visible is lc_ident.c's (libunistring), in the full
+ * common library. A program linked with lc_common_core alone
+ * (linecert-verify) has no such function, and the core must not pull
+ * libunistring in: the reference is weak, and without it every byte
+ * outside printable ASCII is escaped, stricter, never looser. */
+extern size_t lc_utf8_visible_len(const char *s, size_t len)
+  __attribute__((weak));
+
+static size_t visible_len(const char *s, size_t len)
+{
+  return lc_utf8_visible_len ? lc_utf8_visible_len(s, len) : 0;
+}
+
 static bool plain(unsigned char c)
 {
   return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '=';
@@ -82,7 +95,7 @@ static void put_escaped(struct line *l, const char *s, size_t n, bool quoted)
   for(size_t i = 0; i < n && !l->full;) {
     unsigned char c = (unsigned char)s[i];
     if(c >= 0x80) {
-      size_t v = lc_utf8_visible_len(s + i, n - i);
+      size_t v = visible_len(s + i, n - i);
       if(v)
         put(l, s + i, v);
       else
@@ -128,7 +141,7 @@ static void put_text(struct line *l, const char *s, size_t n, enum where w)
   }
   bool bare = true;
   for(size_t i = 0; i < n && bare;) {
-    size_t v = lc_utf8_visible_len(s + i, n - i);
+    size_t v = visible_len(s + i, n - i);
     bare = v || plain((unsigned char)s[i]);
     i += v ? v : 1;
   }

@@ -568,8 +568,10 @@ lc_err sm_store_audit_range(struct sm_store *st, uint64_t from_seq,
  * §13), as audit/ defines them (struct aud_log_checkpoint, freed with
  * aud_log_checkpoint_free()). */
 /* Store a checkpoint, inside or outside a transaction. One per tree
- * size: when that size is stored already, the stored note is kept and
- * only `exported` can go from false to true. */
+ * size: when that size is stored already, the stored note is kept
+ * (replaced only with cp->note_update: the caller adds signature lines
+ * to the same checkpoint) and only `exported` can go from false to
+ * true. */
 lc_err sm_store_checkpoint_put(struct sm_store *st,
                                const struct aud_log_checkpoint *cp) LC_NODISCARD;
 /* The checkpoint of the largest tree size (with exported_only, among

@@ -603,12 +603,14 @@ static const char *const stmt_sql[ST_COUNT] = {
   [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
   [ST_AUD_RANGE] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE seq >= ?1 "
                    "AND seq <= ?2 ORDER BY seq",
-  /* One checkpoint per size: a second one only marks it exported. */
+  /* One checkpoint per size: a second one marks it exported, and
+   * replaces the note only when asked (signature lines added). */
   [ST_CKPT_PUT] =
     "INSERT INTO audit_checkpoint(tree_size, ts_ms, root, frontier, "
     "exported, note) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
     "ON CONFLICT(tree_size) DO UPDATE SET "
-    "exported = max(exported, excluded.exported)",
+    "exported = max(exported, excluded.exported), "
+    "note = CASE WHEN ?7 THEN excluded.note ELSE note END",
   [ST_CKPT_LATEST] =
     "SELECT tree_size, ts_ms, root, frontier, exported, note "
     "FROM audit_checkpoint WHERE exported >= ?1 "
@@ -2280,6 +2282,7 @@ static lc_err sqlite_checkpoint_put(struct sm_store *st,
   bind_blob(&b, 4, cp->frontier.hash, (size_t)cp->frontier.n * AUD_HASH_LEN);
   bind_i64(&b, 5, cp->exported ? 1 : 0);
   bind_text(&b, 6, cp->note);
+  bind_i64(&b, 7, cp->note_update ? 1 : 0);
   if(b.rc != SQLITE_OK) {
     lc_err err = store_error(s, "checkpoint_put.bind");
     stmt_release(b.stmt);

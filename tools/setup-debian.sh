@@ -3,6 +3,9 @@
 # Idempotent: packages already present are not reinstalled, and apt's
 # lists are refreshed only when something is missing; the interop test's
 # npm packages are installed once into tests/interop/node_modules.
+# golang-go and golang-golang-x-mod-dev build tests/interop/go-note (Go's
+# own C2SP note verifier, offline, in GOPATH mode); libp11-kit-dev gives
+# the PKCS#11 header of the Ed25519 token signer.
 set -eu
 
 PKGS="build-essential cmake pkg-config git
@@ -10,9 +13,10 @@ libpaho-mqtt-dev nanopb libnanopb-dev python3-protobuf
 libssl-dev openssl libsqlite3-dev sqlite3 libcurl4-openssl-dev
 libcunit1-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev libinih-dev libunistring-dev
 mosquitto mosquitto-clients prometheus
-libp11-dev softhsm2 libfaketime faketime nginx-light
+libp11-dev libp11-kit-dev softhsm2 libfaketime faketime nginx-light
 python3 python3-cryptography groff-base
-systemd lintian file curl procps"
+systemd lintian file curl procps
+golang-go golang-golang-x-mod-dev"
 
 missing=""
 for p in $PKGS; do

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static char *slurp(const char *path, size_t *len)
 {
@@ -57,7 +58,7 @@ static void test_export_verify_prove_rotate_with_the_service(void)
   char out[400], pub[400];
   char path_e1[400], path_e2[400], path_cp1[400], path_cp2[400];
   char path_r1[400], path_l1[400], path_bad[400], path_oldpub[400];
-  char path_newkey[400], path_newpub[400];
+  char path_newkey[400], path_newpub[400], path_vk[400];
   snprintf(out, sizeof(out), "%s/cli.out", r.dir);
   snprintf(pub, sizeof(pub), "%s/audit/audit-pub.pem", r.data_dir);
 
@@ -81,6 +82,26 @@ static void test_export_verify_prove_rotate_with_the_service(void)
                   0);
   CU_ASSERT_TRUE(rig_file_contains(out, "audit verify: OK: complete JSON "
                                         "Lines"));
+  /* the service made the Ed25519 note key: pubkey --vkey names both keys,
+   * and the export's checkpoint and manifest carry the Ed25519 line */
+  char ed_key[400], vkey[512] = "";
+  snprintf(ed_key, sizeof(ed_key), "%s/audit/audit-ed25519-key.pem",
+           r.data_dir);
+  CU_ASSERT_EQUAL(access(ed_key, R_OK), 0);
+  CU_ASSERT_EQUAL(rig_run_cli(&r, (const char *[]){"audit", "pubkey",
+                                                   "--vkey", "-o", P(vk),
+                                                   NULL}, out), 0);
+  size_t n0 = 0;
+  char *vks = slurp(path_vk, &n0);
+  char *second = vks ? strchr(vks, '\n') : NULL;
+  CU_ASSERT_TRUE_FATAL(second && second[1]);
+  snprintf(vkey, sizeof(vkey), "%.*s", (int)strcspn(second + 1, "\n"),
+           second + 1);
+  free(vks);
+  CU_ASSERT_EQUAL(rig_run_cli(&r, (const char *[]){"audit", "verify",
+                                                   path_e1, "--pubkey",
+                                                   path_oldpub, "--note-key",
+                                                   vkey, NULL}, out), 0);
   /* one device's receipt; a line as CSV */
   CU_ASSERT_EQUAL(rig_run_cli(&r, (const char *[]){"audit", "prove",
                                                    "--device",
@@ -142,6 +163,11 @@ static void test_export_verify_prove_rotate_with_the_service(void)
                                                    path_e2, "--pubkey",
                                                    path_newpub, NULL}, out),
                   0);
+  /* the Ed25519 key outlived the rotation of the ECDSA key */
+  CU_ASSERT_EQUAL(rig_run_cli(&r, (const char *[]){"audit", "verify",
+                                                   path_e2, "--pubkey",
+                                                   path_newpub, "--note-key",
+                                                   vkey, NULL}, out), 0);
   CU_ASSERT_EQUAL(rig_run_cli(&r, (const char *[]){"audit", "consistency",
                                                    path_cp1, path_cp2, NULL},
                               out), 0);

@@ -109,6 +109,56 @@ bool fx_use_key(struct fx *f, const char *path)
   return ok;
 }
 
+bool fx_enable_ed25519(struct fx *f)
+{
+  char path[192];
+  snprintf(path, sizeof(path), "%s/audit/audit-ed25519-key.pem", f->data_dir);
+  struct aud_signer *s = NULL;
+  struct sm_store *st = NULL;
+  bool ok = aud_signer_open_ed25519_file(path, true, &s) == LC_OK &&
+            aud_signer_pubkey_pem(s, &f->ed_pem) == LC_OK &&
+            open_store(f, &st) &&
+            sm_store_meta_set(st, AUD_META_PUBKEY_ED25519, f->ed_pem) ==
+              LC_OK;
+  /* as serve does: the latest checkpoint gains the key's line */
+  if(ok && aud_signer_add_note_key(f->signer, s) == LC_OK)
+    s = NULL;
+  else
+    ok = false;
+  if(ok)
+    ok = aud_log_checkpoint_cosign(sm_store_audit_log(st), f->signer,
+                                   NULL) == LC_OK;
+  sm_store_close(st);
+  aud_signer_free(s);
+  return ok;
+}
+
+bool fx_add_device(struct fx *f, const char *group, const char *edge,
+                   const char *device, const char *serial)
+{
+  struct sm_store *st = NULL;
+  struct sm_device *dev = sm_device_new();
+  if(!dev || !open_store(f, &st)) {
+    sm_device_free(dev);
+    return false;
+  }
+  snprintf(dev->group, sizeof(dev->group), "%s", group);
+  snprintf(dev->edge, sizeof(dev->edge), "%s", edge);
+  snprintf(dev->device, sizeof(dev->device), "%s", device);
+  snprintf(dev->serial, sizeof(dev->serial), "%s", serial);
+  dev->state = SM_NEW;
+  dev->generation = 1;
+  bool ok = sm_store_begin(st) == LC_OK &&
+            sm_store_put_device(st, dev) == LC_OK;
+  if(ok)
+    ok = sm_store_commit(st) == LC_OK;
+  else
+    sm_store_rollback(st);
+  sm_store_close(st);
+  sm_device_free(dev);
+  return ok;
+}
+
 static const char *const events[] = {"validated", "issuing", "issued",
                                      "issued", "provisioned"};
 static const char *const states[] = {"NEW", "VALIDATED", "ISSUING_BOOTSTRAP",
@@ -273,8 +323,10 @@ void fx_cleanup(struct fx *f)
 {
   aud_signer_free(f->signer);
   lc_free(f->pubkey_pem);
+  lc_free(f->ed_pem);
   f->signer = NULL;
   f->pubkey_pem = NULL;
+  f->ed_pem = NULL;
   if(f->dir[0])
     remove_tree(f->dir);
 }
@@ -283,12 +335,23 @@ int fx_verify_buf(const char *data, size_t len, const char *const *keys,
                   size_t nkeys, bool receipt, const char *device,
                   const char *previous, char *why, size_t cap)
 {
+  return fx_verify_buf_vkeys(data, len, keys, nkeys, receipt, device,
+                             previous, NULL, 0, why, cap);
+}
+
+int fx_verify_buf_vkeys(const char *data, size_t len,
+                        const char *const *keys, size_t nkeys, bool receipt,
+                        const char *device, const char *previous,
+                        const char *const *vkeys, size_t n_vkeys, char *why,
+                        size_t cap)
+{
   FILE *in = fmemopen((void *)data, len, "r");
   if(!in)
     return -1;
   struct aud_trail_opts o = {.trusted = keys, .n_trusted = nkeys,
                              .previous = previous, .device = device,
-                             .receipt = receipt};
+                             .receipt = receipt, .vkeys = vkeys,
+                             .n_vkeys = n_vkeys};
   struct aud_trail_report rep;
   memset(&rep, 0, sizeof(rep));
   lc_err err = aud_trail_verify_file(in, &o, &rep);

@@ -24,6 +24,7 @@ struct fx {
   struct aud_signer *signer;
   char *pubkey_pem;
   struct aud_chain chain; /* tail of the stored log */
+  char *ed_pem;           /* fx_enable_ed25519(): the Ed25519 key */
 };
 
 /* Temp dir, data dir, audit key, empty store naming the key. */
@@ -31,6 +32,16 @@ bool fx_init(struct fx *f);
 /* Sign from now on with the key file `path` (copied to the data dir's
  * key file), which the store then names as the key in force. */
 bool fx_use_key(struct fx *f, const char *path);
+/* Give the data directory an Ed25519 note key (its default key file,
+ * as `linecert serve` makes it), name it in the store and add its line
+ * to the latest stored checkpoint, as serve does at start: checkpoints
+ * and manifests made from now on carry its line. f->signer holds it as
+ * its note key; f->ed_pem: its public key. */
+bool fx_enable_ed25519(struct fx *f);
+/* Store a device (group/edge/device, state NEW) admitted with `serial`:
+ * the store binds the serial to it (identity_claim). */
+bool fx_add_device(struct fx *f, const char *group, const char *edge,
+                   const char *device, const char *serial);
 /* Append n records (devices D-<seed>-<i/5>, five events each) in
  * transactions of 1000. */
 bool fx_append(struct fx *f, uint64_t n, unsigned seed);
@@ -59,5 +70,12 @@ void fx_cleanup(struct fx *f);
 int fx_verify_buf(const char *data, size_t len, const char *const *keys,
                   size_t nkeys, bool receipt, const char *device,
                   const char *previous, char *why, size_t cap);
+/* The same, the checkpoint and manifest also checked for a line of each
+ * of the n_vkeys verifier keys. */
+int fx_verify_buf_vkeys(const char *data, size_t len,
+                        const char *const *keys, size_t nkeys, bool receipt,
+                        const char *device, const char *previous,
+                        const char *const *vkeys, size_t n_vkeys, char *why,
+                        size_t cap);
 
 #endif

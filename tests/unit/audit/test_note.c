@@ -6,6 +6,7 @@
  * parsing.
  */
 #include "audit/aud.h"
+#include "common/lc_crypto.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
 #include "tests/support/lc_cunit.h"
@@ -240,6 +241,133 @@ static void test_rotation_details_round_trip(void)
   lc_free(d);
 }
 
+/* Go's own example (golang.org/x/mod/sumdb/note, note_test.go): a note
+ * signed by its Ed25519 key checks here, and a changed byte does not. */
+static void test_ed25519_go_vector(void)
+{
+  static const char vkey[] =
+    "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+  static const char note[] =
+    "If you think cryptography is the answer to your problem,\n"
+    "then you don't know what your problem is.\n"
+    "\n"
+    "\xe2\x80\x94 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNI"
+    "uGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
+  char *text = NULL;
+  CU_ASSERT_EQUAL(aud_note_verify_vkey(note, vkey, &text), LC_OK);
+  CU_ASSERT(text && !strncmp(text, "If you think", 12));
+  lc_free(text);
+  char *bad = lc_strdup(note);
+  bad[3] = 'Y';
+  CU_ASSERT_EQUAL(aud_note_verify_vkey(bad, vkey, NULL), LC_EVERIFY);
+  lc_free(bad);
+  /* Go's bad keys: wrong length, unknown algorithm, wrong key hash */
+  CU_ASSERT_EQUAL(aud_note_verify_vkey(note, "PeterNeumann+cc469956+ARpc2Q"
+                                       "cUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10T"
+                                       "WBADKEY==", NULL), LC_EINVAL);
+  CU_ASSERT_EQUAL(aud_note_verify_vkey(note, "PeterNeumann+173116ae+ZRpc2Q"
+                                       "cUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10T"
+                                       "W", NULL), LC_EINVAL);
+  CU_ASSERT_EQUAL(aud_note_verify_vkey(note, "PeterNeumann+c74f20a4+ARpc2Q"
+                                       "cUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10T"
+                                       "W", NULL), LC_EINVAL);
+}
+
+/* An Ed25519 note key attached to the ECDSA signer: one note, two lines,
+ * each checked by its own key; the vkey is type 0x01 with the key ID
+ * C2SP defines; cosign adds a missing line and keeps the others. */
+static void test_ed25519_note_key(void)
+{
+  char path[256];
+  struct aud_signer *ed = NULL, *ed2 = NULL;
+  char *ed_pem = NULL;
+  CU_ASSERT_FATAL(aud_signer_open_ed25519_file(fx_path(&nfx, "ed.pem", path,
+                                                       sizeof(path)), true,
+                                               &ed) == LC_OK);
+  CU_ASSERT_FATAL(aud_signer_pubkey_pem(ed, &ed_pem) == LC_OK);
+  /* it signs notes, never records */
+  uint8_t h[AUD_HASH_LEN] = {0}, sig[AUD_SIG_MAX];
+  size_t n = 0;
+  CU_ASSERT_EQUAL(aud_sign_hash(ed, h, sig, &n), LC_EINVAL);
+  /* a P-256 key file is not an Ed25519 key, and the other way round */
+  CU_ASSERT_EQUAL(aud_signer_open_ed25519_file(nfx.key_path, false, &ed2),
+                  LC_EINVAL);
+  CU_ASSERT_EQUAL(aud_signer_open_file(path, false, &ed2), LC_EINVAL);
+  struct aud_checkpoint cp = sample_cp();
+  char *one = NULL, *two = NULL;
+  CU_ASSERT_EQUAL_FATAL(aud_checkpoint_sign(nfx.signer, &cp, &one), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(aud_signer_add_note_key(nfx.signer, ed), LC_OK);
+  CU_ASSERT_EQUAL(aud_signer_add_note_key(nfx.signer, ed), LC_EINVAL);
+  CU_ASSERT_EQUAL_FATAL(aud_checkpoint_sign(nfx.signer, &cp, &two), LC_OK);
+  /* two lines, the ECDSA one first */
+  const char *sigs = strstr(two, "\n\n") + 2;
+  const char *second = strchr(sigs, '\n') + 1;
+  CU_ASSERT(!strncmp(sigs, "\xe2\x80\x94 linecert/audit/", 17));
+  CU_ASSERT(!strncmp(second, "\xe2\x80\x94 linecert/audit/", 17));
+  CU_ASSERT_EQUAL(strchr(second, '\n')[1], '\0');
+  char *vk = NULL, *vk_ecdsa = NULL;
+  CU_ASSERT_FATAL(aud_note_vkey(cp.origin, ed_pem, &vk) == LC_OK);
+  CU_ASSERT_FATAL(aud_note_vkey(cp.origin, nfx.pubkey_pem, &vk_ecdsa) ==
+                  LC_OK);
+  CU_ASSERT_EQUAL(aud_note_verify_vkey(two, vk, NULL), LC_OK);
+  CU_ASSERT_EQUAL(aud_note_verify_vkey(two, vk_ecdsa, NULL), LC_OK);
+  CU_ASSERT_EQUAL(aud_note_verify(two, cp.origin, ed_pem, NULL), LC_OK);
+  CU_ASSERT_EQUAL(aud_note_verify_vkey(one, vk, NULL), LC_ENOTFOUND);
+  /* key ID = SHA-256(name || '\n' || 0x01 || key)[:4], computed here */
+  uint8_t raw[33], buf[AUD_ORIGIN_MAX + 40], dig[32];
+  size_t rlen = 0;
+  /* after the second '+': base64 has '+' of its own */
+  const char *b64 = strchr(strchr(vk, '+') + 1, '+') + 1;
+  CU_ASSERT_FATAL(lc_b64_decode(b64, strlen(b64), raw, sizeof(raw), &rlen) ==
+                  LC_OK && rlen == 33 && raw[0] == 0x01);
+  size_t nl = strlen(cp.origin);
+  memcpy(buf, cp.origin, nl);
+  buf[nl] = '\n';
+  memcpy(buf + nl + 1, raw, 33);
+  CU_ASSERT_FATAL(lc_sha256(buf, nl + 34, dig) == LC_OK);
+  char idhex[9];
+  lc_hex(dig, 4, idhex);
+  CU_ASSERT(!strncmp(vk + nl + 1, idhex, 8));
+  /* the Ed25519 line changed: refused by that key, still fine for ECDSA */
+  char *bad = lc_strdup(two);
+  char *b = strrchr(bad, ' ') + 10;
+  *b = *b == 'A' ? 'B' : 'A';
+  CU_ASSERT_EQUAL(aud_note_verify_vkey(bad, vk, NULL), LC_EVERIFY);
+  CU_ASSERT_EQUAL(aud_note_verify_vkey(bad, vk_ecdsa, NULL), LC_OK);
+  /* cosign: the one-line note gains the Ed25519 line, once */
+  char *more = NULL, *again = NULL;
+  unsigned added = 9;
+  CU_ASSERT_EQUAL_FATAL(aud_note_cosign(one, nfx.signer, cp.origin, &more,
+                                        &added), LC_OK);
+  CU_ASSERT_EQUAL(added, 1);
+  CU_ASSERT(!strncmp(more, one, strlen(one)));
+  CU_ASSERT_EQUAL(aud_note_verify_vkey(more, vk, NULL), LC_OK);
+  CU_ASSERT_EQUAL(aud_note_cosign(more, nfx.signer, cp.origin, &again,
+                                  &added), LC_OK);
+  CU_ASSERT_EQUAL(added, 0);
+  CU_ASSERT_STRING_EQUAL(again, more);
+  /* a bad line of a key it holds is not papered over */
+  lc_free(again);
+  again = NULL;
+  CU_ASSERT_EQUAL(aud_note_cosign(bad, nfx.signer, cp.origin, &again, NULL),
+                  LC_EVERIFY);
+  /* the ECDSA signer goes on without the note key */
+  struct aud_signer *plain = NULL;
+  CU_ASSERT_FATAL(aud_signer_open_file(nfx.key_path, false, &plain) == LC_OK);
+  aud_signer_move_note_keys(nfx.signer, plain);
+  CU_ASSERT(aud_signer_note_key(nfx.signer) == NULL);
+  CU_ASSERT(aud_signer_is_ed25519(aud_signer_note_key(plain)));
+  aud_signer_free(plain);
+  lc_free(bad);
+  lc_free(more);
+  lc_free(again);
+  lc_free(vk);
+  lc_free(vk_ecdsa);
+  lc_free(one);
+  lc_free(two);
+  lc_free(ed_pem);
+}
+
 const struct lc_test note_tests[] = {
   {"checkpoint text is origin/size/base64 root; type 0x02 signature checks "
    "with plain OpenSSL", test_checkpoint_format_and_plain_openssl_check},
@@ -253,4 +381,8 @@ const struct lc_test note_tests[] = {
    "not a checkpoint", test_checkpoint_parse_is_strict},
   {"rotation details name the new key and are checked by fingerprint",
    test_rotation_details_round_trip},
+  {"Ed25519: Go's own signed note checks, a changed one does not",
+   test_ed25519_go_vector},
+  {"Ed25519 note key: two lines, C2SP key ID, cosign adds a missing line",
+   test_ed25519_note_key},
   {NULL, NULL}};

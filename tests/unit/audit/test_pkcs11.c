@@ -21,11 +21,13 @@
 #include <sys/stat.h>
 
 #define TOKEN "lc-audit"
+#define TOKEN_ED "lc-audit-ed"
 #define PIN "1234"
 
 static struct fx f;
 static char conf_env[300];
 static char *key_pem[2];   /* public keys of token keys audit-1, audit-2 */
+static char *ed_pem;       /* public key of the token's Ed25519 key audit-ed */
 
 static bool run_util(const char *const args[])
 {
@@ -64,6 +66,24 @@ static int suite_init(void)
     /* the private key exists only on the token now */
     remove(path);
   }
+  /* an Ed25519 key pair (softhsm2-util imports PKCS#8 Ed25519 as
+   * CKK_EC_EDWARDS private and public objects) */
+  char path[256];
+  struct aud_signer *s = NULL;
+  if(aud_signer_open_ed25519_file(fx_path(&f, "ed.pem", path, sizeof(path)),
+                                  true, &s) != LC_OK ||
+     aud_signer_pubkey_pem(s, &ed_pem) != LC_OK)
+    return 1;
+  aud_signer_free(s);
+  /* on a token of its own: libp11 0.4.12 stops listing a token's keys at
+   * an EdDSA key (fixed in 0.4.13), which would hide the ECDSA keys */
+  if(!run_util((const char *[]){"--init-token", "--free", "--label", TOKEN_ED,
+                                "--pin", PIN, "--so-pin", "5678", NULL}) ||
+     !run_util((const char *[]){"--import", path, "--token", TOKEN_ED,
+                                "--label", "audit-ed", "--id", "0e", "--pin",
+                                PIN, NULL}))
+    return 1;
+  remove(path);
   return 0;
 }
 
@@ -71,6 +91,7 @@ static int suite_cleanup(void)
 {
   lc_free(key_pem[0]);
   lc_free(key_pem[1]);
+  lc_free(ed_pem);
   fx_cleanup(&f);
   return 0;
 }
@@ -218,11 +239,91 @@ static void test_rotate_file_key_to_token_and_on(void)
   CU_ASSERT(fx_file_contains(&f, "v.out", "3 keys"));
 }
 
+/* The Ed25519 note key on the token: CKM_EDDSA through the module's own
+ * C_Sign (libp11 0.4 has no EdDSA); its public key from the token's
+ * public object; one session beside libp11's on the same module. */
+static void test_token_ed25519_signs_notes(void)
+{
+  struct aud_pkcs11_config c = cfg("audit-1", NULL, PIN);
+  struct aud_pkcs11_config ce = cfg("audit-ed", NULL, PIN);
+  ce.token = TOKEN_ED;
+  struct aud_signer *s = NULL, *ed = NULL;
+  CU_ASSERT_EQUAL_FATAL(aud_signer_open_pkcs11(&c, &s), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(aud_signer_open_pkcs11_ed25519(&ce, &ed), LC_OK);
+  char *pem = NULL;
+  CU_ASSERT_EQUAL(aud_signer_pubkey_pem(ed, &pem), LC_OK);
+  CU_ASSERT(pem && aud_key_same(pem, ed_pem));
+  lc_free(pem);
+  uint8_t h[AUD_HASH_LEN] = {0}, sig[AUD_SIG_MAX];
+  size_t n = 0;
+  CU_ASSERT_EQUAL(aud_sign_hash(ed, h, sig, &n), LC_EINVAL);
+  CU_ASSERT_EQUAL_FATAL(aud_signer_add_note_key(s, ed), LC_OK);
+  struct aud_checkpoint cp = {.origin = "linecert/audit/p11ed", .size = 7};
+  memset(cp.root, 0x5a, sizeof(cp.root));
+  char *note = NULL, *vk = NULL;
+  CU_ASSERT_EQUAL_FATAL(aud_checkpoint_sign(s, &cp, &note), LC_OK);
+  CU_ASSERT_EQUAL_FATAL(aud_note_vkey(cp.origin, ed_pem, &vk), LC_OK);
+  CU_ASSERT_EQUAL(aud_note_verify_vkey(note, vk, NULL), LC_OK);
+  struct aud_checkpoint back;
+  CU_ASSERT_EQUAL(aud_checkpoint_verify(note, key_pem[0], &back), LC_OK);
+  lc_free(note);
+  lc_free(vk);
+  aud_signer_free(s);
+  /* by CKA_ID; and a P-256 key is no Ed25519 key */
+  ce = cfg(NULL, "0e", PIN);
+  ce.token = TOKEN_ED;
+  CU_ASSERT_EQUAL(aud_signer_open_pkcs11_ed25519(&ce, &ed), LC_OK);
+  aud_signer_free(ed);
+  ce = cfg("audit-2", NULL, PIN);
+  CU_ASSERT_EQUAL(aud_signer_open_pkcs11_ed25519(&ce, &ed), LC_ENOTFOUND);
+  ce = cfg("audit-ed", NULL, "0000");
+  ce.token = TOKEN_ED;
+  CU_ASSERT_EQUAL(aud_signer_open_pkcs11_ed25519(&ce, &ed), LC_EVERIFY);
+}
+
+/* The CLI signs a checkpoint with the token's two keys when the store
+ * names the token's Ed25519 key. */
+static void test_cli_checkpoint_with_token_ed25519(void)
+{
+  struct fx g;
+  CU_ASSERT_FATAL(fx_init(&g) && fx_append(&g, 20, 3));
+  char db[192];
+  snprintf(db, sizeof(db), "%s/linecert.db", g.data_dir);
+  struct sm_store *st = NULL;
+  CU_ASSERT_FATAL(sm_store_open_sqlite(db, SM_STORE_RW, &st) == LC_OK);
+  CU_ASSERT(sm_store_meta_set(st, AUD_META_PUBKEY_ED25519, ed_pem) == LC_OK);
+  sm_store_close(st);
+  const char *args[] = {"checkpoint", "--pkcs11-module", LC_SOFTHSM2_MODULE,
+                        "--pkcs11-token", TOKEN, "--pkcs11-ed25519-key",
+                        "audit-ed", "--pkcs11-ed25519-token", TOKEN_ED,
+                        NULL};
+  CU_ASSERT_EQUAL(fx_cli(&g, "cp.txt", args), 0);
+  CU_ASSERT_EQUAL(fx_cli(&g, "vk.txt", (const char *[]){"pubkey", "--vkey",
+                                                        NULL}), 0);
+  char *cp = fx_slurp(&g, "cp.txt", NULL);
+  char *vk = fx_slurp(&g, "vk.txt", NULL);
+  char *second = vk ? strchr(vk, '\n') : NULL;
+  CU_ASSERT_FATAL(cp && second && second[1]);
+  second[strlen(second) - 1] = '\0';
+  CU_ASSERT_EQUAL(aud_note_verify_vkey(cp, second + 1, NULL), LC_OK);
+  /* the key file is not the key the store names */
+  CU_ASSERT_EQUAL(fx_cli(&g, NULL, (const char *[]){"checkpoint", NULL}), 1);
+  /* the store's whole log, the latest checkpoint's Ed25519 line too */
+  CU_ASSERT_EQUAL(fx_cli(&g, "v.out", (const char *[]){"verify", NULL}), 0);
+  free(cp);
+  free(vk);
+  fx_cleanup(&g);
+}
+
 static const struct lc_test tests[] = {
   {"a token key seals 200 records and a checkpoint that verify with its "
    "public key", test_token_signs_records_and_checkpoints},
   {"wrong PIN, unknown key, token or module, bad id: clean errors",
    test_token_errors},
+  {"an Ed25519 token key signs notes beside the ECDSA token key",
+   test_token_ed25519_signs_notes},
+  {"linecert audit checkpoint with the token's Ed25519 key",
+   test_cli_checkpoint_with_token_ed25519},
   {"rotate a file key to a token key and on to a second: exports verify "
    "from the first and the last key", test_rotate_file_key_to_token_and_on},
   {NULL, NULL}};

@@ -28,6 +28,12 @@
  *   receipt   every field of every record, every proof hash, proof
  *             lengths, records dropped, doubled, swapped, borrowed from
  *             another device; header and manifest fields
+ *   notesig   the Ed25519 signature line of the checkpoint and of the
+ *             manifest (export and receipt): removed, its signature or
+ *             key ID changed, its key name changed, replaced by the ECDSA
+ *             line; and in the store's latest checkpoint (`linecert
+ *             audit verify`). The verifier is given the Ed25519 vkey,
+ *             as a regulator is (--vkey / --note-key).
  *
  * Each class is its own ctest (unit.audit_tamper.<class>). A mutation at
  * record i costs about i signature checks (~100 us each), so mutations
@@ -52,6 +58,7 @@
 #define DEV2 "line2/edge-01/D-7-01002" /* records 5011..5015 */
 
 static void die(const char *what);
+static void must(bool ok, const char *what);
 
 /* ---- the export as lines ----------------------------------------------------- */
 
@@ -157,6 +164,8 @@ static char *var_join(const struct var *v, size_t *len)
 
 static const char *trusted[2];
 static size_t n_trusted = 1;
+static const char *vkeys[1];      /* notesig: the Ed25519 verifier key */
+static size_t n_vkeys;
 static unsigned tried, detected;
 static const char *recv_device;   /* receipt mode */
 
@@ -205,11 +214,19 @@ static void tally(const char *why)
   }
 }
 
+static const char *want_reason;   /* notesig: the failure must say it */
+
+static int verify_as(const char *buf, size_t len, const char *device,
+                     const char *previous, char *why, size_t cap)
+{
+  return fx_verify_buf_vkeys(buf, len, trusted, n_trusted, device != NULL,
+                             device, previous, vkeys, n_vkeys, why, cap);
+}
+
 static int verify_buf(const char *buf, size_t len, const char *previous,
                       char *why, size_t cap)
 {
-  return fx_verify_buf(buf, len, trusted, n_trusted, recv_device != NULL,
-                       recv_device, previous, why, cap);
+  return verify_as(buf, len, recv_device, previous, why, cap);
 }
 
 /* ---- verifying mutations on a pool of threads ------------------------------- */
@@ -218,6 +235,8 @@ struct job {
   char *buf;          /* owned */
   size_t len;
   const char *previous;
+  const char *device; /* recv_device when it was made */
+  const char *want;   /* want_reason when it was made */
   char what[128];
   struct job *next;
 };
@@ -251,10 +270,14 @@ static void *worker(void *arg)
     if(!j)
       return NULL;
     char why[256] = "";
-    int rc = verify_buf(j->buf, j->len, j->previous, why, sizeof(why));
+    int rc = verify_as(j->buf, j->len, j->device, j->previous, why,
+                       sizeof(why));
     pthread_mutex_lock(&qlock);
     tried++;
-    if(rc == LC_EVERIFY) {
+    if(rc == LC_EVERIFY && j->want && !strstr(why, j->want)) {
+      fprintf(stderr, "  NOT NAMED: %s: \"%s\", want \"%s\"\n", j->what,
+              why, j->want);
+    } else if(rc == LC_EVERIFY) {
       detected++;
       tally(why);
     } else {
@@ -292,6 +315,8 @@ static void expect_detected(const char *what, char *buf, size_t len,
   j->buf = buf;
   j->len = len;
   j->previous = previous;
+  j->device = recv_device;
+  j->want = want_reason;
   snprintf(j->what, sizeof(j->what), "%s", what);
   pthread_mutex_lock(&qlock);
   while(qlen >= QUEUE_MAX)
@@ -996,6 +1021,116 @@ static void class_receipt(void)
 /* ---- main -------------------------------------------------------------------------- */
 
 /* Give up: the harness itself failed (not a verdict on the verifier). */
+/* ---- notesig: the Ed25519 line of the notes ---------------------------------- */
+
+/* The note in member `key` of a JSON line with its last signature line
+ * (the Ed25519 one) changed: op 0 removed, 1 one base64 character at
+ * `pos` changed (pos 0..5: the key ID), 2 the key name changed, 3
+ * replaced by a copy of the ECDSA line before it. */
+static char *edit_ed_line(const char *line, const char *key, int op,
+                          size_t pos)
+{
+  json_t *o = parse(line);
+  char *note = strdup(json_string_value(json_object_get(o, key)));
+  size_t n = strlen(note);
+  note[n - 1] = '\0';
+  char *last = strrchr(note, '\n') + 1;   /* "— name b64" */
+  char *prev = last - 1;
+  while(prev > note && prev[-1] != '\n')
+    prev--;                              /* the ECDSA line */
+  char *b64 = strrchr(last, ' ') + 1;
+  char *name = last + strlen("\xe2\x80\x94 ");
+  char out[4096];
+  if(op == 0) {
+    *last = '\0';
+    snprintf(out, sizeof(out), "%s", note);
+  } else {
+    if(op == 1)
+      b64[pos] = other_char(b64[pos], false);
+    else if(op == 2)
+      name[strlen(name) - (strlen(b64) + 3)] = 'q';
+    if(op == 3) {
+      *last = '\0';
+      snprintf(out, sizeof(out), "%s%.*s", note, (int)(last - prev), prev);
+    } else {
+      snprintf(out, sizeof(out), "%s\n", note);
+    }
+  }
+  json_object_set_new(o, key, json_string(out));
+  free(note);
+  return dump(o);
+}
+
+static void notesig_mutations(const struct doc *d, const char *what)
+{
+  /* base64 characters 0..5 hold the key ID; the last ones are not
+   * changed, as a non-canonical base64 makes the whole note malformed */
+  static const size_t pos[] = {0, 3, 5, 6, 40, 80};
+  char label[96];
+  const char *members[2][2] = {{"header checkpoint", "checkpoint"},
+                               {"manifest", "note"}};
+  for(int m = 0; m < 2; m++) {
+    size_t li = m == 0 ? 0 : d->n - 1;
+    for(int op = 0; op <= 3; op++) {
+      size_t npos = op == 1 ? sizeof(pos) / sizeof(pos[0]) : 1;
+      for(size_t k = 0; k < npos; k++) {
+        struct var v;
+        var_from(&v, d);
+        var_set(&v, li, edit_ed_line(d->line[li], members[m][1], op,
+                                     pos[k]));
+        snprintf(label, sizeof(label), "%s %s Ed25519 line op %d", what,
+                 members[m][0], op);
+        check_var(label, &v);
+      }
+    }
+  }
+}
+
+static void class_notesig(void)
+{
+  /* every mutation must be named as the note key's */
+  want_reason = "note key ";
+  notesig_mutations(&full, "export");
+  /* the receipt's own checkpoint and manifest */
+  recv_device = DEV;
+  notesig_mutations(&rcpt, "receipt");
+  recv_device = NULL;
+  want_reason = NULL;
+  /* the store: its latest checkpoint's Ed25519 line changed, then gone */
+  char *cp = fx_slurp(&fa, "cp_after.txt", NULL);
+  must(cp != NULL, "reading the checkpoint");
+  /* into the signature bytes, past the key ID */
+  char *last = strrchr(cp, ' ') + 10;
+  char stmt[4096];
+  for(int op = 0; op < 2; op++) {
+    char was = *last;
+    if(op == 0) {
+      *last = other_char(*last, false);
+    } else {
+      /* cut the last line: the note ends after the ECDSA line */
+      *strrchr(cp, '\n') = '\0';
+      strrchr(cp, '\n')[1] = '\0';
+    }
+    snprintf(stmt, sizeof(stmt), "UPDATE audit_checkpoint SET note = '%s' "
+             "WHERE tree_size = (SELECT max(tree_size) FROM "
+             "audit_checkpoint)", cp);
+    sql(&fa, stmt);
+    int rc = fx_cli(&fa, "v.out", (const char *[]){"verify", NULL});
+    bool named = fx_file_contains(&fa, "v.out", op == 0
+                                    ? "checkpoint: bad signature of note key"
+                                    : "checkpoint: no signature line of "
+                                      "note key");
+    count_cli(op == 0 ? "store checkpoint Ed25519 line changed"
+                      : "store checkpoint Ed25519 line removed",
+              rc == 1 && named,
+              op == 0 ? "store: checkpoint: bad signature of note key"
+                      : "store: checkpoint: no signature line of note key");
+    if(op == 0)
+      *last = was;
+  }
+  free(cp);
+}
+
 static void die(const char *what)
 {
   fprintf(stderr, "test_audit_tamper: %s failed\n", what);
@@ -1030,20 +1165,43 @@ int main(int argc, char **argv)
   } classes[] = {{"edit", class_edit}, {"delete", class_delete},
                  {"reorder", class_reorder}, {"truncate", class_truncate},
                  {"resign", class_resign}, {"splice", class_splice},
-                 {"receipt", class_receipt}};
+                 {"receipt", class_receipt}, {"notesig", class_notesig}};
   int c = -1;
-  for(int i = 0; argc == 2 && i < 7; i++)
+  for(int i = 0; argc == 2 && i < 8; i++)
     if(!strcmp(argv[1], classes[i].name))
       c = i;
   if(c < 0) {
     fprintf(stderr, "usage: test_audit_tamper edit|delete|reorder|truncate|"
-            "resign|splice|receipt\n");
+            "resign|splice|receipt|notesig\n");
     return 2;
   }
   uint64_t t0 = lc_mono_ms();
-  must(fx_init(&fa) && fx_append(&fa, N_RECORDS, 7), "building the log");
+  /* notesig changes notes only: a short log shows the same, in a second */
+  uint64_t n_records = c == 7 ? 300 : N_RECORDS;
+  must(fx_init(&fa) && fx_append(&fa, n_records, 7), "building the log");
   trusted[0] = fa.pubkey_pem;
   char path[256];
+  static char vkey[512];
+  if(c == 7) {
+    /* the Ed25519 note key in force; the regulator holds its vkey */
+    must(fx_enable_ed25519(&fa), "the Ed25519 key");
+    must(fx_cli(&fa, "vkeys.txt", (const char *[]){"checkpoint", NULL}) == 0
+           && fx_cli(&fa, "vkeys.txt", (const char *[]){"pubkey", "--vkey",
+                                                        NULL}) == 0,
+         "pubkey --vkey");
+    char *vk = fx_slurp(&fa, "vkeys.txt", NULL);
+    char *second = vk ? strchr(vk, '\n') : NULL;
+    must(second && second[1], "two verifier keys");
+    snprintf(vkey, sizeof(vkey), "%s", second + 1);
+    vkey[strcspn(vkey, "\n")] = '\0';
+    free(vk);
+    vkeys[0] = vkey;
+    n_vkeys = 1;
+    must(fx_cli(&fa, NULL, (const char *[]){"prove", "--device", DEV, "-o",
+                                            fx_path(&fa, "r.jsonl", path,
+                                                    sizeof(path)), NULL}) ==
+           0 && doc_load(&fa, "r.jsonl", &rcpt), "prove");
+  }
   if(c == 6) {
     must(fx_cli(&fa, NULL, (const char *[]){"prove", "--device", DEV, "-o",
                                             fx_path(&fa, "r.jsonl", path,
@@ -1063,16 +1221,19 @@ int main(int argc, char **argv)
   } else {
     export_to(&fa, "full.jsonl", (const char *[]){"--checkpoint-out",
                                                   fx_path(&fa,
-                                                          "cp_before.txt",
+                                                          c == 7
+                                                            ? "cp_after.txt"
+                                                            : "cp_before.txt",
                                                           path, sizeof(path)),
                                                   NULL});
-    must(doc_load(&fa, "full.jsonl", &full) && full.n == N_RECORDS + 2,
+    must(doc_load(&fa, "full.jsonl", &full) && full.n == n_records + 2,
          "loading the export");
     size_t len = 0;
     char *buf = fx_slurp(&fa, "full.jsonl", &len);
     uint64_t v0 = lc_mono_ms();
     must(verify_buf(buf, len, NULL, NULL, 0) == LC_OK, "untouched export");
-    printf("untouched export of %d records verifies in %llu ms\n", N_RECORDS,
+    printf("untouched export of %d records verifies in %llu ms\n",
+           (int)n_records,
            (unsigned long long)(lc_mono_ms() - v0));
     free(buf);
   }

@@ -182,11 +182,113 @@ static void test_receipts(void)
                                                 "--pubkey", "@pub.pem",
                                                 NULL}), 1);
   CU_ASSERT(fx_file_contains(&f, "v.out", "not a receipt"));
-  /* no records, and no -o */
+  /* no records */
   CU_ASSERT_EQUAL(cli(NULL, (const char *[]){"prove", "--device", "a/b/c",
                                              "-o", "@y.jsonl", NULL}), 1);
-  CU_ASSERT_EQUAL(cli(NULL, (const char *[]){"prove", "--device", DEV, NULL}),
-                  2);
+  /* no -o: the receipt goes to stdout, like every other command's output */
+  CU_ASSERT_EQUAL(cli("rs.jsonl", (const char *[]){"prove", "--device", DEV,
+                                                   "--quiet", NULL}), 0);
+  CU_ASSERT_EQUAL(cli("v.out", (const char *[]){"verify-receipt", "@rs.jsonl",
+                                                "--pubkey", "@pub.pem",
+                                                "--device", DEV, NULL}), 0);
+  CU_ASSERT(fx_file_contains(&f, "v.out", "5 records (seq 41..45)"));
+  fx_cleanup(&f);
+}
+
+/* A regulator knows a unit by its serial number: the store binds the
+ * serial to the device it admitted, whatever its Sparkplug path. */
+static void test_receipts_by_serial(void)
+{
+  setup(300);
+  CU_ASSERT_FATAL(fx_add_device(&f, "line2", "edge-01", "D-7-00008",
+                                "SN-LC-0008"));
+  CU_ASSERT_EQUAL(cli("rs.jsonl", (const char *[]){"prove", "--serial",
+                                                   "SN-LC-0008", "--quiet",
+                                                   NULL}), 0);
+  CU_ASSERT_EQUAL(cli("v.out", (const char *[]){"verify-receipt", "@rs.jsonl",
+                                                "--pubkey", "@pub.pem",
+                                                "--device", DEV, NULL}), 0);
+  CU_ASSERT(fx_file_contains(&f, "v.out", "receipt: OK: receipt JSON Lines, "
+                             "5 records (seq 41..45), tree size 300"));
+  /* export --serial: the same records as a filtered export, to stdout */
+  CU_ASSERT_EQUAL(cli("xs.jsonl", (const char *[]){"export", "--serial",
+                                                   "SN-LC-0008", "--quiet",
+                                                   NULL}), 0);
+  CU_ASSERT_EQUAL(cli("v.out", (const char *[]){"verify", "@xs.jsonl",
+                                                "--pubkey", "@pub.pem",
+                                                NULL}), 0);
+  CU_ASSERT(fx_file_contains(&f, "v.out", "OK: filtered JSON Lines, 5 "
+                             "records (seq 41..45)"));
+  CU_ASSERT(fx_file_contains(&f, "xs.jsonl", "\"device\":\"" DEV "\""));
+  /* with other bounds */
+  CU_ASSERT_EQUAL(cli("xs2.jsonl", (const char *[]){"export", "--serial",
+                                                    "SN-LC-0008",
+                                                    "--from-seq", "43",
+                                                    "--quiet", NULL}), 0);
+  CU_ASSERT_EQUAL(cli("v.out", (const char *[]){"verify", "@xs2.jsonl",
+                                                "--pubkey", "@pub.pem",
+                                                NULL}), 0);
+  CU_ASSERT(fx_file_contains(&f, "v.out", "3 records (seq 43..45)"));
+  /* a serial never admitted; the device named twice */
+  CU_ASSERT_EQUAL(cli(NULL, (const char *[]){"prove", "--serial", "SN-NONE",
+                                             NULL}), 1);
+  CU_ASSERT_EQUAL(cli(NULL, (const char *[]){"prove", "--serial",
+                                             "SN-LC-0008", "--device", DEV,
+                                             NULL}), 2);
+  CU_ASSERT_EQUAL(cli(NULL, (const char *[]){"prove", NULL}), 2);
+  fx_cleanup(&f);
+}
+
+/* Which checkpoint an export extends when --extends is not given: the
+ * last one handed out by export, prove or checkpoint (all three mark
+ * theirs exported), never one the service made on its own. */
+static void test_extends_default_counts_checkpoint(void)
+{
+  setup(200);
+  CU_ASSERT_EQUAL(cli(NULL, (const char *[]){"export", "-o", "@e1.jsonl",
+                                             "--checkpoint-out", "@cp1",
+                                             "--quiet", NULL}), 0);
+  CU_ASSERT(fx_append(&f, 20, 8));
+  CU_ASSERT_EQUAL(cli("cp2", (const char *[]){"checkpoint", NULL}), 0);
+  CU_ASSERT(fx_append(&f, 10, 9));
+  CU_ASSERT_EQUAL(cli(NULL, (const char *[]){"export", "-o", "@e2.jsonl",
+                                             "--checkpoint-out", "@cp3",
+                                             "--quiet", NULL}), 0);
+  /* e2 extends the checkpoint command's tree (220), not e1's (200) */
+  CU_ASSERT_EQUAL(cli("v.out", (const char *[]){"verify", "@e2.jsonl",
+                                                "--pubkey", "@pub.pem",
+                                                "--previous", "@cp2", NULL}),
+                  0);
+  CU_ASSERT_EQUAL(cli("v.out", (const char *[]){"verify", "@e2.jsonl",
+                                                "--pubkey", "@pub.pem",
+                                                "--previous", "@cp1", NULL}),
+                  1);
+  CU_ASSERT(fx_file_contains(&f, "v.out", "extends tree size 220, not the "
+                             "previous checkpoint (tree size 200)"));
+  /* a checkpoint the service made (a tick) is not handed out */
+  CU_ASSERT(fx_append(&f, 10, 10));
+  char db[192];
+  snprintf(db, sizeof(db), "%s/linecert.db", f.data_dir);
+  struct sm_store *st = NULL;
+  CU_ASSERT_FATAL(sm_store_open_sqlite(db, SM_STORE_RW, &st) == LC_OK);
+  struct aud_log_ticker ck;
+  memset(&ck, 0, sizeof(ck));
+  CU_ASSERT_EQUAL(aud_log_checkpoint_tick(&ck, sm_store_audit_log(st),
+                                          f.signer, 240, 1000, 1, 60000),
+                  LC_OK);
+  struct aud_log_checkpoint *cp = NULL;
+  CU_ASSERT_EQUAL_FATAL(sm_store_checkpoint_latest(st, false, &cp), LC_OK);
+  CU_ASSERT_EQUAL(cp->tree_size, 240);
+  CU_ASSERT_FALSE(cp->exported);
+  aud_log_checkpoint_free(cp);
+  sm_store_close(st);
+  CU_ASSERT(fx_append(&f, 5, 11));
+  CU_ASSERT_EQUAL(cli(NULL, (const char *[]){"export", "-o", "@e3.jsonl",
+                                             "--quiet", NULL}), 0);
+  CU_ASSERT_EQUAL(cli("v.out", (const char *[]){"verify", "@e3.jsonl",
+                                                "--pubkey", "@pub.pem",
+                                                "--previous", "@cp3", NULL}),
+                  0);
   fx_cleanup(&f);
 }
 
@@ -510,6 +612,45 @@ static void test_pubkey_command(void)
   fx_cleanup(&f);
 }
 
+static size_t count_lines(const char *s)
+{
+  size_t n = 0;
+  for(; s && *s; s++)
+    n += *s == '\n';
+  return n;
+}
+
+/* With an Ed25519 note key in force, pubkey --vkey prints both verifier
+ * keys, and the Ed25519 one names the key the store holds. */
+static void test_pubkey_vkeys_ed25519(void)
+{
+  setup(5);
+  CU_ASSERT_FATAL(fx_enable_ed25519(&f));
+  CU_ASSERT_EQUAL(cli(NULL, (const char *[]){"checkpoint", NULL}), 0);
+  CU_ASSERT_EQUAL(cli("k.out", (const char *[]){"pubkey", "--vkey", NULL}),
+                  0);
+  char *text = fx_slurp(&f, "k.out", NULL);
+  CU_ASSERT_FATAL(text != NULL);
+  CU_ASSERT_EQUAL(count_lines(text), 2);
+  char origin[AUD_ORIGIN_MAX];
+  char *ecdsa = NULL, *ed = NULL;
+  struct sm_store *st = NULL;
+  char db[192];
+  snprintf(db, sizeof(db), "%s/linecert.db", f.data_dir);
+  CU_ASSERT_FATAL(sm_store_open_sqlite(db, SM_STORE_RO, &st) == LC_OK);
+  CU_ASSERT_FATAL(aud_log_origin(sm_store_audit_log(st), origin) == LC_OK);
+  sm_store_close(st);
+  CU_ASSERT_FATAL(aud_note_vkey(origin, f.pubkey_pem, &ecdsa) == LC_OK);
+  CU_ASSERT_FATAL(aud_note_vkey(origin, f.ed_pem, &ed) == LC_OK);
+  char want[2048];
+  snprintf(want, sizeof(want), "%s\n%s\n", ecdsa, ed);
+  CU_ASSERT_STRING_EQUAL(text, want);
+  lc_free(ecdsa);
+  lc_free(ed);
+  free(text);
+  fx_cleanup(&f);
+}
+
 const struct lc_test trail_tests[] = {
   {"complete export in JSON Lines and CSV verifies with the public key "
    "only; another key is refused", test_complete_export_both_formats},
@@ -517,6 +658,10 @@ const struct lc_test trail_tests[] = {
    test_selections_verify},
   {"prove writes a receipt that verify-receipt checks for its device only",
    test_receipts},
+  {"prove and export --serial select the device admitted with it",
+   test_receipts_by_serial},
+  {"--extends defaults to the last checkpoint handed out, `checkpoint` "
+   "included, service ticks not", test_extends_default_counts_checkpoint},
   {"quotes, commas, newlines and non-ASCII survive both formats; non-UTF-8 "
    "only CSV", test_text_fields_survive_both_formats},
   {"each export proves it extends the previous checkpoint (--previous)",
@@ -534,4 +679,6 @@ const struct lc_test trail_tests[] = {
   {"a schema v1 store migrates to the current schema and keeps its log",
    test_v1_store_migrates},
   {"pubkey prints the PEM and the C2SP vkey", test_pubkey_command},
+  {"pubkey --vkey prints the ECDSA and the Ed25519 verifier keys",
+   test_pubkey_vkeys_ed25519},
   {NULL, NULL}};

@@ -196,6 +196,44 @@ static void test_config_local_ca_pkcs11(void)
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "ca.local_pkcs11_module"));
 }
 
+/* [audit] the Ed25519 note key: on by default, in a file or on a token
+ * (its own token allowed), and every contradiction named. */
+static void test_config_audit_ed25519(void)
+{
+  struct brk_config cfg;
+  char err[BRK_ERR_MAX];
+  CU_ASSERT_EQUAL(load("", &cfg, err), LC_OK);
+  CU_ASSERT_TRUE(cfg.checkpoint_ed25519);
+  char path[BRK_PATH_MAX];
+  brk_path_audit_ed25519_key(&cfg, path, sizeof(path));
+  CU_ASSERT_PTR_NOT_NULL(strstr(path, "/audit/audit-ed25519-key.pem"));
+  CU_ASSERT_EQUAL(load("[audit]\ned25519_key_file = /k/ed.pem\n", &cfg,
+                       err), LC_OK);
+  brk_path_audit_ed25519_key(&cfg, path, sizeof(path));
+  CU_ASSERT_STRING_EQUAL(path, "/k/ed.pem");
+  /* the Ed25519 key alone on a token: the ECDSA key stays a file */
+  CU_ASSERT_EQUAL(load("[audit]\npkcs11_module = p11.so\n"
+                       "pkcs11_ed25519_key_label = ed\n"
+                       "pkcs11_ed25519_token = notes\n", &cfg, err), LC_OK);
+  CU_ASSERT_STRING_EQUAL(cfg.pkcs11_key_label, "");
+  CU_ASSERT_STRING_EQUAL(cfg.pkcs11_ed25519_token, "notes");
+  CU_ASSERT_EQUAL(load("[audit]\npkcs11_ed25519_key_label = ed\n", &cfg,
+                       err), LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "audit.pkcs11_module"));
+  CU_ASSERT_EQUAL(load("[audit]\ncheckpoint_ed25519 = false\n"
+                       "ed25519_key_file = /k/ed.pem\n", &cfg, err),
+                  LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "audit.checkpoint_ed25519"));
+  CU_ASSERT_EQUAL(load("[audit]\npkcs11_module = p11.so\n"
+                       "pkcs11_ed25519_key_label = ed\n"
+                       "ed25519_key_file = /k/ed.pem\n", &cfg, err),
+                  LC_ECONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "audit.ed25519_key_file"));
+  CU_ASSERT_EQUAL(load("[audit]\ncheckpoint_ed25519 = false\n", &cfg, err),
+                  LC_OK);
+  CU_ASSERT_FALSE(cfg.checkpoint_ed25519);
+}
+
 /* [ca.<name>] sections: parsed onto the adapter fields, one instance
  * per name, and every mistake named with its line and key. */
 #define AWS_SECTION                                                       \
@@ -1113,6 +1151,8 @@ static const struct lc_test tests[] = {
    test_config_values_and_errors},
   {"config: the local CA's issuing keys on a PKCS#11 token",
    test_config_local_ca_pkcs11},
+  {"config: [audit] the Ed25519 note key, file or token, contradictions "
+   "named", test_config_audit_ed25519},
   {"config: [ca.<name>] remote CA sections, errors with line and key",
    test_config_remote_ca_sections},
   {"config: a line too long is an error with file:line, never split",
