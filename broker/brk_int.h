@@ -467,7 +467,7 @@ struct brk_redrive {
   struct brk_redrive_key *keys;   /* devices of rolled-back batches */
   size_t n, cap;
   bool all;                       /* keys overflowed */
-  uint64_t at;                    /* wall ms of the next round; 0 none */
+  uint64_t at;                    /* mono ms of the next round; 0 none */
   uint32_t streak;                /* consecutive failed commits */
   struct brk_unrecorded *batch;   /* issued in the open batch */
   struct brk_unrecorded *kept, *kept_tail; /* of rolled-back batches */
@@ -595,19 +595,19 @@ struct brk {
   uint32_t reconnect_delay_ms;
   bool resumed;                       /* unfinished devices kicked */
   uint64_t next_timer_scan, next_stats;
-  uint64_t next_ca_life_ms;           /* wall clock: the daily CA check */
+  uint64_t next_ca_life_ms;           /* mono: the daily CA check */
   uint64_t ca_order_seq;              /* last brk_dev.ca_order handed out */
   uint64_t next_cap_warning;          /* rate limit of cap warnings */
-  uint64_t next_renew_scan;           /* wall ms: RENEWAL_NEEDED scan */
+  uint64_t next_renew_scan;           /* mono ms: RENEWAL_NEEDED scan */
   uint64_t next_expiry_mono;          /* the expiry watch's next scan */
   struct sm_renew_cursor renew_cursor; /* where the scan goes on */
   const char *actor;                  /* set while an operator's command
                                          runs: its audit records' actor */
   bool crl_due;                       /* a revocation since the CRLs
                                          were last written */
-  uint64_t next_crl_ms;               /* wall: refresh before nextUpdate */
+  uint64_t next_crl_ms;               /* mono: refresh before nextUpdate */
   bool ca_revoke_due;                 /* scan for unconfirmed revocations */
-  uint64_t next_ca_revoke_ms;         /* wall: the next scan, after a retry */
+  uint64_t next_ca_revoke_ms;         /* mono: the next scan, after a retry */
   unsigned revoke_jobs;               /* REVOKE jobs out */
   unsigned long long stats_provisioned_last;
 };

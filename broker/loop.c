@@ -151,10 +151,14 @@ void brk__loop_run(struct brk *b)
     brk__reload_tick(b);
     brk__gw_run_queued(b);
     uint64_t now = lc_now_ms();
-    if(b->session == BRK_ONLINE && now >= b->next_timer_scan) {
+    /* Cadences run on the monotonic clock: a wall clock stepped back
+     * (NTP, a restored VM) must not stop them for the size of the step
+     * (tests/integration/test_clock.c). Due times stay wall clock. */
+    uint64_t mono = lc_mono_ms();
+    if(b->session == BRK_ONLINE && mono >= b->next_timer_scan) {
       brk__fire_timers(b, now);
       brk__batch_end(b);
-      b->next_timer_scan = now + 100;
+      b->next_timer_scan = mono + 100;
     }
     brk__renew_notices_tick(b, now);
     brk__batch_end(b);
