@@ -467,7 +467,7 @@ struct brk_redrive {
   struct brk_redrive_key *keys;   /* devices of rolled-back batches */
   size_t n, cap;
   bool all;                       /* keys overflowed */
-  uint64_t at;                    /* mono ms of the next round; 0 none */
+  uint64_t at;                    /* wall ms of the next round; 0 none */
   uint32_t streak;                /* consecutive failed commits */
   struct brk_unrecorded *batch;   /* issued in the open batch */
   struct brk_unrecorded *kept, *kept_tail; /* of rolled-back batches */

@@ -102,7 +102,7 @@ static void commit_ok(struct brk *b)
    * the devices held (an acknowledgement lost with a batch, say) are
    * driven now, while they are still listening. */
   if(r->at)
-    r->at = lc_mono_ms();
+    r->at = lc_now_ms();
 }
 
 /* ---- kept certificates --------------------------------------------------------- */
@@ -234,12 +234,10 @@ static uint64_t backoff_ms(uint32_t streak)
   return d / 2 + (uint64_t)(rnd[0] << 8 | rnd[1]) % (d / 2 + 1);
 }
 
-/* Rounds run on the monotonic clock: a wall clock stepped back must not
- * hold them off. */
-static void schedule(struct brk *b)
+static void schedule(struct brk *b, uint64_t now_ms)
 {
   struct brk_redrive *r = &b->redrive;
-  uint64_t at = lc_mono_ms() + backoff_ms(r->streak);
+  uint64_t at = now_ms + backoff_ms(r->streak);
   if(!r->at || at < r->at)
     r->at = at; /* a round already due takes these devices along */
 }
@@ -301,7 +299,7 @@ static lc_err reload(struct brk *b, struct brk_dev *d)
 void brk__redrive_rolled_back(struct brk *b)
 {
   struct brk_redrive *r = &b->redrive;
-  schedule(b);
+  schedule(b, lc_now_ms());
   for(size_t i = 0; i < b->n_touched; i++) {
     struct brk_dev *d = b->touched[i];
     bool asked = d->asked;
@@ -410,7 +408,11 @@ static lc_err drive_stored(void *ctx, struct sm_device *sm)
 bool brk__redrive_tick(struct brk *b, uint64_t now_ms)
 {
   struct brk_redrive *r = &b->redrive;
-  if(!r->at || lc_mono_ms() < r->at || b->in_txn || b->n_touched)
+  /* A round further off than the longest backoff was scheduled before
+   * the wall clock stepped back: due now, not hours from now. */
+  if(r->at > now_ms + BRK_REDRIVE_MAX_MS)
+    r->at = now_ms;
+  if(!r->at || now_ms < r->at || b->in_txn || b->n_touched)
     return false; /* between batches only */
   r->at = 0;
   size_t n = r->n;
@@ -441,7 +443,7 @@ bool brk__redrive_tick(struct brk *b, uint64_t now_ms)
   if(kicked)
     b->next_timer_scan = 0; /* now, not in up to 100 ms */
   if(again)
-    schedule(b);
+    schedule(b, now_ms);
   /* Nothing to drive while commits fail: the caller writes something
    * (brk__batch_probe()), so that the store's recovery is seen (and
    * /readyz follows) on an idle line too. */
