@@ -23,7 +23,7 @@
  * The key is kept as an EVP_PKEY and never logged; the token is never
  * logged either.
  */
-#include "ca_adapters/ca_remote.h"
+#include "ca_adapters/ca_answers.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -250,11 +250,11 @@ void ca__oauth_free(struct ca__oauth *o)
 
 /* ---- fetching ------------------------------------------------------------ */
 
-/* Map a token endpoint answer; on success copy the token and set its
- * refresh time. */
-static lc_err take_token(struct ca__oauth *o, const struct ca__http_resp *r,
-                         uint32_t *retry_ms)
+lc_err ca__oauth_token_answer(const struct ca__http_resp *r, char *token,
+                              size_t cap, uint64_t *life_s,
+                              uint32_t *retry_ms)
 {
+  *life_s = 0;
   if(r->status == 429 || r->status >= 500) {
     *retry_ms = r->has_retry_after ? r->retry_after_ms : ca__jitter_ms(1000);
     lc_log(LC_WARN, "ca", "ca=gcpcas op=token status=%ld", r->status);
@@ -281,15 +281,28 @@ static lc_err take_token(struct ca__oauth *o, const struct ca__http_resp *r,
            "response\"");
     rc = LC_EAGAIN;
     *retry_ms = ca__jitter_ms(1000);
-  } else if(!lc_strlcpy(o->token, tok, sizeof(o->token))) {
-    o->token[0] = '\0';
+  } else if(!lc_strlcpy(token, tok, cap)) {
+    token[0] = '\0';
     rc = LC_ETOOBIG;
   } else {
-    uint64_t life = (uint64_t)expires;
+    *life_s = (uint64_t)expires;
+  }
+  json_decref(j);
+  return rc;
+}
+
+/* Map a token endpoint answer; on success copy the token and set its
+ * refresh time. */
+static lc_err take_token(struct ca__oauth *o, const struct ca__http_resp *r,
+                         uint32_t *retry_ms)
+{
+  uint64_t life = 0;
+  lc_err rc = ca__oauth_token_answer(r, o->token, sizeof(o->token), &life,
+                                     retry_ms);
+  if(rc == LC_OK) {
     uint64_t early = life / 2 < REFRESH_EARLY_S ? life / 2 : REFRESH_EARLY_S;
     o->refresh_at_ms = lc_mono_ms() + (life - early) * 1000u;
   }
-  json_decref(j);
   return rc;
 }
 
