@@ -5,13 +5,16 @@
 # npm packages are installed once into tests/interop/node_modules.
 set -eu
 
+# clang and libclang-rt-14-dev (libFuzzer's runtime) build the fuzz
+# targets: -DCMAKE_C_COMPILER=clang -DLC_FUZZ=ON (docs/fuzzing.md).
 PKGS="build-essential cmake pkg-config git
 libpaho-mqtt-dev nanopb libnanopb-dev python3-protobuf
 libssl-dev openssl libsqlite3-dev sqlite3 libcurl4-openssl-dev
 libcunit1-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev libinih-dev libunistring-dev
 mosquitto mosquitto-clients prometheus
 libp11-dev softhsm2 libfaketime faketime nginx-light
-python3 python3-cryptography"
+python3 python3-cryptography
+clang libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do

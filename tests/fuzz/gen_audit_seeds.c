@@ -3,8 +3,8 @@
  * Writes the seed corpora of fuzz_audit_trail and fuzz_audit_note from a
  * real log (the audit tests' fixture: a store and a fresh key), by the
  * `linecert audit` commands: complete exports (JSON Lines, CSV), a
- * filtered export, a receipt, an export that extends a checkpoint, and
- * the checkpoints; and the public key as audit_seed_pub.h, which the
+ * filtered export, a receipt, an export that extends a checkpoint, the
+ * checkpoints and a key rotation's details; and the public key as audit_seed_pub.h, which the
  * targets trust. Not part of the suite; run by hand when the formats
  * change (docs/fuzzing.md):
  *   gen_audit_seeds <repo>/tests/fuzz
@@ -121,6 +121,19 @@ int main(int argc, char **argv)
   take("x.jsonl", trail, "extends_jsonl", 0);
   take("cp1.txt", note, "checkpoint_12", -1);
   take("cp2.txt", note, "checkpoint_20", -1);
+  /* the details of a key rotation record, as rotate-key writes them */
+  struct aud_signer *next = NULL;
+  char *next_pem = NULL, *details = NULL, path[512];
+  if(aud_signer_open_file(fx_path(&f, "next-key.pem", path, sizeof(path)),
+                          true, &next) != LC_OK ||
+     aud_signer_pubkey_pem(next, &next_pem) != LC_OK ||
+     aud_rotation_details(f.pubkey_pem, next_pem, &details) != LC_OK ||
+     !fx_write(&f, "rotation.json", details, strlen(details)))
+    die("rotation");
+  take("rotation.json", note, "rotation_details", -1);
+  aud_signer_free(next);
+  lc_free(next_pem);
+  lc_free(details);
   write_pub_header(argv[1]);
   fx_cleanup(&f);
   return 0;
