@@ -431,8 +431,7 @@ static bool authed_call(struct gcpcas *g, struct ca__pace *pace,
   return false;
 }
 
-/* The serial of a Certificate resource's pemCertificate; false when it
- * has none that parses. */
+/* A Certificate resource that was revoked carries revocationDetails. */
 static bool is_revoked(const json_t *cert)
 {
   return json_is_object(json_object_get(cert, "revocationDetails"));
