@@ -274,9 +274,11 @@ lc_err ca__oauth_token_answer(const struct ca__http_resp *r, char *token,
   const char *tok = NULL, *type = NULL;
   json_int_t expires = 0;
   lc_err rc = LC_OK;
+  /* An empty token is malformed too: "" means "none" to the cache, so
+   * it would be sent as "Bearer " and fetched again for every call. */
   if(!j || json_unpack(j, "{s:s, s:I, s?s}", "access_token", &tok,
                        "expires_in", &expires, "token_type", &type) != 0 ||
-     expires <= 0 || (type && strcmp(type, "Bearer") != 0)) {
+     !tok[0] || expires <= 0 || (type && strcmp(type, "Bearer") != 0)) {
     lc_log(LC_ERROR, "ca", "ca=gcpcas op=token err=\"malformed token "
            "response\"");
     rc = LC_EAGAIN;
