@@ -56,7 +56,8 @@ bool ca__gcp_resource(const json_t *cert, char serial[41], bool *revoked);
 /* ---- oauth.c ------------------------------------------------------------- */
 
 /* The token endpoint's answer (RFC 6749 §5.1, §5.2): LC_OK with the
- * access token in token (cap bytes) and its lifetime in seconds;
+ * access token in token (cap bytes) and its lifetime in seconds (at
+ * most a day, whatever expires_in says);
  * LC_EAGAIN (429, 5xx, or a 200 without a usable token: *retry_ms);
  * LC_EVERIFY (refused: invalid_grant etc.); LC_ETOOBIG (token longer
  * than cap). */

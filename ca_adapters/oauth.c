@@ -41,6 +41,10 @@
 #define TOKEN_MAX 4096
 #define JWT_LIFETIME_S 3600
 #define REFRESH_EARLY_S 300
+/* Google's tokens live an hour. A longer lifetime is believed up to a
+ * day: beyond, the refresh time in milliseconds could wrap around (and
+ * a token was fetched for every call). */
+#define TOKEN_LIFE_MAX_S 86400
 #define DEF_SCOPE "https://www.googleapis.com/auth/cloud-platform"
 #define DEF_METADATA_URL                                                    \
   "http://metadata.google.internal/computeMetadata/v1/instance/"          \
@@ -287,7 +291,8 @@ lc_err ca__oauth_token_answer(const struct ca__http_resp *r, char *token,
     token[0] = '\0';
     rc = LC_ETOOBIG;
   } else {
-    *life_s = (uint64_t)expires;
+    *life_s = expires < TOKEN_LIFE_MAX_S ? (uint64_t)expires
+                                         : TOKEN_LIFE_MAX_S;
   }
   json_decref(j);
   return rc;

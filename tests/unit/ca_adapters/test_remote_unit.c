@@ -255,6 +255,13 @@ static void test_token_answers(void)
       fprintf(stderr, "malformed %zu: %s\n", i, lc_errname(rc));
     CU_ASSERT_EQUAL(rc, LC_EAGAIN);
   }
+  /* an absurd lifetime counts as a day: refresh_at_ms = now + life *
+   * 1000 wrapped around, so every call fetched a token (found by
+   * fuzz_ca_oauth) */
+  CU_ASSERT_EQUAL(token_answer(200, "{\"access_token\":\"d\",\"expires_in\""
+                               ":555555555555555550}", tok, sizeof(tok),
+                               &life), LC_OK);
+  CU_ASSERT_EQUAL(life, 86400);
   CU_ASSERT_EQUAL(token_answer(400, "{\"error\":\"invalid_grant\"}", tok,
                                sizeof(tok), &life), LC_EVERIFY);
   CU_ASSERT_EQUAL(token_answer(503, "", tok, sizeof(tok), &life), LC_EAGAIN);
