@@ -1003,6 +1003,19 @@ void brk__gw_stop(struct brk_gw *g);
  * configuration): the next request is judged by them. */
 void brk__gw_set_proxies(struct brk_gw *g, const char *list);
 
+/* What gateway.c reads of a request itself (libmicrohttpd parses the
+ * HTTP), apart so the fuzzer reaches it (tests/fuzz/fuzz_gw_request.c):
+ * Content-Type is "application/json", any case, optionally with
+ * parameters; the declared Content-Length `v` (NULL = none), 0 when
+ * none or not all digits (chunked), SIZE_MAX when absurd; the renewal
+ * body {"csr": "<PEM>"}: NULL and *csr (lc_malloc'd, NUL-terminated,
+ * *csr_len bytes), else the reason of the error answer,
+ * "malformed_json" or "missing_csr" (400) or "internal" (500). */
+bool brk__gw_content_type_json(const char *v);
+size_t brk__gw_declared_length(const char *v);
+const char *brk__gw_renew_body(const char *body, size_t len, char **csr,
+                               size_t *csr_len);
+
 /* The identity headers of a request from a trusted proxy, NULL when
  * absent. Names are the defaults of docs/gateway.md. */
 struct brk_gw_headers {

@@ -8,6 +8,8 @@
 # the PKCS#11 header of the Ed25519 token signer.
 set -eu
 
+# clang and libclang-rt-14-dev (libFuzzer's runtime) build the fuzz
+# targets: -DCMAKE_C_COMPILER=clang -DLC_FUZZ=ON (docs/fuzzing.md).
 PKGS="build-essential cmake pkg-config git
 libpaho-mqtt-dev nanopb libnanopb-dev python3-protobuf
 libssl-dev openssl libsqlite3-dev sqlite3 libcurl4-openssl-dev
@@ -16,7 +18,8 @@ mosquitto mosquitto-clients prometheus
 libp11-dev libp11-kit-dev softhsm2 libfaketime faketime nginx-light
 python3 python3-cryptography groff-base
 systemd lintian file curl procps
-golang-go golang-golang-x-mod-dev"
+golang-go golang-golang-x-mod-dev
+clang libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do
