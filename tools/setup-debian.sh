@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs what linecert needs to build, run and test on Debian 12.
 # Idempotent: packages already present are not reinstalled, and apt's
-# lists are refreshed only when something is missing; the interop test's
-# npm packages are installed once into tests/interop/node_modules.
+# lists are refreshed only when something is missing; the npm packages of
+# the interop test (tests/interop) and of the browser test (tests/browser)
+# are installed once into their node_modules, from their lockfiles.
 set -eu
 
 PKGS="build-essential cmake pkg-config git
@@ -11,7 +12,7 @@ libssl-dev openssl libsqlite3-dev sqlite3 libcurl4-openssl-dev
 libcunit1-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev libinih-dev libunistring-dev
 mosquitto mosquitto-clients prometheus
 libp11-dev softhsm2 libfaketime faketime nginx-light
-python3 python3-cryptography groff-base"
+python3 python3-cryptography groff-base chromium"
 
 missing=""
 for p in $PKGS; do
@@ -42,8 +43,9 @@ else
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
     $SUDO systemctl stop mosquitto || true
   fi
-  # The prometheus package is here for its promtool, which the HTTP test
-  # uses to parse /metrics; its server is not needed either.
+  # The prometheus package: promtool parses /metrics and checks the rules
+  # of deploy/prometheus; integration.prometheus runs its own server on a
+  # free loopback port. The system service is not needed.
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
     $SUDO systemctl stop prometheus || true
   fi
@@ -59,4 +61,16 @@ if [ -f "$interop/node_modules/sparkplug-client/package.json" ] &&
 else
   echo "setup: installing Tahu npm packages into tests/interop/node_modules"
   (cd "$interop" && npm ci --ignore-scripts --no-audit --no-fund)
+fi
+
+# playwright-core (pinned by tests/browser/package.json and its lockfile)
+# drives Debian's chromium for integration.live_page; it downloads no
+# browser of its own (--ignore-scripts, and executablePath is
+# /usr/bin/chromium).
+browser="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+if [ -f "$browser/node_modules/playwright-core/package.json" ]; then
+  echo "setup: playwright-core present"
+else
+  echo "setup: installing playwright-core into tests/browser/node_modules"
+  (cd "$browser" && npm ci --ignore-scripts --no-audit --no-fund)
 fi
