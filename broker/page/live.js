@@ -90,14 +90,16 @@ function niceStep(max, ticks) {
   return 10 * mag;
 }
 
-function chart(id, unit, series, t1) {
+// integer: the values are counts (no tick between whole numbers)
+function chart(id, unit, series, t1, integer) {
   const svg = $(id);
   const W = +svg.getAttribute('width'), H = +svg.getAttribute('height');
   const L = 52, R = 10, T = 22, B = 34;
   const t0 = t1 - WINDOW_MS;
   let max = 0;
   for (const s of series) for (const p of s.pts) max = Math.max(max, p[1]);
-  const step = niceStep(max > 0 ? max : 1, 4);
+  const step = Math.max(integer ? 1 : 0, niceStep(max > 0 ? max : 1, 4));
+  const digits = step >= 1 ? 0 : Number.isInteger(step * 10) ? 1 : 2;
   const top = step * Math.max(1, Math.ceil((max > 0 ? max : 1) / step));
   const x = (t) => L + (W - L - R) * (t - t0) / WINDOW_MS;
   const y = (v) => T + (H - T - B) * (1 - v / top);
@@ -107,7 +109,7 @@ function chart(id, unit, series, t1) {
   for (let v = 0; v <= top + step / 2; v += step) {
     grid.append(el('svg:line', {x1: L, x2: W - R, y1: y(v), y2: y(v)}));
     yaxis.append(el('svg:text', {x: L - 6, y: y(v) + 4, 'text-anchor': 'end',
-      class: 'ytick'}, fmt(v, step < 1 ? 1 : 0)));
+      class: 'ytick'}, fmt(v, digits)));
   }
   yaxis.append(el('svg:text', {class: 'unit', x: 4, y: 12}, unit));
   const xaxis = el('svg:g', {class: 'axis xaxis'});
@@ -182,12 +184,12 @@ function draw(j, h) {
   const states = j.states || {};
 
   // devices per minute now: the last 60 s of samples (fewer after start)
-  let perMin = 0;
-  if (s.length > 1) {
+  const lastMinute = (f) => {
+    if (s.length < 2) return 0;
     const a = s[Math.max(0, s.length - 61)], b = s[s.length - 1];
-    perMin = b.t > a.t ? (b.p - a.p) * 60000 / (b.t - a.t) : 0;
-  }
-  tile('h-rate', Math.round(perMin * 10) / 10);
+    return b.t > a.t ? Math.max(0, f(b) - f(a)) * 60000 / (b.t - a.t) : 0;
+  };
+  tile('h-rate', Math.round(lastMinute((x) => x.p) * 10) / 10);
   const since = new Date(j.today.since_ms);
   const midnight = since.getHours() === 0 && since.getMinutes() === 0 &&
     since.getSeconds() === 0;
@@ -211,7 +213,7 @@ function draw(j, h) {
   chart('c-queue', 'devices', h.adapters.flatMap((n, a) => [
     {name: n, pts: s.map((x) => [x.t, x.aq[a] || 0])},
     {name: n + ' waiting', thin: true, pts: s.map((x) => [x.t, x.ap[a] || 0])}]),
-  now);
+  now, true);
   chart('c-rej', 'per min', [{name: 'rejected', pts: rate(s, (x) => x.r)},
     {name: 'dropped', pts: rate(s, (x) => x.d)},
     {name: 'renewals refused', pts: rate(s, (x) => x.rr || 0)}], now);
@@ -231,11 +233,8 @@ function draw(j, h) {
       .join(', ') : 'no quota']));
 
   const perLine = {};
-  h.lines.forEach((n, k) => {
-    const r = rate(s.slice(-61), (x) => x.l[k] || 0);
-    perLine[n] = r.length ? r[r.length - 1][1] : 0;
-  });
-  table('t-lines', ['line', 'provisioned', 'devices/min',
+  h.lines.forEach((n, k) => { perLine[n] = lastMinute((x) => x.l[k] || 0); });
+  table('t-lines', ['line', 'provisioned', 'devices/min (60 s)',
     'DBIRTH→DCMD p95', 'DBIRTH→PROVISIONED p95'],
   (j.line_detail || []).map((l) => [l.line, fmt(l.provisioned),
     l.line in perLine ? fmt(perLine[l.line], 1) : '–',

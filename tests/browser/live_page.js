@@ -3,8 +3,10 @@
 // Loads linecert's live page in Debian's chromium (headless, driven by
 // playwright-core over the DevTools protocol) for
 // tests/integration/test_live_page.c, and reads what the page shows:
-//   1. "during": once the page has drawn twice, while the line provisions,
-//      its figures and a screenshot (--during-shot);
+//   1. "during": once the page has drawn twice it writes the file
+//      --ready (the test then starts the line); as soon as the page shows
+//      a first device provisioned, its figures and a screenshot
+//      (--during-shot);
 //   2. "final": after the file --go appears (the test saw the line end
 //      and linecert's figures settle), two more updates, then the figures
 //      and a screenshot (--shot).
@@ -20,7 +22,8 @@ function args() {
   const a = {timeout: 60, chromium: '/usr/bin/chromium'};
   const v = process.argv.slice(2);
   for (let i = 0; i < v.length; i += 2) a[v[i].replace(/^--/, '')] = v[i + 1];
-  for (const k of ['url', 'out', 'shot', 'during-shot', 'go', 'profile']) {
+  for (const k of ['url', 'out', 'shot', 'during-shot', 'ready', 'go',
+    'profile']) {
     if (!a[k]) throw new Error('--' + k + ' is required');
   }
   return a;
@@ -80,8 +83,11 @@ async function main() {
     });
     page.on('requestfailed', (r) => errors.push('requestfailed: ' + r.url()));
     await page.goto(a.url, {timeout: 15000});
-    const ticks0 = 2;
-    await waitTicks(page, ticks0, 15000);
+    await waitTicks(page, 2, 15000);
+    fs.writeFileSync(a.ready, 'ready\n');
+    await page.waitForFunction(() =>
+      Number(document.getElementById('h-today').dataset.value) > 0, null,
+    {timeout: 30000, polling: 50});
     const during = await page.evaluate(capture);
     await page.screenshot({path: a['during-shot'], fullPage: true});
     while (!fs.existsSync(a.go)) {

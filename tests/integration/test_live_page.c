@@ -2,8 +2,9 @@
  *
  * The live page in a real browser (issue 13, item 4): Debian's chromium,
  * headless, driven by playwright-core (tests/browser/live_page.js), opens
- * linecert's page while a line provisions (two edge nodes, 300 devices
- * and four bad ones), and again once the line is done. What the page
+ * linecert's page; a line then provisions (two edge nodes, 300 devices
+ * and four bad ones) while the page is open: captured at its first
+ * update with a device provisioned, and again once the line is done. What the page
  * shows is checked against the store, read-only:
  *   - the headline numbers: provisioned today, failed, rejected,
  *     quarantined equal the store's counts; devices per minute now is
@@ -173,7 +174,8 @@ static void test_live_page_in_chromium(void)
 
   if(mkdir(LC_ARTIFACT_DIR, 0755) != 0)
     CU_ASSERT_EQUAL(access(LC_ARTIFACT_DIR, W_OK), 0);
-  char out[400], go[400], profile[400], log[400];
+  char out[400], ready[400], go[400], profile[400], log[400];
+  snprintf(ready, sizeof(ready), "%s/page.ready", r.dir);
   snprintf(out, sizeof(out), "%s/page.json", r.dir);
   snprintf(go, sizeof(go), "%s/page.go", r.dir);
   snprintf(profile, sizeof(profile), "%s/chromium-profile", r.dir);
@@ -181,13 +183,17 @@ static void test_live_page_in_chromium(void)
   const char *browser[] = {
     LC_NODE, BROWSER_DIR "/live_page.js", "--url", url, "--out", out,
     "--shot", LC_ARTIFACT_DIR "/live-page.png", "--during-shot",
-    LC_ARTIFACT_DIR "/live-page-during.png", "--go", go, "--profile",
+    LC_ARTIFACT_DIR "/live-page-during.png", "--ready", ready, "--go", go,
+    "--profile",
     profile, "--timeout", "90", NULL};
   struct lc_proc *p = NULL;
   CU_ASSERT_EQUAL_FATAL(lc_proc_spawn(browser, NULL, log, log, &p), LC_OK);
 
-  /* The line, while the page is open: one device at a time per edge
-   * node, so that it lasts a few seconds. */
+  /* The line, once the page is open and drawing (bounded wait): four
+   * devices at a time per edge node, so that it lasts a few seconds. */
+  for(int i = 0; i < 300 && access(ready, F_OK) != 0; i++)
+    sleep_ms(100);
+  CU_ASSERT_EQUAL(access(ready, F_OK), 0);
   char edges[8], devices[8];
   snprintf(edges, sizeof(edges), "%d", EDGES);
   snprintf(devices, sizeof(devices), "%d", DEVICES);
@@ -223,15 +229,22 @@ static void test_live_page_in_chromium(void)
     fprintf(stderr, "page: %s\n",
             json_string_value(json_array_get(errors, i)));
 
-  /* While the line ran the page drew; what it showed then is at most
-   * what it shows at the end. */
+  /* While the line ran the page drew: captured at its first update
+   * after the first device was provisioned; what it showed then is at
+   * most what it shows at the end. */
   json_t *during = json_object_get(res, "during");
   CU_ASSERT_TRUE(json_integer_value(json_object_get(during, "ticks")) >= 2);
   CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(during, "status")),
                          "online");
 
   json_t *fin = json_object_get(res, "final");
+  CU_ASSERT_TRUE(tile(during, "h-today") > 0);
   CU_ASSERT_TRUE(tile(during, "h-today") <= tile(fin, "h-today"));
+  fprintf(stderr, "test_live_page: during the line the page showed %lld "
+          "provisioned, %.1f devices/min\n",
+          (long long)tile(during, "h-today"),
+          json_number_value(json_object_get(json_object_get(json_object_get(
+            during, "tiles"), "h-rate"), "value")));
   long long prov = store_count(&r, "PROVISIONED");
   CU_ASSERT_EQUAL(prov, PROVISIONED);
   CU_ASSERT_EQUAL(tile(fin, "h-today"), prov);
@@ -266,6 +279,10 @@ static void test_live_page_in_chromium(void)
   CU_ASSERT_STRING_EQUAL(json_string_value(json_array_get(ad, 0)),
                          "local (local)");
   CU_ASSERT_STRING_EQUAL(json_string_value(json_array_get(ad, 1)), "UP");
+  /* its mean latency over the last minute, in ms (the line just ran) */
+  const char *lat = json_string_value(json_array_get(ad, 2));
+  CU_ASSERT_TRUE(lat && strlen(lat) > 3 &&
+                 !strcmp(lat + strlen(lat) - 3, " ms"));
   json_decref(res);
 
   fprintf(stderr, "test_live_page: screenshots %s/live-page.png and "
