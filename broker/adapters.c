@@ -684,6 +684,7 @@ void brk__ca_snapshot(struct brk *b, struct brk_snapshot *v, uint64_t now_ms)
     struct brk_ca_snap *o = &v->ca_slots[i];
     memcpy(o->name, s->name, sizeof(o->name));
     o->type = s->type;
+    memcpy(o->roles, s->roles, sizeof(o->roles));
     o->threads = s->threads;
     o->waiting = s->n_waiting;
     o->inflight = s->inflight;

@@ -359,7 +359,7 @@ void brk__batch_end(struct brk *b)
     if(d->provisioned) {
       d->provisioned = false;
       atomic_fetch_add(&b->stats.provisioned, 1);
-      brk__count_line(b, d->sm->group);
+      brk__count_line(b, d);
     }
     if(evictable(d))
       brk__devtab_remove(&b->devs, d);

@@ -264,6 +264,11 @@ struct brk_dev {
                                             INVALID) is in this batch */
   bool provisioned;                      /* became PROVISIONED in this
                                             batch (counted at commit) */
+  uint64_t birth_mono_ms;                /* the DBIRTH that asked (for
+                                            the DBIRTH->DCMD and
+                                            ->PROVISIONED histograms);
+                                            0 = not timed */
+  bool birth_dcmd_timed;                 /* its DCMD already observed */
   uint64_t hold_until;                   /* wall ms: no TIMER before
                                             (re-drive backoff) */
   char key[BRK_KEY_MAX];                 /* group/edge/device */
@@ -348,11 +353,36 @@ struct brk_ca_snap {
                                            attempt (paced, pending, retry) */
   unsigned n_buckets;
   struct ca_pace_stats bucket[BRK_CA_BUCKETS];
+  bool roles[CA_ROLE_COUNT];            /* the roles it issues for */
   bool has_health;                      /* a remote adapter's breaker */
   struct ca_health health;
 };
 
 #define BRK_LINES_MAX 64
+/* A device's way through the line, per line (group): from the DBIRTH
+ * that asked to the DCMD that carried its certificates, and to the
+ * commit of PROVISIONED (its acknowledgement). Seconds, as a Prometheus
+ * histogram; kept by the loop only, so plain counters. */
+#define BRK_BIRTH_BUCKETS 15
+extern const double brk_birth_bounds[BRK_BIRTH_BUCKETS]; /* seconds */
+struct brk_birth_hist {
+  uint64_t count;
+  double sum_s;
+  uint64_t bucket[BRK_BIRTH_BUCKETS];  /* not cumulative; above the last
+                                          bound: count only (+Inf) */
+};
+struct brk_line_snap {
+  char group[SPB_ID_MAX + 1];
+  uint64_t provisioned;
+  struct brk_birth_hist to_dcmd, to_provisioned;
+};
+/* Provisioning rejections since start, by reason (brk__reject); reasons
+ * beyond the table are counted as "other". */
+#define BRK_REJECT_REASONS_MAX 32
+struct brk_reject_count {
+  char reason[SM_REASON_MAX];
+  uint64_t n;
+};
 #define BRK_TRUST_LINES 16                /* trust scopes shown */
 /* What the HTTP thread shows: copied by the loop under snap_mu about once
  * a second, so readers never touch the loop's own state. */
@@ -387,11 +417,16 @@ struct brk_snapshot {
   uint64_t counts[SM_STATE_COUNT];
   uint64_t audit_seq;
   size_t in_memory, jobs;
-  struct {
-    char group[SPB_ID_MAX + 1];
-    uint64_t provisioned;
-  } lines[BRK_LINES_MAX];
+  struct brk_line_snap lines[BRK_LINES_MAX];
   size_t n_lines;
+  /* PROVISIONED since local midnight, or since start when linecert
+   * started today (today_since_ms says which); reset within a second of
+   * midnight by brk__stats_refresh() */
+  uint64_t today_provisioned;
+  uint64_t today_since_ms;              /* wall ms */
+  long today_key;                       /* year * 1000 + day of year */
+  struct brk_reject_count rejections[BRK_REJECT_REASONS_MAX];
+  size_t n_rejections;
   struct brk_latency ca[CA_ROLE_COUNT];
   struct brk_ca_snap ca_slots[BRK_CA_SLOTS];
   size_t n_ca_slots;
@@ -843,8 +878,14 @@ struct brk_dev *brk__device(struct brk *b, const char *group, const char *edge,
 
 /* ---- statistics (stats.c) ------------------------------------------------------ */
 
-/* One more device of line `group` provisioned (live page, /metrics). */
-void brk__count_line(struct brk *b, const char *group);
+/* One more device of line `group` provisioned (live page, /metrics):
+ * d's DBIRTH->PROVISIONED time observed when its birth was timed. */
+void brk__count_line(struct brk *b, struct brk_dev *d);
+/* d's certificates just went out in a DCMD: DBIRTH->DCMD observed, once
+ * per timed birth. */
+void brk__count_delivered(struct brk *b, struct brk_dev *d);
+/* One provisioning request answered REJECTED:<reason>. */
+void brk__count_rejection(struct brk *b, const char *reason);
 /* Record one CA call's duration. */
 void brk__count_ca_latency(struct brk *b, enum ca_role role, uint64_t ns);
 /* Every renewal refusal so far, whatever its reason. */

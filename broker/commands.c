@@ -224,6 +224,8 @@ static bool publish_answer(struct brk *b, struct brk_dev *d,
     return false;
   }
   bool sent = b->session == BRK_ONLINE && publish_dcmd(b, d, buf, len);
+  if(sent && kind == BRK_FX_DELIVER)
+    brk__count_delivered(b, d);
   lc_free(buf);
   return sent;
 }
