@@ -366,13 +366,14 @@ static EVP_PKEY *pub_from_pem(const char *pem)
   return k;
 }
 
-/* The audit key's public half, from the private key file beside the
- * store (not from the store: a store can say anything). */
+/* The audit public key as verifiers get it, audit/audit-pub.pem (not
+ * from the store: a store can say anything). It is the key in force
+ * now: a log with rotations would need its first key instead. */
 static EVP_PKEY *audit_key(const char *dir)
 {
-  char *p = path_of(dir, "audit/audit-key.pem");
+  char *p = path_of(dir, "audit/audit-pub.pem");
   FILE *fp = p ? fopen(p, "r") : NULL;
-  EVP_PKEY *k = fp ? PEM_read_PrivateKey(fp, NULL, NULL, NULL) : NULL;
+  EVP_PKEY *k = fp ? PEM_read_PUBKEY(fp, NULL, NULL, NULL) : NULL;
   if(fp)
     fclose(fp);
   free(p);
@@ -397,7 +398,7 @@ static bool check_audit(struct ck *c)
 {
   EVP_PKEY *key = audit_key(c->dir);
   if(!key)
-    return fail(c, "cannot read audit/audit-key.pem");
+    return fail(c, "cannot read audit/audit-pub.pem");
   sqlite3_stmt *s = NULL;
   if(sqlite3_prepare_v2(c->db, "SELECT seq, ts_ms, actor, event, device, "
                         "details, prev_hash, hash, sig FROM audit ORDER BY "

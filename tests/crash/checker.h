@@ -17,8 +17,8 @@
  *     the SHA-256 of its DER;
  *  3. the audit chain verifies (docs/audit.md §3-§7: seq, prev_hash,
  *     SHA-256 over the canonical bytes, ECDSA P-256 signature by the key
- *     in force, rotations followed from audit/audit-key.pem's public
- *     key), and each certificate has exactly one `issued` record;
+ *     in force, rotations followed from audit/audit-pub.pem), and each
+ *     certificate has exactly one `issued` record;
  *  4. every stored checkpoint verifies (§12-§13): its root is the RFC
  *     6962 tree of the records 1..n, its note says that size and root,
  *     and a signature line by the key in force after record n verifies;

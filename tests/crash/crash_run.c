@@ -109,10 +109,14 @@ bool crash_line_run(struct rig *r, struct crash_line *l,
   char devices[16], window[16];
   snprintf(devices, sizeof(devices), "%d", l->devices);
   snprintf(window, sizeof(window), "%d", l->window ? l->window : 128);
-  const char *sim[] = {"--edges", "1", "--devices", devices, "--prefix",
-                       l->prefix, "--window", window, "--timeout", "600",
-                       "--retry-ms", "300", "--hold", "--check-every", "5",
-                       NULL};
+  const char *sim[40] = {"--edges", "1", "--devices", devices, "--prefix",
+                         l->prefix, "--window", window, "--timeout", "600",
+                         "--retry-ms", "300", "--hold", "--check-every",
+                         "5"};
+  size_t n_sim = 15;
+  for(size_t i = 0; l->sim_extra && l->sim_extra[i] && n_sim < 39; i++)
+    sim[n_sim++] = l->sim_extra[i];
+  sim[n_sim] = NULL;
   uint64_t kill_at = UINT64_MAX;
   restart(r, l, &kill_at);
   /* The simulator trusts the local CA's root: made at the first start. */

@@ -16,6 +16,7 @@ struct crash_line {
   const char *prefix;          /* serial prefix of this line's devices */
   int devices;                 /* 1 edge of this many */
   int window;                  /* devices in flight (0 = the sim's 128) */
+  const char *const *sim_extra; /* more simulator arguments, NULL-ended */
   /* Crash points, as LINECERT_CRASH_AT values: each start of linecert
    * takes the next (cycling), until point_kills of them fired. */
   const char *const *points;   /* NULL-terminated; NULL = none */

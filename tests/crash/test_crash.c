@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
  * The crash suite (ctest label `crash`): a line for each crash point of
- * docs/design.md ("Crash safety"), killed there three times, and a line
- * killed from outside at random moments: 50 kills in all. After each,
+ * docs/design.md ("Crash safety"), killed there three times, a renewal
+ * killed three times, and a line killed from outside at random moments:
+ * 53 kills in all. After each,
  * the independent checker proves every device PROVISIONED, one
  * certificate per role per generation at the CA (its own journal), the
  * audit chain and checkpoints intact. Then the checker is shown to fail
@@ -86,6 +87,31 @@ static void test_checkpoint_stored(void)
 static void test_checkpoint_kept(void)
 {
   point_line("checkpoint_kept:1", "CKK");
+}
+
+/* A renewal over Sparkplug killed in RENEW_ISSUING, at the renewal's CA
+ * answer and after the worker's CA call. */
+static void test_renewal(void)
+{
+  struct rig r;
+  crash_rig_init(&r);
+  char state[400];
+  snprintf(state, sizeof(state), "%s/state", r.dir);
+  const char *keep[] = {"--state-dir", state, NULL};
+  struct crash_line prov = {.prefix = "RNW", .devices = 8,
+                            .sim_extra = keep};
+  CU_ASSERT_TRUE_FATAL(crash_line_run(&r, &prov, 8));
+  const char *renew[] = {"--state-dir", state, "--renew", "--renew-with",
+                         "operational", NULL};
+  const char *points[] = {"renew_ca_answer:1", "ca_after_submit:2", NULL};
+  struct crash_line ren = {.prefix = "RNW", .devices = 8, .points = points,
+                           .point_kills = 3, .sim_extra = renew};
+  CU_ASSERT_TRUE(crash_line_run(&r, &ren, 8));
+  CU_ASSERT_EQUAL(ren.kills_point, 3);
+  /* Each device renewed once: one renewal certificate each. */
+  CU_ASSERT_EQUAL(rig_sql_number(&r, "SELECT count(*) FROM certificate "
+                                 "WHERE request_key GLOB '*-r[0-9]*'"), 8);
+  rig_cleanup(&r);
 }
 
 static unsigned seed(void)
@@ -260,6 +286,11 @@ static const struct lc_test point_tests[] = {
   {"checkpoint_kept x3", test_checkpoint_kept},
   {NULL, NULL}};
 
+static const struct lc_test renew_tests[] = {
+  {"renewal: renew_ca_answer, ca_after_submit; one renewal each, checker "
+   "passes", test_renewal},
+  {NULL, NULL}};
+
 static const struct lc_test random_tests[] = {
   {"14 SIGKILLs at random moments: all PROVISIONED, checker passes",
    test_random_kills},
@@ -299,14 +330,15 @@ static const struct lc_test *only(const struct lc_test *all,
 int main(int argc, char **argv)
 {
   const char *filter = argc > 1 ? argv[1] : NULL;
-  static struct lc_test p[32], r[8], c[16];
+  static struct lc_test p[32], w[4], r[8], c[16];
   const struct lc_suite suites[] = {
     {"crash_points", NULL, NULL, only(point_tests, filter, p)},
+    {"crash_renewal", NULL, NULL, only(renew_tests, filter, w)},
     {"crash_random", NULL, NULL, only(random_tests, filter, r)},
     {"crash_checker", NULL, NULL, only(checker_tests, filter, c)},
     {NULL, NULL, NULL, NULL}};
   /* A suite left empty is not run (its init neither). */
-  struct lc_suite run[4];
+  struct lc_suite run[5];
   size_t n = 0;
   for(size_t i = 0; suites[i].name; i++)
     if(suites[i].tests[0].name)
