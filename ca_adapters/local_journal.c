@@ -212,7 +212,11 @@ static lc_err idx_find(struct ca__journal *j, const char *key, uint64_t tag,
       return LC_OK;
     }
   }
-  return LC_EIO;                      /* full: cannot happen at load 1/2 */
+  /* Full: the load is kept at 1/2, so the count was wrong. */
+  lc_log(LC_ERROR, "ca", "ca=local op=index_full dir=%s file=%s slots=%llu "
+         "msg=\"delete it: the next start rebuilds it from the journal\"",
+         j->dir, INDEX_FILE, (unsigned long long)j->cap);
+  return LC_EIO;
 }
 
 /* A table of `cap` slots in INDEX_TMP holding every slot of the current
@@ -229,6 +233,7 @@ static lc_err idx_grow(struct ca__journal *j, uint64_t cap)
     if(fd < 0 || ftruncate(fd, (off_t)(HDR_SIZE + cap * SLOT_SIZE)) != 0)
       rc = io_fail("index_grow", j->dir, INDEX_TMP);
   }
+  uint64_t used = 0;                  /* counted again, exactly */
   for(uint64_t i = 0; rc == LC_OK && j->idx >= 0 && i < j->cap; i++) {
     uint64_t s[2], t[2];
     if(slot_read(j->idx, i, s) != LC_OK) {
@@ -249,8 +254,9 @@ static lc_err idx_grow(struct ca__journal *j, uint64_t cap)
     }
     if(rc == LC_OK && slot_write(fd, k, s[0], s[1] - 1) != LC_OK)
       rc = io_fail("index_write", j->dir, INDEX_TMP);
+    used++;
   }
-  if(rc == LC_OK && (hdr_write(fd, cap, j->count, j->covered) != LC_OK ||
+  if(rc == LC_OK && (hdr_write(fd, cap, used, j->covered) != LC_OK ||
                      fdatasync(fd) != 0 || rename(tmp, path) != 0))
     rc = io_fail("index_grow", j->dir, INDEX_FILE);
   if(rc == LC_OK) {
@@ -258,6 +264,7 @@ static lc_err idx_grow(struct ca__journal *j, uint64_t cap)
       close(j->idx);
     j->idx = fd;
     j->cap = cap;
+    j->count = used;
     fd = -1;
   }
   if(fd >= 0) {
@@ -269,8 +276,12 @@ static lc_err idx_grow(struct ca__journal *j, uint64_t cap)
   return rc;
 }
 
-/* Index the line at `off` under `key`, unless it is there already. */
-static lc_err idx_add(struct ca__journal *j, const char *key, uint64_t off)
+/* Index the line at `off` under `key`, unless it is there already.
+ * `count` is how the entry counts toward the load: always for a line
+ * the header does not cover (a process killed after indexing it left
+ * the slot but not the count), else only when inserted. */
+static lc_err idx_add(struct ca__journal *j, const char *key, uint64_t off,
+                      bool count_always)
 {
   if((j->count + 1) * 2 > j->cap) {
     lc_err rc = idx_grow(j, j->cap * 2);
@@ -279,6 +290,8 @@ static lc_err idx_add(struct ca__journal *j, const char *key, uint64_t off)
   }
   uint64_t tag = key_tag(key), found = 0, slot = 0;
   lc_err rc = idx_find(j, key, tag, &found, &slot, NULL);
+  if(rc == LC_OK && found != UINT64_MAX && count_always)
+    j->count++;
   if(rc != LC_OK || found != UINT64_MAX)
     return rc;
   if(slot_write(j->idx, slot, tag, off) != LC_OK)
@@ -371,7 +384,7 @@ static lc_err journal_catch_up(struct ca__journal *j)
       rc = LC_EIO;
     }
     if(rc == LC_OK && key[0])
-      rc = idx_add(j, key, off);
+      rc = idx_add(j, key, off, true);
     json_decref(o);
     off += len + 1;
     added++;
@@ -510,7 +523,7 @@ lc_err ca__journal_append(struct ca__journal *j, const char *key,
   uint64_t off = j->end;
   if(rc == LC_OK) {
     j->end += len + 1;
-    rc = key[0] ? idx_add(j, key, off) : LC_OK;
+    rc = key[0] ? idx_add(j, key, off, false) : LC_OK;
     if(rc != LC_OK)
       j->broken = true;
   }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ca_adapters/ca.h"
@@ -226,6 +227,58 @@ static void test_survives_reopen_lost_index_growth_torn_line(void)
   jfx_done(&f);
 }
 
+/* Processes that die without closing (as by SIGKILL: the index's header
+ * is left behind its slots), 300 new keys each: the index must keep
+ * count of what it holds and grow, and every key be found again. */
+#define KILLED 5
+#define PER_LIFE 300
+static void test_index_survives_repeated_kills(void)
+{
+  struct jfx f;
+  jfx_init(&f);
+  ca_free(f.ca);
+  f.ca = NULL;
+  struct ca_csr *csr = tu_device_csr("SN-J6", NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csr);
+  char key[32];
+  for(int life = 0; life < KILLED; life++) {
+    pid_t pid = fork();
+    CU_ASSERT_NOT_EQUAL_FATAL(pid, -1);
+    if(pid == 0) {
+      struct ca_adapter *ca = NULL;
+      int bad = ca_local_open(&f.cfg, &ca) != LC_OK;
+      for(int i = 0; i < PER_LIFE && !bad; i++) {
+        snprintf(key, sizeof(key), "rq-life-%d-%d", life, i);
+        struct ca_request req = {key, CA_ROLE_OPERATIONAL, csr};
+        struct ca_result r;
+        memset(&r, 0, sizeof(r));
+        bad = ca_submit(ca, &req, &r) != LC_OK || r.status != CA_ISSUED;
+      }
+      _exit(bad);                     /* no ca_free(): as if killed */
+    }
+    int st = 0;
+    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &st, 0), pid);
+    CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  }
+  jfx_open(&f);
+  int found = 0;
+  for(int life = 0; life < KILLED; life++)
+    for(int i = 0; i < PER_LIFE; i++) {
+      snprintf(key, sizeof(key), "rq-life-%d-%d", life, i);
+      struct ca_result r = submit(&f, key, CA_ROLE_OPERATIONAL, csr);
+      found += r.status == CA_ISSUED;
+      ca_result_cleanup(&r);
+    }
+  CU_ASSERT_EQUAL(found, KILLED * PER_LIFE);
+  CU_ASSERT_EQUAL(journal_lines(&f, NULL), KILLED * PER_LIFE);
+  /* ... and a new key is still signed for. */
+  struct ca_result r = submit(&f, "rq-after", CA_ROLE_OPERATIONAL, csr);
+  CU_ASSERT_EQUAL(r.status, CA_ISSUED);
+  ca_result_cleanup(&r);
+  ca_csr_free(csr);
+  jfx_done(&f);
+}
+
 static void test_sync_only_for_local(void)
 {
   struct jfx f;
@@ -249,6 +302,8 @@ const struct lc_test local_journal_tests[] = {
    test_key_of_other_role_or_key_refused},
   {"700 keys found again after reopen, a lost index, a torn last line",
    test_survives_reopen_lost_index_growth_torn_line},
+  {"5 processes killed without closing, 1,500 keys: all found, new ones "
+   "signed", test_index_survives_repeated_kills},
   {"ca_local_sync: durable, and a no-op for nothing or no adapter",
    test_sync_only_for_local},
   {NULL, NULL}};
