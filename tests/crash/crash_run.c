@@ -16,7 +16,7 @@
 #include "tests/crash/checker.h"
 #include "tests/support/lc_cunit.h"
 
-#define LINE_TIMEOUT_MS 240000
+#define LINE_TIMEOUT_S 240
 
 static void nap_ms(int ms)
 {
@@ -106,11 +106,13 @@ static void reap(struct rig *r, struct crash_line *l)
 bool crash_line_run(struct rig *r, struct crash_line *l,
                     unsigned long total_devices)
 {
-  char devices[16], window[16];
+  char devices[16], window[16], timeout[16];
+  int timeout_s = l->timeout_s ? l->timeout_s : LINE_TIMEOUT_S;
+  snprintf(timeout, sizeof(timeout), "%d", timeout_s + 60);
   snprintf(devices, sizeof(devices), "%d", l->devices);
   snprintf(window, sizeof(window), "%d", l->window ? l->window : 128);
   const char *sim[40] = {"--edges", "1", "--devices", devices, "--prefix",
-                         l->prefix, "--window", window, "--timeout", "600",
+                         l->prefix, "--window", window, "--timeout", timeout,
                          "--retry-ms", "300", "--hold", "--check-every",
                          "5"};
   size_t n_sim = 15;
@@ -133,7 +135,7 @@ bool crash_line_run(struct rig *r, struct crash_line *l,
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   char want_prefix[64];
   snprintf(want_prefix, sizeof(want_prefix), "%s-", l->prefix);
-  uint64_t deadline = lc_mono_ms() + LINE_TIMEOUT_MS;
+  uint64_t deadline = lc_mono_ms() + (uint64_t)timeout_s * 1000;
   bool done = false;
   while(!done && lc_mono_ms() < deadline) {
     if(lc_proc_exited(r->linecert)) {

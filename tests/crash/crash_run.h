@@ -17,6 +17,7 @@ struct crash_line {
   int devices;                 /* 1 edge of this many */
   int window;                  /* devices in flight (0 = the sim's 128) */
   const char *const *sim_extra; /* more simulator arguments, NULL-ended */
+  int timeout_s;               /* the whole line; 0 = 240 */
   /* Crash points, as LINECERT_CRASH_AT values: each start of linecert
    * takes the next (cycling), until point_kills of them fired. */
   const char *const *points;   /* NULL-terminated; NULL = none */

@@ -49,7 +49,8 @@ static void test_soak(void)
   struct crash_line l = {.prefix = "SOAK", .devices = devices, .window = 64,
                          .points = spec_list, .point_kills = kills / 2,
                          .random_kills = kills - kills / 2,
-                         .kill_min_ms = 100, .kill_max_ms = 600};
+                         .kill_min_ms = 100, .kill_max_ms = 600,
+                         .timeout_s = 7200};
   time_t t0 = time(NULL);
   CU_ASSERT_TRUE(crash_line_run(&r, &l, (unsigned long)devices));
   fprintf(stderr, "soak: %d kills (%d at crash points, %d random) in %lld "
