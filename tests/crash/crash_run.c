@@ -67,10 +67,16 @@ static int rand_between(int lo, int hi)
   return hi > lo ? lo + rand() % (hi - lo + 1) : lo;
 }
 
+static bool kills_spent(const struct crash_line *l)
+{
+  return l->max_kills && l->kills_point + l->kills_random >= l->max_kills;
+}
+
 /* The next start's crash point, or NULL when they are all spent. */
 static const char *next_point(const struct crash_line *l)
 {
-  if(!l->points || !l->points[0] || l->kills_point >= l->point_kills)
+  if(!l->points || !l->points[0] || l->kills_point >= l->point_kills ||
+     kills_spent(l))
     return NULL;
   int n = 0;
   while(l->points[n])
@@ -82,7 +88,7 @@ static void restart(struct rig *r, struct crash_line *l, uint64_t *kill_at)
 {
   start_serve(r, next_point(l));
   l->starts++;
-  *kill_at = l->kills_random < l->random_kills
+  *kill_at = l->kills_random < l->random_kills && !kills_spent(l)
                ? lc_mono_ms() + (uint64_t)rand_between(l->kill_min_ms,
                                                         l->kill_max_ms)
                : UINT64_MAX;

@@ -26,6 +26,7 @@ struct crash_line {
    * (a crash point may come first: then that start counts for it). */
   int random_kills;
   int kill_min_ms, kill_max_ms;
+  int max_kills;               /* both kinds together; 0 = no cap */
   /* out */
   int kills_point, kills_random, starts;
 };
