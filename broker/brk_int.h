@@ -14,6 +14,7 @@
 #include "audit/aud.h"
 #include "broker/brk.h"
 #include "ca_adapters/ca.h"
+#include "common/lc_crash.h"
 #include "common/lc_queue.h"
 #include "sparkplug/spb.h"
 #include "statemachine/sm.h"
@@ -619,6 +620,7 @@ struct brk {
   struct brk_gw *gw;                  /* the gateway's daemon */
   /* the open batch */
   bool in_txn, txn_failed;
+  bool txn_cert;             /* the open batch stores a certificate */
   struct brk_fx *fx;
   size_t n_fx, cap_fx;
   struct brk_dev **touched;

@@ -84,12 +84,18 @@ void brk__loop_checkpoint(struct brk *b, bool final)
 {
   uint64_t every = final ? 1 : b->cfg->checkpoint_every_records;
   uint64_t every_ms = final ? 0 : (uint64_t)b->cfg->checkpoint_every_s * 1000;
+  uint64_t size_before = b->ckpt.frontier.size;
   if(aud_log_checkpoint_tick(&b->ckpt, sm_store_audit_log(b->store),
                               b->signer, b->chain.last_seq, lc_now_ms(),
                               every, every_ms) != LC_OK)
     lc_log(LC_WARN, "audit", "op=checkpoint final=%d", final);
-  else if(b->ckpt.frontier.size > b->ckpt_kept)
+  else if(b->ckpt.frontier.size > b->ckpt_kept) {
+    /* A checkpoint stored; the copy beside the key not yet written. */
+    if(b->ckpt.frontier.size != size_before)
+      lc_crash_point("checkpoint_stored");
     keep_checkpoint(b);
+    lc_crash_point("checkpoint_kept");
+  }
 }
 
 static size_t drain(struct brk *b, size_t budget)
