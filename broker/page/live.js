@@ -215,8 +215,9 @@ function draw(j, h) {
     {name: n + ' waiting', thin: true, pts: s.map((x) => [x.t, x.ap[a] || 0])}]),
   now, true);
   chart('c-rej', 'per min', [{name: 'rejected', pts: rate(s, (x) => x.r)},
-    {name: 'dropped', pts: rate(s, (x) => x.d)},
-    {name: 'renewals refused', pts: rate(s, (x) => x.rr || 0)}], now);
+    {name: 'dropped', pts: rate(s, (x) => x.d)}], now);
+  chart('c-renew', 'per min', [{name: 'renewed', pts: rate(s, (x) => x.rn || 0)},
+    {name: 'refused', pts: rate(s, (x) => x.rr || 0)}], now);
 
   const lastLat = {};
   for (const a of j.adapters || []) {

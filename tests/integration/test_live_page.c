@@ -270,6 +270,7 @@ static void test_live_page_in_chromium(void)
   check_chart(fin, "c-lat", "ms");
   check_chart(fin, "c-queue", "devices");
   check_chart(fin, "c-rej", "per min");
+  check_chart(fin, "c-renew", "per min");
   json_t *rate = json_object_get(json_object_get(fin, "charts"), "c-rate");
   CU_ASSERT_EQUAL(json_integer_value(json_object_get(rate, "paths")), 1);
   CU_ASSERT_STRING_EQUAL(json_string_value(json_array_get(
