@@ -138,13 +138,6 @@ void brk__audit_operator(struct brk *b, const char *actor, const char *event,
     seal_and_append(b, actor, event, device, details);
 }
 
-void brk__audit_event_by(struct brk *b, const char *actor, const char *event,
-                         const char *device, const char *details)
-{
-  if(brk__txn_open(b))
-    seal_and_append(b, actor, event, device, details);
-}
-
 static void audit_action(struct brk *b, struct brk_dev *d,
                          const struct sm_action *a)
 {

@@ -711,9 +711,6 @@ void brk__audit_event(struct brk *b, const char *event, const char *device,
 /* The same with an operator (or another actor) as the record's actor. */
 void brk__audit_operator(struct brk *b, const char *actor, const char *event,
                         const char *device, const char *details);
-/* The same with `actor` (an operator's command). */
-void brk__audit_event_by(struct brk *b, const char *actor, const char *event,
-                         const char *device, const char *details);
 /* The device `value` is bound to (sm_store_claim_owner()), read in the
  * open batch so that it sees the batch's own admissions. */
 lc_err brk__claim_owner(struct brk *b, enum sm_claim_kind kind,
