@@ -133,6 +133,17 @@ static void renew_rejected_locked(struct sim_device *d, const char *status,
   }
   if(d->state != SIM_DEV_WAITING)
     return; /* an answer to a repeated request: the first counted */
+  /* A repeated RenewRequest (a lost answer, a restart of linecert) gets
+   * a new challenge, and the device answers each: linecert takes one and
+   * refuses the others as replayed. Not the outcome while an answer of
+   * ours is still open. */
+  if(d->rkind == SIM_RK_NORMAL && d->rn_answers > 1 &&
+     equals(status, len, "REJECTED:challenge_replayed")) {
+    d->rn_answers--;
+    lc_log(LC_DEBUG, MOD, "dev=%s event=stale_answer_refused",
+           d->device_id);
+    return;
+  }
   sim_renew_outcome_locked(d, outcome, strlen(outcome));
   if(as_expected) {
     sim_edge_set_state_locked(d->edge, d, SIM_DEV_EXPECTED, NULL);
@@ -413,6 +424,8 @@ static void on_challenge(struct sim_device *d, const uint8_t *nonce,
     fail_locked(d, why);
   } else {
     rc = sim_edge_send_renew_csr_locked(e, d, sig, sig_len);
+    if(rc == LC_OK)
+      d->rn_answers++;
     if(rc == LC_OK && d->rkind == SIM_RK_REPLAY)
       rc = sim_edge_send_renew_csr_locked(e, d, sig, sig_len);
     (void)rc; /* not online: the timer or the rebirth starts over */

@@ -749,6 +749,7 @@ void sim_edge_start_renewal_locked(struct sim_edge *e, struct sim_device *d)
   if(d->state != SIM_DEV_PROVISIONED || d->renewing)
     return;
   d->renewing = true;
+  d->rn_answers = 0;
   d->presented = SIM_OPERATIONAL; /* DESIGN §4.1 step 6 */
   sim_edge_set_state_locked(e, d, SIM_DEV_WAITING, NULL);
   e->in_flight++;

@@ -61,6 +61,7 @@ static lc_err load_device(struct sim *s, struct sim_device *d)
   d->presented = sim_renew_pick(&d->keep, o->renew_with,
                                 sim_device_time(o));
   d->renewing = true;
+  d->rn_answers = 0;
   return LC_OK;
 }
 

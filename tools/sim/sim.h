@@ -220,6 +220,7 @@ struct sim_device {
   uint8_t *rn_spki;
   size_t rn_spki_len;
   bool rn_replay_rejected;         /* replay: got challenge_replayed */
+  unsigned rn_answers;             /* RenewCSRs sent in this renewal */
   bool rn_replay_issued;           /* replay: got and installed ISSUED */
   bool renew_final;                /* counted in sim->n_renew_final */
   char *rn_outcome;                /* "renewed", "rejected:<r>" (owned) */
