@@ -90,6 +90,11 @@ void brk__loop_checkpoint(struct brk *b, bool final)
     lc_log(LC_WARN, "audit", "op=checkpoint final=%d", final);
   else if(b->ckpt.frontier.size > b->ckpt_kept)
     keep_checkpoint(b);
+  /* a new checkpoint: the witnesses' turn, off this thread */
+  if(b->ckpt.frontier.size > b->ckpt_witnessed) {
+    b->ckpt_witnessed = b->ckpt.frontier.size;
+    brk__witness_kick(b);
+  }
 }
 
 static size_t drain(struct brk *b, size_t budget)
