@@ -7,7 +7,8 @@
  *
  *   - a line provisions; the service has its checkpoints cosigned by
  *     both witnesses, off its loop, each new one with a consistency proof
- *     from the last (the witness checks it); /metrics counts them;
+ *     from the last (the witness checks it); a third witness is down and
+ *     provisioning goes on; /metrics counts them all;
  *   - the export and a receipt carry both cosignatures, and `linecert
  *     audit verify --witness V1 --witness V2` (2 of 2) and linecert-verify
  *     pass; a flipped byte in a cosignature line fails; a witness that
@@ -169,10 +170,15 @@ static void test_cosigned_by_two_witnesses_refusing_fork_and_rollback(void)
   CU_ASSERT_TRUE_FATAL(wit_start(&w1, r.dir, "witness.test/w1", logs));
   CU_ASSERT_TRUE_FATAL(wit_start(&w2, r.dir, "witness.test/w2", logs));
   CU_ASSERT_TRUE_FATAL(wit_start(&w3, r.dir, "witness.test/w3", logs));
+  /* and a third that is down (nothing listens on its port): it must
+   * not hold provisioning, and is counted as unreachable */
+  uint16_t dead_port = 0;
+  CU_ASSERT_EQUAL_FATAL(lc_proc_free_port(&dead_port), LC_OK);
   snprintf(text, sizeof(text), "[service]\nhttp_listen = 127.0.0.1:%u\n"
            "[audit]\ncheckpoint_every_s = 1\nwitness_1 = %s %s\n"
-           "witness_2 = %s/ %s\n", (unsigned)http_port, w1.url, w1.vkey,
-           w2.url, w2.vkey);
+           "witness_2 = %s/ %s\nwitness_3 = http://127.0.0.1:%u %s\n",
+           (unsigned)http_port, w1.url, w1.vkey, w2.url, w2.vkey,
+           (unsigned)dead_port, w3.vkey);
   CU_ASSERT_TRUE_FATAL(spit(cfg, text));
 
   /* At its start, the service has the last checkpoint cosigned (old size
@@ -197,6 +203,12 @@ static void test_cosigned_by_two_witnesses_refusing_fork_and_rollback(void)
   CU_ASSERT_PTR_NOT_NULL(ok1);
   if(ok1)
     CU_ASSERT_TRUE(strtol(strchr(ok1, '}') + 2, NULL, 10) >= 2);
+  const char *down = metrics ? strstr(metrics, "linecert_audit_witness_total{"
+                                      "witness=\"witness.test/w3\",result="
+                                      "\"unreachable\"} ") : NULL;
+  CU_ASSERT_PTR_NOT_NULL(down);
+  if(down)
+    CU_ASSERT_TRUE(strtol(strchr(down, '}') + 2, NULL, 10) >= 2);
   free(metrics);
   CU_ASSERT_TRUE(rig_file_contains(r.log_path, "op=witness witness="
                                                 "witness.test/w2"));
