@@ -38,7 +38,9 @@ lc_err aud_sign_message(struct aud_signer *s, const void *msg, size_t len,
 
 /* ---- public keys ------------------------------------------------------------ */
 
-lc_err aud__pubkey_parse(const char *pem, EVP_PKEY **out)
+/* A PEM public key of a kind `ed25519_too` allows: P-256, and Ed25519
+ * where a note's signature may be one. */
+static lc_err pubkey_parse(const char *pem, bool ed25519_too, EVP_PKEY **out)
 {
   BIO *bio = BIO_new_mem_buf(pem, -1);
   if(!bio)
@@ -48,7 +50,8 @@ lc_err aud__pubkey_parse(const char *pem, EVP_PKEY **out)
   lc_openssl_clear();
   if(!pkey)
     return LC_EINVAL;
-  if(!aud__pkey_is_p256(pkey)) {
+  if(!aud__pkey_is_p256(pkey) &&
+     !(ed25519_too && aud__pkey_is_ed25519(pkey))) {
     EVP_PKEY_free(pkey);
     return LC_EINVAL;
   }
@@ -56,22 +59,14 @@ lc_err aud__pubkey_parse(const char *pem, EVP_PKEY **out)
   return LC_OK;
 }
 
+lc_err aud__pubkey_parse(const char *pem, EVP_PKEY **out)
+{
+  return pubkey_parse(pem, false, out);
+}
+
 lc_err aud__note_pubkey_parse(const char *pem, EVP_PKEY **out)
 {
-  BIO *bio = BIO_new_mem_buf(pem, -1);
-  if(!bio)
-    return LC_ENOMEM;
-  EVP_PKEY *pkey = PEM_read_bio_PUBKEY_ex(bio, NULL, NULL, NULL, NULL, NULL);
-  BIO_free(bio);
-  lc_openssl_clear();
-  if(!pkey)
-    return LC_EINVAL;
-  if(!aud__pkey_is_p256(pkey) && !aud__pkey_is_ed25519(pkey)) {
-    EVP_PKEY_free(pkey);
-    return LC_EINVAL;
-  }
-  *out = pkey;
-  return LC_OK;
+  return pubkey_parse(pem, true, out);
 }
 
 lc_err aud__pubkey_der(EVP_PKEY *pkey, uint8_t **der, size_t *len)

@@ -662,9 +662,10 @@ static void log_life(const struct brk *b, enum ca_role r,
 
 void brk__ca_life_watch(struct brk *b, uint64_t now_ms)
 {
-  if(now_ms < b->next_ca_life_ms)
+  uint64_t mono = lc_mono_ms();
+  if(b->next_ca_life_ms && mono < b->next_ca_life_ms)
     return;
-  b->next_ca_life_ms = now_ms + 86400u * 1000u;
+  b->next_ca_life_ms = mono + 86400u * 1000u;
   struct brk_ca_life life[CA_ROLE_COUNT];
   brk__ca_life(b, now_ms, life);
   for(int r = 0; r < CA_ROLE_COUNT; r++)
@@ -683,6 +684,7 @@ void brk__ca_snapshot(struct brk *b, struct brk_snapshot *v, uint64_t now_ms)
     struct brk_ca_snap *o = &v->ca_slots[i];
     memcpy(o->name, s->name, sizeof(o->name));
     o->type = s->type;
+    memcpy(o->roles, s->roles, sizeof(o->roles));
     o->threads = s->threads;
     o->waiting = s->n_waiting;
     o->inflight = s->inflight;

@@ -111,6 +111,7 @@ static void seal_and_append(struct brk *b, const char *actor,
   lc_err rc = aud_seal(&b->chain, b->signer, &rec);
   if(rc == LC_OK)
     rc = sm_store_append_audit(b->store, &rec);
+  lc_crash_point("audit_appended");    /* between records of one batch */
   if(rc != LC_OK) {
     /* A store failure is the batch's, reported once per cause when it
      * rolls back (redrive.c); anything else is this record's. */
@@ -132,13 +133,6 @@ void brk__audit_event(struct brk *b, const char *event, const char *device,
 
 void brk__audit_operator(struct brk *b, const char *actor, const char *event,
                         const char *device, const char *details)
-{
-  if(brk__txn_open(b))
-    seal_and_append(b, actor, event, device, details);
-}
-
-void brk__audit_event_by(struct brk *b, const char *actor, const char *event,
-                         const char *device, const char *details)
 {
   if(brk__txn_open(b))
     seal_and_append(b, actor, event, device, details);
@@ -202,6 +196,18 @@ static void record_cert(struct brk *b, struct brk_dev *d,
   lc_strlcpy(r.request_key, a->key, sizeof(r.request_key));
   if(d->sm->id == 0 || sm_store_put_cert(b->store, &r) != LC_OK)
     b->txn_failed = true;
+  b->txn_cert = true;
+}
+
+/* The CA's record of a certificate is durable before the store's
+ * (ca_local_sync(): the local CA's journal; remote CAs keep their own):
+ * the CA never holds less than the store says it issued. */
+static bool ca_records_durable(struct brk *b)
+{
+  for(int r = 0; r < CA_ROLE_COUNT; r++)
+    if(b->ca_for[r] && ca_local_sync(b->ca_for[r]->ca) != LC_OK)
+      return false;
+  return true;
 }
 
 lc_err brk__revoke_record(struct brk *b, struct brk_dev *d,
@@ -331,8 +337,12 @@ void brk__batch_end(struct brk *b)
 {
   bool ok = true, attempted = b->in_txn;
   if(b->in_txn) {
+    if(b->txn_cert && !b->txn_failed && !ca_records_durable(b))
+      b->txn_failed = true;
+    lc_crash_point("batch_before_commit");
     if(!b->txn_failed && sm_store_commit(b->store) == LC_OK) {
       atomic_fetch_add(&b->stats.commits, 1);
+      lc_crash_point("batch_after_commit");   /* its effects not run */
     }
     else {
       ok = false;
@@ -342,6 +352,7 @@ void brk__batch_end(struct brk *b)
     }
     b->in_txn = false;
     b->txn_failed = false;
+    b->txn_cert = false;
   }
   brk__redrive_batch_done(b, attempted, ok);
   b->n_fx = ok ? b->n_fx : 0; /* effects of a rollback never run */
@@ -359,7 +370,7 @@ void brk__batch_end(struct brk *b)
     if(d->provisioned) {
       d->provisioned = false;
       atomic_fetch_add(&b->stats.provisioned, 1);
-      brk__count_line(b, d->sm->group);
+      brk__count_line(b, d);
     }
     if(evictable(d))
       brk__devtab_remove(&b->devs, d);

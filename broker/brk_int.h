@@ -14,6 +14,7 @@
 #include "audit/aud.h"
 #include "broker/brk.h"
 #include "ca_adapters/ca.h"
+#include "common/lc_crash.h"
 #include "common/lc_queue.h"
 #include "sparkplug/spb.h"
 #include "statemachine/sm.h"
@@ -264,6 +265,11 @@ struct brk_dev {
                                             INVALID) is in this batch */
   bool provisioned;                      /* became PROVISIONED in this
                                             batch (counted at commit) */
+  uint64_t birth_mono_ms;                /* the DBIRTH that asked (for
+                                            the DBIRTH->DCMD and
+                                            ->PROVISIONED histograms);
+                                            0 = not timed */
+  bool birth_dcmd_timed;                 /* its DCMD already observed */
   uint64_t hold_until;                   /* wall ms: no TIMER before
                                             (re-drive backoff) */
   char key[BRK_KEY_MAX];                 /* group/edge/device */
@@ -348,11 +354,36 @@ struct brk_ca_snap {
                                            attempt (paced, pending, retry) */
   unsigned n_buckets;
   struct ca_pace_stats bucket[BRK_CA_BUCKETS];
+  bool roles[CA_ROLE_COUNT];            /* the roles it issues for */
   bool has_health;                      /* a remote adapter's breaker */
   struct ca_health health;
 };
 
 #define BRK_LINES_MAX 64
+/* A device's way through the line, per line (group): from the DBIRTH
+ * that asked to the DCMD that carried its certificates, and to the
+ * commit of PROVISIONED (its acknowledgement). Seconds, as a Prometheus
+ * histogram; kept by the loop only, so plain counters. */
+#define BRK_BIRTH_BUCKETS 15
+extern const double brk_birth_bounds[BRK_BIRTH_BUCKETS]; /* seconds */
+struct brk_birth_hist {
+  uint64_t count;
+  double sum_s;
+  uint64_t bucket[BRK_BIRTH_BUCKETS];  /* not cumulative; above the last
+                                          bound: count only (+Inf) */
+};
+struct brk_line_snap {
+  char group[SPB_ID_MAX + 1];
+  uint64_t provisioned;
+  struct brk_birth_hist to_dcmd, to_provisioned;
+};
+/* Provisioning rejections since start, by reason (brk__reject); reasons
+ * beyond the table are counted as "other". */
+#define BRK_REJECT_REASONS_MAX 32
+struct brk_reject_count {
+  char reason[SM_REASON_MAX];
+  uint64_t n;
+};
 #define BRK_TRUST_LINES 16                /* trust scopes shown */
 /* What the HTTP thread shows: copied by the loop under snap_mu about once
  * a second, so readers never touch the loop's own state. */
@@ -387,11 +418,16 @@ struct brk_snapshot {
   uint64_t counts[SM_STATE_COUNT];
   uint64_t audit_seq;
   size_t in_memory, jobs;
-  struct {
-    char group[SPB_ID_MAX + 1];
-    uint64_t provisioned;
-  } lines[BRK_LINES_MAX];
+  struct brk_line_snap lines[BRK_LINES_MAX];
   size_t n_lines;
+  /* PROVISIONED since local midnight, or since start when linecert
+   * started today (today_since_ms says which); reset within a second of
+   * midnight by brk__stats_refresh() */
+  uint64_t today_provisioned;
+  uint64_t today_since_ms;              /* wall ms */
+  long today_key;                       /* year * 1000 + day of year */
+  struct brk_reject_count rejections[BRK_REJECT_REASONS_MAX];
+  size_t n_rejections;
   struct brk_latency ca[CA_ROLE_COUNT];
   struct brk_ca_snap ca_slots[BRK_CA_SLOTS];
   size_t n_ca_slots;
@@ -599,6 +635,7 @@ struct brk {
   struct brk_gw *gw;                  /* the gateway's daemon */
   /* the open batch */
   bool in_txn, txn_failed;
+  bool txn_cert;             /* the open batch stores a certificate */
   struct brk_fx *fx;
   size_t n_fx, cap_fx;
   struct brk_dev **touched;
@@ -610,19 +647,19 @@ struct brk {
   uint32_t reconnect_delay_ms;
   bool resumed;                       /* unfinished devices kicked */
   uint64_t next_timer_scan, next_stats;
-  uint64_t next_ca_life_ms;           /* wall clock: the daily CA check */
+  uint64_t next_ca_life_ms;           /* mono: the daily CA check */
   uint64_t ca_order_seq;              /* last brk_dev.ca_order handed out */
   uint64_t next_cap_warning;          /* rate limit of cap warnings */
-  uint64_t next_renew_scan;           /* wall ms: RENEWAL_NEEDED scan */
+  uint64_t next_renew_scan;           /* mono ms: RENEWAL_NEEDED scan */
   uint64_t next_expiry_mono;          /* the expiry watch's next scan */
   struct sm_renew_cursor renew_cursor; /* where the scan goes on */
   const char *actor;                  /* set while an operator's command
                                          runs: its audit records' actor */
   bool crl_due;                       /* a revocation since the CRLs
                                          were last written */
-  uint64_t next_crl_ms;               /* wall: refresh before nextUpdate */
+  uint64_t next_crl_ms;               /* mono: refresh before nextUpdate */
   bool ca_revoke_due;                 /* scan for unconfirmed revocations */
-  uint64_t next_ca_revoke_ms;         /* wall: the next scan, after a retry */
+  uint64_t next_ca_revoke_ms;         /* mono: the next scan, after a retry */
   unsigned revoke_jobs;               /* REVOKE jobs out */
   unsigned long long stats_provisioned_last;
 };
@@ -694,9 +731,6 @@ void brk__audit_event(struct brk *b, const char *event, const char *device,
 /* The same with an operator (or another actor) as the record's actor. */
 void brk__audit_operator(struct brk *b, const char *actor, const char *event,
                         const char *device, const char *details);
-/* The same with `actor` (an operator's command). */
-void brk__audit_event_by(struct brk *b, const char *actor, const char *event,
-                         const char *device, const char *details);
 /* The device `value` is bound to (sm_store_claim_owner()), read in the
  * open batch so that it sees the batch's own admissions. */
 lc_err brk__claim_owner(struct brk *b, enum sm_claim_kind kind,
@@ -863,8 +897,14 @@ struct brk_dev *brk__device(struct brk *b, const char *group, const char *edge,
 
 /* ---- statistics (stats.c) ------------------------------------------------------ */
 
-/* One more device of line `group` provisioned (live page, /metrics). */
-void brk__count_line(struct brk *b, const char *group);
+/* One more device of line `group` provisioned (live page, /metrics):
+ * d's DBIRTH->PROVISIONED time observed when its birth was timed. */
+void brk__count_line(struct brk *b, struct brk_dev *d);
+/* d's certificates just went out in a DCMD: DBIRTH->DCMD observed, once
+ * per timed birth. */
+void brk__count_delivered(struct brk *b, struct brk_dev *d);
+/* One provisioning request answered REJECTED:<reason>. */
+void brk__count_rejection(struct brk *b, const char *reason);
 /* Record one CA call's duration. */
 void brk__count_ca_latency(struct brk *b, enum ca_role role, uint64_t ns);
 /* Every renewal refusal so far, whatever its reason. */
@@ -1022,6 +1062,19 @@ void brk__gw_stop(struct brk_gw *g);
 /* A reload's [gateway] trusted_proxies (already checked by the
  * configuration): the next request is judged by them. */
 void brk__gw_set_proxies(struct brk_gw *g, const char *list);
+
+/* What gateway.c reads of a request itself (libmicrohttpd parses the
+ * HTTP), apart so the fuzzer reaches it (tests/fuzz/fuzz_gw_request.c):
+ * Content-Type is "application/json", any case, optionally with
+ * parameters; the declared Content-Length `v` (NULL = none), 0 when
+ * none or not all digits (chunked), SIZE_MAX when absurd; the renewal
+ * body {"csr": "<PEM>"}: NULL and *csr (lc_malloc'd, NUL-terminated,
+ * *csr_len bytes), else the reason of the error answer,
+ * "malformed_json" or "missing_csr" (400) or "internal" (500). */
+bool brk__gw_content_type_json(const char *v);
+size_t brk__gw_declared_length(const char *v);
+const char *brk__gw_renew_body(const char *body, size_t len, char **csr,
+                               size_t *csr_len);
 
 /* The identity headers of a request from a trusted proxy, NULL when
  * absent. Names are the defaults of docs/gateway.md. */

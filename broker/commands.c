@@ -191,8 +191,10 @@ static bool publish_dcmd(struct brk *b, struct brk_dev *d, uint8_t *buf,
    * tck-id-payloads-ncmd-qos, -retain): QoS 0, not retained. A lost
    * command is sent again by the delivery timer or the device's next
    * birth. */
+  lc_crash_point("dcmd_before_publish");
   if(brk__mqtt_publish(b->mqtt, topic, buf, len, 0, false) != LC_OK)
     return false;
+  lc_crash_point("dcmd_after_publish");
   atomic_fetch_add(&b->stats.dcmd_sent, 1);
   return true;
 }
@@ -211,9 +213,11 @@ static bool publish_answer(struct brk *b, struct brk_dev *d,
   const char *tb = brk__trust_for(b, d->sm->group, NULL, NULL);
   if(kind == BRK_FX_DELIVER)
     rc = brk__cmd_deliver(d->sm, tb, b->sess, now, &buf, &len);
-  else if(kind == BRK_FX_TRUST)
+  else if(kind == BRK_FX_TRUST) {
+    lc_crash_point("trust_before_dcmd");
     rc = tb ? brk__cmd_trust(d->sm, tb, b->sess, now, &buf, &len)
             : LC_ENOTFOUND;
+  }
   else if(kind == BRK_FX_CHALLENGE)
     rc = brk__cmd_challenge(d->sm, b->sess, now, &buf, &len);
   else
@@ -224,6 +228,8 @@ static bool publish_answer(struct brk *b, struct brk_dev *d,
     return false;
   }
   bool sent = b->session == BRK_ONLINE && publish_dcmd(b, d, buf, len);
+  if(sent && kind == BRK_FX_DELIVER)
+    brk__count_delivered(b, d);
   lc_free(buf);
   return sent;
 }
@@ -242,6 +248,8 @@ bool brk__publish_trust(struct brk *b, const char *group, const char *edge,
   size_t len = 0;
   char topic[SPB_TOPIC_MAX];
   bool sent = false;
+  /* The push was recorded (the bundle committed); its DCMD not sent. */
+  lc_crash_point("trust_before_dcmd");
   if(b->session == BRK_ONLINE &&
      brk__cmd_trust(dev, pem, b->sess, lc_now_ms(), &buf, &len) == LC_OK &&
      brk__dcmd_topic(group, edge, device, topic, sizeof(topic)) == LC_OK &&

@@ -535,6 +535,14 @@ static int on_ini_entry(void *user, const char *section, const char *name,
   if(ctx->reason)
     return 0; /* inih goes on after an error; the first one is reported */
   snprintf(ctx->key, sizeof(ctx->key), "%s.%s", section, name);
+  /* inih takes ';' for an inline comment only after a blank, so in
+   * "key =; note" the note is the value: surely not what was meant, and
+   * `check-config --print` would write it back as a comment. */
+  if(value[0] == ';') {
+    ctx->reason = "starts with ';' (an inline comment needs a blank "
+                  "before it)";
+    return 0;
+  }
   if(!strncmp(section, "ca.", 3)) {
     ctx->reason = set_ca_option(ctx, section + 3, name, value);
     return ctx->reason == NULL;

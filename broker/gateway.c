@@ -343,8 +343,7 @@ static bool route_of(const char *url, const char *method,
   return false;
 }
 
-/* "application/json", any case, optionally with parameters. */
-static bool content_type_json(const char *v)
+bool brk__gw_content_type_json(const char *v)
 {
   static const char want[] = "application/json";
   if(!v || strncasecmp(v, want, sizeof(want) - 1) != 0)
@@ -353,11 +352,8 @@ static bool content_type_json(const char *v)
   return next == '\0' || next == ';' || next == ' ' || next == '\t';
 }
 
-/* The declared Content-Length, 0 when none (or chunked); SIZE_MAX when
- * absurd. libmicrohttpd refuses a malformed one itself. */
-static size_t declared_length(struct MHD_Connection *c)
+size_t brk__gw_declared_length(const char *v)
 {
-  const char *v = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
   size_t digits = v ? strspn(v, "0123456789") : 0;
   if(digits == 0 || v[digits] != '\0')
     return 0;
@@ -401,13 +397,15 @@ static bool first_call(struct brk_gw *g, struct MHD_Connection *c,
     *ret = send_error(c, identity_status(why), why, 0);
     return true;
   }
+  size_t declared =
+    brk__gw_declared_length(header(c, MHD_HTTP_HEADER_CONTENT_LENGTH));
   if(route == BRK_GW_RENEW &&
-     !content_type_json(header(c, MHD_HTTP_HEADER_CONTENT_TYPE)))
+     !brk__gw_content_type_json(header(c, MHD_HTTP_HEADER_CONTENT_TYPE)))
     *ret = send_error(c, 400, "content_type", 0);
-  else if(route == BRK_GW_RENEW && declared_length(c) > GW_DRAIN_MAX)
+  else if(route == BRK_GW_RENEW && declared > GW_DRAIN_MAX)
     *ret = send_error(c, 400, "body_too_large", 0);
   else {
-    k->too_large = declared_length(c) > g->b->cfg->gw_max_body_bytes;
+    k->too_large = declared > g->b->cfg->gw_max_body_bytes;
     *out = k;
     return false;
   }
@@ -434,34 +432,48 @@ static void take_body(struct brk_gw *g, struct gw_conn *k, const char *data,
   k->len += n;
 }
 
+const char *brk__gw_renew_body(const char *body, size_t len, char **csr,
+                               size_t *csr_len)
+{
+  *csr = NULL;
+  *csr_len = 0;
+  json_error_t jerr;
+  json_t *j = body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)
+                   : NULL;
+  if(!json_is_object(j)) {
+    json_decref(j);
+    return "malformed_json";
+  }
+  json_t *v = json_object_get(j, "csr");
+  size_t n = json_string_length(v);
+  char *copy = json_is_string(v) && n ? lc_malloc(n + 1) : NULL;
+  if(copy) {
+    memcpy(copy, json_string_value(v), n);
+    copy[n] = '\0';
+  }
+  bool missing = !json_is_string(v) || !n;
+  json_decref(j);
+  if(missing)
+    return "missing_csr";
+  if(!copy)
+    return "internal";
+  *csr = copy;
+  *csr_len = n;
+  return NULL;
+}
+
 /* The body is complete: {"csr": "<PEM>"} and nothing less. */
 static enum MHD_Result renew(struct brk_gw *g, struct MHD_Connection *c,
                              struct gw_conn *k, const char *url)
 {
   if(k->too_large)
     return send_error(c, 400, "body_too_large", 0);
-  json_error_t jerr;
-  json_t *j = k->body ? json_loadb(k->body, k->len, JSON_REJECT_DUPLICATES,
-                                   &jerr)
-                      : NULL;
-  if(!json_is_object(j)) {
-    json_decref(j);
-    return send_error(c, 400, "malformed_json", 0);
-  }
-  json_t *csr = json_object_get(j, "csr");
-  size_t len = json_string_length(csr);
-  char *copy = json_is_string(csr) && len ? lc_malloc(len + 1) : NULL;
-  if(copy) {
-    memcpy(copy, json_string_value(csr), len);
-    copy[len] = '\0';
-  }
-  bool missing = !json_is_string(csr) || !len;
-  json_decref(j);
-  if(missing)
-    return send_error(c, 400, "missing_csr", 0);
-  if(!copy)
-    return send_error(c, 500, "internal", 0);
-  return ask_loop(g, c, k, url, copy, len);
+  char *csr;
+  size_t len;
+  const char *why = brk__gw_renew_body(k->body, k->len, &csr, &len);
+  if(why)
+    return send_error(c, strcmp(why, "internal") ? 400 : 500, why, 0);
+  return ask_loop(g, c, k, url, csr, len);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,

@@ -18,7 +18,8 @@ void brk__reject(struct brk *b, struct brk_dev *d, const char *reason)
 {
   struct sm_event ev = brk__event(SM_EV_INVALID);
   ev.reason = reason;
-  atomic_fetch_add(&b->stats.rejected, 1);
+  brk__count_rejection(b, reason);
+  d->birth_mono_ms = 0;
   lc_log(LC_WARN, "provision", "dev=%s rejected=%s", d->key, reason);
   lc_err rc = brk__apply(b, d, &ev);
   if(rc != LC_OK)
@@ -122,6 +123,15 @@ void brk__on_dbirth(struct brk *b, const struct spb_topic *t,
     goto out;
   }
   atomic_fetch_add(&b->stats.births, 1);
+  if(!bi.reason && !d->validating && !d->birth_mono_ms &&
+     d->sm->state != SM_PROVISIONED) {
+    /* A request to answer: time its way to the DCMD and PROVISIONED from
+     * its first DBIRTH (one repeated because no answer came yet does not
+     * restart the clock; a re-delivery to a PROVISIONED device is not
+     * timed). */
+    d->birth_mono_ms = lc_mono_ms();
+    d->birth_dcmd_timed = false;
+  }
   if(bi.reason)
     brk__reject(b, d, bi.reason);
   else if(d->validating)

@@ -100,6 +100,9 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
     ev.retry_after_ms = 1000;
   }
   else if(res->status == CA_ISSUED) {
+    /* The loop holds the certificate; its batch has not committed. */
+    lc_crash_point(d->sm->state == SM_RENEW_ISSUING ? "renew_ca_answer"
+                                                    : "ca_answer_received");
     ev = brk__event(SM_EV_CA_ISSUED);
     ev.cert_pem = res->cert_pem;
     ev.chain_pem = res->chain_pem;

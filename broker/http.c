@@ -10,12 +10,14 @@
  *              naming the reason (store_commit_failing, with the store's
  *              cause and words; mqtt_offline)
  *   /api/stats the same figures as JSON, for the live page
- *   /          the live page: throughput per line, states, failures, CA
- *              latency, plotted from /api/stats once a second
+ *   /api/history one sample a second for the last ten minutes
+ *   /, /live.js the live page (broker/page/): headline numbers, per-line
+ *              throughput, states, rejections, CA adapters, expiry and
+ *              trust, drawn from the two above once a second
  *
  * Names that come from outside (group ids, CA adapter names) are escaped
  * for where they land: Prometheus label values by text_label(), JSON by
- * jansson, the live page's HTML by its esc() (plots draw text, not HTML).
+ * jansson; the live page sets them as text nodes, never as HTML.
  *
  * The HTTP thread never touches the loop's state: it reads the atomic
  * counters and a snapshot the loop copies under a mutex once a second.
@@ -303,6 +305,60 @@ static void metrics_trust(struct text *t, const struct brk_snapshot *s)
   }
 }
 
+/* One line's histogram of a device's way (struct brk_birth_hist). */
+static void birth_series(struct text *t, const char *name, const char *line,
+                         const struct brk_birth_hist *h)
+{
+  char series[96];
+  unsigned long long cum = 0;
+  snprintf(series, sizeof(series), "%s_bucket", name);
+  for(int i = 0; i < BRK_BIRTH_BUCKETS; i++) {
+    char le[32];
+    snprintf(le, sizeof(le), "%g", brk_birth_bounds[i]);
+    cum += h->bucket[i];
+    sample_start(t, series, "line", line, "le", le);
+    text_add(t, "%llu\n", cum);
+  }
+  sample_start(t, series, "line", line, "le", "+Inf");
+  text_add(t, "%llu\n", (unsigned long long)h->count);
+  snprintf(series, sizeof(series), "%s_sum", name);
+  sample_start(t, series, "line", line, NULL, NULL);
+  text_add(t, "%.6f\n", h->sum_s);
+  snprintf(series, sizeof(series), "%s_count", name);
+  sample_start(t, series, "line", line, NULL, NULL);
+  text_add(t, "%llu\n", (unsigned long long)h->count);
+}
+
+/* Per line, a device's way from the DBIRTH that asked to the DCMD with
+ * its certificates, and to PROVISIONED; and the rejections by reason. */
+static void metrics_birth(struct text *t, const struct brk_snapshot *s)
+{
+  static const struct {
+    const char *name, *help;
+  } fam[] = {
+    {"linecert_birth_to_dcmd_seconds",
+     "per line, from the DBIRTH that asked to the DCMD that carried the "
+     "certificates"},
+    {"linecert_birth_to_provisioned_seconds",
+     "per line, from the DBIRTH that asked to the commit of PROVISIONED "
+     "(the device acknowledged its certificates)"}};
+  for(size_t f = 0; f < 2; f++) {
+    text_add(t, "# HELP %s %s\n# TYPE %s histogram\n", fam[f].name,
+             fam[f].help, fam[f].name);
+    for(size_t i = 0; i < s->n_lines; i++)
+      birth_series(t, fam[f].name, s->lines[i].group,
+                   f ? &s->lines[i].to_provisioned : &s->lines[i].to_dcmd);
+  }
+  text_add(t, "# HELP linecert_rejections_total provisioning requests "
+              "answered REJECTED, by reason, since start\n"
+              "# TYPE linecert_rejections_total counter\n");
+  for(size_t i = 0; i < s->n_rejections; i++) {
+    sample_start(t, "linecert_rejections_total", "reason",
+                 s->rejections[i].reason, NULL, NULL);
+    text_add(t, "%llu\n", (unsigned long long)s->rejections[i].n);
+  }
+}
+
 static void metrics_snapshot(struct text *t, const struct brk_snapshot *s,
                              uint64_t now_ms)
 {
@@ -343,6 +399,7 @@ static void metrics_snapshot(struct text *t, const struct brk_snapshot *s,
     text_add(t, "%llu\n", (unsigned long long)s->lines[i].provisioned);
   }
   metrics_trust(t, s);
+  metrics_birth(t, s);
   text_add(t, "# HELP linecert_ca_request_seconds CA call latency\n"
               "# TYPE linecert_ca_request_seconds histogram\n");
   for(int r = 0; r < CA_ROLE_COUNT; r++) {
@@ -616,16 +673,21 @@ static json_t *adapters_json(const struct brk_snapshot *s)
   json_t *arr = json_array();
   for(size_t i = 0; arr && i < s->n_ca_slots; i++) {
     const struct brk_ca_snap *a = &s->ca_slots[i];
-    json_t *buckets = json_array();
+    json_t *buckets = json_array(), *roles = json_array();
     for(unsigned k = 0; buckets && k < a->n_buckets; k++)
       json_array_append_new(buckets, bucket_json(&a->bucket[k]));
+    for(int r = 0; roles && r < CA_ROLE_COUNT; r++)
+      if(a->roles[r])
+        json_array_append_new(roles,
+                              json_string(ca_role_name((enum ca_role)r)));
     json_array_append_new(
-      arr, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:o*}", "name", a->name,
-                     "type", a->type, "state", adapter_state(a),
+      arr, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:o*,s:o*}", "name",
+                     a->name, "type", a->type, "state", adapter_state(a),
                      "workers", (json_int_t)a->threads,
                      "queue", (json_int_t)(a->waiting + a->inflight),
                      "inflight", (json_int_t)a->inflight, "parked",
-                     (json_int_t)a->parked, "buckets", buckets));
+                     (json_int_t)a->parked, "buckets", buckets, "roles",
+                     roles));
   }
   return arr;
 }
@@ -662,6 +724,47 @@ static json_t *expiring_json(const struct brk_snapshot *s)
   return arr;
 }
 
+/* {"count":n,"sum_s":x,"buckets":[n,...]} (not cumulative, bounds in
+ * "birth_bounds") */
+static json_t *birth_json(const struct brk_birth_hist *h)
+{
+  json_t *o = json_pack("{s:I, s:f}", "count", (json_int_t)h->count, "sum_s",
+                        h->sum_s);
+  json_t *arr = json_array();
+  for(int i = 0; arr && i < BRK_BIRTH_BUCKETS; i++)
+    json_array_append_new(arr, json_integer((json_int_t)h->bucket[i]));
+  if(o && arr)
+    json_object_set_new(o, "buckets", arr);
+  else
+    json_decref(arr);
+  return o;
+}
+
+/* Per line: provisioned since start and the device's way through it;
+ * the bounds of those histograms; rejections by reason; today. */
+static void stats_lines_json(json_t *j, const struct brk_snapshot *s)
+{
+  json_t *lines = json_array(), *bounds = json_array(),
+         *rej = json_object();
+  for(size_t i = 0; lines && i < s->n_lines; i++)
+    json_array_append_new(lines, json_pack(
+      "{s:s, s:I, s:o*, s:o*}", "line", s->lines[i].group, "provisioned",
+      (json_int_t)s->lines[i].provisioned, "to_dcmd",
+      birth_json(&s->lines[i].to_dcmd), "to_provisioned",
+      birth_json(&s->lines[i].to_provisioned)));
+  for(int i = 0; bounds && i < BRK_BIRTH_BUCKETS; i++)
+    json_array_append_new(bounds, json_real(brk_birth_bounds[i]));
+  for(size_t i = 0; rej && i < s->n_rejections; i++)
+    json_object_set_new(rej, s->rejections[i].reason,
+                        json_integer((json_int_t)s->rejections[i].n));
+  json_object_set_new(j, "line_detail", lines ? lines : json_array());
+  json_object_set_new(j, "birth_bounds", bounds ? bounds : json_array());
+  json_object_set_new(j, "rejections", rej ? rej : json_object());
+  json_object_set_new(j, "today", json_pack(
+    "{s:I, s:I}", "provisioned", (json_int_t)s->today_provisioned,
+    "since_ms", (json_int_t)s->today_since_ms));
+}
+
 static json_t *stats_json(struct brk *b, const struct brk_snapshot *s)
 {
   json_t *j = json_object(), *states = json_object(), *lines = json_object(),
@@ -674,6 +777,7 @@ static json_t *stats_json(struct brk *b, const struct brk_snapshot *s)
     return NULL;
   }
   json_object_set_new(j, "ts_ms", json_integer((json_int_t)lc_now_ms()));
+  json_object_set_new(j, "started_ms", json_integer((json_int_t)s->started_ms));
   json_object_set_new(j, "online", json_boolean(s->online));
   json_object_set_new(j, "store_commit_failing",
                       json_boolean(s->commit_failing));
@@ -736,6 +840,7 @@ static json_t *stats_json(struct brk *b, const struct brk_snapshot *s)
   json_object_set_new(j, "ca", ca);
   json_object_set_new(j, "adapters", adapters_json(s));
   json_object_set_new(j, "expiring", expiring_json(s));
+  stats_lines_json(j, s);
   return j;
 }
 
@@ -886,115 +991,11 @@ static enum MHD_Result serve_readyz(struct MHD_Connection *c,
 
 /* ---- the live page ------------------------------------------------------------- */
 
-/* Plots are drawn from /api/history, so a page opened mid-shift shows the
- * last ten minutes at once; rates are differences of counters between
- * samples, per minute. */
-static const char live_page[] =
-  "<!doctype html><html><head><meta charset=utf-8><title>linecert</title>"
-  "<style>body{font:14px sans-serif;margin:20px;background:#fafafa}"
-  "h1{font-size:20px}canvas{background:#fff;border:1px solid #ccc;"
-  "margin:6px 12px 6px 0}table{border-collapse:collapse}"
-  "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-  ".box{display:inline-block;vertical-align:top;margin-right:24px}"
-  "small{color:#666}</style></head><body>"
-  "<h1>linecert <span id=st></span></h1>"
-  "<div class=box><div>Devices provisioned per minute, per line "
-  "<small>(last 10 min)</small></div>"
-  "<canvas id=thr width=560 height=220></canvas></div>"
-  "<div class=box><div>Rejections and dropped messages per minute</div>"
-  "<canvas id=rej width=560 height=220></canvas></div>"
-  "<div class=box><div>Renewals per minute: renewed, refused; "
-  "revocations</div>"
-  "<canvas id=ren width=560 height=220></canvas></div>"
-  "<div class=box><div>Mean CA latency (ms), per role</div>"
-  "<canvas id=lat width=560 height=220></canvas></div>"
-  "<div class=box><div>CA queue per adapter: queued or in a call "
-  "(solid), waiting for the next attempt (thin)</div>"
-  "<canvas id=caq width=560 height=220></canvas></div>"
-  "<div class=box><div>CA adapters (up, paced, down, probing) and their "
-  "quota buckets</div>"
-  "<table id=adapters></table></div>"
-  "<div class=box><div>Certificates expiring, per line and role "
-  "<small>(current certificates; within 30 days includes 14 and 7)</small>"
-  "</div><table id=expiring></table></div>"
-  "<div class=box><div>Trust rotation per line: phase, devices that "
-  "acknowledged the current bundle</div><table id=trust></table></div>"
-  "<div class=box><div>Devices per state</div><table id=states></table>"
-  "<div id=tot></div></div>"
-  "<div class=box><div>Quarantined devices per reason (manifest)</div>"
-  "<table id=quar></table></div>"
-  "<script>\n"
-  "const H=600;const colors=['#1f77b4','#ff7f0e','#2ca02c','#d62728',"
-  "'#9467bd','#8c564b','#e377c2','#7f7f7f'];\n"
-  "function plot(id,series){const c=document.getElementById(id),"
-  "g=c.getContext('2d');g.clearRect(0,0,c.width,c.height);"
-  "let max=1;for(const s of series)for(const v of s.v)max=Math.max(max,v);"
-  "g.fillStyle='#000';g.font='11px sans-serif';g.fillText(max.toFixed(0),"
-  "4,12);series.forEach((s,k)=>{g.strokeStyle=colors[k%8];g.lineWidth=2;"
-  "g.lineWidth=s.thin?1:2;g.beginPath();const off=H-s.v.length;"
-  "s.v.forEach((v,i)=>{const x="
-  "c.width*(off+i)/(H-1),y=c.height-4-(c.height-20)*v/max;i?g.lineTo(x,y)"
-  ":g.moveTo(x,y)});g.stroke();g.fillStyle=colors[k%8];"
-  "g.fillText(s.name,60+k*110,12)})}\n"
-  "function esc(v){return String(v).replace(/[&<>\"']/g,"
-  "c=>'&#'+c.charCodeAt(0)+';')}\n"
-  "function per(s,f){const v=[];for(let i=1;i<s.length;i++){const dt="
-  "(s[i].t-s[i-1].t)/60000;v.push(dt>0?Math.max(0,f(s[i])-f(s[i-1]))/dt"
-  ":0)}return v}\n"
-  "async function tick(){let h,j;try{[h,j]=await Promise.all(["
-  "fetch('/api/history').then(r=>r.json()),fetch('/api/stats').then("
-  "r=>r.json())])}catch(e){document.getElementById('st').textContent="
-  "'(unreachable)';return}\n"
-  "document.getElementById('st').textContent=(j.online?'online':'offline')"
-  "+(j.store_commit_failing?', store commits failing: '+j.store_cause:'');"
-  "const s=h.samples;plot('thr',h.lines.map((n,k)=>({name:n,v:per(s,"
-  "x=>x.l[k]||0)})));plot('rej',[{name:'rejected',v:per(s,x=>x.r)},"
-  "{name:'dropped',v:per(s,x=>x.d)}]);plot('ren',[{name:'renewed',"
-  "v:per(s,x=>x.rn||0)},{name:'refused',v:per(s,x=>x.rr||0)},"
-  "{name:'revoked',v:per(s,x=>x.rv||0)}]);plot('lat',h.roles.map((n,r)=>{"
-  "const v=[];for(let i=1;i<s.length;i++){const c=s[i].cc[r]-s[i-1].cc[r];"
-  "v.push(c>0?1000*(s[i].cs[r]-s[i-1].cs[r])/c:0)}return{name:n,v:v}}));\n"
-  "plot('caq',h.adapters.flatMap((n,a)=>[{name:n,v:s.slice(1).map("
-  "x=>x.aq[a]||0)},{name:n+' waiting',thin:1,v:s.slice(1).map("
-  "x=>x.ap[a]||0)}]));\n"
-  "let ar='<tr><th>adapter</th><th>state</th><th>bucket</th><th>rate/s</th>"
-  "<th>wait ms</th><th>granted</th><th>deferred</th><th>429s</th>"
-  "<th>queue</th><th>waiting</th></tr>';for(const a of j.adapters){"
-  "const bs=a.buckets.length?a.buckets:[{name:'-',rate:0,wait_ms:0,"
-  "granted:0,deferred:0,throttled:0}];for(const b of bs)ar+='<tr><td>'+"
-  "esc(a.name)+' ('+esc(a.type)+')</td><td>'+esc(a.state)+'</td><td>'+"
-  "esc(b.name)+'</td><td>'+"
-  "b.rate.toFixed(1)"
-  "+'</td><td>'+b.wait_ms+'</td><td>'+b.granted+'</td><td>'+b.deferred+"
-  "'</td><td>'+b.throttled+'</td><td>'+a.queue+'</td><td>'+a.parked+"
-  "'</td></tr>'}document.getElementById('adapters').innerHTML=ar;\n"
-  "let er='<tr><th>line</th><th>role</th><th>30 d</th><th>14 d</th>"
-  "<th>7 d</th><th>expired</th></tr>';for(const e of j.expiring||[])"
-  "er+='<tr><td>'+esc(e.line)+'</td><td>'+esc(e.role)+'</td><td>'+e['30']"
-  "+'</td><td>'+e['14']+'</td><td>'+e['7']+'</td><td>'+e.expired+"
-  "'</td></tr>';if(!j.expiring)er+='<tr><td colspan=6>not scanned yet"
-  "</td></tr>';else if(!j.expiring.length)er+='<tr><td colspan=6>none"
-  "</td></tr>';document.getElementById('expiring').innerHTML=er;\n"
-  "let tr='<tr><th>line</th><th>phase</th><th>acknowledged</th>"
-  "<th>pending</th></tr>';for(const t of j.trust||[])tr+='<tr><td>'+"
-  "esc(t.line)+'</td><td>'+esc(t.phase)+'</td><td>'+t.acknowledged+' / '+"
-  "t.devices+(t.devices?' ('+(100*t.acknowledged/t.devices).toFixed(0)+"
-  "'%)':'')+'</td><td>'+(t.devices-t.acknowledged)+'</td></tr>';"
-  "document.getElementById('trust').innerHTML=tr;\n"
-  "let rows='<tr><th>state</th><th>devices</th></tr>';for(const k in "
-  "j.states)if(j.states[k])rows+='<tr><td>'+esc(k)+'</td><td>'+j.states[k]+"
-  "'</td></tr>';document.getElementById('states').innerHTML=rows;"
-  "let qr='<tr><th>reason</th><th>quarantined</th><th>events</th>"
-  "<th>warned</th></tr>';for(const k in j.quarantined||{})qr+='<tr><td>'+"
-  "esc(k)+'</td><td>'+j.quarantined[k]+'</td><td>'+"
-  "j.quarantine_events[k]+'</td><td>'+j.manifest_warned[k]+'</td></tr>';"
-  "document.getElementById('quar').innerHTML=qr;"
-  "document.getElementById('tot').textContent='provisioned since start: '"
-  "+j.provisioned+', rejected: '+j.rejected+', renewed: '+j.renewals+"
-  "', renewals refused: '+j.renew_refused+', revoked: '+j.revocations+"
-  "', CSR checks queued: '+j.jobs}\n"
-  "tick();setInterval(tick,1000);\n"
-  "</script></body></html>\n";
+/* broker/page/live.html and live.js, embedded at build time
+ * (broker/page/embed.cmake). The page draws from /api/history, so a page
+ * opened mid-shift shows the last ten minutes at once. */
+extern const char brk_page_html[], brk_page_js[];
+extern const size_t brk_page_html_len, brk_page_js_len;
 
 /* ---- dispatch ----------------------------------------------------------------------- */
 
@@ -1015,10 +1016,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     return serve_stats(h->b, c);
   if(!strcmp(url, "/api/history"))
     return serve_json(c, history_json(h->b));
-  if(!strcmp(url, "/")) {
-    return send_text(c, 200, "text/html; charset=utf-8", live_page,
-                     sizeof(live_page) - 1);
-  }
+  if(!strcmp(url, "/"))
+    return send_text(c, 200, "text/html; charset=utf-8", brk_page_html,
+                     brk_page_html_len);
+  if(!strcmp(url, "/live.js"))
+    return send_text(c, 200, "text/javascript; charset=utf-8", brk_page_js,
+                     brk_page_js_len);
   struct brk_snapshot s;
   snapshot_copy(h->b, &s);
   if(!strcmp(url, "/healthz")) {

@@ -84,12 +84,18 @@ void brk__loop_checkpoint(struct brk *b, bool final)
 {
   uint64_t every = final ? 1 : b->cfg->checkpoint_every_records;
   uint64_t every_ms = final ? 0 : (uint64_t)b->cfg->checkpoint_every_s * 1000;
+  uint64_t size_before = b->ckpt.frontier.size;
   if(aud_log_checkpoint_tick(&b->ckpt, sm_store_audit_log(b->store),
                               b->signer, b->chain.last_seq, lc_now_ms(),
                               every, every_ms) != LC_OK)
     lc_log(LC_WARN, "audit", "op=checkpoint final=%d", final);
-  else if(b->ckpt.frontier.size > b->ckpt_kept)
+  else if(b->ckpt.frontier.size > b->ckpt_kept) {
+    /* A checkpoint stored; the copy beside the key not yet written. */
+    if(b->ckpt.frontier.size != size_before)
+      lc_crash_point("checkpoint_stored");
     keep_checkpoint(b);
+    lc_crash_point("checkpoint_kept");
+  }
   /* a new checkpoint: the witnesses' turn, off this thread */
   if(b->ckpt.frontier.size > b->ckpt_witnessed) {
     b->ckpt_witnessed = b->ckpt.frontier.size;
@@ -156,10 +162,14 @@ void brk__loop_run(struct brk *b)
     brk__reload_tick(b);
     brk__gw_run_queued(b);
     uint64_t now = lc_now_ms();
-    if(b->session == BRK_ONLINE && now >= b->next_timer_scan) {
+    /* Cadences run on the monotonic clock: a wall clock stepped back
+     * (NTP, a restored VM) must not stop them for the size of the step
+     * (tests/integration/test_clock.c). Due times stay wall clock. */
+    uint64_t mono = lc_mono_ms();
+    if(b->session == BRK_ONLINE && mono >= b->next_timer_scan) {
       brk__fire_timers(b, now);
       brk__batch_end(b);
-      b->next_timer_scan = now + 100;
+      b->next_timer_scan = mono + 100;
     }
     brk__renew_notices_tick(b, now);
     brk__batch_end(b);

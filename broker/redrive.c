@@ -408,6 +408,10 @@ static lc_err drive_stored(void *ctx, struct sm_device *sm)
 bool brk__redrive_tick(struct brk *b, uint64_t now_ms)
 {
   struct brk_redrive *r = &b->redrive;
+  /* A round further off than the longest backoff was scheduled before
+   * the wall clock stepped back: due now, not hours from now. */
+  if(r->at > now_ms + BRK_REDRIVE_MAX_MS)
+    r->at = now_ms;
   if(!r->at || now_ms < r->at || b->in_txn || b->n_touched)
     return false; /* between batches only */
   r->at = 0;

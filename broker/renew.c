@@ -294,9 +294,10 @@ bool brk__renew_due(const struct brk *b, const struct sm_device *s,
 
 void brk__renew_notices_tick(struct brk *b, uint64_t now_ms)
 {
-  if(b->session != BRK_ONLINE || now_ms < b->next_renew_scan)
+  uint64_t mono = lc_mono_ms();
+  if(b->session != BRK_ONLINE || mono < b->next_renew_scan)
     return;
-  b->next_renew_scan = now_ms + 1000;
+  b->next_renew_scan = mono + 1000;
   struct notice_ctx c = {.b = b, .now = now_ms};
   for(int page = 0; page < NOTICE_PAGES &&
       c.sent < b->cfg->renew_max_per_s; page++) {

@@ -241,8 +241,9 @@ static void write_crls(struct brk *b, uint64_t now_ms)
   b->crl_due = !ok;
   /* Refreshed when half its validity has passed (or in a minute after a
    * failure): a reader never holds one past nextUpdate. */
-  b->next_crl_ms = now_ms + (ok ? (uint64_t)b->cfg->ca_crl_days * 43200000u
-                                : 60000u);
+  b->next_crl_ms = lc_mono_ms() + (ok ? (uint64_t)b->cfg->ca_crl_days *
+                                           43200000u
+                                      : 60000u);
   lc_log(ok ? LC_INFO : LC_WARN, MOD, "op=crl number=%" PRIu64
          " revoked=%zu ok=%d", number, listed, ok);
 }
@@ -290,14 +291,14 @@ static lc_err queue_one(void *ctx, const struct sm_cert_record *r)
   return LC_OK;
 }
 
-static void scan_remote(struct brk *b, uint64_t now_ms)
+static void scan_remote(struct brk *b)
 {
   struct scan_ctx c = {.b = b};
   lc_err rc = sm_store_foreach_ca_unrevoked(b->store, queue_one, &c);
   if(rc != LC_OK)
     lc_log(LC_ERROR, MOD, "op=scan err=%s", lc_errname(rc));
   b->ca_revoke_due = c.busy || rc != LC_OK;
-  b->next_ca_revoke_ms = now_ms + RETRY_MS;
+  b->next_ca_revoke_ms = lc_mono_ms() + RETRY_MS;
   if(c.queued)
     lc_log(LC_INFO, MOD, "op=ca_revoke queued=%u", c.queued);
 }
@@ -332,7 +333,7 @@ void brk__revoke_job_done(struct brk *b, struct brk_job *job)
   b->ca_revoke_due = true;
   uint64_t wait = res->retry_after_ms > RETRY_MS ? res->retry_after_ms
                                                  : RETRY_MS;
-  b->next_ca_revoke_ms = lc_now_ms() + wait;
+  b->next_ca_revoke_ms = lc_mono_ms() + wait;
   lc_log(LC_WARN, MOD, "op=ca_revoke serial=%s result=retry err=%s",
          job->cert_serial, job->rc != LC_OK ? lc_errname(job->rc)
                                             : res->reason);
@@ -340,10 +341,11 @@ void brk__revoke_job_done(struct brk *b, struct brk_job *job)
 
 void brk__revoke_tick(struct brk *b, uint64_t now_ms)
 {
-  if(b->crl_due || (b->next_crl_ms && now_ms >= b->next_crl_ms)) {
+  uint64_t mono = lc_mono_ms();
+  if(b->crl_due || (b->next_crl_ms && mono >= b->next_crl_ms)) {
     brk__batch_end(b);
     write_crls(b, now_ms);
   }
-  if(b->ca_revoke_due && !b->revoke_jobs && now_ms >= b->next_ca_revoke_ms)
-    scan_remote(b, now_ms);
+  if(b->ca_revoke_due && !b->revoke_jobs && mono >= b->next_ca_revoke_ms)
+    scan_remote(b);
 }

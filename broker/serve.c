@@ -479,7 +479,13 @@ lc_err brk_serve(const struct brk_config *cfg)
 
   brk__loop_signals();
 
-  lc_err rc = start(&b);
+  /* Tests only (tests/crash/): before any thread starts. */
+  lc_err rc = lc_crash_init(getenv(LC_CRASH_ENV));
+  if(rc != LC_OK)
+    lc_log(LC_ERROR, "serve", "op=crash_points env=%s msg=\"malformed: "
+           "name[:n][,name[:n]]...\"", LC_CRASH_ENV);
+  if(rc == LC_OK)
+    rc = start(&b);
   if(rc == LC_OK)
     rc = brk__reload_init(&b);
   if(rc == LC_OK) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
@@ -33,20 +34,104 @@ void brk__count_ca_latency(struct brk *b, enum ca_role role, uint64_t ns)
   }
 }
 
-void brk__count_line(struct brk *b, const char *group)
+/* Buckets for a device's way through the line: a local CA answers in
+ * milliseconds, a paced remote CA in seconds to minutes. */
+const double brk_birth_bounds[BRK_BIRTH_BUCKETS] = {
+  0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900};
+
+static void birth_observe(struct brk_birth_hist *h, uint64_t ms)
 {
-  struct brk_snapshot *v = &b->live;
-  for(size_t i = 0; i < v->n_lines; i++) {
-    if(!strcmp(v->lines[i].group, group)) {
-      v->lines[i].provisioned++;
-      return;
+  double s = (double)ms / 1000.0;
+  h->count++;
+  h->sum_s += s;
+  for(int i = 0; i < BRK_BIRTH_BUCKETS; i++) {
+    if(s <= brk_birth_bounds[i]) {
+      h->bucket[i]++;
+      break;
     }
   }
+}
+
+/* The line's row of the snapshot, made on first sight; NULL beyond
+ * BRK_LINES_MAX (more lines than a page can show: totals still count). */
+static struct brk_line_snap *line_slot(struct brk *b, const char *group)
+{
+  struct brk_snapshot *v = &b->live;
+  for(size_t i = 0; i < v->n_lines; i++)
+    if(!strcmp(v->lines[i].group, group))
+      return &v->lines[i];
   if(v->n_lines == BRK_LINES_MAX)
-    return; /* more lines than a page can show: totals still count */
-  lc_strlcpy(v->lines[v->n_lines].group, group,
-             sizeof(v->lines[0].group));
-  v->lines[v->n_lines++].provisioned = 1;
+    return NULL;
+  struct brk_line_snap *l = &v->lines[v->n_lines];
+  memset(l, 0, sizeof(*l));
+  if(!lc_strlcpy(l->group, group, sizeof(l->group)))
+    return NULL;
+  v->n_lines++;
+  return l;
+}
+
+void brk__count_line(struct brk *b, struct brk_dev *d)
+{
+  b->live.today_provisioned++;
+  struct brk_line_snap *l = line_slot(b, d->sm->group);
+  if(l)
+    l->provisioned++;
+  if(l && d->birth_mono_ms)
+    birth_observe(&l->to_provisioned, lc_mono_ms() - d->birth_mono_ms);
+  d->birth_mono_ms = 0;
+}
+
+void brk__count_delivered(struct brk *b, struct brk_dev *d)
+{
+  if(!d->birth_mono_ms || d->birth_dcmd_timed)
+    return;
+  d->birth_dcmd_timed = true;
+  struct brk_line_snap *l = line_slot(b, d->sm->group);
+  if(l)
+    birth_observe(&l->to_dcmd, lc_mono_ms() - d->birth_mono_ms);
+}
+
+void brk__count_rejection(struct brk *b, const char *reason)
+{
+  atomic_fetch_add(&b->stats.rejected, 1);
+  struct brk_snapshot *v = &b->live;
+  size_t i = 0;
+  while(i < v->n_rejections && strcmp(v->rejections[i].reason, reason))
+    i++;
+  if(i == v->n_rejections) {
+    /* a new reason takes a row; the last row is kept for "other" */
+    if(i < BRK_REJECT_REASONS_MAX - 1)
+      lc_strlcpy(v->rejections[i].reason, reason,
+                 sizeof(v->rejections[i].reason));
+    else {
+      i = BRK_REJECT_REASONS_MAX - 1;
+      lc_strlcpy(v->rejections[i].reason, "other",
+                 sizeof(v->rejections[i].reason));
+    }
+    v->n_rejections = i + 1;
+  }
+  v->rejections[i].n++;
+}
+
+/* "Today" starts at local midnight, or at start when linecert started
+ * today (counts are kept in memory only). */
+static void today_roll(struct brk_snapshot *v, uint64_t now_ms)
+{
+  time_t now = (time_t)(now_ms / 1000);
+  struct tm tm;
+  if(!localtime_r(&now, &tm))
+    return;
+  long key = (long)tm.tm_year * 1000 + tm.tm_yday;
+  if(key == v->today_key)
+    return;
+  bool first = v->today_key == 0;
+  v->today_key = key;
+  v->today_provisioned = first ? v->today_provisioned : 0;
+  tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+  tm.tm_isdst = -1;
+  time_t midnight = mktime(&tm);
+  uint64_t since = midnight < 0 ? 0 : (uint64_t)midnight * 1000;
+  v->today_since_ms = first && v->started_ms > since ? v->started_ms : since;
 }
 
 void brk__stats_refresh(struct brk *b, uint64_t mono)
@@ -69,6 +154,7 @@ void brk__stats_refresh(struct brk *b, uint64_t mono)
   v->jobs = lc_queue_len(b->jobs);
   v->refreshed_mono_ms = mono;
   brk__ca_snapshot(b, v, lc_now_ms());
+  today_roll(v, lc_now_ms());
   struct brk_sample smp = {
     .ts_ms = lc_now_ms(),
     .provisioned = atomic_load(&b->stats.provisioned),

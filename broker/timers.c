@@ -31,11 +31,29 @@ struct timer_scan {
   size_t n, cap;
 };
 
+/* A timer set at updated_at, which is now in the future: the wall clock
+ * went back since (an NTP step, a restored VM), in this run or before a
+ * restart. The wait it asked for counts from now, not from a moment
+ * hours ahead. A clock that went forward needs nothing: the timer is
+ * merely due early, once. Kept in memory; the next write of the device
+ * stores it (a restart before that applies this again). */
+#define CLOCK_BACK_SLACK_MS 5000
+
+static void clock_went_back(struct sm_device *sm, uint64_t now)
+{
+  uint64_t set = sm->updated_at, at = sm->next_attempt_at;
+  if(!at || set <= now + CLOCK_BACK_SLACK_MS || at < set)
+    return;
+  sm->next_attempt_at = now + (at - set);
+  sm->updated_at = now;
+}
+
 static void collect_due(struct brk_dev *d, void *ctx)
 {
   struct timer_scan *s = ctx;
   if(d->validating || d->ca_inflight || d->hold_until > s->now)
     return;
+  clock_went_back(d->sm, s->now);
   uint64_t at = d->sm->next_attempt_at;
   if(!d->kick && !(at && at <= s->now))
     return;

@@ -332,7 +332,7 @@ static void audit_json(struct brk *b, const struct brk_ctl_req *r,
   if(!text)
     b->txn_failed = true;
   else
-    brk__audit_event_by(b, actor, event, device, text);
+    brk__audit_operator(b, actor, event, device, text);
   free(text);
   json_decref(det);
 }

@@ -74,7 +74,10 @@ static void run_issue(struct brk_workers *w, struct brk_job *job)
   }
   struct ca_request req = {.request_key = job->request_key, .role = role,
                            .csr = job->csr[role]};
+  lc_crash_point("ca_before_submit");
   lc_err rc = ca_submit(w->ca[role], &req, &job->res);
+  if(rc == LC_OK && job->res.status == CA_ISSUED)
+    lc_crash_point("ca_after_submit");   /* signed; not yet at the loop */
   if(rc != LC_OK) {
     job->rc = rc;
     return;

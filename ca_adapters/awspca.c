@@ -53,7 +53,7 @@
  *     ConcurrentModificationException CA_RETRY
  *   the rest                          as for issuance above
  */
-#include "ca_adapters/ca_remote.h"
+#include "ca_adapters/ca_answers.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -70,7 +70,7 @@
 #define DEF_REVOKE_RATE 20.0
 #define DEF_POLL_MS 1000u
 #define TICKET_MAX 256
-#define ARN_MAX 2048
+#define ARN_MAX CA__AWS_ARN_MAX
 
 enum { PACE_ISSUE, PACE_GET, PACE_REVOKE };
 
@@ -121,28 +121,56 @@ static void normalize_code(const char *raw, char *out, size_t cap)
   lc_strlcpy_n(out, raw, strcspn(raw, ":"), cap);
 }
 
-static void read_error(struct aws_answer *a, const char *hdr_type)
+void ca__aws_error(const json_t *j, const char *hdr_type, long status,
+                   char *code_out, size_t code_cap, char *msg_out,
+                   size_t msg_cap)
 {
   const char *code = NULL, *msg = NULL;
-  if(a->json) {
-    json_t *c = json_object_get(a->json, "code");
+  if(j) {
+    json_t *c = json_object_get(j, "code");
     if(!json_is_string(c))
-      c = json_object_get(a->json, "__type");
+      c = json_object_get(j, "__type");
     if(json_is_string(c))
       code = json_string_value(c);
-    json_t *m = json_object_get(a->json, "message");
+    json_t *m = json_object_get(j, "message");
     if(!json_is_string(m))
-      m = json_object_get(a->json, "Message");
+      m = json_object_get(j, "Message");
     if(json_is_string(m))
       msg = json_string_value(m);
   }
   if(hdr_type && hdr_type[0])
     code = hdr_type;
   if(code)
-    normalize_code(code, a->code, sizeof(a->code));
+    normalize_code(code, code_out, code_cap);
   else
-    snprintf(a->code, sizeof(a->code), "http_%ld", a->status);
-  lc_strlcpy(a->msg, msg ? msg : "", sizeof(a->msg));
+    snprintf(code_out, code_cap, "http_%ld", status);
+  lc_strlcpy(msg_out, msg ? msg : "", msg_cap);
+}
+
+static void read_error(struct aws_answer *a, const char *hdr_type)
+{
+  ca__aws_error(a->json, hdr_type, a->status, a->code, sizeof(a->code),
+                a->msg, sizeof(a->msg));
+}
+
+lc_err ca__aws_issued(const json_t *j, const struct ca_csr *csr,
+                      struct ca_result *res)
+{
+  const char *cert = NULL, *chain = NULL;
+  if(!j || json_unpack((json_t *)j, "{s:s, s?s}", "Certificate", &cert,
+                       "CertificateChain", &chain) != 0)
+    return LC_ENOTFOUND;
+  return ca__res_issued_pem(res, csr, cert, chain);
+}
+
+bool ca__aws_arn(const json_t *j, char arn[CA__AWS_ARN_MAX])
+{
+  const char *got = NULL;
+  if(!j || json_unpack((json_t *)j, "{s:s}", "CertificateArn", &got) != 0 ||
+     strlen(got) >= CA__AWS_ARN_MAX)
+    return false;
+  lc_strlcpy(arn, got, CA__AWS_ARN_MAX);
+  return true;
 }
 
 /* ---- one signed call ---------------------------------------------------- */
@@ -318,11 +346,11 @@ static lc_err get_cert(struct awspca *a, const struct ca_request *req,
   json_decref(j);
   if(rc != LC_OK)
     return rc;
-  const char *cert = NULL, *chain = NULL;
-  if(ans.transport == LC_OK && ans.status == 200 && ans.json &&
-     json_unpack(ans.json, "{s:s, s?s}", "Certificate", &cert,
-                 "CertificateChain", &chain) == 0) {
-    rc = ca__res_issued_pem(res, req->csr, cert, chain);
+  lc_err irc = ans.transport == LC_OK && ans.status == 200
+                 ? ca__aws_issued(ans.json, req->csr, res)
+                 : LC_ENOTFOUND;
+  if(irc != LC_ENOTFOUND) {
+    rc = irc;
     if(rc == LC_EPROTO) {
       lc_log(LC_WARN, "ca", "ca=awspca op=GetCertificate key=%s "
              "err=\"certificate does not parse\"", req->request_key);
@@ -399,11 +427,8 @@ static lc_err issue(struct awspca *a, const struct ca_request *req,
   json_decref(j);
   if(rc != LC_OK)
     return rc;
-  const char *got = NULL;
-  if(ans.transport == LC_OK && ans.status == 200 && ans.json &&
-     json_unpack(ans.json, "{s:s}", "CertificateArn", &got) == 0 &&
-     strlen(got) < ARN_MAX) {
-    lc_strlcpy(arn, got, ARN_MAX);
+  if(ans.transport == LC_OK && ans.status == 200 &&
+     ca__aws_arn(ans.json, arn)) {
     *have_arn = true;
   } else if(ans.transport == LC_OK && ans.status == 200) {
     ca__res_retry_soon(res, "aws:malformed_response");

@@ -329,7 +329,13 @@ struct ca_local_config {
  * submit() answers CA_REJECTED "validity_exceeds_ca" when the leaf would
  * outlive its issuing CA (ca_local_life() says how long until then);
  * poll() answers CA_REJECTED "not_pending"; cancel() does nothing.
- * There is no de-duplication by request_key.
+ * De-duplication by request_key: every certificate signed is appended to
+ * the issuance journal <dir>/issued.jsonl (indexed by <dir>/issued.idx)
+ * before submit() returns it, and a request key found there gets the
+ * journaled certificate again instead of a new signature (CA_REJECTED
+ * "request_key_reused" if the key was used for another role or key).
+ * docs/adapters.md, "The issuance journal". A journal that cannot be
+ * read fails the open (LC_EIO, logged).
  * With cfg->pkcs11[role].module set, that role's key is the token's and
  * <role>-ca.key is not read (it need not exist); at open the token key
  * signs a test message that must verify with <role>-ca.pem's public key,
@@ -341,6 +347,13 @@ struct ca_local_config {
  * serialised per module. */
 lc_err ca_local_open(const struct ca_local_config *cfg,
                      struct ca_adapter **out) LC_NODISCARD;
+
+/* Make the local CA's issuance journal durable (fdatasync) when it grew
+ * since the last call: call it before committing a transaction that
+ * stores a certificate submit() returned, so that a power loss cannot
+ * keep the store's record and lose the CA's. LC_OK at once for any other
+ * adapter. LC_EIO (logged). Thread-safe. */
+lc_err ca_local_sync(struct ca_adapter *ca) LC_NODISCARD;
 
 /* Revocation at the local CA is its CRL: revoke() checks the request
  * (the certificate must be one this CA's issuing CA of req->role signed:

@@ -132,6 +132,35 @@ const char *ca__issuer_key_file(enum ca_role role);
 lc_err ca__local_create(const char *dir, const char *org, time_t now)
   LC_NODISCARD;
 
+/* ---- the local CA's issuance journal (local_journal.c) ------------------ */
+
+struct ca__journal;
+
+/* Open (creating) <dir>/issued.jsonl and its index <dir>/issued.idx,
+ * bringing the index up to date from the journal (a torn last line is
+ * cut off). LC_EIO (logged) for an unreadable or damaged journal. */
+lc_err ca__journal_open(const char *dir, struct ca__journal **out)
+  LC_NODISCARD;
+/* Close, recording how much of the journal the index covers. */
+void ca__journal_close(struct ca__journal *j);
+/* Was a certificate issued under `key`? *found = true with *res filled
+ * in: CA_ISSUED with cert_pem and serial_hex (chain_pem and the dates
+ * are the caller's), or CA_REJECTED "request_key_reused" when the key was
+ * used for another role. LC_EIO, LC_EPROTO (logged), LC_ENOMEM. */
+lc_err ca__journal_find(struct ca__journal *j, const char *key,
+                        enum ca_role role, struct ca_result *res, bool *found)
+  LC_NODISCARD;
+/* Record a certificate just signed, in one write(), and index it under
+ * `key` ("" = not indexed). Until it returns LC_OK the certificate must
+ * not leave the CA. Thread-safe. */
+lc_err ca__journal_append(struct ca__journal *j, const char *key,
+                          enum ca_role role, const char *cert_pem,
+                          const char *serial, const char *fpr,
+                          int64_t not_after, int64_t issued_at) LC_NODISCARD;
+/* fdatasync the journal when something was appended since the last
+ * time. LC_EIO (logged). */
+lc_err ca__journal_sync(struct ca__journal *j) LC_NODISCARD;
+
 /* ---- issuing keys on a PKCS#11 token (local_pkcs11.c) ------------------ */
 
 struct ca_local_pkcs11;

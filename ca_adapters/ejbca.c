@@ -47,7 +47,7 @@
  * with the bucket paused. No answer at all (refused, DNS, TLS, timeout)
  * -> CA_UNAVAILABLE: the breaker counts it, the caller does not.
  */
-#include "ca_adapters/ca_remote.h"
+#include "ca_adapters/ca_answers.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -103,6 +103,15 @@ static void answer_cleanup(struct ej_answer *a)
   memset(a, 0, sizeof(*a));
 }
 
+void ca__ej_error(const json_t *j, char *msg, size_t cap)
+{
+  const char *m = NULL;
+  if(j)
+    json_unpack((json_t *)j, "{s?s, s?s}", "error_message", &m,
+                "info_message", &m);
+  lc_strlcpy(msg, m ? m : "", cap);
+}
+
 static lc_err call(struct ejbca *e, const char *op, const char *method,
                    const char *path, json_t *body_json, struct ej_answer *ans)
 {
@@ -134,11 +143,9 @@ static lc_err call(struct ejbca *e, const char *op, const char *method,
     ans->retry_after_ms = resp.retry_after_ms;
     json_error_t jerr;
     ans->json = resp.len ? json_loadb(resp.body, resp.len, 0, &jerr) : NULL;
-    const char *m = NULL;
-    if(ans->json && (resp.status < 200 || resp.status > 299))
-      json_unpack(ans->json, "{s?s, s?s}", "error_message", &m,
-                  "info_message", &m);
-    lc_strlcpy(ans->msg, m ? m : "", sizeof(ans->msg));
+    ans->msg[0] = '\0';
+    if(resp.status < 200 || resp.status > 299)
+      ca__ej_error(ans->json, ans->msg, sizeof(ans->msg));
   }
   ca__http_resp_cleanup(&resp);
   return LC_OK;
@@ -177,8 +184,7 @@ static X509 *der_to_x509(const uint8_t *der, size_t len)
   return x;
 }
 
-/* base64 of DER, or base64 of base64 of DER (search results). */
-static X509 *x509_from_b64(const char *s)
+X509 *ca__ej_x509_from_b64(const char *s)
 {
   size_t n = 0;
   uint8_t *once = NULL;
@@ -196,14 +202,15 @@ static X509 *x509_from_b64(const char *s)
   return x;
 }
 
-static lc_err chain_from_json(json_t *arr, STACK_OF(X509) *chain)
+lc_err ca__ej_chain_from_json(const json_t *arr, STACK_OF(X509) *chain)
 {
   size_t i;
   json_t *v;
   if(!json_is_array(arr))
     return LC_OK;
   json_array_foreach(arr, i, v) {
-    X509 *x = json_is_string(v) ? x509_from_b64(json_string_value(v)) : NULL;
+    X509 *x = json_is_string(v) ? ca__ej_x509_from_b64(json_string_value(v))
+                                : NULL;
     if(!x)
       return LC_EPROTO;
     if(sk_X509_push(chain, x) <= 0) {
@@ -325,7 +332,7 @@ static lc_err issued_from(struct ejbca *e, const struct ca_request *req,
     ca__res_retry_soon(res, "ejbca:malformed_response");
     return LC_OK;
   }
-  X509 *leaf = x509_from_b64(b64);
+  X509 *leaf = ca__ej_x509_from_b64(b64);
   STACK_OF(X509) *chain = sk_X509_new_null();
   lc_err rc = chain ? LC_OK : LC_ENOMEM;
   if(rc == LC_OK && !leaf) {
@@ -333,7 +340,7 @@ static lc_err issued_from(struct ejbca *e, const struct ca_request *req,
     goto out;
   }
   if(rc == LC_OK)
-    rc = chain_from_json(chain_arr, chain);
+    rc = ca__ej_chain_from_json(chain_arr, chain);
   if(rc == LC_OK && sk_X509_num(chain) > 0)
     rc = remember_chain(e, req->role, chain);
   if(rc == LC_OK && sk_X509_num(chain) == 0) {
@@ -441,7 +448,7 @@ static lc_err lookup(struct ejbca *e, const struct ca_request *req,
     const char *b64 = NULL;
     if(json_unpack(c, "{s:s}", "certificate", &b64) != 0)
       continue;
-    X509 *x = x509_from_b64(b64);
+    X509 *x = ca__ej_x509_from_b64(b64);
     if(x && ca__cert_matches_csr(x, req->csr)) {
       json_t *one = json_pack("{s:s}", "certificate", b64);
       rc = one ? issued_from(e, req, one, res) : LC_ENOMEM;
@@ -461,15 +468,13 @@ static lc_err lookup(struct ejbca *e, const struct ca_request *req,
   return rc;
 }
 
-/* The approval request id of a 202 answer: request_id, else the number
- * in link ".../<id>/finalize". 0 when neither is there. */
-static long long approval_id(json_t *j)
+long long ca__ej_approval_id(const json_t *j)
 {
   json_int_t id = 0;
   const char *link = NULL;
   if(!j)
     return 0;
-  json_unpack(j, "{s?I, s?s}", "request_id", &id, "link", &link);
+  json_unpack((json_t *)j, "{s?I, s?s}", "request_id", &id, "link", &link);
   if(id > 0)
     return (long long)id;
   if(!link)
@@ -489,7 +494,7 @@ static long long approval_id(json_t *j)
 static lc_err pending_approval(struct ejbca *e, const struct ca_request *req,
                                json_t *j, struct ca_result *res)
 {
-  long long id = approval_id(j);
+  long long id = ca__ej_approval_id(j);
   if(id <= 0) {
     ca__res_retry_soon(res, "ejbca:malformed_response");
     return LC_OK;

@@ -49,7 +49,7 @@
  * makes it irrelevant. The GET uses the "get" bucket, the revoke its own
  * ("all other mutations": 40/s per location by default).
  */
-#include "ca_adapters/ca_remote.h"
+#include "ca_adapters/ca_answers.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -101,17 +101,24 @@ static void answer_cleanup(struct gcp_answer *a)
   memset(a, 0, sizeof(*a));
 }
 
+void ca__gcp_error(const json_t *j, long status, char *code,
+                   size_t code_cap, char *msg, size_t msg_cap)
+{
+  const char *st = NULL, *m = NULL;
+  json_t *e = j ? json_object_get(j, "error") : NULL;
+  if(e)
+    json_unpack(e, "{s?s, s?s}", "status", &st, "message", &m);
+  if(st)
+    lc_strlcpy(code, st, code_cap);
+  else
+    snprintf(code, code_cap, "http_%ld", status);
+  lc_strlcpy(msg, m ? m : "", msg_cap);
+}
+
 static void read_error(struct gcp_answer *a)
 {
-  const char *st = NULL, *msg = NULL;
-  json_t *e = a->json ? json_object_get(a->json, "error") : NULL;
-  if(e)
-    json_unpack(e, "{s?s, s?s}", "status", &st, "message", &msg);
-  if(st)
-    lc_strlcpy(a->code, st, sizeof(a->code));
-  else
-    snprintf(a->code, sizeof(a->code), "http_%ld", a->status);
-  lc_strlcpy(a->msg, msg ? msg : "", sizeof(a->msg));
+  ca__gcp_error(a->json, a->status, a->code, sizeof(a->code), a->msg,
+                sizeof(a->msg));
 }
 
 static lc_err call(struct gcpcas *g, const char *op, const char *method,
@@ -189,17 +196,14 @@ static bool bearer(struct gcpcas *g, char *tok, struct ca_result *res)
   return false;
 }
 
-static lc_err issued_from(struct gcpcas *g, const struct ca_request *req,
-                          const json_t *cert, struct ca_result *res)
+lc_err ca__gcp_issued(const json_t *cert, const struct ca_csr *csr,
+                      struct ca_result *res)
 {
-  (void)g;
   const char *pem = NULL;
   json_t *chain_arr = NULL;
-  if(json_unpack((json_t *)cert, "{s:s, s?o}", "pemCertificate", &pem,
-                 "pemCertificateChain", &chain_arr) != 0) {
-    ca__res_retry_soon(res, "gcp:malformed_response");
-    return LC_OK;
-  }
+  if(!cert || json_unpack((json_t *)cert, "{s:s, s?o}", "pemCertificate",
+                          &pem, "pemCertificateChain", &chain_arr) != 0)
+    return LC_ENOTFOUND;
   STACK_OF(X509) *leaf = sk_X509_new_null();
   STACK_OF(X509) *chain = sk_X509_new_null();
   lc_err rc = leaf && chain ? ca__pem_certs(pem, strlen(pem), leaf)
@@ -214,14 +218,26 @@ static lc_err issued_from(struct gcpcas *g, const struct ca_request *req,
     }
   if(rc == LC_OK)
     rc = sk_X509_num(leaf) == 1
-           ? ca__res_issued(res, req->csr, sk_X509_value(leaf, 0), chain)
+           ? ca__res_issued(res, csr, sk_X509_value(leaf, 0), chain)
            : LC_EPROTO;
+  sk_X509_pop_free(leaf, X509_free);
+  sk_X509_pop_free(chain, X509_free);
+  return rc;
+}
+
+static lc_err issued_from(struct gcpcas *g, const struct ca_request *req,
+                          const json_t *cert, struct ca_result *res)
+{
+  (void)g;
+  lc_err rc = ca__gcp_issued(cert, req->csr, res);
+  if(rc == LC_ENOTFOUND) {
+    ca__res_retry_soon(res, "gcp:malformed_response");
+    return LC_OK;
+  }
   if(rc == LC_EPROTO) {
     ca__res_retry_soon(res, "bad_certificate");
     rc = LC_OK;
   }
-  sk_X509_pop_free(leaf, X509_free);
-  sk_X509_pop_free(chain, X509_free);
   if(rc == LC_OK && res->status == CA_ISSUED)
     lc_log(LC_DEBUG, "ca", "ca=gcpcas op=issued role=%s key=%s serial=%s",
            ca_role_name(req->role), req->request_key, res->serial_hex);
@@ -419,24 +435,26 @@ static bool authed_call(struct gcpcas *g, struct ca__pace *pace,
   return false;
 }
 
-/* The serial of a Certificate resource's pemCertificate; false when it
- * has none that parses. */
-static bool resource_serial(const json_t *cert, char serial[41])
+/* A Certificate resource that was revoked carries revocationDetails. */
+static bool is_revoked(const json_t *cert)
+{
+  return json_is_object(json_object_get(cert, "revocationDetails"));
+}
+
+bool ca__gcp_resource(const json_t *cert, char serial[41], bool *revoked)
 {
   const char *pem = NULL;
-  if(json_unpack((json_t *)cert, "{s:s}", "pemCertificate", &pem) != 0)
+  *revoked = false;
+  if(!cert ||
+     json_unpack((json_t *)cert, "{s:s}", "pemCertificate", &pem) != 0)
     return false;
   STACK_OF(X509) *st = sk_X509_new_null();
   bool ok = st && ca__pem_certs(pem, strlen(pem), st) == LC_OK &&
             sk_X509_num(st) == 1 &&
             ca__serial_of(sk_X509_value(st, 0), serial) == LC_OK;
   sk_X509_pop_free(st, X509_free);
+  *revoked = is_revoked(cert);
   return ok;
-}
-
-static bool is_revoked(const json_t *cert)
-{
-  return json_is_object(json_object_get(cert, "revocationDetails"));
 }
 
 /* GET the certificate: *go_on when it is ours and still valid. */
@@ -451,15 +469,16 @@ static lc_err revoke_lookup(struct gcpcas *g, const char *url,
                   tok, NULL, &ans, &rc, res))
     return rc;
   char got[41];
+  bool revoked = false;
   if(ans.transport == LC_OK && ans.status == 200 && ans.json) {
-    if(!resource_serial(ans.json, got)) {
+    if(!ca__gcp_resource(ans.json, got, &revoked)) {
       ca__res_retry_soon(res, "gcp:malformed_response");
     } else if(!ca__serial_hex_equal(got, serial)) {
       lc_log(LC_ERROR, "ca", "ca=gcpcas op=revoke serial=%s found=%s "
              "msg=\"the certificate under this id is another one; not "
              "revoked\"", serial, got);
       ca__res_reject(res, "cert_mismatch");
-    } else if(is_revoked(ans.json)) {
+    } else if(revoked) {
       ca__res_revoked(res, serial);
       lc_log(LC_INFO, "ca", "ca=gcpcas op=revoke serial=%s msg=\"revoked "
              "already\"", serial);

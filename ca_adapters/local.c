@@ -34,11 +34,19 @@
  * per module (local_pkcs11.c).
  *
  * There is no "pending" here: poll() answers CA_REJECTED "not_pending"
- * and cancel() does nothing. Nor is there de-duplication: the caller
- * stores what submit() returned under its request_key and never submits
- * a key twice once a result is stored (see ca.h).
+ * and cancel() does nothing.
+ *
+ * Never twice. Every certificate signed is appended to the issuance
+ * journal (local_journal.c) before submit() returns it, and submit()
+ * looks its request key up there first: a key already journaled gets
+ * the same certificate back, not a second one. That covers a crash
+ * between the signature and the store's commit, where the caller, whose
+ * commit was lost, asks again under the same key. The broker makes the
+ * journal durable (ca_local_sync()) before each commit that stores one
+ * of its certificates.
  */
 #include "ca_adapters/ca_int.h"
+#include "common/lc_crash.h"
 #include "common/lc_crypto.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
@@ -76,6 +84,7 @@ struct ca_local {
   struct ca_profile profile[CA_ROLE_COUNT];
   struct local_issuer issuer[CA_ROLE_COUNT];
   time_t (*now)(void);
+  struct ca__journal *journal;      /* thread-safe on its own */
 };
 
 static lc_err ossl_fail(const char *what)
@@ -185,10 +194,27 @@ static lc_err cert_to_pem(X509 *x, char **out)
   return rc;
 }
 
+/* What the journal keeps of a leaf: its fingerprint (SHA-256 of the DER,
+ * as ca_cert_fingerprint()) and its dates, read from the structure just
+ * signed rather than from its PEM. */
+static lc_err leaf_facts(X509 *x, struct ca_result *res, char fpr[65])
+{
+  uint8_t md[EVP_MAX_MD_SIZE];
+  unsigned n = 0;
+  if(X509_digest(x, EVP_sha256(), md, &n) != 1 || n != 32)
+    return ossl_fail("leaf_digest");
+  lc_hex(md, n, fpr);
+  if(ca__asn1_time(X509_get0_notBefore(x), &res->not_before) != LC_OK ||
+     ca__asn1_time(X509_get0_notAfter(x), &res->not_after) != LC_OK)
+    return ossl_fail("leaf_dates");
+  return LC_OK;
+}
+
 /* Fill *res with an issued certificate, or with CA_REJECTED when the
  * profile cannot be honoured. Local faults return an lc_err. */
 static lc_err issue_leaf(const struct ca_local *lc, enum ca_role role,
-                         const struct ca_csr *csr, struct ca_result *res)
+                         const struct ca_csr *csr, struct ca_result *res,
+                         char fpr[65])
 {
   const struct local_issuer *is = &lc->issuer[role];
   X509 *x = X509_new();
@@ -223,6 +249,8 @@ static lc_err issue_leaf(const struct ca_local *lc, enum ca_role role,
   if(rc == LC_OK && !(res->chain_pem = lc_strdup(is->pem)))
     rc = LC_ENOMEM;
   if(rc == LC_OK)
+    rc = leaf_facts(x, res, fpr);
+  if(rc == LC_OK)
     res->status = CA_ISSUED;
 out:
   X509_free(x);
@@ -237,25 +265,93 @@ static bool request_ok(const struct ca_adapter *ca,
          (unsigned)req->role < (unsigned)CA_ROLE_COUNT;
 }
 
+/* Is `pem` a certificate of the CSR's key? (A journal hit is returned
+ * only for the request it was made for.) */
+static lc_err same_key(const char *pem, const struct ca_csr *csr, bool *same)
+{
+  BIO *bio = BIO_new_mem_buf(pem, -1);
+  X509 *x = bio ? PEM_read_bio_X509(bio, NULL, lc_pem_no_password, NULL)
+                : NULL;
+  unsigned char *der = NULL;
+  int n = x ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der) : -1;
+  uint8_t h[LC_SHA256_LEN];
+  lc_err rc = n > 0 ? lc_sha256(der, (size_t)n, h) : LC_EPROTO;
+  if(rc == LC_OK)
+    *same = !memcmp(h, csr->key_fpr, sizeof(h));
+  OPENSSL_free(der);
+  X509_free(x);
+  BIO_free(bio);
+  return rc;
+}
+
+/* The journal's answer for a key it holds: the same certificate, with
+ * its chain and dates, or a refusal when the key was another request's. */
+static lc_err issued_before(const struct ca_local *lc,
+                            const struct ca_request *req, struct ca_result *r)
+{
+  bool same = false;
+  if(r->status != CA_ISSUED)
+    return LC_OK;                      /* request_key_reused */
+  struct ca_cert_info ci;
+  lc_err rc = same_key(r->cert_pem, req->csr, &same);
+  if(rc == LC_OK)
+    rc = ca_cert_info(r->cert_pem, &ci);
+  if(rc != LC_OK)
+    return rc;
+  if(!same) {
+    lc_free(r->cert_pem);
+    r->cert_pem = NULL;
+    r->status = CA_REJECTED;
+    lc_strlcpy(r->reason, "request_key_reused", sizeof(r->reason));
+    return LC_OK;
+  }
+  r->not_before = ci.not_before;
+  r->not_after = ci.not_after;
+  if(!(r->chain_pem = lc_strdup(lc->issuer[req->role].pem)))
+    return LC_ENOMEM;
+  lc_log(LC_INFO, "ca", "ca=local op=issue_again role=%s cn=%s serial=%s "
+         "msg=\"journaled before: the same certificate\"",
+         ca_role_name(req->role), req->csr->cn, r->serial_hex);
+  return LC_OK;
+}
+
 static lc_err local_submit(struct ca_adapter *ca, const struct ca_request *req,
                            struct ca_result *res)
 {
   if(!request_ok(ca, req, res))
     return LC_EINVAL;
   const struct ca_local *lc = (const struct ca_local *)ca;
+  const char *key = req->request_key ? req->request_key : "";
   struct ca_result r;
   memset(&r, 0, sizeof(r));
-  lc_err rc = issue_leaf(lc, req->role, req->csr, &r);
+  bool found = false;
+  char fpr[65];
+  lc_err rc = key[0] ? ca__journal_find(lc->journal, key, req->role, &r,
+                                        &found)
+                     : LC_OK;
+  if(rc == LC_OK && found)
+    rc = issued_before(lc, req, &r);
+  else if(rc == LC_OK)
+    rc = issue_leaf(lc, req->role, req->csr, &r, fpr);
+  if(rc == LC_OK && !found && r.status == CA_ISSUED) {
+    lc_crash_point("ca_local_signed");  /* signed, in no record yet */
+    rc = ca__journal_append(lc->journal, key, req->role, r.cert_pem,
+                            r.serial_hex, fpr, r.not_after,
+                            (int64_t)lc->now());
+    if(rc == LC_OK)
+      lc_crash_point("ca_local_journaled");
+  }
   if(rc != LC_OK) {
     ca_result_cleanup(&r);
     return rc;
   }
-  if(r.status == CA_ISSUED)
+  if(r.status == CA_ISSUED && !found)
     lc_log(LC_DEBUG, "ca", "ca=local op=issue role=%s cn=%s serial=%s",
            ca_role_name(req->role), req->csr->cn, r.serial_hex);
   *res = r;
   return LC_OK;
 }
+
 
 static lc_err local_poll(struct ca_adapter *ca, const struct ca_request *req,
                          struct ca_result *res)
@@ -292,6 +388,7 @@ static void local_free(struct ca_adapter *ca)
   for(int r = 0; r < CA_ROLE_COUNT; r++)
     issuer_cleanup(&lc->issuer[r]);
   EVP_MD_free(lc->sha256);
+  ca__journal_close(lc->journal);
   lc_free(lc->root_path);
   lc_free(lc->dir);
   lc_free(lc);
@@ -305,6 +402,13 @@ static const struct ca_ops LOCAL_OPS = {
   .free = local_free,
   .revoke = ca__local_revoke,
 };
+
+lc_err ca_local_sync(struct ca_adapter *ca)
+{
+  if(!ca || ca->ops != &LOCAL_OPS)
+    return LC_OK;                      /* a remote CA keeps its own */
+  return ca__journal_sync(((struct ca_local *)ca)->journal);
+}
 
 lc_err ca__local_signer(struct ca_adapter *ca, enum ca_role role,
                         struct ca__local_signer *out)
@@ -617,6 +721,8 @@ lc_err ca_local_open(const struct ca_local_config *cfg,
     rc = create_if_missing(lc->dir, lc->root_path, cfg, &created);
   if(rc == LC_OK)
     rc = load_all(lc, cfg, created);
+  if(rc == LC_OK)
+    rc = ca__journal_open(lc->dir, &lc->journal);
   if(rc != LC_OK) {
     local_free(&lc->base);
     return rc;

@@ -23,7 +23,7 @@
  * The key is kept as an EVP_PKEY and never logged; the token is never
  * logged either.
  */
-#include "ca_adapters/ca_remote.h"
+#include "ca_adapters/ca_answers.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -41,6 +41,10 @@
 #define TOKEN_MAX 4096
 #define JWT_LIFETIME_S 3600
 #define REFRESH_EARLY_S 300
+/* Google's tokens live an hour. A longer lifetime is believed up to a
+ * day: beyond, the refresh time in milliseconds could wrap around (and
+ * a token was fetched for every call). */
+#define TOKEN_LIFE_MAX_S 86400
 #define DEF_SCOPE "https://www.googleapis.com/auth/cloud-platform"
 #define DEF_METADATA_URL                                                    \
   "http://metadata.google.internal/computeMetadata/v1/instance/"          \
@@ -250,11 +254,11 @@ void ca__oauth_free(struct ca__oauth *o)
 
 /* ---- fetching ------------------------------------------------------------ */
 
-/* Map a token endpoint answer; on success copy the token and set its
- * refresh time. */
-static lc_err take_token(struct ca__oauth *o, const struct ca__http_resp *r,
-                         uint32_t *retry_ms)
+lc_err ca__oauth_token_answer(const struct ca__http_resp *r, char *token,
+                              size_t cap, uint64_t *life_s,
+                              uint32_t *retry_ms)
 {
+  *life_s = 0;
   if(r->status == 429 || r->status >= 500) {
     *retry_ms = r->has_retry_after ? r->retry_after_ms : ca__jitter_ms(1000);
     lc_log(LC_WARN, "ca", "ca=gcpcas op=token status=%ld", r->status);
@@ -274,22 +278,38 @@ static lc_err take_token(struct ca__oauth *o, const struct ca__http_resp *r,
   const char *tok = NULL, *type = NULL;
   json_int_t expires = 0;
   lc_err rc = LC_OK;
+  /* An empty token is malformed too: "" means "none" to the cache, so
+   * it would be sent as "Bearer " and fetched again for every call. */
   if(!j || json_unpack(j, "{s:s, s:I, s?s}", "access_token", &tok,
                        "expires_in", &expires, "token_type", &type) != 0 ||
-     expires <= 0 || (type && strcmp(type, "Bearer") != 0)) {
+     !tok[0] || expires <= 0 || (type && strcmp(type, "Bearer") != 0)) {
     lc_log(LC_ERROR, "ca", "ca=gcpcas op=token err=\"malformed token "
            "response\"");
     rc = LC_EAGAIN;
     *retry_ms = ca__jitter_ms(1000);
-  } else if(!lc_strlcpy(o->token, tok, sizeof(o->token))) {
-    o->token[0] = '\0';
+  } else if(!lc_strlcpy(token, tok, cap)) {
+    token[0] = '\0';
     rc = LC_ETOOBIG;
   } else {
-    uint64_t life = (uint64_t)expires;
+    *life_s = expires < TOKEN_LIFE_MAX_S ? (uint64_t)expires
+                                         : TOKEN_LIFE_MAX_S;
+  }
+  json_decref(j);
+  return rc;
+}
+
+/* Map a token endpoint answer; on success copy the token and set its
+ * refresh time. */
+static lc_err take_token(struct ca__oauth *o, const struct ca__http_resp *r,
+                         uint32_t *retry_ms)
+{
+  uint64_t life = 0;
+  lc_err rc = ca__oauth_token_answer(r, o->token, sizeof(o->token), &life,
+                                     retry_ms);
+  if(rc == LC_OK) {
     uint64_t early = life / 2 < REFRESH_EARLY_S ? life / 2 : REFRESH_EARLY_S;
     o->refresh_at_ms = lc_mono_ms() + (life - early) * 1000u;
   }
-  json_decref(j);
   return rc;
 }
 

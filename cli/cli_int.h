@@ -43,6 +43,10 @@ struct cli_args {
   bool print_config;
 };
 
+/* answer.c: the service's answer; CLI_EXIT_FAIL when it is an error */
+typedef struct json_t json_t;
+void cli__print_json(const json_t *j);
+int cli__answer_error(const char *who, const json_t *ans, bool as_json);
 /* serve.c */
 int cli__serve(const struct cli_args *c);
 int cli__serve_check_config(const struct cli_args *c);

@@ -16,14 +16,6 @@
 
 #include "common/lc_util.h"
 
-static void print_json(json_t *j)
-{
-  char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-  if(text)
-    puts(text);
-  free(text);
-}
-
 /* An ISO 8601 UTC time of ms since the epoch, or JSON null for 0. */
 static json_t *json_time_ms(uint64_t ms)
 {
@@ -196,7 +188,7 @@ int cli__devices_status(const struct cli_args *c)
     return 1;
   }
   if(c->json)
-    print_json(o);
+    cli__print_json(o);
   else
     print_status_text(o);
   json_decref(o);
@@ -384,7 +376,7 @@ int cli__devices_show(const struct cli_args *c)
     if(c->json) {
       json_t *e = json_pack("{s:s, s:s}", "device", c->arg, "error",
                             "no such device");
-      print_json(e);
+      cli__print_json(e);
       json_decref(e);
     }
     return 1;
@@ -398,7 +390,7 @@ int cli__devices_show(const struct cli_args *c)
   if(c->json) {
     json_t *o = device_json(d);
     if(o)
-      print_json(o);
+      cli__print_json(o);
     else
       ret = 1;
     json_decref(o);

@@ -35,14 +35,6 @@ static int usage(const char *what)
   return CLI_EXIT_USAGE;
 }
 
-static void print_json(json_t *j)
-{
-  char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-  if(text)
-    puts(text);
-  free(text);
-}
-
 /* Send req to the service, or run it here under the lock. *ans on 0. */
 static int route(const struct cli_args *c, const char *who, json_t *req,
                  json_t **ans)
@@ -66,18 +58,6 @@ static int route(const struct cli_args *c, const char *who, json_t *req,
     }
   }
   return 0;
-}
-
-/* The answer's error on stderr (and the answer as JSON with --json). */
-static bool answer_failed(const struct cli_args *c, const char *who,
-                          json_t *ans)
-{
-  const char *error = json_string_value(json_object_get(ans, "error"));
-  if(c->json)
-    print_json(ans);
-  if(error && !c->json)
-    fprintf(stderr, "linecert %s: %s\n", who, error);
-  return error != NULL;
 }
 
 /* The work order a file names when --work-order is not given: its name
@@ -117,7 +97,7 @@ static int manifest_import(const struct cli_args *c)
   json_decref(req);
   if(rc)
     return rc;
-  if(answer_failed(c, "manifest import", ans))
+  if(cli__answer_error("manifest import", ans, c->json))
     rc = CLI_EXIT_FAIL;
   else if(!c->json)
     printf("manifest import: work order %s: %lld devices (%lld added, "
@@ -253,7 +233,7 @@ static int manifest_status(const struct cli_args *c)
   }
   if(c->json) {
     json_t *j = json_pack("{s:o}", "work_orders", w.all);
-    print_json(j);
+    cli__print_json(j);
     json_decref(j);
   }
   else {
@@ -301,7 +281,7 @@ static int quarantine_list(const struct cli_args *c)
   }
   if(c->json) {
     json_t *j = json_pack("{s:o}", "quarantined", arr);
-    print_json(j);
+    cli__print_json(j);
     json_decref(j);
     return 0;
   }
@@ -341,7 +321,7 @@ static int quarantine_release(const struct cli_args *c)
   json_decref(req);
   if(rc)
     return rc;
-  if(answer_failed(c, "quarantine release", ans))
+  if(cli__answer_error("quarantine release", ans, c->json))
     rc = CLI_EXIT_FAIL;
   else if(!c->json)
     printf("quarantine release: %s %s -> %s (was %s)\n",

@@ -127,18 +127,8 @@ static int parse(struct retry_args *a, int argc, char **argv)
 /* The service's answer, as JSON or as one line per device. */
 static int answered(json_t *ans, bool as_json)
 {
-  const char *error = json_string_value(json_object_get(ans, "error"));
-  if(as_json) {
-    char *text = json_dumps(ans, JSON_COMPACT | JSON_SORT_KEYS);
-    if(text)
-      puts(text);
-    free(text);
-  }
-  if(error) {
-    if(!as_json)
-      fprintf(stderr, "linecert retry: %s\n", error);
+  if(cli__answer_error("retry", ans, as_json))
     return CLI_EXIT_FAIL;
-  }
   if(as_json)
     return 0;
   json_t *list = json_object_get(ans, "devices");

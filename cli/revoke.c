@@ -23,18 +23,8 @@ static int usage(const char *verb)
 
 static int answered(const char *verb, json_t *ans, bool as_json)
 {
-  const char *error = json_string_value(json_object_get(ans, "error"));
-  if(as_json) {
-    char *text = json_dumps(ans, JSON_COMPACT | JSON_SORT_KEYS);
-    if(text)
-      puts(text);
-    free(text);
-  }
-  if(error) {
-    if(!as_json)
-      fprintf(stderr, "linecert %s: %s\n", verb, error);
+  if(cli__answer_error(verb, ans, as_json))
     return CLI_EXIT_FAIL;
-  }
   if(!as_json)
     printf("%s: %s %s -> %s\n", verb,
            json_string_value(json_object_get(ans, "device")),

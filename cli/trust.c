@@ -183,26 +183,13 @@ static json_t *route(const struct trust_args *t, json_t *req, int *rc)
   return ans;
 }
 
-static void print_json(const json_t *ans)
-{
-  char *text = json_dumps(ans, JSON_COMPACT | JSON_SORT_KEYS);
-  if(text)
-    puts(text);
-  free(text);
-}
-
 /* The answer's error on stderr (and the JSON on stdout with --json):
  * CLI_EXIT_FAIL; else 0. */
 static int error_of(const struct trust_args *t, const json_t *ans)
 {
-  const char *error = json_string_value(json_object_get(ans, "error"));
-  if(t->json)
-    print_json(ans);
-  if(!error)
-    return 0;
-  if(!t->json)
-    fprintf(stderr, "linecert trust %s: %s\n", t->action, error);
-  return CLI_EXIT_FAIL;
+  char who[64];
+  snprintf(who, sizeof(who), "trust %s", t->action);
+  return cli__answer_error(who, ans, t->json);
 }
 
 static json_t *request(const struct trust_args *t)

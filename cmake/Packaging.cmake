@@ -31,6 +31,7 @@ install(TARGETS linecert RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 target_link_options(linecert PRIVATE -Wl,-z,relro,-z,now)
 # The offline verifier, when its target exists in this tree.
 if(TARGET linecert-verify)
+  target_link_options(linecert-verify PRIVATE -Wl,-z,relro,-z,now)
   install(TARGETS linecert-verify RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()
 
@@ -41,13 +42,19 @@ install(FILES ${CMAKE_SOURCE_DIR}/deploy/linecert.ini
 
 # Debian wants man pages gzipped with -n (no name or time stamp, so the
 # package builds the same twice).
-if(EXISTS ${CMAKE_SOURCE_DIR}/docs/linecert.1)
-  set(lc_man_gz ${CMAKE_BINARY_DIR}/pkg/linecert.1.gz)
-  add_custom_command(OUTPUT ${lc_man_gz}
-    COMMAND ${LC_GZIP} -9n -c ${CMAKE_SOURCE_DIR}/docs/linecert.1 > ${lc_man_gz}
-    DEPENDS ${CMAKE_SOURCE_DIR}/docs/linecert.1 VERBATIM)
-  add_custom_target(lc_man ALL DEPENDS ${lc_man_gz})
-  install(FILES ${lc_man_gz} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+set(lc_man_gzs)
+foreach(page linecert linecert-verify)
+  if(EXISTS ${CMAKE_SOURCE_DIR}/docs/${page}.1)
+    set(gz ${CMAKE_BINARY_DIR}/pkg/${page}.1.gz)
+    add_custom_command(OUTPUT ${gz}
+      COMMAND ${LC_GZIP} -9n -c ${CMAKE_SOURCE_DIR}/docs/${page}.1 > ${gz}
+      DEPENDS ${CMAKE_SOURCE_DIR}/docs/${page}.1 VERBATIM)
+    list(APPEND lc_man_gzs ${gz})
+  endif()
+endforeach()
+if(lc_man_gzs)
+  add_custom_target(lc_man ALL DEPENDS ${lc_man_gzs})
+  install(FILES ${lc_man_gzs} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 endif()
 
 # The operator's documentation, beside the Debian changelog (generated:

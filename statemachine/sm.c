@@ -149,6 +149,7 @@ static void arm_delivery(struct sm_device *dev, const struct sm_policy *pol,
 {
   dev->deliveries++;
   dev->next_attempt_at = ev->now_ms + pol->delivery_timeout_ms;
+  dev->updated_at = ev->now_ms; /* when the wait began (broker/timers.c) */
 }
 
 /* The same certificates once more (DELIVERED, RENEW_DELIVERED). */

@@ -142,7 +142,7 @@ static void expect_api(long w30, long w14, long w7, long expired)
   /* The live page draws it. */
   snprintf(url, sizeof(url), "http://127.0.0.1:%u/", (unsigned)http_port);
   CU_ASSERT_EQUAL(lc_http_request(url, NULL, &body), 200);
-  CU_ASSERT_PTR_NOT_NULL(body ? strstr(body, "<table id=expiring>") : NULL);
+  CU_ASSERT_PTR_NOT_NULL(body ? strstr(body, "<table id=\"t-expiring\">") : NULL);
   free(body);
 }
 

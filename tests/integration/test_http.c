@@ -112,6 +112,20 @@ static void test_metrics_health_and_live_page(void)
     b.buf, "linecert_line_provisioned_total{line=\"lineB\"} 5"));
   CU_ASSERT_TRUE(metric_is(
     b.buf, "linecert_ca_request_seconds_count{role=\"operational\"} 25"));
+  /* A device's way through its line (issue 13, item 5): every device of
+   * each line timed from its DBIRTH to its DCMD and to PROVISIONED. */
+  CU_ASSERT_TRUE(metric_is(
+    b.buf, "linecert_birth_to_dcmd_seconds_count{line=\"lineA\"} 20"));
+  CU_ASSERT_TRUE(metric_is(
+    b.buf, "linecert_birth_to_dcmd_seconds_count{line=\"lineB\"} 5"));
+  CU_ASSERT_TRUE(metric_is(
+    b.buf,
+    "linecert_birth_to_provisioned_seconds_count{line=\"lineA\"} 20"));
+  CU_ASSERT_TRUE(metric_is(
+    b.buf,
+    "linecert_birth_to_provisioned_seconds_bucket{line=\"lineB\",le=\"+Inf\"} 5"));
+  CU_ASSERT_TRUE(metric_is(
+    b.buf, "linecert_rejections_total{reason=\"key_type\"} 1"));
   CU_ASSERT_TRUE(metric_is(b.buf, "linecert_devices{state=\"REJECTED\"} 1"));
   CU_ASSERT_TRUE(metric_is(b.buf, "linecert_mqtt_online 1"));
 
@@ -144,7 +158,12 @@ static void test_metrics_health_and_live_page(void)
   json_decref(j);
 
   CU_ASSERT_EQUAL(http(port, "/", false, &b), 200);
-  CU_ASSERT_PTR_NOT_NULL(strstr(b.buf, "<canvas id=thr"));
+  /* The page and its script (broker/page/, embedded at build time);
+   * integration.live_page runs it in chromium. */
+  CU_ASSERT_PTR_NOT_NULL(strstr(b.buf, "<script src=\"/live.js\">"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(b.buf, "id=\"h-today\""));
+  CU_ASSERT_EQUAL(http(port, "/live.js", false, &b), 200);
+  CU_ASSERT_PTR_NOT_NULL(strstr(b.buf, "setInterval(tick, 1000)"));
   CU_ASSERT_EQUAL(http(port, "/nope", false, &b), 404);
   CU_ASSERT_EQUAL(http(port, "/metrics", true, &b), 405);
 

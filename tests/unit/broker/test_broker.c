@@ -290,6 +290,13 @@ static void test_config_remote_ca_sections(void)
     const char *text, *want;
   } bad[] = {
     {"[ca.x]\nregion = r\ntype = awspca\n", ":2: ca.x.region: set type"},
+    /* inih takes ';' as a comment only after a blank: "=;" would make
+     * the comment the value, which --print then writes back as a
+     * comment (found by fuzz_config) */
+    {"[ca]\nlocal_pkcs11_token =; \"\" = the only one\n",
+     ":2: ca.local_pkcs11_token: starts with ';'"},
+    {"[ca.x]\ntype = awspca\nregion =;eu-west-1\n",
+     ":3: ca.x.region: starts with ';'"},
     {"[ca.x]\ntype = vault\n", ":2: ca.x.type: must be ejbca"},
     {"[ca.x]\ntype = awspca\ntype = gcpcas\n", ":3: ca.x.type: type set"},
     {"[ca.x]\ntype = awspca\nbase_url = https://e\n",

@@ -77,5 +77,6 @@ extern const struct lc_test csr_mutation_tests[];
 extern const struct lc_test local_tests[];
 extern const struct lc_test local_thread_tests[];
 extern const struct lc_test local_crl_tests[];
+extern const struct lc_test local_journal_tests[];
 
 #endif

@@ -102,7 +102,12 @@ static bool file_exists(const char *dir, const char *name)
 static struct ca_result issue(struct ca_adapter *ca, enum ca_role role,
                               const struct ca_csr *csr)
 {
-  struct ca_request req = {"req-1", role, csr};
+  /* A key per request: the CA returns a key's first certificate again
+   * (its issuance journal). */
+  static unsigned n;
+  char key[32];
+  snprintf(key, sizeof(key), "req-1-%u", ++n);
+  struct ca_request req = {key, role, csr};
   struct ca_result res;
   memset(&res, 0xa5, sizeof(res));     /* submit must fill it all */
   CU_ASSERT_EQUAL_FATAL(ca_submit(ca, &req, &res), LC_OK);
@@ -683,7 +688,10 @@ static enum ca_status issue_at(struct ca_adapter *ca, enum ca_role role,
   clock_offset_s = offset;
   struct ca_csr *csr = tu_device_csr("SN-LATER", NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(csr);
-  struct ca_request req = {"req-later", role, csr};
+  static unsigned n;
+  char key[32];
+  snprintf(key, sizeof(key), "req-later-%u", ++n);
+  struct ca_request req = {key, role, csr};
   struct ca_result res;
   CU_ASSERT_EQUAL_FATAL(ca_submit(ca, &req, &res), LC_OK);
   enum ca_status st = res.status;

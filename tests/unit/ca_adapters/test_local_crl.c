@@ -53,7 +53,10 @@ static void issue(struct fx *f, enum ca_role role, const char *cn,
 {
   struct ca_csr *csr = tu_device_csr(cn, NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(csr);
-  struct ca_request req = {"k", role, csr};
+  static unsigned n;
+  char key[32];
+  snprintf(key, sizeof(key), "k-%u", ++n);
+  struct ca_request req = {key, role, csr};
   memset(res, 0, sizeof(*res));
   CU_ASSERT_EQUAL_FATAL(ca_submit(f->ca, &req, res), LC_OK);
   CU_ASSERT_EQUAL_FATAL(res->status, CA_ISSUED);

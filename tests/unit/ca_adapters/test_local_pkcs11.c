@@ -177,7 +177,7 @@ static void test_token_keys_issue_leaves_that_verify(void)
   struct ca_csr *csr = tu_device_csr("SN-p11", &key);
   CU_ASSERT_PTR_NOT_NULL_FATAL(csr);
   for(int r = 0; r < CA_ROLE_COUNT; r++) {
-    struct ca_request req = {"req", (enum ca_role)r, csr};
+    struct ca_request req = {r ? "req-o" : "req-b", (enum ca_role)r, csr};
     struct ca_result res;
     memset(&res, 0, sizeof(res));
     CU_ASSERT_EQUAL(ca_submit(ca, &req, &res), LC_OK);
@@ -202,7 +202,9 @@ static void *issue_many(void *arg)
 {
   struct worker *w = arg;
   for(int i = 0; i < PER_THREAD; i++) {
-    struct ca_request req = {"req", (enum ca_role)(i % 2), w->csr};
+    char key[48];
+    snprintf(key, sizeof(key), "req-%p-%d", (void *)w, i);
+    struct ca_request req = {key, (enum ca_role)(i % 2), w->csr};
     if(ca_submit(w->ca, &req, &w->res[i]) != LC_OK ||
        w->res[i].status != CA_ISSUED)
       w->failures++;

@@ -7,6 +7,7 @@
 #include "ca_adapters/ca.h"
 #include "tests/unit/ca_adapters/ca_test_util.h"
 
+#include <stdio.h>
 #include <CUnit/CUnit.h>
 #include <openssl/x509_vfy.h>
 #include <pthread.h>
@@ -27,7 +28,9 @@ static void *issue_many(void *arg)
 {
   struct worker *w = arg;
   for(int i = 0; i < PER_THREAD; i++) {
-    struct ca_request req = {"req", (enum ca_role)(i % 2), w->csr};
+    char key[48];
+    snprintf(key, sizeof(key), "req-%p-%d", (void *)w, i);
+    struct ca_request req = {key, (enum ca_role)(i % 2), w->csr};
     if(ca_submit(w->ca, &req, &w->res[i]) != LC_OK ||
        w->res[i].status != CA_ISSUED)
       w->failures++;

@@ -12,6 +12,7 @@ int main(void)
     {"ca_local", NULL, NULL, local_tests},
     {"ca_local_threads", NULL, NULL, local_thread_tests},
     {"ca_local_crl", NULL, NULL, local_crl_tests},
+    {"ca_local_journal", NULL, NULL, local_journal_tests},
     {NULL, NULL, NULL, NULL}};
   return lc_cunit_run(suites);
 }

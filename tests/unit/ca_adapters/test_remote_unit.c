@@ -5,6 +5,7 @@
  * plain OpenSSL), the ticket memo, and the key check on issued
  * certificates.
  */
+#include "ca_adapters/ca_answers.h"
 #include "ca_adapters/ca_remote.h"
 #include "common/lc_mem.h"
 #include "tests/unit/ca_adapters/remote_util.h"
@@ -218,6 +219,57 @@ static void test_open_rejects_incomplete_configs(void)
   CU_ASSERT_PTR_NULL(ca);
 }
 
+/* What the token endpoint says, and what the adapter makes of it. */
+static lc_err token_answer(long status, const char *body, char *tok,
+                           size_t cap, uint64_t *life)
+{
+  struct ca__http_resp r = {.status = status, .body = (char *)body,
+                            .len = strlen(body)};
+  uint32_t retry = 0;
+  return ca__oauth_token_answer(&r, tok, cap, life, &retry);
+}
+
+static void test_token_answers(void)
+{
+  char tok[64];
+  uint64_t life = 0;
+  CU_ASSERT_EQUAL(token_answer(200, "{\"access_token\":\"ya29.x\","
+                               "\"expires_in\":3599,\"token_type\":"
+                               "\"Bearer\"}", tok, sizeof(tok), &life),
+                  LC_OK);
+  CU_ASSERT_STRING_EQUAL(tok, "ya29.x");
+  CU_ASSERT_EQUAL(life, 3599);
+  /* malformed: retried, never taken */
+  static const char *const malformed[] = {
+    "{\"access_token\":\"ya29.x\"}",
+    "{\"access_token\":\"ya29.x\",\"expires_in\":0}",
+    "{\"access_token\":\"ya29.x\",\"expires_in\":60,"
+    "\"token_type\":\"MAC\"}",
+    /* an empty token would be sent as "Bearer " and fetched again for
+     * every call, since "" means none (found by fuzz_ca_oauth) */
+    "{\"access_token\":\"\",\"expires_in\":99}",
+    "not json"};
+  for(size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+    lc_err rc = token_answer(200, malformed[i], tok, sizeof(tok), &life);
+    if(rc != LC_EAGAIN)
+      fprintf(stderr, "malformed %zu: %s\n", i, lc_errname(rc));
+    CU_ASSERT_EQUAL(rc, LC_EAGAIN);
+  }
+  /* an absurd lifetime counts as a day: refresh_at_ms = now + life *
+   * 1000 wrapped around, so every call fetched a token (found by
+   * fuzz_ca_oauth) */
+  CU_ASSERT_EQUAL(token_answer(200, "{\"access_token\":\"d\",\"expires_in\""
+                               ":555555555555555550}", tok, sizeof(tok),
+                               &life), LC_OK);
+  CU_ASSERT_EQUAL(life, 86400);
+  CU_ASSERT_EQUAL(token_answer(400, "{\"error\":\"invalid_grant\"}", tok,
+                               sizeof(tok), &life), LC_EVERIFY);
+  CU_ASSERT_EQUAL(token_answer(503, "", tok, sizeof(tok), &life), LC_EAGAIN);
+  CU_ASSERT_EQUAL(token_answer(200, "{\"access_token\":\"0123456789"
+                               "0123456789\",\"expires_in\":9}", tok, 8,
+                               &life), LC_ETOOBIG);
+}
+
 const struct lc_test remote_unit_tests[] = {
   {"Retry-After: seconds, HTTP-date, past date, cap, garbage",
    test_retry_after_seconds_and_dates},
@@ -232,4 +284,6 @@ const struct lc_test remote_unit_tests[] = {
    test_local_adapter_has_no_buckets},
   {"open refuses incomplete configurations",
    test_open_rejects_incomplete_configs},
+  {"OAuth token answers: taken, malformed (retried), refused, too long",
+   test_token_answers},
   {NULL, NULL}};

@@ -10,5 +10,6 @@ extern const struct lc_test lc_test_file[];    /* test_file.c */
 extern const struct lc_test lc_test_buf[];     /* test_buf.c */
 extern const struct lc_test lc_test_crypto[];  /* test_crypto.c */
 extern const struct lc_test lc_test_log[];     /* test_log.c */
+extern const struct lc_test lc_test_crash[];   /* test_crash.c */
 
 #endif

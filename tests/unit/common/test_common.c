@@ -210,6 +210,7 @@ int main(void)
                                     {"buf", NULL, NULL, lc_test_buf},
                                     {"crypto", NULL, NULL, lc_test_crypto},
                                     {"log", NULL, NULL, lc_test_log},
+                                    {"crash", NULL, NULL, lc_test_crash},
                                     {NULL, NULL, NULL, NULL}};
   return lc_cunit_run(suites);
 }
