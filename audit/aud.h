@@ -284,6 +284,14 @@ lc_err aud_frontier_append(struct aud_frontier *f,
                            const uint8_t rec_hash[AUD_HASH_LEN]) LC_NODISCARD;
 lc_err aud_frontier_root(const struct aud_frontier *f,
                          uint8_t root[AUD_HASH_LEN]) LC_NODISCARD;
+/* The RFC 6962 consistency proof from the tree of `old` (its right edge)
+ * to the tree of `size` leaves, whose leaves after old->size have the
+ * record hashes after[0 .. size - old->size). Without the old tree's
+ * leaves: a witness's old size is a checkpoint we stored, edge and all. */
+lc_err aud_frontier_prove_consistency(const struct aud_frontier *old,
+                                      const uint8_t (*after)[AUD_HASH_LEN],
+                                      uint64_t size, struct aud_proof *out)
+  LC_NODISCARD;
 
 /* ---- signed notes and checkpoints, C2SP (§13) -------------------------- */
 
@@ -295,7 +303,19 @@ lc_err aud_frontier_root(const struct aud_frontier *f,
 /* ... and of Ed25519 (64-byte signature over the note text, key ID =
  * SHA-256(name || 0x0A || 0x01 || 32-byte public key)[:4]). */
 #define AUD_NOTE_SIG_ED25519 0x01
+/* ... and of a witness's cosignature (C2SP tlog-cosignature, Ed25519:
+ * key ID = SHA-256(name || 0x0A || 0x04 || key)[:4], signature = u64
+ * big-endian timestamp || Ed25519 over "cosignature/v1\ntime <ts>\n" ||
+ * note text). Verifier keys of this type are witnesses' keys:
+ * aud_note_verify_vkey() checks their cosignature lines. */
+#define AUD_NOTE_SIG_COSIG 0x04
 #define AUD_VKEY_MAX 512     /* any vkey of ours: name, id, base64(SPKI) */
+
+/* The signature type of C2SP verifier key `vkey` (AUD_NOTE_SIG_*), and
+ * its key name (name: AUD_ORIGIN_MAX bytes, may be NULL). LC_EINVAL:
+ * not a verifier key of a type this library checks. */
+lc_err aud_note_vkey_type(const char *vkey, uint8_t *type, char *name)
+  LC_NODISCARD;
 
 /* Sign `text` (non-empty, ending in '\n', no control characters but
  * '\n') as key `name`: text, blank line, "— name base64(keyid||sig)",
@@ -330,6 +350,31 @@ lc_err aud_note_vkey(const char *name, const char *pubkey_pem, char **out)
 lc_err aud_note_cosign(const char *note, struct aud_signer *s,
                        const char *name, char **out, unsigned *added)
   LC_NODISCARD;
+
+/* A witness's answer (C2SP tlog-witness add-checkpoint: signature
+ * lines) added to `note`: of the lines of `lines`, each "— name
+ * base64\n", the one of verifier key `vkey` (type 0x04, or any type
+ * aud_note_verify_vkey() takes) is checked over the note's text and
+ * appended, unless the note carries a valid line of that key already.
+ * Lines of other keys are ignored. *out (lc_free()) is the note with
+ * it (*added 1) or a copy (*added 0, may be NULL). LC_ENOTFOUND: no line
+ * of that key in `lines`; LC_EVERIFY: its line does not verify, or
+ * `lines` are not signature lines, or the note carries a bad line of
+ * that key; LC_EINVAL: `vkey` is not a verifier key. */
+lc_err aud_note_add_cosignature(const char *note, const char *lines,
+                                const char *vkey, char **out,
+                                unsigned *added) LC_NODISCARD;
+
+/* Does `note` carry valid cosignatures (aud_note_verify_vkey()) of at
+ * least `threshold` (0: all) of the n witnesses' verifier keys? LC_OK;
+ * LC_EVERIFY with `why`: "bad cosignature of witness <name>+<id>" (a
+ * line of one of them that does not verify fails whatever the
+ * threshold), or "cosigned by K of N witnesses, T required: no
+ * cosignature of witness <name>+<id>[, ...]"; LC_EINVAL: a key that is
+ * not a verifier key. *ok (may be NULL): the valid ones. */
+lc_err aud_note_witnessed(const char *note, const char *const *vkeys,
+                          size_t n, size_t threshold, unsigned *ok,
+                          char *why, size_t cap) LC_NODISCARD;
 
 struct aud_checkpoint {
   char origin[AUD_ORIGIN_MAX];
@@ -423,6 +468,12 @@ struct aud_trail_opts {
                                     the manifest must carry a valid
                                     line of each */
   size_t n_vkeys;
+  const char *const *witnesses;  /* witnesses' verifier keys (C2SP
+                                    tlog-cosignature, type 0x04): the
+                                    checkpoint must carry their valid
+                                    cosignatures ... */
+  size_t n_witnesses;
+  size_t witness_threshold;      /* ... at least this many (0: all) */
 };
 
 struct aud_trail_report {
@@ -435,6 +486,7 @@ struct aud_trail_report {
   char origin[AUD_ORIGIN_MAX];
   char why[256];                 /* first failure: "record 17: hash
                                     mismatch", "line 3: ...", ... */
+  unsigned cosigned;             /* valid witness cosignatures found */
 };
 
 /* Verify an export or receipt read from `in` (JSON Lines or CSV, told
@@ -505,6 +557,9 @@ struct aud_log_ops {
   lc_err (*checkpoint_put)(void *self, const struct aud_log_checkpoint *cp);
   lc_err (*checkpoint_latest)(void *self, bool exported_only,
                               struct aud_log_checkpoint **out);
+  /* the one of that tree size (LC_ENOTFOUND: none); may be NULL */
+  lc_err (*checkpoint_get)(void *self, uint64_t tree_size,
+                           struct aud_log_checkpoint **out);
   /* appending a record: inside begin .. commit / rollback */
   lc_err (*begin)(void *self);
   lc_err (*commit)(void *self);
@@ -588,6 +643,48 @@ lc_err aud_log_checkpoint_tick(struct aud_log_ticker *tk,
                                struct aud_signer *signer, uint64_t tail_seq,
                                uint64_t now_ms, uint64_t every_records,
                                uint64_t every_ms) LC_NODISCARD;
+
+/* ---- witnesses (log_witness.c) ------------------------------------------ */
+
+/* C2SP tlog-witness: at most 63 proof lines in add-checkpoint. */
+#define AUD_WITNESS_PROOF_MAX 63
+/* meta "witness_size:<name>+<key id>": the tree size that witness last
+ * cosigned (or said it had, answering 409), its add-checkpoint old
+ * size. */
+#define AUD_META_WITNESS_PREFIX "witness_size:"
+
+/* The consistency proof from the tree of old_size to the stored
+ * checkpoint cp (empty for 0 or cp's own size), made from the stored
+ * checkpoint of old_size (its right edge) and the records after it, or
+ * from the records when none is stored, and checked against both
+ * roots. LC_ERANGE: old_size > cp's size; LC_EVERIFY: the log does not
+ * hold cp's tree over that one (changed under it); LC_EDB: a gap. */
+lc_err aud_log_consistency(const struct aud_log *log, uint64_t old_size,
+                           const struct aud_log_checkpoint *cp,
+                           struct aud_proof *out) LC_NODISCARD;
+/* The add-checkpoint request body: "old <size>\n", one base64 hash a
+ * line, a blank line, the checkpoint note. *body: lc_free(). */
+lc_err aud_witness_request(uint64_t old_size, const struct aud_proof *proof,
+                           const char *note, char **body) LC_NODISCARD;
+/* A 409 answer's body (text/x.tlog.size): a decimal size, no leading
+ * zeros, and one newline. LC_EPROTO otherwise. */
+lc_err aud_witness_parse_size(const char *body, size_t len, uint64_t *size)
+  LC_NODISCARD;
+/* The size witness `vkey` last cosigned (0: none recorded). */
+lc_err aud_log_witness_size(const struct aud_log *log, const char *vkey,
+                            uint64_t *size) LC_NODISCARD;
+lc_err aud_log_witness_size_set(const struct aud_log *log, const char *vkey,
+                                uint64_t size) LC_NODISCARD;
+/* In one transaction, the stored checkpoint of tree_size gains the
+ * cosignature line of `vkey` found in `lines` (a witness's answer), as
+ * aud_note_add_cosignature(); *added (may be NULL) 1 when it did.
+ * LC_ENOTFOUND: no such checkpoint, or no line of that key; LC_EVERIFY:
+ * the line does not verify (nothing stored). */
+lc_err aud_log_checkpoint_add_cosignature(const struct aud_log *log,
+                                          uint64_t tree_size,
+                                          const char *lines,
+                                          const char *vkey, unsigned *added)
+  LC_NODISCARD;
 
 /* ---- the whole log in a tree (log_scan.c) ------------------------------- */
 
@@ -693,6 +790,15 @@ lc_err aud_log_verify(const struct aud_log *log, const char *const *trusted,
                       size_t n_trusted,
                       void (*progress)(void *ctx, uint64_t records),
                       void *ctx, struct aud_log_verdict *v) LC_NODISCARD;
+/* The same with options: o->trusted (n 0: the first key), and the
+ * witnesses whose cosignatures the latest checkpoint must carry
+ * (o->witnesses, o->witness_threshold); o->vkeys is ignored (the note
+ * key in force is required, as above). */
+lc_err aud_log_verify_opts(const struct aud_log *log,
+                           const struct aud_trail_opts *o,
+                           void (*progress)(void *ctx, uint64_t records),
+                           void *ctx, struct aud_log_verdict *v)
+  LC_NODISCARD;
 /* Before a writer appends (the service's start): the last stored
  * checkpoint's signature and tree, then every record after it (hash,
  * link, signature by the key in force, key rotations followed), ending

@@ -49,7 +49,7 @@ static lc_err note_vkey(const struct aud_log *log, const char *note,
 /* The trail over the log's first key and latest checkpoint, and the
  * Ed25519 note key in force. */
 static lc_err verify__start(const struct aud_log *log,
-                            const char *const *trusted, size_t n_trusted,
+                            const struct aud_trail_opts *opts,
                             struct aud_log_verdict *v, struct aud_trail **t)
 {
   char *key0 = NULL;
@@ -68,9 +68,11 @@ static lc_err verify__start(const struct aud_log *log,
   if(err == LC_OK) {
     const char *own[1] = {key0};
     const char *vk[1] = {vkey};
-    struct aud_trail_opts o = {.trusted = n_trusted ? trusted : own,
-                               .n_trusted = n_trusted ? n_trusted : 1,
-                               .vkeys = vk, .n_vkeys = vkey ? 1 : 0};
+    struct aud_trail_opts o = *opts;
+    o.trusted = opts->n_trusted ? opts->trusted : own;
+    o.n_trusted = opts->n_trusted ? opts->n_trusted : 1;
+    o.vkeys = vk;
+    o.n_vkeys = vkey ? 1 : 0;
     err = aud_trail_new_log(&o, key0, cp ? cp->note : NULL, t);
   }
   lc_free(vkey);
@@ -88,9 +90,20 @@ lc_err aud_log_verify(const struct aud_log *log, const char *const *trusted,
                       void (*progress)(void *ctx, uint64_t records),
                       void *ctx, struct aud_log_verdict *v)
 {
+  struct aud_trail_opts o = {.trusted = trusted, .n_trusted = n_trusted};
+  return aud_log_verify_opts(log, &o, progress, ctx, v);
+}
+
+lc_err aud_log_verify_opts(const struct aud_log *log,
+                           const struct aud_trail_opts *o,
+                           void (*progress)(void *ctx, uint64_t records),
+                           void *ctx, struct aud_log_verdict *v)
+{
   memset(v, 0, sizeof(*v));
+  if(!log || !o)
+    return LC_EINVAL;
   struct verify_ctx l = {.progress = progress, .ctx = ctx};
-  lc_err err = verify__start(log, trusted, n_trusted, v, &l.t);
+  lc_err err = verify__start(log, o, v, &l.t);
   if(err == LC_OK)
     err = log->ops->range(log->self, 1, 0, verify_one, &l);
   if(err == LC_OK)

@@ -293,6 +293,97 @@ lc_err aud_merkle_prove_consistency(struct aud_merkle *t, uint64_t old_size,
   return err;
 }
 
+/* ---- a consistency proof from a right edge ------------------------------------- */
+
+/* A tree known by the right edge of its first old->size leaves and the
+ * record hashes of the leaves after them: leaf old->size + i is after[i].
+ * Enough for a consistency proof from old->size: every subtree of the
+ * old tree such a proof uses is one of the edge's (SUBPROOF only takes
+ * the left part whole when the old size goes past it, and ends on the
+ * rest of the old tree when it is one power-of-two subtree), and every
+ * other one lies wholly after it. */
+struct edge_tree {
+  const struct aud_frontier *old;
+  const uint8_t (*after)[AUD_HASH_LEN];
+};
+
+static lc_err edge_subtree(const struct edge_tree *e, uint64_t lo,
+                           uint64_t hi, uint8_t out[AUD_HASH_LEN])
+{
+  uint64_t m = e->old->size;
+  if(hi <= m) {
+    uint64_t start = 0;
+    unsigned i = 0;
+    for(int bit = 63; bit >= 0 && i < e->old->n; bit--) {
+      uint64_t sz = 1ull << bit;
+      if(!(m & sz))
+        continue;
+      if(start == lo && start + sz == hi) {
+        memcpy(out, e->old->hash[i], AUD_HASH_LEN);
+        return LC_OK;
+      }
+      start += sz;
+      i++;
+    }
+    return LC_EINVAL;
+  }
+  if(lo < m)
+    return LC_EINVAL;
+  if(hi - lo == 1)
+    return aud_merkle_leaf(e->after[lo - m], out);
+  uint64_t k = split_point(hi - lo);
+  uint8_t l[AUD_HASH_LEN], r[AUD_HASH_LEN];
+  lc_err err = edge_subtree(e, lo, lo + k, l);
+  if(err == LC_OK)
+    err = edge_subtree(e, lo + k, hi, r);
+  if(err == LC_OK)
+    err = node_hash(l, r, out);
+  return err;
+}
+
+/* subproof() over an edge tree. */
+static lc_err edge_subproof(const struct edge_tree *e, uint64_t m,
+                            uint64_t lo, uint64_t hi, bool b,
+                            struct aud_proof *p)
+{
+  uint64_t n = hi - lo;
+  uint8_t h[AUD_HASH_LEN];
+  lc_err err;
+  if(m == n) {
+    if(b)
+      return LC_OK;
+    err = edge_subtree(e, lo, hi, h);
+    return err == LC_OK ? proof_push(p, h) : err;
+  }
+  uint64_t k = split_point(n);
+  if(m <= k) {
+    err = edge_subproof(e, m, lo, lo + k, b, p);
+    if(err == LC_OK)
+      err = edge_subtree(e, lo + k, hi, h);
+  } else {
+    err = edge_subproof(e, m - k, lo + k, hi, false, p);
+    if(err == LC_OK)
+      err = edge_subtree(e, lo, lo + k, h);
+  }
+  return err == LC_OK ? proof_push(p, h) : err;
+}
+
+lc_err aud_frontier_prove_consistency(const struct aud_frontier *old,
+                                      const uint8_t (*after)[AUD_HASH_LEN],
+                                      uint64_t size, struct aud_proof *out)
+{
+  if(!old || !out || size < old->size || (size > old->size && !after))
+    return LC_EINVAL;
+  struct aud_proof p = {.n = 0};
+  struct edge_tree e = {.old = old, .after = after};
+  lc_err err = LC_OK;
+  if(old->size > 0 && old->size < size)
+    err = edge_subproof(&e, old->size, 0, size, true, &p);
+  if(err == LC_OK)
+    *out = p;
+  return err;
+}
+
 /* ---- verification (RFC 9162) ------------------------------------------------------- */
 
 lc_err aud_merkle_verify_inclusion(uint64_t index, uint64_t size,

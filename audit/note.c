@@ -133,7 +133,8 @@ static lc_err ed25519_raw(EVP_PKEY *pkey, uint8_t raw[32])
 }
 
 /* Key IDs of C2SP signed-note: ECDSA SHA-256(DER SPKI)[:4]; Ed25519
- * SHA-256(name || '\n' || 0x01 || key)[:4]. */
+ * SHA-256(name || '\n' || 0x01 || key)[:4]; a witness's cosignature
+ * (C2SP tlog-cosignature, Ed25519) the same with 0x04. */
 static lc_err key_id_of(const char *name, struct note_key *k)
 {
   uint8_t fpr[AUD_HASH_LEN];
@@ -147,7 +148,7 @@ static lc_err key_id_of(const char *name, struct note_key *k)
       return LC_EINVAL;
     memcpy(buf, name, nlen);
     buf[nlen] = '\n';
-    buf[nlen + 1] = AUD_NOTE_SIG_ED25519;
+    buf[nlen + 1] = k->type; /* 0x01 Ed25519, 0x04 cosignature/v1 */
     err = ed25519_raw(k->pkey, buf + nlen + 2);
     if(err == LC_OK)
       err = lc_sha256(buf, nlen + 2 + 32, fpr);
@@ -194,7 +195,8 @@ static lc_err note_key_from_vkey(const char *vkey, char name[AUD_ORIGIN_MAX],
        LC_OK || blen < 2)
     return LC_EINVAL;
   k->type = blob[0];
-  if(k->type == AUD_NOTE_SIG_ED25519 && blen == 33) {
+  if((k->type == AUD_NOTE_SIG_ED25519 || k->type == AUD_NOTE_SIG_COSIG) &&
+     blen == 33) {
     k->pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, blob + 1,
                                           32);
   } else if(k->type == AUD_NOTE_SIG_ECDSA) {
@@ -218,12 +220,21 @@ static lc_err note_key_from_vkey(const char *vkey, char name[AUD_ORIGIN_MAX],
   return err;
 }
 
+/* C2SP tlog-cosignature, Ed25519: the signature is a u64 big-endian
+ * POSIX timestamp then 64 bytes over "cosignature/v1\ntime <ts>\n" ||
+ * the note text. The message is built here, so `msg` is the text. */
+static lc_err cosig_check(const struct note_key *k, const void *msg,
+                          size_t len, const uint8_t *sig, size_t sig_len,
+                          bool *valid);
+
 static lc_err note_key_check(const struct note_key *k, const void *msg,
                              size_t len, const uint8_t *sig, size_t sig_len,
                              bool *valid)
 {
   if(k->type == AUD_NOTE_SIG_ECDSA)
     return aud__verify_pkey(k->pkey, msg, len, sig, sig_len, valid);
+  if(k->type == AUD_NOTE_SIG_COSIG)
+    return cosig_check(k, msg, len, sig, sig_len, valid);
   *valid = false;
   if(sig_len != 64)
     return LC_OK;
@@ -239,6 +250,35 @@ static lc_err note_key_check(const struct note_key *k, const void *msg,
     lc_openssl_clear();
   }
   EVP_MD_CTX_free(md);
+  return err;
+}
+
+static lc_err cosig_check(const struct note_key *k, const void *msg,
+                          size_t len, const uint8_t *sig, size_t sig_len,
+                          bool *valid)
+{
+  *valid = false;
+  if(sig_len != 8 + 64)
+    return LC_OK;
+  uint64_t ts = 0;
+  for(int i = 0; i < 8; i++)
+    ts = ts << 8 | sig[i];
+  if(ts > INT64_MAX)
+    return LC_OK; /* the spec bounds it at 2^63 - 1 */
+  char head[64];
+  int hn = snprintf(head, sizeof(head), "cosignature/v1\ntime %" PRIu64 "\n",
+                    ts);
+  if(hn <= 0 || (size_t)hn >= sizeof(head) || len > AUD_NOTE_MAX)
+    return LC_EINVAL;
+  uint8_t *buf = lc_malloc((size_t)hn + len);
+  if(!buf)
+    return LC_ENOMEM;
+  memcpy(buf, head, (size_t)hn);
+  memcpy(buf + hn, msg, len);
+  struct note_key ed = *k;
+  ed.type = AUD_NOTE_SIG_ED25519;
+  lc_err err = note_key_check(&ed, buf, (size_t)hn + len, sig + 8, 64, valid);
+  lc_free(buf);
   return err;
 }
 
@@ -520,6 +560,133 @@ lc_err aud_note_cosign(const char *note, struct aud_signer *s,
   if(added)
     *added = n;
   return LC_OK;
+}
+
+lc_err aud_note_vkey_type(const char *vkey, uint8_t *type, char *name)
+{
+  char n[AUD_ORIGIN_MAX];
+  struct note_key k;
+  if(!vkey || !type)
+    return LC_EINVAL;
+  lc_err err = note_key_from_vkey(vkey, n, &k);
+  if(err != LC_OK)
+    return err;
+  *type = k.type;
+  if(name)
+    memcpy(name, n, AUD_ORIGIN_MAX);
+  note_key_free(&k);
+  return LC_OK;
+}
+
+lc_err aud_note_add_cosignature(const char *note, const char *lines,
+                                const char *vkey, char **out,
+                                unsigned *added)
+{
+  if(!note || !lines || !vkey || !out)
+    return LC_EINVAL;
+  char name[AUD_ORIGIN_MAX];
+  struct note_key k;
+  lc_err err = note_key_from_vkey(vkey, name, &k);
+  if(err != LC_OK)
+    return err;
+  size_t tlen = 0, nlen = strlen(name), note_len = strlen(note);
+  unsigned n = 0;
+  char *acc = NULL;
+  /* A valid line of the key there already: nothing to add (a witness
+   * asked twice cosigns twice, with two timestamps; one line is enough). */
+  err = verify_key(note, name, &k, &tlen);
+  if(err == LC_OK && !(acc = lc_strdup(note)))
+    err = LC_ENOMEM;
+  int count = 0;
+  for(const char *p = lines; err == LC_ENOTFOUND && *p;) {
+    const char *eol = strchr(p, '\n');
+    struct sig_line sl;
+    if(!eol || ++count > SIG_LINES_MAX ||
+       parse_sig_line(p, eol, &sl) != LC_OK) {
+      err = LC_EVERIFY; /* not a sequence of signature lines */
+      break;
+    }
+    const char *line = p;
+    size_t line_len = (size_t)(eol - p) + 1;
+    p = eol + 1;
+    if(sl.blob_len == 0 || sl.name_len != nlen ||
+       memcmp(sl.name, name, nlen) != 0 || memcmp(sl.blob, k.id, 4) != 0)
+      continue; /* another key's: ignored, as the spec asks */
+    if(note_len + line_len > AUD_NOTE_MAX) {
+      err = LC_ETOOBIG;
+      break;
+    }
+    acc = lc_malloc(note_len + line_len + 1);
+    if(!acc) {
+      err = LC_ENOMEM;
+      break;
+    }
+    memcpy(acc, note, note_len);
+    memcpy(acc + note_len, line, line_len);
+    acc[note_len + line_len] = '\0';
+    err = verify_key(acc, name, &k, &tlen);
+    if(err == LC_OK) {
+      n = 1;
+    } else {
+      lc_free(acc);
+      acc = NULL;
+      if(err == LC_ENOTFOUND)
+        err = LC_EVERIFY; /* cannot be: the line is there */
+    }
+  }
+  note_key_free(&k);
+  if(err != LC_OK) {
+    lc_free(acc);
+    return err;
+  }
+  *out = acc;
+  if(added)
+    *added = n;
+  return LC_OK;
+}
+
+lc_err aud_note_witnessed(const char *note, const char *const *vkeys,
+                          size_t n, size_t threshold, unsigned *ok_out,
+                          char *why, size_t cap)
+{
+  if(!note || (n && !vkeys) || threshold > n || !why || !cap)
+    return LC_EINVAL;
+  if(!threshold)
+    threshold = n;
+  char missing[160] = "";
+  size_t ok = 0, len = 0;
+  lc_err err = LC_OK;
+  why[0] = '\0';
+  for(size_t i = 0; i < n && err == LC_OK; i++) {
+    const char *v = vkeys[i];
+    const char *p1 = v ? strchr(v, '+') : NULL;
+    const char *p2 = p1 ? strchr(p1 + 1, '+') : NULL;
+    if(!p2)
+      return LC_EINVAL;
+    int shown = (int)(p2 - v);  /* "name+1a2b3c4d", without the key */
+    err = aud_note_verify_vkey(note, v, NULL);
+    if(err == LC_EVERIFY) {
+      /* not what the witness signed: whatever the threshold */
+      snprintf(why, cap, "bad cosignature of witness %.*s", shown, v);
+    } else if(err == LC_OK) {
+      ok++;
+    } else if(err == LC_ENOTFOUND) {
+      err = LC_OK;
+      if(len < sizeof(missing)) {
+        int k = snprintf(missing + len, sizeof(missing) - len, "%s%.*s",
+                         len ? ", " : "", shown, v);
+        len += k > 0 ? (size_t)k : 0;
+      }
+    }
+  }
+  if(ok_out)
+    *ok_out = (unsigned)ok;
+  if(err == LC_OK && ok < threshold) {
+    snprintf(why, cap, "cosigned by %zu of %zu witnesses, %zu required: "
+             "no cosignature of witness %s", ok, n, threshold, missing);
+    err = LC_EVERIFY;
+  }
+  return err;
 }
 
 lc_err aud_note_vkey(const char *name, const char *pubkey_pem, char **out)

@@ -59,6 +59,9 @@ struct aud_trail {
   size_t n_trusted;
   char **vkeys;                       /* copies of opts->vkeys */
   size_t n_vkeys;
+  char **wkeys;                       /* copies of opts->witnesses */
+  size_t n_wkeys;
+  size_t w_threshold;
   const char *previous;
   const char *device;
   bool want_receipt;
@@ -191,6 +194,31 @@ static lc_err set_vkeys(struct aud_trail *t, const struct aud_trail_opts *o)
   return LC_OK;
 }
 
+/* Witnesses' keys, checked up front like the verifier keys. */
+static lc_err set_witnesses(struct aud_trail *t,
+                            const struct aud_trail_opts *o)
+{
+  if(o->n_witnesses == 0)
+    return o->witness_threshold ? LC_EINVAL : LC_OK;
+  if(!o->witnesses || o->witness_threshold > o->n_witnesses)
+    return LC_EINVAL;
+  t->wkeys = lc_calloc(o->n_witnesses, sizeof(*t->wkeys));
+  if(!t->wkeys)
+    return LC_ENOMEM;
+  static const char probe[] = "x\n";
+  for(size_t i = 0; i < o->n_witnesses; i++) {
+    if(!o->witnesses[i] || aud_note_verify_vkey(probe, o->witnesses[i],
+                                                NULL) == LC_EINVAL)
+      return LC_EINVAL;
+    if(!(t->wkeys[i] = lc_strdup(o->witnesses[i])))
+      return LC_ENOMEM;
+    t->n_wkeys = i + 1;
+  }
+  t->w_threshold = o->witness_threshold ? o->witness_threshold
+                                        : o->n_witnesses;
+  return LC_OK;
+}
+
 /* ---- life cycle --------------------------------------------------------------- */
 
 void aud_trail_free(struct aud_trail *t)
@@ -206,6 +234,9 @@ void aud_trail_free(struct aud_trail *t)
   for(size_t i = 0; i < t->n_vkeys; i++)
     lc_free(t->vkeys[i]);
   lc_free(t->vkeys);
+  for(size_t i = 0; i < t->n_wkeys; i++)
+    lc_free(t->wkeys[i]);
+  lc_free(t->wkeys);
   lc_free(t->cp_note);
   lc_free(t->manifest);
   EVP_MD_CTX_free(t->digest);
@@ -225,6 +256,8 @@ static lc_err trail_new(const struct aud_trail_opts *o, struct aud_trail **out)
   lc_err err = set_trusted(t, o);
   if(err == LC_OK)
     err = set_vkeys(t, o);
+  if(err == LC_OK)
+    err = set_witnesses(t, o);
   if(err == LC_OK && !(t->digest = EVP_MD_CTX_new()))
     err = LC_ENOMEM;
   if(err == LC_OK && EVP_DigestInit_ex(t->digest, EVP_sha256(), NULL) != 1)
@@ -501,8 +534,26 @@ static lc_err check_vkeys(struct aud_trail *t, const char *what,
   return LC_OK;
 }
 
+/* The witnesses' cosignatures on the checkpoint (aud_note_witnessed()). */
+static lc_err check_witnesses(struct aud_trail *t)
+{
+  if(!t->n_wkeys)
+    return LC_OK;
+  char why[200];
+  unsigned ok = 0;
+  lc_err err = aud_note_witnessed(t->cp_note, (const char *const *)t->wkeys,
+                                  t->n_wkeys, t->w_threshold, &ok, why,
+                                  sizeof(why));
+  t->rep.cosigned = ok;
+  if(err == LC_EVERIFY)
+    return fail(t, "checkpoint: %s", why);
+  return err;
+}
+
 static lc_err check_checkpoint(struct aud_trail *t)
 {
+  if(!t->have_cp && t->n_wkeys)
+    return fail(t, "checkpoint: none, so no witness cosigned one");
   if(!t->have_cp)
     return LC_OK;
   if(t->kind == AUD_EXPORT_COMPLETE && !t->cp_reached)
@@ -527,7 +578,8 @@ static lc_err check_checkpoint(struct aud_trail *t)
     return fail(t, "checkpoint: bad signature");
   if(err != LC_OK)
     return err;
-  return check_vkeys(t, "checkpoint", t->cp_note);
+  err = check_vkeys(t, "checkpoint", t->cp_note);
+  return err == LC_OK ? check_witnesses(t) : err;
 }
 
 static lc_err check_trust(struct aud_trail *t)

@@ -19,6 +19,8 @@
 #include "statemachine/sm.h"
 
 #define BRK_PATH_MAX 512
+#define BRK_WITNESS_MAX 4
+#define BRK_WITNESS_LEN 1024   /* "URL VKEY" */
 #define BRK_CONFIG_FILES_MAX 4     /* -c given more than once: layered */
 #define BRK_ERR_MAX 256
 /* Warn (log, `linecert status`) when a local issuing CA can cover a full
@@ -163,6 +165,12 @@ struct brk_config {
    * listing a token's keys at an EdDSA key, so it must not share a token
    * with the ECDSA audit key or CA keys there (fixed in libp11 0.4.13). */
   char pkcs11_ed25519_token[SM_ID_MAX + 1];
+  /* Witnesses that cosign each new checkpoint (C2SP tlog-witness,
+   * docs/audit.md §13.5): [audit] witness_1 .. witness_4, each "URL
+   * VKEY", the witness's submission prefix and its cosignature verifier
+   * key; "" = none. witness_timeout_ms bounds one request. */
+  char witness[BRK_WITNESS_MAX][BRK_WITNESS_LEN];
+  unsigned witness_timeout_ms;       /* 10000 */
   /* [policy] */
   struct sm_policy policy;
   unsigned csr_max_bytes;          /* PEM, per CSR */
@@ -279,6 +287,57 @@ void brk_path_audit_pub(const struct brk_config *cfg, char *buf, size_t cap);
 /* [audit] ed25519_key_file, or its default in the data directory. */
 void brk_path_audit_ed25519_key(const struct brk_config *cfg, char *buf,
                                 size_t cap);
+
+/* ---- witnesses (witness.c, docs/audit.md §13.5) ------------------------------ */
+
+/* The configured witnesses and one HTTP client to reach them. */
+struct brk_witnesses;
+
+/* NULL or why `value` ("URL VKEY": an http:// or https:// submission
+ * prefix, one space, a C2SP cosignature verifier key, type 0x04) is not
+ * a witness; the URL is copied into url (cap bytes), *vkey points into
+ * value. */
+const char *brk_witness_parse(const char *value, char *url, size_t cap,
+                              const char **vkey);
+
+/* LC_ENOTFOUND: the configuration names no witness (*out NULL);
+ * LC_EINVAL: one does not parse; LC_ENOMEM, LC_EIO (libcurl). */
+lc_err brk_witnesses_open(const struct brk_config *cfg,
+                          struct brk_witnesses **out) LC_NODISCARD;
+void brk_witnesses_free(struct brk_witnesses *w);
+/* Requests in progress give up within about a second; later ones at
+ * once (the service stops). */
+void brk_witnesses_abort(struct brk_witnesses *w);
+unsigned brk_witnesses_count(const struct brk_witnesses *w);
+/* The witness's key name (its vkey's first field): labels and logs. */
+const char *brk_witnesses_name(const struct brk_witnesses *w, unsigned i);
+
+enum brk_witness_result {
+  BRK_WITNESS_OK,          /* cosigned now, the line stored */
+  BRK_WITNESS_HELD,        /* cosigned before: nothing sent */
+  BRK_WITNESS_CONFLICT,    /* 409: another tree of that size (a fork), or
+                              the witness holds a larger tree */
+  BRK_WITNESS_REFUSED,     /* 4xx/5xx: bad signature (403), unknown log
+                              (404), bad proof (422), ... */
+  BRK_WITNESS_UNREACHABLE, /* no answer: refused, timeout, TLS */
+  BRK_WITNESS_ERROR,       /* ours: the store, a proof we cannot make, an
+                              answer without a valid cosignature */
+  BRK_WITNESS_RESULTS
+};
+/* "ok", "held", "conflict", "refused", "unreachable", "error". */
+const char *brk_witness_result_name(enum brk_witness_result r);
+
+/* Have witness i cosign the stored checkpoint of `tree_size` (C2SP
+ * tlog-witness add-checkpoint): with the consistency proof from the
+ * size it last cosigned (meta, 0 at first), asked again once with the
+ * size it answers 409 with; its cosignature line is checked and stored
+ * in the checkpoint's note, and the size recorded. `why` says what went
+ * wrong ("" on OK and HELD). Needs a writable log. */
+enum brk_witness_result brk_witnesses_submit(struct brk_witnesses *w,
+                                             unsigned i,
+                                             const struct aud_log *log,
+                                             uint64_t tree_size, char *why,
+                                             size_t cap);
 
 /* ---- what the operator commands use (cli/) ------------------------------------ */
 

@@ -576,6 +576,16 @@ struct brk_trust {
   char initial_sha256[SM_FPR_HEX];      /* of b->trust_bundle; "" none */
 };
 
+/* ---- witnesses (witness.c) ------------------------------------------------ */
+
+/* What /metrics shows of one witness (linecert_audit_witness_total). */
+struct brk_witness_stat {
+  char name[AUD_ORIGIN_MAX];          /* its key name; set at start */
+  atomic_ullong n[BRK_WITNESS_RESULTS];
+  atomic_ullong size;                 /* tree size it last cosigned */
+};
+struct brk_witness_thread;
+
 struct brk {
   /* The configuration in force: swapped whole by a reload (reload.c),
    * read by every thread with one atomic load. */
@@ -613,6 +623,11 @@ struct brk {
   struct brk_http *http;
   struct aud_log_ticker ckpt;         /* signed Merkle checkpoints */
   uint64_t ckpt_kept;                 /* tree size in audit/checkpoint */
+  uint64_t ckpt_witnessed;            /* tree size last handed to the
+                                         witness thread */
+  struct brk_witness_thread *witness; /* NULL: no witness configured */
+  struct brk_witness_stat witness_stats[BRK_WITNESS_MAX];
+  unsigned n_witness_stats;
   struct brk_lock lock;               /* the data directory's */
   struct lc_queue *ctl_q;             /* operator requests, to the loop */
   struct brk_ctl *ctl;                /* the control socket's thread */
@@ -661,6 +676,11 @@ void brk__loop_run(struct brk *b);
 void brk__loop_drain_all(struct brk *b);
 /* A signed Merkle checkpoint when due (a last one when final). */
 void brk__loop_checkpoint(struct brk *b, bool final);
+/* witness.c: the thread that has each new checkpoint cosigned (none
+ * when no witness is configured); kick: a new checkpoint is stored. */
+lc_err brk__witness_start(struct brk *b) LC_NODISCARD;
+void brk__witness_kick(struct brk *b);
+void brk__witness_stop(struct brk *b);
 /* What the MQTT thread reported about the session (not a publish). */
 void brk__session_event(struct brk *b, enum brk_msg_kind kind);
 /* Connect again when the backoff has passed. */

@@ -119,6 +119,21 @@ static const char *proxies_problem(const char *value, char *buf, size_t cap)
   return buf;
 }
 
+/* [audit] witness_N: "URL VKEY", parsed as the witness client will. */
+static const char *witness_problem(const char *value, char *buf, size_t cap)
+{
+  char url[BRK_WITNESS_LEN];
+  const char *vkey = NULL;
+  if(!value[0])
+    return NULL;
+  const char *why = brk_witness_parse(value, url, sizeof(url), &vkey);
+  if(!why)
+    return NULL;
+  snprintf(buf, cap, "%s (\"URL VKEY\": the witness's submission prefix "
+           "and its C2SP cosignature verifier key)", why);
+  return buf;
+}
+
 const char *brk_ca_type_name(enum brk_ca_type t)
 {
   return (unsigned)t < sizeof(ca_type_names) / sizeof(ca_type_names[0])
@@ -187,6 +202,11 @@ static const struct opt options[] = {
   STR("audit", "ed25519_key_file", ed25519_key_file),
   STR("audit", "pkcs11_ed25519_key_label", pkcs11_ed25519_key_label),
   STR("audit", "pkcs11_ed25519_token", pkcs11_ed25519_token),
+  STR_CHECKED("audit", "witness_1", witness[0], witness_problem),
+  STR_CHECKED("audit", "witness_2", witness[1], witness_problem),
+  STR_CHECKED("audit", "witness_3", witness[2], witness_problem),
+  STR_CHECKED("audit", "witness_4", witness[3], witness_problem),
+  UINT("audit", "witness_timeout_ms", witness_timeout_ms, 100, 600000),
   UINT("policy", "max_ca_attempts", policy.max_ca_attempts, 1, 1000),
   UINT("policy", "retry_base_ms", policy.retry_base_ms, 10, 600000),
   UINT("policy", "retry_max_ms", policy.retry_max_ms, 10, 86400000),
@@ -336,6 +356,7 @@ void brk_config_defaults(struct brk_config *cfg)
   cfg->http_idle_timeout_s = 10;
   cfg->checkpoint_every_records = 10000;
   cfg->checkpoint_every_s = 60;
+  cfg->witness_timeout_ms = 10000;
   cfg->checkpoint_ed25519 = true;
   sm_policy_defaults(&cfg->policy);
   cfg->csr_max_bytes = 8192;

@@ -162,6 +162,36 @@ static void metrics_lifecycle(struct text *t, struct brk *b)
           C(quarantine_releases));
 }
 
+/* Each configured witness: its answers by result (docs/audit.md §13.5)
+ * and the tree size it last cosigned. */
+static void metrics_witnesses(struct text *t, struct brk *b)
+{
+  if(!b->n_witness_stats)
+    return;
+  text_add(t, "# HELP linecert_audit_witness_total checkpoints submitted "
+              "to each witness, by result\n"
+              "# TYPE linecert_audit_witness_total counter\n");
+  for(unsigned i = 0; i < b->n_witness_stats; i++) {
+    const struct brk_witness_stat *w = &b->witness_stats[i];
+    for(int r = 0; r < BRK_WITNESS_RESULTS; r++) {
+      if(r == BRK_WITNESS_HELD)
+        continue; /* nothing was sent */
+      sample_start(t, "linecert_audit_witness_total", "witness", w->name,
+                   "result", brk_witness_result_name(r));
+      text_add(t, "%llu\n", (unsigned long long)atomic_load(&w->n[r]));
+    }
+  }
+  text_add(t, "# HELP linecert_audit_witness_size tree size each witness "
+              "last cosigned (this run)\n"
+              "# TYPE linecert_audit_witness_size gauge\n");
+  for(unsigned i = 0; i < b->n_witness_stats; i++) {
+    sample_start(t, "linecert_audit_witness_size", "witness",
+                 b->witness_stats[i].name, NULL, NULL);
+    text_add(t, "%llu\n",
+             (unsigned long long)atomic_load(&b->witness_stats[i].size));
+  }
+}
+
 static void metrics_counters(struct text *t, struct brk *b)
 {
   counter(t, "linecert_mqtt_messages_total", "MQTT messages received",
@@ -221,6 +251,7 @@ static void metrics_counters(struct text *t, struct brk *b)
           "store transactions rolled back", C(commit_failures));
   counter(t, "linecert_audit_records_total", "audit records written",
           C(audit_records));
+  metrics_witnesses(t, b);
   counter(t, "linecert_gateway_requests_total",
           "requests to the devices' HTTPS gateway", C(gw_requests));
   counter(t, "linecert_gateway_no_identity_total",

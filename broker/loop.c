@@ -96,6 +96,11 @@ void brk__loop_checkpoint(struct brk *b, bool final)
     keep_checkpoint(b);
     lc_crash_point("checkpoint_kept");
   }
+  /* a new checkpoint: the witnesses' turn, off this thread */
+  if(b->ckpt.frontier.size > b->ckpt_witnessed) {
+    b->ckpt_witnessed = b->ckpt.frontier.size;
+    brk__witness_kick(b);
+  }
 }
 
 static size_t drain(struct brk *b, size_t budget)

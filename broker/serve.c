@@ -349,6 +349,8 @@ static lc_err start(struct brk *b)
     rc = brk__http_start(b, b->cfg->http_listen, &b->http);
   if(rc == LC_OK)
     rc = open_control(b);
+  if(rc == LC_OK)
+    rc = brk__witness_start(b);
   if(rc == LC_OK && b->cfg->gw_listen[0])
     rc = open_gateway(b);
   return rc;
@@ -373,6 +375,9 @@ static void stop(struct brk *b)
 {
   close_gateway(b);
   close_control(b);
+  /* before the last checkpoint: a stop does not wait for witnesses;
+   * that checkpoint goes to them at the next start */
+  brk__witness_stop(b);
   brk__ca_shutdown(b);
   brk__http_stop(b->http);
   b->http = NULL;

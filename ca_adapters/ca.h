@@ -463,6 +463,42 @@ struct ca_http_config {
   struct ca_breaker_config breaker;
 };
 
+/* The same HTTP client for the service's peers that are not CAs (the
+ * audit log's witnesses, docs/audit.md §13.5): a keep-alive pool, bounded
+ * connect and total timeouts, a capped body, no redirects, no breaker.
+ * Transport failures are logged once by the client (key "ca=<name>"),
+ * as for the adapters. Thread-safe. */
+struct ca_http_client;
+
+/* allow_http: plain http:// as well as https:// (a witness on the
+ * loopback). LC_EINVAL, LC_ENOMEM, LC_EIO; free with
+ * ca_http_client_free(). */
+lc_err ca_http_client_new(const char *name, const struct ca_http_config *cfg,
+                          bool allow_http, struct ca_http_client **out)
+  LC_NODISCARD;
+void ca_http_client_free(struct ca_http_client *c);
+/* Requests in progress fail within about a second, later ones at once
+ * (LC_ESHUTDOWN): the service stops. */
+void ca_http_client_abort(struct ca_http_client *c);
+
+struct ca_http_answer {
+  long status;
+  char content_type[64];       /* "" when the answer has none */
+  char *body;                  /* lc_malloc'd, NUL-terminated */
+  size_t len;
+};
+
+/* POST `body` (len bytes) to `url` with the "Name: value" `headers`
+ * (NULL-terminated, may be NULL). LC_OK: an answer, any status (free it
+ * with ca_http_answer_cleanup()); LC_EAGAIN (timeout, refused, reset),
+ * LC_ETLS, LC_ETOOBIG, LC_ESHUTDOWN, LC_EIO, LC_ENOMEM as
+ * ca_adapters' own requests. `op` names the request in logs. */
+lc_err ca_http_client_post(struct ca_http_client *c, const char *op,
+                           const char *url, const char *const *headers,
+                           const char *body, size_t len,
+                           struct ca_http_answer *out) LC_NODISCARD;
+void ca_http_answer_cleanup(struct ca_http_answer *a);
+
 /* A token bucket shared by every worker that calls the adapter. */
 struct ca_pace_config {
   double rate_per_s;           /* sustained requests/s; 0 = the adapter's

@@ -91,6 +91,7 @@ struct ca__http_resp {
   bool has_retry_after;
   uint32_t retry_after_ms;     /* from Retry-After (seconds or date) */
   char error_type[96];         /* x-amzn-ErrorType header, "" if none */
+  char content_type[64];       /* Content-Type, "" if none */
 };
 
 /* Perform one request. LC_OK means an HTTP answer arrived (any status)

@@ -430,6 +430,9 @@ static void read_headers(CURL *c, struct ca__http_resp *resp)
        CURLHE_OK &&
      hd && hd->value)
     lc_strlcpy(resp->error_type, hd->value, sizeof(resp->error_type));
+  char *type = NULL;
+  if(curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &type) == CURLE_OK && type)
+    lc_strlcpy(resp->content_type, type, sizeof(resp->content_type));
 }
 
 lc_err ca__http_do(struct ca__http *h, const struct ca__http_req *req,
@@ -520,4 +523,74 @@ void ca__http_resp_cleanup(struct ca__http_resp *r)
     return;
   lc_free(r->body);
   memset(r, 0, sizeof(*r));
+}
+
+/* ---- the client for peers that are not CAs (ca.h) ------------------------ */
+
+struct ca_http_client {
+  struct ca__http *http;
+};
+
+lc_err ca_http_client_new(const char *name, const struct ca_http_config *cfg,
+                          bool allow_http, struct ca_http_client **out)
+{
+  if(!name || !cfg || !out)
+    return LC_EINVAL;
+  struct ca_http_client *c = lc_calloc(1, sizeof(*c));
+  if(!c)
+    return LC_ENOMEM;
+  struct ca__http_opts o = {.name = name, .cfg = cfg,
+                            .allow_http = allow_http};
+  lc_err err = ca__http_new(&o, &c->http);
+  if(err != LC_OK) {
+    lc_free(c);
+    return err;
+  }
+  *out = c;
+  return LC_OK;
+}
+
+void ca_http_client_free(struct ca_http_client *c)
+{
+  if(!c)
+    return;
+  ca__http_free(c->http);
+  lc_free(c);
+}
+
+void ca_http_client_abort(struct ca_http_client *c)
+{
+  if(c)
+    ca__http_abort(c->http);
+}
+
+lc_err ca_http_client_post(struct ca_http_client *c, const char *op,
+                           const char *url, const char *const *headers,
+                           const char *body, size_t len,
+                           struct ca_http_answer *out)
+{
+  if(!c || !op || !url || !out)
+    return LC_EINVAL;
+  memset(out, 0, sizeof(*out));
+  struct ca__http_req req = {.op = op, .method = "POST", .url = url,
+                             .headers = headers, .body = body,
+                             .body_len = len};
+  struct ca__http_resp resp;
+  lc_err err = ca__http_do(c->http, &req, &resp);
+  if(err != LC_OK)
+    return err;
+  out->status = resp.status;
+  lc_strlcpy(out->content_type, resp.content_type,
+             sizeof(out->content_type));
+  out->body = resp.body;
+  out->len = resp.len;
+  return LC_OK;
+}
+
+void ca_http_answer_cleanup(struct ca_http_answer *a)
+{
+  if(!a)
+    return;
+  lc_free(a->body);
+  memset(a, 0, sizeof(*a));
 }

@@ -83,6 +83,11 @@ static const char audit_usage[] =
   "      --note-key VKEY      verify: the checkpoint and manifest must\n"
   "                           carry a valid line of this C2SP verifier\n"
   "                           key (repeatable; pubkey --vkey prints them)\n"
+  "      --witness VKEY       verify: the checkpoint must carry a valid\n"
+  "                           cosignature of this witness (C2SP\n"
+  "                           tlog-cosignature vkey; repeatable)\n"
+  "      --witness-threshold N  verify: at least N of the --witness\n"
+  "                           cosignatures (default: all of them)\n"
   "      --proof FILE         consistency: check this proof offline\n"
   "      --quiet              no progress on stderr\n"
   "      --new-key FILE       rotate-key: the new key file (created if\n"
@@ -105,7 +110,7 @@ enum {
   O_LINE, O_EXTENDS, O_CKPT_OUT, O_PREVIOUS, O_PROOF, O_QUIET, O_NEW_KEY,
   O_P11_MODULE, O_P11_TOKEN, O_P11_KEY, O_P11_KEY_ID, O_NEW_P11_KEY,
   O_NEW_P11_KEY_ID, O_VKEY, O_SERIAL, O_NOTE_KEY, O_P11_ED_KEY,
-  O_P11_ED_TOKEN
+  O_P11_ED_TOKEN, O_WITNESS, O_WITNESS_THRESHOLD
 };
 
 static const struct option audit_opts[] = {
@@ -138,6 +143,8 @@ static const struct option audit_opts[] = {
   {"note-key", required_argument, NULL, O_NOTE_KEY},
   {"pkcs11-ed25519-key", required_argument, NULL, O_P11_ED_KEY},
   {"pkcs11-ed25519-token", required_argument, NULL, O_P11_ED_TOKEN},
+  {"witness", required_argument, NULL, O_WITNESS},
+  {"witness-threshold", required_argument, NULL, O_WITNESS_THRESHOLD},
   {NULL, 0, NULL, 0}};
 
 /* ---- arguments ---------------------------------------------------------------------- */
@@ -287,6 +294,19 @@ static int set_opt(struct cli_audit_args *a, int opt, const char *v)
       return cli__usage_error("at most 8 --note-key", NULL);
     a->note_key[a->nnote_key++] = v;
     return 0;
+  case O_WITNESS:
+    if(a->nwitness == CLI_PUBKEYS_MAX)
+      return cli__usage_error("at most 8 --witness", NULL);
+    a->witness[a->nwitness++] = v;
+    return 0;
+  case O_WITNESS_THRESHOLD: {
+    uint64_t n = 0;
+    if(!parse_u64(v, &n) || n == 0 || n > CLI_PUBKEYS_MAX)
+      return cli__usage_error("--witness-threshold: 1 to 8, not %s", v);
+    a->witness_threshold = (unsigned)n;
+    a->witness_threshold_set = true;
+    return 0;
+  }
   }
   return CLI_EXIT_USAGE;
 }

@@ -52,7 +52,7 @@ int cli__audit_checkpoint(const struct cli_audit_args *a)
   if(!rc)
     rc = cli__check_stored_checkpoint(log, &s);
   if(!rc)
-    rc = cli__checkpoint_now(log, signer, origin, &s, &note);
+    rc = cli__checkpoint_now(&a->cfg, log, signer, origin, &s, &note);
   if(!rc)
     rc = cli__write_text(a->output, note);
   lc_free(note);

@@ -268,15 +268,62 @@ int cli__check_stored_checkpoint(const struct aud_log *log,
   return CLI_EXIT_FAIL;
 }
 
-int cli__checkpoint_now(const struct aud_log *log, struct aud_signer *signer,
+/* Each witness of the configuration, for the stored checkpoint `*note`
+ * is of; *note re-read with the lines they added. */
+static int witness_now(const struct brk_config *cfg,
+                       const struct aud_log *log, char **note)
+{
+  struct brk_witnesses *w = NULL;
+  lc_err err = brk_witnesses_open(cfg, &w);
+  if(err == LC_ENOTFOUND)
+    return 0;
+  if(err != LC_OK) {
+    fprintf(stderr, "linecert audit: cannot reach the witnesses (%s)\n",
+            lc_strerror(err));
+    return CLI_EXIT_FAIL;
+  }
+  struct aud_checkpoint c;
+  err = aud_checkpoint_parse(*note, &c);
+  unsigned cosigned = 0;
+  for(unsigned i = 0; err == LC_OK && i < brk_witnesses_count(w); i++) {
+    char why[256];
+    enum brk_witness_result r = brk_witnesses_submit(w, i, log, c.size, why,
+                                                     sizeof(why));
+    if(r == BRK_WITNESS_OK || r == BRK_WITNESS_HELD)
+      cosigned++;
+    else
+      fprintf(stderr, "linecert audit: witness %s did not cosign tree size "
+              "%" PRIu64 ": %s: %s\n", brk_witnesses_name(w, i), c.size,
+              brk_witness_result_name(r), why);
+  }
+  struct aud_log_checkpoint *cp = NULL;
+  if(err == LC_OK && cosigned)
+    err = log->ops->checkpoint_get(log->self, c.size, &cp);
+  if(cp) {
+    lc_free(*note);
+    *note = cp->note;
+    cp->note = NULL;
+  }
+  aud_log_checkpoint_free(cp);
+  brk_witnesses_free(w);
+  if(err == LC_OK)
+    return 0;
+  fprintf(stderr, "linecert audit: cannot read the checkpoint back (%s)\n",
+          lc_strerror(err));
+  return CLI_EXIT_FAIL;
+}
+
+int cli__checkpoint_now(const struct brk_config *cfg,
+                        const struct aud_log *log, struct aud_signer *signer,
                         const char *origin, const struct aud_scan *s,
                         char **note)
 {
   lc_err err = aud_scan_checkpoint(log, signer, origin, s, lc_now_ms(),
                                    note);
-  if(err == LC_OK)
-    return 0;
-  fprintf(stderr, "linecert audit: cannot make a checkpoint (%s)\n",
-          lc_strerror(err));
-  return CLI_EXIT_FAIL;
+  if(err != LC_OK) {
+    fprintf(stderr, "linecert audit: cannot make a checkpoint (%s)\n",
+            lc_strerror(err));
+    return CLI_EXIT_FAIL;
+  }
+  return witness_now(cfg, log, note);
 }

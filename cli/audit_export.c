@@ -196,7 +196,7 @@ static int export_steps(const struct cli_audit_args *a, struct export_run *r,
   if(!rc)
     rc = find_extends(a, r);
   if(!rc)
-    rc = cli__checkpoint_now(r->log, r->signer, r->origin, &r->s,
+    rc = cli__checkpoint_now(&a->cfg, r->log, r->signer, r->origin, &r->s,
                              &r->cp_note);
   if(!rc)
     rc = write_export(a, r, job);

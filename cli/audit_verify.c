@@ -14,14 +14,35 @@
 
 #include "common/lc_mem.h"
 
-static void print_report(const char *what, const struct aud_trail_report *r)
+static void print_report(const char *what, const struct aud_trail_report *r,
+                         int nwitness)
 {
   printf("%s: OK: %s %s, %" PRIu64 " records (seq %" PRIu64 "..%" PRIu64
          "), tree size %" PRIu64 ", %u key%s, checkpoint and manifest "
-         "verified\n", what, aud_export_kind_name(r->kind),
+         "verified", what, aud_export_kind_name(r->kind),
          r->format == AUD_FORMAT_CSV ? "CSV" : "JSON Lines", r->records,
          r->first_seq, r->last_seq, r->tree_size, r->keys,
          r->keys == 1 ? "" : "s");
+  if(nwitness)
+    printf(", cosigned by %u of %d witnesses", r->cosigned, nwitness);
+  printf("\n");
+}
+
+/* --witness-threshold without --witness, or above their number. */
+static int witness_usage(const struct cli_audit_args *a)
+{
+  if(a->witness_threshold_set && a->witness_threshold > (unsigned)a->nwitness)
+    return cli__usage_error("--witness-threshold is more than the --witness "
+                            "keys given", NULL);
+  return 0;
+}
+
+static void witness_opts(const struct cli_audit_args *a,
+                         struct aud_trail_opts *o)
+{
+  o->witnesses = a->witness;
+  o->n_witnesses = (size_t)a->nwitness;
+  o->witness_threshold = a->witness_threshold;
 }
 
 static int verify_stream(const struct cli_audit_args *a, FILE *f,
@@ -35,15 +56,17 @@ static int verify_stream(const struct cli_audit_args *a, FILE *f,
                              .receipt = receipt,
                              .vkeys = a->note_key,
                              .n_vkeys = (size_t)a->nnote_key};
+  witness_opts(a, &o);
   struct aud_trail_report rep;
   memset(&rep, 0, sizeof(rep));
   lc_err err = aud_trail_verify_file(f, &o, &rep);
-  if(err == LC_EINVAL && a->nnote_key) {
-    printf("%s: FAILED: a --note-key is not a C2SP verifier key\n", what);
+  if(err == LC_EINVAL && (a->nnote_key || a->nwitness)) {
+    printf("%s: FAILED: a --note-key or --witness is not a C2SP verifier "
+           "key\n", what);
     return CLI_EXIT_USAGE;
   }
   if(err == LC_OK) {
-    print_report(what, &rep);
+    print_report(what, &rep, a->nwitness);
     return 0;
   }
   printf("%s: FAILED: %s\n", what,
@@ -59,7 +82,10 @@ static int verify_file(const struct cli_audit_args *a, const char *path,
     return cli__usage_error("%s FILE needs --pubkey KEY", what);
   char *keys[CLI_PUBKEYS_MAX] = {NULL};
   char *previous = NULL;
-  int rc = cli__load_pubkeys(a, keys);
+  int rc = witness_usage(a);
+  if(rc)
+    return rc;
+  rc = cli__load_pubkeys(a, keys);
   if(!rc && a->previous)
     rc = cli__read_or_complain("--previous", a->previous, &previous);
   FILE *f = NULL;
@@ -87,7 +113,8 @@ static void show_progress(void *ctx, uint64_t records)
     fprintf(stderr, "verified %llu records\n", (unsigned long long)records);
 }
 
-static int print_verdict(lc_err err, const struct aud_log_verdict *v)
+static int print_verdict(lc_err err, const struct aud_log_verdict *v,
+                         int nwitness)
 {
   if(err == LC_EVERIFY) {
     printf("audit verify: FAILED: %s\n", v->rep.why);
@@ -105,6 +132,8 @@ static int print_verdict(lc_err err, const struct aud_log_verdict *v)
            v->checkpoint_size);
   if(v->rep.keys > 1)
     printf(", %u keys", v->rep.keys);
+  if(nwitness)
+    printf(", cosigned by %u of %d witnesses", v->rep.cosigned, nwitness);
   printf("\n");
   return 0;
 }
@@ -116,17 +145,25 @@ static int verify_store(const struct cli_audit_args *a)
   if(cli__audit_store(a, SM_STORE_RO, &st))
     return CLI_EXIT_FAIL;
   char *keys[CLI_PUBKEYS_MAX] = {NULL};
-  int rc = cli__load_pubkeys(a, keys);
+  int rc = witness_usage(a);
+  if(!rc)
+    rc = cli__load_pubkeys(a, keys);
   if(!rc) {
     struct aud_log_verdict v;
-    lc_err err = aud_log_verify(sm_store_audit_log(st),
-                                (const char *const *)keys,
-                                (size_t)a->npubkey, show_progress, NULL, &v);
+    struct aud_trail_opts o = {.trusted = (const char *const *)keys,
+                               .n_trusted = (size_t)a->npubkey};
+    witness_opts(a, &o);
+    lc_err err = aud_log_verify_opts(sm_store_audit_log(st), &o,
+                                     show_progress, NULL, &v);
     if(v.no_key) {
       fprintf(stderr, "linecert: audit verify: no usable public key\n");
       rc = CLI_EXIT_FAIL;
+    } else if(err == LC_EINVAL && a->nwitness) {
+      printf("audit verify: FAILED: a --witness is not a C2SP verifier "
+             "key\n");
+      rc = CLI_EXIT_USAGE;
     } else {
-      rc = print_verdict(err, &v);
+      rc = print_verdict(err, &v, a->nwitness);
     }
   }
   cli__free_keys(keys, a->npubkey);

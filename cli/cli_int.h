@@ -90,6 +90,10 @@ struct cli_audit_args {
   const char *serial;           /* --serial SN: the device admitted with it */
   const char *note_key[CLI_PUBKEYS_MAX]; /* --note-key VKEY */
   int nnote_key;
+  const char *witness[CLI_PUBKEYS_MAX];  /* --witness VKEY */
+  int nwitness;
+  unsigned witness_threshold;   /* --witness-threshold N; 0: all */
+  bool witness_threshold_set;
 };
 
 /* audit_verify.c */
@@ -143,8 +147,12 @@ int cli__scan(const struct aud_log *log, uint64_t tail,
 /* The log must still produce the stored checkpoints' roots. */
 int cli__check_stored_checkpoint(const struct aud_log *log,
                                  const struct aud_scan *s);
-/* aud_scan_checkpoint() now; *note: lc_free(). */
-int cli__checkpoint_now(const struct aud_log *log, struct aud_signer *signer,
+/* aud_scan_checkpoint() now; *note: lc_free(). Then the witnesses of
+ * cfg ([audit] witness_N) are asked to cosign it, and *note is the
+ * stored checkpoint with their lines; a witness that does not is told
+ * on stderr, and the command goes on without its line. */
+int cli__checkpoint_now(const struct brk_config *cfg,
+                        const struct aud_log *log, struct aud_signer *signer,
                         const char *origin, const struct aud_scan *s,
                         char **note);
 

@@ -45,6 +45,12 @@ static lc_err log_checkpoint_latest(void *self, bool exported_only,
   return sm_store_checkpoint_latest(self, exported_only, out);
 }
 
+static lc_err log_checkpoint_get(void *self, uint64_t tree_size,
+                                 struct aud_log_checkpoint **out)
+{
+  return sm_store_checkpoint_get(self, tree_size, out);
+}
+
 static lc_err log_begin(void *self)
 {
   return sm_store_begin(self);
@@ -68,7 +74,8 @@ static lc_err log_append(void *self, const struct aud_record *rec)
 static const struct aud_log_ops log_ops = {
   .range = log_range, .tail = log_tail, .meta_get = log_meta_get,
   .meta_set = log_meta_set, .checkpoint_put = log_checkpoint_put,
-  .checkpoint_latest = log_checkpoint_latest, .begin = log_begin,
+  .checkpoint_latest = log_checkpoint_latest,
+  .checkpoint_get = log_checkpoint_get, .begin = log_begin,
   .commit = log_commit, .rollback = log_rollback, .append = log_append};
 
 const struct aud_log *sm_store_audit_log(struct sm_store *st)

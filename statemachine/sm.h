@@ -579,6 +579,10 @@ lc_err sm_store_checkpoint_put(struct sm_store *st,
  * aud_log_checkpoint_free(). */
 lc_err sm_store_checkpoint_latest(struct sm_store *st, bool exported_only,
                                   struct aud_log_checkpoint **out) LC_NODISCARD;
+/* The checkpoint of tree size `tree_size`; LC_ENOTFOUND when none is
+ * stored (or the store cannot look one up). */
+lc_err sm_store_checkpoint_get(struct sm_store *st, uint64_t tree_size,
+                               struct aud_log_checkpoint **out) LC_NODISCARD;
 
 /* The store's audit log as the audit library reads and writes it
  * (struct aud_log, audit/aud.h: scans, checkpoints, exports, key

@@ -42,6 +42,8 @@ struct sm_store_ops {
                            const struct aud_log_checkpoint *cp);
   lc_err (*checkpoint_latest)(struct sm_store *st, bool exported_only,
                               struct aud_log_checkpoint **out);
+  lc_err (*checkpoint_get)(struct sm_store *st, uint64_t tree_size,
+                           struct aud_log_checkpoint **out);
   /* schema v4 */
   lc_err (*claim_owner)(struct sm_store *st, enum sm_claim_kind kind,
                         const char *value, int64_t *device_id);

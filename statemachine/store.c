@@ -262,6 +262,16 @@ lc_err sm_store_checkpoint_latest(struct sm_store *st, bool exported_only,
   return st->ops->checkpoint_latest(st, exported_only, out);
 }
 
+lc_err sm_store_checkpoint_get(struct sm_store *st, uint64_t tree_size,
+                               struct aud_log_checkpoint **out)
+{
+  if(!st || !out)
+    return LC_EINVAL;
+  if(!st->ops->checkpoint_get)
+    return LC_ENOTFOUND;
+  return st->ops->checkpoint_get(st, tree_size, out);
+}
+
 /* ---- manifests (schema v6) ----------------------------------------------- */
 
 lc_err sm_store_manifest_get(struct sm_store *st, const char *serial,

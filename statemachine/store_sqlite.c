@@ -539,7 +539,7 @@ enum stmt_id {
   ST_DEV_PAGE_ALL, ST_DEV_PAGE_UNFINISHED, ST_DEV_COUNT_STATES,
   ST_AUD_APPEND, ST_AUD_TAIL, ST_AUD_FROM,
   ST_META_GET, ST_META_SET,
-  ST_AUD_RANGE, ST_CKPT_PUT, ST_CKPT_LATEST,
+  ST_AUD_RANGE, ST_CKPT_PUT, ST_CKPT_LATEST, ST_CKPT_GET,
   ST_CLAIM_OWNER, ST_SUPERSEDED_PUT,
   ST_CERT_PUT, ST_CERT_SUPERSEDE, ST_CERT_BY_FPR, ST_CERT_BY_SERIAL,
   ST_CERT_REVOKE, ST_CERT_CA_REVOKED, ST_CERT_REVOKED, ST_CERT_CA_PENDING,
@@ -615,6 +615,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     "SELECT tree_size, ts_ms, root, frontier, exported, note "
     "FROM audit_checkpoint WHERE exported >= ?1 "
     "ORDER BY tree_size DESC LIMIT 1",
+  [ST_CKPT_GET] =
+    "SELECT tree_size, ts_ms, root, frontier, exported, note "
+    "FROM audit_checkpoint WHERE tree_size = ?1",
   [ST_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2) "
                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
   [ST_CLAIM_OWNER] = "SELECT device_id FROM identity_claim "
@@ -2319,14 +2322,14 @@ static lc_err checkpoint_from_row(sqlite3_stmt *stmt, struct aud_log_checkpoint 
   return LC_OK;
 }
 
-static lc_err sqlite_checkpoint_latest(struct sm_store *st,
-                                       bool exported_only,
-                                       struct aud_log_checkpoint **out)
+/* The one row of a checkpoint query whose ?1 is `arg`. */
+static lc_err checkpoint_query(struct sqlite_store *s, enum stmt_id id,
+                               int64_t arg, const char *op,
+                               struct aud_log_checkpoint **out)
 {
-  struct sqlite_store *s = from_base(st);
-  sqlite3_stmt *stmt = s->stmt[ST_CKPT_LATEST];
+  sqlite3_stmt *stmt = s->stmt[id];
   struct binder b = {stmt, SQLITE_OK};
-  bind_i64(&b, 1, exported_only ? 1 : 0);
+  bind_i64(&b, 1, arg);
   struct aud_log_checkpoint *cp = lc_calloc(1, sizeof(*cp));
   if(!cp) {
     stmt_release(stmt);
@@ -2339,7 +2342,7 @@ static lc_err sqlite_checkpoint_latest(struct sm_store *st,
   else if(rc == SQLITE_DONE)
     err = LC_ENOTFOUND;
   else
-    err = store_error(s, "checkpoint_latest");
+    err = store_error(s, op);
   stmt_release(stmt);
   if(err != LC_OK) {
     aud_log_checkpoint_free(cp);
@@ -2347,6 +2350,23 @@ static lc_err sqlite_checkpoint_latest(struct sm_store *st,
   }
   *out = cp;
   return LC_OK;
+}
+
+static lc_err sqlite_checkpoint_latest(struct sm_store *st,
+                                       bool exported_only,
+                                       struct aud_log_checkpoint **out)
+{
+  return checkpoint_query(from_base(st), ST_CKPT_LATEST,
+                          exported_only ? 1 : 0, "checkpoint_latest", out);
+}
+
+static lc_err sqlite_checkpoint_get(struct sm_store *st, uint64_t tree_size,
+                                    struct aud_log_checkpoint **out)
+{
+  if(tree_size > INT64_MAX)
+    return LC_ENOTFOUND;
+  return checkpoint_query(from_base(st), ST_CKPT_GET, (int64_t)tree_size,
+                          "checkpoint_get", out);
 }
 
 /* ---- meta -------------------------------------------------------------- */
@@ -2418,6 +2438,7 @@ static const struct sm_store_ops sqlite_ops = {
   .audit_range = sqlite_audit_range,
   .checkpoint_put = sqlite_checkpoint_put,
   .checkpoint_latest = sqlite_checkpoint_latest,
+  .checkpoint_get = sqlite_checkpoint_get,
   .claim_owner = sqlite_claim_owner,
   .put_superseded = sqlite_put_superseded,
   .put_cert = sqlite_put_cert,

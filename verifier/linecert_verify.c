@@ -21,7 +21,10 @@
  * log's first key or the one in force, as for `linecert audit verify`).
  * --vkey names a C2SP note verifier key (`linecert audit pubkey --vkey`,
  * the Ed25519 one): every checkpoint (NEW, for a proof) and manifest
- * must carry a valid line of each.
+ * must carry a valid line of each. --witness names a witness's verifier
+ * key (C2SP tlog-cosignature, type 0x04): the checkpoint (NEW, for a
+ * proof) must carry valid cosignatures of --witness-threshold of them
+ * (default: all); a cosignature line of one that does not verify fails.
  *
  * Exit 0 only when everything verifies; 1 with "FAILED: <the first
  * failure>" on stdout; 2 for usage errors and unreadable input. The
@@ -60,6 +63,10 @@ static const char usage[] =
   "--vkey):\n"
   "                   checkpoints and manifests must carry its valid "
   "signature\n"
+  "  --witness VKEY   a witness's C2SP cosignature verifier key: the\n"
+  "                   checkpoint must carry its valid cosignature\n"
+  "  --witness-threshold N  at least N of the --witness keys (default "
+  "all)\n"
   "  --previous FILE  an export must extend this earlier checkpoint\n"
   "  --device G/E/D   an export must be a receipt for this device\n"
   "exit status: 0 verified, 1 failed (reason on stdout), 2 usage\n";
@@ -70,6 +77,9 @@ struct args {
   size_t nkeys;
   const char *vkeys[KEYS_MAX];
   size_t nvkeys;
+  const char *witnesses[KEYS_MAX];
+  size_t nwitnesses;
+  unsigned long threshold;        /* --witness-threshold; 0: all */
   char *previous;
   const char *device;
 };
@@ -116,6 +126,8 @@ static int parse_args(int argc, char **argv, struct args *a)
     {"vkey", required_argument, NULL, 'v'},
     {"previous", required_argument, NULL, 'p'},
     {"device", required_argument, NULL, 'D'},
+    {"witness", required_argument, NULL, 'w'},
+    {"witness-threshold", required_argument, NULL, 't'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
   int opt, rc = 0;
@@ -145,6 +157,20 @@ static int parse_args(int argc, char **argv, struct args *a)
     case 'D':
       a->device = optarg;
       break;
+    case 'w':
+      if(a->nwitnesses == KEYS_MAX)
+        return usage_error("at most 8 --witness", NULL);
+      a->witnesses[a->nwitnesses++] = optarg;
+      break;
+    case 't': {
+      char *end = NULL;
+      errno = 0;
+      a->threshold = strtoul(optarg, &end, 10);
+      if(errno || !end || *end || optarg[0] < '1' || optarg[0] > '9' ||
+         a->threshold > KEYS_MAX)
+        return usage_error("--witness-threshold: 1 to 8, not ", optarg);
+      break;
+    }
     default:
       return EXIT_USAGE;
     }
@@ -160,6 +186,13 @@ static int parse_args(int argc, char **argv, struct args *a)
   for(size_t i = 0; i < a->nvkeys; i++)
     if(aud_note_verify_vkey("x\n", a->vkeys[i], NULL) == LC_EINVAL)
       return usage_error("--vkey: not a C2SP verifier key: ", a->vkeys[i]);
+  for(size_t i = 0; i < a->nwitnesses; i++)
+    if(aud_note_verify_vkey("x\n", a->witnesses[i], NULL) == LC_EINVAL)
+      return usage_error("--witness: not a C2SP verifier key: ",
+                         a->witnesses[i]);
+  if(a->threshold > a->nwitnesses)
+    return usage_error("--witness-threshold is more than the --witness keys "
+                       "given", NULL);
   return 0;
 }
 
@@ -202,6 +235,11 @@ static int check_checkpoint(const struct args *a, const char *what,
       return failed("%s: bad signature of note key %.*s", what,
                     vkey_shown(a->vkeys[i]), a->vkeys[i]);
   }
+  char why[200];
+  if(with_vkeys && a->nwitnesses &&
+     aud_note_witnessed(note, a->witnesses, a->nwitnesses, a->threshold,
+                        NULL, why, sizeof(why)) != LC_OK)
+    return failed("%s: %s", what, why);
   return 0;
 }
 
@@ -270,7 +308,10 @@ static int verify_export(const struct args *a, FILE *f)
   struct aud_trail_opts o = {.trusted = (const char *const *)a->keys,
                              .n_trusted = a->nkeys,
                              .previous = a->previous, .device = a->device,
-                             .vkeys = a->vkeys, .n_vkeys = a->nvkeys};
+                             .vkeys = a->vkeys, .n_vkeys = a->nvkeys,
+                             .witnesses = a->witnesses,
+                             .n_witnesses = a->nwitnesses,
+                             .witness_threshold = a->threshold};
   struct aud_trail_report r;
   memset(&r, 0, sizeof(r));
   lc_err err = aud_trail_verify_file(f, &o, &r);

@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "cli/cli.h"
 #include "common/lc_mem.h"
@@ -345,13 +348,28 @@ int fx_verify_buf_vkeys(const char *data, size_t len,
                         const char *const *vkeys, size_t n_vkeys, char *why,
                         size_t cap)
 {
+  return fx_verify_buf_witnessed(data, len, keys, nkeys, receipt, device,
+                                 previous, vkeys, n_vkeys, NULL, 0, 0, why,
+                                 cap);
+}
+
+int fx_verify_buf_witnessed(const char *data, size_t len,
+                            const char *const *keys, size_t nkeys,
+                            bool receipt, const char *device,
+                            const char *previous, const char *const *vkeys,
+                            size_t n_vkeys, const char *const *wkeys,
+                            size_t n_wkeys, size_t threshold, char *why,
+                            size_t cap)
+{
   FILE *in = fmemopen((void *)data, len, "r");
   if(!in)
     return -1;
   struct aud_trail_opts o = {.trusted = keys, .n_trusted = nkeys,
                              .previous = previous, .device = device,
                              .receipt = receipt, .vkeys = vkeys,
-                             .n_vkeys = n_vkeys};
+                             .n_vkeys = n_vkeys, .witnesses = wkeys,
+                             .n_witnesses = n_wkeys,
+                             .witness_threshold = threshold};
   struct aud_trail_report rep;
   memset(&rep, 0, sizeof(rep));
   lc_err err = aud_trail_verify_file(in, &o, &rep);
@@ -359,4 +377,101 @@ int fx_verify_buf_vkeys(const char *data, size_t len,
   if(why && cap)
     snprintf(why, cap, "%s", rep.why);
   return (int)err;
+}
+
+/* ---- a witness played by the test ------------------------------------------ */
+
+bool fx_witness_new(struct fx_witness *w, const char *name)
+{
+  memset(w, 0, sizeof(*w));
+  snprintf(w->name, sizeof(w->name), "%s", name);
+  EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+  uint8_t blob[33], h[32];
+  size_t len = 32;
+  blob[0] = 0x04;
+  if(!k || EVP_PKEY_get_raw_public_key(k, blob + 1, &len) != 1) {
+    EVP_PKEY_free(k);
+    return false;
+  }
+  w->key = k;
+  size_t nlen = strlen(name);
+  uint8_t *buf = malloc(nlen + 34);
+  unsigned hl = 0;
+  memcpy(buf, name, nlen);
+  buf[nlen] = '\n';
+  memcpy(buf + nlen + 1, blob, 33);
+  bool ok = EVP_Digest(buf, nlen + 34, h, &hl, EVP_sha256(), NULL) == 1;
+  free(buf);
+  char b64[64];
+  EVP_EncodeBlock((unsigned char *)b64, blob, 33);
+  snprintf(w->vkey, sizeof(w->vkey), "%s+%02x%02x%02x%02x+%s", name, h[0],
+           h[1], h[2], h[3], b64);
+  return ok;
+}
+
+void fx_witness_free(struct fx_witness *w)
+{
+  EVP_PKEY_free(w->key);
+  w->key = NULL;
+}
+
+char *fx_witness_line(const struct fx_witness *w, const char *note,
+                      uint64_t ts)
+{
+  const char *end = strstr(note, "\n\n");
+  if(!end)
+    return NULL;
+  size_t tlen = (size_t)(end - note) + 1;
+  char head[64];
+  int hn = snprintf(head, sizeof(head), "cosignature/v1\ntime %" PRIu64 "\n",
+                    ts);
+  uint8_t *msg = malloc((size_t)hn + tlen);
+  memcpy(msg, head, (size_t)hn);
+  memcpy(msg + hn, note, tlen);
+  /* key ID: the vkey's, which is SHA-256(name || \n || 0x04 || key)[:4] */
+  uint8_t blob[76];
+  const char *hex = strchr(w->vkey, '+') + 1;
+  for(int i = 0; i < 4; i++) {
+    unsigned v = 0;
+    sscanf(hex + 2 * i, "%2x", &v);
+    blob[i] = (uint8_t)v;
+  }
+  for(int i = 0; i < 8; i++)
+    blob[4 + i] = (uint8_t)(ts >> (56 - 8 * i));
+  size_t slen = 64;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  bool ok = ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, w->key) == 1 &&
+            EVP_DigestSign(ctx, blob + 12, &slen, msg, (size_t)hn + tlen) ==
+              1;
+  EVP_MD_CTX_free(ctx);
+  free(msg);
+  if(!ok)
+    return NULL;
+  char b64[128];
+  EVP_EncodeBlock((unsigned char *)b64, blob, sizeof(blob));
+  char *line = malloc(strlen(w->name) + strlen(b64) + 8);
+  snprintf(line, strlen(w->name) + strlen(b64) + 8, "\xe2\x80\x94 %s %s\n",
+           w->name, b64);
+  return line;
+}
+
+bool fx_witness_cosign(struct fx *f, const struct fx_witness *w,
+                       uint64_t tree_size)
+{
+  struct sm_store *st = NULL;
+  if(!open_store(f, &st))
+    return false;
+  struct aud_log_checkpoint *cp = NULL;
+  bool ok = (tree_size ? sm_store_checkpoint_get(st, tree_size, &cp)
+                       : sm_store_checkpoint_latest(st, false, &cp)) == LC_OK;
+  char *line = ok ? fx_witness_line(w, cp->note, (uint64_t)time(NULL)) : NULL;
+  unsigned added = 0;
+  ok = line && aud_log_checkpoint_add_cosignature(sm_store_audit_log(st),
+                                                  cp->tree_size, line,
+                                                  w->vkey, &added) == LC_OK &&
+       added == 1;
+  free(line);
+  aud_log_checkpoint_free(cp);
+  sm_store_close(st);
+  return ok;
 }

@@ -62,6 +62,26 @@ char *fx_slurp(const struct fx *f, const char *name, size_t *len);
 /* Write a file <dir>/<name>. */
 bool fx_write(const struct fx *f, const char *name, const char *data,
               size_t len);
+/* A witness played by the test, its cosignatures made here from C2SP
+ * tlog-cosignature with OpenSSL alone (Ed25519; key ID SHA-256(name ||
+ * "\n" || 0x04 || key)[:4]; signed message "cosignature/v1\ntime T\n"
+ * and the note's text), not with the audit library under test. */
+struct fx_witness {
+  char name[64];
+  void *key;              /* EVP_PKEY * */
+  char vkey[256];         /* name+<key ID hex>+base64(0x04 || key) */
+};
+bool fx_witness_new(struct fx_witness *w, const char *name);
+void fx_witness_free(struct fx_witness *w);
+/* Its cosignature line of `note` (a signed note: text, blank line,
+ * signature lines) at POSIX time ts, '\n'-terminated (free()). */
+char *fx_witness_line(const struct fx_witness *w, const char *note,
+                      uint64_t ts);
+/* The stored checkpoint of tree_size (0: the latest) gains w's
+ * cosignature (aud_log_checkpoint_add_cosignature()). */
+bool fx_witness_cosign(struct fx *f, const struct fx_witness *w,
+                       uint64_t tree_size);
+
 /* Remove the temp dir and everything in it; frees the signer. */
 void fx_cleanup(struct fx *f);
 
@@ -70,6 +90,15 @@ void fx_cleanup(struct fx *f);
 int fx_verify_buf(const char *data, size_t len, const char *const *keys,
                   size_t nkeys, bool receipt, const char *device,
                   const char *previous, char *why, size_t cap);
+/* The same, the checkpoint also checked for cosignatures of `threshold`
+ * (0: all) of the n_wkeys witnesses' verifier keys. */
+int fx_verify_buf_witnessed(const char *data, size_t len,
+                            const char *const *keys, size_t nkeys,
+                            bool receipt, const char *device,
+                            const char *previous, const char *const *vkeys,
+                            size_t n_vkeys, const char *const *wkeys,
+                            size_t n_wkeys, size_t threshold, char *why,
+                            size_t cap);
 /* The same, the checkpoint and manifest also checked for a line of each
  * of the n_vkeys verifier keys. */
 int fx_verify_buf_vkeys(const char *data, size_t len,

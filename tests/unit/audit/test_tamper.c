@@ -34,6 +34,13 @@
  *             line; and in the store's latest checkpoint (`linecert
  *             audit verify`). The verifier is given the Ed25519 vkey,
  *             as a regulator is (--vkey / --note-key).
+ *   cosig     the witnesses' cosignature lines of the checkpoint (export
+ *             and receipt; C2SP tlog-cosignature, two witnesses played by
+ *             the test): removed, a byte of the key ID, timestamp or
+ *             signature changed, the name changed, one witness's line
+ *             under the other's name, a line from an earlier checkpoint;
+ *             and in the store (`linecert audit verify --witness`). The
+ *             verifier requires both (--witness, threshold all).
  *
  * Each class is its own ctest (unit.audit_tamper.<class>). A mutation at
  * record i costs about i signature checks (~100 us each), so mutations
@@ -166,6 +173,8 @@ static const char *trusted[2];
 static size_t n_trusted = 1;
 static const char *vkeys[1];      /* notesig: the Ed25519 verifier key */
 static size_t n_vkeys;
+static const char *wkeys[2];      /* cosig: the witnesses' verifier keys */
+static size_t n_wkeys;
 static unsigned tried, detected;
 static const char *recv_device;   /* receipt mode */
 
@@ -219,8 +228,9 @@ static const char *want_reason;   /* notesig: the failure must say it */
 static int verify_as(const char *buf, size_t len, const char *device,
                      const char *previous, char *why, size_t cap)
 {
-  return fx_verify_buf_vkeys(buf, len, trusted, n_trusted, device != NULL,
-                             device, previous, vkeys, n_vkeys, why, cap);
+  return fx_verify_buf_witnessed(buf, len, trusted, n_trusted,
+                                 device != NULL, device, previous, vkeys,
+                                 n_vkeys, wkeys, n_wkeys, 0, why, cap);
 }
 
 static int verify_buf(const char *buf, size_t len, const char *previous,
@@ -1131,6 +1141,108 @@ static void class_notesig(void)
   free(cp);
 }
 
+/* ---- cosig ---------------------------------------------------------------------- */
+
+static struct fx_witness wit[2];
+static char *early_line;          /* W1's line of an earlier checkpoint */
+
+/* The header's checkpoint with witness w's line changed by op:
+ * 0 removed, 1 base64 char `pos` changed, 2 name changed, 3 the other
+ * witness's signature under w's name, 4 w's line of an earlier
+ * checkpoint in its place. */
+static char *edit_cosig(const char *line, int w, int op, size_t pos)
+{
+  json_t *o = parse(line);
+  const char *note = json_string_value(json_object_get(o, "checkpoint"));
+  char want[80], other[80];
+  snprintf(want, sizeof(want), "\xe2\x80\x94 %.60s ", wit[w].name);
+  snprintf(other, sizeof(other), "\xe2\x80\x94 %.60s ", wit[1 - w].name);
+  const char *at = strstr(note, want), *ot = strstr(note, other);
+  if(!at || !ot)
+    die("finding the cosignature lines");
+  size_t llen = strcspn(at, "\n") + 1, olen = strcspn(ot, "\n") + 1;
+  char line_w[256], repl[256] = "";
+  snprintf(line_w, sizeof(line_w), "%.*s", (int)llen, at);
+  char *b64 = line_w + strlen(want);
+  if(op == 1) {
+    b64[pos] = other_char(b64[pos], false);
+    snprintf(repl, sizeof(repl), "%s", line_w);
+  } else if(op == 2) {
+    line_w[strlen(want) - 2] = 'q';
+    snprintf(repl, sizeof(repl), "%s", line_w);
+  } else if(op == 3) {
+    snprintf(repl, sizeof(repl), "%s%.*s", want, (int)(olen - strlen(other)),
+             ot + strlen(other));
+  } else if(op == 4) {
+    snprintf(repl, sizeof(repl), "%s", early_line);
+  }
+  char out[4096];
+  snprintf(out, sizeof(out), "%.*s%s%s", (int)(at - note), note, repl,
+           at + llen);
+  json_object_set_new(o, "checkpoint", json_string(out));
+  return dump(o);
+}
+
+static void cosig_mutations(const struct doc *d, const char *what)
+{
+  /* base64 characters 0..5 hold the key ID, 5..16 the timestamp, the
+   * rest the signature; the last two are padding */
+  static const size_t pos[] = {0, 3, 6, 10, 15, 17, 40, 80, 98};
+  char label[96];
+  for(int w = 0; w < 2; w++) {
+    for(int op = 0; op <= 4; op++) {
+      size_t npos = op == 1 ? sizeof(pos) / sizeof(pos[0]) : 1;
+      for(size_t k = 0; k < npos; k++) {
+        struct var v;
+        var_from(&v, d);
+        var_set(&v, 0, edit_cosig(d->line[0], w, op, pos[k]));
+        snprintf(label, sizeof(label), "%s checkpoint witness %d line op %d "
+                 "pos %zu", what, w + 1, op, pos[k]);
+        check_var(label, &v);
+      }
+    }
+  }
+}
+
+static void class_cosig(void)
+{
+  /* every mutation must be named as a witness's */
+  want_reason = "witness ";
+  cosig_mutations(&full, "export");
+  recv_device = DEV;
+  cosig_mutations(&rcpt, "receipt");
+  recv_device = NULL;
+  want_reason = NULL;
+  /* the store: W2's line in its latest checkpoint changed, then gone */
+  char *cp = fx_slurp(&fa, "cp_after.txt", NULL);
+  must(cp != NULL, "reading the checkpoint");
+  char want[80];
+  snprintf(want, sizeof(want), "\xe2\x80\x94 %.60s ", wit[1].name);
+  char *at = strstr(cp, want);
+  must(at != NULL, "W2's line");
+  char *sig = at + strlen(want) + 30;
+  char stmt[4096];
+  for(int op = 0; op < 2; op++) {
+    if(op == 0)
+      *sig = other_char(*sig, false);
+    else
+      memmove(at, at + strcspn(at, "\n") + 1, strlen(at + strcspn(at, "\n")));
+    snprintf(stmt, sizeof(stmt), "UPDATE audit_checkpoint SET note = '%s' "
+             "WHERE tree_size = (SELECT max(tree_size) FROM "
+             "audit_checkpoint)", cp);
+    sql(&fa, stmt);
+    int rc = fx_cli(&fa, "v.out", (const char *[]){"verify", "--witness",
+                                                   wkeys[0], "--witness",
+                                                   wkeys[1], NULL});
+    const char *reason = op == 0 ? "checkpoint: bad cosignature of witness"
+                                 : "no cosignature of witness";
+    count_cli(op == 0 ? "store checkpoint cosignature changed"
+                      : "store checkpoint cosignature removed",
+              rc == 1 && fx_file_contains(&fa, "v.out", reason), reason);
+  }
+  free(cp);
+}
+
 static void die(const char *what)
 {
   fprintf(stderr, "test_audit_tamper: %s failed\n", what);
@@ -1165,30 +1277,52 @@ int main(int argc, char **argv)
   } classes[] = {{"edit", class_edit}, {"delete", class_delete},
                  {"reorder", class_reorder}, {"truncate", class_truncate},
                  {"resign", class_resign}, {"splice", class_splice},
-                 {"receipt", class_receipt}, {"notesig", class_notesig}};
+                 {"receipt", class_receipt}, {"notesig", class_notesig},
+                 {"cosig", class_cosig}};
   int c = -1;
-  for(int i = 0; argc == 2 && i < 8; i++)
+  for(int i = 0; argc == 2 && i < 9; i++)
     if(!strcmp(argv[1], classes[i].name))
       c = i;
   if(c < 0) {
     fprintf(stderr, "usage: test_audit_tamper edit|delete|reorder|truncate|"
-            "resign|splice|receipt|notesig\n");
+            "resign|splice|receipt|notesig|cosig\n");
     return 2;
   }
   uint64_t t0 = lc_mono_ms();
-  /* notesig changes notes only: a short log shows the same, in a second */
-  uint64_t n_records = c == 7 ? 300 : N_RECORDS;
+  /* notesig and cosig change notes only: a short log shows the same, in
+   * a second */
+  uint64_t n_records = c >= 7 ? 300 : N_RECORDS;
   must(fx_init(&fa) && fx_append(&fa, n_records, 7), "building the log");
   trusted[0] = fa.pubkey_pem;
   char path[256];
   static char vkey[512];
-  if(c == 7) {
+  if(c == 8) {
+    /* two witnesses cosign a first checkpoint (W1's line of it kept for
+     * a mutation) and the one the export and receipt carry */
+    must(fx_witness_new(&wit[0], "witness.test/w1") &&
+           fx_witness_new(&wit[1], "witness.test/w2"), "the witnesses");
+    wkeys[0] = wit[0].vkey;
+    wkeys[1] = wit[1].vkey;
+    n_wkeys = 2;
+    must(fx_enable_ed25519(&fa) &&
+           fx_cli(&fa, NULL, (const char *[]){"checkpoint", NULL}) == 0,
+         "a first checkpoint");
+    char *first = fx_slurp(&fa, "cli.out", NULL);
+    must(first != NULL && (early_line = fx_witness_line(&wit[0], first,
+                                                        1700000000)),
+         "an early cosignature");
+    free(first);
+    must(fx_append(&fa, 10, 8), "more records");
+  }
+  if(c == 7 || c == 8) {
     /* the Ed25519 note key in force; the regulator holds its vkey */
-    must(fx_enable_ed25519(&fa), "the Ed25519 key");
+    must(c == 8 || fx_enable_ed25519(&fa), "the Ed25519 key");
     must(fx_cli(&fa, "vkeys.txt", (const char *[]){"checkpoint", NULL}) == 0
            && fx_cli(&fa, "vkeys.txt", (const char *[]){"pubkey", "--vkey",
                                                         NULL}) == 0,
          "pubkey --vkey");
+    must(c == 7 || (fx_witness_cosign(&fa, &wit[0], 0) &&
+                    fx_witness_cosign(&fa, &wit[1], 0)), "cosigning");
     char *vk = fx_slurp(&fa, "vkeys.txt", NULL);
     char *second = vk ? strchr(vk, '\n') : NULL;
     must(second && second[1], "two verifier keys");
@@ -1221,19 +1355,20 @@ int main(int argc, char **argv)
   } else {
     export_to(&fa, "full.jsonl", (const char *[]){"--checkpoint-out",
                                                   fx_path(&fa,
-                                                          c == 7
+                                                          c >= 7
                                                             ? "cp_after.txt"
                                                             : "cp_before.txt",
                                                           path, sizeof(path)),
                                                   NULL});
-    must(doc_load(&fa, "full.jsonl", &full) && full.n == n_records + 2,
+    must(doc_load(&fa, "full.jsonl", &full) &&
+           full.n == n_records + 2 + (c == 8 ? 10 : 0),
          "loading the export");
     size_t len = 0;
     char *buf = fx_slurp(&fa, "full.jsonl", &len);
     uint64_t v0 = lc_mono_ms();
     must(verify_buf(buf, len, NULL, NULL, 0) == LC_OK, "untouched export");
     printf("untouched export of %d records verifies in %llu ms\n",
-           (int)n_records,
+           (int)(full.n - 2),
            (unsigned long long)(lc_mono_ms() - v0));
     free(buf);
   }
@@ -1263,6 +1398,9 @@ int main(int argc, char **argv)
   doc_free(&rcpt2);
   doc_free(&other_same);
   doc_free(&other_key);
+  free(early_line);
+  fx_witness_free(&wit[0]);
+  fx_witness_free(&wit[1]);
   fx_cleanup(&fa);
   return tried > 0 && detected == tried ? 0 : 1;
 }
