@@ -311,6 +311,16 @@ void brk__path_control(const struct brk_config *cfg, char *buf, size_t cap);
 lc_err brk__lock_take(const struct brk_config *cfg, const char *who,
                      struct brk_lock *l, struct brk_lock_holder *holder)
   LC_NODISCARD;
+/* Can linecert write where it must: the data directory, and the store
+ * and lock files already in it? (access(W_OK), which sees a read-only
+ * filesystem or bind mount for root too.) LC_OK, or LC_EIO with a
+ * sentence for the operator in `why` ("data directory D is not
+ * writable: Read-only file system") and the stable cause in *cause
+ * ("read_only", "permission_denied", "io_error"); *what is "data
+ * directory not writable" or "store not writable" for the log. */
+lc_err brk__datadir_writable(const struct brk_config *cfg, char *why,
+                            size_t cap, const char **cause,
+                            const char **what) LC_NODISCARD;
 /* "data directory D is in use by linecert WHO (pid N)". */
 void brk__lock_describe(const struct brk_config *cfg,
                        const struct brk_lock_holder *h, char *buf,

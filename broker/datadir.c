@@ -131,3 +131,66 @@ void brk__lock_describe(const struct brk_config *cfg,
     snprintf(buf, cap, "data directory %s is in use by another linecert "
              "process", cfg->data_dir);
 }
+
+static const char *errno_cause(int e)
+{
+  if(e == EROFS)
+    return "read_only";
+  if(e == EACCES || e == EPERM)
+    return "permission_denied";
+  return "io_error";
+}
+
+/* 0 when `path` is absent or opens for writing, else the errno. */
+static int file_writable(const char *path)
+{
+  int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+  if(fd >= 0) {
+    close(fd);
+    return 0;
+  }
+  return errno == ENOENT ? 0 : errno;
+}
+
+lc_err brk__datadir_writable(const struct brk_config *cfg, char *why,
+                            size_t cap, const char **cause,
+                            const char **what)
+{
+  if(access(cfg->data_dir, W_OK | X_OK) != 0) {
+    int e = errno;
+    snprintf(why, cap, "data directory %s is not writable: %s",
+             cfg->data_dir, strerror(e));
+    *cause = errno_cause(e);
+    *what = "data directory not writable";
+    return LC_EIO;
+  }
+  /* The files written in place: SQLite would open a read-only store
+   * read-only and fail at the first commit, long after the start.
+   * Opened for writing (nothing written) rather than access(): a
+   * filesystem the kernel turned read-only after an error passes
+   * access() but refuses the open with EROFS. */
+  char path[BRK_PATH_MAX + 32];
+  static const char *const suffix[] = {"", "-wal", "-shm"};
+  for(size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+    char db[BRK_PATH_MAX];
+    brk_path_db(cfg, db, sizeof(db));
+    snprintf(path, sizeof(path), "%s%s", db, suffix[i]);
+    int e = file_writable(path);
+    if(e) {
+      snprintf(why, cap, "store %s is not writable: %s", path, strerror(e));
+      *cause = errno_cause(e);
+      *what = "store not writable";
+      return LC_EIO;
+    }
+  }
+  brk__path_lock(cfg, path, sizeof(path));
+  int e = file_writable(path);
+  if(e) {
+    snprintf(why, cap, "lock file %s is not writable: %s", path,
+             strerror(e));
+    *cause = errno_cause(e);
+    *what = "lock file not writable";
+    return LC_EIO;
+  }
+  return LC_OK;
+}

@@ -35,6 +35,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "common/lc_crypto.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -366,6 +367,13 @@ void *brk__gw_trust_load(const char *const paths[])
     loaded++;
   }
   if(st && !loaded) {
+    X509_STORE_free(st);
+    return NULL;
+  }
+  /* The connection threads all verify against it: its certificates'
+   * first-use cache is filled here, before they exist. */
+  if(st && lc_x509_store_prime(st) != LC_OK) {
+    lc_log(LC_ERROR, "gateway", "op=load_client_ca err=out_of_memory");
     X509_STORE_free(st);
     return NULL;
   }

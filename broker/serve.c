@@ -24,8 +24,28 @@ static lc_err make_dir(const char *path)
 {
   if(mkdir(path, 0700) == 0 || errno == EEXIST)
     return LC_OK;
-  lc_log(LC_ERROR, "serve", "op=mkdir path=%s errno=%d", path, errno);
+  int e = errno;
+  lc_log(LC_ERROR, "serve", "op=mkdir path=%s errno=%d reason=\"%s\"", path,
+         e, strerror(e));
+  fprintf(stderr, "linecert: cannot create data directory %s: %s\n", path,
+          strerror(e));
   return LC_EIO;
+}
+
+/* Refused at the start, before anything is written, rather than at the
+ * first commit: a read-only data directory (a filesystem remounted
+ * read-only after an error, a read-only bind mount) or store file. */
+static lc_err check_writable(struct brk *b)
+{
+  char why[BRK_PATH_MAX + 128];
+  const char *cause = NULL, *what = NULL;
+  lc_err rc = brk__datadir_writable(b->cfg, why, sizeof(why), &cause, &what);
+  if(rc != LC_OK) {
+    lc_log(LC_ERROR, "serve", "op=start err=\"%s\" cause=%s data_dir=%s "
+           "msg=\"%s\"", what, cause, b->cfg->data_dir, why);
+    fprintf(stderr, "linecert: %s\n", why);
+  }
+  return rc;
 }
 
 /* The audit public key beside the key, and in the store, so `linecert
@@ -309,6 +329,8 @@ static lc_err start(struct brk *b)
 {
   char path[BRK_PATH_MAX];
   lc_err rc = make_dir(b->cfg->data_dir);
+  if(rc == LC_OK)
+    rc = check_writable(b);
   if(rc == LC_OK)
     rc = lock_data_dir(b);
   if(rc == LC_OK)

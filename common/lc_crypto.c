@@ -2,6 +2,8 @@
 #include "common/lc_crypto.h"
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <string.h>
 
 #include "common/lc_log.h"
@@ -164,4 +166,21 @@ int lc_pem_no_password(char *buf, int size, int rwflag, void *u)
   (void)rwflag;
   (void)u;
   return -1;
+}
+
+lc_err lc_x509_store_prime(struct x509_store_st *store)
+{
+  STACK_OF(X509) *all = X509_STORE_get1_all_certs(store);
+  if(!all) {
+    lc_openssl_clear();
+    return LC_ENOMEM;
+  }
+  for(int i = 0; i < sk_X509_num(all); i++) {
+    /* Purpose -1: fill the cache, check nothing. 0 means the extensions
+     * are invalid, which the verifications will report themselves. */
+    (void)X509_check_purpose(sk_X509_value(all, i), -1, 0);
+  }
+  sk_X509_pop_free(all, X509_free);
+  lc_openssl_clear();
+  return LC_OK;
 }

@@ -53,6 +53,22 @@ lc_err lc_sha256(const void *data, size_t len, uint8_t out[LC_SHA256_LEN])
  * real digest, so callers that only compare may ignore the result. */
 lc_err lc_sha256_hex(const void *data, size_t len, char out[LC_SHA256_HEX]);
 
+/* ---- X.509 stores shared by threads --------------------------------------- */
+
+struct x509_store_st; /* OpenSSL's X509_STORE */
+
+/* Compute now, on the calling thread, what OpenSSL otherwise computes on
+ * a certificate's first use in a verification: its extension cache (key
+ * identifiers, flags). Call it after loading a store that several
+ * threads will verify against, before they start. OpenSSL 3.0 fills
+ * that cache under the certificate's lock but later reads it through a
+ * lock-free flag, which ThreadSanitizer cannot see in an uninstrumented
+ * libcrypto: the first verifications on several threads at once are
+ * reported as a data race. Filled before the threads exist, the cache is
+ * only ever read by them. LC_ENOMEM, or LC_OK; a certificate whose
+ * extensions are invalid is left to fail the verifications it is in. */
+lc_err lc_x509_store_prime(struct x509_store_st *store) LC_NODISCARD;
+
 /* ---- PEM ------------------------------------------------------------------ */
 
 /* A pem_password_cb that never prompts: an encrypted key fails to load

@@ -55,6 +55,9 @@
  */
 #include "statemachine/sm_int.h"
 
+#include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -723,6 +726,7 @@ struct sqlite_store {
   struct aud_chain tail;
   /* The last failure since the last good commit (0: none). */
   int fault_code;
+  int fault_errno; /* the OS's errno behind fault_code, 0 when none */
   char fault_msg[128];
 };
 
@@ -744,12 +748,39 @@ static lc_err db_error(sqlite3 *db, const char *op)
  * A full disk fails every transaction the same way, so a repeat of the
  * code already reported since the last good commit is debug only: the
  * log says why once per cause, not once per batch. */
+/* Why an I/O error? SQLite's sqlite3_system_errno() is often 0 by the
+ * time the failed statement returns, and neither access() nor statvfs()
+ * sees a filesystem the kernel turned read-only after an error (ext4
+ * errors=remount-ro): opening a file of the store for writing does
+ * (EROFS), and writes nothing. The WAL file, not the database: closing
+ * any descriptor of a file drops the POSIX locks this process holds on
+ * it, and SQLite holds its locks on the database and the -shm file. */
+static int io_errno(struct sqlite_store *s, int code)
+{
+  int sys = sqlite3_system_errno(s->db);
+  if(sys || ((code & 0xff) != SQLITE_IOERR && (code & 0xff) != SQLITE_CANTOPEN))
+    return sys;
+  const char *db = sqlite3_db_filename(s->db, "main");
+  char wal[4096];
+  int n = db ? snprintf(wal, sizeof(wal), "%s-wal", db) : -1;
+  if(n <= 4 || (size_t)n >= sizeof(wal))
+    return 0;
+  int fd = open(wal, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+  if(fd < 0)
+    return errno == ENOENT ? 0 : errno;
+  close(fd);
+  return 0;
+}
+
 static lc_err store_error(struct sqlite_store *s, const char *op)
 {
   int code = sqlite3_extended_errcode(s->db);
+  int sys = io_errno(s, code);
   lc_log(code == s->fault_code ? LC_DEBUG : LC_ERROR, MOD,
-         "op=%s err=\"%s\" code=%d", op, sqlite3_errmsg(s->db), code);
+         "op=%s err=\"%s\" code=%d errno=%d", op, sqlite3_errmsg(s->db),
+         code, sys);
   s->fault_code = code;
+  s->fault_errno = sys;
   lc_strlcpy(s->fault_msg, sqlite3_errmsg(s->db), sizeof(s->fault_msg));
   return LC_EDB;
 }
@@ -1287,14 +1318,24 @@ static lc_err sqlite_commit(struct sm_store *st)
    * is ready for the next begin. */
   if(err != LC_OK)
     sqlite_rollback(st);
-  else
+  else {
     s->fault_code = 0;
+    s->fault_errno = 0;
+  }
   return err;
 }
 
-/* The stable name of a failure, for /readyz and the log. */
-static const char *fault_cause(int code)
+/* The stable name of a failure, for /readyz and the log. SQLite reports
+ * a write refused by a read-only filesystem (EROFS) as an I/O error
+ * (SQLITE_IOERR_WRITE, _FSYNC, ...); the errno says which it was. */
+static const char *fault_cause(int code, int sys_errno)
 {
+  if((code & 0xff) == SQLITE_IOERR || (code & 0xff) == SQLITE_CANTOPEN) {
+    if(sys_errno == EROFS || sys_errno == EACCES || sys_errno == EPERM)
+      return "read_only";
+    if(sys_errno == ENOSPC || sys_errno == EDQUOT)
+      return "disk_full";
+  }
   switch(code & 0xff) {
   case SQLITE_FULL:
     return "disk_full";
@@ -1320,7 +1361,7 @@ static bool sqlite_last_fault(struct sm_store *st, struct sm_store_fault *out)
   struct sqlite_store *s = from_base(st);
   if(!s->fault_code)
     return false;
-  out->cause = fault_cause(s->fault_code);
+  out->cause = fault_cause(s->fault_code, s->fault_errno);
   lc_strlcpy(out->detail, s->fault_msg, sizeof(out->detail));
   return true;
 }

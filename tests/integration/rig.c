@@ -71,6 +71,26 @@ bool rig_file_contains(const char *path, const char *needle)
   return rig_count_lines(path, needle) > 0;
 }
 
+/* The lines of linecert's output that are not its own log lines (which
+ * all start "ts="): a sanitizer's report, an abort message. Shown when
+ * linecert exited early or not with 0, so that ctest's output holds the
+ * report rather than only the kept directory's name. */
+static void show_foreign_lines(const char *path)
+{
+  FILE *f = fopen(path, "r");
+  if(!f)
+    return;
+  char line[1024];
+  int shown = 0;
+  while(fgets(line, sizeof(line), f) && shown < 400) {
+    if(strncmp(line, "ts=", 3) != 0) {
+      fputs(line, stderr);
+      shown++;
+    }
+  }
+  fclose(f);
+}
+
 void rig_start_linecert(struct rig *r, const char *const extra[])
 {
   const char *argv[32] = {LC_BIN_DIR "/linecert", "serve", "--mqtt-url",
@@ -94,7 +114,10 @@ void rig_start_linecert(struct rig *r, const char *const extra[])
   for(int i = 0; i < 300 && !online; i++) {
     online = rig_file_contains(r->log_path, "state=online");
     if(!online) {
-      CU_ASSERT_FALSE_FATAL(lc_proc_exited(r->linecert));
+      bool exited = lc_proc_exited(r->linecert);
+      if(exited)
+        show_foreign_lines(r->log_path);
+      CU_ASSERT_FALSE_FATAL(exited);
       nap_ms(50);
     }
   }
@@ -107,6 +130,8 @@ void rig_stop_linecert(struct rig *r)
   CU_ASSERT_EQUAL(lc_proc_stop(r->linecert, 20000, &ex), LC_OK);
   CU_ASSERT_FALSE(ex.signaled);
   CU_ASSERT_EQUAL(ex.code, 0);
+  if(ex.signaled || ex.code != 0)
+    show_foreign_lines(r->log_path);
   lc_proc_free(r->linecert);
   r->linecert = NULL;
 }

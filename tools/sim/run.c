@@ -24,6 +24,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "common/lc_crypto.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -75,6 +76,13 @@ static lc_err load_trust(const char *file, X509_STORE **out)
     lc_log_openssl(LC_ERROR, MOD, "load_trust");
     X509_STORE_free(st);
     return LC_EIO;
+  }
+  /* Every worker verifies against these roots: their first-use cache
+   * is filled here, before the workers start (common/lc_crypto.h). */
+  lc_err rc = lc_x509_store_prime(st);
+  if(rc != LC_OK) {
+    X509_STORE_free(st);
+    return rc;
   }
   *out = st;
   return LC_OK;

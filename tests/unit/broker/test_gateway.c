@@ -16,6 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,18 @@ static struct cert make_cert(const struct cert *issuer, const char *cn,
     X509_add_ext(c.x, e, -1);
     X509_EXTENSION_free(e);
   }
+  /* Key identifiers, as every CA puts them (linecert's own too): chain
+   * building compares a certificate's authority key id with its
+   * candidate issuers' subject key ids. */
+  e = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_key_identifier, "hash");
+  NEED(e);
+  X509_add_ext(c.x, e, -1);
+  X509_EXTENSION_free(e);
+  e = X509V3_EXT_conf_nid(NULL, &v3, NID_authority_key_identifier,
+                          "keyid:always");
+  NEED(e);
+  X509_add_ext(c.x, e, -1);
+  X509_EXTENSION_free(e);
   NEED(X509_sign(c.x, issuer ? issuer->key : c.key, EVP_sha256()) > 0);
   return c;
 }
@@ -546,6 +559,77 @@ static void test_direct_chain_checked_here(void)
   CU_ASSERT_EQUAL(rmdir(dir), 0);
 }
 
+/* The gateway runs a thread per connection, and they all verify against
+ * the one trust store loaded at start. Devices renewing together: many
+ * first verifications at once on a store nobody has used yet. Run under
+ * ThreadSanitizer (tools/test.sh, label tsan), this is where a race in
+ * OpenSSL's first use of a shared CA certificate would show; a fresh
+ * store each trial, as the race is the first use's. */
+#define GW_VERIFIERS 8
+#define GW_ROUNDS 4
+#define GW_TRIALS 10
+
+struct verifier {
+  void *trust;
+  pthread_barrier_t *start;
+  const unsigned char *der;
+  size_t len;
+  int64_t now;
+  int accepted;
+};
+
+static void *verify_concurrently(void *arg)
+{
+  struct verifier *v = arg;
+  struct brk_gw_der d = {v->der, v->len};
+  pthread_barrier_wait(v->start);
+  for(int i = 0; i < GW_ROUNDS; i++) {
+    struct brk_gw_identity id = {0};
+    if(!brk__gw_identity_from_tls(v->trust, &d, 1, v->now, &id) &&
+       id.present)
+      v->accepted++;
+    brk__gw_identity_cleanup(&id);
+  }
+  return NULL;
+}
+
+static void verify_at_once(void *trust)
+{
+  unsigned char *der = NULL;
+  int len = i2d_X509(leaf.x, &der);
+  CU_ASSERT_FATAL(len > 0);
+  pthread_barrier_t start;
+  CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&start, NULL, GW_VERIFIERS), 0);
+  struct verifier v[GW_VERIFIERS];
+  pthread_t th[GW_VERIFIERS];
+  int64_t now = (int64_t)time(NULL);
+  for(int i = 0; i < GW_VERIFIERS; i++) {
+    v[i] = (struct verifier){trust, &start, der, (size_t)len, now, 0};
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, verify_concurrently,
+                                         &v[i]), 0);
+  }
+  for(int i = 0; i < GW_VERIFIERS; i++) {
+    pthread_join(th[i], NULL);
+    CU_ASSERT_EQUAL(v[i].accepted, GW_ROUNDS);
+  }
+  pthread_barrier_destroy(&start);
+  OPENSSL_free(der);
+}
+
+static void test_direct_chain_checked_by_many_threads_at_once(void)
+{
+  char dir[] = "/tmp/lc-gw-XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  const struct cert *const cas[] = {&issuing, &root, NULL};
+  for(int t = 0; t < GW_TRIALS; t++) {
+    void *trust = trust_of(cas, dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(trust);
+    verify_at_once(trust);
+    brk__gw_trust_free(trust);
+  }
+  CU_ASSERT_EQUAL(rmdir(dir), 0);
+}
+
 static void test_trust_load_refuses_missing_files(void)
 {
   const char *none[] = {NULL};
@@ -673,6 +757,8 @@ int main(void)
     {"GCP LB headers malformed: refused", test_headers_gcp_malformed},
     {"direct mode: chain, purpose and time checked with OpenSSL",
      test_direct_chain_checked_here},
+    {"direct mode: connection threads verify at once on a fresh trust store",
+     test_direct_chain_checked_by_many_threads_at_once},
     {"direct mode: CA files must load", test_trust_load_refuses_missing_files},
     {NULL, NULL}};
   static const struct lc_test config[] = {
