@@ -185,6 +185,38 @@ static lc_err cert_to_pem(X509 *x, char **out)
   return rc;
 }
 
+/* The signed leaf as PEM (an lc_malloc'd string the caller owns), with
+ * what the caller would otherwise parse that PEM again for: the
+ * fingerprint over the DER and the validity (struct ca_result). One
+ * DER encoding serves both. */
+static lc_err leaf_out(X509 *x, struct ca_result *res)
+{
+  unsigned char *der = NULL;
+  int der_len = i2d_X509(x, &der);
+  if(der_len <= 0)
+    return ossl_fail("cert_der");
+  lc_err rc = lc_sha256_hex(der, (size_t)der_len, res->fpr);
+  if(rc == LC_OK)
+    rc = ca__asn1_time(X509_get0_notBefore(x), &res->not_before);
+  if(rc == LC_OK)
+    rc = ca__asn1_time(X509_get0_notAfter(x), &res->not_after);
+  BIO *bio = rc == LC_OK ? BIO_new(BIO_s_mem()) : NULL;
+  char *data = NULL;
+  long n = 0;
+  if(rc == LC_OK &&
+     (!bio ||
+      PEM_write_bio(bio, PEM_STRING_X509, "", der, (long)der_len) <= 0 ||
+      (n = BIO_get_mem_data(bio, &data)) <= 0))
+    rc = ossl_fail("cert_pem");
+  if(rc == LC_OK && !(res->cert_pem = lc_strndup(data, (size_t)n)))
+    rc = LC_ENOMEM;
+  if(rc != LC_OK)
+    res->fpr[0] = '\0';
+  BIO_free(bio);
+  OPENSSL_free(der);
+  return rc;
+}
+
 /* Fill *res with an issued certificate, or with CA_REJECTED when the
  * profile cannot be honoured. Local faults return an lc_err. */
 static lc_err issue_leaf(const struct ca_local *lc, enum ca_role role,
@@ -219,7 +251,7 @@ static lc_err issue_leaf(const struct ca_local *lc, enum ca_role role,
                              : X509_sign(x, is->key, lc->sha256)) <= 0)
     rc = ossl_fail("leaf_sign");
   if(rc == LC_OK)
-    rc = cert_to_pem(x, &res->cert_pem);
+    rc = leaf_out(x, res);
   if(rc == LC_OK && !(res->chain_pem = lc_strdup(is->pem)))
     rc = LC_ENOMEM;
   if(rc == LC_OK)
