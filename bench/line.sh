@@ -33,12 +33,14 @@ EDGES=10
 DEVICES=500
 CHECK_EVERY=50
 KEEP=0
+PERF=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --edges) EDGES=$2; shift 2 ;;
     --devices) DEVICES=$2; shift 2 ;;
     --check-every) CHECK_EVERY=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --perf) PERF=$2; shift 2 ;;
     -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "bench/line.sh: unknown option $1 (--help)" >&2; exit 2 ;;
   esac
@@ -69,8 +71,9 @@ persistence false
 max_queued_messages 100000
 CONF
 
-mosq_pid=""; lc_pid=""
+mosq_pid=""; lc_pid=""; perf_pid=""
 cleanup() {
+  [ -n "$perf_pid" ] && kill -INT "$perf_pid" 2>/dev/null && wait "$perf_pid" 2>/dev/null || true
   [ -n "$lc_pid" ] && kill "$lc_pid" 2>/dev/null && wait "$lc_pid" 2>/dev/null || true
   [ -n "$mosq_pid" ] && kill "$mosq_pid" 2>/dev/null && wait "$mosq_pid" 2>/dev/null || true
   if [ "$KEEP" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
@@ -122,6 +125,10 @@ fi
 
 echo "== line: $total devices ($EDGES edge nodes x $DEVICES), full check every $CHECK_EVERY" >&2
 tck=$(getconf CLK_TCK)
+if [ -n "$PERF" ]; then
+  perf record -F 999 --call-graph dwarf,16384 -p "$lc_pid" -o "$PERF" >"$work/perf.log" 2>&1 &
+  perf_pid=$!
+fi
 lc0=$(cpu_ticks "$lc_pid"); mq0=$(cpu_ticks "$mosq_pid")
 "$bdir/bin/linecert-sim" --mqtt-url "tcp://127.0.0.1:$port" \
   --trust "$work/data/ca/root.pem" --edges "$EDGES" --devices "$DEVICES" \
@@ -138,6 +145,9 @@ while [ "$(metric 'linecert_devices{state="PROVISIONED"}')" -lt "$total" ]; do
   sleep 0.1
 done
 lc1=$(cpu_ticks "$lc_pid"); mq1=$(cpu_ticks "$mosq_pid")
+if [ -n "$perf_pid" ]; then
+  kill -INT "$perf_pid"; wait "$perf_pid" || true; perf_pid=""
+fi
 rss_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$lc_pid/status")
 kill "$lc_pid"; wait "$lc_pid" || true; lc_pid=""
 
