@@ -653,7 +653,11 @@ static const char *const stmt_sql[ST_COUNT] = {
   [ST_DEV_BY_ID] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?1",
   [ST_DEV_RENEW_DUE] = "SELECT " DEVICE_COLUMNS " FROM devices "
                        "WHERE renew_due_at > 0 AND renew_due_at <= ?1 "
-                       "AND state = 'PROVISIONED' "
+                       /* +state: the range on devices_renew_due, not
+                        * every PROVISIONED device through devices_state
+                        * and a sort: a second a scan, every second,
+                        * at 1,000,000 devices */
+                       "AND +state = 'PROVISIONED' "
                        "AND renew_noticed_at <= ?2 "
                        "AND (renew_due_at, id) > (?4, ?5) "
                        "ORDER BY renew_due_at, id LIMIT ?3",
