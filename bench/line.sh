@@ -25,7 +25,9 @@
 #   devices devices_per_s p50_dcmd_ms p99_dcmd_ms p99_provisioned_ms
 #   linecert_cpu_us_per_device mosquitto_cpu_us_per_device
 #   sim_cpu_us_per_device floor_us_per_device ratio rss_mb
-#   stored_devices (P + the line's)
+#   stored_devices (P + the line's) linecert_writes_per_device
+#   linecert_write_kb_per_device (write syscalls and bytes, /proc/PID/io:
+#   the store's writes, exact where CPU time is noisy)
 #
 # --prefill P: the store holds P PROVISIONED devices before the line
 # (bench_prefill, through the store's own API, after linecert's first
@@ -193,7 +195,13 @@ if [ -n "$PERF" ]; then
   perf record -F 999 --call-graph dwarf,16384 -p "$lc_pid" -o "$PERF" >"$work/perf.log" 2>&1 &
   perf_pid=$!
 fi
+# Write syscalls and bytes (/proc/PID/io): the store's share of the
+# work, exact where CPU time is noisy on a shared machine.
+io_field() {
+  awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/io"
+}
 lc0=$(cpu_ticks "$lc_pid"); mq0=$(cpu_ticks "$mosq_pid")
+w0=$(io_field "$lc_pid" syscw); b0=$(io_field "$lc_pid" wchar)
 "$bdir/bin/linecert-sim" --mqtt-url "tcp://127.0.0.1:$port" \
   --trust "$work/data/ca/root.pem" --edges "$EDGES" --devices "$DEVICES" \
   --prefix BENCH --csr-cache "$cache" --check-every "$CHECK_EVERY" \
@@ -210,6 +218,7 @@ while [ "$(metric 'linecert_devices{state="PROVISIONED"}')" -lt \
   sleep 0.1
 done
 lc1=$(cpu_ticks "$lc_pid"); mq1=$(cpu_ticks "$mosq_pid")
+w1=$(io_field "$lc_pid" syscw); b1=$(io_field "$lc_pid" wchar)
 if [ -n "$perf_pid" ]; then
   kill -INT "$perf_pid"; wait "$perf_pid" || true; perf_pid=""
 fi
@@ -224,10 +233,11 @@ else
 fi
 
 python3 - "$work/sim.json" "$work/floor.out" "$total" "$tck" \
-  "$lc0" "$lc1" "$mq0" "$mq1" "$rss_kb" "$PREFILL" <<'PY'
+  "$lc0" "$lc1" "$mq0" "$mq1" "$rss_kb" "$PREFILL" \
+  $((w1 - w0)) $((b1 - b0)) <<'PY'
 import json, sys
 (sim_path, floor_path, total, tck, lc0, lc1, mq0, mq1, rss_kb,
- prefill) = sys.argv[1:]
+ prefill, writes, wbytes) = sys.argv[1:]
 total, tck = int(total), int(tck)
 sim = json.load(open(sim_path))
 floor = json.loads(open(floor_path).read().strip().splitlines()[-1])
@@ -248,6 +258,8 @@ r = {
   "ratio": round(lc_us / floor["floor_us_per_device"], 2),
   "rss_mb": round(int(rss_kb) / 1024.0, 1),
   "stored_devices": int(prefill) + sim["provisioned"],
+  "linecert_writes_per_device": round(int(writes) / n, 1),
+  "linecert_write_kb_per_device": round(int(wbytes) / 1024.0 / n, 1),
 }
 if sim["failed"] or sim["provisioned"] != total:
   print("WARNING: %d of %d provisioned, %d failed" %
