@@ -28,6 +28,7 @@
 #   stored_devices (P + the line's) linecert_writes_per_device
 #   linecert_write_kb_per_device (write syscalls and bytes, /proc/PID/io:
 #   the store's writes, exact where CPU time is noisy)
+#   linecert_commits_per_device (store transactions, /metrics)
 #
 # --prefill P: the store holds P PROVISIONED devices before the line
 # (bench_prefill, through the store's own API, after linecert's first
@@ -202,6 +203,7 @@ io_field() {
 }
 lc0=$(cpu_ticks "$lc_pid"); mq0=$(cpu_ticks "$mosq_pid")
 w0=$(io_field "$lc_pid" syscw); b0=$(io_field "$lc_pid" wchar)
+c0=$(metric linecert_commits_total)
 "$bdir/bin/linecert-sim" --mqtt-url "tcp://127.0.0.1:$port" \
   --trust "$work/data/ca/root.pem" --edges "$EDGES" --devices "$DEVICES" \
   --prefix BENCH --csr-cache "$cache" --check-every "$CHECK_EVERY" \
@@ -219,6 +221,7 @@ while [ "$(metric 'linecert_devices{state="PROVISIONED"}')" -lt \
 done
 lc1=$(cpu_ticks "$lc_pid"); mq1=$(cpu_ticks "$mosq_pid")
 w1=$(io_field "$lc_pid" syscw); b1=$(io_field "$lc_pid" wchar)
+c1=$(metric linecert_commits_total)
 if [ -n "$perf_pid" ]; then
   kill -INT "$perf_pid"; wait "$perf_pid" || true; perf_pid=""
 fi
@@ -234,10 +237,10 @@ fi
 
 python3 - "$work/sim.json" "$work/floor.out" "$total" "$tck" \
   "$lc0" "$lc1" "$mq0" "$mq1" "$rss_kb" "$PREFILL" \
-  $((w1 - w0)) $((b1 - b0)) <<'PY'
+  $((w1 - w0)) $((b1 - b0)) $((c1 - c0)) <<'PY'
 import json, sys
 (sim_path, floor_path, total, tck, lc0, lc1, mq0, mq1, rss_kb,
- prefill, writes, wbytes) = sys.argv[1:]
+ prefill, writes, wbytes, commits) = sys.argv[1:]
 total, tck = int(total), int(tck)
 sim = json.load(open(sim_path))
 floor = json.loads(open(floor_path).read().strip().splitlines()[-1])
@@ -260,6 +263,7 @@ r = {
   "stored_devices": int(prefill) + sim["provisioned"],
   "linecert_writes_per_device": round(int(writes) / n, 1),
   "linecert_write_kb_per_device": round(int(wbytes) / 1024.0 / n, 1),
+  "linecert_commits_per_device": round(int(commits) / n, 2),
 }
 if sim["failed"] or sim["provisioned"] != total:
   print("WARNING: %d of %d provisioned, %d failed" %
