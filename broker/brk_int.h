@@ -617,6 +617,8 @@ struct brk {
                                          initial bundle (trust.c) */
   struct brk_trust trust;             /* the bundles in force (trust.c) */
   uint64_t next_trust_count;          /* mono ms; 0: at the next refresh */
+  uint64_t trust_walk_ms;             /* what the last walk took, and */
+  uint64_t trust_walk_end;            /* when it ended (mono ms) */
   struct lc_queue *inbox, *jobs, *results;
   struct brk_workers *workers;
   struct brk_mqtt *mqtt;
@@ -1194,6 +1196,9 @@ void brk__trust_installed(struct brk *b, const struct spb_topic *t,
 void brk__trust_after_birth(struct brk *b, struct brk_dev *d);
 /* Per scope: phase, devices, acknowledged (for /metrics and the live
  * page), into v; when due (every 5 s, or after a change). */
+/* Count the trust acknowledgements again soon (a device acknowledged a
+ * bundle): within a second on a store whose walk is cheap. */
+void brk__trust_count_soon(struct brk *b);
 void brk__trust_snapshot(struct brk *b, struct brk_snapshot *v,
                          uint64_t mono_ms);
 /* The operator's `trust` verbs (operator.c). */

@@ -87,7 +87,7 @@ void brk__trust_installed(struct brk *b, const struct spb_topic *t,
      sm_store_trust_ack(b->store, d->sm->id, hex, now) != LC_OK)
     b->txn_failed = true;
   brk__audit_event(b, "trust_acknowledged", d->key, details);
-  b->next_trust_count = 0;
+  brk__trust_count_soon(b);
   lc_log(LC_INFO, "trust", "dev=%s installed=%.12s current=%d", d->key, hex,
          current);
 }
@@ -232,14 +232,34 @@ static void snap_scope(struct brk *b, struct brk_snapshot *v, const char *line,
   t->acked = w.acked;
 }
 
+/* The walk reads every device in service, on the loop thread: at a
+ * million devices it takes a second or more. So it runs at most once
+ * in 20 times what the last one took (5% of the loop), whatever asks
+ * for it; on a small store that is no limit at all. */
+static uint64_t trust_walk_gap(const struct brk *b, uint64_t at_least)
+{
+  uint64_t gap = 20 * b->trust_walk_ms;
+  return gap > at_least ? gap : at_least;
+}
+
+void brk__trust_count_soon(struct brk *b)
+{
+  /* A device's acknowledgement: counted within a second, unless walks
+   * are dear (above). Acknowledgements come at the line's rate, so
+   * each one cannot have a walk of its own. */
+  uint64_t at = b->trust_walk_end + trust_walk_gap(b, 1000);
+  if(b->next_trust_count == 0 || at < b->next_trust_count)
+    b->next_trust_count = at ? at : 1;
+}
+
 void brk__trust_snapshot(struct brk *b, struct brk_snapshot *v,
                          uint64_t mono_ms)
 {
-  /* A walk of the devices in service: every 5 s, or at the next refresh
-   * after a change (an acknowledgement, an operator's step). */
+  /* A walk of the devices in service: every 5 s, at the next refresh
+   * after an operator's step, soon after an acknowledgement
+   * (brk__trust_count_soon()). */
   if(b->next_trust_count && mono_ms < b->next_trust_count)
     return;
-  b->next_trust_count = mono_ms + 5000;
   v->n_trust = 0;
   const char *sha = NULL;
   enum sm_trust_phase ph;
@@ -249,6 +269,9 @@ void brk__trust_snapshot(struct brk *b, struct brk_snapshot *v,
     if(b->trust.cur[i].line[0])
       snap_scope(b, v, b->trust.cur[i].line, b->trust.cur[i].sha256,
                  b->trust.cur[i].phase);
+  b->trust_walk_end = lc_mono_ms();
+  b->trust_walk_ms = b->trust_walk_end - mono_ms;
+  b->next_trust_count = b->trust_walk_end + trust_walk_gap(b, 5000);
 }
 
 /* ---- the operator's verbs ------------------------------------------------------- */

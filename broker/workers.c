@@ -82,7 +82,11 @@ static void run_issue(struct brk_workers *w, struct brk_job *job)
     job->rc = rc;
     return;
   }
-  if(job->res.status == CA_ISSUED) {
+  if(job->res.status == CA_ISSUED && job->res.fpr[0]) {
+    /* The adapter built the certificate and says what it holds (the
+     * local CA): parsing it again would cost more than signing it. */
+    memcpy(job->cert_fpr, job->res.fpr, sizeof(job->cert_fpr));
+  } else if(job->res.status == CA_ISSUED) {
     /* Its dates come along: renewal before expiry and the expiry watch
      * need them, and parsing here keeps the loop from doing it. */
     struct ca_cert_info ci;

@@ -153,6 +153,11 @@ struct ca_result {
   /* The leaf's validity (seconds since the epoch), read from cert_pem
    * by ca_cert_info(); 0 when an adapter leaves it to its caller. */
   int64_t not_before, not_after;
+  /* The leaf's fingerprint as ca_cert_fingerprint() gives it, with the
+   * validity above, from an adapter that built the certificate itself
+   * (the local CA): the caller need not parse cert_pem again, which
+   * costs more than signing it in OpenSSL 3.0. "" otherwise. */
+  char fpr[65];
 };
 /* Free what a result owns and zero it. */
 void ca_result_cleanup(struct ca_result *r);

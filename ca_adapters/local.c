@@ -194,27 +194,42 @@ static lc_err cert_to_pem(X509 *x, char **out)
   return rc;
 }
 
-/* What the journal keeps of a leaf: its fingerprint (SHA-256 of the DER,
- * as ca_cert_fingerprint()) and its dates, read from the structure just
- * signed rather than from its PEM. */
-static lc_err leaf_facts(X509 *x, struct ca_result *res, char fpr[65])
+/* The signed leaf as PEM (an lc_malloc'd string the caller owns), with
+ * what the caller would otherwise parse that PEM again for: the
+ * fingerprint over the DER and the validity (struct ca_result). One
+ * DER encoding serves both. */
+static lc_err leaf_out(X509 *x, struct ca_result *res)
 {
-  uint8_t md[EVP_MAX_MD_SIZE];
-  unsigned n = 0;
-  if(X509_digest(x, EVP_sha256(), md, &n) != 1 || n != 32)
-    return ossl_fail("leaf_digest");
-  lc_hex(md, n, fpr);
-  if(ca__asn1_time(X509_get0_notBefore(x), &res->not_before) != LC_OK ||
-     ca__asn1_time(X509_get0_notAfter(x), &res->not_after) != LC_OK)
-    return ossl_fail("leaf_dates");
-  return LC_OK;
+  unsigned char *der = NULL;
+  int der_len = i2d_X509(x, &der);
+  if(der_len <= 0)
+    return ossl_fail("cert_der");
+  lc_err rc = lc_sha256_hex(der, (size_t)der_len, res->fpr);
+  if(rc == LC_OK)
+    rc = ca__asn1_time(X509_get0_notBefore(x), &res->not_before);
+  if(rc == LC_OK)
+    rc = ca__asn1_time(X509_get0_notAfter(x), &res->not_after);
+  BIO *bio = rc == LC_OK ? BIO_new(BIO_s_mem()) : NULL;
+  char *data = NULL;
+  long n = 0;
+  if(rc == LC_OK &&
+     (!bio ||
+      PEM_write_bio(bio, PEM_STRING_X509, "", der, (long)der_len) <= 0 ||
+      (n = BIO_get_mem_data(bio, &data)) <= 0))
+    rc = ossl_fail("cert_pem");
+  if(rc == LC_OK && !(res->cert_pem = lc_strndup(data, (size_t)n)))
+    rc = LC_ENOMEM;
+  if(rc != LC_OK)
+    res->fpr[0] = '\0';
+  BIO_free(bio);
+  OPENSSL_free(der);
+  return rc;
 }
 
 /* Fill *res with an issued certificate, or with CA_REJECTED when the
  * profile cannot be honoured. Local faults return an lc_err. */
 static lc_err issue_leaf(const struct ca_local *lc, enum ca_role role,
-                         const struct ca_csr *csr, struct ca_result *res,
-                         char fpr[65])
+                         const struct ca_csr *csr, struct ca_result *res)
 {
   const struct local_issuer *is = &lc->issuer[role];
   X509 *x = X509_new();
@@ -245,11 +260,9 @@ static lc_err issue_leaf(const struct ca_local *lc, enum ca_role role,
                              : X509_sign(x, is->key, lc->sha256)) <= 0)
     rc = ossl_fail("leaf_sign");
   if(rc == LC_OK)
-    rc = cert_to_pem(x, &res->cert_pem);
+    rc = leaf_out(x, res);
   if(rc == LC_OK && !(res->chain_pem = lc_strdup(is->pem)))
     rc = LC_ENOMEM;
-  if(rc == LC_OK)
-    rc = leaf_facts(x, res, fpr);
   if(rc == LC_OK)
     res->status = CA_ISSUED;
 out:
@@ -325,18 +338,17 @@ static lc_err local_submit(struct ca_adapter *ca, const struct ca_request *req,
   struct ca_result r;
   memset(&r, 0, sizeof(r));
   bool found = false;
-  char fpr[65];
   lc_err rc = key[0] ? ca__journal_find(lc->journal, key, req->role, &r,
                                         &found)
                      : LC_OK;
   if(rc == LC_OK && found)
     rc = issued_before(lc, req, &r);
   else if(rc == LC_OK)
-    rc = issue_leaf(lc, req->role, req->csr, &r, fpr);
+    rc = issue_leaf(lc, req->role, req->csr, &r);
   if(rc == LC_OK && !found && r.status == CA_ISSUED) {
     lc_crash_point("ca_local_signed");  /* signed, in no record yet */
     rc = ca__journal_append(lc->journal, key, req->role, r.cert_pem,
-                            r.serial_hex, fpr, r.not_after,
+                            r.serial_hex, r.fpr, r.not_after,
                             (int64_t)lc->now());
     if(rc == LC_OK)
       lc_crash_point("ca_local_journaled");

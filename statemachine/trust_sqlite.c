@@ -293,9 +293,12 @@ lc_err sm_store_trust_ack(struct sm_store *st, int64_t device_id,
   "FROM devices d LEFT JOIN trust_ack a ON a.device_id = d.id "
 
 /* The states of a device in service with certificates: the ones a new
- * bundle concerns. */
+ * bundle concerns. "+d.state": nearly every device is in service, so
+ * the walk reads the table in id order; through devices_state it read
+ * as many rows and then sorted them by id (at 1,000,000 devices 2.1 s
+ * and 68 MB of sorter in memory against 0.8 s and 6 MB). */
 #define IN_SERVICE                                                     \
-  "d.state IN ('PROVISIONED', 'RENEW_CHALLENGED', 'RENEW_ISSUING', " \
+  "+d.state IN ('PROVISIONED', 'RENEW_CHALLENGED', 'RENEW_ISSUING', " \
   "'RENEW_DELIVERED') "
 
 static lc_err read_device(sqlite3_stmt *s, struct sm_trust_device *d)

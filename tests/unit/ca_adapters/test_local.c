@@ -651,6 +651,38 @@ static void test_fingerprint_is_sha256_of_der(void)
   fixture_done(&f);
 }
 
+/* The broker skips parsing the leaf when the adapter says what it holds
+ * (ca_result.fpr): that must be what parsing the PEM would give, for
+ * both roles and more than one leaf. */
+static void test_result_carries_what_the_pem_holds(void)
+{
+  struct fixture f;
+  fixture_init(&f);
+  fixture_open(&f);
+  for(int i = 0; i < 4; i++) {
+    char sn[16];
+    snprintf(sn, sizeof(sn), "SN-01%02d", i);
+    struct ca_csr *csr = tu_device_csr(sn, NULL);
+    enum ca_role role = i % 2 ? CA_ROLE_OPERATIONAL : CA_ROLE_BOOTSTRAP;
+    struct ca_result res = issue(f.ca, role, csr);
+    CU_ASSERT_EQUAL_FATAL(res.status, CA_ISSUED);
+    struct ca_cert_info ci;
+    CU_ASSERT_EQUAL_FATAL(ca_cert_info(res.cert_pem, &ci), LC_OK);
+    CU_ASSERT_EQUAL(strlen(res.fpr), 64);
+    CU_ASSERT_STRING_EQUAL(res.fpr, ci.fpr);
+    CU_ASSERT_STRING_EQUAL(res.serial_hex, ci.serial_hex);
+    CU_ASSERT(ci.not_after > ci.not_before);
+    CU_ASSERT_EQUAL(res.not_before, ci.not_before);
+    CU_ASSERT_EQUAL(res.not_after, ci.not_after);
+    /* The PEM is one CERTIFICATE block, as PEM_write_bio_X509 writes. */
+    CU_ASSERT_EQUAL(strncmp(res.cert_pem, "-----BEGIN CERTIFICATE-----\n", 28),
+                    0);
+    ca_result_cleanup(&res);
+    ca_csr_free(csr);
+  }
+  fixture_done(&f);
+}
+
 static void test_validity_beyond_issuing_ca_rejected(void)
 {
   struct fixture f;
@@ -893,6 +925,8 @@ const struct lc_test local_tests[] = {
    test_100_serials_differ_positive_128_bit},
   {"ca_cert_fingerprint is SHA-256 of the DER",
    test_fingerprint_is_sha256_of_der},
+  {"result carries what the PEM holds",
+   test_result_carries_what_the_pem_holds},
   {"validity beyond the issuing CA rejected (validity_exceeds_ca)",
    test_validity_beyond_issuing_ca_rejected},
   {"a fresh CA issues full 15-year bootstrap leaves for 10 years",
