@@ -243,6 +243,7 @@ struct departures {
   pthread_mutex_t lock;
   int n;
   uint64_t at[STALL_TOKENS];
+  int ready_fd;       /* one byte once departures are under way */
 };
 
 static void *depart_until_done(void *arg)
@@ -257,16 +258,22 @@ static void *depart_until_done(void *arg)
     bool more = d->n < STALL_TOKENS;
     if(more)
       d->at[d->n++] = now;
+    /* The parent stops us only once the pace runs, however slowly this
+     * process started (a sanitizer build on a loaded machine). */
+    bool tell = d->n == STALL_TOKENS / 8 && more;
     pthread_mutex_unlock(&d->lock);
+    if(tell && write(d->ready_fd, "r", 1) != 1)
+      _exit(4);
     if(!more)
       return NULL;
   }
 }
 
 /* The child: eight workers on one bucket, departure times to `fd`. */
-_Noreturn static void run_departures(int fd)
+_Noreturn static void run_departures(int fd, int ready_fd)
 {
   static struct departures d;
+  d.ready_fd = ready_fd;
   struct ca_pace_config cfg = {.rate_per_s = STALL_RATE, .burst = 1,
                                .max_wait_ms = 5000};
   if(ca__pace_new("stall", &cfg, 0, &d.p) != LC_OK)
@@ -309,18 +316,23 @@ static int refused_by_bucket(const uint64_t *at, int n, double rate,
 
 static void test_a_stalled_process_does_not_burst_after_it(void)
 {
-  int fds[2];
+  int fds[2], ready[2];
   CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+  CU_ASSERT_EQUAL_FATAL(pipe(ready), 0);
   pid_t pid = fork();
   CU_ASSERT_FATAL(pid >= 0);
   if(pid == 0) {
     close(fds[0]);
-    run_departures(fds[1]);
+    close(ready[0]);
+    run_departures(fds[1], ready[1]);
   }
   close(fds[1]);
+  close(ready[1]);
   /* Stop the whole process while every worker sleeps on a reserved slot:
    * all eight slots pass during the stall. */
-  ru_sleep_ms(400);
+  char byte;
+  CU_ASSERT_EQUAL(read(ready[0], &byte, 1), 1);
+  close(ready[0]);
   CU_ASSERT_EQUAL(kill(pid, SIGSTOP), 0);
   ru_sleep_ms(STALL_MS);
   CU_ASSERT_EQUAL(kill(pid, SIGCONT), 0);
