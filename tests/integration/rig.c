@@ -66,6 +66,14 @@ long rig_count_lines(const char *path, const char *needle)
   return n;
 }
 
+void rig_write_text(const char *path, const char *text)
+{
+  FILE *f = fopen(path, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  CU_ASSERT_TRUE(fputs(text, f) >= 0);
+  CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
+}
+
 bool rig_file_contains(const char *path, const char *needle)
 {
   return rig_count_lines(path, needle) > 0;

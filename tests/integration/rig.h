@@ -97,6 +97,8 @@ uint64_t rig_check_audit(struct rig *r);
  * generation 1 per role must be exactly 1, and of each of its renewals
  * exactly 1 (operational). Returns devices and renewals checked. */
 uint64_t rig_check_issued_once(struct rig *r, const char *prefix);
+/* Write `text` to `path` (a CUnit failure, fatal, when it cannot). */
+void rig_write_text(const char *path, const char *text);
 /* Does the file contain `needle`? */
 bool rig_file_contains(const char *path, const char *needle);
 /* The first column of the first row of `sql` on the store, read-only,

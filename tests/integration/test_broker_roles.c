@@ -80,14 +80,6 @@ static void path_of(char *buf, const char *dir, const char *name)
   CU_ASSERT_FATAL(n > 0 && n < PATH_CAP);
 }
 
-static void write_text(const char *path, const char *text)
-{
-  FILE *f = fopen(path, "w");
-  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-  CU_ASSERT_FATAL(fputs(text, f) >= 0);
-  CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
-}
-
 /* Append the whole of `src` to `out`. */
 /* ---- certificates from linecert's local CA --------------------------- */
 
@@ -130,14 +122,14 @@ static void issue(struct ca_adapter *ca, enum ca_role role, const char *cn,
   CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
   snprintf(file, sizeof(file), "%s.pem", name);
   path_of(path, R.dev, file);
-  write_text(path, res.cert_pem);
+  rig_write_text(path, res.cert_pem);
   snprintf(file, sizeof(file), "%s-chain.pem", name);
   path_of(path, R.dev, file);
   size_t cap = strlen(res.cert_pem) + strlen(res.chain_pem) + 1;
   char *chain = malloc(cap);
   CU_ASSERT_PTR_NOT_NULL_FATAL(chain);
   snprintf(chain, cap, "%s%s", res.cert_pem, res.chain_pem);
-  write_text(path, chain);
+  rig_write_text(path, chain);
   char full[PATH_CAP];
   snprintf(file, sizeof(file), "%s-full.pem", name);
   path_of(full, R.dev, file);
@@ -413,7 +405,7 @@ static void write_crl(const char *const names[])
   CU_ASSERT_EQUAL_FATAL(ca_local_crl(ca, CA_ROLE_OPERATIONAL, e, n, now,
                                      now + 7 * 86400, 1, &crl), LC_OK);
   path_of(path, R.etc, "crl.pem");
-  write_text(path, crl);
+  rig_write_text(path, crl);
   lc_free(crl);
   ca_free(ca);
 }

@@ -163,14 +163,6 @@ struct device_files {
   char boot_pem[4096];
 };
 
-static void write_text(const char *path, const char *text)
-{
-  FILE *f = fopen(path, "w");
-  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-  CU_ASSERT_EQUAL(fputs(text, f) >= 0, 1);
-  CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
-}
-
 static void write_key(const char *path, EVP_PKEY *k)
 {
   FILE *f = fopen(path, "w");
@@ -190,8 +182,8 @@ static lc_err copy_certs(void *ctx, struct sm_device *d)
   struct cert_copy *c = ctx;
   if(!strcmp(d->device, c->id) && d->cert[CA_ROLE_BOOTSTRAP].pem &&
      d->cert[CA_ROLE_OPERATIONAL].pem) {
-    write_text(c->files->boot_cert, d->cert[CA_ROLE_BOOTSTRAP].pem);
-    write_text(c->files->op_cert, d->cert[CA_ROLE_OPERATIONAL].pem);
+    rig_write_text(c->files->boot_cert, d->cert[CA_ROLE_BOOTSTRAP].pem);
+    rig_write_text(c->files->op_cert, d->cert[CA_ROLE_OPERATIONAL].pem);
     snprintf(c->files->boot_pem, sizeof(c->files->boot_pem), "%s",
              d->cert[CA_ROLE_BOOTSTRAP].pem);
     c->found++;
@@ -267,7 +259,7 @@ static void write_config(struct rig *r, const char *gateway)
            r->dir);
   char text[2048];
   snprintf(text, sizeof(text), "[gateway]\n%s", gateway);
-  write_text(r->config_path, text);
+  rig_write_text(r->config_path, text);
 }
 
 /* deploy/nginx/linecert-gateway.conf as shipped, except where it listens,

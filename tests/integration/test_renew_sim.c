@@ -172,14 +172,6 @@ static json_t *run_sim_json(struct rig *r, const char *const args[],
   return sum;
 }
 
-static void write_text(const char *path, const char *text)
-{
-  FILE *f = fopen(path, "w");
-  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-  CU_ASSERT_TRUE(fputs(text, f) >= 0);
-  CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
-}
-
 static json_int_t renewals(json_t *sum, const char *outcome)
 {
   return json_integer_value(json_object_get(json_object_get(sum, "renewals"),
@@ -290,7 +282,7 @@ static void gateway_config(struct gw_line *g)
            "tls_key_file = %s/server.key\n", (unsigned)port, pki, pki);
   snprintf(r->config_path, sizeof(r->config_path), "%s/linecert.ini",
            r->dir);
-  write_text(r->config_path, text);
+  rig_write_text(r->config_path, text);
   snprintf(g->url, sizeof(g->url),
            "https://127.0.0.1:%u/v1/devices/bootstrap/renew", (unsigned)port);
   snprintf(g->gw_ca, sizeof(g->gw_ca), "%s/server-ca.pem", pki);
@@ -499,7 +491,7 @@ static void test_renew_on_notice(void)
   struct rig r;
   rig_init(&r);
   snprintf(r.config_path, sizeof(r.config_path), "%s/linecert.ini", r.dir);
-  write_text(r.config_path, "[policy]\nrenew_at_fraction = 0.5\n"
+  rig_write_text(r.config_path, "[policy]\nrenew_at_fraction = 0.5\n"
                             "renew_jitter_s = 0\n");
   rig_start_linecert(&r, NULL);
   char state[400], devices[8];

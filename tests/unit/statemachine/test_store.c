@@ -2278,7 +2278,7 @@ const struct lc_test store_tests[] = {
    test_tickets_migrate_from_v2},
   {"CA tickets: four threads write through one handle",
    test_tickets_many_threads},
-  {"new store is schema 3, WAL, 16 KiB pages; reopen does not migrate",
+  {"new store is schema 8, WAL, 16 KiB pages; reopen does not migrate",
    test_schema_version_and_no_remigration},
   {"schema newer than this build is refused", test_newer_schema_refused},
   {"trust bundles: history, previous, rollback, acknowledgements",
