@@ -250,9 +250,14 @@ lc_err aud_merkle_prove_inclusion(struct aud_merkle *t, uint64_t index,
   return err;
 }
 
+/* The hash of the subtree D[lo:hi] of a tree known one way or another:
+ * the whole tree (aud_merkle) or its right edge (edge_tree below). */
+typedef lc_err (*subtree_fn)(const void *tree, uint64_t lo, uint64_t hi,
+                             uint8_t out[AUD_HASH_LEN]);
+
 /* SUBPROOF(m, D[lo:hi], b) of RFC 6962 §2.1.2, m relative to lo. */
-static lc_err subproof(const struct aud_merkle *t, uint64_t m, uint64_t lo,
-                       uint64_t hi, bool b, struct aud_proof *p)
+static lc_err subproof(subtree_fn sub, const void *t, uint64_t m,
+                       uint64_t lo, uint64_t hi, bool b, struct aud_proof *p)
 {
   uint64_t n = hi - lo;
   uint8_t h[AUD_HASH_LEN];
@@ -260,20 +265,26 @@ static lc_err subproof(const struct aud_merkle *t, uint64_t m, uint64_t lo,
   if(m == n) {
     if(b)
       return LC_OK;
-    err = subtree(t, lo, hi, h);
+    err = sub(t, lo, hi, h);
     return err == LC_OK ? proof_push(p, h) : err;
   }
   uint64_t k = split_point(n);
   if(m <= k) {
-    err = subproof(t, m, lo, lo + k, b, p);
+    err = subproof(sub, t, m, lo, lo + k, b, p);
     if(err == LC_OK)
-      err = subtree(t, lo + k, hi, h);
+      err = sub(t, lo + k, hi, h);
   } else {
-    err = subproof(t, m - k, lo + k, hi, false, p);
+    err = subproof(sub, t, m - k, lo + k, hi, false, p);
     if(err == LC_OK)
-      err = subtree(t, lo, lo + k, h);
+      err = sub(t, lo, lo + k, h);
   }
   return err == LC_OK ? proof_push(p, h) : err;
+}
+
+static lc_err tree_subtree(const void *t, uint64_t lo, uint64_t hi,
+                           uint8_t out[AUD_HASH_LEN])
+{
+  return subtree(t, lo, hi, out);
 }
 
 lc_err aud_merkle_prove_consistency(struct aud_merkle *t, uint64_t old_size,
@@ -287,7 +298,7 @@ lc_err aud_merkle_prove_consistency(struct aud_merkle *t, uint64_t old_size,
   lc_err err = LC_OK;
   /* The empty tree and the tree itself need no proof. */
   if(old_size > 0 && old_size < size)
-    err = subproof(t, old_size, 0, size, true, &p);
+    err = subproof(tree_subtree, t, old_size, 0, size, true, &p);
   if(err == LC_OK)
     *out = p;
   return err;
@@ -307,9 +318,10 @@ struct edge_tree {
   const uint8_t (*after)[AUD_HASH_LEN];
 };
 
-static lc_err edge_subtree(const struct edge_tree *e, uint64_t lo,
-                           uint64_t hi, uint8_t out[AUD_HASH_LEN])
+static lc_err edge_subtree(const void *tree, uint64_t lo, uint64_t hi,
+                           uint8_t out[AUD_HASH_LEN])
 {
+  const struct edge_tree *e = tree;
   uint64_t m = e->old->size;
   if(hi <= m) {
     uint64_t start = 0;
@@ -341,33 +353,6 @@ static lc_err edge_subtree(const struct edge_tree *e, uint64_t lo,
   return err;
 }
 
-/* subproof() over an edge tree. */
-static lc_err edge_subproof(const struct edge_tree *e, uint64_t m,
-                            uint64_t lo, uint64_t hi, bool b,
-                            struct aud_proof *p)
-{
-  uint64_t n = hi - lo;
-  uint8_t h[AUD_HASH_LEN];
-  lc_err err;
-  if(m == n) {
-    if(b)
-      return LC_OK;
-    err = edge_subtree(e, lo, hi, h);
-    return err == LC_OK ? proof_push(p, h) : err;
-  }
-  uint64_t k = split_point(n);
-  if(m <= k) {
-    err = edge_subproof(e, m, lo, lo + k, b, p);
-    if(err == LC_OK)
-      err = edge_subtree(e, lo + k, hi, h);
-  } else {
-    err = edge_subproof(e, m - k, lo + k, hi, false, p);
-    if(err == LC_OK)
-      err = edge_subtree(e, lo, lo + k, h);
-  }
-  return err == LC_OK ? proof_push(p, h) : err;
-}
-
 lc_err aud_frontier_prove_consistency(const struct aud_frontier *old,
                                       const uint8_t (*after)[AUD_HASH_LEN],
                                       uint64_t size, struct aud_proof *out)
@@ -378,7 +363,7 @@ lc_err aud_frontier_prove_consistency(const struct aud_frontier *old,
   struct edge_tree e = {.old = old, .after = after};
   lc_err err = LC_OK;
   if(old->size > 0 && old->size < size)
-    err = edge_subproof(&e, old->size, 0, size, true, &p);
+    err = subproof(edge_subtree, &e, old->size, 0, size, true, &p);
   if(err == LC_OK)
     *out = p;
   return err;
