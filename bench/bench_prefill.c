@@ -29,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_blob.h"
 #include "common/lc_crypto.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
@@ -44,31 +45,10 @@ static int die(const char *what, lc_err err)
   return 1;
 }
 
-/* A PEM-sized blob of `n` bytes: the row sizes are what matter. */
-static char *pem(const char *label, size_t n)
-{
-  char *p = lc_malloc(n + 1);
-  if(!p)
-    return NULL;
-  int head = snprintf(p, n + 1, "-----BEGIN %s-----\n", label);
-  for(size_t i = (size_t)head; i < n; i++)
-    p[i] = (i % 65 == 64) ? '\n' : (char)('A' + i % 26);
-  p[n] = '\0';
-  return p;
-}
-
 /* The blobs every device shares (contents do not matter, sizes do). */
 struct blobs {
   char *csr, *cert, *chain;
 };
-
-/* SHA-256 hex of "<what>-<i>": a unique fingerprint per device. */
-static lc_err fpr_of(const char *what, uint64_t i, char out[SM_FPR_HEX])
-{
-  char in[48];
-  int n = snprintf(in, sizeof(in), "%s-%" PRIu64, what, i);
-  return lc_sha256_hex(in, (size_t)n, out);
-}
 
 static lc_err fill_device(struct sm_device *d, uint64_t i,
                           const struct blobs *b, uint64_t now_ms)
@@ -88,9 +68,9 @@ static lc_err fill_device(struct sm_device *d, uint64_t i,
   static const int64_t days[CA_ROLE_COUNT] = {15 * 365, 365};
   lc_err rc = LC_OK;
   for(int r = 0; r < CA_ROLE_COUNT && rc == LC_OK; r++) {
-    rc = fpr_of(keys[r], i, d->key_fpr[r]);
+    rc = bench_fpr(keys[r], i, d->key_fpr[r]);
     if(rc == LC_OK)
-      rc = fpr_of(certs[r], i, d->cert[r].fpr);
+      rc = bench_fpr(certs[r], i, d->cert[r].fpr);
     snprintf(d->cert[r].serial, SM_SERIAL_HEX, "%02x%030" PRIx64, r + 1, i);
     d->cert[r].not_before = now_s - 3600;
     d->cert[r].not_after = now_s + days[r] * 86400;
@@ -158,8 +138,8 @@ int main(int argc, char **argv)
     return 2;
   }
   lc_log_threshold = LC_LOG_WARN;
-  struct blobs b = {pem("CERTIFICATE REQUEST", 560), pem("CERTIFICATE", 760),
-                    pem("CERTIFICATE", 800)};
+  struct blobs b = {bench_pem_blob("CERTIFICATE REQUEST", 560), bench_pem_blob("CERTIFICATE", 760),
+                    bench_pem_blob("CERTIFICATE", 800)};
   struct sm_store *st = NULL;
   lc_err rc = b.csr && b.cert && b.chain ? LC_OK : LC_ENOMEM;
   if(rc == LC_OK)

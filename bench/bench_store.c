@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_blob.h"
 #include "common/lc_log.h"
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
@@ -66,19 +67,6 @@ static int die(const char *what, lc_err err)
   return 1;
 }
 
-/* A PEM-sized blob of `n` bytes: the row sizes are what matter. */
-static char *pem(const char *label, size_t n)
-{
-  char *p = lc_malloc(n + 1);
-  if(!p)
-    return NULL;
-  int head = snprintf(p, n + 1, "-----BEGIN %s-----\n", label);
-  for(size_t i = (size_t)head; i < n; i++)
-    p[i] = (i % 65 == 64) ? '\n' : (char)('A' + i % 26);
-  p[n] = '\0';
-  return p;
-}
-
 static struct sm_device *make_device(unsigned i)
 {
   struct sm_device *d = sm_device_new();
@@ -90,14 +78,16 @@ static struct sm_device *make_device(unsigned i)
   snprintf(d->serial, sizeof(d->serial), "SN-%08u", i);
   snprintf(d->request_id, sizeof(d->request_id), "%032x", i);
   d->generation = 1;
-  d->csr[0] = pem("CERTIFICATE REQUEST", 560);
-  d->csr[1] = pem("CERTIFICATE REQUEST", 560);
+  d->csr[0] = bench_pem_blob("CERTIFICATE REQUEST", 560);
+  d->csr[1] = bench_pem_blob("CERTIFICATE REQUEST", 560);
   d->meta = lc_strdup("{\"manufacturer\":\"ACME\",\"model\":\"X1\","
                       "\"fw\":\"4.2.1\"}");
-  memset(d->key_fpr[0], 'a', 64);
-  memset(d->key_fpr[1], 'b', 64);
+  /* Keys of its own: the store refuses a key bound to another device. */
+  lc_err rc = bench_fpr("bootstrap-key", i, d->key_fpr[0]);
+  if(rc == LC_OK)
+    rc = bench_fpr("operational-key", i, d->key_fpr[1]);
   d->created_at = d->updated_at = lc_now_ms();
-  if(!d->csr[0] || !d->csr[1] || !d->meta) {
+  if(rc != LC_OK || !d->csr[0] || !d->csr[1] || !d->meta) {
     sm_device_free(d);
     return NULL;
   }
@@ -113,15 +103,19 @@ static lc_err advance(struct sm_device *d, int t)
     enum ca_role r = d->state == SM_ISSUING_OPERATIONAL
                        ? CA_ROLE_BOOTSTRAP : CA_ROLE_OPERATIONAL;
     lc_free(d->cert[r].pem);
-    d->cert[r].pem = pem("CERTIFICATE", 760);
+    d->cert[r].pem = bench_pem_blob("CERTIFICATE", 760);
     if(!d->cert[r].pem)
       return LC_ENOMEM;
-    memset(d->cert[r].fpr, 'c' + (int)r, 64);
+    lc_err rc = bench_fpr(r == CA_ROLE_BOOTSTRAP ? "bootstrap-cert"
+                                                : "operational-cert",
+                          (uint64_t)d->id, d->cert[r].fpr);
+    if(rc != LC_OK)
+      return rc;
     snprintf(d->cert[r].serial, SM_SERIAL_HEX, "%040x", (unsigned)d->id);
   }
   if(d->state == SM_DELIVERED) {
     lc_free(d->chain);
-    d->chain = pem("CERTIFICATE", 1400);
+    d->chain = bench_pem_blob("CERTIFICATE", 1400);
     if(!d->chain)
       return LC_ENOMEM;
   }
