@@ -11,6 +11,7 @@
  * unmounts it even when an assertion ended the test early.
  */
 #include "tests/integration/rig.h"
+#include "tests/integration/rig_http.h"
 #include "tests/support/lc_cunit.h"
 #include "tests/support/lc_httpget.h"
 
@@ -34,12 +35,6 @@
 
 static char mounted[320]; /* the tmpfs, "" when none: suite cleanup */
 
-static void nap_ms(int ms)
-{
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 static void unmount_data(void)
 {
   if(!mounted[0])
@@ -56,76 +51,6 @@ static int suite_cleanup(void)
 {
   unmount_data();
   return 0;
-}
-
-/* GET http://127.0.0.1:port/path; the status, the body in *body (free()). */
-static long get(uint16_t port, const char *path, char **body)
-{
-  char url[128];
-  snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", (unsigned)port, path);
-  *body = NULL;
-  return lc_http_request(url, NULL, body);
-}
-
-/* Poll `path` until it answers `status` with a body holding `needle`
- * (NULL: any body), for at most timeout_ms. */
-static bool wait_answer(uint16_t port, const char *path, long status,
-                        const char *needle, int timeout_ms)
-{
-  for(int waited = 0; waited <= timeout_ms; waited += 100) {
-    char *body = NULL;
-    long st = get(port, path, &body);
-    bool ok = st == status && (!needle || (body && strstr(body, needle)));
-    free(body);
-    if(ok)
-      return true;
-    nap_ms(100);
-  }
-  return false;
-}
-
-/* A counter or gauge from /metrics (-1 when absent). */
-static double metric(uint16_t port, const char *name)
-{
-  char *body = NULL;
-  double v = -1;
-  if(get(port, "/metrics", &body) == 200 && body) {
-    char want[128];
-    snprintf(want, sizeof(want), "\n%s ", name);
-    const char *p = strstr(body, want);
-    if(p)
-      v = strtod(p + strlen(want), NULL);
-  }
-  free(body);
-  return v;
-}
-
-/* Poll /metrics until `name` is at least `min` (bounded). */
-static bool wait_metric(uint16_t port, const char *name, double min,
-                        int timeout_ms)
-{
-  for(int waited = 0; waited <= timeout_ms; waited += 100) {
-    if(metric(port, name) >= min)
-      return true;
-    nap_ms(100);
-  }
-  return false;
-}
-
-/* The value of "key=" in the simulator's summary (-1 when absent). */
-static long sim_value(const char *path, const char *key)
-{
-  FILE *f = fopen(path, "r");
-  if(!f)
-    return -1;
-  char line[256];
-  long v = -1;
-  size_t kl = strlen(key);
-  while(fgets(line, sizeof(line), f))
-    if(!strncmp(line, key, kl) && line[kl] == '=')
-      v = strtol(line + kl + 1, NULL, 10);
-  fclose(f);
-  return v;
 }
 
 static void test_store_fills_and_recovers_without_restart(void)
@@ -147,7 +72,7 @@ static void test_store_fills_and_recovers_without_restart(void)
   snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)port);
   const char *args[] = {"--http", listen, "--log-level", "debug", NULL};
   rig_start_linecert(&r, args);
-  CU_ASSERT_TRUE(wait_answer(port, "/readyz", 200, "ready", 10000));
+  CU_ASSERT_TRUE(rig_http_wait(port, "/readyz", 200, "ready", 10000));
 
   const char *sim[] = {"--edges", EDGES, "--devices", PER_EDGE, "--prefix",
                        "FS", "--timeout", "200", "--retry-ms", "1500",
@@ -158,7 +83,7 @@ static void test_store_fills_and_recovers_without_restart(void)
   /* The filesystem fills: /readyz names the reason. (While it fills, a
    * small batch may still fit after a large one failed: the first
    * failures can alternate with commits.) */
-  CU_ASSERT_TRUE(wait_answer(port, "/readyz", 503, "store_commit_failing",
+  CU_ASSERT_TRUE(rig_http_wait(port, "/readyz", 503, "store_commit_failing",
                              90000));
   uint64_t done_at_full = rig_count(&r, "FS-", SM_PROVISIONED);
   fprintf(stderr, "store_full: commits failing with %llu of %d "
@@ -166,24 +91,24 @@ static void test_store_fills_and_recovers_without_restart(void)
   CU_ASSERT_TRUE(done_at_full < DEVICES);
   /* Full: several rolled-back batches (the devices and the re-drives
    * keep trying), each counted, and /readyz keeps saying why. */
-  CU_ASSERT_TRUE(wait_metric(port, "linecert_commit_failures_total", 20,
+  CU_ASSERT_TRUE(rig_wait_metric(port, "linecert_commit_failures_total", 20,
                              60000));
-  CU_ASSERT_TRUE(wait_answer(port, "/readyz", 503,
+  CU_ASSERT_TRUE(rig_http_wait(port, "/readyz", 503,
                              "\"reason\":\"store_commit_failing\"", 5000));
-  CU_ASSERT_TRUE(wait_answer(port, "/readyz", 503,
+  CU_ASSERT_TRUE(rig_http_wait(port, "/readyz", 503,
                              "\"detail\":\"database or disk is full\"",
                              5000));
-  CU_ASSERT_TRUE(wait_metric(port, "linecert_store_commit_failing", 1,
+  CU_ASSERT_TRUE(rig_wait_metric(port, "linecert_store_commit_failing", 1,
                              5000));
   /* Devices asking while nothing can be committed hear RETRYING (they
    * ask again every --retry-ms). */
-  CU_ASSERT_TRUE(wait_metric(port, "linecert_retrying_sent_total", 1,
+  CU_ASSERT_TRUE(rig_wait_metric(port, "linecert_retrying_sent_total", 1,
                              30000));
-  CU_ASSERT_TRUE(wait_answer(port, "/readyz", 503, "store_commit_failing",
+  CU_ASSERT_TRUE(rig_http_wait(port, "/readyz", 503, "store_commit_failing",
                              1000));
   /* Liveness is another question: the loop runs. */
   char *body = NULL;
-  CU_ASSERT_EQUAL(get(port, "/healthz", &body), 200);
+  CU_ASSERT_EQUAL(rig_http_get(port, "/healthz", &body), 200);
   free(body);
 
   /* Room again, no restart. */
@@ -195,18 +120,18 @@ static void test_store_fills_and_recovers_without_restart(void)
   CU_ASSERT_EQUAL(ex.code, 0); /* every device provisioned, none failed */
   lc_proc_free(p);
   CU_ASSERT_TRUE(rig_wait_count(&r, "FS-", SM_PROVISIONED, DEVICES, 30000));
-  CU_ASSERT_TRUE(wait_answer(port, "/readyz", 200, "ready", 15000));
-  CU_ASSERT_EQUAL(metric(port, "linecert_store_commit_failing"), 0);
+  CU_ASSERT_TRUE(rig_http_wait(port, "/readyz", 200, "ready", 15000));
+  CU_ASSERT_EQUAL(rig_metric(port, "linecert_store_commit_failing"), 0);
   /* The CA issued each certificate once: one issued in a batch that
    * rolled back was handed out again, not issued a second time. */
-  CU_ASSERT_EQUAL(metric(port, "linecert_certificates_issued_total"),
+  CU_ASSERT_EQUAL(rig_metric(port, "linecert_certificates_issued_total"),
                   2 * DEVICES);
-  CU_ASSERT_EQUAL(metric(port, "linecert_provisioned_total"), DEVICES);
+  CU_ASSERT_EQUAL(rig_metric(port, "linecert_provisioned_total"), DEVICES);
 
   /* The line heard RETRYING while its requests could not be kept. */
   char out[400];
   snprintf(out, sizeof(out), "%s/sim-1.out", r.dir);
-  long retrying = sim_value(out, "retrying");
+  long retrying = rig_sim_value(out, "retrying");
   fprintf(stderr, "store_full: the simulator heard RETRYING %ld times\n",
           retrying);
   CU_ASSERT_TRUE(retrying > 0);
@@ -217,7 +142,7 @@ static void test_store_fills_and_recovers_without_restart(void)
   long said = rig_count_lines(r.log_path, "level=error mod=loop op=commit "
                                           "result=rolled_back");
   long over = rig_count_lines(r.log_path, "result=recovered");
-  double failures = metric(port, "linecert_commit_failures_total");
+  double failures = rig_metric(port, "linecert_commit_failures_total");
   fprintf(stderr, "store_full: %.0f failed commits, logged %ld times, "
           "recovered %ld times\n", failures, said, over);
   CU_ASSERT_TRUE(said >= 1 && said == over);

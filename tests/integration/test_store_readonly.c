@@ -21,6 +21,7 @@
  * write then fails with EROFS until it is unmounted and mounted again.
  */
 #include "tests/integration/rig.h"
+#include "tests/integration/rig_http.h"
 #include "tests/support/lc_cunit.h"
 #include "tests/support/lc_httpget.h"
 
@@ -40,12 +41,6 @@
 
 static char mounted[320];   /* the data directory's mount, "" when none */
 static char bound[400];     /* a file bind-mounted read-only, "" when none */
-
-static void nap_ms(int ms)
-{
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 static void unmount_path(char *path)
 {
@@ -73,72 +68,6 @@ static bool need_root(void)
   fprintf(stderr, "store_readonly: SKIPPED: mounting needs root\n");
   CU_PASS("skipped: mounting needs root (CI runs as root)");
   return false;
-}
-
-/* GET http://127.0.0.1:port/path; the status, the body in *body (free()). */
-static long get(uint16_t port, const char *path, char **body)
-{
-  char url[128];
-  snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", (unsigned)port, path);
-  *body = NULL;
-  return lc_http_request(url, NULL, body);
-}
-
-static bool wait_answer(uint16_t port, const char *path, long status,
-                        const char *needle, int timeout_ms)
-{
-  for(int waited = 0; waited <= timeout_ms; waited += 100) {
-    char *body = NULL;
-    long st = get(port, path, &body);
-    bool ok = st == status && (!needle || (body && strstr(body, needle)));
-    free(body);
-    if(ok)
-      return true;
-    nap_ms(100);
-  }
-  return false;
-}
-
-static double metric(uint16_t port, const char *name)
-{
-  char *body = NULL;
-  double v = -1;
-  if(get(port, "/metrics", &body) == 200 && body) {
-    char want[128];
-    snprintf(want, sizeof(want), "\n%s ", name);
-    const char *p = strstr(body, want);
-    if(p)
-      v = strtod(p + strlen(want), NULL);
-  }
-  free(body);
-  return v;
-}
-
-static bool wait_metric(uint16_t port, const char *name, double min,
-                        int timeout_ms)
-{
-  for(int waited = 0; waited <= timeout_ms; waited += 100) {
-    if(metric(port, name) >= min)
-      return true;
-    nap_ms(100);
-  }
-  return false;
-}
-
-/* The value of "key=" in the simulator's summary (-1 when absent). */
-static long sim_value(const char *path, const char *key)
-{
-  FILE *f = fopen(path, "r");
-  if(!f)
-    return -1;
-  char line[256];
-  long v = -1;
-  size_t kl = strlen(key);
-  while(fgets(line, sizeof(line), f))
-    if(!strncmp(line, key, kl) && line[kl] == '=')
-      v = strtol(line + kl + 1, NULL, 10);
-  fclose(f);
-  return v;
 }
 
 /* "name size mtime" of every entry of dir, one per line, into buf: what
@@ -285,7 +214,7 @@ static void test_read_only_mid_line(void)
   snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)port);
   const char *args[] = {"--http", listen, "--log-level", "debug", NULL};
   rig_start_linecert(&r, args);
-  CU_ASSERT_TRUE(wait_answer(port, "/readyz", 200, "ready", 10000));
+  CU_ASSERT_TRUE(rig_http_wait(port, "/readyz", 200, "ready", 10000));
 
   const char *sim[] = {"--edges", EDGES, "--devices", PER_EDGE, "--prefix",
                        "RO", "--timeout", "240", "--retry-ms", "1500",
@@ -302,21 +231,21 @@ static void test_read_only_mid_line(void)
   CU_ASSERT_TRUE(done_at_ro < DEVICES);
 
   /* Commits fail, and say why. */
-  CU_ASSERT_TRUE(wait_answer(port, "/readyz", 503,
+  CU_ASSERT_TRUE(rig_http_wait(port, "/readyz", 503,
                              "\"reason\":\"store_commit_failing\"", 30000));
-  CU_ASSERT_TRUE(wait_answer(port, "/readyz", 503,
+  CU_ASSERT_TRUE(rig_http_wait(port, "/readyz", 503,
                              "\"cause\":\"read_only\"", 5000));
-  CU_ASSERT_TRUE(wait_metric(port, "linecert_commit_failures_total", 3,
+  CU_ASSERT_TRUE(rig_wait_metric(port, "linecert_commit_failures_total", 3,
                              30000));
-  CU_ASSERT_TRUE(wait_metric(port, "linecert_store_commit_failing", 1,
+  CU_ASSERT_TRUE(rig_wait_metric(port, "linecert_store_commit_failing", 1,
                              5000));
-  CU_ASSERT_TRUE(wait_metric(port, "linecert_retrying_sent_total", 1,
+  CU_ASSERT_TRUE(rig_wait_metric(port, "linecert_retrying_sent_total", 1,
                              30000));
   CU_ASSERT_TRUE(rig_file_contains(r.log_path, "level=error mod=loop "
                                    "op=commit result=rolled_back "
                                    "cause=read_only"));
   char *body = NULL;
-  CU_ASSERT_EQUAL(get(port, "/healthz", &body), 200);
+  CU_ASSERT_EQUAL(rig_http_get(port, "/healthz", &body), 200);
   free(body);
 
   /* The operator's way back: stop linecert, remount the filesystem
@@ -338,10 +267,10 @@ static void test_read_only_mid_line(void)
   CU_ASSERT_EQUAL(ex.code, 0); /* every device provisioned, none failed */
   lc_proc_free(p);
   CU_ASSERT_TRUE(rig_wait_count(&r, "RO-", SM_PROVISIONED, DEVICES, 30000));
-  CU_ASSERT_TRUE(wait_answer(port, "/readyz", 200, "ready", 15000));
+  CU_ASSERT_TRUE(rig_http_wait(port, "/readyz", 200, "ready", 15000));
   char out[400];
   snprintf(out, sizeof(out), "%s/sim-1.out", r.dir);
-  long retrying = sim_value(out, "retrying");
+  long retrying = rig_sim_value(out, "retrying");
   fprintf(stderr, "store_readonly: the simulator heard RETRYING %ld times\n",
           retrying);
   CU_ASSERT_TRUE(retrying > 0);
