@@ -20,21 +20,6 @@
 #include "common/lc_mem.h"
 #include "common/lc_util.h"
 
-bool brk__txn_open(struct brk *b)
-{
-  if(b->in_txn)
-    return !b->txn_failed;
-  if(sm_store_begin(b->store) != LC_OK) {
-    b->txn_failed = true;
-    b->in_txn = true;
-    return false;
-  }
-  b->in_txn = true;
-  b->txn_failed = false;
-  b->chain_at_begin = b->chain;
-  return true;
-}
-
 static uint32_t jitter(void)
 {
   uint8_t r[2] = {0, 0};
@@ -101,43 +86,6 @@ void brk__fx_trust(struct brk *b, struct brk_dev *d)
   add_fx(b, d, BRK_FX_TRUST, CA_ROLE_OPERATIONAL, NULL);
 }
 
-static void seal_and_append(struct brk *b, const char *actor,
-                            const char *event, const char *device,
-                            const char *details)
-{
-  struct aud_record rec = {.ts_ms = lc_now_ms(), .actor = actor,
-                           .event = event, .device = device,
-                           .details = details};
-  lc_err rc = aud_seal(&b->chain, b->signer, &rec);
-  if(rc == LC_OK)
-    rc = sm_store_append_audit(b->store, &rec);
-  lc_crash_point("audit_appended");    /* between records of one batch */
-  if(rc != LC_OK) {
-    /* A store failure is the batch's, reported once per cause when it
-     * rolls back (redrive.c); anything else is this record's. */
-    lc_log(rc == LC_EDB ? LC_DEBUG : LC_ERROR, "audit",
-           "op=append event=%s dev=%s err=%s", event, device,
-           lc_errname(rc));
-    b->txn_failed = true;
-    return;
-  }
-  atomic_fetch_add(&b->stats.audit_records, 1);
-}
-
-void brk__audit_event(struct brk *b, const char *event, const char *device,
-                     const char *details)
-{
-  if(brk__txn_open(b))
-    seal_and_append(b, "linecert", event, device, details);
-}
-
-void brk__audit_operator(struct brk *b, const char *actor, const char *event,
-                        const char *device, const char *details)
-{
-  if(brk__txn_open(b))
-    seal_and_append(b, actor, event, device, details);
-}
-
 static void audit_action(struct brk *b, struct brk_dev *d,
                          const struct sm_action *a)
 {
@@ -156,7 +104,7 @@ static void audit_action(struct brk *b, struct brk_dev *d,
     snprintf(actor, sizeof(actor), "%s", a->text);
   else
     snprintf(actor, sizeof(actor), "linecert");
-  seal_and_append(b, actor, a->event, d->key, details);
+  brk__audit_append(b, actor, a->event, d->key, details);
   lc_free(details);
 }
 
@@ -176,7 +124,7 @@ static void supersede(struct brk *b, struct brk_dev *d,
     b->txn_failed = true;
     return;
   }
-  seal_and_append(b, "linecert", a->event, d->key, details);
+  brk__audit_append(b, "linecert", a->event, d->key, details);
   lc_free(details);
 }
 

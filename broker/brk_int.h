@@ -736,6 +736,10 @@ lc_err brk__apply(struct brk *b, struct brk_dev *d, const struct sm_event *ev);
  * renew_noticed_at) in the open batch, and send `status` once it
  * commits. */
 void brk__put_and_tell(struct brk *b, struct brk_dev *d, const char *status);
+/* txn.c: append a sealed audit record with `actor` to the open batch
+ * (which must be open); a failure fails the batch. */
+void brk__audit_append(struct brk *b, const char *actor, const char *event,
+                       const char *device, const char *details);
 /* Append an audit record outside any device (dropped messages, service
  * events) to the open batch. */
 void brk__audit_event(struct brk *b, const char *event, const char *device,
@@ -981,7 +985,8 @@ void brk__ca_requeue(struct brk *b, struct brk_dev *d, enum ca_role role);
 void brk__ca_tick(struct brk *b, uint64_t now_ms);
 /* Is d waiting for an adapter that is DOWN (and was told so)? */
 bool brk__ca_waiting_down(const struct brk_dev *d);
-/* Copy each adapter's queue, pace and parked devices into v, and the
+/* ca_watch.c: the adapters as the operator sees them.
+ * Copy each adapter's queue, pace and parked devices into v, and the
  * local issuing CAs' remaining life at now_ms (wall clock). */
 void brk__ca_snapshot(struct brk *b, struct brk_snapshot *v, uint64_t now_ms);
 /* The local issuing CAs' remaining life at now_ms (wall clock, ms). */
