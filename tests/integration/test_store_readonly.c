@@ -218,7 +218,11 @@ static void test_read_only_mid_line(void)
 
   const char *sim[] = {"--edges", EDGES, "--devices", PER_EDGE, "--prefix",
                        "RO", "--timeout", "240", "--retry-ms", "1500",
-                       NULL};
+                       /* Two devices in flight per edge: the line takes
+                        * seconds, not the half second it would
+                        * unhurried, so the filesystem fails mid-line
+                        * rather than after the last device. */
+                       "--window", "2", NULL};
   struct lc_proc *p = rig_spawn_sim(&r, sim);
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   /* Mid-line: some provisioned, most not. */
