@@ -764,10 +764,31 @@ static lc_err db_error(sqlite3 *db, const char *op)
  * (EROFS), and writes nothing. The WAL file, not the database: closing
  * any descriptor of a file drops the POSIX locks this process holds on
  * it, and SQLite holds its locks on the database and the -shm file. */
+#define PROBE_WRAP 4096 /* sizes 1..4096, then 0 again: a sparse file */
+
+/* Change the probe file's size (probe_after_commit() says why): 0, or
+ * the errno of a filesystem that refused. */
+static int probe_step(struct sqlite_store *s)
+{
+  if(s->probe_fd < 0)
+    return 0;
+  off_t next = s->probe_size >= PROBE_WRAP ? 0 : s->probe_size + 1;
+  if(ftruncate(s->probe_fd, next) != 0)
+    return errno;
+  s->probe_size = next;
+  return 0;
+}
+
 static int io_errno(struct sqlite_store *s, int code)
 {
   int sys = sqlite3_system_errno(s->db);
   if(sys || ((code & 0xff) != SQLITE_IOERR && (code & 0xff) != SQLITE_CANTOPEN))
+    return sys;
+  /* An aborted ext4 journal refuses a size change at once, while an
+   * open for writing still works until the filesystem is marked
+   * read-only, some milliseconds later. */
+  sys = probe_step(s);
+  if(sys)
     return sys;
   const char *db = sqlite3_db_filename(s->db, "main");
   char wal[4096];
@@ -1336,7 +1357,6 @@ static void sqlite_rollback(struct sm_store *st)
  * commit is then reported failed and its effects are not run, although
  * it may be on disk: the safe side, as a re-drive re-sends what the
  * store holds (docs/design.md, "Durability"). */
-#define PROBE_WRAP 4096 /* sizes 1..4096, then 0 again: a sparse file */
 
 static void probe_open(struct sqlite_store *s)
 {
@@ -1382,13 +1402,8 @@ static lc_err probe_fault(struct sqlite_store *s, int sys)
 
 static lc_err probe_after_commit(struct sqlite_store *s)
 {
-  if(s->probe_fd < 0)
-    return LC_OK;
-  off_t next = s->probe_size >= PROBE_WRAP ? 0 : s->probe_size + 1;
-  if(ftruncate(s->probe_fd, next) != 0)
-    return probe_fault(s, errno);
-  s->probe_size = next;
-  return LC_OK;
+  int sys = probe_step(s);
+  return sys ? probe_fault(s, sys) : LC_OK;
 }
 
 static lc_err sqlite_commit(struct sm_store *st)
