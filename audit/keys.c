@@ -38,10 +38,145 @@ lc_err aud_sign_message(struct aud_signer *s, const void *msg, size_t len,
 
 /* ---- public keys ------------------------------------------------------------ */
 
-/* A PEM public key of a kind `ed25519_too` allows: P-256, and Ed25519
- * where a note's signature may be one. */
-static lc_err pubkey_parse(const char *pem, bool ed25519_too, EVP_PKEY **out)
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+/* Fuzz builds only (-DLC_FUZZ=ON defines the macro; never a product).
+ * The audit targets check every input against the same trusted key,
+ * and OpenSSL 3.0 takes about a millisecond to decode a PEM key and a
+ * fifth of that to encode its DER: three quarters of the time of
+ * fuzz_audit_trail went there (docs/fuzzing.md, "Speed"). Both are
+ * functions of the PEM text alone, so a text decoded before gets the
+ * same key again (a reference) and the same DER: every check after the
+ * decode runs as before, only OpenSSL's repeat work is skipped. A few
+ * short texts; a new one takes the place of the one used least, so the
+ * mutants of a key, each decoded for real, do not push out the key. */
+#include <pthread.h>
+
+#define KEY_MEMO_N 8
+#define KEY_MEMO_PEM_MAX 1024
+
+struct key_memo {
+  char *pem;
+  EVP_PKEY *pkey;      /* the memo's reference */
+  uint8_t *der;        /* NULL until aud__pubkey_der() asks */
+  size_t der_len;
+  unsigned long hits;
+};
+
+static struct key_memo key_memo[KEY_MEMO_N];
+static pthread_mutex_t key_memo_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The key decoded from `pem` before, with a reference for the caller. */
+static EVP_PKEY *memo_key(const char *pem)
 {
+  EVP_PKEY *pkey = NULL;
+  if(pthread_mutex_lock(&key_memo_lock) != 0)
+    return NULL; /* no memo: OpenSSL decodes */
+  for(size_t i = 0; i < KEY_MEMO_N && !pkey; i++)
+    if(key_memo[i].pem && strcmp(key_memo[i].pem, pem) == 0 &&
+       EVP_PKEY_up_ref(key_memo[i].pkey) == 1) {
+      pkey = key_memo[i].pkey;
+      key_memo[i].hits++;
+    }
+  (void)pthread_mutex_unlock(&key_memo_lock); /* ours: cannot fail */
+  return pkey;
+}
+
+/* Keep what OpenSSL decoded from `pem`; a failure only means no memo. */
+static void memo_add(const char *pem, EVP_PKEY *pkey)
+{
+  if(strlen(pem) > KEY_MEMO_PEM_MAX)
+    return;
+  char *copy = lc_strdup(pem);
+  if(!copy || EVP_PKEY_up_ref(pkey) != 1) {
+    lc_free(copy);
+    return;
+  }
+  if(pthread_mutex_lock(&key_memo_lock) != 0) {
+    lc_free(copy);
+    EVP_PKEY_free(pkey);
+    return;
+  }
+  struct key_memo *m = &key_memo[0];
+  for(size_t i = 1; i < KEY_MEMO_N; i++)
+    if(key_memo[i].hits < m->hits)
+      m = &key_memo[i];
+  struct key_memo old = *m;
+  *m = (struct key_memo){.pem = copy, .pkey = pkey};
+  (void)pthread_mutex_unlock(&key_memo_lock);
+  lc_free(old.pem);
+  EVP_PKEY_free(old.pkey);
+  lc_free(old.der);
+}
+
+/* The DER of a key the memo holds, copied to *der (true), else false. */
+static bool memo_der(EVP_PKEY *pkey, uint8_t **der, size_t *len)
+{
+  bool found = false;
+  if(pthread_mutex_lock(&key_memo_lock) != 0)
+    return false;
+  for(size_t i = 0; i < KEY_MEMO_N && !found; i++) {
+    struct key_memo *m = &key_memo[i];
+    if(m->pkey != pkey || !m->der)
+      continue;
+    if((*der = lc_malloc(m->der_len))) {
+      memcpy(*der, m->der, m->der_len);
+      *len = m->der_len;
+      found = true;
+    }
+  }
+  (void)pthread_mutex_unlock(&key_memo_lock);
+  return found;
+}
+
+/* Keep the DER of a key the memo holds (it holds a reference, so the
+ * pointer cannot stand for another key meanwhile). */
+static void memo_add_der(EVP_PKEY *pkey, const uint8_t *der, size_t len)
+{
+  if(pthread_mutex_lock(&key_memo_lock) != 0)
+    return;
+  for(size_t i = 0; i < KEY_MEMO_N; i++) {
+    struct key_memo *m = &key_memo[i];
+    if(m->pkey != pkey || m->der || !(m->der = lc_malloc(len)))
+      continue;
+    memcpy(m->der, der, len);
+    m->der_len = len;
+  }
+  (void)pthread_mutex_unlock(&key_memo_lock);
+}
+#else
+static EVP_PKEY *memo_key(const char *pem)
+{
+  (void)pem;
+  return NULL;
+}
+
+static void memo_add(const char *pem, EVP_PKEY *pkey)
+{
+  (void)pem;
+  (void)pkey;
+}
+
+static bool memo_der(EVP_PKEY *pkey, uint8_t **der, size_t *len)
+{
+  (void)pkey;
+  (void)der;
+  (void)len;
+  return false;
+}
+
+static void memo_add_der(EVP_PKEY *pkey, const uint8_t *der, size_t len)
+{
+  (void)pkey;
+  (void)der;
+  (void)len;
+}
+#endif
+
+/* OpenSSL's decode of a PEM public key, any kind. LC_EINVAL: none. */
+static lc_err pubkey_decode(const char *pem, EVP_PKEY **out)
+{
+  if((*out = memo_key(pem)))
+    return LC_OK;
   BIO *bio = BIO_new_mem_buf(pem, -1);
   if(!bio)
     return LC_ENOMEM;
@@ -50,6 +185,19 @@ static lc_err pubkey_parse(const char *pem, bool ed25519_too, EVP_PKEY **out)
   lc_openssl_clear();
   if(!pkey)
     return LC_EINVAL;
+  memo_add(pem, pkey);
+  *out = pkey;
+  return LC_OK;
+}
+
+/* A PEM public key of a kind `ed25519_too` allows: P-256, and Ed25519
+ * where a note's signature may be one. */
+static lc_err pubkey_parse(const char *pem, bool ed25519_too, EVP_PKEY **out)
+{
+  EVP_PKEY *pkey = NULL;
+  lc_err err = pubkey_decode(pem, &pkey);
+  if(err != LC_OK)
+    return err;
   if(!aud__pkey_is_p256(pkey) &&
      !(ed25519_too && aud__pkey_is_ed25519(pkey))) {
     EVP_PKEY_free(pkey);
@@ -71,6 +219,8 @@ lc_err aud__note_pubkey_parse(const char *pem, EVP_PKEY **out)
 
 lc_err aud__pubkey_der(EVP_PKEY *pkey, uint8_t **der, size_t *len)
 {
+  if(memo_der(pkey, der, len))
+    return LC_OK;
   int n = i2d_PUBKEY(pkey, NULL);
   if(n <= 0) {
     lc_log_openssl(LC_ERROR, "aud", "i2d_PUBKEY");
@@ -85,6 +235,7 @@ lc_err aud__pubkey_der(EVP_PKEY *pkey, uint8_t **der, size_t *len)
     lc_free(buf);
     return LC_ETLS;
   }
+  memo_add_der(pkey, buf, (size_t)n);
   *der = buf;
   *len = (size_t)n;
   return LC_OK;

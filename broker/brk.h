@@ -223,6 +223,11 @@ void brk_config_defaults(struct brk_config *cfg);
  * and *cfg may be partly updated: parse into a scratch copy. */
 lc_err brk_config_load(struct brk_config *cfg, const char *path, char *err,
                        size_t errcap) LC_NODISCARD;
+/* brk_config_load() of a text already read: `name` stands for the file
+ * in messages; text[len] must be '\0' (LC_EINVAL otherwise). */
+lc_err brk_config_load_text(struct brk_config *cfg, const char *name,
+                            const char *text, size_t len, char *err,
+                            size_t errcap) LC_NODISCARD;
 /* Defaults, then cfg->config_files in order, into *cfg (its
  * config_files kept); on error *cfg is unchanged and `err` holds
  * "path:line: key: reason". */

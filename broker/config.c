@@ -645,24 +645,43 @@ static lc_err parse_text(struct brk_config *cfg, const char *path,
   return line == 0 ? LC_OK : LC_ECONFIG;
 }
 
-lc_err brk_config_load(struct brk_config *cfg, const char *path, char *err,
-                       size_t errcap)
+/* The file's text, already read, is where loading and the fuzz target
+ * (tests/fuzz/fuzz_config.c, which then needs no file per input) meet:
+ * everything after the read is this one function. */
+lc_err brk_config_load_text(struct brk_config *cfg, const char *name,
+                            const char *text, size_t len, char *err,
+                            size_t errcap)
 {
-  char *text = NULL;
-  size_t len = 0;
-  lc_err rc = read_config_text(path, &text, &len, err, errcap);
+  if(!cfg || !name || !text || text[len] != '\0') {
+    snprintf(err, errcap, "%s: not a terminated text", name ? name : "?");
+    return LC_EINVAL;
+  }
+  if(len > CONFIG_FILE_MAX) {
+    snprintf(err, errcap, "%s: larger than %u bytes", name, CONFIG_FILE_MAX);
+    return LC_ECONFIG;
+  }
+  lc_err rc = check_lines(name, text, len, err, errcap);
   if(rc == LC_OK)
-    rc = check_lines(path, text, len, err, errcap);
-  if(rc == LC_OK)
-    rc = parse_text(cfg, path, text, err, errcap);
-  lc_free(text);
+    rc = parse_text(cfg, name, text, err, errcap);
   if(rc != LC_OK)
     return LC_ECONFIG;
   /* The cross-field checks know keys, not lines: name the file. */
   char why[BRK_ERR_MAX];
   rc = brk_config_check(cfg, why, sizeof(why));
   if(rc != LC_OK)
-    snprintf(err, errcap, "%s: %s", path, why);
+    snprintf(err, errcap, "%s: %s", name, why);
+  return rc;
+}
+
+lc_err brk_config_load(struct brk_config *cfg, const char *path, char *err,
+                       size_t errcap)
+{
+  char *text = NULL;
+  size_t len = 0;
+  if(read_config_text(path, &text, &len, err, errcap) != LC_OK)
+    return LC_ECONFIG;
+  lc_err rc = brk_config_load_text(cfg, path, text, len, err, errcap);
+  lc_free(text);
   return rc;
 }
 

@@ -92,17 +92,23 @@ int main(int argc, char **argv)
   char trail[512], note[512];
   snprintf(trail, sizeof(trail), "%s/corpus/audit_trail", argv[1]);
   snprintf(note, sizeof(note), "%s/corpus/audit_note", argv[1]);
-  if(!fx_init(&f) || !fx_append(&f, 12, 7))
+  /* A short log: libFuzzer mutates around the seeds, and every record
+   * of an input that is left intact is parsed and verified again, so a
+   * seed's length is the fuzzer's speed (docs/fuzzing.md, "Speed").
+   * Seven records still hold every event kind (seq 1-5), two of DEV
+   * (6-7) and a checkpoint at 3 whose consistency proof to 7 has nodes
+   * on both sides. */
+  if(!fx_init(&f) || !fx_append(&f, 3, 7))
     die("fixture");
   cli("checkpoint", (const char *[]){"checkpoint", "-o", "@cp1.txt", NULL});
-  if(!fx_append(&f, 8, 8))
+  if(!fx_append(&f, 4, 7))
     die("append");
   cli("export", (const char *[]){"export", "-o", "@e.jsonl", "--quiet",
                                  NULL});
   cli("export csv", (const char *[]){"export", "--format", "csv", "-o",
                                      "@e.csv", "--quiet", NULL});
-  cli("filtered", (const char *[]){"export", "--from-seq", "5", "--to-seq",
-                                   "9", "-o", "@s.jsonl", "--quiet", NULL});
+  cli("filtered", (const char *[]){"export", "--from-seq", "2", "--to-seq",
+                                   "4", "-o", "@s.jsonl", "--quiet", NULL});
   cli("filtered csv", (const char *[]){"export", "--format", "csv",
                                        "--device", DEV, "-o", "@s.csv",
                                        "--quiet", NULL});
@@ -119,8 +125,8 @@ int main(int argc, char **argv)
   take("s.csv", trail, "filtered_device_csv", 0);
   take("r.jsonl", trail, "receipt_jsonl", 3);
   take("x.jsonl", trail, "extends_jsonl", 0);
-  take("cp1.txt", note, "checkpoint_12", -1);
-  take("cp2.txt", note, "checkpoint_20", -1);
+  take("cp1.txt", note, "checkpoint_3", -1);
+  take("cp2.txt", note, "checkpoint_7", -1);
   /* the details of a key rotation record, as rotate-key writes them */
   struct aud_signer *next = NULL;
   char *next_pem = NULL, *details = NULL, path[512];
