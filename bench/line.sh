@@ -2,7 +2,8 @@
 # bench/line.sh: a whole line on this machine, measured (issue 14).
 #
 #   bench/line.sh [--edges E] [--devices N] [--check-every K] [--keep]
-#                 [--prefill P] [--curve "P1 P2 ..."] [--perf FILE]
+#                 [--rate R] [--prefill P] [--curve "P1 P2 ..."]
+#                 [--perf FILE]
 #
 # Mosquitto on a free loopback port, `linecert serve` with the local CA
 # and a fresh SQLite store (synchronous=FULL, the default), and
@@ -21,6 +22,18 @@
 # and to its Installed acknowledgement (provisioned: linecert records
 # PROVISIONED when that arrives).
 #
+# --rate R: the simulator paces the devices' first DBIRTHs at R per
+# second across the line (linecert-sim --rate, evenly spaced, edges
+# taking turns); the latencies are then those of a line running at R,
+# not of a flood. Without it every device births as fast as the
+# window lets it, and p99_dcmd_ms measures the queue that builds.
+# offered_rate is R (null unpaced); achieved_birth_rate is what the
+# simulator sent (first DBIRTHs per second, first to last), and
+# birth_lag_p99_ms how late it sent them against the schedule. When
+# the simulator did not keep the rate (achieved below 98% of R, or
+# birth lag p99 over 10 ms: the latencies would leave out time spent
+# waiting to birth) the run prints a WARNING and rate_kept is false.
+#
 # Prints progress, a table, and as its last line one JSON object:
 #   devices devices_per_s p50_dcmd_ms p99_dcmd_ms p99_provisioned_ms
 #   linecert_cpu_us_per_device mosquitto_cpu_us_per_device
@@ -29,6 +42,7 @@
 #   linecert_write_kb_per_device (write syscalls and bytes, /proc/PID/io:
 #   the store's writes, exact where CPU time is noisy)
 #   linecert_commits_per_device (store transactions, /metrics)
+#   offered_rate achieved_birth_rate birth_lag_p99_ms rate_kept
 #
 # --prefill P: the store holds P PROVISIONED devices before the line
 # (bench_prefill, through the store's own API, after linecert's first
@@ -49,6 +63,7 @@ KEEP=0
 PERF=""
 PREFILL=0
 CURVE=""
+RATE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --edges) EDGES=$2; shift 2 ;;
@@ -58,11 +73,20 @@ while [ $# -gt 0 ]; do
     --perf) PERF=$2; shift 2 ;;
     --prefill) PREFILL=$2; shift 2 ;;
     --curve) CURVE=$2; shift 2 ;;
-    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+    --rate) RATE=$2; shift 2 ;;
+    -h|--help) sed -n '2,54p' "$0"; exit 0 ;;
     *) echo "bench/line.sh: unknown option $1 (--help)" >&2; exit 2 ;;
   esac
 done
 total=$((EDGES * DEVICES))
+if [ -n "$RATE" ]; then
+  case "$RATE" in
+    *[!0-9]*|0*)
+      echo "bench/line.sh: --rate wants a positive whole number" >&2; exit 2 ;;
+  esac
+fi
+rate_opt=""
+[ -n "$RATE" ] && rate_opt="--rate $RATE"
 
 # The curve: this script once per point, then one table and JSON line.
 if [ -n "$CURVE" ]; then
@@ -70,7 +94,7 @@ if [ -n "$CURVE" ]; then
   for p in $CURVE; do
     echo "== curve point: $p devices prefilled" >&2
     "$0" --edges "$EDGES" --devices "$DEVICES" --check-every "$CHECK_EVERY" \
-      --prefill "$p" | tail -1 >>"$out"
+      $rate_opt --prefill "$p" | tail -1 >>"$out"
   done
   python3 - "$out" <<'PY'
 import json, sys
@@ -190,7 +214,7 @@ if [ ! -s "$cache" ]; then
   echo "== making $total devices' CSRs once ($cache)" >&2
 fi
 
-echo "== line: $total devices ($EDGES edge nodes x $DEVICES), full check every $CHECK_EVERY" >&2
+echo "== line: $total devices ($EDGES edge nodes x $DEVICES), full check every $CHECK_EVERY${RATE:+, paced at $RATE/s}" >&2
 tck=$(getconf CLK_TCK)
 if [ -n "$PERF" ]; then
   perf record -F 999 --call-graph dwarf,16384 -p "$lc_pid" -o "$PERF" >"$work/perf.log" 2>&1 &
@@ -207,7 +231,7 @@ c0=$(metric linecert_commits_total)
 "$bdir/bin/linecert-sim" --mqtt-url "tcp://127.0.0.1:$port" \
   --trust "$work/data/ca/root.pem" --edges "$EDGES" --devices "$DEVICES" \
   --prefix BENCH --csr-cache "$cache" --check-every "$CHECK_EVERY" \
-  --timeout 3600 --progress --json "$work/sim.json" >"$work/sim.out"
+  --timeout 3600 --progress $rate_opt --json "$work/sim.json" >"$work/sim.out"
 # Until linecert has committed every PROVISIONED (its count on /metrics
 # is refreshed once a second).
 i=0
@@ -237,10 +261,11 @@ fi
 
 python3 - "$work/sim.json" "$work/floor.out" "$total" "$tck" \
   "$lc0" "$lc1" "$mq0" "$mq1" "$rss_kb" "$PREFILL" \
-  $((w1 - w0)) $((b1 - b0)) $((c1 - c0)) <<'PY'
+  $((w1 - w0)) $((b1 - b0)) $((c1 - c0)) "${RATE:-0}" <<'PY'
 import json, sys
 (sim_path, floor_path, total, tck, lc0, lc1, mq0, mq1, rss_kb,
- prefill, writes, wbytes, commits) = sys.argv[1:]
+ prefill, writes, wbytes, commits, rate) = sys.argv[1:]
+rate = int(rate)
 total, tck = int(total), int(tck)
 sim = json.load(open(sim_path))
 floor = json.loads(open(floor_path).read().strip().splitlines()[-1])
@@ -264,7 +289,25 @@ r = {
   "linecert_writes_per_device": round(int(writes) / n, 1),
   "linecert_write_kb_per_device": round(int(wbytes) / 1024.0 / n, 1),
   "linecert_commits_per_device": round(int(commits) / n, 2),
+  "offered_rate": rate or None,
+  "achieved_birth_rate": round(sim.get("birth_rate", -1), 1),
+  "birth_lag_p99_ms": round(sim["birth_lag_p99_ms"], 2)
+                      if "birth_lag_p99_ms" in sim else None,
+  "rate_kept": None,
 }
+# Paced: did the simulator keep the rate it was asked for? Births sent
+# late are time the DCMD latencies do not see.
+if rate:
+  slow = r["achieved_birth_rate"] < 0.98 * rate
+  late = (r["birth_lag_p99_ms"] or 0) > 10
+  r["rate_kept"] = not (slow or late)
+  if slow:
+    print("WARNING: the simulator births at %.1f/s, below the offered "
+          "%d/s" % (r["achieved_birth_rate"], rate), file=sys.stderr)
+  if late:
+    print("WARNING: birth lag p99 %.2f ms: the simulator sent births late "
+          "(latencies leave that wait out)" % r["birth_lag_p99_ms"],
+          file=sys.stderr)
 if sim["failed"] or sim["provisioned"] != total:
   print("WARNING: %d of %d provisioned, %d failed" %
         (sim["provisioned"], total, sim["failed"]), file=sys.stderr)

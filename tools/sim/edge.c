@@ -29,6 +29,10 @@
  * by the thread that handled the answer. The waiting list is ordered by
  * the last DBIRTH, so the retransmission timer only looks at its head.
  *
+ * --rate: a device's first DBIRTH also waits for its time in the line's
+ * schedule (pace.c); the run loop sleeps until the next one is due.
+ * Retransmissions and rebirths are not paced.
+ *
  * A node-level device edge (node_device) has one device, devices[0],
  * and no DBIRTH: its request is the NBIRTH itself. It enters WAITING
  * when its first NBIRTH goes out (node_birth_sent()); a retransmission
@@ -633,13 +637,32 @@ static lc_err send_nbirth(struct sim_edge *e)
   return rc;
 }
 
+/* --rate: when device i of this edge is due (monotonic ns); 0 while
+ * the schedule has not started (run.c starts it once every edge is
+ * online). */
+static uint64_t pace_due(const struct sim_edge *e, size_t i)
+{
+  const struct sim_opts *o = e->sim->opts;
+  uint64_t start = atomic_load(&e->sim->pace_start_ns);
+  if(!start)
+    return 0;
+  return sim_pace_due_ns(start, sim_pace_slot(i, e->index - 1, o->edges),
+                         o->rate);
+}
+
 void sim_edge_fill_window_locked(struct sim_edge *e)
 {
   const struct sim_opts *o = e->sim->opts;
   while(!e->node_device && e->phase == SIM_PH_ONLINE &&
         e->next_send < e->n_devices &&
         e->in_flight < o->window && !atomic_load(&e->sim->stopping)) {
+    /* Paced: the next device waits for its time; the run loop wakes
+     * for it (sim_edge_poll()'s answer). */
+    uint64_t due = o->rate ? pace_due(e, e->next_send) : 0;
+    if(o->rate && (!due || due > lc_mono_ns()))
+      break;
     struct sim_device *d = &e->devices[e->next_send++];
+    d->due_ns = due;
     if(sim_kind_expect(d->kind)) {
       d->state = SIM_DEV_WAITING;
       e->in_flight++;
@@ -915,7 +938,29 @@ static void go_online_locked(struct sim_edge *e)
   sim_edge_fill_window_locked(e);
 }
 
-void sim_edge_poll(struct sim_edge *e, uint64_t now)
+bool sim_edge_online(struct sim_edge *e)
+{
+  pthread_mutex_lock(&e->lock);
+  bool online = e->phase == SIM_PH_ONLINE;
+  pthread_mutex_unlock(&e->lock);
+  return online;
+}
+
+/* --rate: send what is due, and say when the next one will be. */
+static uint64_t pace_locked(struct sim_edge *e)
+{
+  const struct sim_opts *o = e->sim->opts;
+  if(!o->rate || e->node_device || e->phase != SIM_PH_ONLINE ||
+     atomic_load(&e->sim->stopping))
+    return UINT64_MAX;
+  sim_edge_fill_window_locked(e);
+  if(e->next_send >= e->n_devices || e->in_flight >= o->window)
+    return UINT64_MAX;
+  uint64_t due = pace_due(e, e->next_send);
+  return due ? due : UINT64_MAX;
+}
+
+uint64_t sim_edge_poll(struct sim_edge *e, uint64_t now)
 {
   int ev = atomic_exchange(&e->events, 0);
   const struct sim_opts *o = e->sim->opts;
@@ -963,11 +1008,13 @@ void sim_edge_poll(struct sim_edge *e, uint64_t now)
       resend(e, e->wait_head);
     }
   }
+  uint64_t next_due = pace_locked(e);
   pthread_mutex_unlock(&e->lock);
   if(reconnect) {
     lc_err rc = sim_edge_connect(e);
     (void)rc; /* logged; retried at retry_at_ms */
   }
+  return next_due;
 }
 
 void sim_edge_close(struct sim_edge *e)

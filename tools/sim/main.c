@@ -72,6 +72,14 @@ static void usage(FILE *f)
 "                    --devices), else made and written there; no\n"
 "                    private key is kept (benchmarks on a fresh store:\n"
 "                    bench/line.sh); not with --state-dir or renewal\n"
+"  --rate R          R devices per second across the line: device i of\n"
+"                    edge j (0-based) sends its first DBIRTH at\n"
+"                    T0 + (i*E + j)/R s, T0 when every edge is online;\n"
+"                    each due time counts from T0, so a late one makes\n"
+"                    no later one later (the window still applies;\n"
+"                    retransmissions are not paced). Default: unpaced,\n"
+"                    as fast as the window lets them go. Not with\n"
+"                    --node-devices or --renew-via gateway\n"
 "  --hold            once every device has its answer, print a line\n"
 "                    \"holding devices=N provisioned=P\" and stay online,\n"
 "                    installing and acknowledging trust bundle pushes\n"
@@ -116,7 +124,13 @@ static void usage(FILE *f)
 "received), elapsed_s, devices_per_s\n"
 "(provisioned / time from first DBIRTH to last acknowledgement),\n"
 "rebirths, keygen_s, fully_checked, trust_pushes (bundles installed\n"
-"from TrustBundle-only commands), end (done|timeout|interrupted|error);\n"
+"from TrustBundle-only commands), offered_rate (--rate; 0: unpaced),\n"
+"birth_rate (first DBIRTHs per second achieved, first to last), with\n"
+"--rate birth_lag_ms_p99 and birth_lag_ms_max (how late first DBIRTHs\n"
+"went out against their due times), dcmd_ms_p50/p99 and\n"
+"installed_ms_p50/p99 (a device's first DBIRTH to its ISSUED DCMD's\n"
+"arrival, and to its Installed acknowledgement), end\n"
+"(done|timeout|interrupted|error);\n"
 "when devices renew also renewals.<outcome>=N per outcome (renewed,\n"
 "rejected:<reason>, unfinished) and renewal_notices.\n"
 "Failed devices are listed on stderr.\n"
@@ -190,7 +204,7 @@ enum {
   OPT_MQTT_VERSION, OPT_NODE_DEVICES, OPT_ALIASES, OPT_STATE_DIR, OPT_RENEW,
   OPT_RENEW_WITH, OPT_RENEW_VIA, OPT_GATEWAY_URL, OPT_GATEWAY_CA,
   OPT_RENEW_ON_NOTICE, OPT_BAD_RENEW, OPT_DAYS_AHEAD, OPT_HOLD,
-  OPT_BROKER_BUNDLE, OPT_CSR_CACHE
+  OPT_BROKER_BUNDLE, OPT_CSR_CACHE, OPT_RATE
 };
 
 static const struct option long_opts[] = {
@@ -225,6 +239,7 @@ static const struct option long_opts[] = {
   {"days-ahead", required_argument, NULL, OPT_DAYS_AHEAD},
   {"hold", no_argument, NULL, OPT_HOLD},
   {"csr-cache", required_argument, NULL, OPT_CSR_CACHE},
+  {"rate", required_argument, NULL, OPT_RATE},
   {"verify-broker-with-bundle", no_argument, NULL, OPT_BROKER_BUNDLE},
   {"help", no_argument, NULL, OPT_HELP},
   {NULL, 0, NULL, 0}};
@@ -329,6 +344,7 @@ int main(int argc, char **argv)
     case OPT_DAYS_AHEAD: ok = parse_uint(a, 0, 36500, &o.days_ahead); break;
     case OPT_HOLD: o.hold = true; break;
     case OPT_CSR_CACHE: o.csr_cache = a; break;
+    case OPT_RATE: ok = parse_uint(a, 1, 1000000, &o.rate); break;
     case OPT_BROKER_BUNDLE: o.broker_trust_bundle = true; break;
     case OPT_HELP: usage(stdout); return 0;
     default:
@@ -359,6 +375,9 @@ int main(int argc, char **argv)
   if(o.csr_cache && (o.state_dir || o.renew || o.renew_on_notice))
     return bad_usage("%s", "--csr-cache keeps no private key: not with "
                            "--state-dir, --renew or --renew-on-notice");
+  if(o.rate && (o.node_devices || (o.renew && o.renew_gateway)))
+    return bad_usage("%s", "--rate paces DBIRTHs: not with --node-devices "
+                           "or --renew-via gateway");
   if(o.hold && o.renew && o.renew_gateway)
     return bad_usage("%s", "--hold needs MQTT (not --renew-via gateway)");
   if(!spb_id_valid(o.group, strlen(o.group)))

@@ -13,7 +13,8 @@
  * disconnect with sim_gateway_run(): no MQTT at all.
  *
  * The loop sleeps on sim->wake (Paho callbacks signal it) for at most
- * TICK_MS, which bounds the retransmission timer's lateness.
+ * TICK_MS, which bounds the retransmission timer's lateness; with
+ * --rate, only until the next paced DBIRTH is due (edge.c sends it).
  */
 #include <jansson.h>
 #include <openssl/x509.h>
@@ -55,16 +56,20 @@ void sim_wake(struct sim *s)
   pthread_mutex_unlock(&s->wake_lock);
 }
 
-static void wait_wake(struct sim *s, unsigned ms)
+/* Sleep on sim->wake until the monotonic time `until_ns` at the latest. */
+static void wait_until(struct sim *s, uint64_t until_ns)
 {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  ts.tv_nsec += (long)ms * 1000000L;
-  ts.tv_sec += ts.tv_nsec / 1000000000L;
-  ts.tv_nsec %= 1000000000L;
+  ts.tv_sec = (time_t)(until_ns / 1000000000u);
+  ts.tv_nsec = (long)(until_ns % 1000000000u);
   pthread_mutex_lock(&s->wake_lock);
   pthread_cond_timedwait(&s->wake, &s->wake_lock, &ts);
   pthread_mutex_unlock(&s->wake_lock);
+}
+
+static void wait_wake(struct sim *s, unsigned ms)
+{
+  wait_until(s, lc_mono_ns() + (uint64_t)ms * 1000000u);
 }
 
 static lc_err load_trust(const char *file, X509_STORE **out)
@@ -179,9 +184,19 @@ struct latency {
   double dcmd_p50, dcmd_p99, ack_p50, ack_p99;
 };
 
+/* The births themselves: how fast the first DBIRTHs went out, and with
+ * --rate how late each was against its due time. */
+struct births {
+  size_t n;            /* devices with a first DBIRTH */
+  double rate;         /* first DBIRTHs per second, first to last */
+  size_t n_paced;
+  double lag_p99_ms, lag_max_ms;
+};
+
 struct summary {
   struct totals t;
   struct latency lat;
+  struct births births;
   size_t retransmits, retrying, rebirths, checked_full, notices,
     trust_pushes;
   double elapsed_s, keygen_s, devices_per_s;
@@ -242,6 +257,35 @@ static void latency(const struct sim *s, struct latency *out)
   }
   lc_free(dcmd);
   lc_free(ack);
+}
+
+static void count_births(const struct sim *s, struct births *out)
+{
+  memset(out, 0, sizeof(*out));
+  uint64_t *lag = lc_calloc(s->n_devices ? s->n_devices : 1, sizeof(*lag));
+  uint64_t first = UINT64_MAX, last = 0;
+  for(unsigned k = 0; lag && k < s->n_edges; k++) {
+    const struct sim_edge *e = &s->edges[k];
+    for(size_t i = 0; i < e->n_devices; i++) {
+      const struct sim_device *d = &e->devices[i];
+      if(!d->birth_ns)
+        continue;
+      out->n++;
+      first = d->birth_ns < first ? d->birth_ns : first;
+      last = d->birth_ns > last ? d->birth_ns : last;
+      /* Stamped just after the due time was checked: never earlier. */
+      if(d->due_ns)
+        lag[out->n_paced++] = d->birth_ns > d->due_ns
+                                ? d->birth_ns - d->due_ns : 0;
+    }
+  }
+  out->rate = sim_pace_rate(out->n, first, last);
+  if(out->n_paced) {
+    qsort(lag, out->n_paced, sizeof(*lag), cmp_u64);
+    out->lag_p99_ms = rank_ms(lag, out->n_paced, 0.99);
+    out->lag_max_ms = (double)lag[out->n_paced - 1] / 1e6;
+  }
+  lc_free(lag);
 }
 
 /* Renewals by outcome ("renewed", "rejected:<reason>", "unfinished"
@@ -313,6 +357,17 @@ static lc_err write_json(const struct sim *s, const struct summary *sum,
                                    sum->lat.ack_p50, "installed_p99",
                                    sum->lat.ack_p99)) != 0)
     goto out;
+  if(json_object_set_new(root, "offered_rate",
+                         json_integer((json_int_t)s->opts->rate)) != 0 ||
+     json_object_set_new(root, "birth_rate",
+                         json_real(sum->births.rate)) != 0)
+    goto out;
+  if(sum->births.n_paced &&
+     (json_object_set_new(root, "birth_lag_p99_ms",
+                          json_real(sum->births.lag_p99_ms)) != 0 ||
+      json_object_set_new(root, "birth_lag_max_ms",
+                          json_real(sum->births.lag_max_ms)) != 0))
+    goto out;
   if(sum->renewals &&
      (json_object_set(root, "renewals", sum->renewals) != 0 ||
       json_object_set_new(root, "renewal_notices",
@@ -327,7 +382,7 @@ out:
   return rc;
 }
 
-static void print_summary(const struct summary *sum)
+static void print_summary(const struct sim *s, const struct summary *sum)
 {
   printf("devices=%zu\n", sum->t.devices);
   printf("provisioned=%zu\n", sum->t.provisioned);
@@ -342,6 +397,11 @@ static void print_summary(const struct summary *sum)
   printf("run_cpu_s=%.3f\n", sum->run_cpu_s);
   printf("fully_checked=%zu\n", sum->checked_full);
   printf("trust_pushes=%zu\n", sum->trust_pushes);
+  printf("offered_rate=%u\n", s->opts->rate);
+  printf("birth_rate=%.1f\n", sum->births.rate);
+  if(sum->births.n_paced)
+    printf("birth_lag_ms_p99=%.2f\nbirth_lag_ms_max=%.2f\n",
+           sum->births.lag_p99_ms, sum->births.lag_max_ms);
   if(sum->lat.n)
     printf("dcmd_ms_p50=%.2f\ndcmd_ms_p99=%.2f\ninstalled_ms_p50=%.2f\n"
            "installed_ms_p99=%.2f\n", sum->lat.dcmd_p50, sum->lat.dcmd_p99,
@@ -416,20 +476,36 @@ static void progress(struct sim *s, uint64_t now, uint64_t *last_ms,
   *last_prov = prov;
 }
 
+/* --rate: the schedule starts once every edge node with devices is
+ * online, so no edge's first births are due before it can send them. */
+static void pace_start(struct sim *s)
+{
+  if(!s->opts->rate || atomic_load(&s->pace_start_ns))
+    return;
+  for(unsigned k = 0; k < s->opts->edges; k++)
+    if(!sim_edge_online(&s->edges[k]))
+      return;
+  atomic_store(&s->pace_start_ns, lc_mono_ns());
+}
+
 static const char *loop(struct sim *s, uint64_t deadline)
 {
   uint64_t last_progress = lc_mono_ms();
   size_t last_prov = 0;
   bool holding = false;
   for(;;) {
+    pace_start(s);
     uint64_t now = lc_mono_ms();
     /* --hold: a signal ends the run; judged as a normal end would be. */
     if(interrupted)
       return holding && answered(s) ? "done" : "interrupted";
     if(now >= deadline)
       return "timeout";
-    for(unsigned k = 0; k < s->n_edges; k++)
-      sim_edge_poll(&s->edges[k], now);
+    uint64_t next_due = UINT64_MAX;
+    for(unsigned k = 0; k < s->n_edges; k++) {
+      uint64_t due = sim_edge_poll(&s->edges[k], now);
+      next_due = due < next_due ? due : next_due;
+    }
     if(s->opts->progress && now - last_progress >= 1000)
       progress(s, now, &last_progress, &last_prov);
     if(!holding && finished(s, now)) {
@@ -441,7 +517,9 @@ static const char *loop(struct sim *s, uint64_t deadline)
              atomic_load(&s->n_provisioned));
       fflush(stdout);
     }
-    wait_wake(s, TICK_MS);
+    /* Paced: up to the next due birth, to the nanosecond asked. */
+    uint64_t tick = lc_mono_ns() + (uint64_t)TICK_MS * 1000000u;
+    wait_until(s, next_due < tick ? next_due : tick);
   }
 }
 
@@ -600,6 +678,7 @@ stop:
   sum.notices = atomic_load(&s.n_notices);
   sum.trust_pushes = atomic_load(&s.n_trust_pushes);
   latency(&s, &sum.lat);
+  count_births(&s, &sum.births);
   sum.renewals = count_renewals(&s);
   sum.elapsed_s = (double)(lc_mono_ms() - t0) / 1000.0;
   uint64_t first = atomic_load(&s.first_dbirth_ms);
@@ -608,7 +687,7 @@ stop:
     sum.devices_per_s = (double)sum.t.provisioned * 1000.0 /
                         (double)(last - first);
   print_failures(&s);
-  print_summary(&sum);
+  print_summary(&s, &sum);
   if(o->json_file && write_json(&s, &sum, o->json_file) != LC_OK &&
      strcmp(sum.end, "done") == 0)
     sum.end = "error";

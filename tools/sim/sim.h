@@ -32,6 +32,7 @@
  *   trust.c     the trust bundle a device installed (DESIGN §4.4), and
  *               --verify-broker-with-bundle
  *   csr_cache.c --csr-cache: CSRs made once, reused by later runs
+ *   pace.c      --rate: the schedule of paced first DBIRTHs
  *
  * Renewal (--renew with --state-dir, or --renew-on-notice): a device
  * renews while WAITING with `renewing` set, and is PROVISIONED again
@@ -233,6 +234,9 @@ struct sim_device {
    * its request, the arrival of the ISSUED answer that provisioned it
    * (when Paho handed it over), and its Installed acknowledgement. */
   uint64_t birth_ns, issued_ns, acked_ns;
+  /* --rate: when its first DBIRTH was due (monotonic ns; 0 = unpaced).
+   * birth_ns - due_ns is how late the simulator sent it. */
+  uint64_t due_ns;
   char *failure;                   /* why FAILED (owned) */
 };
 
@@ -472,6 +476,9 @@ struct sim_opts {
   /* CSRs of the normal devices read from / written to this file
    * (csr_cache.c); no private keys, so no renewal. */
   const char *csr_cache;
+  /* First DBIRTHs per second across the line (pace.c); 0 = as fast as
+   * the window lets them go. */
+  unsigned rate;
 };
 
 /* Bits of edge->events, set by Paho callbacks, consumed by the loop. */
@@ -571,6 +578,9 @@ struct sim {
                                        failed */
   atomic_size_t n_notices;          /* RENEWAL_NEEDED received */
   atomic_size_t n_trust_pushes;     /* TrustBundle-only commands installed */
+  /* --rate: when the schedule started (monotonic ns): once every edge
+   * node with devices was online. 0 = not yet; no paced DBIRTH before. */
+  atomic_uint_least64_t pace_start_ns;
 };
 
 /* A message copied out of Paho's callback. */
@@ -598,8 +608,13 @@ struct sim_device *sim_edge_find(const struct sim_edge *e, const char *id,
 lc_err sim_edge_create_client(struct sim_edge *e) LC_NODISCARD;
 /* Start (re)connecting; bdSeq advances on every connect but the first. */
 lc_err sim_edge_connect(struct sim_edge *e) LC_NODISCARD;
-/* Run-loop side of edge->events and timers. Takes the edge lock. */
-void sim_edge_poll(struct sim_edge *e, uint64_t now_ms);
+/* Run-loop side of edge->events and timers. Takes the edge lock.
+ * Returns when the edge's next paced DBIRTH is due (monotonic ns), or
+ * UINT64_MAX when none is waiting for its time (unpaced, all sent,
+ * window full: an answer then sends it, or not online). */
+uint64_t sim_edge_poll(struct sim_edge *e, uint64_t now_ms);
+/* Whether the edge has published its NBIRTH on this connection. */
+bool sim_edge_online(struct sim_edge *e);
 /* With edge->lock held: */
 void sim_edge_rebirth_locked(struct sim_edge *e, const char *why);
 void sim_edge_fill_window_locked(struct sim_edge *e);
@@ -637,6 +652,19 @@ bool sim_csr_cache_load(struct sim *s, const char *path);
 /* Write every normal device's CSRs to the file (atomically). */
 lc_err sim_csr_cache_save(const struct sim *s, const char *path)
   LC_NODISCARD;
+
+/* pace.c: the --rate schedule (pure functions).
+ * Due time of the k-th paced birth (0-based) at `rate` per second from
+ * start_ns: start_ns + k * 1e9 / rate, rounded down, without overflow.
+ * start_ns itself when rate is 0. */
+uint64_t sim_pace_due_ns(uint64_t start_ns, uint64_t k, unsigned rate);
+/* The place in the line's schedule of device i (0-based, in the order
+ * its edge sends them) of edge `edge` (0-based) of n_edges: the edges
+ * take turns, so every edge births at rate / n_edges. */
+uint64_t sim_pace_slot(size_t i, unsigned edge, unsigned n_edges);
+/* Births per second of n births from first_ns to last_ns; 0 when n < 2
+ * or no time passed. */
+double sim_pace_rate(size_t n, uint64_t first_ns, uint64_t last_ns);
 
 /* keygen.c: every device's keys and CSRs, or with --renew its saved
  * state (sim_state_load()). */
