@@ -101,7 +101,7 @@ struct sm_store {
 };
 
 /* Newest schema version a store of this build writes and reads. */
-#define SM_STORE_SCHEMA_VERSION 8
+#define SM_STORE_SCHEMA_VERSION 9
 
 /* The trust bundles' tables live beside the store's on its connection
  * (trust_sqlite.c): store_sqlite.c hands out its handle (NULL for a
