@@ -800,6 +800,7 @@ struct sqlite_store {
   struct sm_store base; /* first: (struct sm_store *) casts back */
   sqlite3 *db;
   sqlite3_stmt *stmt[ST_COUNT];
+  sqlite3_stmt *cached[SM__SQLITE_CACHED]; /* sm__sqlite_cached() */
   bool audit_walking;   /* ST_AUD_FROM/RANGE lent to an audit cb */
   /* The stored chain's tail as of now, valid only inside the
    * transaction that read it (see the invariants above). */
@@ -2605,6 +2606,8 @@ static void sqlite_close(struct sm_store *st)
   struct sqlite_store *s = from_base(st);
   for(int i = 0; i < ST_COUNT; i++)
     sqlite3_finalize(s->stmt[i]);
+  for(int i = 0; i < SM__SQLITE_CACHED; i++)
+    sqlite3_finalize(s->cached[i]);
   /* Every statement is finalized, so close cannot be SQLITE_BUSY; the
    * last connection checkpoints the WAL here. */
   if(sqlite3_close(s->db) != SQLITE_OK)
@@ -2829,6 +2832,19 @@ static lc_err setup(struct sqlite_store *s, enum sm_store_mode mode)
 struct sqlite3 *sm__sqlite_db(struct sm_store *st)
 {
   return st && st->ops == &sqlite_ops ? from_base(st)->db : NULL;
+}
+
+sqlite3_stmt *sm__sqlite_cached(struct sm_store *st, unsigned slot,
+                                const char *sql)
+{
+  if(!st || st->ops != &sqlite_ops || slot >= SM__SQLITE_CACHED)
+    return NULL;
+  struct sqlite_store *s = from_base(st);
+  if(!s->cached[slot] &&
+     sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                        &s->cached[slot], NULL) != SQLITE_OK)
+    s->cached[slot] = NULL;
+  return s->cached[slot];
 }
 
 lc_err sm_store_open_sqlite(const char *path, enum sm_store_mode mode,
