@@ -21,6 +21,15 @@
  * makes its own EVP_MD_CTX (OpenSSL contexts are not safe to share).
  * The SHA-256 EVP_MD is fetched once at open and reused, which OpenSSL
  * allows across threads (fetched algorithms are immutable).
+ *
+ * A record's signature (file_sign(), six per provisioned device) skips
+ * the per-call set-up: the record hash is hashed once more here and the
+ * digest signed with an EVP_PKEY_CTX initialised once (signing with it
+ * again is allowed; each signature draws its own nonce), which is the
+ * same ECDSA-with-SHA-256 signature EVP_DigestSign makes. A context is
+ * used by one thread at a time: a signing thread takes an idle one from
+ * the signer's small pool (or makes one) and gives it back. bench_audit:
+ * 32.7 -> ~29 us of CPU per sealed record.
  */
 #include "audit/aud_int.h"
 #include "common/lc_file.h"
@@ -31,6 +40,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
@@ -41,12 +51,18 @@
 
 /* A PEM P-256 key is about 240 bytes; anything near this is not one. */
 #define KEY_FILE_MAX 16384
+/* Idle record-signing contexts kept: one per thread that signs at once
+ * (the loop, and a CLI's or a test's own). */
+#define SIGN_CTX_POOL 4
 
 struct aud_signer_file {
   struct aud_signer base;   /* first: the ops see a struct aud_signer */
   EVP_PKEY *pkey;           /* owned; shared read-only by signing threads */
   EVP_MD *sha256;           /* owned; fetched once */
   bool ed25519;             /* an Ed25519 note key, not the P-256 one */
+  pthread_mutex_t pool_lock;   /* guards idle[], n_idle */
+  EVP_PKEY_CTX *idle[SIGN_CTX_POOL]; /* owned; sign-initialised, unused */
+  unsigned n_idle;
 };
 
 static struct aud_signer_file *to_file(struct aud_signer *s)
@@ -87,12 +103,64 @@ static lc_err file_sign_msg(struct aud_signer *s, const uint8_t *msg,
   return err;
 }
 
+/* An idle signing context, or a new one; NULL on failure (logged). */
+static EVP_PKEY_CTX *ctx_take(struct aud_signer_file *fs)
+{
+  EVP_PKEY_CTX *c = NULL;
+  pthread_mutex_lock(&fs->pool_lock);
+  if(fs->n_idle)
+    c = fs->idle[--fs->n_idle];
+  pthread_mutex_unlock(&fs->pool_lock);
+  if(c)
+    return c;
+  c = EVP_PKEY_CTX_new_from_pkey(NULL, fs->pkey, NULL);
+  if(!c || EVP_PKEY_sign_init(c) != 1 ||
+     EVP_PKEY_CTX_set_signature_md(c, fs->sha256) != 1) {
+    lc_log_openssl(LC_ERROR, "aud", "EVP_PKEY_sign_init");
+    EVP_PKEY_CTX_free(c);
+    return NULL;
+  }
+  return c;
+}
+
+static void ctx_give(struct aud_signer_file *fs, EVP_PKEY_CTX *c)
+{
+  pthread_mutex_lock(&fs->pool_lock);
+  if(fs->n_idle < SIGN_CTX_POOL) {
+    fs->idle[fs->n_idle++] = c;
+    c = NULL;
+  }
+  pthread_mutex_unlock(&fs->pool_lock);
+  EVP_PKEY_CTX_free(c);
+}
+
+/* ECDSA over SHA-256(hash), as file_sign_msg() would sign the same 32
+ * bytes, without its per-call context set-up. */
 static lc_err file_sign(struct aud_signer *s, const uint8_t hash[AUD_HASH_LEN],
                         uint8_t sig[AUD_SIG_MAX], size_t *sig_len)
 {
-  if(to_file(s)->ed25519)
+  struct aud_signer_file *fs = to_file(s);
+  if(fs->ed25519)
     return LC_EINVAL; /* records are ECDSA only */
-  return file_sign_msg(s, hash, AUD_HASH_LEN, sig, sig_len);
+  uint8_t digest[EVP_MAX_MD_SIZE];
+  unsigned int dlen = 0;
+  if(EVP_Digest(hash, AUD_HASH_LEN, digest, &dlen, fs->sha256, NULL) != 1) {
+    lc_log_openssl(LC_ERROR, "aud", "EVP_Digest");
+    return LC_ETLS;
+  }
+  EVP_PKEY_CTX *c = ctx_take(fs);
+  if(!c)
+    return LC_ETLS;
+  size_t n = AUD_SIG_MAX;
+  lc_err err = LC_OK;
+  if(EVP_PKEY_sign(c, sig, &n, digest, dlen) != 1) {
+    lc_log_openssl(LC_ERROR, "aud", "EVP_PKEY_sign");
+    err = LC_ETLS;
+  }
+  else
+    *sig_len = n;
+  ctx_give(fs, c);
+  return err;
 }
 
 static lc_err file_pubkey_pem(const struct aud_signer *s, char **pem)
@@ -103,6 +171,9 @@ static lc_err file_pubkey_pem(const struct aud_signer *s, char **pem)
 static void file_free(struct aud_signer *s)
 {
   struct aud_signer_file *fs = to_file(s);
+  for(unsigned i = 0; i < fs->n_idle; i++)
+    EVP_PKEY_CTX_free(fs->idle[i]);
+  pthread_mutex_destroy(&fs->pool_lock);
   EVP_PKEY_free(fs->pkey);   /* clears the private scalar */
   EVP_MD_free(fs->sha256);
   lc_free(fs);
@@ -402,6 +473,10 @@ static lc_err open_file(const char *path, bool create, bool ed25519,
   struct aud_signer_file *fs = lc_calloc(1, sizeof(*fs));
   if(!fs)
     return LC_ENOMEM;
+  if(pthread_mutex_init(&fs->pool_lock, NULL) != 0) {
+    lc_free(fs);
+    return LC_ENOMEM;
+  }
   fs->base.ops = ed25519 ? &file_ed25519_ops : &file_ops;
   fs->ed25519 = ed25519;
   lc_err err = LC_OK;

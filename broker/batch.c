@@ -315,6 +315,7 @@ void brk__batch_end(struct brk *b)
     struct brk_dev *d = b->touched[i];
     d->touched = false;
     d->asked = false;
+    sm_device_texts_committed(d->sm); /* stored: later puts skip them */
     if(d->provisioned) {
       d->provisioned = false;
       atomic_fetch_add(&b->stats.provisioned, 1);

@@ -230,10 +230,14 @@ oom:
 static void clear_issued(struct sm_device *dev)
 {
   for(int role = 0; role < CA_ROLE_COUNT; role++) {
+    if(dev->cert[role].pem)
+      sm_device_text_changed(dev, SM_TEXT_CERT(role));
     LC_FREE(dev->cert[role].pem);
     dev->cert[role].fpr[0] = '\0';
     dev->cert[role].serial[0] = '\0';
   }
+  if(dev->chain)
+    sm_device_text_changed(dev, SM_TEXT_CHAIN);
   LC_FREE(dev->chain);
 }
 
@@ -303,10 +307,12 @@ static lc_err start_generation_as(struct sm_device *dev,
   for(int role = 0; role < CA_ROLE_COUNT; role++) {
     lc_free(dev->csr[role]);
     dev->csr[role] = c.csr[role];
+    sm_device_text_changed(dev, SM_TEXT_CSR(role));
     lc_strlcpy(dev->key_fpr[role], r->key_fpr[role], SM_FPR_HEX);
   }
   lc_free(dev->meta);
   dev->meta = c.meta;
+  sm_device_text_changed(dev, SM_TEXT_META);
   lc_strlcpy(dev->serial, r->serial, sizeof(dev->serial));
   lc_strlcpy(dev->request_id, r->request_id, sizeof(dev->request_id));
   dev->generation++;
@@ -556,12 +562,14 @@ static lc_err store_issued(struct sm_device *dev, const struct sm_event *ev)
   struct sm_cert *c = &dev->cert[ev->role];
   lc_free(c->pem);
   c->pem = pem;
+  sm_device_text_changed(dev, SM_TEXT_CERT(ev->role));
   lc_strlcpy(c->fpr, ev->fpr, sizeof(c->fpr));
   lc_strlcpy(c->serial, ev->serial ? ev->serial : "", sizeof(c->serial));
   c->not_before = ev->not_before;
   c->not_after = ev->not_after;
   lc_free(dev->chain);
   dev->chain = chain;
+  sm_device_text_changed(dev, SM_TEXT_CHAIN);
   dev->attempts = 0;
   dev->next_attempt_at = 0;
   return LC_OK;
@@ -569,6 +577,8 @@ static lc_err store_issued(struct sm_device *dev, const struct sm_event *ev)
 
 static void renewal_clear(struct sm_device *dev)
 {
+  if(dev->renew.csr)
+    sm_device_text_changed(dev, SM_TEXT_RENEW_CSR);
   LC_FREE(dev->renew.csr);
   dev->renew.key_fpr[0] = '\0';
   dev->renew.challenge_open = false;
@@ -595,6 +605,8 @@ static lc_err on_renew_issued(struct sm_device *dev,
   lc_free(dev->csr[CA_ROLE_OPERATIONAL]);
   dev->csr[CA_ROLE_OPERATIONAL] = dev->renew.csr;
   dev->renew.csr = NULL;
+  sm_device_text_changed(dev, SM_TEXT_CSR_OPERATIONAL);
+  sm_device_text_changed(dev, SM_TEXT_RENEW_CSR);
   lc_strlcpy(dev->key_fpr[CA_ROLE_OPERATIONAL], dev->renew.key_fpr,
              SM_FPR_HEX);
   dev->renew_due_at = renew_due_ms(pol, ev);
@@ -974,6 +986,7 @@ static lc_err on_renew_issue(struct sm_device *dev,
     return LC_ENOMEM;
   lc_free(dev->renew.csr);
   dev->renew.csr = csr;
+  sm_device_text_changed(dev, SM_TEXT_RENEW_CSR);
   lc_strlcpy(dev->renew.key_fpr, ev->key_fpr, SM_FPR_HEX);
   if(sparkplug) {
     dev->renew.challenge_open = false;
@@ -1028,6 +1041,8 @@ static lc_err on_revoke(struct sm_device *dev, const struct sm_event *ev,
      * serial or key to a quarantined device): it goes, rather than
      * become one now. */
     for(int role = 0; role < CA_ROLE_COUNT; role++) {
+      if(dev->csr[role])
+        sm_device_text_changed(dev, SM_TEXT_CSR(role));
       LC_FREE(dev->csr[role]);
       dev->key_fpr[role][0] = '\0';
     }
@@ -1081,10 +1096,12 @@ static lc_err hold_request(struct sm_device *dev, const struct sm_request *r)
   for(int role = 0; role < CA_ROLE_COUNT; role++) {
     lc_free(dev->csr[role]);
     dev->csr[role] = c.csr[role];
+    sm_device_text_changed(dev, SM_TEXT_CSR(role));
     lc_strlcpy(dev->key_fpr[role], r->key_fpr[role], SM_FPR_HEX);
   }
   lc_free(dev->meta);
   dev->meta = c.meta;
+  sm_device_text_changed(dev, SM_TEXT_META);
   lc_strlcpy(dev->serial, r->serial, sizeof(dev->serial));
   return LC_OK;
 }

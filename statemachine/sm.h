@@ -138,6 +138,19 @@ struct sm_renewal {
   char key_fpr[SM_FPR_HEX];        /* its SubjectPublicKeyInfo SHA-256 */
 };
 
+/* A device's owned texts (PEM, JSON), as the store keeps them: each in
+ * a row of its own (schema v9), written when it changed rather than
+ * with every state change. Role-indexed ones: SM_TEXT_CSR(role),
+ * SM_TEXT_CERT(role). */
+enum sm_text {
+  SM_TEXT_CSR_BOOTSTRAP, SM_TEXT_CSR_OPERATIONAL,
+  SM_TEXT_CERT_BOOTSTRAP, SM_TEXT_CERT_OPERATIONAL,
+  SM_TEXT_CHAIN, SM_TEXT_META, SM_TEXT_RENEW_CSR,
+  SM_TEXT_COUNT
+};
+#define SM_TEXT_CSR(role) ((enum sm_text)(SM_TEXT_CSR_BOOTSTRAP + (role)))
+#define SM_TEXT_CERT(role) ((enum sm_text)(SM_TEXT_CERT_BOOTSTRAP + (role)))
+
 /* A device's persisted record. Owned strings are freed by
  * sm_device_free(); fixed buffers are always NUL-terminated. */
 struct sm_device {
@@ -166,7 +179,21 @@ struct sm_device {
                                       renew_at_fraction + jitter); 0 none */
   uint64_t renew_noticed_at;       /* ms: RENEWAL_NEEDED last sent */
   enum sm_state revoked_from;      /* REVOKED: the state it left */
+  /* Bit (1 << enum sm_text) per owned text replaced since the store
+   * last committed this device: sm_store_put_device() of a stored
+   * device writes only those texts. Whoever replaces a text marks it
+   * (sm_device_text_changed()); only a caller that knows the put was
+   * committed clears them (sm_device_texts_committed()): a put rolled
+   * back leaves them set, so the next put writes them again. */
+  uint8_t texts_changed;
 };
+
+/* dev's text t was replaced (or freed): the next put writes it. */
+void sm_device_text_changed(struct sm_device *dev, enum sm_text t);
+/* The transaction that put dev committed: its texts are stored. */
+void sm_device_texts_committed(struct sm_device *dev);
+/* Where dev keeps text t (NULL for an unknown t). */
+char **sm_device_text(struct sm_device *dev, enum sm_text t);
 
 /* A zeroed device with id 0; caller fills identifiers. Free with
  * sm_device_free(). NULL on out of memory. */

@@ -118,6 +118,44 @@ void sm_device_free(struct sm_device *dev)
   lc_free(dev);
 }
 
+/* The bit layout of texts_changed, and the role arithmetic of
+ * SM_TEXT_CSR() and SM_TEXT_CERT(). */
+_Static_assert(SM_TEXT_COUNT <= 8, "texts_changed is a uint8_t");
+_Static_assert(CA_ROLE_BOOTSTRAP == 0 && CA_ROLE_OPERATIONAL == 1 &&
+                 CA_ROLE_COUNT == 2,
+               "SM_TEXT_CSR(role) and SM_TEXT_CERT(role) add the role");
+
+char **sm_device_text(struct sm_device *dev, enum sm_text t)
+{
+  switch(t) {
+  case SM_TEXT_CSR_BOOTSTRAP:
+  case SM_TEXT_CSR_OPERATIONAL:
+    return &dev->csr[t - SM_TEXT_CSR_BOOTSTRAP];
+  case SM_TEXT_CERT_BOOTSTRAP:
+  case SM_TEXT_CERT_OPERATIONAL:
+    return &dev->cert[t - SM_TEXT_CERT_BOOTSTRAP].pem;
+  case SM_TEXT_CHAIN:
+    return &dev->chain;
+  case SM_TEXT_META:
+    return &dev->meta;
+  case SM_TEXT_RENEW_CSR:
+    return &dev->renew.csr;
+  default:
+    return NULL;
+  }
+}
+
+void sm_device_text_changed(struct sm_device *dev, enum sm_text t)
+{
+  if((unsigned)t < SM_TEXT_COUNT)
+    dev->texts_changed |= (uint8_t)(1u << t);
+}
+
+void sm_device_texts_committed(struct sm_device *dev)
+{
+  dev->texts_changed = 0;
+}
+
 void sm_key(const char *group, const char *edge, const char *device,
             char *buf, size_t cap)
 {

@@ -101,13 +101,24 @@ struct sm_store {
 };
 
 /* Newest schema version a store of this build writes and reads. */
-#define SM_STORE_SCHEMA_VERSION 8
+#define SM_STORE_SCHEMA_VERSION 9
 
 /* The trust bundles' tables live beside the store's on its connection
  * (trust_sqlite.c): store_sqlite.c hands out its handle (NULL for a
  * store of another backend) and runs their migration as schema v8. */
 struct sqlite3;
 struct sqlite3 *sm__sqlite_db(struct sm_store *st);
+/* A statement of trust_sqlite.c that runs once or twice per provisioned
+ * device, prepared at its first use and kept for the store's life
+ * (parsing it anew at every call cost ~4% of linecert's CPU in a line).
+ * slot < SM__SQLITE_CACHED, one per statement text; NULL for another
+ * backend, or when preparing failed (sqlite3_errmsg() on the handle
+ * says why). The caller resets it and clears its bindings after use,
+ * and never finalizes it. */
+#define SM__SQLITE_CACHED 2
+struct sqlite3_stmt;
+struct sqlite3_stmt *sm__sqlite_cached(struct sm_store *st, unsigned slot,
+                                       const char *sql);
 lc_err sm__trust_migrate_v8(struct sqlite3 *db) LC_NODISCARD;
 
 #endif

@@ -74,37 +74,39 @@
 #define PAGE_DEVICES 64
 
 /* Columns of every device SELECT, in this order; bind index = col + 1
- * in the insert and the update. */
+ * in the insert and the update. The device's texts (CSRs, certificates,
+ * chain, meta, renewal CSR) are rows of device_text (schema v9). */
 enum dev_col {
   DC_ID, DC_GROUP, DC_EDGE, DC_DEVICE, DC_SERIAL, DC_STATE, DC_REASON,
   DC_REQUEST_ID, DC_GENERATION, DC_ATTEMPTS, DC_DELIVERIES,
-  DC_NEXT_ATTEMPT_AT, DC_BOOTSTRAP_CSR, DC_OPERATIONAL_CSR,
-  DC_BOOTSTRAP_KEY_FPR, DC_OPERATIONAL_KEY_FPR, DC_BOOTSTRAP_CERT,
-  DC_BOOTSTRAP_FPR, DC_BOOTSTRAP_SERIAL, DC_OPERATIONAL_CERT,
-  DC_OPERATIONAL_FPR, DC_OPERATIONAL_SERIAL, DC_CHAIN, DC_META,
-  DC_CREATED_AT, DC_UPDATED_AT,
+  DC_NEXT_ATTEMPT_AT, DC_BOOTSTRAP_KEY_FPR, DC_OPERATIONAL_KEY_FPR,
+  DC_BOOTSTRAP_FPR, DC_BOOTSTRAP_SERIAL, DC_OPERATIONAL_FPR,
+  DC_OPERATIONAL_SERIAL, DC_CREATED_AT, DC_UPDATED_AT,
   /* schema v5 */
   DC_BOOTSTRAP_NOT_BEFORE, DC_BOOTSTRAP_NOT_AFTER, DC_OPERATIONAL_NOT_BEFORE,
   DC_OPERATIONAL_NOT_AFTER, DC_RENEWALS, DC_RENEW_VIA, DC_RENEW_ROLE,
   DC_RENEW_FPR, DC_RENEW_CHALLENGE, DC_RENEW_CHALLENGE_STATE,
-  DC_RENEW_CHALLENGE_EXPIRES, DC_RENEW_CSR, DC_RENEW_KEY_FPR,
+  DC_RENEW_CHALLENGE_EXPIRES, DC_RENEW_KEY_FPR,
   DC_RENEW_DUE_AT, DC_RENEW_NOTICED_AT, DC_REVOKED_FROM,
   DC_COUNT
 };
 
 /* The per-role columns, indexed by enum ca_role. */
 static const struct role_cols {
-  int csr, key_fpr, cert, fpr, serial, not_before, not_after;
+  int key_fpr, fpr, serial, not_before, not_after;
 } role_cols[CA_ROLE_COUNT] = {
-  [CA_ROLE_BOOTSTRAP] = {DC_BOOTSTRAP_CSR, DC_BOOTSTRAP_KEY_FPR,
-                         DC_BOOTSTRAP_CERT, DC_BOOTSTRAP_FPR,
+  [CA_ROLE_BOOTSTRAP] = {DC_BOOTSTRAP_KEY_FPR, DC_BOOTSTRAP_FPR,
                          DC_BOOTSTRAP_SERIAL, DC_BOOTSTRAP_NOT_BEFORE,
                          DC_BOOTSTRAP_NOT_AFTER},
-  [CA_ROLE_OPERATIONAL] = {DC_OPERATIONAL_CSR, DC_OPERATIONAL_KEY_FPR,
-                           DC_OPERATIONAL_CERT, DC_OPERATIONAL_FPR,
+  [CA_ROLE_OPERATIONAL] = {DC_OPERATIONAL_KEY_FPR, DC_OPERATIONAL_FPR,
                            DC_OPERATIONAL_SERIAL, DC_OPERATIONAL_NOT_BEFORE,
                            DC_OPERATIONAL_NOT_AFTER},
 };
+
+/* device_text.id = device id * TEXT_SLOTS + enum sm_text: a device's
+ * texts are one rowid range, with no second index to keep. */
+#define TEXT_SLOTS 8
+_Static_assert(SM_TEXT_COUNT <= TEXT_SLOTS, "a device's texts fit its range");
 
 /* Columns of every audit SELECT, in this order. */
 enum aud_col {
@@ -493,6 +495,58 @@ static lc_err migrate_v7(sqlite3 *db)
   return exec_sql(db, schema_v7, "migrate_v7");
 }
 
+/* v9: what a state change writes, cut to what it changes.
+ *
+ * A device's texts off its row. The CSRs, certificates, chain, meta and
+ * renewal CSR (~6 kB) were rewritten with every state change, five
+ * times in a provisioning, although each is written once or twice in a
+ * device's life; each is now a row of device_text, written when it
+ * changes (struct sm_device, texts_changed), and the device row keeps
+ * ~600 B of states, counters and fingerprints. The numbers are enum
+ * sm_text, which the asserts below pin. A deleted device's texts go
+ * with it (the trigger).
+ *
+ * The claim trigger on update fires only for a statement that sets the
+ * serial or a key (UPDATE OF). The full update (ST_DEV_UPDATE) sets
+ * them on every write, so it fires as before; a state change that keeps
+ * the identity uses ST_DEV_UPDATE_STATE, which sets neither and refuses
+ * a row that is QUARANTINED or whose identity differs (the full update
+ * then runs), so the trigger still sees every write whose WHEN could
+ * hold. Without a trigger to run, that statement needs no statement
+ * journal (a copy of every page it touches) and leaves the identifier,
+ * serial and claim indexes alone: about a third of a put's cost. */
+_Static_assert(SM_TEXT_CSR_BOOTSTRAP == 0 && SM_TEXT_CSR_OPERATIONAL == 1 &&
+                 SM_TEXT_CERT_BOOTSTRAP == 2 &&
+                 SM_TEXT_CERT_OPERATIONAL == 3 && SM_TEXT_CHAIN == 4 &&
+                 SM_TEXT_META == 5 && SM_TEXT_RENEW_CSR == 6,
+               "schema v9 moved the texts under these numbers");
+#define TEXT_MOVE(col, k)                                                 \
+  "INSERT INTO device_text(id, text) SELECT id * 8 + " #k ", " col       \
+  " FROM devices WHERE " col " IS NOT NULL;"                             \
+  "ALTER TABLE devices DROP COLUMN " col ";"
+static const char schema_v9[] =
+  "CREATE TABLE device_text("
+  " id INTEGER PRIMARY KEY," /* devices.id * 8 + enum sm_text */
+  " text TEXT NOT NULL);"
+  "CREATE TRIGGER devices_text_delete AFTER DELETE ON devices BEGIN "
+  "DELETE FROM device_text WHERE id BETWEEN OLD.id * 8 AND OLD.id * 8 + 7; "
+  "END;"
+  TEXT_MOVE("bootstrap_csr", 0) TEXT_MOVE("operational_csr", 1)
+  TEXT_MOVE("bootstrap_cert", 2) TEXT_MOVE("operational_cert", 3)
+  TEXT_MOVE("chain", 4) TEXT_MOVE("meta", 5) TEXT_MOVE("renew_csr", 6)
+  "DROP TRIGGER devices_claim_update;"
+  "CREATE TRIGGER devices_claim_update AFTER UPDATE OF serial, "
+  "bootstrap_key_fpr, operational_key_fpr ON devices "
+  "WHEN " CLAIM_WHEN " AND (NEW.serial IS NOT OLD.serial "
+  "OR NEW.bootstrap_key_fpr IS NOT OLD.bootstrap_key_fpr "
+  "OR NEW.operational_key_fpr IS NOT OLD.operational_key_fpr "
+  "OR OLD.state = 'QUARANTINED') BEGIN " CLAIM_ALL_SQL " END;";
+
+static lc_err migrate_v9(sqlite3 *db)
+{
+  return exec_sql(db, schema_v9, "migrate_v9");
+}
+
 /* migrations[v] takes the schema from version v to v + 1. */
 static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
   migrate_v1,
@@ -503,20 +557,20 @@ static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
   migrate_v6,
   migrate_v7,
   sm__trust_migrate_v8,       /* trust bundles (trust_sqlite.c) */
+  migrate_v9,
 };
 
 /* ---- statements -------------------------------------------------------- */
 
 #define DEVICE_COLUMNS \
   "id, group_id, edge_id, device_id, serial, state, reason, request_id, " \
-  "generation, attempts, deliveries, next_attempt_at, bootstrap_csr, " \
-  "operational_csr, bootstrap_key_fpr, operational_key_fpr, " \
-  "bootstrap_cert, bootstrap_fpr, bootstrap_serial, operational_cert, " \
-  "operational_fpr, operational_serial, chain, meta, created_at, " \
+  "generation, attempts, deliveries, next_attempt_at, " \
+  "bootstrap_key_fpr, operational_key_fpr, bootstrap_fpr, " \
+  "bootstrap_serial, operational_fpr, operational_serial, created_at, " \
   "updated_at, bootstrap_not_before, bootstrap_not_after, " \
   "operational_not_before, operational_not_after, renewals, renew_via, " \
   "renew_role, renew_fpr, renew_challenge, renew_challenge_state, " \
-  "renew_challenge_expires, renew_csr, renew_key_fpr, renew_due_at, " \
+  "renew_challenge_expires, renew_key_fpr, renew_due_at, " \
   "renew_noticed_at, revoked_from"
 
 #define CERT_COLUMNS                                                      \
@@ -539,7 +593,7 @@ static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
 
 enum stmt_id {
   ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
-  ST_DEV_INSERT, ST_DEV_UPDATE, ST_DEV_GET, ST_DEV_BY_SERIAL,
+  ST_DEV_INSERT, ST_DEV_UPDATE, ST_DEV_UPDATE_STATE, ST_DEV_GET, ST_DEV_BY_SERIAL,
   ST_DEV_PAGE_ALL, ST_DEV_PAGE_UNFINISHED, ST_DEV_COUNT_STATES,
   ST_AUD_APPEND, ST_AUD_TAIL, ST_AUD_FROM,
   ST_META_GET, ST_META_SET,
@@ -551,6 +605,7 @@ enum stmt_id {
   ST_MANIFEST_GET, ST_MANIFEST_PUT, ST_MANIFEST_CLEAR, ST_MANIFEST_ALL,
   ST_DEV_PAGE_QUARANTINED, ST_DEV_COUNT_QUARANTINED,
   ST_EXP_COUNT, ST_EXP_LIST, ST_EXP_UNWARNED, ST_EXP_WARNED,
+  ST_TEXT_PUT, ST_TEXT_DEL, ST_TEXT_GET,
   ST_COUNT
 };
 
@@ -563,25 +618,41 @@ static const char *const stmt_sql[ST_COUNT] = {
     "INSERT INTO devices(" DEVICE_COLUMNS ") VALUES("
     "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
     "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, "
-    "?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40, ?41, "
-    "?42)",
+    "?29, ?30, ?31, ?32, ?33, ?34, ?35)",
   [ST_DEV_UPDATE] =
     "UPDATE devices SET "
     "group_id = ?2, edge_id = ?3, device_id = ?4, serial = ?5, state = "
     "?6, reason = ?7, request_id = ?8, generation = ?9, attempts = ?10, "
-    "deliveries = ?11, next_attempt_at = ?12, bootstrap_csr = ?13, "
-    "operational_csr = ?14, bootstrap_key_fpr = ?15, "
-    "operational_key_fpr = ?16, bootstrap_cert = ?17, bootstrap_fpr = "
-    "?18, bootstrap_serial = ?19, operational_cert = ?20, "
-    "operational_fpr = ?21, operational_serial = ?22, chain = ?23, meta "
-    "= ?24, created_at = ?25, updated_at = ?26, bootstrap_not_before = "
-    "?27, bootstrap_not_after = ?28, operational_not_before = ?29, "
-    "operational_not_after = ?30, renewals = ?31, renew_via = ?32, "
-    "renew_role = ?33, renew_fpr = ?34, renew_challenge = ?35, "
-    "renew_challenge_state = ?36, renew_challenge_expires = ?37, "
-    "renew_csr = ?38, renew_key_fpr = ?39, renew_due_at = ?40, "
-    "renew_noticed_at = ?41, revoked_from = ?42 "
+    "deliveries = ?11, next_attempt_at = ?12, bootstrap_key_fpr = ?13, "
+    "operational_key_fpr = ?14, bootstrap_fpr = ?15, "
+    "bootstrap_serial = ?16, operational_fpr = ?17, "
+    "operational_serial = ?18, created_at = ?19, updated_at = ?20, "
+    "bootstrap_not_before = ?21, bootstrap_not_after = ?22, "
+    "operational_not_before = ?23, operational_not_after = ?24, "
+    "renewals = ?25, renew_via = ?26, renew_role = ?27, renew_fpr = ?28, "
+    "renew_challenge = ?29, renew_challenge_state = ?30, "
+    "renew_challenge_expires = ?31, renew_key_fpr = ?32, "
+    "renew_due_at = ?33, renew_noticed_at = ?34, revoked_from = ?35 "
     "WHERE id = ?1",
+  /* The same write when the identity stays (schema v9): no identifier,
+   * serial or key is set, so neither their indexes nor the claim
+   * trigger run. No row changed: the identity did, or the row is
+   * QUARANTINED, or there is none; ST_DEV_UPDATE decides. */
+  [ST_DEV_UPDATE_STATE] =
+    "UPDATE devices SET "
+    "state = ?6, reason = ?7, request_id = ?8, generation = ?9, "
+    "attempts = ?10, deliveries = ?11, next_attempt_at = ?12, "
+    "bootstrap_fpr = ?15, bootstrap_serial = ?16, operational_fpr = ?17, "
+    "operational_serial = ?18, created_at = ?19, updated_at = ?20, "
+    "bootstrap_not_before = ?21, bootstrap_not_after = ?22, "
+    "operational_not_before = ?23, operational_not_after = ?24, "
+    "renewals = ?25, renew_via = ?26, renew_role = ?27, renew_fpr = ?28, "
+    "renew_challenge = ?29, renew_challenge_state = ?30, "
+    "renew_challenge_expires = ?31, renew_key_fpr = ?32, "
+    "renew_due_at = ?33, renew_noticed_at = ?34, revoked_from = ?35 "
+    "WHERE id = ?1 AND group_id = ?2 AND edge_id = ?3 AND device_id = ?4 "
+    "AND serial IS ?5 AND bootstrap_key_fpr IS ?13 "
+    "AND operational_key_fpr IS ?14 AND state <> 'QUARANTINED'",
   [ST_DEV_GET] = "SELECT " DEVICE_COLUMNS " FROM devices "
                  "WHERE group_id = ?1 AND edge_id = ?2 AND device_id = ?3",
   /* The serial's owner (schema v4): one device at most. */
@@ -718,12 +789,19 @@ static const char *const stmt_sql[ST_COUNT] = {
     "VALUES(?1, ?2, ?3) ON CONFLICT(fpr) DO UPDATE SET "
     "within_days = excluded.within_days, warned_at = excluded.warned_at "
     "WHERE excluded.within_days < expiry_warning.within_days",
+  /* A device's texts (v9): ?1 = devices.id * 8 + enum sm_text. */
+  [ST_TEXT_PUT] = "INSERT INTO device_text(id, text) VALUES(?1, ?2) "
+                  "ON CONFLICT(id) DO UPDATE SET text = excluded.text",
+  [ST_TEXT_DEL] = "DELETE FROM device_text WHERE id = ?1",
+  [ST_TEXT_GET] = "SELECT id, text FROM device_text "
+                  "WHERE id BETWEEN ?1 AND ?1 + 7",
 };
 
 struct sqlite_store {
   struct sm_store base; /* first: (struct sm_store *) casts back */
   sqlite3 *db;
   sqlite3_stmt *stmt[ST_COUNT];
+  sqlite3_stmt *cached[SM__SQLITE_CACHED]; /* sm__sqlite_cached() */
   bool audit_walking;   /* ST_AUD_FROM/RANGE lent to an audit cb */
   /* The stored chain's tail as of now, valid only inside the
    * transaction that read it (see the invariants above). */
@@ -1103,7 +1181,6 @@ static void bind_renewal(struct binder *b, const struct sm_device *dev)
            (r->challenge_open ? 1 : 0) | (r->challenge_used ? 2 : 0));
   bind_i64(b, DC_RENEW_CHALLENGE_EXPIRES + 1,
            (int64_t)r->challenge_expires_at);
-  bind_text(b, DC_RENEW_CSR + 1, r->csr);
   bind_opt_text(b, DC_RENEW_KEY_FPR + 1, r->key_fpr);
   bind_i64(b, DC_RENEW_DUE_AT + 1, (int64_t)dev->renew_due_at);
   bind_i64(b, DC_RENEW_NOTICED_AT + 1, (int64_t)dev->renew_noticed_at);
@@ -1129,14 +1206,10 @@ static int bind_device(sqlite3_stmt *stmt, const struct sm_device *dev)
   bind_i64(&b, DC_NEXT_ATTEMPT_AT + 1, (int64_t)dev->next_attempt_at);
   for(int r = 0; r < CA_ROLE_COUNT; r++) {
     const struct role_cols *c = &role_cols[r];
-    bind_text(&b, c->csr + 1, dev->csr[r]);
     bind_opt_text(&b, c->key_fpr + 1, dev->key_fpr[r]);
-    bind_text(&b, c->cert + 1, dev->cert[r].pem);
     bind_opt_text(&b, c->fpr + 1, dev->cert[r].fpr);
     bind_opt_text(&b, c->serial + 1, dev->cert[r].serial);
   }
-  bind_text(&b, DC_CHAIN + 1, dev->chain);
-  bind_text(&b, DC_META + 1, dev->meta);
   bind_i64(&b, DC_CREATED_AT + 1, (int64_t)dev->created_at);
   bind_i64(&b, DC_UPDATED_AT + 1, (int64_t)dev->updated_at);
   for(int r = 0; r < CA_ROLE_COUNT; r++) {
@@ -1187,11 +1260,7 @@ static lc_err read_role(sqlite3_stmt *stmt, struct sm_device *dev,
                         enum ca_role r)
 {
   const struct role_cols *c = &role_cols[r];
-  lc_err err = col_owned(stmt, c->csr, &dev->csr[r]);
-  if(err == LC_OK)
-    err = col_fixed(stmt, c->key_fpr, dev->key_fpr[r], SM_FPR_HEX);
-  if(err == LC_OK)
-    err = col_owned(stmt, c->cert, &dev->cert[r].pem);
+  lc_err err = col_fixed(stmt, c->key_fpr, dev->key_fpr[r], SM_FPR_HEX);
   if(err == LC_OK)
     err = col_fixed(stmt, c->fpr, dev->cert[r].fpr, SM_FPR_HEX);
   if(err == LC_OK)
@@ -1263,8 +1332,6 @@ static lc_err read_renewal(sqlite3_stmt *stmt, struct sm_device *dev)
   if(err == LC_OK)
     err = read_challenge(stmt, r);
   if(err == LC_OK)
-    err = col_owned(stmt, DC_RENEW_CSR, &r->csr);
-  if(err == LC_OK)
     err = col_fixed(stmt, DC_RENEW_KEY_FPR, r->key_fpr, SM_FPR_HEX);
   if(err == LC_OK)
     err = col_u64(stmt, DC_RENEW_DUE_AT, &dev->renew_due_at);
@@ -1275,8 +1342,35 @@ static lc_err read_renewal(sqlite3_stmt *stmt, struct sm_device *dev)
   return err;
 }
 
-/* The current row as a new device; *out freed with sm_device_free(). */
-static lc_err device_from_row(sqlite3_stmt *stmt, struct sm_device **out)
+/* dev's texts (v9) from device_text. */
+static lc_err read_texts(struct sqlite_store *s, struct sm_device *dev)
+{
+  sqlite3_stmt *stmt = s->stmt[ST_TEXT_GET];
+  int64_t base = dev->id * TEXT_SLOTS;
+  lc_err err = sqlite3_bind_int64(stmt, 1, base) == SQLITE_OK
+                 ? LC_OK : store_error(s, "get_device.texts");
+  int rc = SQLITE_DONE;
+  while(err == LC_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    int64_t t = sqlite3_column_int64(stmt, 0) - base;
+    char **slot = t >= 0 && t < SM_TEXT_COUNT
+                    ? sm_device_text(dev, (enum sm_text)t) : NULL;
+    if(!slot)
+      err = corrupt(stmt, 0, "unknown text");
+    else if(sqlite3_column_type(stmt, 1) == SQLITE_NULL)
+      err = corrupt(stmt, 1, "NULL text");
+    else
+      err = col_owned(stmt, 1, slot);
+  }
+  if(err == LC_OK && rc != SQLITE_DONE)
+    err = store_error(s, "get_device.texts");
+  stmt_release(stmt);
+  return err;
+}
+
+/* The current row, with its texts, as a new device; *out freed with
+ * sm_device_free(). */
+static lc_err device_from_row(struct sqlite_store *s, sqlite3_stmt *stmt,
+                              struct sm_device **out)
 {
   struct sm_device *dev = sm_device_new();
   if(!dev)
@@ -1287,11 +1381,9 @@ static lc_err device_from_row(sqlite3_stmt *stmt, struct sm_device **out)
   for(int r = 0; r < CA_ROLE_COUNT && err == LC_OK; r++)
     err = read_role(stmt, dev, (enum ca_role)r);
   if(err == LC_OK)
-    err = col_owned(stmt, DC_CHAIN, &dev->chain);
-  if(err == LC_OK)
-    err = col_owned(stmt, DC_META, &dev->meta);
-  if(err == LC_OK)
     err = read_renewal(stmt, dev);
+  if(err == LC_OK)
+    err = read_texts(s, dev);
   if(err != LC_OK) {
     sm_device_free(dev);
     return err;
@@ -1307,7 +1399,7 @@ static lc_err load_one_device(struct sqlite_store *s, sqlite3_stmt *stmt,
   lc_err err;
   int rc = sqlite3_step(stmt);
   if(rc == SQLITE_ROW)
-    err = device_from_row(stmt, out);
+    err = device_from_row(s, stmt, out);
   else if(rc == SQLITE_DONE)
     err = LC_ENOTFOUND;
   else
@@ -1466,33 +1558,90 @@ static bool sqlite_last_fault(struct sm_store *st, struct sm_store_fault *out)
 
 /* ---- devices ----------------------------------------------------------- */
 
+/* Text t of device `id`: written, or deleted when dev holds none. */
+static lc_err put_text(struct sqlite_store *s, int64_t id,
+                       struct sm_device *dev, enum sm_text t)
+{
+  const char *text = *sm_device_text(dev, t);
+  enum stmt_id sid = text ? ST_TEXT_PUT : ST_TEXT_DEL;
+  struct binder b = {s->stmt[sid], SQLITE_OK};
+  bind_i64(&b, 1, id * TEXT_SLOTS + (int64_t)t);
+  if(text)
+    bind_text(&b, 2, text);
+  if(b.rc == SQLITE_OK)
+    return step_done(s, sid, "put_device.text");
+  lc_err err = store_error(s, "put_device.bind");
+  stmt_release(b.stmt);
+  return err;
+}
+
+/* The texts of device `id` that `mask` (bits of enum sm_text) names. */
+static lc_err put_texts(struct sqlite_store *s, int64_t id,
+                        struct sm_device *dev, unsigned mask)
+{
+  lc_err err = LC_OK;
+  for(int t = 0; t < SM_TEXT_COUNT && err == LC_OK; t++)
+    if(mask & (1u << t))
+      err = put_text(s, id, dev, (enum sm_text)t);
+  return err;
+}
+
+/* A new device: its row, then every text it holds. dev->id is set only
+ * once all of it is written. */
 static lc_err insert_device(struct sqlite_store *s, struct sm_device *dev)
 {
   sqlite3_stmt *stmt = s->stmt[ST_DEV_INSERT];
   lc_err err = LC_OK;
+  int64_t id = 0;
   if(bind_device(stmt, dev) != SQLITE_OK)
     err = store_error(s, "put_device.bind");
   else if(sqlite3_step(stmt) == SQLITE_DONE)
-    dev->id = sqlite3_last_insert_rowid(s->db);
+    id = sqlite3_last_insert_rowid(s->db);
   else
     err = device_write_error(s, "put_device.insert");
   stmt_release(stmt);
+  unsigned held = 0;
+  for(int t = 0; t < SM_TEXT_COUNT; t++)
+    if(*sm_device_text(dev, (enum sm_text)t))
+      held |= 1u << t;
+  if(err == LC_OK)
+    err = put_texts(s, id, dev, held);
+  if(err == LC_OK)
+    dev->id = id;
   return err;
 }
 
-static lc_err update_device(struct sqlite_store *s, struct sm_device *dev)
+/* One of the device updates: 1 row changed, 0, or an error. */
+static lc_err update_with(struct sqlite_store *s, enum stmt_id id,
+                          const struct sm_device *dev, int *changed)
 {
-  sqlite3_stmt *stmt = s->stmt[ST_DEV_UPDATE];
+  sqlite3_stmt *stmt = s->stmt[id];
   struct binder b = {stmt, bind_device(stmt, dev)};
   bind_i64(&b, DC_ID + 1, dev->id);
   lc_err err = LC_OK;
   if(b.rc != SQLITE_OK)
     err = store_error(s, "put_device.bind");
   else if(sqlite3_step(stmt) == SQLITE_DONE)
-    err = sqlite3_changes(s->db) == 1 ? LC_OK : LC_ENOTFOUND;
+    *changed = sqlite3_changes(s->db);
   else
     err = device_write_error(s, "put_device.update");
   stmt_release(stmt);
+  return err;
+}
+
+/* A stored device: its row (the state-only update when the identity
+ * stays, else the full one: schema v9), and the texts replaced since
+ * its last committed put (the others are stored already). */
+static lc_err update_device(struct sqlite_store *s, struct sm_device *dev)
+{
+  int changed = 0;
+  lc_err err = update_with(s, ST_DEV_UPDATE_STATE, dev, &changed);
+  if(err == LC_OK && changed != 1)
+    err = update_with(s, ST_DEV_UPDATE, dev, &changed);
+  if(err == LC_OK && changed != 1)
+    err = LC_ENOTFOUND;
+  if(err == LC_OK)
+    err = put_texts(s, dev->id, dev, dev->texts_changed);
   return err;
 }
 
@@ -1619,7 +1768,7 @@ static lc_err read_page(struct sqlite_store *s, sqlite3_stmt *stmt,
       err = store_error(s, "foreach.step");
     else if(got == PAGE_DEVICES) /* LIMIT ?2 makes this impossible */
       err = LC_EDB;
-    else if((err = device_from_row(stmt, &page[got])) == LC_OK)
+    else if((err = device_from_row(s, stmt, &page[got])) == LC_OK)
       got++;
   }
   stmt_release(stmt);
@@ -2551,6 +2700,8 @@ static void sqlite_close(struct sm_store *st)
   struct sqlite_store *s = from_base(st);
   for(int i = 0; i < ST_COUNT; i++)
     sqlite3_finalize(s->stmt[i]);
+  for(int i = 0; i < SM__SQLITE_CACHED; i++)
+    sqlite3_finalize(s->cached[i]);
   /* Every statement is finalized, so close cannot be SQLITE_BUSY; the
    * last connection checkpoints the WAL here. */
   if(sqlite3_close(s->db) != SQLITE_OK)
@@ -2725,7 +2876,10 @@ static lc_err prepare_all(struct sqlite_store *s)
   }
   /* Guards the dev_col enum against drift from DEVICE_COLUMNS. */
   if(sqlite3_column_count(s->stmt[ST_DEV_GET]) != DC_COUNT ||
-     sqlite3_bind_parameter_count(s->stmt[ST_DEV_INSERT]) != DC_COUNT) {
+     sqlite3_bind_parameter_count(s->stmt[ST_DEV_INSERT]) != DC_COUNT ||
+     sqlite3_bind_parameter_count(s->stmt[ST_DEV_UPDATE]) != DC_COUNT ||
+     sqlite3_bind_parameter_count(s->stmt[ST_DEV_UPDATE_STATE]) !=
+       DC_COUNT) {
     lc_log(LC_ERROR, MOD, "op=open err=\"device columns do not match\"");
     return LC_EDB;
   }
@@ -2774,6 +2928,19 @@ static lc_err setup(struct sqlite_store *s, enum sm_store_mode mode)
 struct sqlite3 *sm__sqlite_db(struct sm_store *st)
 {
   return st && st->ops == &sqlite_ops ? from_base(st)->db : NULL;
+}
+
+sqlite3_stmt *sm__sqlite_cached(struct sm_store *st, unsigned slot,
+                                const char *sql)
+{
+  if(!st || st->ops != &sqlite_ops || slot >= SM__SQLITE_CACHED)
+    return NULL;
+  struct sqlite_store *s = from_base(st);
+  if(!s->cached[slot] &&
+     sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                        &s->cached[slot], NULL) != SQLITE_OK)
+    s->cached[slot] = NULL;
+  return s->cached[slot];
 }
 
 lc_err sm_store_open_sqlite(const char *path, enum sm_store_mode mode,

@@ -106,6 +106,28 @@ static lc_err prepare(struct sm_store *st, const char *sql, sqlite3 **db,
   return LC_OK;
 }
 
+/* The per-device statements: kept by the store (sm__sqlite_cached()),
+ * so released with done() instead of sqlite3_finalize(). */
+enum { HOT_ACK, HOT_DEVICE };
+_Static_assert(HOT_DEVICE < SM__SQLITE_CACHED, "a slot per hot statement");
+
+static lc_err prepare_hot(struct sm_store *st, unsigned slot,
+                          const char *sql, sqlite3 **db, sqlite3_stmt **out,
+                          const char *op)
+{
+  *db = sm__sqlite_db(st);
+  if(!*db)
+    return LC_EINVAL; /* another backend: not implemented there */
+  *out = sm__sqlite_cached(st, slot, sql);
+  return *out ? LC_OK : fail(*db, op);
+}
+
+static void done(sqlite3_stmt *s)
+{
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+}
+
 static lc_err need_txn(sqlite3 *db, const char *op)
 {
   if(!sqlite3_get_autocommit(db))
@@ -273,7 +295,7 @@ lc_err sm_store_trust_ack(struct sm_store *st, int64_t device_id,
     return LC_EINVAL;
   sqlite3 *db;
   sqlite3_stmt *s;
-  lc_err rc = prepare(st, sql, &db, &s, "trust_ack");
+  lc_err rc = prepare_hot(st, HOT_ACK, sql, &db, &s, "trust_ack");
   if(rc != LC_OK)
     return rc;
   rc = need_txn(db, "trust_ack");
@@ -284,7 +306,7 @@ lc_err sm_store_trust_ack(struct sm_store *st, int64_t device_id,
     if(sqlite3_step(s) != SQLITE_DONE)
       rc = fail(db, "trust_ack");
   }
-  sqlite3_finalize(s);
+  done(s);
   return rc;
 }
 
@@ -353,7 +375,7 @@ lc_err sm_store_trust_device(struct sm_store *st, const char *group,
     return LC_EINVAL;
   sqlite3 *db;
   sqlite3_stmt *s;
-  lc_err rc = prepare(st, sql, &db, &s, "trust_device");
+  lc_err rc = prepare_hot(st, HOT_DEVICE, sql, &db, &s, "trust_device");
   if(rc != LC_OK)
     return rc;
   sqlite3_bind_text(s, 1, group, -1, SQLITE_STATIC);
@@ -366,7 +388,7 @@ lc_err sm_store_trust_device(struct sm_store *st, const char *group,
     rc = LC_ENOTFOUND;
   else
     rc = fail(db, "trust_device");
-  sqlite3_finalize(s);
+  done(s);
   return rc;
 }
 

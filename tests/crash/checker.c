@@ -130,11 +130,15 @@ static bool read_store_certs(struct ck *c)
 static bool check_devices(struct ck *c, uint64_t want)
 {
   sqlite3_stmt *s = NULL;
-  if(sqlite3_prepare_v2(c->db, "SELECT id, group_id || '/' || edge_id || "
-                        "'/' || device_id, state, request_id, "
-                        "bootstrap_fpr, bootstrap_cert, operational_fpr, "
-                        "operational_cert FROM devices ORDER BY id", -1, &s,
-                        NULL) != SQLITE_OK)
+  /* A device's certificates are rows of device_text (schema v9):
+   * id = devices.id * 8 + 2 (bootstrap), + 3 (operational). */
+  if(sqlite3_prepare_v2(c->db, "SELECT d.id, d.group_id || '/' || "
+                        "d.edge_id || '/' || d.device_id, d.state, "
+                        "d.request_id, d.bootstrap_fpr, b.text, "
+                        "d.operational_fpr, o.text FROM devices d "
+                        "LEFT JOIN device_text b ON b.id = d.id * 8 + 2 "
+                        "LEFT JOIN device_text o ON o.id = d.id * 8 + 3 "
+                        "ORDER BY d.id", -1, &s, NULL) != SQLITE_OK)
     return fail(c, "store: %s", sqlite3_errmsg(c->db));
   bool ok = true;
   int rc;

@@ -561,12 +561,20 @@ static void test_daemon_checkpoint_ticks(void)
 
 /* A store written by a build before checkpoints (schema v1) opens,
  * migrates in place (v2 checkpoints, v3 CA tickets, v4 identity claims,
- * v5 the lifecycle, v6 manifests, v7 the expiry watch) and keeps its
- * log. */
+ * v5 the lifecycle, v6 manifests, v7 the expiry watch, v8 trust
+ * bundles, v9 device texts off the row) and keeps its log. */
 static void test_v1_store_migrates(void)
 {
   setup(40);
-  sql("DROP INDEX certificate_current_expiry; DROP TABLE expiry_warning; "
+  sql("ALTER TABLE devices ADD COLUMN bootstrap_csr TEXT; "
+      "ALTER TABLE devices ADD COLUMN operational_csr TEXT; "
+      "ALTER TABLE devices ADD COLUMN bootstrap_cert TEXT; "
+      "ALTER TABLE devices ADD COLUMN operational_cert TEXT; "
+      "ALTER TABLE devices ADD COLUMN chain TEXT; "
+      "ALTER TABLE devices ADD COLUMN meta TEXT; "
+      "ALTER TABLE devices ADD COLUMN renew_csr TEXT; "
+      "DROP TRIGGER devices_text_delete; DROP TABLE device_text; "
+      "DROP INDEX certificate_current_expiry; DROP TABLE expiry_warning; "
       "DROP INDEX devices_renew_due; DROP TABLE certificate; "
       "ALTER TABLE devices DROP COLUMN bootstrap_not_before; "
       "ALTER TABLE devices DROP COLUMN bootstrap_not_after; "

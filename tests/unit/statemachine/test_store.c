@@ -91,9 +91,27 @@ static void raw_exec(const char *path, const char *sql)
   sqlite3_close(db);
 }
 
+/* What schema v9 changed, undone: the file as v8 wrote it, every
+ * device's texts back on its row. */
+#define TEXT_BACK(col, k)                                                  \
+  "ALTER TABLE devices ADD COLUMN " col " TEXT;"                           \
+  "UPDATE devices SET " col " = (SELECT text FROM device_text "            \
+  "WHERE device_text.id = devices.id * 8 + " #k ");"
+static void drop_v9(const char *path)
+{
+  raw_exec(path, TEXT_BACK("bootstrap_csr", 0)
+                 TEXT_BACK("operational_csr", 1)
+                 TEXT_BACK("bootstrap_cert", 2)
+                 TEXT_BACK("operational_cert", 3) TEXT_BACK("chain", 4)
+                 TEXT_BACK("meta", 5) TEXT_BACK("renew_csr", 6)
+                 "DROP TRIGGER devices_text_delete; DROP TABLE device_text;"
+                 "PRAGMA user_version=8");
+}
+
 /* What schema v8 added, gone: the file as v7 wrote it. */
 static void drop_v8(const char *path)
 {
+  drop_v9(path);
   raw_exec(path, "DROP TABLE trust_bundle; DROP TABLE trust_ack;"
                  "DROP TABLE server_cert; PRAGMA user_version=7");
 }
@@ -329,11 +347,14 @@ static void assert_same_device(const struct sm_device *a,
 }
 
 /* Store `d` in a transaction of its own. */
+/* Put d and commit, then tell d so, as the broker does: from now on a
+ * text replaced without sm_device_text_changed() is not written. */
 static void put_committed(struct sm_store *st, struct sm_device *d)
 {
   CU_ASSERT_EQUAL_FATAL(sm_store_begin(st), LC_OK);
   CU_ASSERT_EQUAL(sm_store_put_device(st, d), LC_OK);
   CU_ASSERT_EQUAL_FATAL(sm_store_commit(st), LC_OK);
+  sm_device_texts_committed(d);
 }
 
 static const char *const audit_events[] = {"state", "issued", "rejected"};
@@ -475,6 +496,7 @@ static void test_put_with_id_updates(void)
   d->state = SM_PROVISIONED;
   d->deliveries = 3;
   LC_FREE(d->chain);
+  sm_device_text_changed(d, SM_TEXT_CHAIN);
   d->reason[0] = '\0';
   put_committed(f.st, d);
   CU_ASSERT_EQUAL(d->id, id);
@@ -488,6 +510,98 @@ static void test_put_with_id_updates(void)
   CU_ASSERT_EQUAL(sm_store_put_device(f.st, d), LC_ENOTFOUND);
   sm_store_rollback(f.st);
   sm_device_free(d);
+  fx_close(&f);
+}
+
+/* A put writes the texts marked changed, and every text of a new
+ * device; a mark stays until the caller says the put committed. */
+static void test_put_writes_changed_texts(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *d = full_device("D1"), *back = NULL;
+  put_committed(f.st, d);
+  char sql[96];
+  snprintf(sql, sizeof(sql), "SELECT count(*) FROM device_text WHERE id "
+           "BETWEEN %" PRId64 " AND %" PRId64, d->id * 8, d->id * 8 + 7);
+  char v[16];
+  raw_text(f.path, sql, v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "7"); /* CSRs, certificates, chain, meta,
+                                     renewal CSR */
+  /* Unmarked: the row changes, the stored chain does not. */
+  lc_free(d->chain);
+  d->chain = owned("-----BEGIN CERTIFICATE-----\nOTHER\n");
+  d->attempts = 6;
+  put_committed(f.st, d);
+  CU_ASSERT_EQUAL_FATAL(get(&f, "D1", &back), LC_OK);
+  CU_ASSERT_EQUAL(back->attempts, 6);
+  CU_ASSERT_STRING_EQUAL(back->chain, "-----BEGIN CERTIFICATE-----\nISSUING\n");
+  sm_device_free(back);
+  /* Marked, but the put rolls back: the mark stays for the next put. */
+  sm_device_text_changed(d, SM_TEXT_CHAIN);
+  LC_FREE(d->renew.csr);
+  sm_device_text_changed(d, SM_TEXT_RENEW_CSR);
+  CU_ASSERT_EQUAL_FATAL(sm_store_begin(f.st), LC_OK);
+  CU_ASSERT_EQUAL(sm_store_put_device(f.st, d), LC_OK);
+  sm_store_rollback(f.st);
+  CU_ASSERT_EQUAL_FATAL(get(&f, "D1", &back), LC_OK);
+  CU_ASSERT_STRING_EQUAL(back->chain, "-----BEGIN CERTIFICATE-----\nISSUING\n");
+  CU_ASSERT_PTR_NOT_NULL(back->renew.csr);
+  sm_device_free(back);
+  put_committed(f.st, d);
+  CU_ASSERT_EQUAL(d->texts_changed, 0);
+  CU_ASSERT_EQUAL_FATAL(get(&f, "D1", &back), LC_OK);
+  assert_same_device(d, back);
+  CU_ASSERT_PTR_NULL(back->renew.csr); /* a freed text is deleted */
+  sm_device_free(back);
+  raw_text(f.path, sql, v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "6");
+  /* A device's texts go with its row. */
+  raw_exec(f.path, "DELETE FROM devices");
+  raw_text(f.path, "SELECT count(*) FROM device_text", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "0");
+  sm_device_free(d);
+  fx_close(&f);
+}
+
+/* A v8 file (texts on the device rows) opens with every device and
+ * every text, the texts now in device_text and off the rows. */
+static void test_migration_v9_moves_texts(void)
+{
+  struct fx f;
+  fx_open(&f);
+  struct sm_device *a = full_device("D1"), *b = full_device("D2");
+  struct sm_device *c = bare_device("L1", "E1", "D3", SM_NEW);
+  put_committed(f.st, a);
+  put_committed(f.st, b);
+  put_committed(f.st, c);
+  sm_store_close(f.st);
+  f.st = NULL;
+  drop_v9(f.path);
+  char v[16];
+  raw_text(f.path, "SELECT count(*) FROM devices WHERE chain IS NOT NULL",
+           v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "2");
+  fx_reopen(&f, SM_STORE_RW);
+  raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "9");
+  raw_text(f.path, "SELECT count(*) FROM pragma_table_info('devices') "
+                   "WHERE name IN ('bootstrap_csr', 'operational_csr', "
+                   "'bootstrap_cert', 'operational_cert', 'chain', 'meta', "
+                   "'renew_csr')", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "0");
+  raw_text(f.path, "SELECT count(*) FROM device_text", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "14");
+  struct sm_device *want[] = {a, b, c};
+  const char *names[] = {"D1", "D2", "D3"};
+  for(int i = 0; i < 3; i++) {
+    struct sm_device *back = NULL;
+    CU_ASSERT_EQUAL(get(&f, names[i], &back), LC_OK);
+    if(back)
+      assert_same_device(want[i], back);
+    sm_device_free(back);
+    sm_device_free(want[i]);
+  }
   fx_close(&f);
 }
 
@@ -794,7 +908,7 @@ static void test_migration_gives_serial_to_oldest(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "8");
+  CU_ASSERT_STRING_EQUAL(v, "9");
   raw_text(f.path, "SELECT device_id FROM identity_claim WHERE value = "
                    "'SN-X'", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "1");
@@ -1141,7 +1255,7 @@ static void test_schema_version_and_no_remigration(void)
   fx_open(&f);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "8"); /* v6 manifests, v7 expiry, v8 trust */
+  CU_ASSERT_STRING_EQUAL(v, "9"); /* v8 trust, v9 device_text */
   raw_text(f.path, "PRAGMA journal_mode", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "wal");
   raw_text(f.path, "PRAGMA page_size", v, sizeof(v));
@@ -1155,7 +1269,7 @@ static void test_schema_version_and_no_remigration(void)
   CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
   sm_device_free(back);
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "8");
+  CU_ASSERT_STRING_EQUAL(v, "9");
 
   /* A file that claims version 0 is migrated: the tables exist, so the
    * migration fails and rolls back whole, leaving the rows alone. */
@@ -1179,14 +1293,14 @@ static void test_newer_schema_refused(void)
   fx_open(&f);
   sm_store_close(f.st);
   f.st = NULL;
-  raw_exec(f.path, "PRAGMA user_version=9");
+  raw_exec(f.path, "PRAGMA user_version=10");
   struct sm_store *st = NULL;
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RW, &st), LC_EDB);
   CU_ASSERT_EQUAL(sm_store_open_sqlite(f.path, SM_STORE_RO, &st), LC_EDB);
   CU_ASSERT_PTR_NULL(st);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "9");
+  CU_ASSERT_STRING_EQUAL(v, "10");
   fx_close(&f);
 }
 
@@ -1377,7 +1491,7 @@ static void test_tickets_migrate_from_v2(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "8");
+  CU_ASSERT_STRING_EQUAL(v, "9");
   CU_ASSERT_EQUAL_FATAL(sm_tickets_open_sqlite(f.path, &t), LC_OK);
   CU_ASSERT_EQUAL(sm_tickets_put(t, "k", "v"), LC_OK);
   sm_tickets_close(t);
@@ -1461,8 +1575,11 @@ static void expect_corrupt(struct fx *f, const char *sql)
   struct collected c = {0};
   CU_ASSERT_EQUAL(sm_store_foreach_device(f->st, collect, &c), LC_EDB);
   CU_ASSERT_EQUAL(c.n, 0);
+  /* repair: the whole device, texts too */
+  for(int t = 0; t < SM_TEXT_COUNT; t++)
+    sm_device_text_changed(d, (enum sm_text)t);
   CU_ASSERT_EQUAL_FATAL(sm_store_begin(f->st), LC_OK);
-  CU_ASSERT_EQUAL(sm_store_put_device(f->st, d), LC_OK); /* repair */
+  CU_ASSERT_EQUAL(sm_store_put_device(f->st, d), LC_OK);
   CU_ASSERT_EQUAL_FATAL(sm_store_commit(f->st), LC_OK);
   CU_ASSERT_EQUAL(get(f, "D1", &back), LC_OK);
   sm_device_free(back);
@@ -1482,7 +1599,8 @@ static void test_oversize_or_bad_row_is_edb(void)
   expect_corrupt(&f, "UPDATE devices SET state = 'BOGUS'");
   expect_corrupt(&f, "UPDATE devices SET attempts = -1");
   expect_corrupt(&f, "UPDATE devices SET generation = 4294967296");
-  expect_corrupt(&f, "UPDATE devices SET meta = CAST(x'7b00' AS TEXT)");
+  expect_corrupt(&f, "UPDATE device_text SET text = CAST(x'7b00' AS TEXT) "
+                     "WHERE id % 8 = 5"); /* meta */
   /* Exactly the maximum still fits. */
   struct sm_device *d = full_device("D1"), *back = NULL;
   put_committed(f.st, d);
@@ -1739,7 +1857,7 @@ static void test_migration_v5_fills_certificates(void)
   fx_reopen(&f, SM_STORE_RW);
   char v[16];
   raw_text(f.path, "PRAGMA user_version", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "8");
+  CU_ASSERT_STRING_EQUAL(v, "9");
   struct sm_cert_record got;
   CU_ASSERT_EQUAL_FATAL(sm_store_cert_by_fpr(f.st, FPR("d"), &got), LC_OK);
   CU_ASSERT_EQUAL(got.role, CA_ROLE_OPERATIONAL);
@@ -2236,6 +2354,10 @@ const struct lc_test store_tests[] = {
    test_absent_strings_read_back_null_or_empty},
   {"put with an id updates; unknown id is LC_ENOTFOUND",
    test_put_with_id_updates},
+  {"a put writes the texts marked changed; a rolled-back put keeps the mark",
+   test_put_writes_changed_texts},
+  {"v8 store opens as v9: every device and text kept, texts off the row",
+   test_migration_v9_moves_texts},
   {"duplicate (group, edge, device) is LC_EEXIST",
    test_duplicate_identity_is_eexist},
   {"put and append outside a transaction are refused",
