@@ -135,6 +135,7 @@ listener $port 127.0.0.1
 allow_anonymous true
 persistence false
 max_queued_messages 100000
+set_tcp_nodelay true
 CONF
 
 mosq_pid=""; lc_pid=""; perf_pid=""

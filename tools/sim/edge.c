@@ -966,8 +966,10 @@ uint64_t sim_edge_poll(struct sim_edge *e, uint64_t now)
   const struct sim_opts *o = e->sim->opts;
   bool reconnect = false;
   pthread_mutex_lock(&e->lock);
-  if((ev & SIM_EV_CONNECTED) && e->phase == SIM_PH_CONNECTING)
+  if((ev & SIM_EV_CONNECTED) && e->phase == SIM_PH_CONNECTING) {
+    sim_tcp_nodelay(); /* before its first DBIRTH (nodelay.c says why) */
     subscribe_locked(e);
+  }
   if((ev & SIM_EV_SUBSCRIBED) && e->phase == SIM_PH_SUBSCRIBING)
     go_online_locked(e);
   if((ev & SIM_EV_SUBSCRIBE_FAILED) && e->phase == SIM_PH_SUBSCRIBING) {

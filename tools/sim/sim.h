@@ -33,6 +33,7 @@
  *               --verify-broker-with-bundle
  *   csr_cache.c --csr-cache: CSRs made once, reused by later runs
  *   pace.c      --rate: the schedule of paced first DBIRTHs
+ *   nodelay.c   TCP_NODELAY on the simulator's connections
  *
  * Renewal (--renew with --state-dir, or --renew-on-notice): a device
  * renews while WAITING with `renewing` set, and is PROVISIONED again
@@ -657,6 +658,10 @@ lc_err sim_csr_cache_save(const struct sim *s, const char *path)
  * Due time of the k-th paced birth (0-based) at `rate` per second from
  * start_ns: start_ns + k * 1e9 / rate, rounded down, without overflow.
  * start_ns itself when rate is 0. */
+/* TCP_NODELAY on every TCP socket of this process (nodelay.c): called
+ * by an edge once connected. */
+void sim_tcp_nodelay(void);
+
 uint64_t sim_pace_due_ns(uint64_t start_ns, uint64_t k, unsigned rate);
 /* The place in the line's schedule of device i (0-based, in the order
  * its edge sends them) of edge `edge` (0-based) of n_edges: the edges
