@@ -450,6 +450,13 @@ static lc_err migrate_v5(sqlite3 *db)
  * LC_ECLAIMED when another device holds them meanwhile). Self-contained:
  * its own table and index, and the two triggers by name. */
 #define CLAIM_WHEN "NEW.state <> 'QUARANTINED'"
+/* The update trigger's condition and body, the same in v6 and v9 (v9
+ * only narrows the columns it fires on). */
+#define CLAIM_UPDATE_BODY                                                  \
+  "WHEN " CLAIM_WHEN " AND (NEW.serial IS NOT OLD.serial "                 \
+  "OR NEW.bootstrap_key_fpr IS NOT OLD.bootstrap_key_fpr "                 \
+  "OR NEW.operational_key_fpr IS NOT OLD.operational_key_fpr "             \
+  "OR OLD.state = 'QUARANTINED') BEGIN " CLAIM_ALL_SQL " END;"
 static const char schema_v6[] =
   "CREATE TABLE manifest("
   " serial TEXT PRIMARY KEY,"
@@ -465,10 +472,7 @@ static const char schema_v6[] =
   "CREATE TRIGGER devices_claim_insert AFTER INSERT ON devices "
   "WHEN " CLAIM_WHEN " BEGIN " CLAIM_ALL_SQL " END;"
   "CREATE TRIGGER devices_claim_update AFTER UPDATE ON devices "
-  "WHEN " CLAIM_WHEN " AND (NEW.serial IS NOT OLD.serial "
-  "OR NEW.bootstrap_key_fpr IS NOT OLD.bootstrap_key_fpr "
-  "OR NEW.operational_key_fpr IS NOT OLD.operational_key_fpr "
-  "OR OLD.state = 'QUARANTINED') BEGIN " CLAIM_ALL_SQL " END;";
+  CLAIM_UPDATE_BODY;
 
 static lc_err migrate_v6(sqlite3 *db)
 {
@@ -537,10 +541,7 @@ static const char schema_v9[] =
   "DROP TRIGGER devices_claim_update;"
   "CREATE TRIGGER devices_claim_update AFTER UPDATE OF serial, "
   "bootstrap_key_fpr, operational_key_fpr ON devices "
-  "WHEN " CLAIM_WHEN " AND (NEW.serial IS NOT OLD.serial "
-  "OR NEW.bootstrap_key_fpr IS NOT OLD.bootstrap_key_fpr "
-  "OR NEW.operational_key_fpr IS NOT OLD.operational_key_fpr "
-  "OR OLD.state = 'QUARANTINED') BEGIN " CLAIM_ALL_SQL " END;";
+  CLAIM_UPDATE_BODY;
 
 static lc_err migrate_v9(sqlite3 *db)
 {
