@@ -563,6 +563,20 @@ static lc_err (*const migrations[SM_STORE_SCHEMA_VERSION])(sqlite3 *db) = {
 
 /* ---- statements -------------------------------------------------------- */
 
+/* The columns both device updates set, bound as in the insert. */
+#define DEV_SET_STATE                                                      \
+  "state = ?6, reason = ?7, request_id = ?8, generation = ?9, "            \
+  "attempts = ?10, deliveries = ?11, next_attempt_at = ?12, "
+#define DEV_SET_REST                                                       \
+  "bootstrap_fpr = ?15, bootstrap_serial = ?16, operational_fpr = ?17, "   \
+  "operational_serial = ?18, created_at = ?19, updated_at = ?20, "         \
+  "bootstrap_not_before = ?21, bootstrap_not_after = ?22, "                \
+  "operational_not_before = ?23, operational_not_after = ?24, "            \
+  "renewals = ?25, renew_via = ?26, renew_role = ?27, renew_fpr = ?28, "   \
+  "renew_challenge = ?29, renew_challenge_state = ?30, "                   \
+  "renew_challenge_expires = ?31, renew_key_fpr = ?32, "                   \
+  "renew_due_at = ?33, renew_noticed_at = ?34, revoked_from = ?35 "
+
 #define DEVICE_COLUMNS \
   "id, group_id, edge_id, device_id, serial, state, reason, request_id, " \
   "generation, attempts, deliveries, next_attempt_at, " \
@@ -622,35 +636,15 @@ static const char *const stmt_sql[ST_COUNT] = {
     "?29, ?30, ?31, ?32, ?33, ?34, ?35)",
   [ST_DEV_UPDATE] =
     "UPDATE devices SET "
-    "group_id = ?2, edge_id = ?3, device_id = ?4, serial = ?5, state = "
-    "?6, reason = ?7, request_id = ?8, generation = ?9, attempts = ?10, "
-    "deliveries = ?11, next_attempt_at = ?12, bootstrap_key_fpr = ?13, "
-    "operational_key_fpr = ?14, bootstrap_fpr = ?15, "
-    "bootstrap_serial = ?16, operational_fpr = ?17, "
-    "operational_serial = ?18, created_at = ?19, updated_at = ?20, "
-    "bootstrap_not_before = ?21, bootstrap_not_after = ?22, "
-    "operational_not_before = ?23, operational_not_after = ?24, "
-    "renewals = ?25, renew_via = ?26, renew_role = ?27, renew_fpr = ?28, "
-    "renew_challenge = ?29, renew_challenge_state = ?30, "
-    "renew_challenge_expires = ?31, renew_key_fpr = ?32, "
-    "renew_due_at = ?33, renew_noticed_at = ?34, revoked_from = ?35 "
-    "WHERE id = ?1",
+    "group_id = ?2, edge_id = ?3, device_id = ?4, serial = ?5, "
+    DEV_SET_STATE "bootstrap_key_fpr = ?13, operational_key_fpr = ?14, "
+    DEV_SET_REST "WHERE id = ?1",
   /* The same write when the identity stays (schema v9): no identifier,
    * serial or key is set, so neither their indexes nor the claim
    * trigger run. No row changed: the identity did, or the row is
    * QUARANTINED, or there is none; ST_DEV_UPDATE decides. */
   [ST_DEV_UPDATE_STATE] =
-    "UPDATE devices SET "
-    "state = ?6, reason = ?7, request_id = ?8, generation = ?9, "
-    "attempts = ?10, deliveries = ?11, next_attempt_at = ?12, "
-    "bootstrap_fpr = ?15, bootstrap_serial = ?16, operational_fpr = ?17, "
-    "operational_serial = ?18, created_at = ?19, updated_at = ?20, "
-    "bootstrap_not_before = ?21, bootstrap_not_after = ?22, "
-    "operational_not_before = ?23, operational_not_after = ?24, "
-    "renewals = ?25, renew_via = ?26, renew_role = ?27, renew_fpr = ?28, "
-    "renew_challenge = ?29, renew_challenge_state = ?30, "
-    "renew_challenge_expires = ?31, renew_key_fpr = ?32, "
-    "renew_due_at = ?33, renew_noticed_at = ?34, revoked_from = ?35 "
+    "UPDATE devices SET " DEV_SET_STATE DEV_SET_REST
     "WHERE id = ?1 AND group_id = ?2 AND edge_id = ?3 AND device_id = ?4 "
     "AND serial IS ?5 AND bootstrap_key_fpr IS ?13 "
     "AND operational_key_fpr IS ?14 AND state <> 'QUARANTINED'",
