@@ -528,6 +528,9 @@ static const char *set_ca_option(struct parse_ctx *ctx, const char *name,
   return "unknown setting";
 }
 
+/* The longest line of a configuration file (read_config_text()). */
+#define CONFIG_LINE_MAX (INI_MAX_LINE - 1)
+
 static int on_ini_entry(void *user, const char *section, const char *name,
                         const char *value)
 {
@@ -541,6 +544,13 @@ static int on_ini_entry(void *user, const char *section, const char *name,
   if(value[0] == ';') {
     ctx->reason = "starts with ';' (an inline comment needs a blank "
                   "before it)";
+    return 0;
+  }
+  /* --print writes "name = value": it must fit on a line too, or the
+   * printed file does not load ("name=value" can fit where it does
+   * not; found by fuzz_config). */
+  if(strlen(name) + strlen(" = ") + strlen(value) > CONFIG_LINE_MAX) {
+    ctx->reason = "too long to print back as one line";
     return 0;
   }
   if(!strncmp(section, "ca.", 3)) {
@@ -568,7 +578,6 @@ static int on_ini_entry(void *user, const char *section, const char *name,
  * piece is an error naming it. A configuration is small; anything
  * bigger than this is not one. */
 #define CONFIG_FILE_MAX (1u << 20)
-#define CONFIG_LINE_MAX (INI_MAX_LINE - 1)
 
 /* lc_read_file() refuses a FIFO (no writer: a plain open blocks
  * forever), a device (/dev/zero never ends) or a directory unread. */

@@ -21,6 +21,12 @@
 
 /* ---- configuration ------------------------------------------------------------ */
 
+
+/* 185 characters: "pkcs11_module=" and it make a line of 199. */
+#define LONG_VALUE_185                                                     \
+  "/usr/lib/x86_64-linux-gnu/pkcs11/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.so"
 static char *write_temp(const char *text)
 {
   static char path[64];
@@ -297,6 +303,11 @@ static void test_config_remote_ca_sections(void)
      ":2: ca.local_pkcs11_token: starts with ';'"},
     {"[ca.x]\ntype = awspca\nregion =;eu-west-1\n",
      ":3: ca.x.region: starts with ';'"},
+    /* 199 characters as "key=value", 201 as the printer writes it
+     * ("key = value"), one over the longest line: --print would write a
+     * file that does not load (found by fuzz_config) */
+    {"[audit]\npkcs11_module=" LONG_VALUE_185 "\npkcs11_key_label = k\n",
+     ":2: audit.pkcs11_module: too long to print back"},
     {"[ca.x]\ntype = vault\n", ":2: ca.x.type: must be ejbca"},
     {"[ca.x]\ntype = awspca\ntype = gcpcas\n", ":3: ca.x.type: type set"},
     {"[ca.x]\ntype = awspca\nbase_url = https://e\n",
