@@ -142,7 +142,9 @@ void ca__aws_error(const json_t *j, const char *hdr_type, long status,
     code = hdr_type;
   if(code)
     normalize_code(code, code_out, code_cap);
-  else
+  /* A code that normalises to nothing ("", "x#", ":y") names nothing
+   * to log or count: the HTTP status does (as for the GCP answers). */
+  if(!code || !code_out[0])
     snprintf(code_out, code_cap, "http_%ld", status);
   lc_strlcpy(msg_out, msg ? msg : "", msg_cap);
 }

@@ -108,7 +108,9 @@ void ca__gcp_error(const json_t *j, long status, char *code,
   json_t *e = j ? json_object_get(j, "error") : NULL;
   if(e)
     json_unpack(e, "{s?s, s?s}", "status", &st, "message", &m);
-  if(st)
+  /* An empty status names nothing to log or count: the HTTP status
+   * does (found by fuzz_ca_gcp). */
+  if(st && st[0])
     lc_strlcpy(code, st, code_cap);
   else
     snprintf(code, code_cap, "http_%ld", status);

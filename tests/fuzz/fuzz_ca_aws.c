@@ -51,6 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       abort();
     if(strchr(code, ':') || strchr(code, '#'))
       abort(); /* normalised as the SDKs do */
+    if(!code[0])
+      abort(); /* always a name to log and count (http_NNN at least) */
   }
   json_decref(j);
   return 0;
