@@ -10,6 +10,8 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <errno.h>
+#include <sys/mount.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -72,6 +74,24 @@ void rig_write_text(const char *path, const char *text)
   CU_ASSERT_PTR_NOT_NULL_FATAL(f);
   CU_ASSERT_TRUE(fputs(text, f) >= 0);
   CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
+}
+
+bool rig_need_root(const char *who)
+{
+  if(geteuid() == 0)
+    return true;
+  fprintf(stderr, "%s: SKIPPED: mounting needs root\n", who);
+  CU_PASS("skipped: mounting needs root (CI runs as root)");
+  return false;
+}
+
+void rig_unmount(char *path, const char *who)
+{
+  if(!path[0])
+    return;
+  if(umount2(path, MNT_DETACH) != 0)
+    fprintf(stderr, "%s: umount %s: %s\n", who, path, strerror(errno));
+  path[0] = '\0';
 }
 
 bool rig_file_contains(const char *path, const char *needle)

@@ -101,6 +101,14 @@ uint64_t rig_check_issued_once(struct rig *r, const char *prefix);
 void rig_write_text(const char *path, const char *text);
 /* Does the file contain `needle`? */
 bool rig_file_contains(const char *path, const char *needle);
+
+/* A test that mounts: true as root, else it says on stderr, as `who`,
+ * that it skipped (CU_PASS) and is false. */
+bool rig_need_root(const char *who);
+/* Unmount `path` (a buffer of the caller's, "" when nothing is mounted)
+ * lazily, so a linecert a failed assertion left running does not keep
+ * it, and empty the buffer. */
+void rig_unmount(char *path, const char *who);
 /* The first column of the first row of `sql` on the store, read-only,
  * as a number; -1 when it cannot be read. */
 long long rig_sql_number(struct rig *r, const char *sql);

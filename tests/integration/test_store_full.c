@@ -35,21 +35,9 @@
 
 static char mounted[320]; /* the tmpfs, "" when none: suite cleanup */
 
-static void unmount_data(void)
-{
-  if(!mounted[0])
-    return;
-  /* Lazy: a linecert left running by a failed assertion still holds
-   * files open; the mount goes once it exits. */
-  if(umount2(mounted, MNT_DETACH) != 0)
-    fprintf(stderr, "store_full: umount %s: %s\n", mounted,
-            strerror(errno));
-  mounted[0] = '\0';
-}
-
 static int suite_cleanup(void)
 {
-  unmount_data();
+  rig_unmount(mounted, "store_full");
   return 0;
 }
 
@@ -167,7 +155,7 @@ static void test_store_fills_and_recovers_without_restart(void)
   const char *verify[] = {"audit", "verify", NULL};
   CU_ASSERT_EQUAL(rig_run_cli(&r, verify, verify_out), 0);
 
-  unmount_data();
+  rig_unmount(mounted, "store_full");
   rig_cleanup(&r);
 }
 

@@ -42,32 +42,11 @@
 static char mounted[320];   /* the data directory's mount, "" when none */
 static char bound[400];     /* a file bind-mounted read-only, "" when none */
 
-static void unmount_path(char *path)
-{
-  if(!path[0])
-    return;
-  /* Lazy: a linecert left running by a failed assertion still holds
-   * files open; the mount goes once it exits. */
-  if(umount2(path, MNT_DETACH) != 0)
-    fprintf(stderr, "store_readonly: umount %s: %s\n", path,
-            strerror(errno));
-  path[0] = '\0';
-}
-
 static int suite_cleanup(void)
 {
-  unmount_path(bound);
-  unmount_path(mounted);
+  rig_unmount(bound, "store_readonly");
+  rig_unmount(mounted, "store_readonly");
   return 0;
-}
-
-static bool need_root(void)
-{
-  if(geteuid() == 0)
-    return true;
-  fprintf(stderr, "store_readonly: SKIPPED: mounting needs root\n");
-  CU_PASS("skipped: mounting needs root (CI runs as root)");
-  return false;
 }
 
 /* "name size mtime" of every entry of dir, one per line, into buf: what
@@ -110,7 +89,7 @@ static int serve_refused(struct rig *r, char *out, size_t cap)
 /* (1) A read-only data directory, then a read-only store file. */
 static void test_refused_at_start(void)
 {
-  if(!need_root())
+  if(!rig_need_root("store_readonly"))
     return;
   struct rig r;
   rig_init(&r);
@@ -158,11 +137,11 @@ static void test_refused_at_start(void)
   CU_ASSERT_STRING_EQUAL(before, after);
 
   /* And with the file writable again it starts, its store intact. */
-  unmount_path(bound);
+  rig_unmount(bound, "store_readonly");
   rig_start_linecert(&r, NULL);
   rig_stop_linecert(&r);
   CU_ASSERT_TRUE(rig_check_audit(&r) > 0);
-  unmount_path(mounted);
+  rig_unmount(mounted, "store_readonly");
   rig_cleanup(&r);
 }
 
@@ -181,7 +160,7 @@ static bool mount_image(struct rig *r, const char *img)
 /* (2) The filesystem turns read-only mid-line. */
 static void test_read_only_mid_line(void)
 {
-  if(!need_root())
+  if(!rig_need_root("store_readonly"))
     return;
   struct rig r;
   rig_init(&r);
@@ -289,7 +268,7 @@ static void test_read_only_mid_line(void)
   const char *verify[] = {"audit", "verify", NULL};
   CU_ASSERT_EQUAL(rig_run_cli(&r, verify, verify_out), 0);
 
-  unmount_path(mounted);
+  rig_unmount(mounted, "store_readonly");
   rig_cleanup(&r);
 }
 
