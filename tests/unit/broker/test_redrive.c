@@ -217,6 +217,8 @@ static void fix_init(void)
   snprintf(path, sizeof(path), "%s/audit-key.pem", fx.dir);
   CU_ASSERT_EQUAL_FATAL(aud_signer_open_file(path, true, &b->signer), LC_OK);
   CU_ASSERT_EQUAL_FATAL(sm_store_audit_tail(b->store, &b->chain), LC_OK);
+  /* no signing threads: the batch's end signs its records */
+  CU_ASSERT_EQUAL_FATAL(aud_sign_pool_start(0, &b->sign_pool), LC_OK);
   pthread_mutex_init(&b->snap_mu, NULL);
   CU_ASSERT_EQUAL_FATAL(brk__devtab_init(&b->devs), LC_OK);
   struct spb_sess_config sc;
@@ -251,6 +253,7 @@ static void fix_cleanup(void)
   brk__devtab_cleanup(&b->devs);
   spb_sess_free(b->sess);
   brk__redrive_cleanup(b);
+  aud_sign_pool_stop(b->sign_pool);
   aud_signer_free(b->signer);
   sm_store_close(fx.fs.in);
   lc_free(b->fx);
