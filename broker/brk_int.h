@@ -748,6 +748,11 @@ void brk__audit_append(struct brk *b, const char *actor, const char *event,
  * when one could not be: the batch then fails. Called by the batch's
  * end before the commit, and on every path that ends a batch. */
 bool brk__audit_flush(struct brk *b);
+/* Wait until every record appended so far is signed (signing on this
+ * thread what no pool thread has taken); a failure fails the batch.
+ * loop.c calls it before it decides a batch is complete, so that what
+ * arrived while the signatures were made joins the batch. */
+void brk__audit_sign(struct brk *b);
 /* The signing pool's size: one thread per two cores (the loop signs
  * too while it waits), none on one core. */
 unsigned brk__sign_threads(void);

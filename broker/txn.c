@@ -102,15 +102,22 @@ void brk__audit_append(struct brk *b, const char *actor, const char *event,
   aud_sign_pool_submit(b->sign_pool, &ar->job);
 }
 
+void brk__audit_sign(struct brk *b)
+{
+  if(!b->aud_head)
+    return;
+  lc_err rc = aud_sign_pool_wait(b->sign_pool);
+  if(rc != LC_OK) {
+    lc_log(LC_ERROR, "audit", "op=sign err=%s", lc_errname(rc));
+    b->txn_failed = true;
+  }
+}
+
 bool brk__audit_flush(struct brk *b)
 {
   if(!b->aud_head)
     return !b->txn_failed;
-  lc_err sig_rc = aud_sign_pool_wait(b->sign_pool);
-  if(sig_rc != LC_OK) {
-    lc_log(LC_ERROR, "audit", "op=sign err=%s", lc_errname(sig_rc));
-    b->txn_failed = true;
-  }
+  brk__audit_sign(b);
   struct brk_audit_rec *ar = b->aud_head, *next;
   for(; ar; ar = next) {
     next = ar->next;
