@@ -255,6 +255,9 @@ struct brk_dev {
   bool ca_queued;                        /* in its adapter's FIFO */
   struct brk_dev *ca_next;               /* that FIFO */
   bool kick;                             /* fire TIMER now (resume) */
+  bool resend;                           /* that TIMER is our own re-send
+                                            (re-drive, resume): uses up
+                                            no delivery (sm_event) */
   uint64_t ca_order;                     /* its place in the adapter's FIFO
                                             (first come, first served),
                                             kept while the CA cannot be

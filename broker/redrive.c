@@ -346,6 +346,7 @@ static bool kick(struct brk *b, struct brk_dev *d, uint64_t now_ms)
      !s->next_attempt_at ||
      s->next_attempt_at <= now_ms) {
     d->kick = true;
+    d->resend = true; /* our commit failed, not the device */
     return true;
   }
   return false;

@@ -120,6 +120,8 @@ void brk__fire_timers(struct brk *b, uint64_t now_ms)
     if(deaf)
       ask_unknown_node(b, d->sm, &asked);
     struct sm_event ev = brk__event(deaf ? SM_EV_OFFLINE : SM_EV_TIMER);
+    ev.resend = d->resend;
+    d->resend = false;
     lc_err rc = brk__apply(b, d, &ev);
     if(rc != LC_OK && rc != LC_ESTATE)
       lc_log(LC_ERROR, "provision", "dev=%s op=timer err=%s", d->key,

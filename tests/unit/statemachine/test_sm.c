@@ -412,6 +412,32 @@ static void test_delivery_timeouts_end_in_failed(void)
   sm_device_free(d);
 }
 
+/* A re-send of the service's own (a batch that could not commit, a
+ * restart) is not the device's silence: however many, it keeps
+ * DELIVERED with its deliveries as they were, each one delivering;
+ * the device's own timeouts still count (integration.store_full saw
+ * devices FAILED while the disk was full: every rolled-back
+ * acknowledgement was re-delivered and counted). */
+static void test_resend_uses_no_delivery(void)
+{
+  struct sm_device *d = delivered_device();
+  struct sm_actions act;
+  uint32_t before = d->deliveries;
+  for(uint32_t i = 0; i < 2 * pol.max_deliveries; i++) {
+    CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_TIMER,
+                                              .resend = true}, &act), LC_OK);
+    CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_DELIVER), 1);
+    CU_ASSERT_TRUE(act.dirty);
+  }
+  CU_ASSERT_EQUAL(d->state, SM_DELIVERED);
+  CU_ASSERT_EQUAL(d->deliveries, before);
+  CU_ASSERT_TRUE(d->next_attempt_at > 1000000);
+  CU_ASSERT_EQUAL(step(d, (struct sm_event){.kind = SM_EV_TIMER}, &act),
+                  LC_OK);
+  CU_ASSERT_EQUAL(d->deliveries, before + 1);
+  sm_device_free(d);
+}
+
 /* issue 9, item 2: a device FAILED after its certificates were issued
  * (never acknowledged) asks with new keys. Under deny it is refused:
  * those certificates may be in use. */
@@ -782,6 +808,8 @@ const struct lc_test sm_tests[] = {
    test_provisioned_new_keys_reissued_when_allowed},
   {"delivery timeouts end in FAILED; retry re-delivers",
    test_delivery_timeouts_end_in_failed},
+  {"the service's own re-sends use up no delivery",
+   test_resend_uses_no_delivery},
   {"FAILED after issue + new keys: REJECTED:already_issued under deny",
    test_failed_after_issue_new_keys_denied},
   {"FAILED after issue + new keys under reissue: new generation, old "
