@@ -81,50 +81,6 @@ struct aud_chain {
 lc_err aud_seal(struct aud_chain *chain, struct aud_signer *s,
                 struct aud_record *rec) LC_NODISCARD;
 
-/* aud_seal() without the signature: seq, prev_hash and hash filled in,
- * sig_len 0, the tail advanced. The chain's order is the caller's; the
- * signature can then be made anywhere (aud_sign_hash(), or the pool
- * below). Same errors, and the same nothing-changed on error. */
-lc_err aud_link(struct aud_chain *chain, struct aud_record *rec)
-  LC_NODISCARD;
-
-/* ---- signing records on other threads ----------------------------------
- *
- * A record's ECDSA signature costs far more than its hash. A writer
- * that links records in order (aud_link()) hands each signature to a
- * pool and, before it stores them, waits: aud_sign_pool_wait() signs
- * on the calling thread whatever no pool thread has taken yet, then
- * waits for the rest. Each record still gets its own signature of its
- * own hash, the same bytes aud_seal() makes. */
-
-#define AUD_SIGN_POOL_MAX 16  /* threads */
-
-/* One signature to make. The caller owns the job and the record, fills
- * in `rec` (linked, so its hash is set) and `signer`, and leaves both
- * alone from aud_sign_pool_submit() until aud_sign_pool_wait()
- * returns. `next` is the pool's. */
-struct aud_sign_job {
-  struct aud_record *rec;
-  struct aud_signer *signer;
-  struct aud_sign_job *next;
-};
-
-struct aud_sign_pool;
-
-/* A pool of `threads` signing threads (0: every signature is made by
- * aud_sign_pool_wait()'s caller; at most AUD_SIGN_POOL_MAX). Free with
- * aud_sign_pool_stop(). LC_EINVAL, LC_ENOMEM, LC_EIO (no thread). */
-lc_err aud_sign_pool_start(unsigned threads, struct aud_sign_pool **out)
-  LC_NODISCARD;
-/* Waits for work in hand (aud_sign_pool_wait() first), then joins. */
-void aud_sign_pool_stop(struct aud_sign_pool *p);
-/* Queue a job. One writer thread submits and waits. */
-void aud_sign_pool_submit(struct aud_sign_pool *p, struct aud_sign_job *job);
-/* Every job submitted since the last wait is done when this returns:
- * LC_OK when each record was signed, otherwise the first error (a
- * record that failed keeps sig_len 0). */
-lc_err aud_sign_pool_wait(struct aud_sign_pool *p) LC_NODISCARD;
-
 /* Canonical bytes of rec into buf; with buf NULL only sizes. *len is the
  * canonical size; LC_ERANGE when cap is smaller (nothing written),
  * LC_ETOOBIG when a field is over AUD_FIELD_MAX. */

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * Sealing: link a record to the chain's tail, hash it, sign it. The
- * service links on its loop and has the signature made on another
- * thread (sign_pool.c); aud_seal() does both in one call.
+ * Sealing: link a record to the chain's tail, hash it, sign it.
  *
  * Invariant: after aud_seal() returns, either everything happened (rec
  * holds seq, prev_hash, hash and signature; the tail is rec) or nothing
@@ -15,9 +13,10 @@
 
 #include <string.h>
 
-lc_err aud_link(struct aud_chain *chain, struct aud_record *rec)
+lc_err aud_seal(struct aud_chain *chain, struct aud_signer *s,
+                struct aud_record *rec)
 {
-  if(!chain || !rec)
+  if(!chain || !s || !rec)
     return LC_EINVAL;
   if(chain->last_seq == UINT64_MAX)
     return LC_ERANGE;
@@ -27,26 +26,11 @@ lc_err aud_link(struct aud_chain *chain, struct aud_record *rec)
   lc_err err = aud_compute_hash(&r, r.hash);
   if(err != LC_OK)
     return err;
-  r.sig_len = 0; /* not signed yet */
-  *rec = r;
-  chain->last_seq = r.seq;
-  memcpy(chain->last_hash, r.hash, AUD_HASH_LEN);
-  return LC_OK;
-}
-
-lc_err aud_seal(struct aud_chain *chain, struct aud_signer *s,
-                struct aud_record *rec)
-{
-  if(!chain || !s || !rec)
-    return LC_EINVAL;
-  struct aud_chain c = *chain;
-  struct aud_record r = *rec;
-  lc_err err = aud_link(&c, &r);
-  if(err == LC_OK)
-    err = aud_sign_hash(s, r.hash, r.sig, &r.sig_len);
+  err = aud_sign_hash(s, r.hash, r.sig, &r.sig_len);
   if(err != LC_OK)
     return err;
   *rec = r;
-  *chain = c;
+  chain->last_seq = r.seq;
+  memcpy(chain->last_hash, r.hash, AUD_HASH_LEN);
   return LC_OK;
 }

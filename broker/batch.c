@@ -295,10 +295,6 @@ void brk__batch_end(struct brk *b)
 {
   bool ok = true, attempted = b->in_txn;
   if(b->in_txn) {
-    /* The records' signatures first: a record that could not be
-     * signed or stored fails the batch like any other write. */
-    if(!brk__audit_flush(b))
-      b->txn_failed = true;
     if(b->txn_cert && !b->txn_failed && !ca_records_durable(b))
       b->txn_failed = true;
     lc_crash_point("batch_before_commit");

@@ -147,7 +147,6 @@ struct brk_stats {
 
 struct brk;
 struct brk_dev;
-struct brk_audit_rec;
 
 /* What a DBIRTH asks for, borrowed from the decoded payload. */
 struct brk_birth {
@@ -611,8 +610,6 @@ struct brk {
   struct aud_signer *signer;
   struct aud_chain chain;             /* tail, as it will be after commit */
   struct aud_chain chain_at_begin;    /* restored on rollback */
-  struct aud_sign_pool *sign_pool;    /* the records' signatures */
-  struct brk_audit_rec *aud_head, *aud_tail; /* linked, not yet stored */
   struct brk_ca_slot ca_slots[BRK_CA_SLOTS]; /* adapters.c */
   unsigned n_ca_slots;
   struct brk_ca_slot *ca_for[CA_ROLE_COUNT];
@@ -746,19 +743,6 @@ void brk__put_and_tell(struct brk *b, struct brk_dev *d, const char *status);
  * (which must be open); a failure fails the batch. */
 void brk__audit_append(struct brk *b, const char *actor, const char *event,
                        const char *device, const char *details);
-/* txn.c: the open batch's audit records, signed (the pool's threads made
- * most signatures while the batch went on) and stored in order; false
- * when one could not be: the batch then fails. Called by the batch's
- * end before the commit, and on every path that ends a batch. */
-bool brk__audit_flush(struct brk *b);
-/* Wait until every record appended so far is signed (signing on this
- * thread what no pool thread has taken); a failure fails the batch.
- * loop.c calls it before it decides a batch is complete, so that what
- * arrived while the signatures were made joins the batch. */
-void brk__audit_sign(struct brk *b);
-/* The signing pool's size: one thread per two cores (the loop signs
- * too while it waits), none on one core. */
-unsigned brk__sign_threads(void);
 /* Append an audit record outside any device (dropped messages, service
  * events) to the open batch. */
 void brk__audit_event(struct brk *b, const char *event, const char *device,

@@ -196,8 +196,7 @@ static lc_err verify_tail(struct brk *b)
   return rc;
 }
 
-/* sign_threads: the signing pool's threads (0: the loop signs them). */
-static lc_err open_audit(struct brk *b, unsigned sign_threads)
+static lc_err open_audit(struct brk *b)
 {
   char path[BRK_PATH_MAX + 32];
   snprintf(path, sizeof(path), "%s/audit", b->cfg->data_dir);
@@ -213,8 +212,6 @@ static lc_err open_audit(struct brk *b, unsigned sign_threads)
     rc = open_note_keys(b);
   if(rc == LC_OK)
     rc = sm_store_audit_tail(b->store, &b->chain);
-  if(rc == LC_OK)
-    rc = aud_sign_pool_start(sign_threads, &b->sign_pool);
   return rc;
 }
 
@@ -344,7 +341,7 @@ static lc_err start(struct brk *b)
     rc = sm_store_open_sqlite(path, SM_STORE_RW, &b->store);
   }
   if(rc == LC_OK)
-    rc = open_audit(b, brk__sign_threads());
+    rc = open_audit(b);
   if(rc == LC_OK)
     rc = brk__ca_open(b);
   if(rc == LC_OK)
@@ -422,7 +419,6 @@ static void stop(struct brk *b)
   brk__devtab_cleanup(&b->devs);
   spb_sess_free(b->sess);
   brk__ca_close(b);
-  aud_sign_pool_stop(b->sign_pool); /* the last batch has ended */
   aud_signer_free(b->signer);
   sm_store_close(b->store);
   brk__trust_free(b);
@@ -452,7 +448,7 @@ lc_err brk_op_offline(const struct brk_config *cfg, json_t *req,
   brk_path_db(cfg, path, sizeof(path));
   lc_err rc = sm_store_open_sqlite(path, SM_STORE_RW, &b->store);
   if(rc == LC_OK)
-    rc = open_audit(b, 0);
+    rc = open_audit(b);
   if(rc == LC_OK)
     rc = brk__devtab_init(&b->devs);
   /* The bundle devices hold when no rotation ever ran (trust.c). */
@@ -470,7 +466,6 @@ lc_err brk_op_offline(const struct brk_config *cfg, json_t *req,
   brk__devtab_cleanup(&b->devs);
   brk__trust_free(b);
   lc_free(b->trust_bundle);
-  aud_sign_pool_stop(b->sign_pool);
   aud_signer_free(b->signer);
   sm_store_close(b->store);
   brk__redrive_cleanup(b);

@@ -642,118 +642,6 @@ static void test_chain_snapshot_rollback(void)
   CU_ASSERT_EQUAL(verify_records(recs, 2, why, NULL), LC_OK);
 }
 
-/* ---- signing on a pool (aud_sign_pool_*) ---------------------------------- */
-
-/* The service's way: link in order, sign on the pool, wait. With 0 pool
- * threads (the waiter signs all), 1 and 4, in several rounds of uneven
- * size, every record verifies and the chain is the one aud_seal()
- * makes: the same seq and hash for the same records. */
-static void sign_on_pool(unsigned threads)
-{
-  enum { N = 240 };
-  struct aud_record *recs = lc_calloc(N, sizeof(*recs));
-  struct aud_record *sealed = lc_calloc(N, sizeof(*sealed));
-  struct aud_sign_job *jobs = lc_calloc(N, sizeof(*jobs));
-  CU_ASSERT_FATAL(recs && sealed && jobs);
-  struct aud_sign_pool *pool = NULL;
-  CU_ASSERT_EQUAL_FATAL(aud_sign_pool_start(threads, &pool), LC_OK);
-  struct aud_chain chain = {0}, chain_sealed = {0};
-  size_t i = 0;
-  for(size_t round = 1; i < N; round++) {
-    for(size_t k = 0; k < round * 7 && i < N; k++, i++) {
-      recs[i] = make_record(1767225600000u + i, "issued", "{\"n\":2}");
-      sealed[i] = recs[i];
-      CU_ASSERT_EQUAL_FATAL(aud_link(&chain, &recs[i]), LC_OK);
-      CU_ASSERT_EQUAL(recs[i].sig_len, 0);
-      jobs[i].rec = &recs[i];
-      jobs[i].signer = signer;
-      aud_sign_pool_submit(pool, &jobs[i]);
-      CU_ASSERT_EQUAL_FATAL(aud_seal(&chain_sealed, signer, &sealed[i]),
-                            LC_OK);
-    }
-    CU_ASSERT_EQUAL(aud_sign_pool_wait(pool), LC_OK);
-  }
-  aud_sign_pool_stop(pool);
-  unsigned unsigned_recs = 0, differ = 0;
-  for(i = 0; i < N; i++) {
-    unsigned_recs += recs[i].sig_len == 0;
-    differ += recs[i].seq != sealed[i].seq ||
-              memcmp(recs[i].hash, sealed[i].hash, AUD_HASH_LEN) != 0 ||
-              memcmp(recs[i].prev_hash, sealed[i].prev_hash, AUD_HASH_LEN);
-  }
-  CU_ASSERT_EQUAL(unsigned_recs, 0);
-  CU_ASSERT_EQUAL(differ, 0);
-  CU_ASSERT_EQUAL(chain.last_seq, N);
-  char why[AUD_WHY_MAX];
-  uint64_t accepted = 0;
-  CU_ASSERT_EQUAL(verify_records(recs, N, why, &accepted), LC_OK);
-  CU_ASSERT_EQUAL(accepted, N);
-  lc_free(jobs);
-  lc_free(sealed);
-  lc_free(recs);
-}
-
-static void test_pool_0_threads(void)
-{
-  sign_on_pool(0);
-}
-
-static void test_pool_1_thread(void)
-{
-  sign_on_pool(1);
-}
-
-static void test_pool_4_threads(void)
-{
-  sign_on_pool(4);
-}
-
-/* A signature that fails (an Ed25519 key signs no record) is reported by
- * the wait that covers it, once; its record stays unsigned, the others
- * are signed, and the next wait starts clean. */
-static void test_pool_reports_a_failed_signature(void)
-{
-  char path[256];
-  path_in_tmp("note-ed25519.pem", path, sizeof(path));
-  struct aud_signer *ed = NULL;
-  CU_ASSERT_EQUAL_FATAL(aud_signer_open_ed25519_file(path, true, &ed), LC_OK);
-  struct aud_sign_pool *pool = NULL;
-  CU_ASSERT_EQUAL_FATAL(aud_sign_pool_start(2, &pool), LC_OK);
-  struct aud_chain chain = {0};
-  struct aud_record recs[3];
-  struct aud_sign_job jobs[3];
-  for(int i = 0; i < 3; i++) {
-    recs[i] = make_record(1 + (uint64_t)i, "state", "{}");
-    CU_ASSERT_EQUAL_FATAL(aud_link(&chain, &recs[i]), LC_OK);
-    jobs[i].rec = &recs[i];
-    jobs[i].signer = i == 1 ? ed : signer;
-    aud_sign_pool_submit(pool, &jobs[i]);
-  }
-  CU_ASSERT_EQUAL(aud_sign_pool_wait(pool), LC_EINVAL);
-  CU_ASSERT_EQUAL(recs[1].sig_len, 0);
-  CU_ASSERT_TRUE(recs[0].sig_len > 0 && recs[2].sig_len > 0);
-  CU_ASSERT_EQUAL(aud_sign_pool_wait(pool), LC_OK); /* nothing new */
-  char why[AUD_WHY_MAX];
-  CU_ASSERT_EQUAL(verify_records(recs, 3, why, NULL), LC_EVERIFY);
-  CU_ASSERT_STRING_EQUAL(why, "record 2: bad signature");
-  aud_sign_pool_stop(pool);
-  aud_signer_free(ed);
-  unlink(path);
-}
-
-static void test_pool_refuses_bad_arguments(void)
-{
-  struct aud_sign_pool *pool = NULL;
-  CU_ASSERT_EQUAL(aud_sign_pool_start(AUD_SIGN_POOL_MAX + 1, &pool),
-                  LC_EINVAL);
-  CU_ASSERT_PTR_NULL(pool);
-  CU_ASSERT_EQUAL(aud_sign_pool_start(1, NULL), LC_EINVAL);
-  CU_ASSERT_EQUAL(aud_sign_pool_wait(NULL), LC_EINVAL);
-  struct aud_chain chain = {0};
-  CU_ASSERT_EQUAL(aud_link(&chain, NULL), LC_EINVAL);
-  aud_sign_pool_stop(NULL); /* nothing to stop */
-}
-
 /* ---- verifier: tampering ----------------------------------------------- */
 
 static void test_base_chain_verifies(void)
@@ -1017,15 +905,6 @@ static const struct lc_test chain_tests[] = {
    test_failed_seal_changes_nothing},
   {"restored chain snapshot reuses the seq and stays valid",
    test_chain_snapshot_rollback},
-  {"linked and signed on a pool of 0 threads: as sealed, all verify",
-   test_pool_0_threads},
-  {"linked and signed on a pool of 1 thread: as sealed, all verify",
-   test_pool_1_thread},
-  {"linked and signed on a pool of 4 threads: as sealed, all verify",
-   test_pool_4_threads},
-  {"a failed signature is reported once by its wait, the rest signed",
-   test_pool_reports_a_failed_signature},
-  {"pool and link refuse bad arguments", test_pool_refuses_bad_arguments},
   {NULL, NULL}};
 
 static const struct lc_test verify_tests[] = {

@@ -217,8 +217,6 @@ static void fix_init(void)
   snprintf(path, sizeof(path), "%s/audit-key.pem", fx.dir);
   CU_ASSERT_EQUAL_FATAL(aud_signer_open_file(path, true, &b->signer), LC_OK);
   CU_ASSERT_EQUAL_FATAL(sm_store_audit_tail(b->store, &b->chain), LC_OK);
-  /* no signing threads: the batch's end signs its records */
-  CU_ASSERT_EQUAL_FATAL(aud_sign_pool_start(0, &b->sign_pool), LC_OK);
   pthread_mutex_init(&b->snap_mu, NULL);
   CU_ASSERT_EQUAL_FATAL(brk__devtab_init(&b->devs), LC_OK);
   struct spb_sess_config sc;
@@ -253,7 +251,6 @@ static void fix_cleanup(void)
   brk__devtab_cleanup(&b->devs);
   spb_sess_free(b->sess);
   brk__redrive_cleanup(b);
-  aud_sign_pool_stop(b->sign_pool);
   aud_signer_free(b->signer);
   sm_store_close(fx.fs.in);
   lc_free(b->fx);
@@ -438,6 +435,39 @@ static void test_rolled_back_issue_is_redriven_and_not_issued_twice(void)
   fix_cleanup();
 }
 
+/* The local CA could not write its own record (its disk full: LC_EIO
+ * from the journal): not the CA's verdict on the request, so no attempt
+ * is spent, however often; the device waits in ISSUING_* and asks
+ * again later (integration.store_full saw devices REJECTED
+ * ca_unavailable while the disk was full). */
+static void test_local_storage_fault_spends_no_attempt(void)
+{
+  fix_init();
+  struct brk *b = &fx.b;
+  struct brk_ca_slot *slot = &b->ca_slots[0];
+  seed_issuing("D3");
+  struct brk_dev *d = brk__device(b, GROUP, EDGE, "D3", false);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  for(uint32_t i = 0; i < 2 * fx.cfg.policy.max_ca_attempts; i++) {
+    d->ca_inflight = true;
+    slot->inflight = 1;
+    struct brk_job *job = issued_job(d, "5e71a3");
+    ca_result_cleanup(&job->res);
+    job->rc = LC_EIO;
+    brk__on_job_done(b, job);
+    brk__batch_end(b);
+    d = brk__devtab_find(&b->devs, GROUP "/" EDGE "/D3");
+    if(!d)
+      break; /* settled (FAILED) and evicted */
+  }
+  CU_ASSERT_EQUAL(stored_state("D3"), SM_ISSUING_BOOTSTRAP);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  CU_ASSERT_EQUAL(d->sm->state, SM_ISSUING_BOOTSTRAP);
+  CU_ASSERT_EQUAL(d->sm->attempts, 0);
+  CU_ASSERT_TRUE(d->sm->next_attempt_at > 0);
+  fix_cleanup();
+}
+
 static void test_rolled_back_new_request_is_forgotten_and_probe_recovers(void)
 {
   fix_init();
@@ -504,6 +534,8 @@ static const struct lc_test tests[] = {
   {"rolled-back CA answer: re-driven after a backoff, same certificate, "
    "one issued record",
    test_rolled_back_issue_is_redriven_and_not_issued_twice},
+  {"a local CA storage fault (LC_EIO) spends no attempt",
+   test_local_storage_fault_spends_no_attempt},
   {"rolled-back new request: forgotten, probe commit restores health, "
    "asked again works, a clock stepped back does not hold the round",
    test_rolled_back_new_request_is_forgotten_and_probe_recovers},
