@@ -96,13 +96,11 @@ static void issued(struct brk *b, struct brk_dev *d, struct brk_job *job)
   d->ca_order = 0;
   d->told_waiting = false;
   if(job->rc == LC_EIO) {
-    /* The CA could not keep its own record (the local CA's journal on a
-     * full or failing disk): not its verdict on the request, and not
-     * the device's doing, so no attempt is spent; it asks again in a
-     * second, as long as the fault lasts (the adapter logged it). */
+    /* The adapter's own files failed it (ca.h, submit()): not a
+     * verdict on the request nor the device's doing, so no attempt is
+     * spent; it asks again in a second while the fault lasts. */
     ev = brk__event(SM_EV_CA_WAIT);
     ev.retry_after_ms = 1000;
-    atomic_fetch_add(&b->stats.ca_retries, 1);
   }
   else if(job->rc != LC_OK) {
     ev = brk__event(SM_EV_CA_RETRY); /* a local fault is not the CA's verdict */

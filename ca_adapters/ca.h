@@ -202,7 +202,11 @@ struct ca_adapter;
 struct ca_ops {
   const char *name;
   /* Ask for a certificate. LC_OK means *res is filled in (any status);
-   * an lc_err is returned only for local faults (LC_ENOMEM, ...). */
+   * an lc_err is returned only for local faults (LC_ENOMEM, ...).
+   * LC_EIO says the adapter's own files could not be read or written
+   * (the local CA's journal on a full disk, an unreadable key file):
+   * no verdict on the request, so the broker asks again later without
+   * spending one of the device's attempts (broker/handle_job.c). */
   lc_err (*submit)(struct ca_adapter *ca, const struct ca_request *req,
                    struct ca_result *res);
   /* Ask again about a CA_PENDING request. */

@@ -147,7 +147,10 @@ static enum ca_role issuing_role(enum sm_state s)
 static void arm_delivery(struct sm_device *dev, const struct sm_policy *pol,
                          const struct sm_event *ev)
 {
-  dev->deliveries++;
+  /* A re-send on the service's own account (ev->resend) is not one of
+   * the device's deliveries: its count stays, the wait starts afresh. */
+  if(!ev->resend)
+    dev->deliveries++;
   dev->next_attempt_at = ev->now_ms + pol->delivery_timeout_ms;
   dev->updated_at = ev->now_ms; /* when the wait began (broker/timers.c) */
 }
@@ -157,17 +160,6 @@ static void deliver_again(struct sm_device *dev, const struct sm_policy *pol,
                           const struct sm_event *ev, struct sm_actions *act)
 {
   arm_delivery(dev, pol, ev);
-  act->dirty = true;
-  add_deliver(act);
-}
-
-/* The same again on the service's own account (ev->resend): the device
- * did nothing wrong, so its count stays; the wait starts afresh. */
-static void resend_delivery(struct sm_device *dev, const struct sm_policy *pol,
-                            const struct sm_event *ev, struct sm_actions *act)
-{
-  dev->next_attempt_at = ev->now_ms + pol->delivery_timeout_ms;
-  dev->updated_at = ev->now_ms;
   act->dirty = true;
   add_deliver(act);
 }
@@ -870,11 +862,7 @@ static lc_err on_timer(struct sm_device *dev, const struct sm_policy *pol,
     renew_abandon(dev, ev, act, "renew_rejected", "challenge_expired");
     return LC_OK;
   case SM_RENEW_DELIVERED:
-    if(ev->resend) {
-      resend_delivery(dev, pol, ev, act);
-      return LC_OK;
-    }
-    if(dev->deliveries >= pol->max_deliveries) {
+    if(!ev->resend && dev->deliveries >= pol->max_deliveries) {
       /* The certificate is issued and recorded; the device may still
        * fetch it (a new RenewRequest re-delivers). It keeps working on
        * its old one meanwhile. */
@@ -887,11 +875,7 @@ static lc_err on_timer(struct sm_device *dev, const struct sm_policy *pol,
     deliver_again(dev, pol, ev, act);
     return LC_OK;
   case SM_DELIVERED:
-    if(ev->resend) {
-      resend_delivery(dev, pol, ev, act);
-      return LC_OK;
-    }
-    if(dev->deliveries >= pol->max_deliveries) {
+    if(!ev->resend && dev->deliveries >= pol->max_deliveries) {
       lc_strlcpy(dev->reason, "delivery_timeout", sizeof(dev->reason));
       dev->next_attempt_at = 0;
       enter(dev, ev, act, SM_FAILED, "failed", CA_ROLE_OPERATIONAL,

@@ -21,7 +21,6 @@
 
 /* ---- configuration ------------------------------------------------------------ */
 
-
 /* 185 characters: "pkcs11_module=" and it make a line of 199. */
 #define LONG_VALUE_185                                                     \
   "/usr/lib/x86_64-linux-gnu/pkcs11/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
