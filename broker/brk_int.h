@@ -255,8 +255,8 @@ struct brk_dev {
   struct brk_dev *ca_next;               /* that FIFO */
   bool kick;                             /* fire TIMER now (resume) */
   bool resend;                           /* that TIMER is our own re-send
-                                            (re-drive, resume): uses up
-                                            no delivery (sm_event) */
+                                            (re-drive after a rolled-back
+                                            batch): uses up no delivery */
   uint64_t ca_order;                     /* its place in the adapter's FIFO
                                             (first come, first served),
                                             kept while the CA cannot be

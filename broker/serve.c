@@ -322,7 +322,6 @@ static lc_err resume_one(void *ctx, struct sm_device *sm)
     return rc;
   }
   d->kick = true;
-  d->resend = true; /* the restart is ours, not the device's silence */
   return LC_OK;
 }
 

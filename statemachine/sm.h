@@ -264,7 +264,7 @@ struct sm_event {
   uint64_t now_ms;               /* wall clock, supplied by the caller */
   uint32_t jitter;               /* random 0..999, for backoff */
   /* TIMER: the service's own re-send (after a batch it could not
-   * commit, or a restart), not the device's silence: in DELIVERED and
+   * commit), not the device's silence: in DELIVERED and
    * RENEW_DELIVERED it re-delivers without using up a delivery. */
   bool resend;
   const struct sm_request *req;

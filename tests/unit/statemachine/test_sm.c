@@ -412,8 +412,8 @@ static void test_delivery_timeouts_end_in_failed(void)
   sm_device_free(d);
 }
 
-/* A re-send of the service's own (a batch that could not commit, a
- * restart) is not the device's silence: however many, it keeps
+/* A re-send of the service's own (after a batch that could not
+ * commit) is not the device's silence: however many, it keeps
  * DELIVERED with its deliveries as they were, each one delivering;
  * the device's own timeouts still count (integration.store_full saw
  * devices FAILED while the disk was full: every rolled-back
