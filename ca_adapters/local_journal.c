@@ -78,7 +78,7 @@ struct ca__journal {
   uint64_t synced;        /* the journal is durable up to here */
   unsigned since_cover;   /* entries since `covered` last advanced */
   bool broken;            /* a line written but not indexed: no more
-                             issuance until a restart re-reads it */
+                             issuance until it is re-read (repair()) */
 };
 
 struct idx_hdr {
@@ -346,8 +346,13 @@ static lc_err idx_open(struct ca__journal *j)
   return idx_grow(j, CAP_MIN);
 }
 
-/* Index every line from `covered` on; cut a torn last line. */
-static lc_err journal_catch_up(struct ca__journal *j)
+/* Index every line from `covered` on; cut a torn last line. At open,
+ * `count_always`: a line the header does not cover may sit in a slot a
+ * killed process wrote without counting it. In a running process the
+ * count is exact, and only the line whose indexing failed is missing
+ * (repair()). */
+static lc_err journal_catch_up(struct ca__journal *j, bool count_always,
+                               const char *op)
 {
   char *buf = lc_malloc(LINE_MAX_BYTES + 1);
   if(!buf)
@@ -384,7 +389,7 @@ static lc_err journal_catch_up(struct ca__journal *j)
       rc = LC_EIO;
     }
     if(rc == LC_OK && key[0])
-      rc = idx_add(j, key, off, true);
+      rc = idx_add(j, key, off, count_always);
     json_decref(o);
     off += len + 1;
     added++;
@@ -393,9 +398,28 @@ static lc_err journal_catch_up(struct ca__journal *j)
   if(rc == LC_OK && added)
     rc = idx_cover(j);
   if(rc == LC_OK && added)
-    lc_log(LC_INFO, "ca", "ca=local op=journal_open dir=%s reread=%u", j->dir,
+    lc_log(LC_INFO, "ca", "ca=local op=%s dir=%s reread=%u", op, j->dir,
            added);
   return rc;
+}
+
+/* A line written but not indexed (the index could not grow: a full
+ * disk) stops issuance, or its key could be signed for twice. Each call
+ * tries the re-read a restart would do; once the disk takes it again,
+ * issuance goes on without a restart. Under j->mu. */
+static lc_err repair(struct ca__journal *j)
+{
+  if(!j->broken)
+    return LC_OK;
+  /* The re-read moves `covered` to the end: the lines it covers go to
+   * disk first, as before every idx_cover(). */
+  if(fdatasync(j->fd) != 0)
+    return io_fail("journal_sync", j->dir, JOURNAL_FILE);
+  j->synced = j->end;
+  if(journal_catch_up(j, false, "journal_repair") != LC_OK)
+    return LC_EIO;
+  j->broken = false;
+  return LC_OK;
 }
 
 lc_err ca__journal_open(const char *dir, struct ca__journal **out)
@@ -420,7 +444,7 @@ lc_err ca__journal_open(const char *dir, struct ca__journal **out)
   if(rc == LC_OK)
     rc = idx_open(j);
   if(rc == LC_OK)
-    rc = journal_catch_up(j);
+    rc = journal_catch_up(j, true, "journal_open");
   if(rc != LC_OK) {
     ca__journal_close(j);
     return rc;
@@ -468,8 +492,9 @@ lc_err ca__journal_find(struct ca__journal *j, const char *key,
   json_t *o = NULL;
   uint64_t off = 0, slot = 0;
   pthread_mutex_lock(&j->mu);
-  lc_err rc = j->broken ? LC_EIO
-                        : idx_find(j, key, key_tag(key), &off, &slot, &o);
+  lc_err rc = repair(j);
+  if(rc == LC_OK)
+    rc = idx_find(j, key, key_tag(key), &off, &slot, &o);
   pthread_mutex_unlock(&j->mu);
   if(rc != LC_OK || off == UINT64_MAX)
     return rc;
@@ -509,8 +534,9 @@ lc_err ca__journal_append(struct ca__journal *j, const char *key,
   }
   line[len] = '\n';                    /* over the NUL: one write() */
   pthread_mutex_lock(&j->mu);
-  ssize_t n = j->broken ? 0 : write(j->fd, line, len + 1);
-  if(j->broken) {
+  bool broken = repair(j) != LC_OK;
+  ssize_t n = broken ? 0 : write(j->fd, line, len + 1);
+  if(broken) {
     rc = LC_EIO;
   } else if(n != (ssize_t)(len + 1)) {
     rc = io_fail("journal_append", j->dir, JOURNAL_FILE);

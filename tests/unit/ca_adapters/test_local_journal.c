@@ -293,6 +293,68 @@ static void test_sync_only_for_local(void)
   jfx_done(&f);
 }
 
+/* The index cannot grow (its temporary file's name is taken, as a full
+ * disk refuses it): the line whose indexing failed is not returned, and
+ * nothing is issued while the index lags. Once the index can grow again
+ * the journal re-reads that line, without a restart: its key gets the
+ * certificate the journal holds (one line), and new keys are signed.
+ * (integration.store_full: a full disk during a growth left devices
+ * waiting in ISSUING until a restart.) */
+static void test_index_growth_failure_recovers(void)
+{
+  struct jfx f;
+  jfx_init(&f);
+  struct ca_csr *csr = tu_device_csr("SN-J6", NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csr);
+  char *blocker = tu_path(f.dir, "issued.idx.tmp");
+  CU_ASSERT_EQUAL_FATAL(mkdir(blocker, 0700), 0);
+  char key[32], failed_key[32] = "";
+  int issued = 0;
+  for(int i = 0; i < 4096 && !failed_key[0]; i++) {
+    snprintf(key, sizeof(key), "rq-grow-%d", i);
+    struct ca_request req = {key, CA_ROLE_OPERATIONAL, csr};
+    struct ca_result r;
+    memset(&r, 0, sizeof(r));
+    if(ca_submit(f.ca, &req, &r) == LC_OK && r.status == CA_ISSUED)
+      issued++;
+    else
+      snprintf(failed_key, sizeof(failed_key), "%s", key);
+    ca_result_cleanup(&r);
+  }
+  CU_ASSERT_FATAL(failed_key[0] != '\0');
+  CU_ASSERT_EQUAL(issued, 512); /* the index grows at half its 1,024 slots */
+  CU_ASSERT_EQUAL(journal_lines(&f, NULL), issued + 1);
+  /* While the index cannot grow: nothing issued, nothing written. */
+  struct ca_request other = {"rq-grow-other", CA_ROLE_OPERATIONAL, csr};
+  struct ca_result r;
+  memset(&r, 0, sizeof(r));
+  CU_ASSERT_EQUAL(ca_submit(f.ca, &other, &r), LC_EIO);
+  ca_result_cleanup(&r);
+  CU_ASSERT_EQUAL(journal_lines(&f, NULL), issued + 1);
+  /* Space again: the key whose line was written gets that line. */
+  CU_ASSERT_EQUAL(rmdir(blocker), 0);
+  struct ca_request again = {failed_key, CA_ROLE_OPERATIONAL, csr};
+  memset(&r, 0, sizeof(r));
+  CU_ASSERT_EQUAL(ca_submit(f.ca, &again, &r), LC_OK);
+  CU_ASSERT_EQUAL(r.status, CA_ISSUED);
+  CU_ASSERT_PTR_NOT_NULL(r.cert_pem);
+  ca_result_cleanup(&r);
+  CU_ASSERT_EQUAL(journal_lines(&f, NULL), issued + 1);
+  struct ca_result n = submit(&f, "rq-grow-after", CA_ROLE_OPERATIONAL, csr);
+  CU_ASSERT_EQUAL(n.status, CA_ISSUED);
+  ca_result_cleanup(&n);
+  CU_ASSERT_EQUAL(journal_lines(&f, NULL), issued + 2);
+  /* And the reopened journal agrees: every key once. */
+  jfx_reopen(&f);
+  struct ca_result o = submit(&f, failed_key, CA_ROLE_OPERATIONAL, csr);
+  CU_ASSERT_EQUAL(o.status, CA_ISSUED);
+  ca_result_cleanup(&o);
+  CU_ASSERT_EQUAL(journal_lines(&f, NULL), issued + 2);
+  free(blocker);
+  ca_csr_free(csr);
+  jfx_done(&f);
+}
+
 const struct lc_test local_journal_tests[] = {
   {"one key, one signature: the same certificate again, one journal line",
    test_same_key_same_certificate},
@@ -306,4 +368,6 @@ const struct lc_test local_journal_tests[] = {
    "signed", test_index_survives_repeated_kills},
   {"ca_local_sync: durable, and a no-op for nothing or no adapter",
    test_sync_only_for_local},
+  {"the index cannot grow: nothing issued; space again: the written line "
+   "is found, no restart", test_index_growth_failure_recovers},
   {NULL, NULL}};
