@@ -351,8 +351,7 @@ static lc_err idx_open(struct ca__journal *j)
  * killed process wrote without counting it. In a running process the
  * count is exact, and only the line whose indexing failed is missing
  * (repair()). */
-static lc_err journal_catch_up(struct ca__journal *j, bool count_always,
-                               const char *op)
+static lc_err journal_catch_up(struct ca__journal *j, bool count_always)
 {
   char *buf = lc_malloc(LINE_MAX_BYTES + 1);
   if(!buf)
@@ -398,8 +397,8 @@ static lc_err journal_catch_up(struct ca__journal *j, bool count_always,
   if(rc == LC_OK && added)
     rc = idx_cover(j);
   if(rc == LC_OK && added)
-    lc_log(LC_INFO, "ca", "ca=local op=%s dir=%s reread=%u", op, j->dir,
-           added);
+    lc_log(LC_INFO, "ca", "ca=local op=%s dir=%s reread=%u",
+           count_always ? "journal_open" : "journal_repair", j->dir, added);
   return rc;
 }
 
@@ -416,7 +415,7 @@ static lc_err repair(struct ca__journal *j)
   if(fdatasync(j->fd) != 0)
     return io_fail("journal_sync", j->dir, JOURNAL_FILE);
   j->synced = j->end;
-  if(journal_catch_up(j, false, "journal_repair") != LC_OK)
+  if(journal_catch_up(j, false) != LC_OK)
     return LC_EIO;
   j->broken = false;
   return LC_OK;
@@ -444,7 +443,7 @@ lc_err ca__journal_open(const char *dir, struct ca__journal **out)
   if(rc == LC_OK)
     rc = idx_open(j);
   if(rc == LC_OK)
-    rc = journal_catch_up(j, true, "journal_open");
+    rc = journal_catch_up(j, true);
   if(rc != LC_OK) {
     ca__journal_close(j);
     return rc;

@@ -434,16 +434,27 @@ static void check_line(const char *prefix, uint64_t n)
 /* Wait until `n` devices of `prefix` are PROVISIONED; false at the
  * timeout, or as soon as the simulator or linecert has exited (a line
  * that cannot finish fails now, not minutes later). */
+/* The simulator or linecert has exited: a line waited on cannot go on.
+ * Names which, for the caller's message. */
+static const char *line_stopped(struct lc_proc *sim)
+{
+  if(sim && lc_proc_exited(sim))
+    return "linecert-sim";
+  if(!T.rig.linecert || lc_proc_exited(T.rig.linecert))
+    return "linecert";
+  return NULL;
+}
+
 static bool wait_provisioned(const char *prefix, uint64_t n, int timeout_ms,
                              struct lc_proc *sim)
 {
   for(int waited = 0; waited <= timeout_ms; waited += 200) {
     if(rig_count(&T.rig, prefix, SM_PROVISIONED) >= n)
       return true;
-    if((sim && lc_proc_exited(sim)) || !T.rig.linecert ||
-       lc_proc_exited(T.rig.linecert)) {
+    const char *who = line_stopped(sim);
+    if(who) {
       fprintf(stderr, "remote_ca: %s stopped at %llu of %llu %s devices\n",
-              sim && lc_proc_exited(sim) ? "linecert-sim" : "linecert",
+              who,
               (unsigned long long)rig_count(&T.rig, prefix, SM_PROVISIONED),
               (unsigned long long)n, prefix);
       return false;
@@ -468,9 +479,9 @@ static bool wait_issue_calls(long n, int timeout_ms, struct lc_proc *sim)
   for(int waited = 0; waited <= timeout_ms; waited += 50) {
     if(emu_stat(T.emu, issue_stat()) >= n)
       return true;
-    if((sim && lc_proc_exited(sim)) || !T.rig.linecert ||
-       lc_proc_exited(T.rig.linecert)) {
-      fprintf(stderr, "remote_ca: stopped at %ld of %ld %s calls\n",
+    const char *who = line_stopped(sim);
+    if(who) {
+      fprintf(stderr, "remote_ca: %s stopped at %ld of %ld %s calls\n", who,
               emu_stat(T.emu, issue_stat()), n, T.ad->issue_op);
       return false;
     }

@@ -275,7 +275,8 @@ static void fill_hex(char *buf, char c)
 
 /* A device stored (and committed) in ISSUING_BOOTSTRAP, its retry time
  * passed: a timer scan fires it unless something holds it. */
-static void seed_issuing(const char *device)
+/* A device stored in ISSUING_BOOTSTRAP, as the loop then reads it. */
+static struct brk_dev *seed_issuing(const char *device)
 {
   struct sm_device *d = sm_device_new();
   CU_ASSERT_PTR_NOT_NULL_FATAL(d);
@@ -296,6 +297,9 @@ static void seed_issuing(const char *device)
   CU_ASSERT_EQUAL(sm_store_put_device(fx.fs.in, d), LC_OK);
   CU_ASSERT_EQUAL(sm_store_commit(fx.fs.in), LC_OK);
   sm_device_free(d);
+  struct brk_dev *bd = brk__device(&fx.b, GROUP, EDGE, device, false);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(bd);
+  return bd;
 }
 
 static enum sm_state stored_state(const char *device)
@@ -360,9 +364,7 @@ static void test_rolled_back_issue_is_redriven_and_not_issued_twice(void)
   fix_init();
   struct brk *b = &fx.b;
   struct brk_ca_slot *slot = &b->ca_slots[0];
-  seed_issuing("D1");
-  struct brk_dev *d = brk__device(b, GROUP, EDGE, "D1", false);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  struct brk_dev *d = seed_issuing("D1");
   d->ca_inflight = true; /* submitted after the commit of ISSUING */
   slot->inflight = 1;
 
@@ -445,9 +447,7 @@ static void test_local_storage_fault_spends_no_attempt(void)
   fix_init();
   struct brk *b = &fx.b;
   struct brk_ca_slot *slot = &b->ca_slots[0];
-  seed_issuing("D3");
-  struct brk_dev *d = brk__device(b, GROUP, EDGE, "D3", false);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  struct brk_dev *d = seed_issuing("D3");
   for(uint32_t i = 0; i < 2 * fx.cfg.policy.max_ca_attempts; i++) {
     d->ca_inflight = true;
     slot->inflight = 1;
