@@ -104,7 +104,14 @@ void brk__renew_request(struct brk *b, struct brk_dev *d, const char *pem)
   enum sm_state before = d->sm->state;
   rc = brk__apply(b, d, &ev);
   sm_cert_record_cleanup(&rec);
-  if(rc == LC_OK && d->sm->state == SM_RENEW_CHALLENGED) {
+  /* A repeated request keeps the open challenge: sent again, not a new
+   * one to count. */
+  bool again = rc == LC_OK && d->sm->state == SM_RENEW_CHALLENGED &&
+               memcmp(d->sm->renew.challenge, nonce, sizeof(nonce)) != 0;
+  if(again)
+    lc_log(LC_INFO, "renew", "dev=%s challenge=again role=%s", d->key,
+           ca_role_name(ev.role));
+  else if(rc == LC_OK && d->sm->state == SM_RENEW_CHALLENGED) {
     atomic_fetch_add(&b->stats.renew_challenges, 1);
     lc_log(LC_INFO, "renew", "dev=%s challenged role=%s from=%s", d->key,
            ca_role_name(ev.role), sm_state_name(before));

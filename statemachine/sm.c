@@ -926,6 +926,16 @@ static bool fpr_ok(const char *fpr)
   return fpr && strlen(fpr) == SM_FPR_HEX - 1;
 }
 
+/* An open challenge, unexpired, for the certificate presented again. */
+static bool challenge_still_open(const struct sm_device *dev,
+                                 const struct sm_event *ev)
+{
+  const struct sm_renewal *r = &dev->renew;
+  return r->challenge_open && ev->now_ms < r->challenge_expires_at &&
+         r->presented_role == ev->role &&
+         strcmp(r->presented_fpr, ev->fpr) == 0;
+}
+
 /* Step 2 of DESIGN §4.1: the presented certificate checked out; a new
  * challenge, bound to it, replaces any earlier one. */
 static lc_err on_renew_challenge(struct sm_device *dev,
@@ -937,7 +947,16 @@ static lc_err on_renew_challenge(struct sm_device *dev,
     return LC_EINVAL;
   switch(dev->state) {
   case SM_PROVISIONED:
+    break;
   case SM_RENEW_CHALLENGED:
+    if(challenge_still_open(dev, ev)) {
+      /* The same request again (a retransmission, or a restart of
+       * ours): the same challenge. A new nonce would turn the answer
+       * the device may have on its way into a challenge_signature
+       * refusal. */
+      (void)push_action(act, SM_ACT_CHALLENGE);
+      return LC_OK;
+    }
     break;
   case SM_RENEW_ISSUING:
     return LC_OK; /* the CA is working on it: nothing new to say */

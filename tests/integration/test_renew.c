@@ -141,12 +141,11 @@ static void answer(struct ep_edge *e, struct dev *d, EVP_PKEY *signer,
 }
 
 
-/* A full renewal presenting certificate `role` of d; d takes the new
- * key and certificate. */
-static void renew_ok(struct rig *r, struct ep_edge *e, struct dev *d, int role)
+/* Steps 3 to 5 of a renewal presenting certificate `role` of d, whose
+ * challenge is `nonce`; d takes the new key and certificate. */
+static void renew_answered(struct rig *r, struct ep_edge *e, struct dev *d,
+                           int role, const uint8_t nonce[32])
 {
-  uint8_t nonce[32];
-  CU_ASSERT_TRUE_FATAL(ask(e, d, d->cert[role], nonce));
   EVP_PKEY *nk = EVP_EC_gen("P-256");
   struct ep_dcmd c;
   char *csr = NULL;
@@ -164,6 +163,14 @@ static void renew_ok(struct rig *r, struct ep_edge *e, struct dev *d, int role)
   EVP_PKEY_free(d->key[1]);
   d->key[1] = nk;
   memcpy(d->cert[1], c.pem[1], sizeof(d->cert[1]));
+}
+
+/* A full renewal presenting certificate `role` of d. */
+static void renew_ok(struct rig *r, struct ep_edge *e, struct dev *d, int role)
+{
+  uint8_t nonce[32];
+  CU_ASSERT_TRUE_FATAL(ask(e, d, d->cert[role], nonce));
+  renew_answered(r, e, d, role, nonce);
 }
 
 /* A self-signed certificate with the device's CN: a foreign CA's. */
@@ -299,8 +306,16 @@ static void test_renew_with_operational_and_refusals(void)
   expect_status(&e, a.ep.id, "REJECTED:renew_unknown_cert");
   /* The device keeps working with what it has: it renews again. */
   renew_ok(&r, &e, &a, 1);
-  /* Three renewed; one refused as foreign, counted and shown. */
-  check_counts(3, "renew_foreign_ca", 1);
+  /* Its RenewRequest retransmitted before its answer went out (it had
+   * not heard the challenge yet): the same challenge again, so the
+   * answer to either copy is taken. */
+  CU_ASSERT_TRUE_FATAL(ask(&e, &a, a.cert[1], nonce));
+  ep_ddata_renew_request(&e, &a.ep, a.cert[1]);
+  CU_ASSERT_TRUE_FATAL(ep_wait_dcmd(&e, a.ep.id, &c, NULL));
+  CU_ASSERT_TRUE(c.has_challenge && memcmp(c.challenge, nonce, 32) == 0);
+  renew_answered(&r, &e, &a, 1, nonce);
+  /* Four renewed; one refused as foreign, counted and shown. */
+  check_counts(4, "renew_foreign_ca", 1);
   http_port = 0;
 
   CU_ASSERT_TRUE(rig_check_audit(&r) > 0);

@@ -134,9 +134,9 @@ static void renew_rejected_locked(struct sim_device *d, const char *status,
   if(d->state != SIM_DEV_WAITING)
     return; /* an answer to a repeated request: the first counted */
   /* A repeated RenewRequest (a lost answer, a restart of linecert) gets
-   * a new challenge, and the device answers each: linecert takes one and
-   * refuses the others as replayed. Not the outcome while an answer of
-   * ours is still open. */
+   * the open challenge again, and the device answers each copy: linecert
+   * takes one and refuses the others as replayed. Not the outcome while
+   * an answer of ours is still open. */
   if(d->rkind == SIM_RK_NORMAL && d->rn_answers > 1 &&
      equals(status, len, "REJECTED:challenge_replayed")) {
     d->rn_answers--;

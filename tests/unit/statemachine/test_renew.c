@@ -243,6 +243,48 @@ static void test_challenge_expires_on_timer(void)
   sm_device_free(d);
 }
 
+/* A RenewRequest repeated while its challenge is open (the device did
+ * not hear the challenge yet and retransmits, or linecert restarted) is
+ * answered with the same challenge: a new nonce would turn the answer
+ * already on its way into a challenge_signature refusal. Another
+ * certificate, or a challenge past its time, gets a new one. */
+static void test_repeated_request_same_challenge(void)
+{
+  struct sm_device *d = provisioned(0);
+  struct sm_actions act;
+  CU_ASSERT_EQUAL(challenge(d, CA_ROLE_OPERATIONAL, CERT_O, &act), LC_OK);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_AUDIT), 1);
+  static const uint8_t other[SM_CHALLENGE_LEN] = {9, 9, 9};
+  struct sm_event again = {.kind = SM_EV_RENEW_CHALLENGE,
+                           .role = CA_ROLE_OPERATIONAL, .fpr = CERT_O,
+                           .challenge = other, .now_ms = T0 + 2000,
+                           .expires_at = T0 + 302000};
+  CU_ASSERT_EQUAL(step(d, again, &act), LC_OK);
+  CU_ASSERT_EQUAL(d->state, SM_RENEW_CHALLENGED);
+  CU_ASSERT_EQUAL(memcmp(d->renew.challenge, nonce, SM_CHALLENGE_LEN), 0);
+  CU_ASSERT_EQUAL(d->renew.challenge_expires_at, T0 + 300000);
+  /* Sent again, nothing recorded: the state did not change. */
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_CHALLENGE), 1);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_AUDIT), 0);
+  /* The bootstrap certificate presented instead: a new challenge. */
+  struct sm_event boot = again;
+  boot.role = CA_ROLE_BOOTSTRAP;
+  boot.fpr = CERT_B;
+  CU_ASSERT_EQUAL(step(d, boot, &act), LC_OK);
+  CU_ASSERT_EQUAL(memcmp(d->renew.challenge, other, SM_CHALLENGE_LEN), 0);
+  CU_ASSERT_STRING_EQUAL(d->renew.presented_fpr, CERT_B);
+  CU_ASSERT_EQUAL(count_kind(&act, SM_ACT_AUDIT), 1);
+  /* Past its expiry (its timer not yet fired): a new one too. */
+  static const uint8_t late[SM_CHALLENGE_LEN] = {7, 7, 7};
+  boot.challenge = late;
+  boot.now_ms = T0 + 302000;
+  boot.expires_at = T0 + 602000;
+  CU_ASSERT_EQUAL(step(d, boot, &act), LC_OK);
+  CU_ASSERT_EQUAL(memcmp(d->renew.challenge, late, SM_CHALLENGE_LEN), 0);
+  CU_ASSERT_EQUAL(d->renew.challenge_expires_at, T0 + 602000);
+  sm_device_free(d);
+}
+
 static void test_refusal_consumes_challenge(void)
 {
   struct sm_device *d = provisioned(0);
@@ -398,6 +440,8 @@ const struct lc_test renew_tests[] = {
    test_sparkplug_issue_needs_a_challenge},
   {"an unanswered challenge expires back to PROVISIONED",
    test_challenge_expires_on_timer},
+  {"a repeated RenewRequest gets the open challenge again, not a new one",
+   test_repeated_request_same_challenge},
   {"a refused answer uses up the challenge",
    test_refusal_consumes_challenge},
   {"a CA rejection leaves the old certificates and key",
