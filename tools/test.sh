@@ -15,8 +15,9 @@ echo "== check layering"
 
 jobs=$(nproc 2>/dev/null || echo 2)
 # Two test slots per core: most tests wait (on Mosquitto, linecert, a CA
-# emulator) far more than they compute; the CPU-bound ones and the line
-# tests run at most two at a time (tests/CMakeLists.txt, schedule).
+# emulator) far more than they compute; the CPU-bound ones run at most
+# two at a time and the line tests three (tests/resources.json, and the
+# schedule in tests/CMakeLists.txt).
 test_jobs=$((2 * jobs))
 
 configure() {
