@@ -137,7 +137,7 @@ static void metrics_lifecycle(struct text *t, struct brk *b)
     text_add(t, "%llu\n", C(renew_rejected[i]));
   }
   counter(t, "linecert_renew_challenges_total",
-          "renewal challenges sent (Sparkplug)", C(renew_challenges));
+          "renewal challenges made (Sparkplug)", C(renew_challenges));
   counter(t, "linecert_renew_notices_total",
           "RENEWAL_NEEDED notices sent (renewal before expiry)",
           C(renew_notices));
