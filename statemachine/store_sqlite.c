@@ -2777,11 +2777,17 @@ static lc_err read_user_version(sqlite3 *db, int *out)
 static lc_err configure_rw(sqlite3 *db)
 {
   /* Only a new file takes it (before WAL writes the header); an existing
-   * one keeps its size. A provisioned device row is 4-6 KB of PEM: at
-   * 16 KiB it fits one page instead of spilling to overflow pages, which
-   * cut CPU per group-committed transition from ~45 to ~28 us and
-   * doubled its rate in bench_store. */
-  lc_err err = exec_sql(db, "PRAGMA page_size=16384", "open.page_size");
+   * one keeps its size. 4 KiB: since schema v9 a device row is ~600 B
+   * and each PEM a row of its own, so nothing needs a large page, and a
+   * commit writes whole pages. A line's commits touch a page or two of
+   * each index at random keys (fingerprints), so at 16 KiB a small
+   * commit wrote four times the bytes it changed, and the loop waited on
+   * the sync. At 1,000 devices/s (bench/line.sh --rate 1000, six rounds
+   * in random order against 16 KiB) p99 DBIRTH->DCMD fell from 56-166
+   * to 39-59 ms and the WAL written per device by half; unpaced, and on
+   * a store of 100,000 devices, rate and CPU per device stayed within
+   * the noise. */
+  lc_err err = exec_sql(db, "PRAGMA page_size=4096", "open.page_size");
   if(err != LC_OK)
     return err;
   char mode[16];

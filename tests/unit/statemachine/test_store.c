@@ -1249,6 +1249,28 @@ static void test_meta_upsert(void)
   fx_close(&f);
 }
 
+/* A store made with 16 KiB pages (before session 11) keeps them: only a
+ * new file takes the page size, and a store of any page size opens. */
+static void test_existing_page_size_is_kept(void)
+{
+  struct fx f;
+  fx_mkdir(&f);
+  raw_exec(f.path, "PRAGMA page_size=16384; CREATE TABLE x(a); "
+                   "DROP TABLE x;");
+  CU_ASSERT_EQUAL_FATAL(sm_store_open_sqlite(f.path, SM_STORE_RW, &f.st),
+                        LC_OK);
+  struct sm_device *d = full_device("D1"), *back = NULL;
+  put_committed(f.st, d);
+  fx_reopen(&f, SM_STORE_RW);
+  CU_ASSERT_EQUAL(get(&f, "D1", &back), LC_OK);
+  sm_device_free(back);
+  sm_device_free(d);
+  char v[16];
+  raw_text(f.path, "PRAGMA page_size", v, sizeof(v));
+  CU_ASSERT_STRING_EQUAL(v, "16384");
+  fx_close(&f);
+}
+
 static void test_schema_version_and_no_remigration(void)
 {
   struct fx f;
@@ -1259,7 +1281,7 @@ static void test_schema_version_and_no_remigration(void)
   raw_text(f.path, "PRAGMA journal_mode", v, sizeof(v));
   CU_ASSERT_STRING_EQUAL(v, "wal");
   raw_text(f.path, "PRAGMA page_size", v, sizeof(v));
-  CU_ASSERT_STRING_EQUAL(v, "16384");
+  CU_ASSERT_STRING_EQUAL(v, "4096");
   struct sm_device *d = full_device("D1"), *back = NULL;
   put_committed(f.st, d);
   /* v1 creates its tables without IF NOT EXISTS: running it again on
@@ -2400,8 +2422,10 @@ const struct lc_test store_tests[] = {
    test_tickets_migrate_from_v2},
   {"CA tickets: four threads write through one handle",
    test_tickets_many_threads},
-  {"new store is schema 8, WAL, 16 KiB pages; reopen does not migrate",
+  {"new store is schema 9, WAL, 4 KiB pages; reopen does not migrate",
    test_schema_version_and_no_remigration},
+  {"a store made with 16 KiB pages keeps them and opens",
+   test_existing_page_size_is_kept},
   {"schema newer than this build is refused", test_newer_schema_refused},
   {"trust bundles: history, previous, rollback, acknowledgements",
    test_trust_history_rollback_and_acks},
