@@ -937,7 +937,8 @@ static bool challenge_still_open(const struct sm_device *dev,
 }
 
 /* Step 2 of DESIGN §4.1: the presented certificate checked out; a new
- * challenge, bound to it, replaces any earlier one. */
+ * challenge, bound to it, replaces any earlier one, unless that one is
+ * still open for the same certificate (then it is sent again). */
 static lc_err on_renew_challenge(struct sm_device *dev,
                                  const struct sm_policy *pol,
                                  const struct sm_event *ev,
