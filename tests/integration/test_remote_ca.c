@@ -431,9 +431,6 @@ static void check_line(const char *prefix, uint64_t n)
   CU_ASSERT_EQUAL(check_ca_once(prefix, n), n);
 }
 
-/* Wait until `n` devices of `prefix` are PROVISIONED; false at the
- * timeout, or as soon as the simulator or linecert has exited (a line
- * that cannot finish fails now, not minutes later). */
 /* The simulator or linecert has exited: a line waited on cannot go on.
  * Names which, for the caller's message. */
 static const char *line_stopped(struct lc_proc *sim)
@@ -445,6 +442,9 @@ static const char *line_stopped(struct lc_proc *sim)
   return NULL;
 }
 
+/* Wait until `n` devices of `prefix` are PROVISIONED; false at the
+ * timeout, or as soon as the simulator or linecert has exited (a line
+ * that cannot finish fails now, not minutes later). */
 static bool wait_provisioned(const char *prefix, uint64_t n, int timeout_ms,
                              struct lc_proc *sim)
 {
@@ -454,8 +454,7 @@ static bool wait_provisioned(const char *prefix, uint64_t n, int timeout_ms,
     const char *who = line_stopped(sim);
     if(who) {
       fprintf(stderr, "remote_ca: %s stopped at %llu of %llu %s devices\n",
-              who,
-              (unsigned long long)rig_count(&T.rig, prefix, SM_PROVISIONED),
+              who, (unsigned long long)rig_count(&T.rig, prefix, SM_PROVISIONED),
               (unsigned long long)n, prefix);
       return false;
     }

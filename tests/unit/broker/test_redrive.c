@@ -274,8 +274,8 @@ static void fill_hex(char *buf, char c)
 }
 
 /* A device stored (and committed) in ISSUING_BOOTSTRAP, its retry time
- * passed: a timer scan fires it unless something holds it. */
-/* A device stored in ISSUING_BOOTSTRAP, as the loop then reads it. */
+ * passed: a timer scan fires it unless something holds it. Returns the
+ * loop's copy of it. */
 static struct brk_dev *seed_issuing(const char *device)
 {
   struct sm_device *d = sm_device_new();

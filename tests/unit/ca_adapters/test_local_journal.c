@@ -333,9 +333,7 @@ static void test_index_growth_failure_recovers(void)
   CU_ASSERT_EQUAL(journal_lines(&f, NULL), issued + 1);
   /* Space again: the key whose line was written gets that line. */
   CU_ASSERT_EQUAL(rmdir(blocker), 0);
-  struct ca_request again = {failed_key, CA_ROLE_OPERATIONAL, csr};
-  memset(&r, 0, sizeof(r));
-  CU_ASSERT_EQUAL(ca_submit(f.ca, &again, &r), LC_OK);
+  r = submit(&f, failed_key, CA_ROLE_OPERATIONAL, csr);
   CU_ASSERT_EQUAL(r.status, CA_ISSUED);
   CU_ASSERT_PTR_NOT_NULL(r.cert_pem);
   ca_result_cleanup(&r);
